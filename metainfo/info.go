@@ -1,0 +1,323 @@
+package metainfo
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strings"
+
+	bencode "github.com/jackpal/bencode-go"
+)
+
+// Limits enforced on the info dictionary.
+const (
+	MinPieceLength = 1         // bytes
+	MaxPieceLength = 256 << 20 // 256 MiB
+	// MaxComponentLen is the longest accepted path component or name in
+	// bytes (NAME_MAX on Linux and most file systems).
+	MaxComponentLen = 255
+)
+
+// File is one file of a torrent.
+type File struct {
+	// Path components, validated: none empty, none "." or "..", no '/',
+	// '\\' or NUL inside. For a single-file torrent it is []string{Name}.
+	Path []string
+	// Length in bytes (>= 0).
+	Length int64
+	// Offset of the file's first byte in the torrent's concatenated data.
+	Offset int64
+	// Attr is the BEP 47 attribute string ("p" = padding file, "x", "h",
+	// "l"), empty when absent.
+	Attr string
+}
+
+// IsPad reports whether the file is a BEP 47 padding file (all zeros; a
+// client need not store it).
+func (f File) IsPad() bool { return strings.IndexByte(f.Attr, 'p') >= 0 }
+
+// Info is the validated content of a torrent's info dictionary.
+type Info struct {
+	Name        string
+	PieceLength int64
+	Pieces      []byte // concatenated 20-byte SHA-1 hashes
+	Length      int64  // total bytes
+	Files       []File // ALWAYS non-empty; single-file torrent => one File{Path: []string{Name}}
+	MultiFile   bool   // true if the info dict had "files" (output goes under Name/)
+	Private     bool
+}
+
+// ParseInfo parses and validates raw, the exact bencoded bytes of an info
+// dictionary (as in a .torrent file or received with BEP 9).
+func ParseInfo(raw []byte) (*Info, error) {
+	if _, _, err := scanDocument(raw, ""); err != nil {
+		return nil, err
+	}
+	v, err := bencode.Decode(bytes.NewReader(raw))
+	if err != nil { // cannot happen after a successful scan; keep it safe
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	d, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: info is not a dictionary", ErrInvalid)
+	}
+	return infoFromDict(d)
+}
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// typeName names a decoded bencode value's type for error messages.
+func typeName(v any) string {
+	switch v.(type) {
+	case int64:
+		return "integer"
+	case string:
+		return "string"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "dictionary"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func getInt(d map[string]any, key, ctx string, required bool) (int64, bool, error) {
+	v, ok := d[key]
+	if !ok {
+		if required {
+			return 0, false, invalidf("%s: missing %q", ctx, key)
+		}
+		return 0, false, nil
+	}
+	n, ok := v.(int64)
+	if !ok {
+		return 0, false, invalidf("%s: %q is a %s, want integer", ctx, key, typeName(v))
+	}
+	return n, true, nil
+}
+
+func getString(d map[string]any, key, ctx string, required bool) (string, bool, error) {
+	v, ok := d[key]
+	if !ok {
+		if required {
+			return "", false, invalidf("%s: missing %q", ctx, key)
+		}
+		return "", false, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", false, invalidf("%s: %q is a %s, want string", ctx, key, typeName(v))
+	}
+	return s, true, nil
+}
+
+// getStringList reads a list of strings.
+func getStringList(v any, ctx string) ([]string, error) {
+	l, ok := v.([]any)
+	if !ok {
+		return nil, invalidf("%s is a %s, want list", ctx, typeName(v))
+	}
+	out := make([]string, len(l))
+	for i, e := range l {
+		s, ok := e.(string)
+		if !ok {
+			return nil, invalidf("%s[%d] is a %s, want string", ctx, i, typeName(e))
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// validComponent checks one path component (or the torrent name).
+func validComponent(c string) error {
+	switch {
+	case c == "":
+		return fmt.Errorf("empty")
+	case c == "." || c == "..":
+		return fmt.Errorf("%q is not allowed", c)
+	case strings.ContainsAny(c, "/\\\x00"):
+		return fmt.Errorf("%q contains '/', '\\' or NUL", c)
+	case len(c) > MaxComponentLen:
+		return fmt.Errorf("%d bytes long, limit %d", len(c), MaxComponentLen)
+	}
+	return nil
+}
+
+func infoFromDict(d map[string]any) (*Info, error) {
+	const ctx = "info"
+	info := &Info{}
+
+	name, _, err := getString(d, "name", ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	if u, ok, err := getString(d, "name.utf-8", ctx, false); err != nil {
+		return nil, err
+	} else if ok {
+		name = u
+	}
+	if err := validComponent(name); err != nil {
+		return nil, invalidf("info: name: %v", err)
+	}
+	info.Name = name
+
+	pl, _, err := getInt(d, "piece length", ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	if pl < MinPieceLength || pl > MaxPieceLength {
+		return nil, invalidf("info: piece length %d outside [%d, %d]", pl, MinPieceLength, MaxPieceLength)
+	}
+	info.PieceLength = pl
+
+	pieces, _, err := getString(d, "pieces", ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(pieces) == 0 || len(pieces)%20 != 0 {
+		return nil, invalidf("info: pieces length %d is not a positive multiple of 20", len(pieces))
+	}
+	info.Pieces = []byte(pieces)
+
+	if p, ok, err := getInt(d, "private", ctx, false); err != nil {
+		return nil, err
+	} else if ok {
+		if p != 0 && p != 1 {
+			return nil, invalidf("info: private is %d, want 0 or 1", p)
+		}
+		info.Private = p == 1
+	}
+
+	filesV, hasFiles := d["files"]
+	length, hasLength, err := getInt(d, "length", ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case hasFiles && hasLength:
+		return nil, invalidf("info: has both \"length\" and \"files\"")
+	case !hasFiles && !hasLength:
+		return nil, invalidf("info: missing \"length\" or \"files\"")
+	case hasLength:
+		if length < 0 {
+			return nil, invalidf("info: negative length %d", length)
+		}
+		info.Files = []File{{Path: []string{name}, Length: length}}
+		info.Length = length
+	default:
+		info.MultiFile = true
+		if info.Files, info.Length, err = parseFiles(filesV); err != nil {
+			return nil, err
+		}
+	}
+	if info.Length == 0 {
+		return nil, invalidf("info: total length is zero")
+	}
+	want := info.Length / pl
+	if info.Length%pl != 0 {
+		want++
+	}
+	if got := int64(len(pieces) / 20); got != want {
+		return nil, invalidf("info: %d piece hashes for %d bytes in %d-byte pieces (want %d)", got, info.Length, pl, want)
+	}
+	return info, nil
+}
+
+func parseFiles(v any) ([]File, int64, error) {
+	l, ok := v.([]any)
+	if !ok {
+		return nil, 0, invalidf("info: \"files\" is a %s, want list", typeName(v))
+	}
+	if len(l) == 0 {
+		return nil, 0, invalidf("info: \"files\" is empty")
+	}
+	files := make([]File, len(l))
+	var total int64
+	for i, e := range l {
+		ctx := fmt.Sprintf("info: files[%d]", i)
+		fd, ok := e.(map[string]any)
+		if !ok {
+			return nil, 0, invalidf("%s is a %s, want dictionary", ctx, typeName(e))
+		}
+		n, _, err := getInt(fd, "length", ctx, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		if n < 0 {
+			return nil, 0, invalidf("%s: negative length %d", ctx, n)
+		}
+		if total > math.MaxInt64-n {
+			return nil, 0, invalidf("%s: total length overflows", ctx)
+		}
+		pv, ok := fd["path.utf-8"]
+		key := "path.utf-8"
+		if !ok {
+			pv, ok = fd["path"]
+			key = "path"
+		}
+		if !ok {
+			return nil, 0, invalidf("%s: missing \"path\"", ctx)
+		}
+		path, err := getStringList(pv, ctx+": "+key)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(path) == 0 {
+			return nil, 0, invalidf("%s: empty path", ctx)
+		}
+		for j, c := range path {
+			if err := validComponent(c); err != nil {
+				return nil, 0, invalidf("%s: %s[%d]: %v", ctx, key, j, err)
+			}
+		}
+		attr, _, err := getString(fd, "attr", ctx, false)
+		if err != nil {
+			return nil, 0, err
+		}
+		files[i] = File{Path: path, Length: n, Offset: total, Attr: attr}
+		total += n
+	}
+	if err := checkCollisions(files); err != nil {
+		return nil, 0, err
+	}
+	return files, total, nil
+}
+
+// checkCollisions rejects two files with the same path and a file whose path
+// is a directory of another file. Padding files (BEP 47) of equal length may
+// share a path: hybrid torrents reuse ".pad/N" names and their content is
+// all zeros either way.
+func checkCollisions(files []File) error {
+	byPath := make(map[string]int, len(files))
+	dirs := make(map[string]int)
+	for i, f := range files {
+		full := strings.Join(f.Path, "/") // safe: components contain no '/'
+		if j, ok := byPath[full]; ok {
+			g := files[j]
+			if f.IsPad() && g.IsPad() && f.Length == g.Length {
+				continue
+			}
+			return invalidf("info: files[%d] and files[%d] have the same path %q", j, i, full)
+		}
+		if j, ok := dirs[full]; ok {
+			return invalidf("info: files[%d] path %q is a directory of files[%d]", i, full, j)
+		}
+		p := ""
+		for k, c := range f.Path[:len(f.Path)-1] {
+			if k > 0 {
+				p += "/"
+			}
+			p += c
+			if j, ok := byPath[p]; ok {
+				return invalidf("info: files[%d] path %q is a directory of files[%d]", j, p, i)
+			}
+			if _, ok := dirs[p]; !ok {
+				dirs[p] = i
+			}
+		}
+		byPath[full] = i
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package metainfo
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// MaxDepth is the deepest nesting of lists and dictionaries the scanner
+// accepts. Real torrents nest at most 4 or 5 levels.
+const MaxDepth = 64
+
+// scanner is a strict bencode validator over an in-memory buffer. It never
+// allocates per value except when a dictionary's keys are out of order (then
+// it builds a set once to detect duplicates).
+type scanner struct {
+	data  []byte
+	pos   int
+	depth int
+}
+
+func (s *scanner) errorf(format string, args ...any) error {
+	return fmt.Errorf("%w: at offset %d: %s", ErrMalformed, s.pos, fmt.Sprintf(format, args...))
+}
+
+// span is a half-open byte range [start, end) inside the scanned data.
+type span struct{ start, end int }
+
+// scanDocument validates that data is exactly one bencoded dictionary with
+// nothing after it, and returns the span of the value of each top-level key
+// listed in want (missing keys have a zero span with found=false).
+func scanDocument(data []byte, want string) (sp span, found bool, err error) {
+	s := &scanner{data: data}
+	if len(data) == 0 {
+		return span{}, false, s.errorf("empty input")
+	}
+	if data[0] != 'd' {
+		return span{}, false, s.errorf("top-level value is not a dictionary")
+	}
+	err = s.dict(func(key []byte, start, end int) {
+		if string(key) == want {
+			sp, found = span{start, end}, true
+		}
+	})
+	if err != nil {
+		return span{}, false, err
+	}
+	if s.pos != len(data) {
+		return span{}, false, s.errorf("%d bytes of trailing garbage", len(data)-s.pos)
+	}
+	return sp, found, nil
+}
+
+// value scans one value of any type at s.pos.
+func (s *scanner) value() error {
+	if s.pos >= len(s.data) {
+		return s.errorf("unexpected end of input")
+	}
+	switch c := s.data[s.pos]; {
+	case c == 'i':
+		_, err := s.integer()
+		return err
+	case c == 'l':
+		return s.list()
+	case c == 'd':
+		return s.dict(nil)
+	case c >= '0' && c <= '9':
+		_, _, err := s.str()
+		return err
+	default:
+		return s.errorf("unexpected byte %q", c)
+	}
+}
+
+// integer scans i<digits>e and returns its value.
+func (s *scanner) integer() (int64, error) {
+	s.pos++ // 'i'
+	neg := false
+	if s.pos < len(s.data) && s.data[s.pos] == '-' {
+		neg = true
+		s.pos++
+	}
+	start := s.pos
+	var v uint64
+	for s.pos < len(s.data) && s.data[s.pos] >= '0' && s.data[s.pos] <= '9' {
+		d := uint64(s.data[s.pos] - '0')
+		if v > (1<<63)/10 || v*10+d > 1<<63 {
+			return 0, s.errorf("integer overflows 64 bits")
+		}
+		v = v*10 + d
+		s.pos++
+	}
+	n := s.pos - start
+	switch {
+	case s.pos >= len(s.data):
+		return 0, s.errorf("unterminated integer")
+	case n == 0:
+		return 0, s.errorf("integer without digits")
+	case s.data[s.pos] != 'e':
+		return 0, s.errorf("unexpected byte %q in integer", s.data[s.pos])
+	case n > 1 && s.data[start] == '0':
+		return 0, s.errorf("integer with leading zero")
+	case neg && v == 0:
+		return 0, s.errorf("negative zero")
+	case !neg && v == 1<<63:
+		return 0, s.errorf("integer overflows 64 bits")
+	}
+	s.pos++ // 'e'
+	if neg {
+		return -int64(v), nil // v == 1<<63 wraps to MinInt64, which is right
+	}
+	return int64(v), nil
+}
+
+// str scans <len>:<bytes> and returns the span of the bytes.
+func (s *scanner) str() (start, end int, err error) {
+	begin := s.pos
+	n := 0
+	for s.pos < len(s.data) && s.data[s.pos] >= '0' && s.data[s.pos] <= '9' {
+		n = n*10 + int(s.data[s.pos]-'0')
+		if n > len(s.data) {
+			return 0, 0, s.errorf("string length past end of input")
+		}
+		s.pos++
+	}
+	switch {
+	case s.pos >= len(s.data):
+		return 0, 0, s.errorf("unterminated string length")
+	case s.data[s.pos] != ':':
+		return 0, 0, s.errorf("unexpected byte %q in string length", s.data[s.pos])
+	case s.pos-begin > 1 && s.data[begin] == '0':
+		return 0, 0, s.errorf("string length with leading zero")
+	}
+	s.pos++ // ':'
+	if n > len(s.data)-s.pos {
+		return 0, 0, s.errorf("string length %d past end of input", n)
+	}
+	start = s.pos
+	s.pos += n
+	return start, s.pos, nil
+}
+
+func (s *scanner) enter() error {
+	s.depth++
+	if s.depth > MaxDepth {
+		return s.errorf("nesting deeper than %d", MaxDepth)
+	}
+	return nil
+}
+
+func (s *scanner) list() error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	s.pos++ // 'l'
+	for {
+		if s.pos >= len(s.data) {
+			return s.errorf("unterminated list")
+		}
+		if s.data[s.pos] == 'e' {
+			s.pos++
+			s.depth--
+			return nil
+		}
+		if err := s.value(); err != nil {
+			return err
+		}
+	}
+}
+
+// dict scans a dictionary; visit (if non-nil) sees each key and the span of
+// its value.
+func (s *scanner) dict(visit func(key []byte, start, end int)) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	dictStart := s.pos
+	s.pos++ // 'd'
+	var prev []byte
+	havePrev := false
+	var seen map[string]struct{} // built only once keys are found out of order
+	for {
+		if s.pos >= len(s.data) {
+			return s.errorf("unterminated dictionary")
+		}
+		if s.data[s.pos] == 'e' {
+			s.pos++
+			s.depth--
+			return nil
+		}
+		if c := s.data[s.pos]; c < '0' || c > '9' {
+			return s.errorf("dictionary key is not a string")
+		}
+		keyPos := s.pos
+		ks, ke, err := s.str()
+		if err != nil {
+			return err
+		}
+		key := s.data[ks:ke]
+		switch {
+		case seen != nil:
+			if _, dup := seen[string(key)]; dup {
+				s.pos = keyPos
+				return s.errorf("duplicate dictionary key %q", key)
+			}
+			seen[string(key)] = struct{}{}
+		case !havePrev || bytes.Compare(key, prev) > 0:
+			prev, havePrev = key, true
+		default:
+			// Out of order (or equal): fall back to a set of all keys so far.
+			seen = s.keysBetween(dictStart, keyPos)
+			if _, dup := seen[string(key)]; dup {
+				s.pos = keyPos
+				return s.errorf("duplicate dictionary key %q", key)
+			}
+			seen[string(key)] = struct{}{}
+		}
+		vs := s.pos
+		if err := s.value(); err != nil {
+			return err
+		}
+		if visit != nil {
+			visit(key, vs, s.pos)
+		}
+	}
+}
+
+// keysBetween re-reads the already validated dictionary entries between
+// dictStart (the 'd') and end (the start of a key) and returns their keys.
+func (s *scanner) keysBetween(dictStart, end int) map[string]struct{} {
+	r := &scanner{data: s.data[:end], pos: dictStart + 1, depth: -1 << 30}
+	keys := make(map[string]struct{})
+	for r.pos < end {
+		ks, ke, err := r.str()
+		if err != nil {
+			break // cannot happen: the bytes were validated
+		}
+		keys[string(s.data[ks:ke])] = struct{}{}
+		if r.value() != nil {
+			break
+		}
+	}
+	return keys
+}
