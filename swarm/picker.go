@@ -1,0 +1,554 @@
+package swarm
+
+import (
+	"math/rand/v2"
+)
+
+// peerKey identifies a peer connection inside one peer swarm. The picker
+// never dereferences it; it only remembers who requested and who delivered.
+type peerKey int32
+
+const noPeer peerKey = -1
+
+// maxDup is the largest number of peers one block may be requested from at
+// once (only in end game; otherwise a block has at most one requester).
+const maxDup = 3
+
+// pieceState is the picker's view of a piece.
+type pieceState uint8
+
+const (
+	pieceMissing   pieceState = iota // not held, not being downloaded
+	pieceActive                      // some blocks requested or received
+	pieceVerifying                   // every block received, hash pending
+	pieceDone                        // verified (held by us)
+)
+
+// Block names one block request: a piece, the block's offset and length.
+type Block struct {
+	Piece  int
+	Begin  int
+	Length int
+}
+
+type blockState struct {
+	received bool
+	nreq     int8
+	reqBy    [maxDup]peerKey
+	from     peerKey // who delivered it (hash-fail accounting)
+}
+
+type activePiece struct {
+	index       int
+	blocks      []blockState
+	received    int
+	unrequested int
+}
+
+// PickerConfig sizes the picker.
+type pickerGeometry struct {
+	NumPieces   int
+	PieceLength int64 // nominal piece length
+	TotalLength int64 // torrent length (last piece may be short)
+	BlockSize   int
+}
+
+// Picker is the passive piece and block picker of one peer swarm:
+// rarest-first with random tie-break, priority for partially downloaded
+// pieces, per-peer availability, leases and end game. It has no goroutines
+// and does no I/O; its owner calls it from one goroutine.
+type Picker struct {
+	g      pickerGeometry
+	state  []pieceState
+	leased []bool
+	avail  []int32 // peers announcing the piece (besides have-all peers)
+	seeds  int32   // peers with have-all
+	active []*activePiece
+	list   []*activePiece // active pieces with blocks, in activation order
+	rng    *rand.Rand
+	free   []*activePiece // recycled
+	nIdle  int            // leased pieces in state missing
+	done   int
+
+	// MaxActive bounds the pieces being downloaded at once (memory budget);
+	// 0 means no bound.
+	MaxActive int
+}
+
+func newPicker(g pickerGeometry, seed uint64) *Picker {
+	if g.BlockSize <= 0 {
+		g.BlockSize = 16 * 1024
+	}
+	return &Picker{
+		g:      g,
+		state:  make([]pieceState, g.NumPieces),
+		leased: make([]bool, g.NumPieces),
+		avail:  make([]int32, g.NumPieces),
+		active: make([]*activePiece, g.NumPieces),
+		rng:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+	}
+}
+
+func (p *Picker) pieceLen(i int) int {
+	if i == p.g.NumPieces-1 {
+		return int(p.g.TotalLength - int64(i)*p.g.PieceLength)
+	}
+	return int(p.g.PieceLength)
+}
+
+func (p *Picker) numBlocks(i int) int {
+	return (p.pieceLen(i) + p.g.BlockSize - 1) / p.g.BlockSize
+}
+
+func (p *Picker) blockLen(i, b int) int {
+	n := p.pieceLen(i) - b*p.g.BlockSize
+	if n > p.g.BlockSize {
+		return p.g.BlockSize
+	}
+	return n
+}
+
+// valid reports whether piece i and offset begin/length name a block the
+// picker would request.
+func (p *Picker) validBlock(i, begin, length int) (int, bool) {
+	if i < 0 || i >= p.g.NumPieces || begin < 0 || begin%p.g.BlockSize != 0 {
+		return 0, false
+	}
+	b := begin / p.g.BlockSize
+	if b >= p.numBlocks(i) || length != p.blockLen(i, b) {
+		return 0, false
+	}
+	return b, true
+}
+
+// Done reports how many pieces are verified.
+func (p *Picker) Done() int { return p.done }
+
+// Have reports whether piece i is verified.
+func (p *Picker) Have(i int) bool { return i >= 0 && i < len(p.state) && p.state[i] == pieceDone }
+
+// State returns the picker's state of piece i.
+func (p *Picker) State(i int) pieceState { return p.state[i] }
+
+// Availability returns how many connected peers have piece i.
+func (p *Picker) Availability(i int) int { return int(p.avail[i] + p.seeds) }
+
+// SetDone marks piece i verified (downloaded here, found on disk or
+// delivered by another worker). It drops any download state; the caller
+// cancels outstanding requests for the piece.
+func (p *Picker) SetDone(i int) {
+	if i < 0 || i >= len(p.state) || p.state[i] == pieceDone {
+		return
+	}
+	p.dropActive(i)
+	if p.leased[i] && p.state[i] == pieceMissing {
+		p.nIdle--
+	}
+	p.leased[i] = false
+	p.state[i] = pieceDone
+	p.done++
+}
+
+// Lease adds pieces to the set this swarm may download. Pieces already
+// done are ignored.
+func (p *Picker) Lease(pieces []int) {
+	for _, i := range pieces {
+		if i < 0 || i >= len(p.state) || p.leased[i] || p.state[i] == pieceDone {
+			continue
+		}
+		p.leased[i] = true
+		if p.state[i] == pieceMissing {
+			p.nIdle++
+		}
+	}
+}
+
+// Leased reports whether piece i is in the lease.
+func (p *Picker) Leased(i int) bool { return p.leased[i] }
+
+// Revoke removes pieces from the lease and returns those actually taken
+// back. Without force, pieces with download progress stay (they are nearly
+// free to finish); with force they are abandoned and the caller cancels
+// their outstanding requests.
+func (p *Picker) Revoke(pieces []int, force bool) []int {
+	var out []int
+	for _, i := range pieces {
+		if i < 0 || i >= len(p.state) || !p.leased[i] {
+			continue
+		}
+		switch p.state[i] {
+		case pieceMissing:
+			p.nIdle--
+		case pieceActive:
+			if !force {
+				continue
+			}
+			p.dropActive(i) // back to missing, counted idle
+			p.nIdle--
+		case pieceVerifying:
+			continue // the hash result will settle it
+		}
+		p.leased[i] = false
+		out = append(out, i)
+	}
+	return out
+}
+
+func (p *Picker) dropActive(i int) {
+	ap := p.active[i]
+	if ap == nil {
+		return
+	}
+	p.active[i] = nil
+	for k, x := range p.list {
+		if x == ap {
+			p.list = append(p.list[:k], p.list[k+1:]...)
+			break
+		}
+	}
+	if p.state[i] != pieceDone {
+		p.state[i] = pieceMissing
+		if p.leased[i] {
+			p.nIdle++
+		}
+	}
+	p.free = append(p.free, ap)
+}
+
+// PeerHave records that a peer announced piece i.
+func (p *Picker) PeerHave(i int) {
+	if i >= 0 && i < len(p.avail) {
+		p.avail[i]++
+	}
+}
+
+// PeerBitfield adds a peer's bitfield (BEP 3 bit order) to availability.
+func (p *Picker) PeerBitfield(bf []byte) {
+	for i := range p.avail {
+		if bf[i>>3]&(0x80>>(i&7)) != 0 {
+			p.avail[i]++
+		}
+	}
+}
+
+// PeerHaveAll records a peer that has every piece.
+func (p *Picker) PeerHaveAll() { p.seeds++ }
+
+// PeerGone removes a departed peer's pieces from availability.
+func (p *Picker) PeerGone(bf []byte, haveAll bool) {
+	if haveAll {
+		p.seeds--
+		return
+	}
+	if bf == nil {
+		return
+	}
+	for i := range p.avail {
+		if bf[i>>3]&(0x80>>(i&7)) != 0 && p.avail[i] > 0 {
+			p.avail[i]--
+		}
+	}
+}
+
+// Pick appends to dst up to n blocks for peer k to request, marking them
+// requested by k. has reports whether the peer may serve a piece (its
+// bitfield, restricted to allowed-fast pieces while it chokes us).
+// Partially downloaded pieces come first, then the rarest leased piece
+// (random tie-break); in end game, blocks already requested from others.
+func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block {
+	if n <= 0 {
+		return dst
+	}
+	// 1. Partially downloaded pieces.
+	for _, ap := range p.list {
+		if ap.unrequested == 0 || !has(ap.index) {
+			continue
+		}
+		dst, n = p.take(ap, k, n, dst)
+		if n == 0 {
+			return dst
+		}
+	}
+	// 2. New pieces, rarest first.
+	for n > 0 && p.nIdle > 0 {
+		if p.MaxActive > 0 && len(p.list) >= p.MaxActive {
+			return dst
+		}
+		i := p.rarest(has)
+		if i < 0 {
+			break
+		}
+		ap := p.activate(i)
+		dst, n = p.take(ap, k, n, dst)
+	}
+	if n == 0 || !p.EndGame() {
+		return dst
+	}
+	// 3. End game: duplicate outstanding blocks.
+	for _, ap := range p.list {
+		if !has(ap.index) || p.state[ap.index] != pieceActive {
+			continue
+		}
+		for b := range ap.blocks {
+			bs := &ap.blocks[b]
+			if bs.received || int(bs.nreq) >= maxDup || bs.requestedBy(k) {
+				continue
+			}
+			bs.reqBy[bs.nreq] = k
+			bs.nreq++
+			dst = append(dst, Block{ap.index, b * p.g.BlockSize, p.blockLen(ap.index, b)})
+			if n--; n == 0 {
+				return dst
+			}
+		}
+	}
+	return dst
+}
+
+// EndGame reports whether every block of the lease is requested or
+// received, so that duplicate requests are worth their waste.
+func (p *Picker) EndGame() bool {
+	if p.nIdle > 0 {
+		return false
+	}
+	for _, ap := range p.list {
+		if ap.unrequested > 0 {
+			return false
+		}
+	}
+	return len(p.list) > 0
+}
+
+// Wanted reports whether the lease still holds pieces to start or blocks
+// to request.
+func (p *Picker) Idle() int { return p.nIdle }
+
+// ActiveCount is the number of pieces with blocks in flight or held.
+func (p *Picker) ActiveCount() int { return len(p.list) }
+
+func (bs *blockState) requestedBy(k peerKey) bool {
+	for j := 0; j < int(bs.nreq); j++ {
+		if bs.reqBy[j] == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Picker) take(ap *activePiece, k peerKey, n int, dst []Block) ([]Block, int) {
+	for b := range ap.blocks {
+		if ap.unrequested == 0 || n == 0 {
+			break
+		}
+		bs := &ap.blocks[b]
+		if bs.received || bs.nreq > 0 {
+			continue
+		}
+		bs.reqBy[0] = k
+		bs.nreq = 1
+		ap.unrequested--
+		n--
+		dst = append(dst, Block{ap.index, b * p.g.BlockSize, p.blockLen(ap.index, b)})
+	}
+	return dst, n
+}
+
+// rarest returns the leased missing piece the peer has with the lowest
+// availability, ties broken uniformly at random, or -1.
+func (p *Picker) rarest(has func(int) bool) int {
+	best, bestAvail, ties := -1, int32(1<<30), 0
+	for i := range p.state {
+		if !p.leased[i] || p.state[i] != pieceMissing || !has(i) {
+			continue
+		}
+		a := p.avail[i]
+		switch {
+		case a < bestAvail:
+			best, bestAvail, ties = i, a, 1
+		case a == bestAvail:
+			ties++
+			if p.rng.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return best
+}
+
+func (p *Picker) activate(i int) *activePiece {
+	var ap *activePiece
+	if n := len(p.free); n > 0 {
+		ap = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		ap = new(activePiece)
+	}
+	nb := p.numBlocks(i)
+	if cap(ap.blocks) < nb {
+		ap.blocks = make([]blockState, nb)
+	}
+	ap.blocks = ap.blocks[:nb]
+	for b := range ap.blocks {
+		ap.blocks[b] = blockState{from: noPeer}
+	}
+	ap.index, ap.received, ap.unrequested = i, 0, nb
+	p.active[i] = ap
+	p.list = append(p.list, ap)
+	p.state[i] = pieceActive
+	p.nIdle--
+	return ap
+}
+
+// Unrequest forgets k's request for a block (rejected, timed out, choked,
+// peer gone) so that it can be requested again.
+func (p *Picker) Unrequest(k peerKey, blk Block) {
+	ap := p.activeFor(blk.Piece)
+	if ap == nil {
+		return
+	}
+	b, ok := p.validBlock(blk.Piece, blk.Begin, blk.Length)
+	if !ok {
+		return
+	}
+	bs := &ap.blocks[b]
+	for j := 0; j < int(bs.nreq); j++ {
+		if bs.reqBy[j] == k {
+			bs.nreq--
+			bs.reqBy[j] = bs.reqBy[bs.nreq]
+			if bs.nreq == 0 && !bs.received {
+				ap.unrequested++
+			}
+			return
+		}
+	}
+}
+
+func (p *Picker) activeFor(i int) *activePiece {
+	if i < 0 || i >= len(p.active) {
+		return nil
+	}
+	return p.active[i]
+}
+
+// Received is the outcome of a delivered block.
+type received struct {
+	Fresh    bool      // the block was wanted and is now held
+	Complete bool      // the piece now has every block: verify it
+	Cancel   []peerKey // other peers that had requested it (end game)
+}
+
+// Received records that k delivered a block. cancel is reused for the
+// peers whose duplicate requests should be cancelled. Blocks that are not
+// wanted (unrequested, already held, piece done) come back not Fresh.
+func (p *Picker) Received(k peerKey, blk Block, cancel []peerKey) received {
+	r := received{Cancel: cancel[:0]}
+	ap := p.activeFor(blk.Piece)
+	if ap == nil || p.state[blk.Piece] != pieceActive {
+		return r
+	}
+	b, ok := p.validBlock(blk.Piece, blk.Begin, blk.Length)
+	if !ok {
+		return r
+	}
+	bs := &ap.blocks[b]
+	if bs.received {
+		return r
+	}
+	for j := 0; j < int(bs.nreq); j++ {
+		if bs.reqBy[j] != k {
+			r.Cancel = append(r.Cancel, bs.reqBy[j])
+		}
+	}
+	if bs.nreq == 0 {
+		ap.unrequested--
+	}
+	bs.nreq = 0
+	bs.received = true
+	bs.from = k
+	ap.received++
+	r.Fresh = true
+	if ap.received == len(ap.blocks) {
+		r.Complete = true
+		p.state[blk.Piece] = pieceVerifying
+		for x, y := range p.list {
+			if y == ap {
+				p.list = append(p.list[:x], p.list[x+1:]...)
+				break
+			}
+		}
+	}
+	return r
+}
+
+// Verified settles a piece whose blocks were all received. On success it
+// is done; on failure it goes back to missing and the distinct peers that
+// delivered its blocks are returned (appended to dst).
+func (p *Picker) Verified(i int, ok bool, dst []peerKey) []peerKey {
+	ap := p.activeFor(i)
+	if ap == nil || p.state[i] != pieceVerifying {
+		return dst
+	}
+	if !ok {
+		for b := range ap.blocks {
+			f := ap.blocks[b].from
+			dup := false
+			for _, x := range dst {
+				if x == f {
+					dup = true
+					break
+				}
+			}
+			if !dup && f != noPeer {
+				dst = append(dst, f)
+			}
+		}
+	}
+	p.active[i] = nil
+	p.free = append(p.free, ap)
+	if ok {
+		p.state[i] = pieceDone
+		p.leased[i] = false
+		p.done++
+		return dst
+	}
+	p.state[i] = pieceMissing
+	if p.leased[i] {
+		p.nIdle++
+	}
+	return dst
+}
+
+// PeerLeft drops every request of k still recorded in active pieces.
+func (p *Picker) PeerLeft(k peerKey) {
+	for _, ap := range p.list {
+		for b := range ap.blocks {
+			bs := &ap.blocks[b]
+			for j := 0; j < int(bs.nreq); j++ {
+				if bs.reqBy[j] == k {
+					bs.nreq--
+					bs.reqBy[j] = bs.reqBy[bs.nreq]
+					if bs.nreq == 0 && !bs.received {
+						ap.unrequested++
+					}
+					break
+				}
+			}
+		}
+	}
+}
+
+// Counts returns pieces missing (not done, not active), active (being
+// downloaded or verified) and done.
+func (p *Picker) Counts() (missing, active, done int) {
+	for _, s := range p.state {
+		switch s {
+		case pieceMissing:
+			missing++
+		case pieceDone:
+			done++
+		default:
+			active++
+		}
+	}
+	return
+}

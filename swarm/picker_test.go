@@ -1,0 +1,212 @@
+package swarm
+
+import (
+	"slices"
+	"testing"
+)
+
+func testPicker(n int, pieceLen, total int64) *Picker {
+	p := newPicker(pickerGeometry{NumPieces: n, PieceLength: pieceLen, TotalLength: total, BlockSize: 16 << 10}, 1)
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	p.Lease(all)
+	return p
+}
+
+func hasAll(int) bool { return true }
+
+func TestPickerRarestFirst(t *testing.T) {
+	p := testPicker(4, 16<<10, 4*16<<10)
+	p.PeerBitfield([]byte{0xF0}) // peer A: all
+	p.PeerBitfield([]byte{0xD0}) // peer B: 0,1,3
+	p.PeerHave(0)
+	// availability: 0:3 1:2 2:1 3:2 -> rarest is 2
+	got := p.Pick(0, hasAll, 1, nil)
+	if len(got) != 1 || got[0].Piece != 2 {
+		t.Fatalf("picked %v, want piece 2", got)
+	}
+	// next: tie between 1 and 3 broken at random; both must appear over seeds
+	seen := map[int]bool{}
+	for seed := uint64(0); seed < 50; seed++ {
+		q := testPicker(4, 16<<10, 4*16<<10)
+		q.rng = newPicker(pickerGeometry{NumPieces: 1, PieceLength: 1, TotalLength: 1}, seed).rng
+		q.PeerBitfield([]byte{0xF0})
+		q.PeerBitfield([]byte{0xD0})
+		q.PeerHave(0)
+		q.PeerHave(2)
+		q.PeerHave(2)
+		seen[q.Pick(0, hasAll, 1, nil)[0].Piece] = true
+	}
+	if !seen[1] || !seen[3] || seen[0] || seen[2] {
+		t.Fatalf("tie-break picks %v, want 1 and 3 only", seen)
+	}
+}
+
+func TestPickerPartialFirstAndBlocks(t *testing.T) {
+	// 3 pieces of 40 KiB: blocks 16,16,8 KiB; last piece 10 KiB.
+	p := testPicker(3, 40<<10, 90<<10)
+	got := p.Pick(0, func(i int) bool { return i == 0 }, 2, nil)
+	if len(got) != 2 || got[0] != (Block{0, 0, 16 << 10}) || got[1] != (Block{0, 16 << 10, 16 << 10}) {
+		t.Fatalf("got %v", got)
+	}
+	// Another peer gets the remaining block of the partial piece 0 first.
+	got = p.Pick(1, hasAll, 1, nil)
+	if got[0] != (Block{0, 32 << 10, 8 << 10}) {
+		t.Fatalf("partial piece not preferred: %v", got)
+	}
+	got = p.Pick(1, func(i int) bool { return i == 2 }, 5, nil)
+	if len(got) != 1 || got[0] != (Block{2, 0, 10 << 10}) {
+		t.Fatalf("short last piece: %v", got)
+	}
+}
+
+func TestPickerReceiveVerify(t *testing.T) {
+	p := testPicker(2, 32<<10, 64<<10)
+	bl := p.Pick(7, hasAll, 2, nil)
+	if bl[0].Piece != bl[1].Piece {
+		t.Fatalf("two blocks from different pieces: %v", bl)
+	}
+	r := p.Received(7, bl[0], nil)
+	if !r.Fresh || r.Complete {
+		t.Fatalf("first block %+v", r)
+	}
+	if r := p.Received(7, bl[0], nil); r.Fresh {
+		t.Fatal("duplicate counted fresh")
+	}
+	if r := p.Received(7, Block{bl[0].Piece, 5, 16 << 10}, nil); r.Fresh {
+		t.Fatal("misaligned block accepted")
+	}
+	r = p.Received(8, bl[1], nil) // unsolicited but wanted: accepted
+	if !r.Fresh || !r.Complete {
+		t.Fatalf("second block %+v", r)
+	}
+	bad := p.Verified(bl[0].Piece, false, nil)
+	slices.Sort(bad)
+	if !slices.Equal(bad, []peerKey{7, 8}) {
+		t.Fatalf("contributors %v", bad)
+	}
+	if p.State(bl[0].Piece) != pieceMissing || p.Idle() != 2 {
+		t.Fatalf("failed piece state %v idle %d", p.State(bl[0].Piece), p.Idle())
+	}
+	bl = p.Pick(9, func(i int) bool { return i == bl[0].Piece }, 4, nil)
+	for _, b := range bl {
+		p.Received(9, b, nil)
+	}
+	p.Verified(bl[0].Piece, true, nil)
+	if !p.Have(bl[0].Piece) || p.Done() != 1 {
+		t.Fatal("verified piece not done")
+	}
+}
+
+func TestPickerEndGameAndCancel(t *testing.T) {
+	p := testPicker(1, 32<<10, 32<<10)
+	a := p.Pick(1, hasAll, 10, nil)
+	if len(a) != 2 {
+		t.Fatalf("peer 1 got %v", a)
+	}
+	if !p.EndGame() {
+		t.Fatal("not in end game with every block requested")
+	}
+	b := p.Pick(2, hasAll, 10, nil)
+	if len(b) != 2 {
+		t.Fatalf("end game duplicates: %v", b)
+	}
+	if again := p.Pick(2, hasAll, 10, nil); len(again) != 0 {
+		t.Fatalf("same peer asked twice for a block: %v", again)
+	}
+	r := p.Received(2, b[0], nil)
+	if !r.Fresh || len(r.Cancel) != 1 || r.Cancel[0] != 1 {
+		t.Fatalf("receipt %+v, want cancel to peer 1", r)
+	}
+	if r := p.Received(1, b[0], nil); r.Fresh {
+		t.Fatal("late duplicate counted")
+	}
+}
+
+func TestPickerUnrequestAndPeerLeft(t *testing.T) {
+	p := testPicker(1, 64<<10, 64<<10)
+	a := p.Pick(1, hasAll, 4, nil)
+	p.Unrequest(1, a[2])
+	got := p.Pick(2, hasAll, 1, nil)
+	if len(got) != 1 || got[0] != a[2] {
+		t.Fatalf("re-request after unrequest: %v", got)
+	}
+	p.PeerLeft(1)
+	if p.EndGame() {
+		t.Fatal("end game with unrequested blocks")
+	}
+	got = p.Pick(3, hasAll, 3, nil)
+	if len(got) != 3 || slices.Contains(got, a[2]) {
+		t.Fatalf("after peer left: %v", got)
+	}
+}
+
+func TestPickerLeaseRevokeAvailability(t *testing.T) {
+	p := newPicker(pickerGeometry{NumPieces: 8, PieceLength: 16 << 10, TotalLength: 8 * 16 << 10}, 1)
+	if got := p.Pick(0, hasAll, 4, nil); len(got) != 0 {
+		t.Fatalf("picked without lease: %v", got)
+	}
+	p.Lease([]int{1, 2})
+	got := p.Pick(0, hasAll, 1, nil)
+	if got[0].Piece != 1 && got[0].Piece != 2 {
+		t.Fatalf("picked outside lease: %v", got)
+	}
+	other := 3 - got[0].Piece
+	rv := p.Revoke([]int{1, 2, 5}, false)
+	if !slices.Equal(rv, []int{other}) {
+		t.Fatalf("revoked %v, want [%d] (active piece kept)", rv, other)
+	}
+	rv = p.Revoke([]int{got[0].Piece}, true)
+	if len(rv) != 1 || p.ActiveCount() != 0 {
+		t.Fatalf("forced revoke %v active %d", rv, p.ActiveCount())
+	}
+	bf := []byte{0xFF}
+	p.PeerBitfield(bf)
+	p.PeerHaveAll()
+	if p.Availability(3) != 2 {
+		t.Fatalf("availability %d", p.Availability(3))
+	}
+	p.PeerGone(bf, false)
+	p.PeerGone(nil, true)
+	if p.Availability(3) != 0 {
+		t.Fatalf("availability after leave %d", p.Availability(3))
+	}
+	p.Lease([]int{3})
+	p.SetDone(3)
+	if p.Idle() != 0 || !p.Have(3) {
+		t.Fatal("SetDone")
+	}
+}
+
+func TestPickerMaxActive(t *testing.T) {
+	p := testPicker(10, 16<<10, 10*16<<10)
+	p.MaxActive = 2
+	got := p.Pick(0, hasAll, 10, nil)
+	if len(got) != 2 {
+		t.Fatalf("got %d blocks with MaxActive 2", len(got))
+	}
+	if p.EndGame() {
+		t.Fatal("end game while pieces idle")
+	}
+}
+
+func BenchmarkPickerPickReceive(b *testing.B) {
+	const n = 1024
+	p := testPicker(n, 1<<20, n<<20)
+	var buf []Block
+	var cancel []peerKey
+	for b.Loop() {
+		buf = p.Pick(0, hasAll, 64, buf[:0])
+		if len(buf) == 0 {
+			p = testPicker(n, 1<<20, n<<20)
+			continue
+		}
+		for _, bl := range buf {
+			if r := p.Received(0, bl, cancel); r.Complete {
+				p.Verified(bl.Piece, true, nil)
+			}
+		}
+	}
+}

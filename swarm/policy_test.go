@@ -1,0 +1,179 @@
+package swarm
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestDeadlineTable(t *testing.T) {
+	var dt deadlineTable
+	t0 := time.Unix(1000, 0)
+	for i, s := range []int{5, 1, 3, 2, 4} {
+		dt.Add(deadline{at: t0.Add(time.Duration(s) * time.Second), peer: peerKey(i)})
+	}
+	if at, _ := dt.Next(); !at.Equal(t0.Add(time.Second)) {
+		t.Fatalf("next %v", at)
+	}
+	got := dt.Expired(t0.Add(3*time.Second), nil)
+	if len(got) != 3 || got[0].peer != 1 || got[1].peer != 3 || got[2].peer != 2 {
+		t.Fatalf("expired %+v", got)
+	}
+	dt.Compact(func(d deadline) bool { return d.peer == 0 })
+	if dt.Len() != 1 {
+		t.Fatalf("after compact %d", dt.Len())
+	}
+}
+
+func TestPipelineDepth(t *testing.T) {
+	const bs = 16 << 10
+	if d := pipelineDepth(0, time.Second, bs, 32, 4, 512); d != 32 {
+		t.Fatalf("slow start %d", d)
+	}
+	if d := pipelineDepth(10<<10, time.Second, bs, 32, 4, 512); d != 4 {
+		t.Fatalf("slow peer %d", d)
+	}
+	if d := pipelineDepth(1<<20, time.Second, bs, 32, 4, 512); d != 64 {
+		t.Fatalf("1 MiB/s %d", d)
+	}
+	if d := pipelineDepth(1<<30, time.Second, bs, 32, 4, 512); d != 512 {
+		t.Fatalf("fast peer %d", d)
+	}
+}
+
+func TestRateMeter(t *testing.T) {
+	var m rateMeter
+	t0 := time.Unix(0, 0)
+	m.Tick(t0)
+	for i := 1; i <= 20; i++ {
+		m.Add(1 << 20)
+		m.Tick(t0.Add(time.Duration(i) * time.Second))
+	}
+	if r := m.Rate(); r < 0.99*(1<<20) || r > 1.01*(1<<20) {
+		t.Fatalf("rate %.0f", r)
+	}
+	for i := 21; i <= 40; i++ {
+		m.Tick(t0.Add(time.Duration(i) * time.Second))
+	}
+	if m.Rate() > 1<<10 {
+		t.Fatalf("rate did not decay: %.0f", m.Rate())
+	}
+}
+
+func TestChokerDownloading(t *testing.T) {
+	c := newChoker(4, 30*time.Second, 1)
+	now := time.Unix(0, 0)
+	cands := []chokeCandidate{
+		{Key: 1, Interested: true, Rate: 100},
+		{Key: 2, Interested: true, Rate: 500},
+		{Key: 3, Interested: true, Rate: 300},
+		{Key: 4, Interested: true, Rate: 900, Snubbed: true},
+		{Key: 5, Interested: false, Rate: 10000},
+		{Key: 6, Interested: true, Rate: 200},
+		{Key: 7, Interested: true, Rate: 0},
+	}
+	got := c.Decide(now, false, cands, nil)
+	if len(got) != 4 || !slices.Equal(got[:3], []peerKey{2, 3, 6}) {
+		t.Fatalf("unchoked %v, want fastest 2,3,6 + optimistic", got)
+	}
+	opt := got[3]
+	if opt == 5 || opt == 2 || opt == 3 || opt == 6 {
+		t.Fatalf("optimistic %d", opt)
+	}
+	// Same optimistic within 30 s, a new draw after.
+	if got := c.Decide(now.Add(10*time.Second), false, cands, nil); got[3] != opt {
+		t.Fatalf("optimistic changed early: %v", got)
+	}
+	seen := map[peerKey]bool{}
+	for i := 1; i <= 40; i++ {
+		g := c.Decide(now.Add(time.Duration(i)*31*time.Second), false, cands, nil)
+		seen[g[3]] = true
+	}
+	if len(seen) < 2 {
+		t.Fatalf("optimistic never rotated: %v", seen)
+	}
+}
+
+func TestChokerSeedingRoundRobin(t *testing.T) {
+	c := newChoker(2, 30*time.Second, 1)
+	cands := []chokeCandidate{{Key: 1, Interested: true}, {Key: 2, Interested: true}, {Key: 3, Interested: true}}
+	count := map[peerKey]int{}
+	for range 3 {
+		for _, k := range c.Decide(time.Unix(0, 0), true, cands, nil) {
+			count[k]++
+		}
+	}
+	if count[1] != 2 || count[2] != 2 || count[3] != 2 {
+		t.Fatalf("round robin unfair: %v", count)
+	}
+}
+
+func TestTrustBook(t *testing.T) {
+	tb := newTrustBook(2)
+	a, b, c := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.4")
+	if got := tb.HashFailed([]netip.Addr{a, b}, nil); len(got) != 0 {
+		t.Fatalf("banned on first shared failure: %v", got)
+	}
+	if got := tb.HashFailed([]netip.Addr{a, c}, nil); !slices.Equal(got, []netip.Addr{a}) {
+		t.Fatalf("second strike: %v", got)
+	}
+	if got := tb.HashFailed([]netip.Addr{b}, nil); !slices.Equal(got, []netip.Addr{b}) {
+		t.Fatalf("sole contributor: %v", got)
+	}
+	if !tb.Banned(a) || !tb.Banned(b) || tb.Banned(c) || tb.Strikes(c) != 1 {
+		t.Fatal("ban state")
+	}
+	if !tb.Banned(netip.MustParseAddr("::ffff:127.0.0.2")) {
+		t.Fatal("v4-mapped address not recognised")
+	}
+}
+
+func TestLeaseBook(t *testing.T) {
+	lb := newLeaseBook(10, func(i int) bool { return i == 0 }, 1)
+	if lb.Left() != 9 {
+		t.Fatalf("left %d", lb.Left())
+	}
+	a := lb.Take(0, 5, nil)
+	b := lb.Take(1, 10, nil)
+	if len(a) != 5 || len(b) != 4 || !lb.PoolEmpty() {
+		t.Fatalf("take %v %v", a, b)
+	}
+	if slices.Contains(a, 0) || slices.Contains(b, 0) {
+		t.Fatal("done piece leased")
+	}
+	// Worker 1 runs dry: end game duplicates worker 0's pieces.
+	d := lb.Duplicate(1, 2, nil)
+	if len(d) != 2 || !lb.Holds(0, d[0]) || !lb.Holds(1, d[0]) {
+		t.Fatalf("duplicate %v", d)
+	}
+	others, fresh := lb.Done(d[0], 1)
+	if !fresh || others != 1 {
+		t.Fatalf("done: others %b fresh %v", others, fresh)
+	}
+	if _, fresh := lb.Done(d[0], 0); fresh {
+		t.Fatal("done twice")
+	}
+	// Worker 0 fails: its pieces return to the pool, except those also
+	// held by worker 1.
+	lb.Return(0, lb.HeldBy(0, nil))
+	back := lb.Take(2, 100, nil)
+	if len(back) != 3 || slices.Contains(back, d[1]) {
+		t.Fatalf("returned to pool %v (d=%v)", back, d)
+	}
+	if lb.Held(0) != 0 || lb.Held(1) != 5 {
+		t.Fatalf("held %d %d", lb.Held(0), lb.Held(1))
+	}
+}
+
+func TestLeaseTarget(t *testing.T) {
+	if n := leaseTarget(0, 1<<20, 10, 8, 1000); n != 8 {
+		t.Fatal(n)
+	}
+	if n := leaseTarget(100<<20, 1<<20, 10, 8, 500); n != 500 {
+		t.Fatal(n)
+	}
+	if n := leaseTarget(5<<20, 1<<20, 10, 8, 500); n != 50 {
+		t.Fatal(n)
+	}
+}
