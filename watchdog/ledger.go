@@ -1,0 +1,391 @@
+package watchdog
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// ledger is the passive deadline table: no goroutines, no locks, no I/O.
+// Exactly one goroutine (the Watchdog's owner) calls its methods. Instants are
+// int64 nanoseconds since base on the clock's (monotonic) timeline.
+//
+// Pending packets live in slots (a slab reused through a free list), found by
+// ID through index, and ordered by their next due instant in an indexed binary
+// min-heap, so issue, fulfil and cancel are O(log n) and finding the overdue
+// packets costs O(k log n) for k due packets — never a scan.
+type ledger struct {
+	base       time.Time
+	maxPending int
+	maxKinds   int
+	retention  int64 // 0: keep overdue packets until fulfilled/cancelled
+
+	slots []entry
+	free  []int32
+	index map[ID]int32
+	heap  []int32 // slot numbers; heap order by (due, id)
+
+	kinds map[string]*kindState
+	other *kindState // lazily created OtherKind
+
+	history []finished // ring
+	histPos int
+	histLen int
+
+	unknown int64 // Fulfil/Cancel/Annotate of an ID not in the ledger
+}
+
+type kindState struct {
+	name                                  string
+	issued, fulfilled, cancelled, pending int64
+	overdue, late, expired, dropped       int64
+	alertsDropped                         int64
+	hist                                  histogram
+}
+
+type entry struct {
+	id       ID
+	kind     *kindState // figures; may be the OtherKind bucket
+	kname    string     // the packet's own kind
+	owner    string
+	note     string
+	issued   int64
+	deadline int64
+	due      int64 // heap key: deadline, then deadline+retention once overdue
+	hidx     int32 // position in heap, -1 when not in it
+	overdue  bool
+}
+
+type finished struct {
+	e           entry
+	fulfilled   bool
+	fulfilledAt int64
+	took        int64
+}
+
+func newLedger(base time.Time, cfg Config) *ledger {
+	return &ledger{
+		base:       base,
+		maxPending: cfg.MaxPending,
+		maxKinds:   cfg.MaxKinds,
+		retention:  int64(cfg.OverdueRetention),
+		index:      make(map[ID]int32),
+		kinds:      make(map[string]*kindState),
+		history:    make([]finished, cfg.History),
+	}
+}
+
+func (l *ledger) kind(name string) *kindState {
+	if k, ok := l.kinds[name]; ok {
+		return k
+	}
+	if len(l.kinds) >= l.maxKinds {
+		if l.other == nil {
+			l.other = &kindState{name: OtherKind}
+		}
+		return l.other
+	}
+	k := &kindState{name: name}
+	l.kinds[name] = k
+	return k
+}
+
+func (l *ledger) len() int { return len(l.index) }
+
+// issue adds a packet. It reports false (and counts the packet as dropped)
+// when the ledger is full or the ID is already present.
+func (l *ledger) issue(id ID, kind, owner string, issued, deadline int64) bool {
+	k := l.kind(kind)
+	k.issued++
+	if len(l.index) >= l.maxPending {
+		k.dropped++
+		return false
+	}
+	if _, dup := l.index[id]; dup {
+		k.dropped++
+		return false
+	}
+	var s int32
+	if n := len(l.free); n > 0 {
+		s = l.free[n-1]
+		l.free = l.free[:n-1]
+	} else {
+		l.slots = append(l.slots, entry{})
+		s = int32(len(l.slots) - 1)
+	}
+	l.slots[s] = entry{id: id, kind: k, kname: kind, owner: owner, issued: issued, deadline: deadline, due: deadline, hidx: -1}
+	l.index[id] = s
+	l.heapPush(s)
+	k.pending++
+	return true
+}
+
+// fulfil records the answer to a packet. late is true when it came after the
+// deadline (whether or not the overdue alert had been raised already).
+func (l *ledger) fulfil(id ID, at, took int64) (ok, late bool) {
+	s, ok := l.index[id]
+	if !ok {
+		l.unknown++
+		return false, false
+	}
+	e := &l.slots[s]
+	k := e.kind
+	late = e.overdue || at > e.deadline
+	k.fulfilled++
+	if late {
+		k.late++
+	}
+	k.hist.record(time.Duration(took))
+	l.remember(finished{e: *e, fulfilled: true, fulfilledAt: at, took: took})
+	l.remove(s)
+	return true, late
+}
+
+func (l *ledger) cancel(id ID) bool {
+	s, ok := l.index[id]
+	if !ok {
+		l.unknown++
+		return false
+	}
+	l.slots[s].kind.cancelled++
+	l.remove(s)
+	return true
+}
+
+func (l *ledger) annotate(id ID, note string) bool {
+	s, ok := l.index[id]
+	if !ok {
+		l.unknown++
+		return false
+	}
+	l.slots[s].note = note
+	return true
+}
+
+// remove drops slot s from the index and the heap and frees it.
+func (l *ledger) remove(s int32) {
+	e := &l.slots[s]
+	if e.hidx >= 0 {
+		l.heapRemove(int(e.hidx))
+	}
+	e.kind.pending--
+	delete(l.index, e.id)
+	*e = entry{hidx: -1}
+	l.free = append(l.free, s)
+}
+
+func (l *ledger) remember(f finished) {
+	if len(l.history) == 0 {
+		return
+	}
+	l.history[l.histPos] = f
+	l.histPos = (l.histPos + 1) % len(l.history)
+	if l.histLen < len(l.history) {
+		l.histLen++
+	}
+}
+
+// nextDue returns the earliest instant at which expire has work to do.
+func (l *ledger) nextDue() (int64, bool) {
+	if len(l.heap) == 0 {
+		return 0, false
+	}
+	return l.slots[l.heap[0]].due, true
+}
+
+// expire handles every packet due at or before now: a packet passing its
+// deadline unfulfilled is marked overdue and alert is called once for it
+// (alert reports whether the alert was delivered); an overdue packet whose
+// retention has run out is evicted. Returns the number of alerts raised.
+func (l *ledger) expire(now int64, alert func(p Packet, late time.Duration) bool) int {
+	raised := 0
+	for len(l.heap) > 0 {
+		s := l.heap[0]
+		e := &l.slots[s]
+		if e.due > now {
+			break
+		}
+		if e.overdue { // retention over: evict
+			e.kind.expired++
+			l.remember(finished{e: *e})
+			l.remove(s)
+			continue
+		}
+		e.overdue = true
+		e.kind.overdue++
+		raised++
+		if !alert(l.packet(e), time.Duration(now-e.deadline)) {
+			e.kind.alertsDropped++
+		}
+		if l.retention > 0 {
+			e.due = e.deadline + l.retention
+			if e.due < e.deadline { // overflow
+				e.due = e.deadline
+			}
+			l.heapFix(0)
+		} else {
+			l.heapRemove(0)
+		}
+	}
+	return raised
+}
+
+func (l *ledger) at(n int64) time.Time { return l.base.Add(time.Duration(n)) }
+
+func (l *ledger) packet(e *entry) Packet {
+	return Packet{
+		ID: e.id, Kind: e.kname, Owner: e.owner, Note: e.note,
+		Issued: l.at(e.issued), Deadline: l.at(e.deadline), Overdue: e.overdue,
+	}
+}
+
+func (l *ledger) finishedPacket(f *finished) Packet {
+	p := l.packet(&f.e)
+	if f.fulfilled {
+		p.Fulfilled = true
+		p.FulfilledAt = l.at(f.fulfilledAt)
+		p.Took = time.Duration(f.took)
+		p.Overdue = f.e.overdue || f.fulfilledAt > f.e.deadline
+	}
+	return p
+}
+
+// pending returns the pending packets accepted by filter (nil: all), ordered
+// by deadline then ID.
+func (l *ledger) pending(filter func(Packet) bool) []Packet {
+	var out []Packet
+	for _, s := range l.index {
+		p := l.packet(&l.slots[s])
+		if filter == nil || filter(p) {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b Packet) int {
+		if c := a.Deadline.Compare(b.Deadline); c != 0 {
+			return c
+		}
+		return compareID(a.ID, b.ID)
+	})
+	return out
+}
+
+// recent returns the finished packets still in the history, oldest first.
+func (l *ledger) recent(filter func(Packet) bool) []Packet {
+	var out []Packet
+	n := len(l.history)
+	for i := 0; i < l.histLen; i++ {
+		f := &l.history[(l.histPos-l.histLen+i+n)%n]
+		p := l.finishedPacket(f)
+		if filter == nil || filter(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (l *ledger) stats() []KindStats {
+	out := make([]KindStats, 0, len(l.kinds)+1)
+	for _, k := range l.kinds {
+		out = append(out, k.snapshot())
+	}
+	if l.other != nil {
+		out = append(out, l.other.snapshot())
+	}
+	slices.SortFunc(out, func(a, b KindStats) int { return strings.Compare(a.Kind, b.Kind) })
+	return out
+}
+
+func (k *kindState) snapshot() KindStats {
+	return KindStats{
+		Kind: k.name, Count: k.fulfilled, Pending: k.pending, Overdue: k.overdue,
+		Median: k.hist.quantile(0.5), P99: k.hist.quantile(0.99), Max: time.Duration(k.hist.max),
+		Issued: k.issued, Late: k.late, Cancelled: k.cancelled, Expired: k.expired,
+		Dropped: k.dropped, AlertsDropped: k.alertsDropped,
+	}
+}
+
+func compareID(a, b ID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Indexed binary min-heap over slot numbers, keyed by (due, id).
+
+func (l *ledger) less(i, j int) bool {
+	a, b := &l.slots[l.heap[i]], &l.slots[l.heap[j]]
+	if a.due != b.due {
+		return a.due < b.due
+	}
+	return a.id < b.id
+}
+
+func (l *ledger) swap(i, j int) {
+	l.heap[i], l.heap[j] = l.heap[j], l.heap[i]
+	l.slots[l.heap[i]].hidx = int32(i)
+	l.slots[l.heap[j]].hidx = int32(j)
+}
+
+func (l *ledger) heapPush(s int32) {
+	l.heap = append(l.heap, s)
+	i := len(l.heap) - 1
+	l.slots[s].hidx = int32(i)
+	l.up(i)
+}
+
+func (l *ledger) heapRemove(i int) {
+	last := len(l.heap) - 1
+	s := l.heap[i]
+	if i != last {
+		l.swap(i, last)
+	}
+	l.heap = l.heap[:last]
+	l.slots[s].hidx = -1
+	if i != last {
+		if !l.down(i) {
+			l.up(i)
+		}
+	}
+}
+
+func (l *ledger) heapFix(i int) {
+	if !l.down(i) {
+		l.up(i)
+	}
+}
+
+func (l *ledger) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !l.less(i, p) {
+			return
+		}
+		l.swap(i, p)
+		i = p
+	}
+}
+
+// down sifts i down and reports whether it moved.
+func (l *ledger) down(i int) bool {
+	start := i
+	n := len(l.heap)
+	for {
+		c := 2*i + 1
+		if c >= n || c < 0 {
+			break
+		}
+		if r := c + 1; r < n && l.less(r, c) {
+			c = r
+		}
+		if !l.less(c, i) {
+			break
+		}
+		l.swap(i, c)
+		i = c
+	}
+	return i > start
+}
