@@ -72,13 +72,13 @@ func invalidf(format string, args ...any) error {
 func typeName(v any) string {
 	switch v.(type) {
 	case int64:
-		return "integer"
+		return "an integer"
 	case string:
-		return "string"
+		return "a string"
 	case []any:
-		return "list"
+		return "a list"
 	case map[string]any:
-		return "dictionary"
+		return "a dictionary"
 	}
 	return fmt.Sprintf("%T", v)
 }
@@ -93,7 +93,7 @@ func getInt(d map[string]any, key, ctx string, required bool) (int64, bool, erro
 	}
 	n, ok := v.(int64)
 	if !ok {
-		return 0, false, invalidf("%s: %q is a %s, want integer", ctx, key, typeName(v))
+		return 0, false, invalidf("%s: %q is %s, want integer", ctx, key, typeName(v))
 	}
 	return n, true, nil
 }
@@ -108,7 +108,7 @@ func getString(d map[string]any, key, ctx string, required bool) (string, bool, 
 	}
 	s, ok := v.(string)
 	if !ok {
-		return "", false, invalidf("%s: %q is a %s, want string", ctx, key, typeName(v))
+		return "", false, invalidf("%s: %q is %s, want string", ctx, key, typeName(v))
 	}
 	return s, true, nil
 }
@@ -117,13 +117,13 @@ func getString(d map[string]any, key, ctx string, required bool) (string, bool, 
 func getStringList(v any, ctx string) ([]string, error) {
 	l, ok := v.([]any)
 	if !ok {
-		return nil, invalidf("%s is a %s, want list", ctx, typeName(v))
+		return nil, invalidf("%s is %s, want list", ctx, typeName(v))
 	}
 	out := make([]string, len(l))
 	for i, e := range l {
 		s, ok := e.(string)
 		if !ok {
-			return nil, invalidf("%s[%d] is a %s, want string", ctx, i, typeName(e))
+			return nil, invalidf("%s[%d] is %s, want string", ctx, i, typeName(e))
 		}
 		out[i] = s
 	}
@@ -228,7 +228,7 @@ func infoFromDict(d map[string]any) (*Info, error) {
 func parseFiles(v any) ([]File, int64, error) {
 	l, ok := v.([]any)
 	if !ok {
-		return nil, 0, invalidf("info: \"files\" is a %s, want list", typeName(v))
+		return nil, 0, invalidf("info: \"files\" is %s, want list", typeName(v))
 	}
 	if len(l) == 0 {
 		return nil, 0, invalidf("info: \"files\" is empty")
@@ -239,7 +239,7 @@ func parseFiles(v any) ([]File, int64, error) {
 		ctx := fmt.Sprintf("info: files[%d]", i)
 		fd, ok := e.(map[string]any)
 		if !ok {
-			return nil, 0, invalidf("%s is a %s, want dictionary", ctx, typeName(e))
+			return nil, 0, invalidf("%s is %s, want dictionary", ctx, typeName(e))
 		}
 		n, _, err := getInt(fd, "length", ctx, true)
 		if err != nil {

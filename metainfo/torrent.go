@@ -65,7 +65,7 @@ func Parse(data []byte) (*Torrent, error) {
 	if al, ok := d["announce-list"]; ok {
 		tiers, ok := al.([]any)
 		if !ok {
-			return nil, invalidf("torrent: \"announce-list\" is a %s, want list", typeName(al))
+			return nil, invalidf("torrent: \"announce-list\" is %s, want list", typeName(al))
 		}
 		for i, tier := range tiers {
 			urls, err := getStringList(tier, fmt.Sprintf("torrent: announce-list[%d]", i))

@@ -1,0 +1,83 @@
+package metainfo
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestScanRejectsMalformed(t *testing.T) {
+	valid := enc(singleInfo())
+	deep := strings.Repeat("l", MaxDepth+1) + strings.Repeat("e", MaxDepth+1)
+	cases := []struct{ name, in string }{
+		{"empty", ""},
+		{"not a dict", "i1e"},
+		{"list at top", "le"},
+		{"leading zero int", "d1:ai01ee"},
+		{"negative zero", "d1:ai-0ee"},
+		{"minus only", "d1:ai-ee"},
+		{"empty int", "d1:aiee"},
+		{"plus sign", "d1:ai+1ee"},
+		{"int overflow", "d1:ai9223372036854775808ee"},
+		{"int underflow", "d1:ai-9223372036854775809ee"},
+		{"int junk", "d1:ai1xee"},
+		{"unterminated int", "d1:ai12"},
+		{"leading zero length", "d01:ai1ee"},
+		{"string past end", "d1:a5:abce"},
+		{"huge string length", "d1:a99999999999999999999:xe"},
+		{"unterminated length", "d1:a12"},
+		{"unterminated dict", "d1:ai1e"},
+		{"unterminated list", "d1:ali1ee"},
+		{"unterminated nested", "d1:ad1:bi1ee"},
+		{"key not string", "di1ei1ee"},
+		{"missing value", "d1:ae"},
+		{"trailing garbage", valid + "x"},
+		{"two documents", valid + valid},
+		{"unknown type", "d1:ax1ee"},
+		{"duplicate key sorted", "d1:ai1e1:ai2ee"},
+		{"duplicate key unsorted", "d1:bi1e1:ai1e1:bi2ee"},
+		{"too deep", "d1:a" + deep + "e"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := scanDocument([]byte(c.in), "info")
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("scan(%q) = %v, want ErrMalformed", c.in, err)
+			}
+			if _, err := Parse([]byte(c.in)); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Parse(%q) = %v, want ErrMalformed", c.in, err)
+			}
+			if _, err := ParseInfo([]byte(c.in)); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("ParseInfo(%q) = %v, want ErrMalformed", c.in, err)
+			}
+		})
+	}
+}
+
+func TestScanAcceptsLegalOddities(t *testing.T) {
+	ok := []string{
+		"de",
+		"d1:ai0ee",
+		"d1:ai-9223372036854775808ee",
+		"d1:ai9223372036854775807ee",
+		"d0:0:e",               // empty key and value
+		"d1:bi1e1:ai2e1:ci3ee", // unsorted keys (accepted, documented)
+		"d1:a" + strings.Repeat("l", MaxDepth-1) + strings.Repeat("e", MaxDepth-1) + "e",
+	}
+	for _, in := range ok {
+		if _, _, err := scanDocument([]byte(in), "info"); err != nil {
+			t.Errorf("scan(%q): %v", in, err)
+		}
+	}
+}
+
+func TestScanFindsInfoSpan(t *testing.T) {
+	in := "d1:ad4:infoi1ee4:infod1:xi1ee1:zi1ee"
+	sp, found, err := scanDocument([]byte(in), "info")
+	if err != nil || !found {
+		t.Fatalf("scan: found=%v err=%v", found, err)
+	}
+	if got := in[sp.start:sp.end]; got != "d1:xi1ee" {
+		t.Fatalf("info span = %q, want the top-level one %q", got, "d1:xi1ee")
+	}
+}
