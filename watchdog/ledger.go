@@ -1,6 +1,7 @@
 package watchdog
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -214,7 +215,7 @@ func (l *ledger) expire(now int64, alert func(p Packet, late time.Duration) bool
 		e.overdue = true
 		e.kind.overdue++
 		raised++
-		if !alert(l.packet(e), time.Duration(now-e.deadline)) {
+		if !alert(l.packet(e), time.Duration(satSub(now, e.deadline))) {
 			e.kind.alertsDropped++
 		}
 		if l.retention > 0 {
@@ -388,4 +389,16 @@ func (l *ledger) down(i int) bool {
 		i = c
 	}
 	return i > start
+}
+
+// satSub returns a-b, saturated to the int64 range.
+func satSub(a, b int64) int64 {
+	d := a - b
+	if (b < 0 && d < a) || (b > 0 && d > a) {
+		if b < 0 {
+			return math.MaxInt64
+		}
+		return math.MinInt64
+	}
+	return d
 }

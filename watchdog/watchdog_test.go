@@ -384,7 +384,7 @@ func TestRealClockAlert(t *testing.T) {
 	}
 	defer w.Close()
 	start := time.Now()
-	fast := w.Issue("announce", "ok", 20*time.Millisecond)
+	fast := w.Issue("announce", "ok", 10*time.Second)
 	slow := w.Issue("announce", "never", 50*time.Millisecond)
 	w.Fulfil(fast)
 	a := recvAlert(t, w) // the owner's own timer must fire, no Check
@@ -504,5 +504,70 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := New(c); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("case %d: err = %v", i, err)
 		}
+	}
+}
+
+// TestCallersNeverBlockWhenOwnerStuck holds the owner goroutine inside a
+// Pending filter and checks that Issue/Fulfil still return, that a full
+// queue drops (and counts) commands instead of blocking, and that everything
+// queued is applied once the owner is free.
+func TestCallersNeverBlockWhenOwnerStuck(t *testing.T) {
+	w, _ := newTestWatchdog(t, func(c *Config) { c.Shards = 1; c.MaxQueued = 100 })
+	w.Issue("k", "o", time.Hour)
+	mustCheck(t, w)
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	pendingDone := make(chan struct{})
+	go func() {
+		defer close(pendingDone)
+		w.Pending(func(Packet) bool {
+			once.Do(func() { close(entered) })
+			<-release
+			return true
+		})
+	}()
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("filter never ran")
+	}
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for range 150 { // 300 commands into a queue of 100
+			w.Fulfil(w.Issue("k", "o", time.Hour))
+		}
+	}()
+	select {
+	case <-finished:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Issue/Fulfil blocked while the owner was busy")
+	}
+	close(release)
+	<-pendingDone
+	tot := w.Totals()
+	if tot.QueueDropped != 200 {
+		t.Fatalf("QueueDropped = %d, want 200", tot.QueueDropped)
+	}
+	s := statsFor(t, w, "k")
+	if s.Issued != 51 || s.Count != 50 || s.Pending != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestIssueAtPastDeadlineAlertsAtOnce(t *testing.T) {
+	w, clk := newTestWatchdog(t)
+	tk := w.IssueAt("schedule", "x", clk.Now().Add(-time.Second))
+	mustCheck(t, w)
+	a := recvAlert(t, w)
+	if a.Packet.ID != tk.ID || a.Late != time.Second {
+		t.Fatalf("alert %+v", a)
+	}
+	// A zero deadline must not overflow Late.
+	w.IssueAt("schedule", "zero", time.Time{})
+	mustCheck(t, w)
+	if a := recvAlert(t, w); a.Late <= 0 {
+		t.Fatalf("Late = %v", a.Late)
 	}
 }
