@@ -1,0 +1,2 @@
+// Package tracker talks to BitTorrent trackers.
+package tracker
