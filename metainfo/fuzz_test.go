@@ -1,0 +1,177 @@
+package metainfo
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	bencode "github.com/jackpal/bencode-go"
+)
+
+// The seed corpus lives in testdata/fuzz/<FuzzName>/ (valid single- and
+// multi-file torrents, torrents by mktorrent, magnets, and malformed inputs).
+// Run for example: go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 60s ./metainfo
+
+func checkErr(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrInvalid) {
+		t.Fatalf("error wraps neither ErrMalformed nor ErrInvalid: %v", err)
+	}
+}
+
+// checkInfo checks geometry invariants and that the canonical re-encoding of
+// info parses back to an equal Info.
+func checkInfo(t *testing.T, info *Info) {
+	t.Helper()
+	if len(info.Files) == 0 || info.NumPieces() == 0 || info.Length <= 0 {
+		t.Fatalf("degenerate info accepted: %+v", info)
+	}
+	var sum int64
+	for _, f := range info.Files {
+		if f.Offset != sum || f.Length < 0 {
+			t.Fatalf("bad file offsets: %+v", info.Files)
+		}
+		sum += f.Length
+	}
+	if sum != info.Length {
+		t.Fatalf("file lengths sum %d, Length %d", sum, info.Length)
+	}
+	// Check the first and last few pieces (all pieces would be slow).
+	n := info.NumPieces()
+	for _, p := range []int{0, 1, n / 2, n - 2, n - 1} {
+		if p < 0 || p >= n {
+			continue
+		}
+		var got int64
+		for _, r := range info.FileRanges(p) {
+			f := info.Files[r.File]
+			if r.Length <= 0 || r.Offset < 0 || r.Offset+r.Length > f.Length {
+				t.Fatalf("piece %d: bad range %+v of file %+v", p, r, f)
+			}
+			got += r.Length
+		}
+		if got != info.PieceLen(p) || got <= 0 {
+			t.Fatalf("piece %d: ranges cover %d, PieceLen %d", p, got, info.PieceLen(p))
+		}
+	}
+	again, err := ParseInfo(info.Encode())
+	if err != nil {
+		t.Fatalf("canonical re-encoding does not parse: %v", err)
+	}
+	if !reflect.DeepEqual(again, info) {
+		t.Fatalf("round trip changed info:\n%+v\n%+v", info, again)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(torrentWith(singleInfo()))
+	f.Add(torrentWith(multiInfo()))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// Differential check: what the strict scanner accepts, bencode-go
+		// must decode (otherwise Parse would mask a scanner bug).
+		if _, _, err := scanDocument(data, ""); err == nil {
+			if _, err := bencode.Decode(bytes.NewReader(data)); err != nil {
+				t.Fatalf("scanner accepted what bencode-go rejects: %v", err)
+			}
+		}
+		tor, err := Parse(data)
+		if err != nil {
+			checkErr(t, err)
+			return
+		}
+		if sha1.Sum(tor.InfoBytes) != tor.InfoHash || !bytes.Contains(data, tor.InfoBytes) {
+			t.Fatal("InfoHash is not the hash of bytes from the input")
+		}
+		checkInfo(t, tor.Info)
+		tor2, err := Parse(tor.Encode())
+		if err != nil {
+			t.Fatalf("re-encoded torrent does not parse: %v", err)
+		}
+		if tor2.InfoHash != tor.InfoHash || !reflect.DeepEqual(tor2.Info, tor.Info) ||
+			tor2.Announce != tor.Announce || !reflect.DeepEqual(tor2.AnnounceList, tor.AnnounceList) ||
+			!tor2.CreationDate.Equal(tor.CreationDate) || tor2.Comment != tor.Comment || tor2.CreatedBy != tor.CreatedBy {
+			t.Fatalf("round trip changed torrent:\n%+v\n%+v", tor, tor2)
+		}
+		_ = tor.Tiers()
+	})
+}
+
+func FuzzParseInfo(f *testing.F) {
+	f.Add([]byte(enc(singleInfo())))
+	f.Add([]byte(enc(multiInfo())))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		info, err := ParseInfo(raw)
+		if err != nil {
+			checkErr(t, err)
+			return
+		}
+		checkInfo(t, info)
+	})
+}
+
+func FuzzParseMagnet(f *testing.F) {
+	f.Add("magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=x&tr=udp%3A%2F%2Ft%3A1&x.pe=[::1]:1")
+	f.Fuzz(func(t *testing.T, uri string) {
+		m, err := ParseMagnet(uri)
+		if err != nil {
+			checkErr(t, err)
+			return
+		}
+		s := m.String()
+		m2, err := ParseMagnet(s)
+		if err != nil {
+			t.Fatalf("String() %q does not parse: %v", s, err)
+		}
+		if !reflect.DeepEqual(m, m2) {
+			t.Fatalf("round trip changed magnet:\n%+v\n%+v", m, m2)
+		}
+		if m2.String() != s {
+			t.Fatalf("String not stable: %q vs %q", s, m2.String())
+		}
+	})
+}
+
+// TestSeedCorpus keeps the committed seeds meaningful: seeds named "bad-*"
+// must be rejected, all others accepted.
+func TestSeedCorpus(t *testing.T) {
+	for _, fz := range []string{"FuzzParse", "FuzzParseInfo", "FuzzParseMagnet"} {
+		dir := filepath.Join("testdata", "fuzz", fz)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.SplitN(string(b), "\n", 3)
+			if len(lines) < 2 || lines[0] != "go test fuzz v1" {
+				t.Fatalf("%s/%s: not a corpus file", fz, e.Name())
+			}
+			lit := lines[1]
+			lit = lit[strings.IndexByte(lit, '(')+1 : len(lit)-1]
+			val, err := strconv.Unquote(lit)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", fz, e.Name(), err)
+			}
+			switch fz {
+			case "FuzzParse":
+				_, err = Parse([]byte(val))
+			case "FuzzParseInfo":
+				_, err = ParseInfo([]byte(val))
+			default:
+				_, err = ParseMagnet(val)
+			}
+			if bad := strings.HasPrefix(e.Name(), "bad-"); bad != (err != nil) {
+				t.Errorf("%s/%s: err = %v", fz, e.Name(), err)
+			}
+		}
+	}
+}
