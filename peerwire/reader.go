@@ -1,0 +1,187 @@
+package peerwire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DefaultReadBufferSize is the Reader's default bufio size. It must hold a
+// whole piece message (13 + MaxBlock bytes) for the zero-copy path.
+const DefaultReadBufferSize = 64 * 1024
+
+// Reader decodes messages from a peer. Not safe for concurrent use.
+type Reader struct {
+	br      *bufio.Reader
+	lim     Limits
+	pending int    // bytes of the previous message still to Discard
+	big     []byte // reused buffer for messages larger than the bufio buffer
+}
+
+// NewReader returns a Reader with a DefaultReadBufferSize buffer. r should be
+// the raw connection (after the handshake); the Reader buffers it.
+func NewReader(r io.Reader, lim Limits) *Reader {
+	return NewReaderSize(r, lim, DefaultReadBufferSize)
+}
+
+// NewReaderSize is NewReader with a given buffer size, raised if needed so a
+// piece message with a MaxBlock block fits.
+func NewReaderSize(r io.Reader, lim Limits, size int) *Reader {
+	if need := 4 + int(lim.MaxLength(Piece)); size < need {
+		size = need
+	}
+	return &Reader{br: bufio.NewReaderSize(r, size), lim: lim}
+}
+
+// Limits returns the Reader's current limits.
+func (r *Reader) Limits() Limits { return r.lim }
+
+// SetLimits replaces the limits, e.g. once a magnet link's metadata is known.
+func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
+
+// Buffered returns the number of bytes already read from the connection and
+// not yet decoded.
+func (r *Reader) Buffered() int { return r.br.Buffered() - r.pending }
+
+// ReadMessage reads and validates the next message. The returned slices
+// alias internal buffers and are valid until the next call. On any error
+// other than io.EOF the connection should be closed; errors wrap the
+// package's sentinels (all matching ErrProtocol) or the read error
+// (io.ErrUnexpectedEOF for a truncated message).
+func (r *Reader) ReadMessage() (Message, error) {
+	if r.pending > 0 {
+		n, err := r.br.Discard(r.pending)
+		r.pending -= n
+		if err != nil {
+			return Message{}, readErr(err, true)
+		}
+	}
+	hdr, err := r.br.Peek(4)
+	if err != nil {
+		return Message{}, readErr(err, len(hdr) > 0)
+	}
+	length := binary.BigEndian.Uint32(hdr)
+	if length == 0 {
+		r.br.Discard(4)
+		return Message{KeepAlive: true}, nil
+	}
+	hdr, err = r.br.Peek(5)
+	if err != nil {
+		return Message{}, readErr(err, true)
+	}
+	id := MsgID(hdr[4])
+	if max := r.lim.MaxLength(id); length > max {
+		return Message{}, fmt.Errorf("%w: %v length %d over %d", ErrMessageTooLarge, id, length, max)
+	}
+	// Fixed-size messages are checked before reading the payload.
+	if err := checkLength(id, length); err != nil {
+		return Message{}, err
+	}
+	var p []byte
+	total := 4 + int(length)
+	if total <= r.br.Size() {
+		buf, err := r.br.Peek(total)
+		if err != nil {
+			return Message{}, readErr(err, true)
+		}
+		p = buf[5:]
+		r.pending = total
+	} else {
+		r.br.Discard(5)
+		n := int(length) - 1
+		if cap(r.big) < n {
+			r.big = make([]byte, n)
+		}
+		p = r.big[:n]
+		if _, err := io.ReadFull(r.br, p); err != nil {
+			return Message{}, readErr(err, true)
+		}
+	}
+	return r.decode(id, p)
+}
+
+func readErr(err error, mid bool) error {
+	if mid && errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == io.EOF {
+		return io.EOF
+	}
+	return fmt.Errorf("peerwire: read message: %w", err)
+}
+
+// checkLength verifies the exact length of fixed-size messages and the
+// minimum length of variable ones.
+func checkLength(id MsgID, length uint32) error {
+	var want uint32
+	switch id {
+	case Choke, Unchoke, Interested, NotInterested, HaveAll, HaveNone:
+		want = 1
+	case Have, Suggest, AllowedFast:
+		want = 5
+	case Request, Cancel, Reject:
+		want = 13
+	case Port:
+		want = 3
+	case Piece:
+		if length < 9 {
+			return fmt.Errorf("%w: piece length %d", ErrBadLength, length)
+		}
+		return nil
+	case Extended:
+		if length < 2 {
+			return fmt.Errorf("%w: extended length %d", ErrBadLength, length)
+		}
+		return nil
+	default:
+		return nil
+	}
+	if length != want {
+		return fmt.Errorf("%w: %v length %d, want %d", ErrBadLength, id, length, want)
+	}
+	return nil
+}
+
+func (r *Reader) decode(id MsgID, p []byte) (Message, error) {
+	m := Message{ID: id}
+	switch id {
+	case Choke, Unchoke, Interested, NotInterested, HaveAll, HaveNone:
+	case Have, Suggest, AllowedFast:
+		m.Index = binary.BigEndian.Uint32(p)
+		if err := r.lim.ValidateIndex(m.Index); err != nil {
+			return Message{}, fmt.Errorf("%v: %w", id, err)
+		}
+	case Request, Cancel, Reject:
+		m.Index = binary.BigEndian.Uint32(p)
+		m.Begin = binary.BigEndian.Uint32(p[4:])
+		m.Length = binary.BigEndian.Uint32(p[8:])
+		if err := r.lim.ValidateRequest(m.Index, m.Begin, m.Length); err != nil {
+			return Message{}, fmt.Errorf("%v: %w", id, err)
+		}
+	case Piece:
+		m.Index = binary.BigEndian.Uint32(p)
+		m.Begin = binary.BigEndian.Uint32(p[4:])
+		m.Block = p[8:]
+		m.Length = uint32(len(m.Block))
+		if err := r.lim.ValidateRequest(m.Index, m.Begin, m.Length); err != nil {
+			return Message{}, fmt.Errorf("%v: %w", id, err)
+		}
+	case BitfieldMsg:
+		if n := r.lim.NumPieces; n > 0 {
+			if err := Validate(p, n); err != nil {
+				return Message{}, err
+			}
+		}
+		m.Bitfield = p
+	case Port:
+		m.Port = binary.BigEndian.Uint16(p)
+	case Extended:
+		m.ExtID = p[0]
+		m.ExtPayload = p[1:]
+	default:
+		m.Payload = p
+	}
+	return m, nil
+}
