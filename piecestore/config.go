@@ -1,0 +1,84 @@
+package piecestore
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"flotilla/metainfo"
+)
+
+// Config configures a Store. Start from DefaultConfig; zero values of the
+// tuning fields mean "default" so that a literal with only Dir, Info and
+// InfoHash works too. Open never modifies the caller's Config.
+type Config struct {
+	// Dir is the output directory. It is created if missing; every file of
+	// the torrent is created beneath it (Info.FilePath), never elsewhere.
+	Dir string
+	// Info is the torrent's validated metainfo (required).
+	Info *metainfo.Info
+	// InfoHash identifies the torrent's completion record.
+	InfoHash [20]byte
+	// Preallocate reserves disk space for every file with fallocate at Open
+	// (a full disk is then reported at once); otherwise files are sparse.
+	Preallocate bool
+	// WriteBudget bounds the bytes of accepted, not yet written piece data.
+	// Submit blocks (honouring its context) while the queue is over budget.
+	// 0 means DefaultConfig's value. A budget below one piece still admits
+	// one piece at a time.
+	WriteBudget int64
+	// SyncBytes: written data is synced and recorded once this many bytes
+	// are pending. 0 means default.
+	SyncBytes int64
+	// SyncInterval: ... or this long after the first pending write,
+	// whichever comes first. 0 means default.
+	SyncInterval time.Duration
+	// Logger receives warnings (ignored record, re-verification). nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the default tuning; the caller sets Dir, Info and
+// InfoHash.
+func DefaultConfig() Config {
+	return Config{
+		WriteBudget:  16 << 20,
+		SyncBytes:    64 << 20,
+		SyncInterval: time.Second,
+	}
+}
+
+// Validate reports whether the Config can be used by Open.
+func (c *Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return fmt.Errorf("%w: Dir is empty", ErrBadConfig)
+	case c.Info == nil:
+		return fmt.Errorf("%w: Info is nil", ErrBadConfig)
+	case c.WriteBudget < 0:
+		return fmt.Errorf("%w: WriteBudget %d < 0", ErrBadConfig, c.WriteBudget)
+	case c.SyncBytes < 0:
+		return fmt.Errorf("%w: SyncBytes %d < 0", ErrBadConfig, c.SyncBytes)
+	case c.SyncInterval < 0:
+		return fmt.Errorf("%w: SyncInterval %v < 0", ErrBadConfig, c.SyncInterval)
+	}
+	return nil
+}
+
+// withDefaults returns a copy with zero tuning fields filled in.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.WriteBudget == 0 {
+		c.WriteBudget = d.WriteBudget
+	}
+	if c.SyncBytes == 0 {
+		c.SyncBytes = d.SyncBytes
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = d.SyncInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

@@ -1,0 +1,75 @@
+package piecestore
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+var (
+	// ErrDiskFull is matched (errors.Is) by a FileError caused by ENOSPC or
+	// EDQUOT. The same error also matches syscall.ENOSPC (or EDQUOT).
+	ErrDiskFull = errors.New("piecestore: disk full")
+	// ErrIO is matched by a FileError caused by EIO.
+	ErrIO = errors.New("piecestore: I/O error")
+	// ErrClosed is returned by methods called after Close.
+	ErrClosed = errors.New("piecestore: store closed")
+	// ErrUnsafePath reports a torrent path that would leave the output
+	// directory, a symlink on the way, or a non-regular file in the way.
+	ErrUnsafePath = errors.New("piecestore: unsafe path")
+	// ErrInvalidInfo reports metainfo the store cannot map (inconsistent
+	// geometry).
+	ErrInvalidInfo = errors.New("piecestore: invalid info")
+	// ErrBadPiece reports a piece index out of range or data of the wrong
+	// length.
+	ErrBadPiece = errors.New("piecestore: bad piece")
+	// ErrNotComplete is returned by ReadBlock/ReadPiece for a piece that is
+	// not recorded complete (including pieces still queued for writing).
+	ErrNotComplete = errors.New("piecestore: piece not complete")
+	// ErrBadRange reports a block outside its piece.
+	ErrBadRange = errors.New("piecestore: block outside piece")
+	// ErrBadConfig reports an invalid Config.
+	ErrBadConfig = errors.New("piecestore: invalid config")
+)
+
+// FileError is an operating-system error on one file of the store. Its
+// message names the file. errors.Is(err, ErrDiskFull) is true for ENOSPC and
+// EDQUOT, errors.Is(err, ErrIO) for EIO; Unwrap returns the underlying
+// error (usually a syscall.Errno).
+type FileError struct {
+	Op   string // "write", "sync", "create", "read", ...
+	Path string // full path of the file
+	Err  error
+}
+
+func (e *FileError) Error() string {
+	s := fmt.Sprintf("piecestore: %s %s: %v", e.Op, e.Path, e.Err)
+	switch {
+	case errors.Is(e, ErrDiskFull):
+		s += " (disk full: free space, then run again to resume)"
+	case errors.Is(e, ErrIO):
+		s += " (I/O error: check the disk)"
+	}
+	return s
+}
+
+// Unwrap returns the underlying error.
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Is reports whether the error matches ErrDiskFull or ErrIO.
+func (e *FileError) Is(target error) bool {
+	switch target {
+	case ErrDiskFull:
+		return errors.Is(e.Err, syscall.ENOSPC) || errors.Is(e.Err, syscall.EDQUOT)
+	case ErrIO:
+		return errors.Is(e.Err, syscall.EIO)
+	}
+	return false
+}
+
+func fileErr(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &FileError{Op: op, Path: path, Err: err}
+}

@@ -1,0 +1,135 @@
+package piecestore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Files are opened with *at system calls relative to a descriptor of the
+// output directory, one path component at a time, with O_NOFOLLOW: no
+// symlink anywhere below Dir is followed (a symlink in a torrent's path is
+// refused, wherever it points), and non-regular files are refused. The
+// lexical checks in layout.go are a second, independent line of defence.
+
+const dirOpenFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+
+// openRoot creates dir if needed and returns a descriptor for it.
+func openRoot(dir string) (int, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return -1, fmt.Errorf("piecestore: create output directory: %w", err)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fileErr("open output directory", dir, err)
+	}
+	return fd, nil
+}
+
+// openDirAt opens (creating it if missing) the directory name inside dirfd
+// without following a symlink. path is the full path for messages.
+func openDirAt(dirfd int, name, path string) (int, error) {
+	fd, err := unix.Openat(dirfd, name, dirOpenFlags, 0)
+	if errors.Is(err, unix.ENOENT) {
+		if err := unix.Mkdirat(dirfd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return -1, fileErr("create directory", path, err)
+		}
+		fd, err = unix.Openat(dirfd, name, dirOpenFlags, 0)
+	}
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		return -1, fmt.Errorf("%w: %s: %q is a symlink or not a directory", ErrUnsafePath, path, name)
+	}
+	if err != nil {
+		return -1, fileErr("open directory", path, err)
+	}
+	return fd, nil
+}
+
+// openFileAt opens or creates the regular file reached by comps beneath
+// rootfd, creating missing directories. It returns the descriptor, whether
+// the file was created, and the descriptor of its parent directory if
+// keepParent (else -1).
+func openFileAt(rootfd int, comps []string, path string, keepParent bool) (fd int, created bool, parent int, err error) {
+	dirfd := rootfd
+	defer func() {
+		if dirfd != rootfd && (dirfd != parent || err != nil) {
+			unix.Close(dirfd)
+		}
+	}()
+	parent = -1
+	for _, c := range comps[:len(comps)-1] {
+		next, err := openDirAt(dirfd, c, path)
+		if err != nil {
+			return -1, false, -1, err
+		}
+		if dirfd != rootfd {
+			unix.Close(dirfd)
+		}
+		dirfd = next
+	}
+	name := comps[len(comps)-1]
+	var st unix.Stat_t
+	switch err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
+	case err == nil:
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return -1, false, -1, fmt.Errorf("%w: %s is a symlink or not a regular file", ErrUnsafePath, path)
+		}
+	case errors.Is(err, unix.ENOENT):
+		created = true
+	default:
+		return -1, false, -1, fileErr("stat", path, err)
+	}
+	flags := unix.O_RDWR | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK
+	if created {
+		flags |= unix.O_CREAT | unix.O_EXCL
+	}
+	fd, err = unix.Openat(dirfd, name, flags, 0o644)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EEXIST) {
+		return -1, false, -1, fmt.Errorf("%w: %s is a symlink or appeared while opening", ErrUnsafePath, path)
+	}
+	if err != nil {
+		return -1, false, -1, fileErr("open", path, err)
+	}
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, false, -1, fmt.Errorf("%w: %s is not a regular file", ErrUnsafePath, path)
+	}
+	if keepParent {
+		if dirfd == rootfd {
+			parent, err = unix.Dup(rootfd)
+			if err != nil {
+				unix.Close(fd)
+				return -1, false, -1, fileErr("dup", path, err)
+			}
+		} else {
+			parent = dirfd
+		}
+	}
+	return fd, created, parent, nil
+}
+
+// fstamp returns the size and modification time (ns) of fd.
+func fstamp(fd int) (stamp, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return stamp{}, err
+	}
+	return stamp{size: st.Size, mtime: st.Mtim.Nano()}, nil
+}
+
+// sizeFile gives fd exactly length bytes: fallocate when prealloc (falling
+// back to ftruncate where unsupported), else a sparse ftruncate.
+func sizeFile(fd int, cur, length int64, prealloc bool) error {
+	if prealloc && cur < length {
+		err := unix.Fallocate(fd, 0, 0, length)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+			return err
+		}
+	}
+	return unix.Ftruncate(fd, length)
+}

@@ -1,0 +1,435 @@
+package piecestore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// hooks are the system calls the I/O goroutines make, replaceable by tests
+// (fault injection and ordering checks).
+type hooks struct {
+	pwritev   func(fd int, iovs [][]byte, off int64) (int, error)
+	fdatasync func(fd int) error
+	// recorded, if set, is called by the syncer after a record is durable,
+	// with the recorded bitfield (read-only).
+	recorded func(have []byte)
+}
+
+func defaultHooks() hooks {
+	return hooks{pwritev: unix.Pwritev, fdatasync: unix.Fdatasync}
+}
+
+// Store maps a torrent's pieces onto its files beneath Config.Dir. See the
+// package documentation for the goroutines, the write plan and the record.
+// All methods are safe for concurrent use.
+type Store struct {
+	cfg    Config
+	log    *slog.Logger
+	lay    *layout
+	root   string
+	rootfd int
+	rec    *recorder
+	hooks  hooks
+
+	have  bitset       // recorded complete; set only by the syncer
+	nHave atomic.Int64 // population of have
+
+	budget   *budget
+	submitMu sync.RWMutex // guards closed against sends on submitCh
+	closed   bool
+	submitCh chan pieceReq   // Submit -> worker
+	syncCh   chan *syncBatch // worker -> syncer
+	ctlCh    chan verifyCmd  // Verify -> syncer
+	written  chan int
+	pool     chan []byte
+
+	fdMu      sync.RWMutex // readers hold R while using descriptors
+	fdsClosed bool
+
+	errMu sync.Mutex
+	err   error
+
+	st counters
+
+	closing    chan struct{}
+	killed     chan struct{} // tests: simulate kill -9 (no flush, no record)
+	workerDone chan struct{}
+	syncerDone chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+type counters struct {
+	bytesWritten, writeCalls, runs, piecesWritten atomic.Int64
+	syncs, records, dropped                       atomic.Int64
+}
+
+// Stats is a snapshot of the store's counters.
+type Stats struct {
+	BytesWritten   int64 // piece bytes handed to the kernel this session
+	PiecesWritten  int64 // pieces written this session (not necessarily recorded)
+	WriteCalls     int64 // pwritev system calls
+	Runs           int64 // coalesced runs: contiguous torrent ranges written as one plan step
+	Syncs          int64 // fdatasync calls on data files
+	Records        int64 // completion records committed
+	QueuedBytes    int64 // accepted by Submit, not yet written
+	PiecesComplete int   // pieces recorded complete
+	Dropped        int64 // Written notifications dropped (channel full; should stay 0)
+}
+
+// Open prepares the torrent's files beneath cfg.Dir (creating missing ones,
+// sparse or preallocated), loads the completion record and checks it
+// against the files' sizes and modification times, re-hashing recorded
+// pieces of files that changed, and starts the I/O worker.
+func Open(cfg Config) (*Store, error) { return open(cfg, defaultHooks()) }
+
+func open(cfg Config, h hooks) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	lay, err := newLayout(c.Dir, c.Info)
+	if err != nil {
+		return nil, err
+	}
+	root, _ := filepath.Abs(c.Dir) // newLayout succeeded, so Abs does
+	rootfd, err := openRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	slots := int(min(c.WriteBudget/lay.pieceLen+2, int64(lay.numPieces)+1))
+	s := &Store{
+		cfg: c, log: c.Logger, lay: lay, root: root, rootfd: rootfd, hooks: h,
+		have:       newBitset(lay.numPieces),
+		budget:     newBudget(c.WriteBudget),
+		submitCh:   make(chan pieceReq, slots),
+		syncCh:     make(chan *syncBatch),
+		ctlCh:      make(chan verifyCmd),
+		pool:       make(chan []byte, slots),
+		closing:    make(chan struct{}),
+		killed:     make(chan struct{}),
+		workerDone: make(chan struct{}),
+		syncerDone: make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeFiles()
+		}
+	}()
+	stamps, err := s.prepare()
+	if err != nil {
+		return nil, err
+	}
+	s.written = make(chan int, lay.numPieces)
+	ok = true
+	w := newWorker(s)
+	y := &syncer{s: s, stamps: stamps, recHave: s.have.bitfield(lay.numPieces)}
+	go w.run()
+	go y.run()
+	return s, nil
+}
+
+// prepare opens every file, reconciles the record with the disk and leaves
+// a record that matches the files. It returns the files' current stamps.
+func (s *Store) prepare() ([]stamp, error) {
+	l := s.lay
+	pre := make([]stamp, len(l.files))
+	for i := range l.files {
+		f := &l.files[i]
+		if f.pad {
+			continue
+		}
+		fd, _, _, err := openFileAt(s.rootfd, f.comps, f.path, false)
+		if err != nil {
+			return nil, err
+		}
+		if pre[i], err = fstamp(fd); err != nil {
+			unix.Close(fd)
+			return nil, fileErr("stat", f.path, err)
+		}
+		if f.length == 0 {
+			if pre[i].size != 0 {
+				err = unix.Ftruncate(fd, 0)
+			}
+			unix.Close(fd)
+			if err != nil {
+				return nil, fileErr("truncate", f.path, err)
+			}
+			continue
+		}
+		f.fd = fd
+	}
+	rc, rec, warn, err := openRecorder(s.rootfd, s.root, s.cfg.InfoHash, l, s.hooks.fdatasync)
+	if err != nil {
+		return nil, err
+	}
+	s.rec = rc
+	if warn != nil {
+		s.log.Warn("piecestore: ignoring unusable completion record; pieces will be downloaded again",
+			"record", rc.path, "err", warn)
+	}
+	have := make([]byte, (l.numPieces+7)/8)
+	changed := make([]bool, len(l.files)) // size or mtime differs from the record
+	var recheck []int
+	if rec != nil {
+		copy(have, rec.have)
+		var files []int
+		for i := range l.files {
+			changed[i] = l.files[i].stored() && pre[i] != rec.stamps[i]
+		}
+		for p := range l.numPieces {
+			if !bfHas(have, p) {
+				continue
+			}
+			files = l.appendPieceFiles(files[:0], p)
+			for _, fi := range files {
+				if changed[fi] {
+					recheck = append(recheck, p)
+					break
+				}
+			}
+		}
+	}
+	dirty := make([]bool, len(l.files)) // needs a sync before the record
+	for i := range l.files {
+		f := &l.files[i]
+		if !f.stored() || pre[i].size == f.length {
+			continue
+		}
+		if pre[i].size > f.length {
+			s.log.Warn("piecestore: file larger than in the torrent; truncating", "file", f.path,
+				"size", pre[i].size, "want", f.length)
+		}
+		if err := sizeFile(f.fd, pre[i].size, f.length, s.cfg.Preallocate); err != nil {
+			return nil, fileErr("allocate", f.path, err)
+		}
+		dirty[i] = true
+	}
+	if len(recheck) > 0 {
+		s.log.Warn("piecestore: files changed since the completion record; re-verifying their pieces",
+			"pieces", len(recheck))
+		bad := 0
+		want := make([]byte, len(have))
+		for _, p := range recheck {
+			bfSet(want, p)
+		}
+		err := s.hashPieces(context.Background(), func(p int) bool { return bfHas(want, p) }, nil, func(p int, ok bool) {
+			if !ok {
+				bfClear(have, p)
+				bad++
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i := range changed {
+			dirty[i] = dirty[i] || changed[i]
+		}
+		if bad > 0 {
+			s.log.Warn("piecestore: pieces no longer valid on disk", "pieces", bad)
+		}
+	}
+	stamps := make([]stamp, len(l.files))
+	needRecord := rec == nil || len(recheck) > 0
+	for i := range l.files {
+		f := &l.files[i]
+		if !f.stored() {
+			continue
+		}
+		if dirty[i] {
+			needRecord = true
+			if err := s.hooks.fdatasync(f.fd); err != nil {
+				return nil, fileErr("sync", f.path, err)
+			}
+		}
+		st, err := fstamp(f.fd)
+		if err != nil {
+			return nil, fileErr("stat", f.path, err)
+		}
+		stamps[i] = st
+		needRecord = needRecord || (rec != nil && st != rec.stamps[i])
+	}
+	if needRecord {
+		if err := s.rec.write(s.newRecord(stamps, have)); err != nil {
+			return nil, err
+		}
+	}
+	for p := range l.numPieces {
+		if bfHas(have, p) {
+			s.have.set(p)
+			s.nHave.Add(1)
+		}
+	}
+	return stamps, nil
+}
+
+func (s *Store) newRecord(stamps []stamp, have []byte) *record {
+	return &record{infoHash: s.cfg.InfoHash, pieceLen: s.lay.pieceLen, total: s.lay.total,
+		numPieces: s.lay.numPieces, stamps: stamps, have: have}
+}
+
+// NumPieces returns the torrent's piece count.
+func (s *Store) NumPieces() int { return s.lay.numPieces }
+
+// Have returns the BEP 3 bitfield of pieces recorded complete (written,
+// synced and recorded, and still valid on disk when the store was opened).
+func (s *Store) Have() []byte { return s.have.bitfield(s.lay.numPieces) }
+
+// HasPiece reports whether piece p is recorded complete.
+func (s *Store) HasPiece(p int) bool { return p >= 0 && p < s.lay.numPieces && s.have.has(p) }
+
+// Complete reports whether every piece is recorded complete.
+func (s *Store) Complete() bool { return s.nHave.Load() == int64(s.lay.numPieces) }
+
+// Written delivers each piece once it is written, synced and recorded, in
+// order of completion. Pieces complete at Open are not delivered. The
+// channel is buffered for every piece and closed by Close.
+func (s *Store) Written() <-chan int { return s.written }
+
+// Err returns the sticky fatal error (ENOSPC, EIO, ...) that stopped the
+// store from accepting writes, or nil. It names the file.
+func (s *Store) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+func (s *Store) setErr(err error) {
+	s.errMu.Lock()
+	first := s.err == nil
+	if first {
+		s.err = err
+	}
+	s.errMu.Unlock()
+	if first {
+		s.log.Error("piecestore: stopped accepting writes", "err", err)
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		BytesWritten:   s.st.bytesWritten.Load(),
+		PiecesWritten:  s.st.piecesWritten.Load(),
+		WriteCalls:     s.st.writeCalls.Load(),
+		Runs:           s.st.runs.Load(),
+		Syncs:          s.st.syncs.Load(),
+		Records:        s.st.records.Load(),
+		QueuedBytes:    s.budget.queued(),
+		PiecesComplete: int(s.nHave.Load()),
+		Dropped:        s.st.dropped.Load(),
+	}
+}
+
+// GetBuffer returns a buffer of piece p's length (capacity: the torrent's
+// piece length) from the store's small pool, or a new one. Hand it to Submit
+// (which returns it to the pool after writing) or back with PutBuffer.
+func (s *Store) GetBuffer(p int) []byte {
+	n := s.lay.pieceSize(p)
+	if n == 0 {
+		return nil
+	}
+	select {
+	case b := <-s.pool:
+		return b[:n]
+	default:
+		return make([]byte, n, s.lay.pieceLen)
+	}
+}
+
+// PutBuffer returns a buffer obtained from GetBuffer (e.g. a piece that
+// failed its hash) to the pool. The caller must not use it afterwards.
+func (s *Store) PutBuffer(b []byte) {
+	if int64(cap(b)) != s.lay.pieceLen {
+		return
+	}
+	select {
+	case s.pool <- b[:0]:
+	default:
+	}
+}
+
+// Submit queues piece p's data, already SHA-1 verified by the caller, for
+// writing. On success the store owns data (it goes back to the pool after
+// the write); on error the caller keeps it. Submit blocks while the queued
+// bytes exceed Config.WriteBudget (back-pressure) until room is made, ctx is
+// done or the store is closed. A nil return means accepted, not durable:
+// durability is reported on Written. Submitting a piece that is already
+// complete is a no-op.
+func (s *Store) Submit(ctx context.Context, p int, data []byte) error {
+	n := s.lay.pieceSize(p)
+	if n == 0 || int64(len(data)) != n {
+		return fmt.Errorf("%w: piece %d with %d bytes (want %d)", ErrBadPiece, p, len(data), n)
+	}
+	if err := s.Err(); err != nil {
+		return err
+	}
+	if s.have.has(p) {
+		s.PutBuffer(data)
+		return nil
+	}
+	if err := s.budget.acquire(ctx, n, s.closing); err != nil {
+		return err
+	}
+	s.submitMu.RLock()
+	defer s.submitMu.RUnlock()
+	if s.closed {
+		s.budget.release(n)
+		return ErrClosed
+	}
+	// Never blocks: the budget admits at most cap(submitCh) pieces.
+	s.submitCh <- pieceReq{piece: p, data: data}
+	return nil
+}
+
+// Close writes everything queued, syncs, records and stops the worker; it
+// then closes the files. It returns the sticky error, if any (what was
+// durably written before it is still recorded). Close is idempotent.
+func (s *Store) Close() error {
+	s.shutdown(false)
+	return s.closeErr
+}
+
+// kill simulates a crash (kill -9) for tests: the goroutines stop at once,
+// nothing queued is written, nothing more is synced or recorded.
+func (s *Store) kill() { s.shutdown(true) }
+
+func (s *Store) shutdown(kill bool) {
+	s.closeOnce.Do(func() {
+		s.submitMu.Lock()
+		s.closed = true
+		s.submitMu.Unlock()
+		if kill {
+			close(s.killed)
+		}
+		close(s.closing)
+		<-s.workerDone
+		<-s.syncerDone
+		s.closeFiles()
+		s.closeErr = s.Err()
+	})
+}
+
+func (s *Store) closeFiles() {
+	s.fdMu.Lock()
+	defer s.fdMu.Unlock()
+	if s.fdsClosed {
+		return
+	}
+	s.fdsClosed = true
+	for i := range s.lay.files {
+		if fd := s.lay.files[i].fd; fd >= 0 {
+			unix.Close(fd)
+			s.lay.files[i].fd = -1
+		}
+	}
+	s.rec.close()
+	unix.Close(s.rootfd)
+}

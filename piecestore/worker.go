@@ -1,0 +1,277 @@
+package piecestore
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	maxIovecs = 1024     // IOV_MAX on Linux
+	maxRun    = 64 << 20 // bytes per coalesced run
+)
+
+type pieceReq struct {
+	piece int
+	data  []byte
+}
+
+// syncBatch is the set of pieces written since the last hand-over to the
+// syncer, with the files they touched.
+type syncBatch struct {
+	pieces []int
+	files  []int // distinct stored files
+	bytes  int64
+}
+
+// worker is the I/O worker: the only goroutine that writes piece data. It
+// owns the queue of verified pieces and builds the write plan from it:
+// every time it wakes it takes everything queued, sorts it by offset,
+// coalesces adjacent pieces into runs and writes each run's part in each
+// file with one pwritev (split only at IOV_MAX). Written pieces are
+// batched for the syncer.
+type worker struct {
+	s         *Store
+	queue     []pieceReq
+	queued    []byte // bitfield: in queue or in the pending batch (dedup)
+	ever      []byte // bitfield: written this session or complete at open
+	remaining int    // pieces neither complete at open nor written yet
+	pending   *syncBatch
+	inBatch   []bool // per file: already in pending.files
+	due       bool
+	timer     *time.Timer
+	timerOn   bool
+	iovs      [][]byte
+	failed    bool
+}
+
+func newWorker(s *Store) *worker {
+	n := s.lay.numPieces
+	w := &worker{
+		s:       s,
+		queued:  make([]byte, (n+7)/8),
+		ever:    s.have.bitfield(n),
+		inBatch: make([]bool, len(s.lay.files)),
+		timer:   time.NewTimer(time.Hour),
+	}
+	w.timer.Stop()
+	w.remaining = n - int(s.nHave.Load())
+	return w
+}
+
+func (w *worker) run() {
+	s := w.s
+	defer close(s.workerDone)
+	defer w.timer.Stop()
+	for {
+		var syncOut chan<- *syncBatch
+		if w.pending != nil && w.due {
+			syncOut = s.syncCh
+		}
+		var timerC <-chan time.Time
+		if w.timerOn {
+			timerC = w.timer.C
+		}
+		select {
+		case r := <-s.submitCh:
+			w.accept(r)
+			w.drain()
+			w.flush()
+		case syncOut <- w.pending:
+			w.handedOver()
+		case <-timerC:
+			w.timerOn = false
+			w.due = true
+		case <-s.closing:
+			select {
+			case <-s.killed:
+				close(s.syncCh)
+				return
+			default:
+			}
+			w.drain()
+			w.flush()
+			if w.pending != nil {
+				select {
+				case s.syncCh <- w.pending:
+					w.handedOver()
+				case <-s.killed:
+				}
+			}
+			close(s.syncCh)
+			return
+		case <-s.killed:
+			close(s.syncCh)
+			return
+		}
+	}
+}
+
+func (w *worker) handedOver() {
+	for _, p := range w.pending.pieces {
+		bfClear(w.queued, p)
+	}
+	for _, f := range w.pending.files {
+		w.inBatch[f] = false
+	}
+	w.pending = nil
+	w.due = false
+	if w.timerOn {
+		w.timer.Stop()
+		w.timerOn = false
+	}
+}
+
+// drain takes everything already submitted without blocking.
+func (w *worker) drain() {
+	for {
+		select {
+		case r := <-w.s.submitCh:
+			w.accept(r)
+		default:
+			return
+		}
+	}
+}
+
+func (w *worker) accept(r pieceReq) {
+	if w.failed || bfHas(w.queued, r.piece) || w.s.have.has(r.piece) || w.s.Err() != nil {
+		w.release(r)
+		return
+	}
+	bfSet(w.queued, r.piece)
+	w.queue = append(w.queue, r)
+}
+
+// release gives a piece's budget and buffer back.
+func (w *worker) release(r pieceReq) {
+	w.s.budget.release(int64(len(r.data)))
+	w.s.PutBuffer(r.data)
+}
+
+// flush executes the write plan for everything queued.
+func (w *worker) flush() {
+	q := w.queue
+	if len(q) == 0 {
+		return
+	}
+	slices.SortFunc(q, func(a, b pieceReq) int { return a.piece - b.piece })
+	for i := 0; i < len(q); {
+		j, size := i+1, int64(len(q[i].data))
+		for j < len(q) && q[j].piece == q[j-1].piece+1 && size+int64(len(q[j].data)) <= maxRun {
+			size += int64(len(q[j].data))
+			j++
+		}
+		run := q[i:j]
+		var err error
+		if !w.failed {
+			err = w.writeRun(run, size)
+		}
+		if err != nil {
+			w.s.setErr(err)
+			w.failed = true
+			w.due = true // still record what was written before the error
+		}
+		for _, r := range run {
+			if w.failed {
+				bfClear(w.queued, r.piece)
+			} else {
+				w.written(r.piece, int64(len(r.data)))
+			}
+			w.release(r)
+		}
+		i = j
+	}
+	clear(q)
+	w.queue = q[:0]
+	clear(w.iovs[:cap(w.iovs)])
+}
+
+// writeRun writes the contiguous pieces of run (size bytes in all).
+func (w *worker) writeRun(run []pieceReq, size int64) error {
+	s := w.s
+	s.st.runs.Add(1)
+	bi, bo := 0, 0 // cursor: buffer index, offset in it
+	return s.lay.spans(s.lay.pieceOffset(run[0].piece), size, func(fi int, fileOff, _, n int64) error {
+		iovs := w.iovs[:0]
+		for n > 0 {
+			b := run[bi].data[bo:]
+			if int64(len(b)) > n {
+				b = b[:n]
+			}
+			iovs = append(iovs, b)
+			n -= int64(len(b))
+			bo += len(b)
+			if bo == len(run[bi].data) {
+				bi, bo = bi+1, 0
+			}
+		}
+		w.iovs = iovs
+		f := &s.lay.files[fi]
+		if !f.stored() { // padding: verified zeros, not stored
+			return nil
+		}
+		return w.pwritevAll(f, iovs, fileOff)
+	})
+}
+
+func (w *worker) pwritevAll(f *fileEntry, iovs [][]byte, off int64) error {
+	s := w.s
+	for len(iovs) > 0 {
+		chunk := iovs[:min(len(iovs), maxIovecs)]
+		n, err := s.hooks.pwritev(f.fd, chunk, off)
+		s.st.writeCalls.Add(1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fileErr("write", f.path, err)
+		}
+		if n <= 0 {
+			return fileErr("write", f.path, io.ErrShortWrite)
+		}
+		s.st.bytesWritten.Add(int64(n))
+		off += int64(n)
+		for n > 0 {
+			if n >= len(iovs[0]) {
+				n -= len(iovs[0])
+				iovs = iovs[1:]
+			} else {
+				iovs[0] = iovs[0][n:]
+				n = 0
+			}
+		}
+	}
+	return nil
+}
+
+// written adds a piece to the pending sync batch.
+func (w *worker) written(p int, n int64) {
+	s := w.s
+	s.st.piecesWritten.Add(1)
+	if w.pending == nil {
+		w.pending = &syncBatch{}
+		w.timer.Reset(s.cfg.SyncInterval)
+		w.timerOn = true
+	}
+	b := w.pending
+	b.pieces = append(b.pieces, p)
+	b.bytes += n
+	_ = s.lay.spans(s.lay.pieceOffset(p), n, func(fi int, _, _, _ int64) error {
+		if s.lay.files[fi].stored() && !w.inBatch[fi] {
+			w.inBatch[fi] = true
+			b.files = append(b.files, fi)
+		}
+		return nil
+	})
+	if !bfHas(w.ever, p) {
+		bfSet(w.ever, p)
+		w.remaining--
+	}
+	if b.bytes >= s.cfg.SyncBytes || w.remaining <= 0 {
+		w.due = true
+	}
+}
