@@ -371,6 +371,11 @@ func (s *Store) Submit(ctx context.Context, p int, data []byte) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
 	if s.have.has(p) {
 		s.PutBuffer(data)
 		return nil

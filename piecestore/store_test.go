@@ -1,0 +1,505 @@
+package piecestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"flotilla/metainfo"
+)
+
+// awkward: a piece spanning three files, zero-length files (one nested, one
+// last), nested directories and a short last piece.
+func awkwardTorrent(t testing.TB) *testTorrent {
+	return newTorrent(t, "awk", 16,
+		fileSpec{"d1/a", 10},
+		fileSpec{"d1/d2/empty", 0},
+		fileSpec{"b", 3},
+		fileSpec{"d3/d4/c", 20},
+		fileSpec{"z", 0},
+	)
+}
+
+func TestGeometry(t *testing.T) {
+	tt := awkwardTorrent(t)
+	dir := t.TempDir()
+	s := openStore(t, testConfig(tt, dir, nil), nil)
+	if n := s.NumPieces(); n != 3 {
+		t.Fatalf("pieces = %d, want 3", n)
+	}
+	if got := s.lay.pieceSize(2); got != 1 {
+		t.Fatalf("last piece size = %d, want 1", got)
+	}
+	// Piece 0 = a[0:10] + b[0:3] + c[0:3]: three files.
+	var files []int
+	if files = s.lay.appendPieceFiles(nil, 0); !slices.Equal(files, []int{0, 2, 3}) {
+		t.Fatalf("piece 0 files = %v, want [0 2 3]", files)
+	}
+	// The store's mapping agrees with metainfo's.
+	for p := range s.NumPieces() {
+		var got []metainfo.FileRange
+		_ = s.lay.spans(s.lay.pieceOffset(p), s.lay.pieceSize(p), func(fi int, fo, _, n int64) error {
+			got = append(got, metainfo.FileRange{File: fi, Offset: fo, Length: n})
+			return nil
+		})
+		if want := tt.info.FileRanges(p); !slices.Equal(got, want) {
+			t.Fatalf("piece %d ranges = %v, want %v", p, got, want)
+		}
+	}
+	// Every file exists with its length, zero-length ones included.
+	for i, f := range tt.info.Files {
+		st, err := os.Lstat(filepath.Join(dir, tt.info.FilePath(i)))
+		if err != nil {
+			t.Fatalf("file %d: %v", i, err)
+		}
+		if !st.Mode().IsRegular() || st.Size() != f.Length {
+			t.Fatalf("%s: mode %v size %d, want regular %d", tt.info.FilePath(i), st.Mode(), st.Size(), f.Length)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".flotilla", recordName(tt.hash))); err != nil {
+		t.Fatalf("record file: %v", err)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	tt := awkwardTorrent(t)
+	dir := t.TempDir()
+	s := openStore(t, testConfig(tt, dir, nil), nil)
+	n := s.NumPieces()
+	for _, p := range rand.Perm(n) {
+		submit(t, s, tt, p)
+	}
+	got := waitWritten(t, s, n)
+	slices.Sort(got)
+	if !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("written = %v", got)
+	}
+	if !s.Complete() {
+		t.Fatal("not complete after every piece was written")
+	}
+	for p := range n {
+		b, err := s.ReadPiece(p, nil)
+		if err != nil || !bytes.Equal(b, tt.piece(p)) {
+			t.Fatalf("ReadPiece(%d) = %x, %v; want %x", p, b, err, tt.piece(p))
+		}
+	}
+	// A block crossing the three files of piece 0.
+	blk := make([]byte, 8)
+	if k, err := s.ReadBlock(0, 6, blk); err != nil || k != 8 || !bytes.Equal(blk, tt.piece(0)[6:14]) {
+		t.Fatalf("ReadBlock = %d, %v", k, err)
+	}
+	if _, err := s.ReadBlock(2, 0, blk); !errors.Is(err, ErrBadRange) {
+		t.Fatalf("ReadBlock past the short last piece: %v, want ErrBadRange", err)
+	}
+	if _, err := s.ReadBlock(3, 0, blk[:1]); !errors.Is(err, ErrBadPiece) {
+		t.Fatalf("ReadBlock of piece 3: %v, want ErrBadPiece", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkFiles(t, tt, dir)
+	if _, ok := <-s.Written(); ok {
+		t.Fatal("Written not closed by Close")
+	}
+	if err := s.Submit(context.Background(), 0, tt.piece(0)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Submit after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.ReadPiece(0, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadPiece after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestSubmitRejectsBadInput(t *testing.T) {
+	tt := awkwardTorrent(t)
+	s := openStore(t, testConfig(tt, t.TempDir(), nil), nil)
+	ctx := context.Background()
+	for _, c := range []struct {
+		p int
+		n int
+	}{{-1, 16}, {3, 1}, {0, 15}, {2, 16}} {
+		if err := s.Submit(ctx, c.p, make([]byte, c.n)); !errors.Is(err, ErrBadPiece) {
+			t.Errorf("Submit(%d, %d bytes) = %v, want ErrBadPiece", c.p, c.n, err)
+		}
+	}
+	if _, err := s.ReadPiece(0, nil); !errors.Is(err, ErrNotComplete) {
+		t.Fatalf("ReadPiece of a missing piece: %v, want ErrNotComplete", err)
+	}
+}
+
+// gate blocks pwritev calls until released, reporting each entry.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}, 100), release: make(chan struct{})} }
+
+func (g *gate) hooks() *hooks {
+	h := defaultHooks()
+	inner := h.pwritev
+	h.pwritev = func(fd int, iovs [][]byte, off int64) (int, error) {
+		g.entered <- struct{}{}
+		<-g.release
+		return inner(fd, iovs, off)
+	}
+	return &h
+}
+
+func TestOutOfOrderSubmitsCoalesce(t *testing.T) {
+	tt := newTorrent(t, "one", 1024, fileSpec{"", 8 * 1024})
+	g := newGate()
+	s := openStore(t, testConfig(tt, t.TempDir(), nil), g.hooks())
+	submit(t, s, tt, 0)
+	<-g.entered // the worker is writing piece 0 and cannot take more
+	for _, p := range []int{7, 3, 5, 1, 2, 6, 4} {
+		submit(t, s, tt, p)
+	}
+	close(g.release)
+	waitWritten(t, s, 8)
+	st := s.Stats()
+	if st.Runs != 2 || st.WriteCalls != 2 {
+		t.Fatalf("runs = %d, write calls = %d; want 2 and 2 (piece 0, then 1..7 coalesced)", st.Runs, st.WriteCalls)
+	}
+	if st.BytesWritten != 8*1024 || st.PiecesWritten != 8 {
+		t.Fatalf("stats = %+v", st)
+	}
+	s.Close()
+	checkFiles(t, tt, s.cfg.Dir)
+}
+
+func TestCoalescedRunAcrossFiles(t *testing.T) {
+	tt := newTorrent(t, "awk8", 8, fileSpec{"d1/a", 10}, fileSpec{"d1/d2/empty", 0}, fileSpec{"b", 3}, fileSpec{"d3/c", 20})
+	g := newGate()
+	s := openStore(t, testConfig(tt, t.TempDir(), nil), g.hooks())
+	submit(t, s, tt, 4) // c's tail; the worker blocks writing it
+	<-g.entered
+	for _, p := range []int{2, 0, 3, 1} {
+		submit(t, s, tt, p)
+	}
+	close(g.release)
+	go func() {
+		for range g.entered {
+		}
+	}()
+	waitWritten(t, s, 5)
+	close(g.entered)
+	// Run 1: piece 4 (one call). Run 2: pieces 0..3 = a[0:10] b[0:3] c[0:19],
+	// one pwritev per file part.
+	if st := s.Stats(); st.Runs != 2 || st.WriteCalls != 4 {
+		t.Fatalf("runs = %d, write calls = %d; want 2 runs, 4 calls", st.Runs, st.WriteCalls)
+	}
+	s.Close()
+	checkFiles(t, tt, s.cfg.Dir)
+}
+
+func TestBackPressure(t *testing.T) {
+	tt := newTorrent(t, "bp", 1024, fileSpec{"", 8 * 1024})
+	g := newGate()
+	cfg := testConfig(tt, t.TempDir(), nil)
+	cfg.WriteBudget = 2 * 1024
+	s := openStore(t, cfg, g.hooks())
+	submit(t, s, tt, 0)
+	<-g.entered
+	submit(t, s, tt, 1) // 2 KiB queued: the budget is full
+	if q := s.Stats().QueuedBytes; q != 2048 {
+		t.Fatalf("queued = %d, want 2048", q)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	b := s.GetBuffer(2)
+	copy(b, tt.piece(2))
+	if err := s.Submit(ctx, 2, b); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Submit over budget = %v, want to block until the deadline", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Submit(context.Background(), 2, b) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Submit over budget returned %v while the writer is stuck", err)
+	case <-time.After(30 * time.Millisecond):
+	}
+	close(g.release) // the writer finishes piece 0: room for piece 2
+	if err := <-done; err != nil {
+		t.Fatalf("Submit after room was made: %v", err)
+	}
+	go func() {
+		for range g.entered {
+		}
+	}()
+	for p := 3; p < 8; p++ {
+		submit(t, s, tt, p)
+	}
+	waitWritten(t, s, 8)
+	close(g.entered)
+	if q := s.Stats().QueuedBytes; q != 0 {
+		t.Fatalf("queued = %d after everything was written", q)
+	}
+}
+
+func TestResumeKeepsHave(t *testing.T) {
+	tt := newTorrent(t, "multi", 64, fileSpec{"x/a", 300}, fileSpec{"x/b", 0}, fileSpec{"y", 333})
+	dir := t.TempDir()
+	cfg := testConfig(tt, dir, nil)
+	cfg.SyncInterval = time.Hour // only Close syncs
+	s := openStore(t, cfg, nil)
+	n := s.NumPieces()
+	var first []int
+	for p := 0; p < n; p += 2 {
+		submit(t, s, tt, p)
+		first = append(first, p)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for p := range s.Written() {
+		got = append(got, p)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, first) {
+		t.Fatalf("written before close = %v, want %v", got, first)
+	}
+
+	logs := &logBuffer{}
+	s2 := openStore(t, testConfig(tt, dir, logs), nil)
+	if have := haveList(s2.Have(), n); !slices.Equal(have, first) {
+		t.Fatalf("Have after reopen = %v, want %v", have, first)
+	}
+	if st := s2.Stats(); st.Records != 0 {
+		t.Fatalf("reopening an unchanged store rewrote the record")
+	}
+	for p := 1; p < n; p += 2 {
+		submit(t, s2, tt, p)
+	}
+	submit(t, s2, tt, 0) // already complete: ignored
+	waitWritten(t, s2, n-len(first))
+	if !s2.Complete() {
+		t.Fatal("not complete")
+	}
+	s2.Close()
+	checkFiles(t, tt, dir)
+	if logs.String() != "" {
+		t.Fatalf("unexpected log output: %s", logs)
+	}
+}
+
+func TestRecordThatLiesIsNotTrusted(t *testing.T) {
+	tt := newTorrent(t, "lie", 100, fileSpec{"a", 250}, fileSpec{"b", 250}, fileSpec{"c", 250})
+	dir := t.TempDir()
+	s := openStore(t, testConfig(tt, dir, nil), nil)
+	n := s.NumPieces() // 8 pieces: a=[0,250) b=[250,500) c=[500,750)
+	for p := range n {
+		submit(t, s, tt, p)
+	}
+	waitWritten(t, s, n)
+	s.Close()
+
+	// a: one byte changed (piece 1), mtime moves; b: truncated; c: untouched.
+	pa := filepath.Join(dir, "lie", "a")
+	f, err := os.OpenFile(pa, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{tt.data[150] ^ 0xff}, 150)
+	f.Close()
+	future := time.Now().Add(time.Hour)
+	os.Chtimes(pa, future, future)
+	if err := os.Truncate(filepath.Join(dir, "lie", "b"), 100); err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &logBuffer{}
+	s2 := openStore(t, testConfig(tt, dir, logs), nil)
+	// piece 1 is corrupt; pieces 2..4 touch b, whose tail is now zeros
+	// (pieces 2 = a[200:250]+b[0:50] and 3 = b[50:150] survive: b kept 100 bytes).
+	want := []int{0, 2, 5, 6, 7}
+	if got := haveList(s2.Have(), n); !slices.Equal(got, want) {
+		t.Fatalf("Have = %v, want %v", got, want)
+	}
+	if !bytes.Contains([]byte(logs.String()), []byte("re-verifying")) {
+		t.Fatalf("no warning about re-verification: %q", logs)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "lie", "b")); st.Size() != 250 {
+		t.Fatalf("b was not resized: %d", st.Size())
+	}
+	for _, p := range []int{1, 3, 4} {
+		submit(t, s2, tt, p)
+	}
+	waitWritten(t, s2, 3)
+	s2.Close()
+	checkFiles(t, tt, dir)
+	// The reconciled record is trusted as is next time.
+	s3 := openStore(t, testConfig(tt, dir, nil), nil)
+	if !s3.Complete() || s3.Stats().Records != 0 {
+		t.Fatalf("complete %v, records %d", s3.Complete(), s3.Stats().Records)
+	}
+}
+
+func TestCorruptRecordIgnored(t *testing.T) {
+	tt := newTorrent(t, "cr", 32, fileSpec{"", 200})
+	dir := t.TempDir()
+	s := openStore(t, testConfig(tt, dir, nil), nil)
+	for p := range s.NumPieces() {
+		submit(t, s, tt, p)
+	}
+	waitWritten(t, s, s.NumPieces())
+	s.Close()
+	rp := filepath.Join(dir, ".flotilla", recordName(tt.hash))
+	data, err := os.ReadFile(rp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		mod  func([]byte) []byte
+	}{
+		{"flipped bits in both slots", func(b []byte) []byte {
+			b = slices.Clone(b)
+			b[len(b)/2-3] ^= 1
+			b[len(b)-3] ^= 1
+			return b
+		}},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-7] }},
+		{"garbage", func(b []byte) []byte { return bytes.Repeat([]byte{0xa5}, len(b)) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(rp, c.mod(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			logs := &logBuffer{}
+			s := openStore(t, testConfig(tt, dir, logs), nil)
+			if got := haveList(s.Have(), s.NumPieces()); len(got) != 0 {
+				t.Fatalf("Have = %v from a corrupt record", got)
+			}
+			if !bytes.Contains([]byte(logs.String()), []byte("ignoring unusable completion record")) {
+				t.Fatalf("no warning: %q", logs)
+			}
+			// Verify finds the data and rebuilds the record.
+			if err := s.Verify(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			if !s.Complete() {
+				t.Fatal("Verify did not find the pieces")
+			}
+			s.Close()
+			if err := os.WriteFile(rp, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestRecordForOtherTorrentIgnored(t *testing.T) {
+	tt := newTorrent(t, "o", 32, fileSpec{"", 200})
+	dir := t.TempDir()
+	s := openStore(t, testConfig(tt, dir, nil), nil)
+	for p := range s.NumPieces() {
+		submit(t, s, tt, p)
+	}
+	waitWritten(t, s, s.NumPieces())
+	s.Close()
+	// Same file name, different geometry inside: a record that was copied
+	// from elsewhere or written by a bug.
+	other := newTorrent(t, "o", 64, fileSpec{"", 200})
+	other.hash = tt.hash
+	logs := &logBuffer{}
+	s2 := openStore(t, testConfig(other, t.TempDir(), logs), nil)
+	s2.Close()
+	rp := filepath.Join(dir, ".flotilla", recordName(tt.hash))
+	b, _ := os.ReadFile(filepath.Join(s2.cfg.Dir, ".flotilla", recordName(tt.hash)))
+	if err := os.WriteFile(rp, append(b, make([]byte, 2*slotSize(7, 1)-len(b))...)[:2*slotSize(7, 1)], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s3 := openStore(t, testConfig(tt, dir, logs), nil)
+	if len(haveList(s3.Have(), s3.NumPieces())) != 0 {
+		t.Fatal("record of another geometry was trusted")
+	}
+}
+
+func TestVerify(t *testing.T) {
+	tt := newTorrent(t, "v", 1000, fileSpec{"p/q", 3500}, fileSpec{"r", 0}, fileSpec{"s", 2100})
+	dir := t.TempDir()
+	// Data placed by someone else (a seeder's files), no record.
+	for i, f := range tt.info.Files {
+		p := filepath.Join(dir, tt.info.FilePath(i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, tt.data[f.Offset:f.Offset+f.Length], 0o644)
+	}
+	s := openStore(t, testConfig(tt, dir, nil), nil)
+	n := s.NumPieces()
+	if len(haveList(s.Have(), n)) != 0 {
+		t.Fatal("Have without a record")
+	}
+	calls := 0
+	if err := s.Verify(context.Background(), func(done, total int) {
+		calls++
+		if total != n || done != calls {
+			t.Errorf("progress(%d, %d) at call %d", done, total, calls)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Complete() || calls != n {
+		t.Fatalf("complete %v after %d progress calls", s.Complete(), calls)
+	}
+	if got := waitWritten(t, s, n); len(got) != n {
+		t.Fatal(got)
+	}
+	// Corrupt piece 3 (inside p/q) behind the store's back; Verify drops it.
+	f, _ := os.OpenFile(filepath.Join(dir, "v", "p", "q"), os.O_WRONLY, 0)
+	f.WriteAt([]byte("X"), 3001)
+	f.Close()
+	if err := s.Verify(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []int{0, 1, 2, 4, 5}
+	if got := haveList(s.Have(), n); !slices.Equal(got, want) {
+		t.Fatalf("Have after corruption = %v, want %v", got, want)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Verify(ctx, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Verify with a cancelled context: %v", err)
+	}
+	submit(t, s, tt, 3)
+	waitWritten(t, s, 1)
+	s.Close()
+	checkFiles(t, tt, dir)
+}
+
+func TestPaddingFilesNotStored(t *testing.T) {
+	data := bytes.Repeat([]byte{7}, 48)
+	files := []metainfo.File{{Path: []string{"a"}, Length: 24}, {Path: []string{".pad", "8"}, Length: 8, Attr: "p"}, {Path: []string{"b"}, Length: 16}}
+	copy(data[24:32], make([]byte, 8))
+	raw, err := metainfo.Build("pad", files, 16, nil, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := metainfo.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := &testTorrent{info: tor.Info, hash: tor.InfoHash, data: data}
+	dir := t.TempDir()
+	s := openStore(t, testConfig(tt, dir, nil), nil)
+	for p := range s.NumPieces() {
+		submit(t, s, tt, p)
+	}
+	waitWritten(t, s, s.NumPieces())
+	if b, err := s.ReadPiece(1, nil); err != nil || !bytes.Equal(b, data[16:32]) {
+		t.Fatalf("ReadPiece over padding = %v, %v", b, err)
+	}
+	s.Close()
+	if _, err := os.Stat(filepath.Join(dir, "pad", ".pad")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("padding file stored: %v", err)
+	}
+	if err := s.Verify(context.Background(), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Verify after Close: %v", err)
+	}
+}
