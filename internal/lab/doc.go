@@ -1,0 +1,19 @@
+// Package lab builds local BitTorrent swarms out of real programs for
+// Flotilla's tests, its benchmark (cmd/flotilla-bench) and its demo
+// (scripts/demo.sh): a deterministic pseudo-random payload, a .torrent for
+// it, a Debian opentracker and N aria2c seeders, each on its own address.
+//
+// A lab is made of Hosts. A Host is a network address plus a way to run a
+// program and to dial from that address. The loopback lab (loopback.go) puts
+// every host on its own 127.0.0.x address of the root network namespace,
+// which needs no privileges; a network-namespace lab (veth pairs, tc rate
+// caps, one namespace per host, see issue 4) can be added as another Host
+// implementation without touching the payload, torrent, tracker or seeder
+// code.
+//
+// Nothing here takes a *testing.T: functions take a context and a *Cleanup
+// stack, so a plain program can build a lab and tear it down on SIGINT.
+// Every process is started in its own process group with Pdeathsig SIGKILL
+// and is killed (the whole group) when the Cleanup runs. internal/testenv
+// adapts these functions for tests.
+package lab

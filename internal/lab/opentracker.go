@@ -1,0 +1,165 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Opentracker is a running Debian opentracker.
+type Opentracker struct {
+	HTTPAnnounce string // http://ip:port/announce
+	UDPAnnounce  string // udp://ip:port/announce
+	Scrape       string // http://ip:port/scrape
+	Dir          string // its chroot directory, holding the whitelist
+	Proc         *Proc
+	host         Host
+	client       *http.Client
+}
+
+// StartOpentracker starts opentracker on host with free ports, chrooted
+// in dir (created if needed) with infoHashes whitelisted (Debian builds it
+// with a whitelist), and waits until it answers HTTP. It is stopped by cl.
+func StartOpentracker(ctx context.Context, cl *Cleanup, host Host, dir string, infoHashes ...[20]byte) (*Opentracker, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lab: opentracker: %w", err)
+	}
+	var wl bytes.Buffer
+	for _, h := range infoHashes {
+		wl.WriteString(hex.EncodeToString(h[:]) + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "whitelist"), wl.Bytes(), 0o644); err != nil {
+		return nil, fmt.Errorf("lab: opentracker: %w", err)
+	}
+	// opentracker drops privileges to -u; the chroot dir must be readable.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lab: opentracker: %w", err)
+	}
+	client := &http.Client{
+		Transport: &http.Transport{DialContext: host.DialContext, DisableKeepAlives: true},
+		Timeout:   5 * time.Second,
+	}
+	ip := host.IP()
+	var lastErr error
+	for attempt := range 5 {
+		port, err := host.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		args := []string{"-i", ip, "-p", strconv.Itoa(port), "-P", strconv.Itoa(port),
+			"-A", ip, "-d", dir, "-w", "whitelist"}
+		if os.Geteuid() == 0 {
+			args = append(args, "-u", "nobody")
+		}
+		cmd := host.Command(ctx, "opentracker", args...)
+		cmd.Dir = dir
+		// The log lives beside, not inside, the chroot.
+		logPath := filepath.Join(filepath.Dir(dir), fmt.Sprintf("opentracker-%s-%d.log", ip, attempt))
+		p, err := StartProc(cl, "opentracker-"+ip, cmd, logPath)
+		if err != nil {
+			return nil, err
+		}
+		hostport := net.JoinHostPort(ip, strconv.Itoa(port))
+		ot := &Opentracker{
+			HTTPAnnounce: "http://" + hostport + "/announce",
+			UDPAnnounce:  "udp://" + hostport + "/announce",
+			Scrape:       "http://" + hostport + "/scrape",
+			Dir:          dir,
+			Proc:         p,
+			host:         host,
+			client:       client,
+		}
+		err = Poll(ctx, 5*time.Second, 20*time.Millisecond, func() (bool, error) {
+			if p.Exited() {
+				return false, p.exitedErr()
+			}
+			resp, err := client.Get("http://" + hostport + "/stats")
+			if err != nil {
+				return false, nil
+			}
+			resp.Body.Close()
+			return true, nil
+		})
+		if err == nil {
+			return ot, nil
+		}
+		p.Stop()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		lastErr = err // probably lost a port race: try another port
+	}
+	return nil, fmt.Errorf("lab: opentracker would not start on %s: %w", ip, lastErr)
+}
+
+// ScrapeResult is one torrent's line of a scrape reply.
+type ScrapeResult struct {
+	Complete, Incomplete, Downloaded int64
+}
+
+// ScrapeInfo asks the tracker how many seeders (complete) and leechers
+// (incomplete) it knows for ih.
+func (o *Opentracker) ScrapeInfo(ctx context.Context, ih [20]byte) (ScrapeResult, error) {
+	var r ScrapeResult
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		o.Scrape+"?info_hash="+url.QueryEscape(string(ih[:])), nil)
+	if err != nil {
+		return r, fmt.Errorf("lab: scrape: %w", err)
+	}
+	resp, err := o.client.Do(req)
+	if err != nil {
+		return r, fmt.Errorf("lab: scrape: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return r, fmt.Errorf("lab: scrape: %w", err)
+	}
+	m, _, err := bdecodeDict(body)
+	if err != nil {
+		return r, fmt.Errorf("lab: scrape reply %q: %w", body, err)
+	}
+	files, _ := m["files"].(map[string]any)
+	entry, ok := files[string(ih[:])].(map[string]any)
+	if !ok {
+		return r, nil // tracker knows no peer yet
+	}
+	r.Complete, _ = entry["complete"].(int64)
+	r.Incomplete, _ = entry["incomplete"].(int64)
+	r.Downloaded, _ = entry["downloaded"].(int64)
+	return r, nil
+}
+
+// Poll calls cond every interval until it returns true (nil), an error
+// (returned), ctx ends, or timeout passes (an error saying so).
+func Poll(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w after %v", ErrTimeout, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,196 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// SwarmConfig describes a swarm: one opentracker and N aria2c seeders of
+// one generated payload.
+type SwarmConfig struct {
+	// Dir is the lab's working directory (payload, torrent, tracker chroot,
+	// logs). Required; created if missing.
+	Dir string
+	// Payload is the content to seed.
+	Payload PayloadSpec
+	// PieceLength of the torrent, a power of two >= 32 KiB (mktorrent's minimum).
+	PieceLength int64
+	// Seeders is the number of aria2c seeders (>= 1), each on its own host.
+	Seeders int
+	// RegisterTimeout bounds the wait until every seeder has checked the
+	// data and announced itself; 0 means 60 s plus 1 s per 50 MB.
+	RegisterTimeout time.Duration
+	// Logger receives progress lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultSwarmConfig is a 64 MiB single-file payload, 1 MiB pieces and 3
+// seeders; Dir must still be set.
+func DefaultSwarmConfig() SwarmConfig {
+	return SwarmConfig{
+		Payload:     PayloadSpec{Name: "flotilla-lab.bin", Seed: 1, Size: 64 << 20},
+		PieceLength: 1 << 20,
+		Seeders:     3,
+	}
+}
+
+// Validate checks the configuration.
+func (c SwarmConfig) Validate() error {
+	if c.Dir == "" {
+		return errors.New("lab: swarm needs a Dir")
+	}
+	if c.Seeders < 1 {
+		return fmt.Errorf("lab: swarm needs at least one seeder, got %d", c.Seeders)
+	}
+	if c.PieceLength < 32<<10 || c.PieceLength&(c.PieceLength-1) != 0 {
+		return fmt.Errorf("lab: piece length %d is not a power of two >= 32 KiB (mktorrent's minimum)", c.PieceLength)
+	}
+	return c.Payload.Validate()
+}
+
+// Swarm is a running swarm.
+type Swarm struct {
+	Payload     *Payload
+	Torrent     *Torrent
+	Tracker     *Opentracker
+	Seeders     []*Proc
+	SeederAddrs []string // host:port of each seeder
+	Dir         string
+}
+
+// StartLoopbackSwarm builds the swarm on loopback: the tracker on
+// 127.0.0.1, seeder i on 127.0.0.(2+i). See StartSwarm.
+func StartLoopbackSwarm(ctx context.Context, cl *Cleanup, cfg SwarmConfig) (*Swarm, error) {
+	return StartSwarm(ctx, cl, cfg, Loopback("127.0.0.1"), LoopbackHosts(2, cfg.Seeders))
+}
+
+// StartSwarm writes the payload and its torrent (announcing to the
+// tracker's HTTP URL), starts opentracker on trackerHost and one aria2c
+// seeder on each of seederHosts (len must be cfg.Seeders), and returns
+// once the tracker's scrape reports every seeder complete. Everything it
+// starts is stopped by cl, also when it fails.
+func StartSwarm(ctx context.Context, cl *Cleanup, cfg SwarmConfig, trackerHost Host, seederHosts []Host) (*Swarm, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(seederHosts) != cfg.Seeders {
+		return nil, fmt.Errorf("lab: %d seeder hosts for %d seeders", len(seederHosts), cfg.Seeders)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	s := &Swarm{Dir: dir}
+
+	start := time.Now()
+	s.Payload, err = WritePayload(filepath.Join(dir, "data"), cfg.Payload)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("payload written", "path", s.Payload.Path, "bytes", s.Payload.Total, "took", time.Since(start).Round(time.Millisecond))
+
+	// The torrent must name the tracker's URL (its port is only known once
+	// it runs) and the tracker must whitelist the torrent's info-hash. The
+	// info-hash does not depend on the announce URL: make the torrent with a
+	// provisional URL, start the tracker with its hash, then put the real
+	// URL in (the info dictionary's bytes are kept exactly).
+	start = time.Now()
+	provisional := [][]string{{"http://" + trackerHost.IP() + ":1/announce"}}
+	torrentPath := filepath.Join(dir, cfg.Payload.Name+".torrent")
+	t0, err := MakeTorrent(ctx, s.Payload, cfg.PieceLength, provisional, torrentPath)
+	if err != nil {
+		return nil, err
+	}
+	s.Tracker, err = StartOpentracker(ctx, cl, trackerHost, filepath.Join(dir, "tracker"), t0.InfoHash)
+	if err != nil {
+		return nil, err
+	}
+	if err := rewriteAnnounce(torrentPath, s.Tracker.HTTPAnnounce); err != nil {
+		return nil, err
+	}
+	s.Torrent = &Torrent{Path: torrentPath, Name: t0.Name, InfoHash: t0.InfoHash,
+		PieceLength: cfg.PieceLength, Tiers: [][]string{{s.Tracker.HTTPAnnounce}}}
+	log.Info("torrent made", "path", torrentPath, "infohash", fmt.Sprintf("%x", t0.InfoHash),
+		"tracker", s.Tracker.HTTPAnnounce, "took", time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	for _, h := range seederHosts {
+		port, err := h.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		cmd := h.Command(ctx, "aria2c", Aria2SeedArgs(h.IP(), port, filepath.Join(dir, "data"), torrentPath)...)
+		cmd.Dir = dir
+		p, err := StartProc(cl, "seeder-"+h.IP(), cmd, filepath.Join(dir, "logs", "seeder-"+h.IP()+".log"))
+		if err != nil {
+			return nil, err
+		}
+		s.Seeders = append(s.Seeders, p)
+		s.SeederAddrs = append(s.SeederAddrs, net.JoinHostPort(h.IP(), strconv.Itoa(port)))
+	}
+	timeout := cfg.RegisterTimeout
+	if timeout == 0 {
+		timeout = 60*time.Second + time.Duration(s.Payload.Total/50e6)*time.Second
+	}
+	var last ScrapeResult
+	err = Poll(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
+		for _, p := range s.Seeders {
+			if p.Exited() {
+				return false, p.exitedErr()
+			}
+		}
+		r, err := s.Tracker.ScrapeInfo(ctx, s.Torrent.InfoHash)
+		if err != nil {
+			return false, nil // transient; the deadline bounds it
+		}
+		last = r
+		return r.Complete >= int64(cfg.Seeders), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lab: waiting for %d seeders to register (tracker says %d complete): %w", cfg.Seeders, last.Complete, err)
+	}
+	log.Info("seeders registered", "seeders", s.SeederAddrs, "took", time.Since(start).Round(time.Millisecond))
+	return s, nil
+}
+
+// rewriteAnnounce replaces the announce URL of a mktorrent-made torrent
+// (whose only tracker key is "announce"), keeping the info dictionary's
+// bytes exactly.
+func rewriteAnnounce(path, announce string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("lab: torrent: %w", err)
+	}
+	m, spans, err := bdecodeDict(data)
+	if err != nil {
+		return fmt.Errorf("lab: %s: %w", path, err)
+	}
+	if _, ok := m["announce-list"]; ok {
+		return fmt.Errorf("lab: %s: cannot rewrite a torrent with an announce-list", path)
+	}
+	sp, ok := spans["announce"]
+	if !ok {
+		return fmt.Errorf("lab: %s: no announce key", path)
+	}
+	var out []byte
+	out = append(out, data[:sp[0]]...)
+	out = append(out, strconv.Itoa(len(announce))+":"+announce...)
+	out = append(out, data[sp[1]:]...)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, out, 0o644); err != nil {
+		return fmt.Errorf("lab: torrent: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
