@@ -72,11 +72,8 @@ func (r *Reader) ReadMessage() (Message, error) {
 		return Message{}, readErr(err, true)
 	}
 	id := MsgID(hdr[4])
-	if max := r.lim.MaxLength(id); length > max {
-		return Message{}, fmt.Errorf("%w: %v length %d over %d", ErrMessageTooLarge, id, length, max)
-	}
-	// Fixed-size messages are checked before reading the payload.
-	if err := checkLength(id, length); err != nil {
+	// Everything is checked before reading the payload.
+	if err := r.checkLength(id, length); err != nil {
 		return Message{}, err
 	}
 	var p []byte
@@ -112,9 +109,10 @@ func readErr(err error, mid bool) error {
 	return fmt.Errorf("peerwire: read message: %w", err)
 }
 
-// checkLength verifies the exact length of fixed-size messages and the
-// minimum length of variable ones.
-func checkLength(id MsgID, length uint32) error {
+// checkLength verifies the exact length of fixed-size messages and known
+// bitfields (ErrBadLength / ErrBadBitfield, also matching
+// ErrMessageTooLarge when too long), and the bounds of variable ones.
+func (r *Reader) checkLength(id MsgID, length uint32) error {
 	var want uint32
 	switch id {
 	case Choke, Unchoke, Interested, NotInterested, HaveAll, HaveNone:
@@ -125,21 +123,34 @@ func checkLength(id MsgID, length uint32) error {
 		want = 13
 	case Port:
 		want = 3
+	case BitfieldMsg:
+		if n := r.lim.bitfieldLen(); n >= 0 {
+			if want := 1 + uint32(n); length > want {
+				return fmt.Errorf("%w: %w: %d bytes for %d pieces", ErrBadBitfield, ErrMessageTooLarge, length-1, r.lim.NumPieces)
+			} else if length < want {
+				return fmt.Errorf("%w: %d bytes for %d pieces", ErrBadBitfield, length-1, r.lim.NumPieces)
+			}
+			return nil
+		}
 	case Piece:
 		if length < 9 {
 			return fmt.Errorf("%w: piece length %d", ErrBadLength, length)
 		}
-		return nil
 	case Extended:
 		if length < 2 {
 			return fmt.Errorf("%w: extended length %d", ErrBadLength, length)
 		}
-		return nil
-	default:
+	}
+	if want != 0 {
+		if length > want {
+			return fmt.Errorf("%w: %w: %v length %d, want %d", ErrBadLength, ErrMessageTooLarge, id, length, want)
+		} else if length < want {
+			return fmt.Errorf("%w: %v length %d, want %d", ErrBadLength, id, length, want)
+		}
 		return nil
 	}
-	if length != want {
-		return fmt.Errorf("%w: %v length %d, want %d", ErrBadLength, id, length, want)
+	if max := r.lim.MaxLength(id); length > max {
+		return fmt.Errorf("%w: %v length %d over %d", ErrMessageTooLarge, id, length, max)
 	}
 	return nil
 }
