@@ -5,18 +5,15 @@
 package testenv
 
 import (
-	"bytes"
-	"encoding/hex"
+	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
+
+	"flotilla/internal/lab"
 )
 
 // InCI reports whether the tests run under CI (environment CI=true or 1).
@@ -69,22 +66,11 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // UDP twin could be bound too.
 func FreePort(t testing.TB, ip string) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp4", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatalf("free port on %s: %v", ip, err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp4", net.JoinHostPort(ip, strconv.Itoa(port)))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port
+	port, err := lab.FreePort(ip)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no free TCP+UDP port on %s", ip)
-	return 0
+	return port
 }
 
 // Opentracker is a running opentracker process.
@@ -93,83 +79,21 @@ type Opentracker struct {
 	UDPAnnounce  string // udp://ip:port/announce
 	Scrape       string // http://ip:port/scrape
 	Dir          string // its chroot directory, holding the whitelist
-	cmd          *exec.Cmd
+	lab          *lab.Opentracker
 }
 
 // StartOpentracker starts the Debian opentracker on ip with free ports and
 // the given info-hashes whitelisted (Debian builds it with a whitelist).
-// It is stopped in t.Cleanup.
+// It is stopped in t.Cleanup. (The work is done by internal/lab, which the
+// benchmark and the demo share.)
 func StartOpentracker(t testing.TB, ip string, infoHashes ...[20]byte) *Opentracker {
 	t.Helper()
 	Require(t, "opentracker")
-	dir := t.TempDir()
-	var wl bytes.Buffer
-	for _, h := range infoHashes {
-		wl.WriteString(hex.EncodeToString(h[:]) + "\n")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "whitelist"), wl.Bytes(), 0o644); err != nil {
+	cl := &lab.Cleanup{}
+	t.Cleanup(cl.Run)
+	ot, err := lab.StartOpentracker(context.Background(), cl, lab.Loopback(ip), filepath.Join(t.TempDir(), "tracker"), infoHashes...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// opentracker drops privileges to -u; the chroot dir must be readable.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var ot *Opentracker
-	for attempt := 0; attempt < 5 && ot == nil; attempt++ {
-		port := FreePort(t, ip)
-		args := []string{"-i", ip, "-p", strconv.Itoa(port), "-P", strconv.Itoa(port),
-			"-A", ip, "-d", dir, "-w", "whitelist"}
-		if os.Geteuid() == 0 {
-			args = append(args, "-u", "nobody")
-		}
-		cmd := exec.Command("opentracker", args...)
-		cmd.Dir = dir
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start opentracker: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		base := fmt.Sprintf("http://%s", net.JoinHostPort(ip, strconv.Itoa(port)))
-		up := false
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-exited:
-				deadline = time.Now() // retry with another port
-				continue
-			default:
-			}
-			resp, err := http.Get(base + "/stats")
-			if err == nil {
-				resp.Body.Close()
-				up = true
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if !up {
-			cmd.Process.Kill()
-			<-exited
-			t.Logf("opentracker on port %d did not come up: %s", port, out.String())
-			continue
-		}
-		ot = &Opentracker{
-			HTTPAnnounce: base + "/announce",
-			UDPAnnounce:  fmt.Sprintf("udp://%s/announce", net.JoinHostPort(ip, strconv.Itoa(port))),
-			Scrape:       base + "/scrape",
-			Dir:          dir,
-			cmd:          cmd,
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-exited
-		})
-	}
-	if ot == nil {
-		t.Fatalf("opentracker would not start on %s", ip)
-	}
-	return ot
+	return &Opentracker{HTTPAnnounce: ot.HTTPAnnounce, UDPAnnounce: ot.UDPAnnounce, Scrape: ot.Scrape, Dir: ot.Dir, lab: ot}
 }
