@@ -71,8 +71,10 @@ type Picker struct {
 	done   int
 
 	// MaxActive bounds the pieces being downloaded at once (memory budget);
-	// 0 means no bound.
+	// 0 means no bound. Held counts further piece buffers the owner holds
+	// (being verified or handed on) against the same bound.
 	MaxActive int
+	Held      int
 }
 
 func newPicker(g pickerGeometry, seed uint64) *Picker {
@@ -271,7 +273,7 @@ func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block
 	}
 	// 2. New pieces, rarest first.
 	for n > 0 && p.nIdle > 0 {
-		if p.MaxActive > 0 && len(p.list) >= p.MaxActive {
+		if p.MaxActive > 0 && len(p.list)+p.Held >= p.MaxActive {
 			return dst
 		}
 		i := p.rarest(has)

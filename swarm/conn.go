@@ -1,0 +1,352 @@
+package swarm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"flotilla/peerwire"
+)
+
+// Errors that close a connection before it is registered.
+var (
+	ErrWrongInfoHash = errors.New("swarm: peer handshake for another torrent")
+	ErrOwnPeerID     = errors.New("swarm: connected to ourselves")
+	ErrBanned        = errors.New("swarm: peer is banned")
+)
+
+// connHandle is what the owner goroutine holds of a live connection; the
+// reader and writer goroutines hold it too. Only the fields documented as
+// shared are touched outside the owner.
+type connHandle struct {
+	key  peerKey
+	gen  uint32
+	c    net.Conn
+	addr netip.AddrPort
+
+	quit      chan struct{} // closed by the owner: writer stops
+	closeOnce sync.Once
+
+	// Shared with the writer goroutine.
+	out      outQueue
+	uploaded atomic.Int64 // payload bytes sent
+}
+
+// outQueue is a connection's outbound mailbox: the owner appends messages
+// under mu and wakes the writer, which drains everything in one go. This
+// keeps the owner from ever blocking on a slow peer.
+type outQueue struct {
+	mu      sync.Mutex
+	q       []peerwire.Message
+	uploads int // queued piece messages (uploads) not yet written
+	wake    chan struct{}
+}
+
+func (o *outQueue) push(ms ...peerwire.Message) {
+	o.mu.Lock()
+	for _, m := range ms {
+		if m.ID == peerwire.Piece && !m.KeepAlive {
+			o.uploads++
+		}
+	}
+	o.q = append(o.q, ms...)
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dropUploads removes queued uploads matching keep==false and returns them.
+func (o *outQueue) dropUploads(drop func(m peerwire.Message) bool) []peerwire.Message {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var dropped []peerwire.Message
+	out := o.q[:0]
+	for _, m := range o.q {
+		if m.ID == peerwire.Piece && !m.KeepAlive && drop(m) {
+			dropped = append(dropped, m)
+			o.uploads--
+			continue
+		}
+		out = append(out, m)
+	}
+	clear(o.q[len(out):])
+	o.q = out
+	return dropped
+}
+
+func (o *outQueue) queuedUploads() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.uploads
+}
+
+func (h *connHandle) close() {
+	h.closeOnce.Do(func() {
+		close(h.quit)
+		h.c.Close()
+	})
+}
+
+// connEvent is one message (or the end) of a connection, sent by its
+// reader goroutine to the owner. Slices are owned copies.
+type connEvent struct {
+	msg   peerwire.Message
+	block *blockBuf // piece payload (msg.Block aliases it)
+}
+
+type connBatch struct {
+	h   *connHandle
+	evs []connEvent
+	err error // non-nil: the connection ended (evs may still hold messages)
+}
+
+// blockBuf is a pooled buffer for one received block.
+type blockBuf struct{ b [peerwire.MaxAcceptedBlock]byte }
+
+var blockPool = sync.Pool{New: func() any { return new(blockBuf) }}
+
+var batchPool = sync.Pool{New: func() any { return &connBatch{evs: make([]connEvent, 0, 64)} }}
+
+// handshake performs the BitTorrent handshake on c. Outgoing connections
+// send first; incoming ones check the info hash before answering.
+func (s *LocalSwarm) handshake(c net.Conn, outgoing bool, timeout time.Duration) (peerwire.Handshake, error) {
+	c.SetDeadline(time.Now().Add(timeout))
+	defer c.SetDeadline(time.Time{})
+	ours := peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: s.cfg.InfoHash, PeerID: s.cfg.PeerID}
+	if outgoing {
+		if err := peerwire.WriteHandshake(c, ours); err != nil {
+			return peerwire.Handshake{}, fmt.Errorf("send handshake: %w", err)
+		}
+	}
+	theirs, err := peerwire.ReadHandshake(c)
+	if err != nil {
+		return theirs, fmt.Errorf("read handshake: %w", err)
+	}
+	if theirs.InfoHash != s.cfg.InfoHash {
+		return theirs, ErrWrongInfoHash
+	}
+	if theirs.PeerID == s.cfg.PeerID {
+		return theirs, ErrOwnPeerID
+	}
+	if !outgoing {
+		if err := peerwire.WriteHandshake(c, ours); err != nil {
+			return theirs, fmt.Errorf("send handshake: %w", err)
+		}
+	}
+	return theirs, nil
+}
+
+func (s *LocalSwarm) tuneConn(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok && s.cfg.SocketBuffer > 0 {
+		tc.SetReadBuffer(s.cfg.SocketBuffer)
+		tc.SetWriteBuffer(s.cfg.SocketBuffer)
+	}
+}
+
+// dial connects to addr and hands the connection to the owner.
+func (s *LocalSwarm) dial(addr netip.AddrPort) {
+	defer s.wg.Done()
+	d := net.Dialer{Timeout: s.cfg.DialTimeout}
+	c, err := d.DialContext(s.ctx, "tcp", addr.String())
+	var hs peerwire.Handshake
+	if err == nil {
+		s.tuneConn(c)
+		hs, err = s.handshake(c, true, s.cfg.DialTimeout)
+		if err != nil {
+			c.Close()
+			c = nil
+		}
+	}
+	select {
+	case s.newConns <- newConn{c: c, addr: addr, hs: hs, err: err, outgoing: true}:
+	case <-s.closing:
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// acceptLoop accepts incoming connections until the listener closes.
+func (s *LocalSwarm) acceptLoop(l net.Listener) {
+	defer s.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+		if s.isBanned(ap.Addr()) || s.nconns.Load() >= int64(s.cfg.MaxPeers)+4 {
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.tuneConn(c)
+			hs, err := s.handshake(c, false, s.cfg.HandshakeTimeout)
+			if err != nil {
+				s.log.Debug("incoming handshake failed", "peer", ap, "err", err)
+				c.Close()
+				return
+			}
+			select {
+			case s.newConns <- newConn{c: c, addr: ap, hs: hs}:
+			case <-s.closing:
+				c.Close()
+			}
+		}()
+	}
+}
+
+// readLoop decodes messages and sends them to the owner in batches: a
+// batch ends when the read buffer is empty, so a busy connection costs
+// the owner one channel receive per buffer-full, not per message.
+func (s *LocalSwarm) readLoop(h *connHandle) {
+	defer s.wg.Done()
+	lim := peerwire.DefaultLimits(s.info.NumPieces(), s.info.PieceLength, s.info.Length)
+	r := peerwire.NewReaderSize(h.c, lim, 256<<10)
+	var lastDeadline time.Time
+	b := batchPool.Get().(*connBatch)
+	b.h = h
+	for {
+		if now := time.Now(); now.Sub(lastDeadline) > time.Second {
+			h.c.SetReadDeadline(now.Add(s.cfg.IdleTimeout))
+			lastDeadline = now
+		}
+		m, err := r.ReadMessage()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.EOF
+			}
+			b.err = err
+			s.sendBatch(b)
+			return
+		}
+		if m.KeepAlive {
+			continue
+		}
+		ev := connEvent{msg: m}
+		switch m.ID {
+		case peerwire.Piece:
+			bb := blockPool.Get().(*blockBuf)
+			n := copy(bb.b[:], m.Block)
+			ev.block = bb
+			ev.msg.Block = bb.b[:n]
+		case peerwire.BitfieldMsg:
+			ev.msg.Bitfield = append([]byte(nil), m.Bitfield...)
+		case peerwire.Extended:
+			ev.msg.ExtPayload = append([]byte(nil), m.ExtPayload...)
+		default:
+			ev.msg.Payload = nil
+		}
+		b.evs = append(b.evs, ev)
+		if r.Buffered() == 0 || len(b.evs) >= 128 {
+			if !s.sendBatch(b) {
+				return
+			}
+			b = batchPool.Get().(*connBatch)
+			b.h = h
+		}
+	}
+}
+
+func (s *LocalSwarm) sendBatch(b *connBatch) bool {
+	select {
+	case s.connIn <- b:
+		return true
+	case <-s.closing:
+		for _, ev := range b.evs {
+			if ev.block != nil {
+				blockPool.Put(ev.block)
+			}
+		}
+		return false
+	}
+}
+
+// writeLoop drains the connection's outbound queue, reading upload blocks
+// from Storage, and sends keep-alives on a quiet connection.
+func (s *LocalSwarm) writeLoop(h *connHandle) {
+	defer s.wg.Done()
+	defer h.c.Close() // unblocks the reader on write failure
+	buf := make([]byte, 0, 256<<10)
+	var batch []peerwire.Message
+	keep := time.NewTicker(s.cfg.KeepAlive / 2)
+	defer keep.Stop()
+	lastWrite := time.Now()
+	flush := func() bool {
+		if len(buf) == 0 {
+			return true
+		}
+		h.c.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		_, err := h.c.Write(buf)
+		buf = buf[:0]
+		lastWrite = time.Now()
+		return err == nil
+	}
+	for {
+		select {
+		case <-h.quit:
+			return
+		case <-keep.C:
+			if time.Since(lastWrite) >= s.cfg.KeepAlive {
+				buf = peerwire.AppendMessage(buf, peerwire.Message{KeepAlive: true})
+				if !flush() {
+					return
+				}
+			}
+			continue
+		case <-h.out.wake:
+		}
+		for {
+			h.out.mu.Lock()
+			batch = append(batch[:0], h.out.q...)
+			clear(h.out.q)
+			h.out.q = h.out.q[:0]
+			h.out.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			served := 0
+			for _, m := range batch {
+				if m.ID == peerwire.Piece && !m.KeepAlive {
+					served++
+					start := len(buf)
+					buf = peerwire.AppendPieceHeader(buf, m.Index, m.Begin, int(m.Length))
+					buf = append(buf, make([]byte, m.Length)...)
+					n, err := s.storage.ReadBlock(int(m.Index), int64(m.Begin), buf[len(buf)-int(m.Length):])
+					if err != nil || n != int(m.Length) {
+						buf = buf[:start]
+						s.log.Debug("upload read failed", "piece", m.Index, "err", err)
+						continue
+					}
+					h.uploaded.Add(int64(m.Length))
+				} else {
+					buf = peerwire.AppendMessage(buf, m)
+				}
+				if len(buf) >= 128<<10 && !flush() {
+					return
+				}
+			}
+			if served > 0 {
+				h.out.mu.Lock()
+				h.out.uploads -= served
+				h.out.mu.Unlock()
+			}
+			if !flush() {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,595 @@
+package swarm
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"flotilla/watchdog"
+)
+
+// ErrClosed is returned by Err after Close when nothing else went wrong.
+var ErrClosed = errors.New("swarm: download closed")
+
+// Status is a snapshot of a download, produced by the sub-chief's
+// goroutine; reading it never blocks.
+type Status struct {
+	Pieces   int // pieces in the torrent
+	Missing  int // not leased to any worker
+	Active   int // leased, not yet verified
+	Verified int // verified, not yet durably written
+	Written  int // durably written
+	// BytesDone is the length of the written pieces; Length the torrent's.
+	BytesDone, Length    int64
+	Downloaded, Uploaded int64   // payload bytes over all workers
+	DownRate, UpRate     float64 // bytes/s over all workers
+	Peers, Seeds         int
+	Workers              []WorkerStatus
+	Complete             bool
+	Err                  error
+	Updated              time.Time
+}
+
+// Download is the sub-chief of one torrent download: it leases pieces to
+// its workers (the local peer swarm and any remote swarms added with
+// AddWorker), re-verifies pieces from untrusted workers, hands verified
+// pieces to Storage, tells every worker what is stored, and reports
+// Status. One goroutine owns its state.
+type Download struct {
+	cfg     Config
+	log     *slog.Logger
+	storage Storage
+	local   *LocalSwarm
+	n       int
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	fanIn chan slotEvent
+	mbMu  sync.Mutex
+	mb    []func()
+	wake  chan struct{}
+
+	complete  chan struct{}
+	stopCh    chan struct{} // closed when the workers are being stopped
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	status     atomic.Pointer[Status]
+	err        atomic.Pointer[error]
+	uploaded   atomic.Int64
+	downloaded atomic.Int64
+	left       atomic.Int64
+
+	// Owner state.
+	lb        *leaseBook
+	slots     []*workerSlot
+	written   []bool
+	nWritten  int
+	nVerified int // verified (submitted) pieces, written or not
+	bytesDone int64
+	deadlines deadlineTable
+	tickets   map[uint64]watchdog.Ticket
+	nextPeer  int
+	isDone    bool
+	stopped   bool
+}
+
+type workerSlot struct {
+	w            Worker
+	idx          int
+	trusted      bool // its Verified flag is believed (the local swarm)
+	alive        bool
+	rate         rateMeter
+	lastDelivery time.Time
+	bad          int
+	closed       chan struct{} // fan-in finished
+}
+
+type slotEvent struct {
+	slot int
+	ev   WorkerEvent
+	end  bool // the worker's event channel closed
+}
+
+// New validates cfg, starts the local peer swarm and the sub-chief.
+func New(cfg Config) (*Download, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	local, err := NewLocalSwarm(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n := cfg.Info.NumPieces()
+	have := cfg.Storage.Have()
+	hasPiece := func(i int) bool { return i/8 < len(have) && have[i/8]&(0x80>>(i%8)) != 0 }
+	d := &Download{
+		cfg: cfg, log: cfg.logger().With("swarm", "subchief"), storage: cfg.Storage, local: local, n: n,
+		fanIn:    make(chan slotEvent, 16),
+		wake:     make(chan struct{}, 1),
+		complete: make(chan struct{}),
+		stopCh:   make(chan struct{}),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		written:  make([]bool, n),
+		tickets:  map[uint64]watchdog.Ticket{},
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.lb = newLeaseBook(n, hasPiece, uint64(time.Now().UnixNano()))
+	for i := 0; i < n; i++ {
+		if hasPiece(i) {
+			d.written[i] = true
+			d.nWritten++
+			d.nVerified++
+			d.bytesDone += cfg.Info.PieceLen(i)
+		}
+	}
+	d.addSlot(local, true)
+	if d.nWritten == n {
+		d.isDone = true
+		close(d.complete)
+	}
+	d.publish(time.Now())
+	go d.run()
+	return d, nil
+}
+
+// Local returns the local peer swarm (for its listening address).
+func (d *Download) Local() *LocalSwarm { return d.local }
+
+// Addr is the local swarm's listening address, or nil.
+func (d *Download) Addr() net.Addr { return d.local.Addr() }
+
+// AddPeers hands peer addresses to the workers (spread across them); it
+// never blocks.
+func (d *Download) AddPeers(addrs []netip.AddrPort) {
+	addrs = append([]netip.AddrPort(nil), addrs...)
+	d.post(func() {
+		var alive []*workerSlot
+		for _, s := range d.slots {
+			if s.alive {
+				alive = append(alive, s)
+			}
+		}
+		if len(alive) == 0 {
+			return
+		}
+		parts := make([][]netip.AddrPort, len(alive))
+		for _, a := range addrs {
+			k := d.nextPeer % len(alive)
+			d.nextPeer++
+			parts[k] = append(parts[k], a)
+		}
+		for k, s := range alive {
+			if len(parts[k]) > 0 {
+				s.w.AddPeers(parts[k])
+			}
+		}
+	})
+}
+
+// AddWorker adds a remote swarm; its pieces are always re-verified. It
+// never blocks.
+func (d *Download) AddWorker(w Worker) {
+	d.post(func() {
+		if d.stopped {
+			go w.Close()
+			return
+		}
+		s := d.addSlot(w, false)
+		d.refill(s, time.Now())
+	})
+}
+
+// Status returns the latest snapshot; it never blocks.
+func (d *Download) Status() Status { return *d.status.Load() }
+
+// Complete is closed once every piece is verified and durably written.
+func (d *Download) Complete() <-chan struct{} { return d.complete }
+
+// Err is the download's fatal error (a storage failure), if any.
+func (d *Download) Err() error {
+	if p := d.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Stats reports bytes for tracker announces; it never blocks.
+func (d *Download) Stats() (uploaded, downloaded, left int64) {
+	return d.uploaded.Load(), d.downloaded.Load(), d.left.Load()
+}
+
+// Close stops every worker and the sub-chief and waits for them. It does
+// not close Storage.
+func (d *Download) Close() error {
+	d.closeOnce.Do(func() { close(d.closing) })
+	<-d.done
+	return nil
+}
+
+func (d *Download) post(f func()) {
+	d.mbMu.Lock()
+	d.mb = append(d.mb, f)
+	d.mbMu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
+	idx := len(d.slots)
+	for k, s := range d.slots {
+		if !s.alive && s.closed == nil {
+			idx = k
+			break
+		}
+	}
+	if idx >= maxWorkers {
+		d.log.Warn("too many workers; refusing", "worker", w.Name())
+		go w.Close()
+		return &workerSlot{w: w, idx: -1}
+	}
+	s := &workerSlot{w: w, idx: idx, trusted: trusted, alive: true, lastDelivery: time.Now(), closed: make(chan struct{})}
+	if idx == len(d.slots) {
+		d.slots = append(d.slots, s)
+	} else {
+		d.slots[idx] = s
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(s.closed)
+		for ev := range w.Events() {
+			select {
+			case d.fanIn <- slotEvent{slot: idx, ev: ev}:
+			case <-d.stopCh:
+				return
+			}
+		}
+		select {
+		case d.fanIn <- slotEvent{slot: idx, end: true}:
+		case <-d.stopCh:
+		}
+	}()
+	return s
+}
+
+func (d *Download) run() {
+	defer close(d.done)
+	tick := time.NewTicker(d.cfg.StatusInterval)
+	defer tick.Stop()
+	now := time.Now()
+	for _, s := range d.slots {
+		d.refill(s, now)
+	}
+	if d.isDone && !d.cfg.Seed {
+		d.stop(errFinished)
+	}
+	var mb []func()
+	written := d.storage.Written()
+	for {
+		select {
+		case <-d.closing:
+			d.stop(ErrClosed)
+			d.publish(time.Now())
+			return
+		case <-d.wake:
+			d.mbMu.Lock()
+			mb, d.mb = d.mb, mb[:0]
+			d.mbMu.Unlock()
+			for _, f := range mb {
+				f()
+			}
+			clear(mb)
+		case se := <-d.fanIn:
+			d.handle(se)
+		case p := <-written:
+			d.pieceWritten(p)
+		case now := <-tick.C:
+			d.tick(now)
+		}
+	}
+}
+
+// stop closes every worker once (download over, failed or closed).
+func (d *Download) stop(reason error) {
+	if d.stopped {
+		return
+	}
+	d.stopped = true
+	close(d.stopCh)
+	d.cancel()
+	for _, s := range d.slots {
+		if s.idx >= 0 {
+			s.w.Close()
+			s.alive = false
+		}
+	}
+	d.wg.Wait()
+	for k, t := range d.tickets {
+		d.cfg.Watchdog.Cancel(t)
+		delete(d.tickets, k)
+	}
+	if !errors.Is(reason, ErrClosed) && !errors.Is(reason, errFinished) {
+		d.err.CompareAndSwap(nil, &reason)
+	}
+}
+
+var errFinished = errors.New("swarm: download finished")
+
+func (d *Download) fail(err error) {
+	d.log.Error("download failed", "err", err)
+	d.err.CompareAndSwap(nil, &err)
+	d.stop(err)
+	d.publish(time.Now())
+}
+
+func (d *Download) handle(se slotEvent) {
+	s := d.slots[se.slot]
+	if se.end {
+		d.workerGone(s, errors.New("worker stopped"))
+		return
+	}
+	ev := se.ev
+	switch ev.Kind {
+	case EventPiece:
+		d.gotPiece(s, ev)
+	case EventRevoked:
+		for _, i := range ev.Pieces {
+			d.endTicket(s.idx, i, false)
+		}
+		d.lb.Return(s.idx, ev.Pieces)
+		d.rebalance(time.Now())
+	case EventFailed:
+		d.workerGone(s, ev.Err)
+	}
+}
+
+func (d *Download) workerGone(s *workerSlot, err error) {
+	if !s.alive {
+		return
+	}
+	s.alive = false
+	held := d.lb.HeldBy(s.idx, nil)
+	for _, i := range held {
+		d.endTicket(s.idx, i, false)
+	}
+	d.lb.Return(s.idx, held)
+	if s.trusted && !d.stopped {
+		d.fail(fmt.Errorf("swarm: local swarm stopped: %w", err))
+		return
+	}
+	d.log.Warn("worker gone; its lease returns to the pool", "worker", s.w.Name(), "pieces", len(held), "err", err)
+	go s.w.Close()
+	d.rebalance(time.Now())
+}
+
+func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) {
+	i := ev.Piece
+	if i < 0 || i >= d.n || d.stopped {
+		return
+	}
+	if d.lb.IsDone(i) {
+		return // end game duplicate
+	}
+	if !s.trusted || !ev.Verified {
+		if int64(len(ev.Data)) != d.cfg.Info.PieceLen(i) || sha1.Sum(ev.Data) != d.cfg.Info.PieceHash(i) {
+			s.bad++
+			d.log.Warn("worker delivered a bad piece", "worker", s.w.Name(), "piece", i, "bad", s.bad)
+			d.endTicket(s.idx, i, false)
+			d.lb.Return(s.idx, []int{i})
+			if s.bad >= d.cfg.MaxStrikes {
+				d.log.Warn("worker quarantined", "worker", s.w.Name())
+				d.workerGone(s, errors.New("quarantined: bad pieces"))
+			}
+			return
+		}
+	}
+	d.endTicket(s.idx, i, true)
+	others, _ := d.lb.Done(i, s.idx)
+	for _, o := range d.slots {
+		if o.idx >= 0 && others&(1<<o.idx) != 0 {
+			d.endTicket(o.idx, i, false)
+			if o.alive {
+				o.w.Revoke([]int{i}, true)
+			}
+		}
+	}
+	now := time.Now()
+	s.rate.Add(len(ev.Data))
+	s.lastDelivery = now
+	d.nVerified++
+	if err := d.storage.Submit(d.ctx, i, ev.Data); err != nil {
+		if d.ctx.Err() == nil {
+			d.fail(fmt.Errorf("swarm: store piece %d: %w", i, err))
+		}
+		return
+	}
+	d.refill(s, now)
+}
+
+func (d *Download) pieceWritten(i int) {
+	if i < 0 || i >= d.n || d.written[i] {
+		return
+	}
+	d.written[i] = true
+	d.nWritten++
+	d.bytesDone += d.cfg.Info.PieceLen(i)
+	if !d.lb.IsDone(i) { // stored by someone else's path (e.g. resume race)
+		d.lb.Done(i, -1)
+		d.nVerified++
+	}
+	for _, s := range d.slots {
+		if s.alive {
+			s.w.Have([]int{i})
+		}
+	}
+	d.checkComplete()
+}
+
+func (d *Download) checkComplete() {
+	if d.isDone || d.nWritten < d.n {
+		return
+	}
+	d.isDone = true
+	close(d.complete)
+	d.log.Info("download complete")
+	if !d.cfg.Seed {
+		d.stop(errFinished)
+	}
+	d.publish(time.Now())
+}
+
+// refill tops up a worker's lease to what it can fetch in LeaseHorizon;
+// when the pool is empty a worker running dry duplicates others' pieces
+// (end game across workers).
+func (d *Download) refill(s *workerSlot, now time.Time) {
+	if !s.alive || d.stopped || s.idx < 0 {
+		return
+	}
+	target := leaseTarget(s.rate.Rate(), d.cfg.Info.PieceLength, d.cfg.LeaseHorizon.Seconds(), d.cfg.MinLease, d.n)
+	held := d.lb.Held(s.idx)
+	if held > target/2 {
+		return
+	}
+	got := d.lb.Take(s.idx, target-held, nil)
+	if len(got) == 0 && held < max(target/4, 1) && d.lb.PoolEmpty() {
+		got = d.lb.Duplicate(s.idx, max(target/4, 2), nil)
+	}
+	if len(got) == 0 {
+		return
+	}
+	at := now.Add(d.cfg.LeaseTimeout)
+	for _, i := range got {
+		d.deadlines.Add(deadline{at: at, peer: peerKey(s.idx), blk: Block{Piece: i}})
+		if d.cfg.Watchdog != nil {
+			d.tickets[uint64(s.idx)<<32|uint64(i)] = d.cfg.Watchdog.Issue("lease", s.w.Name(), d.cfg.LeaseTimeout)
+		}
+	}
+	s.w.Assign(got)
+}
+
+func (d *Download) endTicket(w, i int, fulfilled bool) {
+	k := uint64(w)<<32 | uint64(i)
+	t, ok := d.tickets[k]
+	if !ok {
+		return
+	}
+	delete(d.tickets, k)
+	if fulfilled {
+		d.cfg.Watchdog.Fulfil(t)
+	} else {
+		d.cfg.Watchdog.Cancel(t)
+	}
+}
+
+// rebalance refills every worker and steals unstarted pieces back from a
+// worker holding far more than its share while another runs dry.
+func (d *Download) rebalance(now time.Time) {
+	if d.stopped {
+		return
+	}
+	for _, s := range d.slots {
+		d.refill(s, now)
+	}
+	if !d.lb.PoolEmpty() {
+		return
+	}
+	starving := false
+	for _, s := range d.slots {
+		if s.alive && d.lb.Held(s.idx) < d.cfg.MinLease/4 {
+			starving = true
+		}
+	}
+	if !starving {
+		return
+	}
+	for _, s := range d.slots {
+		if !s.alive {
+			continue
+		}
+		target := leaseTarget(s.rate.Rate(), d.cfg.Info.PieceLength, d.cfg.LeaseHorizon.Seconds(), d.cfg.MinLease, d.n)
+		if held := d.lb.Held(s.idx); held > 2*target {
+			pieces := d.lb.HeldBy(s.idx, nil)
+			s.w.Revoke(pieces[target:], false)
+		}
+	}
+}
+
+func (d *Download) tick(now time.Time) {
+	alive := 0
+	for _, s := range d.slots {
+		if s.alive {
+			s.rate.Tick(now)
+			alive++
+		}
+	}
+	// Lease deadlines: a stalled worker's overdue pieces go back to the
+	// pool when another worker could take them.
+	for _, e := range d.deadlines.Expired(now, nil) {
+		w, i := int(e.peer), e.blk.Piece
+		s := d.slots[w]
+		if !s.alive || !d.lb.Holds(w, i) || d.lb.IsDone(i) {
+			continue
+		}
+		if alive > 1 && now.Sub(s.lastDelivery) >= d.cfg.LeaseTimeout {
+			d.log.Info("lease overdue; returning piece", "worker", s.w.Name(), "piece", i)
+			d.endTicket(w, i, false)
+			d.lb.Return(w, []int{i})
+			s.w.Revoke([]int{i}, true)
+			continue
+		}
+		d.deadlines.Add(deadline{at: now.Add(d.cfg.LeaseTimeout), peer: e.peer, blk: e.blk})
+	}
+	if !d.stopped {
+		if err := d.storage.Err(); err != nil {
+			d.fail(fmt.Errorf("swarm: storage: %w", err))
+		}
+		d.rebalance(now)
+	}
+	d.publish(now)
+}
+
+func (d *Download) publish(now time.Time) {
+	st := Status{Pieces: d.n, Written: d.nWritten, Verified: d.nVerified - d.nWritten,
+		BytesDone: d.bytesDone, Length: d.cfg.Info.Length, Complete: d.isDone, Err: d.Err(), Updated: now}
+	for i := 0; i < d.n; i++ {
+		if d.lb.IsDone(i) {
+			continue
+		}
+		if d.lb.holders[i] != 0 {
+			st.Active++
+		} else {
+			st.Missing++
+		}
+	}
+	for _, s := range d.slots {
+		if s.idx < 0 {
+			continue
+		}
+		ws := s.w.Status()
+		st.Workers = append(st.Workers, ws)
+		st.Downloaded += ws.Downloaded
+		st.Uploaded += ws.Uploaded
+		st.DownRate += ws.DownRate
+		st.UpRate += ws.UpRate
+		st.Peers += ws.Peers
+		st.Seeds += ws.Seeds
+	}
+	d.uploaded.Store(st.Uploaded)
+	d.downloaded.Store(st.Downloaded)
+	d.left.Store(st.Length - st.BytesDone)
+	d.status.Store(&st)
+}

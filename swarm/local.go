@@ -1,0 +1,606 @@
+package swarm
+
+import (
+	"context"
+	"crypto/sha1"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"flotilla/metainfo"
+	"flotilla/peerwire"
+)
+
+// LocalSwarm is the local peer swarm: it connects to peers, downloads the
+// pieces leased to it, verifies them and reports them with their data. It
+// serves uploads of pieces the sub-chief tells it are stored (Have).
+//
+// One goroutine owns all of its state; each connection has a reader
+// goroutine (sending batches of messages to the owner) and a writer
+// goroutine (draining an outbound queue the owner fills without
+// blocking); a small pool verifies SHA-1 off the owner goroutine.
+type LocalSwarm struct {
+	cfg     Config
+	info    *metainfo.Info
+	storage Storage
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	ln      net.Listener
+
+	newConns chan newConn
+	connIn   chan *connBatch
+	hashIn   chan hashJob
+	hashOut  chan hashJob
+	events   chan WorkerEvent
+
+	mbMu   sync.Mutex
+	mb     []func()
+	mbWake chan struct{}
+
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	nconns    atomic.Int64
+	bans      atomic.Pointer[map[netip.Addr]struct{}]
+	status    atomic.Pointer[WorkerStatus]
+
+	// Owner state.
+	picker      *Picker
+	choker      *choker
+	trust       *trustBook
+	peers       []*peer // indexed by peerKey; nil = free slot
+	npeers      int
+	gen         uint32
+	cands       map[netip.AddrPort]*candidate
+	bufs        map[int][]byte // piece buffers of pieces being downloaded
+	freeBufs    [][]byte
+	verifying   int
+	outbox      []WorkerEvent
+	advertised  []byte // pieces stored (bitfield we send)
+	nAdvertised int
+	delivered   int
+	hashFails   int
+	downloaded  int64
+	wasted      int64
+	uploadedOld int64 // uploads of closed connections
+	downRate    rateMeter
+	upRate      rateMeter
+	lastRates   time.Time
+	lastChoke   time.Time
+	pickBuf     []Block
+	cancelBuf   []peerKey
+	rng         uint64
+}
+
+type newConn struct {
+	c        net.Conn
+	addr     netip.AddrPort
+	hs       peerwire.Handshake
+	err      error
+	outgoing bool
+}
+
+type candidate struct {
+	dialing bool
+	fails   int
+	next    time.Time
+	self    bool
+}
+
+type hashJob struct {
+	piece int
+	buf   []byte
+	ok    bool
+}
+
+// NewLocalSwarm starts a local peer swarm for cfg (validated by the
+// caller). have is the bitfield of pieces already stored.
+func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	info := cfg.Info
+	n := info.NumPieces()
+	maxActive := int(cfg.MaxInFlightBytes / info.PieceLength)
+	s := &LocalSwarm{
+		cfg:        cfg,
+		info:       info,
+		storage:    cfg.Storage,
+		log:        cfg.logger().With("swarm", "local"),
+		newConns:   make(chan newConn),
+		connIn:     make(chan *connBatch, 64),
+		hashIn:     make(chan hashJob, maxActive+1),
+		hashOut:    make(chan hashJob, maxActive+1),
+		events:     make(chan WorkerEvent, 16),
+		mbWake:     make(chan struct{}, 1),
+		closing:    make(chan struct{}),
+		done:       make(chan struct{}),
+		cands:      map[netip.AddrPort]*candidate{},
+		bufs:       map[int][]byte{},
+		trust:      newTrustBook(cfg.MaxStrikes),
+		advertised: make([]byte, (n+7)/8),
+		rng:        uint64(time.Now().UnixNano()),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.picker = newPicker(pickerGeometry{NumPieces: n, PieceLength: info.PieceLength, TotalLength: info.Length,
+		BlockSize: peerwire.BlockSize}, s.rng)
+	s.picker.MaxActive = maxActive
+	s.choker = newChoker(cfg.UploadSlots, cfg.OptimisticInterval, s.rng)
+	empty := map[netip.Addr]struct{}{}
+	s.bans.Store(&empty)
+	have := cfg.Storage.Have()
+	for i := 0; i < n; i++ {
+		if i/8 < len(have) && have[i/8]&(0x80>>(i%8)) != 0 {
+			s.picker.SetDone(i)
+			s.advertised[i/8] |= 0x80 >> (i % 8)
+			s.nAdvertised++
+		}
+	}
+	s.ln = cfg.Listener
+	if s.ln == nil && cfg.ListenAddr != "" {
+		l, err := net.Listen("tcp", cfg.ListenAddr)
+		if err != nil {
+			s.cancel()
+			return nil, fmt.Errorf("swarm: listen: %w", err)
+		}
+		s.ln = l
+	}
+	hashers := cfg.Hashers
+	if hashers == 0 {
+		hashers = min(runtime.NumCPU(), 4)
+	}
+	for range hashers {
+		s.wg.Add(1)
+		go s.hashLoop()
+	}
+	if s.ln != nil {
+		s.wg.Add(1)
+		go s.acceptLoop(s.ln)
+	}
+	s.publish(time.Now())
+	go s.run()
+	return s, nil
+}
+
+// Addr is the listening address, or nil.
+func (s *LocalSwarm) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Name implements Worker.
+func (s *LocalSwarm) Name() string { return "local" }
+
+// Events implements Worker.
+func (s *LocalSwarm) Events() <-chan WorkerEvent { return s.events }
+
+// Status implements Worker.
+func (s *LocalSwarm) Status() WorkerStatus { return *s.status.Load() }
+
+// Assign implements Worker.
+func (s *LocalSwarm) Assign(pieces []int) {
+	pieces = append([]int(nil), pieces...)
+	s.post(func() {
+		s.picker.Lease(pieces)
+		s.fillAll()
+	})
+}
+
+// Revoke implements Worker.
+func (s *LocalSwarm) Revoke(pieces []int, force bool) {
+	pieces = append([]int(nil), pieces...)
+	s.post(func() {
+		got := s.picker.Revoke(pieces, force)
+		if force {
+			for _, i := range got {
+				s.abandon(i)
+			}
+		}
+		s.outbox = append(s.outbox, WorkerEvent{Kind: EventRevoked, Pieces: got})
+	})
+}
+
+// Have implements Worker.
+func (s *LocalSwarm) Have(pieces []int) {
+	pieces = append([]int(nil), pieces...)
+	s.post(func() {
+		for _, i := range pieces {
+			s.stored(i)
+		}
+	})
+}
+
+// AddPeers implements Worker.
+func (s *LocalSwarm) AddPeers(addrs []netip.AddrPort) {
+	addrs = append([]netip.AddrPort(nil), addrs...)
+	s.post(func() {
+		for _, a := range addrs {
+			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+			if !a.IsValid() || a.Port() == 0 {
+				continue
+			}
+			if _, ok := s.cands[a]; !ok {
+				s.cands[a] = &candidate{}
+			}
+		}
+		s.dialMore(time.Now())
+	})
+}
+
+// Close implements Worker: it closes every connection and waits for all
+// goroutines.
+func (s *LocalSwarm) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	<-s.done
+	return nil
+}
+
+func (s *LocalSwarm) post(f func()) {
+	s.mbMu.Lock()
+	s.mb = append(s.mb, f)
+	s.mbMu.Unlock()
+	select {
+	case s.mbWake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *LocalSwarm) isBanned(a netip.Addr) bool {
+	_, ok := (*s.bans.Load())[a.Unmap()]
+	return ok
+}
+
+func (s *LocalSwarm) hashLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case j := <-s.hashIn:
+			sum := sha1.Sum(j.buf)
+			j.ok = sum == s.info.PieceHash(j.piece)
+			select {
+			case s.hashOut <- j:
+			case <-s.closing:
+				return
+			}
+		}
+	}
+}
+
+func (s *LocalSwarm) run() {
+	defer close(s.done)
+	tick := time.NewTicker(s.cfg.StatusInterval)
+	defer tick.Stop()
+	var mb []func()
+	for {
+		var evCh chan WorkerEvent
+		var first WorkerEvent
+		if len(s.outbox) > 0 {
+			evCh, first = s.events, s.outbox[0]
+		}
+		select {
+		case <-s.closing:
+			s.shutdown()
+			return
+		case <-s.mbWake:
+			s.mbMu.Lock()
+			mb, s.mb = s.mb, mb[:0]
+			s.mbMu.Unlock()
+			for _, f := range mb {
+				f()
+			}
+			clear(mb)
+		case b := <-s.connIn:
+			s.handleBatch(b)
+		case nc := <-s.newConns:
+			s.register(nc)
+		case j := <-s.hashOut:
+			s.hashed(j)
+		case evCh <- first:
+			s.outbox[0] = WorkerEvent{}
+			s.outbox = s.outbox[1:]
+			if len(s.outbox) == 0 {
+				s.outbox = nil
+			}
+		case now := <-tick.C:
+			s.tick(now)
+		}
+	}
+}
+
+func (s *LocalSwarm) shutdown() {
+	s.cancel()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for _, p := range s.peers {
+		if p != nil {
+			p.h.close()
+		}
+	}
+	// Drain connection traffic so that no goroutine stays blocked, then
+	// wait for all of them.
+	waited := make(chan struct{})
+	go func() { s.wg.Wait(); close(waited) }()
+	for {
+		select {
+		case <-waited:
+			close(s.events)
+			s.publish(time.Now())
+			return
+		case b := <-s.connIn:
+			releaseBatch(b)
+		case nc := <-s.newConns:
+			if nc.c != nil {
+				nc.c.Close()
+			}
+		}
+	}
+}
+
+func releaseBatch(b *connBatch) {
+	for i := range b.evs {
+		if b.evs[i].block != nil {
+			blockPool.Put(b.evs[i].block)
+		}
+		b.evs[i] = connEvent{}
+	}
+	b.evs = b.evs[:0]
+	b.h, b.err = nil, nil
+	batchPool.Put(b)
+}
+
+func (s *LocalSwarm) tick(now time.Time) {
+	if now.Sub(s.lastRates) >= time.Second {
+		s.lastRates = now
+		s.downRate.Tick(now)
+		s.upRate.Tick(now)
+		for _, p := range s.peers {
+			if p == nil {
+				continue
+			}
+			p.down.Tick(now)
+			up := p.h.uploaded.Load()
+			p.up.Add(int(up - p.lastUp))
+			s.upRate.Add(int(up - p.lastUp))
+			p.lastUp = up
+			p.up.Tick(now)
+		}
+		s.fillAll()
+	}
+	s.checkTimeouts(now)
+	if now.Sub(s.lastChoke) >= s.cfg.ChokeInterval {
+		s.lastChoke = now
+		s.chokeRound(now)
+	}
+	s.dialMore(now)
+	s.publish(now)
+}
+
+// dialMore starts outgoing connections while under the caps.
+func (s *LocalSwarm) dialMore(now time.Time) {
+	if s.seeding() {
+		return // seeds wait for leechers to come
+	}
+	dialing := 0
+	for _, c := range s.cands {
+		if c.dialing {
+			dialing++
+		}
+	}
+	for a, c := range s.cands {
+		if dialing >= s.cfg.MaxDialing || s.npeers+dialing >= s.cfg.MaxPeers {
+			return
+		}
+		if c.dialing || c.self || now.Before(c.next) || s.connectedTo(a) || s.isBanned(a.Addr()) {
+			continue
+		}
+		c.dialing = true
+		dialing++
+		s.wg.Add(1)
+		go s.dial(a)
+	}
+}
+
+func (s *LocalSwarm) connectedTo(a netip.AddrPort) bool {
+	for _, p := range s.peers {
+		if p != nil && p.addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *LocalSwarm) seeding() bool { return s.nAdvertised == s.info.NumPieces() }
+
+func (s *LocalSwarm) publish(now time.Time) {
+	st := WorkerStatus{
+		Name: "local", Downloaded: s.downloaded, Wasted: s.wasted,
+		DownRate: s.downRate.Rate(), UpRate: s.upRate.Rate(),
+		Delivered: s.delivered, HashFails: s.hashFails, Banned: s.trust.Len(), Updated: now,
+		Active: s.picker.ActiveCount() + s.verifying,
+	}
+	up := s.uploadedOld
+	for _, p := range s.peers {
+		if p == nil {
+			continue
+		}
+		st.Peers++
+		if p.isSeed(s.info.NumPieces()) {
+			st.Seeds++
+		}
+		st.Outstanding += len(p.reqs)
+		up += p.h.uploaded.Load()
+	}
+	st.Uploaded = up
+	for i := range s.picker.leased {
+		if s.picker.leased[i] {
+			st.Leased++
+		}
+	}
+	s.status.Store(&st)
+}
+
+// stored handles the sub-chief's notice that piece i is on disk.
+func (s *LocalSwarm) stored(i int) {
+	if i < 0 || i >= s.info.NumPieces() || s.advertised[i/8]&(0x80>>(i%8)) != 0 {
+		return
+	}
+	if !s.picker.Have(i) {
+		s.abandon(i)
+		s.picker.SetDone(i)
+		s.pieceDone(i)
+	}
+	s.advertised[i/8] |= 0x80 >> (i % 8)
+	s.nAdvertised++
+	for _, p := range s.peers {
+		if p != nil && !p.has(i) {
+			p.h.out.push(peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
+		}
+	}
+	if s.seeding() {
+		// Both sides complete: nothing to trade.
+		for _, p := range s.peers {
+			if p != nil && p.isSeed(s.info.NumPieces()) {
+				s.dropPeer(p, errBothSeeds)
+			}
+		}
+	}
+}
+
+// abandon cancels every outstanding request for piece i and frees its
+// buffer (revoked, or obtained elsewhere).
+func (s *LocalSwarm) abandon(i int) {
+	for _, p := range s.peers {
+		if p == nil {
+			continue
+		}
+		var msgs []peerwire.Message
+		for k := range p.reqs {
+			if int(k>>32) == i {
+				delete(p.reqs, k)
+				msgs = append(msgs, peerwire.Message{ID: peerwire.Cancel, Index: uint32(i), Begin: uint32(k), Length: uint32(s.picker.blockLen(i, int(uint32(k))/peerwire.BlockSize))})
+			}
+		}
+		if len(msgs) > 0 {
+			p.h.out.push(msgs...)
+		}
+	}
+	if b, ok := s.bufs[i]; ok {
+		delete(s.bufs, i)
+		s.releaseBuf(b)
+	}
+}
+
+// pieceDone updates interest once piece i is ours.
+func (s *LocalSwarm) pieceDone(i int) {
+	for _, p := range s.peers {
+		if p != nil && p.has(i) {
+			p.wanted--
+			if p.wanted <= 0 {
+				s.setInterested(p, false)
+			}
+		}
+	}
+}
+
+func (s *LocalSwarm) hashed(j hashJob) {
+	s.verifying--
+	bad := s.picker.Verified(j.piece, j.ok, s.cancelBuf[:0])
+	if j.ok {
+		s.delivered++
+		s.pieceDone(j.piece)
+		s.outbox = append(s.outbox, WorkerEvent{Kind: EventPiece, Piece: j.piece, Data: j.buf, Verified: true})
+		s.fillAll()
+		return
+	}
+	s.hashFails++
+	s.wasted += int64(len(j.buf))
+	s.releaseBuf(j.buf)
+	var addrs []netip.Addr
+	for _, k := range bad {
+		if int(k) < len(s.peers) && s.peers[k] != nil {
+			addrs = append(addrs, s.peers[k].addr.Addr())
+		}
+	}
+	s.log.Info("piece failed hash check", "piece", j.piece, "contributors", addrs)
+	if banned := s.trust.HashFailed(addrs, nil); len(banned) > 0 {
+		s.ban(banned...)
+	}
+	s.fillAll()
+}
+
+// ban bans addresses and drops their connections.
+func (s *LocalSwarm) ban(addrs ...netip.Addr) {
+	m := maps.Clone(*s.bans.Load())
+	for _, a := range addrs {
+		a = a.Unmap()
+		s.trust.Ban(a)
+		m[a] = struct{}{}
+		s.log.Warn("banned peer", "addr", a)
+	}
+	s.bans.Store(&m)
+	for _, p := range s.peers {
+		if p != nil && s.isBanned(p.addr.Addr()) {
+			s.dropPeer(p, ErrBanned)
+		}
+	}
+}
+
+// Banned reports whether an address is banned (for tests and status).
+func (s *LocalSwarm) Banned(a netip.Addr) bool { return s.isBanned(a) }
+
+// BufferPool is optionally implemented by a Storage that recycles piece
+// buffers (*piecestore.Store does): piece data handed to Submit goes back
+// to its pool after the write, so a download allocates no piece buffers in
+// steady state.
+type BufferPool interface {
+	GetBuffer(piece int) []byte
+	PutBuffer(b []byte)
+}
+
+func (s *LocalSwarm) pieceBuf(i int) []byte {
+	if b, ok := s.bufs[i]; ok {
+		return b
+	}
+	n := int(s.info.PieceLen(i))
+	var b []byte
+	if bp, ok := s.storage.(BufferPool); ok {
+		b = bp.GetBuffer(i)
+	} else {
+		for k := len(s.freeBufs) - 1; k >= 0; k-- {
+			if cap(s.freeBufs[k]) >= n {
+				b = s.freeBufs[k][:n]
+				s.freeBufs = append(s.freeBufs[:k], s.freeBufs[k+1:]...)
+				break
+			}
+		}
+	}
+	if len(b) != n {
+		b = make([]byte, n)
+	}
+	s.bufs[i] = b
+	return b
+}
+
+// releaseBuf gives back a piece buffer that will not reach Storage.
+func (s *LocalSwarm) releaseBuf(b []byte) {
+	if bp, ok := s.storage.(BufferPool); ok {
+		bp.PutBuffer(b)
+		return
+	}
+	if len(s.freeBufs) < 8 {
+		s.freeBufs = append(s.freeBufs, b[:cap(b)])
+	}
+}

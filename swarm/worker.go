@@ -1,0 +1,81 @@
+package swarm
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Worker is a swarm doing download work for the sub-chief: the local peer
+// swarm (*LocalSwarm) or a remote swarm node reached through package
+// delegate. The sub-chief leases pieces to each worker; a worker downloads
+// only pieces it holds a lease on and reports each finished piece with its
+// data.
+//
+// Concurrency: every method may be called from any goroutine and must not
+// block on the worker's progress (commands are queued). Events is read by
+// the sub-chief's goroutine only; the worker closes it when it stops.
+type Worker interface {
+	// Name identifies the worker in status and logs ("local", a node name).
+	Name() string
+	// Assign adds pieces to the worker's lease.
+	Assign(pieces []int)
+	// Revoke asks the worker to give pieces back. Without force it keeps
+	// pieces it has partly downloaded. It answers with an EventRevoked
+	// listing the pieces actually given back.
+	Revoke(pieces []int, force bool)
+	// Have tells the worker that pieces are verified and durably stored:
+	// it stops downloading them and may advertise and upload them.
+	Have(pieces []int)
+	// AddPeers gives the worker peer addresses to connect to.
+	AddPeers(addrs []netip.AddrPort)
+	// Events delivers pieces, revocations and failures.
+	Events() <-chan WorkerEvent
+	// Status is a snapshot; it never blocks.
+	Status() WorkerStatus
+	// Close stops the worker and waits for it.
+	Close() error
+}
+
+// EventKind says what a WorkerEvent reports.
+type EventKind uint8
+
+const (
+	// EventPiece carries a finished piece's data (ownership passes to the
+	// receiver). Verified says the worker checked its SHA-1; the sub-chief
+	// re-checks pieces from workers it does not trust.
+	EventPiece EventKind = iota + 1
+	// EventRevoked lists the pieces a worker gave back after Revoke.
+	EventRevoked
+	// EventFailed says the worker stopped for good (Err says why); every
+	// piece it held goes back to the pool.
+	EventFailed
+)
+
+// WorkerEvent is a report from a Worker to the sub-chief.
+type WorkerEvent struct {
+	Kind     EventKind
+	Piece    int
+	Data     []byte
+	Verified bool
+	Pieces   []int
+	Err      error
+}
+
+// WorkerStatus is a snapshot of one worker.
+type WorkerStatus struct {
+	Name        string
+	Peers       int     // connected peers
+	Seeds       int     // connected peers with every piece
+	DownRate    float64 // payload bytes/s received
+	UpRate      float64 // payload bytes/s sent
+	Downloaded  int64   // payload bytes received (including waste)
+	Uploaded    int64   // payload bytes sent
+	Wasted      int64   // bytes received that were not needed or failed the hash
+	Leased      int     // pieces in the lease, not yet delivered
+	Active      int     // pieces being downloaded or verified
+	Delivered   int     // pieces delivered to the sub-chief
+	HashFails   int     // pieces that failed verification
+	Banned      int     // banned peer addresses
+	Outstanding int     // block requests in flight
+	Updated     time.Time
+}
