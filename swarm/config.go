@@ -71,7 +71,7 @@ type Config struct {
 	// TargetLatency sizes request pipelines: depth = rate*TargetLatency/16KiB,
 	// clamped to [MinPipeline, MaxPipeline]; StartPipeline before the first
 	// rate sample.
-	TargetLatency                            time.Duration
+	TargetLatency                           time.Duration
 	MinPipeline, MaxPipeline, StartPipeline int
 	// MaxInFlightBytes bounds piece buffers held at once (being
 	// downloaded, verified or handed to Storage).

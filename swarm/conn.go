@@ -108,7 +108,9 @@ type connBatch struct {
 }
 
 // blockBuf is a pooled buffer for one received block.
-type blockBuf struct{ b [peerwire.MaxAcceptedBlock]byte }
+type blockBuf struct {
+	b [peerwire.MaxAcceptedBlock]byte
+}
 
 var blockPool = sync.Pool{New: func() any { return new(blockBuf) }}
 
