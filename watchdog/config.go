@@ -25,11 +25,13 @@ type Config struct {
 	MaxPending int
 
 	// MaxQueued bounds the commands (Issue, Fulfil, Cancel, Annotate) waiting
-	// for the owner goroutine, summed over all queue shards. It only matters
-	// when callers outpace the owner for a long time: a command that finds
-	// its shard full is dropped and counted (Totals.QueueDropped) instead of
-	// blocking the caller. A dropped Fulfil leaves its packet pending (it
-	// will be reported overdue). Must be > 0.
+	// for the owner goroutine, summed over all queue shards (each shard gets
+	// an equal share). It only matters when callers outpace the owner for a
+	// long time (millions of operations per second) or the owner is stuck in
+	// a Pending filter: a caller that finds its shard full waits until the
+	// owner has drained it (back-pressure, counted in Totals.Stalls) rather
+	// than losing the command — a lost Fulfil would raise a false alert.
+	// Must be > 0.
 	MaxQueued int
 
 	// Shards is the number of command queue shards (rounded up to a power of

@@ -43,14 +43,20 @@
 //
 // Memory does not grow with traffic: the ledger holds at most
 // Config.MaxPending packets (further Issues still return Tickets but are
-// counted as Dropped and not tracked), the command queue at most
-// Config.MaxQueued commands, latency figures are a fixed-size log histogram
+// counted as Dropped and not tracked; a pending packet costs about 170 bytes),
+// the command queue at most Config.MaxQueued commands (a caller that finds
+// its shard full waits for the owner to drain it — back-pressure that only
+// sustained overload or a stuck Pending filter can cause, counted as
+// Totals.Stalls — because dropping a Fulfil would raise a false alert),
+// latency figures are a fixed-size log histogram
 // per kind (median and p99 within ~3.2%, max exact) for at most
 // Config.MaxKinds kinds, and the Alerts channel is buffered: when the
 // consumer lags an alert is dropped and counted, the owner never blocks.
 //
 // # Clock
 //
-// Config.Now is the clock (time.Now by default). With a fake clock the real
-// timer is only a hint; tests move the clock and call Check.
+// Config.Now is the clock. By default the watchdog reads only the monotonic
+// clock (time.Since its start), which is cheaper than time.Now and immune to
+// wall-clock steps. With a fake clock the real timer is only a hint; tests
+// move the clock and call Check.
 package watchdog

@@ -34,6 +34,12 @@ type ledger struct {
 	histLen int
 
 	unknown int64 // Fulfil/Cancel/Annotate of an ID not in the ledger
+
+	// Rarely used per-packet strings live beside the slab to keep entries
+	// small: notes set by Annotate, and the kind of packets whose figures go
+	// to OtherKind.
+	notes map[ID]string
+	names map[ID]string
 }
 
 type kindState struct {
@@ -46,10 +52,8 @@ type kindState struct {
 
 type entry struct {
 	id       ID
-	kind     *kindState // figures; may be the OtherKind bucket
-	kname    string     // the packet's own kind
+	kind     *kindState // figures; the OtherKind bucket for kinds over MaxKinds
 	owner    string
-	note     string
 	issued   int64
 	deadline int64
 	due      int64 // heap key: deadline, then deadline+retention once overdue
@@ -59,6 +63,7 @@ type entry struct {
 
 type finished struct {
 	e           entry
+	kind, note  string
 	fulfilled   bool
 	fulfilledAt int64
 	took        int64
@@ -72,6 +77,8 @@ func newLedger(base time.Time, cfg Config) *ledger {
 		retention:  int64(cfg.OverdueRetention),
 		index:      make(map[ID]int32),
 		kinds:      make(map[string]*kindState),
+		notes:      make(map[ID]string),
+		names:      make(map[ID]string),
 		history:    make([]finished, cfg.History),
 	}
 }
@@ -114,8 +121,11 @@ func (l *ledger) issue(id ID, kind, owner string, issued, deadline int64) bool {
 		l.slots = append(l.slots, entry{})
 		s = int32(len(l.slots) - 1)
 	}
-	l.slots[s] = entry{id: id, kind: k, kname: kind, owner: owner, issued: issued, deadline: deadline, due: deadline, hidx: -1}
+	l.slots[s] = entry{id: id, kind: k, owner: owner, issued: issued, deadline: deadline, due: deadline, hidx: -1}
 	l.index[id] = s
+	if k == l.other {
+		l.names[id] = kind
+	}
 	l.heapPush(s)
 	k.pending++
 	return true
@@ -137,7 +147,11 @@ func (l *ledger) fulfil(id ID, at, took int64) (ok, late bool) {
 		k.late++
 	}
 	k.hist.record(time.Duration(took))
-	l.remember(finished{e: *e, fulfilled: true, fulfilledAt: at, took: took})
+	if len(l.history) > 0 {
+		f := l.finish(e)
+		f.fulfilled, f.fulfilledAt, f.took = true, at, took
+		l.remember(f)
+	}
 	l.remove(s)
 	return true, late
 }
@@ -154,12 +168,11 @@ func (l *ledger) cancel(id ID) bool {
 }
 
 func (l *ledger) annotate(id ID, note string) bool {
-	s, ok := l.index[id]
-	if !ok {
+	if _, ok := l.index[id]; !ok {
 		l.unknown++
 		return false
 	}
-	l.slots[s].note = note
+	l.notes[id] = note
 	return true
 }
 
@@ -171,6 +184,12 @@ func (l *ledger) remove(s int32) {
 	}
 	e.kind.pending--
 	delete(l.index, e.id)
+	if len(l.notes) > 0 {
+		delete(l.notes, e.id)
+	}
+	if len(l.names) > 0 {
+		delete(l.names, e.id)
+	}
 	*e = entry{hidx: -1}
 	l.free = append(l.free, s)
 }
@@ -208,7 +227,9 @@ func (l *ledger) expire(now int64, alert func(p Packet, late time.Duration) bool
 		}
 		if e.overdue { // retention over: evict
 			e.kind.expired++
-			l.remember(finished{e: *e})
+			if len(l.history) > 0 {
+				l.remember(l.finish(e))
+			}
 			l.remove(s)
 			continue
 		}
@@ -235,13 +256,29 @@ func (l *ledger) at(n int64) time.Time { return l.base.Add(time.Duration(n)) }
 
 func (l *ledger) packet(e *entry) Packet {
 	return Packet{
-		ID: e.id, Kind: e.kname, Owner: e.owner, Note: e.note,
+		ID: e.id, Kind: l.kindName(e), Owner: e.owner, Note: l.notes[e.id],
 		Issued: l.at(e.issued), Deadline: l.at(e.deadline), Overdue: e.overdue,
 	}
 }
 
+func (l *ledger) kindName(e *entry) string {
+	if e.kind == l.other {
+		return l.names[e.id]
+	}
+	return e.kind.name
+}
+
+// finish captures a packet that is leaving the ledger for the history.
+func (l *ledger) finish(e *entry) finished {
+	return finished{e: *e, kind: l.kindName(e), note: l.notes[e.id]}
+}
+
 func (l *ledger) finishedPacket(f *finished) Packet {
-	p := l.packet(&f.e)
+	e := &f.e
+	p := Packet{
+		ID: e.id, Kind: f.kind, Owner: e.owner, Note: f.note,
+		Issued: l.at(e.issued), Deadline: l.at(e.deadline), Overdue: e.overdue,
+	}
 	if f.fulfilled {
 		p.Fulfilled = true
 		p.FulfilledAt = l.at(f.fulfilledAt)
@@ -401,4 +438,16 @@ func satSub(a, b int64) int64 {
 		return math.MinInt64
 	}
 	return d
+}
+
+// satAdd returns a+b, saturated to the int64 range.
+func satAdd(a, b int64) int64 {
+	s := a + b
+	if (b > 0 && s < a) || (b < 0 && s > a) {
+		if b > 0 {
+			return math.MaxInt64
+		}
+		return math.MinInt64
+	}
+	return s
 }

@@ -254,6 +254,16 @@ func TestSatSub(t *testing.T) {
 		{math.MinInt64 + 1, 5, math.MinInt64},
 		{-3, -5, 2},
 	}
+	for _, c := range []struct{ a, b, want int64 }{
+		{5, 3, 8},
+		{math.MaxInt64, 1, math.MaxInt64},
+		{math.MinInt64 + 1, -5, math.MinInt64},
+		{-3, 5, 2},
+	} {
+		if got := satAdd(c.a, c.b); got != c.want {
+			t.Errorf("satAdd(%d,%d) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
 	for _, c := range cases {
 		if got := satSub(c.a, c.b); got != c.want {
 			t.Errorf("satSub(%d,%d) = %d, want %d", c.a, c.b, got, c.want)

@@ -14,7 +14,9 @@ import (
 type ID uint64
 
 // Ticket is what Issue returns: the caller keeps it and hands it back to
-// Fulfil or Cancel.
+// Fulfil or Cancel. Issued and Deadline are on the watchdog's monotonic
+// timeline: the start time plus the monotonic time elapsed since, so they
+// carry a monotonic reading and ignore later wall-clock steps.
 type Ticket struct {
 	ID       ID
 	Kind     string
@@ -74,10 +76,10 @@ type KindStats struct {
 
 // Totals are watchdog-wide counters.
 type Totals struct {
-	Pending      int   // packets in the ledger
-	QueueDropped int64 // commands dropped because a queue shard was full
-	Unknown      int64 // Fulfil/Cancel/Annotate of a packet not in the ledger
-	Batches      int64 // command batches the owner applied
+	Pending int   // packets in the ledger
+	Stalls  int64 // times a caller waited because its queue shard was full
+	Unknown int64 // Fulfil/Cancel/Annotate of a packet not in the ledger
+	Batches int64 // command batches the owner applied
 }
 
 // ErrClosed is returned by Close-sensitive calls after Close.
@@ -94,7 +96,7 @@ type Watchdog struct {
 	shards    []shard
 	mask      uint64
 	shardCap  int
-	qdropped  atomic.Int64
+	stalls    atomic.Int64
 	wake      chan struct{}
 	reqs      chan func(*owner)
 	alerts    chan Alert
@@ -108,9 +110,11 @@ type Watchdog struct {
 // shard is one MPSC command queue: producers append under mu, the owner
 // swaps the slice out. Padded so that shards do not share cache lines.
 type shard struct {
-	mu  sync.Mutex
-	buf []cmd
-	_   [64 - 8 - 24]byte
+	mu      sync.Mutex
+	buf     []cmd
+	drained sync.Cond // on mu; signalled when the owner empties a full shard
+	waiters int       // callers waiting on drained (guarded by mu)
+	_       [128 - 8 - 24 - 56 - 8]byte
 }
 
 type opcode uint8
@@ -137,9 +141,9 @@ func New(cfg Config) (*Watchdog, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+	base := time.Now()
+	if cfg.Now != nil {
+		base = cfg.Now()
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -158,8 +162,8 @@ func New(cfg Config) (*Watchdog, error) {
 		shardCap = 1
 	}
 	w := &Watchdog{
-		now:      now,
-		base:     now(),
+		now:      cfg.Now,
+		base:     base,
 		log:      log,
 		shards:   make([]shard, size),
 		mask:     uint64(size - 1),
@@ -170,11 +174,30 @@ func New(cfg Config) (*Watchdog, error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	for i := range w.shards {
+		w.shards[i].drained.L = &w.shards[i].mu
+	}
 	o := &owner{w: w, l: newLedger(w.base, cfg)}
 	go o.run()
 	return w, nil
 }
 
+// rel returns the current instant in nanoseconds since base. With the real
+// clock this reads only the monotonic clock (time.Since), which is cheaper
+// than time.Now.
+func (w *Watchdog) rel() int64 {
+	if w.now == nil {
+		return int64(time.Since(w.base))
+	}
+	return w.nanos(w.now())
+}
+
+// at converts an instant from rel back to a time.Time (with a monotonic
+// reading when base has one).
+func (w *Watchdog) at(r int64) time.Time { return w.base.Add(time.Duration(r)) }
+
+// nanos converts t to nanoseconds since base (monotonic when both have a
+// monotonic reading), saturated to the int64 range.
 func (w *Watchdog) nanos(t time.Time) int64 {
 	d := t.Sub(w.base) // saturates at ±maxDuration
 	if d == math.MinInt64 {
@@ -188,8 +211,8 @@ func (w *Watchdog) nanos(t time.Time) int64 {
 // the packet reaches the ledger asynchronously. After Close it still returns
 // a Ticket but records nothing.
 func (w *Watchdog) Issue(kind, owner string, timeout time.Duration) Ticket {
-	now := w.now()
-	return w.issue(kind, owner, now, now.Add(timeout))
+	r := w.rel()
+	return w.issue(kind, owner, r, satAdd(r, int64(timeout)))
 }
 
 // IssueAt records a packet due at deadline — e.g. a schedule entry "next
@@ -197,14 +220,14 @@ func (w *Watchdog) Issue(kind, owner string, timeout time.Duration) Ticket {
 // until it is fulfilled or cancelled and raises an alert if the deadline
 // passes first (so pass the due time plus any grace you allow).
 func (w *Watchdog) IssueAt(kind, owner string, deadline time.Time) Ticket {
-	return w.issue(kind, owner, w.now(), deadline)
+	return w.issue(kind, owner, w.rel(), w.nanos(deadline))
 }
 
-func (w *Watchdog) issue(kind, owner string, now, deadline time.Time) Ticket {
+func (w *Watchdog) issue(kind, owner string, issued, deadline int64) Ticket {
 	id := ID(w.nextID.Add(1))
-	t := Ticket{ID: id, Kind: kind, Owner: owner, Issued: now, Deadline: deadline}
+	t := Ticket{ID: id, Kind: kind, Owner: owner, Issued: w.at(issued), Deadline: w.at(deadline)}
 	if !w.closed.Load() {
-		w.push(cmd{op: opIssue, id: id, kind: kind, owner: owner, a: w.nanos(now), b: w.nanos(deadline)})
+		w.push(cmd{op: opIssue, id: id, kind: kind, owner: owner, a: issued, b: deadline})
 	}
 	return t
 }
@@ -214,10 +237,10 @@ func (w *Watchdog) issue(kind, owner string, now, deadline time.Time) Ticket {
 // figures are updated asynchronously. Fulfilling an unknown, cancelled or
 // already fulfilled packet only counts it in Totals.Unknown.
 func (w *Watchdog) Fulfil(t Ticket) time.Duration {
-	now := w.now()
-	took := now.Sub(t.Issued)
+	r := w.rel()
+	took := time.Duration(satSub(r, w.nanos(t.Issued)))
 	if t.ID != 0 && !w.closed.Load() {
-		w.push(cmd{op: opFulfil, id: t.ID, a: w.nanos(now), b: int64(took)})
+		w.push(cmd{op: opFulfil, id: t.ID, a: r, b: int64(took)})
 	}
 	return took
 }
@@ -239,16 +262,24 @@ func (w *Watchdog) Annotate(t Ticket, note string) {
 }
 
 // push appends c to its shard (chosen by ID, so a packet's commands keep
-// their order) and wakes the owner if the shard was empty.
+// their order) and wakes the owner if the shard was empty. If the shard is
+// full it waits for the owner to drain it (or for Close).
 func (w *Watchdog) push(c cmd) {
 	s := &w.shards[uint64(c.id)&w.mask]
 	s.mu.Lock()
-	n := len(s.buf)
-	if n >= w.shardCap {
-		s.mu.Unlock()
-		w.qdropped.Add(1)
-		return
+	if len(s.buf) >= w.shardCap {
+		w.stalls.Add(1)
+		for len(s.buf) >= w.shardCap {
+			if w.closed.Load() {
+				s.mu.Unlock()
+				return
+			}
+			s.waiters++
+			s.drained.Wait()
+			s.waiters--
+		}
 	}
+	n := len(s.buf)
 	s.buf = append(s.buf, c)
 	s.mu.Unlock()
 	if n == 0 {
@@ -321,7 +352,7 @@ func (w *Watchdog) Totals() Totals {
 	w.call(func(o *owner) {
 		t = Totals{Pending: o.l.len(), Unknown: o.l.unknown, Batches: o.batches}
 	})
-	t.QueueDropped = w.qdropped.Load()
+	t.Stalls = w.stalls.Load()
 	return t
 }
 
@@ -395,7 +426,7 @@ func (o *owner) run() {
 // It reads the clock before draining, so a Fulfil that was called before a
 // deadline is applied before that deadline is judged.
 func (o *owner) tick() {
-	now := o.w.nanos(o.w.now())
+	now := o.w.rel()
 	o.drain()
 	o.l.expire(now, o.alert)
 	o.rearm(now)
@@ -421,6 +452,9 @@ func (o *owner) drain() {
 		}
 		batch := s.buf
 		s.buf = o.spare[i][:0]
+		if s.waiters > 0 {
+			s.drained.Broadcast()
+		}
 		s.mu.Unlock()
 		o.apply(batch)
 		clear(batch) // drop string references
@@ -449,6 +483,9 @@ func (o *owner) apply(batch []cmd) {
 	}
 }
 
+// minTimer is the shortest timer the owner arms.
+const minTimer = time.Millisecond
+
 // rearm points the single timer at the earliest due instant. A timer that
 // fires early (its packet was fulfilled meanwhile) is harmless.
 func (o *owner) rearm(now int64) {
@@ -459,12 +496,12 @@ func (o *owner) rearm(now int64) {
 	if o.armed && o.armedAt <= due {
 		return
 	}
-	d := time.Duration(0)
-	if due > now {
-		d = time.Duration(due - now)
-		if d < 0 { // overflow
-			d = time.Duration(math.MaxInt64)
-		}
+	// expire left only packets due after now, so d > 0. The floor keeps a
+	// frozen fake clock from turning the timer into a busy loop; with the
+	// real clock it delays an alert by at most minTimer.
+	d := time.Duration(satSub(due, now))
+	if d < minTimer {
+		d = minTimer
 	}
 	o.timer.Reset(d)
 	o.armed = true
