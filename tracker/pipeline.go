@@ -1,0 +1,538 @@
+package tracker
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"flotilla/tracker/internal/wire"
+	"flotilla/watchdog"
+)
+
+// A pipeline talks to one tracker URL for one torrent (DESIGN point 1). One
+// goroutine (run) owns all of its state; nothing blocks that goroutine: UDP
+// goes through the shared coordinator, HTTP requests and host lookups run on
+// short-lived helper goroutines whose results come back through the inbox,
+// and each reply is handled on the pipeline's own goroutine (DESIGN point 4).
+// Others talk to it only by setting wish flags (DESIGN point 5) or sending
+// inbox messages.
+
+type protocol uint8
+
+const (
+	protoHTTP protocol = iota + 1
+	protoUDP
+)
+
+func (p protocol) String() string {
+	if p == protoUDP {
+		return "udp"
+	}
+	return "http"
+}
+
+// wish flags, set by the announcer and acted on by the pipeline.
+const (
+	wishActivate   uint32 = 1 << iota // become an announcing tracker
+	wishDeactivate                    // stop the regular schedule (another tracker took over)
+	wishCompleted                     // send "completed" on the next announce
+	wishSooner                        // more peers: announce as soon as min interval allows
+	wishScrape                        // scrape once
+	wishStop                          // send "stopped" if started, then exit
+)
+
+type msgKind uint8
+
+const (
+	msgWake msgKind = iota + 1
+	msgUDP
+	msgHTTP
+	msgResolved
+	msgCall // run fn on the pipeline goroutine (snapshots, subscriptions)
+)
+
+// pmsg is one inbox message; small and pointer-free where it can be.
+type pmsg struct {
+	kind msgKind
+	seq  uint32 // request sequence number (HTTP, resolve) to drop stale results
+	udp  udpReply
+	ptr  any // *httpResult, *resolveResult, func(*pipeline)
+}
+
+const inboxSize = 4
+
+type pipeline struct {
+	a     *Announcer
+	url   string
+	tier  int
+	proto protocol
+	owner string // watchdog owner: "<infohash> <url>"
+
+	// protocol details, fixed at creation
+	host      string // UDP: host name or literal; HTTP: unused
+	port      string
+	urlData   string // UDP: BEP 41 path and query
+	scrapeURL string // HTTP: "" if scrape is unsupported
+
+	inbox   chan pmsg
+	wishes  atomic.Uint32
+	deliver func(udpReply) bool // handed to the UDP coordinator
+	timer   *time.Timer
+	timerAt time.Time
+
+	// announce state
+	active       bool
+	started      bool // a "started" announce succeeded and no "stopped" since
+	completedDue bool
+	stopping     bool
+	stopBy       time.Time
+	scrapeDue    bool
+	trackerID    string
+	interval     time.Duration
+	minInterval  time.Duration
+	lastOK       time.Time
+	nextAt       time.Time // next announce due; zero when none is scheduled
+	sched        watchdog.Ticket
+	failures     int
+	lastErr      error
+	seq          uint32
+
+	req  *request // in flight
+	conn udpConn
+
+	peers *PeerList
+	subs  []*PeerWatch
+	probe *probeState
+}
+
+// request is the one request in flight.
+type request struct {
+	kind   UpdateKind
+	event  Event
+	ticket watchdog.Ticket // the intent
+	cancel context.CancelFunc
+
+	// UDP
+	phase      uint8 // udpResolving, udpConnecting, udpSending
+	txid       uint32
+	connTicket watchdog.Ticket
+	attempt    int
+	retryAt    time.Time
+	freshConn  bool // the connection id was obtained for this request
+	retried    bool // already reconnected once after an error reply
+}
+
+func newPipeline(a *Announcer, rawURL string, tier int) (*pipeline, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %w", ErrUnsupportedURL, rawURL, err)
+	}
+	p := &pipeline{
+		a:     a,
+		url:   rawURL,
+		tier:  tier,
+		owner: fmt.Sprintf("%x %s", a.infoHash, rawURL),
+		inbox: make(chan pmsg, inboxSize),
+		peers: NewPeerList(a.c.cfg.PeerListMax, 0),
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https":
+		p.proto = protoHTTP
+		if s, err := wire.ScrapeURL(rawURL); err == nil {
+			p.scrapeURL = s
+		}
+	case "udp":
+		p.proto = protoUDP
+		if u.Port() == "" || u.Hostname() == "" {
+			return nil, fmt.Errorf("%w: %q: udp tracker needs host and port", ErrUnsupportedURL, rawURL)
+		}
+		p.host, p.port = u.Hostname(), u.Port()
+		if a.c.cfg.UDPSendURLData {
+			p.urlData = u.EscapedPath()
+			if u.RawQuery != "" {
+				p.urlData += "?" + u.RawQuery
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%w: %q: scheme %q", ErrUnsupportedURL, rawURL, u.Scheme)
+	}
+	p.deliver = func(r udpReply) bool {
+		select {
+		case p.inbox <- pmsg{kind: msgUDP, udp: r}:
+			return true
+		default:
+			return false
+		}
+	}
+	return p, nil
+}
+
+// wish records a wish and nudges the goroutine; it never blocks.
+func (p *pipeline) wish(w uint32) {
+	p.wishes.Or(w)
+	select {
+	case p.inbox <- pmsg{kind: msgWake}:
+	default: // the inbox is not empty, so the loop will look at the wishes anyway
+	}
+}
+
+func (p *pipeline) cfg() *Config { return &p.a.c.cfg }
+
+func (p *pipeline) run() {
+	defer p.a.wg.Done()
+	defer p.cleanup()
+	p.timer = time.NewTimer(time.Hour)
+	p.timer.Stop()
+	for {
+		now := time.Now()
+		p.applyWishes(now)
+		if p.step(now) {
+			return
+		}
+		p.arm(now)
+		select {
+		case m := <-p.inbox:
+			p.handle(m)
+		case <-p.timer.C:
+			p.timerAt = time.Time{}
+			p.onTimer(time.Now())
+		case <-p.a.hardStop:
+			return
+		}
+	}
+}
+
+func (p *pipeline) cleanup() {
+	p.timer.Stop()
+	p.abortRequest()
+	p.cancelSchedule()
+	for {
+		select {
+		case m := <-p.inbox:
+			putBuf(m.udp.buf)
+		default:
+			return
+		}
+	}
+}
+
+func (p *pipeline) handle(m pmsg) {
+	switch m.kind {
+	case msgUDP:
+		p.onUDP(m.udp)
+	case msgHTTP:
+		p.onHTTP(m.seq, m.ptr.(*httpResult))
+	case msgResolved:
+		p.onResolved(m.seq, m.ptr.(*resolveResult))
+	case msgCall:
+		m.ptr.(func(*pipeline))(p)
+	}
+}
+
+func (p *pipeline) applyWishes(now time.Time) {
+	w := p.wishes.Swap(0)
+	if w == 0 {
+		return
+	}
+	if w&wishStop != 0 && !p.stopping {
+		p.stopping = true
+		p.stopBy = now.Add(p.cfg().StopTimeout)
+		p.active = false
+		p.cancelSchedule()
+		if p.req != nil && p.req.event != EventStopped {
+			p.abortRequest()
+		}
+		return
+	}
+	if w&wishDeactivate != 0 && w&wishActivate == 0 {
+		p.active = false
+		p.cancelSchedule()
+	}
+	if w&wishActivate != 0 && !p.active {
+		p.active = true
+		if p.nextAt.IsZero() && p.req == nil {
+			at := now
+			if p.failures > 0 {
+				at = p.lastFailureRetry(now)
+			}
+			p.schedule(at)
+		}
+	}
+	if w&wishCompleted != 0 {
+		p.completedDue = true
+		if p.active && p.started && p.req == nil {
+			p.schedule(now)
+		}
+	}
+	if w&wishSooner != 0 && p.active && p.req == nil {
+		at := now
+		if !p.lastOK.IsZero() {
+			at = maxTime(now, p.lastOK.Add(p.minInterval))
+		}
+		if p.nextAt.IsZero() || at.Before(p.nextAt) {
+			p.schedule(at)
+		}
+	}
+	if w&wishScrape != 0 {
+		p.scrapeDue = true
+	}
+}
+
+// step starts due work when nothing is in flight; it reports true when the
+// pipeline is finished.
+func (p *pipeline) step(now time.Time) bool {
+	if p.probe != nil {
+		return p.probeStep()
+	}
+	if p.stopping {
+		if p.req != nil {
+			return !now.Before(p.stopBy)
+		}
+		if !p.started || !now.Before(p.stopBy) {
+			return true
+		}
+		p.startRequest(now, UpdateAnnounce, EventStopped)
+		return false
+	}
+	if p.req != nil {
+		return false
+	}
+	if p.active && !p.nextAt.IsZero() && !now.Before(p.nextAt) {
+		p.a.c.wd.Fulfil(p.sched)
+		p.sched, p.nextAt = watchdog.Ticket{}, time.Time{}
+		p.startRequest(now, UpdateAnnounce, p.nextEvent())
+		return false
+	}
+	if p.scrapeDue {
+		p.scrapeDue = false
+		if p.proto == protoHTTP && p.scrapeURL == "" {
+			p.a.publish(p.update(UpdateScrape, EventNone, 0, watchdog.Ticket{}, nil, nil,
+				fmt.Errorf("%s: %w", p.url, ErrScrapeUnsupported)))
+			return false
+		}
+		p.startRequest(now, UpdateScrape, EventNone)
+	}
+	return false
+}
+
+func (p *pipeline) nextEvent() Event {
+	switch {
+	case !p.started:
+		return EventStarted
+	case p.completedDue:
+		return EventCompleted
+	}
+	return EventNone
+}
+
+// schedule sets the next announce time, recorded as a watchdog IssueAt entry.
+func (p *pipeline) schedule(at time.Time) {
+	p.cancelSchedule()
+	p.nextAt = at
+	p.sched = p.a.c.wd.IssueAt(KindSchedule, p.owner, at.Add(p.cfg().ScheduleSlack))
+}
+
+func (p *pipeline) cancelSchedule() {
+	if p.sched.ID != 0 {
+		p.a.c.wd.Cancel(p.sched)
+	}
+	p.sched, p.nextAt = watchdog.Ticket{}, time.Time{}
+}
+
+// arm points the single timer at the earliest thing the pipeline waits for.
+func (p *pipeline) arm(now time.Time) {
+	var at time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+			at = t
+		}
+	}
+	if p.req != nil {
+		consider(p.req.retryAt)
+	} else if p.active {
+		consider(p.nextAt)
+	}
+	if p.stopping {
+		consider(p.stopBy)
+	}
+	if at.Equal(p.timerAt) {
+		return
+	}
+	p.timerAt = at
+	if at.IsZero() {
+		p.timer.Stop()
+		return
+	}
+	p.timer.Reset(max(at.Sub(now), 0))
+}
+
+func (p *pipeline) onTimer(now time.Time) {
+	if p.req != nil && !p.req.retryAt.IsZero() && !now.Before(p.req.retryAt) {
+		p.udpTimeout(now)
+	}
+	// due announces and the stop deadline are handled by step
+}
+
+func (p *pipeline) startRequest(now time.Time, kind UpdateKind, ev Event) {
+	p.seq++
+	kindName := KindAnnounce
+	if kind == UpdateScrape {
+		kindName = KindScrape
+	}
+	p.req = &request{kind: kind, event: ev, ticket: p.a.c.wd.Issue(kindName, p.owner, p.cfg().RequestDeadline)}
+	if p.proto == protoHTTP {
+		p.startHTTP(now)
+	} else {
+		p.startUDP(now)
+	}
+}
+
+// abortRequest drops the request in flight without an update.
+func (p *pipeline) abortRequest() {
+	r := p.req
+	if r == nil {
+		return
+	}
+	p.req = nil
+	if r.cancel != nil {
+		r.cancel()
+	}
+	if r.txid != 0 {
+		p.a.c.udp.forget(r.txid)
+	}
+	p.a.c.wd.Cancel(r.ticket)
+	if r.connTicket.ID != 0 {
+		p.a.c.wd.Cancel(r.connTicket)
+	}
+}
+
+// finish ends the request in flight. answered says whether the tracker
+// answered (the intent is fulfilled, even by an error reply) or not (it is
+// cancelled: timeout, local error).
+func (p *pipeline) finish(now time.Time, answered bool, resp *AnnounceResponse, scrape *ScrapeStats, err error) {
+	r := p.req
+	p.req = nil
+	if r.txid != 0 {
+		p.a.c.udp.forget(r.txid)
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+	if r.connTicket.ID != 0 {
+		p.a.c.wd.Cancel(r.connTicket)
+	}
+	var took time.Duration
+	if answered {
+		took = p.a.c.wd.Fulfil(r.ticket)
+	} else {
+		p.a.c.wd.Cancel(r.ticket)
+		took = now.Sub(r.ticket.Issued)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w", p.proto, p.url, err)
+	}
+	p.lastErr = err
+	if r.kind == UpdateScrape {
+		p.a.publish(p.update(UpdateScrape, EventNone, took, r.ticket, nil, scrape, err))
+		if p.probe != nil {
+			p.probeScraped(scrape, err)
+		}
+		return
+	}
+	if err == nil {
+		p.announced(now, r.event, resp)
+	} else if r.event == EventStopped {
+		p.started = false // best effort: one try
+	} else {
+		p.failures++
+		if p.active && !p.stopping {
+			p.schedule(p.lastFailureRetry(now))
+		}
+	}
+	p.a.publish(p.update(UpdateAnnounce, r.event, took, r.ticket, resp, nil, err))
+	if p.probe != nil {
+		p.probeAnnounced(r.event, took, resp, err)
+		return
+	}
+	if !p.stopping {
+		p.a.report(p, err == nil)
+	}
+}
+
+func (p *pipeline) lastFailureRetry(now time.Time) time.Time {
+	c := p.cfg()
+	d := c.BackoffMin
+	for i := 1; i < p.failures && d < c.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.BackoffMax)
+	d = time.Duration(float64(d) * (0.75 + 0.5*rand.Float64()))
+	return now.Add(d)
+}
+
+func (p *pipeline) announced(now time.Time, ev Event, resp *AnnounceResponse) {
+	c := p.cfg()
+	switch ev {
+	case EventStarted:
+		p.started = true
+	case EventCompleted:
+		p.completedDue = false
+	case EventStopped:
+		p.started = false
+	}
+	if resp.TrackerID != "" {
+		p.trackerID = resp.TrackerID
+	}
+	p.minInterval = max(resp.MinInterval, c.MinInterval)
+	p.interval = resp.Interval
+	if p.interval <= 0 {
+		p.interval = c.DefaultInterval
+	}
+	p.interval = max(p.interval, p.minInterval)
+	p.failures = 0
+	p.lastOK = now
+	p.peers.SetTTL(time.Duration(c.PeerTTLFactor) * p.interval)
+	p.peers.Expire(now)
+	if p.peers.Add(now, resp.Peers) > 0 || len(resp.Peers) > 0 {
+		p.notifySubs()
+	}
+	if p.active && !p.stopping {
+		at := now.Add(p.interval)
+		if p.completedDue && p.started {
+			at = now
+		}
+		p.schedule(at)
+	}
+}
+
+func (p *pipeline) update(kind UpdateKind, ev Event, took time.Duration, t watchdog.Ticket,
+	resp *AnnounceResponse, scrape *ScrapeStats, err error) Update {
+	return Update{InfoHash: p.a.infoHash, URL: p.url, Tier: p.tier, Kind: kind, Event: ev, Took: took,
+		Response: resp, Scrape: scrape, Err: err, Ticket: t}
+}
+
+func (p *pipeline) announceRequest(ev Event) wire.AnnounceRequest {
+	ap := p.a.params()
+	numWant := int32(-1)
+	if ap.NumWant > 0 {
+		numWant = int32(min(ap.NumWant, 1<<20))
+	}
+	if ev == EventStopped {
+		numWant = 0
+	}
+	return wire.AnnounceRequest{
+		InfoHash: p.a.infoHash, PeerID: ap.PeerID, Port: ap.Port, Key: ap.Key, NumWant: numWant,
+		Uploaded: ap.Uploaded, Downloaded: ap.Downloaded, Left: ap.Left, Event: ev, TrackerID: p.trackerID,
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
