@@ -285,39 +285,52 @@ func parseFiles(v any) ([]File, int64, error) {
 	return files, total, nil
 }
 
+// pathNode is a directory (file < 0) or a file in the tree of a torrent's
+// paths.
+type pathNode struct {
+	children map[string]*pathNode
+	file     int // index of the file, or -1 for a directory
+	first    int // for a directory: the first file under it
+}
+
 // checkCollisions rejects two files with the same path and a file whose path
-// is a directory of another file. Padding files (BEP 47) of equal length may
-// share a path: hybrid torrents reuse ".pad/N" names and their content is
-// all zeros either way.
+// is a directory of another file. It walks a tree of components, so it is
+// linear in the total path length even for hostile, very deep paths.
+// Padding files (BEP 47) of equal length may share a path: hybrid torrents
+// reuse ".pad/N" names and their content is all zeros either way.
 func checkCollisions(files []File) error {
-	byPath := make(map[string]int, len(files))
-	dirs := make(map[string]int)
+	root := &pathNode{file: -1}
 	for i, f := range files {
-		full := strings.Join(f.Path, "/") // safe: components contain no '/'
-		if j, ok := byPath[full]; ok {
-			g := files[j]
-			if f.IsPad() && g.IsPad() && f.Length == g.Length {
+		n := root
+		for k, c := range f.Path {
+			last := k == len(f.Path)-1
+			child := n.children[c]
+			if child == nil {
+				child = &pathNode{file: -1, first: i}
+				if last {
+					child.file = i
+				}
+				if n.children == nil {
+					n.children = make(map[string]*pathNode)
+				}
+				n.children[c] = child
+				n = child
 				continue
 			}
-			return invalidf("info: files[%d] and files[%d] have the same path %q", j, i, full)
-		}
-		if j, ok := dirs[full]; ok {
-			return invalidf("info: files[%d] path %q is a directory of files[%d]", i, full, j)
-		}
-		p := ""
-		for k, c := range f.Path[:len(f.Path)-1] {
-			if k > 0 {
-				p += "/"
+			switch {
+			case child.file >= 0 && last:
+				g := files[child.file]
+				if f.IsPad() && g.IsPad() && f.Length == g.Length {
+					break
+				}
+				return invalidf("info: files[%d] and files[%d] have the same path %q", child.file, i, strings.Join(f.Path, "/"))
+			case child.file >= 0:
+				return invalidf("info: files[%d] path %q is a directory of files[%d]", child.file, strings.Join(f.Path[:k+1], "/"), i)
+			case last:
+				return invalidf("info: files[%d] path %q is a directory of files[%d]", i, strings.Join(f.Path, "/"), child.first)
 			}
-			p += c
-			if j, ok := byPath[p]; ok {
-				return invalidf("info: files[%d] path %q is a directory of files[%d]", j, p, i)
-			}
-			if _, ok := dirs[p]; !ok {
-				dirs[p] = i
-			}
+			n = child
 		}
-		byPath[full] = i
 	}
 	return nil
 }

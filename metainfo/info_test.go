@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestInfoValidationErrors(t *testing.T) {
@@ -71,6 +72,11 @@ func TestInfoValidationErrors(t *testing.T) {
 		{"duplicate paths", true, files(fileEntry(20, "x", "a"), fileEntry(20, "x", "a"))},
 		{"file is dir of later file", true, files(fileEntry(20, "x"), fileEntry(20, "x", "a"))},
 		{"file is dir of earlier file", true, files(fileEntry(20, "x", "a", "b"), fileEntry(20, "x", "a"))},
+		{"pad files same path different length", true, files(
+			map[string]any{"length": 15, "path": []string{".pad", "x"}, "attr": "p"},
+			map[string]any{"length": 25, "path": []string{".pad", "x"}, "attr": "p"})},
+		{"pad and regular file same path", true, files(
+			map[string]any{"length": 20, "path": []string{"x"}, "attr": "p"}, fileEntry(20, "x"))},
 		{"total overflow", true, files(fileEntry(1<<62, "a"), fileEntry(1<<62, "b"), fileEntry(1<<62, "c"), fileEntry(1<<62, "d"))},
 		{"total size mismatch", true, files(fileEntry(10, "a"), fileEntry(40, "b"))},
 	}
@@ -300,5 +306,29 @@ func BenchmarkFileRanges(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		buf = info.AppendFileRanges(buf[:0], (i*7919)%n)
+	}
+}
+
+// TestDeepPathsAreLinear: collision checks must not be quadratic in the
+// number of path components.
+func TestDeepPathsAreLinear(t *testing.T) {
+	const depth = 200_000
+	comps := make([]string, depth)
+	for i := range comps {
+		comps[i] = "d"
+	}
+	d := map[string]any{"name": "n", "piece length": 16, "pieces": fakePieces(1),
+		"files": []any{fileEntry(8, comps...), fileEntry(8, append(comps[:depth-1:depth-1], "e")...)}}
+	raw := []byte(enc(d))
+	start := time.Now()
+	info, err := ParseInfo(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("ParseInfo of %d-component paths took %v", depth, el)
+	}
+	if len(info.Files[1].Path) != depth {
+		t.Fatal("path lost")
 	}
 }

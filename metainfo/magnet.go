@@ -130,3 +130,16 @@ func (m *Magnet) String() string {
 	}
 	return b.String()
 }
+
+// Magnet returns a magnet link for the torrent: its info-hash, name and the
+// trackers of all tiers, in order.
+func (t *Torrent) Magnet() *Magnet {
+	m := &Magnet{InfoHash: t.InfoHash}
+	if t.Info != nil {
+		m.Name = t.Info.Name
+	}
+	for _, tier := range t.Tiers() {
+		m.Trackers = append(m.Trackers, tier...)
+	}
+	return m
+}

@@ -68,3 +68,21 @@ func TestParseMagnetErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestTorrentMagnet(t *testing.T) {
+	d := map[string]any{"info": singleInfo(), "announce": "http://a/",
+		"announce-list": []any{[]string{"http://a/", "udp://b:1"}, []string{"udp://c:2"}}}
+	tor, err := Parse([]byte(enc(d)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tor.Magnet()
+	want := &Magnet{InfoHash: tor.InfoHash, Name: "file.bin", Trackers: []string{"http://a/", "udp://b:1", "udp://c:2"}}
+	if !reflect.DeepEqual(m, want) {
+		t.Fatalf("Magnet = %+v", m)
+	}
+	back, err := ParseMagnet(m.String())
+	if err != nil || !reflect.DeepEqual(back, want) {
+		t.Fatalf("ParseMagnet(%s) = %+v, %v", m, back, err)
+	}
+}

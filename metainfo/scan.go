@@ -16,6 +16,10 @@ type scanner struct {
 	data  []byte
 	pos   int
 	depth int
+	// skipKeys disables key-order and duplicate checks. keysBetween uses it
+	// to re-read already validated bytes: checking again there would re-scan
+	// nested dictionaries once per level, exponential in the depth.
+	skipKeys bool
 }
 
 func (s *scanner) errorf(format string, args ...any) error {
@@ -197,6 +201,7 @@ func (s *scanner) dict(visit func(key []byte, start, end int)) error {
 		}
 		key := s.data[ks:ke]
 		switch {
+		case s.skipKeys:
 		case seen != nil:
 			if _, dup := seen[string(key)]; dup {
 				s.pos = keyPos
@@ -227,7 +232,7 @@ func (s *scanner) dict(visit func(key []byte, start, end int)) error {
 // keysBetween re-reads the already validated dictionary entries between
 // dictStart (the 'd') and end (the start of a key) and returns their keys.
 func (s *scanner) keysBetween(dictStart, end int) map[string]struct{} {
-	r := &scanner{data: s.data[:end], pos: dictStart + 1, depth: -1 << 30}
+	r := &scanner{data: s.data[:end], pos: dictStart + 1, depth: -1 << 30, skipKeys: true}
 	keys := make(map[string]struct{})
 	for r.pos < end {
 		ks, ke, err := r.str()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestScanRejectsMalformed(t *testing.T) {
@@ -79,5 +80,22 @@ func TestScanFindsInfoSpan(t *testing.T) {
 	}
 	if got := in[sp.start:sp.end]; got != "d1:xi1ee" {
 		t.Fatalf("info span = %q, want the top-level one %q", got, "d1:xi1ee")
+	}
+}
+
+// TestScanNestedUnsortedIsLinear guards against re-scanning nested
+// dictionaries recursively when checking out-of-order keys for duplicates
+// (which would be exponential in the depth).
+func TestScanNestedUnsortedIsLinear(t *testing.T) {
+	in := "i0e"
+	for range MaxDepth - 1 {
+		in = "d1:b" + in + "1:ai0ee" // keys out of order at every level
+	}
+	start := time.Now()
+	if _, _, err := scanDocument([]byte(in), ""); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("scan of %d bytes took %v", len(in), d)
 	}
 }
