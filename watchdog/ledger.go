@@ -176,6 +176,24 @@ func (l *ledger) annotate(id ID, note string) bool {
 	return true
 }
 
+// reschedule gives a pending packet a new deadline; an overdue packet
+// becomes pending again (one more alert if the new deadline passes).
+func (l *ledger) reschedule(id ID, deadline int64) bool {
+	s, ok := l.index[id]
+	if !ok {
+		l.unknown++
+		return false
+	}
+	e := &l.slots[s]
+	e.deadline, e.due, e.overdue = deadline, deadline, false
+	if e.hidx >= 0 {
+		l.heapFix(int(e.hidx))
+	} else {
+		l.heapPush(s)
+	}
+	return true
+}
+
 // remove drops slot s from the index and the heap and frees it.
 func (l *ledger) remove(s int32) {
 	e := &l.slots[s]

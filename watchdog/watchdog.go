@@ -124,10 +124,12 @@ const (
 	opFulfil
 	opCancel
 	opAnnotate
+	opReschedule
 )
 
 // cmd is one queued command. For opIssue a, b are issued and deadline; for
-// opFulfil they are fulfilled-at and took; for opAnnotate owner is the note.
+// opFulfil they are fulfilled-at and took; for opReschedule b is the new
+// deadline; for opAnnotate owner is the note.
 type cmd struct {
 	op    opcode
 	id    ID
@@ -259,6 +261,19 @@ func (w *Watchdog) Annotate(t Ticket, note string) {
 	if t.ID != 0 && !w.closed.Load() {
 		w.push(cmd{op: opAnnotate, id: t.ID, owner: note})
 	}
+}
+
+// Reschedule moves the deadline of a pending packet (a lease extended, an
+// announce interval changed) and returns the updated Ticket. A packet that
+// was overdue becomes pending again and can raise a new alert at the new
+// deadline. It never blocks; rescheduling an unknown packet only counts it
+// in Totals.Unknown.
+func (w *Watchdog) Reschedule(t Ticket, deadline time.Time) Ticket {
+	t.Deadline = deadline
+	if t.ID != 0 && !w.closed.Load() {
+		w.push(cmd{op: opReschedule, id: t.ID, b: w.nanos(deadline)})
+	}
+	return t
 }
 
 // push appends c to its shard (chosen by ID, so a packet's commands keep
@@ -479,6 +494,8 @@ func (o *owner) apply(batch []cmd) {
 			l.cancel(c.id)
 		case opAnnotate:
 			l.annotate(c.id, c.owner)
+		case opReschedule:
+			l.reschedule(c.id, c.b)
 		}
 	}
 }

@@ -650,3 +650,40 @@ func TestIssueAtPastDeadlineAlertsAtOnce(t *testing.T) {
 		t.Fatalf("Late = %v", a.Late)
 	}
 }
+
+func TestReschedule(t *testing.T) {
+	w, clk := newTestWatchdog(t)
+	a := w.Issue("lease", "node1", 10*time.Second)
+	b := w.Issue("lease", "node2", 10*time.Second)
+	a = w.Reschedule(a, clk.Now().Add(time.Minute)) // extended before due
+	if !a.Deadline.Equal(clk.Now().Add(time.Minute)) {
+		t.Fatalf("ticket deadline %v", a.Deadline)
+	}
+	clk.Advance(11 * time.Second)
+	mustCheck(t, w)
+	if al := recvAlert(t, w); al.Packet.ID != b.ID {
+		t.Fatalf("alert for %d, want %d", al.Packet.ID, b.ID)
+	}
+	noAlert(t, w)
+	// The overdue one gets a new deadline: pending again, alerts once more.
+	w.Reschedule(b, clk.Now().Add(5*time.Second))
+	mustCheck(t, w)
+	p := w.Pending(func(p Packet) bool { return p.ID == b.ID })
+	if len(p) != 1 || p[0].Overdue || !p[0].Deadline.Equal(clk.Now().Add(5*time.Second)) {
+		t.Fatalf("Pending = %+v", p)
+	}
+	clk.Advance(6 * time.Second)
+	mustCheck(t, w)
+	if al := recvAlert(t, w); al.Packet.ID != b.ID || al.Late != time.Second {
+		t.Fatalf("second alert %+v", al)
+	}
+	noAlert(t, w)
+	clk.Advance(43 * time.Second) // 11+6+43 = 60s: exactly at a's deadline
+	mustCheck(t, w)
+	if al := recvAlert(t, w); al.Packet.ID != a.ID || al.Late != 0 {
+		t.Fatalf("alert %+v", al)
+	}
+	if s := statsFor(t, w, "lease"); s.Overdue != 3 || s.Pending != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
