@@ -1,0 +1,88 @@
+// Command coord is Flotilla's coordinator: it reads a torrent, runs the
+// tracker pipelines, the watchdog and the peer-swarm sub-chief, and
+// downloads or seeds the torrent.
+//
+// All logic lives in functions reachable from tests (run and the command
+// functions); main only supplies the process's arguments, streams and exit.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *cmdEnv, args []string) int
+}
+
+// cmdEnv carries the process's streams so tests can capture them.
+type cmdEnv struct {
+	stdout, stderr io.Writer
+	stdoutIsTTY    bool
+	getenv         func(string) string
+}
+
+func commands() []command {
+	return []command{
+		{"announce", "announce to every tracker of a torrent and report what each answered", runAnnounce},
+		{"version", "print the version", runVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, stdoutIsTTY: isTerminal(os.Stdout), getenv: os.Getenv}
+	code := run(ctx, env, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches a command line (without the program name) and returns the
+// exit status: 0 success, 1 failure, 2 usage error.
+func run(ctx context.Context, env *cmdEnv, args []string) int {
+	if len(args) == 0 {
+		usage(env.stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(env.stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, env, args[1:])
+		}
+	}
+	fmt.Fprintf(env.stderr, "coord: unknown command %q\n", args[0])
+	usage(env.stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "coord — Flotilla's coordinator: a BitTorrent downloader that can spread one download over many hosts.\n\n")
+	fmt.Fprintf(w, "Usage:\n  coord COMMAND [ARGS] [FLAGS]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'coord COMMAND --help' for the flags of a command.\n")
+}
+
+func runVersion(_ context.Context, env *cmdEnv, _ []string) int {
+	fmt.Fprintf(env.stdout, "coord %s\n", version)
+	return 0
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
