@@ -123,11 +123,11 @@ func TestLedgerAgainstModel(t *testing.T) {
 	}
 }
 
-// TestLedgerManyDeadlinesInOrder issues 100k packets with shuffled deadlines
+// TestLedgerManyDeadlinesInOrder issues 30k packets with shuffled deadlines
 // and checks that expiry yields them in deadline order, each once.
 func TestLedgerManyDeadlinesInOrder(t *testing.T) {
 	l := testLedger(t, func(c *Config) { c.OverdueRetention = 0 })
-	const n = 100_000
+	const n = 30_000
 	dls := rand.New(rand.NewPCG(3, 4)).Perm(n)
 	for i, d := range dls {
 		l.issue(ID(i+1), "block", "p", 0, int64(d))

@@ -78,11 +78,11 @@ type KindStats struct {
 type Totals struct {
 	Pending int   // packets in the ledger
 	Stalls  int64 // times a caller waited because its queue shard was full
-	Unknown int64 // Fulfil/Cancel/Annotate of a packet not in the ledger
+	Unknown int64 // Fulfil/Cancel/Annotate/Reschedule of a packet not in the ledger
 	Batches int64 // command batches the owner applied
 }
 
-// ErrClosed is returned by Close-sensitive calls after Close.
+// ErrClosed is returned by Check after Close.
 var ErrClosed = errors.New("watchdog: closed")
 
 // Watchdog keeps the ledger of pending packets. One goroutine owns the
@@ -91,7 +91,9 @@ type Watchdog struct {
 	now       func() time.Time
 	base      time.Time
 	log       *slog.Logger
-	nextID    atomic.Uint64
+	_         [64]byte
+	nextID    atomic.Uint64 // written by every Issue: kept on its own cache line
+	_         [56]byte
 	closed    atomic.Bool
 	shards    []shard
 	mask      uint64
