@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,7 @@ type Announcer struct {
 	reports chan report
 	wishes  atomic.Uint32
 	wake    chan struct{}
+	calls   chan func() // run on the announcer goroutine
 
 	probeOut chan ProbeResult // probe mode only
 
@@ -79,6 +81,7 @@ func newAnnouncer(c *Client, tc TorrentConfig, probe bool) *Announcer {
 		paramsFn: tc.ParamsFunc,
 		updates:  make(chan Update, c.cfg.UpdateBuffer),
 		wake:     make(chan struct{}, 1),
+		calls:    make(chan func()),
 		closing:  make(chan struct{}),
 		hardStop: make(chan struct{}),
 		done:     make(chan struct{}),
@@ -215,6 +218,8 @@ func (a *Announcer) run() {
 			a.onReport(r)
 		case <-a.wake:
 			a.applyWishes()
+		case f := <-a.calls:
+			f()
 		case <-a.closing:
 			a.shutdown()
 			return
@@ -366,10 +371,27 @@ type TrackerStatus struct {
 	Peers        int
 }
 
-// Status returns a snapshot of every pipeline, in BEP 12 order within tiers.
+// Status returns a snapshot of every pipeline, in the current BEP 12 order
+// (tier by tier, the promoted tracker first in its tier).
 func (a *Announcer) Status(ctx context.Context) ([]TrackerStatus, error) {
-	out := make([]TrackerStatus, len(a.pipes))
-	for i, p := range a.pipes {
+	order := make(chan []*pipeline, 1)
+	select {
+	case a.calls <- func() {
+		var o []*pipeline
+		for _, g := range a.groups {
+			o = append(o, g...)
+		}
+		slices.SortStableFunc(o, func(x, y *pipeline) int { return x.tier - y.tier })
+		order <- o
+	}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-a.done:
+		return nil, ErrClosed
+	}
+	pipes := <-order
+	out := make([]TrackerStatus, len(pipes))
+	for i, p := range pipes {
 		err := a.call(ctx, p, func(p *pipeline) {
 			out[i] = TrackerStatus{URL: p.url, Tier: p.tier, Protocol: p.proto.String(), Active: p.active,
 				Started: p.started, InFlight: p.req != nil, Failures: p.failures, LastErr: p.lastErr,
