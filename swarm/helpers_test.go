@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"os"
+	"strings"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -159,4 +162,22 @@ func waitComplete(t testing.TB, d *Download, timeout time.Duration) {
 		st := d.Status()
 		t.Fatalf("download not complete after %v: %+v", timeout, st)
 	}
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// testLogger logs through t at Info level (Debug with -v and FLOTILLA_DEBUG=1).
+func testLogger(t testing.TB) *slog.Logger {
+	lvl := slog.LevelInfo
+	if os.Getenv("FLOTILLA_DEBUG") != "" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: lvl}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -247,9 +247,9 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 			return errBothSeeds
 		}
 	case peerwire.BitfieldMsg:
-		if p.gotBF || p.nhave > 0 || p.haveAll {
-			return peerwire.ErrBadBitfield
-		}
+		// Normally the first message; some clients (aria2) send have-none
+		// first and a bitfield later. A later bitfield replaces the old.
+		s.forgetPieces(p)
 		p.gotBF = true
 		p.bf = m.Bitfield
 		s.picker.PeerBitfield(p.bf)
@@ -266,9 +266,7 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 			return errBothSeeds
 		}
 	case peerwire.HaveAll:
-		if p.gotBF || p.nhave > 0 || p.haveAll {
-			return peerwire.ErrBadBitfield
-		}
+		s.forgetPieces(p)
 		p.gotBF, p.haveAll = true, true
 		s.picker.PeerHaveAll()
 		p.wanted = n - s.picker.Done()
@@ -308,6 +306,12 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 		}
 	}
 	return nil
+}
+
+// forgetPieces drops what p announced so far from availability.
+func (s *LocalSwarm) forgetPieces(p *peer) {
+	s.picker.PeerGone(p.bf, p.haveAll)
+	p.bf, p.haveAll, p.nhave, p.wanted = nil, false, 0, 0
 }
 
 // unrequest forgets our request k at p so another peer can fetch it.

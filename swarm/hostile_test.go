@@ -1,0 +1,156 @@
+package swarm
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"bytes"
+
+	"flotilla/peerwire"
+)
+
+// hostilePeer is a misbehaving peer written for tests. It accepts
+// connections on its own loopback address and runs behave on each after
+// the handshake.
+type hostilePeer struct {
+	l    net.Listener
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	conn []net.Conn
+}
+
+func startHostile(t *testing.T, ip string, tt *testTorrent, behave func(c net.Conn, r *peerwire.Reader)) *hostilePeer {
+	t.Helper()
+	h := &hostilePeer{l: listen(t, ip)}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		for {
+			c, err := h.l.Accept()
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			h.conn = append(h.conn, c)
+			h.mu.Unlock()
+			h.wg.Add(1)
+			go func() {
+				defer h.wg.Done()
+				defer c.Close()
+				if _, err := peerwire.ReadHandshake(c); err != nil {
+					return
+				}
+				var id [20]byte
+				copy(id[:], "-HOSTILE-"+ip)
+				if peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.t.InfoHash, PeerID: id}) != nil {
+					return
+				}
+				behave(c, peerwire.NewReader(c, peerwire.DefaultLimits(tt.t.Info.NumPieces(), tt.t.Info.PieceLength, tt.t.Info.Length)))
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		h.l.Close()
+		h.mu.Lock()
+		for _, c := range h.conn {
+			c.Close()
+		}
+		h.mu.Unlock()
+		h.wg.Wait()
+	})
+	return h
+}
+
+func (h *hostilePeer) addr(t *testing.T) netip.AddrPort {
+	return netip.MustParseAddrPort(h.l.Addr().String())
+}
+
+func allBits(n int) []byte {
+	bf := make([]byte, (n+7)/8)
+	for i := 0; i < n; i++ {
+		bf[i/8] |= 0x80 >> (i % 8)
+	}
+	return bf
+}
+
+func TestHostilePeers(t *testing.T) {
+	tt := makeTorrent(t, 4<<20, 128<<10)
+	n := tt.t.Info.NumPieces()
+	send := func(c net.Conn, ms ...peerwire.Message) error {
+		var b []byte
+		for _, m := range ms {
+			b = peerwire.AppendMessage(b, m)
+		}
+		_, err := c.Write(b)
+		return err
+	}
+	// Liar: claims everything, unchokes, answers every request at once
+	// with garbage.
+	liar := startHostile(t, "127.0.0.2", tt, func(c net.Conn, r *peerwire.Reader) {
+		send(c, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: allBits(n)}, peerwire.Message{ID: peerwire.Unchoke})
+		junk := bytes.Repeat([]byte{0xAB}, peerwire.BlockSize)
+		for {
+			m, err := r.ReadMessage()
+			if err != nil {
+				return
+			}
+			if m.ID == peerwire.Request {
+				if send(c, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Block: junk[:m.Length]}) != nil {
+					return
+				}
+			}
+		}
+	})
+	// Oversized message after a valid have-all.
+	big := startHostile(t, "127.0.0.3", tt, func(c net.Conn, r *peerwire.Reader) {
+		send(c, peerwire.Message{ID: peerwire.HaveAll})
+		var hdr [5]byte
+		binary.BigEndian.PutUint32(hdr[:], 1<<30)
+		hdr[4] = byte(peerwire.Piece)
+		c.Write(hdr[:])
+		c.Read(make([]byte, 1024))
+	})
+	// Out-of-range request.
+	oor := startHostile(t, "127.0.0.4", tt, func(c net.Conn, r *peerwire.Reader) {
+		send(c, peerwire.Message{ID: peerwire.HaveNone}, peerwire.Message{ID: peerwire.Interested},
+			peerwire.Message{ID: peerwire.Request, Index: uint32(n + 5), Begin: 0, Length: 16384})
+		c.Read(make([]byte, 1024))
+	})
+	// Bitfield with spare bits set (and of the wrong length).
+	badbf := startHostile(t, "127.0.0.5", tt, func(c net.Conn, r *peerwire.Reader) {
+		bf := allBits(n + 8)
+		send(c, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: bf})
+		c.Read(make([]byte, 1024))
+	})
+
+	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 1)
+	seedCfg.Listener = listen(t, "127.0.0.1")
+	seedCfg.Seed = true
+	seeder := newTestDownload(t, seedCfg)
+
+	st := newMemStorage(tt.t.Info, nil, false)
+	cfg := testConfig(tt, st, 2)
+	cfg.Listener = listen(t, "127.0.0.1")
+	leecher := newTestDownload(t, cfg)
+	// Hostile peers first so they get work before the honest seeder.
+	leecher.AddPeers([]netip.AddrPort{liar.addr(t), big.addr(t), oor.addr(t), badbf.addr(t)})
+	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
+	waitComplete(t, leecher, 30*time.Second)
+	if !bytes.Equal(st.bytes(), tt.data) {
+		t.Fatal("downloaded data differs")
+	}
+	for _, ip := range []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		if !leecher.Local().Banned(netip.MustParseAddr(ip)) {
+			t.Errorf("protocol-breaking peer %s not banned", ip)
+		}
+	}
+	ws := leecher.Status().Workers[0]
+	t.Logf("worker status %+v", ws)
+	if ws.HashFails == 0 || !leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")) {
+		t.Errorf("liar: %d failed pieces, banned %v", ws.HashFails, leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")))
+	}
+}

@@ -1,0 +1,183 @@
+package swarm
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"flotilla/internal/lab"
+	"flotilla/internal/testenv"
+	"flotilla/metainfo"
+	"flotilla/piecestore"
+)
+
+var _ Storage = (*piecestore.Store)(nil)
+var _ BufferPool = (*piecestore.Store)(nil)
+var _ Worker = (*LocalSwarm)(nil)
+
+func openStore(t testing.TB, dir string, tor *metainfo.Torrent) *piecestore.Store {
+	t.Helper()
+	cfg := piecestore.DefaultConfig()
+	cfg.Dir = dir
+	cfg.Info = tor.Info
+	cfg.InfoHash = tor.InfoHash
+	st, err := piecestore.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// startAria2Swarm starts opentracker and n aria2c seeders on 127.0.0.2...
+func startAria2Swarm(t testing.TB, size int64, pieceLen int64, n int) *lab.Swarm {
+	t.Helper()
+	testenv.Require(t, "aria2c", "opentracker", "mktorrent")
+	cl := &lab.Cleanup{}
+	t.Cleanup(cl.Run)
+	cfg := lab.DefaultSwarmConfig()
+	cfg.Dir = t.TempDir()
+	cfg.Payload.Size = size
+	cfg.PieceLength = pieceLen
+	cfg.Seeders = n
+	sw, err := lab.StartLoopbackSwarm(context.Background(), cl, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sw
+}
+
+func TestDownloadFromAria2Seeders(t *testing.T) {
+	sw := startAria2Swarm(t, 40<<20, 256<<10, 3)
+	tor, err := metainfo.Load(sw.Torrent.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	st := openStore(t, out, tor)
+	cfg := DefaultConfig()
+	cfg.Info, cfg.InfoHash, cfg.Storage = tor.Info, tor.InfoHash, st
+	copy(cfg.PeerID[:], "-FL0001-aria2interop")
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []netip.AddrPort
+	for _, a := range sw.SeederAddrs {
+		addrs = append(addrs, netip.MustParseAddrPort(a))
+	}
+	start := time.Now()
+	d.AddPeers(addrs)
+	select {
+	case <-d.Complete():
+	case <-time.After(60 * time.Second):
+		d.Close()
+		st.Close()
+		t.Fatalf("not complete: %+v", d.Status())
+	}
+	took := time.Since(start)
+	s := d.Status()
+	d.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("40 MiB from %d aria2c seeders in %v (%.0f MB/s), peers seen %d", len(addrs), took, 40*1.048576/took.Seconds(), s.Peers)
+	if err := sw.Payload.Verify(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// announce registers a peer on the tracker as a seeder.
+func announce(t testing.TB, tracker string, ih [20]byte, port uint16) {
+	t.Helper()
+	q := url.Values{}
+	q.Set("info_hash", string(ih[:]))
+	q.Set("peer_id", "-FL0001-announcetest")
+	q.Set("port", fmt.Sprint(port))
+	q.Set("uploaded", "0")
+	q.Set("downloaded", "0")
+	q.Set("left", "0")
+	q.Set("event", "completed")
+	q.Set("compact", "1")
+	resp, err := http.Get(tracker + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("announce: %s", resp.Status)
+	}
+}
+
+func TestAria2DownloadsFromUs(t *testing.T) {
+	testenv.Require(t, "aria2c", "opentracker")
+	size := 24<<20 + 777
+	tt := makeTorrent(t, size, 256<<10)
+	ot := testenv.StartOpentracker(t, "127.0.0.1", tt.t.InfoHash)
+	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Length: int64(size)}}, 256<<10, [][]string{{ot.HTTPAnnounce}}, bytesReader(tt.data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := metainfo.Parse(raw)
+	if err != nil || tor.InfoHash != tt.t.InfoHash {
+		t.Fatalf("rebuilt torrent: %v (hash changed: %v)", err, tor.InfoHash != tt.t.InfoHash)
+	}
+	dir := t.TempDir()
+	seedDir := filepath.Join(dir, "seed")
+	os.MkdirAll(seedDir, 0o755)
+	if err := os.WriteFile(filepath.Join(seedDir, "payload.bin"), tt.data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	torrentPath := filepath.Join(dir, "x.torrent")
+	os.WriteFile(torrentPath, raw, 0o644)
+
+	st := openStore(t, seedDir, tor)
+	defer st.Close()
+	if err := st.Verify(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Info, cfg.InfoHash, cfg.Storage, cfg.Seed = tor.Info, tor.InfoHash, st, true
+	copy(cfg.PeerID[:], "-FL0001-seedinterop0")
+	cfg.Logger = testLogger(t)
+	cfg.Listener = listen(t, "127.0.0.1")
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	select {
+	case <-d.Complete():
+	default:
+		t.Fatal("seeder not complete after verify")
+	}
+	announce(t, ot.HTTPAnnounce, tor.InfoHash, addrOf(t, d).Port())
+
+	out := filepath.Join(dir, "out")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	port := testenv.FreePort(t, "127.0.0.9")
+	cmd := exec.CommandContext(ctx, "aria2c", lab.Aria2LeechArgs("127.0.0.9", port, out, torrentPath)...)
+	cmd.Dir = dir
+	outb, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("aria2c: %v\n%s\nstatus %+v", err, outb, d.Status())
+	}
+	got, err := os.ReadFile(filepath.Join(out, "payload.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(tt.data) {
+		t.Fatal("aria2c's copy differs")
+	}
+	testenv.WaitFor(t, 5*time.Second, "upload counted", func() bool {
+		up, _, _ := d.Stats()
+		return up >= int64(size)
+	})
+}
