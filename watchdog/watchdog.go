@@ -409,6 +409,8 @@ type owner struct {
 	armed   bool
 	armedAt int64
 	batches int64
+
+	alertDrops, issueDrops int64 // for rate-limited warnings
 }
 
 func (o *owner) run() {
@@ -454,9 +456,17 @@ func (o *owner) alert(p Packet, late time.Duration) bool {
 	case o.w.alerts <- Alert{Packet: p, Late: late}:
 		return true
 	default:
+		o.alertDrops++
+		if isPow2(o.alertDrops) {
+			o.w.log.Warn("watchdog: alert channel full, alert dropped",
+				"kind", p.Kind, "owner", p.Owner, "dropped_total", o.alertDrops)
+		}
 		return false
 	}
 }
+
+// isPow2 rate-limits diagnostics to the 1st, 2nd, 4th, 8th... occurrence.
+func isPow2(n int64) bool { return n > 0 && n&(n-1) == 0 }
 
 func (o *owner) drain() {
 	w := o.w
@@ -489,7 +499,13 @@ func (o *owner) apply(batch []cmd) {
 		c := &batch[i]
 		switch c.op {
 		case opIssue:
-			l.issue(c.id, c.kind, c.owner, c.a, c.b)
+			if !l.issue(c.id, c.kind, c.owner, c.a, c.b) {
+				o.issueDrops++
+				if isPow2(o.issueDrops) {
+					o.w.log.Warn("watchdog: ledger full, packet not tracked",
+						"kind", c.kind, "pending", l.len(), "dropped_total", o.issueDrops)
+				}
+			}
 		case opFulfil:
 			l.fulfil(c.id, c.a, c.b)
 		case opCancel:

@@ -1,7 +1,10 @@
 package watchdog
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -290,7 +293,11 @@ func TestStatsPercentiles(t *testing.T) {
 }
 
 func TestAlertOverflowDoesNotBlock(t *testing.T) {
-	w, clk := newTestWatchdog(t, func(c *Config) { c.AlertBuffer = 4 })
+	var logBuf bytes.Buffer
+	w, clk := newTestWatchdog(t, func(c *Config) {
+		c.AlertBuffer = 4
+		c.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
+	})
 	for range 100 {
 		w.Issue("peer", "p", time.Second)
 	}
@@ -299,6 +306,10 @@ func TestAlertOverflowDoesNotBlock(t *testing.T) {
 	s := statsFor(t, w, "peer")
 	if s.Overdue != 100 || s.AlertsDropped != 96 {
 		t.Fatalf("stats %+v", s)
+	}
+	// Rate-limited warnings: at the 1st, 2nd, 4th ... 64th drop.
+	if n := strings.Count(logBuf.String(), "alert channel full"); n != 7 {
+		t.Fatalf("%d warnings logged, want 7:\n%s", n, logBuf.String())
 	}
 	n := 0
 	for len(w.Alerts()) > 0 {
