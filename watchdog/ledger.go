@@ -223,6 +223,20 @@ func (l *ledger) remember(f finished) {
 	}
 }
 
+// compact releases the memory of a burst once the ledger is empty again
+// (Go maps and slices never shrink by themselves).
+func (l *ledger) compact() {
+	if len(l.index) != 0 || cap(l.slots) <= compactAbove {
+		return
+	}
+	l.slots, l.free, l.heap = nil, nil, nil
+	l.index = make(map[ID]int32)
+	l.notes = make(map[ID]string)
+	l.names = make(map[ID]string)
+}
+
+const compactAbove = 1 << 14
+
 // nextDue returns the earliest instant at which expire has work to do.
 func (l *ledger) nextDue() (int64, bool) {
 	if len(l.heap) == 0 {

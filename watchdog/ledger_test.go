@@ -270,3 +270,30 @@ func TestSatSub(t *testing.T) {
 		}
 	}
 }
+
+func TestLedgerCompactAfterBurst(t *testing.T) {
+	l := testLedger(t)
+	const n = compactAbove * 2
+	for i := range n {
+		l.issue(ID(i+1), "k", "o", 0, int64(i))
+	}
+	l.compact() // not empty: keeps everything
+	if l.len() != n || cap(l.slots) < n {
+		t.Fatal("compact dropped a non-empty ledger")
+	}
+	for i := range n {
+		l.fulfil(ID(i+1), 1, 1)
+	}
+	l.compact()
+	if cap(l.slots) != 0 || len(l.heap) != 0 || len(l.free) != 0 {
+		t.Fatalf("not compacted: cap(slots)=%d", cap(l.slots))
+	}
+	// Still usable.
+	if !l.issue(ID(n+1), "k", "o", 0, 5) || l.len() != 1 {
+		t.Fatal("issue after compact failed")
+	}
+	l.expire(10, func(Packet, time.Duration) bool { return true })
+	if k := l.kinds["k"]; k.overdue != 1 || k.fulfilled != n {
+		t.Fatalf("%+v", *k)
+	}
+}

@@ -448,6 +448,7 @@ func (o *owner) tick() {
 	now := o.w.rel()
 	o.drain()
 	o.l.expire(now, o.alert)
+	o.l.compact()
 	o.rearm(now)
 }
 
