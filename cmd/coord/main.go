@@ -33,6 +33,8 @@ type cmdEnv struct {
 
 func commands() []command {
 	return []command{
+		{"download", "download a torrent (and optionally keep seeding it)", runDownload},
+		{"seed", "verify a torrent's data and seed it", runSeed},
 		{"announce", "announce to every tracker of a torrent and report what each answered", runAnnounce},
 		{"version", "print the version", runVersion},
 	}
