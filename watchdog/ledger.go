@@ -33,7 +33,9 @@ type ledger struct {
 	histPos int
 	histLen int
 
-	unknown int64 // Fulfil/Cancel/Annotate of an ID not in the ledger
+	unknown int64 // Fulfil/Cancel/Annotate/Reschedule of an ID not in the ledger
+
+	compacted int64 // when compact last released memory
 
 	// Rarely used per-packet strings live beside the slab to keep entries
 	// small: notes set by Annotate, and the kind of packets whose figures go
@@ -224,18 +226,24 @@ func (l *ledger) remember(f finished) {
 }
 
 // compact releases the memory of a burst once the ledger is empty again
-// (Go maps and slices never shrink by themselves).
-func (l *ledger) compact() {
-	if len(l.index) != 0 || cap(l.slots) <= compactAbove {
+// (Go maps and slices never shrink by themselves). It acts at most once per
+// compactEvery so that a ledger emptied by every batch under heavy traffic
+// does not reallocate all the time.
+func (l *ledger) compact(now int64) {
+	if len(l.index) != 0 || cap(l.slots) <= compactAbove || now-l.compacted < compactEvery {
 		return
 	}
+	l.compacted = now
 	l.slots, l.free, l.heap = nil, nil, nil
 	l.index = make(map[ID]int32)
 	l.notes = make(map[ID]string)
 	l.names = make(map[ID]string)
 }
 
-const compactAbove = 1 << 14
+const (
+	compactAbove = 1 << 14
+	compactEvery = int64(time.Second)
+)
 
 // nextDue returns the earliest instant at which expire has work to do.
 func (l *ledger) nextDue() (int64, bool) {

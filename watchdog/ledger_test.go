@@ -277,14 +277,14 @@ func TestLedgerCompactAfterBurst(t *testing.T) {
 	for i := range n {
 		l.issue(ID(i+1), "k", "o", 0, int64(i))
 	}
-	l.compact() // not empty: keeps everything
+	l.compact(int64(time.Hour)) // not empty: keeps everything
 	if l.len() != n || cap(l.slots) < n {
 		t.Fatal("compact dropped a non-empty ledger")
 	}
 	for i := range n {
 		l.fulfil(ID(i+1), 1, 1)
 	}
-	l.compact()
+	l.compact(int64(time.Hour))
 	if cap(l.slots) != 0 || len(l.heap) != 0 || len(l.free) != 0 {
 		t.Fatalf("not compacted: cap(slots)=%d", cap(l.slots))
 	}

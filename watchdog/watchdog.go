@@ -448,7 +448,7 @@ func (o *owner) tick() {
 	now := o.w.rel()
 	o.drain()
 	o.l.expire(now, o.alert)
-	o.l.compact()
+	o.l.compact(now)
 	o.rearm(now)
 }
 
