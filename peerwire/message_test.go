@@ -374,3 +374,40 @@ func TestMsgIDStrings(t *testing.T) {
 		t.Error("IsFast/Known wrong")
 	}
 }
+
+func TestWriterLargeMessagesAndHelpers(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriterSize(&buf, 1024)
+	bf := NewFull(100_000)
+	eh := ExtHandshake{M: map[string]int{"ut_metadata": 2}, V: "Flotilla"}
+	w.WriteSimple(Interested)
+	if err := w.WriteBitfield(bf); err != nil {
+		t.Fatal(err)
+	}
+	w.WriteExtHandshake(eh)
+	w.WriteExtended(2, []byte("d8:msg_typei0e5:piecei0ee"))
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if cap(w.buf) > 4*1024 {
+		t.Fatalf("writer kept a %d-byte buffer", cap(w.buf))
+	}
+	r := NewReader(&buf, Limits{NumPieces: 100_000})
+	for i, check := range []func(Message) bool{
+		func(m Message) bool { return m.ID == Interested },
+		func(m Message) bool { return m.ID == BitfieldMsg && bytes.Equal(m.Bitfield, bf) },
+		func(m Message) bool {
+			h, err := ParseExtHandshake(m.ExtPayload)
+			return m.ID == Extended && m.ExtID == ExtHandshakeID && err == nil && h.M["ut_metadata"] == 2 && h.V == "Flotilla"
+		},
+		func(m Message) bool { return m.ID == Extended && m.ExtID == 2 && len(m.ExtPayload) == 25 },
+	} {
+		m, err := r.ReadMessage()
+		if err != nil || !check(m) {
+			t.Fatalf("message %d: %v %v", i, m, err)
+		}
+	}
+	if r.Buffered() != 0 {
+		t.Fatalf("Buffered = %d", r.Buffered())
+	}
+}

@@ -225,7 +225,7 @@ func BenchmarkPieceTCPLoopback(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	r := NewReader(c, benchLimits)
+	r := NewReaderSize(c, benchLimits, benchReadSize)
 	b.SetBytes(BlockSize)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -238,3 +238,6 @@ func BenchmarkPieceTCPLoopback(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// benchReadSize is the read buffer used by BenchmarkPieceTCPLoopback.
+var benchReadSize = DefaultReadBufferSize

@@ -12,6 +12,10 @@ import (
 // whole piece message (13 + MaxBlock bytes) for the zero-copy path.
 const DefaultReadBufferSize = 64 * 1024
 
+// maxRetainedBuffer is the largest spare buffer (for messages that do not
+// fit the bufio buffer) kept between calls.
+const maxRetainedBuffer = 256 * 1024
+
 // Reader decodes messages from a peer. Not safe for concurrent use.
 type Reader struct {
 	br      *bufio.Reader
@@ -51,6 +55,9 @@ func (r *Reader) Buffered() int { return r.br.Buffered() - r.pending }
 // package's sentinels (all matching ErrProtocol) or the read error
 // (io.ErrUnexpectedEOF for a truncated message).
 func (r *Reader) ReadMessage() (Message, error) {
+	if cap(r.big) > maxRetainedBuffer {
+		r.big = nil // a rare huge message: do not keep its buffer per connection
+	}
 	if r.pending > 0 {
 		n, err := r.br.Discard(r.pending)
 		r.pending -= n

@@ -36,9 +36,9 @@ func NewWriterSize(w io.Writer, size int) *Writer {
 // Buffered returns the number of bytes waiting for Flush.
 func (w *Writer) Buffered() int { return len(w.buf) }
 
-// WriteMessage appends m to the buffer (flushing first if it would not fit;
-// a message larger than the buffer is written straight through). Piece
-// messages go through WritePiece.
+// WriteMessage appends m to the buffer, flushing first if it would not fit
+// and afterwards if the buffer is full (a message larger than the buffer
+// grows it for that one write). Piece messages go through WritePiece.
 func (w *Writer) WriteMessage(m Message) error {
 	if w.err != nil {
 		return w.err
@@ -82,6 +82,21 @@ func (w *Writer) WriteCancel(index, begin, length uint32) error {
 // WriteReject queues a reject message (BEP 6).
 func (w *Writer) WriteReject(index, begin, length uint32) error {
 	return w.WriteMessage(Message{ID: Reject, Index: index, Begin: begin, Length: length})
+}
+
+// WriteExtended queues a BEP 10 extended message.
+func (w *Writer) WriteExtended(extID uint8, payload []byte) error {
+	return w.WriteMessage(Message{ID: Extended, ExtID: extID, ExtPayload: payload})
+}
+
+// WriteExtHandshake queues the BEP 10 extension handshake h.
+func (w *Writer) WriteExtHandshake(h ExtHandshake) error {
+	return w.WriteExtended(ExtHandshakeID, h.Encode())
+}
+
+// WriteBitfield queues a bitfield message.
+func (w *Writer) WriteBitfield(b Bitfield) error {
+	return w.WriteMessage(Message{ID: BitfieldMsg, Bitfield: b})
 }
 
 // WriteSimple queues a payload-less message (choke, unchoke, interested,
