@@ -411,3 +411,20 @@ func TestWriterLargeMessagesAndHelpers(t *testing.T) {
 		t.Fatalf("Buffered = %d", r.Buffered())
 	}
 }
+
+func TestHugeMaxBlockUsesSpareBuffer(t *testing.T) {
+	lim := Limits{MaxBlock: 1 << 20}
+	block := bytes.Repeat([]byte{3}, 1<<20)
+	stream := AppendMessage(nil, Message{ID: Piece, Index: 1, Begin: 0, Block: block})
+	stream = AppendMessage(stream, Message{ID: Piece, Index: 1, Begin: 0, Block: block[:BlockSize]})
+	r := NewReader(bytes.NewReader(stream), lim)
+	if r.br.Size() > maxRetainedBuffer {
+		t.Fatalf("read buffer %d bytes", r.br.Size())
+	}
+	for _, n := range []int{1 << 20, BlockSize} {
+		m, err := r.ReadMessage()
+		if err != nil || m.ID != Piece || !bytes.Equal(m.Block, block[:n]) {
+			t.Fatalf("piece of %d: %v %v", n, m, err)
+		}
+	}
+}

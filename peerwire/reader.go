@@ -30,11 +30,12 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 	return NewReaderSize(r, lim, DefaultReadBufferSize)
 }
 
-// NewReaderSize is NewReader with a given buffer size, raised if needed so a
-// piece message with a MaxBlock block fits.
+// NewReaderSize is NewReader with a given buffer size, raised if needed (up
+// to maxRetainedBuffer) so a piece message with a MaxBlock block fits and is
+// returned without copying.
 func NewReaderSize(r io.Reader, lim Limits, size int) *Reader {
 	if need := 4 + int(lim.MaxLength(Piece)); size < need {
-		size = need
+		size = min(need, maxRetainedBuffer)
 	}
 	return &Reader{br: bufio.NewReaderSize(r, size), lim: lim}
 }
@@ -50,10 +51,12 @@ func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
 func (r *Reader) Buffered() int { return r.br.Buffered() - r.pending }
 
 // ReadMessage reads and validates the next message. The returned slices
-// alias internal buffers and are valid until the next call. On any error
-// other than io.EOF the connection should be closed; errors wrap the
-// package's sentinels (all matching ErrProtocol) or the read error
-// (io.ErrUnexpectedEOF for a truncated message).
+// alias internal buffers and are valid until the next call. It returns
+// io.EOF only for a clean close at a message boundary. Any other error
+// wraps one of the package's sentinels (all matching ErrProtocol) or the
+// read error (io.ErrUnexpectedEOF for a truncated message, a net timeout,
+// ...); after an error the stream position is undefined, so the Reader must
+// not be used again and the connection should be closed.
 func (r *Reader) ReadMessage() (Message, error) {
 	if cap(r.big) > maxRetainedBuffer {
 		r.big = nil // a rare huge message: do not keep its buffer per connection
