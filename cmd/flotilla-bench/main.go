@@ -1,0 +1,280 @@
+// Command flotilla-bench measures `coord download` against reference
+// BitTorrent clients (aria2c, rain, anacrolix/torrent; Transmission once a
+// network-namespace lab exists) on one local swarm: opentracker and N aria2c
+// seeders on loopback addresses, a deterministic payload. Every client
+// downloads the same torrent several times, interleaved, each time into a
+// fresh directory; every result is checked against the payload's SHA-256
+// (a wrong result is a FAIL, never a speed). It prints one table of
+// medians: wall seconds, MB/s, CPU seconds, peak RSS, and each client's
+// ratio to coord.
+//
+//	go run ./cmd/flotilla-bench [--size 1GiB] [--piece 1MiB] [--seeders 3] [--runs 3]
+//	    [--clients coord,aria2c,rain,anacrolix,transmission] [--keep]
+//
+// Missing reference clients are installed by scripts/install-reference-clients.sh
+// (Debian packages, and rain/anacrolix built from the Go module proxy into
+// ./.refbin). With --serve it only builds the swarm, prints where the
+// torrent is and keeps the swarm up until interrupted (scripts/demo.sh).
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"flotilla/internal/lab"
+)
+
+type options struct {
+	size, piece   int64
+	seeders, runs int
+	clients       []string
+	keep          bool
+	dir, refbin   string
+	timeout       time.Duration
+	install       bool
+	seed          uint64
+	serve         bool
+	infoFile      string
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "flotilla-bench:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cl := &lab.Cleanup{}
+	defer cl.Run()
+	if err := bench(ctx, cl, o, stdout, stderr); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "flotilla-bench: interrupted; everything it started is stopped")
+			return 130
+		}
+		fmt.Fprintln(stderr, "flotilla-bench:", err)
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	o := options{}
+	fs := flag.NewFlagSet("flotilla-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	size := fs.String("size", "1GiB", "payload size (e.g. 256MiB, 1GiB, 8GiB)")
+	piece := fs.String("piece", "1MiB", "piece length, a power of two >= 32KiB")
+	fs.IntVar(&o.seeders, "seeders", 3, "number of aria2c seeders, each on its own 127.0.0.x address")
+	fs.IntVar(&o.runs, "runs", 3, "downloads per client, interleaved between clients")
+	clients := fs.String("clients", strings.Join(knownClients, ","), "clients to measure, comma-separated")
+	fs.BoolVar(&o.keep, "keep", false, "keep the lab directory and every download")
+	fs.StringVar(&o.dir, "dir", ".bench", "working directory (a fresh subdirectory is made per invocation)")
+	fs.StringVar(&o.refbin, "refbin", ".refbin", "where rain and anacrolix-torrent are (installed there if missing)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "per-download limit (0: 2 min + 1 s per 10 MB)")
+	noInstall := fs.Bool("no-install", false, "do not run scripts/install-reference-clients.sh")
+	fs.Uint64Var(&o.seed, "seed", 1, "payload content seed")
+	fs.BoolVar(&o.serve, "serve", false, "only build the swarm and keep it up until interrupted (for the demo)")
+	fs.StringVar(&o.infoFile, "info-file", "", "with --serve: write the swarm's description here as shell variables")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if o.size, err = parseSize(*size); err != nil {
+		return o, fmt.Errorf("--size: %w", err)
+	}
+	if o.piece, err = parseSize(*piece); err != nil {
+		return o, fmt.Errorf("--piece: %w", err)
+	}
+	if o.clients, err = parseClients(*clients); err != nil {
+		return o, fmt.Errorf("--clients: %w", err)
+	}
+	if o.runs < 1 || o.seeders < 1 || o.seeders > 250 {
+		return o, fmt.Errorf("--runs must be >= 1 and --seeders 1..250")
+	}
+	o.install = !*noInstall
+	if o.timeout == 0 {
+		o.timeout = 2*time.Minute + time.Duration(o.size/10e6)*time.Second
+	}
+	return o, nil
+}
+
+func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Writer) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if !filepath.IsAbs(o.dir) {
+		o.dir = filepath.Join(root, o.dir)
+	}
+	if !filepath.IsAbs(o.refbin) {
+		o.refbin = filepath.Join(root, o.refbin)
+	}
+	workDir := filepath.Join(o.dir, time.Now().Format("20060102-150405"))
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return err
+	}
+	if !o.keep {
+		cl.Add(func() { os.RemoveAll(workDir) })
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	var cs []*client
+	if !o.serve {
+		tmpBin, err := os.MkdirTemp("", "flotilla-bench-bin-")
+		if err != nil {
+			return err
+		}
+		cl.Add(func() { os.RemoveAll(tmpBin) })
+		cs = resolveClients(ctx, o.clients, root, o.refbin, tmpBin, o.install)
+		for _, c := range cs {
+			if c.Skip != "" {
+				fmt.Fprintf(stdout, "%s: %s\n", c.Name, c.Skip)
+			}
+		}
+	}
+
+	cfg := lab.DefaultSwarmConfig()
+	cfg.Dir = filepath.Join(workDir, "lab")
+	cfg.Payload = lab.PayloadSpec{Name: "flotilla-bench.bin", Seed: o.seed, Size: o.size}
+	cfg.PieceLength = o.piece
+	cfg.Seeders = o.seeders
+	cfg.Logger = logger
+	sw, err := lab.StartLoopbackSwarm(ctx, cl, cfg)
+	if err != nil {
+		return err
+	}
+	if o.serve {
+		return serve(ctx, sw, o, stdout)
+	}
+
+	fmt.Fprintf(stdout, "\nswarm: %s payload (%d bytes), %s pieces, %d aria2c seeders %s, tracker %s\n",
+		human(o.size), o.size, human(o.piece), o.seeders, strings.Join(sw.SeederAddrs, " "), sw.Tracker.HTTPAnnounce)
+	load0 := loadAvg()
+	var results []result
+	for run := 1; run <= o.runs; run++ {
+		for _, c := range cs {
+			if c.Skip != "" {
+				continue
+			}
+			r := runOnce(ctx, c, sw, workDir, run, o.timeout, o.keep)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			for _, p := range sw.Seeders {
+				if p.Exited() {
+					return fmt.Errorf("seeder %s died during the benchmark; see %s", p.Name, p.LogPath)
+				}
+			}
+			results = append(results, r)
+			if r.OK {
+				fmt.Fprintf(stdout, "run %d/%d %-12s %7.2f s %8.1f MB/s  CPU %6.2f s  RSS %7.1f MiB  ok\n",
+					run, o.runs, c.Name, r.Wall.Seconds(), r.MBps, r.CPU.Seconds(), r.RSSMiB)
+			} else {
+				fmt.Fprintf(stdout, "run %d/%d %-12s FAIL: %s\n", run, o.runs, c.Name, oneLine(r.Fail))
+			}
+		}
+	}
+	fmt.Fprintln(stdout)
+	printMachine(stdout, cs, load0)
+	fmt.Fprintf(stdout, "payload %s, pieces %s, %d seeders, %d runs per client (interleaved)\n\n",
+		human(o.size), human(o.piece), o.seeders, o.runs)
+	var ss []summary
+	for _, c := range cs {
+		ss = append(ss, summarize(c, results))
+	}
+	printTable(stdout, ss)
+	if o.keep {
+		fmt.Fprintf(stdout, "kept: %s\n", workDir)
+	}
+	return nil
+}
+
+// serve prints the swarm, writes the info file and waits for a signal.
+func serve(ctx context.Context, sw *lab.Swarm, o options, stdout io.Writer) error {
+	sums := filepath.Join(sw.Dir, "SHA256SUMS")
+	if err := os.WriteFile(sums, []byte(sw.Payload.Manifest()), 0o644); err != nil {
+		return err
+	}
+	port, err := lab.FreePort("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	// LISTEN is a free loopback address for the downloader.
+	info := fmt.Sprintf("TORRENT=%s\nNAME=%s\nTRACKER=%s\nSEEDERS=%s\nSHA256SUMS=%s\nLISTEN=%s\n",
+		shq(sw.Torrent.Path), shq(sw.Torrent.Name), shq(sw.Tracker.HTTPAnnounce),
+		shq(strings.Join(sw.SeederAddrs, " ")), shq(sums), shq(fmt.Sprintf("127.0.0.1:%d", port)))
+	if o.infoFile != "" {
+		tmp := o.infoFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(info), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, o.infoFile); err != nil {
+			return err
+		}
+	}
+	w := bufio.NewWriter(stdout)
+	fmt.Fprintf(w, "swarm up (Ctrl-C to stop it):\n%s", info)
+	w.Flush()
+	<-ctx.Done()
+	return nil
+}
+
+// moduleRoot finds the flotilla module's directory from the working dir.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "module flotilla") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run it inside the flotilla checkout (no go.mod with module flotilla above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"flotilla/internal/lab"
+)
+
+// result is one measured download.
+type result struct {
+	Client string
+	Run    int
+	OK     bool
+	Fail   string        // why it failed (never reported as a speed)
+	Wall   time.Duration // start to exit (or to observed completion)
+	MBps   float64       // payload bytes / 1e6 / wall seconds
+	CPU    time.Duration // user+sys of the client process
+	RSSMiB float64       // peak resident set of the client process
+}
+
+// runOnce downloads the swarm's torrent once with c into a fresh directory
+// under runDir and measures it. The output is verified against the payload.
+func runOnce(ctx context.Context, c *client, sw *lab.Swarm, runDir string, run int, timeout time.Duration, keep bool) result {
+	r := result{Client: c.Name, Run: run}
+	dir := filepath.Join(runDir, fmt.Sprintf("%s-%d", c.Name, run))
+	out := filepath.Join(dir, "out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		r.Fail = err.Error()
+		return r
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	const ip = "127.0.0.1"
+	port, err := lab.FreePort(ip)
+	if err != nil {
+		r.Fail = err.Error()
+		return r
+	}
+	args, err := c.Args(runEnv{Torrent: sw.Torrent.Path, OutDir: out, IP: ip, Port: port})
+	if err != nil {
+		r.Fail = err.Error()
+		return r
+	}
+	cl := &lab.Cleanup{}
+	defer cl.Run()
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// Not CommandContext with rctx: the timeout must not kill the process
+	// before we note that it timed out; cl kills its process group.
+	cmd := lab.Loopback(ip).Command(context.Background(), c.Path, args...)
+	cmd.Dir = out
+	p, err := lab.StartProc(cl, c.Name, cmd, filepath.Join(dir, c.Name+".log"))
+	if err != nil {
+		r.Fail = err.Error()
+		return r
+	}
+	var doneAt time.Time
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-p.Done():
+			doneAt = p.Ended()
+			break wait
+		case <-rctx.Done():
+			p.Stop()
+			if ctx.Err() != nil {
+				r.Fail = "interrupted"
+			} else {
+				r.Fail = fmt.Sprintf("timed out after %v; log ends: %s", timeout, p.Tail(300))
+			}
+			return r
+		case <-tick.C:
+			// A client that keeps running after completion is stopped once
+			// its output is complete and correct; time is taken then.
+			if !c.ExitsWhenDone && sw.Payload.Complete(out) && sw.Payload.Verify(out) == nil {
+				doneAt = time.Now()
+				p.Stop()
+				break wait
+			}
+		}
+	}
+	r.Wall = doneAt.Sub(p.Started)
+	if ru, ok := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		r.RSSMiB = float64(ru.Maxrss) / 1024 // Linux: KiB
+	}
+	if c.ExitsWhenDone {
+		if err := p.Err(); err != nil {
+			r.Fail = fmt.Sprintf("%v; log ends: %s", err, p.Tail(300))
+			return r
+		}
+	}
+	if err := sw.Payload.Verify(out); err != nil {
+		if errors.Is(err, lab.ErrMismatch) {
+			r.Fail = "wrong output: " + err.Error()
+		} else {
+			r.Fail = err.Error()
+		}
+		return r
+	}
+	r.OK = true
+	r.MBps = float64(sw.Payload.Total) / 1e6 / r.Wall.Seconds()
+	return r
+}
