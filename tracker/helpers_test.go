@@ -127,3 +127,5 @@ func newHTTPTracker(t testing.TB) *trackertest.HTTPTracker {
 	t.Cleanup(tr.Close)
 	return tr
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

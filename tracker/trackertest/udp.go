@@ -27,7 +27,7 @@ type UDPBehavior struct {
 	ExtraPeers  []wire.Peer   // returned in addition to the swarm's members
 }
 
-// UDPStats counts the requests a UDP tracker saw.
+// UDPStats counts the requests a UDP tracker received (answered or not).
 type UDPStats struct {
 	Connects, Announces, Scrapes, Errors int64
 }
@@ -131,6 +131,14 @@ func (t *UDPTracker) serve() {
 
 func (t *UDPTracker) answer(out []byte, q wire.Request, from netip.AddrPort) []byte {
 	now := time.Now()
+	switch q.Action {
+	case wire.ActionConnect:
+		t.connects.Add(1)
+	case wire.ActionAnnounce:
+		t.announces.Add(1)
+	case wire.ActionScrape:
+		t.scrapes.Add(1)
+	}
 	t.mu.Lock()
 	b := &t.behavior
 	if b.NeverAnswer || b.Drop > 0 {
@@ -159,14 +167,8 @@ func (t *UDPTracker) answer(out []byte, q wire.Request, from netip.AddrPort) []b
 	beh := *b
 	t.mu.Unlock()
 
-	switch q.Action {
-	case wire.ActionConnect:
-		t.connects.Add(1)
+	if q.Action == wire.ActionConnect {
 		return wire.AppendConnectReply(out, txid, t.connID(now))
-	case wire.ActionAnnounce:
-		t.announces.Add(1)
-	case wire.ActionScrape:
-		t.scrapes.Add(1)
 	}
 	age, ok := t.connAge(q.ConnID, now)
 	if !ok || (beh.ConnIDTTL > 0 && age > beh.ConnIDTTL) {
