@@ -32,6 +32,7 @@ type transferOpts struct {
 	peers    string
 	verbose  bool
 	progress string
+	logEvery time.Duration
 	verify   bool
 }
 
@@ -40,7 +41,8 @@ func (o *transferOpts) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxPeers, "max-peers", 80, "most peer connections at once")
 	fs.StringVar(&o.peers, "peer", "", "comma-separated HOST:PORT peers to connect to besides those the trackers give")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
-	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else a log line every few seconds), bar, log or none")
+	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else a log line every --log-interval), bar, log or none")
+	fs.DurationVar(&o.logEvery, "log-interval", 5*time.Second, "time between progress lines when the display is a log")
 }
 
 func runDownload(ctx context.Context, env *cmdEnv, args []string) int {
@@ -200,7 +202,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 		dl.AddPeers(direct)
 	}
 
-	prog := newProgress(env, o.progress, t)
+	prog := newProgress(env, o.progress, o.logEvery, t)
 	code := mainLoop(ctx, env, name, t, dir, seed, dl, ann, wd, prog, log)
 	prog.finish()
 
@@ -221,6 +223,7 @@ func mainLoop(ctx context.Context, env *cmdEnv, name string, t *metainfo.Torrent
 	dl *swarm.Download, ann *tracker.Announcer, wd *watchdog.Watchdog, prog *progress, log *slog.Logger) int {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	started := time.Now()
 	complete := dl.Complete()
 	announcedDone := false
 	for {
@@ -253,8 +256,10 @@ func mainLoop(ctx context.Context, env *cmdEnv, name string, t *metainfo.Torrent
 			prog.update(st)
 			prog.finish()
 			if !seed {
-				fmt.Fprintf(env.stdout, "downloaded %s (%s) to %s\n", t.Info.Name, humanBytes(t.Info.Length),
-					filepath.Join(dir, t.Info.Name))
+				took := time.Since(started)
+				fmt.Fprintf(env.stdout, "downloaded %s (%s) to %s; received %d bytes from peers in %s (%s/s)\n",
+					t.Info.Name, humanBytes(t.Info.Length), filepath.Join(dir, t.Info.Name), st.Downloaded,
+					took.Round(time.Millisecond), humanBytes(int64(float64(st.Downloaded)/took.Seconds())))
 				return 0
 			}
 			fmt.Fprintf(env.stderr, "complete: %s; seeding until interrupted\n", filepath.Join(dir, t.Info.Name))

@@ -23,8 +23,8 @@ type progress struct {
 	done     bool
 }
 
-func newProgress(env *cmdEnv, mode string, t *metainfo.Torrent) *progress {
-	p := &progress{w: env.stderr, length: t.Info.Length, logEvery: 5 * time.Second}
+func newProgress(env *cmdEnv, mode string, logEvery time.Duration, t *metainfo.Torrent) *progress {
+	p := &progress{w: env.stderr, length: t.Info.Length, logEvery: logEvery}
 	switch mode {
 	case "bar", "log", "none":
 		p.mode = mode

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"flotilla/internal/lab"
+	"flotilla/internal/testenv"
+	"flotilla/metainfo"
+	"flotilla/piecestore"
+)
+
+var (
+	buildOnce sync.Once
+	coordBin  string
+	buildErr  error
+)
+
+// coordBinary builds the coord program once per test binary run.
+func coordBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "coord-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		coordBin = filepath.Join(dir, "coord")
+		out, err := exec.Command("go", "build", "-o", coordBin, "flotilla/cmd/coord").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return coordBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if coordBin != "" {
+		os.RemoveAll(filepath.Dir(coordBin))
+	}
+	os.Exit(code)
+}
+
+// swarmLab is a payload, its torrent on a real opentracker and aria2c
+// seeders on distinct loopback addresses.
+type swarmLab struct {
+	payload *lab.Payload
+	torrent *lab.Torrent
+	tracker *lab.Opentracker
+	info    *metainfo.Torrent
+}
+
+// newSwarmLab starts opentracker and `seeders` aria2c seeders (with extra
+// aria2c arguments, e.g. an upload limit) for a generated payload.
+func newSwarmLab(t *testing.T, spec lab.PayloadSpec, piece int64, seeders int, extra ...string) *swarmLab {
+	t.Helper()
+	testenv.Require(t, "opentracker", "aria2c", "mktorrent")
+	ctx := context.Background()
+	cl := &lab.Cleanup{}
+	t.Cleanup(cl.Run)
+	dir := t.TempDir()
+	p, err := lab.WritePayload(filepath.Join(dir, "data"), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The info-hash does not depend on the trackers: learn it, whitelist
+	// it, then write the torrent with the tracker's real URL.
+	probe, err := lab.MakeTorrent(ctx, p, piece, [][]string{{"http://127.0.0.1:1/announce"}}, filepath.Join(dir, "probe.torrent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ot, err := lab.StartOpentracker(ctx, cl, lab.Loopback("127.0.0.1"), filepath.Join(dir, "tracker"), probe.InfoHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := lab.MakeTorrent(ctx, p, piece, [][]string{{ot.HTTPAnnounce}}, filepath.Join(dir, "t.torrent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range lab.LoopbackHosts(20, seeders) {
+		port, err := h.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := append(lab.Aria2SeedArgs(h.IP(), port, filepath.Dir(p.Path), tor.Path), extra...)
+		if _, err := lab.StartProc(cl, fmt.Sprintf("seeder%d", i), h.Command(ctx, "aria2c", args...),
+			filepath.Join(dir, fmt.Sprintf("seeder%d.log", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 60*time.Second, "seeders registered with the tracker", func() bool {
+		s, err := ot.ScrapeInfo(ctx, tor.InfoHash)
+		return err == nil && s.Complete >= int64(seeders)
+	})
+	info, err := metainfo.Load(tor.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &swarmLab{payload: p, torrent: tor, tracker: ot, info: info}
+}
+
+// coordProc is a running coord process.
+type coordProc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startCoord(t *testing.T, args ...string) *coordProc {
+	t.Helper()
+	cmd := exec.Command(coordBinary(t), args...)
+	p := &coordProc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *coordProc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("coord did not finish within %v; output:\n%s", timeout, p.out.String())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// haveCount opens the piece store of a (stopped) download and checks that
+// every piece it records as complete really is on disk, returning how many.
+func haveCount(t *testing.T, tor *metainfo.Torrent, dir string) int {
+	t.Helper()
+	cfg := piecestore.DefaultConfig()
+	cfg.Dir, cfg.Info, cfg.InfoHash = dir, tor.Info, tor.InfoHash
+	st, err := piecestore.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	have := st.Have()
+	n := 0
+	for p := 0; p < tor.Info.NumPieces(); p++ {
+		if have[p/8]&(0x80>>(p%8)) == 0 {
+			continue
+		}
+		n++
+		buf, err := st.ReadPiece(p, nil)
+		if err != nil {
+			t.Fatalf("piece %d recorded complete but unreadable: %v", p, err)
+		}
+		if h := sha1Sum(buf); h != tor.Info.PieceHash(p) {
+			t.Fatalf("piece %d recorded complete but its data on disk is wrong", p)
+		}
+	}
+	return n
+}
+
+func TestDownloadFromAria2Seeders(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 7, Size: 48<<20 + 12345}, 1<<18, 2)
+	out := t.TempDir()
+	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "log")
+	if code := p.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatalf("%v\n%s", err, p.out.String())
+	}
+	if !strings.Contains(p.out.String(), "downloaded payload.bin") {
+		t.Fatalf("no completion message:\n%s", p.out.String())
+	}
+}
+
+func TestMultiFileAwkwardGeometry(t *testing.T) {
+	// 256 KiB pieces; one piece spans three files (two small ones in the
+	// middle), a zero-length file, nested directories, a short last piece.
+	spec := lab.PayloadSpec{Name: "tree", Seed: 9, Files: []lab.FileSpec{
+		{Path: "a/first.bin", Size: 300 << 10},
+		{Path: "a/b/tiny1", Size: 10 << 10},
+		{Path: "a/b/empty", Size: 0},
+		{Path: "a/b/tiny2", Size: 20 << 10},
+		{Path: "c/d/e/last.bin", Size: 1<<20 + 777},
+	}}
+	l := newSwarmLab(t, spec, 1<<18, 1)
+	out := t.TempDir()
+	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	if code := p.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatalf("%v\n%s", err, p.out.String())
+	}
+	if fi, err := os.Stat(filepath.Join(out, "tree", "a", "b", "empty")); err != nil || fi.Size() != 0 {
+		t.Fatalf("zero-length file: %v %v", fi, err)
+	}
+}
+
+func TestKillAndResume(t *testing.T) {
+	// One seeder capped at 4 MB/s makes the download take a while, so it
+	// can be killed part-way.
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 3, Size: 40 << 20}, 1<<18, 1, "--max-upload-limit=4M")
+	out := t.TempDir()
+	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0",
+		"--progress", "log", "--log-interval", "100ms")
+	testenv.WaitFor(t, time.Minute, "a third downloaded", func() bool {
+		select {
+		case <-p.done:
+			return true // fails below with the output
+		default:
+		}
+		return lastPercent(p.out.String()) >= 33
+	})
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	before := haveCount(t, l.info, out)
+	if before == 0 || before == l.info.Info.NumPieces() {
+		t.Fatalf("kill landed at %d of %d pieces; want part-way", before, l.info.Info.NumPieces())
+	}
+	p2 := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "log")
+	if code := p2.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("resume exit %d:\n%s", code, p2.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatal(err)
+	}
+	got := receivedBytes(t, p2.out.String())
+	missing := l.info.Info.Length - int64(before)*l.info.Info.PieceLength
+	// Allow end-game duplicates: a few pieces' worth.
+	if got > missing+8*l.info.Info.PieceLength {
+		t.Fatalf("resumed download received %d bytes; only %d were missing (%d pieces were kept)", got, missing, before)
+	}
+}
+
+// lastPercent is the percentage in the newest progress log line.
+func lastPercent(out string) float64 {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		f := strings.Fields(lines[i])
+		if len(f) > 0 && strings.HasSuffix(f[0], "%") {
+			v, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+// receivedBytes reads "received N bytes" from coord's completion message.
+func receivedBytes(t *testing.T, out string) int64 {
+	t.Helper()
+	i := strings.Index(out, "received ")
+	if i < 0 {
+		t.Fatalf("no \"received N bytes\" in output:\n%s", out)
+	}
+	f := strings.Fields(out[i+len("received "):])
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		t.Fatalf("bad received count in %q", out[i:])
+	}
+	return n
+}
+
+func sha1Sum(b []byte) [20]byte { return sha1.Sum(b) }
