@@ -19,9 +19,10 @@
 //     9+MaxBlock, bitfield: 1+ceil(NumPieces/8), extended and unknown IDs:
 //     MaxMessage) gives ErrMessageTooLarge; the connection must be closed;
 //   - a fixed-size message (choke, have, request, port, ...) whose payload
-//     length does not match its ID gives ErrBadLength;
+//     length does not match its ID gives ErrBadLength (when too long it also
+//     matches ErrMessageTooLarge);
 //   - a bitfield of the wrong length or with spare bits set gives
-//     ErrBadBitfield;
+//     ErrBadBitfield (when too long it also matches ErrMessageTooLarge);
 //   - a request, cancel, reject or piece with length 0, over MaxBlock, or
 //     outside the torrent (index >= NumPieces, begin+length past the piece)
 //     gives ErrBadRequest; have, suggest and allowed-fast with index >=

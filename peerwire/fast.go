@@ -37,11 +37,20 @@ func AllowedFastSet(addr netip.Addr, infoHash [20]byte, numPieces, k int) ([]uin
 	copy(x[:3], ip[:3]) // last octet masked to zero
 	copy(x[4:], infoHash[:])
 	out := make([]uint32, 0, k)
+	var seen Bitfield // membership for large k; a linear scan otherwise
+	if k > 64 {
+		seen = New(numPieces)
+	}
 	h := sha1.Sum(x[:])
 	for {
 		for j := 0; j < 20 && len(out) < k; j += 4 {
 			i := binary.BigEndian.Uint32(h[j:]) % uint32(numPieces)
-			if !slices.Contains(out, i) {
+			if seen != nil {
+				if !seen.Has(int(i)) {
+					seen.Set(int(i))
+					out = append(out, i)
+				}
+			} else if !slices.Contains(out, i) {
 				out = append(out, i)
 			}
 		}

@@ -57,6 +57,11 @@ func TestAllowedFastSetProperties(t *testing.T) {
 	if !slices.Equal(s, []uint32{0, 1, 2}) {
 		t.Fatalf("small torrent set %v", small)
 	}
+	// Large k uses the bitfield path and agrees with the small-k prefix.
+	big, err := AllowedFastSet(netip.MustParseAddr("80.4.4.200"), h, 1313, 1313)
+	if err != nil || len(big) != 1313 || !slices.Equal(big[:7], want) {
+		t.Fatalf("k=numPieces: len %d, prefix %v, %v", len(big), big[:min(7, len(big))], err)
+	}
 	if got, err := AllowedFastSet(netip.MustParseAddr("10.0.0.1"), h, 0, 10); err != nil || len(got) != 0 {
 		t.Fatalf("no pieces: %v %v", got, err)
 	}
