@@ -1,0 +1,203 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Netns is a Host inside a network namespace that the lab created (see
+// NewStar). Programs run through `ip netns exec`, which execs them in place,
+// so their rusage is theirs. Dials and port probes enter the namespace on a
+// locked OS thread (setns) for the duration of the socket's creation.
+type Netns struct {
+	Name string // namespace name (ip netns)
+	Addr string // IPv4 address inside it
+}
+
+var _ Host = (*Netns)(nil)
+
+// IP implements Host.
+func (n *Netns) IP() string { return n.Addr }
+
+// Command implements Host.
+func (n *Netns) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// DialContext implements Host.
+func (n *Netns) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	var c net.Conn
+	err := n.do(func() error {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(n.Addr)}}
+		var err error
+		c, err = d.DialContext(ctx, network, address)
+		return err
+	})
+	return c, err
+}
+
+// FreePort implements Host.
+func (n *Netns) FreePort() (int, error) {
+	var port int
+	err := n.do(func() error {
+		var err error
+		port, err = FreePort(n.Addr)
+		return err
+	})
+	return port, err
+}
+
+// do runs f on an OS thread switched into the namespace. Sockets created
+// by f stay in the namespace. If the thread cannot be switched back it is
+// left locked, so the runtime retires it.
+func (n *Netns) do(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("lab: netns %s: %w", n.Name, err)
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open("/run/netns/" + n.Name)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("lab: netns %s: %w", n.Name, err)
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("lab: enter netns %s: %w", n.Name, err)
+			return
+		}
+		err = f()
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// StarConfig describes a star network: one namespace holding a bridge and
+// one namespace per host, each linked to the bridge by a veth pair.
+type StarConfig struct {
+	// Hosts names the hosts (short, e.g. "tracker", "seed1", "client").
+	Hosts []string
+	// Subnet is the first three octets of the hosts' /24, e.g. "10.201.7";
+	// host i gets .(i+1). The addresses exist only inside the namespaces.
+	Subnet string
+	// RateMbit caps a host's link in both directions (tc htb on both veth
+	// ends); hosts not listed are uncapped.
+	RateMbit map[string]int
+}
+
+var starSeq atomic.Int64
+
+// ErrNoNetns reports that network namespaces cannot be made here (not root,
+// or no `ip`).
+var ErrNoNetns = errors.New("lab: network namespaces unavailable")
+
+// NetnsAvailable reports whether NewStar can work: root and `ip` on PATH.
+func NetnsAvailable() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%w: needs root", ErrNoNetns)
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return fmt.Errorf("%w: needs ip (iproute2)", ErrNoNetns)
+	}
+	return nil
+}
+
+// NewStar creates the namespaces, veths and bridge of cfg and returns the
+// hosts by name. Nothing is created in the root namespace. cl deletes the
+// namespaces (run it after the processes inside them are stopped, which a
+// single Cleanup does when they were started later).
+func NewStar(ctx context.Context, cl *Cleanup, cfg StarConfig) (map[string]*Netns, error) {
+	if err := NetnsAvailable(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Hosts) == 0 || len(cfg.Hosts) > 250 {
+		return nil, fmt.Errorf("lab: star needs 1..250 hosts, got %d", len(cfg.Hosts))
+	}
+	if ip := net.ParseIP(cfg.Subnet + ".1").To4(); ip == nil {
+		return nil, fmt.Errorf("lab: subnet %q is not three IPv4 octets", cfg.Subnet)
+	}
+	prefix := fmt.Sprintf("fl%d-%d", os.Getpid(), starSeq.Add(1))
+	run := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("lab: %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+		}
+		return nil
+	}
+	addNS := func(name string) error {
+		if err := run("ip", "netns", "add", name); err != nil {
+			return err
+		}
+		cl.Add(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+		return run("ip", "-n", name, "link", "set", "lo", "up")
+	}
+	sw := prefix + "-sw"
+	if err := addNS(sw); err != nil {
+		return nil, err
+	}
+	if err := run("ip", "-n", sw, "link", "add", "br0", "type", "bridge"); err != nil {
+		return nil, err
+	}
+	if err := run("ip", "-n", sw, "link", "set", "br0", "up"); err != nil {
+		return nil, err
+	}
+	hosts := map[string]*Netns{}
+	for i, h := range cfg.Hosts {
+		if _, dup := hosts[h]; dup {
+			return nil, fmt.Errorf("lab: host %q named twice", h)
+		}
+		ns := prefix + "-" + h
+		port := "p" + strconv.Itoa(i+1) // the switch side of the veth
+		host := &Netns{Name: ns, Addr: fmt.Sprintf("%s.%d", cfg.Subnet, i+1)}
+		steps := [][]string{
+			{"ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", port, "netns", sw},
+			{"ip", "-n", sw, "link", "set", port, "master", "br0", "up"},
+			{"ip", "-n", ns, "addr", "add", host.Addr + "/24", "dev", "eth0"},
+			{"ip", "-n", ns, "link", "set", "eth0", "up"},
+		}
+		if err := addNS(ns); err != nil {
+			return nil, err
+		}
+		for _, s := range steps {
+			if err := run(s...); err != nil {
+				return nil, err
+			}
+		}
+		if rate := cfg.RateMbit[h]; rate > 0 {
+			r := strconv.Itoa(rate) + "mbit"
+			for _, end := range [][2]string{{ns, "eth0"}, {sw, port}} {
+				if err := run("tc", "-n", end[0], "qdisc", "add", "dev", end[1], "root", "handle", "1:", "htb", "default", "10"); err != nil {
+					return nil, err
+				}
+				if err := run("tc", "-n", end[0], "class", "add", "dev", end[1], "parent", "1:", "classid", "1:10", "htb", "rate", r, "ceil", r); err != nil {
+					return nil, err
+				}
+			}
+		}
+		hosts[h] = host
+	}
+	return hosts, nil
+}

@@ -1,0 +1,71 @@
+package lab_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"flotilla/internal/lab"
+	"flotilla/internal/testenv"
+)
+
+// TestNetnsSwarm builds the swarm inside namespaces (tracker, two seeders,
+// a client, all on their own addresses behind a bridge), downloads it with
+// aria2c in the client namespace, and checks that teardown removes every
+// namespace.
+func TestNetnsSwarm(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.Require(t, "ip", "opentracker", "aria2c", "mktorrent")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := newCleanup(t)
+	hosts, err := lab.NewStar(ctx, cl, lab.StarConfig{
+		Hosts:  []string{"tracker", "seed1", "seed2", "client"},
+		Subnet: "10.231.17",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := lab.DefaultSwarmConfig()
+	cfg.Dir = t.TempDir()
+	cfg.Payload.Size = 8 << 20
+	cfg.Seeders = 2
+	sw, err := lab.StartSwarm(ctx, cl, cfg, hosts["tracker"], []lab.Host{hosts["seed1"], hosts["seed2"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sw.Tracker.HTTPAnnounce, "http://10.231.17.1:") {
+		t.Fatalf("tracker at %s", sw.Tracker.HTTPAnnounce)
+	}
+	c := hosts["client"]
+	port, err := c.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	p, err := lab.StartProc(cl, "leecher", c.Command(ctx, "aria2c", lab.Aria2LeechArgs(c.IP(), port, out, sw.Torrent.Path)...),
+		filepath.Join(cfg.Dir, "logs", "leecher.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		t.Fatalf("leecher did not finish: %s", p.Tail(500))
+	}
+	if err := p.Err(); err != nil {
+		t.Fatalf("leecher: %v: %s", err, p.Tail(500))
+	}
+	if err := sw.Payload.Verify(out); err != nil {
+		t.Fatal(err)
+	}
+	cl.Run()
+	for _, h := range hosts {
+		if _, err := os.Stat("/run/netns/" + h.Name); !os.IsNotExist(err) {
+			t.Errorf("namespace %s still exists after teardown (%v)", h.Name, err)
+		}
+	}
+}
