@@ -130,3 +130,20 @@ func BenchmarkCheckLargeLedger(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLedgerBacklog measures the owner's share alone: the passive
+// ledger applying one issue and one fulfil with 10,000 packets pending.
+func BenchmarkLedgerBacklog(b *testing.B) {
+	cfg := DefaultConfig()
+	l := newLedger(time.Now(), cfg)
+	const window = 10_000
+	for i := range window {
+		l.issue(ID(i+1), "block", "peer", 0, int64(30+i%7)*int64(time.Second))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		id := ID(i + 1)
+		l.fulfil(id, int64(i), 1000)
+		l.issue(id+window, "block", "peer", int64(i), int64(i)+int64(30+i%7)*int64(time.Second))
+	}
+}

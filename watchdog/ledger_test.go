@@ -156,16 +156,6 @@ func TestLedgerManyDeadlinesInOrder(t *testing.T) {
 	}
 }
 
-func TestLedgerDuplicateIDDropped(t *testing.T) {
-	l := testLedger(t)
-	if !l.issue(7, "k", "o", 0, 10) || l.issue(7, "k", "o", 0, 10) {
-		t.Fatal("duplicate id accepted")
-	}
-	if k := l.kinds["k"]; k.dropped != 1 || k.pending != 1 {
-		t.Fatalf("%+v", *k)
-	}
-}
-
 func TestLedgerHistoryRing(t *testing.T) {
 	l := testLedger(t) // History 8
 	for i := range 20 {
