@@ -38,7 +38,7 @@ type client struct {
 var knownClients = []string{"coord", "aria2c", "rain", "anacrolix", "transmission"}
 
 // resolveClients finds (and for coord, builds) every requested client.
-func resolveClients(ctx context.Context, names []string, root, refbin, tmpBin string, install bool) []*client {
+func resolveClients(ctx context.Context, names []string, root, refbin, tmpBin string, install, netns bool) []*client {
 	if install && needsInstall(names, refbin) {
 		script := filepath.Join(root, "scripts", "install-reference-clients.sh")
 		fmt.Fprintf(os.Stderr, "installing reference clients: %s %s\n", script, refbin)
@@ -62,7 +62,7 @@ func resolveClients(ctx context.Context, names []string, root, refbin, tmpBin st
 		case "anacrolix":
 			c = anacrolixClient(filepath.Join(refbin, "anacrolix-torrent"))
 		case "transmission":
-			c = &client{Name: "transmission-cli", Skip: "needs netns lab, not built yet (Transmission refuses 127.0.0.0/8 peers as martians)"}
+			c = transmissionClient(netns)
 		}
 		cs = append(cs, c)
 	}
@@ -171,6 +171,40 @@ func anacrolixClient(path string) *client {
 		return []string{"download", "--addr=" + fmt.Sprintf("%s:%d", e.IP, e.Port),
 			"--no-dht", "--no-pex", "--no-port-forward", "--no-utp-peers", "--no-webtorrent",
 			"--no-ipv6", "--no-progress", "--quiet", e.Torrent}, nil
+	}
+	return c
+}
+
+// transmissionClient runs transmission-cli, which keeps running after the
+// download (the bench stops it once the output is complete and correct).
+// It refuses peers in 127.0.0.0/8 as "martians", so it needs the netns lab.
+func transmissionClient(netns bool) *client {
+	c := &client{Name: "transmission-cli"}
+	if !netns {
+		c.Skip = "needs the netns lab (--lab netns, as root): it refuses 127.0.0.0/8 peers as martians"
+		return c
+	}
+	p, err := exec.LookPath("transmission-cli")
+	if err != nil {
+		c.Skip = "not installed (apt-get install transmission-cli)"
+		return c
+	}
+	c.Path = p
+	c.Version = firstLine(exec.Command(p, "--version"))
+	c.Args = func(e runEnv) ([]string, error) {
+		cfgDir := filepath.Join(filepath.Dir(e.OutDir), "transmission")
+		if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+			return nil, err
+		}
+		settings := fmt.Sprintf(`{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false,
+ "port-forwarding-enabled": false, "utp-enabled": false, "blocklist-enabled": false,
+ "peer-port": %d, "bind-address-ipv4": %q, "bind-address-ipv6": "::1", "preallocation": 0,
+ "speed-limit-down-enabled": false, "speed-limit-up-enabled": false, "message-level": 1}
+`, e.Port, e.IP)
+		if err := os.WriteFile(filepath.Join(cfgDir, "settings.json"), []byte(settings), 0o644); err != nil {
+			return nil, err
+		}
+		return []string{"-g", cfgDir, "-w", e.OutDir, "-p", strconv.Itoa(e.Port), "-M", "-D", "-U", e.Torrent}, nil
 	}
 	return c
 }

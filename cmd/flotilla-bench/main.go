@@ -46,6 +46,7 @@ type options struct {
 	seed          uint64
 	serve         bool
 	infoFile      string
+	labKind       string
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 0, "per-download limit (0: 2 min + 1 s per 10 MB)")
 	noInstall := fs.Bool("no-install", false, "do not run scripts/install-reference-clients.sh")
 	fs.Uint64Var(&o.seed, "seed", 1, "payload content seed")
+	fs.StringVar(&o.labKind, "lab", "loopback", "loopback: every host on 127.0.0.x; netns: every host in its own network\nnamespace behind a bridge (root; needed for transmission-cli)")
 	fs.BoolVar(&o.serve, "serve", false, "only build the swarm and keep it up until interrupted (for the demo)")
 	fs.StringVar(&o.infoFile, "info-file", "", "with --serve: write the swarm's description here as shell variables")
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.runs < 1 || o.seeders < 1 || o.seeders > 250 {
 		return o, fmt.Errorf("--runs must be >= 1 and --seeders 1..250")
+	}
+	if o.labKind != "loopback" && o.labKind != "netns" {
+		return o, fmt.Errorf("--lab must be loopback or netns, not %q", o.labKind)
 	}
 	o.install = !*noInstall
 	if o.timeout == 0 {
@@ -144,7 +149,7 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 			return err
 		}
 		cl.Add(func() { os.RemoveAll(tmpBin) })
-		cs = resolveClients(ctx, o.clients, root, o.refbin, tmpBin, o.install)
+		cs = resolveClients(ctx, o.clients, root, o.refbin, tmpBin, o.install, o.labKind == "netns")
 		for _, c := range cs {
 			if c.Skip != "" {
 				fmt.Fprintf(stdout, "%s: %s\n", c.Name, c.Skip)
@@ -158,7 +163,28 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 	cfg.PieceLength = o.piece
 	cfg.Seeders = o.seeders
 	cfg.Logger = logger
-	sw, err := lab.StartLoopbackSwarm(ctx, cl, cfg)
+	var sw *lab.Swarm
+	var clientHost lab.Host = lab.Loopback("127.0.0.1")
+	switch o.labKind {
+	case "loopback":
+		sw, err = lab.StartLoopbackSwarm(ctx, cl, cfg)
+	case "netns":
+		names := []string{"tracker", "client"}
+		for i := range o.seeders {
+			names = append(names, fmt.Sprintf("seed%d", i+1))
+		}
+		var hosts map[string]*lab.Netns
+		hosts, err = lab.NewStar(ctx, cl, lab.StarConfig{Hosts: names, Subnet: "10.231.0"})
+		if err != nil {
+			return err
+		}
+		var seeders []lab.Host
+		for _, n := range names[2:] {
+			seeders = append(seeders, hosts[n])
+		}
+		clientHost = hosts["client"]
+		sw, err = lab.StartSwarm(ctx, cl, cfg, hosts["tracker"], seeders)
+	}
 	if err != nil {
 		return err
 	}
@@ -166,8 +192,8 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 		return serve(ctx, sw, o, stdout)
 	}
 
-	fmt.Fprintf(stdout, "\nswarm: %s payload (%d bytes), %s pieces, %d aria2c seeders %s, tracker %s\n",
-		human(o.size), o.size, human(o.piece), o.seeders, strings.Join(sw.SeederAddrs, " "), sw.Tracker.HTTPAnnounce)
+	fmt.Fprintf(stdout, "\nswarm (%s lab): %s payload (%d bytes), %s pieces, %d aria2c seeders %s, tracker %s, clients on %s\n",
+		o.labKind, human(o.size), o.size, human(o.piece), o.seeders, strings.Join(sw.SeederAddrs, " "), sw.Tracker.HTTPAnnounce, clientHost.IP())
 	load0 := loadAvg()
 	var results []result
 	for run := 1; run <= o.runs; run++ {
@@ -175,7 +201,7 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 			if c.Skip != "" {
 				continue
 			}
-			r := runOnce(ctx, c, sw, workDir, run, o.timeout, o.keep)
+			r := runOnce(ctx, c, clientHost, sw, workDir, run, o.timeout, o.keep)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -186,17 +212,17 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 			}
 			results = append(results, r)
 			if r.OK {
-				fmt.Fprintf(stdout, "run %d/%d %-12s %7.2f s %8.1f MB/s  CPU %6.2f s  RSS %7.1f MiB  ok\n",
+				fmt.Fprintf(stdout, "run %d/%d %-16s %7.2f s %8.1f MB/s  CPU %6.2f s  RSS %7.1f MiB  ok\n",
 					run, o.runs, c.Name, r.Wall.Seconds(), r.MBps, r.CPU.Seconds(), r.RSSMiB)
 			} else {
-				fmt.Fprintf(stdout, "run %d/%d %-12s FAIL: %s\n", run, o.runs, c.Name, oneLine(r.Fail))
+				fmt.Fprintf(stdout, "run %d/%d %-16s FAIL: %s\n", run, o.runs, c.Name, oneLine(r.Fail))
 			}
 		}
 	}
 	fmt.Fprintln(stdout)
 	printMachine(stdout, cs, load0)
-	fmt.Fprintf(stdout, "payload %s, pieces %s, %d seeders, %d runs per client (interleaved)\n\n",
-		human(o.size), human(o.piece), o.seeders, o.runs)
+	fmt.Fprintf(stdout, "%s lab, payload %s, pieces %s, %d seeders, %d runs per client (interleaved)\n\n",
+		o.labKind, human(o.size), human(o.piece), o.seeders, o.runs)
 	var ss []summary
 	for _, c := range cs {
 		ss = append(ss, summarize(c, results))
