@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -176,6 +177,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 
 	tcfg := tracker.DefaultConfig()
 	tcfg.Watchdog, tcfg.Logger = wd, log
+	bindTrackerSource(&tcfg, ln.Addr())
 	tc, err := tracker.New(tcfg)
 	if err != nil {
 		dl.Close()
@@ -327,4 +329,26 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// bindTrackerSource makes the tracker pipelines talk from the address the
+// peer listener is bound to, when that is one specific address: trackers
+// record the source address of an announce as the peer's address, so on a
+// host with several addresses peers would otherwise be sent to the wrong
+// one.
+func bindTrackerSource(cfg *tracker.Config, listen net.Addr) {
+	tcp, ok := listen.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		return
+	}
+	local := &net.TCPAddr{IP: tcp.IP}
+	if tcp.IP.To4() != nil {
+		cfg.UDPListen4 = net.JoinHostPort(tcp.IP.String(), "0")
+	} else {
+		cfg.UDPListen6 = net.JoinHostPort(tcp.IP.String(), "0")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: local, Timeout: cfg.HTTPTimeout}).DialContext
+	tr.ResponseHeaderTimeout = cfg.HTTPTimeout
+	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: cfg.HTTPTimeout}
 }

@@ -304,3 +304,66 @@ func receivedBytes(t *testing.T, out string) int64 {
 }
 
 func sha1Sum(b []byte) [20]byte { return sha1.Sum(b) }
+
+func TestSeedToAria2(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 11, Size: 24<<20 + 999}, 1<<18, 0)
+	seedPort := testenv.FreePort(t, "127.0.0.30")
+	s := startCoord(t, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
+		"--listen", "127.0.0.30:"+strconv.Itoa(seedPort), "--progress", "none")
+	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
+		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
+		return err == nil && sc.Complete >= 1
+	})
+	out := t.TempDir()
+	leech := exec.Command("aria2c", lab.Aria2LeechArgs("127.0.0.31", testenv.FreePort(t, "127.0.0.31"), out, l.torrent.Path)...)
+	leech.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	done := make(chan []byte, 1)
+	go func() { b, _ := leech.CombinedOutput(); done <- b }()
+	select {
+	case b := <-done:
+		if err := l.payload.Verify(out); err != nil {
+			t.Fatalf("aria2c's copy: %v\naria2c:\n%s\ncoord:\n%s", err, b, s.out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		leech.Process.Kill()
+		t.Fatalf("aria2c did not finish downloading from coord seed; coord:\n%s", s.out.String())
+	}
+	select {
+	case <-s.done:
+		t.Fatalf("coord seed exited while seeding:\n%s", s.out.String())
+	default:
+	}
+	// Interrupted, seed exits non-zero, saying how to resume.
+	s.cmd.Process.Signal(os.Interrupt)
+	if code := s.wait(t, 30*time.Second); code != exitInterrupted || !strings.Contains(s.out.String(), "interrupted") {
+		t.Fatalf("after SIGINT: exit %d, output:\n%s", code, s.out.String())
+	}
+}
+
+func TestDiskFullThenResume(t *testing.T) {
+	testenv.RequireRoot(t)
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 5, Size: 24 << 20}, 1<<18, 1)
+	out := t.TempDir()
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", out).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, b)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", out).Run() })
+	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	code := p.wait(t, 2*time.Minute)
+	msg := p.out.String()
+	if code == 0 || !strings.Contains(msg, "payload.bin") || !strings.Contains(strings.ToLower(msg), "no space left") {
+		t.Fatalf("full disk: exit %d, want a clear error naming the file; output:\n%s", code, msg)
+	}
+	before := haveCount(t, l.info, out) // also checks nothing unwritten is recorded
+	if b, err := exec.Command("mount", "-o", "remount,size=64m", out).CombinedOutput(); err != nil {
+		t.Fatalf("grow tmpfs: %v %s", err, b)
+	}
+	p2 := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	if code := p2.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("resume after freeing space: exit %d\n%s", code, p2.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("full disk kept %d of %d pieces; resume completed", before, l.info.Info.NumPieces())
+}
