@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"flotilla/internal/testenv"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"1GiB": 1 << 30, "256MiB": 256 << 20, "512M": 512 << 20, "1.5G": 3 << 29,
+		"1MB": 1e6, "4096": 4096, "32KiB": 32 << 10,
+	} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "GiB", "1XB", "0"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseClients(t *testing.T) {
+	got, err := parseClients("coord, aria2c,transmission-cli,anacrolix-torrent,coord")
+	if err != nil || strings.Join(got, ",") != "coord,aria2c,transmission,anacrolix" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if _, err := parseClients("qbittorrent"); err == nil {
+		t.Fatal("unknown client accepted")
+	}
+}
+
+func TestTable(t *testing.T) {
+	cs := []*client{{Name: "coord"}, {Name: "aria2c"}, {Name: "rain"}, {Name: "transmission-cli", Skip: "needs netns"}}
+	rs := []result{
+		{Client: "coord", Run: 1, OK: true, Wall: 4 * time.Second, MBps: 250, CPU: 2 * time.Second, RSSMiB: 40},
+		{Client: "coord", Run: 2, OK: true, Wall: 6 * time.Second, MBps: 150, CPU: 4 * time.Second, RSSMiB: 50},
+		{Client: "coord", Run: 3, OK: true, Wall: 5 * time.Second, MBps: 200, CPU: 3 * time.Second, RSSMiB: 45},
+		{Client: "aria2c", Run: 1, OK: true, Wall: 10 * time.Second, MBps: 100, CPU: 6 * time.Second, RSSMiB: 22.5},
+		{Client: "aria2c", Run: 2, Fail: "wrong output: x"},
+		{Client: "rain", Run: 1, Fail: "exit status 1"},
+	}
+	var ss []summary
+	for _, c := range cs {
+		ss = append(ss, summarize(c, rs))
+	}
+	var b bytes.Buffer
+	printTable(&b, ss)
+	out := b.String()
+	for _, want := range []string{
+		"coord                  3/3     5.00    200.0     3.00     45.0 |     1.00     1.00     1.00",
+		"aria2c                 1/2    10.00    100.0     6.00     22.5 |     0.50     2.00     0.50",
+		"rain                   0/1     FAIL     FAIL",
+		"transmission-cli   skipped: needs netns",
+		"FAIL aria2c run 2: wrong output: x",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestBenchAria2 runs the whole benchmark small: a 4 MiB swarm with two
+// seeders, aria2c downloading twice, and the table.
+func TestBenchAria2(t *testing.T) {
+	testenv.Require(t, "opentracker", "aria2c", "mktorrent")
+	var out, errb bytes.Buffer
+	rc := run([]string{"--size", "4MiB", "--piece", "256KiB", "--seeders", "2", "--runs", "2",
+		"--clients", "aria2c,transmission", "--no-install", "--dir", t.TempDir()}, &out, &errb)
+	if rc != 0 {
+		t.Fatalf("rc %d\nstdout:\n%s\nstderr:\n%s", rc, out.String(), errb.String())
+	}
+	s := out.String()
+	for _, want := range []string{"run 1/2 aria2c", "run 2/2 aria2c", "aria2c                 2/2", "transmission-cli   skipped: needs the netns lab"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+}
