@@ -119,7 +119,7 @@ func DefaultConfig() Config {
 		TargetLatency:      500 * time.Millisecond,
 		MinPipeline:        4,
 		MaxPipeline:        512,
-		StartPipeline:      64,
+		StartPipeline:      256,
 		MaxInFlightBytes:   32 << 20,
 		MaxUploadQueue:     256,
 		MaxStrikes:         2,

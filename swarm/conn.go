@@ -156,7 +156,9 @@ func (s *LocalSwarm) tuneConn(c net.Conn) {
 func (s *LocalSwarm) dial(addr netip.AddrPort) {
 	defer s.wg.Done()
 	d := net.Dialer{Timeout: s.cfg.DialTimeout}
+	s.log.Debug("dialing", "peer", addr)
 	c, err := d.DialContext(s.ctx, "tcp", addr.String())
+	s.log.Debug("dialed", "peer", addr, "err", err)
 	var hs peerwire.Handshake
 	if err == nil {
 		s.tuneConn(c)

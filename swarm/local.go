@@ -51,6 +51,8 @@ type LocalSwarm struct {
 	nconns    atomic.Int64
 	bans      atomic.Pointer[map[netip.Addr]struct{}]
 	status    atomic.Pointer[WorkerStatus]
+	// firstBlock is when the first block request was queued (UnixNano).
+	firstBlock atomic.Int64
 
 	// Owner state.
 	picker      *Picker
@@ -313,6 +315,9 @@ func (s *LocalSwarm) run() {
 			if len(s.outbox) == 0 {
 				s.outbox = nil
 			}
+			if first.Kind == EventPiece {
+				s.fillAll() // a piece buffer was freed: pipelines may refill
+			}
 		case now := <-tick.C:
 			s.tick(now)
 		}
@@ -362,7 +367,7 @@ func releaseBatch(b *connBatch) {
 }
 
 func (s *LocalSwarm) tick(now time.Time) {
-	if now.Sub(s.lastRates) >= time.Second {
+	if now.Sub(s.lastRates) >= 250*time.Millisecond {
 		s.lastRates = now
 		s.downRate.Tick(now)
 		s.upRate.Tick(now)

@@ -223,6 +223,7 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 		}
 	case peerwire.Unchoke:
 		p.peerChoking = false
+		s.log.Debug("unchoked by peer", "peer", p.addr)
 	case peerwire.Interested:
 		p.peerInterested = true
 		s.maybeUnchoke(p)
@@ -249,6 +250,7 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 	case peerwire.BitfieldMsg:
 		// Normally the first message; some clients (aria2) send have-none
 		// first and a bitfield later. A later bitfield replaces the old.
+		s.log.Debug("bitfield", "peer", p.addr)
 		s.forgetPieces(p)
 		p.gotBF = true
 		p.bf = m.Bitfield
@@ -266,6 +268,7 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 			return errBothSeeds
 		}
 	case peerwire.HaveAll:
+		s.log.Debug("have-all", "peer", p.addr)
 		s.forgetPieces(p)
 		p.gotBF, p.haveAll = true, true
 		s.picker.PeerHaveAll()
@@ -484,6 +487,9 @@ func (s *LocalSwarm) fill(p *peer) {
 		msgs = append(msgs, peerwire.Message{ID: peerwire.Request, Index: uint32(b.Piece), Begin: uint32(b.Begin), Length: uint32(b.Length)})
 	}
 	p.h.out.push(msgs...)
+	if s.firstBlock.Load() == 0 {
+		s.firstBlock.Store(now.UnixNano())
+	}
 }
 
 // checkTimeouts re-requests blocks whose deadline passed and marks snubbed
