@@ -79,7 +79,6 @@ type Opentracker struct {
 	UDPAnnounce  string // udp://ip:port/announce
 	Scrape       string // http://ip:port/scrape
 	Dir          string // its chroot directory, holding the whitelist
-	lab          *lab.Opentracker
 }
 
 // StartOpentracker starts the Debian opentracker on ip with free ports and
@@ -95,5 +94,5 @@ func StartOpentracker(t testing.TB, ip string, infoHashes ...[20]byte) *Opentrac
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Opentracker{HTTPAnnounce: ot.HTTPAnnounce, UDPAnnounce: ot.UDPAnnounce, Scrape: ot.Scrape, Dir: ot.Dir, lab: ot}
+	return &Opentracker{HTTPAnnounce: ot.HTTPAnnounce, UDPAnnounce: ot.UDPAnnounce, Scrape: ot.Scrape, Dir: ot.Dir}
 }
