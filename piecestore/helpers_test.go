@@ -47,10 +47,9 @@ func newTorrent(t testing.TB, name string, pieceLen int64, specs ...fileSpec) *t
 		total += s.length
 	}
 	data := make([]byte, total)
-	r := rand.New(rand.NewPCG(uint64(total), uint64(pieceLen)))
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
+	var seed [32]byte
+	seed[0], seed[1] = byte(total), byte(pieceLen)
+	rand.NewChaCha8(seed).Read(data)
 	raw, err := metainfo.Build(name, files, pieceLen, nil, bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("build torrent: %v", err)

@@ -63,6 +63,8 @@ type Store struct {
 	syncerDone chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
+
+	testFDs []int // descriptors per file at open, for tests' event logs
 }
 
 type counters struct {
@@ -128,6 +130,9 @@ func open(cfg Config, h hooks) (*Store, error) {
 		return nil, err
 	}
 	s.written = make(chan int, lay.numPieces)
+	for i := range lay.files {
+		s.testFDs = append(s.testFDs, lay.files[i].fd)
+	}
 	ok = true
 	w := newWorker(s)
 	y := &syncer{s: s, stamps: stamps, recHave: s.have.bitfield(lay.numPieces)}
