@@ -12,7 +12,7 @@ import (
 // int64 nanoseconds since base on the clock's (monotonic) timeline.
 //
 // Pending packets live in slots (a slab reused through a free list), found by
-// ID through index, and ordered by their next due instant in an indexed binary
+// ID through index (an idTable), and ordered by their next due instant in an indexed binary
 // min-heap, so issue, fulfil and cancel are O(log n) and finding the overdue
 // packets costs O(k log n) for k due packets — never a scan.
 type ledger struct {
@@ -23,11 +23,12 @@ type ledger struct {
 
 	slots []entry
 	free  []int32
-	index map[ID]int32
+	index idTable
 	heap  []int32 // slot numbers; heap order by (due, id)
 
 	kinds map[string]*kindState
 	other *kindState // lazily created OtherKind
+	last  *kindState // cache of the last kind looked up by name (not other)
 
 	history []finished // ring
 	histPos int
@@ -77,7 +78,7 @@ func newLedger(base time.Time, cfg Config) *ledger {
 		maxPending: cfg.MaxPending,
 		maxKinds:   cfg.MaxKinds,
 		retention:  int64(cfg.OverdueRetention),
-		index:      make(map[ID]int32),
+		index:      newIDTable(),
 		kinds:      make(map[string]*kindState),
 		notes:      make(map[ID]string),
 		names:      make(map[ID]string),
@@ -86,7 +87,11 @@ func newLedger(base time.Time, cfg Config) *ledger {
 }
 
 func (l *ledger) kind(name string) *kindState {
+	if l.last != nil && l.last.name == name {
+		return l.last // consecutive packets are usually of one kind
+	}
 	if k, ok := l.kinds[name]; ok {
+		l.last = k
 		return k
 	}
 	if len(l.kinds) >= l.maxKinds {
@@ -100,7 +105,7 @@ func (l *ledger) kind(name string) *kindState {
 	return k
 }
 
-func (l *ledger) len() int { return len(l.index) }
+func (l *ledger) len() int { return l.index.len() }
 
 // issue adds a packet. It reports false (and counts the packet as dropped)
 // when the ledger is full. id must be new: IDs come only from the
@@ -109,7 +114,7 @@ func (l *ledger) len() int { return len(l.index) }
 func (l *ledger) issue(id ID, kind, owner string, issued, deadline int64) bool {
 	k := l.kind(kind)
 	k.issued++
-	if len(l.index) >= l.maxPending {
+	if l.index.len() >= l.maxPending {
 		k.dropped++
 		return false
 	}
@@ -122,7 +127,7 @@ func (l *ledger) issue(id ID, kind, owner string, issued, deadline int64) bool {
 		s = int32(len(l.slots) - 1)
 	}
 	l.slots[s] = entry{id: id, kind: k, owner: owner, issued: issued, deadline: deadline, due: deadline, hidx: -1}
-	l.index[id] = s
+	l.index.put(id, s)
 	if k == l.other {
 		l.names[id] = kind
 	}
@@ -134,7 +139,7 @@ func (l *ledger) issue(id ID, kind, owner string, issued, deadline int64) bool {
 // fulfil records the answer to a packet. late is true when it came after the
 // deadline (whether or not the overdue alert had been raised already).
 func (l *ledger) fulfil(id ID, at, took int64) (ok, late bool) {
-	s, ok := l.index[id]
+	s, ok := l.index.take(id)
 	if !ok {
 		l.unknown++
 		return false, false
@@ -152,23 +157,23 @@ func (l *ledger) fulfil(id ID, at, took int64) (ok, late bool) {
 		f.fulfilled, f.fulfilledAt, f.took = true, at, took
 		l.remember(f)
 	}
-	l.remove(s)
+	l.release(s)
 	return true, late
 }
 
 func (l *ledger) cancel(id ID) bool {
-	s, ok := l.index[id]
+	s, ok := l.index.take(id)
 	if !ok {
 		l.unknown++
 		return false
 	}
 	l.slots[s].kind.cancelled++
-	l.remove(s)
+	l.release(s)
 	return true
 }
 
 func (l *ledger) annotate(id ID, note string) bool {
-	if _, ok := l.index[id]; !ok {
+	if _, ok := l.index.get(id); !ok {
 		l.unknown++
 		return false
 	}
@@ -179,7 +184,7 @@ func (l *ledger) annotate(id ID, note string) bool {
 // reschedule gives a pending packet a new deadline; an overdue packet
 // becomes pending again (one more alert if the new deadline passes).
 func (l *ledger) reschedule(id ID, deadline int64) bool {
-	s, ok := l.index[id]
+	s, ok := l.index.get(id)
 	if !ok {
 		l.unknown++
 		return false
@@ -196,12 +201,18 @@ func (l *ledger) reschedule(id ID, deadline int64) bool {
 
 // remove drops slot s from the index and the heap and frees it.
 func (l *ledger) remove(s int32) {
+	l.index.take(l.slots[s].id)
+	l.release(s)
+}
+
+// release drops slot s, already taken out of the index, from the heap and
+// frees it.
+func (l *ledger) release(s int32) {
 	e := &l.slots[s]
 	if e.hidx >= 0 {
 		l.heapRemove(int(e.hidx))
 	}
 	e.kind.pending--
-	delete(l.index, e.id)
 	if len(l.notes) > 0 {
 		delete(l.notes, e.id)
 	}
@@ -228,12 +239,12 @@ func (l *ledger) remember(f finished) {
 // compactEvery so that a ledger emptied by every batch under heavy traffic
 // does not reallocate all the time.
 func (l *ledger) compact(now int64) {
-	if len(l.index) != 0 || cap(l.slots) <= compactAbove || now-l.compacted < compactEvery {
+	if l.index.len() != 0 || cap(l.slots) <= compactAbove || now-l.compacted < compactEvery {
 		return
 	}
 	l.compacted = now
 	l.slots, l.free, l.heap = nil, nil, nil
-	l.index = make(map[ID]int32)
+	l.index = newIDTable()
 	l.notes = make(map[ID]string)
 	l.names = make(map[ID]string)
 }
@@ -330,12 +341,12 @@ func (l *ledger) finishedPacket(f *finished) Packet {
 // by deadline then ID.
 func (l *ledger) pending(filter func(Packet) bool) []Packet {
 	var out []Packet
-	for _, s := range l.index {
+	l.index.each(func(_ ID, s int32) {
 		p := l.packet(&l.slots[s])
 		if filter == nil || filter(p) {
 			out = append(out, p)
 		}
-	}
+	})
 	slices.SortFunc(out, func(a, b Packet) int {
 		if c := a.Deadline.Compare(b.Deadline); c != 0 {
 			return c
