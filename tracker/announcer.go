@@ -309,6 +309,9 @@ func (a *Announcer) shutdown() {
 	case <-t.C:
 	}
 	close(a.hardStop)
+	for _, p := range a.pipes {
+		p.wish(wishHalt)
+	}
 	<-all
 }
 

@@ -43,6 +43,8 @@ const (
 	wishSooner                        // more peers: announce as soon as min interval allows
 	wishScrape                        // scrape once
 	wishStop                          // send "stopped" if started, then exit
+	wishTimer                         // the pipeline's timer fired
+	wishHalt                          // exit now (Announcer hard stop)
 )
 
 type msgKind uint8
@@ -55,12 +57,14 @@ const (
 	msgCall // run fn on the pipeline goroutine (snapshots, subscriptions)
 )
 
-// pmsg is one inbox message; small and pointer-free where it can be.
+// pmsg is one inbox message, kept small (32 bytes): the inbox is a
+// per-pipeline cost.
 type pmsg struct {
-	kind msgKind
-	seq  uint32 // request sequence number (HTTP, resolve) to drop stale results
-	udp  udpReply
-	ptr  any // *httpResult, *resolveResult, func(*pipeline)
+	kind      msgKind
+	oversized bool   // msgUDP: the datagram exceeded Config.UDPMaxReply
+	seq       uint32 // request sequence number (HTTP, resolve) to drop stale results
+	buf       *[]byte
+	ptr       any // *httpResult, *resolveResult, func(*pipeline), error (UDP send)
 }
 
 const inboxSize = 4
@@ -81,7 +85,7 @@ type pipeline struct {
 	inbox   chan pmsg
 	wishes  atomic.Uint32
 	deliver func(udpReply) bool // handed to the UDP coordinator
-	timer   *time.Timer
+	timer   *time.Timer         // AfterFunc: sets wishTimer
 	timerAt time.Time
 
 	// announce state
@@ -161,8 +165,12 @@ func newPipeline(a *Announcer, rawURL string, tier int) (*pipeline, error) {
 		return nil, fmt.Errorf("%w: %q: scheme %q", ErrUnsupportedURL, rawURL, u.Scheme)
 	}
 	p.deliver = func(r udpReply) bool {
+		m := pmsg{kind: msgUDP, buf: r.buf, oversized: r.oversized}
+		if r.err != nil {
+			m.ptr = r.err
+		}
 		select {
-		case p.inbox <- pmsg{kind: msgUDP, udp: r}:
+		case p.inbox <- m:
 			return true
 		default:
 			return false
@@ -182,27 +190,21 @@ func (p *pipeline) wish(w uint32) {
 
 func (p *pipeline) cfg() *Config { return &p.a.c.cfg }
 
+// run is the pipeline goroutine. It blocks on its inbox only: timers,
+// wishes and the hard stop all arrive as wish flags plus a nudge, which
+// keeps an idle pipeline down to one parked channel receive.
 func (p *pipeline) run() {
 	defer p.a.wg.Done()
 	defer p.cleanup()
-	p.timer = time.NewTimer(time.Hour)
+	p.timer = time.AfterFunc(time.Hour, func() { p.wish(wishTimer) })
 	p.timer.Stop()
 	for {
 		now := time.Now()
-		p.applyWishes(now)
-		if p.step(now) {
+		if p.applyWishes(now) || p.step(now) {
 			return
 		}
 		p.arm(now)
-		select {
-		case m := <-p.inbox:
-			p.handle(m)
-		case <-p.timer.C:
-			p.timerAt = time.Time{}
-			p.onTimer(time.Now())
-		case <-p.a.hardStop:
-			return
-		}
+		p.handle(<-p.inbox)
 	}
 }
 
@@ -213,7 +215,7 @@ func (p *pipeline) cleanup() {
 	for {
 		select {
 		case m := <-p.inbox:
-			putBuf(m.udp.buf)
+			putBuf(m.buf)
 		default:
 			return
 		}
@@ -223,7 +225,9 @@ func (p *pipeline) cleanup() {
 func (p *pipeline) handle(m pmsg) {
 	switch m.kind {
 	case msgUDP:
-		p.onUDP(m.udp)
+		r := udpReply{buf: m.buf, oversized: m.oversized}
+		r.err, _ = m.ptr.(error)
+		p.onUDP(r)
 	case msgHTTP:
 		p.onHTTP(m.seq, m.ptr.(*httpResult))
 	case msgResolved:
@@ -233,10 +237,18 @@ func (p *pipeline) handle(m pmsg) {
 	}
 }
 
-func (p *pipeline) applyWishes(now time.Time) {
+// applyWishes acts on the flags others set; it reports true on a hard stop.
+func (p *pipeline) applyWishes(now time.Time) bool {
 	w := p.wishes.Swap(0)
 	if w == 0 {
-		return
+		return false
+	}
+	if w&wishHalt != 0 {
+		return true
+	}
+	if w&wishTimer != 0 {
+		p.timerAt = time.Time{}
+		p.onTimer(now)
 	}
 	if w&wishStop != 0 && !p.stopping {
 		p.stopping = true
@@ -246,7 +258,7 @@ func (p *pipeline) applyWishes(now time.Time) {
 		if p.req != nil && p.req.event != EventStopped {
 			p.abortRequest()
 		}
-		return
+		return false
 	}
 	if w&wishDeactivate != 0 && w&wishActivate == 0 {
 		p.active = false
@@ -280,6 +292,7 @@ func (p *pipeline) applyWishes(now time.Time) {
 	if w&wishScrape != 0 {
 		p.scrapeDue = true
 	}
+	return false
 }
 
 // step starts due work when nothing is in flight; it reports true when the

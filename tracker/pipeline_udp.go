@@ -2,7 +2,6 @@ package tracker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -243,5 +242,3 @@ func (p *pipeline) onUDP(rep udpReply) {
 		p.finish(now, true, resp, nil, err)
 	}
 }
-
-var _ = errors.Is

@@ -115,6 +115,7 @@ func (c *udpCoordinator) connLocked(fam int) (*net.UDPConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udp socket: %w", err)
 	}
+	_ = conn.SetReadBuffer(1 << 20) // best effort (capped by net.core.rmem_max): replies come in bursts
 	c.conns[fam] = conn
 	c.wg.Add(1)
 	go c.readLoop(conn)

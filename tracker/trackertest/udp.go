@@ -25,6 +25,7 @@ type UDPBehavior struct {
 	Oversized   int           // pad announce replies to this many bytes (0: no padding)
 	Interval    time.Duration // announce interval to hand out (default 30 min)
 	ExtraPeers  []wire.Peer   // returned in addition to the swarm's members
+	Stateless   bool          // keep no swarm: answer with ExtraPeers only (benchmarks)
 }
 
 // UDPStats counts the requests a UDP tracker received (answered or not).
@@ -57,6 +58,7 @@ func NewUDP(ip string) (*UDPTracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fake udp tracker: %w", err)
 	}
+	_ = conn.SetReadBuffer(4 << 20) // best effort: bursts from benchmarks
 	t := &UDPTracker{conn: conn, swarm: newSwarm(), secret: rand.Uint64(), done: make(chan struct{})}
 	t.Addr = conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	t.URL = fmt.Sprintf("udp://%s/announce", t.Addr)
@@ -191,7 +193,11 @@ func (t *UDPTracker) answer(out []byte, q wire.Request, from netip.AddrPort) []b
 		out = binary.BigEndian.AppendUint32(out, txid)
 		return append(out, 0xde, 0xad) // shorter than the 20-byte minimum
 	}
-	peers, seeders, leechers := t.swarm.announce(&q.Announce, from)
+	var peers []wire.Peer
+	var seeders, leechers int64
+	if !beh.Stateless {
+		peers, seeders, leechers = t.swarm.announce(&q.Announce, from)
+	}
 	peers = append(peers, beh.ExtraPeers...)
 	interval := beh.Interval
 	if interval == 0 {
