@@ -64,6 +64,11 @@ func newLayout(dir string, info *metainfo.Info) (*layout, error) {
 		if mf.Length < 0 || mf.Offset != off {
 			return nil, fmt.Errorf("%w: file %d at offset %d (want %d), length %d", ErrInvalidInfo, i, mf.Offset, off, mf.Length)
 		}
+		for _, c := range append([]string{info.Name}, mf.Path...) {
+			if !validComponent(c) {
+				return nil, fmt.Errorf("%w: file %d: path component %q", ErrUnsafePath, i, c)
+			}
+		}
 		rel := info.FilePath(i)
 		comps, err := safeComponents(root, rel)
 		if err != nil {
@@ -86,6 +91,11 @@ func newLayout(dir string, info *metainfo.Info) (*layout, error) {
 		return nil, fmt.Errorf("%w: files add up to %d bytes, info says %d", ErrInvalidInfo, off, info.Length)
 	}
 	return l, nil
+}
+
+// validComponent reports whether c can be one path component.
+func validComponent(c string) bool {
+	return c != "" && c != "." && c != ".." && !strings.ContainsAny(c, "/\\\x00")
 }
 
 // safeComponents checks rel lexically (defence in depth: metainfo already

@@ -166,9 +166,10 @@ func (w *worker) flush() {
 			j++
 		}
 		run := q[i:j]
+		var done int64 // bytes of the run written before an error
 		var err error
 		if !w.failed {
-			err = w.writeRun(run, size)
+			done, err = w.writeRun(run, size)
 		}
 		if err != nil {
 			w.s.setErr(err)
@@ -176,10 +177,13 @@ func (w *worker) flush() {
 			w.due = true // still record what was written before the error
 		}
 		for _, r := range run {
-			if w.failed {
-				bfClear(w.queued, r.piece)
+			n := int64(len(r.data))
+			if done >= n {
+				done -= n
+				w.written(r.piece, n)
 			} else {
-				w.written(r.piece, int64(len(r.data)))
+				done = 0
+				bfClear(w.queued, r.piece)
 			}
 			w.release(r)
 		}
@@ -190,20 +194,22 @@ func (w *worker) flush() {
 	clear(w.iovs[:cap(w.iovs)])
 }
 
-// writeRun writes the contiguous pieces of run (size bytes in all).
-func (w *worker) writeRun(run []pieceReq, size int64) error {
+// writeRun writes the contiguous pieces of run (size bytes in all). It
+// returns how many bytes from the start of the run were written.
+func (w *worker) writeRun(run []pieceReq, size int64) (int64, error) {
 	s := w.s
 	s.st.runs.Add(1)
+	var done int64
 	bi, bo := 0, 0 // cursor: buffer index, offset in it
-	return s.lay.spans(s.lay.pieceOffset(run[0].piece), size, func(fi int, fileOff, _, n int64) error {
+	err := s.lay.spans(s.lay.pieceOffset(run[0].piece), size, func(fi int, fileOff, pos, n int64) error {
 		iovs := w.iovs[:0]
-		for n > 0 {
+		for rest := n; rest > 0; {
 			b := run[bi].data[bo:]
-			if int64(len(b)) > n {
-				b = b[:n]
+			if int64(len(b)) > rest {
+				b = b[:rest]
 			}
 			iovs = append(iovs, b)
-			n -= int64(len(b))
+			rest -= int64(len(b))
 			bo += len(b)
 			if bo == len(run[bi].data) {
 				bi, bo = bi+1, 0
@@ -212,14 +218,20 @@ func (w *worker) writeRun(run []pieceReq, size int64) error {
 		w.iovs = iovs
 		f := &s.lay.files[fi]
 		if !f.stored() { // padding: verified zeros, not stored
+			done = pos + n
 			return nil
 		}
-		return w.pwritevAll(f, iovs, fileOff)
+		k, err := w.pwritevAll(f, iovs, fileOff)
+		done = pos + k
+		return err
 	})
+	return done, err
 }
 
-func (w *worker) pwritevAll(f *fileEntry, iovs [][]byte, off int64) error {
+// pwritevAll writes all of iovs at off, returning the bytes written.
+func (w *worker) pwritevAll(f *fileEntry, iovs [][]byte, off int64) (int64, error) {
 	s := w.s
+	var total int64
 	for len(iovs) > 0 {
 		chunk := iovs[:min(len(iovs), maxIovecs)]
 		n, err := s.hooks.pwritev(f.fd, chunk, off)
@@ -228,13 +240,14 @@ func (w *worker) pwritevAll(f *fileEntry, iovs [][]byte, off int64) error {
 			continue
 		}
 		if err != nil {
-			return fileErr("write", f.path, err)
+			return total, fileErr("write", f.path, err)
 		}
 		if n <= 0 {
-			return fileErr("write", f.path, io.ErrShortWrite)
+			return total, fileErr("write", f.path, io.ErrShortWrite)
 		}
 		s.st.bytesWritten.Add(int64(n))
 		off += int64(n)
+		total += int64(n)
 		for n > 0 {
 			if n >= len(iovs[0]) {
 				n -= len(iovs[0])
@@ -245,7 +258,7 @@ func (w *worker) pwritevAll(f *fileEntry, iovs [][]byte, off int64) error {
 			}
 		}
 	}
-	return nil
+	return total, nil
 }
 
 // written adds a piece to the pending sync batch.
