@@ -23,7 +23,7 @@ func TestDiskFullInjected(t *testing.T) {
 	g := newGate()
 	h := g.hooks()
 	gated := h.pwritev
-	var two int // descriptor of file "two", set once open
+	var two int                // descriptor of file "two", set once open
 	const limit = 4*1024 + 512 // file "two" cannot grow past this
 	h.pwritev = func(fd int, iovs [][]byte, off int64) (int, error) {
 		n := int64(0)
