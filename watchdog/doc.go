@@ -31,7 +31,8 @@
 // # The ledger: map + slab + heap
 //
 // Pending packets live in a slab of entries reused through a free list,
-// found by ID through a map, and ordered by deadline in an indexed binary
+// found by ID through an open-addressing hash table (one probe for Fulfil's
+// lookup-and-delete), and ordered by deadline in an indexed binary
 // min-heap (each entry knows its heap position, so Fulfil and Cancel remove
 // it in O(log n)). A single time.Timer is armed to the earliest deadline and
 // only re-armed when that changes; when it fires the owner pops the due
