@@ -96,12 +96,12 @@ func TestHTTPGzip(t *testing.T) {
 
 func TestScrapeURLConvention(t *testing.T) {
 	cases := map[string]string{
-		"http://t.example/announce":            "http://t.example/scrape",
-		"http://t.example/x/announce.php?k=v":  "http://t.example/x/scrape.php?k=v",
+		"http://t.example/announce":             "http://t.example/scrape",
+		"http://t.example/x/announce.php?k=v":   "http://t.example/x/scrape.php?k=v",
 		"https://t.example:8443/announce?a=%2F": "https://t.example:8443/scrape?a=%2F",
-		"http://t.example/a":                   "",
-		"http://t.example/announce/x":          "",
-		"http://t.example/x%064dannounce":      "",
+		"http://t.example/a":                    "",
+		"http://t.example/announce/x":           "",
+		"http://t.example/x%064dannounce":       "",
 	}
 	for in, want := range cases {
 		got, err := wire.ScrapeURL(in)

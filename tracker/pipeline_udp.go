@@ -242,3 +242,14 @@ func (p *pipeline) onUDP(rep udpReply) {
 		p.finish(now, true, resp, nil, err)
 	}
 }
+
+// datagramCoordinator is what a UDP pipeline needs from the coordinator
+// (defined where used, DESIGN point 7). Its methods never block on the
+// network: want only records the wish to send.
+type datagramCoordinator interface {
+	register(w udpWaiter) uint32
+	want(txid uint32, to netip.AddrPort, pkt *[]byte) error
+	forget(txid uint32)
+}
+
+var _ datagramCoordinator = (*udpCoordinator)(nil)
