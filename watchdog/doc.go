@@ -28,7 +28,7 @@
 // are answered only after the owner has drained every shard, so a caller
 // always sees its own earlier commands.
 //
-// # The ledger: map + slab + heap
+// # The ledger: ID table + slab + heap
 //
 // Pending packets live in a slab of entries reused through a free list,
 // found by ID through an open-addressing hash table (one probe for Fulfil's

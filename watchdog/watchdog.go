@@ -211,9 +211,10 @@ func (w *Watchdog) nanos(t time.Time) int64 {
 }
 
 // Issue records a packet of the given kind, due within timeout, and returns
-// its Ticket at once; it never blocks. The ID comes from an atomic counter,
-// the packet reaches the ledger asynchronously. After Close it still returns
-// a Ticket but records nothing.
+// its Ticket at once: the ID comes from an atomic counter and the packet
+// reaches the ledger asynchronously (only a full command queue, see
+// Config.MaxQueued, makes it wait). After Close it still returns a Ticket but
+// records nothing.
 func (w *Watchdog) Issue(kind, owner string, timeout time.Duration) Ticket {
 	r := w.rel()
 	return w.issue(kind, owner, r, satAdd(r, int64(timeout)))
@@ -237,20 +238,24 @@ func (w *Watchdog) issue(kind, owner string, issued, deadline int64) Ticket {
 }
 
 // Fulfil marks the packet answered and returns how long it took (monotonic
-// time since t.Issued). It never blocks; the ledger and the kind's latency
-// figures are updated asynchronously. Fulfilling an unknown, cancelled or
-// already fulfilled packet only counts it in Totals.Unknown.
+// time since t.Issued) at once; the ledger and the kind's latency figures
+// are updated asynchronously. Fulfilling an unknown, cancelled or already
+// fulfilled packet only counts it in Totals.Unknown. A zero Ticket is
+// ignored and took is 0.
 func (w *Watchdog) Fulfil(t Ticket) time.Duration {
+	if t.ID == 0 {
+		return 0
+	}
 	r := w.rel()
 	took := time.Duration(satSub(r, w.nanos(t.Issued)))
-	if t.ID != 0 && !w.closed.Load() {
+	if !w.closed.Load() {
 		w.push(cmd{op: opFulfil, id: t.ID, a: r, b: int64(took)})
 	}
 	return took
 }
 
 // Cancel drops a pending packet without fulfilling it: no alert, no latency
-// sample (counted in KindStats.Cancelled). It never blocks.
+// sample (counted in KindStats.Cancelled). Asynchronous like Fulfil.
 func (w *Watchdog) Cancel(t Ticket) {
 	if t.ID != 0 && !w.closed.Load() {
 		w.push(cmd{op: opCancel, id: t.ID})
@@ -258,7 +263,7 @@ func (w *Watchdog) Cancel(t Ticket) {
 }
 
 // Annotate sets the Note of a pending packet (shown by Pending, alerts and
-// Recent). It never blocks.
+// Recent). Asynchronous like Fulfil.
 func (w *Watchdog) Annotate(t Ticket, note string) {
 	if t.ID != 0 && !w.closed.Load() {
 		w.push(cmd{op: opAnnotate, id: t.ID, owner: note})
@@ -268,8 +273,8 @@ func (w *Watchdog) Annotate(t Ticket, note string) {
 // Reschedule moves the deadline of a pending packet (a lease extended, an
 // announce interval changed) and returns the updated Ticket. A packet that
 // was overdue becomes pending again and can raise a new alert at the new
-// deadline. It never blocks; rescheduling an unknown packet only counts it
-// in Totals.Unknown.
+// deadline. Asynchronous like Fulfil; rescheduling an unknown packet only
+// counts it in Totals.Unknown.
 func (w *Watchdog) Reschedule(t Ticket, deadline time.Time) Ticket {
 	t.Deadline = deadline
 	if t.ID != 0 && !w.closed.Load() {

@@ -482,6 +482,9 @@ func TestCloseWithPendingNoLeakAndIdempotent(t *testing.T) {
 		t.Fatal("no ticket after Close")
 	}
 	w.Fulfil(tk)
+	if took := w.Fulfil(Ticket{}); took != 0 {
+		t.Fatalf("Fulfil(zero Ticket) = %v", took)
+	}
 	w.Cancel(tks[1])
 	w.Annotate(tks[2], "x")
 	if err := w.Check(); !errors.Is(err, ErrClosed) {
