@@ -21,7 +21,7 @@ type Config struct {
 	// MaxPending bounds the ledger. An Issue that arrives while the ledger
 	// already holds MaxPending packets still returns a Ticket, but the packet
 	// is not tracked: it is counted in KindStats.Dropped, raises no alert,
-	// and a later Fulfil/Cancel of it is ignored. Must be > 0.
+	// and a later Fulfil/Cancel of it is ignored. Must be in [1, 2^30].
 	MaxPending int
 
 	// MaxQueued bounds the commands (Issue, Fulfil, Cancel, Annotate) waiting
@@ -64,6 +64,9 @@ type Config struct {
 	Now func() time.Time
 }
 
+// maxPendingLimit keeps slab positions within int32.
+const maxPendingLimit = 1 << 30
+
 // OtherKind is the kind under which figures are kept once Config.MaxKinds
 // distinct kinds have been seen.
 const OtherKind = "(other)"
@@ -85,8 +88,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.AlertBuffer < 0:
 		return fmt.Errorf("%w: AlertBuffer %d < 0", ErrInvalidConfig, c.AlertBuffer)
-	case c.MaxPending <= 0:
-		return fmt.Errorf("%w: MaxPending %d <= 0", ErrInvalidConfig, c.MaxPending)
+	case c.MaxPending <= 0 || c.MaxPending > maxPendingLimit:
+		return fmt.Errorf("%w: MaxPending %d not in [1, %d]", ErrInvalidConfig, c.MaxPending, maxPendingLimit)
 	case c.MaxQueued <= 0:
 		return fmt.Errorf("%w: MaxQueued %d <= 0", ErrInvalidConfig, c.MaxQueued)
 	case c.Shards < 0 || c.Shards > 1024:

@@ -506,6 +506,7 @@ func TestConfigValidate(t *testing.T) {
 	bad := []func(*Config){
 		func(c *Config) { c.AlertBuffer = -1 },
 		func(c *Config) { c.MaxPending = 0 },
+		func(c *Config) { c.MaxPending = 1<<30 + 1 },
 		func(c *Config) { c.MaxQueued = 0 },
 		func(c *Config) { c.Shards = -1 },
 		func(c *Config) { c.OverdueRetention = -1 },
