@@ -6,10 +6,11 @@
 // A lab is made of Hosts. A Host is a network address plus a way to run a
 // program and to dial from that address. The loopback lab (loopback.go) puts
 // every host on its own 127.0.0.x address of the root network namespace,
-// which needs no privileges; a network-namespace lab (veth pairs, tc rate
-// caps, one namespace per host, see issue 4) can be added as another Host
-// implementation without touching the payload, torrent, tracker or seeder
-// code.
+// which needs no privileges. The namespace lab (netns.go, root only) puts
+// every host in a network namespace of its own, linked by veth pairs to a
+// bridge in another namespace, optionally rate-capped with tc; nothing is
+// created in the root namespace. The payload, torrent, tracker and seeder
+// code is the same for both (StartSwarm takes Hosts).
 //
 // Nothing here takes a *testing.T: functions take a context and a *Cleanup
 // stack, so a plain program can build a lab and tear it down on SIGINT.

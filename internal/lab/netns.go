@@ -106,6 +106,32 @@ type StarConfig struct {
 	RateMbit map[string]int
 }
 
+// Validate checks the configuration.
+func (c StarConfig) Validate() error {
+	if len(c.Hosts) == 0 || len(c.Hosts) > 250 {
+		return fmt.Errorf("lab: star needs 1..250 hosts, got %d", len(c.Hosts))
+	}
+	if ip := net.ParseIP(c.Subnet + ".1").To4(); ip == nil || strings.Count(c.Subnet, ".") != 2 {
+		return fmt.Errorf("lab: subnet %q is not three IPv4 octets", c.Subnet)
+	}
+	seen := map[string]bool{}
+	for _, h := range c.Hosts {
+		if h == "" || len(h) > 32 || strings.ContainsAny(h, "/ \x00") {
+			return fmt.Errorf("lab: bad host name %q", h)
+		}
+		if seen[h] {
+			return fmt.Errorf("lab: host %q named twice", h)
+		}
+		seen[h] = true
+	}
+	for h, r := range c.RateMbit {
+		if !seen[h] || r < 0 {
+			return fmt.Errorf("lab: rate %d Mbit/s for host %q, which is not in Hosts", r, h)
+		}
+	}
+	return nil
+}
+
 var starSeq atomic.Int64
 
 // ErrNoNetns reports that network namespaces cannot be made here (not root,
@@ -131,11 +157,8 @@ func NewStar(ctx context.Context, cl *Cleanup, cfg StarConfig) (map[string]*Netn
 	if err := NetnsAvailable(); err != nil {
 		return nil, err
 	}
-	if len(cfg.Hosts) == 0 || len(cfg.Hosts) > 250 {
-		return nil, fmt.Errorf("lab: star needs 1..250 hosts, got %d", len(cfg.Hosts))
-	}
-	if ip := net.ParseIP(cfg.Subnet + ".1").To4(); ip == nil {
-		return nil, fmt.Errorf("lab: subnet %q is not three IPv4 octets", cfg.Subnet)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	prefix := fmt.Sprintf("fl%d-%d", os.Getpid(), starSeq.Add(1))
 	run := func(args ...string) error {
@@ -166,9 +189,6 @@ func NewStar(ctx context.Context, cl *Cleanup, cfg StarConfig) (map[string]*Netn
 	}
 	hosts := map[string]*Netns{}
 	for i, h := range cfg.Hosts {
-		if _, dup := hosts[h]; dup {
-			return nil, fmt.Errorf("lab: host %q named twice", h)
-		}
 		ns := prefix + "-" + h
 		port := "p" + strconv.Itoa(i+1) // the switch side of the veth
 		host := &Netns{Name: ns, Addr: fmt.Sprintf("%s.%d", cfg.Subnet, i+1)}

@@ -13,9 +13,9 @@ import (
 )
 
 // TestNetnsSwarm builds the swarm inside namespaces (tracker, two seeders,
-// a client, all on their own addresses behind a bridge), downloads it with
-// aria2c in the client namespace, and checks that teardown removes every
-// namespace.
+// a client, all on their own addresses behind a bridge, the client's link
+// capped), downloads it with aria2c in the client namespace, and checks that
+// teardown removes every namespace.
 func TestNetnsSwarm(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.Require(t, "ip", "opentracker", "aria2c", "mktorrent")
@@ -25,6 +25,8 @@ func TestNetnsSwarm(t *testing.T) {
 	hosts, err := lab.NewStar(ctx, cl, lab.StarConfig{
 		Hosts:  []string{"tracker", "seed1", "seed2", "client"},
 		Subnet: "10.231.17",
+		// 8 MiB at 40 Mbit/s takes at least 1.6 s: proves the cap works.
+		RateMbit: map[string]int{"client": 40},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,10 +64,32 @@ func TestNetnsSwarm(t *testing.T) {
 	if err := sw.Payload.Verify(out); err != nil {
 		t.Fatal(err)
 	}
+	if took := p.Ended().Sub(p.Started); took < 1300*time.Millisecond {
+		t.Errorf("8 MiB through a 40 Mbit/s link took only %v: the tc cap is not working", took)
+	}
 	cl.Run()
 	for _, h := range hosts {
 		if _, err := os.Stat("/run/netns/" + h.Name); !os.IsNotExist(err) {
 			t.Errorf("namespace %s still exists after teardown (%v)", h.Name, err)
+		}
+	}
+}
+
+func TestStarConfigValidate(t *testing.T) {
+	ok := lab.StarConfig{Hosts: []string{"a", "b"}, Subnet: "10.1.2", RateMbit: map[string]int{"a": 100}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []lab.StarConfig{
+		{Subnet: "10.1.2"},
+		{Hosts: []string{"a"}, Subnet: "10.1"},
+		{Hosts: []string{"a"}, Subnet: "10.1.2.3"},
+		{Hosts: []string{"a", "a"}, Subnet: "10.1.2"},
+		{Hosts: []string{"a/b"}, Subnet: "10.1.2"},
+		{Hosts: []string{"a"}, Subnet: "10.1.2", RateMbit: map[string]int{"z": 1}},
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v accepted", bad)
 		}
 	}
 }
