@@ -67,6 +67,11 @@ func appendRecord(b []byte, r *record) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], crcTable))
 }
 
+// appendCRC appends the checksum of b (a record body) to b.
+func appendCRC(b []byte) []byte {
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
 // decodeRecord decodes one slot. b must be exactly one slot (trailing bytes
 // are an error). It never panics on any input.
 func decodeRecord(b []byte) (*record, error) {
