@@ -702,3 +702,47 @@ func TestReschedule(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestRealClockManyDeadlines: with the real clock and its single timer,
+// 20,000 packets with deadlines spread over 200–300 ms — half fulfilled at
+// once — yield exactly one alert per unfulfilled packet, none early.
+func TestRealClockManyDeadlines(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.AlertBuffer = 1 << 15
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const n = 20_000
+	want := map[ID]time.Time{}
+	for i := range n {
+		tk := w.Issue("block", "peer", 200*time.Millisecond+time.Duration(i%100)*time.Millisecond)
+		if i%2 == 0 {
+			w.Fulfil(tk)
+		} else {
+			want[tk.ID] = tk.Deadline
+		}
+	}
+	timeout := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case a := <-w.Alerts():
+			dl, ok := want[a.Packet.ID]
+			if !ok {
+				t.Fatalf("unexpected or duplicate alert for %d", a.Packet.ID)
+			}
+			if now := time.Now(); now.Before(dl) {
+				t.Fatalf("alert %v before the deadline", dl.Sub(now))
+			}
+			delete(want, a.Packet.ID)
+		case <-timeout:
+			t.Fatalf("%d alerts missing", len(want))
+		}
+	}
+	mustCheck(t, w)
+	noAlert(t, w)
+	if s := statsFor(t, w, "block"); s.Overdue != n/2 || s.Count != n/2 || s.AlertsDropped != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
