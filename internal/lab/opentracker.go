@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,7 +110,7 @@ type ScrapeResult struct {
 func (o *Opentracker) ScrapeInfo(ctx context.Context, ih [20]byte) (ScrapeResult, error) {
 	var r ScrapeResult
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		o.Scrape+"?info_hash="+url.QueryEscape(string(ih[:])), nil)
+		o.Scrape+"?info_hash="+percentEncode(ih[:]), nil)
 	if err != nil {
 		return r, fmt.Errorf("lab: scrape: %w", err)
 	}
@@ -162,4 +161,16 @@ func Poll(ctx context.Context, timeout, interval time.Duration, cond func() (boo
 		case <-t.C:
 		}
 	}
+}
+
+// percentEncode escapes every byte as %XX. url.QueryEscape would turn 0x20
+// into "+", which opentracker does not decode, so a hash with a 0x20 byte
+// was never found.
+func percentEncode(b []byte) string {
+	const hexDigits = "0123456789ABCDEF"
+	out := make([]byte, 0, 3*len(b))
+	for _, c := range b {
+		out = append(out, '%', hexDigits[c>>4], hexDigits[c&15])
+	}
+	return string(out)
 }
