@@ -18,7 +18,7 @@ import (
 // teardown removes every namespace.
 func TestNetnsSwarm(t *testing.T) {
 	testenv.RequireRoot(t)
-	testenv.Require(t, "ip", "opentracker", "aria2c", "mktorrent")
+	testenv.Require(t, "ip", "opentracker", "aria2c")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl := newCleanup(t)

@@ -5,9 +5,10 @@ import (
 	"context"
 	"crypto/sha1"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"flotilla/metainfo"
 )
 
 func TestPayloadDeterministic(t *testing.T) {
@@ -66,41 +67,76 @@ func TestPayloadSpecValidate(t *testing.T) {
 }
 
 // TestMakeTorrent checks the info-hash against one computed independently
-// (the info dictionary rebuilt by hand), and that rewriting the announce
-// URL keeps it.
+// (the info dictionary rebuilt by hand), and that replacing the trackers
+// keeps it.
 func TestMakeTorrent(t *testing.T) {
-	if _, err := exec.LookPath("mktorrent"); err != nil {
-		t.Skip("mktorrent not installed")
-	}
 	dir := t.TempDir()
-	p, err := WritePayload(dir, PayloadSpec{Name: "single.bin", Seed: 1, Size: 80000})
+	p, err := WritePayload(dir, PayloadSpec{Name: "single.bin", Seed: 1, Size: 40000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "x.torrent")
-	tor, err := MakeTorrent(context.Background(), p, 32<<10, [][]string{{"http://127.0.0.1:1/announce"}}, out)
+	tor, err := MakeTorrent(context.Background(), p, 16<<10, [][]string{{"http://127.0.0.1:1/announce"}}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(p.Path)
 	var pieces []byte
-	for off := 0; off < len(data); off += 32 << 10 {
-		h := sha1.Sum(data[off:min(off+32<<10, len(data))])
+	for off := 0; off < len(data); off += 16 << 10 {
+		h := sha1.Sum(data[off:min(off+16<<10, len(data))])
 		pieces = append(pieces, h[:]...)
 	}
-	info := "d6:lengthi80000e4:name10:single.bin12:piece lengthi32768e6:pieces60:" + string(pieces) + "e"
+	info := "d6:lengthi40000e4:name10:single.bin12:piece lengthi16384e6:pieces60:" + string(pieces) + "e"
 	if want := sha1.Sum([]byte(info)); tor.InfoHash != want {
 		t.Fatalf("info-hash %x, want %x", tor.InfoHash, want)
 	}
-	if err := rewriteAnnounce(out, "http://127.0.0.1:6969/announce"); err != nil {
+	if err := SetTrackers(out, [][]string{{"http://127.0.0.1:6969/announce"}}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(out)
-	if !bytes.Contains(b, []byte("30:http://127.0.0.1:6969/announce")) {
-		t.Fatalf("announce not rewritten: %q", b[:80])
+	if !bytes.Contains(b, []byte("8:announce30:http://127.0.0.1:6969/announce")) || bytes.Contains(b, []byte(":1/announce")) {
+		t.Fatalf("trackers not replaced: %q", b[:100])
 	}
 	if ih, err := InfoHashOf(b); err != nil || ih != tor.InfoHash {
-		t.Fatalf("info-hash after rewrite %x, %v", ih, err)
+		t.Fatalf("info-hash after SetTrackers %x, %v", ih, err)
+	}
+}
+
+func TestMakeTorrentMultiFile(t *testing.T) {
+	dir := t.TempDir()
+	p, err := WritePayload(dir, PayloadSpec{Name: "multi", Seed: 3, Files: []FileSpec{
+		{Path: "a/x", Size: 20000}, {Path: "empty", Size: 0}, {Path: "b/c/y", Size: 50001},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "m.torrent")
+	if _, err := MakeTorrent(context.Background(), p, 16<<10, [][]string{{"http://127.0.0.1:1/announce"}}, out); err != nil {
+		t.Fatal(err)
+	}
+	mt, err := metainfo.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mt.Info.MultiFile || len(mt.Info.Files) != 3 || mt.Info.Length != 70001 {
+		t.Fatalf("info %+v", mt.Info)
+	}
+	for i, f := range mt.Info.Files {
+		if got, want := mt.Info.FilePath(i), p.Files[i].Rel; got != want || f.Length != p.Files[i].Size {
+			t.Errorf("file %d: %s (%d bytes), want %s (%d)", i, got, f.Length, want, p.Files[i].Size)
+		}
+	}
+	// Every piece hash matches the concatenated files.
+	var all []byte
+	for _, f := range p.Files {
+		b, _ := os.ReadFile(filepath.Join(dir, f.Rel))
+		all = append(all, b...)
+	}
+	for i := range mt.Info.NumPieces() {
+		off := mt.Info.PieceOffset(i)
+		if sha1.Sum(all[off:off+mt.Info.PieceLen(i)]) != mt.Info.PieceHash(i) {
+			t.Fatalf("piece %d hash differs", i)
+		}
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -21,7 +20,7 @@ type SwarmConfig struct {
 	Dir string
 	// Payload is the content to seed.
 	Payload PayloadSpec
-	// PieceLength of the torrent, a power of two >= 32 KiB (mktorrent's minimum).
+	// PieceLength of the torrent, a power of two >= 16 KiB.
 	PieceLength int64
 	// Seeders is the number of aria2c seeders (>= 1), each on its own host.
 	Seeders int
@@ -50,8 +49,8 @@ func (c SwarmConfig) Validate() error {
 	if c.Seeders < 1 {
 		return fmt.Errorf("lab: swarm needs at least one seeder, got %d", c.Seeders)
 	}
-	if c.PieceLength < 32<<10 || c.PieceLength&(c.PieceLength-1) != 0 {
-		return fmt.Errorf("lab: piece length %d is not a power of two >= 32 KiB (mktorrent's minimum)", c.PieceLength)
+	if c.PieceLength < 16<<10 || c.PieceLength&(c.PieceLength-1) != 0 {
+		return fmt.Errorf("lab: piece length %d is not a power of two >= 16 KiB", c.PieceLength)
 	}
 	return c.Payload.Validate()
 }
@@ -117,7 +116,7 @@ func StartSwarm(ctx context.Context, cl *Cleanup, cfg SwarmConfig, trackerHost H
 	if err != nil {
 		return nil, err
 	}
-	if err := rewriteAnnounce(torrentPath, s.Tracker.HTTPAnnounce); err != nil {
+	if err := SetTrackers(torrentPath, [][]string{{s.Tracker.HTTPAnnounce}}); err != nil {
 		return nil, err
 	}
 	s.Torrent = &Torrent{Path: torrentPath, Name: t0.Name, InfoHash: t0.InfoHash,
@@ -163,34 +162,4 @@ func StartSwarm(ctx context.Context, cl *Cleanup, cfg SwarmConfig, trackerHost H
 	}
 	log.Info("seeders registered", "seeders", s.SeederAddrs, "took", time.Since(start).Round(time.Millisecond))
 	return s, nil
-}
-
-// rewriteAnnounce replaces the announce URL of a mktorrent-made torrent
-// (whose only tracker key is "announce"), keeping the info dictionary's
-// bytes exactly.
-func rewriteAnnounce(path, announce string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("lab: torrent: %w", err)
-	}
-	m, spans, err := bdecodeDict(data)
-	if err != nil {
-		return fmt.Errorf("lab: %s: %w", path, err)
-	}
-	if _, ok := m["announce-list"]; ok {
-		return fmt.Errorf("lab: %s: cannot rewrite a torrent with an announce-list", path)
-	}
-	sp, ok := spans["announce"]
-	if !ok {
-		return fmt.Errorf("lab: %s: no announce key", path)
-	}
-	var out []byte
-	out = append(out, data[:sp[0]]...)
-	out = append(out, strconv.Itoa(len(announce))+":"+announce...)
-	out = append(out, data[sp[1]:]...)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o644); err != nil {
-		return fmt.Errorf("lab: torrent: %w", err)
-	}
-	return os.Rename(tmp, path)
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/sha1"
 	"fmt"
-	"math/bits"
+	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"flotilla/metainfo"
 )
 
 // Torrent is a .torrent file made for a payload.
@@ -21,38 +21,103 @@ type Torrent struct {
 	Tiers       [][]string // announce tiers
 }
 
-// MakeTorrent writes a .torrent for the payload at out with mktorrent
-// (piece length a power of two; every tier becomes one -a). The info-hash
-// is read back from the file.
+// MakeTorrent writes a .torrent for the payload at out with metainfo.Build
+// (piece length a power of two >= 16 KiB; tiers become announce and
+// announce-list). The info-hash is also computed by the lab's own bencode
+// reader, and a disagreement is an error.
 func MakeTorrent(ctx context.Context, p *Payload, pieceLength int64, tiers [][]string, out string) (*Torrent, error) {
-	if pieceLength < 32<<10 || pieceLength&(pieceLength-1) != 0 {
-		return nil, fmt.Errorf("lab: piece length %d is not a power of two >= 32 KiB (mktorrent's minimum)", pieceLength)
+	if pieceLength < 16<<10 || pieceLength&(pieceLength-1) != 0 {
+		return nil, fmt.Errorf("lab: piece length %d is not a power of two >= 16 KiB", pieceLength)
 	}
 	if len(tiers) == 0 {
 		return nil, fmt.Errorf("lab: torrent needs at least one tracker tier")
 	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return nil, fmt.Errorf("lab: torrent: %w", err)
+	var files []metainfo.File
+	var readers []io.Reader
+	for _, f := range p.Files {
+		fh, err := os.Open(filepath.Join(filepath.Dir(p.Path), f.Rel))
+		if err != nil {
+			return nil, fmt.Errorf("lab: torrent: %w", err)
+		}
+		defer fh.Close()
+		readers = append(readers, fh)
+		mf := metainfo.File{Length: f.Size}
+		if p.MultiFile {
+			rel := filepath.ToSlash(f.Rel)
+			mf.Path = strings.Split(strings.TrimPrefix(rel, p.Name+"/"), "/")
+		}
+		files = append(files, mf)
 	}
-	_ = os.Remove(out) // mktorrent refuses to overwrite
-	args := []string{"-l", strconv.Itoa(bits.TrailingZeros64(uint64(pieceLength))), "-d", "-n", p.Name, "-o", out}
-	for _, tier := range tiers {
-		args = append(args, "-a", strings.Join(tier, ","))
-	}
-	args = append(args, p.Path)
-	cmd := exec.CommandContext(ctx, "mktorrent", args...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("lab: mktorrent: %w: %s", err, strings.TrimSpace(string(b)))
-	}
-	data, err := os.ReadFile(out)
+	data, err := metainfo.Build(p.Name, files, pieceLength, tiers, &ctxReader{ctx, io.MultiReader(readers...)})
 	if err != nil {
 		return nil, fmt.Errorf("lab: torrent: %w", err)
+	}
+	t, err := writeTorrent(out, data)
+	if err != nil {
+		return nil, err
+	}
+	return &Torrent{Path: out, Name: p.Name, InfoHash: t.InfoHash, PieceLength: pieceLength, Tiers: tiers}, nil
+}
+
+// SetTrackers replaces the announce URLs of the .torrent at path with one
+// tier holding announce; the info dictionary, so the info-hash, is kept.
+func SetTrackers(path string, tiers [][]string) error {
+	t, err := metainfo.Load(path)
+	if err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	t.Announce, t.AnnounceList = "", nil
+	for _, tier := range tiers {
+		if len(tier) == 0 {
+			continue
+		}
+		if t.Announce == "" {
+			t.Announce = tier[0]
+		}
+		t.AnnounceList = append(t.AnnounceList, tier)
+	}
+	_, err = writeTorrent(path, t.Encode())
+	return err
+}
+
+// writeTorrent checks data (parses, and cross-checks the info-hash with
+// the lab's own reader) and writes it atomically to path.
+func writeTorrent(path string, data []byte) (*metainfo.Torrent, error) {
+	t, err := metainfo.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("lab: built torrent does not parse: %w", err)
 	}
 	ih, err := InfoHashOf(data)
 	if err != nil {
-		return nil, fmt.Errorf("lab: %s: %w", out, err)
+		return nil, fmt.Errorf("lab: built torrent: %w", err)
 	}
-	return &Torrent{Path: out, Name: p.Name, InfoHash: ih, PieceLength: pieceLength, Tiers: tiers}, nil
+	if ih != t.InfoHash {
+		return nil, fmt.Errorf("lab: metainfo says info-hash %x, the lab's reader %x", t.InfoHash, ih)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lab: torrent: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return nil, fmt.Errorf("lab: torrent: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("lab: torrent: %w", err)
+	}
+	return t, nil
+}
+
+// ctxReader stops a long read (hashing gigabytes) when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }
 
 // InfoHashOf returns the SHA-1 of the exact bytes of a .torrent's info
