@@ -239,6 +239,9 @@ func mainLoop(ctx context.Context, env *cmdEnv, name string, t *metainfo.Torrent
 				log.Debug("tracker", "url", u.URL, "err", u.Err)
 				continue
 			}
+			if u.Response != nil {
+				log.Debug("tracker answered", "url", u.URL, "event", u.Event, "peers", len(u.Response.Peers), "took", u.Took)
+			}
 			if u.Response != nil && len(u.Response.Peers) > 0 {
 				addrs := make([]netip.AddrPort, 0, len(u.Response.Peers))
 				for _, p := range u.Response.Peers {

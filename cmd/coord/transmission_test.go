@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"flotilla/internal/lab"
+	"flotilla/internal/testenv"
+)
+
+// Transmission refuses peers in 127.0.0.0/8 ("martians"), so these tests
+// run every program in network namespaces of their own (needs root).
+
+// netnsLab is a star of namespaces: tracker, seed and client hosts.
+type netnsLab struct {
+	hosts   map[string]*lab.Netns
+	cl      *lab.Cleanup
+	payload *lab.Payload
+	torrent *lab.Torrent
+	tracker *lab.Opentracker
+}
+
+var subnetSeq = 0
+
+func newNetnsLab(t *testing.T, size int64) *netnsLab {
+	t.Helper()
+	testenv.RequireRoot(t)
+	testenv.Require(t, "ip", "opentracker", "mktorrent", "transmission-cli")
+	ctx := context.Background()
+	cl := &lab.Cleanup{}
+	t.Cleanup(cl.Run)
+	subnetSeq++
+	hosts, err := lab.NewStar(ctx, cl, lab.StarConfig{
+		Hosts:  []string{"tracker", "seed", "client"},
+		Subnet: fmt.Sprintf("10.213.%d", 10+subnetSeq),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := lab.WritePayload(filepath.Join(dir, "data"), lab.PayloadSpec{Name: "payload.bin", Seed: 21, Size: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, err := lab.MakeTorrent(ctx, p, 1<<18, [][]string{{"http://127.0.0.1:1/announce"}}, filepath.Join(dir, "probe.torrent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ot, err := lab.StartOpentracker(ctx, cl, hosts["tracker"], filepath.Join(dir, "tracker"), probe.InfoHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := lab.MakeTorrent(ctx, p, 1<<18, [][]string{{ot.HTTPAnnounce}}, filepath.Join(dir, "t.torrent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &netnsLab{hosts: hosts, cl: cl, payload: p, torrent: tor, tracker: ot}
+}
+
+// startTransmission runs transmission-cli on host with DHT, LPD, PEX, uTP
+// and port forwarding off, downloading (or seeding) into dir.
+func (l *netnsLab) startTransmission(t *testing.T, host *lab.Netns, dir string) *lab.Proc {
+	t.Helper()
+	port, err := host.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgDir := filepath.Join(t.TempDir(), "transmission")
+	os.MkdirAll(cfgDir, 0o755)
+	settings := fmt.Sprintf(`{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false,
+ "port-forwarding-enabled": false, "utp-enabled": false, "blocklist-enabled": false,
+ "peer-port": %d, "bind-address-ipv4": %q, "preallocation": 0, "message-level": 1}`, port, host.IP())
+	if err := os.WriteFile(filepath.Join(cfgDir, "settings.json"), []byte(settings), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := host.Command(context.Background(), "transmission-cli", "-g", cfgDir, "-w", dir,
+		"-p", strconv.Itoa(port), "-M", "-D", "-U", l.torrent.Path)
+	proc, err := lab.StartProc(l.cl, "transmission-"+host.Name, cmd, filepath.Join(t.TempDir(), "transmission.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proc
+}
+
+// startCoordOn runs coord inside host's namespace.
+func (l *netnsLab) startCoordOn(t *testing.T, host *lab.Netns, args ...string) *coordProc {
+	t.Helper()
+	cmd := host.Command(context.Background(), coordBinary(t), args...)
+	p := &coordProc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+func TestDownloadFromTransmissionSeeder(t *testing.T) {
+	l := newNetnsLab(t, 16<<20+4321)
+	l.startTransmission(t, l.hosts["seed"], filepath.Dir(l.payload.Path))
+	testenv.WaitFor(t, time.Minute, "transmission registered as a seeder", func() bool {
+		s, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
+		return err == nil && s.Complete >= 1
+	})
+	out := t.TempDir()
+	client := l.hosts["client"]
+	p := l.startCoordOn(t, client, "download", l.torrent.Path, "--out", out,
+		"--listen", client.IP()+":6881", "--progress", "log")
+	if code := p.wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTransmissionDownloadsFromCoordSeed(t *testing.T) {
+	l := newNetnsLab(t, 16<<20+4321)
+	seed := l.hosts["seed"]
+	s := l.startCoordOn(t, seed, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
+		"--listen", seed.IP()+":6881", "--progress", "none")
+	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
+		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
+		return err == nil && sc.Complete >= 1
+	})
+	out := t.TempDir()
+	tr := l.startTransmission(t, l.hosts["client"], out)
+	testenv.WaitFor(t, 3*time.Minute, "transmission's copy complete and identical", func() bool {
+		if tr.Exited() {
+			t.Fatalf("transmission-cli exited: %s", tr.Tail(2000))
+		}
+		return l.payload.Complete(out) && l.payload.Verify(out) == nil
+	})
+	select {
+	case <-s.done:
+		t.Fatalf("coord seed exited:\n%s", s.out.String())
+	default:
+	}
+}
