@@ -4,13 +4,13 @@
 # aria2c seeder on loopback (internal/lab, through `flotilla-bench --serve`),
 # downloads the torrent with `coord download` and its progress display, checks
 # the result's SHA-256 and removes everything it started (KEEP=1 keeps the
-# files). Installs opentracker, aria2 and mktorrent with apt-get if missing.
+# files). Installs opentracker and aria2 with apt-get if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${SIZE:-256MiB}
 
 need=()
-for pair in opentracker:opentracker aria2c:aria2 mktorrent:mktorrent sha256sum:coreutils; do
+for pair in opentracker:opentracker aria2c:aria2 sha256sum:coreutils; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

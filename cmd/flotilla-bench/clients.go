@@ -86,7 +86,7 @@ func needsInstall(names []string, refbin string) bool {
 			}
 		}
 	}
-	for _, p := range []string{"opentracker", "mktorrent"} {
+	for _, p := range []string{"opentracker"} {
 		if _, err := exec.LookPath(p); err != nil {
 			return true
 		}

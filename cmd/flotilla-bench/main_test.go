@@ -72,7 +72,7 @@ func TestTable(t *testing.T) {
 // TestBenchAria2 runs the whole benchmark small: a 4 MiB swarm with two
 // seeders, aria2c downloading twice, and the table.
 func TestBenchAria2(t *testing.T) {
-	testenv.Require(t, "opentracker", "aria2c", "mktorrent")
+	testenv.Require(t, "opentracker", "aria2c")
 	var out, errb bytes.Buffer
 	rc := run([]string{"--size", "4MiB", "--piece", "256KiB", "--seeders", "2", "--runs", "2",
 		"--clients", "aria2c,transmission", "--no-install", "--dir", t.TempDir()}, &out, &errb)
