@@ -28,6 +28,9 @@ var (
 	ErrNotComplete = errors.New("piecestore: piece not complete")
 	// ErrBadRange reports a block outside its piece.
 	ErrBadRange = errors.New("piecestore: block outside piece")
+	// ErrInUse reports that another Store (in this or another process)
+	// has the same torrent open in the same directory.
+	ErrInUse = errors.New("piecestore: torrent already open in this directory")
 	// ErrBadConfig reports an invalid Config.
 	ErrBadConfig = errors.New("piecestore: invalid config")
 )

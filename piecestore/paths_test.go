@@ -153,3 +153,15 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults not applied to a copy: %d / %d", s.cfg.WriteBudget, cfg.WriteBudget)
 	}
 }
+
+func TestSecondStoreOnSameDirRefused(t *testing.T) {
+	tt := newTorrent(t, "twice", 16, fileSpec{"", 40})
+	dir := t.TempDir()
+	s := openStore(t, testConfig(tt, dir, nil), nil)
+	if _, err := Open(testConfig(tt, dir, nil)); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Open = %v, want ErrInUse", err)
+	}
+	s.Close()
+	s2 := openStore(t, testConfig(tt, dir, nil), nil)
+	s2.Close()
+}

@@ -147,6 +147,14 @@ func openRecorder(rootfd int, root string, infoHash [20]byte, l *layout, sync fu
 			unix.Close(fd)
 		}
 	}()
+	// One store per torrent and directory: a second one (another process)
+	// would interleave records. The kernel drops the lock when we die.
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, nil, nil, fmt.Errorf("%w: %s", ErrInUse, path)
+		}
+		return nil, nil, nil, fileErr("lock", path, err)
+	}
 	size := int64(2 * rc.slot)
 	var st stamp
 	if !created {

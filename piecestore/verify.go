@@ -6,8 +6,11 @@ import (
 	"crypto/sha1"
 )
 
-// hashChunk is the read size when hashing: large sequential reads.
-const hashChunk = 4 << 20
+// Hashing reads: hashBuffers buffers of hashChunk bytes.
+const (
+	hashChunk   = 2 << 20
+	hashBuffers = 3
+)
 
 // Verify re-hashes every piece from disk (SHA-1, large sequential reads)
 // and makes the record and Have match what is really there: good pieces are
@@ -51,43 +54,86 @@ func (s *Store) control(c verifyCmd) error {
 
 // hashPieces hashes every piece p for which want(p) holds and calls fn
 // with the verdict. Consecutive wanted pieces are read as one stream in
-// hashChunk reads.
+// large reads by a reader goroutine, so that disk reads overlap hashing;
+// memory is hashBuffers × hashChunk.
 func (s *Store) hashPieces(ctx context.Context, want func(int) bool, progress func(done, total int), fn func(p int, ok bool)) error {
 	l := s.lay
+	var runs [][2]int // [first, last+1) of wanted pieces
 	total := 0
-	for p := range l.numPieces {
-		if want(p) {
-			total++
+	for p := 0; p < l.numPieces; p++ {
+		if !want(p) {
+			continue
+		}
+		total++
+		if k := len(runs); k > 0 && runs[k-1][1] == p {
+			runs[k-1][1]++
+		} else {
+			runs = append(runs, [2]int{p, p + 1})
 		}
 	}
 	if total == 0 {
 		return nil
 	}
-	buf := make([]byte, min(hashChunk, l.total))
+	span := func(r [2]int) (int64, int64) {
+		return l.pieceOffset(r[0]), l.pieceOffset(r[1]-1) + l.pieceSize(r[1]-1)
+	}
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	free := make(chan []byte, hashBuffers)
+	for range hashBuffers {
+		free <- make([]byte, min(hashChunk, l.total))
+	}
+	full := make(chan chunk, hashBuffers)
+	stop, readerDone := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(stop)
+		<-readerDone
+	}()
+	go func() { // the reader: same order as the hashing loop below
+		defer close(readerDone)
+		for _, r := range runs {
+			for off, end := span(r); off < end; {
+				var b []byte
+				select {
+				case b = <-free:
+				case <-stop:
+					return
+				}
+				b = b[:min(int64(cap(b)), end-off)]
+				err := s.readAt(off, b)
+				select {
+				case full <- chunk{b, err}:
+				case <-stop:
+					return
+				}
+				if err != nil {
+					return
+				}
+				off += int64(len(b))
+			}
+		}
+	}()
+
 	h := sha1.New()
 	var sum [sha1.Size]byte
 	done := 0
-	for p := 0; p < l.numPieces; {
-		if !want(p) {
-			p++
-			continue
-		}
-		q := p + 1
-		for q < l.numPieces && want(q) {
-			q++
-		}
-		off, end := l.pieceOffset(p), l.pieceOffset(q-1)+l.pieceSize(q-1)
-		cur, curEnd := p, off+l.pieceSize(p)
+	for _, r := range runs {
+		off, end := span(r)
+		cur, curEnd := r[0], off+l.pieceSize(r[0])
 		h.Reset()
 		for off < end {
-			if err := ctx.Err(); err != nil {
-				return err
+			var c chunk
+			select {
+			case c = <-full:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			b := buf[:min(int64(len(buf)), end-off)]
-			if err := s.readAt(off, b); err != nil {
-				return err
+			if c.err != nil {
+				return c.err
 			}
-			for len(b) > 0 {
+			for b := c.b; len(b) > 0; {
 				k := min(int64(len(b)), curEnd-off)
 				h.Write(b[:k])
 				b, off = b[k:], off+k
@@ -99,13 +145,13 @@ func (s *Store) hashPieces(ctx context.Context, want func(int) bool, progress fu
 					}
 					h.Reset()
 					cur++
-					if cur < q {
+					if cur < r[1] {
 						curEnd += l.pieceSize(cur)
 					}
 				}
 			}
+			free <- c.b
 		}
-		p = q
 	}
-	return nil
+	return ctx.Err()
 }
