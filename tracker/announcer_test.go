@@ -179,6 +179,11 @@ func TestIntervalAndMinInterval(t *testing.T) {
 	if st.Interval != 2*time.Second || st.MinInterval != time.Second || !st.NextAnnounce.After(time.Now().Add(time.Second)) {
 		t.Fatalf("status %+v", st)
 	}
+	// the schedule is visible in the watchdog: one pending "next announce due" entry
+	testenv.WaitFor(t, time.Second, "the schedule entry in the ledger", func() bool {
+		ps := c.wd.Pending(func(p watchdog.Packet) bool { return p.Kind == KindSchedule && strings.HasSuffix(p.Owner, tr.URL) })
+		return len(ps) == 1 && ps[0].Deadline.Equal(st.NextAnnounce.Add(time.Second))
+	})
 	a.MorePeers() // must wait for min interval (1 s), not the full interval
 	a.MorePeers()
 	u1 := nextUpdate(t, a, 3*time.Second, "sooner announce", okAnnounce(EventNone))

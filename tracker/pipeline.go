@@ -264,9 +264,10 @@ func (p *pipeline) applyWishes(now time.Time) bool {
 		p.active = false
 		p.cancelSchedule()
 	}
+	announcing := p.req != nil && p.req.kind == UpdateAnnounce // its result schedules the next one
 	if w&wishActivate != 0 && !p.active {
 		p.active = true
-		if p.nextAt.IsZero() && p.req == nil {
+		if p.nextAt.IsZero() && !announcing {
 			at := now
 			if p.failures > 0 {
 				at = p.lastFailureRetry(now)
@@ -276,11 +277,11 @@ func (p *pipeline) applyWishes(now time.Time) bool {
 	}
 	if w&wishCompleted != 0 {
 		p.completedDue = true
-		if p.active && p.started && p.req == nil {
+		if p.active && p.started && !announcing {
 			p.schedule(now)
 		}
 	}
-	if w&wishSooner != 0 && p.active && p.req == nil {
+	if w&wishSooner != 0 && p.active && !announcing {
 		at := now
 		if !p.lastOK.IsZero() {
 			at = maxTime(now, p.lastOK.Add(p.minInterval))
