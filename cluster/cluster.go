@@ -1,0 +1,339 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Errors of a running member.
+var (
+	// ErrClosed: the Cluster was closed.
+	ErrClosed = errors.New("cluster closed")
+	// ErrLeft: the member left the cluster.
+	ErrLeft = errors.New("left the cluster")
+	// ErrJoin: a join attempt reached no member.
+	ErrJoin = errors.New("cluster join failed")
+)
+
+// Cluster is this process's membership in a cluster. Its methods are safe
+// for concurrent use.
+type Cluster struct {
+	cfg  Config // private copy
+	log  *slog.Logger
+	name string
+	addr netip.AddrPort // advertised gossip address
+
+	ml     *memberlist.Memberlist
+	meta   *metaDelegate
+	events *pump
+
+	// life guards ml against use after Shutdown: Leave and UpdateMeta hold
+	// it for reading, Close for writing.
+	life   sync.RWMutex
+	closed bool
+	left   atomic.Bool
+	leftCh chan struct{} // closed by Leave
+
+	ctx      context.Context // cancelled by Close: stops dials and joins
+	cancel   context.CancelFunc
+	joined   chan struct{} // closed at the first successful join
+	joinDone chan struct{} // closed when the join goroutine exits
+	joinMu   sync.Mutex
+	joinErr  error // last join error; nil after a success
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start binds the gossip port, becomes a member and starts joining cfg.Join
+// in the background (see Joined). It returns as soon as the member is up.
+func Start(cfg Config) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Join = slices.Clone(cfg.Join)
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Resolve == nil {
+		cfg.Resolve = systemResolve
+	}
+	mlc, _ := profileConfig(cfg.Profile)
+	mlLog := newMemberlistLogger(logger)
+
+	bindIP, bindPort, _ := splitBind(cfg.BindAddr)
+	ctx, cancel := context.WithCancel(context.Background())
+	nt, err := listen(bindIP, bindPort, mlLog)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	fail := func(err error) (*Cluster, error) {
+		cancel()
+		nt.Shutdown()
+		return nil, err
+	}
+	advHost, advPort := "", nt.GetAutoBindPort()
+	if cfg.AdvertiseAddr != "" {
+		h, p, _ := splitHostOptPort(cfg.AdvertiseAddr)
+		ip, err := resolveOne(ctx, cfg.Resolve, h)
+		if err != nil {
+			return fail(fmt.Errorf("%w: advertise address: %w", ErrConfig, err))
+		}
+		advHost = ip.String()
+		if p != 0 {
+			advPort = p
+		}
+	}
+	advIP, advPort, err := nt.FinalAdvertiseAddr(advHost, advPort)
+	if err != nil {
+		return fail(fmt.Errorf("%w: advertise address: %w", ErrConfig, err))
+	}
+	ip, _ := netip.AddrFromSlice(advIP)
+	addr := netip.AddrPortFrom(ip.Unmap(), uint16(advPort))
+	name := cfg.Name
+	if name == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "flotilla"
+		}
+		name = host + "@" + addr.String()
+	}
+
+	meta, _ := cfg.Meta.encode()
+	c := &Cluster{
+		cfg:      cfg,
+		log:      logger.With("member", name),
+		name:     name,
+		addr:     addr,
+		meta:     &metaDelegate{meta: meta},
+		leftCh:   make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
+		joined:   make(chan struct{}),
+		joinDone: make(chan struct{}),
+	}
+	c.events = newPump(name, c.log)
+	go c.events.run()
+
+	keyring, err := memberlist.NewKeyring(nil, cfg.Key.Derive(PurposeGossip))
+	if err != nil {
+		c.events.close()
+		return fail(fmt.Errorf("cluster keyring: %w", err))
+	}
+	mlc.Name = name
+	mlc.BindAddr = bindIP.String()
+	mlc.BindPort = nt.GetAutoBindPort()
+	mlc.AdvertiseAddr = addr.Addr().String()
+	mlc.AdvertisePort = int(addr.Port())
+	mlc.Transport = &ctxTransport{NetTransport: nt, ctx: ctx}
+	mlc.Keyring = keyring
+	mlc.GossipVerifyIncoming = true
+	mlc.GossipVerifyOutgoing = true
+	mlc.Delegate = c.meta
+	mlc.Events = c.events
+	mlc.Logger = mlLog
+	// Every member holds the key, so a dead member's name may be taken over
+	// at once by its restarted self on a new address (a rescheduled pod).
+	mlc.DeadNodeReclaimTime = time.Nanosecond
+
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		c.events.close()
+		return fail(fmt.Errorf("start memberlist: %w", err))
+	}
+	c.ml = ml
+	go c.joinLoop()
+	c.log.Info("cluster member started", "addr", addr, "key", cfg.Key, "join", cfg.Join, "profile", cfg.Profile)
+	return c, nil
+}
+
+// listen binds the gossip port on TCP and UDP. memberlist picks port 0 by
+// binding TCP first and then UDP on the same number, which can race with
+// another process; retry a few times like memberlist itself does.
+func listen(ip netip.Addr, port int, l *log.Logger) (*memberlist.NetTransport, error) {
+	tries := 1
+	if port == 0 {
+		tries = 10
+	}
+	var err error
+	for range tries {
+		var nt *memberlist.NetTransport
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{ip.String()},
+			BindPort:  port,
+			Logger:    l,
+		})
+		if err == nil {
+			return nt, nil
+		}
+	}
+	return nil, fmt.Errorf("bind gossip %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
+}
+
+// LocalName is this member's name.
+func (c *Cluster) LocalName() string { return c.name }
+
+// Addr is this member's advertised gossip address (with the real port when
+// BindAddr asked for port 0).
+func (c *Cluster) Addr() netip.AddrPort { return c.addr }
+
+// Events delivers membership changes of other members, in order. Nobody has
+// to read it: undelivered events wait in a coalescing queue (see Stats) and
+// never hold up memberlist. It is closed by Close.
+func (c *Cluster) Events() <-chan Event { return c.events.out }
+
+// Members is a snapshot of the live members (alive or suspect), this one
+// included (Local), sorted by name. It is nil after Close.
+func (c *Cluster) Members() []Member {
+	s, _ := c.events.snapshot()
+	return s.members
+}
+
+// Joined is closed once a join reached another member (at once when
+// Config.Join is empty).
+func (c *Cluster) Joined() <-chan struct{} { return c.joined }
+
+// JoinErr is the error of the latest join attempt, nil if it succeeded or
+// none was made. For display: joining goes on in the background.
+func (c *Cluster) JoinErr() error {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	return c.joinErr
+}
+
+// Stats is a snapshot of a member's bookkeeping.
+type Stats struct {
+	Members         int    // live members, this one included
+	PendingEvents   int    // events not yet read from Events
+	CoalescedEvents uint64 // Update events merged into an undelivered one
+	DeliveredEvents uint64
+	Joined          bool
+	JoinErr         error
+}
+
+// Stats returns a snapshot.
+func (c *Cluster) Stats() Stats {
+	s, _ := c.events.snapshot()
+	st := Stats{
+		Members:         len(s.members),
+		PendingEvents:   s.pending,
+		CoalescedEvents: s.coalesced,
+		DeliveredEvents: s.delivered,
+		JoinErr:         c.JoinErr(),
+	}
+	select {
+	case <-c.joined:
+		st.Joined = true
+	default:
+	}
+	return st
+}
+
+// UpdateMeta advertises new metadata. It returns once the update has been
+// broadcast or after Config.UpdateTimeout (then the update still spreads
+// with the next push/pull exchange; this is logged, not an error).
+func (c *Cluster) UpdateMeta(m Meta) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	b, err := m.encode()
+	if err != nil {
+		return err
+	}
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if c.left.Load() {
+		return ErrLeft
+	}
+	c.meta.set(b)
+	if err := c.ml.UpdateNode(c.cfg.UpdateTimeout); err != nil {
+		c.log.Warn("metadata update not yet broadcast", "err", err)
+	}
+	return nil
+}
+
+// Leave tells the other members that this one leaves (they see
+// EventLeave, not EventFail) and waits up to timeout for that message to go
+// out. Joining stops. Call Close afterwards.
+func (c *Cluster) Leave(timeout time.Duration) error {
+	if timeout <= 0 {
+		return fmt.Errorf("%w: leave timeout must be positive", ErrConfig)
+	}
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if c.left.CompareAndSwap(false, true) {
+		close(c.leftCh)
+	}
+	if err := c.ml.Leave(timeout); err != nil {
+		return fmt.Errorf("cluster leave: %w", err)
+	}
+	return nil
+}
+
+// Close stops the member without a goodbye (others will detect a failure
+// unless Leave was called first), waits for its goroutines and closes
+// Events. It is idempotent.
+func (c *Cluster) Close() error {
+	c.closeOnce.Do(func() {
+		c.life.Lock()
+		c.closed = true
+		c.life.Unlock()
+		c.cancel()
+		if err := c.ml.Shutdown(); err != nil {
+			c.closeErr = fmt.Errorf("memberlist shutdown: %w", err)
+		}
+		<-c.joinDone
+		c.events.close()
+		c.log.Info("cluster member stopped")
+	})
+	return c.closeErr
+}
+
+// metaDelegate is memberlist's Delegate: it only supplies our metadata.
+type metaDelegate struct {
+	mu   sync.Mutex
+	meta []byte
+}
+
+var _ memberlist.Delegate = (*metaDelegate)(nil)
+
+func (d *metaDelegate) set(b []byte) {
+	d.mu.Lock()
+	d.meta = b
+	d.mu.Unlock()
+}
+
+func (d *metaDelegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.meta) > limit { // Validate keeps this from happening
+		return nil
+	}
+	return slices.Clone(d.meta)
+}
+
+func (d *metaDelegate) NotifyMsg([]byte)                           {}
+func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *metaDelegate) LocalState(join bool) []byte                { return nil }
+func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}

@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// resolveTimeout bounds one DNS lookup of a join entry.
+const resolveTimeout = 10 * time.Second
+
+// joinLoop is the join goroutine. Until a join succeeds it retries with
+// exponential backoff (JoinRetry doubling up to JoinRetryMax). Afterwards it
+// re-joins every Rejoin, and at JoinRetry pace while this member is alone.
+// It stops at Close or Leave.
+func (c *Cluster) joinLoop() {
+	defer close(c.joinDone)
+	if len(c.cfg.Join) == 0 {
+		close(c.joined)
+		return
+	}
+	delay := c.cfg.JoinRetry
+	joined := false
+	for {
+		err := c.joinOnce()
+		c.joinMu.Lock()
+		c.joinErr = err
+		c.joinMu.Unlock()
+		var wait time.Duration
+		switch {
+		case err != nil:
+			c.log.Debug("join failed; will retry", "in", delay, "err", err)
+			wait = delay
+			delay = min(2*delay, c.cfg.JoinRetryMax)
+		case !joined:
+			joined = true
+			close(c.joined)
+			c.log.Info("joined cluster", "members", len(c.Members()))
+			fallthrough
+		default:
+			delay = c.cfg.JoinRetry
+			if c.cfg.Rejoin == 0 {
+				return
+			}
+			wait = c.cfg.Rejoin
+		}
+		if !c.sleep(wait, err == nil) {
+			return
+		}
+	}
+}
+
+// sleep waits d; when watchAlone it wakes early once this member is alone.
+// It returns false at Close or Leave.
+func (c *Cluster) sleep(d time.Duration, watchAlone bool) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var tick <-chan time.Time
+	if watchAlone {
+		t := time.NewTicker(c.cfg.JoinRetry)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-c.ctx.Done():
+			return false
+		case <-c.leftCh:
+			return false
+		case <-timer.C:
+			return true
+		case <-tick:
+			if c.ml.NumMembers() <= 1 {
+				c.log.Info("alone in the cluster; joining again")
+				return true
+			}
+		}
+	}
+}
+
+// joinOnce resolves the Join entries and joins every address that is not
+// this member or an already live one. It succeeds when, afterwards, another
+// member is alive.
+func (c *Cluster) joinOnce() error {
+	targets, rerr := c.joinTargets()
+	if len(targets) == 0 {
+		if c.ml.NumMembers() > 1 {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("%w: %w", ErrJoin, rerr)
+		}
+		return fmt.Errorf("%w: the join addresses lead only to this member", ErrJoin)
+	}
+	n, err := c.ml.Join(targets)
+	if c.ml.NumMembers() > 1 {
+		if err != nil || rerr != nil {
+			c.log.Debug("some join addresses failed", "reached", n, "of", len(targets), "err", errors.Join(rerr, err))
+		}
+		return nil
+	}
+	if err == nil { // reached only addresses of this very member
+		err = errors.New("the join addresses lead only to this member")
+	}
+	return fmt.Errorf("%w: %w", ErrJoin, errors.Join(rerr, err))
+}
+
+// joinTargets resolves every Join entry to ip:port strings, leaving out
+// this member and live members. The error collects failed lookups.
+func (c *Cluster) joinTargets() ([]string, error) {
+	skip := map[netip.AddrPort]bool{c.addr: true}
+	for _, m := range c.Members() {
+		skip[m.Addr] = true
+	}
+	var targets []string
+	var errs []error
+	for _, entry := range c.cfg.Join {
+		host, port, _ := splitHostOptPort(entry) // checked by Validate
+		if port == 0 {
+			port = int(c.addr.Port())
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, resolveTimeout)
+		ips, err := resolveAll(ctx, c.cfg.Resolve, host)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, ip := range ips {
+			ap := netip.AddrPortFrom(ip, uint16(port))
+			if skip[ap] {
+				continue
+			}
+			skip[ap] = true
+			targets = append(targets, ap.String())
+		}
+	}
+	return targets, errors.Join(errs...)
+}
+
+// resolveAll returns host itself when it is an IP, else every address the
+// resolver gives, unmapped.
+func resolveAll(ctx context.Context, resolve Resolver, host string) ([]netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{ip.Unmap()}, nil
+	}
+	ips, err := resolve(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", host, err)
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("resolve %s: no addresses", host)
+	}
+	out := make([]netip.Addr, 0, len(ips))
+	for _, ip := range ips {
+		if ip.IsValid() {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out, nil
+}
+
+func resolveOne(ctx context.Context, resolve Resolver, host string) (netip.Addr, error) {
+	ips, err := resolveAll(ctx, resolve, host)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("resolve %s: no addresses", host)
+	}
+	return ips[0], nil
+}
+
+// systemResolve is the default Resolver: A and AAAA records.
+func systemResolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}

@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Role says what a member does in the cluster.
+type Role string
+
+// Roles.
+const (
+	RoleCoordinator Role = "coordinator" // runs downloads and hands out leases
+	RoleSwarmNode   Role = "swarmnode"   // downloads leased pieces for a coordinator
+)
+
+// MetaMaxSize is the largest encoded Meta memberlist carries.
+const MetaMaxSize = memberlist.MetaMaxSize
+
+// ErrBadMeta: a Meta is invalid or cannot be encoded or decoded.
+var ErrBadMeta = errors.New("bad member metadata")
+
+// Meta is what a member tells the others about itself. It travels in
+// memberlist's node metadata, msgpack-encoded with one-letter keys; unknown
+// keys are ignored so later versions may add fields.
+type Meta struct {
+	Role         Role   `msgpack:"r,omitempty"`
+	DelegateAddr string `msgpack:"d,omitempty"` // host:port of the member's delegate endpoint ("" = none)
+	Version      string `msgpack:"v,omitempty"` // program version, for display
+	Slots        int    `msgpack:"s,omitempty"` // connection slots it offers
+	Bandwidth    int64  `msgpack:"b,omitempty"` // configured bytes/s, 0 = unknown
+}
+
+// Validate checks a Meta before it is advertised.
+func (m Meta) Validate() error {
+	switch m.Role {
+	case RoleCoordinator, RoleSwarmNode:
+	default:
+		return fmt.Errorf("%w: role %q (want %q or %q)", ErrBadMeta, m.Role, RoleCoordinator, RoleSwarmNode)
+	}
+	if m.DelegateAddr != "" {
+		if err := checkHostPort(m.DelegateAddr); err != nil {
+			return fmt.Errorf("%w: delegate address: %w", ErrBadMeta, err)
+		}
+	}
+	if m.Slots < 0 {
+		return fmt.Errorf("%w: negative slots %d", ErrBadMeta, m.Slots)
+	}
+	if m.Bandwidth < 0 {
+		return fmt.Errorf("%w: negative bandwidth %d", ErrBadMeta, m.Bandwidth)
+	}
+	b, err := m.encode()
+	if err != nil {
+		return err
+	}
+	if len(b) > MetaMaxSize {
+		return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrBadMeta, len(b), MetaMaxSize)
+	}
+	return nil
+}
+
+func (m Meta) encode() ([]byte, error) {
+	b, err := msgpack.Marshal(&m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode: %w", ErrBadMeta, err)
+	}
+	return b, nil
+}
+
+// DecodeMeta decodes metadata received from another member. Empty input is
+// a zero Meta (a member that advertises none).
+func DecodeMeta(b []byte) (Meta, error) {
+	var m Meta
+	if len(b) == 0 {
+		return m, nil
+	}
+	if len(b) > MetaMaxSize {
+		return Meta{}, fmt.Errorf("%w: %d bytes, limit %d", ErrBadMeta, len(b), MetaMaxSize)
+	}
+	if err := msgpack.Unmarshal(b, &m); err != nil {
+		return Meta{}, fmt.Errorf("%w: decode: %w", ErrBadMeta, err)
+	}
+	return m, nil
+}
+
+// checkHostPort accepts "host:port" with a non-empty host and a port in
+// 1..65535.
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", s)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: bad port", s)
+	}
+	return nil
+}
