@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -42,9 +43,14 @@ func (r *patternReader) Read(b []byte) (int, error) {
 
 // BenchmarkStoreWrite writes a 256 MiB torrent of 1 MiB pieces submitted in
 // random order, with the default Config, through Close (everything synced
-// and recorded). MB/s is the sustained rate to disk.
+// and recorded). MB/s is the sustained rate to disk. PIECESTORE_BENCH_MIB
+// changes the size (e.g. 1024).
 func BenchmarkStoreWrite(b *testing.B) {
-	const pieceLen, total = 1 << 20, 256 << 20
+	const pieceLen = 1 << 20
+	total := int64(256 << 20)
+	if v, err := strconv.Atoi(os.Getenv("PIECESTORE_BENCH_MIB")); err == nil && v > 0 {
+		total = int64(v) << 20
+	}
 	base := make([]byte, pieceLen)
 	rand.NewChaCha8([32]byte{1}).Read(base)
 	raw, err := metainfo.Build("bench", []metainfo.File{{Length: total}}, pieceLen, nil,

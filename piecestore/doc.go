@@ -67,6 +67,16 @@
 // The stamps are a cheap change detector, not a proof: a file modified with
 // its mtime restored is only caught by Verify.
 //
+// The record file is locked with flock while the store is open: a second
+// store for the same torrent and directory fails with ErrInUse (the kernel
+// releases the lock if the process dies).
+//
+// # Limits
+//
+// Every non-empty file stays open while the store is open (one descriptor
+// each), so a torrent with more files than RLIMIT_NOFILE allows fails at
+// Open with a clear error.
+//
 // # Errors
 //
 // A write, sync or record failure is sticky (Err): it names the file

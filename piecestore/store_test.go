@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -502,4 +504,71 @@ func TestPaddingFilesNotStored(t *testing.T) {
 	if err := s.Verify(context.Background(), nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Verify after Close: %v", err)
 	}
+}
+
+// TestConcurrentSubmitAndRead: several submitters and readers at once
+// (run with -race).
+func TestConcurrentSubmitAndRead(t *testing.T) {
+	tt := newTorrent(t, "conc", 4096, fileSpec{"a", 100_000}, fileSpec{"b/c", 0}, fileSpec{"d", 150_000})
+	cfg := testConfig(tt, t.TempDir(), nil)
+	cfg.WriteBudget = 16 << 10 // back-pressure all the time
+	cfg.SyncBytes = 32 << 10
+	s := openStore(t, cfg, nil)
+	n := s.NumPieces()
+	perm := rand.Perm(n)
+	errs := make(chan error, 8)
+	var submitters, readers sync.WaitGroup
+	for g := range 4 {
+		submitters.Add(1)
+		go func() {
+			defer submitters.Done()
+			for i := g; i < n; i += 4 {
+				p := perm[i]
+				b := s.GetBuffer(p)
+				copy(b, tt.piece(p))
+				if err := s.Submit(context.Background(), p, b); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	for range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			blk := make([]byte, 1000)
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				p := rand.IntN(n)
+				buf := blk[:min(int64(len(blk)), s.lay.pieceSize(p))]
+				begin := rand.Int64N(s.lay.pieceSize(p) - int64(len(buf)) + 1)
+				_, err := s.ReadBlock(p, begin, buf)
+				if errors.Is(err, ErrNotComplete) {
+					continue
+				}
+				if err != nil || !bytes.Equal(buf, tt.piece(p)[begin:begin+int64(len(buf))]) {
+					errs <- fmt.Errorf("read piece %d at %d: %v", p, begin, err)
+					return
+				}
+			}
+		}()
+	}
+	submitters.Wait()
+	waitWritten(t, s, n)
+	close(done)
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkFiles(t, tt, cfg.Dir)
 }
