@@ -193,18 +193,7 @@ func transmissionClient(netns bool) *client {
 	c.Version = firstLine(exec.Command(p, "--version"))
 	c.Args = func(e runEnv) ([]string, error) {
 		cfgDir := filepath.Join(filepath.Dir(e.OutDir), "transmission")
-		if err := os.MkdirAll(cfgDir, 0o755); err != nil {
-			return nil, err
-		}
-		settings := fmt.Sprintf(`{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false,
- "port-forwarding-enabled": false, "utp-enabled": false, "blocklist-enabled": false,
- "peer-port": %d, "bind-address-ipv4": %q, "bind-address-ipv6": "::1", "preallocation": 0,
- "speed-limit-down-enabled": false, "speed-limit-up-enabled": false, "message-level": 1}
-`, e.Port, e.IP)
-		if err := os.WriteFile(filepath.Join(cfgDir, "settings.json"), []byte(settings), 0o644); err != nil {
-			return nil, err
-		}
-		return []string{"-g", cfgDir, "-w", e.OutDir, "-p", strconv.Itoa(e.Port), "-M", "-D", "-U", e.Torrent}, nil
+		return lab.TransmissionArgs(cfgDir, e.IP, e.Port, e.OutDir, e.Torrent)
 	}
 	return c
 }

@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,5 +94,75 @@ func TestStarConfigValidate(t *testing.T) {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
+	}
+}
+
+// TestNetnsTransmissionSeeds runs transmission-cli as the only live seeder
+// (namespaces: Transmission refuses loopback peers) and downloads from it
+// with aria2c: the lab can put Transmission in a swarm.
+func TestNetnsTransmissionSeeds(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.Require(t, "ip", "opentracker", "aria2c", "transmission-cli")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := newCleanup(t)
+	hosts, err := lab.NewStar(ctx, cl, lab.StarConfig{Hosts: []string{"tracker", "aria", "tr", "client"}, Subnet: "10.231.18"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := lab.DefaultSwarmConfig()
+	cfg.Dir = t.TempDir()
+	cfg.Payload.Size = 8 << 20
+	cfg.Seeders = 1
+	sw, err := lab.StartSwarm(ctx, cl, cfg, hosts["tracker"], []lab.Host{hosts["aria"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := hosts["tr"]
+	port, err := tr.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, err := lab.TransmissionArgs(filepath.Join(cfg.Dir, "tr-config"), tr.IP(), port, filepath.Dir(sw.Payload.Path), sw.Torrent.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeder, err := lab.StartProc(cl, "transmission", tr.Command(ctx, "transmission-cli", args...), filepath.Join(cfg.Dir, "logs", "transmission.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = lab.Poll(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		if seeder.Exited() {
+			return false, errors.New(seeder.Tail(500))
+		}
+		r, err := sw.Tracker.ScrapeInfo(ctx, sw.Torrent.InfoHash)
+		return err == nil && r.Complete == 2, nil
+	})
+	if err != nil {
+		t.Fatalf("transmission did not register as a seeder: %v", err)
+	}
+	sw.Seeders[0].Stop() // from now on only Transmission serves data
+
+	c := hosts["client"]
+	cport, err := c.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	p, err := lab.StartProc(cl, "leecher", c.Command(ctx, "aria2c", lab.Aria2LeechArgs(c.IP(), cport, out, sw.Torrent.Path)...),
+		filepath.Join(cfg.Dir, "logs", "leecher.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		t.Fatalf("leecher did not finish: %s\ntransmission: %s", p.Tail(500), seeder.Tail(500))
+	}
+	if err := p.Err(); err != nil {
+		t.Fatalf("leecher: %v: %s", err, p.Tail(500))
+	}
+	if err := sw.Payload.Verify(out); err != nil {
+		t.Fatal(err)
 	}
 }
