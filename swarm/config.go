@@ -120,7 +120,7 @@ func DefaultConfig() Config {
 		MinPipeline:        4,
 		MaxPipeline:        512,
 		StartPipeline:      256,
-		MaxInFlightBytes:   32 << 20,
+		MaxInFlightBytes:   24 << 20,
 		MaxUploadQueue:     256,
 		MaxStrikes:         2,
 		LeaseHorizon:       20 * time.Second,

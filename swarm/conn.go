@@ -219,7 +219,7 @@ func (s *LocalSwarm) acceptLoop(l net.Listener) {
 func (s *LocalSwarm) readLoop(h *connHandle) {
 	defer s.wg.Done()
 	lim := peerwire.DefaultLimits(s.info.NumPieces(), s.info.PieceLength, s.info.Length)
-	r := peerwire.NewReaderSize(h.c, lim, 256<<10)
+	r := peerwire.NewReaderSize(h.c, lim, 128<<10)
 	var lastDeadline time.Time
 	b := batchPool.Get().(*connBatch)
 	b.h = h
@@ -243,10 +243,14 @@ func (s *LocalSwarm) readLoop(h *connHandle) {
 		ev := connEvent{msg: m}
 		switch m.ID {
 		case peerwire.Piece:
-			bb := blockPool.Get().(*blockBuf)
-			n := copy(bb.b[:], m.Block)
-			ev.block = bb
-			ev.msg.Block = bb.b[:n]
+			if len(m.Block) <= peerwire.BlockSize {
+				bb := blockPool.Get().(*blockBuf)
+				n := copy(bb.b[:], m.Block)
+				ev.block = bb
+				ev.msg.Block = bb.b[:n]
+			} else {
+				ev.msg.Block = append([]byte(nil), m.Block...)
+			}
 		case peerwire.BitfieldMsg:
 			ev.msg.Bitfield = append([]byte(nil), m.Bitfield...)
 		case peerwire.Extended:
@@ -255,7 +259,7 @@ func (s *LocalSwarm) readLoop(h *connHandle) {
 			ev.msg.Payload = nil
 		}
 		b.evs = append(b.evs, ev)
-		if r.Buffered() == 0 || len(b.evs) >= 128 {
+		if r.Buffered() == 0 || len(b.evs) >= 64 {
 			if !s.sendBatch(b) {
 				return
 			}
@@ -284,7 +288,7 @@ func (s *LocalSwarm) sendBatch(b *connBatch) bool {
 func (s *LocalSwarm) writeLoop(h *connHandle) {
 	defer s.wg.Done()
 	defer h.c.Close() // unblocks the reader on write failure
-	buf := make([]byte, 0, 256<<10)
+	buf := make([]byte, 0, 64<<10)
 	var batch []peerwire.Message
 	keep := time.NewTicker(s.cfg.KeepAlive / 2)
 	defer keep.Stop()

@@ -27,7 +27,10 @@ type Status struct {
 	Verified int // verified, not yet durably written
 	Written  int // durably written
 	// BytesDone is the length of the written pieces; Length the torrent's.
-	BytesDone, Length    int64
+	BytesDone, Length int64
+	// StorageWait is the total time the sub-chief waited on Storage.Submit
+	// (back-pressure from a disk slower than the network).
+	StorageWait          time.Duration
 	Downloaded, Uploaded int64   // payload bytes over all workers
 	DownRate, UpRate     float64 // bytes/s over all workers
 	Peers, Seeds         int
@@ -80,8 +83,10 @@ type Download struct {
 	deadlines deadlineTable
 	tickets   map[uint64]watchdog.Ticket
 	nextPeer  int
-	isDone    bool
-	stopped   bool
+	// submitWait is the time spent blocked handing pieces to Storage.
+	submitWait time.Duration
+	isDone     bool
+	stopped    bool
 }
 
 type workerSlot struct {
@@ -115,7 +120,7 @@ func New(cfg Config) (*Download, error) {
 	hasPiece := func(i int) bool { return i/8 < len(have) && have[i/8]&(0x80>>(i%8)) != 0 }
 	d := &Download{
 		cfg: cfg, log: cfg.logger().With("swarm", "subchief"), storage: cfg.Storage, local: local, n: n,
-		fanIn:    make(chan slotEvent, 16),
+		fanIn:    make(chan slotEvent, 1),
 		wake:     make(chan struct{}, 1),
 		complete: make(chan struct{}),
 		stopCh:   make(chan struct{}),
@@ -411,7 +416,13 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) {
 	s.rate.Add(len(ev.Data))
 	s.lastDelivery = now
 	d.nVerified++
-	if err := d.storage.Submit(d.ctx, i, ev.Data); err != nil {
+	t0 := time.Now()
+	err := d.storage.Submit(d.ctx, i, ev.Data)
+	d.submitWait += time.Since(t0)
+	if s.trusted {
+		d.local.accepted()
+	}
+	if err != nil {
 		if d.ctx.Err() == nil {
 			d.fail(fmt.Errorf("swarm: store piece %d: %w", i, err))
 		}
@@ -564,7 +575,8 @@ func (d *Download) tick(now time.Time) {
 
 func (d *Download) publish(now time.Time) {
 	st := Status{Pieces: d.n, Written: d.nWritten, Verified: d.nVerified - d.nWritten,
-		BytesDone: d.bytesDone, Length: d.cfg.Info.Length, Complete: d.isDone, Err: d.Err(), Updated: now}
+		BytesDone: d.bytesDone, Length: d.cfg.Info.Length, Complete: d.isDone, Err: d.Err(), Updated: now,
+		StorageWait: d.submitWait}
 	for i := 0; i < d.n; i++ {
 		if d.lb.IsDone(i) {
 			continue

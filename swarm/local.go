@@ -51,6 +51,9 @@ type LocalSwarm struct {
 	nconns    atomic.Int64
 	bans      atomic.Pointer[map[netip.Addr]struct{}]
 	status    atomic.Pointer[WorkerStatus]
+	// transit counts verified pieces handed to the sub-chief that Storage
+	// has not yet accepted: their buffers count against MaxInFlightBytes.
+	transit atomic.Int64
 	// firstBlock is when the first block request was queued (UnixNano).
 	firstBlock atomic.Int64
 
@@ -78,6 +81,7 @@ type LocalSwarm struct {
 	lastRates   time.Time
 	lastChoke   time.Time
 	pickBuf     []Block
+	msgBuf      []peerwire.Message
 	cancelBuf   []peerKey
 	rng         uint64
 }
@@ -118,10 +122,10 @@ func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
 		storage:    cfg.Storage,
 		log:        cfg.logger().With("swarm", "local"),
 		newConns:   make(chan newConn),
-		connIn:     make(chan *connBatch, 64),
+		connIn:     make(chan *connBatch, 16),
 		hashIn:     make(chan hashJob, maxActive+1),
 		hashOut:    make(chan hashJob, maxActive+1),
-		events:     make(chan WorkerEvent, 16),
+		events:     make(chan WorkerEvent, 1),
 		mbWake:     make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
@@ -314,9 +318,6 @@ func (s *LocalSwarm) run() {
 			s.outbox = s.outbox[1:]
 			if len(s.outbox) == 0 {
 				s.outbox = nil
-			}
-			if first.Kind == EventPiece {
-				s.fillAll() // a piece buffer was freed: pipelines may refill
 			}
 		case now := <-tick.C:
 			s.tick(now)
@@ -526,6 +527,7 @@ func (s *LocalSwarm) hashed(j hashJob) {
 	if j.ok {
 		s.delivered++
 		s.pieceDone(j.piece)
+		s.transit.Add(1)
 		s.outbox = append(s.outbox, WorkerEvent{Kind: EventPiece, Piece: j.piece, Data: j.buf, Verified: true})
 		s.fillAll()
 		return
@@ -561,6 +563,13 @@ func (s *LocalSwarm) ban(addrs ...netip.Addr) {
 			s.dropPeer(p, ErrBanned)
 		}
 	}
+}
+
+// accepted is called by the sub-chief when Storage took (or refused) a
+// piece this swarm delivered: its buffer no longer counts as in flight.
+func (s *LocalSwarm) accepted() {
+	s.transit.Add(-1)
+	s.post(s.fillAll)
 }
 
 // Banned reports whether an address is banned (for tests and status).

@@ -287,8 +287,10 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 		})
 	case peerwire.Piece:
 		s.gotBlock(p, int(m.Index), int(m.Begin), m.Block)
-		blockPool.Put(ev.block)
-		ev.block = nil
+		if ev.block != nil {
+			blockPool.Put(ev.block)
+			ev.block = nil
+		}
 	case peerwire.Reject:
 		k := blockKey(int(m.Index), int(m.Begin))
 		if _, ok := p.reqs[k]; ok {
@@ -470,7 +472,7 @@ func (s *LocalSwarm) fill(p *peer) {
 	if want <= 0 || (len(p.reqs) > 0 && want < depth/4) {
 		return
 	}
-	s.picker.Held = s.verifying + len(s.outbox)
+	s.picker.Held = s.verifying + int(s.transit.Load())
 	s.pickBuf = s.picker.Pick(p.key, p.hasFn, want, s.pickBuf[:0])
 	if len(s.pickBuf) == 0 {
 		return
@@ -479,7 +481,7 @@ func (s *LocalSwarm) fill(p *peer) {
 	if len(p.reqs) == 0 {
 		p.lastBlock = now // the snub clock runs from the first request
 	}
-	msgs := make([]peerwire.Message, 0, len(s.pickBuf))
+	msgs := s.msgBuf[:0]
 	for _, b := range s.pickBuf {
 		k := blockKey(b.Piece, b.Begin)
 		p.reqs[k] = now
@@ -487,6 +489,8 @@ func (s *LocalSwarm) fill(p *peer) {
 		msgs = append(msgs, peerwire.Message{ID: peerwire.Request, Index: uint32(b.Piece), Begin: uint32(b.Begin), Length: uint32(b.Length)})
 	}
 	p.h.out.push(msgs...)
+	clear(msgs)
+	s.msgBuf = msgs[:0]
 	if s.firstBlock.Load() == 0 {
 		s.firstBlock.Store(now.UnixNano())
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"flotilla/metainfo"
+	"flotilla/piecestore"
 )
 
 // TestPerfAria2 downloads a large payload (1 MiB pieces) from 3 aria2c
@@ -35,7 +36,11 @@ func TestPerfAria2(t *testing.T) {
 	sw := startAria2Swarm(t, int64(mb)<<20, 1<<20, 3)
 	for r := range runs {
 		out := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^TestPerfChild$", "-test.v")
+		args := []string{"-test.run=^TestPerfChild$", "-test.v"}
+		if prof := os.Getenv("FLOTILLA_PERF_PROFILE"); prof != "" {
+			args = append(args, "-test.cpuprofile="+prof+".cpu", "-test.memprofile="+prof+".mem")
+		}
+		cmd := exec.Command(os.Args[0], args...)
 		cmd.Env = append(os.Environ(), "FLOTILLA_PERF_CHILD="+sw.Torrent.Path+","+out+","+strings.Join(sw.SeederAddrs, ","))
 		start := time.Now()
 		b, err := cmd.CombinedOutput()
@@ -72,10 +77,19 @@ func TestPerfChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := openStore(t, parts[1], tor)
+	scfg := piecestore.DefaultConfig()
+	scfg.Dir, scfg.Info, scfg.InfoHash = parts[1], tor.Info, tor.InfoHash
+	scfg.Preallocate = os.Getenv("FLOTILLA_PERF_PREALLOC") != ""
+	st, err := piecestore.Open(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := DefaultConfig()
 	cfg.Info, cfg.InfoHash, cfg.Storage = tor.Info, tor.InfoHash, st
-	copy(cfg.PeerID[:], "-FL0001-perfperfperf")
+	copy(cfg.PeerID[:], fmt.Sprintf("-FL0001-%012d", time.Now().UnixNano()%1e12))
+	if v, _ := strconv.Atoi(os.Getenv("FLOTILLA_PERF_INFLIGHT_MB")); v > 0 {
+		cfg.MaxInFlightBytes = int64(v) << 20
+	}
 	if os.Getenv("FLOTILLA_PERF_NULL") != "" {
 		cfg.Storage = nullStorage{written: make(chan int, tor.Info.NumPieces()), n: tor.Info.NumPieces()}
 	}
@@ -125,8 +139,8 @@ func TestPerfChild(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("perf: %.0f MB/s (%v), first request %v, downloaded %d, wasted %d\n",
-		float64(tor.Info.Length)/1e6/took.Seconds(), took.Round(time.Millisecond), firstBlock.Round(time.Millisecond), s.Downloaded, s.Workers[0].Wasted)
+	fmt.Printf("perf: %.0f MB/s (%v), first request %v, downloaded %d, wasted %d, waited on storage %v\n",
+		float64(tor.Info.Length)/1e6/took.Seconds(), took.Round(time.Millisecond), firstBlock.Round(time.Millisecond), s.Downloaded, s.Workers[0].Wasted, s.StorageWait.Round(time.Millisecond))
 }
 
 // nullStorage discards pieces (measures the network path alone).
