@@ -145,6 +145,16 @@ func open(cfg Config, h hooks) (*Store, error) {
 // a record that matches the files. It returns the files' current stamps.
 func (s *Store) prepare() ([]stamp, error) {
 	l := s.lay
+	// The record first: its lock keeps a second store off the files.
+	rc, rec, warn, err := openRecorder(s.rootfd, s.root, s.cfg.InfoHash, l, s.hooks.fdatasync)
+	if err != nil {
+		return nil, err
+	}
+	s.rec = rc
+	if warn != nil {
+		s.log.Warn("piecestore: ignoring unusable completion record; pieces will be downloaded again",
+			"record", rc.path, "err", warn)
+	}
 	pre := make([]stamp, len(l.files))
 	for i := range l.files {
 		f := &l.files[i]
@@ -170,15 +180,6 @@ func (s *Store) prepare() ([]stamp, error) {
 			continue
 		}
 		f.fd = fd
-	}
-	rc, rec, warn, err := openRecorder(s.rootfd, s.root, s.cfg.InfoHash, l, s.hooks.fdatasync)
-	if err != nil {
-		return nil, err
-	}
-	s.rec = rc
-	if warn != nil {
-		s.log.Warn("piecestore: ignoring unusable completion record; pieces will be downloaded again",
-			"record", rc.path, "err", warn)
 	}
 	have := make([]byte, (l.numPieces+7)/8)
 	changed := make([]bool, len(l.files)) // size or mtime differs from the record

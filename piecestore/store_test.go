@@ -572,3 +572,64 @@ func TestConcurrentSubmitAndRead(t *testing.T) {
 	}
 	checkFiles(t, tt, cfg.Dir)
 }
+
+// TestRunLongerThanIOVMax: a coalesced run of more pieces than IOV_MAX is
+// split into several pwritev calls, and short writes are resumed.
+func TestRunLongerThanIOVMax(t *testing.T) {
+	tt := newTorrent(t, "iov", 16, fileSpec{"", 3000 * 16})
+	g := newGate()
+	h := g.hooks()
+	gated := h.pwritev
+	short := 0
+	h.pwritev = func(fd int, iovs [][]byte, off int64) (int, error) {
+		if len(iovs) > maxIovecs {
+			t.Errorf("pwritev with %d iovecs", len(iovs))
+		}
+		if len(iovs) > 2 && short < 2 { // a short write ending mid-iovec
+			short++
+			return gated(fd, [][]byte{iovs[0], iovs[1][:7]}, off)
+		}
+		return gated(fd, iovs, off)
+	}
+	s := openStore(t, testConfig(tt, t.TempDir(), nil), h)
+	submit(t, s, tt, 0)
+	<-g.entered
+	for _, p := range rand.Perm(3000) {
+		if p != 0 {
+			submit(t, s, tt, p)
+		}
+	}
+	close(g.release)
+	go func() {
+		for range g.entered {
+		}
+	}()
+	waitWritten(t, s, 3000)
+	close(g.entered)
+	// piece 0; then 2999 pieces = 1024+1024+951 iovecs, plus two resumed
+	// short writes.
+	if st := s.Stats(); st.Runs != 2 || st.WriteCalls != 1+3+2 {
+		t.Fatalf("runs %d, write calls %d; want 2 and 6", st.Runs, st.WriteCalls)
+	}
+	s.Close()
+	checkFiles(t, tt, s.cfg.Dir)
+}
+
+// TestVerifyPiecesLargerThanReads: pieces longer than one hashing read.
+func TestVerifyPiecesLargerThanReads(t *testing.T) {
+	tt := newTorrent(t, "big", 3*hashChunk, fileSpec{"x", 2 * hashChunk}, fileSpec{"y", 2*hashChunk + 5})
+	dir := t.TempDir()
+	s := openStore(t, testConfig(tt, dir, nil), nil)
+	submit(t, s, tt, 1)
+	submit(t, s, tt, 0)
+	waitWritten(t, s, 2)
+	s.Close()
+	os.Remove(filepath.Join(dir, ".flotilla", recordName(tt.hash)))
+	s2 := openStore(t, testConfig(tt, dir, nil), nil)
+	if s2.Complete() {
+		t.Fatal("complete without a record")
+	}
+	if err := s2.Verify(context.Background(), nil); err != nil || !s2.Complete() {
+		t.Fatalf("Verify: %v, complete %v", err, s2.Complete())
+	}
+}
