@@ -18,7 +18,8 @@
 //
 // # Goroutines and the write plan
 //
-// Two goroutines run per Store. The I/O worker owns the queue of verified
+// Two goroutines run per Store (plus a reader goroutine while Verify or
+// Open re-hashes, so that reads overlap hashing). The I/O worker owns the queue of verified
 // pieces. Submit hands it a piece after acquiring Config.WriteBudget bytes
 // (back-pressure: Submit blocks, honouring its context, while the queue is
 // over budget; the budget is returned when the piece's data is written).
