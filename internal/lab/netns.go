@@ -160,6 +160,7 @@ func NewStar(ctx context.Context, cl *Cleanup, cfg StarConfig) (map[string]*Netn
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	reapStaleNamespaces()
 	prefix := fmt.Sprintf("fl%d-%d", os.Getpid(), starSeq.Add(1))
 	run := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
@@ -220,4 +221,29 @@ func NewStar(ctx context.Context, cl *Cleanup, cfg StarConfig) (map[string]*Netn
 		hosts[h] = host
 	}
 	return hosts, nil
+}
+
+// reapStaleNamespaces deletes namespaces named by NewStar ("fl<pid>-...")
+// whose creating process is gone: a lab owner killed with SIGKILL cannot
+// run its Cleanup, and namespaces, unlike processes, have no Pdeathsig.
+func reapStaleNamespaces() {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		rest, ok := strings.CutPrefix(name, "fl")
+		if !ok {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
+			_ = exec.Command("ip", "netns", "del", name).Run()
+		}
+	}
 }

@@ -3,7 +3,9 @@ package lab_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -164,5 +166,28 @@ func TestNetnsTransmissionSeeds(t *testing.T) {
 	}
 	if err := sw.Payload.Verify(out); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNetnsReapsStale: a namespace left by a lab owner that died (SIGKILL
+// skips cleanup) is deleted by the next NewStar.
+func TestNetnsReapsStale(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.Require(t, "ip", "true")
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := fmt.Sprintf("fl%d-1-x", dead.Process.Pid)
+	if out, err := exec.Command("ip", "netns", "add", stale).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", stale).Run() })
+	cl := newCleanup(t)
+	if _, err := lab.NewStar(context.Background(), cl, lab.StarConfig{Hosts: []string{"a"}, Subnet: "10.231.19"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/run/netns/" + stale); !os.IsNotExist(err) {
+		t.Fatalf("stale namespace %s not reaped (%v)", stale, err)
 	}
 }
