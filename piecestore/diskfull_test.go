@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -201,5 +202,44 @@ func TestPreallocateDiskFull(t *testing.T) {
 	s.Close()
 	if _, err := os.Stat(filepath.Join(dir, ".flotilla")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSyncEIO: a failed fdatasync means the data may be gone; its pieces
+// are never recorded, nothing later is either, and the error names the file.
+func TestSyncEIO(t *testing.T) {
+	tt := newTorrent(t, "eio", 64, fileSpec{"a", 640})
+	dir := t.TempDir()
+	var fail atomic.Bool
+	h := defaultHooks()
+	h.fdatasync = func(fd int) error {
+		if fail.Load() {
+			return syscall.EIO
+		}
+		return defaultHooks().fdatasync(fd)
+	}
+	s := openStore(t, testConfig(tt, dir, nil), &h)
+	for p := range 3 {
+		submit(t, s, tt, p)
+	}
+	waitWritten(t, s, 3)
+	fail.Store(true)
+	for p := 3; p < 6; p++ {
+		submit(t, s, tt, p)
+	}
+	waitFor(t, "the sync error", func() bool { return s.Err() != nil })
+	err := s.Err()
+	var fe *FileError
+	if !errors.Is(err, ErrIO) || !errors.As(err, &fe) || fe.Op != "sync" || fe.Path != filepath.Join(dir, "eio", "a") {
+		t.Fatalf("Err() = %v, want a sync ErrIO naming eio/a", err)
+	}
+	fail.Store(false) // even if syncs work again, nothing more is recorded
+	s.Close()
+	if got := haveList(s.Have(), s.NumPieces()); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("Have = %v, want [0 1 2]", got)
+	}
+	s2 := openStore(t, testConfig(tt, dir, nil), nil)
+	if got := haveList(s2.Have(), s2.NumPieces()); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("Have after reopen = %v, want [0 1 2]", got)
 	}
 }
