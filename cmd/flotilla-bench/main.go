@@ -189,7 +189,7 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 		return err
 	}
 	if o.serve {
-		return serve(ctx, sw, o, stdout)
+		return serve(ctx, sw, clientHost, stdout, o.infoFile)
 	}
 
 	fmt.Fprintf(stdout, "\nswarm (%s lab): %s payload (%d bytes), %s pieces, %d aria2c seeders %s, tracker %s, clients on %s\n",
@@ -235,25 +235,29 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 }
 
 // serve prints the swarm, writes the info file and waits for a signal.
-func serve(ctx context.Context, sw *lab.Swarm, o options, stdout io.Writer) error {
+func serve(ctx context.Context, sw *lab.Swarm, client lab.Host, stdout io.Writer, infoFile string) error {
 	sums := filepath.Join(sw.Dir, "SHA256SUMS")
 	if err := os.WriteFile(sums, []byte(sw.Payload.Manifest()), 0o644); err != nil {
 		return err
 	}
-	port, err := lab.FreePort("127.0.0.1")
+	port, err := client.FreePort()
 	if err != nil {
 		return err
 	}
-	// LISTEN is a free loopback address for the downloader.
+	// LISTEN is a free address for the downloader; with the netns lab it
+	// must run in namespace NETNS (ip netns exec "$NETNS" ...).
 	info := fmt.Sprintf("TORRENT=%s\nNAME=%s\nTRACKER=%s\nSEEDERS=%s\nSHA256SUMS=%s\nLISTEN=%s\n",
 		shq(sw.Torrent.Path), shq(sw.Torrent.Name), shq(sw.Tracker.HTTPAnnounce),
-		shq(strings.Join(sw.SeederAddrs, " ")), shq(sums), shq(fmt.Sprintf("127.0.0.1:%d", port)))
-	if o.infoFile != "" {
-		tmp := o.infoFile + ".tmp"
+		shq(strings.Join(sw.SeederAddrs, " ")), shq(sums), shq(fmt.Sprintf("%s:%d", client.IP(), port)))
+	if ns, ok := client.(*lab.Netns); ok {
+		info += "NETNS=" + shq(ns.Name) + "\n"
+	}
+	if infoFile != "" {
+		tmp := infoFile + ".tmp"
 		if err := os.WriteFile(tmp, []byte(info), 0o644); err != nil {
 			return err
 		}
-		if err := os.Rename(tmp, o.infoFile); err != nil {
+		if err := os.Rename(tmp, infoFile); err != nil {
 			return err
 		}
 	}
