@@ -1,0 +1,232 @@
+package delegate
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"time"
+
+	"flotilla/cluster"
+)
+
+// Transport constants (spec.md, "Security").
+const (
+	// tlsPurpose is the Derive purpose of the delegate TLS identity.
+	tlsPurpose = "flotilla delegate tls v1"
+	// alpnProto is the TLS ALPN protocol both sides require.
+	alpnProto = "flotilla-delegate"
+	// exporterLabel is the TLS exporter label of the hello binding.
+	exporterLabel = "EXPORTER-flotilla-delegate-hello"
+)
+
+// credentials is the TLS identity every cluster member shares: an Ed25519
+// key derived from the cluster key and a self-signed certificate for it.
+//
+// Why pinning instead of chain validation is sound: the private key is a
+// deterministic function (HKDF-SHA256, then Ed25519 seed expansion) of the
+// cluster key and of nothing else, and HKDF is one-way. In TLS 1.3 a peer
+// that presents a certificate must also send CertificateVerify, a
+// signature over the handshake transcript with the certificate's private
+// key, which crypto/tls checks before our callback runs. So a peer whose
+// leaf public key equals the derived public key has signed this very
+// handshake with the derived private key, which it can only have computed
+// from the cluster key; conversely every holder of the cluster key can. No
+// CA is involved, so the certificate's other fields (subject, validity)
+// carry no meaning and InsecureSkipVerify only turns off the CA chain
+// check that our explicit pin replaces. Every member shares the identity:
+// it proves membership, not which member (names in the hello are
+// self-asserted).
+type credentials struct {
+	cert tls.Certificate
+	pub  ed25519.PublicKey
+}
+
+func deriveCredentials(key cluster.Key) (*credentials, error) {
+	seed := key.Derive(tlsPurpose)
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("%w: derived TLS seed is %d bytes", ErrConfig, len(seed))
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	pub := priv.Public().(ed25519.PublicKey)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "flotilla delegate"},
+		NotBefore:             time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:              time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+	}
+	// Ed25519 signing is deterministic: the same key gives the same bytes.
+	der, err := x509.CreateCertificate(nil, tmpl, tmpl, pub, priv)
+	if err != nil {
+		return nil, fmt.Errorf("delegate: make certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("delegate: parse certificate: %w", err)
+	}
+	return &credentials{cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv, Leaf: leaf}, pub: pub}, nil
+}
+
+var errKeyMismatch = errors.New("peer certificate is not the cluster key's")
+
+// verifyPeer pins the peer's leaf public key to ours.
+func (c *credentials) verifyPeer(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+	if len(rawCerts) == 0 {
+		return fmt.Errorf("%w: no certificate", errKeyMismatch)
+	}
+	leaf, err := x509.ParseCertificate(rawCerts[0])
+	if err != nil {
+		return fmt.Errorf("%w: %v", errKeyMismatch, err)
+	}
+	pub, ok := leaf.PublicKey.(ed25519.PublicKey)
+	if !ok || !bytes.Equal(pub, c.pub) {
+		return errKeyMismatch
+	}
+	return nil
+}
+
+func verifyConn(cs tls.ConnectionState) error {
+	if cs.Version != tls.VersionTLS13 {
+		return fmt.Errorf("%w: TLS version %x", errKeyMismatch, cs.Version)
+	}
+	if cs.NegotiatedProtocol != alpnProto {
+		return fmt.Errorf("%w: ALPN %q", errKeyMismatch, cs.NegotiatedProtocol)
+	}
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("%w: no certificate", errKeyMismatch)
+	}
+	return nil
+}
+
+func (c *credentials) tlsConfig(server bool) *tls.Config {
+	cfg := &tls.Config{
+		Certificates:          []tls.Certificate{c.cert},
+		MinVersion:            tls.VersionTLS13,
+		MaxVersion:            tls.VersionTLS13,
+		NextProtos:            []string{alpnProto},
+		VerifyPeerCertificate: c.verifyPeer,
+		VerifyConnection:      verifyConn,
+		// No resumption: every session proves the key afresh (and a
+		// server's post-handshake ticket write would block on net.Pipe).
+		SessionTicketsDisabled: true,
+	}
+	if server {
+		cfg.ClientAuth = tls.RequireAnyClientCert // chain not checked: verifyPeer pins the key
+	} else {
+		cfg.InsecureSkipVerify = true // no CA chain: verifyPeer pins the key
+		cfg.ServerName = "flotilla-delegate"
+	}
+	return cfg
+}
+
+// handshake runs TLS (client or server side) and the hello exchange on
+// conn. It returns the TLS connection, the peer's hello and the negotiated
+// version. The deadline of ctx (and timeout) bounds everything; nothing
+// the peer sends is decoded before TLS succeeded.
+func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bool, local helloMsg, timeout time.Duration) (*tls.Conn, helloMsg, uint16, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	var tc *tls.Conn
+	if server {
+		tc = tls.Server(conn, creds.tlsConfig(true))
+	} else {
+		tc = tls.Client(conn, creds.tlsConfig(false))
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, helloMsg{}, 0, classifyTLS(ctx, err)
+	}
+	cs := tc.ConnectionState()
+	binding, err := cs.ExportKeyingMaterial(exporterLabel, nil, 32)
+	if err != nil {
+		return nil, helloMsg{}, 0, fmt.Errorf("%w: exporter: %v", ErrAuth, err)
+	}
+	local.Binding = binding
+	out, err := encodeFrame(MsgHello, &local)
+	if err != nil {
+		return nil, helloMsg{}, 0, err
+	}
+	var peer helloMsg
+	// The coordinator (client) speaks first so that synchronous
+	// transports (net.Pipe) never have both sides writing.
+	if !server {
+		if _, err := tc.Write(out); err != nil {
+			return nil, helloMsg{}, 0, ioErr(ctx, "send hello", err)
+		}
+	}
+	t, body, err := readFrame(tc, maxHelloFrame)
+	if err != nil {
+		return nil, helloMsg{}, 0, ioErr(ctx, "read hello", err)
+	}
+	if t != MsgHello {
+		return nil, helloMsg{}, 0, fmt.Errorf("%w: first message is %v, want Hello", ErrProtocol, t)
+	}
+	if err := decodeBody(t, body, &peer); err != nil {
+		return nil, helloMsg{}, 0, err
+	}
+	if server {
+		// Answer even on a mismatch so the coordinator learns why.
+		if _, err := tc.Write(out); err != nil {
+			return nil, helloMsg{}, 0, ioErr(ctx, "send hello", err)
+		}
+	}
+	if !bytes.Equal(peer.Binding, binding) {
+		return nil, helloMsg{}, 0, fmt.Errorf("%w: hello not bound to this TLS session", ErrAuth)
+	}
+	want := RoleNode
+	if server {
+		want = RoleCoordinator
+	}
+	if peer.Role != want {
+		return nil, helloMsg{}, 0, fmt.Errorf("%w: peer role %q, want %q", ErrProtocol, peer.Role, want)
+	}
+	v, err := negotiate(local, peer)
+	if err != nil {
+		return nil, helloMsg{}, 0, err
+	}
+	conn.SetDeadline(time.Time{})
+	return tc, peer, v, nil
+}
+
+// negotiate picks the highest version both sides speak.
+func negotiate(local, peer helloMsg) (uint16, error) {
+	v := min(local.Version, peer.Version)
+	if v < local.MinVersion || v < peer.MinVersion || peer.MinVersion > peer.Version {
+		return 0, fmt.Errorf("%w: we speak %d..%d, peer %q speaks %d..%d", ErrVersion,
+			local.MinVersion, local.Version, peer.Name, peer.MinVersion, peer.Version)
+	}
+	return v, nil
+}
+
+// classifyTLS maps a handshake failure to ErrAuth (or a timeout).
+func classifyTLS(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("delegate: tls handshake: %w", ctx.Err())
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("delegate: tls handshake: %w", context.DeadlineExceeded)
+	}
+	return fmt.Errorf("%w: tls handshake: %w", ErrAuth, err)
+}
+
+func ioErr(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("delegate: %s: %w", what, ctx.Err())
+	}
+	return fmt.Errorf("delegate: %s: %w", what, err)
+}

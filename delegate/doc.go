@@ -1,0 +1,29 @@
+// Package delegate is the coordinator↔swarm-node protocol (DESIGN point
+// 10): a coordinator's sub-chief hands leases of pieces to a remote swarm
+// node, which downloads them with its own peer swarm and streams the
+// verified pieces back.
+//
+// The wire protocol is written down in spec.md beside this file: TCP, then
+// TLS 1.3 with credentials derived from the cluster key (both sides pin
+// the derived public key, so nobody without the key gets a message
+// decoded), a versioned hello, then a yamux session carrying one control
+// stream (msgpack messages with a one-byte type, see types.go) and data
+// streams of raw piece bytes whose flow control is yamux's stream window.
+//
+// Coordinator side: Dial (or Client over an existing connection) returns a
+// *RemoteSwarm, which satisfies swarm.Worker, so the sub-chief drives it
+// like its local swarm. Its EventPiece events are never marked Verified:
+// a node is trusted for bandwidth, never for data, and the sub-chief
+// re-hashes every piece from a worker it does not trust.
+//
+// Node side: a *Server accepts sessions and, for each job, runs a worker
+// (by default the same swarm.LocalSwarm the coordinator runs, restricted
+// to the node's lease) and forwards the coordinator's instructions to it.
+//
+// The package decides no policy: what to lease to whom is the sub-chief's.
+//
+// Concurrency: every long-lived unit (a RemoteSwarm, a node session, a
+// node job) has one goroutine per blocking edge (a writer draining a
+// command queue, a reader per stream) and a close channel plus a done
+// signal; methods that the sub-chief calls never block on the network.
+package delegate

@@ -1,0 +1,32 @@
+package delegate
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors of the protocol. They are wrapped with context; test with
+// errors.Is.
+var (
+	// ErrAuth: the peer did not prove that it holds the cluster key (the
+	// TLS handshake failed). Nothing the peer sent was decoded.
+	ErrAuth = errors.New("delegate: peer not authenticated with the cluster key")
+	// ErrVersion: the two sides share no protocol version.
+	ErrVersion = errors.New("delegate: no common protocol version")
+	// ErrProtocol: the peer sent something the protocol does not allow
+	// (malformed frame or body, unexpected message, wrong role).
+	ErrProtocol = errors.New("delegate: protocol violation")
+	// ErrFrameTooLarge: a frame's length is over the cap for its stream.
+	// It also matches ErrProtocol.
+	ErrFrameTooLarge = fmt.Errorf("%w: frame too large", ErrProtocol)
+	// ErrJobRejected: the node refused the job (the reason is wrapped).
+	ErrJobRejected = errors.New("delegate: job rejected by node")
+	// ErrSessionLost: the session to the peer dropped.
+	ErrSessionLost = errors.New("delegate: session lost")
+	// ErrRemoteFailed: the node reported that its worker failed.
+	ErrRemoteFailed = errors.New("delegate: remote worker failed")
+	// ErrClosed: the RemoteSwarm or Server was closed.
+	ErrClosed = errors.New("delegate: closed")
+	// ErrConfig is wrapped by every Validate error.
+	ErrConfig = errors.New("delegate: invalid config")
+)

@@ -1,0 +1,462 @@
+package delegate
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"flotilla/metainfo"
+	"flotilla/swarm"
+)
+
+// PieceReleaser may be implemented by a node's worker: Release is called
+// once for every EventPiece it delivered, after the piece was written to
+// the session (or dropped because the job ended). Until then the piece
+// counts against the worker's memory budget; a worker that stops
+// downloading while its pieces are unreleased is how a slow coordinator
+// throttles the node's peer swarm.
+type PieceReleaser interface {
+	Release(piece int, data []byte)
+}
+
+// nodeSession is the node's end of one session. Its run goroutine reads
+// the control stream and owns the job; a writer goroutine drains the
+// send queue.
+type nodeSession struct {
+	srv     *Server
+	log     *slog.Logger
+	sess    *yamux.Session
+	ctrl    *yamux.Stream
+	peer    helloMsg
+	version uint16
+	q       *sendQueue
+
+	failOnce sync.Once
+	dead     chan struct{}
+	wg       sync.WaitGroup
+
+	job *nodeJob // owned by run
+}
+
+func (ns *nodeSession) run() {
+	defer ns.sess.Close()
+	ctx, cancel := context.WithTimeout(ns.srv.ctx, ns.srv.cfg.HandshakeTimeout)
+	ctrl, err := ns.sess.AcceptStreamWithContext(ctx)
+	cancel()
+	if err != nil {
+		ns.log.Warn("no control stream", "err", err)
+		return
+	}
+	ns.ctrl = ctrl
+	ns.log.Info("session started", "version", ns.version)
+	ns.wg.Add(1)
+	go ns.writeLoop()
+	err = ns.readLoop()
+	if err != nil {
+		ns.log.Warn("session ended", "err", err)
+	} else {
+		ns.log.Info("session stopped by the coordinator")
+	}
+	ns.endJob()
+	ns.fail()
+	ns.wg.Wait()
+}
+
+func (ns *nodeSession) fail() {
+	ns.failOnce.Do(func() {
+		close(ns.dead)
+		ns.sess.Close()
+	})
+}
+
+func (ns *nodeSession) send(t MsgType, v any) {
+	f, err := encodeFrame(t, v)
+	if err != nil {
+		ns.log.Error("cannot encode message", "type", t, "err", err)
+		return
+	}
+	ns.q.push(f)
+}
+
+func (ns *nodeSession) writeLoop() {
+	defer ns.wg.Done()
+	var buf []byte
+	for {
+		select {
+		case <-ns.q.wake:
+		case <-ns.dead:
+			return
+		}
+		buf = ns.q.take(buf[:0])
+		if len(buf) == 0 {
+			continue
+		}
+		if _, err := ns.ctrl.Write(buf); err != nil {
+			ns.log.Debug("control write failed", "err", err)
+			ns.fail()
+			return
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil
+		}
+	}
+}
+
+// readLoop handles the coordinator's messages until Stop (nil) or an
+// error.
+func (ns *nodeSession) readLoop() error {
+	for {
+		t, body, err := readFrame(ns.ctrl, MaxControlFrame)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("%w: coordinator closed the control stream", ErrSessionLost)
+			}
+			return fmt.Errorf("%w: %w", ErrSessionLost, err)
+		}
+		m, err := decodeMessage(t, body)
+		if err != nil {
+			return err
+		}
+		switch m := m.(type) {
+		case *jobMsg:
+			ns.startJob(m)
+		case *piecesMsg:
+			j := ns.jobFor(m.Job)
+			if j == nil {
+				continue
+			}
+			switch t {
+			case MsgAssign:
+				j.w.Assign(j.indices(m.Pieces))
+			case MsgHave:
+				j.w.Have(j.indices(m.Pieces))
+			default:
+				return fmt.Errorf("%w: %v from a coordinator", ErrProtocol, t)
+			}
+		case *revokeMsg:
+			if j := ns.jobFor(m.Job); j != nil {
+				j.w.Revoke(j.indices(m.Pieces), m.Force)
+			}
+		case *addPeersMsg:
+			if j := ns.jobFor(m.Job); j != nil {
+				var addrs []netip.AddrPort
+				for _, s := range m.Addrs {
+					if a, err := netip.ParseAddrPort(s); err == nil {
+						addrs = append(addrs, a)
+					}
+				}
+				if len(addrs) > 0 {
+					j.w.AddPeers(addrs)
+				}
+			}
+		case *cancelMsg:
+			if ns.jobFor(m.Job) != nil {
+				ns.log.Info("job cancelled", "job", m.Job)
+				ns.endJob()
+			}
+		case *stopMsg:
+			return nil
+		default:
+			return fmt.Errorf("%w: %v from a coordinator", ErrProtocol, t)
+		}
+	}
+}
+
+// jobFor returns the running job with that id; messages for an ended job
+// (in flight when it was cancelled) are ignored.
+func (ns *nodeSession) jobFor(id uint64) *nodeJob {
+	if ns.job != nil && ns.job.job.ID == id {
+		return ns.job
+	}
+	ns.log.Debug("message for a job not running", "job", id)
+	return nil
+}
+
+func (ns *nodeSession) endJob() {
+	if ns.job != nil {
+		ns.job.stop()
+		ns.job = nil
+	}
+}
+
+func (ns *nodeSession) startJob(m *jobMsg) {
+	reject := func(format string, a ...any) {
+		reason := fmt.Sprintf(format, a...)
+		ns.log.Warn("job rejected", "job", m.Job, "reason", reason)
+		ns.send(MsgJobRejected, &jobRejectedMsg{Job: m.Job, Reason: reason})
+	}
+	cfg := ns.srv.cfg
+	if ns.job != nil {
+		reject("busy with job %d on this session", ns.job.job.ID)
+		return
+	}
+	if m.Job == 0 || len(m.InfoHash) != 20 {
+		reject("job id 0 or info-hash of %d bytes", len(m.InfoHash))
+		return
+	}
+	info, err := metainfo.ParseInfo(m.Info)
+	if err != nil {
+		reject("info: %v", err)
+		return
+	}
+	if sum := sha1.Sum(m.Info); string(sum[:]) != string(m.InfoHash) {
+		reject("info does not hash to the info-hash")
+		return
+	}
+	if info.NumPieces() == 0 || info.PieceLength > cfg.MaxPieceLength {
+		reject("piece length %d over %d or no pieces", info.PieceLength, cfg.MaxPieceLength)
+		return
+	}
+	job := Job{ID: m.Job, Info: info, InfoBytes: m.Info, Trackers: m.Trackers, Coordinator: ns.peer.Name, PeerID: newPeerID()}
+	copy(job.InfoHash[:], m.InfoHash)
+	if m.CoordinatorPeer != "" {
+		if a, err := netip.ParseAddrPort(m.CoordinatorPeer); err == nil {
+			job.CoordinatorPeer = a
+		} else {
+			ns.log.Warn("bad coordinator peer address", "addr", m.CoordinatorPeer)
+		}
+	}
+	w, err := ns.srv.newWorker(job)
+	if err != nil {
+		reject("worker: %v", err)
+		return
+	}
+	j := &nodeJob{ns: ns, job: job, w: w, ship: make(chan swarm.WorkerEvent), quit: make(chan struct{})}
+	var addr net.Addr
+	if a, ok := w.(interface{ Addr() net.Addr }); ok {
+		addr = a.Addr()
+	}
+	acc := jobAcceptedMsg{Job: job.ID, PeerID: job.PeerID[:]}
+	if addr != nil {
+		acc.PeerAddr = addr.String()
+	}
+	ns.send(MsgJobAccepted, &acc)
+	ns.job = j
+	ns.srv.nJobs.Add(1)
+	ns.srv.nActiveJobs.Add(1)
+	ns.log.Info("job started", "job", job.ID, "pieces", info.NumPieces(), "peer_addr", acc.PeerAddr)
+	j.start()
+	if job.CoordinatorPeer.IsValid() {
+		w.AddPeers([]netip.AddrPort{job.CoordinatorPeer})
+	}
+	if cfg.OnJob != nil {
+		j.onStop = cfg.OnJob(JobInfo{Job: job, PeerAddr: addr, AddPeers: w.AddPeers, Stats: j.stats})
+	}
+}
+
+// nodeJob runs one job: a pump goroutine reads the worker's events
+// (forwarding Revoked/Failed and reporting Status) and hands pieces to the
+// shippers, one per data stream, which write them to the session. A
+// shipper blocked by the coordinator's stream window holds its piece; the
+// pump then holds the next one and stops reading the worker, so the
+// node's memory stays bounded by the worker's own budget plus
+// DataStreams+1 pieces.
+type nodeJob struct {
+	ns     *nodeSession
+	job    Job
+	w      swarm.Worker
+	ship   chan swarm.WorkerEvent
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	onStop func()
+
+	mu      sync.Mutex
+	streams []*yamux.Stream
+
+	stopOnce sync.Once
+	shipped  atomic.Int64 // bytes
+}
+
+func (j *nodeJob) start() {
+	j.wg.Add(1 + j.ns.srv.cfg.DataStreams)
+	go j.pump()
+	for range j.ns.srv.cfg.DataStreams {
+		go j.shipLoop()
+	}
+}
+
+func (j *nodeJob) stop() {
+	j.stopOnce.Do(func() {
+		close(j.quit)
+		j.mu.Lock()
+		for _, st := range j.streams {
+			st.Close() // wakes a shipper blocked on the window
+		}
+		j.mu.Unlock()
+		j.w.Close()
+		j.wg.Wait()
+		if j.onStop != nil {
+			j.onStop()
+		}
+		j.ns.srv.nActiveJobs.Add(-1)
+		j.ns.log.Info("job ended", "job", j.job.ID, "shipped", j.shipped.Load())
+	})
+}
+
+func (j *nodeJob) stopped() bool {
+	select {
+	case <-j.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+func (j *nodeJob) indices(p []uint32) []int {
+	n := j.job.Info.NumPieces()
+	out := make([]int, 0, len(p))
+	for _, i := range p {
+		if int64(i) < int64(n) {
+			out = append(out, int(i))
+		}
+	}
+	return out
+}
+
+func (j *nodeJob) stats() (uploaded, downloaded, left int64) {
+	st := j.w.Status()
+	return st.Uploaded, st.Downloaded, max(0, j.job.Info.Length-j.shipped.Load())
+}
+
+func (j *nodeJob) release(ev swarm.WorkerEvent) {
+	if r, ok := j.w.(PieceReleaser); ok {
+		r.Release(ev.Piece, ev.Data)
+	}
+}
+
+func (j *nodeJob) sendStatus() {
+	st := j.w.Status()
+	f, err := encodeFrame(MsgStatus, &statusMsg{Job: j.job.ID, Peers: st.Peers, Seeds: st.Seeds,
+		DownRate: st.DownRate, UpRate: st.UpRate, Downloaded: st.Downloaded, Uploaded: st.Uploaded,
+		Wasted: st.Wasted, Leased: st.Leased, Active: st.Active, Delivered: st.Delivered,
+		HashFails: st.HashFails, Banned: st.Banned, Outstanding: st.Outstanding})
+	if err == nil {
+		j.ns.q.setStatus(f)
+	}
+}
+
+func (j *nodeJob) pump() {
+	defer j.wg.Done()
+	tick := time.NewTicker(j.ns.srv.cfg.StatusInterval)
+	defer tick.Stop()
+	events := j.w.Events()
+	var pending swarm.WorkerEvent
+	hasPending := false
+	j.sendStatus()
+	for {
+		evCh, shipCh := events, chan swarm.WorkerEvent(nil)
+		if hasPending {
+			evCh, shipCh = nil, j.ship
+		}
+		select {
+		case <-j.quit:
+			if hasPending {
+				j.release(pending)
+			}
+			return
+		case shipCh <- pending:
+			hasPending = false
+			pending = swarm.WorkerEvent{}
+		case <-tick.C:
+			j.sendStatus()
+		case ev, ok := <-evCh:
+			if !ok {
+				if !j.stopped() {
+					j.ns.send(MsgFailed, &failedMsg{Job: j.job.ID, Err: "worker stopped"})
+				}
+				events = nil
+				continue
+			}
+			switch ev.Kind {
+			case swarm.EventPiece:
+				if ev.Piece < 0 || ev.Piece >= j.job.Info.NumPieces() || int64(len(ev.Data)) != j.job.Info.PieceLen(ev.Piece) {
+					j.ns.log.Error("worker delivered a malformed piece; dropped", "piece", ev.Piece, "len", len(ev.Data))
+					j.release(ev)
+					continue
+				}
+				pending, hasPending = ev, true
+			case swarm.EventRevoked:
+				p := make([]uint32, 0, len(ev.Pieces))
+				for _, i := range ev.Pieces {
+					if i >= 0 && i < j.job.Info.NumPieces() {
+						p = append(p, uint32(i))
+					}
+				}
+				for len(p) > 0 {
+					n := min(len(p), maxListChunk)
+					j.ns.send(MsgRevoked, &piecesMsg{Job: j.job.ID, Pieces: p[:n]})
+					p = p[n:]
+				}
+			case swarm.EventFailed:
+				msg := "worker failed"
+				if ev.Err != nil {
+					msg = ev.Err.Error()
+				}
+				j.ns.log.Warn("worker failed", "job", j.job.ID, "err", ev.Err)
+				j.ns.send(MsgFailed, &failedMsg{Job: j.job.ID, Err: msg})
+			}
+		}
+	}
+}
+
+func (j *nodeJob) shipLoop() {
+	defer j.wg.Done()
+	st, err := j.ns.sess.OpenStream()
+	if err != nil {
+		if !j.stopped() {
+			j.ns.log.Warn("cannot open data stream", "err", err)
+			j.ns.fail()
+		}
+		return
+	}
+	j.mu.Lock()
+	if j.stopped() {
+		j.mu.Unlock()
+		st.Close()
+		return
+	}
+	j.streams = append(j.streams, st)
+	j.mu.Unlock()
+	defer st.Close()
+	for {
+		select {
+		case <-j.quit:
+			return
+		case ev := <-j.ship:
+			err := j.shipPiece(st, ev)
+			j.release(ev)
+			if err != nil {
+				if !j.stopped() {
+					j.ns.log.Warn("data stream write failed", "err", err)
+					j.ns.fail()
+				}
+				return
+			}
+		}
+	}
+}
+
+func (j *nodeJob) shipPiece(st *yamux.Stream, ev swarm.WorkerEvent) error {
+	h, err := encodeFrame(MsgPiece, &pieceHeader{Job: j.job.ID, Index: uint32(ev.Piece), Length: uint32(len(ev.Data))})
+	if err != nil {
+		return err
+	}
+	if _, err := st.Write(h); err != nil {
+		return err
+	}
+	if _, err := st.Write(ev.Data); err != nil {
+		return err
+	}
+	j.shipped.Add(int64(len(ev.Data)))
+	return nil
+}

@@ -1,0 +1,282 @@
+package delegate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"flotilla/metainfo"
+	"flotilla/swarm"
+)
+
+// localWorker is the node's default worker: the same swarm.LocalSwarm the
+// coordinator runs, over a nodeStore. Two things differ from the
+// coordinator's use of it:
+//
+//   - Pieces are stored at the coordinator. A delivered piece is also
+//     written to the node's store so that the node can upload it (DESIGN:
+//     nodes upload what they hold); Have from the coordinator is passed
+//     on only for pieces the node holds, and the others are revoked
+//     locally (the node stops downloading them but does not advertise
+//     what it cannot serve). Revoked events for those local revocations
+//     are not passed on.
+//   - Nobody submits to Storage, so the node reports when a piece left
+//     (Release) to the swarm's in-flight accounting, if the swarm exposes
+//     it (see acceptor).
+type localWorker struct {
+	ls    *swarm.LocalSwarm
+	store *nodeStore
+	log   *slog.Logger
+
+	events chan swarm.WorkerEvent
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	mu       sync.Mutex
+	dropped  map[int]bool // pieces stored at the coordinator that we do not hold
+	accepted acceptor
+}
+
+// acceptor is what a LocalSwarm may expose to learn that a piece it
+// delivered was taken off its hands (its buffer no longer counts against
+// MaxInFlightBytes).
+type acceptor interface{ Accepted() }
+
+func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger) (*localWorker, error) {
+	store, err := openNodeStore(cfg.DataDir, job)
+	if err != nil {
+		return nil, err
+	}
+	sc := cfg.Swarm
+	sc.Info, sc.InfoHash, sc.PeerID, sc.Storage = job.Info, job.InfoHash, job.PeerID, store
+	sc.Listener, sc.ListenAddr, sc.Logger = nil, "", log
+	var ls0 *swarm.LocalSwarm
+	if _, ok := any(ls0).(acceptor); !ok {
+		// The swarm cannot be told that a piece left the node, so pieces
+		// it delivered would count against MaxInFlightBytes forever and
+		// stall it. Until it can, give it room for the whole torrent; the
+		// session's pump still holds at most DataStreams+1 pieces.
+		sc.MaxInFlightBytes = max(sc.MaxInFlightBytes, job.Info.Length+job.Info.PieceLength)
+	}
+	if cfg.PeerListen != "" {
+		ln, err := net.Listen("tcp", cfg.PeerListen)
+		if err != nil {
+			// Busy (another job runs): same IP, any port.
+			host, _, herr := net.SplitHostPort(cfg.PeerListen)
+			if herr != nil {
+				store.Close()
+				return nil, fmt.Errorf("delegate: peer listen %q: %w", cfg.PeerListen, herr)
+			}
+			if ln, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+				store.Close()
+				return nil, fmt.Errorf("delegate: peer listen: %w", err)
+			}
+		}
+		sc.Listener = ln
+	}
+	ls, err := swarm.NewLocalSwarm(sc)
+	if err != nil {
+		if sc.Listener != nil {
+			sc.Listener.Close()
+		}
+		store.Close()
+		return nil, err
+	}
+	w := &localWorker{ls: ls, store: store, log: log, events: make(chan swarm.WorkerEvent),
+		quit: make(chan struct{}), done: make(chan struct{}), dropped: map[int]bool{}}
+	if a, ok := any(ls).(acceptor); ok {
+		w.accepted = a
+	}
+	go w.pump()
+	return w, nil
+}
+
+func (w *localWorker) pump() {
+	defer close(w.done)
+	defer close(w.events)
+	for ev := range w.ls.Events() {
+		switch ev.Kind {
+		case swarm.EventPiece:
+			if err := w.store.put(ev.Piece, ev.Data); err != nil {
+				w.log.Warn("cannot keep piece for upload", "piece", ev.Piece, "err", err)
+			}
+		case swarm.EventRevoked:
+			w.mu.Lock()
+			kept := ev.Pieces[:0:0]
+			for _, p := range ev.Pieces {
+				if !w.dropped[p] {
+					kept = append(kept, p)
+				}
+			}
+			w.mu.Unlock()
+			if len(kept) == 0 && len(ev.Pieces) > 0 {
+				continue
+			}
+			ev.Pieces = kept
+		}
+		select {
+		case w.events <- ev:
+		case <-w.quit:
+			if ev.Kind == swarm.EventPiece {
+				w.Release(ev.Piece, ev.Data)
+			}
+		}
+	}
+}
+
+// Addr is the swarm's BitTorrent listen address, or nil.
+func (w *localWorker) Addr() net.Addr { return w.ls.Addr() }
+
+func (w *localWorker) Name() string                     { return w.ls.Name() }
+func (w *localWorker) Events() <-chan swarm.WorkerEvent { return w.events }
+func (w *localWorker) Status() swarm.WorkerStatus       { return w.ls.Status() }
+func (w *localWorker) Assign(pieces []int)              { w.ls.Assign(pieces) }
+func (w *localWorker) Revoke(pieces []int, force bool)  { w.ls.Revoke(pieces, force) }
+func (w *localWorker) AddPeers(addrs []netip.AddrPort)  { w.ls.AddPeers(addrs) }
+
+// Have passes on the pieces the node holds and revokes the others.
+func (w *localWorker) Have(pieces []int) {
+	var held, other []int
+	for _, p := range pieces {
+		if w.store.has(p) {
+			held = append(held, p)
+		} else {
+			other = append(other, p)
+		}
+	}
+	if len(other) > 0 {
+		w.mu.Lock()
+		for _, p := range other {
+			w.dropped[p] = true
+		}
+		w.mu.Unlock()
+		w.ls.Revoke(other, true)
+	}
+	if len(held) > 0 {
+		w.ls.Have(held)
+	}
+}
+
+// Release implements PieceReleaser.
+func (w *localWorker) Release(piece int, data []byte) {
+	if w.accepted != nil {
+		w.accepted.Accepted()
+	}
+}
+
+// Close stops the swarm and removes the job's data.
+func (w *localWorker) Close() error {
+	w.once.Do(func() {
+		close(w.quit)
+		w.ls.Close()
+		<-w.done
+		w.store.Close()
+	})
+	return nil
+}
+
+// nodeStore is a node's swarm.Storage: one sparse file per job in which
+// delivered pieces are kept for uploading. It is a cache, not a record:
+// nothing is synced, and the file is removed when the job ends (the
+// coordinator holds the download).
+type nodeStore struct {
+	info *metainfo.Info
+	path string
+	f    *os.File
+
+	mu   sync.RWMutex
+	have []byte
+	err  error
+}
+
+var errNotHeld = errors.New("delegate: piece not held by this node")
+
+func openNodeStore(dir string, job Job) (*nodeStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("delegate: data dir: %w", err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("job-%x-%016x.part", job.InfoHash, job.ID))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("delegate: job data file: %w", err)
+	}
+	return &nodeStore{info: job.Info, path: path, f: f, have: make([]byte, (job.Info.NumPieces()+7)/8)}, nil
+}
+
+func (s *nodeStore) has(p int) bool {
+	if p < 0 || p >= s.info.NumPieces() {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.have[p/8]&(0x80>>(p%8)) != 0
+}
+
+func (s *nodeStore) put(p int, data []byte) error {
+	if p < 0 || p >= s.info.NumPieces() || int64(len(data)) != s.info.PieceLen(p) {
+		return fmt.Errorf("delegate: piece %d of %d bytes does not fit", p, len(data))
+	}
+	if s.has(p) {
+		return nil
+	}
+	if _, err := s.f.WriteAt(data, s.info.PieceOffset(p)); err != nil {
+		s.mu.Lock()
+		s.err = err
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Lock()
+	s.have[p/8] |= 0x80 >> (p % 8)
+	s.mu.Unlock()
+	return nil
+}
+
+// Have implements swarm.Storage: nothing at the start of a job.
+func (s *nodeStore) Have() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return bytes.Clone(s.have)
+}
+
+// Submit implements swarm.Storage (the node's swarm runs without a
+// sub-chief, so only tests call it).
+func (s *nodeStore) Submit(_ context.Context, p int, data []byte) error { return s.put(p, data) }
+
+// Written implements swarm.Storage; nothing is ever reported (no
+// sub-chief reads it on a node).
+func (s *nodeStore) Written() <-chan int { return nil }
+
+// ReadBlock implements swarm.Storage for uploads of held pieces.
+func (s *nodeStore) ReadBlock(p int, begin int64, buf []byte) (int, error) {
+	if !s.has(p) {
+		return 0, errNotHeld
+	}
+	if begin < 0 || begin+int64(len(buf)) > s.info.PieceLen(p) {
+		return 0, fmt.Errorf("delegate: block %d+%d outside piece %d", begin, len(buf), p)
+	}
+	return s.f.ReadAt(buf, s.info.PieceOffset(p)+begin)
+}
+
+// Err implements swarm.Storage.
+func (s *nodeStore) Err() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.err
+}
+
+// Close closes and removes the job's file.
+func (s *nodeStore) Close() error {
+	err := s.f.Close()
+	if rerr := os.Remove(s.path); err == nil {
+		err = rerr
+	}
+	return err
+}

@@ -1,0 +1,333 @@
+package delegate
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"flotilla/cluster"
+	"flotilla/metainfo"
+	"flotilla/swarm"
+)
+
+// ServerConfig configures a swarm node's delegate server. Start from
+// DefaultServerConfig.
+type ServerConfig struct {
+	// Key is the cluster key; sessions from peers without it fail the TLS
+	// handshake.
+	Key cluster.Key
+	// Name is the node's name in the hello (the coordinator's worker name).
+	Name string
+	// Listener, if set, is where Serve accepts connections (the server
+	// closes it); otherwise ListenAddr is listened on, if non-empty.
+	// Without either, only ServeConn feeds the server.
+	Listener   net.Listener
+	ListenAddr string
+	// DataDir holds the pieces a job downloaded, so that the node can
+	// upload them to its peers; a job's file is removed when it ends.
+	// Required unless NewWorker is set.
+	DataDir string
+	// PeerListen is the BitTorrent listen address of the node's swarm
+	// ("ip:port"). A job runs when it is busy listens on the same IP and a
+	// free port. Empty: the node's swarm only dials out.
+	PeerListen string
+	// Swarm is the template of every job's swarm.Config; Info, InfoHash,
+	// PeerID, Storage, Listener, ListenAddr and Logger are set per job.
+	Swarm swarm.Config
+	// NewWorker, if set, makes a job's worker instead of the default
+	// local peer swarm (tests use fakes). It must not block for long.
+	NewWorker func(Job) (swarm.Worker, error)
+	// OnJob, if set, is called when a job starts (for example to announce
+	// the node to the job's trackers); the function it returns, if not
+	// nil, is called when the job ends. Neither may block for long.
+	OnJob func(JobInfo) (stop func())
+	// StatusInterval is how often a job's Status is reported.
+	StatusInterval time.Duration
+	// HandshakeTimeout bounds TLS, hello and the control stream's opening.
+	HandshakeTimeout time.Duration
+	// MaxSessions bounds connections (authenticated or not) at once.
+	MaxSessions int
+	// DataStreams is how many data streams a job opens (pieces are
+	// shipped on them in parallel).
+	DataStreams int
+	// MaxPieceLength is the largest piece length a job may have.
+	MaxPieceLength int64
+	// Session tunes yamux.
+	Session SessionConfig
+	// Logger receives diagnostics; nil discards them.
+	Logger *slog.Logger
+
+	version, minVersion uint16 // hello versions (tests)
+}
+
+// DefaultServerConfig returns a ServerConfig with sensible values; the
+// caller sets Key, Name, DataDir and the addresses.
+func DefaultServerConfig() ServerConfig {
+	return ServerConfig{
+		Swarm:            swarm.DefaultConfig(),
+		StatusInterval:   500 * time.Millisecond,
+		HandshakeTimeout: 10 * time.Second,
+		MaxSessions:      16,
+		DataStreams:      2,
+		MaxPieceLength:   64 << 20,
+		Session:          DefaultSessionConfig(),
+	}
+}
+
+// Validate reports the first invalid field.
+func (c ServerConfig) Validate() error {
+	switch {
+	case c.Key == cluster.Key{}:
+		return fmt.Errorf("%w: no cluster key", ErrConfig)
+	case c.NewWorker == nil && c.DataDir == "":
+		return fmt.Errorf("%w: DataDir is required for the default worker", ErrConfig)
+	case c.StatusInterval <= 0 || c.HandshakeTimeout <= 0:
+		return fmt.Errorf("%w: intervals must be positive", ErrConfig)
+	case c.MaxSessions <= 0 || c.DataStreams <= 0 || c.DataStreams > 8:
+		return fmt.Errorf("%w: MaxSessions must be positive, DataStreams in 1..8", ErrConfig)
+	case c.MaxPieceLength <= 0 || c.MaxPieceLength > math.MaxUint32:
+		return fmt.Errorf("%w: MaxPieceLength %d", ErrConfig, c.MaxPieceLength)
+	}
+	return c.Session.Validate()
+}
+
+func (c ServerConfig) hello() helloMsg {
+	h := helloMsg{Version: c.version, MinVersion: c.minVersion, Role: RoleNode, Name: c.Name, Caps: []string{}}
+	if h.Version == 0 {
+		h.Version, h.MinVersion = ProtocolVersion, MinProtocolVersion
+	}
+	return h
+}
+
+// Job is a download a coordinator asked the node to help with.
+type Job struct {
+	ID        uint64
+	InfoHash  [20]byte
+	Info      *metainfo.Info
+	InfoBytes []byte
+	Trackers  [][]string
+	// CoordinatorPeer is the coordinator's BitTorrent address (invalid if
+	// it gave none); the worker already has it as a peer.
+	CoordinatorPeer netip.AddrPort
+	// Coordinator is the coordinator's name from its hello.
+	Coordinator string
+	// PeerID is the node's BitTorrent peer id for this job.
+	PeerID [20]byte
+}
+
+// JobInfo is what OnJob gets: the job, and hooks into its worker.
+type JobInfo struct {
+	Job
+	// PeerAddr is the worker's BitTorrent listen address, nil if none.
+	PeerAddr net.Addr
+	// AddPeers gives the worker peers (from the node's own announces).
+	AddPeers func([]netip.AddrPort)
+	// Stats reports bytes for tracker announces; left counts the bytes
+	// not yet shipped to the coordinator.
+	Stats func() (uploaded, downloaded, left int64)
+}
+
+// ServerStats counts connections and jobs since the server started.
+type ServerStats struct {
+	Conns             int64 // connections accepted
+	Refused           int64 // connections closed because MaxSessions was reached
+	AuthFailures      int64 // TLS handshakes failed (no cluster key)
+	HandshakeFailures int64 // other handshake failures (version, hello, timeout)
+	Sessions          int64 // sessions established
+	ActiveSessions    int64
+	Jobs              int64 // jobs accepted
+	ActiveJobs        int64
+}
+
+// Server is a swarm node's delegate endpoint: it accepts sessions from
+// coordinators, runs one job at a time per session (sessions run
+// concurrently) and streams the job's verified pieces back.
+type Server struct {
+	cfg    ServerConfig
+	log    *slog.Logger
+	creds  *credentials
+	ln     net.Listener
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	nConns, nRefused, nAuth, nHandshake, nSessions, nActive, nJobs, nActiveJobs atomic.Int64
+}
+
+// NewServer validates cfg and prepares the server; with ListenAddr set it
+// listens at once (see Addr).
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	creds, err := deriveCredentials(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: logger(cfg.Logger).With("delegate", "server"), creds: creds, ln: cfg.Listener,
+		conns: map[net.Conn]struct{}{}, closing: make(chan struct{})}
+	if s.ln == nil && cfg.ListenAddr != "" {
+		if s.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+			return nil, fmt.Errorf("delegate: listen: %w", err)
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Addr is the listening address, or nil.
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{Conns: s.nConns.Load(), Refused: s.nRefused.Load(), AuthFailures: s.nAuth.Load(),
+		HandshakeFailures: s.nHandshake.Load(), Sessions: s.nSessions.Load(), ActiveSessions: s.nActive.Load(),
+		Jobs: s.nJobs.Load(), ActiveJobs: s.nActiveJobs.Load()}
+}
+
+// Serve accepts connections until Close; it then returns ErrClosed.
+func (s *Server) Serve() error {
+	if s.ln == nil {
+		return fmt.Errorf("%w: no listener", ErrConfig)
+	}
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.closing:
+				return ErrClosed
+			default:
+			}
+			if !errors.Is(err, net.ErrClosed) { // EMFILE and friends: back off, retry
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-s.closing:
+					t.Stop()
+					return ErrClosed
+				}
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
+			return fmt.Errorf("delegate: accept: %w", err)
+		}
+		backoff = 5 * time.Millisecond
+		s.ServeConn(c)
+	}
+}
+
+// ServeConn runs a session on an accepted connection (TCP, or a pipe in
+// tests) in the background. The server owns conn from now on.
+func (s *Server) ServeConn(c net.Conn) {
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+		s.mu.Unlock()
+		c.Close()
+		return
+	default:
+	}
+	s.nConns.Add(1)
+	if len(s.conns) >= s.cfg.MaxSessions {
+		s.mu.Unlock()
+		s.nRefused.Add(1)
+		s.log.Warn("too many sessions; refusing connection", "remote", c.RemoteAddr())
+		c.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.handle(c)
+}
+
+func (s *Server) handle(c net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
+	log := s.log.With("remote", c.RemoteAddr().String())
+	tc, peer, version, err := handshake(s.ctx, c, s.creds, true, s.cfg.hello(), s.cfg.HandshakeTimeout)
+	if err != nil {
+		if errors.Is(err, ErrAuth) {
+			s.nAuth.Add(1)
+		} else {
+			s.nHandshake.Add(1)
+		}
+		log.Warn("delegate handshake failed", "err", err)
+		return
+	}
+	sess, err := yamux.Server(tc, s.cfg.Session.yamux(log))
+	if err != nil {
+		log.Error("yamux", "err", err)
+		return
+	}
+	s.nSessions.Add(1)
+	s.nActive.Add(1)
+	defer s.nActive.Add(-1)
+	ns := &nodeSession{srv: s, log: log.With("coordinator", peer.Name), sess: sess, peer: peer, version: version,
+		q: newSendQueue(), dead: make(chan struct{})}
+	ns.run()
+}
+
+// Close stops accepting, ends every session (and its job) and waits.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		close(s.closing)
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.cancel()
+		if s.ln != nil {
+			s.ln.Close()
+		}
+	})
+	s.wg.Wait()
+	return nil
+}
+
+// newWorker makes a job's worker (NewWorker or the default local swarm).
+func (s *Server) newWorker(job Job) (swarm.Worker, error) {
+	if s.cfg.NewWorker != nil {
+		return s.cfg.NewWorker(job)
+	}
+	return newLocalWorker(s.cfg, job, s.log.With("job", job.ID))
+}
+
+func newPeerID() [20]byte {
+	const alnum = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	var id [20]byte
+	copy(id[:], "-FL0001-")
+	rand.Read(id[8:])
+	for i := 8; i < 20; i++ {
+		id[i] = alnum[int(id[i])%len(alnum)]
+	}
+	return id
+}

@@ -1,0 +1,193 @@
+package delegate
+
+import "fmt"
+
+// MsgType is the one-byte type at the start of every frame.
+//
+// The list is append-only: a number, once published, keeps its meaning
+// forever and is never reused, even if its message is retired. New
+// messages get the next free number and are only sent to a peer whose
+// negotiated version (or capability) includes them; see spec.md.
+type MsgType uint8
+
+// Message types (protocol version 1).
+const (
+	MsgHello       MsgType = 1  // both ways, once, on the TLS connection before yamux
+	MsgJob         MsgType = 2  // coordinator → node, control stream
+	MsgJobAccepted MsgType = 3  // node → coordinator, control stream
+	MsgJobRejected MsgType = 4  // node → coordinator, control stream
+	MsgAssign      MsgType = 5  // coordinator → node, control stream
+	MsgRevoke      MsgType = 6  // coordinator → node, control stream
+	MsgHave        MsgType = 7  // coordinator → node, control stream
+	MsgAddPeers    MsgType = 8  // coordinator → node, control stream
+	MsgCancel      MsgType = 9  // coordinator → node, control stream
+	MsgStop        MsgType = 10 // coordinator → node, control stream
+	MsgStatus      MsgType = 11 // node → coordinator, control stream
+	MsgRevoked     MsgType = 12 // node → coordinator, control stream
+	MsgFailed      MsgType = 13 // node → coordinator, control stream
+	MsgPiece       MsgType = 14 // node → coordinator, data stream (header; raw bytes follow)
+)
+
+// String names a message type (never panics).
+func (t MsgType) String() string {
+	switch t {
+	case MsgHello:
+		return "Hello"
+	case MsgJob:
+		return "Job"
+	case MsgJobAccepted:
+		return "JobAccepted"
+	case MsgJobRejected:
+		return "JobRejected"
+	case MsgAssign:
+		return "Assign"
+	case MsgRevoke:
+		return "Revoke"
+	case MsgHave:
+		return "Have"
+	case MsgAddPeers:
+		return "AddPeers"
+	case MsgCancel:
+		return "Cancel"
+	case MsgStop:
+		return "Stop"
+	case MsgStatus:
+		return "Status"
+	case MsgRevoked:
+		return "Revoked"
+	case MsgFailed:
+		return "Failed"
+	case MsgPiece:
+		return "Piece"
+	}
+	return fmt.Sprintf("MsgType(%d)", uint8(t))
+}
+
+// Protocol versions this implementation speaks.
+const (
+	ProtocolVersion    uint16 = 1
+	MinProtocolVersion uint16 = 1
+)
+
+// Roles in the hello.
+const (
+	RoleCoordinator = "coordinator"
+	RoleNode        = "node"
+)
+
+// Message bodies. Field keys are the msgpack map keys of spec.md; a
+// decoder ignores keys it does not know, so a later version may add
+// fields without a new message type.
+
+type helloMsg struct {
+	Version    uint16   `msgpack:"version"`
+	MinVersion uint16   `msgpack:"min_version"`
+	Role       string   `msgpack:"role"`
+	Name       string   `msgpack:"name"`
+	Caps       []string `msgpack:"caps"`
+	Binding    []byte   `msgpack:"binding"`
+}
+
+type jobMsg struct {
+	Job             uint64     `msgpack:"job"`
+	InfoHash        []byte     `msgpack:"info_hash"`
+	Info            []byte     `msgpack:"info"`
+	Trackers        [][]string `msgpack:"trackers"`
+	CoordinatorPeer string     `msgpack:"coordinator_peer"`
+}
+
+type jobAcceptedMsg struct {
+	Job      uint64 `msgpack:"job"`
+	PeerID   []byte `msgpack:"peer_id"`
+	PeerAddr string `msgpack:"peer_addr"`
+}
+
+type jobRejectedMsg struct {
+	Job    uint64 `msgpack:"job"`
+	Reason string `msgpack:"reason"`
+}
+
+// piecesMsg is the body of Assign, Have and Revoked.
+type piecesMsg struct {
+	Job    uint64   `msgpack:"job"`
+	Pieces []uint32 `msgpack:"pieces"`
+}
+
+type revokeMsg struct {
+	Job    uint64   `msgpack:"job"`
+	Pieces []uint32 `msgpack:"pieces"`
+	Force  bool     `msgpack:"force"`
+}
+
+type addPeersMsg struct {
+	Job   uint64   `msgpack:"job"`
+	Addrs []string `msgpack:"addrs"`
+}
+
+type cancelMsg struct {
+	Job uint64 `msgpack:"job"`
+}
+
+type stopMsg struct {
+	Reason string `msgpack:"reason"`
+}
+
+type statusMsg struct {
+	Job         uint64  `msgpack:"job"`
+	Peers       int     `msgpack:"peers"`
+	Seeds       int     `msgpack:"seeds"`
+	DownRate    float64 `msgpack:"down_rate"`
+	UpRate      float64 `msgpack:"up_rate"`
+	Downloaded  int64   `msgpack:"downloaded"`
+	Uploaded    int64   `msgpack:"uploaded"`
+	Wasted      int64   `msgpack:"wasted"`
+	Leased      int     `msgpack:"leased"`
+	Active      int     `msgpack:"active"`
+	Delivered   int     `msgpack:"delivered"`
+	HashFails   int     `msgpack:"hash_fails"`
+	Banned      int     `msgpack:"banned"`
+	Outstanding int     `msgpack:"outstanding"`
+}
+
+type failedMsg struct {
+	Job uint64 `msgpack:"job"`
+	Err string `msgpack:"err"`
+}
+
+type pieceHeader struct {
+	Job    uint64 `msgpack:"job"`
+	Index  uint32 `msgpack:"index"`
+	Length uint32 `msgpack:"length"`
+}
+
+// newBody returns a pointer to a zero body for t, or nil for an unknown
+// type.
+func newBody(t MsgType) any {
+	switch t {
+	case MsgHello:
+		return new(helloMsg)
+	case MsgJob:
+		return new(jobMsg)
+	case MsgJobAccepted:
+		return new(jobAcceptedMsg)
+	case MsgJobRejected:
+		return new(jobRejectedMsg)
+	case MsgAssign, MsgHave, MsgRevoked:
+		return new(piecesMsg)
+	case MsgRevoke:
+		return new(revokeMsg)
+	case MsgAddPeers:
+		return new(addPeersMsg)
+	case MsgCancel:
+		return new(cancelMsg)
+	case MsgStop:
+		return new(stopMsg)
+	case MsgStatus:
+		return new(statusMsg)
+	case MsgFailed:
+		return new(failedMsg)
+	case MsgPiece:
+		return new(pieceHeader)
+	}
+	return nil
+}
