@@ -72,8 +72,8 @@ func resolveClients(ctx context.Context, names []string, root, refbin, tmpBin st
 func needsInstall(names []string, refbin string) bool {
 	for _, n := range names {
 		switch n {
-		case "aria2c":
-			if _, err := exec.LookPath("aria2c"); err != nil {
+		case "aria2c", "transmission":
+			if _, err := exec.LookPath(map[string]string{"aria2c": "aria2c", "transmission": "transmission-cli"}[n]); err != nil {
 				return true
 			}
 		case "rain":
