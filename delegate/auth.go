@@ -214,6 +214,9 @@ func negotiate(local, peer helloMsg) (uint16, error) {
 
 // classifyTLS maps a handshake failure to ErrAuth (or a timeout).
 func classifyTLS(ctx context.Context, err error) error {
+	if errors.Is(err, errKeyMismatch) {
+		return fmt.Errorf("%w: tls handshake: %w", ErrAuth, err)
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("delegate: tls handshake: %w", ctx.Err())
 	}

@@ -1,0 +1,193 @@
+package delegate
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// sampleMessages has one filled body per message type.
+func sampleMessages() map[MsgType]any {
+	return map[MsgType]any{
+		MsgHello:       &helloMsg{Version: 1, MinVersion: 1, Role: RoleNode, Name: "node1", Caps: []string{"x"}, Binding: []byte{1, 2, 3}},
+		MsgJob:         &jobMsg{Job: 7, InfoHash: bytes.Repeat([]byte{9}, 20), Info: []byte("d4:name1:xe"), Trackers: [][]string{{"http://a/announce", "udp://b:1"}, {"http://c"}}, CoordinatorPeer: "127.0.0.1:6881"},
+		MsgJobAccepted: &jobAcceptedMsg{Job: 7, PeerID: []byte("-FL0001-abcdefghijkl"), PeerAddr: "127.0.0.2:6881"},
+		MsgJobRejected: &jobRejectedMsg{Job: 7, Reason: "busy"},
+		MsgAssign:      &piecesMsg{Job: 7, Pieces: []uint32{0, 1, 200, 70000, 1 << 31}},
+		MsgRevoke:      &revokeMsg{Job: 7, Pieces: []uint32{3}, Force: true},
+		MsgHave:        &piecesMsg{Job: 7, Pieces: []uint32{5}},
+		MsgAddPeers:    &addPeersMsg{Job: 7, Addrs: []string{"10.0.0.1:1", "[::1]:2"}},
+		MsgCancel:      &cancelMsg{Job: 7},
+		MsgStop:        &stopMsg{Reason: "done"},
+		MsgStatus:      &statusMsg{Job: 7, Peers: 3, Seeds: 1, DownRate: 1.5e6, UpRate: 2, Downloaded: 1 << 40, Uploaded: 5, Wasted: 6, Leased: 7, Active: 8, Delivered: 9, HashFails: 10, Banned: 11, Outstanding: 12},
+		MsgRevoked:     &piecesMsg{Job: 7, Pieces: []uint32{}},
+		MsgFailed:      &failedMsg{Job: 7, Err: "disk on fire"},
+		MsgPiece:       &pieceHeader{Job: 7, Index: 42, Length: 1 << 20},
+	}
+}
+
+func TestFrameRoundTrip(t *testing.T) {
+	for typ, v := range sampleMessages() {
+		f, err := encodeFrame(typ, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gt, body, err := readFrame(bytes.NewReader(f), MaxControlFrame)
+		if err != nil || gt != typ {
+			t.Fatalf("%v: read %v, %v", typ, gt, err)
+		}
+		got, err := decodeMessage(gt, body)
+		if err != nil {
+			t.Fatalf("%v: %v", typ, err)
+		}
+		if !reflect.DeepEqual(got, v) {
+			t.Errorf("%v: got %+v, want %+v", typ, got, v)
+		}
+		if typ.String() == "" || MsgType(200).String() != "MsgType(200)" {
+			t.Fatal("String")
+		}
+	}
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+func TestOversizedFrame(t *testing.T) {
+	f := make([]byte, 4+MaxControlFrame+1)
+	binary.BigEndian.PutUint32(f, MaxControlFrame+1)
+	cr := &countingReader{r: bytes.NewReader(f)}
+	_, _, err := readFrame(cr, MaxControlFrame)
+	if !errors.Is(err, ErrFrameTooLarge) || !errors.Is(err, ErrProtocol) {
+		t.Fatalf("%v, want ErrFrameTooLarge", err)
+	}
+	if cr.n != 4 {
+		t.Fatalf("read %d bytes of an oversized frame, want only its length", cr.n)
+	}
+	binary.BigEndian.PutUint32(f, 0xffffffff)
+	if _, _, err := readFrame(bytes.NewReader(f[:4]), MaxControlFrame); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("4 GiB frame: %v", err)
+	}
+	if _, _, err := readFrame(bytes.NewReader([]byte{0, 0, 0, 0}), MaxControlFrame); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("empty frame: %v", err)
+	}
+	if _, _, err := readFrame(bytes.NewReader([]byte{0, 0, 0, 9, 1}), MaxControlFrame); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated frame: %v", err)
+	}
+	if _, _, err := readFrame(bytes.NewReader(nil), MaxControlFrame); err != io.EOF {
+		t.Fatalf("no frame: %v", err)
+	}
+	// The encoder refuses to build one.
+	big := &addPeersMsg{Addrs: make([]string, MaxControlFrame)}
+	if _, err := encodeFrame(MsgAddPeers, big); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("encode oversized: %v", err)
+	}
+}
+
+// A declared array length far beyond the body must not be allocated.
+func TestHostileLengths(t *testing.T) {
+	bodies := map[string][]byte{
+		"array32":   {0x81, 0xa6, 'p', 'i', 'e', 'c', 'e', 's', 0xdd, 0xff, 0xff, 0xff, 0xff},
+		"array16":   {0x81, 0xa6, 'p', 'i', 'e', 'c', 'e', 's', 0xdc, 0xff, 0xff, 0x01},
+		"map32":     {0xdf, 0x7f, 0xff, 0xff, 0xff},
+		"str32":     {0x81, 0xa3, 'j', 'o', 'b', 0xdb, 0x7f, 0xff, 0xff, 0xff},
+		"deep":      bytes.Repeat([]byte{0x91}, 100),
+		"reserved":  {0xc1},
+		"trailing":  {0x80, 0x00},
+		"truncated": {0xcf, 1, 2},
+	}
+	for name, b := range bodies {
+		start := time.Now()
+		_, err := decodeMessage(MsgAssign, b)
+		if !errors.Is(err, ErrProtocol) {
+			t.Errorf("%s: %v, want ErrProtocol", name, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s: took %v", name, d)
+		}
+	}
+	// Exactly as many elements as bytes is still fine.
+	ok := []byte{0x81, 0xa6, 'p', 'i', 'e', 'c', 'e', 's', 0x93, 1, 2, 3}
+	m, err := decodeMessage(MsgAssign, ok)
+	if err != nil || !reflect.DeepEqual(m.(*piecesMsg).Pieces, []uint32{1, 2, 3}) {
+		t.Fatalf("%v %v", m, err)
+	}
+	if _, err := decodeMessage(MsgType(99), []byte{0x80}); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("unknown type: %v", err)
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	for typ, v := range sampleMessages() {
+		fr, err := encodeFrame(typ, v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(fr)
+	}
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
+	f.Add([]byte{0, 0, 0, 6, 5, 0x81, 0xa1, 'p', 0xdd, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		typ, body, err := readFrame(bytes.NewReader(data), 64<<10)
+		if err != nil {
+			return
+		}
+		if n := 5 + len(body); !bytes.Equal(rawFrame(typ, body), data[:n]) {
+			t.Fatalf("frame does not round-trip")
+		}
+		v, err := decodeMessage(typ, body)
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("decode error not ErrProtocol: %v", err)
+			}
+			return
+		}
+		again, err := encodeFrame(typ, v)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		typ2, body2, err := readFrame(bytes.NewReader(again), MaxControlFrame)
+		if err != nil || typ2 != typ {
+			t.Fatalf("re-read: %v", err)
+		}
+		v2, err := decodeMessage(typ2, body2)
+		if err != nil || !reflect.DeepEqual(v, v2) {
+			t.Fatalf("decoded value does not round-trip: %+v vs %+v (%v)", v, v2, err)
+		}
+	})
+}
+
+// TestWriteFuzzCorpus regenerates testdata/fuzz/FuzzReadFrame from the
+// sample messages when FLOTILLA_GEN_CORPUS=1.
+func TestWriteFuzzCorpus(t *testing.T) {
+	if os.Getenv("FLOTILLA_GEN_CORPUS") == "" {
+		t.Skip("set FLOTILLA_GEN_CORPUS=1 to regenerate the seed corpus")
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzReadFrame")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for typ, v := range sampleMessages() {
+		fr, _ := encodeFrame(typ, v)
+		data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", fr)
+		if err := os.WriteFile(filepath.Join(dir, "seed-"+typ.String()), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
