@@ -86,3 +86,12 @@ func TestBenchAria2(t *testing.T) {
 		}
 	}
 }
+
+// TestCoordNotBuilt: a checkout whose coord does not build is reported,
+// not measured.
+func TestCoordNotBuilt(t *testing.T) {
+	c := coordClient(t.Context(), t.TempDir(), t.TempDir())
+	if c.Path != "" || !strings.HasPrefix(c.Skip, "not built (error ") {
+		t.Fatalf("client %+v", c)
+	}
+}
