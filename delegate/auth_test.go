@@ -52,7 +52,10 @@ func TestHandshake(t *testing.T) {
 			if st.Sessions != 1 || st.Jobs != 1 || st.AuthFailures != 0 {
 				t.Fatalf("stats %+v", st)
 			}
+			ts.factory.worker(t, 0)
+			ts.factory.mu.Lock()
 			job := ts.factory.jobs[0]
+			ts.factory.mu.Unlock()
 			if job.InfoHash != tt.t.InfoHash || job.Info.NumPieces() != tt.t.Info.NumPieces() || job.Coordinator != "coordinator" {
 				t.Fatalf("job %+v", job)
 			}

@@ -65,6 +65,7 @@ func (ns *nodeSession) run() {
 	if err != nil {
 		ns.log.Warn("session ended", "err", err)
 	} else {
+		ns.srv.nStops.Add(1)
 		ns.log.Info("session stopped by the coordinator")
 	}
 	ns.endJob()
@@ -240,18 +241,18 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 	if addr != nil {
 		acc.PeerAddr = addr.String()
 	}
-	ns.send(MsgJobAccepted, &acc)
-	ns.job = j
-	ns.srv.nJobs.Add(1)
-	ns.srv.nActiveJobs.Add(1)
-	ns.log.Info("job started", "job", job.ID, "pieces", info.NumPieces(), "peer_addr", acc.PeerAddr)
-	j.start()
 	if job.CoordinatorPeer.IsValid() {
 		w.AddPeers([]netip.AddrPort{job.CoordinatorPeer})
 	}
 	if cfg.OnJob != nil {
 		j.onStop = cfg.OnJob(JobInfo{Job: job, PeerAddr: addr, AddPeers: w.AddPeers, Stats: j.stats})
 	}
+	ns.send(MsgJobAccepted, &acc)
+	ns.job = j
+	ns.srv.nJobs.Add(1)
+	ns.srv.nActiveJobs.Add(1)
+	ns.log.Info("job started", "job", job.ID, "pieces", info.NumPieces(), "peer_addr", acc.PeerAddr)
+	j.start()
 }
 
 // nodeJob runs one job: a pump goroutine reads the worker's events

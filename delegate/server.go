@@ -145,6 +145,7 @@ type ServerStats struct {
 	HandshakeFailures int64 // other handshake failures (version, hello, timeout)
 	Sessions          int64 // sessions established
 	ActiveSessions    int64
+	Stops             int64 // sessions ended by the coordinator's Stop
 	Jobs              int64 // jobs accepted
 	ActiveJobs        int64
 }
@@ -167,7 +168,7 @@ type Server struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
-	nConns, nRefused, nAuth, nHandshake, nSessions, nActive, nJobs, nActiveJobs atomic.Int64
+	nConns, nRefused, nAuth, nHandshake, nSessions, nActive, nStops, nJobs, nActiveJobs atomic.Int64
 }
 
 // NewServer validates cfg and prepares the server; with ListenAddr set it
@@ -203,7 +204,8 @@ func (s *Server) Addr() net.Addr {
 func (s *Server) Stats() ServerStats {
 	return ServerStats{Conns: s.nConns.Load(), Refused: s.nRefused.Load(), AuthFailures: s.nAuth.Load(),
 		HandshakeFailures: s.nHandshake.Load(), Sessions: s.nSessions.Load(), ActiveSessions: s.nActive.Load(),
-		Jobs: s.nJobs.Load(), ActiveJobs: s.nActiveJobs.Load()}
+		Stops: s.nStops.Load(),
+		Jobs:  s.nJobs.Load(), ActiveJobs: s.nActiveJobs.Load()}
 }
 
 // Serve accepts connections until Close; it then returns ErrClosed.
