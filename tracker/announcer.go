@@ -121,7 +121,7 @@ func newAnnouncer(c *Client, tc TorrentConfig, probe bool) *Announcer {
 	if probe {
 		a.probeOut = make(chan ProbeResult, len(a.pipes))
 		for _, p := range a.pipes {
-			p.probe = &probeState{res: ProbeResult{URL: p.url, Tier: p.tier, Protocol: p.proto.String()}}
+			p.probe = &probeState{res: ProbeResult{URL: p.url, Tier: int(p.tier), Protocol: p.proto.String()}}
 		}
 	}
 	return a
@@ -165,7 +165,9 @@ func (a *Announcer) SetStats(uploaded, downloaded, left int64) {
 // it once, when the download finishes.
 func (a *Announcer) Completed() { a.aWish(aWishCompleted) }
 
-// MorePeers asks for an announce as soon as the trackers' min interval allows.
+// MorePeers asks for an announce as soon as the trackers' min interval
+// allows. Calls while an announce is in flight ask for one more after it;
+// several calls before the pipeline acts on them count as one.
 func (a *Announcer) MorePeers() { a.aWish(aWishSooner) }
 
 // Scrape asks every tracker that supports it for the torrent's counts; the
@@ -384,7 +386,7 @@ func (a *Announcer) Status(ctx context.Context) ([]TrackerStatus, error) {
 		for _, g := range a.groups {
 			o = append(o, g...)
 		}
-		slices.SortStableFunc(o, func(x, y *pipeline) int { return x.tier - y.tier })
+		slices.SortStableFunc(o, func(x, y *pipeline) int { return int(x.tier - y.tier) })
 		order <- o
 	}:
 	case <-ctx.Done():
@@ -396,8 +398,8 @@ func (a *Announcer) Status(ctx context.Context) ([]TrackerStatus, error) {
 	out := make([]TrackerStatus, len(pipes))
 	for i, p := range pipes {
 		err := a.call(ctx, p, func(p *pipeline) {
-			out[i] = TrackerStatus{URL: p.url, Tier: p.tier, Protocol: p.proto.String(), Active: p.active,
-				Started: p.started, InFlight: p.req != nil, Failures: p.failures, LastErr: p.lastErr,
+			out[i] = TrackerStatus{URL: p.url, Tier: int(p.tier), Protocol: p.proto.String(), Active: p.active,
+				Started: p.started, InFlight: p.req != nil, Failures: int(p.failures), LastErr: p.lastErr,
 				LastAnnounce: p.lastOK, NextAnnounce: p.nextAt, Interval: p.interval,
 				MinInterval: p.minInterval, TrackerID: p.trackerID, Peers: p.peers.Len()}
 		})

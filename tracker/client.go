@@ -56,7 +56,7 @@ func New(cfg Config) (*Client, error) {
 	if c.resolver == nil {
 		c.resolver = net.DefaultResolver
 	}
-	c.udp = newUDPCoordinator(c.log, cfg.UDPListen4, cfg.UDPListen6, cfg.UDPMaxReply)
+	c.udp = newUDPCoordinator(c.log, cfg.UDPListen4, cfg.UDPListen6, cfg.UDPMaxReply, cfg.UDPReadBuffer)
 	return c, nil
 }
 

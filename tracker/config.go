@@ -39,6 +39,10 @@ type Config struct {
 	// UDPListen4 and UDPListen6 are the local addresses of the shared UDP
 	// sockets (one per address family, opened on first use).
 	UDPListen4, UDPListen6 string
+	// UDPReadBuffer is the SO_RCVBUF asked for each UDP socket (best effort:
+	// the kernel caps it at net.core.rmem_max). Replies to many pipelines
+	// arrive in bursts.
+	UDPReadBuffer int
 	// UDPMaxReply caps a UDP tracker datagram; a larger one fails the
 	// request with ErrReplyTooLarge.
 	UDPMaxReply int
@@ -95,6 +99,7 @@ func DefaultConfig() Config {
 		UDPListen4:      "0.0.0.0:0",
 		UDPListen6:      "[::]:0",
 		UDPMaxReply:     16 << 10,
+		UDPReadBuffer:   4 << 20,
 		UDPRetryBase:    15 * time.Second,
 		UDPMaxRetries:   8,
 		UDPConnIDTTL:    time.Minute,

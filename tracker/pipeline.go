@@ -72,8 +72,6 @@ const inboxSize = 4
 type pipeline struct {
 	a     *Announcer
 	url   string
-	tier  int
-	proto protocol
 	owner string // watchdog owner: "<infohash> <url>"
 
 	// protocol details, fixed at creation
@@ -83,27 +81,19 @@ type pipeline struct {
 	scrapeURL string // HTTP: "" if scrape is unsupported
 
 	inbox   chan pmsg
-	wishes  atomic.Uint32
 	deliver func(udpReply) bool // handed to the UDP coordinator
 	timer   *time.Timer         // AfterFunc: sets wishTimer
 	timerAt time.Time
 
 	// announce state
-	active       bool
-	started      bool // a "started" announce succeeded and no "stopped" since
-	completedDue bool
-	stopping     bool
-	stopBy       time.Time
-	scrapeDue    bool
-	trackerID    string
-	interval     time.Duration
-	minInterval  time.Duration
-	lastOK       time.Time
-	nextAt       time.Time // next announce due; zero when none is scheduled
-	sched        watchdog.Ticket
-	failures     int
-	lastErr      error
-	seq          uint32
+	stopBy      time.Time
+	trackerID   string
+	interval    time.Duration
+	minInterval time.Duration
+	lastOK      time.Time
+	nextAt      time.Time // next announce due; zero when none is scheduled
+	sched       watchdog.Ticket
+	lastErr     error
 
 	req  *request // in flight
 	conn udpConn
@@ -111,6 +101,20 @@ type pipeline struct {
 	peers *PeerList
 	subs  []*PeerWatch
 	probe *probeState
+
+	// small fields together: an idle pipeline is a per-torrent-per-tracker
+	// cost, and this keeps the struct in the 512-byte size class
+	wishes       atomic.Uint32
+	seq          uint32
+	tier         int32
+	failures     int32
+	proto        protocol
+	active       bool
+	started      bool // a "started" announce succeeded and no "stopped" since
+	completedDue bool
+	soonerDue    bool // MorePeers arrived while an announce was in flight
+	stopping     bool
+	scrapeDue    bool
 }
 
 // request is the one request in flight.
@@ -138,7 +142,7 @@ func newPipeline(a *Announcer, rawURL string, tier int) (*pipeline, error) {
 	p := &pipeline{
 		a:     a,
 		url:   rawURL,
-		tier:  tier,
+		tier:  int32(tier),
 		owner: fmt.Sprintf("%x %s", a.infoHash, rawURL),
 		inbox: make(chan pmsg, inboxSize),
 		peers: NewPeerList(a.c.cfg.PeerListMax, 0),
@@ -280,6 +284,9 @@ func (p *pipeline) applyWishes(now time.Time) bool {
 		if p.active && p.started && !announcing {
 			p.schedule(now)
 		}
+	}
+	if w&wishSooner != 0 && p.active && announcing {
+		p.soonerDue = true // one more announce after the one in flight
 	}
 	if w&wishSooner != 0 && p.active && !announcing {
 		at := now
@@ -480,7 +487,7 @@ func (p *pipeline) finish(now time.Time, answered bool, resp *AnnounceResponse, 
 func (p *pipeline) lastFailureRetry(now time.Time) time.Time {
 	c := p.cfg()
 	d := c.BackoffMin
-	for i := 1; i < p.failures && d < c.BackoffMax; i++ {
+	for i := int32(1); i < p.failures && d < c.BackoffMax; i++ {
 		d *= 2
 	}
 	d = min(d, c.BackoffMax)
@@ -516,16 +523,20 @@ func (p *pipeline) announced(now time.Time, ev Event, resp *AnnounceResponse) {
 	}
 	if p.active && !p.stopping {
 		at := now.Add(p.interval)
+		if p.soonerDue {
+			at = now.Add(p.minInterval)
+		}
 		if p.completedDue && p.started {
 			at = now
 		}
 		p.schedule(at)
 	}
+	p.soonerDue = false
 }
 
 func (p *pipeline) update(kind UpdateKind, ev Event, took time.Duration, t watchdog.Ticket,
 	resp *AnnounceResponse, scrape *ScrapeStats, err error) Update {
-	return Update{InfoHash: p.a.infoHash, URL: p.url, Tier: p.tier, Kind: kind, Event: ev, Took: took,
+	return Update{InfoHash: p.a.infoHash, URL: p.url, Tier: int(p.tier), Kind: kind, Event: ev, Took: took,
 		Response: resp, Scrape: scrape, Err: err, Ticket: t}
 }
 

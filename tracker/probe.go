@@ -56,7 +56,7 @@ func (c *Client) ProbeTiers(ctx context.Context, infoHash [20]byte, tiers [][]st
 	}
 	if err := c.track(a); err != nil {
 		for _, p := range a.pipes {
-			got[p.url] = ProbeResult{URL: p.url, Tier: p.tier, Protocol: p.proto.String(), Err: err}
+			got[p.url] = ProbeResult{URL: p.url, Tier: int(p.tier), Protocol: p.proto.String(), Err: err}
 		}
 	} else {
 		a.start()

@@ -44,9 +44,10 @@ type udpOut struct {
 // transaction id to the waiter registered for it. It never calls into a
 // pipeline beyond the non-blocking deliver func.
 type udpCoordinator struct {
-	log      *slog.Logger
-	maxReply int
-	listen   [2]string
+	log        *slog.Logger
+	maxReply   int
+	readBuffer int
+	listen     [2]string
 
 	mu      sync.Mutex
 	conns   [2]*net.UDPConn // 0: IPv4, 1: IPv6; opened on first use
@@ -74,14 +75,15 @@ func putBuf(b *[]byte) {
 	}
 }
 
-func newUDPCoordinator(log *slog.Logger, listen4, listen6 string, maxReply int) *udpCoordinator {
+func newUDPCoordinator(log *slog.Logger, listen4, listen6 string, maxReply, readBuffer int) *udpCoordinator {
 	c := &udpCoordinator{
-		log:      log,
-		maxReply: maxReply,
-		listen:   [2]string{listen4, listen6},
-		waiters:  make(map[uint32]udpWaiter),
-		wake:     make(chan struct{}, 1),
-		closing:  make(chan struct{}),
+		log:        log,
+		maxReply:   maxReply,
+		readBuffer: readBuffer,
+		listen:     [2]string{listen4, listen6},
+		waiters:    make(map[uint32]udpWaiter),
+		wake:       make(chan struct{}, 1),
+		closing:    make(chan struct{}),
 	}
 	c.wg.Add(1)
 	go c.writeLoop()
@@ -115,7 +117,9 @@ func (c *udpCoordinator) connLocked(fam int) (*net.UDPConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udp socket: %w", err)
 	}
-	_ = conn.SetReadBuffer(1 << 20) // best effort (capped by net.core.rmem_max): replies come in bursts
+	if c.readBuffer > 0 {
+		_ = conn.SetReadBuffer(c.readBuffer) // best effort (capped by net.core.rmem_max)
+	}
 	c.conns[fam] = conn
 	c.wg.Add(1)
 	go c.readLoop(conn)
