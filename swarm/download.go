@@ -455,6 +455,7 @@ func (d *Download) checkComplete() {
 		return
 	}
 	d.isDone = true
+	d.publish(time.Now()) // a Status read after Complete() shows it
 	close(d.complete)
 	d.log.Info("download complete")
 	if !d.cfg.Seed {

@@ -136,8 +136,9 @@ func TestHostilePeers(t *testing.T) {
 	cfg := testConfig(tt, st, 2)
 	cfg.Listener = listen(t, "127.0.0.1")
 	leecher := newTestDownload(t, cfg)
-	// Hostile peers first so they get work before the honest seeder.
+	// Hostile peers first: the liar is the only source until it is banned.
 	leecher.AddPeers([]netip.AddrPort{liar.addr(t), big.addr(t), oor.addr(t), badbf.addr(t)})
+	testenv_WaitFor(t, func() bool { return leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")) }, "the liar to be banned")
 	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
 	waitComplete(t, leecher, 30*time.Second)
 	if !bytes.Equal(st.bytes(), tt.data) {
@@ -148,9 +149,53 @@ func TestHostilePeers(t *testing.T) {
 			t.Errorf("protocol-breaking peer %s not banned", ip)
 		}
 	}
+	if leecher.Local().Banned(netip.MustParseAddr("127.0.0.1")) {
+		t.Error("the honest seeder was banned")
+	}
 	ws := leecher.Status().Workers[0]
 	t.Logf("worker status %+v", ws)
 	if ws.HashFails == 0 || !leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")) {
 		t.Errorf("liar: %d failed pieces, banned %v", ws.HashFails, leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")))
+	}
+}
+
+// A peer that unchokes and then never answers: its requests time out and
+// are re-requested elsewhere, and it is marked snubbed.
+func TestSilentPeerTimeoutsAndSnub(t *testing.T) {
+	tt := makeTorrent(t, 2<<20, 64<<10)
+	n := tt.t.Info.NumPieces()
+	silent := startHostile(t, "127.0.0.6", tt, func(c net.Conn, r *peerwire.Reader) {
+		b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: allBits(n)})
+		b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Unchoke})
+		c.Write(b)
+		for {
+			if _, err := r.ReadMessage(); err != nil {
+				return
+			}
+		}
+	})
+	st := newMemStorage(tt.t.Info, nil, false)
+	cfg := testConfig(tt, st, 3)
+	cfg.RequestTimeout = 300 * time.Millisecond
+	cfg.SnubTimeout = 600 * time.Millisecond
+	cfg.StartPipeline = 8
+	leecher := newTestDownload(t, cfg)
+	leecher.AddPeers([]netip.AddrPort{silent.addr(t)})
+	testenv_WaitFor(t, func() bool {
+		w := leecher.Status().Workers[0]
+		return w.TimedOut > 0 && w.Snubbed == 1
+	}, "requests to the silent peer to time out and the peer to be snubbed")
+	if w := leecher.Status().Workers[0]; w.Outstanding > 1 {
+		t.Fatalf("snubbed peer still has %d requests", w.Outstanding)
+	}
+
+	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 4)
+	seedCfg.Listener = listen(t, "127.0.0.1")
+	seedCfg.Seed = true
+	seeder := newTestDownload(t, seedCfg)
+	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
+	waitComplete(t, leecher, 20*time.Second)
+	if !bytes.Equal(st.bytes(), tt.data) {
+		t.Fatal("data differs")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,11 +62,14 @@ type LocalSwarm struct {
 	picker      *Picker
 	choker      *choker
 	trust       *trustBook
-	peers       []*peer // indexed by peerKey; nil = free slot
+	peers       map[peerKey]*peer
+	nextKey     peerKey                // keys are never reused (the picker remembers sources)
+	gone        map[peerKey]netip.Addr // addresses of departed peers whose blocks may be pending
 	npeers      int
 	gen         uint32
 	cands       map[netip.AddrPort]*candidate
 	bufs        map[int][]byte // piece buffers of pieces being downloaded
+	suspects    map[int]suspect
 	freeBufs    [][]byte
 	verifying   int
 	outbox      []WorkerEvent
@@ -73,6 +77,7 @@ type LocalSwarm struct {
 	nAdvertised int
 	delivered   int
 	hashFails   int
+	timedOut    int64
 	downloaded  int64
 	wasted      int64
 	uploadedOld int64 // uploads of closed connections
@@ -131,6 +136,9 @@ func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
 		done:       make(chan struct{}),
 		cands:      map[netip.AddrPort]*candidate{},
 		bufs:       map[int][]byte{},
+		suspects:   map[int]suspect{},
+		peers:      map[peerKey]*peer{},
+		gone:       map[peerKey]netip.Addr{},
 		trust:      newTrustBook(cfg.MaxStrikes),
 		advertised: make([]byte, (n+7)/8),
 		rng:        uint64(time.Now().UnixNano()),
@@ -386,6 +394,7 @@ func (s *LocalSwarm) tick(now time.Time) {
 		s.fillAll()
 	}
 	s.checkTimeouts(now)
+	s.pruneGone()
 	if now.Sub(s.lastChoke) >= s.cfg.ChokeInterval {
 		s.lastChoke = now
 		s.chokeRound(now)
@@ -434,7 +443,7 @@ func (s *LocalSwarm) publish(now time.Time) {
 	st := WorkerStatus{
 		Name: "local", Downloaded: s.downloaded, Wasted: s.wasted,
 		DownRate: s.downRate.Rate(), UpRate: s.upRate.Rate(),
-		Delivered: s.delivered, HashFails: s.hashFails, Banned: s.trust.Len(), Updated: now,
+		Delivered: s.delivered, HashFails: s.hashFails, TimedOut: s.timedOut, Banned: s.trust.Len(), Updated: now,
 		Active: s.picker.ActiveCount() + s.verifying,
 	}
 	up := s.uploadedOld
@@ -447,6 +456,9 @@ func (s *LocalSwarm) publish(now time.Time) {
 			st.Seeds++
 		}
 		st.Outstanding += len(p.reqs)
+		if p.snubbed {
+			st.Snubbed++
+		}
 		up += p.h.uploaded.Load()
 	}
 	st.Uploaded = up
@@ -521,12 +533,35 @@ func (s *LocalSwarm) pieceDone(i int) {
 	}
 }
 
+// maxSuspects bounds the failed pieces kept for blame (one buffer each).
+const maxSuspects = 8
+
+// suspect is a piece that failed its hash while several peers contributed
+// to it: its data is kept until the piece verifies, then the blocks that
+// differ name the guilty peers exactly.
+type suspect struct {
+	buf  []byte
+	from []netip.Addr
+}
+
 func (s *LocalSwarm) hashed(j hashJob) {
 	s.verifying--
-	bad := s.picker.Verified(j.piece, j.ok, s.cancelBuf[:0])
+	var srcs []peerKey
+	if !j.ok {
+		srcs = s.picker.BlockSources(j.piece, nil)
+	}
+	s.picker.Verified(j.piece, j.ok, nil)
 	if j.ok {
 		s.delivered++
 		s.pieceDone(j.piece)
+		if sus, ok := s.suspects[j.piece]; ok {
+			delete(s.suspects, j.piece)
+			if guilty := blame(sus.buf, j.buf, sus.from, peerwire.BlockSize, nil); len(guilty) > 0 {
+				s.log.Info("peers sent bad blocks", "piece", j.piece, "peers", guilty)
+				s.ban(guilty...)
+			}
+			s.releaseBuf(sus.buf)
+		}
 		s.transit.Add(1)
 		s.outbox = append(s.outbox, WorkerEvent{Kind: EventPiece, Piece: j.piece, Data: j.buf, Verified: true})
 		s.fillAll()
@@ -534,18 +569,58 @@ func (s *LocalSwarm) hashed(j hashJob) {
 	}
 	s.hashFails++
 	s.wasted += int64(len(j.buf))
-	s.releaseBuf(j.buf)
-	var addrs []netip.Addr
-	for _, k := range bad {
-		if int(k) < len(s.peers) && s.peers[k] != nil {
-			addrs = append(addrs, s.peers[k].addr.Addr())
+	from := make([]netip.Addr, len(srcs))
+	var distinct []netip.Addr
+	for b, k := range srcs {
+		if a, ok := s.sourceAddr(k); ok {
+			from[b] = a
+			if !slices.Contains(distinct, from[b]) {
+				distinct = append(distinct, from[b])
+			}
 		}
 	}
-	s.log.Info("piece failed hash check", "piece", j.piece, "contributors", addrs)
-	if banned := s.trust.HashFailed(addrs, nil); len(banned) > 0 {
-		s.ban(banned...)
+	s.log.Info("piece failed hash check", "piece", j.piece, "contributors", distinct)
+	_, already := s.suspects[j.piece]
+	switch {
+	case len(distinct) > 1 && !already && len(s.suspects) < maxSuspects:
+		s.suspects[j.piece] = suspect{buf: j.buf, from: from}
+	default:
+		// Sole contributor: banned at once; otherwise strikes.
+		if banned := s.trust.HashFailed(distinct, nil); len(banned) > 0 {
+			s.ban(banned...)
+		}
+		s.releaseBuf(j.buf)
 	}
 	s.fillAll()
+}
+
+// sourceAddr is the address of the peer with key k, connected or gone.
+func (s *LocalSwarm) sourceAddr(k peerKey) (netip.Addr, bool) {
+	if p := s.peers[k]; p != nil {
+		return p.addr.Addr().Unmap(), true
+	}
+	a, ok := s.gone[k]
+	return a, ok
+}
+
+// pruneGone forgets departed peers no pending block came from.
+func (s *LocalSwarm) pruneGone() {
+	if len(s.gone) < 256 {
+		return
+	}
+	used := map[peerKey]bool{}
+	for _, ap := range s.picker.active {
+		if ap != nil {
+			for _, b := range ap.blocks {
+				used[b.from] = true
+			}
+		}
+	}
+	for k := range s.gone {
+		if !used[k] {
+			delete(s.gone, k)
+		}
+	}
 }
 
 // ban bans addresses and drops their connections.

@@ -41,7 +41,8 @@ type peer struct {
 
 	down, up  rateMeter
 	lastUp    int64
-	lastBlock time.Time
+	lastBlock time.Time // last block received
+	waitSince time.Time // first request sent since the last block received (zero: none)
 	snubbed   bool
 	wanted    int // pieces it has that we lack
 	hasFn     func(int) bool
@@ -97,13 +98,8 @@ func (s *LocalSwarm) register(nc newConn) {
 	if c != nil {
 		c.fails = 0
 	}
-	key := peerKey(len(s.peers))
-	for k, p := range s.peers {
-		if p == nil {
-			key = peerKey(k)
-			break
-		}
-	}
+	key := s.nextKey
+	s.nextKey++
 	s.gen++
 	h := &connHandle{key: key, gen: s.gen, c: nc.c, addr: nc.addr, quit: make(chan struct{})}
 	h.out.wake = make(chan struct{}, 1)
@@ -120,11 +116,7 @@ func (s *LocalSwarm) register(nc newConn) {
 		}
 		return !p.peerChoking || p.allowedFast[uint32(i)]
 	}
-	if int(key) == len(s.peers) {
-		s.peers = append(s.peers, p)
-	} else {
-		s.peers[key] = p
-	}
+	s.peers[key] = p
 	s.npeers++
 	s.nconns.Add(1)
 	var init []peerwire.Message
@@ -171,7 +163,13 @@ func (s *LocalSwarm) dropPeer(p *peer, err error) {
 	} else if err != nil && !errors.Is(err, io.EOF) {
 		s.log.Debug("peer dropped", "peer", p.addr, "err", err)
 	}
-	s.peers[p.key] = nil
+	delete(s.peers, p.key)
+	if s.isBanned(p.addr.Addr()) {
+		// Blocks it sent that are not yet verified are not worth a hash.
+		s.picker.DropBlocksFrom(p.key)
+	} else {
+		s.gone[p.key] = p.addr.Addr().Unmap()
+	}
 	s.npeers--
 	s.nconns.Add(-1)
 	s.picker.PeerGone(p.bf, p.haveAll)
@@ -223,6 +221,7 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 		}
 	case peerwire.Unchoke:
 		p.peerChoking = false
+		p.waitSince = time.Time{}
 		s.log.Debug("unchoked by peer", "peer", p.addr)
 	case peerwire.Interested:
 		p.peerInterested = true
@@ -335,6 +334,7 @@ func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) {
 	s.downRate.Add(len(data))
 	p.down.Add(len(data))
 	p.lastBlock = time.Now()
+	p.waitSince = time.Time{}
 	p.snubbed = false
 	r := s.picker.Received(p.key, Block{piece, begin, len(data)}, s.cancelBuf)
 	s.cancelBuf = r.Cancel
@@ -344,8 +344,7 @@ func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) {
 	}
 	copy(s.pieceBuf(piece)[begin:], data)
 	for _, o := range r.Cancel {
-		if int(o) < len(s.peers) && s.peers[o] != nil {
-			q := s.peers[o]
+		if q := s.peers[o]; q != nil {
 			if _, ok := q.reqs[k]; ok {
 				delete(q.reqs, k)
 				q.h.out.push(peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin), Length: uint32(len(data))})
@@ -472,14 +471,14 @@ func (s *LocalSwarm) fill(p *peer) {
 	if want <= 0 || (len(p.reqs) > 0 && want < depth/4) {
 		return
 	}
-	s.picker.Held = s.verifying + int(s.transit.Load())
+	s.picker.Held = s.verifying + int(s.transit.Load()) + len(s.suspects)
 	s.pickBuf = s.picker.Pick(p.key, p.hasFn, want, s.pickBuf[:0])
 	if len(s.pickBuf) == 0 {
 		return
 	}
 	now := time.Now()
-	if len(p.reqs) == 0 {
-		p.lastBlock = now // the snub clock runs from the first request
+	if p.waitSince.IsZero() {
+		p.waitSince = now // the snub clock runs from the first unanswered request
 	}
 	msgs := s.msgBuf[:0]
 	for _, b := range s.pickBuf {
@@ -514,6 +513,7 @@ func (s *LocalSwarm) checkTimeouts(now time.Time) {
 					break
 				}
 				s.unrequest(p, e.key)
+				s.timedOut++
 				piece, begin := int(e.key>>32), int(uint32(e.key))
 				cancels = append(cancels, peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin),
 					Length: uint32(s.picker.blockLen(piece, begin/peerwire.BlockSize))})
@@ -525,7 +525,7 @@ func (s *LocalSwarm) checkTimeouts(now time.Time) {
 		if len(p.queue) == 0 {
 			p.queue = p.queue[:0:0]
 		}
-		if !p.peerChoking && len(p.reqs) > 0 && !p.snubbed && now.Sub(p.lastBlock) >= s.cfg.SnubTimeout {
+		if !p.peerChoking && len(p.reqs) > 0 && !p.snubbed && !p.waitSince.IsZero() && now.Sub(p.waitSince) >= s.cfg.SnubTimeout {
 			p.snubbed = true
 			s.log.Debug("peer snubbed us", "peer", p.addr)
 			for k := range p.reqs {

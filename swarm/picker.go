@@ -482,6 +482,19 @@ func (p *Picker) Received(k peerKey, blk Block, cancel []peerKey) received {
 	return r
 }
 
+// BlockSources appends, for each block of a piece being verified, the peer
+// that delivered it (noPeer if unknown).
+func (p *Picker) BlockSources(i int, dst []peerKey) []peerKey {
+	ap := p.activeFor(i)
+	if ap == nil {
+		return dst
+	}
+	for b := range ap.blocks {
+		dst = append(dst, ap.blocks[b].from)
+	}
+	return dst
+}
+
 // Verified settles a piece whose blocks were all received. On success it
 // is done; on failure it goes back to missing and the distinct peers that
 // delivered its blocks are returned (appended to dst).
@@ -533,6 +546,24 @@ func (p *Picker) PeerLeft(k peerKey) {
 						ap.unrequested++
 					}
 					break
+				}
+			}
+		}
+	}
+}
+
+// DropBlocksFrom forgets every received, unverified block k delivered
+// (k was banned): those blocks are requested again.
+func (p *Picker) DropBlocksFrom(k peerKey) {
+	for _, ap := range p.list {
+		for b := range ap.blocks {
+			bs := &ap.blocks[b]
+			if bs.received && bs.from == k {
+				bs.received = false
+				bs.from = noPeer
+				ap.received--
+				if bs.nreq == 0 {
+					ap.unrequested++
 				}
 			}
 		}

@@ -177,3 +177,16 @@ func TestLeaseTarget(t *testing.T) {
 		t.Fatal(n)
 	}
 }
+
+func TestBlame(t *testing.T) {
+	a, b := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
+	good := []byte("aaaabbbbcccc")
+	bad := []byte("aaaaXbbbcccc")
+	got := blame(bad, good, []netip.Addr{a, b, a}, 4, nil)
+	if !slices.Equal(got, []netip.Addr{b}) {
+		t.Fatalf("blamed %v, want only the sender of block 1", got)
+	}
+	if got := blame(good, good, []netip.Addr{a, b, {}}, 4, nil); len(got) != 0 {
+		t.Fatalf("blamed %v for identical data", got)
+	}
+}

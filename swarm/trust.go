@@ -53,3 +53,24 @@ func (t *trustBook) Strikes(a netip.Addr) int { return t.strikes[a] }
 
 // Len is the number of banned addresses.
 func (t *trustBook) Len() int { return len(t.banned) }
+
+// blame compares the data of a piece that failed its hash (bad) with the
+// same piece once verified (good), block by block, and returns the
+// distinct addresses that delivered a differing block. from[b] is the
+// source of block b of bad (invalid if unknown).
+func blame(bad, good []byte, from []netip.Addr, blockSize int, dst []netip.Addr) []netip.Addr {
+	for b := 0; b < len(from); b++ {
+		lo, hi := b*blockSize, min((b+1)*blockSize, len(bad), len(good))
+		if lo >= hi || !from[b].IsValid() || string(bad[lo:hi]) == string(good[lo:hi]) {
+			continue
+		}
+		dup := false
+		for _, a := range dst {
+			dup = dup || a == from[b]
+		}
+		if !dup {
+			dst = append(dst, from[b])
+		}
+	}
+	return dst
+}

@@ -77,5 +77,7 @@ type WorkerStatus struct {
 	HashFails   int     // pieces that failed verification
 	Banned      int     // banned peer addresses
 	Outstanding int     // block requests in flight
+	TimedOut    int64   // block requests that passed their deadline (requested again elsewhere)
+	Snubbed     int     // connected peers that stopped sending blocks
 	Updated     time.Time
 }

@@ -1,0 +1,217 @@
+package swarm
+
+import (
+	"bytes"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeWorker is a remote swarm stand-in: it delivers every piece assigned
+// to it (with correct or corrupted data) unless it is told to hold them.
+type fakeWorker struct {
+	name    string
+	tt      *testTorrent
+	corrupt bool
+	hold    bool // never deliver
+	events  chan WorkerEvent
+
+	mu        sync.Mutex
+	cmds      []func() []WorkerEvent
+	assigned  map[int]bool
+	delivered map[int]bool
+	have      map[int]bool
+	revokes   int
+	wake      chan struct{}
+	quit      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newFakeWorker(name string, tt *testTorrent) *fakeWorker {
+	return &fakeWorker{name: name, tt: tt, events: make(chan WorkerEvent),
+		assigned: map[int]bool{}, delivered: map[int]bool{}, have: map[int]bool{},
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (f *fakeWorker) start() *fakeWorker { go f.run(); return f }
+
+func (f *fakeWorker) post(fn func() []WorkerEvent) {
+	f.mu.Lock()
+	f.cmds = append(f.cmds, fn)
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fakeWorker) run() {
+	defer close(f.done)
+	defer close(f.events)
+	var out []WorkerEvent
+	for {
+		var ch chan WorkerEvent
+		var first WorkerEvent
+		if len(out) > 0 {
+			ch, first = f.events, out[0]
+		} else {
+			f.mu.Lock()
+			for i := range f.assigned {
+				if !f.hold && !f.delivered[i] && !f.have[i] {
+					f.delivered[i] = true
+					info := f.tt.t.Info
+					data := bytes.Clone(f.tt.data[info.PieceOffset(i) : info.PieceOffset(i)+info.PieceLen(i)])
+					if f.corrupt {
+						data[0] ^= 0xFF
+					}
+					out = append(out, WorkerEvent{Kind: EventPiece, Piece: i, Data: data})
+					break
+				}
+			}
+			f.mu.Unlock()
+			if len(out) > 0 {
+				continue
+			}
+		}
+		select {
+		case <-f.quit:
+			return
+		case ch <- first:
+			out = out[1:]
+		case <-f.wake:
+			f.mu.Lock()
+			cmds := f.cmds
+			f.cmds = nil
+			f.mu.Unlock()
+			for _, c := range cmds {
+				out = append(out, c()...)
+			}
+		}
+	}
+}
+
+func (f *fakeWorker) Name() string { return f.name }
+func (f *fakeWorker) Assign(pieces []int) {
+	f.mu.Lock()
+	for _, i := range pieces {
+		f.assigned[i] = true
+	}
+	f.mu.Unlock()
+	f.post(func() []WorkerEvent { return nil })
+}
+func (f *fakeWorker) Revoke(pieces []int, force bool) {
+	f.post(func() []WorkerEvent {
+		f.mu.Lock()
+		f.revokes++
+		var back []int
+		for _, i := range pieces {
+			if f.assigned[i] && !f.delivered[i] {
+				delete(f.assigned, i)
+				back = append(back, i)
+			}
+		}
+		f.mu.Unlock()
+		return []WorkerEvent{{Kind: EventRevoked, Pieces: back}}
+	})
+}
+func (f *fakeWorker) Have(pieces []int) {
+	f.mu.Lock()
+	for _, i := range pieces {
+		f.have[i] = true
+	}
+	f.mu.Unlock()
+}
+func (f *fakeWorker) AddPeers([]netip.AddrPort)  {}
+func (f *fakeWorker) Events() <-chan WorkerEvent { return f.events }
+func (f *fakeWorker) Status() WorkerStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return WorkerStatus{Name: f.name, Leased: len(f.assigned), Delivered: len(f.delivered)}
+}
+func (f *fakeWorker) Close() error {
+	f.closeOnce.Do(func() { close(f.quit) })
+	<-f.done
+	return nil
+}
+func (f *fakeWorker) counts() (assigned, delivered, have, revokes int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.assigned), len(f.delivered), len(f.have), f.revokes
+}
+
+func subChiefConfig(t *testing.T, tt *testTorrent) (Config, *memStorage) {
+	st := newMemStorage(tt.t.Info, nil, false)
+	cfg := testConfig(tt, st, 9)
+	cfg.MinLease = 8
+	cfg.LeaseTimeout = 400 * time.Millisecond
+	return cfg, st
+}
+
+// The local swarm has no peers and holds its lease; a remote worker
+// finishes the pool, then takes the local's pieces in end game.
+func TestSubChiefEndGameAcrossWorkers(t *testing.T) {
+	tt := makeTorrent(t, 40*16<<10, 16<<10)
+	cfg, st := subChiefConfig(t, tt)
+	d := newTestDownload(t, cfg)
+	f := newFakeWorker("node1", tt).start()
+	d.AddWorker(f)
+	waitComplete(t, d, 10*time.Second)
+	if !bytes.Equal(st.bytes(), tt.data) {
+		t.Fatal("data differs")
+	}
+	_, delivered, _, _ := f.counts()
+	if delivered != 40 {
+		t.Fatalf("remote delivered %d of 40 pieces (local had none to give)", delivered)
+	}
+	testenv_WaitFor(t, func() bool { _, _, have, _ := f.counts(); return have == 40 }, "remote told of every stored piece")
+	s := d.Status()
+	if !s.Complete || s.Written != 40 || len(s.Workers) != 2 || s.Workers[1].Name != "node1" {
+		t.Fatalf("workers in status: %+v", s.Workers)
+	}
+}
+
+// A worker that stops has its lease returned to the pool; a worker that
+// sends corrupt pieces is quarantined; the download still completes.
+func TestSubChiefFailoverAndQuarantine(t *testing.T) {
+	tt := makeTorrent(t, 64*16<<10, 16<<10)
+	cfg, st := subChiefConfig(t, tt)
+	d := newTestDownload(t, cfg)
+	bad := newFakeWorker("liar", tt)
+	bad.corrupt = true
+	bad.start()
+	stuck := newFakeWorker("stuck", tt)
+	stuck.hold = true
+	stuck.start()
+	d.AddWorker(bad)
+	d.AddWorker(stuck)
+	testenv_WaitFor(t, func() bool { a, _, _, _ := stuck.counts(); return a > 0 }, "stuck worker leased")
+	stuck.Close() // its event channel closes: the sub-chief returns its lease
+	testenv_WaitFor(t, func() bool { _, dl, _, _ := bad.counts(); return dl >= cfg.MaxStrikes }, "liar delivered")
+	good := newFakeWorker("good", tt).start()
+	d.AddWorker(good)
+	waitComplete(t, d, 10*time.Second)
+	if !bytes.Equal(st.bytes(), tt.data) {
+		t.Fatal("data differs")
+	}
+	if _, dl, _, _ := good.counts(); dl < 64-cfg.MinLease-2*cfg.MaxStrikes {
+		t.Fatalf("good worker delivered only %d", dl)
+	}
+	select {
+	case <-bad.done: // quarantined: the sub-chief closed it
+	default:
+		t.Fatal("worker delivering corrupt pieces was not quarantined")
+	}
+}
+
+func testenv_WaitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
