@@ -3,6 +3,7 @@ package tracker
 import (
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,3 +130,5 @@ func newHTTPTracker(t testing.TB) *trackertest.HTTPTracker {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+type atomicInt = atomic.Int64
