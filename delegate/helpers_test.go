@@ -98,6 +98,7 @@ type fakeWorker struct {
 	peers    []netip.AddrPort
 	revokes  [][]int
 	hold     bool
+	corrupt  bool // flip a byte in every piece (and still claim Verified)
 	failWith error
 
 	wake   chan struct{}
@@ -141,6 +142,9 @@ func (w *fakeWorker) run() {
 			p := w.queue[0]
 			w.queue = w.queue[1:]
 			ev, have = swarm.WorkerEvent{Kind: swarm.EventPiece, Piece: p, Data: bytes.Clone(w.tt.piece(p)), Verified: true}, true
+			if w.corrupt {
+				ev.Data[len(ev.Data)/2] ^= 0x55
+			}
 			w.emitted.Add(1)
 		}
 		w.mu.Unlock()
@@ -243,8 +247,9 @@ func (w *fakeWorker) snapshot() (assigned, haves []int, peers []netip.AddrPort, 
 
 // fakeFactory hands out fake workers and remembers them.
 type fakeFactory struct {
-	tt   *testTorrent
-	hold bool
+	tt      *testTorrent
+	hold    bool
+	corrupt bool
 	err  error
 	mu   sync.Mutex
 	ws   []*fakeWorker
@@ -256,6 +261,9 @@ func (f *fakeFactory) newWorker(job Job) (swarm.Worker, error) {
 		return nil, f.err
 	}
 	w := newFakeWorker(f.tt, f.hold)
+	w.mu.Lock()
+	w.corrupt = f.corrupt
+	w.mu.Unlock()
 	f.mu.Lock()
 	f.ws = append(f.ws, w)
 	f.jobs = append(f.jobs, job)

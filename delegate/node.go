@@ -340,7 +340,8 @@ func (j *nodeJob) sendStatus() {
 	f, err := encodeFrame(MsgStatus, &statusMsg{Job: j.job.ID, Peers: st.Peers, Seeds: st.Seeds,
 		DownRate: st.DownRate, UpRate: st.UpRate, Downloaded: st.Downloaded, Uploaded: st.Uploaded,
 		Wasted: st.Wasted, Leased: st.Leased, Active: st.Active, Delivered: st.Delivered,
-		HashFails: st.HashFails, Banned: st.Banned, Outstanding: st.Outstanding})
+		HashFails: st.HashFails, Banned: st.Banned, Outstanding: st.Outstanding, TimedOut: st.TimedOut,
+		Snubbed: st.Snubbed})
 	if err == nil {
 		j.ns.q.setStatus(f)
 	}

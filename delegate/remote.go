@@ -519,7 +519,7 @@ func (r *RemoteSwarm) readControl() {
 				Name: r.name, Peers: m.Peers, Seeds: m.Seeds, DownRate: m.DownRate, UpRate: m.UpRate,
 				Downloaded: m.Downloaded, Uploaded: m.Uploaded, Wasted: m.Wasted, Leased: m.Leased,
 				Active: m.Active, Delivered: m.Delivered, HashFails: m.HashFails, Banned: m.Banned,
-				Outstanding: m.Outstanding, Updated: time.Now(),
+				Outstanding: m.Outstanding, TimedOut: m.TimedOut, Snubbed: m.Snubbed, Updated: time.Now(),
 			})
 		case *piecesMsg:
 			if t != MsgRevoked {

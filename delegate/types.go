@@ -147,6 +147,8 @@ type statusMsg struct {
 	HashFails   int     `msgpack:"hash_fails"`
 	Banned      int     `msgpack:"banned"`
 	Outstanding int     `msgpack:"outstanding"`
+	TimedOut    int64   `msgpack:"timed_out"`
+	Snubbed     int     `msgpack:"snubbed"`
 }
 
 type failedMsg struct {

@@ -1,0 +1,265 @@
+package delegate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"flotilla/metainfo"
+	"flotilla/swarm"
+)
+
+// memStorage is an in-memory swarm.Storage for the real-swarm tests.
+type memStorage struct {
+	info    *metainfo.Info
+	mu      sync.Mutex
+	data    []byte
+	have    []byte
+	written chan int
+}
+
+func newMemStorage(info *metainfo.Info, data []byte) *memStorage {
+	n := info.NumPieces()
+	m := &memStorage{info: info, data: make([]byte, info.Length), have: make([]byte, (n+7)/8), written: make(chan int, n)}
+	if data != nil {
+		copy(m.data, data)
+		for i := 0; i < n; i++ {
+			m.have[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	return m
+}
+
+func (m *memStorage) Have() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return bytes.Clone(m.have)
+}
+
+func (m *memStorage) Submit(_ context.Context, p int, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if int64(len(data)) != m.info.PieceLen(p) {
+		return errors.New("memStorage: wrong piece length")
+	}
+	if m.have[p/8]&(0x80>>(p%8)) != 0 {
+		return nil
+	}
+	copy(m.data[m.info.PieceOffset(p):], data)
+	m.have[p/8] |= 0x80 >> (p % 8)
+	m.written <- p
+	return nil
+}
+
+func (m *memStorage) Written() <-chan int { return m.written }
+
+func (m *memStorage) ReadBlock(p int, begin int64, buf []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.have[p/8]&(0x80>>(p%8)) == 0 {
+		return 0, errors.New("memStorage: piece not complete")
+	}
+	off := m.info.PieceOffset(p) + begin
+	return copy(buf, m.data[off:off+int64(len(buf))]), nil
+}
+
+func (m *memStorage) Err() error { return nil }
+
+func (m *memStorage) bytes() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return bytes.Clone(m.data)
+}
+
+func swarmConfig(t testing.TB, tt *testTorrent, st swarm.Storage, id byte) swarm.Config {
+	cfg := swarm.DefaultConfig()
+	cfg.Info, cfg.InfoHash, cfg.Storage = tt.t.Info, tt.t.InfoHash, st
+	copy(cfg.PeerID[:], "-FL0001-testpeer0000")
+	cfg.PeerID[19] = id
+	cfg.StatusInterval = 50 * time.Millisecond
+	cfg.Logger = testLogger(t)
+	return cfg
+}
+
+func newDownload(t testing.TB, cfg swarm.Config) *swarm.Download {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listener = ln
+	d, err := swarm.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func addrPort(t testing.TB, a net.Addr) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ap
+}
+
+// newRealNode starts a node Server with the default worker (a real
+// swarm.LocalSwarm) on loopback TCP.
+func newRealNode(t testing.TB) (*Server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := DefaultServerConfig()
+	cfg.Key = testKey(1)
+	cfg.Name = "node1"
+	cfg.DataDir = dir
+	cfg.PeerListen = "127.0.0.1:0"
+	cfg.StatusInterval = 50 * time.Millisecond
+	cfg.Swarm.StatusInterval = 50 * time.Millisecond
+	cfg.Logger = testLogger(t)
+	cfg.ListenAddr = "127.0.0.1:0"
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-served
+	})
+	return srv, dir
+}
+
+// A node running the real local swarm downloads its lease from one of
+// our own seeders, streams the pieces to the coordinator, and then
+// uploads what it holds to another leecher.
+func TestRealSwarmThroughNode(t *testing.T) {
+	tt := makeTorrent(t, 3<<20+777, 64<<10)
+	n := tt.t.Info.NumPieces()
+	seedCfg := swarmConfig(t, tt, newMemStorage(tt.t.Info, tt.data), 1)
+	seedCfg.Seed = true
+	seeder := newDownload(t, seedCfg)
+
+	srv, dir := newRealNode(t)
+	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.PeerAddr() == "" {
+		t.Fatal("node reports no BitTorrent address")
+	}
+	r.AddPeers([]netip.AddrPort{addrPort(t, seeder.Addr())})
+	r.Assign(allPieces(n))
+	got, _ := collect(t, r, tt, n, 30*time.Second)
+	if len(got) != n {
+		t.Fatalf("%d of %d pieces", len(got), n)
+	}
+	waitFor(t, 5*time.Second, "node status", func() bool {
+		st := r.Status()
+		return st.Delivered == n && st.Downloaded >= tt.t.Info.Length
+	})
+
+	// The coordinator stored everything: the node advertises and uploads.
+	r.Have(allPieces(n))
+	st := newMemStorage(tt.t.Info, nil)
+	leecher := newDownload(t, swarmConfig(t, tt, st, 3))
+	leecher.AddPeers([]netip.AddrPort{netip.MustParseAddrPort(r.PeerAddr())})
+	select {
+	case <-leecher.Complete():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("leecher did not complete from the node: %+v", leecher.Status())
+	}
+	if !bytes.Equal(st.bytes(), tt.data) {
+		t.Fatal("leecher's data differs")
+	}
+	waitFor(t, 5*time.Second, "node reports uploads", func() bool { return r.Status().Uploaded >= tt.t.Info.Length })
+
+	r.Close()
+	waitFor(t, 5*time.Second, "job data removed", func() bool {
+		ents, _ := os.ReadDir(dir)
+		return len(ents) == 0 && srv.Stats().ActiveJobs == 0
+	})
+}
+
+// The sub-chief drives a RemoteSwarm like its local swarm: it re-verifies
+// the node's pieces and completes the download through it.
+func TestSubChiefWithRemoteSwarm(t *testing.T) {
+	tt := makeTorrent(t, 2<<20, 64<<10)
+	seedCfg := swarmConfig(t, tt, newMemStorage(tt.t.Info, tt.data), 1)
+	seedCfg.Seed = true
+	seeder := newDownload(t, seedCfg)
+
+	srv, _ := newRealNode(t)
+	st := newMemStorage(tt.t.Info, nil)
+	cfg := swarmConfig(t, tt, st, 2)
+	cfg.MinLease = 4
+	cfg.LeaseTimeout = 500 * time.Millisecond
+	coord := newDownload(t, cfg) // its local swarm has no peers
+
+	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.AddPeers([]netip.AddrPort{addrPort(t, seeder.Addr())})
+	coord.AddWorker(r)
+	select {
+	case <-coord.Complete():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("download through the node did not complete: %+v", coord.Status())
+	}
+	if !bytes.Equal(st.bytes(), tt.data) {
+		t.Fatal("data differs")
+	}
+	// The coordinator's local swarm never had a peer: every byte came
+	// through the node (and was re-hashed by the sub-chief).
+	for _, w := range coord.Status().Workers {
+		if w.Name == "local" && (w.Downloaded != 0 || w.Delivered != 0) {
+			t.Fatalf("local swarm downloaded: %+v", w)
+		}
+	}
+	waitFor(t, 5*time.Second, "seeder reports its uploads to the node", func() bool {
+		return seeder.Status().Uploaded >= tt.t.Info.Length
+	})
+}
+
+// A node that returns corrupted pieces (claiming it verified them) is
+// caught by the sub-chief's re-hash: nothing it sent is stored, and the
+// sub-chief quarantines it (which closes the session).
+func TestCorruptNodeQuarantined(t *testing.T) {
+	tt := makeTorrent(t, 1<<20, 64<<10)
+	f := &fakeFactory{tt: tt, corrupt: true}
+	ts := newTestServerWith(t, transports[1], f, nil)
+	st := newMemStorage(tt.t.Info, nil)
+	cfg := swarmConfig(t, tt, st, 2)
+	cfg.MinLease = 4
+	coord := newDownload(t, cfg)
+	r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord.AddWorker(r)
+	w := f.worker(t, 0)
+	waitFor(t, 10*time.Second, "sub-chief drops the node", func() bool {
+		return errors.Is(r.Err(), ErrClosed) && ts.Stats().ActiveSessions == 0
+	})
+	if w.emitted.Load() == 0 {
+		t.Fatal("the node delivered nothing")
+	}
+	if s := coord.Status(); s.Written != 0 || s.Verified != 0 {
+		t.Fatalf("corrupt pieces accepted: %+v", s)
+	}
+	for _, b := range st.Have() {
+		if b != 0 {
+			t.Fatal("a corrupt piece reached storage")
+		}
+	}
+}
