@@ -250,10 +250,10 @@ type fakeFactory struct {
 	tt      *testTorrent
 	hold    bool
 	corrupt bool
-	err  error
-	mu   sync.Mutex
-	ws   []*fakeWorker
-	jobs []Job
+	err     error
+	mu      sync.Mutex
+	ws      []*fakeWorker
+	jobs    []Job
 }
 
 func (f *fakeFactory) newWorker(job Job) (swarm.Worker, error) {
