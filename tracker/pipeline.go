@@ -455,6 +455,9 @@ func (p *pipeline) finish(now time.Time, answered bool, resp *AnnounceResponse, 
 	}
 	if err != nil {
 		err = fmt.Errorf("%s %s: %w", p.proto, p.url, err)
+		p.a.c.log.Debug("tracker request failed", "kind", r.kind.String(), "event", r.event.String(), "err", err)
+	} else if resp != nil && resp.Warning != "" {
+		p.a.c.log.Warn("tracker warning", "url", p.url, "warning", resp.Warning)
 	}
 	p.lastErr = err
 	if r.kind == UpdateScrape {

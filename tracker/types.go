@@ -3,6 +3,7 @@ package tracker
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"flotilla/tracker/internal/wire"
@@ -104,4 +105,15 @@ type AnnounceParams struct {
 	Uploaded   int64
 	Downloaded int64
 	Left       int64
+}
+
+// NewPeerID returns a fresh Azureus-style peer id: "-FL0001-" followed by
+// 12 random bytes.
+func NewPeerID() [20]byte {
+	var id [20]byte
+	copy(id[:], "-FL0001-")
+	for i := 8; i < 20; i++ {
+		id[i] = byte(rand.Uint32())
+	}
+	return id
 }
