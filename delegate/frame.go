@@ -14,6 +14,9 @@ import (
 const (
 	// MaxControlFrame caps a control-stream frame (type + body).
 	MaxControlFrame = 1 << 20
+	// MaxJobFrame caps a Job frame: its info dictionary holds 20 bytes
+	// per piece (32 MiB allows about 1.6 million pieces).
+	MaxJobFrame = 32 << 20
 	// maxHelloFrame caps the hello frame.
 	maxHelloFrame = 4 << 10
 	// maxPieceHeaderFrame caps the Piece header frame on a data stream.
@@ -37,7 +40,11 @@ func encodeFrame(t MsgType, v any) ([]byte, error) {
 		return nil, fmt.Errorf("delegate: encode %v: %w", t, err)
 	}
 	b := buf.Bytes()
-	if len(b)-4 > MaxControlFrame {
+	limit := MaxControlFrame
+	if t == MsgJob {
+		limit = MaxJobFrame
+	}
+	if len(b)-4 > limit {
 		return nil, fmt.Errorf("delegate: encode %v: %w (%d bytes)", t, ErrFrameTooLarge, len(b)-4)
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
@@ -57,7 +64,20 @@ func rawFrame(t MsgType, body []byte) []byte {
 // returns its type and body. A clean end of stream before the first byte
 // is io.EOF; anything else incomplete is io.ErrUnexpectedEOF. The length
 // is checked before anything is allocated.
-func readFrame(r io.Reader, max int) (MsgType, []byte, error) {
+func readFrame(r io.Reader, limit int) (MsgType, []byte, error) {
+	return readFrameCap(r, limit, 0, 0)
+}
+
+// readControlFrame reads a control-stream frame: at most MaxControlFrame
+// bytes, except a Job (its info dictionary grows with the piece count),
+// which may have MaxJobFrame.
+func readControlFrame(r io.Reader) (MsgType, []byte, error) {
+	return readFrameCap(r, MaxControlFrame, MsgJob, MaxJobFrame)
+}
+
+// readFrameCap is readFrame where frames of type big may have bigMax
+// bytes (0: no exception).
+func readFrameCap(r io.Reader, limit int, big MsgType, bigMax int) (MsgType, []byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
@@ -66,17 +86,28 @@ func readFrame(r io.Reader, max int) (MsgType, []byte, error) {
 	if n == 0 {
 		return 0, nil, fmt.Errorf("%w: empty frame", ErrProtocol)
 	}
-	if uint64(n) > uint64(max) {
-		return 0, nil, fmt.Errorf("%w: %d bytes, cap %d", ErrFrameTooLarge, n, max)
+	if uint64(n) > uint64(max(limit, bigMax)) {
+		return 0, nil, fmt.Errorf("%w: %d bytes, cap %d", ErrFrameTooLarge, n, max(limit, bigMax))
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	var typ [1]byte
+	if _, err := io.ReadFull(r, typ[:]); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return 0, nil, err
 	}
-	return MsgType(buf[0]), buf[1:], nil
+	t := MsgType(typ[0])
+	if uint64(n) > uint64(limit) && (bigMax == 0 || t != big) {
+		return 0, nil, fmt.Errorf("%w: %v of %d bytes, cap %d", ErrFrameTooLarge, t, n, limit)
+	}
+	body := make([]byte, n-1)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return t, body, nil
 }
 
 // decodeBody decodes a msgpack body into v (a pointer from newBody). The

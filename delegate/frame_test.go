@@ -76,8 +76,22 @@ func TestOversizedFrame(t *testing.T) {
 	if !errors.Is(err, ErrFrameTooLarge) || !errors.Is(err, ErrProtocol) {
 		t.Fatalf("%v, want ErrFrameTooLarge", err)
 	}
-	if cr.n != 4 {
-		t.Fatalf("read %d bytes of an oversized frame, want only its length", cr.n)
+	if cr.n > 5 {
+		t.Fatalf("read %d bytes of an oversized frame, want only its length and type", cr.n)
+	}
+	// Only a Job may exceed MaxControlFrame on the control stream.
+	f[4] = byte(MsgAssign)
+	if _, _, err := readControlFrame(bytes.NewReader(f)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("big Assign: %v", err)
+	}
+	f[4] = byte(MsgJob)
+	if typ, body, err := readControlFrame(bytes.NewReader(f)); err != nil || typ != MsgJob || len(body) != MaxControlFrame {
+		t.Fatalf("big Job: %v %v %d", typ, err, len(body))
+	}
+	binary.BigEndian.PutUint32(f, MaxJobFrame+1)
+	cr = &countingReader{r: bytes.NewReader(f)}
+	if _, _, err := readControlFrame(cr); !errors.Is(err, ErrFrameTooLarge) || cr.n != 4 {
+		t.Fatalf("huge Job: %v after %d bytes", err, cr.n)
 	}
 	binary.BigEndian.PutUint32(f, 0xffffffff)
 	if _, _, err := readFrame(bytes.NewReader(f[:4]), MaxControlFrame); !errors.Is(err, ErrFrameTooLarge) {

@@ -258,7 +258,7 @@ func (r *RemoteSwarm) startJob(ctx context.Context, job JobSpec) error {
 	if _, err := ctrl.Write(f); err != nil {
 		return ioErr(ctx, "send job", err)
 	}
-	t, body, err := readFrame(ctrl, MaxControlFrame)
+	t, body, err := readControlFrame(ctrl)
 	if err != nil {
 		return ioErr(ctx, "read job answer", err)
 	}
@@ -500,7 +500,7 @@ func (r *RemoteSwarm) writeLoop() {
 func (r *RemoteSwarm) readControl() {
 	defer r.wg.Done()
 	for {
-		t, body, err := readFrame(r.ctrl, MaxControlFrame)
+		t, body, err := readControlFrame(r.ctrl)
 		if err != nil {
 			r.fail(r.lost(err))
 			return
