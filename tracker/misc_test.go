@@ -109,3 +109,23 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+func TestProbeBoundedByContext(t *testing.T) {
+	dead := newUDPTracker(t, "127.0.0.1")
+	dead.SetBehavior(func(b *UDPBehavior) { b.NeverAnswer = true })
+	h := newHTTPTracker(t)
+	c := newTestClient(t, func(c *Config) { c.UDPMaxRetries = 8 })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res := c.ProbeTiers(ctx, testHash, [][]string{{dead.URL}, {h.URL}}, AnnounceParams{PeerID: peerID(1), Port: 7001})
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("probe took %v with a 300ms context", d)
+	}
+	if !errors.Is(res[0].Err, ErrTimeout) || !errors.Is(res[0].Err, context.DeadlineExceeded) || res[0].Protocol != "udp" {
+		t.Fatalf("dead: %+v", res[0])
+	}
+	if res[1].Err != nil || res[1].Response == nil {
+		t.Fatalf("live: %+v", res[1])
+	}
+}

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -91,8 +92,13 @@ func (c *Client) ProbeTiers(ctx context.Context, infoHash [20]byte, tiers [][]st
 			}
 			seen[u] = true
 			r, ok := got[u]
-			if !ok {
-				r = ProbeResult{URL: u, Tier: ti, Err: fmt.Errorf("%s: %w", u, context.Cause(ctx))}
+			if !ok || (errors.Is(r.Err, ErrClosed) && ctx.Err() != nil) {
+				// cut short by ctx: say so, and count a deadline as a timeout
+				r.URL, r.Tier = u, ti
+				r.Err = fmt.Errorf("%s: %w", u, context.Cause(ctx))
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					r.Err = fmt.Errorf("%s: %w: %w", u, ErrTimeout, context.Cause(ctx))
+				}
 			}
 			out = append(out, r)
 		}

@@ -186,6 +186,7 @@ func ParseRequest(b []byte) (Request, error) {
 		a.NumWant = int32(be.Uint32(b[92:]))
 		a.Port = be.Uint16(b[96:])
 		opts := b[AnnounceRequestSize:]
+		var urlData []byte
 		for len(opts) > 0 && opts[0] != optEnd {
 			if opts[0] == optNOP {
 				opts = opts[1:]
@@ -195,10 +196,11 @@ func ParseRequest(b []byte) (Request, error) {
 				return q, fmt.Errorf("%w: truncated announce option", ErrMalformed)
 			}
 			if opts[0] == optURLData {
-				q.URLData += string(opts[2 : 2+int(opts[1])])
+				urlData = append(urlData, opts[2:2+int(opts[1])]...)
 			}
 			opts = opts[2+int(opts[1]):]
 		}
+		q.URLData = string(urlData)
 	case ActionScrape:
 		body := b[16:]
 		if len(body)%20 != 0 || len(body) == 0 || len(body)/20 > MaxScrapeHashes {
