@@ -73,6 +73,8 @@ type Member struct {
 type Event struct {
 	Kind   EventKind
 	Member Member
+
+	leaving bool // the member announced it is leaving (not delivered as an Update)
 }
 
 // pump turns memberlist's event callbacks into channel messages. It is one
@@ -132,6 +134,26 @@ func (p *pump) run() {
 		coalesced uint64
 		delivered uint64
 	)
+	handle := func(ev Event) {
+		switch ev.Kind {
+		case EventJoin, EventUpdate:
+			table[ev.Member.Name] = ev.Member
+		case EventLeave, EventFail:
+			delete(table, ev.Member.Name)
+		}
+		if ev.Member.Name == p.local || (ev.Kind == EventUpdate && ev.leaving) {
+			return
+		}
+		if prev := last[ev.Member.Name]; prev != nil && ev.Kind == EventUpdate &&
+			(prev.Kind == EventJoin || prev.Kind == EventUpdate) {
+			prev.Member = ev.Member
+			coalesced++
+			return
+		}
+		e := ev
+		queue = append(queue, &e)
+		last[ev.Member.Name] = &e
+	}
 	for {
 		var out chan Event
 		var head Event
@@ -141,24 +163,7 @@ func (p *pump) run() {
 		}
 		select {
 		case ev := <-p.in:
-			switch ev.Kind {
-			case EventJoin, EventUpdate:
-				table[ev.Member.Name] = ev.Member
-			case EventLeave, EventFail:
-				delete(table, ev.Member.Name)
-			}
-			if ev.Member.Name == p.local {
-				continue
-			}
-			if prev := last[ev.Member.Name]; prev != nil && ev.Kind == EventUpdate &&
-				(prev.Kind == EventJoin || prev.Kind == EventUpdate) {
-				prev.Member = ev.Member
-				coalesced++
-				continue
-			}
-			e := ev
-			queue = append(queue, &e)
-			last[ev.Member.Name] = &e
+			handle(ev)
 		case out <- head:
 			if last[head.Member.Name] == queue[0] {
 				delete(last, head.Member.Name)
@@ -170,6 +175,15 @@ func (p *pump) run() {
 			}
 			delivered++
 		case r := <-p.reqs:
+			// Callbacks that returned before the request must show.
+			for drained := false; !drained; {
+				select {
+				case ev := <-p.in:
+					handle(ev)
+				default:
+					drained = true
+				}
+			}
 			s := pumpSnapshot{pending: len(queue), coalesced: coalesced, delivered: delivered}
 			s.members = make([]Member, 0, len(table))
 			for _, m := range table {
@@ -216,39 +230,29 @@ func (p *pump) close() {
 
 func (p *pump) NotifyJoin(n *memberlist.Node)   { p.push(p.event(EventJoin, n)) }
 func (p *pump) NotifyUpdate(n *memberlist.Node) { p.push(p.event(EventUpdate, n)) }
-func (p *pump) NotifyLeave(n *memberlist.Node) {
-	kind := EventFail
-	if n.State == memberlist.StateLeft {
-		kind = EventLeave
-	}
-	p.push(p.event(kind, n))
-}
+func (p *pump) NotifyLeave(n *memberlist.Node)  { p.push(p.event(EventFail, n)) }
 
 var _ memberlist.EventDelegate = (*pump)(nil)
 
 // event copies what we need out of n while memberlist's lock protects it.
+// memberlist's n.State is not maintained (nodeState shadows it), so the
+// state follows from the callback, and a departure is a graceful leave when
+// the member's last metadata said it was leaving (see wireMeta).
 func (p *pump) event(kind EventKind, n *memberlist.Node) Event {
-	m := Member{Name: n.Name, State: convState(n.State), Local: n.Name == p.local}
+	m := Member{Name: n.Name, State: StateAlive, Local: n.Name == p.local}
 	if ip, ok := netip.AddrFromSlice(n.Addr); ok {
 		m.Addr = netip.AddrPortFrom(ip.Unmap(), n.Port)
 	}
-	m.Meta, m.MetaErr = DecodeMeta(n.Meta)
-	if m.MetaErr != nil {
-		p.log.Warn("member metadata undecodable", "member", n.Name, "err", m.MetaErr)
+	w, err := decodeWire(n.Meta)
+	m.Meta, m.MetaErr = w.Meta, err
+	if err != nil {
+		p.log.Warn("member metadata undecodable", "member", n.Name, "err", err)
 	}
-	return Event{Kind: kind, Member: m}
-}
-
-func convState(s memberlist.NodeStateType) State {
-	switch s {
-	case memberlist.StateAlive:
-		return StateAlive
-	case memberlist.StateSuspect:
-		return StateSuspect
-	case memberlist.StateDead:
-		return StateDead
-	case memberlist.StateLeft:
-		return StateLeft
+	if kind == EventFail {
+		m.State = StateDead
+		if w.Leaving {
+			kind, m.State = EventLeave, StateLeft
+		}
 	}
-	return 0
+	return Event{Kind: kind, Member: m, leaving: w.Leaving}
 }

@@ -19,8 +19,7 @@ const resolveTimeout = 10 * time.Second
 func (c *Cluster) joinLoop() {
 	defer close(c.joinDone)
 	if len(c.cfg.Join) == 0 {
-		close(c.joined)
-		return
+		return // Start closed c.joined
 	}
 	delay := c.cfg.JoinRetry
 	joined := false

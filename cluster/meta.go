@@ -54,7 +54,7 @@ func (m Meta) Validate() error {
 	if m.Bandwidth < 0 {
 		return fmt.Errorf("%w: negative bandwidth %d", ErrBadMeta, m.Bandwidth)
 	}
-	b, err := m.encode()
+	b, err := encodeWire(wireMeta{Meta: m, Leaving: true}) // the longer form
 	if err != nil {
 		return err
 	}
@@ -64,8 +64,22 @@ func (m Meta) Validate() error {
 	return nil
 }
 
-func (m Meta) encode() ([]byte, error) {
-	b, err := msgpack.Marshal(&m)
+// wireMeta is Meta as memberlist carries it, plus flags of this package.
+//
+// Leaving is set by Cluster.Leave just before memberlist's leave message:
+// memberlist reports a graceful leave and a failure through the same
+// NotifyLeave callback, with nothing to tell them apart (the state it
+// passes in Node.State is never updated), so the receivers look at the last
+// metadata the member announced.
+type wireMeta struct {
+	Meta    `msgpack:",inline"`
+	Leaving bool `msgpack:"l,omitempty"`
+}
+
+func (m Meta) encode() ([]byte, error) { return encodeWire(wireMeta{Meta: m}) }
+
+func encodeWire(w wireMeta) ([]byte, error) {
+	b, err := msgpack.Marshal(&w)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode: %w", ErrBadMeta, err)
 	}
@@ -75,17 +89,22 @@ func (m Meta) encode() ([]byte, error) {
 // DecodeMeta decodes metadata received from another member. Empty input is
 // a zero Meta (a member that advertises none).
 func DecodeMeta(b []byte) (Meta, error) {
-	var m Meta
+	w, err := decodeWire(b)
+	return w.Meta, err
+}
+
+func decodeWire(b []byte) (wireMeta, error) {
+	var w wireMeta
 	if len(b) == 0 {
-		return m, nil
+		return w, nil
 	}
 	if len(b) > MetaMaxSize {
-		return Meta{}, fmt.Errorf("%w: %d bytes, limit %d", ErrBadMeta, len(b), MetaMaxSize)
+		return wireMeta{}, fmt.Errorf("%w: %d bytes, limit %d", ErrBadMeta, len(b), MetaMaxSize)
 	}
-	if err := msgpack.Unmarshal(b, &m); err != nil {
-		return Meta{}, fmt.Errorf("%w: decode: %w", ErrBadMeta, err)
+	if err := msgpack.Unmarshal(b, &w); err != nil {
+		return wireMeta{}, fmt.Errorf("%w: decode: %w", ErrBadMeta, err)
 	}
-	return m, nil
+	return w, nil
 }
 
 // checkHostPort accepts "host:port" with a non-empty host and a port in
