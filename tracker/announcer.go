@@ -46,12 +46,13 @@ type Announcer struct {
 	cur     []int
 	skipped []ProbeResult // URLs that could not be used
 
-	updates chan Update
-	dropped atomic.Int64
-	reports chan report
-	wishes  atomic.Uint32
-	wake    chan struct{}
-	calls   chan func() // run on the announcer goroutine
+	updates   chan Update
+	dropped   atomic.Int64
+	reports   chan report
+	wishes    atomic.Uint32
+	completed atomic.Bool
+	wake      chan struct{}
+	calls     chan func() // run on the announcer goroutine
 
 	probeOut chan ProbeResult // probe mode only
 
@@ -161,9 +162,13 @@ func (a *Announcer) SetStats(uploaded, downloaded, left int64) {
 	a.params0.Store(&p)
 }
 
-// Completed asks the announcing tracker(s) to be told "completed" now. Call
-// it once, when the download finishes.
-func (a *Announcer) Completed() { a.aWish(aWishCompleted) }
+// Completed asks the announcing tracker(s) to be told "completed" now, when
+// the download finishes. Only the first call has an effect.
+func (a *Announcer) Completed() {
+	if a.completed.CompareAndSwap(false, true) {
+		a.aWish(aWishCompleted)
+	}
+}
 
 // MorePeers asks for an announce as soon as the trackers' min interval
 // allows. Calls while an announce is in flight ask for one more after it;

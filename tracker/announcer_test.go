@@ -79,6 +79,7 @@ func TestAllTiersAndStoppedOnClose(t *testing.T) {
 	}
 	a.SetStats(5, 10, 0)
 	a.Completed()
+	a.Completed() // only once
 	for range 2 {
 		nextUpdate(t, a, 2*time.Second, "completed on both tiers", okAnnounce(EventCompleted))
 	}
