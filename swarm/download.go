@@ -351,6 +351,9 @@ func (d *Download) handle(se slotEvent) {
 	switch ev.Kind {
 	case EventPiece:
 		d.gotPiece(s, ev)
+		if s.trusted {
+			d.local.Accepted() // stored or dropped: no longer in flight
+		}
 	case EventRevoked:
 		for _, i := range ev.Pieces {
 			d.endTicket(s.idx, i, false)
@@ -383,16 +386,15 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 
 func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) {
 	i := ev.Piece
-	if i < 0 || i >= d.n || d.stopped {
+	if i < 0 || i >= d.n || d.stopped || d.lb.IsDone(i) {
+		d.recycle(ev.Data) // out of range, too late, or an end game duplicate
 		return
-	}
-	if d.lb.IsDone(i) {
-		return // end game duplicate
 	}
 	if !s.trusted || !ev.Verified {
 		if int64(len(ev.Data)) != d.cfg.Info.PieceLen(i) || sha1.Sum(ev.Data) != d.cfg.Info.PieceHash(i) {
 			s.bad++
 			d.log.Warn("worker delivered a bad piece", "worker", s.w.Name(), "piece", i, "bad", s.bad)
+			d.recycle(ev.Data)
 			d.endTicket(s.idx, i, false)
 			d.lb.Return(s.idx, []int{i})
 			if s.bad >= d.cfg.MaxStrikes {
@@ -419,16 +421,22 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) {
 	t0 := time.Now()
 	err := d.storage.Submit(d.ctx, i, ev.Data)
 	d.submitWait += time.Since(t0)
-	if s.trusted {
-		d.local.accepted()
-	}
 	if err != nil {
+		d.recycle(ev.Data)
 		if d.ctx.Err() == nil {
 			d.fail(fmt.Errorf("swarm: store piece %d: %w", i, err))
 		}
 		return
 	}
 	d.refill(s, now)
+}
+
+// recycle gives a piece buffer that will not be stored back to the
+// Storage's pool, if it keeps one.
+func (d *Download) recycle(b []byte) {
+	if bp, ok := d.storage.(BufferPool); ok && b != nil {
+		bp.PutBuffer(b)
+	}
 }
 
 func (d *Download) pieceWritten(i int) {

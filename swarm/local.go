@@ -640,9 +640,13 @@ func (s *LocalSwarm) ban(addrs ...netip.Addr) {
 	}
 }
 
-// accepted is called by the sub-chief when Storage took (or refused) a
-// piece this swarm delivered: its buffer no longer counts as in flight.
-func (s *LocalSwarm) accepted() {
+// Accepted tells the swarm that one piece it delivered (EventPiece) was
+// taken off its hands — handed to Storage, shipped, or dropped — so its
+// buffer no longer counts against MaxInFlightBytes. Whoever consumes the
+// events of a LocalSwarm must call it once per EventPiece, or the swarm
+// stalls once MaxInFlightBytes of delivered pieces are outstanding. The
+// sub-chief (Download) does so. Safe from any goroutine; never blocks.
+func (s *LocalSwarm) Accepted() {
 	s.transit.Add(-1)
 	s.post(s.fillAll)
 }
