@@ -555,21 +555,24 @@ func (r *RemoteSwarm) readControl() {
 
 func (r *RemoteSwarm) acceptData() {
 	defer r.wg.Done()
-	n := 0
+	var open atomic.Int64
 	for {
 		st, err := r.sess.AcceptStream()
 		if err != nil {
 			r.fail(r.lost(err))
 			return
 		}
-		if n >= r.cfg.MaxDataStreams {
+		if open.Load() >= int64(r.cfg.MaxDataStreams) {
 			st.Close()
-			r.fail(r.lost(fmt.Errorf("%w: more than %d data streams", ErrProtocol, r.cfg.MaxDataStreams)))
+			r.fail(r.lost(fmt.Errorf("%w: more than %d data streams open", ErrProtocol, r.cfg.MaxDataStreams)))
 			return
 		}
-		n++
+		open.Add(1)
 		r.wg.Add(1)
-		go r.readData(st)
+		go func() {
+			defer open.Add(-1)
+			r.readData(st)
+		}()
 	}
 }
 

@@ -293,3 +293,29 @@ func TestSeveralCoordinators(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// Cancel ends the job but not the session; later messages for it are
+// ignored.
+func TestCancel(t *testing.T) {
+	tt := makeTorrent(t, 1<<20, 64<<10)
+	ts := newTestServer(t, transports[1], tt, nil)
+	r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ts.factory.worker(t, 0)
+	r.Assign([]int{0})
+	collect(t, r, tt, 1, 5*time.Second)
+	r.send(MsgCancel, &cancelMsg{Job: r.JobID()})
+	waitFor(t, 5*time.Second, "job ends", func() bool { return w.closed.Load() && ts.Stats().ActiveJobs == 0 })
+	r.Assign([]int{1, 2}) // for the ended job: ignored
+	r.send(MsgCancel, &cancelMsg{Job: r.JobID()})
+	if err := r.Err(); err != nil || ts.Stats().ActiveSessions != 1 {
+		t.Fatalf("session ended by Cancel: %v %+v", err, ts.Stats())
+	}
+	r.Close()
+	waitFor(t, 5*time.Second, "stop", func() bool { return ts.Stats().Stops == 1 })
+	if assigned, _, _, _ := w.snapshot(); !slices.Equal(assigned, []int{0}) {
+		t.Fatalf("worker saw %v", assigned)
+	}
+}
