@@ -1,0 +1,36 @@
+package delegate
+
+import (
+	"testing"
+	"time"
+)
+
+// BenchmarkSessionThroughput measures piece bytes per second from a node
+// (fake worker) to a coordinator over TLS + yamux on loopback TCP; the
+// coordinator side only takes the events (no hashing, no disk).
+func BenchmarkSessionThroughput(b *testing.B) {
+	tt := makeTorrent(b, 64<<20, 1<<20)
+	n := tt.t.Info.NumPieces()
+	ts := newTestServer(b, transports[1], tt, nil)
+	r, err := dial(b, ts, testKey(1), tt.spec(), testClientConfig(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(tt.t.Info.Length)
+	b.ResetTimer()
+	for range b.N {
+		r.Assign(allPieces(n))
+		deadline := time.After(time.Minute)
+		for got := 0; got < n; {
+			select {
+			case ev := <-r.Events():
+				if len(ev.Data) == 0 {
+					b.Fatalf("event %+v", ev)
+				}
+				got++
+			case <-deadline:
+				b.Fatal("timeout")
+			}
+		}
+	}
+}
