@@ -100,13 +100,13 @@ func family(a netip.AddrPort) int {
 // conn returns the socket for a family, opening it (and its reader) on
 // first use. Called with c.mu held.
 func (c *udpCoordinator) connLocked(fam int) (*net.UDPConn, error) {
-	if c.conns[fam] != nil {
-		return c.conns[fam], nil
-	}
 	select {
 	case <-c.closing:
 		return nil, ErrClosed
 	default:
+	}
+	if c.conns[fam] != nil {
+		return c.conns[fam], nil
 	}
 	network := [2]string{"udp4", "udp6"}[fam]
 	addr, err := net.ResolveUDPAddr(network, c.listen[fam])
@@ -126,14 +126,14 @@ func (c *udpCoordinator) connLocked(fam int) (*net.UDPConn, error) {
 	return conn, nil
 }
 
-// newTxID picks a random transaction id that is not pending and registers
-// w for it.
+// register picks a random, non-zero transaction id that is not pending and
+// registers w for it.
 func (c *udpCoordinator) register(w udpWaiter) uint32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
 		id := rand.Uint32()
-		if _, busy := c.waiters[id]; !busy {
+		if _, busy := c.waiters[id]; !busy && id != 0 { // 0 means "none" to pipelines
 			c.waiters[id] = w
 			return id
 		}
