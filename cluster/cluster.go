@@ -35,6 +35,7 @@ type Cluster struct {
 	log  *slog.Logger
 	name string
 	addr netip.AddrPort // advertised gossip address
+	port int            // bound gossip port: the default port of Join entries
 
 	ml     *memberlist.Memberlist
 	meta   *metaDelegate
@@ -120,6 +121,7 @@ func Start(cfg Config) (*Cluster, error) {
 		log:      logger.With("member", name),
 		name:     name,
 		addr:     addr,
+		port:     nt.GetAutoBindPort(),
 		meta:     &metaDelegate{meta: meta},
 		leftCh:   make(chan struct{}),
 		ctx:      ctx,

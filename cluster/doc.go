@@ -5,12 +5,46 @@
 // Each member advertises a Meta (role, delegate endpoint, version,
 // capacity). Members join by addresses or DNS names that may resolve to
 // many IPs (a Kubernetes headless service), in the background and retrying
-// until a member answers (Cluster.Joined). Join, leave, update and failure
-// events arrive on Cluster.Events; memberlist's callbacks never wait for the
-// reader (see pump in events.go).
+// until a member answers (Cluster.Joined); once joined, a member that finds
+// itself alone, or a Join address that is not a live member (a restarted
+// coordinator), is joined again.
 //
-// Gossip is encrypted and authenticated with a subkey of the cluster Key
-// (memberlist keyring, AES-GCM), so a process without the key cannot join or
-// inject state. The Key type also loads, parses and derives the subkey that
-// package delegate uses for its TLS identity; it never prints itself.
+// # Events
+//
+// Join, leave, update and failure events of other members arrive on
+// Cluster.Events. memberlist's callbacks never wait for the reader: they
+// hand the event to one pump goroutine that keeps an unbounded but
+// coalescing queue (an Update merges into the member's undelivered Join or
+// Update; Join, Leave and Fail are kept), so memory grows only with real
+// membership churn. memberlist reports a graceful leave and a failure
+// through the same callback; Cluster.Leave therefore first announces a
+// "leaving" flag in its metadata, and a departure is EventLeave when that
+// flag was seen, EventFail otherwise.
+//
+// # Failure detection
+//
+// Measured on loopback (TestFailureDetectionTiming, FLOTILLA_CLUSTER_TIMING=1),
+// from a member's crash to every other member's EventFail: profile "local"
+// about 5 s (3 or 6 members), profile "lan" about 6 s with 3 members and
+// 7 s with 6. That is a probe interval (1 s) plus memberlist's suspicion
+// timeout, SuspicionMult·max(1, log10 n)·ProbeInterval (3 s local, 4 s lan),
+// which grows toward 6× that when too few members confirm the suspicion.
+//
+// # Security
+//
+// Gossip, UDP and TCP, is encrypted and authenticated (AES-GCM, memberlist
+// keyring, incoming and outgoing verification on) with
+// Key.Derive(PurposeGossip), so a process without the cluster key can
+// neither join nor inject state; package delegate derives its own subkey
+// (PurposeDelegateTLS). LoadKey reads the key from --cluster-key-file or
+// FLOTILLA_CLUSTER_KEY. A key file readable by group or others is accepted
+// (Kubernetes mounts secrets 0644 by default); CheckKeyFileMode tells the
+// caller so it can warn. A Key prints only its fingerprint.
+//
+// # Goroutines
+//
+// Close stops the pump and the join goroutine and waits for them.
+// memberlist's own goroutines end shortly after its Shutdown; a probe in
+// flight finishes its probe interval first (up to 8 s when the probed
+// member is dead). They call nothing of ours that could block.
 package cluster

@@ -119,7 +119,7 @@ func (c *Cluster) joinTargets() ([]string, error) {
 	for _, entry := range c.cfg.Join {
 		host, port, _ := splitHostOptPort(entry) // checked by Validate
 		if port == 0 {
-			port = int(c.addr.Port())
+			port = c.port
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, resolveTimeout)
 		ips, err := resolveAll(ctx, c.cfg.Resolve, host)
