@@ -259,7 +259,7 @@ func (s *LocalSwarm) readLoop(h *connHandle) {
 			ev.msg.Payload = nil
 		}
 		b.evs = append(b.evs, ev)
-		if r.Buffered() == 0 || len(b.evs) >= 64 {
+		if r.Buffered() == 0 || len(b.evs) >= 32 {
 			if !s.sendBatch(b) {
 				return
 			}

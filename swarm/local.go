@@ -127,7 +127,7 @@ func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
 		storage:    cfg.Storage,
 		log:        cfg.logger().With("swarm", "local"),
 		newConns:   make(chan newConn),
-		connIn:     make(chan *connBatch, 16),
+		connIn:     make(chan *connBatch, 4),
 		hashIn:     make(chan hashJob, maxActive+1),
 		hashOut:    make(chan hashJob, maxActive+1),
 		events:     make(chan WorkerEvent, 1),

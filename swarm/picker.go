@@ -356,10 +356,22 @@ func (p *Picker) take(ap *activePiece, k peerKey, n int, dst []Block) ([]Block, 
 }
 
 // rarest returns the leased missing piece the peer has with the lowest
-// availability, ties broken uniformly at random, or -1.
+// availability, ties broken at random, or -1. The scan starts at a random
+// piece and stops early at a piece no other connected peer announced
+// (only have-all peers have it: nothing can be rarer), which makes the
+// common all-seeders case O(1) instead of O(pieces).
 func (p *Picker) rarest(has func(int) bool) int {
+	n := len(p.state)
+	if n == 0 {
+		return -1
+	}
+	start := p.rng.IntN(n)
 	best, bestAvail, ties := -1, int32(1<<30), 0
-	for i := range p.state {
+	for k := 0; k < n; k++ {
+		i := start + k
+		if i >= n {
+			i -= n
+		}
 		if !p.leased[i] || p.state[i] != pieceMissing || !has(i) {
 			continue
 		}
@@ -367,6 +379,9 @@ func (p *Picker) rarest(has func(int) bool) int {
 		switch {
 		case a < bestAvail:
 			best, bestAvail, ties = i, a, 1
+			if a == 0 {
+				return best
+			}
 		case a == bestAvail:
 			ties++
 			if p.rng.IntN(ties) == 0 {
