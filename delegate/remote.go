@@ -516,7 +516,7 @@ func (r *RemoteSwarm) readControl() {
 				continue // a report about a job this session no longer runs
 			}
 			r.status.Store(&swarm.WorkerStatus{
-				Name: r.name, Peers: m.Peers, Seeds: m.Seeds, DownRate: m.DownRate, UpRate: m.UpRate,
+				Name: r.name, Peers: m.Peers, Seeds: m.Seeds, DownRate: rate(m.DownRate), UpRate: rate(m.UpRate),
 				Downloaded: m.Downloaded, Uploaded: m.Uploaded, Wasted: m.Wasted, Leased: m.Leased,
 				Active: m.Active, Delivered: m.Delivered, HashFails: m.HashFails, Banned: m.Banned,
 				Outstanding: m.Outstanding, TimedOut: m.TimedOut, Snubbed: m.Snubbed, Updated: time.Now(),
@@ -551,6 +551,14 @@ func (r *RemoteSwarm) readControl() {
 			return
 		}
 	}
+}
+
+// rate sanitizes a reported rate (NaN, infinite or negative: 0).
+func rate(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+		return 0
+	}
+	return x
 }
 
 func (r *RemoteSwarm) acceptData() {
