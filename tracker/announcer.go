@@ -116,6 +116,9 @@ func newAnnouncer(c *Client, tc TorrentConfig, probe bool) *Announcer {
 	}
 	if len(group) > 0 {
 		a.groups = append(a.groups, group)
+		for _, p := range group {
+			p.hasAlternative = len(group) > 1
+		}
 	}
 	a.cur = make([]int, len(a.groups))
 	a.reports = make(chan report, 2*len(a.pipes)+4)

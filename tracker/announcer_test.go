@@ -30,7 +30,9 @@ func TestTierFallbackAndPromotion(t *testing.T) {
 	failing.SetBehavior(func(b *HTTPBehavior) { b.Failure = "go away" })
 	good := newHTTPTracker(t)
 	spare := newHTTPTracker(t)
-	c := newTestClient(t, nil)
+	// the dead tracker would be retried for 50ms·(2^9-1) ≈ 25 s on its own;
+	// with alternatives it is given up after FailoverRetries
+	c := newTestClient(t, func(c *Config) { c.UDPMaxRetries = 8; c.FailoverRetries = 1 })
 	// tier 0: only the dead tracker; tier 1: a failing and a good one (shuffled); tier 2: never needed
 	a := addTorrent(t, c, testHash, 1, 7001, []string{dead.URL}, []string{failing.URL, good.URL}, []string{spare.URL})
 	u := nextUpdate(t, a, 3*time.Second, "started from the good tracker", okAnnounce(EventStarted))

@@ -51,6 +51,11 @@ type Config struct {
 	// UDPMaxRetries; then the request fails with ErrTimeout. BEP 15: 15 s, 8.
 	UDPRetryBase  time.Duration
 	UDPMaxRetries int
+	// FailoverRetries replaces UDPMaxRetries for a tracker that has an
+	// alternative in strict BEP 12 mode (another tracker the torrent can fall
+	// over to), so one dead UDP tracker does not hold the torrent for the
+	// full BEP 15 hour: with 2, it is given up after 15+30+60 s.
+	FailoverRetries int
 	// UDPConnIDTTL is how long a connection id is reused (BEP 15: 1 minute).
 	UDPConnIDTTL time.Duration
 	// UDPSendURLData sends the path and query of a udp:// URL as BEP 41
@@ -102,6 +107,7 @@ func DefaultConfig() Config {
 		UDPReadBuffer:   4 << 20,
 		UDPRetryBase:    15 * time.Second,
 		UDPMaxRetries:   8,
+		FailoverRetries: 2,
 		UDPConnIDTTL:    time.Minute,
 		UDPSendURLData:  true,
 		ResolveTimeout:  10 * time.Second,
@@ -135,6 +141,8 @@ func (c Config) Validate() error {
 		return bad("UDPRetryBase %v <= 0", c.UDPRetryBase)
 	case c.UDPMaxRetries < 0 || c.UDPMaxRetries > 16:
 		return bad("UDPMaxRetries %d not in [0, 16]", c.UDPMaxRetries)
+	case c.FailoverRetries < 0 || c.FailoverRetries > 16:
+		return bad("FailoverRetries %d not in [0, 16]", c.FailoverRetries)
 	case c.UDPConnIDTTL <= 0:
 		return bad("UDPConnIDTTL %v <= 0", c.UDPConnIDTTL)
 	case c.ResolveTimeout <= 0:

@@ -115,6 +115,9 @@ type pipeline struct {
 	soonerDue    bool // MorePeers arrived while an announce was in flight
 	stopping     bool
 	scrapeDue    bool
+	// set before the goroutine starts: strict BEP 12 with other trackers
+	// to fall over to (UDP gives up after Config.FailoverRetries)
+	hasAlternative bool
 }
 
 // request is the one request in flight.

@@ -157,7 +157,11 @@ func (p *pipeline) transmit(now time.Time) {
 func (p *pipeline) udpTimeout(now time.Time) {
 	r := p.req
 	r.attempt++
-	if r.attempt > p.cfg().UDPMaxRetries {
+	maxRetries := p.cfg().UDPMaxRetries
+	if p.hasAlternative && !p.stopping {
+		maxRetries = min(maxRetries, p.cfg().FailoverRetries)
+	}
+	if r.attempt > maxRetries {
 		p.finish(now, false, nil, nil, fmt.Errorf("%w: no reply after %d transmissions", ErrTimeout, r.attempt))
 		return
 	}
