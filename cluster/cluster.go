@@ -45,6 +45,7 @@ type Cluster struct {
 	// it for reading, Close for writing.
 	life   sync.RWMutex
 	closed bool
+	metaMu sync.Mutex // serialises UpdateMeta and Leave's intent announcement
 	left   atomic.Bool
 	leftCh chan struct{} // closed by Leave
 
@@ -208,8 +209,11 @@ func (c *Cluster) Addr() netip.AddrPort { return c.addr }
 // never hold up memberlist. It is closed by Close.
 func (c *Cluster) Events() <-chan Event { return c.events.out }
 
-// Members is a snapshot of the live members (alive or suspect), this one
-// included (Local), sorted by name. It is nil after Close.
+// Members is a snapshot of the live members, this one included (Local),
+// sorted by name: every member memberlist has not declared dead or gone. A
+// merely suspected member stays listed (memberlist reports no suspicion),
+// so State is StateAlive here. The snapshot reflects every event delivered
+// by memberlist before the call, read or not. It is nil after Close.
 func (c *Cluster) Members() []Member {
 	s, _ := c.events.snapshot()
 	return s.members
@@ -268,6 +272,8 @@ func (c *Cluster) UpdateMeta(m Meta) error {
 	}
 	c.life.RLock()
 	defer c.life.RUnlock()
+	c.metaMu.Lock()
+	defer c.metaMu.Unlock()
 	if c.closed {
 		return ErrClosed
 	}
@@ -294,6 +300,7 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 		return ErrClosed
 	}
 	deadline := time.Now().Add(timeout)
+	c.metaMu.Lock()
 	if c.left.CompareAndSwap(false, true) {
 		close(c.leftCh)
 		// Announce the intent first so that the others report EventLeave
@@ -303,6 +310,7 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 			c.log.Warn("leave intent not yet broadcast; others may see a failure", "err", err)
 		}
 	}
+	c.metaMu.Unlock()
 	if err := c.ml.Leave(max(time.Until(deadline), time.Millisecond)); err != nil {
 		return fmt.Errorf("cluster leave: %w", err)
 	}

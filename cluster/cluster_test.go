@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"flotilla/internal/testenv"
+
+	"github.com/hashicorp/memberlist"
 )
 
 func TestThreeMembersJoinViaOneSeed(t *testing.T) {
@@ -428,4 +430,31 @@ func TestStartRejectsBadConfig(t *testing.T) {
 			t.Errorf("join %q rejected: %v", ok, err)
 		}
 	}
+}
+
+// A plain memberlist without any key cannot join either, and the members
+// never list it.
+func TestUnencryptedMemberlistCannotJoin(t *testing.T) {
+	t.Parallel()
+	seed := startMember(t, testConfig(t, "127.0.0.45", mustKey(t)))
+	rs := record(t, seed)
+
+	mc := memberlist.DefaultLocalConfig()
+	mc.Name = "plain"
+	mc.BindAddr = "127.0.0.46"
+	mc.BindPort = 0
+	mc.Logger = newMemberlistLogger(testLogger("plain"))
+	plain, err := memberlist.Create(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Shutdown()
+	for range 3 {
+		if n, err := plain.Join([]string{seed.Addr().String()}); err == nil || n != 0 {
+			t.Fatalf("unencrypted join: %d reached, err %v", n, err)
+		}
+	}
+	never(t, time.Second, "the unencrypted member got in", func() bool {
+		return rs.any("plain") || len(seed.Members()) != 1 || plain.NumMembers() != 1
+	})
 }
