@@ -92,7 +92,9 @@ func Start(cfg Config) (*Cluster, error) {
 	advHost, advPort := "", nt.GetAutoBindPort()
 	if cfg.AdvertiseAddr != "" {
 		h, p, _ := splitHostOptPort(cfg.AdvertiseAddr)
-		ip, err := resolveOne(ctx, cfg.Resolve, h)
+		rctx, rcancel := context.WithTimeout(ctx, resolveTimeout)
+		ip, err := resolveOne(rctx, cfg.Resolve, h)
+		rcancel()
 		if err != nil {
 			return fail(fmt.Errorf("%w: advertise address: %w", ErrConfig, err))
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"reflect"
 	"strconv"
 	"testing"
@@ -457,4 +458,38 @@ func TestUnencryptedMemberlistCannotJoin(t *testing.T) {
 	never(t, time.Second, "the unencrypted member got in", func() bool {
 		return rs.any("plain") || len(seed.Members()) != 1 || plain.NumMembers() != 1
 	})
+}
+
+func TestAdvertiseNameAndDefaultName(t *testing.T) {
+	t.Parallel()
+	key := mustKey(t)
+	cfg := testConfig(t, "127.0.0.15", key)
+	cfg.Name = ""
+	cfg.AdvertiseAddr = "me.flotilla.test"
+	cfg.Resolve = func(_ context.Context, host string) ([]netip.Addr, error) {
+		if host != "me.flotilla.test" {
+			return nil, fmt.Errorf("no such host %q", host)
+		}
+		return []netip.Addr{netip.MustParseAddr("127.0.0.15")}, nil
+	}
+	c := startMember(t, cfg)
+	if c.Addr().Addr() != netip.MustParseAddr("127.0.0.15") || c.Addr().Port() == 0 {
+		t.Fatalf("advertised %v", c.Addr())
+	}
+	host, _ := os.Hostname()
+	if want := host + "@" + c.Addr().String(); c.LocalName() != want {
+		t.Fatalf("default name %q, want %q", c.LocalName(), want)
+	}
+	// Two members on one host get distinct default names.
+	jc := testConfig(t, "127.0.0.16", key)
+	jc.Name = ""
+	jc.Join = []string{c.Addr().String()}
+	j := startMember(t, jc)
+	waitFor(t, 10*time.Second, "both listed", func() bool { return len(c.Members()) == 2 && len(j.Members()) == 2 })
+
+	bad := cfg
+	bad.AdvertiseAddr = "nowhere.flotilla.test"
+	if _, err := Start(bad); !errors.Is(err, ErrConfig) {
+		t.Fatalf("unresolvable advertise name: %v, want ErrConfig", err)
+	}
 }
