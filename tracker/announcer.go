@@ -32,9 +32,10 @@ type TorrentConfig struct {
 // blocks it or another pipeline.
 //
 // With Config.AllTiers every tier has its own active tracker (libtorrent's
-// announce_to_all_tiers); otherwise one tracker serves the whole torrent and
-// stays in charge while it works (we do not go back to an earlier tier until
-// it fails).
+// announce_to_all_tiers); otherwise one tracker serves the whole torrent.
+// A tracker that failed is skipped while it backs off, and when a later
+// tracker is in charge the earlier ones are tried again shortly before its
+// next regular announce (BEP 12: every announce starts from the top).
 type Announcer struct {
 	c        *Client
 	infoHash [20]byte
@@ -56,6 +57,10 @@ type Announcer struct {
 
 	probeOut chan ProbeResult // probe mode only
 
+	// owned by the run goroutine
+	notBefore map[*pipeline]time.Time // failed trackers' back-off ends
+	higher    *time.Timer             // AfterFunc: aWishHigher
+
 	closing   chan struct{}
 	hardStop  chan struct{} // pipelines exit at once
 	done      chan struct{}
@@ -66,6 +71,7 @@ type Announcer struct {
 type report struct {
 	p  *pipeline
 	ok bool
+	at time.Time // success: its next regular announce; failure: the end of its back-off
 }
 
 // announcer-level wishes
@@ -73,6 +79,7 @@ const (
 	aWishCompleted uint32 = 1 << iota
 	aWishSooner
 	aWishScrape
+	aWishHigher // time to try the trackers before the current one again
 )
 
 func newAnnouncer(c *Client, tc TorrentConfig, probe bool) *Announcer {
@@ -208,15 +215,19 @@ func (a *Announcer) publish(u Update) {
 }
 
 // report tells the announcer how an announce went (pipeline goroutine).
-func (a *Announcer) report(p *pipeline, ok bool) {
+func (a *Announcer) report(p *pipeline, ok bool, at time.Time) {
 	select {
-	case a.reports <- report{p: p, ok: ok}:
+	case a.reports <- report{p: p, ok: ok, at: at}:
 	case <-a.hardStop:
 	}
 }
 
 func (a *Announcer) run() {
 	defer close(a.done)
+	a.notBefore = map[*pipeline]time.Time{}
+	a.higher = time.AfterFunc(time.Hour, func() { a.aWish(aWishHigher) })
+	a.higher.Stop()
+	defer a.higher.Stop()
 	if a.probeOut == nil {
 		for _, g := range a.groups {
 			g[0].wish(wishActivate)
@@ -254,13 +265,9 @@ func (a *Announcer) onReport(r report) {
 		return
 	}
 	g := a.groups[gi]
-	idx := 0
-	for i, q := range g {
-		if q == r.p {
-			idx = i
-		}
-	}
+	idx := slices.Index(g, r.p)
 	if r.ok {
+		delete(a.notBefore, r.p)
 		// promote to the front of its tier
 		front := idx
 		for front > 0 && g[front-1].tier == r.p.tier {
@@ -274,22 +281,73 @@ func (a *Announcer) onReport(r report) {
 		case c >= front && c < idx:
 			a.cur[gi] = c + 1 // shifted by the promotion
 		}
+		if g[a.cur[gi]] == r.p && a.cur[gi] > 0 && !r.at.IsZero() {
+			// BEP 12: earlier trackers are tried again before the next
+			// regular announce (a little before it is due)
+			d := time.Until(r.at)
+			a.higher.Reset(max(d-min(d/10, time.Second), 0))
+		}
 		return
 	}
-	if g[a.cur[gi]] != r.p {
+	a.notBefore[r.p] = r.at
+	cur := a.cur[gi]
+	if g[cur] != r.p {
 		return
 	}
-	next := (a.cur[gi] + 1) % len(g)
-	if next == a.cur[gi] {
-		return // the only tracker: it retries after its own back-off
+	next := a.pick(g, cur+1, len(g))
+	if next == cur {
+		return // the only choice: it retries after its own back-off
 	}
-	r.p.wish(wishDeactivate)
+	a.switchTo(gi, next)
+}
+
+// pick returns the first of n trackers from g[start] on (cyclically) that is
+// not backing off, or the one whose back-off ends first.
+func (a *Announcer) pick(g []*pipeline, start, n int) int {
+	now := time.Now()
+	best, bestAt := -1, time.Time{}
+	for k := range n {
+		j := (start + k) % len(g)
+		at, failed := a.notBefore[g[j]]
+		if !failed || !at.After(now) {
+			return j
+		}
+		if best < 0 || at.Before(bestAt) {
+			best, bestAt = j, at
+		}
+	}
+	return best
+}
+
+func (a *Announcer) switchTo(gi, next int) {
+	g := a.groups[gi]
+	g[a.cur[gi]].wish(wishDeactivate)
 	a.cur[gi] = next
 	g[next].wish(wishActivate)
 }
 
+// tryHigher moves back to an earlier tracker whose back-off is over.
+func (a *Announcer) tryHigher() {
+	for gi, g := range a.groups {
+		cur := a.cur[gi]
+		if cur == 0 {
+			continue
+		}
+		now := time.Now()
+		for j := range cur {
+			if at, failed := a.notBefore[g[j]]; !failed || !at.After(now) {
+				a.switchTo(gi, j)
+				break
+			}
+		}
+	}
+}
+
 func (a *Announcer) applyWishes() {
 	w := a.wishes.Swap(0)
+	if w&aWishHigher != 0 && a.probeOut == nil {
+		a.tryHigher()
+	}
 	for gi, g := range a.groups {
 		p := g[a.cur[gi]]
 		if w&aWishCompleted != 0 {

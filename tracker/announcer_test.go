@@ -290,3 +290,37 @@ func TestProbe(t *testing.T) {
 		t.Fatalf("http queries %q", s)
 	}
 }
+
+// BEP 12: after falling over to a later tier, the earlier tier is tried
+// again before the next regular announce.
+func TestBackToFirstTier(t *testing.T) {
+	first := newHTTPTracker(t)
+	first.SetBehavior(func(b *HTTPBehavior) { b.Failure = "briefly down" })
+	second := newHTTPTracker(t)
+	second.SetBehavior(func(b *HTTPBehavior) { b.Interval = time.Second })
+	c := newTestClient(t, nil)
+	a := addTorrent(t, c, testHash, 1, 7001, []string{first.URL}, []string{second.URL})
+	if u := nextUpdate(t, a, 2*time.Second, "started on the second tier", okAnnounce(EventStarted)); u.URL != second.URL {
+		t.Fatalf("started on %s", u.URL)
+	}
+	first.SetBehavior(func(b *HTTPBehavior) { b.Failure = ""; b.Interval = time.Second })
+	u := nextUpdate(t, a, 3*time.Second, "started on the first tier again", okAnnounce(EventStarted))
+	if u.URL != first.URL {
+		t.Fatalf("started on %s", u.URL)
+	}
+	st := status(t, a)
+	if !st[0].Active || st[1].Active || !st[1].Started {
+		t.Fatalf("status %+v: the first tier is in charge, the second stays started (for its stopped)", st)
+	}
+	n := second.Announces()
+	nextUpdate(t, a, 3*time.Second, "regular announce on the first tier", func(u Update) bool {
+		return u.Err == nil && u.Event == EventNone && u.URL == first.URL
+	})
+	if second.Announces() != n {
+		t.Fatal("the second tier must rest while the first works")
+	}
+	a.Close()
+	if q := second.Queries(); !strings.Contains(q[len(q)-1], "event=stopped") {
+		t.Fatalf("second tier queries %q: it got a started, so it gets a stopped", q)
+	}
+}

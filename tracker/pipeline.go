@@ -98,9 +98,10 @@ type pipeline struct {
 	req  *request // in flight
 	conn udpConn
 
-	peers *PeerList
-	subs  []*PeerWatch
-	probe *probeState
+	peers   *PeerList
+	subs    []*PeerWatch
+	probe   *probeState
+	retryAt int64 // Unix ns: end of the back-off after the last failure
 
 	// small fields together: an idle pipeline is a per-torrent-per-tracker
 	// cost, and this keeps the struct in the 512-byte size class
@@ -276,8 +277,8 @@ func (p *pipeline) applyWishes(now time.Time) bool {
 		p.active = true
 		if p.nextAt.IsZero() && !announcing {
 			at := now
-			if p.failures > 0 {
-				at = p.lastFailureRetry(now)
+			if p.failures > 0 && p.retryAt > now.UnixNano() {
+				at = time.Unix(0, p.retryAt) // still backing off
 			}
 			p.schedule(at)
 		}
@@ -476,8 +477,10 @@ func (p *pipeline) finish(now time.Time, answered bool, resp *AnnounceResponse, 
 		p.started = false // best effort: one try
 	} else {
 		p.failures++
+		retry := p.lastFailureRetry(now)
+		p.retryAt = retry.UnixNano()
 		if p.active && !p.stopping {
-			p.schedule(p.lastFailureRetry(now))
+			p.schedule(retry)
 		}
 	}
 	p.a.publish(p.update(UpdateAnnounce, r.event, took, r.ticket, resp, nil, err))
@@ -486,7 +489,11 @@ func (p *pipeline) finish(now time.Time, answered bool, resp *AnnounceResponse, 
 		return
 	}
 	if !p.stopping {
-		p.a.report(p, err == nil)
+		at := time.Unix(0, p.retryAt)
+		if err == nil {
+			at = p.nextAt
+		}
+		p.a.report(p, err == nil, at)
 	}
 }
 
