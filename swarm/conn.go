@@ -190,13 +190,16 @@ func (s *LocalSwarm) acceptLoop(l net.Listener) {
 			return
 		}
 		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-		if s.isBanned(ap.Addr()) || s.nconns.Load() >= int64(s.cfg.MaxPeers)+4 {
+		if s.isBanned(ap.Addr()) || s.nconns.Load() >= int64(s.cfg.MaxPeers)+4 ||
+			s.handshaking.Load() >= int64(s.cfg.MaxDialing) {
 			c.Close()
 			continue
 		}
+		s.handshaking.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.handshaking.Add(-1)
 			s.tuneConn(c)
 			hs, err := s.handshake(c, false, s.cfg.HandshakeTimeout)
 			if err != nil {

@@ -300,7 +300,11 @@ func (d *Download) run() {
 			clear(mb)
 		case se := <-d.fanIn:
 			d.handle(se)
-		case p := <-written:
+		case p, ok := <-written:
+			if !ok {
+				written = nil // the store closed; Err/tick report why
+				continue
+			}
 			d.pieceWritten(p)
 		case now := <-tick.C:
 			d.tick(now)
@@ -515,8 +519,8 @@ func (d *Download) endTicket(w, i int, fulfilled bool) {
 	}
 }
 
-// rebalance refills every worker and steals unstarted pieces back from a
-// worker holding far more than its share while another runs dry.
+// rebalance refills every worker and, while another runs dry, steals
+// unstarted pieces back from workers holding more than their horizon.
 func (d *Download) rebalance(now time.Time) {
 	if d.stopped {
 		return
@@ -541,7 +545,9 @@ func (d *Download) rebalance(now time.Time) {
 			continue
 		}
 		target := leaseTarget(s.rate.Rate(), d.cfg.Info.PieceLength, d.cfg.LeaseHorizon.Seconds(), d.cfg.MinLease, d.n)
-		if held := d.lb.Held(s.idx); held > 2*target {
+		if held := d.lb.Held(s.idx); held > target && held >= d.cfg.MinLease/4 {
+			// Give back what it cannot fetch within its horizon; pieces it
+			// has started stay with it (not forced).
 			pieces := d.lb.HeldBy(s.idx, nil)
 			s.w.Revoke(pieces[target:], false)
 		}

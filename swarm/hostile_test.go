@@ -199,3 +199,43 @@ func TestSilentPeerTimeoutsAndSnub(t *testing.T) {
 		t.Fatal("data differs")
 	}
 }
+
+// Banned addresses are refused on accept and never dialled.
+func TestBanListOnDialAndAccept(t *testing.T) {
+	tt := makeTorrent(t, 1<<20, 64<<10)
+	st := newMemStorage(tt.t.Info, nil, false)
+	cfg := testConfig(tt, st, 5)
+	cfg.Listener = listen(t, "127.0.0.1")
+	d := newTestDownload(t, cfg)
+	banned := netip.MustParseAddr("127.0.0.7")
+	done := make(chan struct{})
+	d.Local().post(func() { d.Local().ban(banned); close(done) })
+	<-done
+
+	// Accept: a banned address gets no handshake back.
+	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.7")}}
+	c, err := dialer.Dial("tcp", d.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var id [20]byte
+	peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.t.InfoHash, PeerID: id})
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := peerwire.ReadHandshake(c); err == nil {
+		t.Fatal("banned peer got a handshake")
+	}
+
+	// Dial: a banned address is never dialled (checked after an unbanned
+	// one given at the same time was dialled).
+	h := startHostile(t, "127.0.0.7", tt, func(net.Conn, *peerwire.Reader) {})
+	ok := startHostile(t, "127.0.0.8", tt, func(c net.Conn, r *peerwire.Reader) { r.ReadMessage() })
+	d.AddPeers([]netip.AddrPort{h.addr(t), ok.addr(t)})
+	testenv_WaitFor(t, func() bool { ok.mu.Lock(); defer ok.mu.Unlock(); return len(ok.conn) > 0 }, "the unbanned peer to be dialled")
+	h.mu.Lock()
+	accepted := len(h.conn)
+	h.mu.Unlock()
+	if accepted != 0 {
+		t.Fatalf("banned address dialled %d times", accepted)
+	}
+}

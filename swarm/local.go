@@ -45,13 +45,14 @@ type LocalSwarm struct {
 	mb     []func()
 	mbWake chan struct{}
 
-	closing   chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
-	nconns    atomic.Int64
-	bans      atomic.Pointer[map[netip.Addr]struct{}]
-	status    atomic.Pointer[WorkerStatus]
+	closing     chan struct{}
+	done        chan struct{}
+	closeOnce   sync.Once
+	wg          sync.WaitGroup
+	nconns      atomic.Int64
+	handshaking atomic.Int64 // incoming connections in their handshake
+	bans        atomic.Pointer[map[netip.Addr]struct{}]
+	status      atomic.Pointer[WorkerStatus]
 	// transit counts verified pieces handed to the sub-chief that Storage
 	// has not yet accepted: their buffers count against MaxInFlightBytes.
 	transit atomic.Int64
@@ -518,6 +519,10 @@ func (s *LocalSwarm) abandon(i int) {
 	if b, ok := s.bufs[i]; ok {
 		delete(s.bufs, i)
 		s.releaseBuf(b)
+	}
+	if sus, ok := s.suspects[i]; ok {
+		delete(s.suspects, i)
+		s.releaseBuf(sus.buf)
 	}
 }
 
