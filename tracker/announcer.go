@@ -128,7 +128,7 @@ func newAnnouncer(c *Client, tc TorrentConfig, probe bool) *Announcer {
 		}
 	}
 	a.cur = make([]int, len(a.groups))
-	a.reports = make(chan report, 2*len(a.pipes)+4)
+	a.reports = make(chan report, len(a.pipes)+1) // a pipeline has one request, so one report, at a time
 	if probe {
 		a.probeOut = make(chan ProbeResult, len(a.pipes))
 		for _, p := range a.pipes {

@@ -119,7 +119,7 @@ func DefaultConfig() Config {
 		BackoffMax:      30 * time.Minute,
 		PeerListMax:     500,
 		PeerTTLFactor:   2,
-		UpdateBuffer:    16,
+		UpdateBuffer:    8,
 		StopTimeout:     5 * time.Second,
 		UserAgent:       "Flotilla/0.1",
 	}
