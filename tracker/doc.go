@@ -57,5 +57,6 @@
 // pipeline (4 KiB of it the goroutine stack; the rest the pipeline, its
 // inbox and timer, a 5-peer list, its watchdog schedule entry and a share of
 // the torrent's Announcer), 1.1 goroutines per pipeline, and 25,000–75,000
-// UDP announce round trips per second (with default settings).
+// UDP announce round trips per second (DefaultConfig except AllTiers,
+// MinInterval 0 so MorePeers can re-announce at once, UDPRetryBase 5 s).
 package tracker
