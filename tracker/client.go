@@ -117,9 +117,7 @@ func (c *Client) Close() error {
 	}
 	wg.Wait()
 	c.udp.close()
-	if t, ok := c.http.Transport.(interface{ CloseIdleConnections() }); ok {
-		t.CloseIdleConnections()
-	}
+	c.http.CloseIdleConnections()
 	if c.ownWD {
 		return c.wd.Close()
 	}
