@@ -165,7 +165,9 @@ func TestAria2DownloadsFromUs(t *testing.T) {
 	port := testenv.FreePort(t, "127.0.0.9")
 	cmd := exec.CommandContext(ctx, "aria2c", lab.Aria2LeechArgs("127.0.0.9", port, out, torrentPath)...)
 	cmd.Dir = dir
+	t0 := time.Now()
 	outb, err := cmd.CombinedOutput()
+	t.Logf("aria2c downloaded %d MiB from us in %v", size>>20, time.Since(t0).Round(time.Millisecond))
 	if err != nil {
 		t.Fatalf("aria2c: %v\n%s\nstatus %+v", err, outb, d.Status())
 	}

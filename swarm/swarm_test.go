@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -47,5 +48,74 @@ func TestSeederToLeecher(t *testing.T) {
 	}
 	if st.submits != tt.t.Info.NumPieces() {
 		t.Fatalf("%d submits for %d pieces", st.submits, tt.t.Info.NumPieces())
+	}
+}
+
+// Close in the middle of a transfer returns promptly and leaks nothing
+// (goleak checks at the end of the package).
+func TestCloseMidDownload(t *testing.T) {
+	tt := makeTorrent(t, 32<<20, 256<<10)
+	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 1)
+	seedCfg.Listener = listen(t, "127.0.0.1")
+	seedCfg.Seed = true
+	seeder, err := New(seedCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newMemStorage(tt.t.Info, nil, false)
+	cfg := testConfig(tt, st, 2)
+	cfg.MaxPipeline = 8 // slow enough to catch it mid-way
+	cfg.StartPipeline = 8
+	leecher, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
+	testenv_WaitFor(t, func() bool { return leecher.Status().Written > 0 }, "a first piece")
+	done := make(chan struct{})
+	go func() {
+		leecher.Close()
+		seeder.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung")
+	}
+	if s := leecher.Status(); s.Complete || s.Err != nil {
+		t.Fatalf("status after close: complete %v err %v", s.Complete, s.Err)
+	}
+	select {
+	case <-leecher.Complete():
+		t.Fatal("Complete closed after Close of an unfinished download")
+	default:
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tt := makeTorrent(t, 64<<10, 16<<10)
+	good := testConfig(tt, newMemStorage(tt.t.Info, nil, false), 1)
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mut := range map[string]func(*Config){
+		"no info":      func(c *Config) { c.Info = nil },
+		"no storage":   func(c *Config) { c.Storage = nil },
+		"no peers":     func(c *Config) { c.MaxPeers = 0 },
+		"pipeline":     func(c *Config) { c.MaxPipeline = c.MinPipeline - 1 },
+		"inflight":     func(c *Config) { c.MaxInFlightBytes = 1 },
+		"timeout":      func(c *Config) { c.RequestTimeout = 0 },
+		"lease":        func(c *Config) { c.MinLease = 0 },
+		"upload slots": func(c *Config) { c.UploadSlots = 0 },
+	} {
+		c := good
+		mut(&c)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: got %v, want ErrConfig", name, err)
+		}
+		if _, err := New(c); err == nil {
+			t.Errorf("%s: New accepted an invalid config", name)
+		}
 	}
 }
