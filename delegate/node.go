@@ -247,10 +247,10 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 	if cfg.OnJob != nil {
 		j.onStop = cfg.OnJob(JobInfo{Job: job, PeerAddr: addr, AddPeers: w.AddPeers, Stats: j.stats})
 	}
-	ns.send(MsgJobAccepted, &acc)
 	ns.job = j
 	ns.srv.nJobs.Add(1)
 	ns.srv.nActiveJobs.Add(1)
+	ns.send(MsgJobAccepted, &acc)
 	ns.log.Info("job started", "job", job.ID, "pieces", info.NumPieces(), "peer_addr", acc.PeerAddr)
 	j.start()
 }

@@ -27,9 +27,11 @@ import (
 //     locally (the node stops downloading them but does not advertise
 //     what it cannot serve). Revoked events for those local revocations
 //     are not passed on.
-//   - Nobody submits to Storage, so the node reports when a piece left
-//     (Release) to the swarm's in-flight accounting, if the swarm exposes
-//     it (see acceptor).
+//   - Nobody submits to Storage: the node calls Release once a piece was
+//     shipped (or dropped), which tells the swarm (Accepted) that the
+//     piece's buffer no longer counts against MaxInFlightBytes. A
+//     coordinator that takes no pieces therefore stops the node's swarm
+//     once its in-flight budget is used.
 type localWorker struct {
 	ls    *swarm.LocalSwarm
 	store *nodeStore
@@ -40,15 +42,9 @@ type localWorker struct {
 	done   chan struct{}
 	once   sync.Once
 
-	mu       sync.Mutex
-	dropped  map[int]bool // pieces stored at the coordinator that we do not hold
-	accepted acceptor
+	mu      sync.Mutex
+	dropped map[int]bool // pieces stored at the coordinator that we do not hold
 }
-
-// acceptor is what a LocalSwarm may expose to learn that a piece it
-// delivered was taken off its hands (its buffer no longer counts against
-// MaxInFlightBytes).
-type acceptor interface{ Accepted() }
 
 func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger) (*localWorker, error) {
 	store, err := openNodeStore(cfg.DataDir, job)
@@ -58,14 +54,6 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger) (*localWorker, 
 	sc := cfg.Swarm
 	sc.Info, sc.InfoHash, sc.PeerID, sc.Storage = job.Info, job.InfoHash, job.PeerID, store
 	sc.Listener, sc.ListenAddr, sc.Logger = nil, "", log
-	var ls0 *swarm.LocalSwarm
-	if _, ok := any(ls0).(acceptor); !ok {
-		// The swarm cannot be told that a piece left the node, so pieces
-		// it delivered would count against MaxInFlightBytes forever and
-		// stall it. Until it can, give it room for the whole torrent; the
-		// session's pump still holds at most DataStreams+1 pieces.
-		sc.MaxInFlightBytes = max(sc.MaxInFlightBytes, job.Info.Length+job.Info.PieceLength)
-	}
 	if cfg.PeerListen != "" {
 		ln, err := net.Listen("tcp", cfg.PeerListen)
 		if err != nil {
@@ -92,9 +80,6 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger) (*localWorker, 
 	}
 	w := &localWorker{ls: ls, store: store, log: log, events: make(chan swarm.WorkerEvent),
 		quit: make(chan struct{}), done: make(chan struct{}), dropped: map[int]bool{}}
-	if a, ok := any(ls).(acceptor); ok {
-		w.accepted = a
-	}
 	go w.pump()
 	return w, nil
 }
@@ -166,11 +151,7 @@ func (w *localWorker) Have(pieces []int) {
 }
 
 // Release implements PieceReleaser.
-func (w *localWorker) Release(piece int, data []byte) {
-	if w.accepted != nil {
-		w.accepted.Accepted()
-	}
-}
+func (w *localWorker) Release(int, []byte) { w.ls.Accepted() }
 
 // Close stops the swarm and removes the job's data.
 func (w *localWorker) Close() error {

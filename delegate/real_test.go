@@ -263,3 +263,52 @@ func TestCorruptNodeQuarantined(t *testing.T) {
 		}
 	}
 }
+
+// A coordinator that takes no pieces throttles the node's real swarm: it
+// stops downloading once its in-flight budget is held by pieces that
+// cannot be shipped, and resumes when the coordinator reads again.
+func TestRealSwarmBackPressure(t *testing.T) {
+	tt := makeTorrent(t, 8<<20, 64<<10) // 128 pieces
+	n := tt.t.Info.NumPieces()
+	seedCfg := swarmConfig(t, tt, newMemStorage(tt.t.Info, tt.data), 1)
+	seedCfg.Seed = true
+	seeder := newDownload(t, seedCfg)
+
+	dir := t.TempDir()
+	cfg := DefaultServerConfig()
+	cfg.Key, cfg.Name, cfg.DataDir, cfg.ListenAddr = testKey(1), "node1", dir, "127.0.0.1:0"
+	cfg.StatusInterval = 20 * time.Millisecond
+	cfg.Swarm.StatusInterval = 20 * time.Millisecond
+	cfg.Swarm.MaxInFlightBytes = 4 * tt.t.Info.PieceLength
+	cfg.Session.StreamWindow = 256 << 10
+	cfg.Logger = testLogger(t)
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	defer func() { srv.Close(); <-served }()
+
+	cc := testClientConfig(t)
+	cc.Session.StreamWindow = 256 << 10
+	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.AddPeers([]netip.AddrPort{addrPort(t, seeder.Addr())})
+	r.Assign(allPieces(n))
+	delivered := waitStable(t, 20*time.Second, 500*time.Millisecond, func() int64 { return int64(r.Status().Delivered) })
+	// Coordinator: 4 waiting + 1 per reader + a window (4 pieces) per
+	// stream; node: 1 per shipper + 1 in the pump + the swarm's 4.
+	bound := int64(4 + 2 + 2*5 + 2 + 1 + 4 + 1)
+	t.Logf("node delivered %d of %d pieces while the coordinator took none (bound %d)", delivered, n, bound)
+	if delivered > bound {
+		t.Fatalf("node swarm delivered %d pieces with a stalled coordinator (bound %d)", delivered, bound)
+	}
+	got, _ := collect(t, r, tt, n, 30*time.Second)
+	if len(got) != n {
+		t.Fatalf("%d of %d pieces", len(got), n)
+	}
+}
