@@ -43,8 +43,11 @@ func makeTorrent(t testing.TB, size int, pieceLen int64) *testTorrent {
 	t.Helper()
 	data := make([]byte, size)
 	r := rand.New(rand.NewPCG(uint64(size), uint64(pieceLen)))
-	for i := range data {
-		data[i] = byte(r.Uint32())
+	for i := 0; i < len(data); i += 8 {
+		v := r.Uint64()
+		for k := 0; k < 8 && i+k < len(data); k++ {
+			data[i+k] = byte(v >> (8 * k))
+		}
 	}
 	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Length: int64(size)}}, pieceLen, nil, bytes.NewReader(data))
 	if err != nil {
