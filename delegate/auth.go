@@ -18,8 +18,9 @@ import (
 
 // Transport constants (spec.md, "Security").
 const (
-	// tlsPurpose is the Derive purpose of the delegate TLS identity.
-	tlsPurpose = "flotilla delegate tls v1"
+	// tlsPurpose is the Derive purpose of the delegate TLS identity
+	// ("flotilla delegate tls v1").
+	tlsPurpose = cluster.PurposeDelegateTLS
 	// alpnProto is the TLS ALPN protocol both sides require.
 	alpnProto = "flotilla-delegate"
 	// exporterLabel is the TLS exporter label of the hello binding.
@@ -49,6 +50,9 @@ type credentials struct {
 }
 
 func deriveCredentials(key cluster.Key) (*credentials, error) {
+	if key == (cluster.Key{}) {
+		return nil, fmt.Errorf("%w: no cluster key", ErrConfig)
+	}
 	seed := key.Derive(tlsPurpose)
 	if len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("%w: derived TLS seed is %d bytes", ErrConfig, len(seed))

@@ -31,6 +31,13 @@ func TestCredentialsDeterministic(t *testing.T) {
 	if err := a.verifyPeer(nil, nil); err == nil {
 		t.Fatal("no certificate accepted")
 	}
+	if tlsPurpose != "flotilla delegate tls v1" {
+		t.Fatalf("purpose %q differs from spec.md", tlsPurpose)
+	}
+	var zero [32]byte
+	if _, err := deriveCredentials(zero); !errors.Is(err, ErrConfig) {
+		t.Fatalf("zero key: %v", err)
+	}
 }
 
 func TestHandshake(t *testing.T) {
