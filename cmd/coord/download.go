@@ -5,9 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"flotilla/cluster"
+	"flotilla/internal/bindaddr"
+	"flotilla/internal/clusteropt"
 	"flotilla/metainfo"
 	"flotilla/piecestore"
 	"flotilla/swarm"
@@ -35,6 +38,7 @@ type transferOpts struct {
 	progress string
 	logEvery time.Duration
 	verify   bool
+	cluster  clusteropt.Options
 }
 
 func (o *transferOpts) register(fs *flag.FlagSet) {
@@ -43,6 +47,7 @@ func (o *transferOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.peers, "peer", "", "comma-separated HOST:PORT peers to connect to besides those the trackers give")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else a log line every --log-interval), bar, log or none")
+	o.cluster.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (optional: swarm nodes usually join the coordinator)")
 	fs.DurationVar(&o.logEvery, "log-interval", 5*time.Second, "time between progress lines when the display is a log")
 }
 
@@ -95,10 +100,27 @@ func runSeed(ctx context.Context, env *cmdEnv, args []string) int {
 	return transfer(ctx, env, "seed", pos[0], *data, true, o)
 }
 
-// transfer is the coordinator's main loop for one torrent: it wires the
-// watchdog, the tracker pipelines and the swarm sub-chief, and talks only
-// to those three (DESIGN points 6 and 9).
-func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, seed bool, o transferOpts) int {
+// session is one torrent being downloaded or seeded: the coordinator's
+// main loop and the three entities it talks to (DESIGN points 6 and 9) —
+// the tracker pipelines (ann), the watchdog (wd) and the sub-chief (dl) —
+// plus, in a cluster, the membership that tells it where swarm nodes are.
+type session struct {
+	env     *cmdEnv
+	name    string
+	t       *metainfo.Torrent
+	dir     string
+	seed    bool
+	log     *slog.Logger
+	dl      *swarm.Download
+	ann     *tracker.Announcer // nil when the torrent lists no trackers
+	wd      *watchdog.Watchdog
+	prog    *progress
+	cluster *clusterLink // nil when not in a cluster
+}
+
+// transfer sets up a session and runs its main loop. It returns the exit
+// status.
+func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, seed bool, o transferOpts) (code int) {
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(env.stderr, "coord %s: %s\n", name, fmt.Sprintf(format, a...))
 		return 1
@@ -117,6 +139,17 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	if o.maxPeers <= 0 {
 		return fail("--max-peers must be positive")
 	}
+	var key cluster.Key
+	if o.cluster.Enabled() {
+		if key, err = o.cluster.Key(env.getenv); err != nil {
+			return fail("%v", err)
+		}
+		if o.cluster.KeyFile != "" {
+			if err := cluster.CheckKeyFileMode(o.cluster.KeyFile); err != nil {
+				fmt.Fprintf(env.stderr, "coord %s: warning: %v\n", name, err)
+			}
+		}
+	}
 	if err := checkWritableDir(dir); err != nil {
 		return fail("output directory: %v", err)
 	}
@@ -125,6 +158,18 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 		log = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
+	// Everything opened below is closed in reverse order on the way out:
+	// the swarm stops handing pieces to the store, the store flushes and
+	// records, the trackers hear "stopped".
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i](); err != nil && code == 0 {
+				code = fail("%v", err)
+			}
+		}
+	}()
+
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -132,23 +177,21 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 		}
 		return fail("cannot listen on %s: %v", o.listen, err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	closers = append(closers, func() error { ln.Close(); return nil })
+	lnAddr := ln.Addr().(*net.TCPAddr)
 
 	scfg := piecestore.DefaultConfig()
 	scfg.Dir, scfg.Info, scfg.InfoHash, scfg.Logger = dir, t.Info, t.InfoHash, log
 	store, err := piecestore.Open(scfg)
 	if err != nil {
-		ln.Close()
 		return fail("%v", err)
 	}
-	closeStore := func() error { return store.Close() }
+	closers = append(closers, store.Close)
 	if o.verify {
 		fmt.Fprintf(env.stderr, "verifying %s under %s...\n", t.Info.Name, dir)
 		if err := store.Verify(ctx, nil); err != nil {
-			ln.Close()
-			closeStore()
 			if ctx.Err() != nil {
-				fmt.Fprintln(env.stderr, "interrupted")
+				fmt.Fprintf(env.stderr, "coord %s: interrupted; run the same command to resume\n", name)
 				return exitInterrupted
 			}
 			return fail("verify: %v", err)
@@ -157,11 +200,9 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 
 	wd, err := watchdog.New(watchdog.DefaultConfig())
 	if err != nil {
-		ln.Close()
-		closeStore()
 		return fail("%v", err)
 	}
-	defer wd.Close()
+	closers = append(closers, wd.Close)
 
 	peerID := newPeerID()
 	dcfg := swarm.DefaultConfig()
@@ -170,113 +211,150 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	dcfg.Watchdog, dcfg.Logger = wd, log
 	dl, err := swarm.New(dcfg)
 	if err != nil {
-		ln.Close()
-		closeStore()
 		return fail("%v", err)
 	}
+	closers = append(closers, dl.Close)
+	s := &session{env: env, name: name, t: t, dir: dir, seed: seed, log: log, dl: dl, wd: wd}
 
-	tcfg := tracker.DefaultConfig()
-	tcfg.Watchdog, tcfg.Logger = wd, log
-	bindTrackerSource(&tcfg, ln.Addr())
-	tc, err := tracker.New(tcfg)
-	if err != nil {
-		dl.Close()
-		closeStore()
-		return fail("%v", err)
-	}
-	key := randomKey()
-	ann, err := tc.AddTorrent(tracker.TorrentConfig{
-		InfoHash: t.InfoHash,
-		Tiers:    t.Tiers(),
-		ParamsFunc: func() tracker.AnnounceParams {
-			up, down, left := dl.Stats()
-			return tracker.AnnounceParams{PeerID: peerID, Port: uint16(port), Key: key, NumWant: 80,
-				Uploaded: up, Downloaded: down, Left: left}
-		},
-	})
-	if err != nil {
-		dl.Close()
-		tc.Close()
-		closeStore()
-		return fail("%v", err)
+	if len(t.Tiers()) > 0 {
+		tcfg := tracker.DefaultConfig()
+		tcfg.Watchdog, tcfg.Logger = wd, log
+		bindaddr.Tracker(&tcfg, lnAddr.IP)
+		tc, err := tracker.New(tcfg)
+		if err != nil {
+			return fail("%v", err)
+		}
+		closers = append(closers, tc.Close)
+		annKey := randomKey()
+		s.ann, err = tc.AddTorrent(tracker.TorrentConfig{
+			InfoHash: t.InfoHash,
+			Tiers:    t.Tiers(),
+			ParamsFunc: func() tracker.AnnounceParams {
+				up, down, left := dl.Stats()
+				return tracker.AnnounceParams{PeerID: peerID, Port: uint16(lnAddr.Port), Key: annKey, NumWant: 80,
+					Uploaded: up, Downloaded: down, Left: left}
+			},
+		})
+		if err != nil && len(direct) == 0 {
+			return fail("%v", err)
+		}
+		if s.ann != nil {
+			closers = append(closers, s.ann.Close)
+		}
 	}
 	if len(direct) > 0 {
 		dl.AddPeers(direct)
 	}
 
-	prog := newProgress(env, o.progress, o.logEvery, t)
-	code := mainLoop(ctx, env, name, t, dir, seed, dl, ann, wd, prog, log)
-	prog.finish()
-
-	// Shut down in dependency order: the swarm stops handing pieces to the
-	// store, the store flushes and records, the trackers hear "stopped".
-	dl.Close()
-	if err := closeStore(); err != nil && code == 0 {
-		code = fail("%v", err)
+	if o.cluster.Enabled() {
+		s.cluster, err = startClusterLink(o.cluster, key, t, lnAddr, log)
+		if err != nil {
+			return fail("%v", err)
+		}
+		closers = append(closers, s.cluster.close)
+		fmt.Fprintf(env.stderr, "cluster: gossip on %s as %s; swarm nodes that join get work\n",
+			s.cluster.c.Addr(), s.cluster.c.LocalName())
 	}
-	ann.Close()
-	tc.Close()
+
+	s.prog = newProgress(env, o.progress, o.logEvery, t)
+	code = s.loop(ctx)
+	s.prog.finish()
 	return code
 }
 
-// mainLoop waits for tracker updates, watchdog alerts and the sub-chief's
-// completion, and polls the sub-chief's status without blocking.
-func mainLoop(ctx context.Context, env *cmdEnv, name string, t *metainfo.Torrent, dir string, seed bool,
-	dl *swarm.Download, ann *tracker.Announcer, wd *watchdog.Watchdog, prog *progress, log *slog.Logger) int {
+// loop is the coordinator's main loop: it waits for tracker updates,
+// watchdog alerts, membership changes and the sub-chief's completion, and
+// polls the sub-chief's status without blocking.
+func (s *session) loop(ctx context.Context) int {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	started := time.Now()
-	complete := dl.Complete()
-	announcedDone := false
+	complete := s.dl.Complete()
+	var updates <-chan tracker.Update
+	if s.ann != nil {
+		updates = s.ann.Updates()
+	}
+	var members <-chan cluster.Event
+	var dialed <-chan dialResult
+	if s.cluster != nil {
+		members, dialed = s.cluster.c.Events(), s.cluster.dialed
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			prog.finish()
-			fmt.Fprintf(env.stderr, "coord %s: interrupted; run the same command to resume\n", name)
+			s.prog.finish()
+			fmt.Fprintf(s.env.stderr, "coord %s: interrupted; run the same command to resume\n", s.name)
 			return exitInterrupted
-		case u := <-ann.Updates():
-			if u.Err != nil {
-				log.Debug("tracker", "url", u.URL, "err", u.Err)
-				continue
-			}
-			if u.Response != nil {
-				log.Debug("tracker answered", "url", u.URL, "event", u.Event, "peers", len(u.Response.Peers), "took", u.Took)
-			}
-			if u.Response != nil && len(u.Response.Peers) > 0 {
-				addrs := make([]netip.AddrPort, 0, len(u.Response.Peers))
-				for _, p := range u.Response.Peers {
-					addrs = append(addrs, p.Addr)
-				}
-				dl.AddPeers(addrs)
-			}
-		case a := <-wd.Alerts():
-			log.Debug("overdue", "kind", a.Packet.Kind, "owner", a.Packet.Owner, "late", a.Late)
+		case u := <-updates:
+			s.trackerUpdate(u)
+		case a := <-s.wd.Alerts():
+			s.log.Debug("overdue", "kind", a.Packet.Kind, "owner", a.Packet.Owner, "late", a.Late)
+		case ev := <-members:
+			s.cluster.memberEvent(ev)
+		case r := <-dialed:
+			s.cluster.dialDone(r, s.dl, s.env.stderr)
 		case <-complete:
 			complete = nil
-			if !announcedDone {
-				announcedDone = true
-				ann.Completed()
+			if s.ann != nil {
+				s.ann.Completed()
 			}
-			st := dl.Status()
-			prog.update(st)
-			prog.finish()
-			if !seed {
+			st := s.dl.Status()
+			s.prog.update(st)
+			s.prog.finish()
+			if s.cluster != nil {
+				s.cluster.stopRemotes()
+			}
+			if !s.seed {
 				took := time.Since(started)
-				fmt.Fprintf(env.stdout, "downloaded %s (%s) to %s; received %d bytes from peers in %s (%s/s)\n",
-					t.Info.Name, humanBytes(t.Info.Length), filepath.Join(dir, t.Info.Name), st.Downloaded,
+				fmt.Fprintf(s.env.stdout, "downloaded %s (%s) to %s; received %d bytes from peers in %s (%s/s)\n",
+					s.t.Info.Name, humanBytes(s.t.Info.Length), filepath.Join(s.dir, s.t.Info.Name), st.Downloaded,
 					took.Round(time.Millisecond), humanBytes(int64(float64(st.Downloaded)/took.Seconds())))
+				printWorkers(s.env.stdout, st)
 				return 0
 			}
-			fmt.Fprintf(env.stderr, "complete: %s; seeding until interrupted\n", filepath.Join(dir, t.Info.Name))
-		case <-tick.C:
-			st := dl.Status()
+			fmt.Fprintf(s.env.stderr, "complete: %s; seeding until interrupted\n", filepath.Join(s.dir, s.t.Info.Name))
+		case now := <-tick.C:
+			st := s.dl.Status()
 			if st.Err != nil && !errors.Is(st.Err, swarm.ErrClosed) {
-				prog.finish()
-				fmt.Fprintf(env.stderr, "coord %s: %v; run the same command to resume once fixed\n", name, st.Err)
+				s.prog.finish()
+				fmt.Fprintf(s.env.stderr, "coord %s: %v; run the same command to resume once fixed\n", s.name, st.Err)
 				return 1
 			}
-			prog.update(st)
+			s.prog.update(st)
+			if s.cluster != nil && complete != nil {
+				s.cluster.tick(now)
+			}
 		}
+	}
+}
+
+func (s *session) trackerUpdate(u tracker.Update) {
+	if u.Err != nil {
+		s.log.Debug("tracker", "url", u.URL, "err", u.Err)
+		return
+	}
+	if u.Response == nil {
+		return
+	}
+	s.log.Debug("tracker answered", "url", u.URL, "event", u.Event, "peers", len(u.Response.Peers), "took", u.Took)
+	if len(u.Response.Peers) == 0 {
+		return
+	}
+	addrs := make([]netip.AddrPort, 0, len(u.Response.Peers))
+	for _, p := range u.Response.Peers {
+		addrs = append(addrs, p.Addr)
+	}
+	s.dl.AddPeers(addrs)
+}
+
+// printWorkers says how much each swarm contributed, when there were
+// several.
+func printWorkers(w io.Writer, st swarm.Status) {
+	if len(st.Workers) < 2 {
+		return
+	}
+	for _, wk := range st.Workers {
+		fmt.Fprintf(w, "  %-24s %5d pieces  %s received  %d hash failures\n", wk.Name, wk.Delivered, humanBytes(wk.Downloaded), wk.HashFails)
 	}
 }
 
@@ -332,26 +410,4 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// bindTrackerSource makes the tracker pipelines talk from the address the
-// peer listener is bound to, when that is one specific address: trackers
-// record the source address of an announce as the peer's address, so on a
-// host with several addresses peers would otherwise be sent to the wrong
-// one.
-func bindTrackerSource(cfg *tracker.Config, listen net.Addr) {
-	tcp, ok := listen.(*net.TCPAddr)
-	if !ok || tcp.IP.IsUnspecified() {
-		return
-	}
-	local := &net.TCPAddr{IP: tcp.IP}
-	if tcp.IP.To4() != nil {
-		cfg.UDPListen4 = net.JoinHostPort(tcp.IP.String(), "0")
-	} else {
-		cfg.UDPListen6 = net.JoinHostPort(tcp.IP.String(), "0")
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DialContext = (&net.Dialer{LocalAddr: local, Timeout: cfg.HTTPTimeout}).DialContext
-	tr.ResponseHeaderTimeout = cfg.HTTPTimeout
-	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: cfg.HTTPTimeout}
 }

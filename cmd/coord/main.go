@@ -36,6 +36,8 @@ func commands() []command {
 		{"download", "download a torrent (and optionally keep seeding it)", runDownload},
 		{"seed", "verify a torrent's data and seed it", runSeed},
 		{"announce", "announce to every tracker of a torrent and report what each answered", runAnnounce},
+		{"keygen", "write a new random cluster key to standard output", runKeygen},
+		{"nodes", "list the members of a cluster", runNodes},
 		{"version", "print the version", runVersion},
 	}
 }

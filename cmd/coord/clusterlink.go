@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"flotilla/cluster"
+	"flotilla/delegate"
+	"flotilla/internal/clusteropt"
+	"flotilla/metainfo"
+	"flotilla/swarm"
+)
+
+// clusterLink is the coordinator's side of a cluster: it watches
+// membership, opens a delegate session to every swarm node that joins
+// (including later joiners and nodes that come back) and hands the
+// resulting remote swarms to the sub-chief. It is driven by the session's
+// main loop only; dials run on their own goroutines and report back on
+// dialed.
+type clusterLink struct {
+	c      *cluster.Cluster
+	key    cluster.Key
+	job    delegate.JobSpec
+	log    *slog.Logger
+	nodes  map[string]*remoteNode
+	dialed chan dialResult
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   bool // the download completed: no more sessions
+}
+
+type remoteNode struct {
+	addr     string
+	rs       *delegate.RemoteSwarm
+	dialing  bool
+	failures int
+	nextTry  time.Time
+}
+
+type dialResult struct {
+	name, addr string
+	rs         *delegate.RemoteSwarm
+	err        error
+}
+
+func startClusterLink(o clusteropt.Options, key cluster.Key, t *metainfo.Torrent, peer *net.TCPAddr, log *slog.Logger) (*clusterLink, error) {
+	ep, err := o.Endpoints()
+	if err != nil {
+		return nil, err
+	}
+	cfg := cluster.DefaultConfig()
+	cfg.BindAddr, cfg.AdvertiseAddr, cfg.Key, cfg.Logger = ep.GossipBind, ep.GossipAdvertise, key, log
+	cfg.Join = o.JoinList()
+	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: version}
+	c, err := cluster.Start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Nodes get the coordinator as a peer too: at the address they reach
+	// it by when the peer listener is bound to every address.
+	peerHost := peer.IP.String()
+	if peer.IP.IsUnspecified() {
+		peerHost = c.Addr().Addr().String()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &clusterLink{
+		c:   c,
+		key: key,
+		job: delegate.JobSpec{
+			InfoHash:            t.InfoHash,
+			InfoBytes:           t.InfoBytes,
+			Trackers:            t.Tiers(),
+			CoordinatorPeerAddr: net.JoinHostPort(peerHost, strconv.Itoa(peer.Port)),
+		},
+		log:    log,
+		nodes:  map[string]*remoteNode{},
+		dialed: make(chan dialResult),
+		ctx:    ctx,
+		cancel: cancel,
+	}, nil
+}
+
+func isNode(m cluster.Member) bool {
+	return m.Meta.Role == cluster.RoleSwarmNode && m.Meta.DelegateAddr != "" && !m.Local
+}
+
+// memberEvent reacts to a membership change.
+func (l *clusterLink) memberEvent(ev cluster.Event) {
+	m := ev.Member
+	if !isNode(m) {
+		return
+	}
+	switch ev.Kind {
+	case cluster.EventJoin, cluster.EventUpdate:
+		n := l.nodes[m.Name]
+		if n == nil {
+			n = &remoteNode{}
+			l.nodes[m.Name] = n
+		}
+		if n.addr != m.Meta.DelegateAddr {
+			n.addr, n.failures, n.nextTry = m.Meta.DelegateAddr, 0, time.Time{}
+		}
+		l.maybeDial(m.Name, n, time.Now())
+	case cluster.EventLeave, cluster.EventFail:
+		n := l.nodes[m.Name]
+		delete(l.nodes, m.Name)
+		if n != nil && n.rs != nil {
+			l.log.Info("swarm node gone; its lease returns to the pool", "node", m.Name, "event", ev.Kind)
+			l.closeAsync(n.rs) // the sub-chief sees its events end and takes the lease back
+		}
+	}
+}
+
+// maybeDial opens a session to n unless one is open, being opened, or
+// the last attempt failed too recently.
+func (l *clusterLink) maybeDial(name string, n *remoteNode, now time.Time) {
+	if l.done || n.rs != nil || n.dialing || now.Before(n.nextTry) {
+		return
+	}
+	n.dialing = true
+	addr := n.addr
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, 15*time.Second)
+		defer cancel()
+		ccfg := delegate.DefaultClientConfig()
+		ccfg.Logger = l.log
+		rs, err := delegate.Dial(ctx, addr, l.key, l.job, ccfg)
+		select {
+		case l.dialed <- dialResult{name: name, addr: addr, rs: rs, err: err}:
+		case <-l.ctx.Done():
+			if rs != nil {
+				rs.Close()
+			}
+		}
+	}()
+}
+
+// dialDone hands a new remote swarm to the sub-chief.
+func (l *clusterLink) dialDone(r dialResult, dl *swarm.Download, stderr io.Writer) {
+	n := l.nodes[r.name]
+	if n != nil {
+		n.dialing = false
+	}
+	if r.err != nil {
+		if n != nil {
+			n.failures++
+			n.nextTry = time.Now().Add(backoff(n.failures))
+		}
+		fmt.Fprintf(stderr, "cluster: swarm node %s (%s): %v\n", r.name, r.addr, r.err)
+		return
+	}
+	if n == nil || n.addr != r.addr || l.done {
+		r.rs.Close() // left, moved or no longer needed meanwhile
+		return
+	}
+	n.rs, n.failures = r.rs, 0
+	l.log.Info("delegating to swarm node", "node", r.name, "addr", r.addr)
+	dl.AddWorker(r.rs)
+}
+
+// tick notices sessions that dropped and re-dials nodes that are still
+// members.
+func (l *clusterLink) tick(now time.Time) {
+	for _, m := range l.c.Members() {
+		if !isNode(m) || m.State != cluster.StateAlive {
+			continue
+		}
+		n := l.nodes[m.Name]
+		if n == nil {
+			n = &remoteNode{addr: m.Meta.DelegateAddr}
+			l.nodes[m.Name] = n
+		}
+		if n.rs != nil && n.rs.Err() != nil {
+			l.log.Info("session to swarm node dropped", "node", m.Name, "err", n.rs.Err())
+			n.rs = nil
+			n.failures++
+			n.nextTry = now.Add(backoff(n.failures))
+		}
+		l.maybeDial(m.Name, n, now)
+	}
+}
+
+func backoff(failures int) time.Duration {
+	d := 500 * time.Millisecond << min(failures, 6)
+	return min(d, 30*time.Second)
+}
+
+// stopRemotes ends every session once the download is complete.
+func (l *clusterLink) stopRemotes() {
+	l.done = true
+	for _, n := range l.nodes {
+		if n.rs != nil {
+			l.closeAsync(n.rs)
+			n.rs = nil
+		}
+	}
+}
+
+// closeAsync closes a session without holding up the main loop (Close
+// waits up to its StopTimeout for the node to hear "stop").
+func (l *clusterLink) closeAsync(rs *delegate.RemoteSwarm) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		rs.Close()
+	}()
+}
+
+func (l *clusterLink) close() error {
+	l.stopRemotes()
+	l.cancel()
+	l.wg.Wait()
+	l.c.Leave(time.Second)
+	return l.c.Close()
+}
