@@ -20,6 +20,7 @@ func memPipe() (net.Conn, net.Conn) {
 }
 
 type pipeBuf struct {
+	frozen atomic.Bool // a black hole: data is accepted but never delivered
 	mu     sync.Mutex
 	buf    []byte
 	closed bool // writer closed: EOF after the buffer drains
@@ -54,7 +55,7 @@ func (c *memConn) Read(b []byte) (int, error) {
 			return 0, net.ErrClosed
 		}
 		c.r.mu.Lock()
-		if len(c.r.buf) > 0 {
+		if len(c.r.buf) > 0 && !c.r.frozen.Load() {
 			n := copy(b, c.r.buf)
 			c.r.buf = c.r.buf[n:]
 			if len(c.r.buf) == 0 {
@@ -111,6 +112,13 @@ func (c *memConn) Close() error {
 		}
 	})
 	return nil
+}
+
+// freeze makes the connection a black hole in both directions (a peer
+// that hangs without closing): writes succeed, nothing is delivered.
+func (c *memConn) freeze() {
+	c.r.frozen.Store(true)
+	c.w.frozen.Store(true)
 }
 
 func (c *memConn) LocalAddr() net.Addr  { return memAddr(c.name) }

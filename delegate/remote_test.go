@@ -1,6 +1,7 @@
 package delegate
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -318,4 +319,49 @@ func TestCancel(t *testing.T) {
 	if assigned, _, _, _ := w.snapshot(); !slices.Equal(assigned, []int{0}) {
 		t.Fatalf("worker saw %v", assigned)
 	}
+}
+
+// A node that hangs without closing the connection is detected by the
+// keep-alive: EventFailed follows within about KeepAliveInterval +
+// WriteTimeout.
+func TestHungNode(t *testing.T) {
+	tt := makeTorrent(t, 1<<20, 64<<10)
+	ts := newTestServer(t, transports[0], tt, nil)
+	c := ts.conn(t)
+	cfg := testClientConfig(t)
+	cfg.Session.KeepAliveInterval = 100 * time.Millisecond
+	cfg.Session.WriteTimeout = 300 * time.Millisecond
+	r, err := Client(context.Background(), c, testKey(1), tt.spec(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Assign([]int{0})
+	collect(t, r, tt, 1, 5*time.Second)
+	start := time.Now()
+	c.(*memConn).freeze()
+	select {
+	case ev := <-r.Events():
+		if ev.Kind != swarm.EventFailed || !errors.Is(ev.Err, ErrSessionLost) {
+			t.Fatalf("%+v", ev)
+		}
+		t.Logf("hung node detected after %v: %v", time.Since(start), ev.Err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("hung node not detected")
+	}
+	c.Close() // lets the node side end too
+}
+
+// Connections beyond MaxSessions are refused at once.
+func TestMaxSessions(t *testing.T) {
+	tt := makeTorrent(t, 1<<20, 64<<10)
+	ts := newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.MaxSessions = 1 })
+	if _, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	if err == nil {
+		t.Fatal("second session accepted")
+	}
+	waitFor(t, 5*time.Second, "refusal counted", func() bool { return ts.Stats().Refused == 1 })
 }

@@ -29,7 +29,7 @@ type SessionConfig struct {
 func DefaultSessionConfig() SessionConfig {
 	return SessionConfig{
 		KeepAliveInterval: 5 * time.Second,
-		WriteTimeout:      15 * time.Second,
+		WriteTimeout:      10 * time.Second,
 		StreamWindow:      1 << 20,
 	}
 }
