@@ -3,6 +3,7 @@ package delegate
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"testing"
@@ -208,5 +209,32 @@ func TestConfigValidate(t *testing.T) {
 	cc.Session.StreamWindow = 1
 	if err := cc.Validate(); !errors.Is(err, ErrConfig) {
 		t.Fatalf("tiny window: %v", err)
+	}
+}
+
+// A TLS client without a certificate (or with a self-made one) is
+// refused by the node.
+func TestNodeRequiresClientCert(t *testing.T) {
+	tt := makeTorrent(t, 100<<10, 16<<10)
+	ts := newTestServer(t, transports[1], tt, nil)
+	other, _ := deriveCredentials(testKey(9))
+	for i, certs := range [][]tls.Certificate{nil, {other.cert}} {
+		c := ts.conn(t)
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13,
+			NextProtos: []string{alpnProto}, Certificates: certs})
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		err := tc.Handshake()
+		if err == nil {
+			// TLS 1.3: the client may finish before the server's verdict.
+			_, err = tc.Read(make([]byte, 1))
+		}
+		if err == nil {
+			t.Fatalf("case %d: session accepted", i)
+		}
+		c.Close()
+		waitFor(t, 5*time.Second, "refusal counted", func() bool { return ts.Stats().AuthFailures == int64(i+1) })
+	}
+	if st := ts.Stats(); st.Sessions != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
