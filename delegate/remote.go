@@ -153,7 +153,8 @@ var _ swarm.Worker = (*RemoteSwarm)(nil)
 // ErrAuth (wrong key), ErrVersion, ErrJobRejected, ErrProtocol or the
 // network error.
 func Dial(ctx context.Context, addr string, key cluster.Key, job JobSpec, cfg ClientConfig) (*RemoteSwarm, error) {
-	if err := cfg.Validate(); err != nil {
+	p, err := prepare(key, job, cfg)
+	if err != nil {
 		return nil, err
 	}
 	d := net.Dialer{Timeout: cfg.HandshakeTimeout}
@@ -161,7 +162,7 @@ func Dial(ctx context.Context, addr string, key cluster.Key, job JobSpec, cfg Cl
 	if err != nil {
 		return nil, fmt.Errorf("delegate: dial %s: %w", addr, err)
 	}
-	r, err := Client(ctx, conn, key, job, cfg)
+	r, err := p.client(ctx, conn)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -169,9 +170,16 @@ func Dial(ctx context.Context, addr string, key cluster.Key, job JobSpec, cfg Cl
 	return r, nil
 }
 
-// Client is Dial over an established connection (a TCP connection, or a
-// pipe in tests). On error the caller closes conn.
-func Client(ctx context.Context, conn net.Conn, key cluster.Key, job JobSpec, cfg ClientConfig) (*RemoteSwarm, error) {
+// prepared is a checked job with the credentials to run it.
+type prepared struct {
+	cfg   ClientConfig
+	job   JobSpec
+	info  *metainfo.Info
+	creds *credentials
+}
+
+// prepare checks everything that needs no network.
+func prepare(key cluster.Key, job JobSpec, cfg ClientConfig) (*prepared, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -192,6 +200,21 @@ func Client(ctx context.Context, conn net.Conn, key cluster.Key, job JobSpec, cf
 	if err != nil {
 		return nil, err
 	}
+	return &prepared{cfg: cfg, job: job, info: info, creds: creds}, nil
+}
+
+// Client is Dial over an established connection (a TCP connection, or a
+// pipe in tests). On error the caller closes conn.
+func Client(ctx context.Context, conn net.Conn, key cluster.Key, job JobSpec, cfg ClientConfig) (*RemoteSwarm, error) {
+	p, err := prepare(key, job, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p.client(ctx, conn)
+}
+
+func (p *prepared) client(ctx context.Context, conn net.Conn) (*RemoteSwarm, error) {
+	cfg, job, info, creds := p.cfg, p.job, p.info, p.creds
 	log := logger(cfg.Logger).With("delegate", "client", "node", conn.RemoteAddr().String())
 	tc, peer, version, err := handshake(ctx, conn, creds, false, cfg.hello(), cfg.HandshakeTimeout)
 	if err != nil {
