@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"flotilla/tracker/internal/wire"
@@ -71,6 +72,12 @@ func (c *Client) httpDo(ctx context.Context, target string, kind UpdateKind, ih 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// A *url.Error quotes the whole request URL, our peer id included;
+		// the pipeline already names the tracker.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = fmt.Errorf("%s: %w", uerr.Op, uerr.Err)
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return &httpResult{err: fmt.Errorf("%w: %w", ErrTimeout, err)}
 		}

@@ -50,6 +50,7 @@ func (c *Client) Probe(ctx context.Context, t *metainfo.Torrent, params Announce
 
 // ProbeTiers is Probe for a bare info-hash and tier list.
 func (c *Client) ProbeTiers(ctx context.Context, infoHash [20]byte, tiers [][]string, params AnnounceParams) []ProbeResult {
+	begun := time.Now()
 	a := newAnnouncer(c, TorrentConfig{InfoHash: infoHash, Tiers: tiers, Params: params}, true)
 	got := map[string]ProbeResult{}
 	for _, r := range a.skipped {
@@ -94,7 +95,7 @@ func (c *Client) ProbeTiers(ctx context.Context, infoHash [20]byte, tiers [][]st
 			r, ok := got[u]
 			if !ok || (errors.Is(r.Err, ErrClosed) && ctx.Err() != nil) {
 				// cut short by ctx: say so, and count a deadline as a timeout
-				r.URL, r.Tier = u, ti
+				r.URL, r.Tier, r.Took = u, ti, time.Since(begun)
 				r.Err = fmt.Errorf("%s: %w", u, context.Cause(ctx))
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 					r.Err = fmt.Errorf("%s: %w: %w", u, ErrTimeout, context.Cause(ctx))

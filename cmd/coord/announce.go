@@ -134,6 +134,12 @@ func runAnnounce(ctx context.Context, env *cmdEnv, args []string) int {
 	return 0
 }
 
+// shortError is the row's error without the "proto URL: " prefix the
+// tracker package puts on it (the URL is printed beside it).
+func (r announceRow) shortError() string {
+	return strings.TrimPrefix(strings.TrimPrefix(r.Error, r.Protocol+" "), r.URL+": ")
+}
+
 func toRow(r tracker.ProbeResult) announceRow {
 	row := announceRow{URL: r.URL, Tier: r.Tier, Protocol: r.Protocol, Seeders: -1, Leechers: -1,
 		TookMS: float64(r.Took.Microseconds()) / 1000}
@@ -173,8 +179,7 @@ func printAnnounceTable(w io.Writer, t *metainfo.Torrent, rows []announceRow) {
 					count(r.Complete), count(r.Incomplete), count(r.Download))
 			}
 		} else {
-			msg := strings.TrimPrefix(r.Error, r.Protocol+" ")
-			result = "error: " + oneLine(strings.TrimPrefix(msg, r.URL+": "))
+			result = "error: " + oneLine(r.shortError())
 		}
 		proto := r.Protocol
 		if proto == "" {
@@ -204,7 +209,7 @@ func oneLine(s string) string {
 func firstError(rows []announceRow) string {
 	for _, r := range rows {
 		if r.Error != "" {
-			return r.URL + ": " + oneLine(r.Error)
+			return r.URL + ": " + oneLine(r.shortError())
 		}
 	}
 	return "no answer"

@@ -98,7 +98,9 @@ func DecodeConnectReply(b []byte) (uint64, error) {
 // entries (the tracker was reached over IPv6) instead of 6-byte ones.
 func DecodeAnnounceReply(b []byte, v6 bool) (*AnnounceResponse, error) {
 	if len(b) < AnnounceReplyMin {
-		return nil, fmt.Errorf("%w: announce reply of %d bytes (want at least %d)", ErrMalformed, len(b), AnnounceReplyMin)
+		// opentracker answers an info-hash missing from its whitelist with
+		// a bare 8-byte header; say what that usually means.
+		return nil, fmt.Errorf("%w: announce reply of %d bytes (want at least %d; a truncated reply is how some trackers refuse a torrent they do not track)", ErrMalformed, len(b), AnnounceReplyMin)
 	}
 	if a := be.Uint32(b); a != ActionAnnounce {
 		return nil, fmt.Errorf("%w: announce reply with action %d", ErrMalformed, a)
