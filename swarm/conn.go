@@ -119,6 +119,10 @@ var batchPool = sync.Pool{New: func() any { return &connBatch{evs: make([]connEv
 // handshake performs the BitTorrent handshake on c. Outgoing connections
 // send first; incoming ones check the info hash before answering.
 func (s *LocalSwarm) handshake(c net.Conn, outgoing bool, timeout time.Duration) (peerwire.Handshake, error) {
+	if !s.trackHandshake(c) {
+		return peerwire.Handshake{}, net.ErrClosed
+	}
+	defer s.untrackHandshake(c)
 	c.SetDeadline(time.Now().Add(timeout))
 	defer c.SetDeadline(time.Time{})
 	ours := peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: s.cfg.InfoHash, PeerID: s.cfg.PeerID}
@@ -143,6 +147,35 @@ func (s *LocalSwarm) handshake(c net.Conn, outgoing bool, timeout time.Duration)
 		}
 	}
 	return theirs, nil
+}
+
+// trackHandshake records a connection in its handshake so that Close can
+// interrupt it; it reports false once the swarm is shutting down.
+func (s *LocalSwarm) trackHandshake(c net.Conn) bool {
+	s.hsMu.Lock()
+	defer s.hsMu.Unlock()
+	if s.hsConns == nil {
+		return false
+	}
+	s.hsConns[c] = struct{}{}
+	return true
+}
+
+func (s *LocalSwarm) untrackHandshake(c net.Conn) {
+	s.hsMu.Lock()
+	defer s.hsMu.Unlock()
+	delete(s.hsConns, c)
+}
+
+// abortHandshakes closes every connection still in its handshake and
+// refuses new ones.
+func (s *LocalSwarm) abortHandshakes() {
+	s.hsMu.Lock()
+	defer s.hsMu.Unlock()
+	for c := range s.hsConns {
+		c.Close()
+	}
+	s.hsConns = nil
 }
 
 func (s *LocalSwarm) tuneConn(c net.Conn) {

@@ -51,6 +51,8 @@ type LocalSwarm struct {
 	wg          sync.WaitGroup
 	nconns      atomic.Int64
 	handshaking atomic.Int64 // incoming connections in their handshake
+	hsMu        sync.Mutex
+	hsConns     map[net.Conn]struct{} // connections in their handshake; nil once closing
 	bans        atomic.Pointer[map[netip.Addr]struct{}]
 	status      atomic.Pointer[WorkerStatus]
 	// transit counts verified pieces handed to the sub-chief that Storage
@@ -139,6 +141,7 @@ func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
 		bufs:       map[int][]byte{},
 		suspects:   map[int]suspect{},
 		peers:      map[peerKey]*peer{},
+		hsConns:    map[net.Conn]struct{}{},
 		gone:       map[peerKey]netip.Addr{},
 		trust:      newTrustBook(cfg.MaxStrikes),
 		advertised: make([]byte, (n+7)/8),
@@ -336,6 +339,7 @@ func (s *LocalSwarm) run() {
 
 func (s *LocalSwarm) shutdown() {
 	s.cancel()
+	s.abortHandshakes()
 	if s.ln != nil {
 		s.ln.Close()
 	}

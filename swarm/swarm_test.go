@@ -3,6 +3,7 @@ package swarm
 import (
 	"bytes"
 	"errors"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -117,5 +118,38 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := New(c); err == nil {
 			t.Errorf("%s: New accepted an invalid config", name)
 		}
+	}
+}
+
+// Close does not wait for a peer stuck in its handshake.
+func TestCloseDuringHandshake(t *testing.T) {
+	tt := makeTorrent(t, 64<<10, 16<<10)
+	cfg := testConfig(tt, newMemStorage(tt.t.Info, nil, false), 1)
+	cfg.Listener = listen(t, "127.0.0.1")
+	cfg.HandshakeTimeout = time.Minute
+	cfg.DialTimeout = time.Minute
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An incoming connection that never sends its handshake, and an
+	// outgoing one to a listener that never answers.
+	in, err := net.Dial("tcp", d.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	mute := listen(t, "127.0.0.1")
+	defer mute.Close()
+	d.AddPeers([]netip.AddrPort{netip.MustParseAddrPort(mute.Addr().String())})
+	c, err := mute.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	d.Close()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Close took %v", took)
 	}
 }
