@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"flotilla/cluster"
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 )
@@ -133,5 +135,49 @@ func TestAnnounceOpentracker(t *testing.T) {
 	code, out, _ = runCoord(t, "announce", path, "--timeout", "1s", "--udp-retry", "200ms")
 	if code != 0 || !strings.Contains(out, "TRACKER") || !strings.Contains(out, ot.UDPAnnounce) || !strings.Contains(out, "interval") {
 		t.Fatalf("table: code %d\n%s", code, out)
+	}
+}
+
+func TestDownloadClearErrors(t *testing.T) {
+	noTrackers, _ := writeTorrent(t, nil)
+	if code, _, errs := runCoord(t, "download", noTrackers, "--out", t.TempDir()); code != 1 || !strings.Contains(errs, "no trackers and no --peer") {
+		t.Errorf("no trackers, no peers: code %d, stderr %q", code, errs)
+	}
+	withTracker, _ := writeTorrent(t, [][]string{{"http://127.0.0.1:1/announce"}})
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, []byte("x"), 0o644)
+	if code, _, errs := runCoord(t, "download", withTracker, "--out", filepath.Join(notDir, "sub")); code != 1 || !strings.Contains(errs, "output directory") {
+		t.Errorf("unwritable output: code %d, stderr %q", code, errs)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	if code, _, errs := runCoord(t, "download", withTracker, "--out", t.TempDir(), "--listen", busy.Addr().String()); code != 1 || !strings.Contains(errs, "port is in use") {
+		t.Errorf("port in use: code %d, stderr %q", code, errs)
+	}
+	if code, _, errs := runCoord(t, "download", filepath.Join(t.TempDir(), "nope.torrent")); code != 1 || !strings.Contains(errs, "nope.torrent") {
+		t.Errorf("unreadable torrent: code %d, stderr %q", code, errs)
+	}
+	if code, _, errs := runCoord(t, "download", withTracker, "--out", t.TempDir(), "--cluster-listen", "127.0.0.1:0"); code != 1 || !strings.Contains(errs, "coord keygen") {
+		t.Errorf("cluster without a key must say how to make one: code %d, stderr %q", code, errs)
+	}
+	if code, _, errs := runCoord(t, "seed", withTracker); code != 2 || !strings.Contains(errs, "--data") {
+		t.Errorf("seed without --data: code %d, stderr %q", code, errs)
+	}
+}
+
+func TestKeygen(t *testing.T) {
+	code, out, _ := runCoord(t, "keygen")
+	if code != 0 || !strings.HasPrefix(out, "flotilla-key-v1:") {
+		t.Fatalf("keygen: %d %q", code, out)
+	}
+	if _, err := cluster.ParseKey(out); err != nil {
+		t.Fatalf("keygen output does not parse: %v", err)
+	}
+	_, out2, _ := runCoord(t, "keygen")
+	if out == out2 {
+		t.Fatal("two keygen runs gave the same key")
 	}
 }
