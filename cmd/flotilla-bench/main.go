@@ -47,6 +47,7 @@ type options struct {
 	serve         bool
 	infoFile      string
 	labKind       string
+	seedLimit     string
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -92,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "payload content seed")
 	fs.StringVar(&o.labKind, "lab", "loopback", "loopback: every host on 127.0.0.x; netns: every host in its own network\nnamespace behind a bridge (root; needed for transmission-cli)")
 	fs.BoolVar(&o.serve, "serve", false, "only build the swarm and keep it up until interrupted (for the demo)")
+	fs.StringVar(&o.seedLimit, "seeder-limit", "", "cap each seeder's upload rate (aria2c syntax, e.g. 8M); default: uncapped")
 	fs.StringVar(&o.infoFile, "info-file", "", "with --serve: write the swarm's description here as shell variables")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -162,6 +164,7 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 	cfg.Payload = lab.PayloadSpec{Name: "flotilla-bench.bin", Seed: o.seed, Size: o.size}
 	cfg.PieceLength = o.piece
 	cfg.Seeders = o.seeders
+	cfg.SeederUploadLimit = o.seedLimit
 	cfg.Logger = logger
 	var sw *lab.Swarm
 	var clientHost lab.Host = lab.Loopback("127.0.0.1")

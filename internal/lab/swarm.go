@@ -27,6 +27,10 @@ type SwarmConfig struct {
 	// RegisterTimeout bounds the wait until every seeder has checked the
 	// data and announced itself; 0 means 60 s plus 1 s per 50 MB.
 	RegisterTimeout time.Duration
+	// SeederUploadLimit, if non-empty, caps each seeder's upload rate
+	// (aria2c --max-upload-limit syntax, e.g. "5M" for 5 MiB/s); the demo
+	// uses it so that a download lasts long enough to watch.
+	SeederUploadLimit string
 	// Logger receives progress lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -130,7 +134,11 @@ func StartSwarm(ctx context.Context, cl *Cleanup, cfg SwarmConfig, trackerHost H
 		if err != nil {
 			return nil, err
 		}
-		cmd := h.Command(ctx, "aria2c", Aria2SeedArgs(h.IP(), port, filepath.Join(dir, "data"), torrentPath)...)
+		args := Aria2SeedArgs(h.IP(), port, filepath.Join(dir, "data"), torrentPath)
+		if cfg.SeederUploadLimit != "" {
+			args = append(args, "--max-upload-limit="+cfg.SeederUploadLimit)
+		}
+		cmd := h.Command(ctx, "aria2c", args...)
 		cmd.Dir = dir
 		p, err := StartProc(cl, "seeder-"+h.IP(), cmd, filepath.Join(dir, "logs", "seeder-"+h.IP()+".log"))
 		if err != nil {
