@@ -4,12 +4,55 @@
 // for upload, bans peers that send bad data, hands verified pieces to a
 // Storage and publishes a non-blocking Status snapshot.
 //
-// Structure. A Download is the sub-chief: one goroutine that owns the
-// leases (which swarm downloads which pieces), the Storage hand-off and the
-// completion state. The work itself is done by Workers: the local peer
-// swarm (LocalSwarm, one goroutine owning every peer connection's state,
-// plus a reader and a writer goroutine per connection and a small SHA-1
-// pool) and, later, remote swarms reached through package delegate. Both
-// satisfy Worker. The passive algorithms — Picker, choker, deadline table,
-// trust book, lease book — have no goroutines and are unit-tested alone.
+// # Structure
+//
+// A Download is the sub-chief: one goroutine that owns the leases (which
+// worker downloads which pieces), the hand-off to Storage and the
+// completion state. The downloading is done by Workers: the local peer
+// swarm (*LocalSwarm) and remote swarms added with AddWorker (package
+// delegate). Leases are sized to each worker's measured throughput
+// (LeaseHorizon), refilled as pieces arrive, stolen back (unstarted pieces
+// only) from a worker holding more than its horizon while another runs
+// dry, duplicated across workers in end game, and returned to the pool
+// when a worker fails, is quarantined (bad pieces) or stalls past
+// LeaseTimeout (an internal deadline heap; each lease is also a watchdog
+// packet when Config.Watchdog is set). Pieces from remote workers are
+// re-hashed before they are stored; the local swarm's are trusted.
+//
+// A LocalSwarm has one owner goroutine for all peer state. Each
+// connection has a reader goroutine, which decodes messages and sends
+// them to the owner in batches (one channel operation per read buffer,
+// not per block), and a writer goroutine, which drains an outbound queue
+// the owner appends to without ever blocking and reads upload blocks from
+// Storage itself. SHA-1 runs in a small pool (one goroutine per CPU, at
+// most 4). Piece buffers come from Storage's pool when it has one
+// (BufferPool) and are bounded by MaxInFlightBytes, which counts pieces
+// being downloaded, verified or waiting for Storage.
+//
+// # Policies
+//
+//   - Picking (Picker): only leased pieces; partially downloaded pieces
+//     first, then rarest first with a random tie-break; end game duplicates
+//     outstanding blocks (at most 3 requesters) and cancels them on receipt.
+//   - Pipelining: depth = clamp(rate*TargetLatency/16 KiB, MinPipeline,
+//     MaxPipeline), StartPipeline before the first rate sample, never over
+//     the peer's BEP 10 reqq.
+//   - Deadlines: each block request has RequestTimeout; peers answer in
+//     order, so a per-peer send-order queue is checked at its head. An
+//     overdue block is cancelled and requested elsewhere. A peer that
+//     unchoked us and leaves our requests unanswered for SnubTimeout is
+//     snubbed (one request at a time, no regular upload slot).
+//   - Choking: UploadSlots-1 slots to the fastest uploaders to us plus one
+//     optimistic unchoke rotated every OptimisticInterval while
+//     downloading; round-robin while seeding; a newly interested peer gets
+//     a free slot at once.
+//   - Trust: the sole contributor of a failed piece is banned by IP; a
+//     failed piece with several contributors is kept until the piece
+//     verifies, and the senders of the blocks that differ are banned.
+//     Protocol violations (oversized messages, bad bitfields, requests
+//     outside the torrent) ban too. The ban list is consulted on dial and
+//     accept.
+//
+// The passive algorithms (Picker, choker, deadline table, trust book,
+// lease book) have no goroutines and no I/O and are tested alone.
 package swarm

@@ -15,7 +15,10 @@ import (
 	"flotilla/watchdog"
 )
 
-// ErrClosed is returned by Err after Close when nothing else went wrong.
+// ErrClosed is the reason recorded when Close stops a download. Err and
+// Status.Err report failures only, so they never return it; it is
+// exported so callers can treat it as "not a failure" if it ever reaches
+// them wrapped.
 var ErrClosed = errors.New("swarm: download closed")
 
 // Status is a snapshot of a download, produced by the sub-chief's

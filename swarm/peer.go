@@ -249,7 +249,6 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 	case peerwire.BitfieldMsg:
 		// Normally the first message; some clients (aria2) send have-none
 		// first and a bitfield later. A later bitfield replaces the old.
-		s.log.Debug("bitfield", "peer", p.addr)
 		s.forgetPieces(p)
 		p.gotBF = true
 		p.bf = m.Bitfield
@@ -267,7 +266,6 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 			return errBothSeeds
 		}
 	case peerwire.HaveAll:
-		s.log.Debug("have-all", "peer", p.addr)
 		s.forgetPieces(p)
 		p.gotBF, p.haveAll = true, true
 		s.picker.PeerHaveAll()

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"net/netip"
 	"testing"
 	"time"
+
+	"flotilla/metainfo"
 )
 
 func addrOf(t testing.TB, d *Download) netip.AddrPort {
@@ -151,5 +155,57 @@ func TestCloseDuringHandshake(t *testing.T) {
 	d.Close()
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("Close took %v", took)
+	}
+}
+
+// A multi-file torrent with awkward geometry (a piece spanning three
+// files, a zero-length file, nested directories, a short last piece)
+// downloaded into a real piece store.
+func TestMultiFileIntoPieceStore(t *testing.T) {
+	files := []metainfo.File{
+		{Path: []string{"a", "one.bin"}, Length: 40000},
+		{Path: []string{"a", "b", "two.bin"}, Length: 10000},
+		{Path: []string{"empty"}, Length: 0},
+		{Path: []string{"c", "three.bin"}, Length: 50000},
+		{Path: []string{"last.bin"}, Length: 777},
+	}
+	var total int64
+	for _, f := range files {
+		total += f.Length
+	}
+	data := makeTorrent(t, int(total), 16<<10).data // reuse its random bytes
+	raw, err := metainfo.Build("multi", files, 32<<10, nil, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := metainfo.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := &testTorrent{raw: raw, t: tor, data: data}
+	seedCfg := testConfig(tt, newMemStorage(tor.Info, data, true), 1)
+	seedCfg.Listener = listen(t, "127.0.0.1")
+	seedCfg.Seed = true
+	seeder := newTestDownload(t, seedCfg)
+
+	out := t.TempDir()
+	st := openStore(t, out, tor)
+	leecher := newTestDownload(t, testConfig(tt, st, 2))
+	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
+	waitComplete(t, leecher, 20*time.Second)
+	leecher.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var off int64
+	for i, f := range tor.Info.Files {
+		got, err := os.ReadFile(filepath.Join(out, tor.Info.FilePath(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data[off:off+f.Length]) {
+			t.Fatalf("file %s differs", tor.Info.FilePath(i))
+		}
+		off += f.Length
 	}
 }
