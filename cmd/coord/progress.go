@@ -67,8 +67,21 @@ func (p *progress) update(st swarm.Status) {
 	}
 }
 
+// short is the bar's description: pieces written and, with several
+// swarms, how many each delivered.
 func short(st swarm.Status) string {
-	return fmt.Sprintf("%d/%d pieces", st.Written, st.Pieces)
+	s := fmt.Sprintf("%d/%d pieces", st.Written, st.Pieces)
+	if len(st.Workers) > 1 {
+		for i, w := range st.Workers {
+			sep := " · "
+			if i == 0 {
+				sep = " ["
+			}
+			s += fmt.Sprintf("%s%s %d", sep, w.Name, w.Delivered)
+		}
+		s += "]"
+	}
+	return s
 }
 
 // statusLine is the one-line form of a status, for logs.

@@ -147,6 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	ccfg.Name, ccfg.BindAddr, ccfg.AdvertiseAddr, ccfg.Key, ccfg.Logger = *name, ep.GossipBind, ep.GossipAdvertise, key, log
 	ccfg.Join = co.JoinList()
 	ccfg.Rejoin = 5 * time.Second
+	ccfg.JoinRetryMax = 3 * time.Second // find a coordinator soon after it starts
 	ccfg.Meta = cluster.Meta{Role: cluster.RoleSwarmNode, DelegateAddr: ep.DelegateAdvertise, Version: version, Slots: *slots}
 	cl, err := cluster.Start(ccfg)
 	if err != nil {
