@@ -466,7 +466,14 @@ func (s *LocalSwarm) fill(p *peer) {
 		depth = min(depth, p.reqq)
 	}
 	want := depth - len(p.reqs)
-	if want <= 0 || (len(p.reqs) > 0 && want < depth/4) {
+	if s.picker.EndGame() {
+		// Every block is requested: duplicates go only to nearly idle
+		// peers, so that fast peers do not re-fetch what is in flight.
+		want = s.cfg.MinPipeline - len(p.reqs)
+		if want <= 0 {
+			return
+		}
+	} else if want <= 0 || (len(p.reqs) > 0 && want < depth/4) {
 		return
 	}
 	s.picker.Held = s.verifying + int(s.transit.Load()) + len(s.suspects)
