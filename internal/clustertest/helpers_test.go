@@ -1,0 +1,277 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"flotilla/internal/lab"
+	"flotilla/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(hostileEnv) != "" {
+		os.Exit(hostileNodeMain())
+	}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	if code == 0 {
+		goleak.VerifyTestMain(nopM{})
+	}
+	os.Exit(code)
+}
+
+// nopM lets goleak check after the tests ran (and binDir was removed).
+type nopM struct{}
+
+func (nopM) Run() int { return 0 }
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds cmd/coord and cmd/swarmnode once per test run.
+func binaries(t *testing.T) (coord, node string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "clustertest-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, c := range []string{"coord", "swarmnode"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, c), "flotilla/cmd/"+c).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("go build %s: %v: %s", c, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "coord"), filepath.Join(binDir, "swarmnode")
+}
+
+var subnetSeq atomic.Int32
+
+// env is one test's cluster lab with a swarm on its WAN.
+type env struct {
+	t        *testing.T
+	ctx      context.Context
+	cl       *lab.Cleanup
+	dir      string
+	lab      *lab.ClusterLab
+	sw       *lab.Swarm
+	coordBin string
+	nodeBin  string
+	keyFile  string
+	out      string // the coordinator's --out
+}
+
+type envConfig struct {
+	hosts    []string // cluster hosts; the first is the coordinator's
+	rateMbit int
+	payload  lab.PayloadSpec
+	piece    int64
+	timeout  time.Duration // the whole test
+}
+
+// newEnv builds the lab (skipping without root), the swarm and a cluster
+// key. Everything is torn down in t.Cleanup, also when the test fails.
+func newEnv(t *testing.T, cfg envConfig) *env {
+	t.Helper()
+	testenv.RequireRoot(t)
+	testenv.Require(t, "ip", "tc", "opentracker", "aria2c", "go")
+	coordBin, nodeBin := binaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+	t.Cleanup(cancel)
+	cl := &lab.Cleanup{}
+	e := &env{t: t, ctx: ctx, cl: cl, dir: t.TempDir(), coordBin: coordBin, nodeBin: nodeBin}
+	t.Cleanup(func() {
+		if t.Failed() {
+			e.dumpLogs()
+		}
+		cl.Run()
+	})
+	n := subnetSeq.Add(1)
+	var err error
+	e.lab, err = lab.NewCluster(ctx, cl, lab.ClusterConfig{
+		Hosts:         cfg.hosts,
+		Seeders:       3,
+		WANSubnet:     fmt.Sprintf("10.241.%d", 2*n),
+		ClusterSubnet: fmt.Sprintf("10.241.%d", 2*n+1),
+		RateMbit:      cfg.rateMbit,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg := lab.DefaultSwarmConfig()
+	scfg.Dir = filepath.Join(e.dir, "swarm")
+	scfg.Payload = cfg.payload
+	scfg.PieceLength = cfg.piece
+	scfg.Seeders = len(e.lab.Seeders)
+	e.sw, err = lab.StartSwarm(ctx, cl, scfg, e.lab.Tracker, e.lab.SeederHosts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.keyFile, err = lab.WriteKeyFile(ctx, coordBin, e.dir, "cluster.key"); err != nil {
+		t.Fatal(err)
+	}
+	e.out = filepath.Join(e.dir, "out")
+	return e
+}
+
+func (e *env) host(name string) *lab.ClusterHost {
+	h := e.lab.Hosts[name]
+	if h == nil {
+		e.t.Fatalf("no host %q in the lab", name)
+	}
+	return h
+}
+
+func (e *env) coordHost() *lab.ClusterHost { return e.host(e.lab.Order[0]) }
+
+// joinAddr is the coordinator's gossip address on the cluster link.
+func (e *env) joinAddr() string {
+	return fmt.Sprintf("%s:%d", e.coordHost().ClusterAddr, lab.DefaultGossipPort)
+}
+
+// startCoord starts `coord download` (with -v) and waits until its
+// cluster listens. logName distinguishes restarts.
+func (e *env) startCoord(logName string) *lab.Proc {
+	e.t.Helper()
+	p, err := lab.StartCoord(e.ctx, e.cl, e.coordHost(), lab.CoordSpec{
+		Bin: e.coordBin, Torrent: e.sw.Torrent.Path, Out: e.out, KeyFile: e.keyFile,
+		LogPath: filepath.Join(e.dir, "logs", logName+".log"), Verbose: true,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := lab.WaitLine(e.ctx, p, 20*time.Second, func(l string) bool { return strings.HasPrefix(l, "cluster: gossip on") }); err != nil {
+		e.t.Fatalf("coordinator's cluster did not start: %v", err)
+	}
+	return p
+}
+
+// startNode starts swarmnode name on the host of the same name.
+func (e *env) startNode(name, keyFile string) *lab.Proc {
+	e.t.Helper()
+	p, err := lab.StartNode(e.ctx, e.cl, e.host(name), lab.NodeSpec{
+		Bin: e.nodeBin, Name: name, Join: e.joinAddr(), KeyFile: keyFile,
+		DataDir: filepath.Join(e.dir, "data-"+name), LogPath: filepath.Join(e.dir, "logs", name+".log"), Verbose: true,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// waitJoined waits until the node says it joined the cluster.
+func (e *env) waitJoined(p *lab.Proc) {
+	e.t.Helper()
+	if _, err := lab.WaitLine(e.ctx, p, 20*time.Second, func(l string) bool { return strings.HasPrefix(l, "swarmnode: joined the cluster") }); err != nil {
+		e.t.Fatalf("%s did not join: %v", p.Name, err)
+	}
+}
+
+// waitPercent waits until the coordinator's progress reaches pct and
+// returns the line.
+func (e *env) waitPercent(p *lab.Proc, pct float64, timeout time.Duration) string {
+	e.t.Helper()
+	l, err := lab.WaitLine(e.ctx, p, timeout, lab.AtPercent(pct))
+	if err != nil {
+		e.t.Fatalf("coordinator never reached %.0f%%: %v", pct, err)
+	}
+	return l
+}
+
+// waitDone waits for the coordinator to exit, requires status 0 and a
+// byte-identical result, and returns the per-swarm contributions.
+func (e *env) waitDone(p *lab.Proc, timeout time.Duration) map[string]lab.Contribution {
+	e.t.Helper()
+	select {
+	case <-p.Done():
+	case <-time.After(timeout):
+		e.t.Fatalf("coordinator did not finish within %v; log ends: %s", timeout, p.Tail(1500))
+	case <-e.ctx.Done():
+		e.t.Fatalf("test deadline passed before the coordinator finished; log ends: %s", p.Tail(1500))
+	}
+	took := p.Ended().Sub(p.Started)
+	if err := p.Err(); err != nil {
+		e.t.Fatalf("coordinator: %v; log ends: %s", err, p.Tail(1500))
+	}
+	if err := e.sw.Payload.Verify(e.out); err != nil {
+		e.t.Fatalf("output differs from the payload: %v", err)
+	}
+	c, err := lab.Contributions(p.ReadLog())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Logf("coordinator finished in %v, output verified; contributions: %v", took.Round(time.Millisecond), c)
+	return c
+}
+
+// linesMatching returns the lines of p's log that contain every part.
+func linesMatching(p *lab.Proc, parts ...string) []string {
+	var out []string
+	for _, l := range strings.Split(p.ReadLog(), "\n") {
+		ok := true
+		for _, s := range parts {
+			if !strings.Contains(l, s) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// dumpLogs logs the end of every process log, for a failed test.
+func (e *env) dumpLogs() {
+	logs, _ := filepath.Glob(filepath.Join(e.dir, "logs", "*.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		var keep []string
+		for _, s := range lines {
+			// Debug chatter drowns the story; keep the rest.
+			if !strings.Contains(s, "level=DEBUG") {
+				keep = append(keep, s)
+			}
+		}
+		if len(keep) > 40 {
+			keep = keep[len(keep)-40:]
+		}
+		e.t.Logf("---- %s (last %d non-debug lines) ----\n%s", filepath.Base(l), len(keep), strings.Join(keep, "\n"))
+	}
+}
+
+// multiFile is the tests' multi-file payload of about size bytes: uneven
+// files in subdirectories, one empty.
+func multiFile(name string, size int64) lab.PayloadSpec {
+	return lab.PayloadSpec{Name: name, Seed: 7, Files: []lab.FileSpec{
+		{Path: "a/one.bin", Size: size * 3 / 8},
+		{Path: "a/b/two.bin", Size: size/4 + 12345},
+		{Path: "empty", Size: 0},
+		{Path: "three.bin", Size: size*3/8 - 12345},
+	}}
+}
