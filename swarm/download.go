@@ -195,7 +195,7 @@ func (d *Download) AddWorker(w Worker) {
 			return
 		}
 		s := d.addSlot(w, false)
-		d.refill(s, time.Now())
+		d.refill(s, time.Now(), true)
 	})
 }
 
@@ -280,7 +280,7 @@ func (d *Download) run() {
 	defer tick.Stop()
 	now := time.Now()
 	for _, s := range d.slots {
-		d.refill(s, now)
+		d.refill(s, now, true)
 	}
 	if d.isDone && !d.cfg.Seed {
 		d.stop(errFinished)
@@ -366,7 +366,7 @@ func (d *Download) handle(se slotEvent) {
 			d.endTicket(s.idx, i, false)
 		}
 		d.lb.Return(s.idx, ev.Pieces)
-		d.rebalance(time.Now())
+		d.rebalance(time.Now(), false)
 	case EventFailed:
 		d.workerGone(s, ev.Err)
 	}
@@ -388,7 +388,7 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 	}
 	d.log.Warn("worker gone; its lease returns to the pool", "worker", s.w.Name(), "pieces", len(held), "err", err)
 	go s.w.Close()
-	d.rebalance(time.Now())
+	d.rebalance(time.Now(), true) // reassign the lost lease at once
 }
 
 func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) {
@@ -435,7 +435,7 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) {
 		}
 		return
 	}
-	d.refill(s, now)
+	d.refill(s, now, false)
 }
 
 // recycle gives a piece buffer that will not be stored back to the
@@ -482,13 +482,13 @@ func (d *Download) checkComplete() {
 // refill tops up a worker's lease to what it can fetch in LeaseHorizon;
 // when the pool is empty a worker running dry duplicates others' pieces
 // (end game across workers).
-func (d *Download) refill(s *workerSlot, now time.Time) {
+func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 	if !s.alive || d.stopped || s.idx < 0 {
 		return
 	}
 	target := leaseTarget(s.rate.Rate(), d.cfg.Info.PieceLength, d.cfg.LeaseHorizon.Seconds(), d.cfg.MinLease, d.n)
 	held := d.lb.Held(s.idx)
-	if held > target/2 {
+	if held >= target || (!force && held > target/2) {
 		return
 	}
 	got := d.lb.Take(s.idx, target-held, nil)
@@ -524,12 +524,12 @@ func (d *Download) endTicket(w, i int, fulfilled bool) {
 
 // rebalance refills every worker and, while another runs dry, steals
 // unstarted pieces back from workers holding more than their horizon.
-func (d *Download) rebalance(now time.Time) {
+func (d *Download) rebalance(now time.Time, force bool) {
 	if d.stopped {
 		return
 	}
 	for _, s := range d.slots {
-		d.refill(s, now)
+		d.refill(s, now, force)
 	}
 	if !d.lb.PoolEmpty() {
 		return
@@ -586,7 +586,7 @@ func (d *Download) tick(now time.Time) {
 		if err := d.storage.Err(); err != nil {
 			d.fail(fmt.Errorf("swarm: storage: %w", err))
 		}
-		d.rebalance(now)
+		d.rebalance(now, false)
 	}
 	d.publish(now)
 }
