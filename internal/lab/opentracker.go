@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -80,6 +81,11 @@ func StartOpentracker(ctx context.Context, cl *Cleanup, host Host, dir string, i
 		err = Poll(ctx, 5*time.Second, 20*time.Millisecond, func() (bool, error) {
 			if p.Exited() {
 				return false, p.exitedErr()
+			}
+			// Another test's opentracker may hold the same port (it won the
+			// race, ours exits): only a listener our process owns counts.
+			if !listensOn(p.Cmd.Process.Pid, port) {
+				return false, nil
 			}
 			resp, err := client.Get("http://" + hostport + "/stats")
 			if err != nil {
@@ -173,4 +179,35 @@ func percentEncode(b []byte) string {
 		out = append(out, '%', hexDigits[c>>4], hexDigits[c&15])
 	}
 	return string(out)
+}
+
+// listensOn reports whether process pid owns a listening TCP socket on
+// port, from /proc/PID/fd and /proc/PID/net/tcp (the process's own
+// network namespace).
+func listensOn(pid, port int) bool {
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		return false
+	}
+	inodes := map[string]bool{}
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(fdDir, e.Name()))
+		if err == nil && strings.HasPrefix(target, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+		}
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		return false
+	}
+	want := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		if len(f) >= 10 && strings.HasSuffix(f[1], want) && f[3] == "0A" && inodes[f[9]] {
+			return true
+		}
+	}
+	return false
 }
