@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,13 +34,15 @@ type clusterLink struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	stderr io.Writer
 	done   bool // the download completed: no more sessions
 }
 
 type remoteNode struct {
-	addr     string
-	rs       *delegate.RemoteSwarm
-	dialing  bool
+	addr        string
+	rs          *delegate.RemoteSwarm
+	dialing     bool
+	quarantined bool // the sub-chief dropped it for bad pieces: never again
 	failures int
 	nextTry  time.Time
 }
@@ -50,7 +53,7 @@ type dialResult struct {
 	err        error
 }
 
-func startClusterLink(o clusteropt.Options, key cluster.Key, t *metainfo.Torrent, peer *net.TCPAddr, log *slog.Logger) (*clusterLink, error) {
+func startClusterLink(o clusteropt.Options, key cluster.Key, t *metainfo.Torrent, peer *net.TCPAddr, log *slog.Logger, stderr io.Writer) (*clusterLink, error) {
 	ep, err := o.Endpoints()
 	if err != nil {
 		return nil, err
@@ -80,6 +83,7 @@ func startClusterLink(o clusteropt.Options, key cluster.Key, t *metainfo.Torrent
 			CoordinatorPeerAddr: net.JoinHostPort(peerHost, strconv.Itoa(peer.Port)),
 		},
 		log:    log,
+		stderr: stderr,
 		nodes:  map[string]*remoteNode{},
 		dialed: make(chan dialResult),
 		ctx:    ctx,
@@ -121,7 +125,7 @@ func (l *clusterLink) memberEvent(ev cluster.Event) {
 // maybeDial opens a session to n unless one is open, being opened, or
 // the last attempt failed too recently.
 func (l *clusterLink) maybeDial(name string, n *remoteNode, now time.Time) {
-	if l.done || n.rs != nil || n.dialing || now.Before(n.nextTry) {
+	if l.done || n.quarantined || n.rs != nil || n.dialing || now.Before(n.nextTry) {
 		return
 	}
 	n.dialing = true
@@ -145,7 +149,7 @@ func (l *clusterLink) maybeDial(name string, n *remoteNode, now time.Time) {
 }
 
 // dialDone hands a new remote swarm to the sub-chief.
-func (l *clusterLink) dialDone(r dialResult, dl *swarm.Download, stderr io.Writer) {
+func (l *clusterLink) dialDone(r dialResult, dl *swarm.Download) {
 	n := l.nodes[r.name]
 	if n != nil {
 		n.dialing = false
@@ -155,7 +159,7 @@ func (l *clusterLink) dialDone(r dialResult, dl *swarm.Download, stderr io.Write
 			n.failures++
 			n.nextTry = time.Now().Add(backoff(n.failures))
 		}
-		fmt.Fprintf(stderr, "cluster: swarm node %s (%s): %v\n", r.name, r.addr, r.err)
+		fmt.Fprintf(l.stderr, "cluster: swarm node %s (%s): %v\n", r.name, r.addr, r.err)
 		return
 	}
 	if n == nil || n.addr != r.addr || l.done {
@@ -178,6 +182,13 @@ func (l *clusterLink) tick(now time.Time) {
 		if n == nil {
 			n = &remoteNode{addr: m.Meta.DelegateAddr}
 			l.nodes[m.Name] = n
+		}
+		if n.rs != nil && errors.Is(n.rs.Err(), delegate.ErrClosed) {
+			// Only the sub-chief closes a live session before the end:
+			// it quarantines a node whose pieces fail the hash check.
+			fmt.Fprintf(l.stderr, "cluster: swarm node %s quarantined: it delivered pieces that failed verification; not used again for this download\n", m.Name)
+			n.rs, n.quarantined = nil, true
+			continue
 		}
 		if n.rs != nil && n.rs.Err() != nil {
 			l.log.Info("session to swarm node dropped", "node", m.Name, "err", n.rs.Err())

@@ -247,7 +247,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	}
 
 	if o.cluster.Enabled() {
-		s.cluster, err = startClusterLink(o.cluster, key, t, lnAddr, log)
+		s.cluster, err = startClusterLink(o.cluster, key, t, lnAddr, log, env.stderr)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -292,7 +292,7 @@ func (s *session) loop(ctx context.Context) int {
 		case ev := <-members:
 			s.cluster.memberEvent(ev)
 		case r := <-dialed:
-			s.cluster.dialDone(r, s.dl, s.env.stderr)
+			s.cluster.dialDone(r, s.dl)
 		case <-complete:
 			complete = nil
 			if s.ann != nil {
