@@ -43,8 +43,8 @@ type remoteNode struct {
 	rs          *delegate.RemoteSwarm
 	dialing     bool
 	quarantined bool // the sub-chief dropped it for bad pieces: never again
-	failures int
-	nextTry  time.Time
+	failures    int
+	nextTry     time.Time
 }
 
 type dialResult struct {
