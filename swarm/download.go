@@ -59,9 +59,14 @@ type Download struct {
 	cancel context.CancelFunc
 
 	fanIn chan slotEvent
-	mbMu  sync.Mutex
-	mb    []func()
-	wake  chan struct{}
+	// The storer goroutine hands pieces to Storage so that a slow disk
+	// throttles the workers (through their in-flight accounting) without
+	// ever blocking the sub-chief's loop.
+	toStore  chan storeReq
+	storedCh chan storeRes
+	mbMu     sync.Mutex
+	mb       []func()
+	wake     chan struct{}
 
 	complete  chan struct{}
 	stopCh    chan struct{} // closed when the workers are being stopped
@@ -87,9 +92,10 @@ type Download struct {
 	tickets   map[uint64]watchdog.Ticket
 	nextPeer  int
 	// submitWait is the time spent blocked handing pieces to Storage.
-	submitWait time.Duration
-	isDone     bool
-	stopped    bool
+	submitWait   time.Duration
+	pendingStore []storeReq // verified pieces waiting for the storer
+	isDone       bool
+	stopped      bool
 }
 
 type workerSlot struct {
@@ -101,6 +107,23 @@ type workerSlot struct {
 	lastDelivery time.Time
 	bad          int
 	closed       chan struct{} // fan-in finished
+	tokens       chan struct{} // untrusted: one per piece not yet stored
+}
+
+// remoteInFlight bounds the pieces of one remote worker waiting to be
+// stored; its events are not read beyond that (back-pressure to the node).
+const remoteInFlight = 4
+
+type storeReq struct {
+	s     *workerSlot
+	piece int
+	data  []byte
+}
+
+type storeRes struct {
+	storeReq
+	err  error
+	took time.Duration
 }
 
 type slotEvent struct {
@@ -124,6 +147,8 @@ func New(cfg Config) (*Download, error) {
 	d := &Download{
 		cfg: cfg, log: cfg.logger().With("swarm", "subchief"), storage: cfg.Storage, local: local, n: n,
 		fanIn:    make(chan slotEvent, 1),
+		toStore:  make(chan storeReq),
+		storedCh: make(chan storeRes, 1),
 		wake:     make(chan struct{}, 1),
 		complete: make(chan struct{}),
 		stopCh:   make(chan struct{}),
@@ -143,6 +168,8 @@ func New(cfg Config) (*Download, error) {
 		}
 	}
 	d.addSlot(local, true)
+	d.wg.Add(1)
+	go d.storer()
 	if d.nWritten == n {
 		d.isDone = true
 		close(d.complete)
@@ -239,8 +266,8 @@ func (d *Download) post(f func()) {
 func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
 	idx := len(d.slots)
 	for k, s := range d.slots {
-		if !s.alive && s.closed == nil {
-			idx = k
+		if s.idx >= 0 && !s.alive && d.lb.Held(k) == 0 && isClosed(s.closed) {
+			idx = k // a finished worker's slot (nodes come and go)
 			break
 		}
 	}
@@ -250,6 +277,9 @@ func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
 		return &workerSlot{w: w, idx: -1}
 	}
 	s := &workerSlot{w: w, idx: idx, trusted: trusted, alive: true, lastDelivery: time.Now(), closed: make(chan struct{})}
+	if !trusted {
+		s.tokens = make(chan struct{}, remoteInFlight)
+	}
 	if idx == len(d.slots) {
 		d.slots = append(d.slots, s)
 	} else {
@@ -260,6 +290,13 @@ func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
 		defer d.wg.Done()
 		defer close(s.closed)
 		for ev := range w.Events() {
+			if ev.Kind == EventPiece && s.tokens != nil {
+				select {
+				case s.tokens <- struct{}{}:
+				case <-d.stopCh:
+					return
+				}
+			}
 			select {
 			case d.fanIn <- slotEvent{slot: idx, ev: ev}:
 			case <-d.stopCh:
@@ -272,6 +309,61 @@ func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
 		}
 	}()
 	return s
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// storer hands verified pieces to Storage, one at a time, blocking on its
+// back-pressure instead of the sub-chief.
+func (d *Download) storer() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.stopCh:
+			return
+		case r := <-d.toStore:
+			t0 := time.Now()
+			err := d.storage.Submit(d.ctx, r.piece, r.data)
+			select {
+			case d.storedCh <- storeRes{storeReq: r, err: err, took: time.Since(t0)}:
+			case <-d.stopCh:
+				return
+			}
+		}
+	}
+}
+
+// stored settles a piece the storer handed to Storage.
+func (d *Download) stored(r storeRes) {
+	d.submitWait += r.took
+	d.release(r.s)
+	if r.err != nil {
+		d.recycle(r.data)
+		if d.ctx.Err() == nil {
+			d.fail(fmt.Errorf("swarm: store piece %d: %w", r.piece, r.err))
+		}
+		return
+	}
+	d.refill(r.s, time.Now(), false)
+}
+
+// release ends the in-flight accounting of one piece from worker s.
+func (d *Download) release(s *workerSlot) {
+	if s.trusted {
+		d.local.Accepted()
+	} else if s.tokens != nil {
+		select {
+		case <-s.tokens:
+		default:
+		}
+	}
 }
 
 func (d *Download) run() {
@@ -288,7 +380,17 @@ func (d *Download) run() {
 	var mb []func()
 	written := d.storage.Written()
 	for {
+		var toStore chan storeReq
+		var next storeReq
+		if len(d.pendingStore) > 0 && !d.stopped {
+			toStore, next = d.toStore, d.pendingStore[0]
+		}
 		select {
+		case toStore <- next:
+			d.pendingStore[0] = storeReq{}
+			d.pendingStore = d.pendingStore[1:]
+		case r := <-d.storedCh:
+			d.stored(r)
 		case <-d.closing:
 			d.stop(ErrClosed)
 			d.publish(time.Now())
@@ -357,9 +459,8 @@ func (d *Download) handle(se slotEvent) {
 	ev := se.ev
 	switch ev.Kind {
 	case EventPiece:
-		d.gotPiece(s, ev)
-		if s.trusted {
-			d.local.Accepted() // stored or dropped: no longer in flight
+		if !d.gotPiece(s, ev) {
+			d.release(s) // dropped: no longer in flight
 		}
 	case EventRevoked:
 		for _, i := range ev.Pieces {
@@ -391,11 +492,13 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 	d.rebalance(time.Now(), true) // reassign the lost lease at once
 }
 
-func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) {
+// gotPiece checks a delivered piece and queues it for Storage; it reports
+// whether it did (otherwise the piece was dropped).
+func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 	i := ev.Piece
 	if i < 0 || i >= d.n || d.stopped || d.lb.IsDone(i) {
 		d.recycle(ev.Data) // out of range, too late, or an end game duplicate
-		return
+		return false
 	}
 	if !s.trusted || !ev.Verified {
 		if int64(len(ev.Data)) != d.cfg.Info.PieceLen(i) || sha1.Sum(ev.Data) != d.cfg.Info.PieceHash(i) {
@@ -408,7 +511,7 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) {
 				d.log.Warn("worker quarantined", "worker", s.w.Name())
 				d.workerGone(s, errors.New("quarantined: bad pieces"))
 			}
-			return
+			return false
 		}
 	}
 	d.endTicket(s.idx, i, true)
@@ -425,17 +528,9 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) {
 	s.rate.Add(len(ev.Data))
 	s.lastDelivery = now
 	d.nVerified++
-	t0 := time.Now()
-	err := d.storage.Submit(d.ctx, i, ev.Data)
-	d.submitWait += time.Since(t0)
-	if err != nil {
-		d.recycle(ev.Data)
-		if d.ctx.Err() == nil {
-			d.fail(fmt.Errorf("swarm: store piece %d: %w", i, err))
-		}
-		return
-	}
+	d.pendingStore = append(d.pendingStore, storeReq{s: s, piece: i, data: ev.Data})
 	d.refill(s, now, false)
+	return true
 }
 
 // recycle gives a piece buffer that will not be stored back to the
