@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"context"
 	"net/netip"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ type fakeWorker struct {
 	delivered map[int]bool
 	have      map[int]bool
 	revokes   int
+	sent      int
 	wake      chan struct{}
 	quit      chan struct{}
 	done      chan struct{}
@@ -80,6 +82,9 @@ func (f *fakeWorker) run() {
 			return
 		case ch <- first:
 			out = out[1:]
+			f.mu.Lock()
+			f.sent++
+			f.mu.Unlock()
 		case <-f.wake:
 			f.mu.Lock()
 			cmds := f.cmds
@@ -213,5 +218,55 @@ func testenv_WaitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// gatedStorage blocks Submit until the gate opens.
+type gatedStorage struct {
+	*memStorage
+	gate chan struct{}
+}
+
+func (g gatedStorage) Submit(ctx context.Context, p int, data []byte) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.memStorage.Submit(ctx, p, data)
+}
+
+// A slow disk throttles a remote worker (a few pieces in flight) and never
+// blocks the sub-chief's loop.
+func TestSubChiefStorageBackPressure(t *testing.T) {
+	tt := makeTorrent(t, 64*16<<10, 16<<10)
+	cfg, st := subChiefConfig(t, tt)
+	g := gatedStorage{memStorage: st, gate: make(chan struct{})}
+	cfg.Storage = g
+	d := newTestDownload(t, cfg)
+	f := newFakeWorker("node1", tt).start()
+	d.AddWorker(f)
+	testenv_WaitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.sent > 0 }, "a first piece")
+	// The sub-chief keeps answering while Storage is stuck.
+	for range 3 {
+		ran := make(chan struct{})
+		d.post(func() { close(ran) })
+		select {
+		case <-ran:
+		case <-time.After(2 * time.Second):
+			t.Fatal("sub-chief loop blocked by Storage")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.mu.Lock()
+	sent := f.sent
+	f.mu.Unlock()
+	if sent > remoteInFlight+2 {
+		t.Fatalf("remote worker sent %d pieces while storage was blocked (limit %d)", sent, remoteInFlight)
+	}
+	close(g.gate)
+	waitComplete(t, d, 10*time.Second)
+	if !bytes.Equal(st.bytes(), tt.data) {
+		t.Fatal("data differs")
 	}
 }
