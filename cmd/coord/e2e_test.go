@@ -141,7 +141,13 @@ func (s *syncBuffer) String() string {
 
 func startCoord(t *testing.T, args ...string) *coordProc {
 	t.Helper()
-	cmd := exec.Command(coordBinary(t), args...)
+	return startCoordCmd(t, exec.Command(coordBinary(t), args...))
+}
+
+// startCoordCmd starts a prepared coord command (for example one that
+// enters a network namespace) with its output captured.
+func startCoordCmd(t *testing.T, cmd *exec.Cmd) *coordProc {
+	t.Helper()
 	p := &coordProc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,19 +90,7 @@ func (l *netnsLab) startTransmission(t *testing.T, host *lab.Netns, dir string) 
 // startCoordOn runs coord inside host's namespace.
 func (l *netnsLab) startCoordOn(t *testing.T, host *lab.Netns, args ...string) *coordProc {
 	t.Helper()
-	cmd := host.Command(context.Background(), coordBinary(t), args...)
-	p := &coordProc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-	})
-	return p
+	return startCoordCmd(t, host.Command(context.Background(), coordBinary(t), args...))
 }
 
 func TestDownloadFromTransmissionSeeder(t *testing.T) {
