@@ -1,11 +1,16 @@
 package clustertest
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"flotilla/cluster"
+	"flotilla/delegate"
 	"flotilla/internal/lab"
+	"flotilla/metainfo"
 )
 
 // Rates and sizes: every cluster host's WAN is capped at rate, so one host
@@ -81,4 +86,129 @@ func TestClusterLateJoin(t *testing.T) {
 	e.waitJoined(late)
 	c := e.waitDone(coord, 60*time.Second)
 	requireContributed(t, c, "node1", "late")
+}
+
+// TestClusterWrongKey: a node with the wrong key cannot join, cannot open
+// a delegate session (in either direction) and receives no work.
+func TestClusterWrongKey(t *testing.T) {
+	e := newEnv(t, envConfig{hosts: []string{"coord", "node1", "wrongkey"}, rateMbit: rate,
+		payload: multiFile("wrongkey", size), piece: piece, timeout: timeout})
+	wrongKey, err := lab.WriteKeyFile(e.ctx, e.coordBin, e.dir, "wrong.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := e.startCoord("coord")
+	node1 := e.startNode("node1", e.keyFile)
+	bad := e.startNode("wrongkey", wrongKey)
+	e.waitJoined(node1)
+	if l, err := lab.WaitLine(e.ctx, bad, 20*time.Second, func(l string) bool { return strings.Contains(l, "join failed") }); err != nil {
+		t.Errorf("the wrong-key node's log shows no failing join: %v", err)
+	} else {
+		t.Logf("wrong-key node: %s", l)
+	}
+
+	// Sessions: the coordinator's key against the wrong-key node, and the
+	// wrong key against an honest node, both fail authentication.
+	tor, err := metainfo.Load(e.sw.Torrent.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	right, err := cluster.LoadKey(e.keyFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, err := cluster.LoadKey(wrongKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := delegate.JobSpec{InfoHash: tor.InfoHash, InfoBytes: tor.InfoBytes, Trackers: tor.Tiers()}
+	for _, c := range []struct {
+		what string
+		to   *lab.ClusterHost
+		key  cluster.Key
+	}{
+		{"coordinator's key to the wrong-key node", e.host("wrongkey"), right},
+		{"wrong key to node1", e.host("node1"), wrong},
+	} {
+		addr := fmt.Sprintf("%s:%d", c.to.ClusterAddr, lab.DefaultGossipPort+1)
+		conn, err := e.coordHost().DialContext(e.ctx, "tcp", addr)
+		if err != nil {
+			t.Fatalf("%s: dial %s: %v", c.what, addr, err)
+		}
+		rs, err := delegate.Client(e.ctx, conn, c.key, job, delegate.DefaultClientConfig())
+		conn.Close()
+		if err == nil {
+			rs.Close()
+			t.Errorf("%s: a delegate session opened", c.what)
+		} else if !errors.Is(err, delegate.ErrAuth) {
+			t.Errorf("%s: %v, want ErrAuth", c.what, err)
+		}
+	}
+
+	c := e.waitDone(coord, 60*time.Second)
+	requireContributed(t, c, "node1")
+	if _, ok := c["wrongkey"]; ok {
+		t.Errorf("the wrong-key node is in the completion summary: %v", c)
+	}
+	if l := linesMatching(coord, "wrongkey"); len(l) > 0 {
+		t.Errorf("the coordinator knows the wrong-key node: %q", l[0])
+	}
+	for _, s := range []string{"joined the cluster", "swarmnode: job "} {
+		if l := linesMatching(bad, s); len(l) > 0 {
+			t.Errorf("the wrong-key node: %q", l[0])
+		}
+	}
+}
+
+// TestClusterCorruptNode: a node that returns corrupted pieces is caught by
+// the coordinator's re-hash and quarantined; the output is correct.
+func TestClusterCorruptNode(t *testing.T) {
+	e := newEnv(t, envConfig{hosts: []string{"coord", "node1", "evil"}, rateMbit: rate,
+		payload: multiFile("evil", size), piece: piece, timeout: timeout})
+	coord := e.startCoord("coord")
+	e.startNode("node1", e.keyFile)
+	evil := e.startHostileNode("evil")
+	q, err := lab.WaitLine(e.ctx, coord, 40*time.Second, func(l string) bool {
+		return strings.Contains(l, "worker quarantined") && strings.Contains(l, "evil")
+	})
+	if err != nil {
+		t.Errorf("the coordinator never quarantined the corrupting node: %v; hostile node log: %s", err, evil.Tail(600))
+	} else {
+		t.Logf("quarantine: %s", q)
+	}
+	c := e.waitDone(coord, 60*time.Second)
+	requireContributed(t, c, "node1")
+	if c["evil"].Pieces != 0 {
+		t.Errorf("the corrupting node is credited with %d pieces", c["evil"].Pieces)
+	}
+	bad := len(linesMatching(coord, "worker delivered a bad piece", "evil"))
+	sessions := len(linesMatching(coord, "delegating to swarm node", "node=evil"))
+	quarantines := len(linesMatching(coord, "worker quarantined", "evil"))
+	t.Logf("bad pieces from evil: %d; sessions to evil: %d; quarantines: %d", bad, sessions, quarantines)
+	if sessions > 1 {
+		t.Errorf("the quarantined node was given work again: %d delegate sessions, %d quarantines, %d bad pieces",
+			sessions, quarantines, bad)
+	}
+}
+
+// TestClusterCoordinatorRestart: kill -9 of the coordinator mid-download;
+// the same command resumes from its piece store and the nodes come back.
+func TestClusterCoordinatorRestart(t *testing.T) {
+	e := newEnv(t, envConfig{hosts: []string{"coord", "node1", "node2"}, rateMbit: rate,
+		payload: multiFile("restart", size), piece: piece, timeout: timeout})
+	coord := e.startCoord("coord")
+	e.startNode("node1", e.keyFile)
+	e.startNode("node2", e.keyFile)
+	at := e.waitPercent(coord, 40, 60*time.Second)
+	coord.Kill()
+	before, _ := lab.ProgressPercent(at)
+	coord2 := e.startCoord("coord-restarted")
+	first := e.waitPercent(coord2, 0, 20*time.Second)
+	resumed, _ := lab.ProgressPercent(first)
+	t.Logf("killed at %.1f%%, restarted at %.1f%%", before, resumed)
+	if resumed < before/2 {
+		t.Errorf("the restarted coordinator starts at %.1f%%, killed at %.1f%%: the piece store did not keep the work", resumed, before)
+	}
+	c := e.waitDone(coord2, 70*time.Second)
+	requireContributed(t, c, "node1", "node2")
 }

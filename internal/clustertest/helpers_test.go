@@ -242,9 +242,24 @@ func linesMatching(p *lab.Proc, parts ...string) []string {
 	return out
 }
 
+// keepEnv names a directory where a failed test's process logs are
+// copied (whole, debug lines included) for diagnosis.
+const keepEnv = "FLOTILLA_CLUSTERTEST_KEEP"
+
 // dumpLogs logs the end of every process log, for a failed test.
 func (e *env) dumpLogs() {
 	logs, _ := filepath.Glob(filepath.Join(e.dir, "logs", "*.log"))
+	if keep := os.Getenv(keepEnv); keep != "" {
+		dst := filepath.Join(keep, e.t.Name())
+		if err := os.MkdirAll(dst, 0o755); err == nil {
+			for _, l := range logs {
+				if b, err := os.ReadFile(l); err == nil {
+					_ = os.WriteFile(filepath.Join(dst, filepath.Base(l)), b, 0o644)
+				}
+			}
+			e.t.Logf("logs kept in %s", dst)
+		}
+	}
 	for _, l := range logs {
 		b, err := os.ReadFile(l)
 		if err != nil {
