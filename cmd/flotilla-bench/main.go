@@ -47,6 +47,9 @@ type options struct {
 	serve         bool
 	infoFile      string
 	labKind       string
+	scaling       bool
+	rateMbit      int
+	nodes         int
 	seedLimit     string
 }
 
@@ -95,6 +98,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.serve, "serve", false, "only build the swarm and keep it up until interrupted (for the demo)")
 	fs.StringVar(&o.seedLimit, "seeder-limit", "", "cap each seeder's upload rate (aria2c syntax, e.g. 8M); default: uncapped")
 	fs.StringVar(&o.infoFile, "info-file", "", "with --serve: write the swarm's description here as shell variables")
+	fs.BoolVar(&o.scaling, "scaling", false, "the cluster scaling benchmark (root): coord alone, then with 1..--nodes swarm nodes,\nevery host's WAN capped at --rate; then a failover run (see scaling.go)")
+	fs.IntVar(&o.rateMbit, "rate", 100, "with --scaling: each host's WAN cap in Mbit/s, both directions")
+	fs.IntVar(&o.nodes, "nodes", 3, "with --scaling: the most swarm nodes added to the coordinator")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -113,6 +119,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.runs < 1 || o.seeders < 1 || o.seeders > 250 {
 		return o, fmt.Errorf("--runs must be >= 1 and --seeders 1..250")
+	}
+	if o.scaling && (o.rateMbit < 1 || o.nodes < 1 || o.nodes > 20) {
+		return o, fmt.Errorf("--rate must be >= 1 and --nodes 1..20")
 	}
 	if o.labKind != "loopback" && o.labKind != "netns" {
 		return o, fmt.Errorf("--lab must be loopback or netns, not %q", o.labKind)
@@ -141,6 +150,13 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 	}
 	if !o.keep {
 		cl.Add(func() { os.RemoveAll(workDir) })
+	}
+	if o.scaling {
+		err := scaling(ctx, cl, o, root, workDir, stdout, stderr)
+		if o.keep {
+			fmt.Fprintf(stdout, "kept: %s\n", workDir)
+		}
+		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
