@@ -38,6 +38,7 @@ type transferOpts struct {
 	progress string
 	logEvery time.Duration
 	verify   bool
+	sparse   bool
 	cluster  clusteropt.Options
 }
 
@@ -48,6 +49,7 @@ func (o *transferOpts) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else a log line every --log-interval), bar, log or none")
 	o.cluster.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (optional: swarm nodes usually join the coordinator)")
+	fs.BoolVar(&o.sparse, "sparse", false, "create files sparse instead of reserving their space up front (a full disk then shows up mid-download rather than at start)")
 	fs.DurationVar(&o.logEvery, "log-interval", 5*time.Second, "time between progress lines when the display is a log")
 }
 
@@ -182,6 +184,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 
 	scfg := piecestore.DefaultConfig()
 	scfg.Dir, scfg.Info, scfg.InfoHash, scfg.Logger = dir, t.Info, t.InfoHash, log
+	scfg.Preallocate = !o.sparse
 	store, err := piecestore.Open(scfg)
 	if err != nil {
 		return fail("%v", err)

@@ -354,7 +354,9 @@ func TestDiskFullThenResume(t *testing.T) {
 		t.Fatalf("mount tmpfs: %v %s", err, b)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", out).Run() })
-	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	// --sparse: the disk fills mid-download (preallocation would fail at
+	// start, which TestDiskFullPreallocated covers).
+	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none", "--sparse")
 	code := p.wait(t, 2*time.Minute)
 	msg := p.out.String()
 	if code == 0 || !strings.Contains(msg, "payload.bin") || !strings.Contains(strings.ToLower(msg), "no space left") {
@@ -372,4 +374,30 @@ func TestDiskFullThenResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("full disk kept %d of %d pieces; resume completed", before, l.info.Info.NumPieces())
+}
+
+func TestDiskFullPreallocated(t *testing.T) {
+	testenv.RequireRoot(t)
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 5, Size: 24 << 20}, 1<<18, 1)
+	out := t.TempDir()
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", out).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, b)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", out).Run() })
+	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	code := p.wait(t, time.Minute)
+	msg := p.out.String()
+	if code != 1 || !strings.Contains(msg, "payload.bin") || !strings.Contains(strings.ToLower(msg), "no space left") {
+		t.Fatalf("preallocating on a full disk: exit %d, want a clear error naming the file; output:\n%s", code, msg)
+	}
+	if b, err := exec.Command("mount", "-o", "remount,size=64m", out).CombinedOutput(); err != nil {
+		t.Fatalf("grow tmpfs: %v %s", err, b)
+	}
+	p2 := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	if code := p2.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("after freeing space: exit %d\n%s", code, p2.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatal(err)
+	}
 }

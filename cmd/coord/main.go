@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -43,6 +44,12 @@ func commands() []command {
 }
 
 func main() {
+	// Piece buffers are pooled and bounded; a soft limit keeps the garbage
+	// collector from letting the heap drift far above what is live. An
+	// explicit GOMEMLIMIT wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(48 << 20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, stdoutIsTTY: isTerminal(os.Stdout), getenv: os.Getenv}
 	code := run(ctx, env, os.Args[1:])
