@@ -276,14 +276,15 @@ func logTime(line string) (time.Time, bool) {
 }
 
 // failover runs the coordinator with every node (-v logs) and kills two of
-// them: node1 at 30% as a process crash (kill -9: the kernel closes its
-// connections, so the delegate session drops at once) and node2 at 50% as
-// a host crash (its links cut, then kill -9: nothing tells the coordinator,
-// which must notice through memberlist's failure detection or the lease
-// deadline). It reports, for each, the time from the death to the
-// sub-chief's "worker gone; its lease returns to the pool" (the lease is
-// back in the pool and rebalanced at that moment) and to memberlist's
-// verdict (clusterLink's "swarm node gone").
+// them, one at a time: node1 at 25% as a host crash (its links cut, then
+// kill -9: nothing tells the coordinator, which must notice through
+// memberlist's failure detection or a lease deadline), and node2 at 60% as
+// a process crash (kill -9: the kernel closes its connections, so the
+// delegate session drops at once). It reports, for each, the time from the
+// death to the sub-chief's "worker gone; its lease returns to the pool"
+// (the lease is back in the pool and rebalanced at that moment) and to
+// memberlist's verdict as the coordinator logs it ("swarm node gone",
+// logged only while a session to the node is still open).
 func (b *scalingBench) failover() error {
 	dir := filepath.Join(b.workDir, "failover")
 	if !b.o.keep {
@@ -295,29 +296,29 @@ func (b *scalingBench) failover() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b.stdout, "\nfailover (%d hosts, -v logs): node1 killed (kill -9) at 30%%, node2's host crashed (links down + kill -9) at 50%%\n", b.o.nodes+1)
+	fmt.Fprintf(b.stdout, "\nfailover (%d hosts, -v logs): node1's host crashed (links down + kill -9) at 25%%, node2 killed (kill -9) at 60%%\n", b.o.nodes+1)
 	type death struct {
 		node string
 		at   time.Time
 		how  string
 	}
 	var deaths []death
-	if _, err := lab.WaitLine(b.ctx, coord, b.o.timeout, lab.AtPercent(30)); err != nil {
+	if _, err := lab.WaitLine(b.ctx, coord, b.o.timeout, lab.AtPercent(25)); err != nil {
 		return err
 	}
-	nodes[0].Kill()
-	deaths = append(deaths, death{"node1", time.Now(), "process crash (kill -9)"})
-	if _, err := lab.WaitLine(b.ctx, coord, b.o.timeout, lab.AtPercent(50)); err != nil {
-		return err
-	}
-	h := b.lab.Hosts["node2"]
+	h := b.lab.Hosts["node1"]
 	for _, dev := range []string{"eth1", "eth0"} {
 		if out, err := exec.Command("ip", "-n", h.Name, "link", "set", dev, "down").CombinedOutput(); err != nil {
-			return fmt.Errorf("cut node2's %s: %v: %s", dev, err, out)
+			return fmt.Errorf("cut node1's %s: %v: %s", dev, err, out)
 		}
 	}
+	nodes[0].Kill()
+	deaths = append(deaths, death{"node1", time.Now(), "host crash (links down, kill -9)"})
+	if _, err := lab.WaitLine(b.ctx, coord, b.o.timeout, lab.AtPercent(60)); err != nil {
+		return err
+	}
 	nodes[1].Kill()
-	deaths = append(deaths, death{"node2", time.Now(), "host crash (links down, kill -9)"})
+	deaths = append(deaths, death{"node2", time.Now(), "process crash (kill -9)"})
 	select {
 	case <-coord.Done():
 	case <-time.After(b.o.timeout):
