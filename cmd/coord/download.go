@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,6 +40,7 @@ type transferOpts struct {
 	logEvery time.Duration
 	verify   bool
 	sparse   bool
+	cpuprof  string
 	cluster  clusteropt.Options
 }
 
@@ -50,6 +52,7 @@ func (o *transferOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else a log line every --log-interval), bar, log or none")
 	o.cluster.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (optional: swarm nodes usually join the coordinator)")
 	fs.BoolVar(&o.sparse, "sparse", false, "create files sparse instead of reserving their space up front (a full disk then shows up mid-download rather than at start)")
+	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a Go CPU profile of the run to this file (for diagnosing performance)")
 	fs.DurationVar(&o.logEvery, "log-interval", 5*time.Second, "time between progress lines when the display is a log")
 }
 
@@ -158,6 +161,18 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	log := slog.New(slog.DiscardHandler)
 	if o.verbose {
 		log = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
+	if o.cpuprof != "" {
+		f, err := os.Create(o.cpuprof)
+		if err != nil {
+			return fail("--cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fail("--cpuprofile: %v", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 
 	// Everything opened below is closed in reverse order on the way out:

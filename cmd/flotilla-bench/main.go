@@ -11,6 +11,15 @@
 //	go run ./cmd/flotilla-bench [--size 1GiB] [--piece 1MiB] [--seeders 3] [--runs 3]
 //	    [--clients coord,aria2c,rain,anacrolix,transmission] [--keep]
 //
+// With --scaling (root) it runs the cluster benchmark of issue 4 instead
+// (scaling.go): the namespace lab of lab.NewCluster, every host's WAN capped
+// at --rate Mbit/s, the torrent downloaded by the coordinator alone and with
+// 1..--nodes swarm nodes added (a table of wall seconds, MB/s, speed-up,
+// coordinator CPU and an output check), then a failover run timing how long a
+// dead node's lease takes to return to the pool:
+//
+//	sudo go run ./cmd/flotilla-bench --scaling [--size 1GiB] [--rate 100] [--nodes 3] [--seeders 3] [--keep]
+//
 // Missing reference clients are installed by scripts/install-reference-clients.sh
 // (Debian packages, and rain/anacrolix built from the Go module proxy into
 // ./.refbin). With --serve it only builds the swarm, prints where the

@@ -28,6 +28,10 @@ type result struct {
 // under runDir and measures it. The output is verified against the payload.
 func runOnce(ctx context.Context, c *client, host lab.Host, sw *lab.Swarm, runDir string, run int, timeout time.Duration, keep bool) result {
 	r := result{Client: c.Name, Run: run}
+	// Every client starts from the same disk state: the previous run's
+	// dirty pages and its deleted output (discards) are flushed first, so
+	// no client pays for another's writeback.
+	syscall.Sync()
 	dir := filepath.Join(runDir, fmt.Sprintf("%s-%d", c.Name, run))
 	out := filepath.Join(dir, "out")
 	if err := os.MkdirAll(out, 0o755); err != nil {
