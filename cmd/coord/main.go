@@ -28,7 +28,7 @@ type command struct {
 // cmdEnv carries the process's streams so tests can capture them.
 type cmdEnv struct {
 	stdout, stderr io.Writer
-	stdoutIsTTY    bool
+	stderrIsTTY    bool // the progress display goes to stderr
 	getenv         func(string) string
 }
 
@@ -51,7 +51,7 @@ func main() {
 		debug.SetMemoryLimit(48 << 20)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, stdoutIsTTY: isTerminal(os.Stdout), getenv: os.Getenv}
+	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, stderrIsTTY: isTerminal(os.Stderr), getenv: os.Getenv}
 	code := run(ctx, env, os.Args[1:])
 	stop()
 	os.Exit(code)

@@ -30,7 +30,7 @@ func newProgress(env *cmdEnv, mode string, logEvery time.Duration, t *metainfo.T
 		p.mode = mode
 	default:
 		p.mode = "log"
-		if env.stdoutIsTTY {
+		if env.stderrIsTTY {
 			p.mode = "bar"
 		}
 	}
