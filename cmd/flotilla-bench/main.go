@@ -59,6 +59,7 @@ type options struct {
 	scaling       bool
 	rateMbit      int
 	nodes         int
+	failoverOnly  bool
 	seedLimit     string
 }
 
@@ -110,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.scaling, "scaling", false, "the cluster scaling benchmark (root): coord alone, then with 1..--nodes swarm nodes,\nevery host's WAN capped at --rate; then a failover run (see scaling.go)")
 	fs.IntVar(&o.rateMbit, "rate", 100, "with --scaling: each host's WAN cap in Mbit/s, both directions")
 	fs.IntVar(&o.nodes, "nodes", 3, "with --scaling: the most swarm nodes added to the coordinator")
+	fs.BoolVar(&o.failoverOnly, "failover-only", false, "with --scaling: only the failover run (needs --nodes >= 2)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -86,7 +86,7 @@ func scaling(ctx context.Context, cl *lab.Cleanup, o options, root, workDir stri
 
 	b := &scalingBench{ctx: ctx, o: o, lab: cluster, sw: sw, coordBin: coordBin, nodeBin: nodeBin, keyFile: keyFile, workDir: workDir, stdout: stdout}
 	var runs []scalingRun
-	for n := 0; n <= o.nodes; n++ {
+	for n := 0; n <= o.nodes && !o.failoverOnly; n++ {
 		r, err := b.run(n, fmt.Sprintf("hosts%d", n+1))
 		if err != nil {
 			return err
@@ -95,8 +95,10 @@ func scaling(ctx context.Context, cl *lab.Cleanup, o options, root, workDir stri
 		fmt.Fprintf(stdout, "%d host(s): %7.2f s %8.1f MB/s  coord CPU %5.1f%%  %s  [%s]\n",
 			r.Hosts, r.Wall.Seconds(), r.MBps, 100*r.CPU.Seconds()/r.Wall.Seconds(), r.Verified, r.Split)
 	}
-	fmt.Fprintln(stdout)
-	printScaling(stdout, runs, o)
+	if len(runs) > 0 {
+		fmt.Fprintln(stdout)
+		printScaling(stdout, runs, o)
+	}
 
 	if o.nodes >= 2 {
 		if err := b.failover(); err != nil {
@@ -307,18 +309,22 @@ func (b *scalingBench) failover() error {
 		return err
 	}
 	h := b.lab.Hosts["node1"]
+	died := time.Now()
 	for _, dev := range []string{"eth1", "eth0"} {
 		if out, err := exec.Command("ip", "-n", h.Name, "link", "set", dev, "down").CombinedOutput(); err != nil {
 			return fmt.Errorf("cut node1's %s: %v: %s", dev, err, out)
 		}
 	}
 	nodes[0].Kill()
-	deaths = append(deaths, death{"node1", time.Now(), "host crash (links down, kill -9)"})
+	deaths = append(deaths, death{"node1", died, "host crash (links down, kill -9)"})
 	if _, err := lab.WaitLine(b.ctx, coord, b.o.timeout, lab.AtPercent(60)); err != nil {
 		return err
 	}
+	// The time is taken before the kill: Kill returns once the process
+	// is reaped, by when the coordinator may have seen its sessions close.
+	died = time.Now()
 	nodes[1].Kill()
-	deaths = append(deaths, death{"node2", time.Now(), "process crash (kill -9)"})
+	deaths = append(deaths, death{"node2", died, "process crash (kill -9)"})
 	select {
 	case <-coord.Done():
 	case <-time.After(b.o.timeout):
