@@ -92,7 +92,7 @@ func TestClusterLateJoin(t *testing.T) {
 // a delegate session (in either direction) and receives no work.
 func TestClusterWrongKey(t *testing.T) {
 	e := newEnv(t, envConfig{hosts: []string{"coord", "node1", "wrongkey"}, rateMbit: rate,
-		payload: multiFile("wrongkey", size), piece: piece, timeout: timeout})
+		payload: multiFile("keys", size), piece: piece, timeout: timeout})
 	wrongKey, err := lab.WriteKeyFile(e.ctx, e.coordBin, e.dir, "wrong.key")
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func TestClusterWrongKey(t *testing.T) {
 	if _, ok := c["wrongkey"]; ok {
 		t.Errorf("the wrong-key node is in the completion summary: %v", c)
 	}
-	if l := linesMatching(coord, "wrongkey"); len(l) > 0 {
+	if l := linesMatching(coord, "=wrongkey"); len(l) > 0 {
 		t.Errorf("the coordinator knows the wrong-key node: %q", l[0])
 	}
 	for _, s := range []string{"joined the cluster", "swarmnode: job "} {
@@ -208,6 +208,20 @@ func TestClusterCoordinatorRestart(t *testing.T) {
 	t.Logf("killed at %.1f%%, restarted at %.1f%%", before, resumed)
 	if resumed < before/2 {
 		t.Errorf("the restarted coordinator starts at %.1f%%, killed at %.1f%%: the piece store did not keep the work", resumed, before)
+	}
+	// The nodes must come back while there is work left: the first
+	// delegation after the restart, or completion without one.
+	restarted := time.Now()
+	l, err := lab.WaitLine(e.ctx, coord2, 70*time.Second, func(l string) bool {
+		return strings.Contains(l, "delegating to swarm node") || strings.HasPrefix(l, "downloaded ")
+	})
+	switch {
+	case err != nil:
+		t.Errorf("restarted coordinator: %v", err)
+	case strings.HasPrefix(l, "downloaded "):
+		t.Errorf("no node came back within %v of the restart (the restarted coordinator finished alone)", time.Since(restarted).Round(time.Second))
+	default:
+		t.Logf("first node back %v after the restart", time.Since(restarted).Round(10*time.Millisecond))
 	}
 	c := e.waitDone(coord2, 70*time.Second)
 	requireContributed(t, c, "node1", "node2")

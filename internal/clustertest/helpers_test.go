@@ -101,6 +101,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	cl := &lab.Cleanup{}
 	e := &env{t: t, ctx: ctx, cl: cl, dir: t.TempDir(), coordBin: coordBin, nodeBin: nodeBin}
 	t.Cleanup(func() {
+		e.keepLogs()
 		if t.Failed() {
 			e.dumpLogs()
 		}
@@ -242,12 +243,12 @@ func linesMatching(p *lab.Proc, parts ...string) []string {
 	return out
 }
 
-// keepEnv names a directory where a failed test's process logs are
-// copied (whole, debug lines included) for diagnosis.
+// keepEnv names a directory where every test's process logs are copied
+// (whole, debug lines included) for diagnosis.
 const keepEnv = "FLOTILLA_CLUSTERTEST_KEEP"
 
-// dumpLogs logs the end of every process log, for a failed test.
-func (e *env) dumpLogs() {
+// keepLogs copies the process logs where keepEnv says, if it is set.
+func (e *env) keepLogs() {
 	logs, _ := filepath.Glob(filepath.Join(e.dir, "logs", "*.log"))
 	if keep := os.Getenv(keepEnv); keep != "" {
 		dst := filepath.Join(keep, e.t.Name())
@@ -260,6 +261,11 @@ func (e *env) dumpLogs() {
 			e.t.Logf("logs kept in %s", dst)
 		}
 	}
+}
+
+// dumpLogs logs the end of every process log, for a failed test.
+func (e *env) dumpLogs() {
+	logs, _ := filepath.Glob(filepath.Join(e.dir, "logs", "*.log"))
 	for _, l := range logs {
 		b, err := os.ReadFile(l)
 		if err != nil {
