@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"flotilla/internal/lab"
+)
+
+// verifyOutput accepts the payload (and the resume record) and refuses a
+// changed byte, a missing byte and an extra file.
+func TestVerifyOutput(t *testing.T) {
+	dir := t.TempDir()
+	p, err := lab.WritePayload(dir, lab.PayloadSpec{Name: "m", Seed: 3, Files: []lab.FileSpec{{Path: "a/x", Size: 5000}, {Path: "y", Size: 7}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ".flotilla"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, ".flotilla", "resume"), []byte("r"), 0o644)
+	if got := verifyOutput(p, dir); !strings.HasPrefix(got, "ok") {
+		t.Fatalf("good output: %s", got)
+	}
+	extra := filepath.Join(dir, "m", "a", "x.part")
+	os.WriteFile(extra, []byte("dup"), 0o644)
+	if got := verifyOutput(p, dir); !strings.Contains(got, "unexpected files") {
+		t.Fatalf("extra file: %s", got)
+	}
+	os.Remove(extra)
+	y := filepath.Join(dir, "m", "y")
+	os.WriteFile(y, []byte("1234567890"), 0o644)
+	if got := verifyOutput(p, dir); !strings.HasPrefix(got, "FAIL") {
+		t.Fatalf("longer file: %s", got)
+	}
+}
+
+func TestScalingReport(t *testing.T) {
+	log := "downloaded x (1 GiB) to /o; received 1 bytes from peers in 1s (1 B/s)\n" +
+		"  local                      249 pieces  291.0 MiB received  0 hash failures\n" +
+		"  node1                      247 pieces  274.0 MiB received  0 hash failures\n"
+	if got := split(log); got != "local 249, node1 247 pieces" {
+		t.Fatalf("split = %q", got)
+	}
+	if got := split("downloaded x\n"); got != "local only" {
+		t.Fatalf("split alone = %q", got)
+	}
+	at, ok := logTime(`time=2026-11-27T04:35:18.558Z level=WARN msg="worker gone"`)
+	if !ok || !at.Equal(time.Date(2026, 11, 27, 4, 35, 18, 558e6, time.UTC)) {
+		t.Fatalf("logTime = %v, %v", at, ok)
+	}
+	var b bytes.Buffer
+	printScaling(&b, []scalingRun{{Hosts: 1, Wall: 90 * time.Second, Verified: "ok"}, {Hosts: 2, Wall: 45 * time.Second, Verified: "ok"}}, options{rateMbit: 100})
+	if !strings.Contains(b.String(), "2.00x") {
+		t.Fatalf("table:\n%s", b.String())
+	}
+}
