@@ -310,10 +310,8 @@ func (b *scalingBench) failover() error {
 	}
 	h := b.lab.Hosts["node1"]
 	died := time.Now()
-	for _, dev := range []string{"eth1", "eth0"} {
-		if out, err := exec.Command("ip", "-n", h.Name, "link", "set", dev, "down").CombinedOutput(); err != nil {
-			return fmt.Errorf("cut node1's %s: %v: %s", dev, err, out)
-		}
+	if err := h.Disconnect(b.ctx); err != nil {
+		return err
 	}
 	nodes[0].Kill()
 	deaths = append(deaths, death{"node1", died, "host crash (links down, kill -9)"})

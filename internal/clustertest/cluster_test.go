@@ -226,3 +226,45 @@ func TestClusterCoordinatorRestart(t *testing.T) {
 	c := e.waitDone(coord2, 70*time.Second)
 	requireContributed(t, c, "node1", "node2")
 }
+
+// TestClusterNodeHostCrash: a node's host disappears at ~30% (links down,
+// then kill -9: no FIN reaches the coordinator). Its lease must return to
+// the pool no later than one second after memberlist declares it failed,
+// and the download completes, correct.
+func TestClusterNodeHostCrash(t *testing.T) {
+	e := newEnv(t, envConfig{hosts: []string{"coord", "node1", "node2"}, rateMbit: rate,
+		payload: multiFile("crash", size), piece: piece, timeout: timeout})
+	coord := e.startCoord("coord")
+	node1 := e.startNode("node1", e.keyFile)
+	e.startNode("node2", e.keyFile)
+	e.waitPercent(coord, 30, 60*time.Second)
+	died := time.Now()
+	if err := e.host("node1").Disconnect(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	node1.Kill()
+	lease, err := lab.WaitLine(e.ctx, coord, 30*time.Second, func(l string) bool {
+		return strings.Contains(l, "lease returns to the pool") && strings.Contains(l, "worker=node1 ")
+	})
+	if err != nil {
+		t.Fatalf("node1's lease never returned to the pool: %v", err)
+	}
+	failed, err := lab.WaitLine(e.ctx, coord, 30*time.Second, func(l string) bool {
+		return strings.Contains(l, "Marking node1 as failed")
+	})
+	if err != nil {
+		t.Fatalf("memberlist never declared node1 failed: %v", err)
+	}
+	leaseAt, ok1 := logTime(lease)
+	failedAt, ok2 := logTime(failed)
+	if !ok1 || !ok2 {
+		t.Fatalf("no timestamps in %q, %q", lease, failed)
+	}
+	t.Logf("host crash: memberlist verdict after %v, lease back in the pool after %v",
+		failedAt.Sub(died).Round(10*time.Millisecond), leaseAt.Sub(died).Round(10*time.Millisecond))
+	if leaseAt.Sub(failedAt) > time.Second {
+		t.Errorf("the lease returned %v after memberlist's verdict (target: within 1 s)", leaseAt.Sub(failedAt))
+	}
+	c := e.waitDone(coord, 60*time.Second)
+	requireContributed(t, c, "node2")
+}

@@ -296,3 +296,14 @@ func multiFile(name string, size int64) lab.PayloadSpec {
 		{Path: "three.bin", Size: size*3/8 - 12345},
 	}}
 }
+
+// logTime returns the slog timestamp of a -v log line.
+func logTime(line string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(line, "time=")
+	if !ok {
+		return time.Time{}, false
+	}
+	ts, _, _ := strings.Cut(rest, " ")
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	return t, err == nil
+}

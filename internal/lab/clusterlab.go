@@ -240,3 +240,15 @@ func NewCluster(ctx context.Context, cl *Cleanup, cfg ClusterConfig) (*ClusterLa
 // creates (listeners, dials) live in the namespace. Goroutines f starts do
 // not inherit it, so f should only create sockets.
 func (n *Netns) Do(f func() error) error { return n.do(f) }
+
+// Disconnect takes both of the host's links down, as a crashed or
+// unplugged machine: its peers get no FIN or RST, only silence.
+func (h *ClusterHost) Disconnect(ctx context.Context) error {
+	b := netnsBuilder{ctx: ctx}
+	for _, dev := range []string{"eth1", "eth0"} {
+		if err := b.run("ip", "-n", h.Name, "link", "set", dev, "down"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
