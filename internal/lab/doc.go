@@ -12,6 +12,14 @@
 // created in the root namespace. The payload, torrent, tracker and seeder
 // code is the same for both (StartSwarm takes Hosts).
 //
+// The cluster lab (clusterlab.go, root only) is the namespace lab of issue 4:
+// a WAN bridge with the tracker and uncapped seeders, and cluster hosts
+// (coordinator, swarm nodes) whose WAN link is capped with tc and who share a
+// second, uncapped cluster link. clusterproc.go runs `coord download` and
+// `swarmnode` on those hosts and reads their logs (progress percentages, the
+// per-swarm completion summary); internal/clustertest and
+// `flotilla-bench --scaling` are built on it.
+//
 // Nothing here takes a *testing.T: functions take a context and a *Cleanup
 // stack, so a plain program can build a lab and tear it down on SIGINT.
 // Every process is started in its own process group with Pdeathsig SIGKILL
