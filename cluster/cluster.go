@@ -158,6 +158,13 @@ func Start(cfg Config) (*Cluster, error) {
 	// next push/pull (15 s); the LAN profile's 4 reaches small clusters in
 	// the first round. Flotilla clusters are small; use at least 4.
 	mlc.RetransmitMult = max(mlc.RetransmitMult, 4)
+	// A member restarted on the same address (a coordinator killed and
+	// started again) answers the others' probes at once, so they never see
+	// it die and never re-join it; only a push/pull state exchange tells it
+	// who is there. The profiles' 15-30 s leave nodes idle that long; a few
+	// members' state every 5 s costs nothing (memberlist stretches the
+	// interval for large clusters itself).
+	mlc.PushPullInterval = min(mlc.PushPullInterval, 5*time.Second)
 	// Every member holds the key, so a dead member's name may be taken over
 	// at once by its restarted self on a new address (a rescheduled pod).
 	mlc.DeadNodeReclaimTime = time.Nanosecond
