@@ -224,6 +224,11 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 
 	fmt.Fprintf(stdout, "\nswarm (%s lab): %s payload (%d bytes), %s pieces, %d aria2c seeders %s, tracker %s, clients on %s\n",
 		o.labKind, human(o.size), o.size, human(o.piece), o.seeders, strings.Join(sw.SeederAddrs, " "), sw.Tracker.HTTPAnnounce, clientHost.IP())
+	// Deleting a finished run's output makes ext4 (mounted with discard
+	// here) discard its blocks while the next client writes, which swung
+	// run times 2-6x. Outputs are kept until the end when the disk has room
+	// for all of them twice over.
+	keepRuns := o.keep || enoughSpace(workDir, o.size*int64(o.runs*len(cs))*2)
 	load0 := loadAvg()
 	var results []result
 	for run := 1; run <= o.runs; run++ {
@@ -231,7 +236,7 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 			if c.Skip != "" {
 				continue
 			}
-			r := runOnce(ctx, c, clientHost, sw, workDir, run, o.timeout, o.keep)
+			r := runOnce(ctx, c, clientHost, sw, workDir, run, o.timeout, keepRuns)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -337,4 +342,14 @@ func oneLine(s string) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+// enoughSpace reports whether the file system holding dir has need bytes
+// free.
+func enoughSpace(dir string, need int64) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return false
+	}
+	return int64(st.Bavail)*st.Bsize >= need
 }
