@@ -217,6 +217,11 @@ func TestDownloadFromAria2Seeders(t *testing.T) {
 	if !strings.Contains(p.out.String(), "downloaded payload.bin") {
 		t.Fatalf("no completion message:\n%s", p.out.String())
 	}
+	// The same command again finds everything done and fetches nothing.
+	again := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	if code := again.wait(t, time.Minute); code != 0 || receivedBytes(t, again.out.String()) != 0 {
+		t.Fatalf("second run: exit %d:\n%s", code, again.out.String())
+	}
 }
 
 func TestMultiFileAwkwardGeometry(t *testing.T) {
