@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,6 +109,11 @@ type workerSlot struct {
 	bad          int
 	closed       chan struct{} // fan-in finished
 	tokens       chan struct{} // untrusted: one per piece not yet stored
+	// ask lists the pieces of a pending steal (Revoke without force) sent
+	// at askAt; the pieces still held when it is answered or expires are
+	// marked started (worth duplicating, not worth stealing).
+	ask   []int
+	askAt time.Time
 }
 
 // remoteInFlight bounds the pieces of one remote worker waiting to be
@@ -467,6 +473,7 @@ func (d *Download) handle(se slotEvent) {
 			d.endTicket(s.idx, i, false)
 		}
 		d.lb.Return(s.idx, ev.Pieces)
+		d.answered(s, ev.Pieces)
 		d.rebalance(time.Now(), false)
 	case EventFailed:
 		d.workerGone(s, ev.Err)
@@ -530,6 +537,9 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 	d.nVerified++
 	d.pendingStore = append(d.pendingStore, storeReq{s: s, piece: i, data: ev.Data})
 	d.refill(s, now, false)
+	if d.lb.Held(s.idx) < lowWater(d.target(s)) && d.lb.PoolEmpty() {
+		d.rebalance(now, false) // running dry: steal now, not at the next tick
+	}
 	return true
 }
 
@@ -574,21 +584,34 @@ func (d *Download) checkComplete() {
 	d.publish(time.Now())
 }
 
-// refill tops up a worker's lease to what it can fetch in LeaseHorizon;
-// when the pool is empty a worker running dry duplicates others' pieces
-// (end game across workers).
+// refill tops up a worker's lease to what it can fetch in LeaseHorizon,
+// but never beyond its share of the pieces left (so that no worker hoards
+// pieces another will have to steal or duplicate). When the pool is empty
+// a worker running dry duplicates pieces another worker is known to be
+// downloading (end game across workers); unstarted pieces are stolen
+// instead (rebalance), which costs no bytes.
 func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 	if !s.alive || d.stopped || s.idx < 0 {
 		return
 	}
-	target := leaseTarget(s.rate.Rate(), d.cfg.Info.PieceLength, d.cfg.LeaseHorizon.Seconds(), d.cfg.MinLease, d.n)
+	target := d.target(s)
 	held := d.lb.Held(s.idx)
 	if held >= target || (!force && held > target/2) {
 		return
 	}
 	got := d.lb.Take(s.idx, target-held, nil)
-	if len(got) == 0 && held < max(target/4, 1) && d.lb.PoolEmpty() {
-		got = d.lb.Duplicate(s.idx, max(target/4, 2), nil)
+	if low := lowWater(target); len(got) == 0 && held < low && d.lb.PoolEmpty() {
+		got = d.lb.DuplicateStarted(s.idx, low-held, maxLeaseHolders, nil)
+		if len(got) == 0 && !d.stealable() {
+			// Nothing known started and nothing to steal: the tail is
+			// spread over workers within their share. Duplicate any held
+			// piece; a copy its holder has not started costs nothing,
+			// since the holder is told to drop it once done.
+			got = d.lb.duplicate(s.idx, low-held, maxLeaseHolders, false, nil)
+		}
+		if len(got) > 0 {
+			d.log.Debug("end game: duplicating started pieces", "worker", s.w.Name(), "pieces", len(got), "left", d.lb.Left())
+		}
 	}
 	if len(got) == 0 {
 		return
@@ -601,6 +624,82 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 		}
 	}
 	s.w.Assign(got)
+}
+
+// maxLeaseHolders bounds how many workers download one piece at once in
+// end game across workers: each extra holder may waste a whole piece.
+const maxLeaseHolders = 2
+
+// lowWater is the lease size below which a worker is running dry.
+func lowWater(target int) int { return max(2, target/4) }
+
+// target is worker s's lease size: LeaseHorizon of work at its measured
+// rate (at least MinLease), capped by its rate-weighted share of the
+// pieces left. A worker without a rate sample counts as the mean.
+func (d *Download) target(s *workerSlot) int {
+	t := leaseTarget(s.rate.Rate(), d.cfg.Info.PieceLength, d.cfg.LeaseHorizon.Seconds(), d.cfg.MinLease, d.n)
+	return min(t, max(d.share(s), 2))
+}
+
+func (d *Download) share(s *workerSlot) int {
+	left := d.lb.Left()
+	var sum float64
+	alive, measured := 0, 0
+	for _, o := range d.slots {
+		if o.alive && o.idx >= 0 {
+			alive++
+			if r := o.rate.Rate(); r > 0 {
+				sum += r
+				measured++
+			}
+		}
+	}
+	if alive == 0 {
+		return left
+	}
+	if measured == 0 {
+		return (left + alive - 1) / alive
+	}
+	mean := sum / float64(measured)
+	r := s.rate.Rate()
+	if r <= 0 {
+		r = mean
+	}
+	total := sum + mean*float64(alive-measured)
+	return int(float64(left)*r/total) + 1
+}
+
+// stealWait is how long a steal may go unanswered before the pieces the
+// worker still holds count as started.
+func (d *Download) stealWait() time.Duration {
+	return max(2*d.cfg.StatusInterval, 200*time.Millisecond)
+}
+
+// answered settles a pending steal when a revocation answers it (it names
+// one of the asked pieces): what the worker kept, it has started.
+func (d *Download) answered(s *workerSlot, back []int) {
+	if len(s.ask) == 0 || len(back) == 0 {
+		return
+	}
+	hit := false
+	for _, i := range back {
+		if slices.Contains(s.ask, i) {
+			hit = true
+			break
+		}
+	}
+	if hit {
+		d.settleAsk(s)
+	}
+}
+
+func (d *Download) settleAsk(s *workerSlot) {
+	for _, i := range s.ask {
+		if d.lb.Holds(s.idx, i) && !d.lb.IsDone(i) {
+			d.lb.MarkStarted(s.idx, i)
+		}
+	}
+	s.ask, s.askAt = s.ask[:0], time.Time{}
 }
 
 func (d *Download) endTicket(w, i int, fulfilled bool) {
@@ -617,21 +716,34 @@ func (d *Download) endTicket(w, i int, fulfilled bool) {
 	}
 }
 
-// rebalance refills every worker and, while another runs dry, steals
-// unstarted pieces back from workers holding more than their horizon.
+// rebalance refills every worker (those running dry first) and, once the
+// pool is empty and a worker runs dry, steals unstarted pieces back from
+// the others: a worker over its share is asked (Revoke without force) for
+// the pieces beyond it; what it keeps is marked started, which makes it
+// eligible for duplication.
 func (d *Download) rebalance(now time.Time, force bool) {
 	if d.stopped {
 		return
 	}
 	for _, s := range d.slots {
+		if s.alive && d.lb.Held(s.idx) < lowWater(d.target(s)) {
+			d.refill(s, now, force)
+		}
+	}
+	for _, s := range d.slots {
 		d.refill(s, now, force)
+	}
+	for _, s := range d.slots {
+		if len(s.ask) > 0 && now.Sub(s.askAt) >= d.stealWait() {
+			d.settleAsk(s)
+		}
 	}
 	if !d.lb.PoolEmpty() {
 		return
 	}
 	starving := false
 	for _, s := range d.slots {
-		if s.alive && d.lb.Held(s.idx) < d.cfg.MinLease/4 {
+		if s.alive && d.lb.Held(s.idx) < lowWater(d.target(s)) {
 			starving = true
 		}
 	}
@@ -639,17 +751,50 @@ func (d *Download) rebalance(now time.Time, force bool) {
 		return
 	}
 	for _, s := range d.slots {
-		if !s.alive {
-			continue
-		}
-		target := leaseTarget(s.rate.Rate(), d.cfg.Info.PieceLength, d.cfg.LeaseHorizon.Seconds(), d.cfg.MinLease, d.n)
-		if held := d.lb.Held(s.idx); held > target && held >= d.cfg.MinLease/4 {
-			// Give back what it cannot fetch within its horizon; pieces it
-			// has started stay with it (not forced).
-			pieces := d.lb.HeldBy(s.idx, nil)
-			s.w.Revoke(pieces[target:], false)
+		if ask := d.stealAsk(s); len(ask) > 0 {
+			s.ask, s.askAt = append(s.ask[:0], ask...), now
+			d.log.Debug("stealing unstarted pieces", "from", s.w.Name(), "asked", len(ask), "left", d.lb.Left())
+			s.w.Revoke(ask, false)
 		}
 	}
+}
+
+// stealAsk lists the pieces to ask worker s to give back: when it holds
+// more than its share, those beyond it not known to be started.
+func (d *Download) stealAsk(s *workerSlot) []int {
+	if !s.alive || len(s.ask) > 0 {
+		return nil
+	}
+	held, sh := d.lb.Held(s.idx), d.share(s)
+	if held <= sh || held < lowWater(d.target(s)) {
+		return nil
+	}
+	var unknown []int
+	started := 0
+	for _, i := range d.lb.HeldBy(s.idx, nil) {
+		if d.lb.Started(s.idx, i) {
+			started++
+		} else {
+			unknown = append(unknown, i)
+		}
+	}
+	if keep := max(0, sh-started); keep < len(unknown) {
+		return unknown[keep:]
+	}
+	return nil
+}
+
+// stealable reports whether a steal is possible: a worker running dry
+// should wait for it rather than duplicate pieces nobody is known to have
+// started. (A pending steal does not count: a node that gives nothing
+// back does not answer.)
+func (d *Download) stealable() bool {
+	for _, s := range d.slots {
+		if s.alive && len(d.stealAsk(s)) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Download) tick(now time.Time) {

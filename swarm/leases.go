@@ -14,6 +14,10 @@ const maxWorkers = 64
 // the torrent instead of crowding the same pieces.
 type leaseBook struct {
 	holders []uint64 // bit w set: worker slot w holds the piece
+	// started bit w set: worker w kept the piece when asked to give back
+	// what it had not started, so it is in progress there (or the worker
+	// did not answer): only such pieces are worth duplicating.
+	started []uint64
 	done    []bool
 	pool    []int // stack, stale entries skipped lazily
 	inPool  []bool
@@ -22,7 +26,7 @@ type leaseBook struct {
 }
 
 func newLeaseBook(n int, have func(int) bool, seed uint64) *leaseBook {
-	lb := &leaseBook{holders: make([]uint64, n), done: make([]bool, n), inPool: make([]bool, n)}
+	lb := &leaseBook{holders: make([]uint64, n), started: make([]uint64, n), done: make([]bool, n), inPool: make([]bool, n)}
 	rng := rand.New(rand.NewPCG(seed, 3))
 	for _, i := range rng.Perm(n) {
 		if have(i) {
@@ -77,16 +81,30 @@ func (lb *leaseBook) Take(w, n int, dst []int) []int {
 // Duplicate gives worker w up to n pieces already held by others (end game
 // across workers), preferring pieces with the fewest holders.
 func (lb *leaseBook) Duplicate(w, n int, dst []int) []int {
-	for want := 1; want <= maxWorkers && n > 0; want++ {
+	return lb.duplicate(w, n, maxWorkers, false, dst)
+}
+
+// DuplicateStarted is Duplicate restricted to pieces some holder is known
+// to have started (MarkStarted) and held by fewer than maxHolders workers:
+// a piece nobody has started is cheaper to steal than to duplicate.
+func (lb *leaseBook) DuplicateStarted(w, n, maxHolders int, dst []int) []int {
+	return lb.duplicate(w, n, maxHolders, true, dst)
+}
+
+func (lb *leaseBook) duplicate(w, n, maxHolders int, onlyStarted bool, dst []int) []int {
+	for want := 1; want < maxHolders+1 && want <= maxWorkers && n > 0; want++ {
 		found := false
 		for i, h := range lb.holders {
 			if n == 0 {
 				break
 			}
-			if lb.done[i] || h == 0 || h&(1<<w) != 0 {
+			if lb.done[i] || h == 0 || h&(1<<w) != 0 || (onlyStarted && lb.started[i]&h == 0) {
 				continue
 			}
 			c := popcount(h)
+			if c >= maxHolders {
+				continue
+			}
 			if c > want {
 				found = true
 				continue
@@ -107,6 +125,17 @@ func (lb *leaseBook) Duplicate(w, n int, dst []int) []int {
 	return dst
 }
 
+// MarkStarted records that worker w is downloading piece i (it kept the
+// piece when asked for its unstarted ones).
+func (lb *leaseBook) MarkStarted(w, i int) {
+	if i >= 0 && i < len(lb.holders) && lb.holders[i]&(1<<w) != 0 {
+		lb.started[i] |= 1 << w
+	}
+}
+
+// Started reports whether worker w is known to have started piece i.
+func (lb *leaseBook) Started(w, i int) bool { return lb.started[i]&(1<<w) != 0 }
+
 func popcount(x uint64) int {
 	n := 0
 	for x != 0 {
@@ -124,6 +153,7 @@ func (lb *leaseBook) Return(w int, pieces []int) {
 			continue
 		}
 		lb.holders[i] &^= 1 << w
+		lb.started[i] &^= 1 << w
 		lb.held[w]--
 		if lb.holders[i] == 0 && !lb.done[i] && !lb.inPool[i] {
 			lb.inPool[i] = true
@@ -158,6 +188,7 @@ func (lb *leaseBook) Done(i int, by int) (others uint64, fresh bool) {
 		}
 	}
 	lb.holders[i] = 0
+	lb.started[i] = 0
 	if by >= 0 {
 		h &^= 1 << by
 	}

@@ -3,6 +3,7 @@ package swarm
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -15,7 +16,8 @@ type fakeWorker struct {
 	name    string
 	tt      *testTorrent
 	corrupt bool
-	hold    bool // never deliver
+	hold    bool          // never deliver
+	delay   time.Duration // time to "download" each piece (0: at once)
 	events  chan WorkerEvent
 
 	mu        sync.Mutex
@@ -53,11 +55,14 @@ func (f *fakeWorker) run() {
 	defer close(f.done)
 	defer close(f.events)
 	var out []WorkerEvent
+	var gate <-chan time.Time // a piece being "downloaded" until it fires
 	for {
 		var ch chan WorkerEvent
 		var first WorkerEvent
 		if len(out) > 0 {
-			ch, first = f.events, out[0]
+			if gate == nil {
+				ch, first = f.events, out[0]
+			}
 		} else {
 			f.mu.Lock()
 			for i := range f.assigned {
@@ -69,6 +74,9 @@ func (f *fakeWorker) run() {
 						data[0] ^= 0xFF
 					}
 					out = append(out, WorkerEvent{Kind: EventPiece, Piece: i, Data: data})
+					if f.delay > 0 {
+						gate = time.After(f.delay)
+					}
 					break
 				}
 			}
@@ -80,6 +88,8 @@ func (f *fakeWorker) run() {
 		select {
 		case <-f.quit:
 			return
+		case <-gate:
+			gate = nil
 		case ch <- first:
 			out = out[1:]
 			f.mu.Lock()
@@ -268,5 +278,49 @@ func TestSubChiefStorageBackPressure(t *testing.T) {
 	waitComplete(t, d, 10*time.Second)
 	if !bytes.Equal(st.bytes(), tt.data) {
 		t.Fatal("data differs")
+	}
+}
+
+// Several workers at different speeds (and a local swarm without peers
+// holding a lease): stealing moves unstarted pieces to whoever runs dry and
+// end game duplicates only pieces a worker has started, so the pieces
+// fetched beyond the torrent stay a few percent (duplicating leases early
+// fetched a quarter of the torrent twice).
+func TestSubChiefBoundedWasteAcrossWorkers(t *testing.T) {
+	const n = 160
+	tt := makeTorrent(t, n*16<<10, 16<<10)
+	cfg, st := subChiefConfig(t, tt)
+	cfg.LeaseTimeout = 5 * time.Second // a slow worker is not stalled
+	cfg.Logger = testLogger(t)
+	d := newTestDownload(t, cfg)
+	var fs []*fakeWorker
+	for k, delay := range []time.Duration{time.Millisecond, 3 * time.Millisecond, 10 * time.Millisecond, 40 * time.Millisecond} {
+		f := newFakeWorker(fmt.Sprintf("node%d", k+1), tt)
+		f.delay = delay
+		fs = append(fs, f.start())
+		d.AddWorker(f)
+	}
+	t0 := time.Now()
+	waitComplete(t, d, 20*time.Second)
+	took := time.Since(t0)
+	if !bytes.Equal(st.bytes(), tt.data) {
+		t.Fatal("data differs")
+	}
+	fetched, slowest := 0, 0
+	for k, f := range fs {
+		_, dl, _, _ := f.counts()
+		fetched += dl
+		if k == len(fs)-1 {
+			slowest = dl
+		}
+	}
+	t.Logf("fetched %d pieces for %d in %v (slowest worker %d)", fetched, n, took, slowest)
+	if waste := fetched - n; waste < 0 || waste > n*3/100+maxLeaseHolders {
+		t.Fatalf("workers fetched %d pieces for a %d-piece torrent: %d wasted", fetched, n, waste)
+	}
+	// The fastest worker alone fetches a piece per millisecond or so: the
+	// tail must not wait for the slowest (40 ms/piece) worker's lease.
+	if took > 3*time.Second {
+		t.Fatalf("download took %v", took)
 	}
 }
