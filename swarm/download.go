@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"errors"
@@ -114,6 +115,9 @@ type workerSlot struct {
 	// marked started (worth duplicating, not worth stealing).
 	ask   []int
 	askAt time.Time
+	// assignedAt is when it was last assigned pieces; a probe leaves it
+	// stealWait to start them.
+	assignedAt time.Time
 }
 
 // remoteInFlight bounds the pieces of one remote worker waiting to be
@@ -602,13 +606,6 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 	got := d.lb.Take(s.idx, target-held, nil)
 	if low := lowWater(target); len(got) == 0 && held < low && d.lb.PoolEmpty() {
 		got = d.lb.DuplicateStarted(s.idx, low-held, maxLeaseHolders, nil)
-		if len(got) == 0 && !d.stealable() {
-			// Nothing known started and nothing to steal: the tail is
-			// spread over workers within their share. Duplicate any held
-			// piece; a copy its holder has not started costs nothing,
-			// since the holder is told to drop it once done.
-			got = d.lb.duplicate(s.idx, low-held, maxLeaseHolders, false, nil)
-		}
 		if len(got) > 0 {
 			d.log.Debug("end game: duplicating started pieces", "worker", s.w.Name(), "pieces", len(got), "left", d.lb.Left())
 		}
@@ -623,6 +620,7 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 			d.tickets[uint64(s.idx)<<32|uint64(i)] = d.cfg.Watchdog.Issue("lease", s.w.Name(), d.cfg.LeaseTimeout)
 		}
 	}
+	s.assignedAt = now
 	s.w.Assign(got)
 }
 
@@ -719,16 +717,22 @@ func (d *Download) endTicket(w, i int, fulfilled bool) {
 // rebalance refills every worker (those running dry first) and, once the
 // pool is empty and a worker runs dry, steals unstarted pieces back from
 // the others: a worker over its share is asked (Revoke without force) for
-// the pieces beyond it; what it keeps is marked started, which makes it
-// eligible for duplication.
+// the pieces beyond it or, when none is, every worker for those it has
+// not started (a probe); what a worker keeps is marked started, which
+// makes it eligible for duplication.
 func (d *Download) rebalance(now time.Time, force bool) {
 	if d.stopped {
 		return
 	}
+	var dry []*workerSlot
 	for _, s := range d.slots {
 		if s.alive && d.lb.Held(s.idx) < lowWater(d.target(s)) {
-			d.refill(s, now, force)
+			dry = append(dry, s)
 		}
+	}
+	slices.SortFunc(dry, func(a, b *workerSlot) int { return cmp.Compare(b.rate.Rate(), a.rate.Rate()) })
+	for _, s := range dry {
+		d.refill(s, now, force)
 	}
 	for _, s := range d.slots {
 		d.refill(s, now, force)
@@ -750,23 +754,35 @@ func (d *Download) rebalance(now time.Time, force bool) {
 	if !starving {
 		return
 	}
-	for _, s := range d.slots {
-		if ask := d.stealAsk(s); len(ask) > 0 {
-			s.ask, s.askAt = append(s.ask[:0], ask...), now
-			d.log.Debug("stealing unstarted pieces", "from", s.w.Name(), "asked", len(ask), "left", d.lb.Left())
-			s.w.Revoke(ask, false)
+	asked := false
+	for _, probe := range []bool{false, true} {
+		for _, s := range d.slots {
+			if ask := d.stealAsk(s, now, probe); len(ask) > 0 {
+				asked = true
+				s.ask, s.askAt = append(s.ask[:0], ask...), now
+				d.log.Debug("stealing unstarted pieces", "from", s.w.Name(), "asked", len(ask), "probe", probe, "left", d.lb.Left())
+				s.w.Revoke(ask, false)
+			}
+		}
+		if asked {
+			return
 		}
 	}
 }
 
 // stealAsk lists the pieces to ask worker s to give back: when it holds
-// more than its share, those beyond it not known to be started.
-func (d *Download) stealAsk(s *workerSlot) []int {
+// more than its share, those beyond it not known to be started; when
+// probe is set (nobody is over its share), all those not known to be
+// started, unless it was assigned pieces less than stealWait ago.
+func (d *Download) stealAsk(s *workerSlot, now time.Time, probe bool) []int {
 	if !s.alive || len(s.ask) > 0 {
 		return nil
 	}
 	held, sh := d.lb.Held(s.idx), d.share(s)
-	if held <= sh || held < lowWater(d.target(s)) {
+	if held == 0 {
+		return nil
+	}
+	if held <= sh && (!probe || now.Sub(s.assignedAt) < d.stealWait()) {
 		return nil
 	}
 	var unknown []int
@@ -778,23 +794,14 @@ func (d *Download) stealAsk(s *workerSlot) []int {
 			unknown = append(unknown, i)
 		}
 	}
-	if keep := max(0, sh-started); keep < len(unknown) {
+	keep := 0
+	if held > sh {
+		keep = max(0, sh-started)
+	}
+	if keep < len(unknown) {
 		return unknown[keep:]
 	}
 	return nil
-}
-
-// stealable reports whether a steal is possible: a worker running dry
-// should wait for it rather than duplicate pieces nobody is known to have
-// started. (A pending steal does not count: a node that gives nothing
-// back does not answer.)
-func (d *Download) stealable() bool {
-	for _, s := range d.slots {
-		if s.alive && len(d.stealAsk(s)) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 func (d *Download) tick(now time.Time) {
