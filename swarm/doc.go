@@ -11,9 +11,11 @@
 // completion state. The downloading is done by Workers: the local peer
 // swarm (*LocalSwarm) and remote swarms added with AddWorker (package
 // delegate). Leases are sized to each worker's measured throughput
-// (LeaseHorizon), refilled as pieces arrive, stolen back (unstarted pieces
-// only) from a worker holding more than its horizon while another runs
-// dry, duplicated across workers in end game, and returned to the pool
+// (LeaseHorizon) but capped by the worker's rate-weighted share of the
+// pieces left, refilled as pieces arrive, stolen back (unstarted pieces
+// only, Revoke without force) from a worker over its share while another
+// runs dry, duplicated across workers in end game only when a holder is
+// known to have started them (balance.go), and returned to the pool
 // when a worker fails, is quarantined (bad pieces) or stalls past
 // LeaseTimeout (an internal deadline heap; each lease is also a watchdog
 // packet when Config.Watchdog is set). Pieces from remote workers are

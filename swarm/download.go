@@ -1,7 +1,6 @@
 package swarm
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha1"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -624,82 +622,6 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 	s.w.Assign(got)
 }
 
-// maxLeaseHolders bounds how many workers download one piece at once in
-// end game across workers: each extra holder may waste a whole piece.
-const maxLeaseHolders = 2
-
-// lowWater is the lease size below which a worker is running dry.
-func lowWater(target int) int { return max(2, target/4) }
-
-// target is worker s's lease size: LeaseHorizon of work at its measured
-// rate (at least MinLease), capped by its rate-weighted share of the
-// pieces left. A worker without a rate sample counts as the mean.
-func (d *Download) target(s *workerSlot) int {
-	t := leaseTarget(s.rate.Rate(), d.cfg.Info.PieceLength, d.cfg.LeaseHorizon.Seconds(), d.cfg.MinLease, d.n)
-	return min(t, max(d.share(s), 2))
-}
-
-func (d *Download) share(s *workerSlot) int {
-	left := d.lb.Left()
-	var sum float64
-	alive, measured := 0, 0
-	for _, o := range d.slots {
-		if o.alive && o.idx >= 0 {
-			alive++
-			if r := o.rate.Rate(); r > 0 {
-				sum += r
-				measured++
-			}
-		}
-	}
-	if alive == 0 {
-		return left
-	}
-	if measured == 0 {
-		return (left + alive - 1) / alive
-	}
-	mean := sum / float64(measured)
-	r := s.rate.Rate()
-	if r <= 0 {
-		r = mean
-	}
-	total := sum + mean*float64(alive-measured)
-	return int(float64(left)*r/total) + 1
-}
-
-// stealWait is how long a steal may go unanswered before the pieces the
-// worker still holds count as started.
-func (d *Download) stealWait() time.Duration {
-	return max(2*d.cfg.StatusInterval, 200*time.Millisecond)
-}
-
-// answered settles a pending steal when a revocation answers it (it names
-// one of the asked pieces): what the worker kept, it has started.
-func (d *Download) answered(s *workerSlot, back []int) {
-	if len(s.ask) == 0 || len(back) == 0 {
-		return
-	}
-	hit := false
-	for _, i := range back {
-		if slices.Contains(s.ask, i) {
-			hit = true
-			break
-		}
-	}
-	if hit {
-		d.settleAsk(s)
-	}
-}
-
-func (d *Download) settleAsk(s *workerSlot) {
-	for _, i := range s.ask {
-		if d.lb.Holds(s.idx, i) && !d.lb.IsDone(i) {
-			d.lb.MarkStarted(s.idx, i)
-		}
-	}
-	s.ask, s.askAt = s.ask[:0], time.Time{}
-}
-
 func (d *Download) endTicket(w, i int, fulfilled bool) {
 	k := uint64(w)<<32 | uint64(i)
 	t, ok := d.tickets[k]
@@ -712,96 +634,6 @@ func (d *Download) endTicket(w, i int, fulfilled bool) {
 	} else {
 		d.cfg.Watchdog.Cancel(t)
 	}
-}
-
-// rebalance refills every worker (those running dry first) and, once the
-// pool is empty and a worker runs dry, steals unstarted pieces back from
-// the others: a worker over its share is asked (Revoke without force) for
-// the pieces beyond it or, when none is, every worker for those it has
-// not started (a probe); what a worker keeps is marked started, which
-// makes it eligible for duplication.
-func (d *Download) rebalance(now time.Time, force bool) {
-	if d.stopped {
-		return
-	}
-	var dry []*workerSlot
-	for _, s := range d.slots {
-		if s.alive && d.lb.Held(s.idx) < lowWater(d.target(s)) {
-			dry = append(dry, s)
-		}
-	}
-	slices.SortFunc(dry, func(a, b *workerSlot) int { return cmp.Compare(b.rate.Rate(), a.rate.Rate()) })
-	for _, s := range dry {
-		d.refill(s, now, force)
-	}
-	for _, s := range d.slots {
-		d.refill(s, now, force)
-	}
-	for _, s := range d.slots {
-		if len(s.ask) > 0 && now.Sub(s.askAt) >= d.stealWait() {
-			d.settleAsk(s)
-		}
-	}
-	if !d.lb.PoolEmpty() {
-		return
-	}
-	starving := false
-	for _, s := range d.slots {
-		if s.alive && d.lb.Held(s.idx) < lowWater(d.target(s)) {
-			starving = true
-		}
-	}
-	if !starving {
-		return
-	}
-	asked := false
-	for _, probe := range []bool{false, true} {
-		for _, s := range d.slots {
-			if ask := d.stealAsk(s, now, probe); len(ask) > 0 {
-				asked = true
-				s.ask, s.askAt = append(s.ask[:0], ask...), now
-				d.log.Debug("stealing unstarted pieces", "from", s.w.Name(), "asked", len(ask), "probe", probe, "left", d.lb.Left())
-				s.w.Revoke(ask, false)
-			}
-		}
-		if asked {
-			return
-		}
-	}
-}
-
-// stealAsk lists the pieces to ask worker s to give back: when it holds
-// more than its share, those beyond it not known to be started; when
-// probe is set (nobody is over its share), all those not known to be
-// started, unless it was assigned pieces less than stealWait ago.
-func (d *Download) stealAsk(s *workerSlot, now time.Time, probe bool) []int {
-	if !s.alive || len(s.ask) > 0 {
-		return nil
-	}
-	held, sh := d.lb.Held(s.idx), d.share(s)
-	if held == 0 {
-		return nil
-	}
-	if held <= sh && (!probe || now.Sub(s.assignedAt) < d.stealWait()) {
-		return nil
-	}
-	var unknown []int
-	started := 0
-	for _, i := range d.lb.HeldBy(s.idx, nil) {
-		if d.lb.Started(s.idx, i) {
-			started++
-		} else {
-			unknown = append(unknown, i)
-		}
-	}
-	keep := 0
-	if held > sh {
-		keep = max(0, sh-started)
-	}
-	if keep < len(unknown) {
-		return unknown[keep:]
-	}
-	return nil
 }
 
 func (d *Download) tick(now time.Time) {
