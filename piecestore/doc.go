@@ -26,7 +26,12 @@
 // Whenever it wakes, the worker takes everything queued, sorts it by
 // offset, coalesces adjacent pieces into runs (up to 64 MiB) and writes
 // each run's part in each file with a single pwritev straight from the
-// piece buffers (no copy). Written buffers go back to a small pool
+// piece buffers (no copy). With Config.DirectIO the aligned middle of each
+// such part is written through a second, O_DIRECT descriptor of the file
+// (reopened through /proc/self/fd, so the same inode) and only the
+// unaligned head and tail through the page cache; a part whose buffers are
+// not aligned in memory (a file boundary inside a piece shifts them) is
+// written through the page cache whole. Written buffers go back to a small pool
 // (GetBuffer/PutBuffer), so memory stays bounded by the budget plus the
 // pool. The syncer goroutine receives batches of written pieces (every
 // Config.SyncBytes, Config.SyncInterval after the first unsynced write,

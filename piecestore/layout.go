@@ -21,6 +21,11 @@ type fileEntry struct {
 	length int64
 	pad    bool // BEP 47 padding file: not stored, reads as zeros
 	fd     int  // open descriptor, -1 when not kept open (empty or pad)
+	// dfd is a second, write-only descriptor of the same file opened with
+	// O_DIRECT (Config.DirectIO), or -1; dioAlign is the alignment its
+	// writes need (offset, length and buffer address), a power of two.
+	dfd      int
+	dioAlign int64
 }
 
 // stored reports whether the file's bytes live on disk.
@@ -74,7 +79,7 @@ func newLayout(dir string, info *metainfo.Info) (*layout, error) {
 		if err != nil {
 			return nil, err
 		}
-		fe := fileEntry{rel: rel, path: filepath.Join(root, rel), comps: comps, offset: off, length: mf.Length, pad: mf.IsPad(), fd: -1}
+		fe := fileEntry{rel: rel, path: filepath.Join(root, rel), comps: comps, offset: off, length: mf.Length, pad: mf.IsPad(), fd: -1, dfd: -1}
 		if !fe.pad {
 			if j, dup := seen[rel]; dup {
 				return nil, fmt.Errorf("%w: files %d and %d share the path %q", ErrUnsafePath, j, i, rel)

@@ -64,11 +64,13 @@ type Store struct {
 	closeOnce  sync.Once
 	closeErr   error
 
-	testFDs []int // descriptors per file at open, for tests' event logs
+	testFDs  []int // descriptors per file at open, for tests' event logs
+	testDFDs []int // the O_DIRECT descriptors (-1: none)
 }
 
 type counters struct {
 	bytesWritten, writeCalls, runs, piecesWritten atomic.Int64
+	directBytes                                   atomic.Int64
 	syncs, records, dropped                       atomic.Int64
 }
 
@@ -77,6 +79,7 @@ type Stats struct {
 	BytesWritten   int64 // piece bytes handed to the kernel this session
 	PiecesWritten  int64 // pieces written this session (not necessarily recorded)
 	WriteCalls     int64 // pwritev system calls
+	DirectBytes    int64 // of BytesWritten, written with O_DIRECT (Config.DirectIO)
 	Runs           int64 // coalesced runs: contiguous torrent ranges written as one plan step
 	Syncs          int64 // fdatasync calls on data files
 	Records        int64 // completion records committed
@@ -132,6 +135,7 @@ func open(cfg Config, h hooks) (*Store, error) {
 	s.written = make(chan int, lay.numPieces)
 	for i := range lay.files {
 		s.testFDs = append(s.testFDs, lay.files[i].fd)
+		s.testDFDs = append(s.testDFDs, lay.files[i].dfd)
 	}
 	ok = true
 	w := newWorker(s)
@@ -242,6 +246,13 @@ func (s *Store) prepare() ([]stamp, error) {
 			s.log.Warn("piecestore: pieces no longer valid on disk", "pieces", bad)
 		}
 	}
+	if s.cfg.DirectIO {
+		for i := range l.files {
+			if f := &l.files[i]; f.stored() {
+				f.dfd, f.dioAlign = openDirect(f.fd)
+			}
+		}
+	}
 	stamps := make([]stamp, len(l.files))
 	needRecord := rec == nil || len(recheck) > 0
 	for i := range l.files {
@@ -325,6 +336,7 @@ func (s *Store) Stats() Stats {
 		BytesWritten:   s.st.bytesWritten.Load(),
 		PiecesWritten:  s.st.piecesWritten.Load(),
 		WriteCalls:     s.st.writeCalls.Load(),
+		DirectBytes:    s.st.directBytes.Load(),
 		Runs:           s.st.runs.Load(),
 		Syncs:          s.st.syncs.Load(),
 		Records:        s.st.records.Load(),
@@ -436,9 +448,14 @@ func (s *Store) closeFiles() {
 	}
 	s.fdsClosed = true
 	for i := range s.lay.files {
-		if fd := s.lay.files[i].fd; fd >= 0 {
-			unix.Close(fd)
-			s.lay.files[i].fd = -1
+		f := &s.lay.files[i]
+		if f.fd >= 0 {
+			unix.Close(f.fd)
+			f.fd = -1
+		}
+		if f.dfd >= 0 {
+			unix.Close(f.dfd)
+			f.dfd = -1
 		}
 	}
 	s.rec.close()

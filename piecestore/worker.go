@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -221,20 +222,89 @@ func (w *worker) writeRun(run []pieceReq, size int64) (int64, error) {
 			done = pos + n
 			return nil
 		}
-		k, err := w.pwritevAll(f, iovs, fileOff)
+		k, err := w.writeFile(f, iovs, fileOff, n)
 		done = pos + k
 		return err
 	})
 	return done, err
 }
 
-// pwritevAll writes all of iovs at off, returning the bytes written.
-func (w *worker) pwritevAll(f *fileEntry, iovs [][]byte, off int64) (int64, error) {
+// writeFile writes iovs (n bytes) at off in f. With a direct descriptor it
+// writes the aligned middle with O_DIRECT and the unaligned head and tail
+// through the page cache; when a buffer of the middle is not aligned in
+// memory or length (a file boundary inside a piece shifts them) the whole
+// part goes through the page cache. It returns the bytes written from off.
+func (w *worker) writeFile(f *fileEntry, iovs [][]byte, off, n int64) (int64, error) {
+	if f.dfd < 0 || f.dioAlign == 0 {
+		return w.pwritevAll(f, f.fd, iovs, off)
+	}
+	a := f.dioAlign
+	head := min((a-off%a)%a, n)
+	mid := (n - head) / a * a
+	if mid == 0 {
+		return w.pwritevAll(f, f.fd, iovs, off)
+	}
+	headIovs, rest := splitIovs(iovs, head)
+	midIovs, tailIovs := splitIovs(rest, mid)
+	for _, b := range midIovs {
+		if int64(len(b))%a != 0 || int64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))%a != 0 {
+			return w.pwritevAll(f, f.fd, iovs, off)
+		}
+	}
+	var done int64
+	for _, part := range []struct {
+		fd   int
+		iovs [][]byte
+	}{{f.fd, headIovs}, {f.dfd, midIovs}, {f.fd, tailIovs}} {
+		if len(part.iovs) == 0 {
+			continue
+		}
+		k, err := w.pwritevAll(f, part.fd, part.iovs, off+done)
+		if part.fd == f.dfd {
+			w.s.st.directBytes.Add(k)
+			if k == 0 && errors.Is(err, unix.EINVAL) {
+				// The file system turned down the direct write after all:
+				// this file goes through the page cache from now on.
+				w.s.log.Warn("piecestore: direct I/O refused; writing through the page cache", "file", f.path)
+				f.dioAlign = 0
+				k, err = w.pwritevAll(f, f.fd, part.iovs, off+done)
+			}
+		}
+		done += k
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// splitIovs splits iovs after n bytes. The halves are fresh slices (the
+// buffers are shared); a buffer straddling the cut is split in two.
+func splitIovs(iovs [][]byte, n int64) (first, second [][]byte) {
+	for i, b := range iovs {
+		if n == 0 {
+			return first, append(second, iovs[i:]...)
+		}
+		if int64(len(b)) <= n {
+			first = append(first, b)
+			n -= int64(len(b))
+			continue
+		}
+		first = append(first, b[:n])
+		second = append(second, b[n:])
+		return first, append(second, iovs[i+1:]...)
+	}
+	return first, second
+}
+
+// pwritevAll writes all of iovs at off in fd (a descriptor of f), returning
+// the bytes written.
+func (w *worker) pwritevAll(f *fileEntry, fd int, iovs [][]byte, off int64) (int64, error) {
 	s := w.s
 	var total int64
 	for len(iovs) > 0 {
 		chunk := iovs[:min(len(iovs), maxIovecs)]
-		n, err := s.hooks.pwritev(f.fd, chunk, off)
+		n, err := s.hooks.pwritev(fd, chunk, off)
 		s.st.writeCalls.Add(1)
 		if errors.Is(err, unix.EINTR) {
 			continue

@@ -40,6 +40,7 @@ type transferOpts struct {
 	logEvery time.Duration
 	verify   bool
 	sparse   bool
+	directIO bool
 	cpuprof  string
 	cluster  clusteropt.Options
 }
@@ -51,6 +52,7 @@ func (o *transferOpts) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else a log line every --log-interval), bar, log or none")
 	o.cluster.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (optional: swarm nodes usually join the coordinator)")
+	fs.BoolVar(&o.directIO, "direct-io", true, "write verified pieces with O_DIRECT where the file system supports it, past the page cache (--direct-io=false: through the page cache)")
 	fs.BoolVar(&o.sparse, "sparse", false, "create files sparse instead of reserving their space up front (a full disk then shows up mid-download rather than at start)")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a Go CPU profile of the run to this file (for diagnosing performance)")
 	fs.DurationVar(&o.logEvery, "log-interval", 5*time.Second, "time between progress lines when the display is a log")
@@ -200,6 +202,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	scfg := piecestore.DefaultConfig()
 	scfg.Dir, scfg.Info, scfg.InfoHash, scfg.Logger = dir, t.Info, t.InfoHash, log
 	scfg.Preallocate = !o.sparse
+	scfg.DirectIO = o.directIO
 	store, err := piecestore.Open(scfg)
 	if err != nil {
 		return fail("%v", err)
