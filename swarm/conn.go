@@ -107,12 +107,44 @@ type connBatch struct {
 	err error // non-nil: the connection ended (evs may still hold messages)
 }
 
-// blockBuf is a pooled buffer for one received block.
+// blockBuf is a pooled buffer for one received block of at most the
+// standard size (larger blocks, accepted from others, get their own copy).
 type blockBuf struct {
-	b [peerwire.MaxAcceptedBlock]byte
+	b [peerwire.BlockSize]byte
 }
 
-var blockPool = sync.Pool{New: func() any { return new(blockBuf) }}
+// blockPool recycles block buffers. It is a bounded free list rather than a
+// sync.Pool: the garbage collector empties a sync.Pool at every cycle, and
+// under the coordinator's soft memory limit cycles come often enough that
+// the pool then hands out fresh 32 KiB buffers for most blocks, whose
+// garbage brings on the next cycle sooner. At most blockPoolCap idle
+// buffers (4 MiB) are kept for the whole process.
+var blockPool = make(blockFreeList, blockPoolCap)
+
+const blockPoolCap = 256
+
+type blockFreeList chan *blockBuf
+
+// Get returns an idle buffer or a new one.
+func (l blockFreeList) Get() *blockBuf {
+	select {
+	case b := <-l:
+		return b
+	default:
+		return new(blockBuf)
+	}
+}
+
+// Put keeps b for reuse unless the list is full (b is then garbage).
+func (l blockFreeList) Put(b *blockBuf) {
+	if b == nil {
+		return
+	}
+	select {
+	case l <- b:
+	default:
+	}
+}
 
 var batchPool = sync.Pool{New: func() any { return &connBatch{evs: make([]connEvent, 0, 64)} }}
 
@@ -280,7 +312,7 @@ func (s *LocalSwarm) readLoop(h *connHandle) {
 		switch m.ID {
 		case peerwire.Piece:
 			if len(m.Block) <= peerwire.BlockSize {
-				bb := blockPool.Get().(*blockBuf)
+				bb := blockPool.Get()
 				n := copy(bb.b[:], m.Block)
 				ev.block = bb
 				ev.msg.Block = bb.b[:n]
