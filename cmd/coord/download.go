@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -203,6 +204,8 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	scfg.Dir, scfg.Info, scfg.InfoHash, scfg.Logger = dir, t.Info, t.InfoHash, log
 	scfg.Preallocate = !o.sparse
 	scfg.DirectIO = o.directIO
+	inFlight, writeBudget := pieceMemory(t.Info.PieceLength, env.getenv("GOMEMLIMIT") == "")
+	scfg.WriteBudget = writeBudget
 	store, err := piecestore.Open(scfg)
 	if err != nil {
 		return fail("%v", err)
@@ -230,6 +233,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	dcfg.InfoHash, dcfg.Info, dcfg.PeerID = t.InfoHash, t.Info, peerID
 	dcfg.Storage, dcfg.Listener, dcfg.MaxPeers, dcfg.Seed = store, ln, o.maxPeers, seed
 	dcfg.Watchdog, dcfg.Logger = wd, log
+	dcfg.MaxInFlightBytes = inFlight
 	dl, err := swarm.New(dcfg)
 	if err != nil {
 		return fail("%v", err)
@@ -431,4 +435,26 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// pieceBufferMemory is what coord download lets piece buffers take: those
+// being downloaded, verified or waiting for Storage (the swarm's
+// MaxInFlightBytes, two thirds) plus those queued for writing (the store's
+// WriteBudget, one third). With O_DIRECT writes a queue of a few pieces
+// keeps the disk busy. It must stay well under the soft memory limit set
+// in main: with the live heap at the limit the collector runs every few
+// allocations (measured: 550 cycles in one 1 GiB download when 40 MiB of
+// buffers were live under the 48 MiB limit).
+const pieceBufferMemory = 24 << 20
+
+// pieceMemory splits pieceBufferMemory for a torrent's piece length; with
+// pieces too large for it to hold six (four in flight, two queued) it
+// grants those six and, if setLimit, raises the soft memory limit to match.
+func pieceMemory(pieceLen int64, setLimit bool) (inFlight, writeBudget int64) {
+	inFlight = max(pieceBufferMemory*2/3, 4*pieceLen)
+	writeBudget = max(pieceBufferMemory/3, 2*pieceLen)
+	if over := inFlight + writeBudget - pieceBufferMemory; over > 0 && setLimit {
+		debug.SetMemoryLimit(softMemoryLimit + over)
+	}
+	return inFlight, writeBudget
 }

@@ -43,12 +43,17 @@ func commands() []command {
 	}
 }
 
+// softMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT
+// is set; coord download raises it for torrents whose pieces are too large
+// for pieceBufferMemory.
+const softMemoryLimit = 48 << 20
+
 func main() {
 	// Piece buffers are pooled and bounded; a soft limit keeps the garbage
 	// collector from letting the heap drift far above what is live. An
 	// explicit GOMEMLIMIT wins.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(48 << 20)
+		debug.SetMemoryLimit(softMemoryLimit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, stderrIsTTY: isTerminal(os.Stderr), getenv: os.Getenv}
