@@ -35,7 +35,7 @@ type Cluster struct {
 	log  *slog.Logger
 	name string
 	addr netip.AddrPort // advertised gossip address
-	port int            // bound gossip port: the default port of Join entries
+	port int            // bound gossip port (see joinPort)
 
 	ml     *memberlist.Memberlist
 	meta   *metaDelegate

@@ -21,7 +21,10 @@ const (
 	ProfileLocal = "local" // memberlist.DefaultLocalConfig: fast failure detection, for tests on loopback
 )
 
-// DefaultPort is the gossip port used when BindAddr gives none.
+// DefaultPort is the cluster's default gossip port (memberlist's): the
+// port of DefaultConfig's BindAddr, of a Join entry without one when this
+// member binds a random port, and of --cluster-listen HOST in both
+// programs. The delegate endpoint is conventionally the next port.
 const DefaultPort = 7946
 
 // ErrConfig: a Config is invalid.
@@ -52,7 +55,8 @@ type Config struct {
 	Meta Meta
 	// Join lists addresses or DNS names of existing members. A name may
 	// resolve to many IPs (a Kubernetes headless service): each is tried.
-	// An entry without a port uses this member's gossip port. Empty means
+	// An entry without a port uses this member's gossip port, or
+	// DefaultPort when BindAddr asks for a random port (0). Empty means
 	// this member starts a new cluster and waits to be joined.
 	Join []string
 	// JoinRetry is the first wait between failed join attempts; it doubles

@@ -119,7 +119,7 @@ func (c *Cluster) joinTargets() ([]string, error) {
 	for _, entry := range c.cfg.Join {
 		host, port, _ := splitHostOptPort(entry) // checked by Validate
 		if port == 0 {
-			port = c.port
+			port = c.joinPort()
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, resolveTimeout)
 		ips, err := resolveAll(ctx, c.cfg.Resolve, host)
@@ -138,6 +138,18 @@ func (c *Cluster) joinTargets() ([]string, error) {
 		}
 	}
 	return targets, errors.Join(errs...)
+}
+
+// joinPort is the port of a Join entry that names none: this member's
+// gossip port when BindAddr chose it (the members of a cluster usually
+// share one, like pods behind a headless service), else DefaultPort. A
+// member on a random port (BindAddr port 0, such as a one-off query of the
+// members) cannot expect the others to listen on that same port.
+func (c *Cluster) joinPort() int {
+	if _, port, _ := splitBind(c.cfg.BindAddr); port != 0 {
+		return c.port
+	}
+	return DefaultPort
 }
 
 // resolveAll returns host itself when it is an IP, else every address the

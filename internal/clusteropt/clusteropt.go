@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -16,23 +17,26 @@ import (
 
 // Options are the parsed cluster flags.
 type Options struct {
-	// Listen is where gossip binds (TCP and UDP); the delegate endpoint
-	// binds the same IP, one port up (any free port if Listen's is 0).
+	// Listen is where gossip binds (TCP and UDP): HOST:PORT, or HOST for
+	// port cluster.DefaultPort (7946). The delegate endpoint binds the same
+	// IP, one port up (any free port if Listen's is 0).
 	Listen string
 	// Advertise is the address other members use, if not Listen's.
 	Advertise string
 	// KeyFile holds the cluster key (else FLOTILLA_CLUSTER_KEY).
 	KeyFile string
 	// Join lists members (addresses or DNS names) to join, comma-separated.
+	// An entry without a port means Listen's port, or cluster.DefaultPort
+	// when Listen's port is 0 (see cluster.Config.Join).
 	Join string
 }
 
 // Register adds the flags to fs. joinUsage explains --join for the program.
 func (o *Options) Register(fs *flag.FlagSet, joinUsage string) {
-	fs.StringVar(&o.Listen, "cluster-listen", "", "HOST:PORT where cluster gossip binds (TCP+UDP); the delegate endpoint binds the same host, port+1")
+	fs.StringVar(&o.Listen, "cluster-listen", "", fmt.Sprintf("HOST[:PORT] where cluster gossip binds (TCP+UDP; port %d if omitted); the delegate endpoint binds the same host, port+1", cluster.DefaultPort))
 	fs.StringVar(&o.Advertise, "advertise", "", "HOST:PORT other members should use to reach this one (default: --cluster-listen)")
 	fs.StringVar(&o.KeyFile, "cluster-key-file", "", "file holding the cluster key (create one with `coord keygen > cluster.key`); default: $"+cluster.KeyEnv)
-	fs.StringVar(&o.Join, "join", "", joinUsage)
+	fs.StringVar(&o.Join, "join", "", joinUsage+fmt.Sprintf("; a HOST without a port means --cluster-listen's port, or %d if that is 0", cluster.DefaultPort))
 }
 
 // Enabled reports whether cluster flags were given at all.
@@ -69,11 +73,12 @@ func (o *Options) Endpoints() (Endpoints, error) {
 	if o.Listen == "" {
 		return e, fmt.Errorf("%w: --cluster-listen HOST:PORT is required", ErrAddr)
 	}
-	host, port, err := splitPort(o.Listen)
+	listen := withDefaultPort(o.Listen)
+	host, port, err := splitPort(listen)
 	if err != nil {
 		return e, err
 	}
-	e.GossipBind = o.Listen
+	e.GossipBind = listen
 	dport := 0
 	if port != 0 {
 		if port == 65535 {
@@ -107,6 +112,20 @@ func (e Endpoints) WithDelegatePort(port int) Endpoints {
 	host, _, _ := net.SplitHostPort(e.DelegateAdvertise)
 	e.DelegateAdvertise = net.JoinHostPort(host, strconv.Itoa(port))
 	return e
+}
+
+// withDefaultPort adds cluster.DefaultPort to an address that has no port:
+// "host", "10.0.0.1", "::1" or "[::1]".
+func withDefaultPort(addr string) string {
+	host := addr
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		host = ip.String()
+	} else if inner, ok := strings.CutPrefix(addr, "["); ok && strings.HasSuffix(inner, "]") {
+		host = strings.TrimSuffix(inner, "]")
+	} else if strings.Contains(addr, ":") || addr == "" {
+		return addr
+	}
+	return net.JoinHostPort(host, strconv.Itoa(cluster.DefaultPort))
 }
 
 func splitPort(addr string) (string, int, error) {
