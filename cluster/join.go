@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -90,7 +91,7 @@ func (c *Cluster) joinOnce() error {
 			return nil
 		}
 		if rerr != nil {
-			return fmt.Errorf("%w: %w", ErrJoin, rerr)
+			return fmt.Errorf("%w: %w", ErrJoin, flatten(rerr))
 		}
 		return fmt.Errorf("%w: the join addresses lead only to this member", ErrJoin)
 	}
@@ -104,7 +105,67 @@ func (c *Cluster) joinOnce() error {
 	if err == nil { // reached only addresses of this very member
 		err = errors.New("the join addresses lead only to this member")
 	}
-	return fmt.Errorf("%w: %w", ErrJoin, errors.Join(rerr, err))
+	return fmt.Errorf("%w: %w", ErrJoin, flatten(errors.Join(rerr, err)))
+}
+
+// joinErrors is a list of errors on one line. (memberlist's Join and
+// errors.Join list theirs on several, which reads badly in a log line or
+// a command's one-line error.)
+type joinErrors []error
+
+func (e joinErrors) Error() string {
+	parts := make([]string, len(e))
+	for i, err := range e {
+		parts[i] = err.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (e joinErrors) Unwrap() []error { return e }
+
+// flatten turns a tree of joined errors (errors.Join, go-multierror) into
+// one joinErrors, or the only error, or nil. errors.Is and As still see
+// every error in it.
+func flatten(err error) error {
+	var list joinErrors
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case interface{ WrappedErrors() []error }: // go-multierror
+			for _, x := range e.WrappedErrors() {
+				walk(x)
+			}
+		case interface{ Unwrap() []error }:
+			if !isJoined(err, e.Unwrap()) { // fmt.Errorf with several %w: keep its text
+				list = append(list, err)
+				return
+			}
+			for _, x := range e.Unwrap() {
+				walk(x)
+			}
+		default:
+			list = append(list, err)
+		}
+	}
+	walk(err)
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	return list
+}
+
+// isJoined reports whether err's text is its parts' on separate lines, as
+// errors.Join writes them.
+func isJoined(err error, parts []error) bool {
+	texts := make([]string, len(parts))
+	for i, p := range parts {
+		texts[i] = p.Error()
+	}
+	return err.Error() == strings.Join(texts, "\n")
 }
 
 // joinTargets resolves every Join entry to ip:port strings, leaving out

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"flotilla/internal/testenv"
+
+	"github.com/hashicorp/go-multierror"
 )
 
 // slowRetry keeps the background join from retrying during a test.
@@ -54,5 +57,23 @@ func TestJoinEntryWithoutPort(t *testing.T) {
 	want = []string{"127.0.0.70" + p, "127.0.0.71" + p, "127.0.0.72" + p, "127.0.0.73:7000", "[::1]" + p}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("port %d: join targets %v, want %v", port, got, want)
+	}
+}
+
+func TestJoinErrorsOnOneLine(t *testing.T) {
+	refused := errors.New("dial tcp 127.0.0.1:1: connection refused")
+	var merr *multierror.Error
+	merr = multierror.Append(merr, fmt.Errorf("failed to join 127.0.0.1:1: %w", refused), errors.New("failed to join 127.0.0.2:1: timeout"))
+	both := fmt.Errorf("%w and %w", errors.New("a"), errors.New("b"))
+	err := flatten(errors.Join(errors.New("resolve x: no such host"), merr, both))
+	want := "resolve x: no such host; failed to join 127.0.0.1:1: dial tcp 127.0.0.1:1: connection refused; failed to join 127.0.0.2:1: timeout; a and b"
+	if err.Error() != want {
+		t.Errorf("flattened:\n%q\nwant\n%q", err, want)
+	}
+	if !errors.Is(err, refused) {
+		t.Error("errors.Is no longer finds a wrapped error")
+	}
+	if flatten(nil) != nil || flatten(errors.Join(nil, nil)) != nil || flatten(refused) != refused {
+		t.Error("flatten of nil or of one error")
 	}
 }
