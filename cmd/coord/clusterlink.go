@@ -53,6 +53,8 @@ type dialResult struct {
 	err        error
 }
 
+// startClusterLink joins the cluster as a coordinator advertising o.Slots
+// as its capacity (coord download's --max-peers).
 func startClusterLink(o clusteropt.Options, key cluster.Key, t *metainfo.Torrent, peer *net.TCPAddr, log *slog.Logger, stderr io.Writer) (*clusterLink, error) {
 	ep, err := o.Endpoints()
 	if err != nil {
@@ -61,7 +63,7 @@ func startClusterLink(o clusteropt.Options, key cluster.Key, t *metainfo.Torrent
 	cfg := cluster.DefaultConfig()
 	cfg.BindAddr, cfg.AdvertiseAddr, cfg.Key, cfg.Logger = ep.GossipBind, ep.GossipAdvertise, key, log
 	cfg.Join = o.JoinList()
-	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: version}
+	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: version, Slots: o.Slots}
 	c, err := cluster.Start(cfg)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,9 @@ type Options struct {
 	// An entry without a port means Listen's port, or cluster.DefaultPort
 	// when Listen's port is 0 (see cluster.Config.Join).
 	Join string
+	// Slots is the capacity (connection slots) this member advertises. It
+	// is not a flag: each program sets it from its own peer limit.
+	Slots int
 }
 
 // Register adds the flags to fs. joinUsage explains --join for the program.
