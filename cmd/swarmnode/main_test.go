@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"flotilla/cluster"
+	"flotilla/internal/testenv"
 )
 
 func runNode(args ...string) (int, string) {
@@ -31,5 +36,109 @@ func TestUsageAndBadFlags(t *testing.T) {
 	}
 	if code, out := runNode("--join", "127.0.0.1:7946", "stray"); code != 2 || !strings.Contains(out, "stray") {
 		t.Errorf("stray argument: %d %q", code, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a writer and a reader on different
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The cluster key may come from FLOTILLA_CLUSTER_KEY: with it the node
+// joins a member holding the same key and advertises itself; a malformed
+// one is a clear error that does not echo it.
+func TestClusterKeyFromEnvironment(t *testing.T) {
+	const secret = "s3cr3t-n0t-a-key"
+	for _, bad := range []string{secret, cluster.KeyPrefix + secret, cluster.KeyPrefix + "AAAA"} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"--join", "127.0.0.1:7946", "--cluster-listen", "127.0.0.1:0"}, &out, &errb,
+			func(k string) string {
+				if k == cluster.KeyEnv {
+					return bad
+				}
+				return ""
+			})
+		msg := errb.String()
+		if code != 1 || !strings.Contains(msg, cluster.KeyEnv+": bad cluster key") || strings.Count(msg, "\n") != 1 {
+			t.Errorf("%s=%q: code %d, stderr %q; want one line naming the variable", cluster.KeyEnv, bad, code, msg)
+		}
+		if strings.Contains(msg, secret) {
+			t.Errorf("the malformed key is echoed: %q", msg)
+		}
+	}
+
+	key, err := cluster.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.DefaultConfig()
+	cfg.Name, cfg.BindAddr, cfg.Key, cfg.Profile = "coord", "127.0.0.1:0", key, cluster.ProfileLocal
+	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: "test"}
+	seed, err := cluster.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seed.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	codeCh := make(chan int, 1)
+	go func() {
+		codeCh <- run(ctx, []string{"--name", "node-env", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
+			"--listen", "127.0.0.1:0", "--max-peers", "21", "--data", t.TempDir()}, &out, &errb,
+			func(k string) string {
+				if k == cluster.KeyEnv {
+					return key.Text()
+				}
+				return ""
+			})
+	}()
+	var node cluster.Member
+	testenv.WaitFor(t, 15*time.Second, "the node to join with the key from the environment", func() bool {
+		select {
+		case code := <-codeCh:
+			t.Fatalf("swarmnode exited %d:\n%s", code, errb.String())
+		default:
+		}
+		for _, m := range seed.Members() {
+			if m.Name == "node-env" {
+				node = m
+				return true
+			}
+		}
+		return false
+	})
+	if node.Meta.Role != cluster.RoleSwarmNode || node.Meta.DelegateAddr == "" || node.Meta.Slots != 21 || node.Meta.Version != version {
+		t.Errorf("the node advertises %+v", node.Meta)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the node to say it joined", func() bool {
+		return strings.Contains(errb.String(), "joined the cluster")
+	})
+	if strings.Contains(errb.String(), key.Text()) {
+		t.Errorf("the key is printed:\n%s", errb.String())
+	}
+	cancel()
+	select {
+	case code := <-codeCh:
+		if code != 0 {
+			t.Errorf("stopped node: code %d\n%s", code, errb.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("swarmnode did not stop")
 	}
 }
