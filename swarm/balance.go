@@ -27,7 +27,7 @@ func (d *Download) rebalance(now time.Time, force bool) {
 	}
 	var dry []*workerSlot
 	for _, s := range d.slots {
-		if s.alive && d.lb.Held(s.idx) < lowWater(d.target(s)) {
+		if d.working(s) && d.lb.Held(s.idx) < lowWater(d.target(s)) {
 			dry = append(dry, s)
 		}
 	}
@@ -48,7 +48,7 @@ func (d *Download) rebalance(now time.Time, force bool) {
 	}
 	starving := false
 	for _, s := range d.slots {
-		if s.alive && d.lb.Held(s.idx) < lowWater(d.target(s)) {
+		if d.working(s) && d.lb.Held(s.idx) < lowWater(d.target(s)) {
 			starving = true
 		}
 	}
@@ -125,7 +125,7 @@ func (d *Download) share(s *workerSlot) int {
 	var sum float64
 	alive, measured := 0, 0
 	for _, o := range d.slots {
-		if o.alive && o.idx >= 0 {
+		if d.working(o) {
 			alive++
 			if r := o.rate.Rate(); r > 0 {
 				sum += r
@@ -147,6 +147,10 @@ func (d *Download) share(s *workerSlot) int {
 	total := sum + mean*float64(alive-measured)
 	return int(float64(left)*r/total) + 1
 }
+
+// working reports whether worker s takes pieces: alive, not refused, not
+// benched for a missed lease deadline (leaseclock.go).
+func (d *Download) working(s *workerSlot) bool { return s.alive && s.idx >= 0 && !s.benched }
 
 // stealWait is how long a steal may go unanswered before the pieces the
 // worker still holds count as started.

@@ -88,8 +88,11 @@ type Config struct {
 	// this time at its measured rate, at least MinLease.
 	LeaseHorizon time.Duration
 	MinLease     int
-	// LeaseTimeout: a remote worker that delivers nothing for this long
-	// while holding a lease has its lease returned to the pool.
+	// LeaseTimeout is the lease deadline: a worker (local or remote) that
+	// holds pieces and delivers none for this long has missed it; when
+	// another worker can take over, its lease returns to the pool and it
+	// gets no pieces for LeaseTimeout (doubling on consecutive misses, at
+	// most 8 times). Each lease is a watchdog packet with this deadline.
 	LeaseTimeout time.Duration
 	// StatusInterval is how often Status snapshots are refreshed.
 	StatusInterval time.Duration

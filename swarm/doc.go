@@ -16,9 +16,10 @@
 // only, Revoke without force) from a worker over its share while another
 // runs dry, duplicated across workers in end game only when a holder is
 // known to have started them (balance.go), and returned to the pool
-// when a worker fails, is quarantined (bad pieces) or stalls past
-// LeaseTimeout (an internal deadline heap; each lease is also a watchdog
-// packet when Config.Watchdog is set). Pieces from remote workers are
+// when a worker fails, is quarantined (bad pieces) or misses its lease
+// deadline (delivers nothing for LeaseTimeout while holding pieces; it is
+// then benched for a while; the deadline is also a watchdog packet when
+// Config.Watchdog is set, see leaseclock.go). Pieces from remote workers are
 // re-hashed before they are stored; the local swarm's are trusted.
 //
 // A LocalSwarm has one owner goroutine for all peer state. Each

@@ -88,8 +88,6 @@ type Download struct {
 	nWritten  int
 	nVerified int // verified (submitted) pieces, written or not
 	bytesDone int64
-	deadlines deadlineTable
-	tickets   map[uint64]watchdog.Ticket
 	nextPeer  int
 	// submitWait is the time spent blocked handing pieces to Storage.
 	submitWait   time.Duration
@@ -99,15 +97,24 @@ type Download struct {
 }
 
 type workerSlot struct {
-	w            Worker
-	idx          int
-	trusted      bool // its Verified flag is believed (the local swarm)
-	alive        bool
-	rate         rateMeter
-	lastDelivery time.Time
-	bad          int
-	closed       chan struct{} // fan-in finished
-	tokens       chan struct{} // untrusted: one per piece not yet stored
+	w       Worker
+	idx     int
+	trusted bool // its Verified flag is believed (the local swarm)
+	alive   bool
+	rate    rateMeter
+	bad     int
+	closed  chan struct{} // fan-in finished
+	tokens  chan struct{} // untrusted: one per piece not yet stored
+	// The lease clock (leaseclock.go): while the worker holds pieces it
+	// must deliver one by due; ticket is the watchdog packet with that
+	// deadline, missed the packet of a missed deadline.
+	due            time.Time
+	ticket, missed watchdog.Ticket
+	// misses counts consecutive missed deadlines; a benched worker (its
+	// lease was returned for a miss) gets no pieces until benchEnd.
+	misses   int
+	benched  bool
+	benchEnd time.Time
 	// ask lists the pieces of a pending steal (Revoke without force) sent
 	// at askAt; the pieces still held when it is answered or expires are
 	// marked started (worth duplicating, not worth stealing).
@@ -163,7 +170,6 @@ func New(cfg Config) (*Download, error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		written:  make([]bool, n),
-		tickets:  map[uint64]watchdog.Ticket{},
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.lb = newLeaseBook(n, hasPiece, uint64(time.Now().UnixNano()))
@@ -284,7 +290,7 @@ func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
 		go w.Close()
 		return &workerSlot{w: w, idx: -1}
 	}
-	s := &workerSlot{w: w, idx: idx, trusted: trusted, alive: true, lastDelivery: time.Now(), closed: make(chan struct{})}
+	s := &workerSlot{w: w, idx: idx, trusted: trusted, alive: true, closed: make(chan struct{})}
 	if !trusted {
 		s.tokens = make(chan struct{}, remoteInFlight)
 	}
@@ -440,9 +446,8 @@ func (d *Download) stop(reason error) {
 		}
 	}
 	d.wg.Wait()
-	for k, t := range d.tickets {
-		d.cfg.Watchdog.Cancel(t)
-		delete(d.tickets, k)
+	for _, s := range d.slots {
+		d.stopLease(s)
 	}
 	if !errors.Is(reason, ErrClosed) && !errors.Is(reason, errFinished) {
 		d.err.CompareAndSwap(nil, &reason)
@@ -471,15 +476,13 @@ func (d *Download) handle(se slotEvent) {
 			d.release(s) // dropped: no longer in flight
 		}
 	case EventRevoked:
-		for _, i := range ev.Pieces {
-			d.endTicket(s.idx, i, false)
-		}
 		d.lb.Return(s.idx, ev.Pieces)
 		d.answered(s, ev.Pieces)
 		d.rebalance(time.Now(), false)
 	case EventFailed:
 		d.workerGone(s, ev.Err)
 	}
+	d.syncLeases(time.Now())
 }
 
 func (d *Download) workerGone(s *workerSlot, err error) {
@@ -487,10 +490,8 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 		return
 	}
 	s.alive = false
+	d.stopLease(s)
 	held := d.lb.HeldBy(s.idx, nil)
-	for _, i := range held {
-		d.endTicket(s.idx, i, false)
-	}
 	d.lb.Return(s.idx, held)
 	if s.trusted && !d.stopped {
 		d.fail(fmt.Errorf("swarm: local swarm stopped: %w", err))
@@ -514,7 +515,6 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 			s.bad++
 			d.log.Warn("worker delivered a bad piece", "worker", s.w.Name(), "piece", i, "bad", s.bad)
 			d.recycle(ev.Data)
-			d.endTicket(s.idx, i, false)
 			d.lb.Return(s.idx, []int{i})
 			if s.bad >= d.cfg.MaxStrikes {
 				d.log.Warn("worker quarantined", "worker", s.w.Name())
@@ -523,19 +523,15 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 			return false
 		}
 	}
-	d.endTicket(s.idx, i, true)
+	d.leaseDelivered(s)
 	others, _ := d.lb.Done(i, s.idx)
 	for _, o := range d.slots {
-		if o.idx >= 0 && others&(1<<o.idx) != 0 {
-			d.endTicket(o.idx, i, false)
-			if o.alive {
-				o.w.Revoke([]int{i}, true)
-			}
+		if o.idx >= 0 && o.alive && others&(1<<o.idx) != 0 {
+			o.w.Revoke([]int{i}, true)
 		}
 	}
 	now := time.Now()
 	s.rate.Add(len(ev.Data))
-	s.lastDelivery = now
 	d.nVerified++
 	d.pendingStore = append(d.pendingStore, storeReq{s: s, piece: i, data: ev.Data})
 	d.refill(s, now, false)
@@ -569,6 +565,7 @@ func (d *Download) pieceWritten(i int) {
 			s.w.Have([]int{i})
 		}
 	}
+	d.syncLeases(time.Now())
 	d.checkComplete()
 }
 
@@ -593,7 +590,7 @@ func (d *Download) checkComplete() {
 // downloading (end game across workers); unstarted pieces are stolen
 // instead (rebalance), which costs no bytes.
 func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
-	if !s.alive || d.stopped || s.idx < 0 {
+	if !s.alive || d.stopped || s.idx < 0 || s.benched {
 		return
 	}
 	target := d.target(s)
@@ -611,61 +608,24 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 	if len(got) == 0 {
 		return
 	}
-	at := now.Add(d.cfg.LeaseTimeout)
-	for _, i := range got {
-		d.deadlines.Add(deadline{at: at, peer: peerKey(s.idx), blk: Block{Piece: i}})
-		if d.cfg.Watchdog != nil {
-			d.tickets[uint64(s.idx)<<32|uint64(i)] = d.cfg.Watchdog.Issue("lease", s.w.Name(), d.cfg.LeaseTimeout)
-		}
-	}
 	s.assignedAt = now
 	s.w.Assign(got)
-}
-
-func (d *Download) endTicket(w, i int, fulfilled bool) {
-	k := uint64(w)<<32 | uint64(i)
-	t, ok := d.tickets[k]
-	if !ok {
-		return
-	}
-	delete(d.tickets, k)
-	if fulfilled {
-		d.cfg.Watchdog.Fulfil(t)
-	} else {
-		d.cfg.Watchdog.Cancel(t)
-	}
+	d.syncLease(s, now)
 }
 
 func (d *Download) tick(now time.Time) {
-	alive := 0
 	for _, s := range d.slots {
 		if s.alive {
 			s.rate.Tick(now)
-			alive++
 		}
-	}
-	// Lease deadlines: a stalled worker's overdue pieces go back to the
-	// pool when another worker could take them.
-	for _, e := range d.deadlines.Expired(now, nil) {
-		w, i := int(e.peer), e.blk.Piece
-		s := d.slots[w]
-		if !s.alive || !d.lb.Holds(w, i) || d.lb.IsDone(i) {
-			continue
-		}
-		if alive > 1 && now.Sub(s.lastDelivery) >= d.cfg.LeaseTimeout {
-			d.log.Info("lease overdue; returning piece", "worker", s.w.Name(), "piece", i)
-			d.endTicket(w, i, false)
-			d.lb.Return(w, []int{i})
-			s.w.Revoke([]int{i}, true)
-			continue
-		}
-		d.deadlines.Add(deadline{at: now.Add(d.cfg.LeaseTimeout), peer: e.peer, blk: e.blk})
 	}
 	if !d.stopped {
+		d.checkLeases(now)
 		if err := d.storage.Err(); err != nil {
 			d.fail(fmt.Errorf("swarm: storage: %w", err))
 		}
 		d.rebalance(now, false)
+		d.syncLeases(now)
 	}
 	d.publish(now)
 }

@@ -5,18 +5,22 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // fakeWorker is a remote swarm stand-in: it delivers every piece assigned
 // to it (with correct or corrupted data) unless it is told to hold them.
+// It records what the sub-chief tells it.
 type fakeWorker struct {
 	name    string
 	tt      *testTorrent
 	corrupt bool
 	hold    bool          // never deliver
+	mute    bool          // never answer Revoke (with hold: a wedged node)
 	delay   time.Duration // time to "download" each piece (0: at once)
 	events  chan WorkerEvent
 
@@ -27,15 +31,29 @@ type fakeWorker struct {
 	have      map[int]bool
 	revokes   int
 	sent      int
+	log       []fakeCall        // Assign and Revoke calls, in order
+	leasedAt  map[int]time.Time // when each piece not yet delivered was assigned
+	maxHold   time.Duration     // longest time from Assign to delivery of a piece
 	wake      chan struct{}
 	quit      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
 }
 
+// fakeCall is an Assign or Revoke call to a fakeWorker; seq orders the
+// calls to every fakeWorker of a test.
+type fakeCall struct {
+	seq    int64
+	revoke bool
+	force  bool
+	pieces []int
+}
+
+var fakeSeq atomic.Int64
+
 func newFakeWorker(name string, tt *testTorrent) *fakeWorker {
 	return &fakeWorker{name: name, tt: tt, events: make(chan WorkerEvent),
-		assigned: map[int]bool{}, delivered: map[int]bool{}, have: map[int]bool{},
+		assigned: map[int]bool{}, delivered: map[int]bool{}, have: map[int]bool{}, leasedAt: map[int]time.Time{},
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -94,6 +112,10 @@ func (f *fakeWorker) run() {
 			out = out[1:]
 			f.mu.Lock()
 			f.sent++
+			if at, ok := f.leasedAt[first.Piece]; ok && first.Kind == EventPiece {
+				f.maxHold = max(f.maxHold, time.Since(at))
+				delete(f.leasedAt, first.Piece)
+			}
 			f.mu.Unlock()
 		case <-f.wake:
 			f.mu.Lock()
@@ -110,13 +132,22 @@ func (f *fakeWorker) run() {
 func (f *fakeWorker) Name() string { return f.name }
 func (f *fakeWorker) Assign(pieces []int) {
 	f.mu.Lock()
+	f.log = append(f.log, fakeCall{seq: fakeSeq.Add(1), pieces: slices.Clone(pieces)})
+	now := time.Now()
 	for _, i := range pieces {
 		f.assigned[i] = true
+		f.leasedAt[i] = now
 	}
 	f.mu.Unlock()
 	f.post(func() []WorkerEvent { return nil })
 }
 func (f *fakeWorker) Revoke(pieces []int, force bool) {
+	f.mu.Lock()
+	f.log = append(f.log, fakeCall{seq: fakeSeq.Add(1), revoke: true, force: force, pieces: slices.Clone(pieces)})
+	f.mu.Unlock()
+	if f.mute {
+		return
+	}
 	f.post(func() []WorkerEvent {
 		f.mu.Lock()
 		f.revokes++
@@ -124,6 +155,7 @@ func (f *fakeWorker) Revoke(pieces []int, force bool) {
 		for _, i := range pieces {
 			if f.assigned[i] && !f.delivered[i] {
 				delete(f.assigned, i)
+				delete(f.leasedAt, i)
 				back = append(back, i)
 			}
 		}

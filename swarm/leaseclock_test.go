@@ -1,0 +1,148 @@
+package swarm
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+	"time"
+
+	"flotilla/watchdog"
+)
+
+func newTestWatchdog(t *testing.T) *watchdog.Watchdog {
+	t.Helper()
+	wd, err := watchdog.New(watchdog.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wd.Close() })
+	return wd
+}
+
+// leaseAlerts drains the overdue alerts raised so far and counts the
+// "lease" ones by owner (worker name).
+func leaseAlerts(t *testing.T, wd *watchdog.Watchdog) map[string]int {
+	t.Helper()
+	if err := wd.Check(); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for {
+		select {
+		case a := <-wd.Alerts():
+			if a.Packet.Kind == "lease" {
+				out[a.Packet.Owner]++
+			}
+		default:
+			return out
+		}
+	}
+}
+
+// A worker that is alive but stalls — it accepts a lease, never delivers,
+// never fails and ignores revocations — misses its lease deadline: its
+// lease returns to the pool, the worker that delivers completes those
+// pieces, and the stalled worker is benched rather than handed them
+// straight back. The watchdog agrees with the sub-chief: it alerts for the
+// stalled worker's miss and never for the good worker, whose lease
+// outlives LeaseTimeout piece by piece while it keeps delivering (the
+// per-piece deadlines this replaced raised false alerts for exactly that).
+func TestSubChiefStalledWorkerMissesLeaseDeadline(t *testing.T) {
+	const n = 128
+	tt := makeTorrent(t, n*16<<10, 16<<10)
+	cfg, st := subChiefConfig(t, tt)
+	cfg.LeaseTimeout = 250 * time.Millisecond
+	wd := newTestWatchdog(t)
+	cfg.Watchdog = wd
+	d := newTestDownload(t, cfg)
+	stalled := newFakeWorker("stalled", tt)
+	stalled.hold, stalled.mute = true, true
+	stalled.start()
+	d.AddWorker(stalled)
+	testenv_WaitFor(t, func() bool { a, _, _, _ := stalled.counts(); return a > 0 }, "stalled worker leased")
+	// The good worker needs ~n*5 ms for the pool: it cannot run dry (and
+	// start stealing or duplicating) before the stalled worker's deadline.
+	good := newFakeWorker("good", tt)
+	good.delay = 5 * time.Millisecond
+	good.start()
+	d.AddWorker(good)
+	waitComplete(t, d, 15*time.Second)
+	if !bytes.Equal(st.bytes(), tt.data) {
+		t.Fatal("data differs")
+	}
+
+	stalled.mu.Lock()
+	stLog := slices.Clone(stalled.log)
+	stalled.mu.Unlock()
+	good.mu.Lock()
+	glog, gdelivered, maxHold := slices.Clone(good.log), len(good.delivered), good.maxHold
+	delivered := func(p int) bool { return good.delivered[p] }
+	// The lease it held until the deadline: what it was given before its
+	// first forced revocation; returned[p] is the call that took p back.
+	var leased []int
+	returned := map[int]int64{}
+	for _, c := range stLog {
+		if c.revoke && c.force {
+			for _, p := range c.pieces {
+				if _, ok := returned[p]; !ok {
+					returned[p] = c.seq
+				}
+			}
+		} else if !c.revoke && len(returned) == 0 {
+			leased = append(leased, c.pieces...)
+		}
+	}
+	for _, p := range leased {
+		if !delivered(p) {
+			t.Errorf("piece %d of the stalled lease was not delivered by the good worker", p)
+		}
+	}
+	good.mu.Unlock()
+	if len(leased) == 0 {
+		t.Fatalf("stalled worker never leased (calls %+v)", stLog)
+	}
+	for _, p := range leased {
+		if returned[p] == 0 {
+			t.Fatalf("piece %d of the stalled lease %v was never taken back (calls %+v)", p, leased, stLog)
+		}
+	}
+	// Not handed straight back: a returned piece goes to the good worker
+	// before the stalled one can be given it again.
+	firstAssign := func(log []fakeCall, p int, after int64) int64 {
+		for _, c := range log {
+			if !c.revoke && c.seq > after && slices.Contains(c.pieces, p) {
+				return c.seq
+			}
+		}
+		return 0
+	}
+	for _, p := range leased {
+		again := firstAssign(stLog, p, returned[p])
+		if again == 0 {
+			continue
+		}
+		if g := firstAssign(glog, p, returned[p]); g == 0 || g > again {
+			t.Fatalf("piece %d returned from the stalled worker was given back to it (call %d) before the good worker got it (call %d)", p, again, g)
+		}
+	}
+	t.Logf("stalled lease %d pieces returned; good worker delivered %d, longest held %v", len(leased), gdelivered, maxHold)
+
+	alerts := leaseAlerts(t, wd)
+	if alerts["stalled"] == 0 {
+		t.Errorf("no watchdog alert for the stalled worker's missed lease (alerts %v)", alerts)
+	}
+	if maxHold <= cfg.LeaseTimeout {
+		t.Fatalf("test setup: the good worker held no piece beyond LeaseTimeout (%v), so its lease was never extended", maxHold)
+	}
+	if alerts["good"] != 0 {
+		t.Errorf("false lease alert for the good worker, which kept delivering (alerts %v)", alerts)
+	}
+	// Once the download is over the ledger holds no lease packet.
+	d.Close()
+	if err := wd.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if p := wd.Pending(func(p watchdog.Packet) bool { return p.Kind == "lease" }); len(p) != 0 {
+		t.Fatalf("lease packets left in the watchdog: %+v", p)
+	}
+}
