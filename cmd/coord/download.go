@@ -272,6 +272,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	}
 
 	if o.cluster.Enabled() {
+		o.cluster.Slots = o.maxPeers // advertised as the coordinator's capacity
 		s.cluster, err = startClusterLink(o.cluster, key, t, lnAddr, log, env.stderr)
 		if err != nil {
 			return fail("%v", err)
