@@ -20,7 +20,10 @@
 // deadline (delivers nothing for LeaseTimeout while holding pieces; it is
 // then benched for a while; the deadline is also a watchdog packet when
 // Config.Watchdog is set, see leaseclock.go). Pieces from remote workers are
-// re-hashed before they are stored; the local swarm's are trusted.
+// re-hashed before they are stored; the local swarm's are trusted. Peer
+// addresses from the trackers are spread across the workers, each to one
+// worker, and a worker that joins gets its share of the known ones at
+// once (peerbook.go).
 //
 // A LocalSwarm has one owner goroutine for all peer state. Each
 // connection has a reader goroutine, which decodes messages and sends

@@ -88,7 +88,8 @@ type Download struct {
 	nWritten  int
 	nVerified int // verified (submitted) pieces, written or not
 	bytesDone int64
-	nextPeer  int
+	peers     *peerBook // addresses from the trackers (peerbook.go)
+	nextPeer  int       // round robin over the workers for new addresses
 	// submitWait is the time spent blocked handing pieces to Storage.
 	submitWait   time.Duration
 	pendingStore []storeReq // verified pieces waiting for the storer
@@ -170,6 +171,7 @@ func New(cfg Config) (*Download, error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		written:  make([]bool, n),
+		peers:    newPeerBook(maxKnownPeers),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.lb = newLeaseBook(n, hasPiece, uint64(time.Now().UnixNano()))
@@ -199,36 +201,24 @@ func (d *Download) Local() *LocalSwarm { return d.local }
 // Addr is the local swarm's listening address, or nil.
 func (d *Download) Addr() net.Addr { return d.local.Addr() }
 
-// AddPeers hands peer addresses to the workers (spread across them); it
-// never blocks.
+// AddPeers records peer addresses and spreads them across the workers:
+// each new one goes to one worker (peerbook.go). It never blocks.
 func (d *Download) AddPeers(addrs []netip.AddrPort) {
 	addrs = append([]netip.AddrPort(nil), addrs...)
 	d.post(func() {
-		var alive []*workerSlot
-		for _, s := range d.slots {
-			if s.alive {
-				alive = append(alive, s)
-			}
-		}
-		if len(alive) == 0 {
-			return
-		}
-		parts := make([][]netip.AddrPort, len(alive))
+		recs := make([]*peerRec, 0, len(addrs))
 		for _, a := range addrs {
-			k := d.nextPeer % len(alive)
-			d.nextPeer++
-			parts[k] = append(parts[k], a)
-		}
-		for k, s := range alive {
-			if len(parts[k]) > 0 {
-				s.w.AddPeers(parts[k])
+			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+			if a.IsValid() && a.Port() != 0 {
+				recs = append(recs, d.peers.Add(a))
 			}
 		}
+		d.dealPeers(recs)
 	})
 }
 
 // AddWorker adds a remote swarm; its pieces are always re-verified. It
-// never blocks.
+// gets work and its share of the known peers at once. It never blocks.
 func (d *Download) AddWorker(w Worker) {
 	d.post(func() {
 		if d.stopped {
@@ -236,7 +226,11 @@ func (d *Download) AddWorker(w Worker) {
 			return
 		}
 		s := d.addSlot(w, false)
+		if s.idx < 0 {
+			return
+		}
 		d.refill(s, time.Now(), true)
+		d.joinPeers(s)
 	})
 }
 
@@ -298,6 +292,7 @@ func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
 		d.slots = append(d.slots, s)
 	} else {
 		d.slots[idx] = s
+		d.peers.Forget(idx) // what the slot's last worker was given
 	}
 	d.wg.Add(1)
 	go func() {
@@ -500,6 +495,8 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 	d.log.Warn("worker gone; its lease returns to the pool", "worker", s.w.Name(), "pieces", len(held), "err", err)
 	go s.w.Close()
 	d.rebalance(time.Now(), true) // reassign the lost lease at once
+	// The peers only it had go to the others.
+	d.dealPeers(d.peers.Orphans(d.liveMask(), nil))
 }
 
 // gotPiece checks a delivered piece and queues it for Storage; it reports

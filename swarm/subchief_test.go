@@ -31,9 +31,10 @@ type fakeWorker struct {
 	have      map[int]bool
 	revokes   int
 	sent      int
-	log       []fakeCall        // Assign and Revoke calls, in order
-	leasedAt  map[int]time.Time // when each piece not yet delivered was assigned
-	maxHold   time.Duration     // longest time from Assign to delivery of a piece
+	log       []fakeCall         // Assign and Revoke calls, in order
+	leasedAt  map[int]time.Time  // when each piece not yet delivered was assigned
+	maxHold   time.Duration      // longest time from Assign to delivery of a piece
+	peers     [][]netip.AddrPort // AddPeers calls
 	wake      chan struct{}
 	quit      chan struct{}
 	done      chan struct{}
@@ -170,7 +171,11 @@ func (f *fakeWorker) Have(pieces []int) {
 	}
 	f.mu.Unlock()
 }
-func (f *fakeWorker) AddPeers([]netip.AddrPort)  {}
+func (f *fakeWorker) AddPeers(addrs []netip.AddrPort) {
+	f.mu.Lock()
+	f.peers = append(f.peers, slices.Clone(addrs))
+	f.mu.Unlock()
+}
 func (f *fakeWorker) Events() <-chan WorkerEvent { return f.events }
 func (f *fakeWorker) Status() WorkerStatus {
 	f.mu.Lock()
