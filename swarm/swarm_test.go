@@ -2,11 +2,13 @@ package swarm
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,8 +76,12 @@ func TestCloseMidDownload(t *testing.T) {
 	}
 	st := newMemStorage(tt.t.Info, nil, false)
 	cfg := testConfig(tt, st, 2)
-	cfg.MaxPipeline = 8 // slow enough to catch it mid-way
+	cfg.MaxPipeline = 8
 	cfg.StartPipeline = 8
+	// A fast machine fetched all 32 MiB over loopback before Close: the
+	// disk now takes a few pieces and then hangs until Close, so the
+	// download is still unfinished (and a Submit blocked) when it closes.
+	cfg.Storage = &stallingStorage{memStorage: st, left: 4}
 	leecher, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +107,26 @@ func TestCloseMidDownload(t *testing.T) {
 		t.Fatal("Complete closed after Close of an unfinished download")
 	default:
 	}
+}
+
+// stallingStorage takes left pieces, then blocks every Submit until its
+// context ends.
+type stallingStorage struct {
+	*memStorage
+	mu   sync.Mutex
+	left int
+}
+
+func (g *stallingStorage) Submit(ctx context.Context, p int, data []byte) error {
+	g.mu.Lock()
+	g.left--
+	stall := g.left < 0
+	g.mu.Unlock()
+	if stall {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return g.memStorage.Submit(ctx, p, data)
 }
 
 func TestConfigValidate(t *testing.T) {
