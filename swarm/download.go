@@ -38,9 +38,12 @@ type Status struct {
 	DownRate, UpRate     float64 // bytes/s over all workers
 	Peers, Seeds         int
 	Workers              []WorkerStatus
-	Complete             bool
-	Err                  error
-	Updated              time.Time
+	// FirstRequest is when the local swarm queued its first block request
+	// (zero: not yet): the start-up latency the user waits through.
+	FirstRequest time.Time
+	Complete     bool
+	Err          error
+	Updated      time.Time
 }
 
 // Download is the sub-chief of one torrent download: it leases pieces to
@@ -102,6 +105,7 @@ type workerSlot struct {
 	idx     int
 	trusted bool // its Verified flag is believed (the local swarm)
 	alive   bool
+	state   WorkerState // for Status: gone and quarantined stick
 	rate    rateMeter
 	bad     int
 	closed  chan struct{} // fan-in finished
@@ -485,6 +489,7 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 		return
 	}
 	s.alive = false
+	s.state = WorkerGone
 	d.stopLease(s)
 	held := d.lb.HeldBy(s.idx, nil)
 	d.lb.Return(s.idx, held)
@@ -516,6 +521,7 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 			if s.bad >= d.cfg.MaxStrikes {
 				d.log.Warn("worker quarantined", "worker", s.w.Name())
 				d.workerGone(s, errors.New("quarantined: bad pieces"))
+				s.state = WorkerQuarantined
 			}
 			return false
 		}
@@ -646,13 +652,28 @@ func (d *Download) publish(now time.Time) {
 			continue
 		}
 		ws := s.w.Status()
+		switch {
+		case s.state != "":
+			ws.State = s.state
+		case s.benched:
+			ws.State = WorkerBenched
+		default:
+			ws.State = WorkerActive
+		}
 		st.Workers = append(st.Workers, ws)
 		st.Downloaded += ws.Downloaded
 		st.Uploaded += ws.Uploaded
-		st.DownRate += ws.DownRate
-		st.UpRate += ws.UpRate
-		st.Peers += ws.Peers
-		st.Seeds += ws.Seeds
+		if s.state == "" { // a gone worker's last rates and peers are history
+			st.DownRate += ws.DownRate
+			st.UpRate += ws.UpRate
+			st.Peers += ws.Peers
+			st.Seeds += ws.Seeds
+		}
+	}
+	if d.local != nil {
+		if ns := d.local.firstBlock.Load(); ns != 0 {
+			st.FirstRequest = time.Unix(0, ns)
+		}
 	}
 	d.uploaded.Store(st.Uploaded)
 	d.downloaded.Store(st.Downloaded)

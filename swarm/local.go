@@ -81,8 +81,12 @@ type LocalSwarm struct {
 	delivered   int
 	hashFails   int
 	timedOut    int64
-	downloaded  int64
-	wasted      int64
+	// downloaded and wasted are written by the owner goroutine only but
+	// read by Status at any time, so that a Status read right after the
+	// last piece counts every byte (the rest of the snapshot may be up to
+	// StatusInterval old).
+	downloaded  atomic.Int64
+	wasted      atomic.Int64
 	uploadedOld int64 // uploads of closed connections
 	downRate    rateMeter
 	upRate      rateMeter
@@ -203,7 +207,11 @@ func (s *LocalSwarm) Name() string { return "local" }
 func (s *LocalSwarm) Events() <-chan WorkerEvent { return s.events }
 
 // Status implements Worker.
-func (s *LocalSwarm) Status() WorkerStatus { return *s.status.Load() }
+func (s *LocalSwarm) Status() WorkerStatus {
+	st := *s.status.Load()
+	st.Downloaded, st.Wasted = s.downloaded.Load(), s.wasted.Load()
+	return st
+}
 
 // Assign implements Worker.
 func (s *LocalSwarm) Assign(pieces []int) {
@@ -446,7 +454,7 @@ func (s *LocalSwarm) seeding() bool { return s.nAdvertised == s.info.NumPieces()
 
 func (s *LocalSwarm) publish(now time.Time) {
 	st := WorkerStatus{
-		Name: "local", Downloaded: s.downloaded, Wasted: s.wasted,
+		Name: "local", Downloaded: s.downloaded.Load(), Wasted: s.wasted.Load(),
 		DownRate: s.downRate.Rate(), UpRate: s.upRate.Rate(),
 		Delivered: s.delivered, HashFails: s.hashFails, TimedOut: s.timedOut, Banned: s.trust.Len(), Updated: now,
 		Active: s.picker.ActiveCount() + s.verifying,
@@ -577,7 +585,7 @@ func (s *LocalSwarm) hashed(j hashJob) {
 		return
 	}
 	s.hashFails++
-	s.wasted += int64(len(j.buf))
+	s.wasted.Add(int64(len(j.buf)))
 	from := make([]netip.Addr, len(srcs))
 	var distinct []netip.Addr
 	for b, k := range srcs {

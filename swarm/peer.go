@@ -328,7 +328,7 @@ func (s *LocalSwarm) unrequest(p *peer, k uint64) {
 func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) {
 	k := blockKey(piece, begin)
 	delete(p.reqs, k)
-	s.downloaded += int64(len(data))
+	s.downloaded.Add(int64(len(data)))
 	s.downRate.Add(len(data))
 	p.down.Add(len(data))
 	p.lastBlock = time.Now()
@@ -337,7 +337,7 @@ func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) {
 	r := s.picker.Received(p.key, Block{piece, begin, len(data)}, s.cancelBuf)
 	s.cancelBuf = r.Cancel
 	if !r.Fresh {
-		s.wasted += int64(len(data))
+		s.wasted.Add(int64(len(data)))
 		return
 	}
 	copy(s.pieceBuf(piece)[begin:], data)

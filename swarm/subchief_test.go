@@ -241,6 +241,11 @@ func TestSubChiefFailoverAndQuarantine(t *testing.T) {
 	testenv_WaitFor(t, func() bool { a, _, _, _ := stuck.counts(); return a > 0 }, "stuck worker leased")
 	stuck.Close() // its event channel closes: the sub-chief returns its lease
 	testenv_WaitFor(t, func() bool { _, dl, _, _ := bad.counts(); return dl >= cfg.MaxStrikes }, "liar delivered")
+	// Status tells the two apart until their slots are reused.
+	testenv_WaitFor(t, func() bool {
+		ws := workerStates(d.Status())
+		return ws["liar"] == WorkerQuarantined && ws["stuck"] == WorkerGone
+	}, "Status to show the liar quarantined and the stuck worker gone")
 	good := newFakeWorker("good", tt).start()
 	d.AddWorker(good)
 	waitComplete(t, d, 10*time.Second)
@@ -255,6 +260,17 @@ func TestSubChiefFailoverAndQuarantine(t *testing.T) {
 	default:
 		t.Fatal("worker delivering corrupt pieces was not quarantined")
 	}
+	if ws := workerStates(d.Status()); ws["good"] != WorkerActive {
+		t.Errorf("worker states at completion %v, want good active", ws)
+	}
+}
+
+func workerStates(st Status) map[string]WorkerState {
+	m := map[string]WorkerState{}
+	for _, w := range st.Workers {
+		m[w.Name] = w.State
+	}
+	return m
 }
 
 func testenv_WaitFor(t *testing.T, cond func() bool, what string) {

@@ -49,15 +49,21 @@ func TestSeederToLeecher(t *testing.T) {
 	if !s.Complete || s.Written != s.Pieces || s.BytesDone != int64(len(tt.data)) {
 		t.Fatalf("status %+v", s)
 	}
-	// Byte counters come from the workers' snapshots (refreshed every
-	// StatusInterval); left is exact at completion.
-	if _, _, left := leecher.Stats(); left != 0 {
-		t.Fatalf("left %d at completion", left)
+	// The byte counters are exact at completion (the local swarm's are
+	// read live, not from its periodic snapshot): a summary printed then
+	// counts every byte received.
+	if up, down, left := leecher.Stats(); left != 0 || down < int64(len(tt.data)) || up != 0 {
+		t.Fatalf("at completion: uploaded %d, downloaded %d, left %d", up, down, left)
 	}
-	testenv_WaitFor(t, func() bool {
-		up, down, _ := leecher.Stats()
-		return down >= int64(len(tt.data)) && up == 0
-	}, "download counters to catch up")
+	if s.Downloaded < int64(len(tt.data)) {
+		t.Fatalf("Status.Downloaded %d at completion, want >= %d", s.Downloaded, len(tt.data))
+	}
+	if s.FirstRequest.IsZero() || s.FirstRequest.After(s.Updated) {
+		t.Fatalf("FirstRequest %v (status of %v)", s.FirstRequest, s.Updated)
+	}
+	if len(s.Workers) != 1 || s.Workers[0].State != WorkerActive {
+		t.Fatalf("workers %+v, want the local one active", s.Workers)
+	}
 	if st.submits != tt.t.Info.NumPieces() {
 		t.Fatalf("%d submits for %d pieces", st.submits, tt.t.Info.NumPieces())
 	}

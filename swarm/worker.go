@@ -63,7 +63,10 @@ type WorkerEvent struct {
 
 // WorkerStatus is a snapshot of one worker.
 type WorkerStatus struct {
-	Name        string
+	Name string
+	// State is the sub-chief's view of the worker, set by Download.Status
+	// (a worker's own Status leaves it empty).
+	State       WorkerState
 	Peers       int     // connected peers
 	Seeds       int     // connected peers with every piece
 	DownRate    float64 // payload bytes/s received
@@ -81,3 +84,13 @@ type WorkerStatus struct {
 	Snubbed     int     // connected peers that stopped sending blocks
 	Updated     time.Time
 }
+
+// WorkerState is what the sub-chief makes of a worker.
+type WorkerState string
+
+const (
+	WorkerActive      WorkerState = "active"      // may hold a lease
+	WorkerBenched     WorkerState = "benched"     // missed a lease deadline: no pieces for a while
+	WorkerGone        WorkerState = "gone"        // left, failed or lost its session; its lease went back
+	WorkerQuarantined WorkerState = "quarantined" // delivered pieces that failed the re-hash
+)
