@@ -336,6 +336,14 @@ func (s *session) loop(ctx context.Context) int {
 					s.t.Info.Name, humanBytes(s.t.Info.Length), filepath.Join(s.dir, s.t.Info.Name), st.Downloaded,
 					took.Round(time.Millisecond), humanBytes(int64(float64(st.Downloaded)/took.Seconds())))
 				printWorkers(s.env.stdout, st)
+				if !st.FirstRequest.IsZero() {
+					from := s.env.started
+					if from.IsZero() {
+						from = started
+					}
+					fmt.Fprintf(s.env.stdout, "first block requested %s after start\n",
+						st.FirstRequest.Sub(from).Round(time.Millisecond))
+				}
 				return 0
 			}
 			fmt.Fprintf(s.env.stderr, "complete: %s; seeding until interrupted\n", filepath.Join(s.dir, s.t.Info.Name))

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -30,6 +31,9 @@ type cmdEnv struct {
 	stdout, stderr io.Writer
 	stderrIsTTY    bool // the progress display goes to stderr
 	getenv         func(string) string
+	// started is when the process started (zero in tests, which then
+	// count from the command's own start).
+	started time.Time
 }
 
 func commands() []command {
@@ -49,6 +53,7 @@ func commands() []command {
 const softMemoryLimit = 48 << 20
 
 func main() {
+	started := time.Now()
 	// Piece buffers are pooled and bounded; a soft limit keeps the garbage
 	// collector from letting the heap drift far above what is live. An
 	// explicit GOMEMLIMIT wins.
@@ -56,7 +61,7 @@ func main() {
 		debug.SetMemoryLimit(softMemoryLimit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, stderrIsTTY: isTerminal(os.Stderr), getenv: os.Getenv}
+	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, stderrIsTTY: isTerminal(os.Stderr), getenv: os.Getenv, started: started}
 	code := run(ctx, env, os.Args[1:])
 	stop()
 	os.Exit(code)
