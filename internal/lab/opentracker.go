@@ -3,11 +3,13 @@ package lab
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -142,6 +144,56 @@ func (o *Opentracker) ScrapeInfo(ctx context.Context, ih [20]byte) (ScrapeResult
 	r.Incomplete, _ = entry["incomplete"].(int64)
 	r.Downloaded, _ = entry["downloaded"].(int64)
 	return r, nil
+}
+
+// AnnouncePeers announces to the tracker from its own host as a fresh
+// leecher (peerID, port, numwant 200, compact=1), then announces
+// "stopped" so that it leaves no trace, and returns the peers of the first
+// reply: what the tracker tells any new client about ih. Peers dialling
+// the announced port before "stopped" only find it closed.
+func (o *Opentracker) AnnouncePeers(ctx context.Context, ih, peerID [20]byte, port int) ([]netip.AddrPort, error) {
+	peers, err := o.announce(ctx, ih, peerID, port, "started")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := o.announce(ctx, ih, peerID, port, "stopped"); err != nil {
+		return nil, err
+	}
+	return peers, nil
+}
+
+func (o *Opentracker) announce(ctx context.Context, ih, peerID [20]byte, port int, event string) ([]netip.AddrPort, error) {
+	u := fmt.Sprintf("%s?info_hash=%s&peer_id=%s&port=%d&uploaded=0&downloaded=0&left=1&compact=1&numwant=200&event=%s",
+		o.HTTPAnnounce, percentEncode(ih[:]), percentEncode(peerID[:]), port, event)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("lab: announce: %w", err)
+	}
+	resp, err := o.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("lab: announce: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("lab: announce: %w", err)
+	}
+	m, _, err := bdecodeDict(body)
+	if err != nil {
+		return nil, fmt.Errorf("lab: announce reply %q: %w", body, err)
+	}
+	if f, ok := m["failure reason"].(string); ok {
+		return nil, fmt.Errorf("lab: announce: tracker says %q", f)
+	}
+	raw, ok := m["peers"].(string)
+	if !ok || len(raw)%6 != 0 {
+		return nil, fmt.Errorf("lab: announce reply %q: no compact peer list", body)
+	}
+	var out []netip.AddrPort
+	for b := []byte(raw); len(b) > 0; b = b[6:] {
+		out = append(out, netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[:4])), binary.BigEndian.Uint16(b[4:6])))
+	}
+	return out, nil
 }
 
 // Poll calls cond every interval until it returns true (nil), an error
