@@ -34,13 +34,20 @@ func requireContributed(t *testing.T, c map[string]lab.Contribution, names ...st
 }
 
 // TestClusterMultiFile: coordinator + 3 nodes download a multi-file
-// torrent; the result is byte-identical and every node contributed.
+// torrent; the result is byte-identical and every node contributed. While
+// it runs, the tracker knows every node at its own address, with its own
+// peer id (checkAnnounced).
 func TestClusterMultiFile(t *testing.T) {
 	e := newEnv(t, envConfig{hosts: []string{"coord", "node1", "node2", "node3"}, rateMbit: rate,
 		payload: multiFile("multi", size), piece: piece, timeout: timeout})
 	coord := e.startCoord("coord")
+	nodes := map[string]*lab.Proc{}
 	for _, n := range []string{"node1", "node2", "node3"} {
-		e.startNode(n, e.keyFile)
+		nodes[n] = e.startNode(n, e.keyFile)
+	}
+	e.checkAnnounced(nodes)
+	if coord.Exited() {
+		t.Errorf("the download ended before the tracker was checked: the check proves nothing about a running download")
 	}
 	c := e.waitDone(coord, 60*time.Second)
 	requireContributed(t, c, "node1", "node2", "node3")
