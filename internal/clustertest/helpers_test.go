@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,6 +392,29 @@ func (e *env) checkAnnounced(nodes map[string]*lab.Proc) {
 		ids[id] = who
 		e.t.Logf("%s at %v: peer id %q", who, a, id[:])
 	}
+}
+
+// lastJobShipped waits until the node's last job has ended and returns the
+// bytes of verified pieces it shipped to the coordinator in it (its "job
+// ended ... shipped=N" line).
+func (e *env) lastJobShipped(p *lab.Proc) int64 {
+	e.t.Helper()
+	started := linesMatching(p, `msg="job started"`)
+	if len(started) == 0 {
+		e.t.Fatalf("%s never started a job", p.Name)
+	}
+	job := logField(started[len(started)-1], "job")
+	l, err := lab.WaitLine(e.ctx, p, 10*time.Second, func(l string) bool {
+		return strings.Contains(l, `msg="job ended"`) && logField(l, "job") == job
+	})
+	if err != nil {
+		e.t.Fatalf("%s: job %s never ended: %v", p.Name, job, err)
+	}
+	n, err := strconv.ParseInt(logField(l, "shipped"), 10, 64)
+	if err != nil {
+		e.t.Fatalf("%s: no shipped count in %q", p.Name, l)
+	}
+	return n
 }
 
 // logField returns the value of key=value in a -v (slog text) log line,
