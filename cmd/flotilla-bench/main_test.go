@@ -95,3 +95,15 @@ func TestCoordNotBuilt(t *testing.T) {
 		t.Fatalf("client %+v", c)
 	}
 }
+
+func TestFirstRequest(t *testing.T) {
+	log := "downloaded x (1.0 GiB) to /o/x; received 1 bytes from peers in 2s (1 B/s)\nfirst block requested 478ms after start\n"
+	if got := firstRequest(log); got != 478*time.Millisecond {
+		t.Fatalf("firstRequest = %v, want 478ms", got)
+	}
+	for _, bad := range []string{"", "first block requested soon after start\n", "first block requested 3s\n"} {
+		if got := firstRequest(bad); got != 0 {
+			t.Fatalf("firstRequest(%q) = %v, want 0", bad, got)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +23,26 @@ type result struct {
 	MBps   float64       // payload bytes / 1e6 / wall seconds
 	CPU    time.Duration // user+sys of the client process
 	RSSMiB float64       // peak resident set of the client process
+	// FirstReq is, for coord, when it requested its first block counted
+	// from its start (its own report; 0: not reported).
+	FirstReq time.Duration
+}
+
+// firstRequest reads coord's "first block requested D after start" line
+// from its log; 0 if there is none.
+func firstRequest(log string) time.Duration {
+	const pre, post = "first block requested ", " after start"
+	for line := range strings.Lines(log) {
+		line = strings.TrimSpace(line)
+		if d, ok := strings.CutPrefix(line, pre); ok {
+			if d, ok := strings.CutSuffix(d, post); ok {
+				if v, err := time.ParseDuration(d); err == nil {
+					return v
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // runOnce downloads the swarm's torrent once with c into a fresh directory
@@ -120,5 +141,10 @@ wait:
 	}
 	r.OK = true
 	r.MBps = float64(sw.Payload.Total) / 1e6 / r.Wall.Seconds()
+	if c.Name == "coord" {
+		if b, err := os.ReadFile(filepath.Join(dir, c.Name+".log")); err == nil {
+			r.FirstReq = firstRequest(string(b))
+		}
+	}
 	return r
 }

@@ -20,7 +20,16 @@ type summary struct {
 	Skip         string
 	Wall, CPU    time.Duration
 	MBps, RSSMiB float64
+	FirstReq     []time.Duration // coord: each successful run's first request
 	Failures     []string
+}
+
+func durations(ds []time.Duration) []int64 {
+	out := make([]int64, len(ds))
+	for i, d := range ds {
+		out[i] = int64(d)
+	}
+	return out
 }
 
 func median[T int64 | float64](xs []T) T {
@@ -53,6 +62,9 @@ func summarize(c *client, rs []result) summary {
 		cpu = append(cpu, int64(r.CPU))
 		mbps = append(mbps, r.MBps)
 		rss = append(rss, r.RSSMiB)
+		if r.FirstReq > 0 {
+			s.FirstReq = append(s.FirstReq, r.FirstReq)
+		}
 	}
 	s.Wall, s.CPU = time.Duration(median(wall)), time.Duration(median(cpu))
 	s.MBps, s.RSSMiB = median(mbps), median(rss)
@@ -98,6 +110,16 @@ func printTable(w io.Writer, ss []summary) {
 	}
 	fmt.Fprintln(w, "medians over successful runs; MB = 10^6 bytes; CPU = user+sys of the client process;")
 	fmt.Fprintln(w, "RSS = its peak resident set; ×c = client ÷ coord (MB/s ×c < 1 means slower than coord)")
+	for _, s := range ss {
+		if len(s.FirstReq) > 0 {
+			ms := make([]string, len(s.FirstReq))
+			for i, d := range s.FirstReq {
+				ms[i] = d.Round(time.Millisecond).String()
+			}
+			fmt.Fprintf(w, "%s: first block requested after %s from its start (runs: %s; the seeders' handshake reply is most of it)\n",
+				s.Client, time.Duration(median(durations(s.FirstReq))).Round(time.Millisecond), strings.Join(ms, ", "))
+		}
+	}
 	for _, s := range ss {
 		for _, f := range s.Failures {
 			fmt.Fprintf(w, "FAIL %s %s\n", s.Client, f)
