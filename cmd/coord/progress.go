@@ -3,12 +3,15 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"strings"
+	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/term"
+	"github.com/vbauerster/cupwriter"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
 
 	"flotilla/metainfo"
 	"flotilla/swarm"
@@ -21,21 +24,58 @@ const maxDisplayWidth = 80
 // progress shows a download's status: a live display on a terminal,
 // otherwise one log line every logEvery.
 //
-// The live display is a few lines, redrawn in place: the bar with the
-// overall figures, then a table with one row per swarm (the local one and
-// every node) giving its pieces, rates and peers. It sits below a blank
-// line where the cursor rests between redraws, so that a message printed
-// meanwhile lands on that line and stays above the next redraw instead of
-// being drawn over.
+// The live display is drawn by mpb (github.com/vbauerster/mpb/v8), which
+// redraws it in place from its own goroutine: the overall bar (name,
+// percent, bytes, ETA) with a table header below it, one row per swarm
+// worker (the local swarm and every node) once there is more than one, and
+// a total row with the aggregate rates, peers and seeds. A row whose worker
+// leaves stays, marked "gone"; a worker that comes back gets it again.
+//
+// While the display is live, anything else written to the terminal would
+// be drawn over, so messages for stderr must go through progress's Write,
+// which has mpb print them above the display.
+//
+// update and finish are called by one goroutine (the session's loop);
+// Write may be called from any goroutine.
 type progress struct {
 	w        io.Writer
 	mode     string // "bar", "log" or "none"
 	name     string
-	width    int // of the live display's lines
-	drawn    int // lines of the live display on screen below the cursor
+	width    int // a cap on the live display's width, before the terminal's
 	lastLog  time.Time
 	logEvery time.Duration
-	done     bool
+
+	// refresh, when set before the first update, replaces the live
+	// display's timed redraws with one per value received (for tests).
+	refresh <-chan any
+
+	// mu orders Write with the start and the end of the live display.
+	mu      sync.Mutex
+	done    bool          // written under mu
+	bars    *mpb.Progress // the live display; set under mu on the first update
+	overall *mpb.Bar
+	total   *mpb.Bar
+	rows    map[string]*workerRow // by worker name
+	snap    *atomic.Pointer[snapshot]
+}
+
+// snapshot is what the overall bar and the total row show: update
+// publishes one per status, mpb's decorators read the newest.
+type snapshot struct {
+	st         swarm.Status
+	totalLabel string
+}
+
+// workerRow is one swarm's row of the live display.
+type workerRow struct {
+	bar  *mpb.Bar
+	name string
+	cur  atomic.Pointer[workerFigures]
+}
+
+type workerFigures struct {
+	ws   swarm.WorkerStatus
+	gone bool // no longer in the status's workers
 }
 
 func newProgress(env *cmdEnv, mode string, logEvery time.Duration, t *metainfo.Torrent) *progress {
@@ -49,12 +89,19 @@ func newProgress(env *cmdEnv, mode string, logEvery time.Duration, t *metainfo.T
 			p.mode = "bar"
 		}
 	}
-	if f, ok := env.stderr.(*os.File); ok {
-		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 20 && w < p.width {
-			p.width = w
-		}
-	}
 	return p
+}
+
+// Write writes b to the progress's output: while the live display is up,
+// above it (at its next redraw), otherwise straight through. Messages for
+// stderr printed during a download must come through here.
+func (p *progress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bars != nil && !p.done {
+		return p.bars.Write(b)
+	}
+	return p.w.Write(b)
 }
 
 func (p *progress) update(st swarm.Status) {
@@ -63,7 +110,7 @@ func (p *progress) update(st swarm.Status) {
 	}
 	switch p.mode {
 	case "bar":
-		p.draw(displayLines(p.name, st, p.width-1)) // a full-width line would wrap on some terminals
+		p.show(st)
 	case "log":
 		now := time.Now()
 		if now.Sub(p.lastLog) < p.logEvery && !st.Complete {
@@ -74,66 +121,192 @@ func (p *progress) update(st swarm.Status) {
 	}
 }
 
-// draw replaces the live display with lines. The cursor starts and ends
-// at the start of the blank line above the display.
-func (p *progress) draw(lines []string) {
-	var b strings.Builder
-	b.WriteString("\x1b[J") // erase the old display (and whatever is below it)
-	for _, l := range lines {
-		b.WriteString("\n")
-		b.WriteString(l)
-	}
-	fmt.Fprintf(&b, "\r\x1b[%dA", len(lines))
-	io.WriteString(p.w, b.String())
-	p.drawn = len(lines)
-}
-
+// finish ends the display. The live display stays on screen as last drawn
+// (with the last update's figures); finish returns once mpb has drawn it,
+// so whatever is printed next goes below it.
 func (p *progress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.done {
 		return
 	}
 	p.done = true
-	if p.drawn > 0 {
-		// Leave the last display on screen and go below it.
-		fmt.Fprintf(p.w, "\x1b[%dB\n", p.drawn)
+	if p.bars == nil {
+		return
 	}
+	// An aborted bar is drawn one last time and kept (a completed one
+	// already was); Wait returns once every bar has been.
+	p.overall.Abort(false)
+	for _, r := range p.rows {
+		r.bar.Abort(false)
+	}
+	p.total.Abort(false)
+	p.bars.Wait()
 }
 
-// displayLines is the live display of st: lines of at most width runes.
-func displayLines(name string, st swarm.Status, width int) []string {
-	pct := min(max(percent(st), 0), 100)
-	right := fmt.Sprintf(" %5.1f%%  %s / %s  eta %s", pct, humanBytes(st.BytesDone), humanBytes(st.Length), eta(st))
-	const barLen = 20
-	full := int(pct / 100 * barLen)
-	bar := strings.Repeat("=", full)
-	if full < barLen {
-		bar += ">" + strings.Repeat(" ", barLen-full-1)
+// show brings the live display up to date with st, starting it on the
+// first call.
+func (p *progress) show(st swarm.Status) {
+	if p.bars == nil {
+		p.start(st)
 	}
-	nameLen := max(width-utf8.RuneCountInString(right)-barLen-3, 8)
-	lines := []string{fmt.Sprintf("%s [%s]%s", clip(name, nameLen), bar, right)}
-
-	const row = "  %-16s %11s %12s %12s %6s"
-	lines = append(lines, fmt.Sprintf(row, "swarm", "pieces", "down", "up", "peers"))
-	if len(st.Workers) > 1 {
-		for _, w := range st.Workers {
-			lines = append(lines, fmt.Sprintf(row, clip(w.Name, 16), fmt.Sprint(w.Delivered),
-				rate(w.DownRate), rate(w.UpRate), fmt.Sprint(w.Peers)))
+	if len(st.Workers) > 1 || len(p.rows) > 0 {
+		seen := make(map[string]bool, len(st.Workers))
+		for _, ws := range st.Workers {
+			seen[ws.Name] = true
+			r := p.rows[ws.Name]
+			if r == nil {
+				r = p.addRow(ws.Name)
+				if r == nil {
+					continue
+				}
+			}
+			r.cur.Store(&workerFigures{ws: ws})
+		}
+		for name, r := range p.rows {
+			if !seen[name] {
+				if f := r.cur.Load(); !f.gone {
+					r.cur.Store(&workerFigures{ws: f.ws, gone: true})
+				}
+			}
 		}
 	}
-	total := "total"
-	if len(st.Workers) == 1 {
-		total = st.Workers[0].Name
+	label := "total"
+	if len(p.rows) == 0 && len(st.Workers) == 1 {
+		label = st.Workers[0].Name
 	}
-	last := fmt.Sprintf(row, clip(total, 16), fmt.Sprintf("%d/%d", st.Written, st.Pieces),
+	p.snap.Store(&snapshot{st: st, totalLabel: label})
+	p.overall.SetCurrent(max(st.BytesDone, 0))
+}
+
+// start puts up the live display: the overall bar (with the table header
+// below it) and the total row, which stays last.
+func (p *progress) start(st swarm.Status) {
+	p.snap = new(atomic.Pointer[snapshot])
+	p.snap.Store(&snapshot{st: st, totalLabel: "total"})
+	p.rows = make(map[string]*workerRow)
+	width := p.width
+	opts := []mpb.ContainerOption{
+		// mpb's own terminal writer, reporting a width capped at ours
+		// (minus one: a full-width line would wrap on some terminals).
+		// It always moves the cursor back up to redraw, even on a
+		// non-terminal, where "--progress bar" asked for the display.
+		mpb.WithConsoleWriter(cappedConsole{cupwriter.New(p.w, true), width}),
+		mpb.WithWidth(width - 1), // the width on a non-terminal
+	}
+	if p.refresh != nil {
+		opts = append(opts, mpb.WithManualRefresh(p.refresh))
+	} else {
+		opts = append(opts, mpb.WithAutoRefresh())
+	}
+	bars := mpb.New(opts...)
+
+	o := &overallLine{name: p.name, snap: p.snap}
+	style := mpb.BarStyle().Lbound("[").Filler("=").Tip(">").Padding(" ").Rbound("]")
+	p.overall = bars.New(max(st.Length, 0), style,
+		mpb.PrependDecorators(decor.Any(o.nameText)),
+		mpb.AppendDecorators(decor.Any(o.figuresText)),
+		mpb.BarBtmExtender(lineFiller(func() string {
+			return fmt.Sprintf(rowFormat, "swarm", "pieces", "down", "up", "peers")
+		})))
+	snap := p.snap
+	p.total = bars.New(0, mpb.NopStyle(), mpb.BarFillerTrim(), mpb.BarPriority(math.MaxInt),
+		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return totalRow(snap.Load()) })))
+
+	p.mu.Lock()
+	p.bars = bars
+	p.mu.Unlock()
+}
+
+// addRow adds a worker's row above the total row.
+func (p *progress) addRow(name string) *workerRow {
+	r := &workerRow{name: name}
+	r.cur.Store(&workerFigures{ws: swarm.WorkerStatus{Name: name}})
+	bar, err := p.bars.Add(0, mpb.NopStyle().Build(), mpb.BarFillerTrim(),
+		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return r.text() })))
+	if err != nil {
+		return nil // the display is over
+	}
+	r.bar = bar
+	p.rows[name] = r
+	return r
+}
+
+// rowFormat lays out the table: name, pieces, down rate, up rate, peers.
+const rowFormat = "  %-16s %11s %12s %12s %6s"
+
+func (r *workerRow) text() string {
+	f := r.cur.Load()
+	if f.gone {
+		return fmt.Sprintf(rowFormat, clip(r.name, 16), fmt.Sprint(f.ws.Delivered), "-", "-", "-") + "  gone"
+	}
+	return fmt.Sprintf(rowFormat, clip(r.name, 16), fmt.Sprint(f.ws.Delivered),
+		rate(f.ws.DownRate), rate(f.ws.UpRate), fmt.Sprint(f.ws.Peers))
+}
+
+func totalRow(s *snapshot) string {
+	st := s.st
+	line := fmt.Sprintf(rowFormat, clip(s.totalLabel, 16), fmt.Sprintf("%d/%d", st.Written, st.Pieces),
 		rate(st.DownRate), rate(st.UpRate), fmt.Sprint(st.Peers))
 	if st.Seeds > 0 {
-		last += fmt.Sprintf(" (%d seeds)", st.Seeds)
+		line += fmt.Sprintf(" (%d seeds)", st.Seeds)
 	}
-	lines = append(lines, last)
-	for i, l := range lines {
-		lines[i] = clip(l, width)
+	return line
+}
+
+// overallLine is the text around the overall bar. Its decorators are
+// called by mpb one after the other for each frame: nameText picks the
+// snapshot the frame shows and sizes the name to leave room for the
+// figures, figuresText shows the same snapshot's figures.
+type overallLine struct {
+	name  string
+	snap  *atomic.Pointer[snapshot]
+	frame *snapshot // only mpb's drawing of the bar touches it
+}
+
+// minBarWidth is the least room the name leaves for the bar, brackets
+// included.
+const minBarWidth = 22
+
+func (o *overallLine) nameText(s decor.Statistics) string {
+	o.frame = o.snap.Load()
+	right := utf8.RuneCountInString(figures(o.frame.st))
+	return clip(o.name, max(s.AvailableWidth-right-minBarWidth-2, 8)) // a space each side of the bar
+}
+
+func (o *overallLine) figuresText(decor.Statistics) string { return figures(o.frame.st) }
+
+func figures(st swarm.Status) string {
+	return fmt.Sprintf("%5.1f%%  %s / %s  eta %s", min(max(percent(st), 0), 100),
+		humanBytes(st.BytesDone), humanBytes(st.Length), eta(st))
+}
+
+// lineFiller is an extra line of a bar, cut to the display's width as mpb
+// cuts the bar's own line.
+func lineFiller(text func() string) mpb.BarFiller {
+	return mpb.BarFillerFunc(func(w io.Writer, s decor.Statistics) error {
+		line := text()
+		if r := []rune(line); len(r) > s.AvailableWidth {
+			line = string(r[:max(s.AvailableWidth-1, 0)]) + "…"
+		}
+		_, err := io.WriteString(w, line+"\n")
+		return err
+	})
+}
+
+// cappedConsole is mpb's terminal writer with the terminal's width capped
+// at max-1.
+type cappedConsole struct {
+	*cupwriter.Writer
+	max int
+}
+
+func (c cappedConsole) GetTermSize() (width, height int, err error) {
+	width, height, err = c.Writer.GetTermSize()
+	if width <= 0 { // not reported
+		width = c.max
 	}
-	return lines
+	return min(width, c.max) - 1, height, err
 }
 
 // clip shortens s to n runes, keeping its start and end (node names often
@@ -144,7 +317,7 @@ func clip(s string, n int) string {
 		return s
 	}
 	if n < 3 {
-		return string(r[:n])
+		return string(r[:max(n, 0)])
 	}
 	head := (n - 1) / 2
 	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])

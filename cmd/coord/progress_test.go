@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"go.uber.org/goleak"
 
 	"flotilla/metainfo"
 	"flotilla/swarm"
@@ -32,77 +35,28 @@ func clusterStatus() swarm.Status {
 	}
 }
 
-func TestDisplayShowsEverySwarm(t *testing.T) {
-	st := clusterStatus()
-	lines := displayLines("ubuntu-24.04.1-desktop-amd64-with-a-very-long-name.iso", st, maxDisplayWidth-1)
-	for _, l := range lines {
-		if n := utf8.RuneCountInString(l); n > maxDisplayWidth-1 {
-			t.Errorf("line of %d columns (limit %d): %q", n, maxDisplayWidth-1, l)
-		}
-	}
-	if len(lines) != 2+len(st.Workers)+1 {
-		t.Fatalf("want the bar, a header, a row per swarm and a total; got\n%s", strings.Join(lines, "\n"))
-	}
-	if !strings.Contains(lines[0], "52.9%") || !strings.Contains(lines[0], "ubuntu") {
-		t.Errorf("bar line: %q", lines[0])
-	}
-	for i, w := range st.Workers {
-		f := strings.Fields(lines[2+i])
-		if len(f) != 7 { // name, pieces, rate (2 fields), rate (2), peers
-			t.Fatalf("row %q: want 7 fields", lines[2+i])
-		}
-		if !strings.HasPrefix(w.Name, strings.TrimSuffix(strings.SplitN(f[0], "…", 2)[0], "…")) {
-			t.Errorf("row %q does not name %s", lines[2+i], w.Name)
-		}
-		if f[1] != strconv.Itoa(w.Delivered) || f[2]+" "+f[3] != rate(w.DownRate) ||
-			f[4]+" "+f[5] != rate(w.UpRate) || f[6] != strconv.Itoa(w.Peers) {
-			t.Errorf("row for %s: %q", w.Name, lines[2+i])
-		}
-	}
-	if !strings.Contains(lines[3], "9.8 MiB/s") || !strings.Contains(lines[3], "512.0 KiB/s") {
-		t.Errorf("node1's rates: %q", lines[3])
-	}
-	if !strings.Contains(lines[5], "…") || !strings.HasSuffix(strings.Fields(lines[5])[0], ":7946") {
-		t.Errorf("a long name keeps its start and end: %q", lines[5])
-	}
-	total := lines[len(lines)-1]
-	for _, want := range []string{"total", "1433/2711", "23.5 MiB/s", "103", "(3 seeds)"} {
-		if !strings.Contains(total, want) {
-			t.Errorf("total row %q lacks %q", total, want)
-		}
-	}
-}
-
-func TestDisplayOneSwarm(t *testing.T) {
-	st := swarm.Status{Pieces: 10, Written: 4, BytesDone: 4 << 16, Length: 10 << 16, DownRate: 1 << 16, Peers: 2,
-		Workers: []swarm.WorkerStatus{{Name: "local", Delivered: 4, DownRate: 1 << 16, Peers: 2}}}
-	lines := displayLines("t.iso", st, 79)
-	if len(lines) != 3 {
-		t.Fatalf("alone: want the bar, a header and the local row; got\n%s", strings.Join(lines, "\n"))
-	}
-	if f := strings.Fields(lines[2]); f[0] != "local" || f[1] != "4/10" || f[6] != "2" {
-		t.Errorf("local row: %q", lines[2])
-	}
-	if !strings.Contains(lines[0], "[========>           ]") || !strings.Contains(lines[0], "eta 6s") {
-		t.Errorf("bar line: %q", lines[0])
-	}
-	// A narrow terminal clips every line.
-	for _, l := range displayLines("t.iso", clusterStatus(), 50) {
-		if utf8.RuneCountInString(l) > 50 {
-			t.Errorf("line over 50 columns: %q", l)
-		}
-	}
-}
-
-// screen is a terminal that knows the few controls the display uses:
-// \n (with the usual output post-processing, also a carriage return),
-// \r, ESC[J, ESC[nA and ESC[nB.
+// screen is a terminal that knows the few controls mpb's redraws use: \n
+// (with the usual output post-processing, also a carriage return), \r,
+// ESC[nA and ESC[J. It is written from mpb's goroutine and the test's, and
+// tells frames on each write.
 type screen struct {
+	mu       sync.Mutex
 	rows     [][]rune
 	row, col int
+	writes   chan struct{}
 }
 
+func newScreen() *screen { return &screen{writes: make(chan struct{}, 1)} }
+
 func (s *screen) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() {
+		select {
+		case s.writes <- struct{}{}:
+		default:
+		}
+	}()
 	text := string(b)
 	for len(text) > 0 {
 		if strings.HasPrefix(text, "\x1b[") {
@@ -155,45 +109,218 @@ func (s *screen) grow() {
 	}
 }
 
-func (s *screen) String() string {
+// lines is the screen's text, without the empty line the cursor rests on.
+func (s *screen) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var lines []string
 	for _, r := range s.rows {
 		lines = append(lines, strings.TrimRight(string(r), " "))
 	}
-	return strings.Join(lines, "\n")
+	if n := len(lines); n > 0 && lines[n-1] == "" {
+		lines = lines[:n-1]
+	}
+	return lines
 }
 
-func TestBarRedrawsInPlace(t *testing.T) {
-	scr := &screen{}
-	env := &cmdEnv{stderr: scr}
-	p := newProgress(env, "bar", time.Second, torrentNamed("big.iso"))
-	fmt.Fprintln(scr, "coord: starting")
+// liveBar is a progress in bar mode on a screen, redrawn only when the
+// test asks.
+type liveBar struct {
+	p       *progress
+	scr     *screen
+	refresh chan any
+}
 
+func newTestBar(t *testing.T, name string, width int) *liveBar {
+	t.Helper()
+	scr := newScreen()
+	p := newProgress(&cmdEnv{stderr: scr}, "bar", time.Second, torrentNamed(name))
+	refresh := make(chan any)
+	p.refresh, p.width = refresh, width
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last
+	t.Cleanup(p.finish)                                // ends mpb's goroutines if the test stopped early
+	return &liveBar{p: p, scr: scr, refresh: refresh}
+}
+
+// draw has mpb redraw the display and waits until it has, returning the
+// screen.
+func (b *liveBar) draw(t *testing.T) []string {
+	t.Helper()
+	select {
+	case <-b.scr.writes: // an earlier write's
+	default:
+	}
+	select {
+	case b.refresh <- struct{}{}:
+	case <-time.After(5 * time.Second):
+		t.Fatal("mpb did not take a refresh")
+	}
+	select {
+	case <-b.scr.writes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("mpb did not redraw")
+	}
+	return b.scr.lines()
+}
+
+// rowFields splits a table row into name, pieces, down rate, up rate
+// and peers.
+func rowFields(t *testing.T, row string) []string {
+	t.Helper()
+	f := strings.Fields(row)
+	if len(f) < 7 {
+		t.Fatalf("row %q: want at least 7 fields", row)
+	}
+	return []string{f[0], f[1], f[2] + " " + f[3], f[4] + " " + f[5], f[6]}
+}
+
+func checkWidth(t *testing.T, lines []string, width int) {
+	t.Helper()
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); n > width {
+			t.Errorf("line of %d columns (limit %d): %q", n, width, l)
+		}
+	}
+}
+
+func TestBarShowsEverySwarm(t *testing.T) {
+	b := newTestBar(t, "ubuntu-24.04.1-desktop-amd64-with-a-very-long-name.iso", maxDisplayWidth)
 	st := clusterStatus()
-	p.update(st)
-	first := scr.String()
-	// A node leaves: the display gets shorter and must not leave its old
-	// last rows behind.
-	st.Workers = st.Workers[:2]
-	st.Written, st.BytesDone = 1500, 1500<<20
-	p.update(st)
-	want := "coord: starting\n\n" + strings.Join(displayLines("big.iso", st, maxDisplayWidth-1), "\n")
-	if got := scr.String(); got != want {
-		t.Fatalf("after two updates the screen is\n%s\nwant\n%s\n(first frame:\n%s)", got, want, first)
+	b.p.update(st)
+	lines := b.draw(t)
+	checkWidth(t, lines, maxDisplayWidth-1)
+	if len(lines) != 2+len(st.Workers)+1 {
+		t.Fatalf("want the bar, a header, a row per swarm and a total; got\n%s", strings.Join(lines, "\n"))
 	}
-	// A message printed between redraws stays above the display.
-	fmt.Fprintln(scr, "cluster: swarm node node2 quarantined")
-	st.Written, st.BytesDone = st.Pieces, st.Length
-	p.update(st)
+	if l := lines[0]; !strings.HasPrefix(l, "ubuntu") || !strings.Contains(l, "…") ||
+		!strings.Contains(l, "[==========>") || !strings.HasSuffix(l, "52.9%  1.4 GiB / 2.6 GiB  eta 54s") {
+		t.Errorf("bar line: %q", l)
+	}
+	if f := strings.Fields(lines[1]); strings.Join(f, " ") != "swarm pieces down up peers" {
+		t.Errorf("header: %q", lines[1])
+	}
+	for i, w := range st.Workers {
+		f := rowFields(t, lines[2+i])
+		if !strings.HasPrefix(w.Name, strings.SplitN(f[0], "…", 2)[0]) {
+			t.Errorf("row %q does not name %s", lines[2+i], w.Name)
+		}
+		if f[1] != strconv.Itoa(w.Delivered) || f[2] != rate(w.DownRate) || f[3] != rate(w.UpRate) || f[4] != strconv.Itoa(w.Peers) {
+			t.Errorf("row for %s: %q", w.Name, lines[2+i])
+		}
+	}
+	if !strings.Contains(lines[5], "…") || !strings.HasSuffix(strings.Fields(lines[5])[0], ":7946") {
+		t.Errorf("a long name keeps its start and end: %q", lines[5])
+	}
+	total := lines[len(lines)-1]
+	if f := rowFields(t, total); f[0] != "total" || f[1] != "1433/2711" || f[2] != "23.5 MiB/s" ||
+		f[3] != "1.5 MiB/s" || f[4] != "103" || !strings.HasSuffix(total, "(3 seeds)") {
+		t.Errorf("total row: %q", total)
+	}
+}
+
+func TestBarNarrowTerminal(t *testing.T) {
+	b := newTestBar(t, "ubuntu-24.04.1-desktop-amd64.iso", 51)
+	b.p.update(clusterStatus())
+	lines := b.draw(t)
+	checkWidth(t, lines, 50)
+	if len(lines) != 7 || !strings.Contains(lines[0], "52.9%") || !strings.Contains(lines[0], "[") {
+		t.Errorf("display at 50 columns:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+func TestBarFollowsWorkers(t *testing.T) {
+	b := newTestBar(t, "big.iso", maxDisplayWidth)
+	fmt.Fprintln(b.p, "coord: starting") // before the display: straight through
+
+	// Alone, the total row is the local swarm's.
+	st := swarm.Status{Pieces: 10, Written: 4, BytesDone: 4 << 16, Length: 10 << 16, DownRate: 1 << 16, Peers: 2,
+		Workers: []swarm.WorkerStatus{{Name: "local", Delivered: 4, DownRate: 1 << 16, Peers: 2}}}
+	b.p.update(st)
+	lines := b.draw(t)
+	if len(lines) != 4 || lines[0] != "coord: starting" {
+		t.Fatalf("alone: want the message, the bar, a header and the local row; got\n%s", strings.Join(lines, "\n"))
+	}
+	if !strings.HasPrefix(lines[1], "big.iso [") || !strings.HasSuffix(lines[1], " 40.0%  256.0 KiB / 640.0 KiB  eta 6s") {
+		t.Errorf("bar line: %q", lines[1])
+	}
+	if f := rowFields(t, lines[3]); f[0] != "local" || f[1] != "4/10" || f[4] != "2" {
+		t.Errorf("local row: %q", lines[3])
+	}
+
+	// A node joins: a row for each swarm above the total.
+	st.Workers = append(st.Workers, swarm.WorkerStatus{Name: "node1", Delivered: 1, DownRate: 1 << 20, Peers: 7})
+	st.Written, st.BytesDone, st.Peers = 5, 5<<16, 9
+	b.p.update(st)
+	lines = b.draw(t)
+	if len(lines) != 6 {
+		t.Fatalf("with a node: want the message, the bar, a header, 2 rows and a total; got\n%s", strings.Join(lines, "\n"))
+	}
+	if f := rowFields(t, lines[3]); f[0] != "local" || f[1] != "4" {
+		t.Errorf("local row: %q", lines[3])
+	}
+	if f := rowFields(t, lines[4]); f[0] != "node1" || f[1] != "1" || f[2] != "1.0 MiB/s" || f[4] != "7" {
+		t.Errorf("node1's row: %q", lines[4])
+	}
+	if f := rowFields(t, lines[5]); f[0] != "total" || f[1] != "5/10" || f[4] != "9" {
+		t.Errorf("total row: %q", lines[5])
+	}
+
+	// A message printed meanwhile goes above the display, not over it.
+	fmt.Fprintln(b.p, "cluster: swarm node node1 quarantined")
+	// The node leaves: its row stays, marked.
+	st.Workers = st.Workers[:1]
+	b.p.update(st)
+	lines = b.draw(t)
+	if len(lines) != 7 || lines[1] != "cluster: swarm node node1 quarantined" || !strings.HasPrefix(lines[2], "big.iso [") {
+		t.Fatalf("after a message:\n%s", strings.Join(lines, "\n"))
+	}
+	if f := strings.Fields(lines[5]); f[0] != "node1" || f[1] != "1" || f[len(f)-1] != "gone" {
+		t.Errorf("a node that left: %q", lines[5])
+	}
+
+	// The end: finish returns with the last figures drawn, and what is
+	// printed next goes below them.
+	st.Written, st.BytesDone, st.Complete = st.Pieces, st.Length, true
+	st.Workers[0].Delivered = 9
+	b.p.update(st)
+	b.p.finish()
+	fmt.Fprintln(b.p, "downloaded big.iso") // after the display: straight through
+	lines = b.scr.lines()
+	if len(lines) != 8 || lines[7] != "downloaded big.iso" {
+		t.Fatalf("after finish:\n%s", strings.Join(lines, "\n"))
+	}
+	if !strings.HasSuffix(lines[2], "100.0%  640.0 KiB / 640.0 KiB  eta -") || !strings.Contains(lines[2], "[=====") {
+		t.Errorf("final bar line: %q", lines[2])
+	}
+	if f := rowFields(t, lines[4]); f[0] != "local" || f[1] != "9" {
+		t.Errorf("final local row: %q", lines[4])
+	}
+	if f := rowFields(t, lines[6]); f[0] != "total" || f[1] != "10/10" {
+		t.Errorf("final total row: %q", lines[6])
+	}
+	checkWidth(t, lines, maxDisplayWidth-1)
+}
+
+func TestBarInterrupted(t *testing.T) {
+	b := newTestBar(t, "big.iso", maxDisplayWidth)
+	b.p.update(clusterStatus())
+	b.p.finish()               // no redraw asked for: finish draws the last figures itself
+	b.p.update(swarm.Status{}) // ignored
+	lines := b.scr.lines()
+	if len(lines) != 7 || !strings.Contains(lines[0], "52.9%") || !strings.Contains(lines[6], "1433/2711") {
+		t.Fatalf("after finish:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+func TestNoDisplay(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgress(&cmdEnv{stderr: &buf}, "none", time.Second, torrentNamed("big.iso"))
+	p.update(clusterStatus())
+	fmt.Fprintln(p, "cluster: a message")
 	p.finish()
-	fmt.Fprintln(scr, "downloaded big.iso")
-	want = "coord: starting\ncluster: swarm node node2 quarantined\n\n" +
-		strings.Join(displayLines("big.iso", st, maxDisplayWidth-1), "\n") + "\ndownloaded big.iso"
-	if got := scr.String(); got != want {
-		t.Fatalf("after a message, a last update and finish the screen is\n%s\nwant\n%s", got, want)
-	}
-	if !strings.Contains(want, "100.0%") || !strings.Contains(want, "node1") {
-		t.Fatalf("final display:\n%s", want)
+	if buf.String() != "cluster: a message\n" {
+		t.Errorf("none: %q", buf.String())
 	}
 }
 
