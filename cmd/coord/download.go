@@ -161,9 +161,14 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	if err := checkWritableDir(dir); err != nil {
 		return fail("output directory: %v", err)
 	}
+	// The progress display draws nothing until its first update; until
+	// finish, whatever else goes to stderr (log lines, cluster messages)
+	// is written through it so that it lands above a live display.
+	prog := newProgress(env, o.progress, o.logEvery, t)
+	defer prog.finish()
 	log := slog.New(slog.DiscardHandler)
 	if o.verbose {
-		log = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		log = slog.New(slog.NewTextHandler(prog, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
 	if o.cpuprof != "" {
@@ -273,16 +278,16 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 
 	if o.cluster.Enabled() {
 		o.cluster.Slots = o.maxPeers // advertised as the coordinator's capacity
-		s.cluster, err = startClusterLink(o.cluster, key, t, lnAddr, log, env.stderr)
+		s.cluster, err = startClusterLink(o.cluster, key, t, lnAddr, log, prog)
 		if err != nil {
 			return fail("%v", err)
 		}
 		closers = append(closers, s.cluster.close)
-		fmt.Fprintf(env.stderr, "cluster: gossip on %s as %s; swarm nodes that join get work\n",
+		fmt.Fprintf(prog, "cluster: gossip on %s as %s; swarm nodes that join get work\n",
 			s.cluster.c.Addr(), s.cluster.c.LocalName())
 	}
 
-	s.prog = newProgress(env, o.progress, o.logEvery, t)
+	s.prog = prog
 	code = s.loop(ctx)
 	s.prog.finish()
 	return code
