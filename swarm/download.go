@@ -106,6 +106,7 @@ type workerSlot struct {
 	trusted bool // its Verified flag is believed (the local swarm)
 	alive   bool
 	state   WorkerState // for Status: gone and quarantined stick
+	taken   int         // pieces accepted from it (Status: exact, unlike its own snapshot)
 	rate    rateMeter
 	bad     int
 	closed  chan struct{} // fan-in finished
@@ -534,6 +535,7 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 		}
 	}
 	now := time.Now()
+	s.taken++
 	s.rate.Add(len(ev.Data))
 	d.nVerified++
 	d.pendingStore = append(d.pendingStore, storeReq{s: s, piece: i, data: ev.Data})
@@ -652,6 +654,7 @@ func (d *Download) publish(now time.Time) {
 			continue
 		}
 		ws := s.w.Status()
+		ws.Delivered = s.taken
 		switch {
 		case s.state != "":
 			ws.State = s.state

@@ -222,6 +222,10 @@ func TestSubChiefEndGameAcrossWorkers(t *testing.T) {
 	if !s.Complete || s.Written != 40 || len(s.Workers) != 2 || s.Workers[1].Name != "node1" {
 		t.Fatalf("workers in status: %+v", s.Workers)
 	}
+	// Per-worker piece counts are the sub-chief's own: exact at completion.
+	if s.Workers[0].Delivered+s.Workers[1].Delivered != 40 || s.Workers[1].Delivered != 40 {
+		t.Fatalf("delivered per worker %d + %d, want 0 + 40", s.Workers[0].Delivered, s.Workers[1].Delivered)
+	}
 }
 
 // A worker that stops has its lease returned to the pool; a worker that

@@ -76,7 +76,7 @@ type WorkerStatus struct {
 	Wasted      int64   // bytes received that were not needed or failed the hash
 	Leased      int     // pieces in the lease, not yet delivered
 	Active      int     // pieces being downloaded or verified
-	Delivered   int     // pieces delivered to the sub-chief
+	Delivered   int     // pieces delivered to the sub-chief (in Download.Status: those it accepted)
 	HashFails   int     // pieces that failed verification
 	Banned      int     // banned peer addresses
 	Outstanding int     // block requests in flight
