@@ -237,11 +237,19 @@ const rowFormat = "  %-16s %11s %12s %12s %6s"
 
 func (r *workerRow) text() string {
 	f := r.cur.Load()
-	if f.gone {
+	switch {
+	case f.gone:
 		return fmt.Sprintf(rowFormat, clip(r.name, 16), fmt.Sprint(f.ws.Delivered), "-", "-", "-") + "  gone"
+	case f.ws.State == swarm.WorkerGone || f.ws.State == swarm.WorkerQuarantined:
+		// Still listed by the sub-chief, no longer working for it.
+		return fmt.Sprintf(rowFormat, clip(r.name, 16), fmt.Sprint(f.ws.Delivered), "-", "-", "-") + "  " + string(f.ws.State)
 	}
-	return fmt.Sprintf(rowFormat, clip(r.name, 16), fmt.Sprint(f.ws.Delivered),
+	line := fmt.Sprintf(rowFormat, clip(r.name, 16), fmt.Sprint(f.ws.Delivered),
 		rate(f.ws.DownRate), rate(f.ws.UpRate), fmt.Sprint(f.ws.Peers))
+	if f.ws.State == swarm.WorkerBenched {
+		line += "  benched"
+	}
+	return line
 }
 
 func totalRow(s *snapshot) string {
@@ -346,6 +354,10 @@ func statusLine(st swarm.Status) string {
 		humanBytes(int64(st.UpRate)), st.Peers, st.Seeds, eta(st))
 	if len(st.Workers) > 1 {
 		for _, w := range st.Workers {
+			if w.State != "" && w.State != swarm.WorkerActive {
+				line += fmt.Sprintf("  [%s: %d pieces, %s]", w.Name, w.Delivered, w.State)
+				continue
+			}
 			line += fmt.Sprintf("  [%s: %d pieces, %s/s, %d peers]", w.Name, w.Delivered, humanBytes(int64(w.DownRate)), w.Peers)
 		}
 	}

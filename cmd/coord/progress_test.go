@@ -355,3 +355,24 @@ func TestLogLines(t *testing.T) {
 		t.Errorf("one swarm: %q", l)
 	}
 }
+
+// The sub-chief's verdict on a worker shows in both modes: a quarantined or
+// gone node's row has no rates, a benched one is marked.
+func TestWorkerStates(t *testing.T) {
+	st := clusterStatus()
+	st.Workers[1].State = swarm.WorkerQuarantined
+	st.Workers[2].State = swarm.WorkerBenched
+	b := newTestBar(t, "big.iso", maxDisplayWidth)
+	b.p.update(st)
+	lines := b.draw(t)
+	if l := lines[3]; !strings.HasSuffix(l, "quarantined") || strings.Contains(l, "/s") {
+		t.Errorf("quarantined row: %q", l)
+	}
+	if l := lines[4]; !strings.HasSuffix(l, "benched") || !strings.Contains(l, rate(st.Workers[2].DownRate)) {
+		t.Errorf("benched row: %q", l)
+	}
+	l := statusLine(st)
+	if !strings.Contains(l, "[node1: 610 pieces, quarantined]") || !strings.Contains(l, "[node2: 300 pieces, benched]") {
+		t.Errorf("log line: %q", l)
+	}
+}
