@@ -111,7 +111,13 @@ type candidate struct {
 	fails   int
 	next    time.Time
 	self    bool
+	added   time.Time // last heard of (AddPeers)
 }
+
+// maxCandidates bounds the addresses a swarm remembers to dial; beyond it
+// the stalest addresses not being dialed or connected are forgotten (those
+// that failed to connect first), down to three quarters of it.
+const maxCandidates = 4096
 
 type hashJob struct {
 	piece int
@@ -250,17 +256,52 @@ func (s *LocalSwarm) Have(pieces []int) {
 func (s *LocalSwarm) AddPeers(addrs []netip.AddrPort) {
 	addrs = append([]netip.AddrPort(nil), addrs...)
 	s.post(func() {
+		now := time.Now()
 		for _, a := range addrs {
 			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 			if !a.IsValid() || a.Port() == 0 {
 				continue
 			}
-			if _, ok := s.cands[a]; !ok {
-				s.cands[a] = &candidate{}
+			c := s.cands[a]
+			if c == nil {
+				c = &candidate{}
+				s.cands[a] = c
 			}
+			c.added = now
 		}
-		s.dialMore(time.Now())
+		if len(s.cands) > maxCandidates {
+			s.pruneCandidates(maxCandidates * 3 / 4)
+		}
+		s.dialMore(now)
 	})
+}
+
+// pruneCandidates forgets candidates until at most keep remain, sparing
+// those being dialed or connected: first the ones that failed most, then
+// the least recently heard of.
+func (s *LocalSwarm) pruneCandidates(keep int) {
+	type cand struct {
+		a netip.AddrPort
+		c *candidate
+	}
+	var drop []cand
+	for a, c := range s.cands {
+		if !c.dialing && !s.connectedTo(a) {
+			drop = append(drop, cand{a, c})
+		}
+	}
+	slices.SortFunc(drop, func(x, y cand) int {
+		if x.c.fails != y.c.fails {
+			return y.c.fails - x.c.fails
+		}
+		return x.c.added.Compare(y.c.added)
+	})
+	for _, d := range drop {
+		if len(s.cands) <= keep {
+			return
+		}
+		delete(s.cands, d.a)
+	}
 }
 
 // Close implements Worker: it closes every connection and waits for all

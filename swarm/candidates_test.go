@@ -1,0 +1,54 @@
+package swarm
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// onOwner runs f on the local swarm's goroutine and waits for it.
+func onOwner(t *testing.T, s *LocalSwarm, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	s.post(func() { f(); close(done) })
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the swarm's goroutine did not run the function")
+	}
+}
+
+// A swarm told of more addresses than it can remember forgets the stalest
+// ones that are not being dialed, keeping the newest.
+func TestCandidatesBounded(t *testing.T) {
+	tt := makeTorrent(t, 4*16<<10, 16<<10)
+	cfg := testConfig(tt, newMemStorage(tt.t.Info, nil, false), 1)
+	cfg.MaxPeers, cfg.MaxDialing = 1, 1
+	d := newTestDownload(t, cfg)
+	s := d.Local()
+	// Closed ports on loopback: dials fail at once and count as failures.
+	addr := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(20000+i))
+	}
+	var batch []netip.AddrPort
+	for i := range maxCandidates + 500 {
+		batch = append(batch, addr(i))
+		if len(batch) == 500 {
+			s.AddPeers(batch)
+			batch = nil
+		}
+	}
+	s.AddPeers(batch)
+	var n int
+	var newest bool
+	onOwner(t, s, func() {
+		n = len(s.cands)
+		_, newest = s.cands[addr(maxCandidates+499)]
+	})
+	if n > maxCandidates {
+		t.Fatalf("%d candidates remembered, limit %d", n, maxCandidates)
+	}
+	if !newest {
+		t.Fatal("the newest address was forgotten")
+	}
+}
