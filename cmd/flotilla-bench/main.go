@@ -263,6 +263,10 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 		ss = append(ss, summarize(c, results))
 	}
 	printTable(stdout, ss)
+	if d, n := handshakeLatency(ctx, clientHost, sw); n > 0 {
+		fmt.Fprintf(stdout, "the seeders answer a handshake after %s (median of %d probes): a floor under every client's first request\n",
+			d.Round(time.Millisecond), n)
+	}
 	if o.keep {
 		fmt.Fprintf(stdout, "kept: %s\n", workDir)
 	}
@@ -352,4 +356,23 @@ func enoughSpace(dir string, need int64) bool {
 		return false
 	}
 	return int64(st.Bavail)*st.Bsize >= need
+}
+
+// handshakeLatency times a bare BEP 3 handshake with every seeder, three
+// times each, and returns the median and the number of probes answered.
+// aria2c answers new connections on a timer, which bounds how soon any
+// client can request its first block.
+func handshakeLatency(ctx context.Context, h lab.Host, sw *lab.Swarm) (time.Duration, int) {
+	var ds []int64
+	var id [20]byte
+	copy(id[:], "-FB0001-handshake-p")
+	for range 3 {
+		for _, a := range sw.SeederAddrs {
+			t0 := time.Now()
+			if _, err := lab.PeerIDAt(ctx, h, a, sw.Torrent.InfoHash, id); err == nil {
+				ds = append(ds, int64(time.Since(t0)))
+			}
+		}
+	}
+	return time.Duration(median(ds)), len(ds)
 }
