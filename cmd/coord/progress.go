@@ -344,7 +344,9 @@ func eta(st swarm.Status) string {
 	if st.DownRate <= 0 || st.BytesDone >= st.Length {
 		return "-"
 	}
-	return (time.Duration(float64(st.Length-st.BytesDone)/st.DownRate) * time.Second).Round(time.Second).String()
+	// Whole seconds, rounded up: a second and a bit left shows 2s, never 0s.
+	left := time.Duration(float64(st.Length-st.BytesDone) / st.DownRate * float64(time.Second))
+	return ((left + time.Second - 1) / time.Second * time.Second).String()
 }
 
 // statusLine is the one-line form of a status, for logs.

@@ -194,7 +194,7 @@ func TestBarShowsEverySwarm(t *testing.T) {
 		t.Fatalf("want the bar, a header, a row per swarm and a total; got\n%s", strings.Join(lines, "\n"))
 	}
 	if l := lines[0]; !strings.HasPrefix(l, "ubuntu") || !strings.Contains(l, "…") ||
-		!strings.Contains(l, "[==========>") || !strings.HasSuffix(l, "52.9%  1.4 GiB / 2.6 GiB  eta 54s") {
+		!strings.Contains(l, "[==========>") || !strings.HasSuffix(l, "52.9%  1.4 GiB / 2.6 GiB  eta 55s") {
 		t.Errorf("bar line: %q", l)
 	}
 	if f := strings.Fields(lines[1]); strings.Join(f, " ") != "swarm pieces down up peers" {
@@ -374,5 +374,25 @@ func TestWorkerStates(t *testing.T) {
 	l := statusLine(st)
 	if !strings.Contains(l, "[node1: 610 pieces, quarantined]") || !strings.Contains(l, "[node2: 300 pieces, benched]") {
 		t.Errorf("log line: %q", l)
+	}
+}
+
+func TestETA(t *testing.T) {
+	for _, c := range []struct {
+		left int64
+		rate float64
+		want string
+	}{
+		{400, 1000, "1s"},    // 0.4 s left: not "0s"
+		{1500, 1000, "2s"},   // 1.5 s
+		{54000, 1000, "54s"}, // exact
+		{3_600_500, 1000, "1h0m1s"},
+		{0, 1000, "-"}, // done
+		{100, 0, "-"},  // no rate yet
+	} {
+		st := swarm.Status{Length: 10_000_000, BytesDone: 10_000_000 - c.left, DownRate: c.rate}
+		if got := eta(st); got != c.want {
+			t.Errorf("eta(%d B left at %v B/s) = %s, want %s", c.left, c.rate, got, c.want)
+		}
 	}
 }
