@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,24 +38,7 @@ func TestUsageAndBadFlags(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer for a writer and a reader on different
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testenv.SyncBuffer
 
 // The cluster key may come from FLOTILLA_CLUSTER_KEY: with it the node
 // joins a member holding the same key and advertises itself; a malformed

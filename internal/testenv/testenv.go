@@ -5,11 +5,13 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,4 +97,23 @@ func StartOpentracker(t testing.TB, ip string, infoHashes ...[20]byte) *Opentrac
 		t.Fatal(err)
 	}
 	return &Opentracker{HTTPAnnounce: ot.HTTPAnnounce, UDPAnnounce: ot.UDPAnnounce, Scrape: ot.Scrape, Dir: ot.Dir}
+}
+
+// SyncBuffer is a bytes.Buffer that a writer and a reader on different
+// goroutines may share: a process's output collected while a test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
