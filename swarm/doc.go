@@ -43,9 +43,15 @@
 //   - Pipelining: depth = clamp(rate*TargetLatency/16 KiB, MinPipeline,
 //     MaxPipeline), StartPipeline before the first rate sample, never over
 //     the peer's BEP 10 reqq.
-//   - Deadlines: each block request has RequestTimeout; peers answer in
-//     order, so a per-peer send-order queue is checked at its head. An
-//     overdue block is cancelled and requested elsewhere. A peer that
+//   - Deadlines (the peer-swarm watchdog): each block request is a packet
+//     with an issue time and a deadline (RequestTimeout later), fulfilled
+//     when its block arrives, as in package watchdog. Every request has the
+//     same timeout and peers answer in order, so each peer's send-order
+//     queue is already sorted by deadline: it is the ledger's heap, checked
+//     at its head on every tick, with no per-request allocation (a shared
+//     watchdog.Watchdog would cost a channel operation per block). An
+//     overdue block is cancelled, counted (WorkerStatus.TimedOut) and
+//     requested elsewhere. A peer that
 //     unchoked us and leaves our requests unanswered for SnubTimeout is
 //     snubbed (one request at a time, no regular upload slot).
 //   - Choking: UploadSlots-1 slots to the fastest uploaders to us plus one
@@ -59,6 +65,6 @@
 //     outside the torrent) ban too. The ban list is consulted on dial and
 //     accept.
 //
-// The passive algorithms (Picker, choker, deadline table, trust book,
+// The passive algorithms (Picker, choker, trust book,
 // lease book) have no goroutines and no I/O and are tested alone.
 package swarm

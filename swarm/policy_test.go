@@ -7,25 +7,6 @@ import (
 	"time"
 )
 
-func TestDeadlineTable(t *testing.T) {
-	var dt deadlineTable
-	t0 := time.Unix(1000, 0)
-	for i, s := range []int{5, 1, 3, 2, 4} {
-		dt.Add(deadline{at: t0.Add(time.Duration(s) * time.Second), peer: peerKey(i)})
-	}
-	if at, _ := dt.Next(); !at.Equal(t0.Add(time.Second)) {
-		t.Fatalf("next %v", at)
-	}
-	got := dt.Expired(t0.Add(3*time.Second), nil)
-	if len(got) != 3 || got[0].peer != 1 || got[1].peer != 3 || got[2].peer != 2 {
-		t.Fatalf("expired %+v", got)
-	}
-	dt.Compact(func(d deadline) bool { return d.peer == 0 })
-	if dt.Len() != 1 {
-		t.Fatalf("after compact %d", dt.Len())
-	}
-}
-
 func TestPipelineDepth(t *testing.T) {
 	const bs = 16 << 10
 	if d := pipelineDepth(0, time.Second, bs, 32, 4, 512); d != 32 {
