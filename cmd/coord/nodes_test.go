@@ -133,7 +133,7 @@ func TestNodesJoinWithoutPort(t *testing.T) {
 	const ip = "127.0.0.46"
 	node, err := startNodeMember(t, key, "node-b", net.JoinHostPort(ip, "7946"))
 	if err != nil {
-		t.Skipf("cannot bind the default gossip port on %s (in use?): %v", ip, err)
+		testenv.Unavailable(t, "cannot bind the default gossip port on %s (in use?): %v", ip, err)
 	}
 	code, out, errs := runCoord(t, "nodes", "--join", ip, "--cluster-key-file", keyFile, "--timeout", "10s")
 	if code != 0 || !strings.Contains(out, "node-b") || !strings.Contains(out, node.Addr().String()) {

@@ -33,6 +33,13 @@ func missing(t testing.TB, what string) {
 	t.Skipf("%s; skipping (install it, see scripts/install-test-deps.sh)", what)
 }
 
+// Unavailable reports that something the test needs (a port, a device)
+// is not available: the test is skipped on a laptop and fails under CI.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	missing(t, fmt.Sprintf(format, args...))
+}
+
 // Require checks that every program is on PATH.
 func Require(t testing.TB, programs ...string) {
 	t.Helper()
