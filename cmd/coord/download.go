@@ -31,6 +31,16 @@ import (
 // exitInterrupted is the status of a download stopped by a signal.
 const exitInterrupted = 130
 
+// A user whose trackers all fail and who has no peers would otherwise see
+// 0% and "peers 0" forever: after trackerSilentAfter without any tracker
+// answering and with no peers, a warning naming the trackers' errors is
+// printed, at most every trackerWarnEvery. Variables so that a test can
+// shorten them.
+var (
+	trackerSilentAfter = 15 * time.Second
+	trackerWarnEvery   = time.Minute
+)
+
 // transferOpts are the flags shared by download and seed.
 type transferOpts struct {
 	listen   string
@@ -124,6 +134,11 @@ type session struct {
 	wd      *watchdog.Watchdog
 	prog    *progress
 	cluster *clusterLink // nil when not in a cluster
+
+	// Tracker health, for the warning when none answers (loop's own).
+	lastAnswer  time.Time        // last successful tracker reply, or the loop's start
+	lastWarn    time.Time        // last "no tracker answers" warning
+	trackerErrs map[string]error // newest error per tracker URL, cleared when it answers
 }
 
 // transfer sets up a session and runs its main loop. It returns the exit
@@ -300,6 +315,7 @@ func (s *session) loop(ctx context.Context) int {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	started := time.Now()
+	s.lastAnswer = started
 	complete := s.dl.Complete()
 	var updates <-chan tracker.Update
 	if s.ann != nil {
@@ -360,6 +376,7 @@ func (s *session) loop(ctx context.Context) int {
 				return 1
 			}
 			s.prog.update(st)
+			s.warnIfNoTracker(now, st)
 			if s.cluster != nil && complete != nil {
 				s.cluster.tick(now)
 			}
@@ -370,8 +387,14 @@ func (s *session) loop(ctx context.Context) int {
 func (s *session) trackerUpdate(u tracker.Update) {
 	if u.Err != nil {
 		s.log.Debug("tracker", "url", u.URL, "err", u.Err)
+		if s.trackerErrs == nil {
+			s.trackerErrs = make(map[string]error)
+		}
+		s.trackerErrs[u.URL] = u.Err
 		return
 	}
+	s.lastAnswer = time.Now()
+	delete(s.trackerErrs, u.URL)
 	if u.Response == nil {
 		return
 	}
@@ -384,6 +407,47 @@ func (s *session) trackerUpdate(u tracker.Update) {
 		addrs = append(addrs, p.Addr)
 	}
 	s.dl.AddPeers(addrs)
+}
+
+// warnIfNoTracker warns, through the progress display, when no tracker
+// has answered for trackerSilentAfter and there are no peers, naming each
+// tracker's last error; it repeats at most every trackerWarnEvery. The
+// trackers keep retrying on their own back-off meanwhile.
+func (s *session) warnIfNoTracker(now time.Time, st swarm.Status) {
+	if s.ann == nil || st.Peers > 0 || now.Sub(s.lastAnswer) < trackerSilentAfter ||
+		(!s.lastWarn.IsZero() && now.Sub(s.lastWarn) < trackerWarnEvery) {
+		return
+	}
+	s.lastWarn = now
+	var errs []string
+	for _, tier := range s.t.Tiers() {
+		for _, u := range tier {
+			if err, ok := s.trackerErrs[u]; ok {
+				errs = append(errs, u+": "+briefError(err))
+			}
+		}
+	}
+	last := "none has replied yet"
+	if len(errs) > 0 {
+		last = "last errors: " + strings.Join(errs, "; ")
+	}
+	fmt.Fprintf(s.prog, "coord %s: warning: no tracker has answered for %s and there are no peers; still retrying (%s)\n",
+		s.name, now.Sub(s.lastAnswer).Round(time.Second), last)
+}
+
+// briefError shortens a tracker error for a one-line warning: a network
+// error is reduced to its cause (the URL is printed beside it), and the
+// text is capped.
+func briefError(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		err = op.Err
+	}
+	msg := err.Error()
+	if r := []rune(msg); len(r) > 100 {
+		msg = string(r[:99]) + "…"
+	}
+	return msg
 }
 
 // printWorkers says how much each swarm contributed, when there were
