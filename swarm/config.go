@@ -80,7 +80,7 @@ type Config struct {
 	// requests are rejected.
 	MaxUploadQueue int
 	// MaxStrikes bans a peer after this many failed pieces it contributed
-	// to (the sole contributor of a failed piece is banned at once).
+	// to (the first makes it distrusted; see trustBook).
 	MaxStrikes int
 	// Hashers is the number of SHA-1 goroutines (0: one per CPU, max 4).
 	Hashers int

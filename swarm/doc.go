@@ -58,12 +58,15 @@
 //     optimistic unchoke rotated every OptimisticInterval while
 //     downloading; round-robin while seeding; a newly interested peer gets
 //     a free slot at once.
-//   - Trust: the sole contributor of a failed piece is banned by IP; a
-//     failed piece with several contributors is kept until the piece
-//     verifies, and the senders of the blocks that differ are banned.
-//     Protocol violations (oversized messages, bad bitfields, requests
-//     outside the torrent) ban too. The ban list is consulted on dial and
-//     accept.
+//   - Trust: every contributor of a piece that fails its hash is
+//     distrusted; one that contributes to another failed piece
+//     (MaxStrikes) is banned by IP. A distrusted peer downloads only pieces
+//     no other peer is working on and no one joins them, so its next
+//     failure is its alone. A failed piece with several contributors is
+//     kept until the piece verifies: the peers whose blocks were right are
+//     trusted again. Protocol violations (oversized messages, bad
+//     bitfields, requests outside the torrent) ban at once. The ban list is
+//     consulted on dial and accept.
 //
 // The passive algorithms (Picker, choker, trust book,
 // lease book) have no goroutines and no I/O and are tested alone.

@@ -136,7 +136,8 @@ func TestHostilePeers(t *testing.T) {
 	cfg := testConfig(tt, st, 2)
 	cfg.Listener = listen(t, "127.0.0.1")
 	leecher := newTestDownload(t, cfg)
-	// Hostile peers first: the liar is the only source until it is banned.
+	// Hostile peers first: the liar is the only source until it is banned
+	// (its first failed piece distrusts it, its second bans it).
 	leecher.AddPeers([]netip.AddrPort{liar.addr(t), big.addr(t), oor.addr(t), badbf.addr(t)})
 	testenv_WaitFor(t, func() bool { return leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")) }, "the liar to be banned")
 	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
@@ -152,11 +153,9 @@ func TestHostilePeers(t *testing.T) {
 	if leecher.Local().Banned(netip.MustParseAddr("127.0.0.1")) {
 		t.Error("the honest seeder was banned")
 	}
-	ws := leecher.Status().Workers[0]
-	t.Logf("worker status %+v", ws)
-	if ws.HashFails == 0 || !leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")) {
-		t.Errorf("liar: %d failed pieces, banned %v", ws.HashFails, leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")))
-	}
+	// The status snapshot may be up to StatusInterval old.
+	testenv_WaitFor(t, func() bool { return leecher.Status().Workers[0].HashFails >= 2 }, "the liar's two failed pieces in the status")
+	t.Logf("worker status %+v", leecher.Status().Workers[0])
 }
 
 // A peer that unchokes and then never answers: its requests time out and

@@ -54,6 +54,7 @@ type LocalSwarm struct {
 	hsMu        sync.Mutex
 	hsConns     map[net.Conn]struct{} // connections in their handshake; nil once closing
 	bans        atomic.Pointer[map[netip.Addr]struct{}]
+	distrusts   atomic.Pointer[map[netip.Addr]struct{}] // published copy of trust's distrusted set
 	status      atomic.Pointer[WorkerStatus]
 	// transit counts verified pieces handed to the sub-chief that Storage
 	// has not yet accepted: their buffers count against MaxInFlightBytes.
@@ -164,6 +165,7 @@ func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
 	s.choker = newChoker(cfg.UploadSlots, cfg.OptimisticInterval, s.rng)
 	empty := map[netip.Addr]struct{}{}
 	s.bans.Store(&empty)
+	s.distrusts.Store(&empty)
 	have := cfg.Storage.Have()
 	for i := 0; i < n; i++ {
 		if i/8 < len(have) && have[i/8]&(0x80>>(i%8)) != 0 {
@@ -615,8 +617,10 @@ func (s *LocalSwarm) hashed(j hashJob) {
 		if sus, ok := s.suspects[j.piece]; ok {
 			delete(s.suspects, j.piece)
 			if guilty := blame(sus.buf, j.buf, sus.from, peerwire.BlockSize, nil); len(guilty) > 0 {
+				// The guilty keep the strike of the failure; the others'
+				// blocks proved right, so theirs is taken back.
 				s.log.Info("peers sent bad blocks", "piece", j.piece, "peers", guilty)
-				s.ban(guilty...)
+				s.absolve(sus.from, guilty)
 			}
 			s.releaseBuf(sus.buf)
 		}
@@ -638,18 +642,77 @@ func (s *LocalSwarm) hashed(j hashJob) {
 		}
 	}
 	s.log.Info("piece failed hash check", "piece", j.piece, "contributors", distinct)
+	// Every contributor is distrusted (a repeat bans it); when the piece
+	// later verifies, blame takes the strike back from those whose blocks
+	// were right.
+	distrusted, banned := s.trust.HashFailed(distinct, nil, nil)
+	if len(distrusted) > 0 {
+		s.log.Info("distrusted peers", "addrs", distrusted)
+		s.setDistrust(distrusted, true)
+	}
+	if len(banned) > 0 {
+		s.ban(banned...)
+	}
 	_, already := s.suspects[j.piece]
-	switch {
-	case len(distinct) > 1 && !already && len(s.suspects) < maxSuspects:
+	if len(distinct) > 1 && !already && len(s.suspects) < maxSuspects {
 		s.suspects[j.piece] = suspect{buf: j.buf, from: from}
-	default:
-		// Sole contributor: banned at once; otherwise strikes.
-		if banned := s.trust.HashFailed(distinct, nil); len(banned) > 0 {
-			s.ban(banned...)
-		}
+	} else {
 		s.releaseBuf(j.buf)
 	}
 	s.fillAll()
+}
+
+// absolve takes back a strike from each distinct contributor in from that
+// is not guilty, and trusts again those left with none.
+func (s *LocalSwarm) absolve(from, guilty []netip.Addr) {
+	var seen, trusted []netip.Addr
+	for _, a := range from {
+		if !a.IsValid() || slices.Contains(guilty, a) || slices.Contains(seen, a) {
+			continue
+		}
+		seen = append(seen, a)
+		if s.trust.Absolve(a) {
+			trusted = append(trusted, a)
+		}
+	}
+	if len(trusted) > 0 {
+		s.log.Info("peers trusted again", "addrs", trusted)
+		s.setDistrust(trusted, false)
+	}
+}
+
+// setDistrust distrusts (or trusts again) addresses: the picker restricts
+// (or frees) their connected peers, and the published set is renewed.
+// Runs once per change of trust, O(peers).
+func (s *LocalSwarm) setDistrust(addrs []netip.Addr, distrust bool) {
+	for _, p := range s.peers {
+		if p == nil || !slices.Contains(addrs, p.addr.Addr().Unmap()) {
+			continue
+		}
+		if distrust {
+			s.picker.Distrust(p.key)
+		} else {
+			s.picker.Trust(p.key)
+		}
+	}
+	s.publishDistrust()
+}
+
+func (s *LocalSwarm) publishDistrust() {
+	m := map[netip.Addr]struct{}{}
+	for a := range s.trust.strikes {
+		if s.trust.Distrusted(a) {
+			m[a] = struct{}{}
+		}
+	}
+	s.distrusts.Store(&m)
+}
+
+// Distrusted reports whether an address is distrusted: it contributed to
+// a failed piece and is not banned (for tests and status).
+func (s *LocalSwarm) Distrusted(a netip.Addr) bool {
+	_, ok := (*s.distrusts.Load())[a.Unmap()]
+	return ok
 }
 
 // sourceAddr is the address of the peer with key k, connected or gone.
@@ -691,6 +754,7 @@ func (s *LocalSwarm) ban(addrs ...netip.Addr) {
 		s.log.Warn("banned peer", "addr", a)
 	}
 	s.bans.Store(&m)
+	s.publishDistrust()
 	for _, p := range s.peers {
 		if p != nil && s.isBanned(p.addr.Addr()) {
 			s.dropPeer(p, ErrBanned)

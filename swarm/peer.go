@@ -117,6 +117,9 @@ func (s *LocalSwarm) register(nc newConn) {
 		return !p.peerChoking || p.allowedFast[uint32(i)]
 	}
 	s.peers[key] = p
+	if s.trust.Distrusted(nc.addr.Addr()) {
+		s.picker.Distrust(key)
+	}
 	s.npeers++
 	s.nconns.Add(1)
 	var init []peerwire.Message

@@ -43,6 +43,10 @@ type activePiece struct {
 	blocks      []blockState
 	received    int
 	unrequested int
+	// owner is the distrusted peer this piece is reserved to (noPeer: none):
+	// no other peer gets its blocks, and it gets no blocks of other pieces
+	// in progress, so a failure of the piece is its alone.
+	owner peerKey
 }
 
 // PickerConfig sizes the picker.
@@ -69,6 +73,9 @@ type Picker struct {
 	free   []*activePiece // recycled
 	nIdle  int            // leased pieces in state missing
 	done   int
+	// distrusted holds the peers that may only download pieces of their own
+	// (Distrust); nil until the first.
+	distrusted map[peerKey]struct{}
 
 	// MaxActive bounds the pieces being downloaded at once (memory budget);
 	// 0 means no bound. Held counts further piece buffers the owner holds
@@ -261,9 +268,15 @@ func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block
 	if n <= 0 {
 		return dst
 	}
+	owner := noPeer // the owner of a piece k may join: none, unless k is distrusted
+	if p.distrusted != nil {
+		if _, ok := p.distrusted[k]; ok {
+			owner = k
+		}
+	}
 	// 1. Partially downloaded pieces.
 	for _, ap := range p.list {
-		if ap.unrequested == 0 || !has(ap.index) {
+		if ap.unrequested == 0 || ap.owner != owner || !has(ap.index) {
 			continue
 		}
 		dst, n = p.take(ap, k, n, dst)
@@ -281,6 +294,7 @@ func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block
 			break
 		}
 		ap := p.activate(i)
+		ap.owner = owner
 		dst, n = p.take(ap, k, n, dst)
 	}
 	if n == 0 || !p.EndGame() {
@@ -288,7 +302,7 @@ func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block
 	}
 	// 3. End game: duplicate outstanding blocks.
 	for _, ap := range p.list {
-		if !has(ap.index) || p.state[ap.index] != pieceActive {
+		if ap.owner != owner || !has(ap.index) || p.state[ap.index] != pieceActive {
 			continue
 		}
 		for b := range ap.blocks {
@@ -408,7 +422,7 @@ func (p *Picker) activate(i int) *activePiece {
 	for b := range ap.blocks {
 		ap.blocks[b] = blockState{from: noPeer}
 	}
-	ap.index, ap.received, ap.unrequested = i, 0, nb
+	ap.index, ap.received, ap.unrequested, ap.owner = i, 0, nb, noPeer
 	p.active[i] = ap
 	p.list = append(p.list, ap)
 	p.state[i] = pieceActive
@@ -427,6 +441,16 @@ func (p *Picker) Unrequest(k peerKey, blk Block) {
 	if !ok {
 		return
 	}
+	if ap.owner == k {
+		// A distrusted owner that times out, rejects or chokes must not
+		// hold the piece up: others may finish it (Received refuses k's
+		// late blocks, so a failure still is not shared).
+		ap.owner = noPeer
+	}
+	ap.unrequestBlock(b, k)
+}
+
+func (ap *activePiece) unrequestBlock(b int, k peerKey) {
 	bs := &ap.blocks[b]
 	for j := 0; j < int(bs.nreq); j++ {
 		if bs.reqBy[j] == k {
@@ -471,6 +495,11 @@ func (p *Picker) Received(k peerKey, blk Block, cancel []peerKey) received {
 	if bs.received {
 		return r
 	}
+	if !p.mayDeliver(ap, k) {
+		// Keep a reserved piece the work of its owner alone.
+		ap.unrequestBlock(b, k)
+		return r
+	}
 	for j := 0; j < int(bs.nreq); j++ {
 		if bs.reqBy[j] != k {
 			r.Cancel = append(r.Cancel, bs.reqBy[j])
@@ -495,6 +524,20 @@ func (p *Picker) Received(k peerKey, blk Block, cancel []peerKey) received {
 		}
 	}
 	return r
+}
+
+// mayDeliver reports whether k's blocks of ap are accepted: a piece
+// reserved to a distrusted peer takes only its blocks, and a distrusted
+// peer's blocks go only into its own pieces. O(1).
+func (p *Picker) mayDeliver(ap *activePiece, k peerKey) bool {
+	if ap.owner != noPeer {
+		return ap.owner == k
+	}
+	if len(p.distrusted) == 0 {
+		return true
+	}
+	_, d := p.distrusted[k]
+	return !d
 }
 
 // BlockSources appends, for each block of a piece being verified, the peer
@@ -548,9 +591,14 @@ func (p *Picker) Verified(i int, ok bool, dst []peerKey) []peerKey {
 	return dst
 }
 
-// PeerLeft drops every request of k still recorded in active pieces.
+// PeerLeft drops every request of k still recorded in active pieces and
+// releases the pieces reserved to it.
 func (p *Picker) PeerLeft(k peerKey) {
+	delete(p.distrusted, k)
 	for _, ap := range p.list {
+		if ap.owner == k {
+			ap.owner = noPeer
+		}
 		for b := range ap.blocks {
 			bs := &ap.blocks[b]
 			for j := 0; j < int(bs.nreq); j++ {
@@ -599,4 +647,41 @@ func (p *Picker) Counts() (missing, active, done int) {
 		}
 	}
 	return
+}
+
+// Distrust restricts peer k to pieces of its own: from now on it is given
+// only pieces no other peer is downloading, and other peers get no blocks
+// of those. Pieces in progress that k has touched (requested or delivered a
+// block of) and no other distrusted peer owns are reserved to it. Called
+// once per distrusted peer, O(active pieces).
+func (p *Picker) Distrust(k peerKey) {
+	if p.distrusted == nil {
+		p.distrusted = map[peerKey]struct{}{}
+	}
+	p.distrusted[k] = struct{}{}
+	for _, ap := range p.list {
+		if ap.owner != noPeer {
+			continue
+		}
+		for b := range ap.blocks {
+			if bs := &ap.blocks[b]; bs.from == k || bs.requestedBy(k) {
+				ap.owner = k
+				break
+			}
+		}
+	}
+}
+
+// Trust lifts Distrust: k may join pieces in progress again and its
+// pieces are open to other peers.
+func (p *Picker) Trust(k peerKey) {
+	if _, ok := p.distrusted[k]; !ok {
+		return
+	}
+	delete(p.distrusted, k)
+	for _, ap := range p.list {
+		if ap.owner == k {
+			ap.owner = noPeer
+		}
+	}
 }

@@ -93,20 +93,34 @@ func TestChokerSeedingRoundRobin(t *testing.T) {
 func TestTrustBook(t *testing.T) {
 	tb := newTrustBook(2)
 	a, b, c := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.4")
-	if got := tb.HashFailed([]netip.Addr{a, b}, nil); len(got) != 0 {
-		t.Fatalf("banned on first shared failure: %v", got)
+	// First offence, shared or sole: distrusted, not banned.
+	if d, x := tb.HashFailed([]netip.Addr{a, b}, nil, nil); !slices.Equal(d, []netip.Addr{a, b}) || len(x) != 0 {
+		t.Fatalf("first shared failure: distrusted %v banned %v", d, x)
 	}
-	if got := tb.HashFailed([]netip.Addr{a, c}, nil); !slices.Equal(got, []netip.Addr{a}) {
-		t.Fatalf("second strike: %v", got)
+	if d, x := tb.HashFailed([]netip.Addr{c}, nil, nil); !slices.Equal(d, []netip.Addr{c}) || len(x) != 0 {
+		t.Fatalf("first sole failure: distrusted %v banned %v", d, x)
 	}
-	if got := tb.HashFailed([]netip.Addr{b}, nil); !slices.Equal(got, []netip.Addr{b}) {
-		t.Fatalf("sole contributor: %v", got)
+	// Repeat: banned.
+	if d, x := tb.HashFailed([]netip.Addr{a}, nil, nil); len(d) != 0 || !slices.Equal(x, []netip.Addr{a}) {
+		t.Fatalf("repeat: distrusted %v banned %v", d, x)
 	}
-	if !tb.Banned(a) || !tb.Banned(b) || tb.Banned(c) || tb.Strikes(c) != 1 {
+	if !tb.Banned(a) || tb.Distrusted(a) || tb.Banned(b) || !tb.Distrusted(b) || tb.Strikes(c) != 1 {
 		t.Fatal("ban state")
 	}
-	if !tb.Banned(netip.MustParseAddr("::ffff:127.0.0.2")) {
+	// Blame proved b right: trusted again, and a later failure is a
+	// first offence again.
+	if !tb.Absolve(b) || tb.Distrusted(b) || tb.Absolve(b) || tb.Absolve(a) {
+		t.Fatal("absolve")
+	}
+	if d, _ := tb.HashFailed([]netip.Addr{b}, nil, nil); !slices.Equal(d, []netip.Addr{b}) {
+		t.Fatalf("after absolution: distrusted %v", d)
+	}
+	if !tb.Banned(netip.MustParseAddr("::ffff:127.0.0.2")) || !tb.Distrusted(netip.MustParseAddr("::ffff:127.0.0.3")) {
 		t.Fatal("v4-mapped address not recognised")
+	}
+	tb.Ban(c)
+	if tb.Distrusted(c) || !tb.Banned(c) {
+		t.Fatal("protocol ban")
 	}
 }
 

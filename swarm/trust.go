@@ -4,11 +4,15 @@ import (
 	"net/netip"
 )
 
-// trustBook is the hash-failure accounting of one swarm: a peer that
-// contributed to a piece failing its hash gets a strike; the sole
-// contributor of a bad piece, or a peer reaching MaxStrikes, is banned by
-// IP address. Passive; owned by the swarm's goroutine (the ban list itself
-// is published to connection code through the swarm's snapshot).
+// trustBook is the hash-failure accounting of one swarm. Every peer that
+// contributed to a piece failing its hash gets a strike: its first strike
+// makes it distrusted (the picker then gives it only pieces no other peer
+// is downloading, so that a further failure is its alone), and reaching
+// MaxStrikes (2 by default: a repeat) bans it by IP address. A strike is
+// taken back when the piece later verifies and blame shows the peer's
+// blocks were right. Protocol abuse bans at once (Ban). Passive; owned by
+// the swarm's goroutine (the ban list itself is published to connection
+// code through the swarm's snapshot).
 type trustBook struct {
 	MaxStrikes int
 	strikes    map[netip.Addr]int
@@ -19,21 +23,46 @@ func newTrustBook(maxStrikes int) *trustBook {
 	return &trustBook{MaxStrikes: maxStrikes, strikes: map[netip.Addr]int{}, banned: map[netip.Addr]struct{}{}}
 }
 
-// HashFailed records a failed piece delivered by the given distinct
-// addresses and appends the newly banned ones to dst.
-func (t *trustBook) HashFailed(contributors []netip.Addr, dst []netip.Addr) []netip.Addr {
-	sole := len(contributors) == 1
+// HashFailed gives a strike to each of the distinct addresses that
+// contributed to a failed piece. It appends to distrusted those that have
+// just become distrusted and to banned those that have just reached
+// MaxStrikes.
+func (t *trustBook) HashFailed(contributors, distrusted, banned []netip.Addr) ([]netip.Addr, []netip.Addr) {
 	for _, a := range contributors {
 		if _, ok := t.banned[a]; ok {
 			continue
 		}
 		t.strikes[a]++
-		if sole || t.strikes[a] >= t.MaxStrikes {
+		switch {
+		case t.strikes[a] >= t.MaxStrikes:
 			t.banned[a] = struct{}{}
-			dst = append(dst, a)
+			banned = append(banned, a)
+		case t.strikes[a] == 1:
+			distrusted = append(distrusted, a)
 		}
 	}
-	return dst
+	return distrusted, banned
+}
+
+// Absolve takes back one strike from a, whose blocks of a failed piece
+// proved right, and reports whether a is trusted again.
+func (t *trustBook) Absolve(a netip.Addr) bool {
+	if _, ok := t.banned[a]; ok || t.strikes[a] == 0 {
+		return false
+	}
+	t.strikes[a]--
+	if t.strikes[a] > 0 {
+		return false
+	}
+	delete(t.strikes, a)
+	return true
+}
+
+// Distrusted reports whether a has a strike and is not banned.
+func (t *trustBook) Distrusted(a netip.Addr) bool {
+	a = a.Unmap()
+	_, banned := t.banned[a]
+	return t.strikes[a] > 0 && !banned
 }
 
 // Ban bans an address outright (protocol abuse).
