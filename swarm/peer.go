@@ -225,6 +225,9 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 	case peerwire.Unchoke:
 		p.peerChoking = false
 		p.waitSince = time.Time{}
+		if s.firstUnchoke.Load() == 0 {
+			s.firstUnchoke.Store(time.Now().UnixNano())
+		}
 		s.log.Debug("unchoked by peer", "peer", p.addr)
 	case peerwire.Interested:
 		p.peerInterested = true

@@ -362,8 +362,12 @@ func (s *session) loop(ctx context.Context) int {
 					if from.IsZero() {
 						from = started
 					}
-					fmt.Fprintf(s.env.stdout, "first block requested %s after start\n",
-						st.FirstRequest.Sub(from).Round(time.Millisecond))
+					fmt.Fprintf(s.env.stdout, "first block requested %s after start", st.FirstRequest.Sub(from).Round(time.Millisecond))
+					if u := st.FirstUnchoke; !u.IsZero() && !u.After(st.FirstRequest) {
+						fmt.Fprintf(s.env.stdout, ", %s after the first unchoke (%s after start)",
+							st.FirstRequest.Sub(u).Round(time.Millisecond), u.Sub(from).Round(time.Millisecond))
+					}
+					fmt.Fprintln(s.env.stdout)
 				}
 				return 0
 			}

@@ -97,13 +97,17 @@ func TestCoordNotBuilt(t *testing.T) {
 }
 
 func TestFirstRequest(t *testing.T) {
-	log := "downloaded x (1.0 GiB) to /o/x; received 1 bytes from peers in 2s (1 B/s)\nfirst block requested 478ms after start\n"
-	if got := firstRequest(log); got != 478*time.Millisecond {
-		t.Fatalf("firstRequest = %v, want 478ms", got)
+	log := "downloaded x (1.0 GiB) to /o/x; received 1 bytes from peers in 2s (1 B/s)\n" +
+		"first block requested 478ms after start, 2ms after the first unchoke (476ms after start)\n"
+	if d, r := firstRequest(log); d != 478*time.Millisecond || r != 2*time.Millisecond {
+		t.Fatalf("firstRequest = %v, %v; want 478ms, 2ms", d, r)
+	}
+	if d, r := firstRequest("first block requested 5ms after start\n"); d != 5*time.Millisecond || r != -1 {
+		t.Fatalf("without the unchoke part: %v, %v", d, r)
 	}
 	for _, bad := range []string{"", "first block requested soon after start\n", "first block requested 3s\n"} {
-		if got := firstRequest(bad); got != 0 {
-			t.Fatalf("firstRequest(%q) = %v, want 0", bad, got)
+		if d, _ := firstRequest(bad); d != 0 {
+			t.Fatalf("firstRequest(%q) = %v, want 0", bad, d)
 		}
 	}
 }

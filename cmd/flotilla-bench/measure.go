@@ -26,23 +26,38 @@ type result struct {
 	// FirstReq is, for coord, when it requested its first block counted
 	// from its start (its own report; 0: not reported).
 	FirstReq time.Duration
+	// React is the part of FirstReq after the first peer unchoked coord
+	// (-1: not reported).
+	React time.Duration
 }
 
-// firstRequest reads coord's "first block requested D after start" line
-// from its log; 0 if there is none.
-func firstRequest(log string) time.Duration {
-	const pre, post = "first block requested ", " after start"
+// firstRequest reads coord's "first block requested D after start[, R
+// after the first unchoke (...)]" line from its log: D, and R (our own
+// reaction time, -1 if not reported); 0 and -1 if there is no such line.
+func firstRequest(log string) (d, react time.Duration) {
+	const pre = "first block requested "
 	for line := range strings.Lines(log) {
-		line = strings.TrimSpace(line)
-		if d, ok := strings.CutPrefix(line, pre); ok {
-			if d, ok := strings.CutSuffix(d, post); ok {
-				if v, err := time.ParseDuration(d); err == nil {
-					return v
-				}
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), pre)
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 3 || f[1] != "after" || !strings.HasPrefix(f[2], "start") {
+			continue
+		}
+		v, err := time.ParseDuration(f[0])
+		if err != nil {
+			continue
+		}
+		react = -1
+		if len(f) >= 7 && f[4] == "after" && f[5] == "the" && f[6] == "first" {
+			if r, err := time.ParseDuration(f[3]); err == nil {
+				react = r
 			}
 		}
+		return v, react
 	}
-	return 0
+	return 0, -1
 }
 
 // runOnce downloads the swarm's torrent once with c into a fresh directory
@@ -143,7 +158,7 @@ wait:
 	r.MBps = float64(sw.Payload.Total) / 1e6 / r.Wall.Seconds()
 	if c.Name == "coord" {
 		if b, err := os.ReadFile(filepath.Join(dir, c.Name+".log")); err == nil {
-			r.FirstReq = firstRequest(string(b))
+			r.FirstReq, r.React = firstRequest(string(b))
 		}
 	}
 	return r

@@ -21,6 +21,7 @@ type summary struct {
 	Wall, CPU    time.Duration
 	MBps, RSSMiB float64
 	FirstReq     []time.Duration // coord: each successful run's first request
+	React        []time.Duration // coord: of it, the time after the first unchoke
 	Failures     []string
 }
 
@@ -64,6 +65,9 @@ func summarize(c *client, rs []result) summary {
 		rss = append(rss, r.RSSMiB)
 		if r.FirstReq > 0 {
 			s.FirstReq = append(s.FirstReq, r.FirstReq)
+		}
+		if r.React >= 0 && r.FirstReq > 0 {
+			s.React = append(s.React, r.React)
 		}
 	}
 	s.Wall, s.CPU = time.Duration(median(wall)), time.Duration(median(cpu))
@@ -116,8 +120,12 @@ func printTable(w io.Writer, ss []summary) {
 			for i, d := range s.FirstReq {
 				ms[i] = d.Round(time.Millisecond).String()
 			}
-			fmt.Fprintf(w, "%s: first block requested after %s from its start (runs: %s; the seeders' handshake reply is most of it)\n",
-				s.Client, time.Duration(median(durations(s.FirstReq))).Round(time.Millisecond), strings.Join(ms, ", "))
+			fmt.Fprintf(w, "%s: first block requested after %s from its start (runs: %s)", s.Client,
+				time.Duration(median(durations(s.FirstReq))).Round(time.Millisecond), strings.Join(ms, ", "))
+			if len(s.React) > 0 {
+				fmt.Fprintf(w, ", %s after the first peer unchoked it", time.Duration(median(durations(s.React))).Round(time.Millisecond))
+			}
+			fmt.Fprintln(w)
 		}
 	}
 	for _, s := range ss {
