@@ -41,13 +41,13 @@ type Status struct {
 	// FirstRequest is when the local swarm queued its first block request
 	// (zero: not yet): the start-up latency the user waits through.
 	FirstRequest time.Time
-	// FirstUnchoke is when a peer first unchoked the local swarm (zero:
-	// not yet); FirstRequest - FirstUnchoke is our own reaction time, the
-	// rest of the start-up waits on trackers and peers.
-	FirstUnchoke time.Time
-	Complete     bool
-	Err          error
-	Updated      time.Time
+	// FirstPeer is when the local swarm's first peer completed its
+	// handshake (zero: not yet); FirstRequest - FirstPeer is our own
+	// reaction time, the rest of the start-up waits on trackers and peers.
+	FirstPeer time.Time
+	Complete  bool
+	Err       error
+	Updated   time.Time
 }
 
 // Download is the sub-chief of one torrent download: it leases pieces to
@@ -681,8 +681,8 @@ func (d *Download) publish(now time.Time) {
 		if ns := d.local.firstBlock.Load(); ns != 0 {
 			st.FirstRequest = time.Unix(0, ns)
 		}
-		if ns := d.local.firstUnchoke.Load(); ns != 0 {
-			st.FirstUnchoke = time.Unix(0, ns)
+		if ns := d.local.firstPeer.Load(); ns != 0 {
+			st.FirstPeer = time.Unix(0, ns)
 		}
 	}
 	d.uploaded.Store(st.Uploaded)

@@ -61,9 +61,9 @@ type LocalSwarm struct {
 	transit atomic.Int64
 	// firstBlock is when the first block request was queued (UnixNano).
 	firstBlock atomic.Int64
-	// firstUnchoke is when a peer first unchoked us (UnixNano): until then
-	// nothing can be requested (allowed-fast pieces aside).
-	firstUnchoke atomic.Int64
+	// firstPeer is when the first peer completed its handshake (UnixNano):
+	// nothing can be requested before.
+	firstPeer atomic.Int64
 
 	// Owner state.
 	picker      *Picker

@@ -135,6 +135,9 @@ func (s *LocalSwarm) register(nc newConn) {
 		init = append(init, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: append([]byte(nil), s.advertised...)})
 	}
 	h.out.push(init...)
+	if s.firstPeer.Load() == 0 {
+		s.firstPeer.Store(time.Now().UnixNano())
+	}
 	s.log.Debug("peer connected", "peer", nc.addr, "outgoing", nc.outgoing, "fast", p.fast)
 	s.wg.Add(2)
 	go s.readLoop(h)
@@ -225,9 +228,6 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 	case peerwire.Unchoke:
 		p.peerChoking = false
 		p.waitSince = time.Time{}
-		if s.firstUnchoke.Load() == 0 {
-			s.firstUnchoke.Store(time.Now().UnixNano())
-		}
 		s.log.Debug("unchoked by peer", "peer", p.addr)
 	case peerwire.Interested:
 		p.peerInterested = true

@@ -61,8 +61,8 @@ func TestSeederToLeecher(t *testing.T) {
 	if s.FirstRequest.IsZero() || s.FirstRequest.After(s.Updated) {
 		t.Fatalf("FirstRequest %v (status of %v)", s.FirstRequest, s.Updated)
 	}
-	if s.FirstUnchoke.IsZero() || s.FirstUnchoke.After(s.Updated) {
-		t.Fatalf("FirstUnchoke %v (status of %v)", s.FirstUnchoke, s.Updated)
+	if s.FirstPeer.IsZero() || s.FirstPeer.After(s.FirstRequest) {
+		t.Fatalf("FirstPeer %v, FirstRequest %v", s.FirstPeer, s.FirstRequest)
 	}
 	if len(s.Workers) != 1 || s.Workers[0].State != WorkerActive {
 		t.Fatalf("workers %+v, want the local one active", s.Workers)

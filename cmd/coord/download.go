@@ -363,9 +363,9 @@ func (s *session) loop(ctx context.Context) int {
 						from = started
 					}
 					fmt.Fprintf(s.env.stdout, "first block requested %s after start", st.FirstRequest.Sub(from).Round(time.Millisecond))
-					if u := st.FirstUnchoke; !u.IsZero() && !u.After(st.FirstRequest) {
-						fmt.Fprintf(s.env.stdout, ", %s after the first unchoke (%s after start)",
-							st.FirstRequest.Sub(u).Round(time.Millisecond), u.Sub(from).Round(time.Millisecond))
+					if u := st.FirstPeer; !u.IsZero() && !u.After(st.FirstRequest) {
+						fmt.Fprintf(s.env.stdout, ", %s after the first peer's handshake (%s after start)",
+							st.FirstRequest.Sub(u).Round(time.Microsecond), u.Sub(from).Round(time.Millisecond))
 					}
 					fmt.Fprintln(s.env.stdout)
 				}

@@ -98,7 +98,7 @@ func TestCoordNotBuilt(t *testing.T) {
 
 func TestFirstRequest(t *testing.T) {
 	log := "downloaded x (1.0 GiB) to /o/x; received 1 bytes from peers in 2s (1 B/s)\n" +
-		"first block requested 478ms after start, 2ms after the first unchoke (476ms after start)\n"
+		"first block requested 478ms after start, 2ms after the first peer's handshake (476ms after start)\n"
 	if d, r := firstRequest(log); d != 478*time.Millisecond || r != 2*time.Millisecond {
 		t.Fatalf("firstRequest = %v, %v; want 478ms, 2ms", d, r)
 	}

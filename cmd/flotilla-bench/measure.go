@@ -26,13 +26,13 @@ type result struct {
 	// FirstReq is, for coord, when it requested its first block counted
 	// from its start (its own report; 0: not reported).
 	FirstReq time.Duration
-	// React is the part of FirstReq after the first peer unchoked coord
-	// (-1: not reported).
+	// React is the part of FirstReq after the first peer's handshake
+	// reply (-1: not reported).
 	React time.Duration
 }
 
 // firstRequest reads coord's "first block requested D after start[, R
-// after the first unchoke (...)]" line from its log: D, and R (our own
+// after the first peer's handshake (...)]" line from its log: D, and R (our own
 // reaction time, -1 if not reported); 0 and -1 if there is no such line.
 func firstRequest(log string) (d, react time.Duration) {
 	const pre = "first block requested "
@@ -50,7 +50,7 @@ func firstRequest(log string) (d, react time.Duration) {
 			continue
 		}
 		react = -1
-		if len(f) >= 7 && f[4] == "after" && f[5] == "the" && f[6] == "first" {
+		if len(f) >= 7 && f[4] == "after" && f[5] == "the" && f[6] == "first" { // R after the first peer's handshake
 			if r, err := time.ParseDuration(f[3]); err == nil {
 				react = r
 			}

@@ -21,7 +21,7 @@ type summary struct {
 	Wall, CPU    time.Duration
 	MBps, RSSMiB float64
 	FirstReq     []time.Duration // coord: each successful run's first request
-	React        []time.Duration // coord: of it, the time after the first unchoke
+	React        []time.Duration // coord: of it, the time after the first peer's handshake
 	Failures     []string
 }
 
@@ -123,7 +123,7 @@ func printTable(w io.Writer, ss []summary) {
 			fmt.Fprintf(w, "%s: first block requested after %s from its start (runs: %s)", s.Client,
 				time.Duration(median(durations(s.FirstReq))).Round(time.Millisecond), strings.Join(ms, ", "))
 			if len(s.React) > 0 {
-				fmt.Fprintf(w, ", %s after the first peer unchoked it", time.Duration(median(durations(s.React))).Round(time.Millisecond))
+				fmt.Fprintf(w, ", %s after the first peer's handshake reply", time.Duration(median(durations(s.React))).Round(time.Microsecond))
 			}
 			fmt.Fprintln(w)
 		}
