@@ -57,19 +57,7 @@ func TestInterruptDownloadAndResume(t *testing.T) {
 		t.Fatalf("record holds %d of %d pieces; the progress showed %.1f%% (>= %d pieces) before SIGINT, and the download was not done",
 			before, n, shown, atLeast)
 	}
-	p2 := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
-	if code := p2.wait(t, 2*time.Minute); code != 0 {
-		t.Fatalf("resume exit %d:\n%s", code, p2.out.String())
-	}
-	if err := l.payload.Verify(out); err != nil {
-		t.Fatal(err)
-	}
-	got := receivedBytes(t, p2.out.String())
-	missing := l.info.Info.Length - int64(before)*l.info.Info.PieceLength
-	// Allow end-game duplicates: a few pieces' worth.
-	if got > missing+8*l.info.Info.PieceLength {
-		t.Fatalf("resumed download received %d bytes; only %d were missing (%d pieces were kept)", got, missing, before)
-	}
+	l.resumeFetchesOnlyMissing(t, out, before)
 }
 
 // TestDownloadThenSeed: `coord download --seed` keeps serving once done
