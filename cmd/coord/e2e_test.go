@@ -360,16 +360,7 @@ func TestDiskFullThenResume(t *testing.T) {
 		t.Fatalf("full disk: exit %d, want a clear error naming the file; output:\n%s", code, msg)
 	}
 	before := haveCount(t, l.info, out) // also checks nothing unwritten is recorded
-	if b, err := exec.Command("mount", "-o", "remount,size=64m", out).CombinedOutput(); err != nil {
-		t.Fatalf("grow tmpfs: %v %s", err, b)
-	}
-	p2 := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
-	if code := p2.wait(t, 2*time.Minute); code != 0 {
-		t.Fatalf("resume after freeing space: exit %d\n%s", code, p2.out.String())
-	}
-	if err := l.payload.Verify(out); err != nil {
-		t.Fatal(err)
-	}
+	l.growAndComplete(t, out)
 	t.Logf("full disk kept %d of %d pieces; resume completed", before, l.info.Info.NumPieces())
 }
 
@@ -387,12 +378,19 @@ func TestDiskFullPreallocated(t *testing.T) {
 	if code != 1 || !strings.Contains(msg, "payload.bin") || !strings.Contains(strings.ToLower(msg), "no space left") {
 		t.Fatalf("preallocating on a full disk: exit %d, want a clear error naming the file; output:\n%s", code, msg)
 	}
+	l.growAndComplete(t, out)
+}
+
+// growAndComplete frees space on the full tmpfs mounted at out and runs the
+// same download again: it must complete, byte-identical.
+func (l *swarmLab) growAndComplete(t *testing.T, out string) {
+	t.Helper()
 	if b, err := exec.Command("mount", "-o", "remount,size=64m", out).CombinedOutput(); err != nil {
 		t.Fatalf("grow tmpfs: %v %s", err, b)
 	}
-	p2 := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
-	if code := p2.wait(t, 2*time.Minute); code != 0 {
-		t.Fatalf("after freeing space: exit %d\n%s", code, p2.out.String())
+	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	if code := p.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("after freeing space: exit %d\n%s", code, p.out.String())
 	}
 	if err := l.payload.Verify(out); err != nil {
 		t.Fatal(err)
