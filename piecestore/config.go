@@ -42,6 +42,12 @@ type Config struct {
 	// SyncInterval: ... or this long after the first pending write,
 	// whichever comes first. 0 means default.
 	SyncInterval time.Duration
+	// MaxOpenFiles bounds the descriptors the store keeps open for the
+	// torrent's files (a file written with O_DIRECT costs two); files are
+	// closed least recently used first and reopened when needed, so a
+	// torrent of any number of files works under a small RLIMIT_NOFILE.
+	// 0 means a quarter of the process's RLIMIT_NOFILE, between 8 and 4096.
+	MaxOpenFiles int
 	// Logger receives warnings (ignored record, re-verification). nil
 	// discards.
 	Logger *slog.Logger
@@ -68,6 +74,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: WriteBudget %d < 0", ErrBadConfig, c.WriteBudget)
 	case c.SyncBytes < 0:
 		return fmt.Errorf("%w: SyncBytes %d < 0", ErrBadConfig, c.SyncBytes)
+	case c.MaxOpenFiles < 0:
+		return fmt.Errorf("%w: MaxOpenFiles %d < 0", ErrBadConfig, c.MaxOpenFiles)
 	case c.SyncInterval < 0:
 		return fmt.Errorf("%w: SyncInterval %v < 0", ErrBadConfig, c.SyncInterval)
 	}
@@ -85,6 +93,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SyncInterval == 0 {
 		c.SyncInterval = d.SyncInterval
+	}
+	if c.MaxOpenFiles == 0 {
+		c.MaxOpenFiles = defaultMaxOpenFiles()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -77,11 +77,18 @@
 // store for the same torrent and directory fails with ErrInUse (the kernel
 // releases the lock if the process dies).
 //
-// # Limits
+// # Open files
 //
-// Every non-empty file stays open while the store is open (one descriptor
-// each), so a torrent with more files than RLIMIT_NOFILE allows fails at
-// Open with a clear error.
+// Descriptors of the torrent's files are kept in a bounded LRU cache
+// (fdcache.go, Config.MaxOpenFiles, by default a quarter of RLIMIT_NOFILE
+// between 8 and 4096; an O_DIRECT descriptor counts too): a file nobody is
+// using is closed when another must be opened, and reopened (without
+// creating it) when needed again. A torrent of any number of files thus
+// works under a small limit. A sync batch touching more than 16 files is
+// made durable with one syncfs instead of an fdatasync per file. Running
+// out of descriptors anyway (EMFILE, ENFILE) closes the idle files, retries
+// once and shrinks the budget; if that fails too the error matches
+// ErrNoDescriptors and says to raise the limit.
 //
 // # Errors
 //

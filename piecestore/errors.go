@@ -31,13 +31,17 @@ var (
 	// ErrInUse reports that another Store (in this or another process)
 	// has the same torrent open in the same directory.
 	ErrInUse = errors.New("piecestore: torrent already open in this directory")
+	// ErrNoDescriptors is matched by a FileError caused by EMFILE or ENFILE:
+	// the process (or the system) ran out of file descriptors.
+	ErrNoDescriptors = errors.New("piecestore: out of file descriptors")
 	// ErrBadConfig reports an invalid Config.
 	ErrBadConfig = errors.New("piecestore: invalid config")
 )
 
 // FileError is an operating-system error on one file of the store. Its
 // message names the file. errors.Is(err, ErrDiskFull) is true for ENOSPC and
-// EDQUOT, errors.Is(err, ErrIO) for EIO; Unwrap returns the underlying
+// EDQUOT, errors.Is(err, ErrIO) for EIO, errors.Is(err, ErrNoDescriptors)
+// for EMFILE and ENFILE; Unwrap returns the underlying
 // error (usually a syscall.Errno).
 type FileError struct {
 	Op   string // "write", "sync", "create", "read", ...
@@ -52,6 +56,8 @@ func (e *FileError) Error() string {
 		s += " (disk full: free space, then run again to resume)"
 	case errors.Is(e, ErrIO):
 		s += " (I/O error: check the disk)"
+	case errors.Is(e, ErrNoDescriptors):
+		s += " (out of file descriptors: raise the limit with ulimit -n or close other programs, then run again)"
 	}
 	return s
 }
@@ -66,6 +72,8 @@ func (e *FileError) Is(target error) bool {
 		return errors.Is(e.Err, syscall.ENOSPC) || errors.Is(e.Err, syscall.EDQUOT)
 	case ErrIO:
 		return errors.Is(e.Err, syscall.EIO)
+	case ErrNoDescriptors:
+		return errors.Is(e.Err, syscall.EMFILE) || errors.Is(e.Err, syscall.ENFILE)
 	}
 	return false
 }

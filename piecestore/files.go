@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,10 +17,21 @@ import (
 
 const dirOpenFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 
-// openRoot creates dir if needed and returns a descriptor for it.
-func openRoot(dir string) (int, error) {
+// openRoot creates dir if needed and returns a descriptor for it. Every
+// directory it creates is appended to made (outermost first).
+func openRoot(dir string, made *[]string) (int, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		missing = append(missing, d)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return -1, fmt.Errorf("piecestore: create output directory: %w", err)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		*made = append(*made, missing[i])
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -28,18 +40,25 @@ func openRoot(dir string) (int, error) {
 	return fd, nil
 }
 
-// openDirAt opens (creating it if missing) the directory name inside dirfd
-// without following a symlink. path is the full path for messages.
-func openDirAt(dirfd int, name, path string) (int, error) {
+// openDirAt opens (creating it if create and missing) the directory name
+// inside dirfd without following a symlink. path is the directory's full
+// path, for messages; a created directory is appended to made (if not nil).
+func openDirAt(dirfd int, name, path string, create bool, made *[]string) (int, error) {
 	fd, err := unix.Openat(dirfd, name, dirOpenFlags, 0)
-	if errors.Is(err, unix.ENOENT) {
-		if err := unix.Mkdirat(dirfd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+	if errors.Is(err, unix.ENOENT) && create {
+		err = unix.Mkdirat(dirfd, name, 0o755)
+		switch {
+		case err == nil:
+			if made != nil {
+				*made = append(*made, path)
+			}
+		case !errors.Is(err, unix.EEXIST):
 			return -1, fileErr("create directory", path, err)
 		}
 		fd, err = unix.Openat(dirfd, name, dirOpenFlags, 0)
 	}
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		return -1, fmt.Errorf("%w: %s: %q is a symlink or not a directory", ErrUnsafePath, path, name)
+		return -1, fmt.Errorf("%w: %s is a symlink or not a directory", ErrUnsafePath, path)
 	}
 	if err != nil {
 		return -1, fileErr("open directory", path, err)
@@ -47,28 +66,55 @@ func openDirAt(dirfd int, name, path string) (int, error) {
 	return fd, nil
 }
 
-// openFileAt opens or creates the regular file reached by comps beneath
-// rootfd, creating missing directories. It returns the descriptor, whether
-// the file was created, and the descriptor of its parent directory if
-// keepParent (else -1).
-func openFileAt(rootfd int, comps []string, path string, keepParent bool) (fd int, created bool, parent int, err error) {
+// openOpts says how openFileAt treats a missing file.
+type openOpts struct {
+	create     bool      // create the file and missing directories
+	keepParent bool      // also return a descriptor of the parent directory
+	made       *[]string // if not nil, created paths are appended (for cleanup)
+}
+
+// walkParent opens the parent directory of comps beneath rootfd, one
+// component at a time without following symlinks, creating missing ones if
+// o.create. It returns rootfd itself for a top-level name (the caller must
+// not close it then).
+func walkParent(rootfd int, comps []string, path string, o openOpts) (int, error) {
 	dirfd := rootfd
+	// The full path of each directory, for messages: strip the trailing
+	// components from the file's path.
+	dirPaths := make([]string, len(comps))
+	d := path
+	for k := len(comps) - 1; k >= 0; k-- {
+		dirPaths[k] = d
+		d = filepath.Dir(d)
+	}
+	for k, c := range comps[:len(comps)-1] {
+		next, err := openDirAt(dirfd, c, dirPaths[k], o.create, o.made)
+		if dirfd != rootfd {
+			unix.Close(dirfd)
+		}
+		if err != nil {
+			return -1, err
+		}
+		dirfd = next
+	}
+	return dirfd, nil
+}
+
+// openFileAt opens (or, with o.create, creates) the regular file reached by
+// comps beneath rootfd. It returns the descriptor, whether the file was
+// created, and the descriptor of its parent directory if o.keepParent
+// (else -1).
+func openFileAt(rootfd int, comps []string, path string, o openOpts) (fd int, created bool, parent int, err error) {
+	dirfd, err := walkParent(rootfd, comps, path, o)
+	if err != nil {
+		return -1, false, -1, err
+	}
+	parent = -1
 	defer func() {
 		if dirfd != rootfd && (dirfd != parent || err != nil) {
 			unix.Close(dirfd)
 		}
 	}()
-	parent = -1
-	for _, c := range comps[:len(comps)-1] {
-		next, err := openDirAt(dirfd, c, path)
-		if err != nil {
-			return -1, false, -1, err
-		}
-		if dirfd != rootfd {
-			unix.Close(dirfd)
-		}
-		dirfd = next
-	}
 	name := comps[len(comps)-1]
 	var st unix.Stat_t
 	switch err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
@@ -76,7 +122,7 @@ func openFileAt(rootfd int, comps []string, path string, keepParent bool) (fd in
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return -1, false, -1, fmt.Errorf("%w: %s is a symlink or not a regular file", ErrUnsafePath, path)
 		}
-	case errors.Is(err, unix.ENOENT):
+	case errors.Is(err, unix.ENOENT) && o.create:
 		created = true
 	default:
 		return -1, false, -1, fileErr("stat", path, err)
@@ -92,11 +138,14 @@ func openFileAt(rootfd int, comps []string, path string, keepParent bool) (fd in
 	if err != nil {
 		return -1, false, -1, fileErr("open", path, err)
 	}
+	if created && o.made != nil {
+		*o.made = append(*o.made, path)
+	}
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
 		return -1, false, -1, fmt.Errorf("%w: %s is not a regular file", ErrUnsafePath, path)
 	}
-	if keepParent {
+	if o.keepParent {
 		if dirfd == rootfd {
 			parent, err = unix.Dup(rootfd)
 			if err != nil {

@@ -20,11 +20,10 @@ type fileEntry struct {
 	offset int64    // first byte in the torrent's data
 	length int64
 	pad    bool // BEP 47 padding file: not stored, reads as zeros
-	fd     int  // open descriptor, -1 when not kept open (empty or pad)
-	// dfd is a second, write-only descriptor of the same file opened with
-	// O_DIRECT (Config.DirectIO), or -1; dioAlign is the alignment its
-	// writes need (offset, length and buffer address), a power of two.
-	dfd      int
+	// dioAlign is the alignment O_DIRECT writes to the file need (offset,
+	// length and buffer address), a power of two; 0 when the file is
+	// written through the page cache only, -1 until probed (DirectIO).
+	// The descriptors live in the store's fdCache.
 	dioAlign int64
 }
 
@@ -79,7 +78,7 @@ func newLayout(dir string, info *metainfo.Info) (*layout, error) {
 		if err != nil {
 			return nil, err
 		}
-		fe := fileEntry{rel: rel, path: filepath.Join(root, rel), comps: comps, offset: off, length: mf.Length, pad: mf.IsPad(), fd: -1, dfd: -1}
+		fe := fileEntry{rel: rel, path: filepath.Join(root, rel), comps: comps, offset: off, length: mf.Length, pad: mf.IsPad()}
 		if !fe.pad {
 			if j, dup := seen[rel]; dup {
 				return nil, fmt.Errorf("%w: files %d and %d share the path %q", ErrUnsafePath, j, i, rel)

@@ -61,8 +61,13 @@ func (s *Store) readAt(off int64, buf []byte) error {
 			clear(dst)
 			return nil
 		}
+		fd, _, _, err := s.fds.acquire(fi, false, openOpts{})
+		if err != nil {
+			return err
+		}
+		defer s.fds.release(fi)
 		for len(dst) > 0 {
-			k, err := unix.Pread(f.fd, dst, fileOff)
+			k, err := unix.Pread(fd, dst, fileOff)
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}

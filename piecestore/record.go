@@ -132,10 +132,10 @@ func recordName(infoHash [20]byte) string { return hex.EncodeToString(infoHash[:
 // openRecorder opens or creates the record file beneath rootfd and returns
 // the newest valid record in it (nil if none). warn is non-nil when a file
 // existed but held no usable record; the caller logs it.
-func openRecorder(rootfd int, root string, infoHash [20]byte, l *layout, sync func(int) error) (rc *recorder, best *record, warn error, err error) {
+func openRecorder(rootfd int, root string, infoHash [20]byte, l *layout, sync func(int) error, made *[]string) (rc *recorder, best *record, warn error, err error) {
 	name := recordName(infoHash)
 	path := filepath.Join(root, recordDirName, name)
-	fd, created, parent, err := openFileAt(rootfd, []string{recordDirName, name}, path, true)
+	fd, created, parent, err := openFileAt(rootfd, []string{recordDirName, name}, path, openOpts{create: true, keepParent: true, made: made})
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -16,13 +17,16 @@ import (
 type hooks struct {
 	pwritev   func(fd int, iovs [][]byte, off int64) (int, error)
 	fdatasync func(fd int) error
+	// syncfs syncs the file system of the output directory (given its
+	// descriptor): used instead of fdatasync for batches of many files.
+	syncfs func(fd int) error
 	// recorded, if set, is called by the syncer after a record is durable,
 	// with the recorded bitfield (read-only).
 	recorded func(have []byte)
 }
 
 func defaultHooks() hooks {
-	return hooks{pwritev: unix.Pwritev, fdatasync: unix.Fdatasync}
+	return hooks{pwritev: unix.Pwritev, fdatasync: unix.Fdatasync, syncfs: unix.Syncfs}
 }
 
 // Store maps a torrent's pieces onto its files beneath Config.Dir. See the
@@ -36,6 +40,8 @@ type Store struct {
 	rootfd int
 	rec    *recorder
 	hooks  hooks
+	fds    *fdCache
+	made   []string // paths Open created, in order: removed if Open fails
 
 	have  bitset       // recorded complete; set only by the syncer
 	nHave atomic.Int64 // population of have
@@ -49,7 +55,7 @@ type Store struct {
 	written  chan int
 	pool     chan []byte
 
-	fdMu      sync.RWMutex // readers hold R while using descriptors
+	fdMu      sync.RWMutex // readers hold R while using the cache
 	fdsClosed bool
 
 	errMu sync.Mutex
@@ -86,6 +92,8 @@ type Stats struct {
 	QueuedBytes    int64 // accepted by Submit, not yet written
 	PiecesComplete int   // pieces recorded complete
 	Dropped        int64 // Written notifications dropped (channel full; should stay 0)
+	FileOpens      int64 // files opened (a file closed to stay within MaxOpenFiles counts again when reopened)
+	PeakOpenFiles  int   // most descriptors of the torrent's files open at once
 }
 
 // Open prepares the torrent's files beneath cfg.Dir (creating missing ones,
@@ -104,13 +112,23 @@ func open(cfg Config, h hooks) (*Store, error) {
 		return nil, err
 	}
 	root, _ := filepath.Abs(c.Dir) // newLayout succeeded, so Abs does
-	rootfd, err := openRoot(root)
+	if c.DirectIO {
+		for i := range lay.files {
+			if lay.files[i].stored() {
+				lay.files[i].dioAlign = -1 // probed when first opened
+			}
+		}
+	}
+	var made []string
+	rootfd, err := openRoot(root, &made)
 	if err != nil {
+		removeMade(made)
 		return nil, err
 	}
 	slots := int(min(c.WriteBudget/lay.pieceLen+2, int64(lay.numPieces)+1))
 	s := &Store{
-		cfg: c, log: c.Logger, lay: lay, root: root, rootfd: rootfd, hooks: h,
+		cfg: c, log: c.Logger, lay: lay, root: root, rootfd: rootfd, hooks: h, made: made,
+		fds:        newFDCache(lay, rootfd, c.MaxOpenFiles),
 		have:       newBitset(lay.numPieces),
 		budget:     newBudget(c.WriteBudget),
 		submitCh:   make(chan pieceReq, slots),
@@ -126,6 +144,7 @@ func open(cfg Config, h hooks) (*Store, error) {
 	defer func() {
 		if !ok {
 			s.closeFiles()
+			removeMade(s.made)
 		}
 	}()
 	stamps, err := s.prepare()
@@ -134,9 +153,11 @@ func open(cfg Config, h hooks) (*Store, error) {
 	}
 	s.written = make(chan int, lay.numPieces)
 	for i := range lay.files {
-		s.testFDs = append(s.testFDs, lay.files[i].fd)
-		s.testDFDs = append(s.testDFDs, lay.files[i].dfd)
+		fd, dfd := s.fds.peek(i)
+		s.testFDs = append(s.testFDs, fd)
+		s.testDFDs = append(s.testDFDs, dfd)
 	}
+	s.made = nil
 	ok = true
 	w := newWorker(s)
 	y := &syncer{s: s, stamps: stamps, recHave: s.have.bitfield(lay.numPieces)}
@@ -150,7 +171,7 @@ func open(cfg Config, h hooks) (*Store, error) {
 func (s *Store) prepare() ([]stamp, error) {
 	l := s.lay
 	// The record first: its lock keeps a second store off the files.
-	rc, rec, warn, err := openRecorder(s.rootfd, s.root, s.cfg.InfoHash, l, s.hooks.fdatasync)
+	rc, rec, warn, err := openRecorder(s.rootfd, s.root, s.cfg.InfoHash, l, s.hooks.fdatasync, &s.made)
 	if err != nil {
 		return nil, err
 	}
@@ -160,30 +181,24 @@ func (s *Store) prepare() ([]stamp, error) {
 			"record", rc.path, "err", warn)
 	}
 	pre := make([]stamp, len(l.files))
+	dirty := make([]bool, len(l.files)) // needs a sync before the record
 	for i := range l.files {
 		f := &l.files[i]
 		if f.pad {
 			continue
 		}
-		fd, _, _, err := openFileAt(s.rootfd, f.comps, f.path, false)
+		fd, _, _, err := s.fds.acquire(i, s.cfg.DirectIO && f.stored(), openOpts{create: true, made: &s.made})
 		if err != nil {
 			return nil, err
 		}
-		if pre[i], err = fstamp(fd); err != nil {
-			unix.Close(fd)
-			return nil, fileErr("stat", f.path, err)
-		}
+		pre[i], dirty[i], err = s.prepareFile(f, fd)
+		s.fds.release(i)
 		if f.length == 0 {
-			if pre[i].size != 0 {
-				err = unix.Ftruncate(fd, 0)
-			}
-			unix.Close(fd)
-			if err != nil {
-				return nil, fileErr("truncate", f.path, err)
-			}
-			continue
+			s.fds.drop(i)
 		}
-		f.fd = fd
+		if err != nil {
+			return nil, err
+		}
 	}
 	have := make([]byte, (l.numPieces+7)/8)
 	changed := make([]bool, len(l.files)) // size or mtime differs from the record
@@ -206,21 +221,6 @@ func (s *Store) prepare() ([]stamp, error) {
 				}
 			}
 		}
-	}
-	dirty := make([]bool, len(l.files)) // needs a sync before the record
-	for i := range l.files {
-		f := &l.files[i]
-		if !f.stored() || pre[i].size == f.length {
-			continue
-		}
-		if pre[i].size > f.length {
-			s.log.Warn("piecestore: file larger than in the torrent; truncating", "file", f.path,
-				"size", pre[i].size, "want", f.length)
-		}
-		if err := sizeFile(f.fd, pre[i].size, f.length, s.cfg.Preallocate); err != nil {
-			return nil, fileErr("allocate", f.path, err)
-		}
-		dirty[i] = true
 	}
 	if len(recheck) > 0 {
 		s.log.Warn("piecestore: files changed since the completion record; re-verifying their pieces",
@@ -246,27 +246,26 @@ func (s *Store) prepare() ([]stamp, error) {
 			s.log.Warn("piecestore: pieces no longer valid on disk", "pieces", bad)
 		}
 	}
-	if s.cfg.DirectIO {
-		for i := range l.files {
-			if f := &l.files[i]; f.stored() {
-				f.dfd, f.dioAlign = openDirect(f.fd)
-			}
-		}
-	}
 	stamps := make([]stamp, len(l.files))
 	needRecord := rec == nil || len(recheck) > 0
+	var toSync []int
+	for i := range l.files {
+		if l.files[i].stored() && dirty[i] {
+			toSync = append(toSync, i)
+		}
+	}
+	if len(toSync) > 0 {
+		needRecord = true
+		if err := s.syncData(toSync); err != nil {
+			return nil, err
+		}
+	}
 	for i := range l.files {
 		f := &l.files[i]
 		if !f.stored() {
 			continue
 		}
-		if dirty[i] {
-			needRecord = true
-			if err := s.hooks.fdatasync(f.fd); err != nil {
-				return nil, fileErr("sync", f.path, err)
-			}
-		}
-		st, err := fstamp(f.fd)
+		st, err := s.fds.stat(i)
 		if err != nil {
 			return nil, fileErr("stat", f.path, err)
 		}
@@ -285,6 +284,69 @@ func (s *Store) prepare() ([]stamp, error) {
 		}
 	}
 	return stamps, nil
+}
+
+// prepareFile gives a file just opened at Open its torrent length (an empty
+// file is truncated, a stored one sized sparse or preallocated). It returns
+// the file's stamp from before and whether it was changed (needs a sync).
+func (s *Store) prepareFile(f *fileEntry, fd int) (pre stamp, dirty bool, err error) {
+	if pre, err = fstamp(fd); err != nil {
+		return pre, false, fileErr("stat", f.path, err)
+	}
+	if pre.size == f.length {
+		return pre, false, nil
+	}
+	if f.length == 0 {
+		if err := unix.Ftruncate(fd, 0); err != nil {
+			return pre, false, fileErr("truncate", f.path, err)
+		}
+		return pre, false, nil
+	}
+	if pre.size > f.length {
+		s.log.Warn("piecestore: file larger than in the torrent; truncating", "file", f.path,
+			"size", pre.size, "want", f.length)
+	}
+	if err := sizeFile(fd, pre.size, f.length, s.cfg.Preallocate); err != nil {
+		return pre, false, fileErr("allocate", f.path, err)
+	}
+	return pre, true, nil
+}
+
+// syncFilesThreshold: a batch of more files than this is made durable with
+// one syncfs of the output directory's file system instead of an fdatasync
+// per file (which would also reopen files closed by the descriptor cache).
+const syncFilesThreshold = 16
+
+// syncData makes the written data of files durable.
+func (s *Store) syncData(files []int) error {
+	if len(files) > syncFilesThreshold {
+		s.st.syncs.Add(1)
+		if err := s.hooks.syncfs(s.rootfd); err != nil {
+			return fileErr("sync", s.root, err)
+		}
+		return nil
+	}
+	for _, fi := range files {
+		fd, _, _, err := s.fds.acquire(fi, false, openOpts{})
+		if err != nil {
+			return err
+		}
+		s.st.syncs.Add(1)
+		err = s.hooks.fdatasync(fd)
+		s.fds.release(fi)
+		if err != nil {
+			return fileErr("sync", s.lay.files[fi].path, err)
+		}
+	}
+	return nil
+}
+
+// removeMade removes what a failed Open created, newest first (a
+// directory only if it is empty again).
+func removeMade(made []string) {
+	for i := len(made) - 1; i >= 0; i-- {
+		_ = os.Remove(made[i])
+	}
 }
 
 func (s *Store) newRecord(stamps []stamp, have []byte) *record {
@@ -332,6 +394,7 @@ func (s *Store) setErr(err error) {
 
 // Stats returns a snapshot of the counters.
 func (s *Store) Stats() Stats {
+	opens, peak := s.fds.stats()
 	return Stats{
 		BytesWritten:   s.st.bytesWritten.Load(),
 		PiecesWritten:  s.st.piecesWritten.Load(),
@@ -343,6 +406,8 @@ func (s *Store) Stats() Stats {
 		QueuedBytes:    s.budget.queued(),
 		PiecesComplete: int(s.nHave.Load()),
 		Dropped:        s.st.dropped.Load(),
+		FileOpens:      opens,
+		PeakOpenFiles:  peak,
 	}
 }
 
@@ -447,17 +512,7 @@ func (s *Store) closeFiles() {
 		return
 	}
 	s.fdsClosed = true
-	for i := range s.lay.files {
-		f := &s.lay.files[i]
-		if f.fd >= 0 {
-			unix.Close(f.fd)
-			f.fd = -1
-		}
-		if f.dfd >= 0 {
-			unix.Close(f.dfd)
-			f.dfd = -1
-		}
-	}
+	s.fds.closeAll()
 	s.rec.close()
 	unix.Close(s.rootfd)
 }

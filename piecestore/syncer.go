@@ -58,17 +58,13 @@ func (y *syncer) fail(err error) {
 // syncFiles fdatasyncs the given files and refreshes their stamps.
 func (y *syncer) syncFiles(files []int) bool {
 	s := y.s
-	for _, fi := range files {
-		f := &s.lay.files[fi]
-		s.st.syncs.Add(1)
-		if err := s.hooks.fdatasync(f.fd); err != nil {
-			y.fail(fileErr("sync", f.path, err))
-			return false
-		}
+	if err := s.syncData(files); err != nil {
+		y.fail(err)
+		return false
 	}
 	for _, fi := range files {
 		f := &s.lay.files[fi]
-		st, err := fstamp(f.fd)
+		st, err := s.fds.stat(fi)
 		if err != nil {
 			y.fail(fileErr("stat", f.path, err))
 			return false

@@ -222,7 +222,12 @@ func (w *worker) writeRun(run []pieceReq, size int64) (int64, error) {
 			done = pos + n
 			return nil
 		}
-		k, err := w.writeFile(f, iovs, fileOff, n)
+		fd, dfd, _, err := s.fds.acquire(fi, f.dioAlign != 0, openOpts{})
+		if err != nil {
+			return err
+		}
+		k, err := w.writeFile(f, fd, dfd, iovs, fileOff, n)
+		s.fds.release(fi)
 		done = pos + k
 		return err
 	})
@@ -234,40 +239,40 @@ func (w *worker) writeRun(run []pieceReq, size int64) (int64, error) {
 // through the page cache; when a buffer of the middle is not aligned in
 // memory or length (a file boundary inside a piece shifts them) the whole
 // part goes through the page cache. It returns the bytes written from off.
-func (w *worker) writeFile(f *fileEntry, iovs [][]byte, off, n int64) (int64, error) {
-	if f.dfd < 0 || f.dioAlign == 0 {
-		return w.pwritevAll(f, f.fd, iovs, off)
+func (w *worker) writeFile(f *fileEntry, fd, dfd int, iovs [][]byte, off, n int64) (int64, error) {
+	if dfd < 0 || f.dioAlign <= 0 {
+		return w.pwritevAll(f, fd, iovs, off)
 	}
 	a := f.dioAlign
 	head := min((a-off%a)%a, n)
 	mid := (n - head) / a * a
 	if mid == 0 {
-		return w.pwritevAll(f, f.fd, iovs, off)
+		return w.pwritevAll(f, fd, iovs, off)
 	}
 	headIovs, rest := splitIovs(iovs, head)
 	midIovs, tailIovs := splitIovs(rest, mid)
 	for _, b := range midIovs {
 		if int64(len(b))%a != 0 || int64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))%a != 0 {
-			return w.pwritevAll(f, f.fd, iovs, off)
+			return w.pwritevAll(f, fd, iovs, off)
 		}
 	}
 	var done int64
 	for _, part := range []struct {
 		fd   int
 		iovs [][]byte
-	}{{f.fd, headIovs}, {f.dfd, midIovs}, {f.fd, tailIovs}} {
+	}{{fd, headIovs}, {dfd, midIovs}, {fd, tailIovs}} {
 		if len(part.iovs) == 0 {
 			continue
 		}
 		k, err := w.pwritevAll(f, part.fd, part.iovs, off+done)
-		if part.fd == f.dfd {
+		if part.fd == dfd {
 			w.s.st.directBytes.Add(k)
 			if k == 0 && errors.Is(err, unix.EINVAL) {
 				// The file system turned down the direct write after all:
 				// this file goes through the page cache from now on.
 				w.s.log.Warn("piecestore: direct I/O refused; writing through the page cache", "file", f.path)
 				f.dioAlign = 0
-				k, err = w.pwritevAll(f, f.fd, part.iovs, off+done)
+				k, err = w.pwritevAll(f, fd, part.iovs, off+done)
 			}
 		}
 		done += k
