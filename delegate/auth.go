@@ -172,7 +172,7 @@ func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bo
 			return nil, helloMsg{}, 0, ioErr(ctx, "send hello", err)
 		}
 	}
-	t, body, err := readFrame(tc, maxHelloFrame)
+	t, body, err := readHelloFrame(tc)
 	if err != nil {
 		return nil, helloMsg{}, 0, ioErr(ctx, "read hello", err)
 	}

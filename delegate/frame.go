@@ -10,10 +10,14 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Frame caps (see spec.md, "Framing").
+// Frame caps (see spec.md, "Framing"). Each message type has its own cap,
+// the most it can legitimately need, and a reader checks the type, the
+// direction and that cap from the five header bytes before it allocates
+// or reads the body.
 const (
-	// MaxControlFrame caps a control-stream frame (type + body).
-	MaxControlFrame = 1 << 20
+	// MaxControlFrame caps a control-stream frame (type + body) other
+	// than a Job.
+	MaxControlFrame = 256 << 10
 	// MaxJobFrame caps a Job frame: its info dictionary holds 20 bytes
 	// per piece (32 MiB allows about 1.6 million pieces).
 	MaxJobFrame = 32 << 20
@@ -23,14 +27,69 @@ const (
 	maxPieceHeaderFrame = 256
 	// maxMsgpackDepth caps container nesting in a body.
 	maxMsgpackDepth = 8
-	// maxListChunk is the most piece indices or addresses sent in one
-	// message; longer lists are split (5 bytes an index at most keeps a
-	// frame far below MaxControlFrame).
+	// maxListChunk is the most piece indices sent in one message; longer
+	// lists are split (5 bytes an index at most: 160 KiB, below
+	// MaxControlFrame).
 	maxListChunk = 32 << 10
+	// maxPeersChunk is the most addresses sent in one AddPeers (an IPv6
+	// address with its port and msgpack header takes at most 49 bytes:
+	// about 100 KiB).
+	maxPeersChunk = 2048
+	// maxJobElements is the most array and map elements a Job body may
+	// declare in all (its trackers: tiers and URLs). A Job frame may be
+	// 32 MiB, and msgpack allocates a slice header (24 bytes) per
+	// declared element of a [][]string, so without this budget one Job
+	// could ask for 24 times its size.
+	maxJobElements = 1 << 16
 )
 
+// sender is the side of a session that sent a frame.
+type sender uint8
+
+const (
+	fromCoordinator sender = iota + 1
+	fromNode
+)
+
+func (s sender) String() string {
+	if s == fromCoordinator {
+		return "a coordinator"
+	}
+	return "a node"
+}
+
+// controlCap returns the cap (type + body bytes) of a control-stream
+// frame of type t sent by s, or 0 if s never sends t on a control stream.
+func controlCap(t MsgType, s sender) int {
+	switch t {
+	case MsgJob:
+		if s == fromCoordinator {
+			return MaxJobFrame
+		}
+	case MsgAssign, MsgRevoke, MsgHave, MsgAddPeers, MsgCancel, MsgStop:
+		if s == fromCoordinator {
+			return MaxControlFrame
+		}
+	case MsgJobAccepted, MsgJobRejected, MsgStatus, MsgRevoked, MsgFailed:
+		if s == fromNode {
+			return MaxControlFrame
+		}
+	}
+	return 0
+}
+
+// elementBudget is the most array and map elements a body of type t may
+// declare in all (checkMsgpack), given its size.
+func elementBudget(t MsgType, bodyLen int) int {
+	if t == MsgJob {
+		return min(bodyLen, maxJobElements)
+	}
+	return bodyLen
+}
+
 // encodeFrame returns a complete frame: uint32 length (big endian) of what
-// follows, the type byte, and v encoded with msgpack.
+// follows, the type byte, and v encoded with msgpack. It refuses a frame
+// its receiver would refuse.
 func encodeFrame(t MsgType, v any) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Write([]byte{0, 0, 0, 0, byte(t)})
@@ -40,12 +99,20 @@ func encodeFrame(t MsgType, v any) ([]byte, error) {
 		return nil, fmt.Errorf("delegate: encode %v: %w", t, err)
 	}
 	b := buf.Bytes()
-	limit := MaxControlFrame
-	if t == MsgJob {
-		limit = MaxJobFrame
+	limit := max(controlCap(t, fromCoordinator), controlCap(t, fromNode))
+	switch t {
+	case MsgHello:
+		limit = maxHelloFrame
+	case MsgPiece:
+		limit = maxPieceHeaderFrame
 	}
 	if len(b)-4 > limit {
-		return nil, fmt.Errorf("delegate: encode %v: %w (%d bytes)", t, ErrFrameTooLarge, len(b)-4)
+		return nil, fmt.Errorf("delegate: encode %v: %w (%d bytes, cap %d)", t, ErrFrameTooLarge, len(b)-4, limit)
+	}
+	if t == MsgJob {
+		if err := checkMsgpack(b[5:], maxMsgpackDepth, elementBudget(t, len(b)-5)); err != nil {
+			return nil, fmt.Errorf("delegate: encode %v (too many trackers?): %w", t, err)
+		}
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 	return b, nil
@@ -60,24 +127,14 @@ func rawFrame(t MsgType, body []byte) []byte {
 	return b
 }
 
-// readFrame reads one frame of at most max bytes (type + body) and
-// returns its type and body. A clean end of stream before the first byte
-// is io.EOF; anything else incomplete is io.ErrUnexpectedEOF. The length
-// is checked before anything is allocated.
-func readFrame(r io.Reader, limit int) (MsgType, []byte, error) {
-	return readFrameCap(r, limit, 0, 0)
-}
-
-// readControlFrame reads a control-stream frame: at most MaxControlFrame
-// bytes, except a Job (its info dictionary grows with the piece count),
-// which may have MaxJobFrame.
-func readControlFrame(r io.Reader) (MsgType, []byte, error) {
-	return readFrameCap(r, MaxControlFrame, MsgJob, MaxJobFrame)
-}
-
-// readFrameCap is readFrame where frames of type big may have bigMax
-// bytes (0: no exception).
-func readFrameCap(r io.Reader, limit int, big MsgType, bigMax int) (MsgType, []byte, error) {
+// readFrame reads one frame. capOf returns the cap (type + body bytes) of
+// a frame of the given type on this stream from this sender, or 0 if the
+// type is not allowed there; it is consulted after the five header bytes
+// (length and type) and before the body is allocated, so a peer can make
+// the reader allocate no more than the cap of a type it may send. A clean
+// end of stream before the first byte is io.EOF; anything else incomplete
+// is io.ErrUnexpectedEOF.
+func readFrame(r io.Reader, capOf func(MsgType) int) (MsgType, []byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
@@ -86,8 +143,8 @@ func readFrameCap(r io.Reader, limit int, big MsgType, bigMax int) (MsgType, []b
 	if n == 0 {
 		return 0, nil, fmt.Errorf("%w: empty frame", ErrProtocol)
 	}
-	if uint64(n) > uint64(max(limit, bigMax)) {
-		return 0, nil, fmt.Errorf("%w: %d bytes, cap %d", ErrFrameTooLarge, n, max(limit, bigMax))
+	if n > MaxJobFrame { // no type may have more: do not wait for the type byte
+		return 0, nil, fmt.Errorf("%w: %d bytes, no message may have more than %d", ErrFrameTooLarge, n, MaxJobFrame)
 	}
 	var typ [1]byte
 	if _, err := io.ReadFull(r, typ[:]); err != nil {
@@ -97,7 +154,11 @@ func readFrameCap(r io.Reader, limit int, big MsgType, bigMax int) (MsgType, []b
 		return 0, nil, err
 	}
 	t := MsgType(typ[0])
-	if uint64(n) > uint64(limit) && (bigMax == 0 || t != big) {
+	limit := capOf(t)
+	if limit == 0 {
+		return 0, nil, fmt.Errorf("%w: %v is not allowed here", ErrProtocol, t)
+	}
+	if uint64(n) > uint64(limit) {
 		return 0, nil, fmt.Errorf("%w: %v of %d bytes, cap %d", ErrFrameTooLarge, t, n, limit)
 	}
 	body := make([]byte, n-1)
@@ -110,11 +171,48 @@ func readFrameCap(r io.Reader, limit int, big MsgType, bigMax int) (MsgType, []b
 	return t, body, nil
 }
 
+// readControlFrame reads a control-stream frame sent by from: a type that
+// side may send, within that type's cap.
+func readControlFrame(r io.Reader, from sender) (MsgType, []byte, error) {
+	t, body, err := readFrame(r, func(t MsgType) int { return controlCap(t, from) })
+	if err != nil && errors.Is(err, ErrProtocol) && !errors.Is(err, ErrFrameTooLarge) {
+		err = fmt.Errorf("%w (on a control stream from %v)", err, from)
+	}
+	return t, body, err
+}
+
+// readHelloFrame reads the hello frame.
+func readHelloFrame(r io.Reader) (MsgType, []byte, error) {
+	return readFrame(r, func(t MsgType) int {
+		if t == MsgHello {
+			return maxHelloFrame
+		}
+		return 0
+	})
+}
+
+// readPieceHeader reads a Piece header frame on a data stream.
+func readPieceHeader(r io.Reader) (MsgType, []byte, error) {
+	t, body, err := readFrame(r, func(t MsgType) int {
+		if t == MsgPiece {
+			return maxPieceHeaderFrame
+		}
+		return 0
+	})
+	if err != nil && errors.Is(err, ErrProtocol) && !errors.Is(err, ErrFrameTooLarge) {
+		err = fmt.Errorf("%w (on a data stream)", err)
+	}
+	return t, body, err
+}
+
 // decodeBody decodes a msgpack body into v (a pointer from newBody). The
-// body is first checked structurally (checkMsgpack) so that no declared
-// length can make the decoder allocate more than the frame's size.
+// body is first checked structurally (checkMsgpack): no container may
+// declare more elements than bytes remain, and all containers together
+// no more than the type's element budget, so that the decoder, which
+// preallocates a slice of the declared length, allocates at most a small
+// multiple of the frame's size.
 func decodeBody(t MsgType, body []byte, v any) error {
-	if err := checkMsgpack(body, maxMsgpackDepth); err != nil {
+	if err := checkMsgpack(body, maxMsgpackDepth, elementBudget(t, len(body))); err != nil {
 		return fmt.Errorf("%w: %v body: %w", ErrProtocol, t, err)
 	}
 	if err := msgpack.Unmarshal(body, v); err != nil {
@@ -139,11 +237,15 @@ var errMsgpack = errors.New("malformed msgpack")
 
 // checkMsgpack walks one msgpack value that must fill b exactly. It
 // rejects truncated values, trailing bytes, the reserved code 0xc1,
-// nesting deeper than maxDepth and any array or map that declares more
-// elements than bytes remain. The last check matters: msgpack/v5 v5.4.1
-// preallocates a slice of the declared length for typed slices
-// ([]uint32), so a six-byte body could otherwise ask for gigabytes.
-func checkMsgpack(b []byte, maxDepth int) error {
+// nesting deeper than maxDepth, any array or map that declares more
+// elements than bytes remain, and bodies whose containers declare more
+// than budget elements in all. The length checks matter: msgpack/v5
+// v5.4.1 preallocates a slice of the declared length for typed slices
+// (its own allocation limit is disabled by a bug in decodeSliceValue), so
+// a six-byte body could otherwise ask for gigabytes, and even lengths
+// that fit the body cost up to 24 bytes of memory per byte of body
+// ([][]string), which the budget bounds.
+func checkMsgpack(b []byte, maxDepth, budget int) error {
 	var stack []int
 	pending := 1
 	i := 0
@@ -234,6 +336,9 @@ func checkMsgpack(b []byte, maxDepth int) error {
 		if items >= 0 {
 			if items > rest {
 				return fmt.Errorf("%w: container of %d items in %d bytes", errMsgpack, items, rest)
+			}
+			if budget -= items; budget < 0 {
+				return fmt.Errorf("%w: more container elements than the message may have", errMsgpack)
 			}
 			if items > 0 {
 				if len(stack) >= maxDepth {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -39,7 +40,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gt, body, err := readFrame(bytes.NewReader(f), MaxControlFrame)
+		gt, body, err := readFrame(bytes.NewReader(f), anyCap)
 		if err != nil || gt != typ {
 			t.Fatalf("%v: read %v, %v", typ, gt, err)
 		}
@@ -68,48 +69,119 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// anyCap is the cap of a frame of type t wherever it may appear.
+func anyCap(t MsgType) int {
+	switch t {
+	case MsgHello:
+		return maxHelloFrame
+	case MsgPiece:
+		return maxPieceHeaderFrame
+	}
+	return max(controlCap(t, fromCoordinator), controlCap(t, fromNode))
+}
+
+// Each type has its own cap, checked from the header: a reader takes only
+// the length and type of an oversized frame. Lists and other control
+// messages are capped at 256 KiB (it was 1 MiB, four times what the
+// largest legitimate list needs).
 func TestOversizedFrame(t *testing.T) {
-	f := make([]byte, 4+MaxControlFrame+1)
+	f := make([]byte, 4+MaxJobFrame+1)
 	binary.BigEndian.PutUint32(f, MaxControlFrame+1)
-	cr := &countingReader{r: bytes.NewReader(f)}
-	_, _, err := readFrame(cr, MaxControlFrame)
-	if !errors.Is(err, ErrFrameTooLarge) || !errors.Is(err, ErrProtocol) {
-		t.Fatalf("%v, want ErrFrameTooLarge", err)
+	for _, c := range []struct {
+		typ  MsgType
+		from sender
+	}{{MsgAssign, fromCoordinator}, {MsgAddPeers, fromCoordinator}, {MsgStop, fromCoordinator},
+		{MsgStatus, fromNode}, {MsgRevoked, fromNode}, {MsgFailed, fromNode}} {
+		f[4] = byte(c.typ)
+		cr := &countingReader{r: bytes.NewReader(f)}
+		_, _, err := readControlFrame(cr, c.from)
+		if !errors.Is(err, ErrFrameTooLarge) || !errors.Is(err, ErrProtocol) {
+			t.Fatalf("%v: %v, want ErrFrameTooLarge", c.typ, err)
+		}
+		if cr.n > 5 {
+			t.Fatalf("%v: read %d bytes of an oversized frame, want only its length and type", c.typ, cr.n)
+		}
 	}
-	if cr.n > 5 {
-		t.Fatalf("read %d bytes of an oversized frame, want only its length and type", cr.n)
+	// 300 KiB of addresses: under the old 1 MiB cap, over the new one.
+	binary.BigEndian.PutUint32(f, 300<<10)
+	f[4] = byte(MsgAddPeers)
+	if _, _, err := readControlFrame(bytes.NewReader(f), fromCoordinator); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("300 KiB AddPeers: %v", err)
 	}
-	// Only a Job may exceed MaxControlFrame on the control stream.
-	f[4] = byte(MsgAssign)
-	if _, _, err := readControlFrame(bytes.NewReader(f)); !errors.Is(err, ErrFrameTooLarge) {
-		t.Fatalf("big Assign: %v", err)
-	}
+	// Only a Job may exceed MaxControlFrame.
+	binary.BigEndian.PutUint32(f, MaxControlFrame+1)
 	f[4] = byte(MsgJob)
-	if typ, body, err := readControlFrame(bytes.NewReader(f)); err != nil || typ != MsgJob || len(body) != MaxControlFrame {
+	if typ, body, err := readControlFrame(bytes.NewReader(f), fromCoordinator); err != nil || typ != MsgJob || len(body) != MaxControlFrame {
 		t.Fatalf("big Job: %v %v %d", typ, err, len(body))
 	}
 	binary.BigEndian.PutUint32(f, MaxJobFrame+1)
-	cr = &countingReader{r: bytes.NewReader(f)}
-	if _, _, err := readControlFrame(cr); !errors.Is(err, ErrFrameTooLarge) || cr.n != 4 {
+	cr := &countingReader{r: bytes.NewReader(f)}
+	if _, _, err := readControlFrame(cr, fromCoordinator); !errors.Is(err, ErrFrameTooLarge) || cr.n != 4 {
 		t.Fatalf("huge Job: %v after %d bytes", err, cr.n)
 	}
 	binary.BigEndian.PutUint32(f, 0xffffffff)
-	if _, _, err := readFrame(bytes.NewReader(f[:4]), MaxControlFrame); !errors.Is(err, ErrFrameTooLarge) {
+	if _, _, err := readFrame(bytes.NewReader(f[:4]), anyCap); !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("4 GiB frame: %v", err)
 	}
-	if _, _, err := readFrame(bytes.NewReader([]byte{0, 0, 0, 0}), MaxControlFrame); !errors.Is(err, ErrProtocol) {
+	if _, _, err := readFrame(bytes.NewReader([]byte{0, 0, 0, 0}), anyCap); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("empty frame: %v", err)
 	}
-	if _, _, err := readFrame(bytes.NewReader([]byte{0, 0, 0, 9, 1}), MaxControlFrame); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, _, err := readFrame(bytes.NewReader([]byte{0, 0, 0, 9, 1}), anyCap); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("truncated frame: %v", err)
 	}
-	if _, _, err := readFrame(bytes.NewReader(nil), MaxControlFrame); err != io.EOF {
+	if _, _, err := readFrame(bytes.NewReader(nil), anyCap); err != io.EOF {
 		t.Fatalf("no frame: %v", err)
+	}
+	// Hello and Piece headers have their own small caps.
+	binary.BigEndian.PutUint32(f, maxHelloFrame+1)
+	f[4] = byte(MsgHello)
+	if _, _, err := readHelloFrame(bytes.NewReader(f)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("big hello: %v", err)
+	}
+	binary.BigEndian.PutUint32(f, maxPieceHeaderFrame+1)
+	f[4] = byte(MsgPiece)
+	if _, _, err := readPieceHeader(bytes.NewReader(f)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("big piece header: %v", err)
 	}
 	// The encoder refuses to build one.
 	big := &addPeersMsg{Addrs: make([]string, MaxControlFrame)}
 	if _, err := encodeFrame(MsgAddPeers, big); !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("encode oversized: %v", err)
+	}
+	// The largest lists a sender builds fit.
+	idx := make([]uint32, maxListChunk)
+	for i := range idx {
+		idx[i] = math.MaxUint32 - uint32(i)
+	}
+	if _, err := encodeFrame(MsgRevoke, &revokeMsg{Job: math.MaxUint64, Pieces: idx, Force: true}); err != nil {
+		t.Fatalf("largest index list: %v", err)
+	}
+	addrs := make([]string, maxPeersChunk)
+	for i := range addrs {
+		addrs[i] = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+	}
+	if _, err := encodeFrame(MsgAddPeers, &addPeersMsg{Job: math.MaxUint64, Addrs: addrs}); err != nil {
+		t.Fatalf("largest address list: %v", err)
+	}
+}
+
+// A Job may be large (its info dictionary) but not declare many elements.
+func TestJobElementBudget(t *testing.T) {
+	tiers := make([][]string, maxJobElements)
+	if _, err := encodeFrame(MsgJob, &jobMsg{Job: 1, Trackers: tiers}); err == nil {
+		t.Fatal("encoder built a Job with too many trackers")
+	}
+	body := bombJob(1 << 20)[5:]
+	if _, err := decodeMessage(MsgJob, body); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("Job declaring %d tiers: %v", len(body), err)
+	}
+	ok := &jobMsg{Job: 1, Trackers: [][]string{{"http://a/announce", "udp://b:1"}, {"http://c"}}, Info: make([]byte, 20<<20)}
+	f, err := encodeFrame(MsgJob, ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeMessage(MsgJob, f[5:]); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -158,7 +230,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
 	f.Add([]byte{0, 0, 0, 6, 5, 0x81, 0xa1, 'p', 0xdd, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		typ, body, err := readFrame(bytes.NewReader(data), 64<<10)
+		typ, body, err := readFrame(bytes.NewReader(data), anyCap)
 		if err != nil {
 			return
 		}
@@ -176,7 +248,7 @@ func FuzzReadFrame(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		typ2, body2, err := readFrame(bytes.NewReader(again), MaxControlFrame)
+		typ2, body2, err := readFrame(bytes.NewReader(again), anyCap)
 		if err != nil || typ2 != typ {
 			t.Fatalf("re-read: %v", err)
 		}

@@ -44,7 +44,7 @@ func rawNode(t *testing.T, script func(sess *yamux.Session, ctrl net.Conn, job *
 			t.Error(err)
 			return
 		}
-		typ, body, err := readControlFrame(ctrl)
+		typ, body, err := readControlFrame(ctrl, fromCoordinator)
 		if err != nil || typ != MsgJob {
 			t.Errorf("job: %v %v", typ, err)
 			return

@@ -117,7 +117,7 @@ func (ns *nodeSession) writeLoop() {
 // error.
 func (ns *nodeSession) readLoop() error {
 	for {
-		t, body, err := readControlFrame(ns.ctrl)
+		t, body, err := readControlFrame(ns.ctrl, fromCoordinator)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return fmt.Errorf("%w: coordinator closed the control stream", ErrSessionLost)

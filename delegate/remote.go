@@ -281,7 +281,7 @@ func (r *RemoteSwarm) startJob(ctx context.Context, job JobSpec) error {
 	if _, err := ctrl.Write(f); err != nil {
 		return ioErr(ctx, "send job", err)
 	}
-	t, body, err := readControlFrame(ctrl)
+	t, body, err := readControlFrame(ctrl, fromNode)
 	if err != nil {
 		return ioErr(ctx, "read job answer", err)
 	}
@@ -357,7 +357,7 @@ func (r *RemoteSwarm) AddPeers(addrs []netip.AddrPort) {
 		}
 	}
 	for len(s) > 0 {
-		n := min(len(s), maxListChunk/8)
+		n := min(len(s), maxPeersChunk)
 		r.send(MsgAddPeers, &addPeersMsg{Job: r.jobID, Addrs: s[:n]})
 		s = s[n:]
 	}
@@ -523,7 +523,7 @@ func (r *RemoteSwarm) writeLoop() {
 func (r *RemoteSwarm) readControl() {
 	defer r.wg.Done()
 	for {
-		t, body, err := readControlFrame(r.ctrl)
+		t, body, err := readControlFrame(r.ctrl, fromNode)
 		if err != nil {
 			r.fail(r.lost(err))
 			return
@@ -614,7 +614,7 @@ func (r *RemoteSwarm) readData(st *yamux.Stream) {
 	defer r.wg.Done()
 	defer st.Close()
 	for {
-		t, body, err := readFrame(st, maxPieceHeaderFrame)
+		t, body, err := readPieceHeader(st)
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				r.fail(r.lost(err))
