@@ -31,16 +31,6 @@ import (
 // exitInterrupted is the status of a download stopped by a signal.
 const exitInterrupted = 130
 
-// A user whose trackers all fail and who has no peers would otherwise see
-// 0% and "peers 0" forever: after trackerSilentAfter without any tracker
-// answering and with no peers, a warning naming the trackers' errors is
-// printed, at most every trackerWarnEvery. Variables so that a test can
-// shorten them.
-var (
-	trackerSilentAfter = 15 * time.Second
-	trackerWarnEvery   = time.Minute
-)
-
 // transferOpts are the flags shared by download and seed.
 type transferOpts struct {
 	listen   string
@@ -136,9 +126,7 @@ type session struct {
 	cluster *clusterLink // nil when not in a cluster
 
 	// Tracker health, for the warning when none answers (loop's own).
-	lastAnswer  time.Time        // last successful tracker reply, or the loop's start
-	lastWarn    time.Time        // last "no tracker answers" warning
-	trackerErrs map[string]error // newest error per tracker URL, cleared when it answers
+	health *trackerHealth
 }
 
 // transfer sets up a session and runs its main loop. It returns the exit
@@ -315,7 +303,7 @@ func (s *session) loop(ctx context.Context) int {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	started := time.Now()
-	s.lastAnswer = started
+	s.health = newTrackerHealth(started)
 	complete := s.dl.Complete()
 	var updates <-chan tracker.Update
 	if s.ann != nil {
@@ -389,16 +377,11 @@ func (s *session) loop(ctx context.Context) int {
 }
 
 func (s *session) trackerUpdate(u tracker.Update) {
+	s.health.record(u, time.Now())
 	if u.Err != nil {
 		s.log.Debug("tracker", "url", u.URL, "err", u.Err)
-		if s.trackerErrs == nil {
-			s.trackerErrs = make(map[string]error)
-		}
-		s.trackerErrs[u.URL] = u.Err
 		return
 	}
-	s.lastAnswer = time.Now()
-	delete(s.trackerErrs, u.URL)
 	if u.Response == nil {
 		return
 	}
@@ -414,44 +397,15 @@ func (s *session) trackerUpdate(u tracker.Update) {
 }
 
 // warnIfNoTracker warns, through the progress display, when no tracker
-// has answered for trackerSilentAfter and there are no peers, naming each
-// tracker's last error; it repeats at most every trackerWarnEvery. The
-// trackers keep retrying on their own back-off meanwhile.
+// answers and there are no peers (see trackerHealth.warning). The trackers
+// keep retrying on their own back-off meanwhile.
 func (s *session) warnIfNoTracker(now time.Time, st swarm.Status) {
-	if s.ann == nil || st.Peers > 0 || now.Sub(s.lastAnswer) < trackerSilentAfter ||
-		(!s.lastWarn.IsZero() && now.Sub(s.lastWarn) < trackerWarnEvery) {
+	if s.ann == nil {
 		return
 	}
-	s.lastWarn = now
-	var errs []string
-	for _, tier := range s.t.Tiers() {
-		for _, u := range tier {
-			if err, ok := s.trackerErrs[u]; ok {
-				errs = append(errs, u+": "+briefError(err))
-			}
-		}
+	if msg, ok := s.health.warning(now, st.Peers, s.t.Tiers()); ok {
+		fmt.Fprintf(s.prog, "coord %s: %s\n", s.name, msg)
 	}
-	last := "none has replied yet"
-	if len(errs) > 0 {
-		last = "last errors: " + strings.Join(errs, "; ")
-	}
-	fmt.Fprintf(s.prog, "coord %s: warning: no tracker has answered for %s and there are no peers; still retrying (%s)\n",
-		s.name, now.Sub(s.lastAnswer).Round(time.Second), last)
-}
-
-// briefError shortens a tracker error for a one-line warning: a network
-// error is reduced to its cause (the URL is printed beside it), and the
-// text is capped.
-func briefError(err error) string {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		err = op.Err
-	}
-	msg := err.Error()
-	if r := []rune(msg); len(r) > 100 {
-		msg = string(r[:99]) + "…"
-	}
-	return msg
 }
 
 // printWorkers says how much each swarm contributed, when there were
