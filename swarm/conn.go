@@ -37,29 +37,96 @@ type connHandle struct {
 	uploaded atomic.Int64 // payload bytes sent
 }
 
+// Bounds of a connection's outbound queue. Piece payloads are read from
+// Storage by the writer and are not counted in bytes (queued uploads are
+// bounded by MaxUploadQueue); everything else is. A peer that lets its
+// queue reach either bound has stopped reading while it keeps us writing:
+// it is dropped and banned (errOutQueueFull).
+const (
+	maxOutMessages = 8192
+	maxOutBytes    = 2 << 20
+)
+
 // outQueue is a connection's outbound mailbox: the owner appends messages
 // under mu and wakes the writer, which drains everything in one go. This
 // keeps the owner from ever blocking on a slow peer.
 type outQueue struct {
 	mu      sync.Mutex
 	q       []peerwire.Message
-	uploads int // queued piece messages (uploads) not yet written
+	uploads int  // queued piece messages (uploads) not yet written
+	rejects int  // queued rejects
+	bytes   int  // wire size of the queued messages, piece payloads excluded
+	full    bool // a push was refused: the connection must be dropped
 	wake    chan struct{}
 }
 
-func (o *outQueue) push(ms ...peerwire.Message) {
+// queuedSize is what m costs in the queue's byte bound.
+func queuedSize(m peerwire.Message) int {
+	switch m.ID {
+	case peerwire.Piece:
+		return 13
+	case peerwire.BitfieldMsg:
+		return 5 + len(m.Bitfield)
+	case peerwire.Extended:
+		return 6 + len(m.ExtPayload)
+	}
+	return 17
+}
+
+// push queues ms, or refuses all of them (and marks the queue full) if they
+// would take it over maxOutMessages or maxOutBytes.
+func (o *outQueue) push(ms ...peerwire.Message) bool {
 	o.mu.Lock()
+	size := 0
 	for _, m := range ms {
-		if m.ID == peerwire.Piece && !m.KeepAlive {
+		size += queuedSize(m)
+	}
+	if o.full || len(o.q)+len(ms) > maxOutMessages || o.bytes+size > maxOutBytes {
+		o.full = true
+		o.mu.Unlock()
+		return false
+	}
+	for _, m := range ms {
+		if m.KeepAlive {
+			continue
+		}
+		switch m.ID {
+		case peerwire.Piece:
 			o.uploads++
+		case peerwire.Reject:
+			o.rejects++
 		}
 	}
+	o.bytes += size
 	o.q = append(o.q, ms...)
 	o.mu.Unlock()
 	select {
 	case o.wake <- struct{}{}:
 	default:
 	}
+	return true
+}
+
+// take moves every queued message to batch (for the writer).
+func (o *outQueue) take(batch []peerwire.Message) []peerwire.Message {
+	o.mu.Lock()
+	batch = append(batch, o.q...)
+	clear(o.q)
+	if cap(o.q) > 1024 {
+		o.q = nil // do not keep a flood's backing array
+	} else {
+		o.q = o.q[:0]
+	}
+	o.bytes, o.rejects = 0, 0
+	o.mu.Unlock()
+	return batch
+}
+
+// isFull reports whether a push was refused.
+func (o *outQueue) isFull() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.full
 }
 
 // dropUploads removes queued uploads matching keep==false and returns them.
@@ -72,6 +139,7 @@ func (o *outQueue) dropUploads(drop func(m peerwire.Message) bool) []peerwire.Me
 		if m.ID == peerwire.Piece && !m.KeepAlive && drop(m) {
 			dropped = append(dropped, m)
 			o.uploads--
+			o.bytes -= queuedSize(m)
 			continue
 		}
 		out = append(out, m)
@@ -85,6 +153,14 @@ func (o *outQueue) queuedUploads() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.uploads
+}
+
+// pendingAnswers is the number of requests answered (a piece or a reject)
+// but not yet written.
+func (o *outQueue) pendingAnswers() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.uploads + o.rejects
 }
 
 func (h *connHandle) close() {
@@ -287,6 +363,7 @@ func (s *LocalSwarm) acceptLoop(l net.Listener) {
 func (s *LocalSwarm) readLoop(h *connHandle) {
 	defer s.wg.Done()
 	lim := peerwire.DefaultLimits(s.info.NumPieces(), s.info.PieceLength, s.info.Length)
+	lim.MaxMessage = maxExtMessage
 	r := peerwire.NewReaderSize(h.c, lim, 128<<10)
 	var lastDeadline time.Time
 	b := batchPool.Get().(*connBatch)
@@ -386,11 +463,7 @@ func (s *LocalSwarm) writeLoop(h *connHandle) {
 		case <-h.out.wake:
 		}
 		for {
-			h.out.mu.Lock()
-			batch = append(batch[:0], h.out.q...)
-			clear(h.out.q)
-			h.out.q = h.out.q[:0]
-			h.out.mu.Unlock()
+			batch = h.out.take(batch[:0])
 			if len(batch) == 0 {
 				break
 			}

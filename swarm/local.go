@@ -100,6 +100,7 @@ type LocalSwarm struct {
 	msgBuf      []peerwire.Message
 	cancelBuf   []peerKey
 	rng         uint64
+	overfull    bool // a peer's outbound queue is full (see send)
 }
 
 type newConn struct {
@@ -388,6 +389,9 @@ func (s *LocalSwarm) run() {
 		case now := <-tick.C:
 			s.tick(now)
 		}
+		if s.overfull {
+			s.dropOverfull()
+		}
 	}
 }
 
@@ -453,6 +457,7 @@ func (s *LocalSwarm) tick(now time.Time) {
 		s.fillAll()
 	}
 	s.checkTimeouts(now)
+	s.dropOverfull() // also catches queues filled outside send
 	s.pruneGone()
 	if now.Sub(s.lastChoke) >= s.cfg.ChokeInterval {
 		s.lastChoke = now
@@ -543,7 +548,7 @@ func (s *LocalSwarm) stored(i int) {
 	s.nAdvertised++
 	for _, p := range s.peers {
 		if p != nil && !p.has(i) {
-			p.h.out.push(peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
+			s.send(p, peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
 		}
 	}
 	if s.seeding() {
@@ -567,11 +572,12 @@ func (s *LocalSwarm) abandon(i int) {
 		for k := range p.reqs {
 			if int(k>>32) == i {
 				delete(p.reqs, k)
+				p.grace++
 				msgs = append(msgs, peerwire.Message{ID: peerwire.Cancel, Index: uint32(i), Begin: uint32(k), Length: uint32(s.picker.blockLen(i, int(uint32(k))/peerwire.BlockSize))})
 			}
 		}
 		if len(msgs) > 0 {
-			p.h.out.push(msgs...)
+			s.send(p, msgs...)
 		}
 	}
 	if b, ok := s.bufs[i]; ok {

@@ -14,7 +14,26 @@ var (
 	errDuplicatePeer = errors.New("swarm: duplicate connection")
 	errTooManyPeers  = errors.New("swarm: connection cap reached")
 	errFastMisuse    = errors.New("swarm: fast-extension message without the fast extension")
+
+	// Abuse: each bans the peer's address.
+	errRequestFlood = errors.New("swarm: peer sent more requests than it may have outstanding")
+	errOutQueueFull = errors.New("swarm: peer stopped reading and its outbound queue is full")
+	errUnrequested  = errors.New("swarm: peer sent blocks nobody requested")
 )
+
+// maxExtMessage caps extension messages (and unknown ones): we use only the
+// extension handshake, which is far smaller.
+const maxExtMessage = 64 << 10
+
+// maxUnrequested is how many blocks a peer may send that we did not
+// request (or stopped waiting for long ago) before it is banned.
+const maxUnrequested = 8
+
+// banworthy reports whether a peer dropped with err is banned too.
+func banworthy(err error) bool {
+	return errors.Is(err, peerwire.ErrProtocol) || errors.Is(err, errFastMisuse) ||
+		errors.Is(err, errRequestFlood) || errors.Is(err, errOutQueueFull) || errors.Is(err, errUnrequested)
+}
 
 // peer is the owner goroutine's state of one connection.
 type peer struct {
@@ -38,6 +57,11 @@ type peer struct {
 	reqs  map[uint64]time.Time // outstanding requests we sent, by block key
 	queue []reqEntry           // the same, in send order (stale entries skipped)
 	reqq  int                  // the peer's request queue limit (BEP 10), 0 unknown
+
+	// Abuse accounting.
+	refused     int // requests refused (choked, unknown piece, queue full) since the last unchoke
+	grace       int // blocks we stopped waiting for (cancelled, timed out): they may still come
+	unrequested int // blocks received that were neither requested nor graced
 
 	down, up  rateMeter
 	lastUp    int64
@@ -134,7 +158,7 @@ func (s *LocalSwarm) register(nc newConn) {
 	case s.nAdvertised > 0:
 		init = append(init, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: append([]byte(nil), s.advertised...)})
 	}
-	h.out.push(init...)
+	s.send(p, init...)
 	if s.firstPeer.Load() == 0 {
 		s.firstPeer.Store(time.Now().UnixNano())
 	}
@@ -160,7 +184,7 @@ func (s *LocalSwarm) dropPeer(p *peer, err error) {
 	if s.peers[p.key] != p {
 		return
 	}
-	if errors.Is(err, peerwire.ErrProtocol) || errors.Is(err, errFastMisuse) {
+	if banworthy(err) {
 		s.log.Info("peer broke the protocol", "peer", p.addr, "err", err)
 		s.ban(p.addr.Addr()) // ban calls dropPeer again for this peer
 		if s.peers[p.key] != p {
@@ -198,7 +222,11 @@ func (s *LocalSwarm) handleBatch(b *connBatch) {
 		if s.peers[p.key] != p {
 			break
 		}
-		if err := s.handleMsg(p, &b.evs[i]); err != nil {
+		err := s.handleMsg(p, &b.evs[i])
+		if err == nil && p.h.out.isFull() {
+			err = errOutQueueFull
+		}
+		if err != nil {
 			s.dropPeer(p, err)
 		}
 	}
@@ -220,7 +248,9 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 	case peerwire.Choke:
 		p.peerChoking = true
 		if !p.fast {
-			// Without the fast extension a choke discards our requests.
+			// Without the fast extension a choke discards our requests
+			// (blocks already on the wire may still come).
+			p.grace += len(p.reqs)
 			for k := range p.reqs {
 				s.unrequest(p, k)
 			}
@@ -283,17 +313,18 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 	case peerwire.HaveNone:
 		p.gotBF = true
 	case peerwire.Request:
-		s.serve(p, m)
+		return s.serve(p, m)
 	case peerwire.Cancel:
 		p.h.out.dropUploads(func(x peerwire.Message) bool {
 			return x.Index == m.Index && x.Begin == m.Begin && x.Length == m.Length
 		})
 	case peerwire.Piece:
-		s.gotBlock(p, int(m.Index), int(m.Begin), m.Block)
+		err := s.gotBlock(p, int(m.Index), int(m.Begin), m.Block)
 		if ev.block != nil {
 			blockPool.Put(ev.block)
 			ev.block = nil
 		}
+		return err
 	case peerwire.Reject:
 		k := blockKey(int(m.Index), int(m.Begin))
 		if _, ok := p.reqs[k]; ok {
@@ -331,8 +362,21 @@ func (s *LocalSwarm) unrequest(p *peer, k uint64) {
 	}
 }
 
-func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) {
+// gotBlock takes a block from p. A block we did not request (and did not
+// stop waiting for) is not used; past maxUnrequested of them p is banned.
+func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) error {
 	k := blockKey(piece, begin)
+	if _, ok := p.reqs[k]; !ok {
+		if p.grace == 0 {
+			p.unrequested++
+			s.wasted.Add(int64(len(data)))
+			if p.unrequested > maxUnrequested {
+				return errUnrequested
+			}
+			return nil
+		}
+		p.grace--
+	}
 	delete(p.reqs, k)
 	s.downloaded.Add(int64(len(data)))
 	s.downRate.Add(len(data))
@@ -344,14 +388,15 @@ func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) {
 	s.cancelBuf = r.Cancel
 	if !r.Fresh {
 		s.wasted.Add(int64(len(data)))
-		return
+		return nil
 	}
 	copy(s.pieceBuf(piece)[begin:], data)
 	for _, o := range r.Cancel {
 		if q := s.peers[o]; q != nil {
 			if _, ok := q.reqs[k]; ok {
 				delete(q.reqs, k)
-				q.h.out.push(peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin), Length: uint32(len(data))})
+				q.grace++
+				s.send(q, peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin), Length: uint32(len(data))})
 			}
 		}
 	}
@@ -361,19 +406,53 @@ func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) {
 		s.verifying++
 		s.hashIn <- hashJob{piece: piece, buf: buf} // capacity covers every piece that can be in flight
 	}
+	return nil
 }
 
-// serve queues an upload, or rejects it.
-func (s *LocalSwarm) serve(p *peer, m *peerwire.Message) {
+// maxOutstanding is how many requests a peer may have unanswered (queued
+// uploads and rejects not yet written) or have refused since we last
+// unchoked it: twice the request queue we advertise, plus slack for
+// requests that cross a choke on the wire. A peer past it floods us.
+func (s *LocalSwarm) maxOutstanding() int { return 2*s.cfg.MaxUploadQueue + 64 }
+
+// serve queues an upload, or rejects it; a peer flooding requests gets
+// errRequestFlood.
+func (s *LocalSwarm) serve(p *peer, m *peerwire.Message) error {
+	if p.h.out.pendingAnswers() >= s.maxOutstanding() {
+		return errRequestFlood
+	}
 	i := int(m.Index)
 	ok := s.advertised[i>>3]&(0x80>>(i&7)) != 0 && !p.amChoking &&
 		p.h.out.queuedUploads() < s.cfg.MaxUploadQueue
 	if ok {
-		p.h.out.push(peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Length: m.Length})
-		return
+		s.send(p, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		return nil
+	}
+	if p.refused++; p.refused > s.maxOutstanding() {
+		return errRequestFlood
 	}
 	if p.fast {
-		p.h.out.push(peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		s.send(p, peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+	}
+	return nil
+}
+
+// send queues messages to p. If p's queue is full they are dropped and p
+// is marked for dropping (handleBatch and tick drop it: send never drops a
+// peer itself, so callers may loop over s.peers).
+func (s *LocalSwarm) send(p *peer, ms ...peerwire.Message) {
+	if !p.h.out.push(ms...) {
+		s.overfull = true
+	}
+}
+
+// dropOverfull drops and bans every peer whose outbound queue is full.
+func (s *LocalSwarm) dropOverfull() {
+	s.overfull = false
+	for _, p := range s.peers {
+		if p != nil && p.h.out.isFull() {
+			s.dropPeer(p, errOutQueueFull)
+		}
 	}
 }
 
@@ -386,7 +465,7 @@ func (s *LocalSwarm) setInterested(p *peer, v bool) {
 	if v {
 		id = peerwire.Interested
 	}
-	p.h.out.push(peerwire.Message{ID: id})
+	s.send(p, peerwire.Message{ID: id})
 }
 
 func (s *LocalSwarm) setChoking(p *peer, choke bool) {
@@ -395,7 +474,8 @@ func (s *LocalSwarm) setChoking(p *peer, choke bool) {
 	}
 	p.amChoking = choke
 	if !choke {
-		p.h.out.push(peerwire.Message{ID: peerwire.Unchoke})
+		p.refused = 0
+		s.send(p, peerwire.Message{ID: peerwire.Unchoke})
 		return
 	}
 	dropped := p.h.out.dropUploads(func(peerwire.Message) bool { return true })
@@ -405,7 +485,7 @@ func (s *LocalSwarm) setChoking(p *peer, choke bool) {
 			msgs = append(msgs, peerwire.Message{ID: peerwire.Reject, Index: d.Index, Begin: d.Begin, Length: d.Length})
 		}
 	}
-	p.h.out.push(msgs...)
+	s.send(p, msgs...)
 }
 
 // maybeUnchoke gives a newly interested peer a free upload slot at once
@@ -498,7 +578,7 @@ func (s *LocalSwarm) fill(p *peer) {
 		p.queue = append(p.queue, reqEntry{k, now})
 		msgs = append(msgs, peerwire.Message{ID: peerwire.Request, Index: uint32(b.Piece), Begin: uint32(b.Begin), Length: uint32(b.Length)})
 	}
-	p.h.out.push(msgs...)
+	s.send(p, msgs...)
 	clear(msgs)
 	s.msgBuf = msgs[:0]
 	if s.firstBlock.Load() == 0 {
@@ -524,6 +604,7 @@ func (s *LocalSwarm) checkTimeouts(now time.Time) {
 					break
 				}
 				s.unrequest(p, e.key)
+				p.grace++
 				s.timedOut++
 				piece, begin := int(e.key>>32), int(uint32(e.key))
 				cancels = append(cancels, peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin),
@@ -538,6 +619,7 @@ func (s *LocalSwarm) checkTimeouts(now time.Time) {
 		}
 		if !p.peerChoking && len(p.reqs) > 0 && !p.snubbed && !p.waitSince.IsZero() && now.Sub(p.waitSince) >= s.cfg.SnubTimeout {
 			p.snubbed = true
+			p.grace += len(p.reqs)
 			s.log.Debug("peer snubbed us", "peer", p.addr)
 			for k := range p.reqs {
 				s.unrequest(p, k)
@@ -547,7 +629,7 @@ func (s *LocalSwarm) checkTimeouts(now time.Time) {
 			changed = true
 		}
 		if len(cancels) > 0 {
-			p.h.out.push(cancels...)
+			s.send(p, cancels...)
 		}
 	}
 	if changed {
