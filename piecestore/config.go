@@ -48,6 +48,11 @@ type Config struct {
 	// torrent of any number of files works under a small RLIMIT_NOFILE.
 	// 0 means a quarter of the process's RLIMIT_NOFILE, between 8 and 4096.
 	MaxOpenFiles int
+	// CheckProgress, if not nil, is called while Open hashes data already
+	// on disk (files that existed without a completion record, or changed
+	// since it) with the pieces hashed so far and the pieces to hash. Calls
+	// come one at a time from the hashing goroutines; keep it short.
+	CheckProgress func(done, total int)
 	// Logger receives warnings (ignored record, re-verification). nil
 	// discards.
 	Logger *slog.Logger

@@ -67,8 +67,12 @@
 // equal the record's stamp, the recorded pieces in it are trusted;
 // recorded pieces touching a file whose stamp differs are re-hashed and
 // kept only if they match. A record that is corrupt (checksum, size,
-// version, spare bits) or for different geometry is ignored with a warning:
-// the torrent is treated as having nothing. Open then syncs and records the
+// version, spare bits) or for different geometry is ignored with a warning.
+// Without a usable record, Open checks the data already on disk (a folder
+// that already holds the torrent, or a lost record): pieces lying wholly in
+// files that existed with the torrent's size are hashed in parallel
+// (Config.CheckProgress, Stats.CheckedAtOpen) and kept if they match;
+// files of another size are not trusted. Open then syncs and records the
 // reconciled state. Verify re-hashes everything (for --verify and seeding).
 // The stamps are a cheap change detector, not a proof: a file modified with
 // its mtime restored is only caught by Verify.

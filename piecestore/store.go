@@ -77,6 +77,7 @@ type Store struct {
 type counters struct {
 	bytesWritten, writeCalls, runs, piecesWritten atomic.Int64
 	directBytes                                   atomic.Int64
+	checked                                       atomic.Int64
 	syncs, records, dropped                       atomic.Int64
 }
 
@@ -92,6 +93,7 @@ type Stats struct {
 	QueuedBytes    int64 // accepted by Submit, not yet written
 	PiecesComplete int   // pieces recorded complete
 	Dropped        int64 // Written notifications dropped (channel full; should stay 0)
+	CheckedAtOpen  int64 // pieces hashed at Open: existing data without a record, or files changed since it
 	FileOpens      int64 // files opened (a file closed to stay within MaxOpenFiles counts again when reopened)
 	PeakOpenFiles  int   // most descriptors of the torrent's files open at once
 }
@@ -177,20 +179,22 @@ func (s *Store) prepare() ([]stamp, error) {
 	}
 	s.rec = rc
 	if warn != nil {
-		s.log.Warn("piecestore: ignoring unusable completion record; pieces will be downloaded again",
+		s.log.Warn("piecestore: ignoring unusable completion record; existing files will be checked",
 			"record", rc.path, "err", warn)
 	}
 	pre := make([]stamp, len(l.files))
-	dirty := make([]bool, len(l.files)) // needs a sync before the record
+	existed := make([]bool, len(l.files)) // was there before Open
+	dirty := make([]bool, len(l.files))   // needs a sync before the record
 	for i := range l.files {
 		f := &l.files[i]
 		if f.pad {
 			continue
 		}
-		fd, _, _, err := s.fds.acquire(i, s.cfg.DirectIO && f.stored(), openOpts{create: true, made: &s.made})
+		fd, _, created, err := s.fds.acquire(i, s.cfg.DirectIO && f.stored(), openOpts{create: true, made: &s.made})
 		if err != nil {
 			return nil, err
 		}
+		existed[i] = !created
 		pre[i], dirty[i], err = s.prepareFile(f, fd)
 		s.fds.release(i)
 		if f.length == 0 {
@@ -230,7 +234,8 @@ func (s *Store) prepare() ([]stamp, error) {
 		for _, p := range recheck {
 			bfSet(want, p)
 		}
-		err := s.hashPieces(context.Background(), func(p int) bool { return bfHas(want, p) }, nil, func(p int, ok bool) {
+		s.st.checked.Add(int64(len(recheck)))
+		err := s.hashPieces(context.Background(), func(p int) bool { return bfHas(want, p) }, s.cfg.CheckProgress, func(p int, ok bool) {
 			if !ok {
 				bfClear(have, p)
 				bad++
@@ -244,6 +249,11 @@ func (s *Store) prepare() ([]stamp, error) {
 		}
 		if bad > 0 {
 			s.log.Warn("piecestore: pieces no longer valid on disk", "pieces", bad)
+		}
+	}
+	if rec == nil {
+		if err := s.checkExisting(existed, pre, have); err != nil {
+			return nil, err
 		}
 	}
 	stamps := make([]stamp, len(l.files))
@@ -284,6 +294,57 @@ func (s *Store) prepare() ([]stamp, error) {
 		}
 	}
 	return stamps, nil
+}
+
+// checkExisting looks for data already on disk when there is no usable
+// completion record (a first download into a folder that already holds
+// the data, or a lost record): the pieces lying wholly in files that
+// existed before Open with the torrent's size are hashed, and those that
+// match are set in have. Files of another size are not trusted (they were
+// resized, so their pieces are downloaded again).
+func (s *Store) checkExisting(existed []bool, pre []stamp, have []byte) error {
+	l := s.lay
+	trusted := make([]bool, len(l.files))
+	anyData := false
+	for i := range l.files {
+		f := &l.files[i]
+		trusted[i] = f.stored() && existed[i] && pre[i].size == f.length
+		anyData = anyData || trusted[i]
+	}
+	if !anyData {
+		return nil
+	}
+	want := make([]byte, len(have))
+	n := 0
+	var files []int
+	for p := range l.numPieces {
+		files = l.appendPieceFiles(files[:0], p)
+		ok := len(files) > 0
+		for _, fi := range files {
+			ok = ok && trusted[fi]
+		}
+		if ok {
+			bfSet(want, p)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	s.log.Info("piecestore: no completion record; checking the files already there", "pieces", n)
+	s.st.checked.Add(int64(n))
+	found := 0
+	err := s.hashPieces(context.Background(), func(p int) bool { return bfHas(want, p) }, s.cfg.CheckProgress, func(p int, ok bool) {
+		if ok {
+			bfSet(have, p)
+			found++
+		}
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Info("piecestore: existing data checked", "checked", n, "valid", found)
+	return nil
 }
 
 // prepareFile gives a file just opened at Open its torrent length (an empty
@@ -406,6 +467,7 @@ func (s *Store) Stats() Stats {
 		QueuedBytes:    s.budget.queued(),
 		PiecesComplete: int(s.nHave.Load()),
 		Dropped:        s.st.dropped.Load(),
+		CheckedAtOpen:  s.st.checked.Load(),
 		FileOpens:      opens,
 		PeakOpenFiles:  peak,
 	}

@@ -376,13 +376,14 @@ func TestCorruptRecordIgnored(t *testing.T) {
 			}
 			logs := &logBuffer{}
 			s := openStore(t, testConfig(tt, dir, logs), nil)
-			if got := haveList(s.Have(), s.NumPieces()); len(got) != 0 {
-				t.Fatalf("Have = %v from a corrupt record", got)
+			// Not trusted: the data is hashed at Open (and found).
+			if got := s.Stats().CheckedAtOpen; got != int64(s.NumPieces()) || !s.Complete() {
+				t.Fatalf("%d of %d pieces hashed at Open with a corrupt record; complete %v", got, s.NumPieces(), s.Complete())
 			}
 			if !bytes.Contains([]byte(logs.String()), []byte("ignoring unusable completion record")) {
 				t.Fatalf("no warning: %q", logs)
 			}
-			// Verify finds the data and rebuilds the record.
+			// Verify agrees and rebuilds the record.
 			if err := s.Verify(context.Background(), nil); err != nil {
 				t.Fatal(err)
 			}
@@ -418,26 +419,37 @@ func TestRecordForOtherTorrentIgnored(t *testing.T) {
 	if err := os.WriteFile(rp, append(b, make([]byte, 2*slotSize(7, 1)-len(b))...)[:2*slotSize(7, 1)], 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The record is ignored: the data on disk is hashed instead of trusted.
 	s3 := openStore(t, testConfig(tt, dir, logs), nil)
-	if len(haveList(s3.Have(), s3.NumPieces())) != 0 {
-		t.Fatal("record of another geometry was trusted")
+	if got := s3.Stats().CheckedAtOpen; got != int64(s3.NumPieces()) {
+		t.Fatalf("record of another geometry was trusted: %d of %d pieces hashed at Open", got, s3.NumPieces())
 	}
 }
 
 func TestVerify(t *testing.T) {
 	tt := newTorrent(t, "v", 1000, fileSpec{"p/q", 3500}, fileSpec{"r", 0}, fileSpec{"s", 2100})
 	dir := t.TempDir()
-	// Data placed by someone else (a seeder's files), no record.
+	// Data placed by someone else (a seeder's files), no record; "s" is
+	// one byte short, so it is not trusted at Open (pieces 3-5 touch it)
+	// and is resized.
 	for i, f := range tt.info.Files {
 		p := filepath.Join(dir, tt.info.FilePath(i))
 		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, tt.data[f.Offset:f.Offset+f.Length], 0o644)
+		end := f.Offset + f.Length
+		if tt.info.Files[i].Path[0] == "s" {
+			end--
+		}
+		os.WriteFile(p, tt.data[f.Offset:end], 0o644)
 	}
 	s := openStore(t, testConfig(tt, dir, nil), nil)
 	n := s.NumPieces()
-	if len(haveList(s.Have(), n)) != 0 {
-		t.Fatal("Have without a record")
+	if got := haveList(s.Have(), n); !slices.Equal(got, []int{0, 1, 2}) || s.Stats().CheckedAtOpen != 3 {
+		t.Fatalf("Have at Open = %v after hashing %d pieces; want the pieces of p/q", got, s.Stats().CheckedAtOpen)
 	}
+	// The missing byte arrives behind the store's back; Verify finds it.
+	f, _ := os.OpenFile(filepath.Join(dir, "v", "s"), os.O_WRONLY, 0)
+	f.WriteAt(tt.data[len(tt.data)-1:], 2099)
+	f.Close()
 	calls := 0
 	if err := s.Verify(context.Background(), func(done, total int) {
 		calls++
@@ -450,11 +462,11 @@ func TestVerify(t *testing.T) {
 	if !s.Complete() || calls != n {
 		t.Fatalf("complete %v after %d progress calls", s.Complete(), calls)
 	}
-	if got := waitWritten(t, s, n); len(got) != n {
+	if got := waitWritten(t, s, n-3); len(got) != n-3 {
 		t.Fatal(got)
 	}
 	// Corrupt piece 3 (inside p/q) behind the store's back; Verify drops it.
-	f, _ := os.OpenFile(filepath.Join(dir, "v", "p", "q"), os.O_WRONLY, 0)
+	f, _ = os.OpenFile(filepath.Join(dir, "v", "p", "q"), os.O_WRONLY, 0)
 	f.WriteAt([]byte("X"), 3001)
 	f.Close()
 	if err := s.Verify(context.Background(), nil); err != nil {
@@ -625,9 +637,10 @@ func TestVerifyPiecesLargerThanReads(t *testing.T) {
 	waitWritten(t, s, 2)
 	s.Close()
 	os.Remove(filepath.Join(dir, ".flotilla", recordName(tt.hash)))
+	// Without a record, Open hashes the files already there.
 	s2 := openStore(t, testConfig(tt, dir, nil), nil)
-	if s2.Complete() {
-		t.Fatal("complete without a record")
+	if !s2.Complete() || s2.Stats().CheckedAtOpen != 2 {
+		t.Fatalf("without a record: complete %v after hashing %d pieces at Open", s2.Complete(), s2.Stats().CheckedAtOpen)
 	}
 	if err := s2.Verify(context.Background(), nil); err != nil || !s2.Complete() {
 		t.Fatalf("Verify: %v, complete %v", err, s2.Complete())

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"errors"
+	"runtime"
+	"sync"
 )
 
 // Hashing reads: hashBuffers buffers of hashChunk bytes.
@@ -53,9 +56,12 @@ func (s *Store) control(c verifyCmd) error {
 }
 
 // hashPieces hashes every piece p for which want(p) holds and calls fn
-// with the verdict. Consecutive wanted pieces are read as one stream in
-// large reads by a reader goroutine, so that disk reads overlap hashing;
-// memory is hashBuffers × hashChunk.
+// with the verdict (fn and progress are called one at a time, from the
+// hashing goroutines). The wanted pieces are split into up to
+// GOMAXPROCS contiguous shares hashed in parallel; within a share,
+// consecutive wanted pieces are read as one stream in large reads by a
+// reader goroutine, so that disk reads overlap hashing. Memory is
+// hashBuffers × hashChunk per share.
 func (s *Store) hashPieces(ctx context.Context, want func(int) bool, progress func(done, total int), fn func(p int, ok bool)) error {
 	l := s.lay
 	var runs [][2]int // [first, last+1) of wanted pieces
@@ -74,6 +80,62 @@ func (s *Store) hashPieces(ctx context.Context, want func(int) bool, progress fu
 	if total == 0 {
 		return nil
 	}
+	// Shares of at least 64 MiB (or the whole), at most one per CPU.
+	shares := int(min(int64(runtime.GOMAXPROCS(0)), max(int64(total)*l.pieceLen/(64<<20), 1), 8))
+	per := (total + shares - 1) / shares
+	var groups [][][2]int
+	var cur [][2]int
+	n := 0
+	for _, r := range runs {
+		for r[0] < r[1] {
+			k := min(r[1]-r[0], per-n)
+			cur = append(cur, [2]int{r[0], r[0] + k})
+			r[0] += k
+			if n += k; n == per {
+				groups, cur, n = append(groups, cur), nil, 0
+			}
+		}
+	}
+	if len(cur) > 0 {
+		groups = append(groups, cur)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	done := 0
+	report := func(p int, ok bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		fn(p, ok)
+		done++
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = s.hashRuns(ctx, g, report); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// hashRuns hashes the pieces of runs ([first, last+1) ranges, in order)
+// with one reader goroutine feeding large sequential reads.
+func (s *Store) hashRuns(ctx context.Context, runs [][2]int, report func(p int, ok bool)) error {
+	l := s.lay
 	span := func(r [2]int) (int64, int64) {
 		return l.pieceOffset(r[0]), l.pieceOffset(r[1]-1) + l.pieceSize(r[1]-1)
 	}
@@ -118,7 +180,6 @@ func (s *Store) hashPieces(ctx context.Context, want func(int) bool, progress fu
 
 	h := sha1.New()
 	var sum [sha1.Size]byte
-	done := 0
 	for _, r := range runs {
 		off, end := span(r)
 		cur, curEnd := r[0], off+l.pieceSize(r[0])
@@ -138,11 +199,7 @@ func (s *Store) hashPieces(ctx context.Context, want func(int) bool, progress fu
 				h.Write(b[:k])
 				b, off = b[k:], off+k
 				if off == curEnd {
-					fn(cur, bytes.Equal(h.Sum(sum[:0]), l.pieceHash(cur)))
-					done++
-					if progress != nil {
-						progress(done, total)
-					}
+					report(cur, bytes.Equal(h.Sum(sum[:0]), l.pieceHash(cur)))
 					h.Reset()
 					cur++
 					if cur < r[1] {
