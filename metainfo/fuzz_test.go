@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -75,7 +76,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Differential check: what the strict scanner accepts, bencode-go
 		// must decode (otherwise Parse would mask a scanner bug).
-		if _, _, err := scanDocument(data, ""); err == nil {
+		if _, err := scanDocument(data, false); err == nil {
 			if _, err := bencode.Decode(bytes.NewReader(data)); err != nil {
 				t.Fatalf("scanner accepted what bencode-go rejects: %v", err)
 			}
@@ -88,6 +89,19 @@ func FuzzParse(f *testing.F) {
 		if sha1.Sum(tor.InfoBytes) != tor.InfoHash || !bytes.Contains(data, tor.InfoBytes) {
 			t.Fatal("InfoHash is not the hash of bytes from the input")
 		}
+		if len(tor.Warnings) > 3 {
+			t.Fatalf("%d warnings, want at most one of each kind: %v", len(tor.Warnings), tor.Warnings)
+		}
+		for _, w := range tor.Warnings {
+			if !errors.Is(w, ErrTrailingData) && !errors.Is(w, ErrDuplicateKey) && !errors.Is(w, ErrBadAnnounceList) {
+				t.Fatalf("warning of no known kind: %v", w)
+			}
+		}
+		// Tolerance never reaches the info dictionary: its exact bytes
+		// are strictly valid on their own.
+		if _, err := ParseInfo(tor.InfoBytes); err != nil {
+			t.Fatalf("accepted torrent's info does not pass ParseInfo: %v", err)
+		}
 		checkInfo(t, tor.Info)
 		tor2, err := Parse(tor.Encode())
 		if err != nil {
@@ -99,6 +113,9 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed torrent:\n%+v\n%+v", tor, tor2)
 		}
 		_ = tor.Tiers()
+		if err := tor.ValidateTrackers(); err != nil && !errors.Is(err, ErrNoUsableTracker) {
+			t.Fatalf("ValidateTrackers: %v", err)
+		}
 	})
 }
 
@@ -137,8 +154,39 @@ func FuzzParseMagnet(f *testing.F) {
 	})
 }
 
+// FuzzCheckTrackerURL: no panic, every refusal matches ErrBadTrackerURL
+// with a bounded message, and every accepted URL really has an announceable
+// scheme, a host and (for udp) a port.
+func FuzzCheckTrackerURL(f *testing.F) {
+	for _, s := range []string{"http://t.example/announce", "udp://[::1]:6969", "file:///etc/passwd",
+		"javascript:alert(1)", "http:///x", "udp://h", "https://h:99999/", "HTTP://H:1/?a=b#c", "http://a b/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		err := CheckTrackerURL(raw)
+		if err != nil {
+			if !errors.Is(err, ErrBadTrackerURL) {
+				t.Fatalf("error does not match ErrBadTrackerURL: %v", err)
+			}
+			if len(err.Error()) > 4*maxShownURL+200 {
+				t.Fatalf("%d-byte message", len(err.Error()))
+			}
+			return
+		}
+		u, perr := url.Parse(raw)
+		if perr != nil {
+			t.Fatalf("accepted %q that does not parse: %v", raw, perr)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "udp") || u.Hostname() == "" ||
+			(u.Scheme == "udp" && u.Port() == "") {
+			t.Fatalf("accepted %q: scheme %q host %q port %q", raw, u.Scheme, u.Hostname(), u.Port())
+		}
+	})
+}
+
 // TestSeedCorpus keeps the committed seeds meaningful: seeds named "bad-*"
-// must be rejected, all others accepted.
+// must be rejected, "warn-*" accepted with a warning, all others accepted
+// without one.
 func TestSeedCorpus(t *testing.T) {
 	for _, fz := range []string{"FuzzParse", "FuzzParseInfo", "FuzzParseMagnet"} {
 		dir := filepath.Join("testdata", "fuzz", fz)
@@ -161,9 +209,13 @@ func TestSeedCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s/%s: %v", fz, e.Name(), err)
 			}
+			var warnings []error
 			switch fz {
 			case "FuzzParse":
-				_, err = Parse([]byte(val))
+				var tor *Torrent
+				if tor, err = Parse([]byte(val)); err == nil {
+					warnings = tor.Warnings
+				}
 			case "FuzzParseInfo":
 				_, err = ParseInfo([]byte(val))
 			default:
@@ -171,6 +223,9 @@ func TestSeedCorpus(t *testing.T) {
 			}
 			if bad := strings.HasPrefix(e.Name(), "bad-"); bad != (err != nil) {
 				t.Errorf("%s/%s: err = %v", fz, e.Name(), err)
+			}
+			if warn := strings.HasPrefix(e.Name(), "warn-"); warn != (len(warnings) > 0) {
+				t.Errorf("%s/%s: warnings = %v", fz, e.Name(), warnings)
 			}
 		}
 	}

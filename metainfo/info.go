@@ -50,7 +50,7 @@ type Info struct {
 // ParseInfo parses and validates raw, the exact bencoded bytes of an info
 // dictionary (as in a .torrent file or received with BEP 9).
 func ParseInfo(raw []byte) (*Info, error) {
-	if _, _, err := scanDocument(raw, ""); err != nil {
+	if _, err := scanDocument(raw, false); err != nil {
 		return nil, err
 	}
 	v, err := bencode.Decode(bytes.NewReader(raw))
@@ -148,6 +148,9 @@ func validComponent(c string) error {
 func infoFromDict(d map[string]any) (*Info, error) {
 	const ctx = "info"
 	info := &Info{}
+	if isV2Only(d) {
+		return nil, ErrV2Only
+	}
 
 	name, _, err := getString(d, "name", ctx, true)
 	if err != nil {
@@ -172,9 +175,12 @@ func infoFromDict(d map[string]any) (*Info, error) {
 	}
 	info.PieceLength = pl
 
-	pieces, _, err := getString(d, "pieces", ctx, true)
+	pieces, hasPieces, err := getString(d, "pieces", ctx, false)
 	if err != nil {
 		return nil, err
+	}
+	if !hasPieces {
+		return nil, invalidf("%s: missing %q", ctx, "pieces")
 	}
 	if len(pieces) == 0 || len(pieces)%20 != 0 {
 		return nil, invalidf("info: pieces length %d is not a positive multiple of 20", len(pieces))
@@ -223,6 +229,18 @@ func infoFromDict(d map[string]any) (*Info, error) {
 		return nil, invalidf("info: %d piece hashes for %d bytes in %d-byte pieces (want %d)", got, info.Length, pl, want)
 	}
 	return info, nil
+}
+
+// isV2Only reports an info dictionary with BEP 52 v2 content ("meta
+// version" 2 or a "file tree") and no v1 "pieces". Hybrid torrents have
+// both and are read as v1.
+func isV2Only(d map[string]any) bool {
+	if _, ok := d["pieces"]; ok {
+		return false
+	}
+	_, tree := d["file tree"]
+	mv, _ := d["meta version"].(int64)
+	return tree || mv >= 2
 }
 
 func parseFiles(v any) ([]File, int64, error) {

@@ -3,6 +3,7 @@ package metainfo
 import (
 	"bytes"
 	"fmt"
+	"slices"
 )
 
 // MaxDepth is the deepest nesting of lists and dictionaries the scanner
@@ -20,6 +21,27 @@ type scanner struct {
 	// to re-read already validated bytes: checking again there would re-scan
 	// nested dictionaries once per level, exponential in the depth.
 	skipKeys bool
+	// lenient records duplicate keys in doc instead of failing, except in
+	// the value of the top-level "info" key and for "info" itself.
+	lenient bool
+	doc     *document
+}
+
+// maxDupKeys is how many duplicate keys a document records by name; the
+// rest are only counted.
+const maxDupKeys = 8
+
+// document is what scanDocument learns about a top-level dictionary.
+type document struct {
+	// keys holds the value span of the first occurrence of each wanted
+	// top-level key.
+	keys map[string]span
+	// trailing is the number of bytes after the dictionary (lenient only).
+	trailing int
+	// dups names duplicate keys found outside "info" (lenient only), at
+	// most maxDupKeys of them; ndups counts them all.
+	dups  []string
+	ndups int
 }
 
 func (s *scanner) errorf(format string, args ...any) error {
@@ -29,29 +51,54 @@ func (s *scanner) errorf(format string, args ...any) error {
 // span is a half-open byte range [start, end) inside the scanned data.
 type span struct{ start, end int }
 
-// scanDocument validates that data is exactly one bencoded dictionary with
-// nothing after it, and returns the span of the value of each top-level key
-// listed in want (missing keys have a zero span with found=false).
-func scanDocument(data []byte, want string) (sp span, found bool, err error) {
-	s := &scanner{data: data}
+// scanDocument validates that data starts with one bencoded dictionary and
+// returns the value span of the first occurrence of each top-level key
+// listed in want. Strictly (lenient false) nothing may follow the
+// dictionary and no dictionary may repeat a key; leniently, trailing bytes
+// and duplicate keys outside the top-level "info" value are recorded in the
+// document instead.
+func scanDocument(data []byte, lenient bool, want ...string) (*document, error) {
+	doc := &document{}
+	s := &scanner{data: data, lenient: lenient, doc: doc}
 	if len(data) == 0 {
-		return span{}, false, s.errorf("empty input")
+		return nil, s.errorf("empty input")
 	}
 	if data[0] != 'd' {
-		return span{}, false, s.errorf("top-level value is not a dictionary")
+		return nil, s.errorf("top-level value is not a dictionary")
 	}
-	err = s.dict(func(key []byte, start, end int) {
-		if string(key) == want {
-			sp, found = span{start, end}, true
+	err := s.dict(func(key []byte, start, end int) {
+		if _, ok := doc.keys[string(key)]; ok || !slices.Contains(want, string(key)) {
+			return
 		}
+		if doc.keys == nil {
+			doc.keys = make(map[string]span)
+		}
+		doc.keys[string(key)] = span{start, end}
 	})
 	if err != nil {
-		return span{}, false, err
+		return nil, err
 	}
 	if s.pos != len(data) {
-		return span{}, false, s.errorf("%d bytes of trailing garbage", len(data)-s.pos)
+		if !lenient {
+			return nil, s.errorf("%d bytes of trailing garbage", len(data)-s.pos)
+		}
+		doc.trailing = len(data) - s.pos
 	}
-	return sp, found, nil
+	return doc, nil
+}
+
+// duplicate handles a repeated key at keyPos: an error, or in lenient mode
+// (outside "info") a note in the document.
+func (s *scanner) duplicate(keyPos int, key []byte) error {
+	if !s.lenient || (s.depth == 1 && string(key) == "info") {
+		s.pos = keyPos
+		return s.errorf("duplicate dictionary key %q", key)
+	}
+	s.doc.ndups++
+	if len(s.doc.dups) < maxDupKeys {
+		s.doc.dups = append(s.doc.dups, string(key))
+	}
+	return nil
 }
 
 // value scans one value of any type at s.pos.
@@ -204,8 +251,9 @@ func (s *scanner) dict(visit func(key []byte, start, end int)) error {
 		case s.skipKeys:
 		case seen != nil:
 			if _, dup := seen[string(key)]; dup {
-				s.pos = keyPos
-				return s.errorf("duplicate dictionary key %q", key)
+				if err := s.duplicate(keyPos, key); err != nil {
+					return err
+				}
 			}
 			seen[string(key)] = struct{}{}
 		case !havePrev || bytes.Compare(key, prev) > 0:
@@ -214,13 +262,24 @@ func (s *scanner) dict(visit func(key []byte, start, end int)) error {
 			// Out of order (or equal): fall back to a set of all keys so far.
 			seen = s.keysBetween(dictStart, keyPos)
 			if _, dup := seen[string(key)]; dup {
-				s.pos = keyPos
-				return s.errorf("duplicate dictionary key %q", key)
+				if err := s.duplicate(keyPos, key); err != nil {
+					return err
+				}
 			}
 			seen[string(key)] = struct{}{}
 		}
 		vs := s.pos
-		if err := s.value(); err != nil {
+		// The info dictionary is always strict: a repeated key there would
+		// make the content, and the info-hash, ambiguous.
+		strict := s.lenient && s.depth == 1 && string(key) == "info"
+		if strict {
+			s.lenient = false
+		}
+		err = s.value()
+		if strict {
+			s.lenient = true
+		}
+		if err != nil {
 			return err
 		}
 		if visit != nil {
