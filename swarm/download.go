@@ -102,6 +102,9 @@ type Download struct {
 	pendingStore []storeReq // verified pieces waiting for the storer
 	isDone       bool
 	stopped      bool
+	// quarantined holds the identities of workers caught delivering bad
+	// pieces (subchief_quarantine.go).
+	quarantined map[string]bool
 }
 
 type workerSlot struct {
@@ -234,6 +237,9 @@ func (d *Download) AddWorker(w Worker) {
 			go w.Close()
 			return
 		}
+		if d.refuseQuarantined(w) {
+			return
+		}
 		s := d.addSlot(w, false)
 		if s.idx < 0 {
 			return
@@ -283,7 +289,7 @@ func (d *Download) post(f func()) {
 func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
 	idx := len(d.slots)
 	for k, s := range d.slots {
-		if s.idx >= 0 && !s.alive && d.lb.Held(k) == 0 && isClosed(s.closed) {
+		if s.idx >= 0 && !s.alive && s.state != WorkerQuarantined && d.lb.Held(k) == 0 && isClosed(s.closed) {
 			idx = k // a finished worker's slot (nodes come and go)
 			break
 		}
@@ -458,7 +464,10 @@ func (d *Download) stop(reason error) {
 	}
 }
 
-var errFinished = errors.New("swarm: download finished")
+var (
+	errFinished    = errors.New("swarm: download finished")
+	errQuarantined = errors.New("swarm: quarantined: delivered pieces that failed verification")
+)
 
 func (d *Download) fail(err error) {
 	d.log.Error("download failed", "err", err)
@@ -524,9 +533,7 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 			d.recycle(ev.Data)
 			d.lb.Return(s.idx, []int{i})
 			if s.bad >= d.cfg.MaxStrikes {
-				d.log.Warn("worker quarantined", "worker", s.w.Name())
-				d.workerGone(s, errors.New("quarantined: bad pieces"))
-				s.state = WorkerQuarantined
+				d.quarantine(s) // subchief_quarantine.go
 			}
 			return false
 		}
@@ -659,6 +666,7 @@ func (d *Download) publish(now time.Time) {
 		}
 		ws := s.w.Status()
 		ws.Delivered = s.taken
+		ws.Identity = identityOf(s.w)
 		switch {
 		case s.state != "":
 			ws.State = s.state

@@ -66,7 +66,10 @@ type WorkerStatus struct {
 	Name string
 	// State is the sub-chief's view of the worker, set by Download.Status
 	// (a worker's own Status leaves it empty).
-	State       WorkerState
+	State WorkerState
+	// Identity is the worker's Identity (Identified) as the sub-chief
+	// keys quarantine by it; set by Download.Status, "" when it has none.
+	Identity    string
 	Peers       int     // connected peers
 	Seeds       int     // connected peers with every piece
 	DownRate    float64 // payload bytes/s received
@@ -92,5 +95,5 @@ const (
 	WorkerActive      WorkerState = "active"      // may hold a lease
 	WorkerBenched     WorkerState = "benched"     // missed a lease deadline: no pieces for a while
 	WorkerGone        WorkerState = "gone"        // left, failed or lost its session; its lease went back
-	WorkerQuarantined WorkerState = "quarantined" // delivered pieces that failed the re-hash
+	WorkerQuarantined WorkerState = "quarantined" // delivered pieces that failed the re-hash: refused (by Identity) for the rest of the download
 )
