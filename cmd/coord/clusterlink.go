@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -36,22 +36,54 @@ type clusterLink struct {
 	wg     sync.WaitGroup
 	stderr io.Writer
 	done   bool // the download completed: no more sessions
+	// quarantined holds the identities (nodeIdentity) of nodes the
+	// sub-chief quarantined: never dialed again in this download, whatever
+	// name they come back under.
+	quarantined map[string]bool
 }
 
 type remoteNode struct {
-	addr        string
-	rs          *delegate.RemoteSwarm
-	dialing     bool
-	quarantined bool // the sub-chief dropped it for bad pieces: never again
-	failures    int
-	nextTry     time.Time
+	addr     string
+	id       string // nodeIdentity
+	rs       *delegate.RemoteSwarm
+	dialing  bool
+	refused  bool // told the operator it is quarantined
+	failures int
+	nextTry  time.Time
 }
 
 type dialResult struct {
-	name, addr string
-	rs         *delegate.RemoteSwarm
-	err        error
+	name, addr, id string
+	rs             *delegate.RemoteSwarm
+	err            error
 }
+
+// nodeIdentity is what quarantine is keyed by: the addresses a node is
+// reached at (its delegate endpoint and its gossip address), without
+// ports. A node can rename itself, leave and rejoin, or restart on other
+// ports at will, but not move its host's addresses within a download.
+// Nodes sharing a host (and its addresses) share a quarantine.
+func nodeIdentity(m cluster.Member) string {
+	host := m.Meta.DelegateAddr
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		host = a.Unmap().String()
+	}
+	return "delegate=" + host + " gossip=" + m.Addr.Addr().Unmap().String()
+}
+
+// nodeSwarm is a remote swarm that names its node's identity to the
+// sub-chief (swarm.Identified), which keys quarantine by it.
+type nodeSwarm struct {
+	*delegate.RemoteSwarm
+	id string
+}
+
+func (w nodeSwarm) Identity() string { return w.id }
+
+var _ swarm.Identified = nodeSwarm{}
 
 // startClusterLink joins the cluster as a coordinator advertising o.Slots
 // as its capacity (coord download's --max-peers).
@@ -84,12 +116,13 @@ func startClusterLink(o clusteropt.Options, key cluster.Key, t *metainfo.Torrent
 			Trackers:            t.Tiers(),
 			CoordinatorPeerAddr: net.JoinHostPort(peerHost, strconv.Itoa(peer.Port)),
 		},
-		log:    log,
-		stderr: stderr,
-		nodes:  map[string]*remoteNode{},
-		dialed: make(chan dialResult),
-		ctx:    ctx,
-		cancel: cancel,
+		log:         log,
+		stderr:      stderr,
+		nodes:       map[string]*remoteNode{},
+		quarantined: map[string]bool{},
+		dialed:      make(chan dialResult),
+		ctx:         ctx,
+		cancel:      cancel,
 	}, nil
 }
 
@@ -113,6 +146,7 @@ func (l *clusterLink) memberEvent(ev cluster.Event) {
 		if n.addr != m.Meta.DelegateAddr {
 			n.addr, n.failures, n.nextTry = m.Meta.DelegateAddr, 0, time.Time{}
 		}
+		n.id = nodeIdentity(m)
 		l.maybeDial(m.Name, n, time.Now())
 	case cluster.EventLeave, cluster.EventFail:
 		n := l.nodes[m.Name]
@@ -120,6 +154,8 @@ func (l *clusterLink) memberEvent(ev cluster.Event) {
 		if n != nil && n.rs != nil {
 			l.log.Info("swarm node gone; its lease returns to the pool", "node", m.Name, "event", ev.Kind)
 			l.closeAsync(n.rs) // the sub-chief sees its events end and takes the lease back
+		} else {
+			l.log.Info("swarm node gone", "node", m.Name, "event", ev.Kind)
 		}
 	}
 }
@@ -127,11 +163,18 @@ func (l *clusterLink) memberEvent(ev cluster.Event) {
 // maybeDial opens a session to n unless one is open, being opened, or
 // the last attempt failed too recently.
 func (l *clusterLink) maybeDial(name string, n *remoteNode, now time.Time) {
-	if l.done || n.quarantined || n.rs != nil || n.dialing || now.Before(n.nextTry) {
+	if l.quarantined[n.id] {
+		if !n.refused {
+			n.refused = true
+			fmt.Fprintf(l.stderr, "cluster: swarm node %s (%s) is not used: a node at these addresses was quarantined earlier in this download for delivering pieces that failed verification\n", name, n.id)
+		}
+		return
+	}
+	if l.done || n.rs != nil || n.dialing || now.Before(n.nextTry) {
 		return
 	}
 	n.dialing = true
-	addr := n.addr
+	addr, id := n.addr, n.id
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -141,7 +184,7 @@ func (l *clusterLink) maybeDial(name string, n *remoteNode, now time.Time) {
 		ccfg.Logger = l.log
 		rs, err := delegate.Dial(ctx, addr, l.key, l.job, ccfg)
 		select {
-		case l.dialed <- dialResult{name: name, addr: addr, rs: rs, err: err}:
+		case l.dialed <- dialResult{name: name, addr: addr, id: id, rs: rs, err: err}:
 		case <-l.ctx.Done():
 			if rs != nil {
 				rs.Close()
@@ -164,18 +207,25 @@ func (l *clusterLink) dialDone(r dialResult, dl *swarm.Download) {
 		fmt.Fprintf(l.stderr, "cluster: swarm node %s (%s): %v\n", r.name, r.addr, r.err)
 		return
 	}
-	if n == nil || n.addr != r.addr || l.done {
-		r.rs.Close() // left, moved or no longer needed meanwhile
+	if n == nil || n.addr != r.addr || l.done || l.quarantined[r.id] {
+		l.closeAsync(r.rs) // left, moved, quarantined or no longer needed meanwhile
 		return
 	}
 	n.rs, n.failures = r.rs, 0
-	l.log.Info("delegating to swarm node", "node", r.name, "addr", r.addr)
-	dl.AddWorker(r.rs)
+	l.log.Info("delegating to swarm node", "node", r.name, "addr", r.addr, "identity", r.id)
+	dl.AddWorker(nodeSwarm{r.rs, r.id})
 }
 
-// tick notices sessions that dropped and re-dials nodes that are still
-// members.
-func (l *clusterLink) tick(now time.Time) {
+// tick takes the sub-chief's quarantine verdicts from its status, notices
+// sessions that dropped and re-dials nodes that are still members.
+func (l *clusterLink) tick(now time.Time, st swarm.Status) {
+	for _, w := range st.Workers {
+		if w.State != swarm.WorkerQuarantined || w.Identity == "" || l.quarantined[w.Identity] {
+			continue
+		}
+		l.quarantined[w.Identity] = true
+		fmt.Fprintf(l.stderr, "cluster: swarm node %s (%s) quarantined for the rest of this download: it delivered pieces that failed verification; check that host (disk, memory, or a compromised cluster key)\n", w.Name, w.Identity)
+	}
 	for _, m := range l.c.Members() {
 		if !isNode(m) || m.State != cluster.StateAlive {
 			continue
@@ -185,11 +235,10 @@ func (l *clusterLink) tick(now time.Time) {
 			n = &remoteNode{addr: m.Meta.DelegateAddr}
 			l.nodes[m.Name] = n
 		}
-		if n.rs != nil && errors.Is(n.rs.Err(), delegate.ErrClosed) {
-			// Only the sub-chief closes a live session before the end:
-			// it quarantines a node whose pieces fail the hash check.
-			fmt.Fprintf(l.stderr, "cluster: swarm node %s quarantined: it delivered pieces that failed verification; not used again for this download\n", m.Name)
-			n.rs, n.quarantined = nil, true
+		n.id = nodeIdentity(m)
+		if n.rs != nil && l.quarantined[n.id] {
+			n.rs = nil // the sub-chief closed it
+			n.refused = true
 			continue
 		}
 		if n.rs != nil && n.rs.Err() != nil {

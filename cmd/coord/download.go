@@ -370,7 +370,7 @@ func (s *session) loop(ctx context.Context) int {
 			s.prog.update(st)
 			s.warnIfNoTracker(now, st)
 			if s.cluster != nil && complete != nil {
-				s.cluster.tick(now)
+				s.cluster.tick(now, st)
 			}
 		}
 	}

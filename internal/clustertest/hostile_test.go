@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -38,20 +39,29 @@ const (
 // startHostileNode runs the hostile node as name on the host of that name.
 func (e *env) startHostileNode(name string) *lab.Proc {
 	e.t.Helper()
+	return e.startHostileNodeOn(name, name)
+}
+
+// startHostileNodeOn runs the hostile node as name on host (a node that
+// renamed itself keeps its host's addresses).
+func (e *env) startHostileNodeOn(host, name string) *lab.Proc {
+	e.t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	h := e.host(name)
+	h := e.host(host)
 	cmd := h.Command(e.ctx, exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), hostileEnv+"="+name, hostileKey+"="+e.keyFile,
 		hostileBind+"="+h.ClusterAddr, hostileJoin+"="+e.joinAddr())
-	p, err := lab.StartProc(e.cl, name, cmd, filepath.Join(e.dir, "logs", name+".log"))
+	p, err := lab.StartProc(e.cl, name, cmd, filepath.Join(e.dir, "logs", name+"-"+fmt.Sprint(hostileSeq.Add(1))+".log"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return p
 }
+
+var hostileSeq atomic.Int32 // log names of restarted hostile nodes
 
 // hostileNodeMain is the hostile node's main: it serves until SIGTERM or
 // SIGKILL (the lab's cleanup).
