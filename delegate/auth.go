@@ -9,8 +9,11 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"flotilla/cluster"
@@ -135,8 +138,10 @@ func (c *credentials) tlsConfig(server bool) *tls.Config {
 // handshake runs TLS (client or server side) and the hello exchange on
 // conn. It returns the TLS connection, the peer's hello and the negotiated
 // version. The deadline of ctx (and timeout) bounds everything; nothing
-// the peer sends is decoded before TLS succeeded.
-func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bool, local helloMsg, timeout time.Duration) (*tls.Conn, helloMsg, uint16, error) {
+// the peer sends is decoded before TLS succeeded. On the server, admit
+// (if not nil) is called once the peer passed every check; its error is
+// sent in the server's hello (Refused) and returned.
+func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bool, local helloMsg, timeout time.Duration, admit func() error) (*tls.Conn, helloMsg, uint16, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if dl, ok := ctx.Deadline(); ok {
@@ -152,7 +157,7 @@ func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bo
 		tc = tls.Client(conn, creds.tlsConfig(false))
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, helloMsg{}, 0, classifyTLS(ctx, err)
+		return nil, helloMsg{}, 0, classifyTLS(ctx, err, server)
 	}
 	cs := tc.ConnectionState()
 	binding, err := cs.ExportKeyingMaterial(exporterLabel, nil, 32)
@@ -160,50 +165,71 @@ func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bo
 		return nil, helloMsg{}, 0, fmt.Errorf("%w: exporter: %v", ErrAuth, err)
 	}
 	local.Binding = binding
-	out, err := encodeFrame(MsgHello, &local)
-	if err != nil {
-		return nil, helloMsg{}, 0, err
-	}
-	var peer helloMsg
 	// The coordinator (client) speaks first so that synchronous
 	// transports (net.Pipe) never have both sides writing.
 	if !server {
+		out, err := encodeFrame(MsgHello, &local)
+		if err != nil {
+			return nil, helloMsg{}, 0, err
+		}
 		if _, err := tc.Write(out); err != nil {
 			return nil, helloMsg{}, 0, ioErr(ctx, "send hello", err)
 		}
 	}
 	t, body, err := readHelloFrame(tc)
 	if err != nil {
+		if !server && (isClosed(err) || isAlert(err)) {
+			// TLS 1.3: the node checks our certificate after we finished
+			// the handshake; its verdict arrives here.
+			return nil, helloMsg{}, 0, classifyTLS(ctx, err, server)
+		}
 		return nil, helloMsg{}, 0, ioErr(ctx, "read hello", err)
 	}
-	if t != MsgHello {
-		return nil, helloMsg{}, 0, fmt.Errorf("%w: first message is %v, want Hello", ErrProtocol, t)
-	}
+	var peer helloMsg
 	if err := decodeBody(t, body, &peer); err != nil {
 		return nil, helloMsg{}, 0, err
 	}
+	v, verdict := checkHello(local, peer, binding, server)
 	if server {
+		if verdict == nil && admit != nil {
+			verdict = admit()
+			if verdict != nil {
+				local.Refused = strings.TrimPrefix(verdict.Error(), ErrRefused.Error()+": ")
+			}
+		}
 		// Answer even on a mismatch so the coordinator learns why.
-		if _, err := tc.Write(out); err != nil {
+		out, err := encodeFrame(MsgHello, &local)
+		if err != nil {
+			return nil, helloMsg{}, 0, err
+		}
+		if _, err := tc.Write(out); err != nil && verdict == nil {
 			return nil, helloMsg{}, 0, ioErr(ctx, "send hello", err)
 		}
 	}
+	if verdict != nil {
+		return nil, helloMsg{}, 0, verdict
+	}
+	conn.SetDeadline(time.Time{})
+	return tc, peer, v, nil
+}
+
+// checkHello checks the peer's hello: bound to this TLS session, the
+// other role, a common version; a node's hello may refuse the session.
+func checkHello(local, peer helloMsg, binding []byte, server bool) (uint16, error) {
 	if !bytes.Equal(peer.Binding, binding) {
-		return nil, helloMsg{}, 0, fmt.Errorf("%w: hello not bound to this TLS session", ErrAuth)
+		return 0, fmt.Errorf("%w: hello not bound to this TLS session", ErrAuth)
 	}
 	want := RoleNode
 	if server {
 		want = RoleCoordinator
 	}
 	if peer.Role != want {
-		return nil, helloMsg{}, 0, fmt.Errorf("%w: peer role %q, want %q", ErrProtocol, peer.Role, want)
+		return 0, fmt.Errorf("%w: peer role %q, want %q", ErrProtocol, peer.Role, want)
 	}
-	v, err := negotiate(local, peer)
-	if err != nil {
-		return nil, helloMsg{}, 0, err
+	if !server && peer.Refused != "" {
+		return 0, fmt.Errorf("%w: node %q says: %s; retry later", ErrRefused, peer.Name, peer.Refused)
 	}
-	conn.SetDeadline(time.Time{})
-	return tc, peer, v, nil
+	return negotiate(local, peer)
 }
 
 // negotiate picks the highest version both sides speak.
@@ -216,8 +242,10 @@ func negotiate(local, peer helloMsg) (uint16, error) {
 	return v, nil
 }
 
-// classifyTLS maps a handshake failure to ErrAuth (or a timeout).
-func classifyTLS(ctx context.Context, err error) error {
+// classifyTLS maps a handshake failure to ErrAuth, ErrRefused (the node
+// closed the connection without a TLS alert: it refuses connections) or
+// a timeout.
+func classifyTLS(ctx context.Context, err error, server bool) error {
 	if errors.Is(err, errKeyMismatch) {
 		return fmt.Errorf("%w: tls handshake: %w", ErrAuth, err)
 	}
@@ -228,7 +256,24 @@ func classifyTLS(ctx context.Context, err error) error {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return fmt.Errorf("delegate: tls handshake: %w", context.DeadlineExceeded)
 	}
+	if !server && isClosed(err) && !isAlert(err) {
+		return fmt.Errorf("%w: it closed the connection without a TLS answer: too many connections or handshakes at once, "+
+			"or it is shutting down (retry later; this is not a key mismatch): %w", ErrRefused, err)
+	}
 	return fmt.Errorf("%w: tls handshake: %w", ErrAuth, err)
+}
+
+// isAlert reports a TLS alert from the peer (it refused our
+// certificate).
+func isAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
+}
+
+// isClosed reports a connection closed or reset by the peer.
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrClosedPipe)
 }
 
 func ioErr(ctx context.Context, what string, err error) error {

@@ -11,6 +11,11 @@ var (
 	// ErrAuth: the peer did not prove that it holds the cluster key (the
 	// TLS handshake failed). Nothing the peer sent was decoded.
 	ErrAuth = errors.New("delegate: peer not authenticated with the cluster key")
+	// ErrRefused: the node refused the connection before authenticating
+	// it (too many connections or handshakes at once, or it is shutting
+	// down), or it refused an authenticated coordinator because it runs
+	// its maximum of sessions. Retry later; it says nothing about the key.
+	ErrRefused = errors.New("delegate: node refused the connection")
 	// ErrVersion: the two sides share no protocol version.
 	ErrVersion = errors.New("delegate: no common protocol version")
 	// ErrProtocol: the peer sent something the protocol does not allow

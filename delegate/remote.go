@@ -216,7 +216,7 @@ func Client(ctx context.Context, conn net.Conn, key cluster.Key, job JobSpec, cf
 func (p *prepared) client(ctx context.Context, conn net.Conn) (*RemoteSwarm, error) {
 	cfg, job, info, creds := p.cfg, p.job, p.info, p.creds
 	log := logger(cfg.Logger).With("delegate", "client", "node", conn.RemoteAddr().String())
-	tc, peer, version, err := handshake(ctx, conn, creds, false, cfg.hello(), cfg.HandshakeTimeout)
+	tc, peer, version, err := handshake(ctx, conn, creds, false, cfg.hello(), cfg.HandshakeTimeout, nil)
 	if err != nil {
 		return nil, fmt.Errorf("delegate: session with %s: %w", conn.RemoteAddr(), err)
 	}

@@ -351,17 +351,3 @@ func TestHungNode(t *testing.T) {
 	}
 	c.Close() // lets the node side end too
 }
-
-// Connections beyond MaxSessions are refused at once.
-func TestMaxSessions(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
-	ts := newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.MaxSessions = 1 })
-	if _, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t)); err != nil {
-		t.Fatal(err)
-	}
-	_, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
-	if err == nil {
-		t.Fatal("second session accepted")
-	}
-	waitFor(t, 5*time.Second, "refusal counted", func() bool { return ts.Stats().Refused == 1 })
-}

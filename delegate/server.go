@@ -55,8 +55,17 @@ type ServerConfig struct {
 	StatusInterval time.Duration
 	// HandshakeTimeout bounds TLS, hello and the control stream's opening.
 	HandshakeTimeout time.Duration
-	// MaxSessions bounds connections (authenticated or not) at once.
+	// MaxSessions bounds authenticated sessions at once; a coordinator
+	// over it is told so in the node's hello (ErrRefused).
 	MaxSessions int
+	// MaxHandshakes bounds connections that have not finished the
+	// handshake, apart from MaxSessions, so that strangers without the
+	// key cannot take the sessions' slots. When it is reached a new
+	// connection evicts the oldest pending one.
+	MaxHandshakes int
+	// MaxHandshakesPerIP bounds pending handshakes from one source
+	// address; over it a new connection evicts that address's oldest.
+	MaxHandshakesPerIP int
 	// DataStreams is how many data streams a job opens (pieces are
 	// shipped on them in parallel).
 	DataStreams int
@@ -74,13 +83,15 @@ type ServerConfig struct {
 // caller sets Key, Name, DataDir and the addresses.
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
-		Swarm:            swarm.DefaultConfig(),
-		StatusInterval:   500 * time.Millisecond,
-		HandshakeTimeout: 10 * time.Second,
-		MaxSessions:      16,
-		DataStreams:      2,
-		MaxPieceLength:   64 << 20,
-		Session:          DefaultSessionConfig(),
+		Swarm:              swarm.DefaultConfig(),
+		StatusInterval:     500 * time.Millisecond,
+		HandshakeTimeout:   5 * time.Second,
+		MaxSessions:        16,
+		MaxHandshakes:      16,
+		MaxHandshakesPerIP: 4,
+		DataStreams:        2,
+		MaxPieceLength:     64 << 20,
+		Session:            DefaultSessionConfig(),
 	}
 }
 
@@ -95,6 +106,8 @@ func (c ServerConfig) Validate() error {
 		return fmt.Errorf("%w: intervals must be positive", ErrConfig)
 	case c.MaxSessions <= 0 || c.DataStreams <= 0 || c.DataStreams > 8:
 		return fmt.Errorf("%w: MaxSessions must be positive, DataStreams in 1..8", ErrConfig)
+	case c.MaxHandshakes <= 0 || c.MaxHandshakesPerIP <= 0:
+		return fmt.Errorf("%w: MaxHandshakes and MaxHandshakesPerIP must be positive", ErrConfig)
 	case c.MaxPieceLength <= 0 || c.MaxPieceLength > math.MaxUint32:
 		return fmt.Errorf("%w: MaxPieceLength %d", ErrConfig, c.MaxPieceLength)
 	}
@@ -140,7 +153,8 @@ type JobInfo struct {
 // ServerStats counts connections and jobs since the server started.
 type ServerStats struct {
 	Conns             int64 // connections accepted
-	Refused           int64 // connections closed because MaxSessions was reached
+	Refused           int64 // authenticated coordinators refused because MaxSessions was reached
+	Evicted           int64 // pending handshakes closed to make room (MaxHandshakes, MaxHandshakesPerIP)
 	AuthFailures      int64 // TLS handshakes failed (no cluster key)
 	HandshakeFailures int64 // other handshake failures (version, hello, timeout)
 	Sessions          int64 // sessions established
@@ -161,14 +175,48 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	pending  map[net.Conn]pendingConn // connections still in the handshake
+	perIP    map[string]int           // pending handshakes per source address
+	sessions int                      // admitted sessions (MaxSessions)
+	seq      uint64
 
 	closing   chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
-	nConns, nRefused, nAuth, nHandshake, nSessions, nActive, nStops, nJobs, nActiveJobs atomic.Int64
+	authLog everyMinute
+
+	nConns, nRefused, nEvicted, nAuth, nHandshake, nSessions, nActive, nStops, nJobs, nActiveJobs atomic.Int64
+}
+
+// everyMinute allows one event a minute (rate-limits log lines a
+// stranger can cause).
+type everyMinute struct{ last atomic.Int64 }
+
+func (e *everyMinute) Allow() bool {
+	now := time.Now().UnixNano()
+	last := e.last.Load()
+	return (last == 0 || now-last >= int64(time.Minute)) && e.last.CompareAndSwap(last, now)
+}
+
+// pendingConn is a connection in the handshake.
+type pendingConn struct {
+	ip  string
+	seq uint64 // order of arrival: the smallest is the oldest
+}
+
+// sourceIP is the key of a connection's source for MaxHandshakesPerIP.
+func sourceIP(c net.Conn) string {
+	a := c.RemoteAddr()
+	if a == nil {
+		return ""
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	return a.String()
 }
 
 // NewServer validates cfg and prepares the server; with ListenAddr set it
@@ -182,7 +230,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: logger(cfg.Logger).With("delegate", "server"), creds: creds, ln: cfg.Listener,
-		conns: map[net.Conn]struct{}{}, closing: make(chan struct{})}
+		conns: map[net.Conn]struct{}{}, pending: map[net.Conn]pendingConn{}, perIP: map[string]int{},
+		closing: make(chan struct{})}
 	if s.ln == nil && cfg.ListenAddr != "" {
 		if s.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 			return nil, fmt.Errorf("delegate: listen: %w", err)
@@ -202,7 +251,7 @@ func (s *Server) Addr() net.Addr {
 
 // Stats returns the counters.
 func (s *Server) Stats() ServerStats {
-	return ServerStats{Conns: s.nConns.Load(), Refused: s.nRefused.Load(), AuthFailures: s.nAuth.Load(),
+	return ServerStats{Conns: s.nConns.Load(), Refused: s.nRefused.Load(), Evicted: s.nEvicted.Load(), AuthFailures: s.nAuth.Load(),
 		HandshakeFailures: s.nHandshake.Load(), Sessions: s.nSessions.Load(), ActiveSessions: s.nActive.Load(),
 		Stops: s.nStops.Load(),
 		Jobs:  s.nJobs.Load(), ActiveJobs: s.nActiveJobs.Load()}
@@ -252,36 +301,107 @@ func (s *Server) ServeConn(c net.Conn) {
 	default:
 	}
 	s.nConns.Add(1)
-	if len(s.conns) >= s.cfg.MaxSessions {
-		s.mu.Unlock()
-		s.nRefused.Add(1)
-		s.log.Warn("too many sessions; refusing connection", "remote", c.RemoteAddr())
-		c.Close()
-		return
+	ip := sourceIP(c)
+	// Make room: the oldest pending handshake of this address, or of
+	// all, gives way. An honest coordinator finishes its handshake in a
+	// few round trips; a stranger holding a slot open is the one evicted.
+	if s.perIP[ip] >= s.cfg.MaxHandshakesPerIP {
+		s.evictOldest(ip)
 	}
+	if len(s.pending) >= s.cfg.MaxHandshakes {
+		s.evictOldest("")
+	}
+	s.seq++
+	s.pending[c] = pendingConn{ip: ip, seq: s.seq}
+	s.perIP[ip]++
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go s.handle(c)
 }
 
+// evictOldest closes the oldest pending handshake (from ip if it is not
+// empty). s.mu is held.
+func (s *Server) evictOldest(ip string) {
+	var oldest net.Conn
+	var best uint64
+	for c, p := range s.pending {
+		if (ip == "" || p.ip == ip) && (oldest == nil || p.seq < best) {
+			oldest, best = c, p.seq
+		}
+	}
+	if oldest == nil {
+		return
+	}
+	s.donePending(oldest)
+	s.nEvicted.Add(1)
+	s.log.Debug("too many pending handshakes; evicting the oldest", "remote", oldest.RemoteAddr())
+	oldest.Close()
+}
+
+// donePending forgets a pending handshake. s.mu is held.
+func (s *Server) donePending(c net.Conn) {
+	p, ok := s.pending[c]
+	if !ok {
+		return
+	}
+	delete(s.pending, c)
+	if s.perIP[p.ip]--; s.perIP[p.ip] <= 0 {
+		delete(s.perIP, p.ip)
+	}
+}
+
+// admit takes a session slot for an authenticated coordinator.
+func (s *Server) admit() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions >= s.cfg.MaxSessions {
+		s.nRefused.Add(1)
+		return fmt.Errorf("%w: too many sessions (%d at once, MaxSessions)", ErrRefused, s.cfg.MaxSessions)
+	}
+	s.sessions++
+	return nil
+}
+
 func (s *Server) handle(c net.Conn) {
 	defer s.wg.Done()
+	admitted := false
 	defer func() {
 		s.mu.Lock()
+		s.donePending(c)
 		delete(s.conns, c)
+		if admitted {
+			s.sessions--
+		}
 		s.mu.Unlock()
 		c.Close()
 	}()
 	log := s.log.With("remote", c.RemoteAddr().String())
-	tc, peer, version, err := handshake(s.ctx, c, s.creds, true, s.cfg.hello(), s.cfg.HandshakeTimeout)
+	admit := func() error {
+		err := s.admit()
+		admitted = err == nil
+		return err
+	}
+	tc, peer, version, err := handshake(s.ctx, c, s.creds, true, s.cfg.hello(), s.cfg.HandshakeTimeout, admit)
+	s.mu.Lock()
+	_, stillPending := s.pending[c]
+	s.donePending(c)
+	s.mu.Unlock()
 	if err != nil {
-		if errors.Is(err, ErrAuth) {
-			s.nAuth.Add(1)
-		} else {
+		switch {
+		case !stillPending:
+			// Evicted (counted there) or the server is closing.
+		case errors.Is(err, ErrAuth):
+			// Strangers may knock often: one warning a minute at most.
+			if n := s.nAuth.Add(1); s.authLog.Allow() {
+				log.Warn("delegate handshake failed (no cluster key)", "err", err, "auth_failures", n)
+			}
+		case errors.Is(err, ErrRefused):
+			log.Warn("refused an authenticated coordinator", "err", err)
+		default:
 			s.nHandshake.Add(1)
+			log.Warn("delegate handshake failed", "err", err)
 		}
-		log.Warn("delegate handshake failed", "err", err)
 		return
 	}
 	sess, err := yamux.Server(tc, s.cfg.Session.yamux(log))

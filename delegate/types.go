@@ -86,6 +86,9 @@ type helloMsg struct {
 	Name       string   `msgpack:"name"`
 	Caps       []string `msgpack:"caps"`
 	Binding    []byte   `msgpack:"binding"`
+	// Refused, in a node's hello, says why it refuses the session (too
+	// many sessions); empty when it accepts.
+	Refused string `msgpack:"refused,omitempty"`
 }
 
 type jobMsg struct {
