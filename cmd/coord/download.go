@@ -214,11 +214,15 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	scfg.DirectIO = o.directIO
 	inFlight, writeBudget := pieceMemory(t.Info.PieceLength, env.getenv("GOMEMLIMIT") == "")
 	scfg.WriteBudget = writeBudget
+	scfg.CheckProgress = checkProgress(prog, dir)
 	store, err := piecestore.Open(scfg)
 	if err != nil {
 		return fail("%v", err)
 	}
 	closers = append(closers, store.Close)
+	if n := store.Stats().CheckedAtOpen; n > 0 {
+		fmt.Fprintf(prog, "found %d of %d pieces already on disk\n", store.Stats().PiecesComplete, t.Info.NumPieces())
+	}
 	if o.verify {
 		fmt.Fprintf(env.stderr, "verifying %s under %s...\n", t.Info.Name, dir)
 		if err := store.Verify(ctx, nil); err != nil {
