@@ -28,6 +28,10 @@ var (
 	ErrJobRejected = errors.New("delegate: job rejected by node")
 	// ErrSessionLost: the session to the peer dropped.
 	ErrSessionLost = errors.New("delegate: session lost")
+	// ErrTooSlow: the node sent a piece slower than the coordinator's
+	// PieceTimeout and MinPieceRate allow; its session was ended and its
+	// lease returns to the pool.
+	ErrTooSlow = errors.New("delegate: node too slow")
 	// ErrRemoteFailed: the node reported that its worker failed.
 	ErrRemoteFailed = errors.New("delegate: remote worker failed")
 	// ErrClosed: the RemoteSwarm or Server was closed.

@@ -12,6 +12,8 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,13 @@ type ClientConfig struct {
 	MaxDataStreams int
 	// MaxPieceLength is the largest piece length accepted in a job.
 	MaxPieceLength int64
+	// PieceTimeout and MinPieceRate bound how long a piece may take from
+	// its header to its last byte: PieceTimeout plus its length at
+	// MinPieceRate (bytes/s). A node slower than that ends its session
+	// with ErrTooSlow (its lease returns to the pool): a node trickling
+	// bytes would otherwise keep a piece buffer pinned forever.
+	PieceTimeout time.Duration
+	MinPieceRate int64
 	// StopTimeout is how long Close waits for the Stop message to be
 	// written before it drops the connection.
 	StopTimeout time.Duration
@@ -61,6 +70,8 @@ func DefaultClientConfig() ClientConfig {
 		MaxPiecesInFlight: 4,
 		MaxDataStreams:    8,
 		MaxPieceLength:    64 << 20,
+		PieceTimeout:      10 * time.Second,
+		MinPieceRate:      64 << 10,
 		StopTimeout:       time.Second,
 		Session:           DefaultSessionConfig(),
 	}
@@ -69,8 +80,10 @@ func DefaultClientConfig() ClientConfig {
 // Validate reports the first invalid field.
 func (c ClientConfig) Validate() error {
 	switch {
-	case c.HandshakeTimeout <= 0 || c.StopTimeout <= 0:
+	case c.HandshakeTimeout <= 0 || c.StopTimeout <= 0 || c.PieceTimeout <= 0:
 		return fmt.Errorf("%w: timeouts must be positive", ErrConfig)
+	case c.MinPieceRate <= 0:
+		return fmt.Errorf("%w: MinPieceRate must be positive", ErrConfig)
 	case c.MaxPiecesInFlight <= 0 || c.MaxDataStreams <= 0:
 		return fmt.Errorf("%w: MaxPiecesInFlight and MaxDataStreams must be positive", ErrConfig)
 	case c.MaxPieceLength <= 0 || c.MaxPieceLength > math.MaxUint32:
@@ -576,6 +589,43 @@ func (r *RemoteSwarm) readControl() {
 	}
 }
 
+// pieceStep is how much of a piece is read (and allocated) at a time: a
+// piece's buffer grows with the bytes that arrived, not with the length
+// its header declares.
+const pieceStep = 256 << 10
+
+// readPiece reads the n bytes of piece index that follow its header,
+// within PieceTimeout plus n at MinPieceRate.
+func (r *RemoteSwarm) readPiece(st *yamux.Stream, index, n int) ([]byte, error) {
+	start := time.Now()
+	limit := r.cfg.PieceTimeout + time.Duration(float64(n)/float64(r.cfg.MinPieceRate)*float64(time.Second))
+	st.SetReadDeadline(start.Add(limit))
+	defer st.SetReadDeadline(time.Time{})
+	data := make([]byte, 0, min(n, pieceStep))
+	for len(data) < n {
+		if len(data) == cap(data) {
+			data = slices.Grow(data, min(n-len(data), max(len(data), pieceStep)))
+		}
+		k, err := st.Read(data[len(data):min(cap(data), n)])
+		data = data[:len(data)+k]
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, yamux.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("%w: piece %d: %d of %d bytes after %v (a node must send a piece within %v plus its length at %d KiB/s)",
+				ErrTooSlow, index, len(data), n, time.Since(start).Round(time.Millisecond), r.cfg.PieceTimeout, r.cfg.MinPieceRate>>10)
+		}
+		if errors.Is(err, io.EOF) {
+			if len(data) == n {
+				break
+			}
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return data, nil
+}
+
 // rate sanitizes a reported rate (NaN, infinite or negative: 0).
 func rate(x float64) float64 {
 	if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
@@ -635,11 +685,8 @@ func (r *RemoteSwarm) readData(st *yamux.Stream) {
 				ErrProtocol, h.Job, h.Index, h.Length, r.jobID)))
 			return
 		}
-		data := make([]byte, h.Length)
-		if _, err := io.ReadFull(st, data); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
+		data, err := r.readPiece(st, int(h.Index), int(h.Length))
+		if err != nil {
 			r.fail(r.lost(err))
 			return
 		}
