@@ -13,15 +13,16 @@ type PeerEntry struct {
 }
 
 // peerNode is an intrusive doubly linked list node: no boxing, one
-// allocation per peer (80 bytes: times are kept as Unix nanoseconds).
+// allocation per peer (80 bytes: times are kept as monotonic nanoseconds,
+// see mono.go, so that a step of the system clock does not age peers).
 type peerNode struct {
 	prev, next *peerNode
 	Peer
-	first, last int64
+	first, last int64 // monoNanos
 }
 
 func (n *peerNode) entry() PeerEntry {
-	return PeerEntry{Peer: n.Peer, FirstSeen: time.Unix(0, n.first), LastSeen: time.Unix(0, n.last)}
+	return PeerEntry{Peer: n.Peer, FirstSeen: monoTime(n.first), LastSeen: monoTime(n.last)}
 }
 
 // PeerList is the per-tracker peer list of DESIGN point 11: a passive data
@@ -73,18 +74,19 @@ func (pl *PeerList) Add(now time.Time, peers []Peer) (added int) {
 	if pl.m == nil {
 		pl.m = make(map[netip.AddrPort]*peerNode, min(len(peers), pl.max))
 	}
+	mnow := monoNanos(now)
 	for i := len(peers) - 1; i >= 0; i-- {
 		p := peers[i]
 		if n, ok := pl.m[p.Addr]; ok {
 			pl.unlink(n)
-			n.last = now.UnixNano()
+			n.last = mnow
 			if p.ID != "" {
 				n.ID = p.ID
 			}
 			pl.pushFront(n)
 			continue
 		}
-		n := &peerNode{Peer: p, first: now.UnixNano(), last: now.UnixNano()}
+		n := &peerNode{Peer: p, first: mnow, last: mnow}
 		pl.m[p.Addr] = n
 		pl.pushFront(n)
 		added++
@@ -106,8 +108,9 @@ func (pl *PeerList) Expire(now time.Time) (dropped int) {
 	if pl.ttl <= 0 {
 		return 0
 	}
+	mnow := monoNanos(now)
 	for n := pl.root.prev; n != &pl.root; n = pl.root.prev {
-		if now.UnixNano()-n.last < int64(pl.ttl) {
+		if mnow-n.last < int64(pl.ttl) {
 			break
 		}
 		pl.remove(n)

@@ -101,7 +101,7 @@ type pipeline struct {
 	peers   *PeerList
 	subs    []*PeerWatch
 	probe   *probeState
-	retryAt int64 // Unix ns: end of the back-off after the last failure
+	retryAt int64 // monoNanos: end of the back-off after the last failure
 
 	// small fields together: an idle pipeline is a per-torrent-per-tracker
 	// cost, and this keeps the struct in the 512-byte size class
@@ -277,8 +277,8 @@ func (p *pipeline) applyWishes(now time.Time) bool {
 		p.active = true
 		if p.nextAt.IsZero() && !announcing {
 			at := now
-			if p.failures > 0 && p.retryAt > now.UnixNano() {
-				at = time.Unix(0, p.retryAt) // still backing off
+			if p.failures > 0 && p.retryAt > monoNanos(now) {
+				at = monoTime(p.retryAt) // still backing off
 			}
 			p.schedule(at)
 		}
@@ -476,9 +476,7 @@ func (p *pipeline) finish(now time.Time, answered bool, resp *AnnounceResponse, 
 	} else if r.event == EventStopped {
 		p.started = false // best effort: one try
 	} else {
-		p.failures++
-		retry := p.lastFailureRetry(now)
-		p.retryAt = retry.UnixNano()
+		retry := p.backOff(now)
 		if p.active && !p.stopping {
 			p.schedule(retry)
 		}
@@ -489,12 +487,20 @@ func (p *pipeline) finish(now time.Time, answered bool, resp *AnnounceResponse, 
 		return
 	}
 	if !p.stopping {
-		at := time.Unix(0, p.retryAt)
+		at := monoTime(p.retryAt)
 		if err == nil {
 			at = p.nextAt
 		}
 		p.a.report(p, err == nil, at)
 	}
+}
+
+// backOff counts a failed announce and returns when to retry.
+func (p *pipeline) backOff(now time.Time) time.Time {
+	p.failures++
+	retry := p.lastFailureRetry(now)
+	p.retryAt = monoNanos(retry)
+	return retry
 }
 
 func (p *pipeline) lastFailureRetry(now time.Time) time.Time {
