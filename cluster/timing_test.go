@@ -1,8 +1,8 @@
 package cluster
 
 import (
+	"fmt"
 	"net"
-	"os"
 	"testing"
 	"time"
 )
@@ -51,46 +51,64 @@ func TestCloseInterruptsHangingJoin(t *testing.T) {
 	}
 }
 
-// TestFailureDetectionTiming measures how long members take to report a
-// killed member, with the LAN and local profiles. It takes up to a minute,
-// so it runs only with FLOTILLA_CLUSTER_TIMING=1.
-func TestFailureDetectionTiming(t *testing.T) {
-	if os.Getenv("FLOTILLA_CLUSTER_TIMING") == "" {
-		t.Skip("set FLOTILLA_CLUSTER_TIMING=1 to measure failure detection")
-	}
+// BenchmarkFailureDetection measures how long the surviving members take to
+// report a killed member (memberlist's probes plus the suspicion timeout),
+// with the LAN and local profiles, as s-to-detect (the slowest member, worst
+// iteration). CI runs it once (scripts/test.sh, -benchtime 1x) so it can
+// never rot unseen; it fails only when a member never reports the failure
+// within 60 s, never on a figure.
+func BenchmarkFailureDetection(b *testing.B) {
 	for _, tc := range []struct {
 		profile string
 		size    int
 		base    byte
 	}{{ProfileLocal, 3, 110}, {ProfileLAN, 3, 120}, {ProfileLocal, 6, 130}, {ProfileLAN, 6, 140}} {
-		t.Run(tc.profile+"/"+string(rune('0'+tc.size)), func(t *testing.T) {
-			t.Parallel()
-			key := mustKey(t)
-			var cs []*Cluster
-			var rs []*recorder
-			for i := range tc.size {
-				ip := net.IPv4(127, 0, 0, tc.base+byte(i)).String()
-				cfg := testConfig(t, ip, key)
-				cfg.Profile = tc.profile
-				if i > 0 {
-					cfg.Join = []string{cs[0].Addr().String()}
-				}
-				c := startMember(t, cfg)
-				cs = append(cs, c)
-				rs = append(rs, record(t, c))
-			}
-			converge(t, 40*time.Second, metas(cs...), cs...)
-			victim := cs[len(cs)-1]
-			killed := time.Now()
-			if err := victim.ml.Shutdown(); err != nil {
-				t.Fatal(err)
-			}
+		b.Run(fmt.Sprintf("%s/%d", tc.profile, tc.size), func(b *testing.B) {
 			var worst time.Duration
-			for _, r := range rs[:len(rs)-1] {
-				_, at := r.wait(t, 60*time.Second, EventFail, victim.LocalName())
-				worst = max(worst, at.Sub(killed))
+			for range b.N {
+				worst = max(worst, detectFailure(b, tc.profile, tc.size, tc.base))
 			}
-			t.Logf("profile %s, %d members: every member reported the failure within %v", tc.profile, tc.size, worst.Round(10*time.Millisecond))
+			b.ReportMetric(worst.Seconds(), "s-to-detect")
+			b.ReportMetric(0, "ns/op") // the setup dominates; s-to-detect is the figure
 		})
 	}
+}
+
+// detectFailure starts size members on 127.0.0.base.., kills the last one
+// and returns how long the slowest survivor took to report it.
+func detectFailure(b *testing.B, profile string, size int, base byte) time.Duration {
+	b.StopTimer()
+	key := mustKey(b)
+	var cs []*Cluster
+	var rs []*recorder
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}()
+	for i := range size {
+		ip := net.IPv4(127, 0, 0, base+byte(i)).String()
+		cfg := testConfig(b, ip, key)
+		cfg.Profile = profile
+		if i > 0 {
+			cfg.Join = []string{cs[0].Addr().String()}
+		}
+		c := startMember(b, cfg)
+		cs = append(cs, c)
+		rs = append(rs, record(b, c))
+	}
+	converge(b, 40*time.Second, metas(cs...), cs...)
+	victim := cs[len(cs)-1]
+	b.StartTimer()
+	killed := time.Now()
+	if err := victim.ml.Shutdown(); err != nil {
+		b.Fatal(err)
+	}
+	var worst time.Duration
+	for _, r := range rs[:len(rs)-1] {
+		_, at := r.wait(b, 60*time.Second, EventFail, victim.LocalName())
+		worst = max(worst, at.Sub(killed))
+	}
+	b.StopTimer()
+	return worst
 }
