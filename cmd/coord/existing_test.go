@@ -3,12 +3,14 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"flotilla/internal/lab"
+	"flotilla/internal/testenv"
 )
 
 // TestDownloadFindsExistingData: `coord download` into a folder that
@@ -58,4 +60,26 @@ func TestDownloadFindsExistingData(t *testing.T) {
 		kept := int(half / l.info.Info.PieceLength)
 		l.resumeFetchesOnlyMissing(t, place(b), kept)
 	})
+}
+
+// TestManyFilesUnderUlimit: a real coord process under `ulimit -n 256`
+// downloads a torrent of 2,000 files. Before the piece store kept a
+// bounded cache of open files it needed a descriptor per file and failed
+// at once with "open directory …/fNNNN.bin: too many open files".
+func TestManyFilesUnderUlimit(t *testing.T) {
+	testenv.Require(t, "sh")
+	spec := lab.PayloadSpec{Name: "many"}
+	for i := range 2000 {
+		spec.Files = append(spec.Files, lab.FileSpec{Path: fmt.Sprintf("d%02d/f%04d.bin", i%40, i), Size: int64(1 + (i*7919)%6000)})
+	}
+	l := newSwarmLab(t, spec, 1<<15, 1)
+	out := t.TempDir()
+	p := startCoordCmd(t, exec.Command("sh", "-c", `ulimit -n 256 && exec "$@"`, "sh",
+		coordBinary(t), "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "log"))
+	if code := p.wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("exit %d under ulimit -n 256:\n%s", code, p.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatalf("%v\n%s", err, p.out.String())
+	}
 }
