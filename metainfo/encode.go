@@ -50,6 +50,10 @@ func (i *Info) Encode() []byte {
 			b = appendInt(b, f.Length)
 			b = appendStr(b, "path")
 			b = appendStrList(b, f.Path)
+			if f.SymlinkPath != nil {
+				b = appendStr(b, "symlink path")
+				b = appendStrList(b, f.SymlinkPath)
+			}
 			b = append(b, 'e')
 		}
 		b = append(b, 'e')
@@ -129,7 +133,7 @@ func Build(name string, files []File, pieceLength int64, trackers [][]string, da
 			if f.Length < 0 {
 				return nil, invalidf("build: negative file length %d", f.Length)
 			}
-			info.Files = append(info.Files, File{Path: f.Path, Length: f.Length, Offset: info.Length, Attr: f.Attr})
+			info.Files = append(info.Files, File{Path: f.Path, Length: f.Length, Offset: info.Length, Attr: f.Attr, SymlinkPath: f.SymlinkPath})
 			info.Length += f.Length
 		}
 	}

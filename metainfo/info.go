@@ -30,11 +30,15 @@ type File struct {
 	// Attr is the BEP 47 attribute string ("p" = padding file, "x", "h",
 	// "l"), empty when absent.
 	Attr string
+	// SymlinkPath is the BEP 47 link target of a symlink entry (attr "l"),
+	// relative to the torrent's root directory; nil otherwise.
+	SymlinkPath []string
 }
 
 // IsPad reports whether the file is a BEP 47 padding file (all zeros; a
 // client need not store it).
-func (f File) IsPad() bool { return strings.IndexByte(f.Attr, 'p') >= 0 }
+// BitComet's "_____padding_file_…" entries count as padding too.
+func (f File) IsPad() bool { return strings.IndexByte(f.Attr, 'p') >= 0 || isBitCometPad(f.Path) }
 
 // Info is the validated content of a torrent's info dictionary.
 type Info struct {
@@ -294,7 +298,11 @@ func parseFiles(v any) ([]File, int64, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		files[i] = File{Path: path, Length: n, Offset: total, Attr: attr}
+		link, err := parseSymlink(fd, attr, ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		files[i] = File{Path: path, Length: n, Offset: total, Attr: attr, SymlinkPath: link}
 		total += n
 	}
 	if err := checkCollisions(files); err != nil {
