@@ -35,6 +35,7 @@ type connHandle struct {
 	// Shared with the writer goroutine.
 	out      outQueue
 	uploaded atomic.Int64 // payload bytes sent
+	lastRead atomic.Int64 // UnixNano of the last message read (set by the reader)
 }
 
 // Bounds of a connection's outbound queue. Piece payloads are read from
@@ -226,20 +227,28 @@ var batchPool = sync.Pool{New: func() any { return &connBatch{evs: make([]connEv
 
 // handshake performs the BitTorrent handshake on c. Outgoing connections
 // send first; incoming ones check the info hash before answering.
-func (s *LocalSwarm) handshake(c net.Conn, outgoing bool, timeout time.Duration) (peerwire.Handshake, error) {
+// An incoming peer must send its first byte within firstByte (if > 0), the
+// whole handshake within timeout.
+func (s *LocalSwarm) handshake(c net.Conn, outgoing bool, timeout, firstByte time.Duration) (peerwire.Handshake, error) {
 	if !s.trackHandshake(c) {
 		return peerwire.Handshake{}, net.ErrClosed
 	}
 	defer s.untrackHandshake(c)
-	c.SetDeadline(time.Now().Add(timeout))
+	deadline := time.Now().Add(timeout)
+	c.SetDeadline(deadline)
 	defer c.SetDeadline(time.Time{})
+	var r io.Reader = c
+	if firstByte > 0 && firstByte < timeout {
+		c.SetReadDeadline(time.Now().Add(firstByte))
+		r = &firstByteReader{c: c, deadline: deadline}
+	}
 	ours := peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: s.cfg.InfoHash, PeerID: s.cfg.PeerID}
 	if outgoing {
 		if err := peerwire.WriteHandshake(c, ours); err != nil {
 			return peerwire.Handshake{}, fmt.Errorf("send handshake: %w", err)
 		}
 	}
-	theirs, err := peerwire.ReadHandshake(c)
+	theirs, err := peerwire.ReadHandshake(r)
 	if err != nil {
 		return theirs, fmt.Errorf("read handshake: %w", err)
 	}
@@ -303,7 +312,7 @@ func (s *LocalSwarm) dial(addr netip.AddrPort) {
 	var hs peerwire.Handshake
 	if err == nil {
 		s.tuneConn(c)
-		hs, err = s.handshake(c, true, s.cfg.DialTimeout)
+		hs, err = s.handshake(c, true, s.cfg.DialTimeout, 0)
 		if err != nil {
 			c.Close()
 			c = nil
@@ -315,45 +324,6 @@ func (s *LocalSwarm) dial(addr netip.AddrPort) {
 		if c != nil {
 			c.Close()
 		}
-	}
-}
-
-// acceptLoop accepts incoming connections until the listener closes.
-func (s *LocalSwarm) acceptLoop(l net.Listener) {
-	defer s.wg.Done()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return
-		}
-		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-		if s.isBanned(ap.Addr()) || s.nconns.Load() >= int64(s.cfg.MaxPeers)+4 ||
-			s.handshaking.Load() >= int64(s.cfg.MaxDialing) {
-			c.Close()
-			continue
-		}
-		s.handshaking.Add(1)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.handshaking.Add(-1)
-			s.tuneConn(c)
-			hs, err := s.handshake(c, false, s.cfg.HandshakeTimeout)
-			if err != nil {
-				s.log.Debug("incoming handshake failed", "peer", ap, "err", err)
-				c.Close()
-				return
-			}
-			select {
-			case s.newConns <- newConn{c: c, addr: ap, hs: hs}:
-			case <-s.closing:
-				c.Close()
-			}
-		}()
 	}
 }
 
@@ -374,6 +344,7 @@ func (s *LocalSwarm) readLoop(h *connHandle) {
 			lastDeadline = now
 		}
 		m, err := r.ReadMessage()
+		h.lastRead.Store(time.Now().UnixNano())
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.EOF

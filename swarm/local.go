@@ -45,17 +45,16 @@ type LocalSwarm struct {
 	mb     []func()
 	mbWake chan struct{}
 
-	closing     chan struct{}
-	done        chan struct{}
-	closeOnce   sync.Once
-	wg          sync.WaitGroup
-	nconns      atomic.Int64
-	handshaking atomic.Int64 // incoming connections in their handshake
-	hsMu        sync.Mutex
-	hsConns     map[net.Conn]struct{} // connections in their handshake; nil once closing
-	bans        atomic.Pointer[map[netip.Addr]struct{}]
-	distrusts   atomic.Pointer[map[netip.Addr]struct{}] // published copy of trust's distrusted set
-	status      atomic.Pointer[WorkerStatus]
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	slots     ipSlots // incoming connections per address (accept loop)
+	hsMu      sync.Mutex
+	hsConns   map[net.Conn]struct{} // connections in their handshake; nil once closing
+	bans      atomic.Pointer[map[netip.Addr]struct{}]
+	distrusts atomic.Pointer[map[netip.Addr]struct{}] // published copy of trust's distrusted set
+	status    atomic.Pointer[WorkerStatus]
 	// transit counts verified pieces handed to the sub-chief that Storage
 	// has not yet accepted: their buffers count against MaxInFlightBytes.
 	transit atomic.Int64
@@ -73,6 +72,7 @@ type LocalSwarm struct {
 	nextKey     peerKey                // keys are never reused (the picker remembers sources)
 	gone        map[peerKey]netip.Addr // addresses of departed peers whose blocks may be pending
 	npeers      int
+	nincoming   int // connected peers that dialed us
 	gen         uint32
 	cands       map[netip.AddrPort]*candidate
 	bufs        map[int][]byte // piece buffers of pieces being downloaded

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"time"
@@ -59,7 +60,7 @@ type peer struct {
 	reqq  int                  // the peer's request queue limit (BEP 10), 0 unknown
 
 	// Abuse accounting.
-	refused     int // requests refused (choked, unknown piece, queue full) since the last unchoke
+	refused     int // requests received since we last choked it
 	grace       int // blocks we stopped waiting for (cancelled, timed out): they may still come
 	unrequested int // blocks received that were neither requested nor graced
 
@@ -105,12 +106,8 @@ func (s *LocalSwarm) register(nc newConn) {
 		s.log.Debug("connection refused", "peer", nc.addr, "err", err)
 		nc.c.Close()
 	}
-	switch {
-	case s.isBanned(nc.addr.Addr()):
+	if s.isBanned(nc.addr.Addr()) {
 		reject(ErrBanned)
-		return
-	case s.npeers >= s.cfg.MaxPeers:
-		reject(errTooManyPeers)
 		return
 	}
 	for _, p := range s.peers {
@@ -118,6 +115,14 @@ func (s *LocalSwarm) register(nc newConn) {
 			reject(errDuplicatePeer)
 			return
 		}
+	}
+	switch {
+	case nc.outgoing && s.npeers >= s.cfg.MaxPeers:
+		reject(errTooManyPeers)
+		return
+	case !nc.outgoing && (s.nincoming >= maxIncoming(s.cfg.MaxPeers) || s.npeers >= s.cfg.MaxPeers) && !s.makeRoom(time.Now()):
+		reject(errTooManyPeers)
+		return
 	}
 	if c != nil {
 		c.fails = 0
@@ -145,7 +150,10 @@ func (s *LocalSwarm) register(nc newConn) {
 		s.picker.Distrust(key)
 	}
 	s.npeers++
-	s.nconns.Add(1)
+	if !nc.outgoing {
+		s.nincoming++
+	}
+	h.lastRead.Store(time.Now().UnixNano())
 	var init []peerwire.Message
 	if p.ext {
 		init = append(init, peerwire.Message{ID: peerwire.Extended, ExtID: peerwire.ExtHandshakeID, ExtPayload: s.extHandshake()})
@@ -201,7 +209,9 @@ func (s *LocalSwarm) dropPeer(p *peer, err error) {
 		s.gone[p.key] = p.addr.Addr().Unmap()
 	}
 	s.npeers--
-	s.nconns.Add(-1)
+	if !p.outgoing {
+		s.nincoming--
+	}
 	s.picker.PeerGone(p.bf, p.haveAll)
 	s.picker.PeerLeft(p.key)
 	p.h.close()
@@ -410,16 +420,15 @@ func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) error {
 }
 
 // maxOutstanding is how many requests a peer may have unanswered (queued
-// uploads and rejects not yet written) or have refused since we last
-// unchoked it: twice the request queue we advertise, plus slack for
+// uploads and rejects not yet written), or send while choked: twice the request queue we advertise, plus slack for
 // requests that cross a choke on the wire. A peer past it floods us.
 func (s *LocalSwarm) maxOutstanding() int { return 2*s.cfg.MaxUploadQueue + 64 }
 
 // serve queues an upload, or rejects it; a peer flooding requests gets
 // errRequestFlood.
 func (s *LocalSwarm) serve(p *peer, m *peerwire.Message) error {
-	if p.h.out.pendingAnswers() >= s.maxOutstanding() {
-		return errRequestFlood
+	if n := p.h.out.pendingAnswers(); n >= s.maxOutstanding() {
+		return fmt.Errorf("%w: %d answers not yet read by the peer", errRequestFlood, n)
 	}
 	i := int(m.Index)
 	ok := s.advertised[i>>3]&(0x80>>(i&7)) != 0 && !p.amChoking &&
@@ -428,8 +437,13 @@ func (s *LocalSwarm) serve(p *peer, m *peerwire.Message) error {
 		s.send(p, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Length: m.Length})
 		return nil
 	}
-	if p.refused++; p.refused > s.maxOutstanding() {
-		return errRequestFlood
+	if p.amChoking {
+		// Requests that cross our choke on the wire are few; more are a
+		// flood (a reading peer that is over our queue while unchoked
+		// only gets rejects, which cost nothing that stays).
+		if p.refused++; p.refused > s.maxOutstanding() {
+			return fmt.Errorf("%w: %d requests while choked", errRequestFlood, p.refused)
+		}
 	}
 	if p.fast {
 		s.send(p, peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
@@ -473,8 +487,8 @@ func (s *LocalSwarm) setChoking(p *peer, choke bool) {
 		return
 	}
 	p.amChoking = choke
+	p.refused = 0
 	if !choke {
-		p.refused = 0
 		s.send(p, peerwire.Message{ID: peerwire.Unchoke})
 		return
 	}

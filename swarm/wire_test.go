@@ -81,8 +81,23 @@ func stillOpen(c net.Conn, r *peerwire.Reader) bool {
 	}
 }
 
+// keepTalking sends a keep-alive on c every 100 ms until c fails, so
+// that the swarm never sees c as idle.
+func keepTalking(c net.Conn) {
+	go func() {
+		ka := peerwire.AppendMessage(nil, peerwire.Message{KeepAlive: true})
+		for {
+			if _, err := c.Write(ka); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+}
+
 // MaxPeers caps incoming connections (extra ones are closed after the
-// handshake) and outgoing dials (none while the cap is reached).
+// handshake; incoming peers get at most three quarters of the slots) and
+// outgoing dials (none while the cap is reached).
 func TestMaxPeersCap(t *testing.T) {
 	tt := makeTorrent(t, 1<<20, 64<<10)
 	cfg := testConfig(tt, newMemStorage(tt.t.Info, nil, false), 20)
@@ -90,17 +105,31 @@ func TestMaxPeersCap(t *testing.T) {
 	cfg.MaxPeers = 2
 	d := newTestDownload(t, cfg)
 
+	// One incoming peer fills the incoming quota (1 of 2); it keeps
+	// talking, so it is never evicted for a newcomer.
 	c1, r1 := rawPeer(t, d, tt, "127.0.1.1", "-TEST00-maxpeers0001")
-	c2, r2 := rawPeer(t, d, tt, "127.0.1.2", "-TEST00-maxpeers0002")
-	testenv_WaitFor(t, func() bool { return connectedPeers(t, d) == 2 }, "two connected peers")
+	keepTalking(c1)
+	testenv_WaitFor(t, func() bool { return connectedPeers(t, d) == 1 }, "the first peer")
 	for i, ip := range []string{"127.0.1.3", "127.0.1.4", "127.0.1.5"} {
 		c, r := rawPeer(t, d, tt, ip, "-TEST00-maxpeers001"+string(rune('0'+i)))
-		readUntilClosed(t, c, r, "connection over the cap from "+ip)
+		readUntilClosed(t, c, r, "incoming connection over the quota from "+ip)
 	}
+	// The other slot is for a peer we dial.
+	first := startHostile(t, "127.0.1.2", tt, func(c net.Conn, r *peerwire.Reader) {
+		for {
+			if _, err := r.ReadMessage(); err != nil {
+				return
+			}
+		}
+	})
+	d.AddPeers([]netip.AddrPort{first.addr(t)})
+	testenv_WaitFor(t, func() bool { return connectedPeers(t, d) == 2 }, "two connected peers")
+	c, r := rawPeer(t, d, tt, "127.0.1.7", "-TEST00-maxpeers0007")
+	readUntilClosed(t, c, r, "connection over the cap")
 	if n := connectedPeers(t, d); n != 2 {
 		t.Fatalf("%d peers connected, cap 2", n)
 	}
-	if !stillOpen(c1, r1) || !stillOpen(c2, r2) {
+	if !stillOpen(c1, r1) {
 		t.Fatal("a connection under the cap was closed")
 	}
 
