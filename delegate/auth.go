@@ -138,10 +138,8 @@ func (c *credentials) tlsConfig(server bool) *tls.Config {
 // handshake runs TLS (client or server side) and the hello exchange on
 // conn. It returns the TLS connection, the peer's hello and the negotiated
 // version. The deadline of ctx (and timeout) bounds everything; nothing
-// the peer sends is decoded before TLS succeeded. On the server, admit
-// (if not nil) is called once the peer passed every check; its error is
-// sent in the server's hello (Refused) and returned.
-func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bool, local helloMsg, timeout time.Duration, admit func() error) (*tls.Conn, helloMsg, uint16, error) {
+// the peer sends is decoded before TLS succeeded.
+func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bool, local helloMsg, timeout time.Duration, hooks handshakeHooks) (*tls.Conn, helloMsg, uint16, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if dl, ok := ctx.Deadline(); ok {
@@ -165,6 +163,10 @@ func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bo
 		return nil, helloMsg{}, 0, fmt.Errorf("%w: exporter: %v", ErrAuth, err)
 	}
 	local.Binding = binding
+	if hooks.sign != nil {
+		local.CoordinatorKey = hooks.sign.Public().(ed25519.PublicKey)
+		local.CoordinatorSig = signBinding(hooks.sign, binding)
+	}
 	// The coordinator (client) speaks first so that synchronous
 	// transports (net.Pipe) never have both sides writing.
 	if !server {
@@ -191,9 +193,14 @@ func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bo
 	}
 	v, verdict := checkHello(local, peer, binding, server)
 	if server {
-		if verdict == nil && admit != nil {
-			verdict = admit()
-			if verdict != nil {
+		if verdict == nil && hooks.check != nil {
+			verdict = hooks.check(peer, binding)
+			switch {
+			case errors.Is(verdict, ErrNotCoordinator):
+				local.RefusedCode = refusedCoordinator
+				local.Refused = strings.TrimPrefix(verdict.Error(), ErrNotCoordinator.Error()+": ")
+			case verdict != nil:
+				local.RefusedCode = refusedSessions
 				local.Refused = strings.TrimPrefix(verdict.Error(), ErrRefused.Error()+": ")
 			}
 		}
@@ -226,15 +233,43 @@ func checkHello(local, peer helloMsg, binding []byte, server bool) (uint16, erro
 	if peer.Role != want {
 		return 0, fmt.Errorf("%w: peer role %q, want %q", ErrProtocol, peer.Role, want)
 	}
-	if !server && peer.Refused != "" {
+	v, err := negotiate(local, peer)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case server || peer.Refused == "" && peer.RefusedCode == "":
+	case peer.RefusedCode == refusedCoordinator:
+		return 0, fmt.Errorf("%w: node %q says: %s", ErrNotCoordinator, peer.Name, peer.Refused)
+	default:
 		return 0, fmt.Errorf("%w: node %q says: %s; retry later", ErrRefused, peer.Name, peer.Refused)
 	}
-	return negotiate(local, peer)
+	return v, nil
+}
+
+// Refusal codes in a node's hello.
+const (
+	refusedSessions    = "sessions"
+	refusedCoordinator = "coordinator"
+)
+
+// handshakeHooks are the role-specific parts of the handshake.
+type handshakeHooks struct {
+	// sign (coordinator) is its coordinator key: its hello carries the
+	// public key and a signature over the binding.
+	sign ed25519.PrivateKey
+	// check (node) is called once the peer passed the common checks; its
+	// error is sent in the node's hello (refused) and returned.
+	check func(peer helloMsg, binding []byte) error
 }
 
 // negotiate picks the highest version both sides speak.
 func negotiate(local, peer helloMsg) (uint16, error) {
 	v := min(local.Version, peer.Version)
+	if peer.Version == 1 && local.MinVersion >= 2 {
+		return 0, fmt.Errorf("%w: peer %q speaks only protocol version 1, which lets any holder of the cluster key "+
+			"command swarm nodes; we require version %d or later (coordinator identity): upgrade it", ErrVersion, peer.Name, local.MinVersion)
+	}
 	if v < local.MinVersion || v < peer.MinVersion || peer.MinVersion > peer.Version {
 		return 0, fmt.Errorf("%w: we speak %d..%d, peer %q speaks %d..%d", ErrVersion,
 			local.MinVersion, local.Version, peer.Name, peer.MinVersion, peer.Version)

@@ -125,7 +125,7 @@ func TestVersionMismatch(t *testing.T) {
 	tt := makeTorrent(t, 100<<10, 16<<10)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			ts := newTestServer(t, tr, tt, func(c *ServerConfig) { c.version, c.minVersion = 3, 2 })
+			ts := newTestServer(t, tr, tt, func(c *ServerConfig) { c.version, c.minVersion = 4, 3 })
 			_, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
 			if !errors.Is(err, ErrVersion) || errors.Is(err, ErrAuth) {
 				t.Fatalf("%v, want ErrVersion", err)
@@ -137,13 +137,13 @@ func TestVersionMismatch(t *testing.T) {
 			}
 			// A peer that still speaks our version is fine.
 			cfg := testClientConfig(t)
-			cfg.version, cfg.minVersion = 2, 1
+			cfg.version, cfg.minVersion = 3, 2
 			r, err := dial(t, ts, testKey(1), tt.spec(), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Version() != 2 {
-				t.Fatalf("negotiated %d, want 2", r.Version())
+			if r.Version() != 3 {
+				t.Fatalf("negotiated %d, want 3", r.Version())
 			}
 		})
 	}

@@ -22,7 +22,7 @@ func rawCoordinator(t *testing.T, ts *testServer) (*yamux.Session, *yamux.Stream
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, _, _, err := handshake(context.Background(), conn, creds, false, testClientConfig(t).hello(), 5*time.Second, nil)
+	tc, _, _, err := handshake(context.Background(), conn, creds, false, testClientConfig(t).hello(), 5*time.Second, handshakeHooks{sign: DerivedCoordinatorKey(testKey(1))})
 	if err != nil {
 		conn.Close()
 		t.Fatal(err)

@@ -16,6 +16,9 @@ var (
 	// down), or it refused an authenticated coordinator because it runs
 	// its maximum of sessions. Retry later; it says nothing about the key.
 	ErrRefused = errors.New("delegate: node refused the connection")
+	// ErrNotCoordinator: the peer holds the cluster key but did not prove
+	// that it holds the coordinator key this node accepts.
+	ErrNotCoordinator = errors.New("delegate: peer is not the coordinator (it holds the cluster key but not the coordinator key)")
 	// ErrVersion: the two sides share no protocol version.
 	ErrVersion = errors.New("delegate: no common protocol version")
 	// ErrProtocol: the peer sent something the protocol does not allow

@@ -28,7 +28,7 @@ func rawNode(t *testing.T, script func(sess *yamux.Session, ctrl net.Conn, job *
 			t.Error(err)
 			return
 		}
-		tc, _, _, err := handshake(context.Background(), c2, creds, true, helloMsg{Version: 1, MinVersion: 1, Role: RoleNode, Name: "evil"}, 5*time.Second, nil)
+		tc, _, _, err := handshake(context.Background(), c2, creds, true, helloMsg{Version: ProtocolVersion, MinVersion: MinProtocolVersion, Role: RoleNode, Name: "evil"}, 5*time.Second, handshakeHooks{})
 		if err != nil {
 			t.Error(err)
 			return

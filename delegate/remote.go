@@ -2,6 +2,7 @@ package delegate
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/binary"
@@ -30,6 +31,12 @@ import (
 type ClientConfig struct {
 	// Name is the coordinator's name in the hello (for the node's logs).
 	Name string
+	// CoordinatorKey is the coordinator's identity: nodes obey only a
+	// coordinator that signs the session with the key whose public half
+	// they were given. Nil: DerivedCoordinatorKey of the cluster key,
+	// which every holder of the cluster key can compute (so any swarm
+	// node could command the others).
+	CoordinatorKey ed25519.PrivateKey
 	// HandshakeTimeout bounds connecting, TLS, the hello exchange and the
 	// node's answer to the job.
 	HandshakeTimeout time.Duration
@@ -189,6 +196,7 @@ type prepared struct {
 	job   JobSpec
 	info  *metainfo.Info
 	creds *credentials
+	sign  ed25519.PrivateKey
 }
 
 // prepare checks everything that needs no network.
@@ -213,7 +221,13 @@ func prepare(key cluster.Key, job JobSpec, cfg ClientConfig) (*prepared, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &prepared{cfg: cfg, job: job, info: info, creds: creds}, nil
+	sign := cfg.CoordinatorKey
+	if sign == nil {
+		sign = DerivedCoordinatorKey(key)
+	} else if len(sign) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("%w: CoordinatorKey of %d bytes", ErrConfig, len(sign))
+	}
+	return &prepared{cfg: cfg, job: job, info: info, creds: creds, sign: sign}, nil
 }
 
 // Client is Dial over an established connection (a TCP connection, or a
@@ -229,7 +243,7 @@ func Client(ctx context.Context, conn net.Conn, key cluster.Key, job JobSpec, cf
 func (p *prepared) client(ctx context.Context, conn net.Conn) (*RemoteSwarm, error) {
 	cfg, job, info, creds := p.cfg, p.job, p.info, p.creds
 	log := logger(cfg.Logger).With("delegate", "client", "node", conn.RemoteAddr().String())
-	tc, peer, version, err := handshake(ctx, conn, creds, false, cfg.hello(), cfg.HandshakeTimeout, nil)
+	tc, peer, version, err := handshake(ctx, conn, creds, false, cfg.hello(), cfg.HandshakeTimeout, handshakeHooks{sign: p.sign})
 	if err != nil {
 		return nil, fmt.Errorf("delegate: session with %s: %w", conn.RemoteAddr(), err)
 	}

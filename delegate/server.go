@@ -2,6 +2,7 @@ package delegate
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -28,6 +29,11 @@ type ServerConfig struct {
 	Key cluster.Key
 	// Name is the node's name in the hello (the coordinator's worker name).
 	Name string
+	// CoordinatorPubKey is the public half of the only coordinator key
+	// the node obeys (see ClientConfig.CoordinatorKey). Nil: the key
+	// derived from the cluster key, which every holder of the cluster key
+	// can compute; NewServer logs a warning.
+	CoordinatorPubKey ed25519.PublicKey
 	// Listener, if set, is where Serve accepts connections (the server
 	// closes it); otherwise ListenAddr is listened on, if non-empty.
 	// Without either, only ServeConn feeds the server.
@@ -155,7 +161,7 @@ type ServerStats struct {
 	Conns             int64 // connections accepted
 	Refused           int64 // authenticated coordinators refused because MaxSessions was reached
 	Evicted           int64 // pending handshakes closed to make room (MaxHandshakes, MaxHandshakesPerIP)
-	AuthFailures      int64 // TLS handshakes failed (no cluster key)
+	AuthFailures      int64 // TLS handshakes failed (no cluster key), or the peer is not the coordinator
 	HandshakeFailures int64 // other handshake failures (version, hello, timeout)
 	Sessions          int64 // sessions established
 	ActiveSessions    int64
@@ -168,12 +174,15 @@ type ServerStats struct {
 // coordinators, runs one job at a time per session (sessions run
 // concurrently) and streams the job's verified pieces back.
 type Server struct {
-	cfg    ServerConfig
-	log    *slog.Logger
-	creds  *credentials
-	ln     net.Listener
-	ctx    context.Context
-	cancel context.CancelFunc
+	cfg   ServerConfig
+	log   *slog.Logger
+	creds *credentials
+	ln    net.Listener
+
+	coordPub     ed25519.PublicKey // the coordinator key obeyed
+	coordDerived bool              // coordPub is derived from the cluster key
+	ctx          context.Context
+	cancel       context.CancelFunc
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
@@ -230,8 +239,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: logger(cfg.Logger).With("delegate", "server"), creds: creds, ln: cfg.Listener,
-		conns: map[net.Conn]struct{}{}, pending: map[net.Conn]pendingConn{}, perIP: map[string]int{},
+		coordPub: cfg.CoordinatorPubKey,
+		conns:    map[net.Conn]struct{}{}, pending: map[net.Conn]pendingConn{}, perIP: map[string]int{},
 		closing: make(chan struct{})}
+	if s.coordPub == nil {
+		s.coordPub, s.coordDerived = DerivedCoordinatorKey(cfg.Key).Public().(ed25519.PublicKey), true
+		s.log.Warn("no coordinator public key given: any holder of the cluster key can command this node " +
+			"(create a coordinator key with `coord keygen --coordinator FILE` and give nodes its public half)")
+	}
 	if s.ln == nil && cfg.ListenAddr != "" {
 		if s.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 			return nil, fmt.Errorf("delegate: listen: %w", err)
@@ -377,12 +392,15 @@ func (s *Server) handle(c net.Conn) {
 		c.Close()
 	}()
 	log := s.log.With("remote", c.RemoteAddr().String())
-	admit := func() error {
+	check := func(peer helloMsg, binding []byte) error {
+		if err := verifyBinding(s.coordPub, s.coordDerived, peer, binding); err != nil {
+			return err
+		}
 		err := s.admit()
 		admitted = err == nil
 		return err
 	}
-	tc, peer, version, err := handshake(s.ctx, c, s.creds, true, s.cfg.hello(), s.cfg.HandshakeTimeout, admit)
+	tc, peer, version, err := handshake(s.ctx, c, s.creds, true, s.cfg.hello(), s.cfg.HandshakeTimeout, handshakeHooks{check: check})
 	s.mu.Lock()
 	_, stillPending := s.pending[c]
 	s.donePending(c)
@@ -391,6 +409,9 @@ func (s *Server) handle(c net.Conn) {
 		switch {
 		case !stillPending:
 			// Evicted (counted there) or the server is closing.
+		case errors.Is(err, ErrNotCoordinator):
+			s.nAuth.Add(1)
+			log.Warn("refused a cluster member that is not the coordinator", "err", err)
 		case errors.Is(err, ErrAuth):
 			// Strangers may knock often: one warning a minute at most.
 			if n := s.nAuth.Add(1); s.authLog.Allow() {

@@ -10,7 +10,7 @@ import "fmt"
 // negotiated version (or capability) includes them; see spec.md.
 type MsgType uint8
 
-// Message types (protocol version 1).
+// Message types (protocol version 1 and 2).
 const (
 	MsgHello       MsgType = 1  // both ways, once, on the TLS connection before yamux
 	MsgJob         MsgType = 2  // coordinator → node, control stream
@@ -63,10 +63,12 @@ func (t MsgType) String() string {
 	return fmt.Sprintf("MsgType(%d)", uint8(t))
 }
 
-// Protocol versions this implementation speaks.
+// Protocol versions this implementation speaks. Version 2 added the
+// coordinator identity; version 1 peers are refused (a version 1 node
+// would obey any holder of the cluster key).
 const (
-	ProtocolVersion    uint16 = 1
-	MinProtocolVersion uint16 = 1
+	ProtocolVersion    uint16 = 2
+	MinProtocolVersion uint16 = 2
 )
 
 // Roles in the hello.
@@ -89,6 +91,14 @@ type helloMsg struct {
 	// Refused, in a node's hello, says why it refuses the session (too
 	// many sessions); empty when it accepts.
 	Refused string `msgpack:"refused,omitempty"`
+	// RefusedCode says which refusal: "sessions" (too many) or
+	// "coordinator" (not the coordinator key the node accepts).
+	RefusedCode string `msgpack:"refused_code,omitempty"`
+	// CoordinatorKey and CoordinatorSig, in a coordinator's hello: its
+	// Ed25519 public key and its signature over the binding (spec.md,
+	// "Coordinator identity").
+	CoordinatorKey []byte `msgpack:"coordinator_key,omitempty"`
+	CoordinatorSig []byte `msgpack:"coordinator_sig,omitempty"`
 }
 
 type jobMsg struct {
