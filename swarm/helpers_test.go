@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -18,7 +19,17 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if arg := os.Getenv(perfChildEnv); arg != "" {
+		// The child process of TestPerfAria2 / BenchmarkPerfAria2.
+		if err := perfChild(arg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "perf child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // memStorage is an in-memory Storage for tests.
 type memStorage struct {
