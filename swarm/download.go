@@ -539,6 +539,7 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 		}
 	}
 	d.leaseDelivered(s)
+	d.log.Debug("piece accepted", "worker", s.w.Name(), "piece", i) // counted by the kill matrix tests
 	others, _ := d.lb.Done(i, s.idx)
 	for _, o := range d.slots {
 		if o.idx >= 0 && o.alive && others&(1<<o.idx) != 0 {
