@@ -2,27 +2,58 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"sort"
 	"text/tabwriter"
 	"time"
 
 	"flotilla/cluster"
+	"flotilla/delegate"
 	"flotilla/internal/clusteropt"
 )
 
 func runKeygen(_ context.Context, env *cmdEnv, args []string) int {
 	fs := newFlagSet("keygen", "", "Writes a new random cluster key to standard output, e.g. `coord keygen > cluster.key`.\n"+
 		"Give the same key to the coordinator and every swarm node (--cluster-key-file, or the\n"+
-		"FLOTILLA_CLUSTER_KEY environment variable). Anyone holding it can join the cluster.", env.stderr)
+		"FLOTILLA_CLUSTER_KEY environment variable). Anyone holding it can join the cluster.\n"+
+		"With --coordinator FILE it instead writes a new coordinator key to FILE (mode 0600, never\n"+
+		"overwritten) and prints its public half, e.g. `coord keygen --coordinator coordinator.key >\n"+
+		"coordinator.pub`: give the coordinator --coordinator-key-file coordinator.key and every swarm\n"+
+		"node --coordinator-pubkey-file coordinator.pub; nodes then obey only that coordinator.", env.stderr)
+	coordFile := fs.String("coordinator", "", "write a new coordinator key to this file and print its public half")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *coordFile != "" {
+		priv, err := delegate.GenerateCoordinatorKey()
+		if err != nil {
+			fmt.Fprintf(env.stderr, "coord keygen: %v\n", err)
+			return 1
+		}
+		f, err := os.OpenFile(*coordFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "coord keygen: %v (an existing key file is never overwritten)\n", err)
+			return 1
+		}
+		_, err = fmt.Fprintln(f, delegate.CoordinatorKeyText(priv))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(*coordFile)
+			fmt.Fprintf(env.stderr, "coord keygen: write %s: %v\n", *coordFile, err)
+			return 1
+		}
+		fmt.Fprintln(env.stdout, delegate.CoordinatorPubKeyText(priv.Public().(ed25519.PublicKey)))
+		return 0
 	}
 	k, err := cluster.GenerateKey()
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 type clusterLink struct {
 	c      *cluster.Cluster
 	key    cluster.Key
+	ckey   ed25519.PrivateKey // the coordinator key (nil: derived from key)
 	job    delegate.JobSpec
 	log    *slog.Logger
 	nodes  map[string]*remoteNode
@@ -108,8 +110,9 @@ func startClusterLink(o clusteropt.Options, key cluster.Key, t *metainfo.Torrent
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &clusterLink{
-		c:   c,
-		key: key,
+		c:    c,
+		key:  key,
+		ckey: o.CoordinatorKey,
 		job: delegate.JobSpec{
 			InfoHash:            t.InfoHash,
 			InfoBytes:           t.InfoBytes,
@@ -181,7 +184,7 @@ func (l *clusterLink) maybeDial(name string, n *remoteNode, now time.Time) {
 		ctx, cancel := context.WithTimeout(l.ctx, 15*time.Second)
 		defer cancel()
 		ccfg := delegate.DefaultClientConfig()
-		ccfg.Logger = l.log
+		ccfg.Logger, ccfg.CoordinatorKey = l.log, l.ckey
 		rs, err := delegate.Dial(ctx, addr, l.key, l.job, ccfg)
 		select {
 		case l.dialed <- dialResult{name: name, addr: addr, id: id, rs: rs, err: err}:

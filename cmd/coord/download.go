@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"flotilla/cluster"
+	"flotilla/delegate"
 	"flotilla/internal/bindaddr"
 	"flotilla/internal/clusteropt"
 	"flotilla/metainfo"
@@ -53,6 +54,7 @@ func (o *transferOpts) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else a log line every --log-interval), bar, log or none")
 	o.cluster.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (optional: swarm nodes usually join the coordinator)")
+	o.cluster.RegisterCoordinatorKey(fs)
 	fs.BoolVar(&o.directIO, "direct-io", true, "write verified pieces with O_DIRECT where the file system supports it, past the page cache (--direct-io=false: through the page cache)")
 	fs.BoolVar(&o.sparse, "sparse", false, "create files sparse instead of reserving their space up front (a full disk then shows up mid-download rather than at start)")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a Go CPU profile of the run to this file (for diagnosing performance)")
@@ -159,6 +161,14 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 			if err := cluster.CheckKeyFileMode(o.cluster.KeyFile); err != nil {
 				fmt.Fprintf(env.stderr, "coord %s: warning: %v\n", name, err)
 			}
+		}
+		if o.cluster.CoordinatorKey, err = delegate.LoadCoordinatorKey(o.cluster.CoordinatorKeyFile, env.getenv); err != nil {
+			return fail("%v", err)
+		}
+		if o.cluster.CoordinatorKey == nil {
+			fmt.Fprintf(env.stderr, "coord %s: warning: no coordinator key (--coordinator-key-file or $%s): using one derived from the cluster key, "+
+				"so any cluster member could command the swarm nodes; make one with `coord keygen --coordinator coordinator.key > coordinator.pub`\n",
+				name, delegate.CoordinatorKeyEnv)
 		}
 	}
 	if err := checkWritableDir(dir); err != nil {

@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs.SetOutput(stderr)
 	var co clusteropt.Options
 	co.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (a DNS name may resolve to many); required")
+	co.RegisterCoordinatorPubKey(fs)
 	listen := fs.String("listen", "0.0.0.0:0", "BitTorrent peer address of the node's swarms: each job listens on this IP (port 0: a free port per job)")
 	data := fs.String("data", "", "directory for the pieces of running jobs (default: a temporary directory, removed on exit)")
 	name := fs.String("name", "", "this node's name in the cluster (default: hostname@address)")
@@ -85,6 +86,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if err := cluster.CheckKeyFileMode(co.KeyFile); err != nil {
 			fmt.Fprintf(stderr, "swarmnode: warning: %v\n", err)
 		}
+	}
+	coordPub, err := delegate.LoadCoordinatorPubKey(co.CoordinatorPubKeyFile, getenv)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if coordPub == nil {
+		fmt.Fprintf(stderr, "swarmnode: warning: no coordinator public key (--coordinator-pubkey-file or $%s): "+
+			"any holder of the cluster key can command this node\n", delegate.CoordinatorPubKeyEnv)
 	}
 	ep, err := co.Endpoints()
 	if err != nil {
@@ -131,6 +140,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 	scfg := delegate.DefaultServerConfig()
 	scfg.Key, scfg.Name, scfg.Listener, scfg.DataDir, scfg.Logger = key, *name, dln, dataDir, log
+	scfg.CoordinatorPubKey = coordPub
 	scfg.PeerListen = net.JoinHostPort(peerHost, "0")
 	scfg.Swarm.MaxPeers = *slots
 	scfg.OnJob = func(j delegate.JobInfo) func() { return announceJob(tc, j, log, stderr) }

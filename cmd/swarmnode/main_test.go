@@ -3,12 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"flotilla/cluster"
+	"flotilla/delegate"
 	"flotilla/internal/testenv"
+	"flotilla/metainfo"
 )
 
 func runNode(args ...string) (int, string) {
@@ -122,5 +128,83 @@ func TestClusterKeyFromEnvironment(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("swarmnode did not stop")
+	}
+}
+
+// A swarm node given the coordinator's public key obeys only that
+// coordinator: another holder of the cluster key (a compromised node) is
+// refused, the coordinator gets its session.
+func TestCoordinatorPubKey(t *testing.T) {
+	key, err := cluster.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord, err := delegate.GenerateCoordinatorKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubFile := filepath.Join(t.TempDir(), "coordinator.pub")
+	if err := os.WriteFile(pubFile, []byte(delegate.CoordinatorPubKeyText(coord.Public().(ed25519.PublicKey))+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.DefaultConfig()
+	cfg.Name, cfg.BindAddr, cfg.Key, cfg.Profile = "coord", "127.0.0.1:0", key, cluster.ProfileLocal
+	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: "test"}
+	seed, err := cluster.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seed.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	codeCh := make(chan int, 1)
+	go func() {
+		codeCh <- run(ctx, []string{"--name", "node-pub", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
+			"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--coordinator-pubkey-file", pubFile}, &out, &errb,
+			func(k string) string {
+				if k == cluster.KeyEnv {
+					return key.Text()
+				}
+				return ""
+			})
+	}()
+	var node cluster.Member
+	testenv.WaitFor(t, 15*time.Second, "the node to join", func() bool {
+		for _, m := range seed.Members() {
+			if m.Name == "node-pub" {
+				node = m
+				return true
+			}
+		}
+		return false
+	})
+	if strings.Contains(errb.String(), "warning: no coordinator public key") {
+		t.Errorf("warned about a missing coordinator key that was given:\n%s", errb.String())
+	}
+	data := bytes.Repeat([]byte("flotilla"), 8<<10)
+	raw, err := metainfo.Build("x.bin", []metainfo.File{{Length: int64(len(data))}}, 16<<10, nil, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := metainfo.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := delegate.JobSpec{InfoHash: tor.InfoHash, InfoBytes: tor.InfoBytes}
+	impostor := delegate.DefaultClientConfig() // cluster key only
+	if _, err := delegate.Dial(ctx, node.Meta.DelegateAddr, key, job, impostor); !errors.Is(err, delegate.ErrNotCoordinator) {
+		t.Fatalf("a cluster member without the coordinator key: %v, want ErrNotCoordinator", err)
+	}
+	real := delegate.DefaultClientConfig()
+	real.CoordinatorKey = coord
+	rs, err := delegate.Dial(ctx, node.Meta.DelegateAddr, key, job, real)
+	if err != nil {
+		t.Fatalf("the coordinator: %v", err)
+	}
+	rs.Close()
+	cancel()
+	if code := <-codeCh; code != 0 {
+		t.Fatalf("swarmnode exited %d:\n%s", code, errb.String())
 	}
 }

@@ -4,6 +4,7 @@
 package clusteropt
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +33,25 @@ type Options struct {
 	// Slots is the capacity (connection slots) this member advertises. It
 	// is not a flag: each program sets it from its own peer limit.
 	Slots int
+	// CoordinatorKeyFile (coord) holds the coordinator's private key,
+	// CoordinatorPubKeyFile (swarmnode) its public half; see
+	// delegate.LoadCoordinatorKey.
+	CoordinatorKeyFile, CoordinatorPubKeyFile string
+	// CoordinatorKey is the loaded coordinator key (not a flag; nil: the
+	// one derived from the cluster key).
+	CoordinatorKey ed25519.PrivateKey
+}
+
+// RegisterCoordinatorKey adds coord's --coordinator-key-file.
+func (o *Options) RegisterCoordinatorKey(fs *flag.FlagSet) {
+	fs.StringVar(&o.CoordinatorKeyFile, "coordinator-key-file", "", "file holding the coordinator key, which swarm nodes given its public half obey alone "+
+		"(create one with `coord keygen --coordinator FILE > coordinator.pub`); default: $FLOTILLA_COORDINATOR_KEY, else a key derived from the cluster key")
+}
+
+// RegisterCoordinatorPubKey adds swarmnode's --coordinator-pubkey-file.
+func (o *Options) RegisterCoordinatorPubKey(fs *flag.FlagSet) {
+	fs.StringVar(&o.CoordinatorPubKeyFile, "coordinator-pubkey-file", "", "file holding the public half of the coordinator key: only that coordinator may command this node "+
+		"(what `coord keygen --coordinator FILE` prints); default: $FLOTILLA_COORDINATOR_PUBKEY, else any holder of the cluster key")
 }
 
 // Register adds the flags to fs. joinUsage explains --join for the program.
