@@ -182,15 +182,19 @@ func TestDiskFullTmpfs(t *testing.T) {
 }
 
 // TestPreallocateDiskFull: with Preallocate, a torrent larger than the free
-// space fails at Open, naming the file.
+// space fails at Open before creating anything, saying how much is needed
+// and how much is free.
 func TestPreallocateDiskFull(t *testing.T) {
 	dir := mountTmpfs(t, "1m")
 	tt := newTorrent(t, "pa", 64<<10, fileSpec{"small", 100 << 10}, fileSpec{"large", 2 << 20})
 	cfg := testConfig(tt, dir, nil)
 	cfg.Preallocate = true
 	_, err := Open(cfg)
-	if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), filepath.Join(dir, "pa", "large")) {
-		t.Fatalf("Open = %v; want disk full naming pa/large", err)
+	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "needs 2.1 MiB more and only 1.0 MiB is free there") {
+		t.Fatalf("Open = %v; want not enough space, with the figures", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("refused Open left %d entries behind in %s", len(ents), dir)
 	}
 	// With room, preallocation reserves real blocks.
 	remountTmpfs(t, dir, "4m")

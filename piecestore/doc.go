@@ -13,8 +13,18 @@
 // component at a time with openat(O_NOFOLLOW) relative to a descriptor of
 // Dir, so no symlink below Dir is ever followed (a symlink anywhere in a
 // torrent path is refused with ErrUnsafePath, whether or not it escapes) and
-// only regular files are used. BEP 47 padding files are not stored: writes
-// to them are skipped and they read as zeros.
+// only regular files are used. BEP 47 padding files (and BitComet's
+// "_____padding_file_" entries) are not stored: writes to them are skipped
+// and they read as zeros. A BEP 47 symlink entry becomes a relative
+// symlink when its target stays inside Dir (outside .flotilla/); otherwise
+// Open refuses the torrent with ErrUnsafePath.
+//
+// Before creating anything, Open compares the space the files still need
+// with the free space (CheckSpace): with Config.Preallocate a shortfall is
+// refused with a *SpaceError (ErrNoSpace) saying how much is needed and
+// how much is free; with sparse files it is a warning. If Open fails after
+// creating files, directories or the record, it removes them again
+// (never anything that was there before).
 //
 // # Goroutines and the write plan
 //

@@ -56,6 +56,8 @@ func (e *FileError) Error() string {
 		s += " (disk full: free space, then run again to resume)"
 	case errors.Is(e, ErrIO):
 		s += " (I/O error: check the disk)"
+	case errors.Is(e.Err, syscall.EFBIG):
+		s += " (the file system cannot hold a file this large: choose an output directory on another file system)"
 	case errors.Is(e, ErrNoDescriptors):
 		s += " (out of file descriptors: raise the limit with ulimit -n or close other programs, then run again)"
 	}

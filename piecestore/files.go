@@ -159,6 +159,38 @@ func openFileAt(rootfd int, comps []string, path string, o openOpts) (fd int, cr
 	return fd, created, parent, nil
 }
 
+// makeSymlinkAt creates the symlink reached by comps beneath rootfd (a BEP
+// 47 symlink entry) with the given target text, creating missing
+// directories without following symlinks. An existing link with the same
+// target is kept; anything else in the way is refused.
+func makeSymlinkAt(rootfd int, comps []string, path, target string, made *[]string) error {
+	dirfd, err := walkParent(rootfd, comps, path, openOpts{create: true, made: made})
+	if err != nil {
+		return err
+	}
+	if dirfd != rootfd {
+		defer unix.Close(dirfd)
+	}
+	name := comps[len(comps)-1]
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dirfd, name, buf)
+	switch {
+	case err == nil && string(buf[:n]) == target:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w: %s is a symlink to %q; the torrent has it point to %q (remove it, then run again)", ErrUnsafePath, path, buf[:n], target)
+	case errors.Is(err, unix.EINVAL):
+		return fmt.Errorf("%w: %s exists and is not a symlink; the torrent has a symlink there (remove it, then run again)", ErrUnsafePath, path)
+	case !errors.Is(err, unix.ENOENT):
+		return fileErr("readlink", path, err)
+	}
+	if err := unix.Symlinkat(target, dirfd, name); err != nil {
+		return fileErr("create symlink", path, err)
+	}
+	*made = append(*made, path)
+	return nil
+}
+
 // fstamp returns the size and modification time (ns) of fd.
 func fstamp(fd int) (stamp, error) {
 	var st unix.Stat_t

@@ -20,6 +20,9 @@ type fileEntry struct {
 	offset int64    // first byte in the torrent's data
 	length int64
 	pad    bool // BEP 47 padding file: not stored, reads as zeros
+	// link is the target written into a BEP 47 symlink entry (relative to
+	// the link's directory, staying inside Dir), "" for other files.
+	link string
 	// dioAlign is the alignment O_DIRECT writes to the file need (offset,
 	// length and buffer address), a power of two; 0 when the file is
 	// written through the page cache only, -1 until probed (DirectIO).
@@ -79,6 +82,11 @@ func newLayout(dir string, info *metainfo.Info) (*layout, error) {
 			return nil, err
 		}
 		fe := fileEntry{rel: rel, path: filepath.Join(root, rel), comps: comps, offset: off, length: mf.Length, pad: mf.IsPad()}
+		if mf.IsSymlink() {
+			if fe.link, err = linkTarget(root, info, i, fe.path); err != nil {
+				return nil, err
+			}
+		}
 		if !fe.pad {
 			if j, dup := seen[rel]; dup {
 				return nil, fmt.Errorf("%w: files %d and %d share the path %q", ErrUnsafePath, j, i, rel)
@@ -95,6 +103,35 @@ func newLayout(dir string, info *metainfo.Info) (*layout, error) {
 		return nil, fmt.Errorf("%w: files add up to %d bytes, info says %d", ErrInvalidInfo, off, info.Length)
 	}
 	return l, nil
+}
+
+// linkTarget returns the text of file i's symlink: its BEP 47 target
+// (relative to the torrent's root directory) made relative to the link's
+// own directory. A link with data, or whose target leaves root or points
+// into the store's own directory, is refused.
+func linkTarget(root string, info *metainfo.Info, i int, linkPath string) (string, error) {
+	mf := info.Files[i]
+	if mf.Length != 0 {
+		return "", fmt.Errorf("%w: %s is a symlink with %d bytes of data", ErrInvalidInfo, linkPath, mf.Length)
+	}
+	base := root
+	if info.MultiFile {
+		base = filepath.Join(root, info.Name)
+	}
+	target := filepath.Join(append([]string{base}, mf.SymlinkPath...)...)
+	inside := strings.HasPrefix(target, root+string(filepath.Separator)) && target != linkPath
+	if rest, ok := strings.CutPrefix(target, filepath.Join(root, recordDirName)); ok && (rest == "" || rest[0] == filepath.Separator) {
+		inside = false
+	}
+	if !inside {
+		return "", fmt.Errorf("%w: %s is a symlink to %q, outside the output directory %s; refusing to create it (the torrent cannot be stored safely)",
+			ErrUnsafePath, linkPath, strings.Join(mf.SymlinkPath, "/"), root)
+	}
+	rel, err := filepath.Rel(filepath.Dir(linkPath), target)
+	if err != nil {
+		return "", fmt.Errorf("%w: symlink %s: %v", ErrUnsafePath, linkPath, err)
+	}
+	return rel, nil
 }
 
 // validComponent reports whether c can be one path component.

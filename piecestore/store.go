@@ -121,6 +121,14 @@ func open(cfg Config, h hooks) (*Store, error) {
 			}
 		}
 	}
+	// Before creating anything: is there room? (Sparse files only warn:
+	// the download then stops with ErrDiskFull where the disk fills.)
+	if err := CheckSpace(root, c.Info); err != nil {
+		if c.Preallocate {
+			return nil, err
+		}
+		c.Logger.Warn("piecestore: not enough free space for the whole torrent; writing sparse files anyway", "err", err)
+	}
 	var made []string
 	rootfd, err := openRoot(root, &made)
 	if err != nil {
@@ -187,7 +195,7 @@ func (s *Store) prepare() ([]stamp, error) {
 	dirty := make([]bool, len(l.files))   // needs a sync before the record
 	for i := range l.files {
 		f := &l.files[i]
-		if f.pad {
+		if f.pad || f.link != "" {
 			continue
 		}
 		fd, _, created, err := s.fds.acquire(i, s.cfg.DirectIO && f.stored(), openOpts{create: true, made: &s.made})
@@ -202,6 +210,13 @@ func (s *Store) prepare() ([]stamp, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+	}
+	for i := range l.files {
+		if f := &l.files[i]; f.link != "" {
+			if err := makeSymlinkAt(s.rootfd, f.comps, f.path, f.link, &s.made); err != nil {
+				return nil, err
+			}
 		}
 	}
 	have := make([]byte, (l.numPieces+7)/8)

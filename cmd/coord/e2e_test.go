@@ -375,8 +375,8 @@ func TestDiskFullPreallocated(t *testing.T) {
 	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
 	code := p.wait(t, time.Minute)
 	msg := p.out.String()
-	if code != 1 || !strings.Contains(msg, "payload.bin") || !strings.Contains(strings.ToLower(msg), "no space left") {
-		t.Fatalf("preallocating on a full disk: exit %d, want a clear error naming the file; output:\n%s", code, msg)
+	if code != 1 || !strings.Contains(msg, "needs 24.0 MiB more and only 12.0 MiB is free there") {
+		t.Fatalf("a download larger than the free space: exit %d, want a clear error with the figures; output:\n%s", code, msg)
 	}
 	l.growAndComplete(t, out)
 }
