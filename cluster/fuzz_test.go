@@ -2,8 +2,42 @@ package cluster
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 )
+
+// TestDecodeMetaDeclaredLengthsBounded: metadata whose strings, binaries
+// or maps declare lengths far beyond its size is refused before msgpack
+// allocates by those lengths. Before the check a 40-byte input made the
+// decoder allocate 1 MiB (found by FuzzDecodeMeta, which then ran out of
+// memory in its workers).
+func TestDecodeMetaDeclaredLengthsBounded(t *testing.T) {
+	cases := map[string][]byte{
+		"str32 of 4 GiB":            {0x81, 0xa1, 'r', 0xdb, 0xff, 0xff, 0xff, 0xff, 'c'},
+		"bin32 of 256 MiB":          {0x81, 0xa1, 'x', 0xc6, 0x10, 0x00, 0x00, 0x00, 0x00},
+		"map32 of 2.5e9 entries":    {0x81, 0xa1, 'x', 0xdf, 0x95, 0x46, 0xd1, 0xec, 0x01, 0x01},
+		"array32 of 4e9 elements":   {0x81, 0xa1, 'x', 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"map of 65535 entries":      {0xde, 0xff, 0xff, 0xa1, 'r', 0xa1, 'c'},
+		"ext32 of 16 MiB":           {0x81, 0xa1, 'x', 0xc9, 0x01, 0x00, 0x00, 0x00, 0x01},
+		"the fuzzer's crash (40 B)": []byte("\x86\xb3bߜ\xeeڲ\xaaN\xee\x16ߕF\xd1\xec\x87\xe4\xd8d\xc6\xe0\xfe7\xa5\xb6\"e\f\xc4\xcb\xe9\xd1\xda*\xfb\x1aš\x98"),
+	}
+	for name, b := range cases {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		const runs = 20
+		var err error
+		for range runs {
+			_, err = DecodeMeta(b)
+		}
+		runtime.ReadMemStats(&m1)
+		if !errors.Is(err, ErrBadMeta) {
+			t.Errorf("%s: DecodeMeta = %v, want ErrBadMeta", name, err)
+		}
+		if per := (m1.TotalAlloc - m0.TotalAlloc) / runs; per > 16<<10 {
+			t.Errorf("%s: %d bytes allocated to refuse %d bytes of metadata", name, per, len(b))
+		}
+	}
+}
 
 // FuzzDecodeMeta: metadata from other members never panics the decoder, and
 // whatever decodes re-encodes to the same Meta.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"flotilla/internal/mpcheck"
 )
 
 // Role says what a member does in the cluster.
@@ -101,11 +103,21 @@ func decodeWire(b []byte) (wireMeta, error) {
 	if len(b) > MetaMaxSize {
 		return wireMeta{}, fmt.Errorf("%w: %d bytes, limit %d", ErrBadMeta, len(b), MetaMaxSize)
 	}
+	// The decoder allocates by declared lengths (up to 1 MiB for one
+	// string) before it sees the input end: refuse lengths that the
+	// metadata cannot hold first, so a member's 512 bytes cost ~512 bytes.
+	if err := mpcheck.Check(b, metaMaxDepth, len(b)); err != nil {
+		return wireMeta{}, fmt.Errorf("%w: %w", ErrBadMeta, err)
+	}
 	if err := msgpack.Unmarshal(b, &w); err != nil {
 		return wireMeta{}, fmt.Errorf("%w: decode: %w", ErrBadMeta, err)
 	}
 	return w, nil
 }
+
+// metaMaxDepth bounds nesting in metadata: today's is a flat map; later
+// versions may add a little structure.
+const metaMaxDepth = 8
 
 // checkHostPort accepts "host:port" with a non-empty host and a port in
 // 1..65535.
