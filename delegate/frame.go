@@ -335,7 +335,7 @@ func checkMsgpack(b []byte, maxDepth, budget int) error {
 		}
 		if items >= 0 {
 			if items > rest {
-				return fmt.Errorf("%w: container of %d items in %d bytes", errMsgpack, items, rest)
+				return fmt.Errorf("%w: a container declares more items than the %d bytes left", errMsgpack, rest)
 			}
 			if budget -= items; budget < 0 {
 				return fmt.Errorf("%w: more container elements than the message may have", errMsgpack)

@@ -18,6 +18,12 @@ import (
 // accepts the job and then runs script.
 func rawNode(t *testing.T, script func(sess *yamux.Session, ctrl net.Conn, job *jobMsg)) (net.Conn, chan struct{}) {
 	t.Helper()
+	return rawNodeNamed(t, "evil", script)
+}
+
+// rawNodeNamed is rawNode with a name in the hello.
+func rawNodeNamed(t *testing.T, name string, script func(sess *yamux.Session, ctrl net.Conn, job *jobMsg)) (net.Conn, chan struct{}) {
+	t.Helper()
 	c1, c2 := memPipe()
 	done := make(chan struct{})
 	go func() {
@@ -28,7 +34,7 @@ func rawNode(t *testing.T, script func(sess *yamux.Session, ctrl net.Conn, job *
 			t.Error(err)
 			return
 		}
-		tc, _, _, err := handshake(context.Background(), c2, creds, true, helloMsg{Version: ProtocolVersion, MinVersion: MinProtocolVersion, Role: RoleNode, Name: "evil"}, 5*time.Second, handshakeHooks{})
+		tc, _, _, err := handshake(context.Background(), c2, creds, true, helloMsg{Version: ProtocolVersion, MinVersion: MinProtocolVersion, Role: RoleNode, Name: name}, 5*time.Second, handshakeHooks{})
 		if err != nil {
 			t.Error(err)
 			return
