@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -261,23 +258,4 @@ func FuzzReadFrame(f *testing.F) {
 			t.Fatalf("decoded value does not round-trip: %+v vs %+v (%v)", v, v2, err)
 		}
 	})
-}
-
-// TestWriteFuzzCorpus regenerates testdata/fuzz/FuzzReadFrame from the
-// sample messages when FLOTILLA_GEN_CORPUS=1.
-func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("FLOTILLA_GEN_CORPUS") == "" {
-		t.Skip("set FLOTILLA_GEN_CORPUS=1 to regenerate the seed corpus")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzReadFrame")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for typ, v := range sampleMessages() {
-		fr, _ := encodeFrame(typ, v)
-		data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", fr)
-		if err := os.WriteFile(filepath.Join(dir, "seed-"+typ.String()), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
