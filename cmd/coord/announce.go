@@ -44,14 +44,14 @@ func runAnnounce(ctx context.Context, env *cmdEnv, args []string) int {
 			"pipeline), scrapes those that support it, then announces \"stopped\". Prints one line per\n"+
 			"tracker: protocol, peers, seeders, leechers and interval it answered, or its error, and\n"+
 			"how long it took. Exits 0 if any tracker answered, 1 if none did, 2 on bad usage.",
-		env.stderr)
+		env)
 	asJSON := fs.Bool("json", false, "print the report as a JSON array instead of a table")
 	timeout := fs.Duration("timeout", 20*time.Second, "give up on trackers that have not answered after this long")
 	port := fs.Uint("port", 6881, "the BitTorrent port to announce (nothing listens on it during this check)")
 	numWant := fs.Int("numwant", 50, "how many peers to ask each tracker for")
 	udpRetry := fs.Duration("udp-retry", 5*time.Second, "UDP trackers: wait this long for the first answer, doubling per retransmission (BEP 15 uses 15s)")
 	verbose := fs.Bool("v", false, "log each tracker exchange to stderr")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := fs.parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -63,21 +63,20 @@ func runAnnounce(ctx context.Context, env *cmdEnv, args []string) int {
 		return 2
 	}
 	if *port == 0 || *port > 65535 {
-		fmt.Fprintf(env.stderr, "coord announce: --port %d is not a TCP port\n", *port)
+		failf(env.stderr, "announce", "give a port from 1 to 65535", "--port %d is not a TCP port", *port)
 		return 2
 	}
 	if *timeout <= 0 || *udpRetry <= 0 {
-		fmt.Fprintln(env.stderr, "coord announce: --timeout and --udp-retry must be positive")
+		failf(env.stderr, "announce", "give durations such as 20s", "--timeout and --udp-retry must be positive")
 		return 2
 	}
-	t, err := metainfo.Load(pos[0])
-	if err != nil {
-		fmt.Fprintf(env.stderr, "coord announce: %v\n", err)
+	t := loadTorrent(env.stderr, "announce", pos[0])
+	if t == nil {
 		return 1
 	}
 	if len(t.Tiers()) == 0 {
-		fmt.Fprintf(env.stderr, "coord announce: %s lists no trackers\n", pos[0])
-		return 1
+		return failf(env.stderr, "announce", "there is nothing to ask; `coord download --peer HOST:PORT` can still fetch it from peers you know",
+			"%s lists no trackers", pos[0])
 	}
 
 	cfg := tracker.DefaultConfig()
@@ -88,8 +87,7 @@ func runAnnounce(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	client, err := tracker.New(cfg)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "coord announce: %v\n", err)
-		return 1
+		return failErr(env.stderr, "announce", "trackers", err)
 	}
 	defer client.Close()
 
@@ -117,19 +115,18 @@ func runAnnounce(ctx context.Context, env *cmdEnv, args []string) int {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rows); err != nil {
-			fmt.Fprintf(env.stderr, "coord announce: %v\n", err)
-			return 1
+			return failf(env.stderr, "announce", "check where standard output goes", "writing the report: %v", err)
 		}
 	} else {
 		printAnnounceTable(env.stdout, t, rows)
 	}
 	if ctx.Err() != nil {
-		fmt.Fprintln(env.stderr, "coord announce: interrupted")
+		fmt.Fprintln(env.stderr, "coord announce: interrupted; the report above lists the trackers that answered in time")
 		return 1
 	}
 	if answered == 0 {
-		fmt.Fprintf(env.stderr, "coord announce: none of %d trackers answered (%s)\n", len(rows), firstError(rows))
-		return 1
+		return failf(env.stderr, "announce", "check the network and the tracker URLs, or try again later (trackers come and go)",
+			"none of %d trackers answered (%s)", len(rows), firstError(rows))
 	}
 	return 0
 }

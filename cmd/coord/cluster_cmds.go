@@ -24,9 +24,9 @@ func runKeygen(_ context.Context, env *cmdEnv, args []string) int {
 		"With --coordinator FILE it instead writes a new coordinator key to FILE (mode 0600, never\n"+
 		"overwritten) and prints its public half, e.g. `coord keygen --coordinator coordinator.key >\n"+
 		"coordinator.pub`: give the coordinator --coordinator-key-file coordinator.key and every swarm\n"+
-		"node --coordinator-pubkey-file coordinator.pub; nodes then obey only that coordinator.", env.stderr)
+		"node --coordinator-pubkey-file coordinator.pub; nodes then obey only that coordinator.", env)
 	coordFile := fs.String("coordinator", "", "write a new coordinator key to this file and print its public half")
-	if _, err := parseInterspersed(fs, args); err != nil {
+	if _, err := fs.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -35,13 +35,11 @@ func runKeygen(_ context.Context, env *cmdEnv, args []string) int {
 	if *coordFile != "" {
 		priv, err := delegate.GenerateCoordinatorKey()
 		if err != nil {
-			fmt.Fprintf(env.stderr, "coord keygen: %v\n", err)
-			return 1
+			return failf(env.stderr, "keygen", "try again; the system's random source failed", "%v", err)
 		}
 		f, err := os.OpenFile(*coordFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			fmt.Fprintf(env.stderr, "coord keygen: %v (an existing key file is never overwritten)\n", err)
-			return 1
+			return failf(env.stderr, "keygen", "an existing key file is never overwritten: choose another name or remove the old one", "%v", err)
 		}
 		_, err = fmt.Fprintln(f, delegate.CoordinatorKeyText(priv))
 		if cerr := f.Close(); err == nil {
@@ -49,16 +47,14 @@ func runKeygen(_ context.Context, env *cmdEnv, args []string) int {
 		}
 		if err != nil {
 			os.Remove(*coordFile)
-			fmt.Fprintf(env.stderr, "coord keygen: write %s: %v\n", *coordFile, err)
-			return 1
+			return failf(env.stderr, "keygen", "check the disk and the directory's permissions, then run it again", "write %s: %v", *coordFile, err)
 		}
 		fmt.Fprintln(env.stdout, delegate.CoordinatorPubKeyText(priv.Public().(ed25519.PublicKey)))
 		return 0
 	}
 	k, err := cluster.GenerateKey()
 	if err != nil {
-		fmt.Fprintf(env.stderr, "coord keygen: %v\n", err)
-		return 1
+		return failf(env.stderr, "keygen", "try again; the system's random source failed", "%v", err)
 	}
 	fmt.Fprintln(env.stdout, k.Text())
 	return 0
@@ -66,19 +62,19 @@ func runKeygen(_ context.Context, env *cmdEnv, args []string) int {
 
 func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
 	fs := newFlagSet("nodes", "--join ADDR", "Joins the cluster briefly and lists its members: name, role, gossip address,\n"+
-		"delegate endpoint, version and capacity. Exits 1 if no member answers within --timeout.", env.stderr)
+		"delegate endpoint, version and capacity. Exits 1 if no member answers within --timeout.", env)
 	var co clusteropt.Options
-	co.Register(fs, "comma-separated HOST[:PORT] of cluster members to ask (required)")
+	co.Register(fs.FlagSet, "comma-separated HOST[:PORT] of cluster members to ask (required)")
 	asJSON := fs.Bool("json", false, "print the members as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to try to join")
-	if _, err := parseInterspersed(fs, args); err != nil {
+	if _, err := fs.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
 	if len(co.JoinList()) == 0 {
-		fmt.Fprintln(env.stderr, "coord nodes: --join ADDR is required")
+		failf(env.stderr, "nodes", "give the address of any member, e.g. --join 10.0.0.1:7946", "--join ADDR is required")
 		return 2
 	}
 	if co.Listen == "" {
@@ -86,12 +82,11 @@ func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	key, err := co.Key(env.getenv)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "coord nodes: %v\n", err)
-		return 1
+		return failErr(env.stderr, "nodes", "", err)
 	}
 	ep, err := co.Endpoints()
 	if err != nil {
-		fmt.Fprintf(env.stderr, "coord nodes: %v\n", err)
+		failErr(env.stderr, "nodes", "", err)
 		return 2
 	}
 	cfg := cluster.DefaultConfig()
@@ -99,15 +94,14 @@ func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
 	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: version}
 	c, err := cluster.Start(cfg)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "coord nodes: %v\n", err)
-		return 1
+		return failErr(env.stderr, "nodes", "", err)
 	}
 	defer c.Close()
 	select {
 	case <-c.Joined():
 	case <-time.After(*timeout):
-		fmt.Fprintf(env.stderr, "coord nodes: could not join %s within %v: %v\n", co.Join, *timeout, c.JoinErr())
-		return 1
+		return failf(env.stderr, "nodes", "check that a member runs there with the same cluster key, or wait longer with --timeout",
+			"could not join %s within %v: %v", co.Join, *timeout, c.JoinErr())
 	case <-ctx.Done():
 		return exitInterrupted
 	}

@@ -67,13 +67,13 @@ func runDownload(ctx context.Context, env *cmdEnv, args []string) int {
 			"exits 0 and prints where the files are. Interrupted (Ctrl-C), it announces \"stopped\",\n"+
 			"flushes what it verified and exits 130; the same command resumes without fetching\n"+
 			"verified pieces again.",
-		env.stderr)
+		env)
 	var o transferOpts
-	o.register(fs)
+	o.register(fs.FlagSet)
 	out := fs.String("out", ".", "directory to write the torrent's files into (created if missing)")
 	seed := fs.Bool("seed", false, "keep seeding after the download completes, until interrupted")
 	fs.BoolVar(&o.verify, "verify", false, "re-hash the data already on disk before starting instead of trusting the resume record")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := fs.parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -91,11 +91,11 @@ func runSeed(ctx context.Context, env *cmdEnv, args []string) int {
 	fs := newFlagSet("seed", "TORRENT --data DIR",
 		"Verifies the torrent's data under DIR and seeds it until interrupted. Missing or damaged\n"+
 			"pieces are downloaded first.",
-		env.stderr)
+		env)
 	var o transferOpts
-	o.register(fs)
+	o.register(fs.FlagSet)
 	data := fs.String("data", "", "directory holding the torrent's files (as `coord download --out` writes them)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := fs.parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -134,36 +134,42 @@ type session struct {
 // transfer sets up a session and runs its main loop. It returns the exit
 // status.
 func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, seed bool, o transferOpts) (code int) {
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(env.stderr, "coord %s: %s\n", name, fmt.Sprintf(format, a...))
+	w := env.stderr
+	t := loadTorrent(w, name, torrentPath)
+	if t == nil {
 		return 1
-	}
-	t, err := metainfo.Load(torrentPath)
-	if err != nil {
-		return fail("%v", err)
 	}
 	direct, err := parsePeers(o.peers)
 	if err != nil {
-		return fail("--peer: %v", err)
-	}
-	if len(t.Tiers()) == 0 && len(direct) == 0 {
-		return fail("%s lists no trackers and no --peer was given: there is nobody to download from", torrentPath)
+		return failf(w, name, "give peers as HOST:PORT,HOST:PORT", "--peer: %v", err)
 	}
 	if o.maxPeers <= 0 {
-		return fail("--max-peers must be positive")
+		return failf(w, name, "give a positive number (the default is 80)", "--max-peers %d is not a number of connections", o.maxPeers)
+	}
+	// Trackers are checked before anything is created on disk: a torrent
+	// whose only tracker is unusable is refused, an unusable one beside
+	// others is skipped with a warning.
+	tiers := usableTiers(w, name, t)
+	if len(tiers) == 0 && len(direct) == 0 {
+		if len(t.Tiers()) == 0 {
+			return failf(w, name, "give peers to connect to with --peer HOST:PORT",
+				"%s lists no trackers and no --peer was given: there is nobody to download from", torrentPath)
+		}
+		return failf(w, name, "give peers to connect to with --peer HOST:PORT, or use a torrent with an http(s) or udp tracker",
+			"%s lists no usable tracker and no --peer was given: there is nobody to download from", torrentPath)
 	}
 	var key cluster.Key
 	if o.cluster.Enabled() {
 		if key, err = o.cluster.Key(env.getenv); err != nil {
-			return fail("%v", err)
+			return failErr(w, name, "", err)
 		}
 		if o.cluster.KeyFile != "" {
 			if err := cluster.CheckKeyFileMode(o.cluster.KeyFile); err != nil {
-				fmt.Fprintf(env.stderr, "coord %s: warning: %v\n", name, err)
+				fmt.Fprintf(w, "coord %s: warning: %v; restrict it with chmod 600 %s\n", name, err, o.cluster.KeyFile)
 			}
 		}
 		if o.cluster.CoordinatorKey, err = delegate.LoadCoordinatorKey(o.cluster.CoordinatorKeyFile, env.getenv); err != nil {
-			return fail("%v", err)
+			return failf(w, name, "check --coordinator-key-file, or make a key with `coord keygen --coordinator coordinator.key > coordinator.pub`", "%v", err)
 		}
 		if o.cluster.CoordinatorKey == nil {
 			fmt.Fprintf(env.stderr, "coord %s: warning: no coordinator key (--coordinator-key-file or $%s): using one derived from the cluster key, "+
@@ -172,7 +178,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 		}
 	}
 	if err := checkWritableDir(dir); err != nil {
-		return fail("output directory: %v", err)
+		return failf(w, name, "choose another directory with --out, or fix its permissions", "output directory: %v", err)
 	}
 	// The progress display draws nothing until its first update; until
 	// finish, whatever else goes to stderr (log lines, cluster messages)
@@ -187,11 +193,11 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	if o.cpuprof != "" {
 		f, err := os.Create(o.cpuprof)
 		if err != nil {
-			return fail("--cpuprofile: %v", err)
+			return failf(w, name, "give a writable path to --cpuprofile", "--cpuprofile: %v", err)
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
 			f.Close()
-			return fail("--cpuprofile: %v", err)
+			return failf(w, name, "give a writable path to --cpuprofile", "--cpuprofile: %v", err)
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
@@ -203,7 +209,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			if err := closers[i](); err != nil && code == 0 {
-				code = fail("%v", err)
+				code = failErr(w, name, "", err)
 			}
 		}
 	}()
@@ -211,9 +217,9 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fail("cannot listen on %s: the port is in use (choose another with --listen)", o.listen)
+			return failf(w, name, "choose another with --listen (port 0 picks a free one)", "cannot listen on %s: the port is in use", o.listen)
 		}
-		return fail("cannot listen on %s: %v", o.listen, err)
+		return failf(w, name, "choose another address with --listen", "cannot listen on %s: %v", o.listen, err)
 	}
 	closers = append(closers, func() error { ln.Close(); return nil })
 	lnAddr := ln.Addr().(*net.TCPAddr)
@@ -227,7 +233,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	scfg.CheckProgress = checkProgress(prog, dir)
 	store, err := piecestore.Open(scfg)
 	if err != nil {
-		return fail("%v", err)
+		return failErr(w, name, "", err)
 	}
 	closers = append(closers, store.Close)
 	if n := store.Stats().CheckedAtOpen; n > 0 {
@@ -237,16 +243,16 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 		fmt.Fprintf(env.stderr, "verifying %s under %s...\n", t.Info.Name, dir)
 		if err := store.Verify(ctx, nil); err != nil {
 			if ctx.Err() != nil {
-				fmt.Fprintf(env.stderr, "coord %s: interrupted; run the same command to resume\n", name)
+				fmt.Fprintln(w, interruptedMessage(name, seed))
 				return exitInterrupted
 			}
-			return fail("verify: %v", err)
+			return failErr(w, name, "verify", err)
 		}
 	}
 
 	wd, err := watchdog.New(watchdog.DefaultConfig())
 	if err != nil {
-		return fail("%v", err)
+		return failErr(w, name, "", err)
 	}
 	closers = append(closers, wd.Close)
 
@@ -258,24 +264,24 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	dcfg.MaxInFlightBytes = inFlight
 	dl, err := swarm.New(dcfg)
 	if err != nil {
-		return fail("%v", err)
+		return failErr(w, name, "", err)
 	}
 	closers = append(closers, dl.Close)
 	s := &session{env: env, name: name, t: t, dir: dir, seed: seed, log: log, dl: dl, wd: wd}
 
-	if len(t.Tiers()) > 0 {
+	if len(tiers) > 0 {
 		tcfg := tracker.DefaultConfig()
 		tcfg.Watchdog, tcfg.Logger = wd, log
 		bindaddr.Tracker(&tcfg, lnAddr.IP)
 		tc, err := tracker.New(tcfg)
 		if err != nil {
-			return fail("%v", err)
+			return failErr(w, name, "trackers", err)
 		}
 		closers = append(closers, tc.Close)
 		annKey := randomKey()
 		s.ann, err = tc.AddTorrent(tracker.TorrentConfig{
 			InfoHash: t.InfoHash,
-			Tiers:    t.Tiers(),
+			Tiers:    tiers,
 			ParamsFunc: func() tracker.AnnounceParams {
 				up, down, left := dl.Stats()
 				return tracker.AnnounceParams{PeerID: peerID, Port: uint16(lnAddr.Port), Key: annKey, NumWant: 80,
@@ -283,7 +289,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 			},
 		})
 		if err != nil && len(direct) == 0 {
-			return fail("%v", err)
+			return failErr(w, name, "trackers", err)
 		}
 		if s.ann != nil {
 			closers = append(closers, s.ann.Close)
@@ -297,7 +303,7 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 		o.cluster.Slots = o.maxPeers // advertised as the coordinator's capacity
 		s.cluster, err = startClusterLink(o.cluster, key, t, lnAddr, log, prog)
 		if err != nil {
-			return fail("%v", err)
+			return failErr(w, name, "cluster", err)
 		}
 		closers = append(closers, s.cluster.close)
 		fmt.Fprintf(prog, "cluster: gossip on %s as %s; swarm nodes that join get work\n",
@@ -332,7 +338,7 @@ func (s *session) loop(ctx context.Context) int {
 		select {
 		case <-ctx.Done():
 			s.prog.finish()
-			fmt.Fprintf(s.env.stderr, "coord %s: interrupted; run the same command to resume\n", s.name)
+			fmt.Fprintln(s.env.stderr, interruptedMessage(s.name, s.seed && complete == nil || s.name == "seed"))
 			return exitInterrupted
 		case u := <-updates:
 			s.trackerUpdate(u)
@@ -378,8 +384,7 @@ func (s *session) loop(ctx context.Context) int {
 			st := s.dl.Status()
 			if st.Err != nil && !errors.Is(st.Err, swarm.ErrClosed) {
 				s.prog.finish()
-				fmt.Fprintf(s.env.stderr, "coord %s: %v; run the same command to resume once fixed\n", s.name, st.Err)
-				return 1
+				return failErr(s.env.stderr, s.name, "", st.Err)
 			}
 			s.prog.update(st)
 			s.warnIfNoTracker(now, st)
@@ -420,6 +425,35 @@ func (s *session) warnIfNoTracker(now time.Time, st swarm.Status) {
 	if msg, ok := s.health.warning(now, st.Peers, s.t.Tiers()); ok {
 		fmt.Fprintf(s.prog, "coord %s: %s\n", s.name, msg)
 	}
+}
+
+// interruptedMessage is what coord says when a signal stops it: a
+// download resumes with the same command; seeding just stops.
+func interruptedMessage(cmd string, seeding bool) string {
+	if seeding {
+		return "coord " + cmd + ": interrupted; stopped seeding"
+	}
+	return "coord " + cmd + ": interrupted; run the same command to resume (verified pieces are kept)"
+}
+
+// usableTiers returns the torrent's tracker tiers without the URLs that
+// cannot be announced to, printing a warning that names each one and why.
+func usableTiers(w io.Writer, cmd string, t *metainfo.Torrent) [][]string {
+	var out [][]string
+	for _, tier := range t.Tiers() {
+		var keep []string
+		for _, u := range tier {
+			if err := metainfo.CheckTrackerURL(u); err != nil {
+				fmt.Fprintf(w, "coord %s: warning: %s; that tracker is skipped\n", cmd, strings.TrimPrefix(err.Error(), "metainfo: "))
+				continue
+			}
+			keep = append(keep, u)
+		}
+		if len(keep) > 0 {
+			out = append(out, keep)
+		}
+	}
+	return out
 }
 
 // printWorkers says how much each swarm contributed, when there were

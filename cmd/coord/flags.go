@@ -1,52 +1,48 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"strings"
+
+	"flotilla/internal/cli"
 )
 
-// newFlagSet makes a flag set for a subcommand whose usage text names the
+// flagSet is a subcommand's flags with the help text that names its
 // positional arguments and explains every flag.
-func newFlagSet(name, positional, summary string, out io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("coord "+name, flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: coord %s %s [FLAGS]\n\n%s\n\nFlags:\n", name, positional, summary)
-		fs.VisitAll(func(f *flag.Flag) {
-			typ, usage := flag.UnquoteUsage(f)
-			fmt.Fprintf(out, "  --%s", f.Name)
-			if typ != "" {
-				fmt.Fprintf(out, " %s", typ)
-			}
-			fmt.Fprintf(out, "\n      %s", strings.ReplaceAll(usage, "\n", "\n      "))
-			if f.DefValue != "" && f.DefValue != "false" {
-				fmt.Fprintf(out, " (default %s)", f.DefValue)
-			}
-			fmt.Fprintln(out)
-		})
-	}
-	return fs
+type flagSet struct {
+	*flag.FlagSet
+	env        *cmdEnv
+	name       string // "coord download"
+	positional string
+	summary    string
 }
 
-// parseInterspersed parses flags that may come before, between or after
-// positional arguments ("coord announce a.torrent --json") and returns the
-// positional ones. It returns flag.ErrHelp for --help.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+func newFlagSet(name, positional, summary string, env *cmdEnv) *flagSet {
+	return &flagSet{FlagSet: cli.NewFlagSet("coord " + name), env: env, name: "coord " + name, positional: positional, summary: summary}
+}
+
+// parse parses flags that may come before, between or after positional
+// arguments ("coord announce a.torrent --json") and returns the positional
+// ones. For --help it prints the help on stdout and returns flag.ErrHelp;
+// for a bad flag it prints one line on stderr saying so and where the
+// flags are explained, and returns the error.
+func (f *flagSet) parse(args []string) ([]string, error) {
+	pos, err := cli.Parse(f.FlagSet, args, true)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage := f.name
+		if f.positional != "" {
+			usage += " " + f.positional
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
+		n := 0
+		f.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			usage += " [FLAGS]"
 		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		cli.Help(f.env.stdout, usage, f.summary, f.FlagSet)
+	case err != nil:
+		fmt.Fprintf(f.env.stderr, "%s: %v; run '%s --help' for its flags\n", f.name, err, f.name)
 	}
+	return pos, err
 }

@@ -15,10 +15,21 @@ import (
 	"runtime/debug"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"flotilla/internal/cli"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the build's version (cli.Version: module version or VCS
+// revision); -ldflags "-X main.version=..." can still set it.
+var version = ""
+
+func init() {
+	if version == "" {
+		version = cli.Version()
+	}
+}
 
 type command struct {
 	name    string
@@ -78,14 +89,15 @@ func run(ctx context.Context, env *cmdEnv, args []string) int {
 	case "-h", "-help", "--help", "help":
 		usage(env.stdout)
 		return 0
+	case "-version", "--version":
+		return runVersion(ctx, env, nil)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
 			return c.run(ctx, env, args[1:])
 		}
 	}
-	fmt.Fprintf(env.stderr, "coord: unknown command %q\n", args[0])
-	usage(env.stderr)
+	fmt.Fprintf(env.stderr, "coord: unknown command %q; run 'coord --help' for the commands\n", args[0])
 	return 2
 }
 
@@ -95,7 +107,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun 'coord COMMAND --help' for the flags of a command.\n")
+	fmt.Fprintf(w, "\nRun 'coord COMMAND --help' for the flags of a command; 'coord --version' prints the version.\n")
 }
 
 func runVersion(_ context.Context, env *cmdEnv, _ []string) int {
@@ -103,7 +115,19 @@ func runVersion(_ context.Context, env *cmdEnv, _ []string) int {
 	return 0
 }
 
+// isTerminal reports whether f is a terminal the live display can draw
+// on. A terminal that reports a zero size (docker exec -t run from a
+// script, some CI consoles) is treated as none: the display would draw
+// nothing there, log lines show.
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	return err == nil && usableSize(int(ws.Col), int(ws.Row))
 }
+
+// usableSize reports whether a terminal of cols×rows can show the live
+// display.
+func usableSize(cols, rows int) bool { return cols > 0 && rows > 0 }

@@ -54,13 +54,13 @@ func TestUsage(t *testing.T) {
 	if code, _, errs := runCoord(t, "frobnicate"); code != 2 || !strings.Contains(errs, "unknown command") {
 		t.Fatalf("unknown command: code %d, stderr %q", code, errs)
 	}
-	code, _, errs := runCoord(t, "announce", "--help")
+	code, out, _ = runCoord(t, "announce", "--help")
 	if code != 0 {
 		t.Fatalf("announce --help: code %d", code)
 	}
 	for _, flag := range []string{"--json", "--timeout", "--port", "--numwant", "--udp-retry", "--v"} {
-		if !strings.Contains(errs, flag) {
-			t.Errorf("announce --help does not explain %s:\n%s", flag, errs)
+		if !strings.Contains(out, flag) {
+			t.Errorf("announce --help does not explain %s:\n%s", flag, out)
 		}
 	}
 }

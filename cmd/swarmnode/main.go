@@ -25,11 +25,20 @@ import (
 	"flotilla/cluster"
 	"flotilla/delegate"
 	"flotilla/internal/bindaddr"
+	"flotilla/internal/cli"
 	"flotilla/internal/clusteropt"
 	"flotilla/tracker"
 )
 
-var version = "dev"
+// version is the build's version (cli.Version: module version or VCS
+// revision); -ldflags "-X main.version=..." can still set it.
+var version = ""
+
+func init() {
+	if version == "" {
+		version = cli.Version()
+	}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -46,8 +55,7 @@ back to the coordinator and uploads what it holds to other peers.
 Every connection is authenticated and encrypted with the cluster key.`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("swarmnode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("swarmnode")
 	var co clusteropt.Options
 	co.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (a DNS name may resolve to many); required")
 	co.RegisterCoordinatorPubKey(fs)
@@ -56,15 +64,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	name := fs.String("name", "", "this node's name in the cluster (default: hostname@address)")
 	slots := fs.Int("max-peers", 80, "peer connections per job")
 	verbose := fs.Bool("v", false, "log diagnostics to stderr")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\n\nUsage: swarmnode --join ADDR[,ADDR...] --cluster-listen HOST:PORT [FLAGS]\n\nFlags:\n", summary)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if _, err := cli.Parse(fs, args, false); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "%s\n\n", summary)
+			cli.Help(stdout, "swarmnode --join ADDR[,ADDR...] --cluster-listen HOST:PORT [FLAGS]", "", fs)
 			return 0
 		}
+		fmt.Fprintf(stderr, "swarmnode: %v; run 'swarmnode --help' for its flags\n", err)
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "swarmnode %s\n", version)
+		return 0
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "swarmnode: %s\n", fmt.Sprintf(format, a...))

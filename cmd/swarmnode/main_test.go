@@ -208,3 +208,21 @@ func TestCoordinatorPubKey(t *testing.T) {
 		t.Fatalf("swarmnode exited %d:\n%s", code, errb.String())
 	}
 }
+
+// TestHelpAndVersion: flags are listed with two dashes, as coord lists
+// them, and --version prints the build's version.
+func TestHelpAndVersion(t *testing.T) {
+	code, out := runNode("--help")
+	if code != 0 || !strings.Contains(out, "\n  --join string\n") || strings.Contains(out, "\n  -join") {
+		t.Errorf("--help (code %d) must list flags as \"  --join string\":\n%s", code, out)
+	}
+	if strings.Contains(out, "--cluster-key-file coord keygen") {
+		t.Errorf("a backquoted word in a flag's usage became its placeholder:\n%s", out)
+	}
+	if code, out := runNode("--version"); code != 0 || out != "swarmnode "+version+"\n" || version == "" {
+		t.Errorf("--version: code %d, %q", code, out)
+	}
+	if code, out := runNode("--frob"); code != 2 || out != "swarmnode: flag provided but not defined: -frob; run 'swarmnode --help' for its flags\n" {
+		t.Errorf("bad flag: code %d, %q", code, out)
+	}
+}
