@@ -44,6 +44,8 @@ type progress struct {
 	width    int // a cap on the live display's width, before the terminal's
 	lastLog  time.Time
 	logEvery time.Duration
+	est      etaEstimator
+	now      func() time.Time // time.Now; tests replace it
 
 	// refresh, when set before the first update, replaces the live
 	// display's timed redraws with one per value received (for tests).
@@ -63,6 +65,7 @@ type progress struct {
 // publishes one per status, mpb's decorators read the newest.
 type snapshot struct {
 	st         swarm.Status
+	eta        string
 	totalLabel string
 }
 
@@ -79,7 +82,7 @@ type workerFigures struct {
 }
 
 func newProgress(env *cmdEnv, mode string, logEvery time.Duration, t *metainfo.Torrent) *progress {
-	p := &progress{w: env.stderr, name: t.Info.Name, logEvery: logEvery, width: maxDisplayWidth}
+	p := &progress{w: env.stderr, name: t.Info.Name, logEvery: logEvery, width: maxDisplayWidth, now: time.Now}
 	switch mode {
 	case "bar", "log", "none":
 		p.mode = mode
@@ -108,16 +111,17 @@ func (p *progress) update(st swarm.Status) {
 	if p.done {
 		return
 	}
+	now := p.now()
+	eta := etaText(p.est.observe(now, st))
 	switch p.mode {
 	case "bar":
-		p.show(st)
+		p.show(st, eta)
 	case "log":
-		now := time.Now()
 		if now.Sub(p.lastLog) < p.logEvery && !st.Complete {
 			return
 		}
 		p.lastLog = now
-		fmt.Fprintln(p.w, statusLine(st))
+		fmt.Fprintln(p.w, statusLine(st, eta))
 	}
 }
 
@@ -146,7 +150,7 @@ func (p *progress) finish() {
 
 // show brings the live display up to date with st, starting it on the
 // first call.
-func (p *progress) show(st swarm.Status) {
+func (p *progress) show(st swarm.Status, eta string) {
 	if p.bars == nil {
 		p.start(st)
 	}
@@ -175,7 +179,7 @@ func (p *progress) show(st swarm.Status) {
 	if len(p.rows) == 0 && len(st.Workers) == 1 {
 		label = st.Workers[0].Name
 	}
-	p.snap.Store(&snapshot{st: st, totalLabel: label})
+	p.snap.Store(&snapshot{st: st, eta: eta, totalLabel: label})
 	p.overall.SetCurrent(max(st.BytesDone, 0))
 }
 
@@ -183,7 +187,7 @@ func (p *progress) show(st swarm.Status) {
 // below it) and the total row, which stays last.
 func (p *progress) start(st swarm.Status) {
 	p.snap = new(atomic.Pointer[snapshot])
-	p.snap.Store(&snapshot{st: st, totalLabel: "total"})
+	p.snap.Store(&snapshot{st: st, eta: "-", totalLabel: "total"})
 	p.rows = make(map[string]*workerRow)
 	width := p.width
 	opts := []mpb.ContainerOption{
@@ -278,15 +282,16 @@ const minBarWidth = 22
 
 func (o *overallLine) nameText(s decor.Statistics) string {
 	o.frame = o.snap.Load()
-	right := utf8.RuneCountInString(figures(o.frame.st))
+	right := utf8.RuneCountInString(figures(o.frame))
 	return clip(o.name, max(s.AvailableWidth-right-minBarWidth-2, 8)) // a space each side of the bar
 }
 
-func (o *overallLine) figuresText(decor.Statistics) string { return figures(o.frame.st) }
+func (o *overallLine) figuresText(decor.Statistics) string { return figures(o.frame) }
 
-func figures(st swarm.Status) string {
+func figures(s *snapshot) string {
+	st := s.st
 	return fmt.Sprintf("%5.1f%%  %s / %s  eta %s", min(max(percent(st), 0), 100),
-		humanBytes(st.BytesDone), humanBytes(st.Length), eta(st))
+		humanBytes(st.BytesDone), humanBytes(st.Length), s.eta)
 }
 
 // lineFiller is an extra line of a bar, cut to the display's width as mpb
@@ -340,20 +345,11 @@ func percent(st swarm.Status) float64 {
 	return 100 * float64(st.BytesDone) / float64(st.Length)
 }
 
-func eta(st swarm.Status) string {
-	if st.DownRate <= 0 || st.BytesDone >= st.Length {
-		return "-"
-	}
-	// Whole seconds, rounded up: a second and a bit left shows 2s, never 0s.
-	left := time.Duration(float64(st.Length-st.BytesDone) / st.DownRate * float64(time.Second))
-	return ((left + time.Second - 1) / time.Second * time.Second).String()
-}
-
 // statusLine is the one-line form of a status, for logs.
-func statusLine(st swarm.Status) string {
+func statusLine(st swarm.Status, eta string) string {
 	line := fmt.Sprintf("%5.1f%%  %s / %s  down %s/s  up %s/s  peers %d (%d seeds)  eta %s",
 		percent(st), humanBytes(st.BytesDone), humanBytes(st.Length), humanBytes(int64(st.DownRate)),
-		humanBytes(int64(st.UpRate)), st.Peers, st.Seeds, eta(st))
+		humanBytes(int64(st.UpRate)), st.Peers, st.Seeds, eta)
 	if len(st.Workers) > 1 {
 		for _, w := range st.Workers {
 			if w.State != "" && w.State != swarm.WorkerActive {

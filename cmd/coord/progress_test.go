@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,7 +188,7 @@ func checkWidth(t *testing.T, lines []string, width int) {
 func TestBarShowsEverySwarm(t *testing.T) {
 	b := newTestBar(t, "ubuntu-24.04.1-desktop-amd64-with-a-very-long-name.iso", maxDisplayWidth)
 	st := clusterStatus()
-	b.p.update(st)
+	primedUpdate(b.p, st)
 	lines := b.draw(t)
 	checkWidth(t, lines, maxDisplayWidth-1)
 	if len(lines) != 2+len(st.Workers)+1 {
@@ -221,7 +222,7 @@ func TestBarShowsEverySwarm(t *testing.T) {
 
 func TestBarNarrowTerminal(t *testing.T) {
 	b := newTestBar(t, "ubuntu-24.04.1-desktop-amd64.iso", 51)
-	b.p.update(clusterStatus())
+	primedUpdate(b.p, clusterStatus())
 	lines := b.draw(t)
 	checkWidth(t, lines, 50)
 	if len(lines) != 7 || !strings.Contains(lines[0], "52.9%") || !strings.Contains(lines[0], "[") {
@@ -236,7 +237,7 @@ func TestBarFollowsWorkers(t *testing.T) {
 	// Alone, the total row is the local swarm's.
 	st := swarm.Status{Pieces: 10, Written: 4, BytesDone: 4 << 16, Length: 10 << 16, DownRate: 1 << 16, Peers: 2,
 		Workers: []swarm.WorkerStatus{{Name: "local", Delivered: 4, DownRate: 1 << 16, Peers: 2}}}
-	b.p.update(st)
+	primedUpdate(b.p, st)
 	lines := b.draw(t)
 	if len(lines) != 4 || lines[0] != "coord: starting" {
 		t.Fatalf("alone: want the message, the bar, a header and the local row; got\n%s", strings.Join(lines, "\n"))
@@ -251,7 +252,7 @@ func TestBarFollowsWorkers(t *testing.T) {
 	// A node joins: a row for each swarm above the total.
 	st.Workers = append(st.Workers, swarm.WorkerStatus{Name: "node1", Delivered: 1, DownRate: 1 << 20, Peers: 7})
 	st.Written, st.BytesDone, st.Peers = 5, 5<<16, 9
-	b.p.update(st)
+	primedUpdate(b.p, st)
 	lines = b.draw(t)
 	if len(lines) != 6 {
 		t.Fatalf("with a node: want the message, the bar, a header, 2 rows and a total; got\n%s", strings.Join(lines, "\n"))
@@ -270,7 +271,7 @@ func TestBarFollowsWorkers(t *testing.T) {
 	fmt.Fprintln(b.p, "cluster: swarm node node1 quarantined")
 	// The node leaves: its row stays, marked.
 	st.Workers = st.Workers[:1]
-	b.p.update(st)
+	primedUpdate(b.p, st)
 	lines = b.draw(t)
 	if len(lines) != 7 || lines[1] != "cluster: swarm node node1 quarantined" || !strings.HasPrefix(lines[2], "big.iso [") {
 		t.Fatalf("after a message:\n%s", strings.Join(lines, "\n"))
@@ -283,7 +284,7 @@ func TestBarFollowsWorkers(t *testing.T) {
 	// printed next goes below them.
 	st.Written, st.BytesDone, st.Complete = st.Pieces, st.Length, true
 	st.Workers[0].Delivered = 9
-	b.p.update(st)
+	primedUpdate(b.p, st)
 	b.p.finish()
 	fmt.Fprintln(b.p, "downloaded big.iso") // after the display: straight through
 	lines = b.scr.lines()
@@ -304,9 +305,9 @@ func TestBarFollowsWorkers(t *testing.T) {
 
 func TestBarInterrupted(t *testing.T) {
 	b := newTestBar(t, "big.iso", maxDisplayWidth)
-	b.p.update(clusterStatus())
-	b.p.finish()               // no redraw asked for: finish draws the last figures itself
-	b.p.update(swarm.Status{}) // ignored
+	primedUpdate(b.p, clusterStatus())
+	b.p.finish()                      // no redraw asked for: finish draws the last figures itself
+	primedUpdate(b.p, swarm.Status{}) // ignored
 	lines := b.scr.lines()
 	if len(lines) != 7 || !strings.Contains(lines[0], "52.9%") || !strings.Contains(lines[6], "1433/2711") {
 		t.Fatalf("after finish:\n%s", strings.Join(lines, "\n"))
@@ -351,7 +352,7 @@ func TestLogLines(t *testing.T) {
 	}
 	// Alone, the line has no per-swarm part.
 	st.Workers = st.Workers[:1]
-	if l := statusLine(st); strings.Contains(l, "[") {
+	if l := statusLine(st, "-"); strings.Contains(l, "[") {
 		t.Errorf("one swarm: %q", l)
 	}
 }
@@ -363,7 +364,7 @@ func TestWorkerStates(t *testing.T) {
 	st.Workers[1].State = swarm.WorkerQuarantined
 	st.Workers[2].State = swarm.WorkerBenched
 	b := newTestBar(t, "big.iso", maxDisplayWidth)
-	b.p.update(st)
+	primedUpdate(b.p, st)
 	lines := b.draw(t)
 	if l := lines[3]; !strings.HasSuffix(l, "quarantined") || strings.Contains(l, "/s") {
 		t.Errorf("quarantined row: %q", l)
@@ -371,28 +372,101 @@ func TestWorkerStates(t *testing.T) {
 	if l := lines[4]; !strings.HasSuffix(l, "benched") || !strings.Contains(l, rate(st.Workers[2].DownRate)) {
 		t.Errorf("benched row: %q", l)
 	}
-	l := statusLine(st)
+	l := statusLine(st, "-")
 	if !strings.Contains(l, "[node1: 610 pieces, quarantined]") || !strings.Contains(l, "[node2: 300 pieces, benched]") {
 		t.Errorf("log line: %q", l)
 	}
 }
 
-func TestETA(t *testing.T) {
+func TestETAText(t *testing.T) {
 	for _, c := range []struct {
-		left int64
-		rate float64
+		left time.Duration
+		ok   bool
 		want string
 	}{
-		{400, 1000, "1s"},    // 0.4 s left: not "0s"
-		{1500, 1000, "2s"},   // 1.5 s
-		{54000, 1000, "54s"}, // exact
-		{3_600_500, 1000, "1h0m1s"},
-		{0, 1000, "-"}, // done
-		{100, 0, "-"},  // no rate yet
+		{400 * time.Millisecond, true, "1s"}, // not "0s"
+		{1500 * time.Millisecond, true, "2s"},
+		{54 * time.Second, true, "54s"}, // exact
+		{time.Hour + 500*time.Millisecond, true, "1h0m1s"},
+		{0, true, "-"},            // done
+		{time.Second, false, "-"}, // no estimate yet
 	} {
-		st := swarm.Status{Length: 10_000_000, BytesDone: 10_000_000 - c.left, DownRate: c.rate}
-		if got := eta(st); got != c.want {
-			t.Errorf("eta(%d B left at %v B/s) = %s, want %s", c.left, c.rate, got, c.want)
+		if got := etaText(c.left, c.ok); got != c.want {
+			t.Errorf("etaText(%v, %v) = %s, want %s", c.left, c.ok, got, c.want)
 		}
 	}
+}
+
+// TestETAFromFirstByte replays a download as the issue saw it: 3 s of
+// trackers and handshakes with nothing received, half a second of slow
+// start, then 10 MiB/s until 130 MiB are done (about 16 s in all). The
+// status's DownRate is smoothed as the swarm smooths it (an exponential
+// average, time constant 2 s, seeded by its first sample). From a second
+// after the first byte on, the ETA shown must be within a factor of two of
+// the time really left. Before the fix the ETA came from DownRate, seeded
+// by slow start: 34 minutes at first, still 2.5 times too long a second
+// later.
+func TestETAFromFirstByte(t *testing.T) {
+	const (
+		length = 130 << 20
+		fast   = 10 << 20 // bytes/s
+		slow   = 64 << 10 // bytes/s during slow start
+		tick   = 250 * time.Millisecond
+	)
+	firstByte := 3 * time.Second
+	speedAt := func(at time.Duration) float64 {
+		switch {
+		case at < firstByte:
+			return 0
+		case at < firstByte+500*time.Millisecond:
+			return slow
+		}
+		return fast
+	}
+	var est etaEstimator
+	start := time.Unix(1_000_000, 0)
+	var recv float64
+	var rate float64 // the swarm's smoothed DownRate
+	// Simulate first to know when it ends, then replay checking the ETA.
+	type point struct {
+		at       time.Duration
+		st       swarm.Status
+		trueLeft time.Duration
+	}
+	var points []point
+	for at := tick; recv < length; at += tick {
+		got := speedAt(at-tick) * tick.Seconds()
+		recv = min(recv+got, length)
+		sample := got / tick.Seconds()
+		if rate == 0 {
+			rate = sample
+		} else {
+			rate += (1 - math.Exp(-tick.Seconds()/2)) * (sample - rate)
+		}
+		points = append(points, point{at: at, st: swarm.Status{Length: length, BytesDone: int64(recv), Downloaded: int64(recv), DownRate: rate}})
+	}
+	end := points[len(points)-1].at
+	for _, p := range points {
+		left, ok := est.observe(start.Add(p.at), p.st)
+		if p.at < firstByte+tick+etaMinSpan || p.st.BytesDone >= length {
+			continue
+		}
+		trueLeft := end - p.at
+		if !ok || left > 2*trueLeft || left < trueLeft/2 {
+			t.Errorf("at %v (%.0f MiB of 130): eta %v (ok %v), but %v are left", p.at, float64(p.st.BytesDone)/(1<<20), left, ok, trueLeft)
+		}
+	}
+	if _, ok := new(etaEstimator).observe(start, swarm.Status{Length: length}); ok {
+		t.Error("an estimate before any byte arrived")
+	}
+}
+
+// primedUpdate has p show st as if payload had been arriving at
+// st.DownRate for the last 10 s, so that the ETA shown is
+// (Length-BytesDone)/DownRate.
+func primedUpdate(p *progress, st swarm.Status) {
+	now := time.Unix(1_000_000, 0)
+	p.now = func() time.Time { return now }
+	p.est.samples = []etaSample{{at: now.Add(-10 * time.Second), recv: st.Downloaded - int64(st.DownRate*10)}}
+	p.update(st)
 }
