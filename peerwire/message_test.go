@@ -428,3 +428,43 @@ func TestHugeMaxBlockUsesSpareBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderReset: after Reset a Reader reads the new stream from its
+// start, whatever state the old one was left in (a message half read, a
+// partial header, an error), and allocates nothing for it.
+func TestReaderReset(t *testing.T) {
+	first := AppendMessage(nil, Message{ID: Have, Index: 3})
+	first = append(first, raw(13, Request, u32s(0, 0)...)...) // truncated
+	second := AppendMessage(nil, Message{ID: Request, Index: 1, Begin: 0, Length: 16})
+	second = AppendMessage(second, Message{KeepAlive: true})
+	r := NewReader(bytes.NewReader(first), testLimits)
+	if m, err := r.ReadMessage(); err != nil || m.ID != Have {
+		t.Fatalf("first stream: %+v %v", m, err)
+	}
+	if _, err := r.ReadMessage(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated message: %v", err)
+	}
+	src := bytes.NewReader(second)
+	r.Reset(src)
+	if m, err := r.ReadMessage(); err != nil || m.ID != Request || m.Index != 1 || m.Length != 16 {
+		t.Fatalf("after Reset: %+v %v", m, err)
+	}
+	if m, err := r.ReadMessage(); err != nil || !m.KeepAlive {
+		t.Fatalf("after Reset: %+v %v", m, err)
+	}
+	if _, err := r.ReadMessage(); err != io.EOF {
+		t.Fatalf("end of the second stream: %v", err)
+	}
+	allocs := testing.AllocsPerRun(50, func() {
+		src.Reset(second)
+		r.Reset(src)
+		for {
+			if _, err := r.ReadMessage(); err != nil {
+				break
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per reuse, want 0", allocs)
+	}
+}

@@ -40,6 +40,15 @@ func NewReaderSize(r io.Reader, lim Limits, size int) *Reader {
 	return &Reader{br: bufio.NewReaderSize(r, size), lim: lim}
 }
 
+// Reset makes r read from src as if it were new (with its current limits),
+// discarding any buffered data, pending position and error state but
+// keeping its buffers, so a Reader can be reused without allocating (a
+// fuzz loop, a pool of connections).
+func (r *Reader) Reset(src io.Reader) {
+	r.br.Reset(src)
+	r.pending = 0
+}
+
 // Limits returns the Reader's current limits.
 func (r *Reader) Limits() Limits { return r.lim }
 
