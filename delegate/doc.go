@@ -6,7 +6,10 @@
 // The wire protocol is written down in spec.md beside this file: TCP, then
 // TLS 1.3 with credentials derived from the cluster key (both sides pin
 // the derived public key, so nobody without the key gets a message
-// decoded), a versioned hello, then a yamux session carrying one control
+// decoded), a versioned hello in which the coordinator also proves its
+// coordinator key (a node obeys only the coordinator whose public key it
+// was given, not any holder of the cluster key), then a yamux session
+// carrying one control
 // stream (msgpack messages with a one-byte type, see types.go) and data
 // streams of raw piece bytes whose flow control is yamux's stream window.
 //
@@ -19,6 +22,13 @@
 // Node side: a *Server accepts sessions and, for each job, runs a worker
 // (by default the same swarm.LocalSwarm the coordinator runs, restricted
 // to the node's lease) and forwards the coordinator's instructions to it.
+//
+// Every input is bounded before it is allocated: a frame's type,
+// direction and per-type cap are checked from its header, a body's
+// declared container lengths against its size and an element budget, a
+// node's pending handshakes apart from its sessions, and a piece from a
+// node in time (PieceTimeout, MinPieceRate) and in memory (it grows with
+// the bytes that arrived).
 //
 // The package decides no policy: what to lease to whom is the sub-chief's.
 //
