@@ -177,6 +177,16 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 				name, delegate.CoordinatorKeyEnv)
 		}
 	}
+	// Room for the data? Checked before anything is created; --sparse
+	// only warns (the download then stops where the disk fills).
+	var se *piecestore.SpaceError
+	if errors.As(piecestore.CheckSpace(dir, t.Info), &se) {
+		if !o.sparse {
+			return failErr(w, name, "", se)
+		}
+		fmt.Fprintf(w, "coord %s: warning: the torrent needs %s more under %s and only %s is free there; with --sparse the download starts anyway and stops when the disk is full\n",
+			name, piecestore.FormatBytes(se.Need), se.Dir, piecestore.FormatBytes(se.Free))
+	}
 	if err := checkWritableDir(dir); err != nil {
 		return failf(w, name, "choose another directory with --out, or fix its permissions", "output directory: %v", err)
 	}

@@ -53,6 +53,8 @@ func advice(err error) string {
 	case errors.As(err, &fe) && (errors.Is(err, piecestore.ErrDiskFull) || errors.Is(err, piecestore.ErrIO) ||
 		errors.Is(err, piecestore.ErrNoDescriptors)):
 		return ""
+	case errors.Is(err, piecestore.ErrNoSpace):
+		return "" // the error gives the figures and what to do
 	case errors.Is(err, piecestore.ErrDiskFull):
 		return "free some space (or choose another --out), then run the same command to resume"
 	case errors.Is(err, piecestore.ErrNoDescriptors):

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +14,7 @@ import (
 
 	"flotilla/internal/lab"
 	"flotilla/internal/testenv"
+	"flotilla/metainfo"
 )
 
 // TestDownloadFindsExistingData: `coord download` into a folder that
@@ -82,4 +86,45 @@ func TestManyFilesUnderUlimit(t *testing.T) {
 	if err := l.payload.Verify(out); err != nil {
 		t.Fatalf("%v\n%s", err, p.out.String())
 	}
+}
+
+// TestHugeTorrentRefusedCleanly: a 16 TiB torrent is refused before any
+// file is created, with how much is needed and how much is free; with
+// --sparse that is only a warning, and whatever happens next nothing is
+// left behind if setup fails. Before, allocation failed and left a 0-byte
+// file and .flotilla/ in the output directory.
+func TestHugeTorrentRefusedCleanly(t *testing.T) {
+	const size, pieceLen = 16 << 40, 256 << 20
+	info := &metainfo.Info{Name: "huge.bin", PieceLength: pieceLen, Pieces: make([]byte, 20*(size/pieceLen)), Length: size,
+		Files: []metainfo.File{{Path: []string{"huge.bin"}, Length: size}}}
+	tor := &metainfo.Torrent{Info: info, InfoBytes: info.Encode(), Announce: "http://127.0.0.1:1/announce"}
+	path := filepath.Join(t.TempDir(), "huge.torrent")
+	if err := os.WriteFile(path, tor.Encode(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	code, _, stderr := runCoord(t, "download", path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	if code != 1 || !strings.Contains(stderr, "coord download: piecestore: "+out+": the torrent needs 16.0 TiB more and only ") ||
+		!strings.Contains(stderr, " is free there (free some space or choose another output directory, then run again)") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	if _, err := os.Lstat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused download created %s (%v)", out, err)
+	}
+
+	// --sparse: a warning; the run is cut short (cancelled context).
+	var o, e bytes.Buffer
+	env := &cmdEnv{stdout: &o, stderr: &e, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	code = run(ctx, env, []string{"download", path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none", "--sparse"})
+	if !strings.Contains(e.String(), "coord download: warning: the torrent needs 16.0 TiB more under "+out) {
+		t.Fatalf("--sparse: exit %d, no warning:\n%s", code, e.String())
+	}
+	for _, name := range []string{"huge.bin", ".flotilla"} {
+		if _, err := os.Lstat(filepath.Join(out, name)); code == 1 && !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("failed setup (%s) left %s behind", e.String(), name)
+		}
+	}
+	t.Log(e.String())
 }
