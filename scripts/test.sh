@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the programs the tests need, checks
 # formatting and vet, then runs every test with the race detector.
-# Under CI=true a test whose program is missing fails instead of skipping.
+# Under CI=true a test whose program is missing fails instead of skipping,
+# and CI also runs, after the tests:
+#   - the benchmarks listed in ci_benchmarks, once each (-benchtime 1x):
+#     measurements that take too long for a test but must not rot; they
+#     fail only on an error, never on a figure;
+#   - every fuzz target for FUZZTIME (default 5s) each, at most FUZZBUDGET
+#     (default 10m) in all: scripts/fuzz.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
@@ -11,3 +17,15 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
+
+case "${CI:-}" in true|1) ;; *) exit 0 ;; esac
+
+# package:benchmark regexp
+ci_benchmarks=(
+  "./cluster:^BenchmarkFailureDetection$"
+)
+for b in "${ci_benchmarks[@]}"; do
+  go test -run '^$' -bench "${b#*:}" -benchtime 1x -count=1 -timeout 10m "${b%%:*}"
+done
+
+FUZZTIME=${FUZZTIME:-5s} FUZZBUDGET=${FUZZBUDGET:-10m} scripts/fuzz.sh
