@@ -7,22 +7,15 @@
 # coordinator of a cluster — its progress display shows the local swarm and
 # each node — checks the result's SHA-256 and removes everything it started
 # (KEEP=1 keeps the files). Installs opentracker and aria2 with apt-get if
-# missing.
+# missing. Afterwards, `go install ./cmd/coord ./cmd/swarmnode` puts the
+# commands in $(go env GOPATH)/bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${SIZE:-256MiB}
 
-need=()
-for pair in opentracker:opentracker aria2c:aria2 sha256sum:coreutils; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
-  echo "demo: installing ${need[*]}"
-  $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-command -v go >/dev/null || { echo "demo: needs Go 1.26 (apt-get install golang-go, or go.dev/dl)" >&2; exit 1; }
+. scripts/lib.sh
+apt_install_missing demo opentracker:opentracker aria2c:aria2 sha256sum:coreutils
+need_go demo
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/flotilla-demo.XXXXXX")
 lab_pid=""
@@ -38,10 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "demo: building coord and the lab into $work/bin"
-go build -o "$work/bin/coord" ./cmd/coord
-go build -o "$work/bin/swarmnode" ./cmd/swarmnode
-go build -o "$work/bin/flotilla-bench" ./cmd/flotilla-bench
+echo "demo: building coord, swarmnode and the lab (flotilla-bench) into $work/bin"
+with_progress demo "building coord, swarmnode and flotilla-bench" go build -o "$work/bin/" ./cmd/coord ./cmd/swarmnode ./cmd/flotilla-bench
 
 echo "demo: making a $size payload and starting opentracker + three aria2c seeders (each capped at ${SEEDER_LIMIT:-8M}/s) on loopback"
 "$work/bin/flotilla-bench" --serve --size "$size" --seeders 3 --seeder-limit "${SEEDER_LIMIT:-8M}" --dir "$work/lab" \
@@ -60,18 +51,21 @@ echo "demo: tracker $TRACKER, seeder $SEEDERS"
 
 coord_ip=127.0.0.10
 (umask 077 && "$work/bin/coord" keygen >"$work/cluster.key")
+# The coordinator key: the nodes obey only the coordinator holding it.
+"$work/bin/coord" keygen --coordinator "$work/coordinator.key" >"$work/coordinator.pub"
 for n in 1 2; do
   ip=127.0.0.1$n
   "$work/bin/swarmnode" --name "node$n" --join "$coord_ip:7946" --cluster-listen "$ip:7946" \
-    --listen "$ip:0" --cluster-key-file "$work/cluster.key" >"$work/node$n.log" 2>&1 &
+    --listen "$ip:0" --cluster-key-file "$work/cluster.key" --coordinator-pubkey-file "$work/coordinator.pub" >"$work/node$n.log" 2>&1 &
   node_pids+=($!)
   echo "demo: swarm node node$n on $ip (log: $work/node$n.log)"
 done
-echo "demo: coord download $TORRENT --out $work/out --listen $coord_ip:6881 --cluster-listen $coord_ip:7946 --cluster-key-file cluster.key"
+echo "demo: coord download $TORRENT --out $work/out --listen $coord_ip:6881 --cluster-listen $coord_ip:7946 --cluster-key-file cluster.key --coordinator-key-file coordinator.key"
 echo
 "$work/bin/coord" download "$TORRENT" --out "$work/out" --listen "$coord_ip:6881" \
-  --cluster-listen "$coord_ip:7946" --cluster-key-file "$work/cluster.key"
+  --cluster-listen "$coord_ip:7946" --cluster-key-file "$work/cluster.key" --coordinator-key-file "$work/coordinator.key"
 echo
 echo "demo: checking the download against the payload's SHA-256"
 (cd "$work/out" && sha256sum -c "$SHA256SUMS")
 echo "demo: OK, byte-identical"
+echo "demo: to use coord yourself: go install ./cmd/coord ./cmd/swarmnode  (they land in $(go env GOPATH)/bin; add it to PATH)"

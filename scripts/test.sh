@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: installs the programs the tests need, checks
-# formatting and vet, then runs every test with the race detector.
+# The whole test suite: installs what the tests need (the C compiler for
+# -race, and the programs the tests run against), checks formatting and
+# vet, then runs every test with the race detector.
 # Under CI=true a test whose program is missing fails instead of skipping,
 # and CI also runs, after the tests:
 #   - the benchmarks listed in ci_benchmarks, once each (-benchtime 1x):
@@ -10,13 +11,21 @@
 #     (default 10m) in all: scripts/fuzz.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
+need_go test
 scripts/install-test-deps.sh
-unformatted=$(gofmt -l $(git ls-files '*.go' ':!:vendor/'))
+if command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1; then
+  gofiles=$(git ls-files '*.go' ':!:vendor/')
+else # a copy without git (a tarball)
+  gofiles=$(find . -name '*.go' -not -path './vendor/*' -not -path './.*')
+fi
+unformatted=$(gofmt -l $gofiles)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
-go test -race -count=1 -timeout 20m ./...
+echo "test: go test -race ./... (the first run compiles everything with the race detector; it takes minutes)" >&2
+CGO_ENABLED=1 go test -race -count=1 -timeout 20m ./...
 
 case "${CI:-}" in true|1) ;; *) exit 0 ;; esac
 

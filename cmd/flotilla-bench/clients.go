@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"debug/buildinfo"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +39,35 @@ type client struct {
 
 var knownClients = []string{"coord", "aria2c", "rain", "anacrolix", "transmission"}
 
+// lastLine keeps the last non-empty line written to it: what a script
+// said last, usually why it failed.
+type lastLine struct{ buf, last []byte }
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if line := bytes.TrimSpace(l.buf[:i]); len(line) > 0 {
+			l.last = append(l.last[:0], line...)
+		}
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) > 4096 { // a line without end: keep its tail
+		l.buf = l.buf[len(l.buf)-4096:]
+	}
+	return len(p), nil
+}
+
+func (l *lastLine) String() string {
+	if line := bytes.TrimSpace(l.buf); len(line) > 0 {
+		return string(line)
+	}
+	return string(l.last)
+}
+
 // resolveClients finds (and for coord, builds) every requested client.
 func resolveClients(ctx context.Context, names []string, root, refbin, tmpBin string, install, netns bool) []*client {
 	if install && needsInstall(names, refbin) {
@@ -44,9 +75,14 @@ func resolveClients(ctx context.Context, names []string, root, refbin, tmpBin st
 		fmt.Fprintf(os.Stderr, "installing reference clients: %s %s\n", script, refbin)
 		cmd := exec.CommandContext(ctx, "bash", script, refbin)
 		cmd.Dir = root
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		var out lastLine
+		cmd.Stdout, cmd.Stderr = os.Stderr, io.MultiWriter(os.Stderr, &out)
 		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "install-reference-clients.sh failed: %v (continuing with what is there)\n", err)
+			why := err.Error()
+			if l := out.String(); l != "" {
+				why = l
+			}
+			fmt.Fprintf(os.Stderr, "flotilla-bench: installing the reference clients failed (%s); continuing with those that are there, the others are skipped\n", why)
 		}
 	}
 	var cs []*client

@@ -41,6 +41,7 @@ import (
 	"syscall"
 	"time"
 
+	"flotilla/internal/cli"
 	"flotilla/internal/lab"
 )
 
@@ -66,7 +67,7 @@ type options struct {
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
+	o, err := parseFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -89,10 +90,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func parseFlags(args []string, stderr io.Writer) (options, error) {
+// benchSummary is what --help says flotilla-bench is.
+const benchSummary = `flotilla-bench measures Flotilla's coord download against reference BitTorrent
+clients (aria2c, rain, anacrolix/torrent, transmission-cli with --lab netns) on
+one local swarm: opentracker and aria2c seeders on loopback addresses or network
+namespaces, a deterministic payload. Every client downloads the same torrent
+--runs times, interleaved; every result is checked by SHA-256. It prints one
+table of medians: wall seconds, MB/s, CPU seconds, peak RSS and each client's
+ratio to coord. Missing reference clients are installed first
+(scripts/install-reference-clients.sh; --no-install to skip).
+
+--scaling (root) runs the cluster benchmark instead: the coordinator alone and
+with 1..--nodes swarm nodes in network namespaces, every WAN link capped at
+--rate, then a failover run. Root is needed for --lab netns and --scaling; as a
+normal user build first and run the binary with sudo:
+  go build -o bin/ ./cmd/... && sudo ./bin/flotilla-bench --scaling`
+
+// parseFlags parses the command line; --help prints the help to stdout.
+func parseFlags(args []string, stdout io.Writer) (options, error) {
 	o := options{}
-	fs := flag.NewFlagSet("flotilla-bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("flotilla-bench")
 	size := fs.String("size", "1GiB", "payload size (e.g. 256MiB, 1GiB, 8GiB)")
 	piece := fs.String("piece", "1MiB", "piece length, a power of two >= 32KiB")
 	fs.IntVar(&o.seeders, "seeders", 3, "number of aria2c seeders, each on its own 127.0.0.x address")
@@ -112,13 +129,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rateMbit, "rate", 100, "with --scaling: each host's WAN cap in Mbit/s, both directions")
 	fs.IntVar(&o.nodes, "nodes", 3, "with --scaling: the most swarm nodes added to the coordinator")
 	fs.BoolVar(&o.failoverOnly, "failover-only", false, "with --scaling: only the failover run (needs --nodes >= 2)")
-	if err := fs.Parse(args); err != nil {
+	pos, err := cli.Parse(fs, args, false)
+	if errors.Is(err, flag.ErrHelp) {
+		cli.Help(stdout, "flotilla-bench [FLAGS]", benchSummary, fs)
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if err != nil {
+		return o, fmt.Errorf("%w; run 'flotilla-bench --help' for its flags", err)
 	}
-	var err error
+	if len(pos) > 0 {
+		return o, fmt.Errorf("unexpected argument %q; run 'flotilla-bench --help' for its flags", pos[0])
+	}
 	if o.size, err = parseSize(*size); err != nil {
 		return o, fmt.Errorf("--size: %w", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +110,34 @@ func TestFirstRequest(t *testing.T) {
 		if d, _ := firstRequest(bad); d != 0 {
 			t.Fatalf("firstRequest(%q) = %v, want 0", bad, d)
 		}
+	}
+}
+
+// TestHelp: --help says what flotilla-bench is and lists its flags with
+// two dashes, on stdout.
+func TestHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Fatalf("--help: code %d, stderr %q", code, errb.String())
+	}
+	h := out.String()
+	for _, want := range []string{"Usage: flotilla-bench [FLAGS]", "measures Flotilla's coord download against reference", "\n  --scaling\n", "\n  --size string\n"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("--help lacks %q:\n%s", want, h)
+		}
+	}
+	errb.Reset()
+	if code := run([]string{"--frob"}, &out, &errb); code != 2 ||
+		errb.String() != "flotilla-bench: flag provided but not defined: -frob; run 'flotilla-bench --help' for its flags\n" {
+		t.Errorf("bad flag: code %d, %q", code, errb.String())
+	}
+}
+
+func TestLastLine(t *testing.T) {
+	var l lastLine
+	io.WriteString(&l, "building rain\ngo: error\n")
+	io.WriteString(&l, "install-reference-clients: building rain failed (its output is above)\n\n")
+	if got := l.String(); got != "install-reference-clients: building rain failed (its output is above)" {
+		t.Errorf("got %q", got)
 	}
 }

@@ -261,13 +261,56 @@ func printScaling(w io.Writer, runs []scalingRun, o options) {
 	}
 	fmt.Fprintf(w, "\nwall: coordinator start to exit (includes the nodes' join and session setup); MB/s = payload/wall (1 MB = 1e6 B);\n"+
 		"the WAN cap bounds one host at %.1f MB/s; coord CPU = user+sys of the coordinator process / wall, %% of one core;\n"+
-		"target speed-up = 0.9 x hosts (issue 4); output = every file's size and SHA-256, and no other file in --out.\n",
+		"target speed-up = 0.9 x hosts; output = every file's size and SHA-256, and no other file in --out.\n",
 		float64(o.rateMbit)/8)
 }
 
 var logTimeRE = regexp.MustCompile(`^time=(\S+)`)
 
 // logTime returns the slog timestamp of a -v log line.
+// death is a swarm node the failover run killed: when and how.
+type death struct {
+	node string
+	at   time.Time
+	how  string
+}
+
+// failoverLine says, from the coordinator's -v log, how long after d the
+// node's lease was back in the pool (and why the coordinator dropped it)
+// and when memberlist declared the node failed; or that the log does not
+// show it.
+func failoverLine(d death, log string) string {
+	var lease, fail, why string
+	for _, l := range strings.Split(log, "\n") {
+		t, ok := logTime(l)
+		if !ok || t.Before(d.at) {
+			continue
+		}
+		if lease == "" && strings.Contains(l, "worker gone; its lease returns to the pool") && strings.Contains(l, "worker="+d.node+" ") {
+			lease = fmt.Sprintf("%.2f s", t.Sub(d.at).Seconds())
+			if i := strings.Index(l, "err="); i >= 0 {
+				why = l[i+len("err="):]
+			}
+		}
+		if fail == "" && strings.Contains(l, "swarm node gone") && strings.Contains(l, "node="+d.node+" ") {
+			fail = fmt.Sprintf("%.2f s", t.Sub(d.at).Seconds())
+		}
+	}
+	line := d.node + ", " + d.how + ": "
+	switch {
+	case lease == "":
+		line += "its lease was not seen returning to the pool (the download may have ended first)"
+	case why == "":
+		line += "lease back in the pool after " + lease
+	default:
+		line += "lease back in the pool after " + lease + " (" + why + ")"
+	}
+	if fail == "" {
+		return line + "; no memberlist failure seen"
+	}
+	return line + "; memberlist failure seen after " + fail
+}
+
 func logTime(line string) (time.Time, bool) {
 	m := logTimeRE.FindStringSubmatch(line)
 	if m == nil {
@@ -299,11 +342,6 @@ func (b *scalingBench) failover() error {
 		return err
 	}
 	fmt.Fprintf(b.stdout, "\nfailover (%d hosts, -v logs): node1's host crashed (links down + kill -9) at 25%%, node2 killed (kill -9) at 60%%\n", b.o.nodes+1)
-	type death struct {
-		node string
-		at   time.Time
-		how  string
-	}
 	var deaths []death
 	if _, err := lab.WaitLine(b.ctx, coord, b.o.timeout, lab.AtPercent(25)); err != nil {
 		return err
@@ -337,24 +375,7 @@ func (b *scalingBench) failover() error {
 	verified := verifyOutput(b.sw.Payload, filepath.Join(dir, "out"))
 	log := coord.ReadLog()
 	for _, d := range deaths {
-		lease, fail := "never", "never"
-		var how string
-		for _, l := range strings.Split(log, "\n") {
-			t, ok := logTime(l)
-			if !ok || t.Before(d.at) {
-				continue
-			}
-			if lease == "never" && strings.Contains(l, "worker gone; its lease returns to the pool") && strings.Contains(l, "worker="+d.node+" ") {
-				lease = fmt.Sprintf("%.2f s", t.Sub(d.at).Seconds())
-				if i := strings.Index(l, "err="); i >= 0 {
-					how = l[i:]
-				}
-			}
-			if fail == "never" && strings.Contains(l, "swarm node gone") && strings.Contains(l, "node="+d.node+" ") {
-				fail = fmt.Sprintf("%.2f s", t.Sub(d.at).Seconds())
-			}
-		}
-		fmt.Fprintf(b.stdout, "  %s, %s: lease back in the pool after %s (%s); memberlist failure seen after %s\n", d.node, d.how, lease, how, fail)
+		fmt.Fprintf(b.stdout, "  %s\n", failoverLine(d, log))
 	}
 	fmt.Fprintf(b.stdout, "  download %s in %.1f s; output %s\n", b.sw.Payload.Name, coord.Ended().Sub(coord.Started).Seconds(), verified)
 	if b.o.keep {

@@ -59,3 +59,22 @@ func TestScalingReport(t *testing.T) {
 		t.Fatalf("table:\n%s", b.String())
 	}
 }
+
+// TestFailoverLine: the failover report says how long the lease took and
+// why, and says so plainly when the log does not show it (it printed
+// "lease back in the pool after never ()").
+func TestFailoverLine(t *testing.T) {
+	at := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	d := death{node: "node1", at: at, how: "host crash"}
+	log := "time=2026-12-05T11:59:59.000Z level=DEBUG msg=\"worker gone; its lease returns to the pool\" worker=node1 err=early\n" +
+		"time=2026-12-05T12:00:01.250Z level=DEBUG msg=\"worker gone; its lease returns to the pool\" worker=node1 err=\"delegate: session closed\"\n" +
+		"time=2026-12-05T12:00:03.000Z level=INFO msg=\"swarm node gone\" node=node1 reason=failed\n"
+	for _, c := range []struct{ log, want string }{
+		{log, "node1, host crash: lease back in the pool after 1.25 s (\"delegate: session closed\"); memberlist failure seen after 3.00 s"},
+		{"", "node1, host crash: its lease was not seen returning to the pool (the download may have ended first); no memberlist failure seen"},
+	} {
+		if got := failoverLine(d, c.log); got != c.want {
+			t.Errorf("got  %q\nwant %q", got, c.want)
+		}
+	}
+}
