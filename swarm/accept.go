@@ -26,6 +26,10 @@ const (
 	// evictIdle is how long an incoming peer must have been silent, and
 	// without serving us, to give its slot to a newcomer when all are taken.
 	evictIdle = time.Second
+	// evictTraded protects a peer that exchanged a block with us (either
+	// way) within this time: an honest leecher waiting for our next piece
+	// is silent too.
+	evictTraded = 30 * time.Second
 )
 
 var errEvicted = errors.New("swarm: idle incoming peer evicted for a newcomer")
@@ -156,14 +160,17 @@ func (s *LocalSwarm) acceptLoop(l net.Listener) {
 
 // makeRoom is called for an incoming peer when incoming peers are at
 // their quota or all peer slots are taken: it evicts the incoming peer
-// silent the longest, if one has been silent for evictIdle and is not
-// serving us, and reports whether there is now room.
+// silent the longest, if one has been silent for evictIdle and is
+// neither serving us nor being served (unchoked and interested) and
+// traded no block with us within evictTraded, and reports whether there
+// is now room.
 func (s *LocalSwarm) makeRoom(now time.Time) bool {
 	var victim *peer
 	var oldest int64
 	for _, p := range s.peers {
-		if p == nil || p.outgoing || (!p.peerChoking && len(p.reqs) > 0) || now.Sub(p.lastBlock) < evictIdle {
-			continue
+		if p == nil || p.outgoing || (!p.peerChoking && len(p.reqs) > 0) || now.Sub(p.lastBlock) < evictIdle ||
+			(!p.amChoking && p.peerInterested) || (!p.lastPayload.IsZero() && now.Sub(p.lastPayload) < evictTraded) {
+			continue // serving us, being served, or traded lately
 		}
 		last := p.h.lastRead.Load()
 		if now.Sub(time.Unix(0, last)) < evictIdle {

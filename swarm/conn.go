@@ -404,7 +404,7 @@ func (s *LocalSwarm) sendBatch(b *connBatch) bool {
 func (s *LocalSwarm) writeLoop(h *connHandle) {
 	defer s.wg.Done()
 	defer h.c.Close() // unblocks the reader on write failure
-	buf := make([]byte, 0, 64<<10)
+	var buf []byte    // grows on use: an idle connection holds no write buffer
 	var batch []peerwire.Message
 	keep := time.NewTicker(s.cfg.KeepAlive / 2)
 	defer keep.Stop()

@@ -451,6 +451,9 @@ func (s *LocalSwarm) tick(now time.Time) {
 			up := p.h.uploaded.Load()
 			p.up.Add(int(up - p.lastUp))
 			s.upRate.Add(int(up - p.lastUp))
+			if up != p.lastUp {
+				p.lastPayload = now
+			}
 			p.lastUp = up
 			p.up.Tick(now)
 		}

@@ -67,10 +67,12 @@ type peer struct {
 	down, up  rateMeter
 	lastUp    int64
 	lastBlock time.Time // last block received
-	waitSince time.Time // first request sent since the last block received (zero: none)
-	snubbed   bool
-	wanted    int // pieces it has that we lack
-	hasFn     func(int) bool
+	// lastPayload is when a block last went either way (zero: never).
+	lastPayload time.Time
+	waitSince   time.Time // first request sent since the last block received (zero: none)
+	snubbed     bool
+	wanted      int // pieces it has that we lack
+	hasFn       func(int) bool
 }
 
 type reqEntry struct {
@@ -392,6 +394,7 @@ func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) error {
 	s.downRate.Add(len(data))
 	p.down.Add(len(data))
 	p.lastBlock = time.Now()
+	p.lastPayload = p.lastBlock
 	p.waitSince = time.Time{}
 	p.snubbed = false
 	r := s.picker.Received(p.key, Block{piece, begin, len(data)}, s.cancelBuf)
