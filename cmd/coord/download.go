@@ -241,13 +241,15 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 	inFlight, writeBudget := pieceMemory(t.Info.PieceLength, env.getenv("GOMEMLIMIT") == "")
 	scfg.WriteBudget = writeBudget
 	scfg.CheckProgress = checkProgress(prog, dir)
+	opened := time.Now()
 	store, err := piecestore.Open(scfg)
 	if err != nil {
 		return failErr(w, name, "", err)
 	}
 	closers = append(closers, store.Close)
 	if n := store.Stats().CheckedAtOpen; n > 0 {
-		fmt.Fprintf(prog, "found %d of %d pieces already on disk\n", store.Stats().PiecesComplete, t.Info.NumPieces())
+		fmt.Fprintf(prog, "found %d of %d pieces already on disk (checked %d pieces in %.2f s)\n",
+			store.Stats().PiecesComplete, t.Info.NumPieces(), n, time.Since(opened).Seconds())
 	}
 	if o.verify {
 		fmt.Fprintf(env.stderr, "verifying %s under %s...\n", t.Info.Name, dir)

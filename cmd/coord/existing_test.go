@@ -47,7 +47,7 @@ func TestDownloadFindsExistingData(t *testing.T) {
 			t.Fatalf("received %d bytes with the complete data already there:\n%s", got, msg)
 		}
 		n := l.info.Info.NumPieces()
-		for _, want := range []string{"checking the data already under " + out, fmt.Sprintf("found %d of %d pieces already on disk", n, n)} {
+		for _, want := range []string{"checking the data already under " + out, fmt.Sprintf("found %d of %d pieces already on disk (checked %d pieces in ", n, n, n)} {
 			if !strings.Contains(msg, want) {
 				t.Fatalf("output lacks %q:\n%s", want, msg)
 			}
