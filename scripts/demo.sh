@@ -31,8 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "demo: building coord, swarmnode and the lab (flotilla-bench) into $work/bin"
-with_progress demo "building coord, swarmnode and flotilla-bench" go build -o "$work/bin/" ./cmd/coord ./cmd/swarmnode ./cmd/flotilla-bench
+echo "demo: building coord, swarmnode and the lab (flotilla-bench) into $work/bin; the first build compiles Go's standard library and every dependency (minutes), later ones take seconds"
+with_progress demo "building" go build -o "$work/bin/" ./cmd/coord ./cmd/swarmnode ./cmd/flotilla-bench
 
 echo "demo: making a $size payload and starting opentracker + three aria2c seeders (each capped at ${SEEDER_LIMIT:-8M}/s) on loopback"
 "$work/bin/flotilla-bench" --serve --size "$size" --seeders 3 --seeder-limit "${SEEDER_LIMIT:-8M}" --dir "$work/lab" \

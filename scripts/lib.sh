@@ -49,7 +49,7 @@ with_progress() {
   while kill -0 "$pid" 2>/dev/null; do
     for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null &&
-      echo "$who: still $what ($((SECONDS - start)) s so far; the first build compiles Go's standard library and every dependency, later ones take seconds)" >&2
+      echo "$who: still $what ($((SECONDS - start)) s so far)" >&2
   done
   if ! wait "$pid"; then
     cat "$log" >&2; rm -f "$log"
