@@ -188,7 +188,7 @@ func FuzzCheckTrackerURL(f *testing.F) {
 // must be rejected, "warn-*" accepted with a warning, all others accepted
 // without one.
 func TestSeedCorpus(t *testing.T) {
-	for _, fz := range []string{"FuzzParse", "FuzzParseInfo", "FuzzParseMagnet"} {
+	for _, fz := range []string{"FuzzParse", "FuzzParseInfo", "FuzzParseMagnet", "FuzzCheckTrackerURL"} {
 		dir := filepath.Join("testdata", "fuzz", fz)
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -218,6 +218,8 @@ func TestSeedCorpus(t *testing.T) {
 				}
 			case "FuzzParseInfo":
 				_, err = ParseInfo([]byte(val))
+			case "FuzzCheckTrackerURL":
+				err = CheckTrackerURL(val)
 			default:
 				_, err = ParseMagnet(val)
 			}
