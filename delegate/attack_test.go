@@ -69,7 +69,7 @@ func frameHeader(t MsgType, n uint32) []byte {
 
 // hostileScripts are authenticated nodes that misbehave in every way the
 // protocol lets a key holder try, each on its own session.
-func hostileScripts(t *testing.T, tt *testTorrent) map[string]func(sess *yamux.Session, ctrl net.Conn, job *jobMsg) {
+func hostileScripts(t testing.TB, tt *testTorrent) map[string]func(sess *yamux.Session, ctrl net.Conn, job *jobMsg) {
 	scripts := map[string]func(*yamux.Session, net.Conn, *jobMsg){}
 	// Frames of every coordinator→node type, sent by a node, each
 	// declaring the largest length any message may have.
@@ -164,17 +164,20 @@ func hostileScripts(t *testing.T, tt *testTorrent) map[string]func(sess *yamux.S
 	return scripts
 }
 
-// The attack suite's hostile-node half: honest nodes serve the download
-// beside nodes that send frames of every type in the wrong direction,
-// oversized frames, declared lengths far beyond the frame, pieces that
-// fail the hash, and a trickler; meanwhile strangers without the key
-// knock on the honest nodes (and one poses as a node), and a key holder
-// without the coordinator key tries to command an honest node. The
-// download completes byte-identical through the honest nodes, no
-// stranger gets work or injects a byte, and the coordinator's heap stays
-// bounded.
-func TestHostileNodesBesideHonest(t *testing.T) {
-	tt := makeTorrent(t, 4<<20, 64<<10)
+// attackResult is what one run of the hostile-node scenario measured.
+type attackResult struct {
+	elapsed   time.Duration // from the first worker added to completion
+	growth    int64         // peak heap minus the heap before the workers
+	delivered map[string]int
+}
+
+// hostileScenario downloads tt through two honest nodes (which obey only
+// the coordinator key); with attack, beside every hostile script, with
+// strangers holding connections to the honest nodes, a stranger posing as
+// a node, and a key holder without the coordinator key trying to command
+// an honest node. It checks the outcome and returns what it measured.
+func hostileScenario(t testing.TB, tt *testTorrent, attack bool) attackResult {
+	t.Helper()
 	coordKey, err := GenerateCoordinatorKey()
 	if err != nil {
 		t.Fatal(err)
@@ -184,30 +187,32 @@ func TestHostileNodesBesideHonest(t *testing.T) {
 	cc.PieceTimeout = 500 * time.Millisecond
 	cc.MinPieceRate = 1 << 20
 
-	// Two honest nodes that obey only the coordinator key.
 	var honest []*testServer
 	for range 2 {
 		honest = append(honest, newTestServer(t, transports[1], tt, func(c *ServerConfig) {
 			c.CoordinatorPubKey = coordKey.Public().(ed25519.PublicKey)
 		}))
 	}
-	// Strangers without the key hold connections open to them, and
-	// one tries TLS with another key.
-	for _, ts := range honest {
-		for i := range 24 {
-			c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 2+i%6), ts.Addr().String())
-			if i == 0 {
-				c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	var stranger *testServer
+	if attack {
+		// Strangers without the key hold connections open to the honest
+		// nodes, and one tries TLS with another key.
+		for _, ts := range honest {
+			for i := range 24 {
+				c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 2+i%6), ts.Addr().String())
+				if i == 0 {
+					c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+				}
+			}
+			if _, err := dial(t, ts, testKey(2), tt.spec(), cc); !errors.Is(err, ErrAuth) {
+				t.Fatalf("a stranger with another key: %v, want ErrAuth", err)
 			}
 		}
-		if _, err := dial(t, ts, testKey(2), tt.spec(), cc); !errors.Is(err, ErrAuth) {
-			t.Fatalf("a stranger with another key: %v, want ErrAuth", err)
+		// A stranger posing as a node (another key) gets no work.
+		stranger = newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.Key = testKey(2) })
+		if _, err := dial(t, stranger, testKey(1), tt.spec(), cc); !errors.Is(err, ErrAuth) {
+			t.Fatalf("the coordinator dialing a stranger: %v, want ErrAuth", err)
 		}
-	}
-	// A stranger posing as a node (another key) gets no work.
-	stranger := newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.Key = testKey(2) })
-	if _, err := dial(t, stranger, testKey(1), tt.spec(), cc); !errors.Is(err, ErrAuth) {
-		t.Fatalf("the coordinator dialing a stranger: %v, want ErrAuth", err)
 	}
 
 	st := newMemStorage(tt.t.Info, nil)
@@ -216,7 +221,10 @@ func TestHostileNodesBesideHonest(t *testing.T) {
 	cfg.LeaseTimeout = time.Second
 	coord := newDownload(t, cfg) // its local swarm has no peers
 
-	scripts := hostileScripts(t, tt)
+	scripts := map[string]func(*yamux.Session, net.Conn, *jobMsg){}
+	if attack {
+		scripts = hostileScripts(t, tt)
+	}
 	var frames sync.WaitGroup
 	conns := map[string]net.Conn{}
 	release := make(chan struct{})
@@ -232,9 +240,19 @@ func TestHostileNodesBesideHonest(t *testing.T) {
 		frames.Add(1)
 		go func() { defer frames.Done(); <-done }()
 	}
+	defer func() {
+		close(release)
+		frames.Wait()
+	}()
 	base := heapNow()
 	heap := startHeapSampler()
+	start := time.Now()
 	var hostile []*RemoteSwarm
+	defer func() {
+		for _, r := range hostile {
+			r.Close()
+		}
+	}()
 	for name, conn := range conns {
 		r, err := Client(context.Background(), conn, testKey(1), tt.spec(), cc)
 		if err != nil {
@@ -250,32 +268,33 @@ func TestHostileNodesBesideHonest(t *testing.T) {
 		}
 		coord.AddWorker(r)
 	}
-	// A key holder without the coordinator key tries to command an
-	// honest node.
-	impostor := testClientConfig(t)
-	if _, err := dial(t, honest[0], testKey(1), tt.spec(), impostor); !errors.Is(err, ErrNotCoordinator) {
-		t.Fatalf("an impostor commanding an honest node: %v, want ErrNotCoordinator", err)
+	if attack {
+		// A key holder without the coordinator key tries to command an
+		// honest node.
+		if _, err := dial(t, honest[0], testKey(1), tt.spec(), testClientConfig(t)); !errors.Is(err, ErrNotCoordinator) {
+			t.Fatalf("an impostor commanding an honest node: %v, want ErrNotCoordinator", err)
+		}
 	}
 
 	select {
 	case <-coord.Complete():
 	case <-time.After(60 * time.Second):
-		t.Fatalf("the download did not complete beside hostile nodes: %+v", coord.Status())
+		t.Fatalf("the download did not complete (attack %v): %+v", attack, coord.Status())
 	}
-	peak := heap.finish()
+	res := attackResult{elapsed: time.Since(start), delivered: map[string]int{}}
+	res.growth = int64(heap.finish()) - int64(base)
 	if !bytes.Equal(st.bytes(), tt.data) {
 		t.Fatal("the download differs from the torrent's data")
 	}
-	delivered := map[string]int{}
 	for _, w := range coord.Status().Workers {
-		delivered[w.Name] += w.Delivered
+		res.delivered[w.Name] += w.Delivered
 	}
-	if delivered["node1"] == 0 {
-		t.Errorf("the honest nodes delivered nothing: %v", delivered)
+	if res.delivered["node1"] == 0 {
+		t.Errorf("the honest nodes delivered nothing: %v", res.delivered)
 	}
 	for name := range scripts {
-		if delivered[name] != 0 {
-			t.Errorf("hostile node %s delivered %d pieces that were accepted", name, delivered[name])
+		if res.delivered[name] != 0 {
+			t.Errorf("hostile node %s delivered %d pieces that were accepted", name, res.delivered[name])
 		}
 	}
 	for i, ts := range honest {
@@ -283,18 +302,56 @@ func TestHostileNodesBesideHonest(t *testing.T) {
 			t.Errorf("honest node %d ran %d jobs, want only the coordinator's: %+v", i, s.Jobs, s)
 		}
 	}
-	if s := stranger.Stats(); s.Jobs != 0 || s.Sessions != 0 {
-		t.Errorf("the stranger got work: %+v", s)
+	if stranger != nil {
+		if s := stranger.Stats(); s.Jobs != 0 || s.Sessions != 0 {
+			t.Errorf("the stranger got work: %+v", s)
+		}
 	}
-	growth := int64(peak) - int64(base)
-	t.Logf("coordinator heap: base %d MiB, peak %d MiB (growth %+.1f MiB, bound 24 MiB); delivered %v",
-		base>>20, peak>>20, float64(growth)/(1<<20), delivered)
-	if growth > 24<<20 {
-		t.Errorf("heap grew by %d MiB during the attack (bound 24 MiB)", growth>>20)
+	return res
+}
+
+// The attack suite's hostile-node half: honest nodes serve the download
+// beside nodes that send frames of every type in the wrong direction,
+// oversized frames, declared lengths far beyond the frame, pieces that
+// fail the hash, and a trickler; meanwhile strangers without the key
+// knock on the honest nodes (and one poses as a node), and a key holder
+// without the coordinator key tries to command an honest node. The
+// download completes byte-identical through the honest nodes, no
+// stranger gets work or injects a byte, and the coordinator's heap stays
+// bounded.
+func TestHostileNodesBesideHonest(t *testing.T) {
+	tt := makeTorrent(t, 4<<20, 64<<10)
+	res := hostileScenario(t, tt, true)
+	t.Logf("coordinator heap growth %+.1f MiB (bound 24 MiB); completed in %v; delivered %v",
+		float64(res.growth)/(1<<20), res.elapsed.Round(time.Millisecond), res.delivered)
+	if res.growth > 24<<20 {
+		t.Errorf("heap grew by %d MiB during the attack (bound 24 MiB)", res.growth>>20)
 	}
-	for _, r := range hostile {
-		r.Close()
+}
+
+// BenchmarkHostileNodes measures the honest download's rate beside the
+// hostile nodes as a fraction of its rate without them (the goal:
+// at least 0.8), and the heap growth with and without the attack. The
+// fake workers deliver at memory speed, so the fixed delays an attacker
+// can cause (a trickler keeps its lease up to PieceTimeout) weigh more
+// than they would in a real download.
+func BenchmarkHostileNodes(b *testing.B) {
+	tt := makeTorrent(b, 32<<20, 256<<10)
+	var calm, attacked time.Duration
+	var calmGrowth, growth int64
+	for range b.N {
+		c := hostileScenario(b, tt, false)
+		calm += c.elapsed
+		calmGrowth = max(calmGrowth, c.growth)
+		r := hostileScenario(b, tt, true)
+		attacked += r.elapsed
+		growth = max(growth, r.growth)
 	}
-	close(release)
-	frames.Wait()
+	// Heap growth is the peak HeapAlloc (garbage included) over the heap
+	// before the workers, for the whole process: the download held in
+	// memory and the honest nodes count too, so compare the two runs.
+	b.ReportMetric(float64(calm)/float64(attacked), "rate-fraction")
+	b.ReportMetric(float64(calmGrowth)/(1<<20), "heap-growth-calm-MiB")
+	b.ReportMetric(float64(growth)/(1<<20), "heap-growth-attacked-MiB")
+	b.ReportMetric(float64(tt.t.Info.Length)/attacked.Seconds()*float64(b.N)/(1<<20), "attacked-MiB/s")
 }

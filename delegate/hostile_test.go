@@ -16,13 +16,13 @@ import (
 // rawNode is a scriptable node for testing the coordinator against a
 // misbehaving (but authenticated) peer: it completes the handshake,
 // accepts the job and then runs script.
-func rawNode(t *testing.T, script func(sess *yamux.Session, ctrl net.Conn, job *jobMsg)) (net.Conn, chan struct{}) {
+func rawNode(t testing.TB, script func(sess *yamux.Session, ctrl net.Conn, job *jobMsg)) (net.Conn, chan struct{}) {
 	t.Helper()
 	return rawNodeNamed(t, "evil", script)
 }
 
 // rawNodeNamed is rawNode with a name in the hello.
-func rawNodeNamed(t *testing.T, name string, script func(sess *yamux.Session, ctrl net.Conn, job *jobMsg)) (net.Conn, chan struct{}) {
+func rawNodeNamed(t testing.TB, name string, script func(sess *yamux.Session, ctrl net.Conn, job *jobMsg)) (net.Conn, chan struct{}) {
 	t.Helper()
 	c1, c2 := memPipe()
 	done := make(chan struct{})
@@ -67,7 +67,7 @@ func rawNodeNamed(t *testing.T, name string, script func(sess *yamux.Session, ct
 	return c1, done
 }
 
-func writeFrame(t *testing.T, w net.Conn, typ MsgType, v any) {
+func writeFrame(t testing.TB, w net.Conn, typ MsgType, v any) {
 	t.Helper()
 	f, err := encodeFrame(typ, v)
 	if err != nil {

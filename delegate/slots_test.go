@@ -10,7 +10,7 @@ import (
 )
 
 // dialFrom opens a TCP connection to addr from the loopback address src.
-func dialFrom(t *testing.T, src, addr string) net.Conn {
+func dialFrom(t testing.TB, src, addr string) net.Conn {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	c, err := d.Dial("tcp4", addr)
