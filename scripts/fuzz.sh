@@ -49,6 +49,13 @@ esac
 targets=()
 for dir in $(grep -rl --include='*_test.go' '^func Fuzz' --exclude-dir=vendor --exclude-dir=.git . | xargs -n1 dirname | sort -u); do
   dir=${dir#./}
+  if [ -n "$filter" ]; then # skip building packages the filter cannot match
+    match=
+    for name in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go | cut -c6-); do
+      if [[ "$dir/$name" =~ $filter ]]; then match=1; fi
+    done
+    [ -n "$match" ] || continue
+  fi
   for name in $(go test -list '^Fuzz' "./$dir" | grep '^Fuzz' || true); do
     if [ -z "$filter" ] || [[ "$dir/$name" =~ $filter ]]; then
       targets+=("$dir/$name")
