@@ -17,7 +17,7 @@
 // "_____padding_file_" entries) are not stored: writes to them are skipped
 // and they read as zeros. A BEP 47 symlink entry becomes a relative
 // symlink when its target stays inside Dir (outside .flotilla/); otherwise
-// Open refuses the torrent with ErrUnsafePath.
+// Open refuses the torrent with ErrUnsafeLink.
 //
 // Before creating anything, Open compares the space the files still need
 // with the free space (CheckSpace): with Config.Preallocate a shortfall is

@@ -107,7 +107,7 @@ func TestSymlinkOutsideRefused(t *testing.T) {
 		})
 		dir := filepath.Join(t.TempDir(), "out")
 		_, err := Open(testConfig(tt, dir, nil))
-		if !errors.Is(err, ErrUnsafePath) || !strings.Contains(err.Error(), "refusing to create it") {
+		if !errors.Is(err, ErrUnsafeLink) || !strings.Contains(err.Error(), "refusing to create it") {
 			t.Fatalf("symlink to %v: Open = %v; want a clear refusal", target, err)
 		}
 		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {

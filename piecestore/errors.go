@@ -17,6 +17,10 @@ var (
 	// ErrUnsafePath reports a torrent path that would leave the output
 	// directory, a symlink on the way, or a non-regular file in the way.
 	ErrUnsafePath = errors.New("piecestore: unsafe path")
+	// ErrUnsafeLink reports a BEP 47 symlink entry whose target leaves the
+	// output directory (or points into the store's .flotilla directory):
+	// the torrent cannot be stored safely.
+	ErrUnsafeLink = errors.New("piecestore: symlink entry points outside the output directory")
 	// ErrInvalidInfo reports metainfo the store cannot map (inconsistent
 	// geometry).
 	ErrInvalidInfo = errors.New("piecestore: invalid info")

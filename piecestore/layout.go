@@ -124,8 +124,8 @@ func linkTarget(root string, info *metainfo.Info, i int, linkPath string) (strin
 		inside = false
 	}
 	if !inside {
-		return "", fmt.Errorf("%w: %s is a symlink to %q, outside the output directory %s; refusing to create it (the torrent cannot be stored safely)",
-			ErrUnsafePath, linkPath, strings.Join(mf.SymlinkPath, "/"), root)
+		return "", fmt.Errorf("%w: %s would point to %q, outside %s; refusing to create it (the torrent cannot be stored safely)",
+			ErrUnsafeLink, linkPath, strings.Join(mf.SymlinkPath, "/"), root)
 	}
 	rel, err := filepath.Rel(filepath.Dir(linkPath), target)
 	if err != nil {

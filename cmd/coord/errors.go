@@ -61,6 +61,8 @@ func advice(err error) string {
 		return "raise the open-file limit (ulimit -n) or close other programs, then run the same command again"
 	case errors.Is(err, piecestore.ErrInUse):
 		return "another coord is using this directory for the same torrent: stop it first, or choose another --out"
+	case errors.Is(err, piecestore.ErrUnsafeLink):
+		return "do not use this torrent, or ask its publisher for one whose links stay inside it"
 	case errors.Is(err, piecestore.ErrUnsafePath):
 		return "coord does not write through symlinks or over other kinds of file: move it out of the way, or choose another directory"
 	case errors.Is(err, piecestore.ErrInvalidInfo):
