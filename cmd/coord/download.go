@@ -251,7 +251,9 @@ func transfer(ctx context.Context, env *cmdEnv, name, torrentPath, dir string, s
 		fmt.Fprintf(prog, "found %d of %d pieces already on disk (checked %d pieces in %.2f s)\n",
 			store.Stats().PiecesComplete, t.Info.NumPieces(), n, time.Since(opened).Seconds())
 	}
-	if o.verify {
+	// Open has just hashed every piece when there was no record (a first
+	// seed): verifying again would only double the wait.
+	if o.verify && store.Stats().CheckedAtOpen < int64(t.Info.NumPieces()) {
 		fmt.Fprintf(env.stderr, "verifying %s under %s...\n", t.Info.Name, dir)
 		if err := store.Verify(ctx, nil); err != nil {
 			if ctx.Err() != nil {
