@@ -157,22 +157,53 @@ func attacks() []attack {
 			for i := range 50 {
 				ips = append(ips, ipv4(0, 9, byte(i+1)))
 			}
-			e.goes(func() { hostilepeer.Storm(ctx, ips, e.addr, 500, nil) })
-			return nil, nil
+			// Every attempt is made before the download starts.
+			n, wait := hostilepeer.Storm(ctx, ips, e.addr, 500, nil)
+			e.goes(wait)
+			return func() error {
+				if n == 0 {
+					return errors.New("no connection of the storm got through")
+				}
+				return nil
+			}, nil
 		}},
 		{"slot-squatters", func(ctx context.Context, e *attackEnv) (func() error, error) {
+			// Every squatter has connected (or been refused) before the
+			// download starts: before the fix they took every slot and
+			// the victim could not dial the seeder.
+			var dialed sync.WaitGroup
 			for i := range 100 {
 				ip := ipv4(0, 10, byte(i+1))
+				dialed.Add(1)
 				e.goes(func() {
-					c, err := hostilepeer.Dial(ctx, ip, e.addr, e.tor, hostilepeer.Options{})
-					if err != nil {
-						return
+					// A squatter tries again when refused, up to 20 times.
+					for try := 0; ; try++ {
+						c, err := hostilepeer.Dial(ctx, ip, e.addr, e.tor, hostilepeer.Options{})
+						if err == nil {
+							err = c.Send(peerwire.Message{ID: peerwire.HaveNone})
+						}
+						if err == nil {
+							c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+							var b [1]byte
+							_, err = c.Read(b[:]) // refused after the handshake: closed at once
+							c.SetReadDeadline(time.Time{})
+							if ne, ok := err.(net.Error); err == nil || (ok && ne.Timeout()) {
+								dialed.Done()
+								c.Drain(ctx)
+								c.Close()
+								return
+							}
+							c.Close()
+						}
+						if try == 20 || ctx.Err() != nil {
+							dialed.Done()
+							return
+						}
+						time.Sleep(10 * time.Millisecond) // pacing its retries
 					}
-					defer c.Close()
-					c.Send(peerwire.Message{ID: peerwire.HaveNone})
-					c.Drain(ctx)
 				})
 			}
+			dialed.Wait()
 			return nil, nil
 		}},
 	}

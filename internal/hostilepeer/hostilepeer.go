@@ -11,6 +11,7 @@ package hostilepeer
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -74,7 +75,8 @@ func Dial(ctx context.Context, localIP, addr string, t Torrent, o Options) (*Con
 		o.Reserved = peerwire.DefaultReserved()
 	}
 	if o.PeerID == ([20]byte{}) {
-		copy(o.PeerID[:], fmt.Sprintf("-HOSTIL-%s:%d", localIP, c.LocalAddr().(*net.TCPAddr).Port))
+		copy(o.PeerID[:], "-HOSTIL-")
+		rand.Read(o.PeerID[8:]) // distinct per connection: a swarm refuses a duplicate id
 	}
 	timeout := o.Timeout
 	if timeout == 0 {
@@ -263,18 +265,21 @@ func Slowloris(ctx context.Context, localIP, addr string, t Torrent, interval ti
 
 // Storm opens n connections to addr at once, spread over the local
 // addresses ips (round robin); each sends pre (if any) and holds the
-// connection until the other side closes it or ctx ends. It returns once
-// every connection has ended, with how many connected.
-func Storm(ctx context.Context, ips []string, addr string, n int, pre []byte) int {
-	var wg sync.WaitGroup
+// connection until the other side closes it or ctx ends. Storm returns
+// once every connection attempt has succeeded or failed, with how many
+// connected, and a wait function that returns once every connection has
+// ended.
+func Storm(ctx context.Context, ips []string, addr string, n int, pre []byte) (connected int, wait func()) {
+	var dialed, held sync.WaitGroup
 	var mu sync.Mutex
-	connected := 0
 	for i := range n {
-		wg.Add(1)
+		dialed.Add(1)
+		held.Add(1)
 		go func() {
-			defer wg.Done()
+			defer held.Done()
 			c, err := Connect(ctx, ips[i%len(ips)], addr, 5*time.Second)
 			if err != nil {
+				dialed.Done()
 				return
 			}
 			defer c.Close()
@@ -284,6 +289,7 @@ func Storm(ctx context.Context, ips []string, addr string, n int, pre []byte) in
 			if len(pre) > 0 {
 				c.Write(pre)
 			}
+			dialed.Done()
 			stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
 			defer stop()
 			buf := make([]byte, 512)
@@ -294,8 +300,10 @@ func Storm(ctx context.Context, ips []string, addr string, n int, pre []byte) in
 			}
 		}()
 	}
-	wg.Wait()
-	return connected
+	dialed.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return connected, held.Wait
 }
 
 // Malformed is one message that breaks the wire protocol.
