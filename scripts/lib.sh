@@ -47,7 +47,8 @@ with_progress() {
   "$@" >"$log" 2>&1 &
   local pid=$! start=$SECONDS
   while kill -0 "$pid" 2>/dev/null; do
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    local tick=$SECONDS
+    while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - tick)) -lt 15 ]; do sleep 1; done
     kill -0 "$pid" 2>/dev/null &&
       echo "$who: still $what ($((SECONDS - start)) s so far)" >&2
   done
