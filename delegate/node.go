@@ -64,6 +64,7 @@ func (ns *nodeSession) run() {
 	err = ns.readLoop()
 	if err != nil {
 		ns.log.Warn("session ended", "err", err)
+		ns.keepJob() // the coordinator may come back for the pieces (kept.go)
 	} else {
 		ns.srv.nStops.Add(1)
 		ns.log.Info("session stopped by the coordinator")
@@ -276,6 +277,7 @@ type nodeJob struct {
 
 	stopOnce sync.Once
 	shipped  atomic.Int64 // bytes
+	keep     bool         // the session was lost: keep the pieces (kept.go)
 }
 
 func (j *nodeJob) start() {
@@ -294,7 +296,7 @@ func (j *nodeJob) stop() {
 			st.Close() // wakes a shipper blocked on the window
 		}
 		j.mu.Unlock()
-		j.w.Close()
+		j.closeWorker()
 		j.wg.Wait()
 		if j.onStop != nil {
 			j.onStop()

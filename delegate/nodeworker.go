@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"flotilla/metainfo"
 	"flotilla/swarm"
@@ -44,12 +45,37 @@ type localWorker struct {
 
 	mu      sync.Mutex
 	dropped map[int]bool // pieces stored at the coordinator that we do not hold
+
+	// Keeping pieces across sessions (kept.go).
+	ih       [20]byte
+	keepers  *keepers
+	kept     []int         // adopted kept pieces to verify and ship (pump)
+	nKept    int           // of them shipped
+	keptOut  map[int]bool  // kept pieces shipped, not yet released (mu)
+	detached chan struct{} // closed by Keep: pieces are stored, not forwarded
 }
 
-func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger) (*localWorker, error) {
+func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger, k *keepers) (*localWorker, error) {
+	k.wait(job.InfoHash, keepGrace+time.Second) // a lost session of this torrent is still keeping
 	store, err := openNodeStore(cfg.DataDir, job)
 	if err != nil {
 		return nil, err
+	}
+	kept, err := adoptKept(cfg.DataDir, job.InfoHash, job.Info.NumPieces(), store.path)
+	if err != nil {
+		log.Warn("cannot use the pieces kept from an earlier session", "err", err)
+	}
+	if len(kept) > 0 {
+		// The adopted file replaced the job's empty one.
+		store.f.Close()
+		if store.f, err = os.OpenFile(store.path, os.O_RDWR, 0o600); err != nil {
+			return nil, fmt.Errorf("delegate: kept pieces file: %w", err)
+		}
+		if err := store.f.Truncate(job.Info.Length); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("delegate: kept pieces file: %w", err)
+		}
+		log.Info("adopting pieces kept from an earlier session", "pieces", len(kept))
 	}
 	sc := cfg.Swarm
 	sc.Info, sc.InfoHash, sc.PeerID, sc.Storage = job.Info, job.InfoHash, job.PeerID, store
@@ -79,7 +105,8 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger) (*localWorker, 
 		return nil, err
 	}
 	w := &localWorker{ls: ls, store: store, log: log, events: make(chan swarm.WorkerEvent),
-		quit: make(chan struct{}), done: make(chan struct{}), dropped: map[int]bool{}}
+		quit: make(chan struct{}), done: make(chan struct{}), dropped: map[int]bool{},
+		ih: job.InfoHash, keepers: k, kept: kept, keptOut: map[int]bool{}, detached: make(chan struct{})}
 	go w.pump()
 	return w, nil
 }
@@ -87,6 +114,14 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger) (*localWorker, 
 func (w *localWorker) pump() {
 	defer close(w.done)
 	defer close(w.events)
+	if !w.shipKept(w.log) {
+		for ev := range w.ls.Events() { // closed: drain until the swarm stops
+			if ev.Kind == swarm.EventPiece {
+				w.ls.Accepted()
+			}
+		}
+		return
+	}
 	for ev := range w.ls.Events() {
 		switch ev.Kind {
 		case swarm.EventPiece:
@@ -110,6 +145,10 @@ func (w *localWorker) pump() {
 		select {
 		case w.events <- ev:
 		case <-w.quit:
+			if ev.Kind == swarm.EventPiece {
+				w.Release(ev.Piece, ev.Data)
+			}
+		case <-w.detached: // the session is lost: the piece is kept (stored above)
 			if ev.Kind == swarm.EventPiece {
 				w.Release(ev.Piece, ev.Data)
 			}
@@ -146,12 +185,21 @@ func (w *localWorker) Have(pieces []int) {
 		w.ls.Revoke(other, true)
 	}
 	if len(held) > 0 {
+		w.store.confirm(held)
 		w.ls.Have(held)
 	}
 }
 
 // Release implements PieceReleaser.
-func (w *localWorker) Release(int, []byte) { w.ls.Accepted() }
+func (w *localWorker) Release(p int, _ []byte) {
+	w.mu.Lock()
+	kept := w.keptOut[p]
+	delete(w.keptOut, p)
+	w.mu.Unlock()
+	if !kept { // kept pieces never counted against the swarm's budget
+		w.ls.Accepted()
+	}
+}
 
 // Close stops the swarm and removes the job's data.
 func (w *localWorker) Close() error {
@@ -173,9 +221,10 @@ type nodeStore struct {
 	path string
 	f    *os.File
 
-	mu   sync.RWMutex
-	have []byte
-	err  error
+	mu        sync.RWMutex
+	have      []byte
+	confirmed []byte // pieces the coordinator said it stored (Have)
+	err       error
 }
 
 var errNotHeld = errors.New("delegate: piece not held by this node")
@@ -189,7 +238,8 @@ func openNodeStore(dir string, job Job) (*nodeStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delegate: job data file: %w", err)
 	}
-	return &nodeStore{info: job.Info, path: path, f: f, have: make([]byte, (job.Info.NumPieces()+7)/8)}, nil
+	n := (job.Info.NumPieces() + 7) / 8
+	return &nodeStore{info: job.Info, path: path, f: f, have: make([]byte, n), confirmed: make([]byte, n)}, nil
 }
 
 func (s *nodeStore) has(p int) bool {
@@ -218,6 +268,21 @@ func (s *nodeStore) put(p int, data []byte) error {
 	s.have[p/8] |= 0x80 >> (p % 8)
 	s.mu.Unlock()
 	return nil
+}
+
+func (s *nodeStore) setHave(p int) {
+	s.mu.Lock()
+	s.have[p/8] |= 0x80 >> (p % 8)
+	s.mu.Unlock()
+}
+
+// confirm records pieces the coordinator stored: they need not be kept.
+func (s *nodeStore) confirm(ps []int) {
+	s.mu.Lock()
+	for _, p := range ps {
+		s.confirmed[p/8] |= 0x80 >> (p % 8)
+	}
+	s.mu.Unlock()
 }
 
 // Have implements swarm.Storage: nothing at the start of a job.

@@ -196,6 +196,7 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	authLog everyMinute
+	keep    keepers // torrents whose lost sessions are keeping pieces (kept.go)
 
 	nConns, nRefused, nEvicted, nAuth, nHandshake, nSessions, nActive, nStops, nJobs, nActiveJobs atomic.Int64
 }
@@ -461,7 +462,7 @@ func (s *Server) newWorker(job Job) (swarm.Worker, error) {
 	if s.cfg.NewWorker != nil {
 		return s.cfg.NewWorker(job)
 	}
-	return newLocalWorker(s.cfg, job, s.log.With("job", job.ID))
+	return newLocalWorker(s.cfg, job, s.log.With("job", job.ID), &s.keep)
 }
 
 func newPeerID() [20]byte {

@@ -1,0 +1,104 @@
+package delegate
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestNodeKeepsPiecesForNextSession: the coordinator's session dies (no
+// Stop) after the node downloaded its lease. The node keeps every piece
+// the coordinator had not confirmed (Have) in kept-<infohash>.part/.bits;
+// the next session for the torrent gets them shipped at once, unasked,
+// except one we damaged on disk, which the node re-hashes and drops.
+// Before, a lost session threw the node's pieces away with its job file.
+func TestNodeKeepsPiecesForNextSession(t *testing.T) {
+	tt := makeTorrent(t, 3<<20+777, 64<<10)
+	n := tt.t.Info.NumPieces()
+	seedCfg := swarmConfig(t, tt, newMemStorage(tt.t.Info, tt.data), 1)
+	seedCfg.Seed = true
+	seeder := newDownload(t, seedCfg)
+	srv, dir := newRealNode(t)
+
+	r1, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1.AddPeers([]netip.AddrPort{addrPort(t, seeder.Addr())})
+	r1.Assign(allPieces(n))
+	got1, _ := collect(t, r1, tt, n, 30*time.Second)
+	// The coordinator stored two pieces (and said so), then died.
+	confirmed := []int{0, 1}
+	r1.Have(confirmed)
+	time.Sleep(100 * time.Millisecond) // let Have reach the node
+	r1.sess.Close()
+	r1.Close()
+
+	part, bits := keptPaths(dir, tt.t.InfoHash)
+	waitFor(t, 10*time.Second, "kept pieces written", func() bool {
+		_, err := os.Stat(bits)
+		return err == nil && srv.Stats().ActiveJobs == 0
+	})
+	b, err := os.ReadFile(bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := b[len(keptMagic)+20:]
+	var kept []int
+	for p := range n {
+		if have[p/8]&(0x80>>(p%8)) != 0 {
+			kept = append(kept, p)
+		}
+	}
+	for p := range got1 {
+		if !slices.Contains(kept, p) && !slices.Contains(confirmed, p) {
+			t.Errorf("piece %d was shipped to the dead coordinator, never confirmed, and not kept", p)
+		}
+	}
+	for _, p := range confirmed {
+		if slices.Contains(kept, p) {
+			t.Errorf("piece %d was confirmed by the coordinator and kept anyway", p)
+		}
+	}
+	if len(kept) != n-len(confirmed) {
+		t.Fatalf("kept %d pieces, want %d", len(kept), n-len(confirmed))
+	}
+	damaged := kept[len(kept)/2]
+	f, err := os.OpenFile(part, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("rot"), tt.t.Info.PieceOffset(damaged)+100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	r2, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	got2, _ := collect(t, r2, tt, len(kept)-1, 10*time.Second) // collect checks every hash
+	if got2[damaged] {
+		t.Errorf("the damaged kept piece %d was shipped", damaged)
+	}
+	for _, p := range kept {
+		if p != damaged && !got2[p] {
+			t.Errorf("kept piece %d was not shipped to the next session", p)
+		}
+	}
+	if _, err := os.Stat(bits); !os.IsNotExist(err) {
+		t.Errorf("the kept list outlived its adoption: %v", err)
+	}
+	r2.Close()
+	waitFor(t, 5*time.Second, "job data removed", func() bool {
+		ents, _ := os.ReadDir(dir)
+		return len(ents) == 0 && srv.Stats().ActiveJobs == 0
+	})
+	t.Logf("kept %d of %d pieces across the lost session; shipped %d to the next one (one damaged, dropped); files: %v",
+		len(kept), n, len(got2), filepath.Base(part))
+}
