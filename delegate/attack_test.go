@@ -226,8 +226,17 @@ func hostileScenario(t testing.TB, tt *testTorrent, attack bool) attackResult {
 		scripts = hostileScripts(t, tt)
 	}
 	var frames sync.WaitGroup
-	conns := map[string]net.Conn{}
 	release := make(chan struct{})
+	var hostile []*RemoteSwarm
+	defer func() {
+		for _, r := range hostile {
+			r.Close()
+		}
+		close(release)
+		frames.Wait()
+	}()
+	// Sessions first (one after another: each handshake has a deadline),
+	// then the workers, all at once.
 	for name, script := range scripts {
 		conn, done := rawNodeNamed(t, name, func(sess *yamux.Session, ctrl net.Conn, job *jobMsg) {
 			script(sess, ctrl, job)
@@ -236,29 +245,18 @@ func hostileScenario(t testing.TB, tt *testTorrent, attack bool) attackResult {
 			case <-sess.CloseChan():
 			}
 		})
-		conns[name] = conn
 		frames.Add(1)
 		go func() { defer frames.Done(); <-done }()
-	}
-	defer func() {
-		close(release)
-		frames.Wait()
-	}()
-	base := heapNow()
-	heap := startHeapSampler()
-	start := time.Now()
-	var hostile []*RemoteSwarm
-	defer func() {
-		for _, r := range hostile {
-			r.Close()
-		}
-	}()
-	for name, conn := range conns {
 		r, err := Client(context.Background(), conn, testKey(1), tt.spec(), cc)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		hostile = append(hostile, r)
+	}
+	base := heapNow()
+	heap := startHeapSampler()
+	start := time.Now()
+	for _, r := range hostile {
 		coord.AddWorker(r)
 	}
 	for _, ts := range honest {

@@ -227,6 +227,19 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
 	f.Add([]byte{0, 0, 0, 6, 5, 0x81, 0xa1, 'p', 0xdd, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Every real reader refuses from the five header bytes.
+		readers := map[string]func(io.Reader) (MsgType, []byte, error){
+			"control from coordinator": func(r io.Reader) (MsgType, []byte, error) { return readControlFrame(r, fromCoordinator) },
+			"control from node":        func(r io.Reader) (MsgType, []byte, error) { return readControlFrame(r, fromNode) },
+			"hello":                    readHelloFrame,
+			"piece header":             readPieceHeader,
+		}
+		for name, read := range readers {
+			cr := &countingReader{r: bytes.NewReader(data)}
+			if _, _, err := read(cr); errors.Is(err, ErrProtocol) && cr.n > 5 {
+				t.Fatalf("%s: refused after reading %d bytes: %v", name, cr.n, err)
+			}
+		}
 		typ, body, err := readFrame(bytes.NewReader(data), anyCap)
 		if err != nil {
 			return

@@ -34,7 +34,7 @@ func rawNodeNamed(t testing.TB, name string, script func(sess *yamux.Session, ct
 			t.Error(err)
 			return
 		}
-		tc, _, _, err := handshake(context.Background(), c2, creds, true, helloMsg{Version: ProtocolVersion, MinVersion: MinProtocolVersion, Role: RoleNode, Name: name}, 5*time.Second, handshakeHooks{})
+		tc, _, _, err := handshake(context.Background(), c2, creds, true, helloMsg{Version: ProtocolVersion, MinVersion: MinProtocolVersion, Role: RoleNode, Name: name}, 30*time.Second, handshakeHooks{})
 		if err != nil {
 			t.Error(err)
 			return

@@ -70,7 +70,8 @@ type ServerConfig struct {
 	// connection evicts the oldest pending one.
 	MaxHandshakes int
 	// MaxHandshakesPerIP bounds pending handshakes from one source
-	// address; over it a new connection evicts that address's oldest.
+	// address (an IPv6 /64 counts as one); over it a new connection
+	// evicts that address's oldest.
 	MaxHandshakesPerIP int
 	// DataStreams is how many data streams a job opens (pieces are
 	// shipped on them in parallel).
@@ -217,14 +218,20 @@ type pendingConn struct {
 	seq uint64 // order of arrival: the smallest is the oldest
 }
 
-// sourceIP is the key of a connection's source for MaxHandshakesPerIP.
-func sourceIP(c net.Conn) string {
-	a := c.RemoteAddr()
+// sourceIP is the key of a connection's source for MaxHandshakesPerIP:
+// its IPv4 address, or its IPv6 /64.
+func sourceIP(a net.Addr) string {
 	if a == nil {
 		return ""
 	}
 	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return ap.Addr().Unmap().String()
+		ip := ap.Addr().Unmap()
+		if ip.Is6() {
+			// One IPv6 host commonly has a whole /64.
+			p, _ := ip.Prefix(64)
+			return p.String()
+		}
+		return ip.String()
 	}
 	return a.String()
 }
@@ -317,7 +324,7 @@ func (s *Server) ServeConn(c net.Conn) {
 	default:
 	}
 	s.nConns.Add(1)
-	ip := sourceIP(c)
+	ip := sourceIP(c.RemoteAddr())
 	// Make room: the oldest pending handshake of this address, or of
 	// all, gives way. An honest coordinator finishes its handshake in a
 	// few round trips; a stranger holding a slot open is the one evicted.

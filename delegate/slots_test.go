@@ -106,3 +106,22 @@ func TestClosedHandshakeNotAuth(t *testing.T) {
 	ln.Close()
 	<-done
 }
+
+func TestSourceIP(t *testing.T) {
+	for addr, want := range map[string]string{
+		"10.0.0.1:5":               "10.0.0.1",
+		"[::ffff:10.0.0.1]:5":      "10.0.0.1",
+		"[2001:db8:1:2:3:4:5:6]:7": "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::1]:7": "2001:db8:1:2::/64",
+		"mem-a-peer":               "mem-a-peer",
+	} {
+		if got := sourceIP(fakeAddr(addr)); got != want {
+			t.Errorf("%s: %q, want %q", addr, got, want)
+		}
+	}
+}
+
+type fakeAddr string
+
+func (a fakeAddr) Network() string { return "tcp" }
+func (a fakeAddr) String() string  { return string(a) }
