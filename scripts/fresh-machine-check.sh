@@ -16,8 +16,9 @@
 # Environment: MIRROR (default http://deb.debian.org/debian), SIZE (the
 # demo's payload, default 64MiB), GO_TARBALL, FRESH=1, KEEP=1 (keep the
 # container). The container runs --privileged (or, where Docker refuses
-# that, with NET_ADMIN and SYS_ADMIN), as root on a real machine can create
-# the network namespaces and tmpfs mounts some tests use. Takes a while: the
+# that, with NET_ADMIN, SYS_ADMIN and SYS_PTRACE), as root on a real machine can create
+# the network namespaces and tmpfs mounts some tests use, and see which
+# process listens on a port (internal/lab reads /proc/PID/fd). Takes a while: the
 # image once, then a cold build and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,8 +71,8 @@ start_container() {
 # mounts) are enough.
 if ! start_container --privileged 2>"$work/run.err"; then
   docker rm -f "$name" >/dev/null 2>&1 || true
-  echo "$who: docker run --privileged failed ($(head -c 200 "$work/run.err")); using --cap-add NET_ADMIN,SYS_ADMIN instead" >&2
-  start_container --cap-add NET_ADMIN --cap-add SYS_ADMIN --security-opt apparmor=unconfined
+  echo "$who: docker run --privileged failed ($(head -c 200 "$work/run.err")); using --cap-add NET_ADMIN,SYS_ADMIN,SYS_PTRACE instead" >&2
+  start_container --cap-add NET_ADMIN --cap-add SYS_ADMIN --cap-add SYS_PTRACE --security-opt apparmor=unconfined
 fi
 docker cp "$work/go" "$name:/usr/local/go"
 docker cp "$work/flotilla/." "$name:/root/flotilla"
