@@ -101,7 +101,8 @@ type fakeWorker struct {
 	peers    []netip.AddrPort
 	revokes  [][]int
 	hold     bool
-	corrupt  bool // flip a byte in every piece (and still claim Verified)
+	corrupt  bool    // flip a byte in every piece (and still claim Verified)
+	rate     float64 // bytes/s it "downloads" at (0: memory speed)
 	failWith error
 
 	wake   chan struct{}
@@ -150,12 +151,23 @@ func (w *fakeWorker) run() {
 			}
 			w.emitted.Add(1)
 		}
+		rate := w.rate
 		w.mu.Unlock()
 		if !have {
 			select {
 			case <-w.wake:
 				continue
 			case <-w.quit:
+				return
+			}
+		}
+		if rate > 0 && ev.Kind == swarm.EventPiece {
+			// Paced like a node on a capped WAN link.
+			t := time.NewTimer(time.Duration(float64(len(ev.Data)) / rate * float64(time.Second)))
+			select {
+			case <-t.C:
+			case <-w.quit:
+				t.Stop()
 				return
 			}
 		}
@@ -253,6 +265,7 @@ type fakeFactory struct {
 	tt      *testTorrent
 	hold    bool
 	corrupt bool
+	rate    float64 // each worker's pace in bytes/s (0: memory speed)
 	err     error
 	mu      sync.Mutex
 	ws      []*fakeWorker
@@ -266,6 +279,7 @@ func (f *fakeFactory) newWorker(job Job) (swarm.Worker, error) {
 	w := newFakeWorker(f.tt, f.hold)
 	w.mu.Lock()
 	w.corrupt = f.corrupt
+	w.rate = f.rate
 	w.mu.Unlock()
 	f.mu.Lock()
 	f.ws = append(f.ws, w)
