@@ -37,8 +37,46 @@ var (
 	ErrTooSlow = errors.New("delegate: node too slow")
 	// ErrRemoteFailed: the node reported that its worker failed.
 	ErrRemoteFailed = errors.New("delegate: remote worker failed")
+	// ErrNodeDiskFull: the node's data directory is full (ENOSPC or
+	// EDQUOT). The node fails the job (its lease returns to the pool at
+	// once) or rejects a new one until space is freed; on the coordinator
+	// the session's error (Err, EventFailed, Dial's) matches it too.
+	ErrNodeDiskFull = errors.New("delegate: node disk full")
+	// ErrDataDirInUse: another Server (in this or another process) uses
+	// the same DataDir.
+	ErrDataDirInUse = errors.New("delegate: data directory used by another node")
 	// ErrClosed: the RemoteSwarm or Server was closed.
 	ErrClosed = errors.New("delegate: closed")
 	// ErrConfig is wrapped by every Validate error.
 	ErrConfig = errors.New("delegate: invalid config")
 )
+
+// Failure codes carried beside the text in Failed and JobRejected, so that
+// the coordinator can match the cause with errors.Is.
+const codeDiskFull = "disk_full"
+
+// failCode is the code for err ("" if none).
+func failCode(err error) string {
+	if errors.Is(err, ErrNodeDiskFull) {
+		return codeDiskFull
+	}
+	return ""
+}
+
+// remoteError is a node's failure as the coordinator sees it: the node's
+// text, matching the sentinel its code names.
+type remoteError struct {
+	msg   string
+	cause error // nil: no code, or one this version does not know
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.cause }
+
+func remoteErr(msg, code string) error {
+	e := &remoteError{msg: msg}
+	if code == codeDiskFull {
+		e.cause = ErrNodeDiskFull
+	}
+	return e
+}

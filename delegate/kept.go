@@ -230,12 +230,7 @@ func (w *localWorker) Keep(ctx context.Context, grace time.Duration) {
 		done := w.keepers.begin(w.ih)
 		defer done()
 		close(w.detached)
-		n := w.store.info.NumPieces()
-		all := make([]int, n)
-		for i := range all {
-			all[i] = i
-		}
-		w.ls.Revoke(all, false) // unstarted pieces back; started ones are finished
+		w.ls.Revoke(allPieceIndices(w.store.info.NumPieces()), false) // unstarted pieces back; started ones are finished
 		t := time.NewTicker(50 * time.Millisecond)
 		deadline := time.NewTimer(grace)
 		for st := w.ls.Status(); st.Leased > 0 || st.Active > 0; st = w.ls.Status() {
@@ -272,9 +267,10 @@ func (ns *nodeSession) keepJob() {
 }
 
 // closeWorker closes a job's worker, or has it keep its pieces when the
-// session was lost.
+// session was lost. A worker that failed (a full disk) keeps nothing: the
+// coordinator, told so, already took its lease back.
 func (j *nodeJob) closeWorker() {
-	if k, ok := j.w.(keeper); ok && j.keep {
+	if k, ok := j.w.(keeper); ok && j.keep && !j.failed.Load() {
 		k.Keep(j.ns.srv.ctx, keepGrace)
 		return
 	}

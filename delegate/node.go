@@ -192,10 +192,15 @@ func (ns *nodeSession) endJob() {
 }
 
 func (ns *nodeSession) startJob(m *jobMsg) {
+	code := ""
 	reject := func(format string, a ...any) {
 		reason := fmt.Sprintf(format, a...)
-		ns.log.Warn("job rejected", "job", m.Job, "reason", reason)
-		ns.send(MsgJobRejected, &jobRejectedMsg{Job: m.Job, Reason: reason})
+		if code == codeDiskFull {
+			ns.log.Error("job rejected: disk full; free space on this node", "job", m.Job, "reason", reason)
+		} else {
+			ns.log.Warn("job rejected", "job", m.Job, "reason", reason)
+		}
+		ns.send(MsgJobRejected, &jobRejectedMsg{Job: m.Job, Reason: reason, Code: code})
 	}
 	cfg := ns.srv.cfg
 	if ns.job != nil {
@@ -230,6 +235,7 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 	}
 	w, err := ns.srv.newWorker(job)
 	if err != nil {
+		code = failCode(err)
 		reject("worker: %v", err)
 		return
 	}
@@ -278,6 +284,7 @@ type nodeJob struct {
 	stopOnce sync.Once
 	shipped  atomic.Int64 // bytes
 	keep     bool         // the session was lost: keep the pieces (kept.go)
+	failed   atomic.Bool  // the worker failed (reported): nothing to keep
 }
 
 func (j *nodeJob) start() {
@@ -406,8 +413,14 @@ func (j *nodeJob) pump() {
 				if ev.Err != nil {
 					msg = ev.Err.Error()
 				}
-				j.ns.log.Warn("worker failed", "job", j.job.ID, "err", ev.Err)
-				j.ns.send(MsgFailed, &failedMsg{Job: j.job.ID, Err: msg})
+				if errors.Is(ev.Err, ErrNodeDiskFull) {
+					j.ns.log.Error("disk full: the job failed and its lease goes back to the coordinator; free space on this node",
+						"job", j.job.ID, "err", ev.Err)
+				} else {
+					j.ns.log.Warn("worker failed", "job", j.job.ID, "err", ev.Err)
+				}
+				j.failed.Store(true)
+				j.ns.send(MsgFailed, &failedMsg{Job: j.job.ID, Err: msg, Code: failCode(ev.Err)})
 			}
 		}
 	}

@@ -61,6 +61,10 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger, k *keepers) (*l
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRoom(cfg.DataDir, job.Info.PieceLength); err != nil {
+		store.Close() // before adopting: kept pieces wait for a job with room
+		return nil, err
+	}
 	kept, err := adoptKept(cfg.DataDir, job.InfoHash, job.Info.NumPieces(), store.path)
 	if err != nil {
 		log.Warn("cannot use the pieces kept from an earlier session", "err", err)
@@ -122,10 +126,21 @@ func (w *localWorker) pump() {
 		}
 		return
 	}
+	var full error // the disk filled: the job fails (nodedisk.go)
 	for ev := range w.ls.Events() {
+		if full != nil { // failed: drain until Close
+			if ev.Kind == swarm.EventPiece {
+				w.ls.Accepted()
+			}
+			continue
+		}
 		switch ev.Kind {
 		case swarm.EventPiece:
-			if err := w.store.put(ev.Piece, ev.Data); err != nil {
+			if err := w.store.put(ev.Piece, ev.Data); errors.Is(err, ErrNodeDiskFull) {
+				// The piece itself is good (verified, in memory): it is
+				// shipped, but the node stops here.
+				full = err
+			} else if err != nil {
 				w.log.Warn("cannot keep piece for upload", "piece", ev.Piece, "err", err)
 			}
 		case swarm.EventRevoked:
@@ -153,7 +168,23 @@ func (w *localWorker) pump() {
 				w.Release(ev.Piece, ev.Data)
 			}
 		}
+		if full != nil {
+			w.ls.Revoke(allPieceIndices(w.store.info.NumPieces()), true) // download nothing more
+			select {
+			case w.events <- swarm.WorkerEvent{Kind: swarm.EventFailed, Err: full}:
+			case <-w.quit:
+			case <-w.detached:
+			}
+		}
 	}
+}
+
+func allPieceIndices(n int) []int {
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	return all
 }
 
 // Addr is the swarm's BitTorrent listen address, or nil.
@@ -259,6 +290,9 @@ func (s *nodeStore) put(p int, data []byte) error {
 		return nil
 	}
 	if _, err := s.f.WriteAt(data, s.info.PieceOffset(p)); err != nil {
+		// A short write leaves part of the piece in the file, but its
+		// bit stays clear: it is never uploaded, kept or shipped.
+		err = diskFull(err, filepath.Dir(s.path))
 		s.mu.Lock()
 		s.err = err
 		s.mu.Unlock()

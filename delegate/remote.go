@@ -329,7 +329,7 @@ func (r *RemoteSwarm) startJob(ctx context.Context, job JobSpec) error {
 		if err := decodeBody(t, body, &m); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: %s", ErrJobRejected, m.Reason)
+		return fmt.Errorf("%w: %w", ErrJobRejected, remoteErr(m.Reason, m.Code))
 	}
 	return fmt.Errorf("%w: %v in answer to Job", ErrProtocol, t)
 }
@@ -594,7 +594,7 @@ func (r *RemoteSwarm) readControl() {
 			if m.Job != r.jobID {
 				continue
 			}
-			r.fail(fmt.Errorf("%w: %s: %s", ErrRemoteFailed, r.name, m.Err))
+			r.fail(fmt.Errorf("%w: %s: %w", ErrRemoteFailed, r.name, remoteErr(m.Err, m.Code)))
 			return
 		default:
 			r.fail(r.lost(fmt.Errorf("%w: %v on the control stream from a node", ErrProtocol, t)))

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +42,10 @@ type ServerConfig struct {
 	ListenAddr string
 	// DataDir holds the pieces a job downloaded, so that the node can
 	// upload them to its peers; a job's file is removed when it ends.
-	// Required unless NewWorker is set.
+	// Required unless NewWorker is set. The server locks it while it
+	// runs (a second server on it fails with ErrDataDirInUse) and at its
+	// start removes the job and temporary files an earlier run left
+	// behind (nodedisk.go).
 	DataDir string
 	// PeerListen is the BitTorrent listen address of the node's swarm
 	// ("ip:port"). A job runs when it is busy listens on the same IP and a
@@ -197,7 +201,8 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	authLog everyMinute
-	keep    keepers // torrents whose lost sessions are keeping pieces (kept.go)
+	keep    keepers  // torrents whose lost sessions are keeping pieces (kept.go)
+	dataDir *os.File // DataDir, locked while the server runs (nodedisk.go); nil with NewWorker
 
 	nConns, nRefused, nEvicted, nAuth, nHandshake, nSessions, nActive, nStops, nJobs, nActiveJobs atomic.Int64
 }
@@ -255,8 +260,17 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.log.Warn("no coordinator public key given: any holder of the cluster key can command this node " +
 			"(create a coordinator key with `coord keygen --coordinator FILE` and give nodes its public half)")
 	}
+	if cfg.NewWorker == nil {
+		// The default worker's files live there (nodedisk.go).
+		if s.dataDir, err = openDataDir(cfg.DataDir, s.log); err != nil {
+			return nil, err
+		}
+	}
 	if s.ln == nil && cfg.ListenAddr != "" {
 		if s.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+			if s.dataDir != nil {
+				s.dataDir.Close()
+			}
 			return nil, fmt.Errorf("delegate: listen: %w", err)
 		}
 	}
@@ -461,6 +475,12 @@ func (s *Server) Close() error {
 		}
 	})
 	s.wg.Wait()
+	s.mu.Lock()
+	if s.dataDir != nil {
+		s.dataDir.Close() // unlocks it
+		s.dataDir = nil
+	}
+	s.mu.Unlock()
 	return nil
 }
 

@@ -118,6 +118,7 @@ type jobAcceptedMsg struct {
 type jobRejectedMsg struct {
 	Job    uint64 `msgpack:"job"`
 	Reason string `msgpack:"reason"`
+	Code   string `msgpack:"code,omitempty"`
 }
 
 // piecesMsg is the body of Assign, Have and Revoked.
@@ -165,8 +166,9 @@ type statusMsg struct {
 }
 
 type failedMsg struct {
-	Job uint64 `msgpack:"job"`
-	Err string `msgpack:"err"`
+	Job  uint64 `msgpack:"job"`
+	Err  string `msgpack:"err"`
+	Code string `msgpack:"code,omitempty"`
 }
 
 type pieceHeader struct {

@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	co.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (a DNS name may resolve to many); required")
 	co.RegisterCoordinatorPubKey(fs)
 	listen := fs.String("listen", "0.0.0.0:0", "BitTorrent peer address of the node's swarms: each job listens on this IP (port 0: a free port per job)")
-	data := fs.String("data", "", "directory for the pieces of running jobs (default: a temporary directory, removed on exit)")
+	data := fs.String("data", "", "directory for the pieces of running jobs, one per node (default: a temporary directory, removed on exit); files a killed node left there are removed at start")
 	name := fs.String("name", "", "this node's name in the cluster (default: hostname@address)")
 	slots := fs.Int("max-peers", 80, "peer connections per job")
 	verbose := fs.Bool("v", false, "log diagnostics to stderr")
@@ -115,7 +115,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return fail("--listen %q is not HOST:PORT", *listen)
 	}
-	log := slog.New(slog.DiscardHandler)
+	// Errors are faults the operator must act on (a full disk): shown
+	// without -v too.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	if *verbose {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
