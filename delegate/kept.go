@@ -200,6 +200,7 @@ func (w *localWorker) shipKept(log *slog.Logger) bool {
 			log.Warn("dropped a damaged kept piece", "piece", p, "err", err)
 			continue
 		}
+		log.Debug("shipping a kept piece", "piece", p) // matched by internal/clustertest
 		w.store.setHave(p)
 		w.ls.Have([]int{p})
 		w.mu.Lock()

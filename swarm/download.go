@@ -523,6 +523,10 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 	i := ev.Piece
 	if i < 0 || i >= d.n || d.stopped || d.lb.IsDone(i) {
+		if i >= 0 && i < d.n && !d.stopped {
+			// Counted by the cluster fault tests (internal/clustertest).
+			d.log.Debug("piece dropped: verified already", "worker", s.w.Name(), "piece", i)
+		}
 		d.recycle(ev.Data) // out of range, too late, or an end game duplicate
 		return false
 	}

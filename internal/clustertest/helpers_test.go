@@ -172,15 +172,26 @@ func (e *env) startCoord(logName string) *lab.Proc {
 // startNode starts swarmnode name on the host of the same name.
 func (e *env) startNode(name, keyFile string) *lab.Proc {
 	e.t.Helper()
+	return e.startNodeLog(name, keyFile, name)
+}
+
+// startNodeLog is startNode with its log in logName.log: a node restarted
+// on the same host, with the same name and data directory, gets a log of
+// its own.
+func (e *env) startNodeLog(name, keyFile, logName string) *lab.Proc {
+	e.t.Helper()
 	p, err := lab.StartNode(e.ctx, e.cl, e.host(name), lab.NodeSpec{
 		Bin: e.nodeBin, Name: name, Join: e.joinAddr(), KeyFile: keyFile,
-		DataDir: filepath.Join(e.dir, "data-"+name), LogPath: filepath.Join(e.dir, "logs", name+".log"), Verbose: true,
+		DataDir: e.nodeDataDir(name), LogPath: filepath.Join(e.dir, "logs", logName+".log"), Verbose: true,
 	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return p
 }
+
+// nodeDataDir is the --data directory of the node on host name.
+func (e *env) nodeDataDir(name string) string { return filepath.Join(e.dir, "data-"+name) }
 
 // waitJoined waits until the node says it joined the cluster.
 func (e *env) waitJoined(p *lab.Proc) {
