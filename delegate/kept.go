@@ -234,7 +234,9 @@ func (w *localWorker) Keep(ctx context.Context, grace time.Duration) {
 		w.ls.Revoke(allPieceIndices(w.store.info.NumPieces()), false) // unstarted pieces back; started ones are finished
 		t := time.NewTicker(50 * time.Millisecond)
 		deadline := time.NewTimer(grace)
-		for st := w.ls.Status(); st.Leased > 0 || st.Active > 0; st = w.ls.Status() {
+		// The pump takes revoked and finished pieces off the lease (not
+		// the swarm's Status, which may predate the last Assign).
+		for w.inFlight() > 0 {
 			select {
 			case <-t.C:
 				continue

@@ -45,6 +45,10 @@ type localWorker struct {
 
 	mu      sync.Mutex
 	dropped map[int]bool // pieces stored at the coordinator that we do not hold
+	// leased are the pieces assigned and not yet delivered or given back,
+	// kept here rather than read from the swarm's Status, which lags by
+	// up to a status interval: Keep waits for them.
+	leased map[int]bool
 
 	// Keeping pieces across sessions (kept.go).
 	ih       [20]byte
@@ -109,7 +113,7 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger, k *keepers) (*l
 		return nil, err
 	}
 	w := &localWorker{ls: ls, store: store, log: log, events: make(chan swarm.WorkerEvent),
-		quit: make(chan struct{}), done: make(chan struct{}), dropped: map[int]bool{},
+		quit: make(chan struct{}), done: make(chan struct{}), dropped: map[int]bool{}, leased: map[int]bool{},
 		ih: job.InfoHash, keepers: k, kept: kept, keptOut: map[int]bool{}, detached: make(chan struct{})}
 	go w.pump()
 	return w, nil
@@ -134,6 +138,7 @@ func (w *localWorker) pump() {
 			}
 			continue
 		}
+		w.settled(ev)
 		switch ev.Kind {
 		case swarm.EventPiece:
 			if err := w.store.put(ev.Piece, ev.Data); errors.Is(err, ErrNodeDiskFull) {
@@ -193,9 +198,39 @@ func (w *localWorker) Addr() net.Addr { return w.ls.Addr() }
 func (w *localWorker) Name() string                     { return w.ls.Name() }
 func (w *localWorker) Events() <-chan swarm.WorkerEvent { return w.events }
 func (w *localWorker) Status() swarm.WorkerStatus       { return w.ls.Status() }
-func (w *localWorker) Assign(pieces []int)              { w.ls.Assign(pieces) }
 func (w *localWorker) Revoke(pieces []int, force bool)  { w.ls.Revoke(pieces, force) }
 func (w *localWorker) AddPeers(addrs []netip.AddrPort)  { w.ls.AddPeers(addrs) }
+
+// Assign implements swarm.Worker.
+func (w *localWorker) Assign(pieces []int) {
+	w.mu.Lock()
+	for _, p := range pieces {
+		w.leased[p] = true
+	}
+	w.mu.Unlock()
+	w.ls.Assign(pieces)
+}
+
+// settled takes delivered and given-back pieces off the lease.
+func (w *localWorker) settled(ev swarm.WorkerEvent) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch ev.Kind {
+	case swarm.EventPiece:
+		delete(w.leased, ev.Piece)
+	case swarm.EventRevoked:
+		for _, p := range ev.Pieces {
+			delete(w.leased, p)
+		}
+	}
+}
+
+// inFlight is how many leased pieces are neither delivered nor given back.
+func (w *localWorker) inFlight() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.leased)
+}
 
 // Have passes on the pieces the node holds and revokes the others.
 func (w *localWorker) Have(pieces []int) {
