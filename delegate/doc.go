@@ -22,6 +22,10 @@
 // Node side: a *Server accepts sessions and, for each job, runs a worker
 // (by default the same swarm.LocalSwarm the coordinator runs, restricted
 // to the node's lease) and forwards the coordinator's instructions to it.
+// Its DataDir (nodedisk.go) holds each job's pieces for uploading and the
+// pieces a lost session keeps for the next (kept.go); a full disk fails
+// the job with ErrNodeDiskFull, reported to the coordinator, and what a
+// killed node left there is removed when the next one starts.
 //
 // Every input is bounded before it is allocated: a frame's type,
 // direction and per-type cap are checked from its header, a body's

@@ -168,7 +168,7 @@ func (s *nodeStore) keep(ih [20]byte) (int, error) {
 		os.Remove(s.path)
 		os.Remove(part)
 		os.Remove(bitsPath + ".tmp")
-		return 0, fmt.Errorf("delegate: keep %d pieces in %s: %w", n, dir, err)
+		return 0, fmt.Errorf("delegate: keep %d pieces in %s: %w", n, dir, diskFull(err, dir))
 	}
 	return n, nil
 }
