@@ -115,11 +115,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return fail("--listen %q is not HOST:PORT", *listen)
 	}
-	// Errors are faults the operator must act on (a full disk): shown
-	// without -v too.
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	log := slog.New(slog.DiscardHandler)
+	// The delegate server's errors are faults the operator must act on
+	// (a full disk): shown without -v too. (Gossip's errors are not: a
+	// coordinator that went away makes them by the dozen.)
+	nodeLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	if *verbose {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		nodeLog = log
 	}
 	dataDir := *data
 	if dataDir == "" {
@@ -153,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	defer tc.Close()
 
 	scfg := delegate.DefaultServerConfig()
-	scfg.Key, scfg.Name, scfg.Listener, scfg.DataDir, scfg.Logger = key, *name, dln, dataDir, log
+	scfg.Key, scfg.Name, scfg.Listener, scfg.DataDir, scfg.Logger = key, *name, dln, dataDir, nodeLog
 	scfg.CoordinatorPubKey = coordPub
 	scfg.PeerListen = net.JoinHostPort(peerHost, "0")
 	scfg.Swarm.MaxPeers = *slots
