@@ -132,13 +132,13 @@ func (w *localWorker) pump() {
 	}
 	var full error // the disk filled: the job fails (nodedisk.go)
 	for ev := range w.ls.Events() {
+		w.settled(ev)
 		if full != nil { // failed: drain until Close
 			if ev.Kind == swarm.EventPiece {
 				w.ls.Accepted()
 			}
 			continue
 		}
-		w.settled(ev)
 		switch ev.Kind {
 		case swarm.EventPiece:
 			if err := w.store.put(ev.Piece, ev.Data); errors.Is(err, ErrNodeDiskFull) {
