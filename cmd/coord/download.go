@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"flotilla/cluster"
+	"flotilla/coordinator"
 	"flotilla/delegate"
 	"flotilla/internal/bindaddr"
 	"flotilla/internal/clusteropt"
@@ -128,7 +129,7 @@ type session struct {
 	cluster *clusterLink // nil when not in a cluster
 
 	// Tracker health, for the warning when none answers (loop's own).
-	health *trackerHealth
+	health *coordinator.TrackerHealth
 }
 
 // transfer sets up a session and runs its main loop. It returns the exit
@@ -337,7 +338,7 @@ func (s *session) loop(ctx context.Context) int {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	started := time.Now()
-	s.health = newTrackerHealth(started)
+	s.health = coordinator.NewTrackerHealth(started, trackerSilentAfter, trackerWarnEvery)
 	complete := s.dl.Complete()
 	var updates <-chan tracker.Update
 	if s.ann != nil {
@@ -410,7 +411,7 @@ func (s *session) loop(ctx context.Context) int {
 }
 
 func (s *session) trackerUpdate(u tracker.Update) {
-	s.health.record(u, time.Now())
+	s.health.Record(u, time.Now())
 	if u.Err != nil {
 		s.log.Debug("tracker", "url", u.URL, "err", u.Err)
 		return
@@ -430,14 +431,14 @@ func (s *session) trackerUpdate(u tracker.Update) {
 }
 
 // warnIfNoTracker warns, through the progress display, when no tracker
-// answers and there are no peers (see trackerHealth.warning). The trackers
+// answers and there are no peers (see coordinator.TrackerHealth). The trackers
 // keep retrying on their own back-off meanwhile.
 func (s *session) warnIfNoTracker(now time.Time, st swarm.Status) {
 	if s.ann == nil {
 		return
 	}
-	if msg, ok := s.health.warning(now, st.Peers, s.t.Tiers()); ok {
-		fmt.Fprintf(s.prog, "coord %s: %s\n", s.name, msg)
+	if w, ok := s.health.Warning(now, st.Peers, s.t.Tiers()); ok {
+		fmt.Fprintf(s.prog, "coord %s: %s\n", s.name, trackerWarning(w))
 	}
 }
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/coordinator"
 	"flotilla/internal/testenv"
-	"flotilla/tracker"
 	"flotilla/tracker/trackertest"
 )
 
@@ -99,99 +99,28 @@ func TestNoWarningWhileTrackersAnswer(t *testing.T) {
 	}
 }
 
-// TestTrackerHealth drives the passive health record through the cases the
-// warning must tell apart.
-func TestTrackerHealth(t *testing.T) {
-	silent, every := trackerSilentAfter, trackerWarnEvery
-	trackerSilentAfter, trackerWarnEvery = 15*time.Second, time.Minute
-	t.Cleanup(func() { trackerSilentAfter, trackerWarnEvery = silent, every })
-
+// TestTrackerWarningText: the warning's exact sentences, for a tracker
+// that never answered, for none that replied at all, and for trackers that
+// answered and now all fail.
+func TestTrackerWarningText(t *testing.T) {
 	const a, b = "http://a.example/announce", "udp://b.example:6969/announce"
-	tiers := [][]string{{a}, {b}}
-	t0 := time.Unix(1_000_000, 0)
-	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
-	ok := func(url string) tracker.Update {
-		return tracker.Update{URL: url, Kind: tracker.UpdateAnnounce, Response: &tracker.AnnounceResponse{}}
+	for _, c := range []struct {
+		w    coordinator.TrackersSilent
+		want string
+	}{
+		{coordinator.TrackersSilent{For: 15 * time.Second, Errors: []coordinator.TrackerError{{URL: a, Err: refused}}},
+			"warning: no tracker has answered for 15s and there are no peers; still retrying (last errors: " + a + ": connection refused)"},
+		{coordinator.TrackersSilent{For: 20*time.Second + 300*time.Millisecond},
+			"warning: no tracker has answered for 20s and there are no peers; still retrying (none has replied yet)"},
+		{coordinator.TrackersSilent{For: 15 * time.Second, Lapsed: true, Errors: []coordinator.TrackerError{{URL: a, Err: refused}, {URL: b, Err: refused}}},
+			"warning: no tracker has answered (every one that did now fails) for 15s and there are no peers; still retrying (last errors: " +
+				a + ": connection refused; " + b + ": connection refused)"},
+		{coordinator.TrackersSilent{For: time.Minute, Errors: []coordinator.TrackerError{{URL: a, Err: errors.New(strings.Repeat("x", 150))}}},
+			"warning: no tracker has answered for 1m0s and there are no peers; still retrying (last errors: " + a + ": " + strings.Repeat("x", 99) + "…)"},
+	} {
+		if got := trackerWarning(c.w); got != c.want {
+			t.Errorf("got  %q\nwant %q", got, c.want)
+		}
 	}
-	bad := func(url string) tracker.Update {
-		return tracker.Update{URL: url, Kind: tracker.UpdateAnnounce, Err: refused}
-	}
-
-	t.Run("answered once, quiet since", func(t *testing.T) {
-		h := newTrackerHealth(t0)
-		h.record(ok(a), at(time.Second))
-		for _, d := range []time.Duration{16 * time.Second, time.Hour, 24 * time.Hour} {
-			if msg, warn := h.warning(at(d), 0, tiers); warn {
-				t.Fatalf("at %v: %q", d, msg)
-			}
-		}
-	})
-	t.Run("never answered", func(t *testing.T) {
-		h := newTrackerHealth(t0)
-		h.record(bad(a), at(time.Second))
-		if _, warn := h.warning(at(14*time.Second), 0, tiers); warn {
-			t.Fatal("warned before trackerSilentAfter")
-		}
-		msg, warn := h.warning(at(15*time.Second), 0, tiers)
-		want := "warning: no tracker has answered for 15s and there are no peers; still retrying (last errors: " + a + ": connection refused)"
-		if !warn || msg != want {
-			t.Fatalf("got %q (%v), want %q", msg, warn, want)
-		}
-		if _, warn := h.warning(at(30*time.Second), 0, tiers); warn {
-			t.Fatal("repeated within trackerWarnEvery")
-		}
-		if _, warn := h.warning(at(75*time.Second), 0, tiers); !warn {
-			t.Fatal("not repeated after trackerWarnEvery")
-		}
-	})
-	t.Run("no reply at all", func(t *testing.T) {
-		h := newTrackerHealth(t0)
-		msg, _ := h.warning(at(20*time.Second), 0, tiers)
-		if want := "warning: no tracker has answered for 20s and there are no peers; still retrying (none has replied yet)"; msg != want {
-			t.Fatalf("got %q, want %q", msg, want)
-		}
-	})
-	t.Run("peers, no tracker", func(t *testing.T) {
-		h := newTrackerHealth(t0)
-		if _, warn := h.warning(at(time.Hour), 3, tiers); warn {
-			t.Fatal("warned while there are peers")
-		}
-	})
-	t.Run("one of two fails", func(t *testing.T) {
-		h := newTrackerHealth(t0)
-		h.record(bad(a), at(time.Second))
-		h.record(ok(b), at(time.Second))
-		if _, warn := h.warning(at(time.Hour), 0, tiers); warn {
-			t.Fatal("warned while a tracker answers")
-		}
-	})
-	t.Run("all fail after answering", func(t *testing.T) {
-		h := newTrackerHealth(t0)
-		h.record(ok(a), at(time.Second))
-		h.record(ok(b), at(time.Second))
-		h.record(bad(a), at(10*time.Minute))
-		h.record(bad(b), at(20*time.Minute))
-		if _, warn := h.warning(at(20*time.Minute+14*time.Second), 0, tiers); warn {
-			t.Fatal("warned before trackerSilentAfter since the last one failed")
-		}
-		msg, warn := h.warning(at(20*time.Minute+15*time.Second), 0, tiers)
-		want := "warning: no tracker has answered (every one that did now fails) for 15s and there are no peers; still retrying (last errors: " +
-			a + ": connection refused; " + b + ": connection refused)"
-		if !warn || msg != want {
-			t.Fatalf("got %q (%v), want %q", msg, warn, want)
-		}
-		h.record(ok(b), at(21*time.Minute))
-		if _, warn := h.warning(at(time.Hour), 0, tiers); warn {
-			t.Fatal("warned after a tracker answered again")
-		}
-	})
-	t.Run("a failing scrape is not a failing tracker", func(t *testing.T) {
-		h := newTrackerHealth(t0)
-		h.record(ok(a), at(time.Second))
-		h.record(tracker.Update{URL: a, Kind: tracker.UpdateScrape, Err: refused}, at(2*time.Second))
-		if _, warn := h.warning(at(time.Hour), 0, tiers); warn {
-			t.Fatal("a scrape error made the tracker unhealthy")
-		}
-	})
 }
