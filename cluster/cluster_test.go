@@ -38,7 +38,7 @@ func TestThreeMembersJoinViaOneSeed(t *testing.T) {
 	all := append([]*Cluster{seed}, members...)
 	want := metas(all...)
 	for _, c := range all {
-		waitFor(t, 10*time.Second, "convergence", func() bool { return sees(c, want) })
+		testenv.WaitFor(t, 10*time.Second, "convergence", func() bool { return sees(c, want) })
 	}
 	for _, c := range members {
 		select {
@@ -74,7 +74,7 @@ func TestUpdateMetaAndLeave(t *testing.T) {
 	cc.Join = []string{a.Addr().String()}
 	c := startMember(t, cc)
 	rc := record(t, c)
-	waitFor(t, 10*time.Second, "convergence", func() bool { return sees(c, metas(a, b, c)) })
+	testenv.WaitFor(t, 10*time.Second, "convergence", func() bool { return sees(c, metas(a, b, c)) })
 
 	newMeta := bc.Meta
 	newMeta.Slots, newMeta.Bandwidth, newMeta.Version = 9, 12345, "test-2"
@@ -89,7 +89,7 @@ func TestUpdateMetaAndLeave(t *testing.T) {
 	}
 	want := metas(a, b, c)
 	want[b.LocalName()] = newMeta
-	waitFor(t, 5*time.Second, "members show the new meta", func() bool { return sees(a, want) && sees(c, want) })
+	testenv.WaitFor(t, 5*time.Second, "members show the new meta", func() bool { return sees(a, want) && sees(c, want) })
 
 	if err := b.UpdateMeta(Meta{Role: "boss"}); !errors.Is(err, ErrBadMeta) {
 		t.Fatalf("invalid meta: err = %v, want ErrBadMeta", err)
@@ -108,7 +108,7 @@ func TestUpdateMetaAndLeave(t *testing.T) {
 		}
 	}
 	delete(want, b.LocalName())
-	waitFor(t, 5*time.Second, "members without the leaver", func() bool { return sees(a, want) && sees(c, want) })
+	testenv.WaitFor(t, 5*time.Second, "members without the leaver", func() bool { return sees(a, want) && sees(c, want) })
 	if err := b.UpdateMeta(newMeta); !errors.Is(err, ErrLeft) {
 		t.Fatalf("UpdateMeta after Leave: %v, want ErrLeft", err)
 	}
@@ -136,7 +136,7 @@ func TestKilledMemberFails(t *testing.T) {
 		recs = append(recs, record(t, c))
 	}
 	victim := others[1]
-	waitFor(t, 10*time.Second, "convergence", func() bool { return sees(a, metas(a, others[0], victim)) })
+	testenv.WaitFor(t, 10*time.Second, "convergence", func() bool { return sees(a, metas(a, others[0], victim)) })
 
 	// A crash: memberlist stops without a leave message.
 	killed := time.Now()
@@ -171,7 +171,7 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	good := startMember(t, goodCfg)
 	rs.wait(t, 10*time.Second, EventJoin, good.LocalName())
 
-	waitFor(t, 5*time.Second, "the intruder's join to fail", func() bool { return errors.Is(bad.JoinErr(), ErrJoin) })
+	testenv.WaitFor(t, 5*time.Second, "the intruder's join to fail", func() bool { return errors.Is(bad.JoinErr(), ErrJoin) })
 	never(t, 3*time.Second, "the intruder got in", func() bool {
 		select {
 		case <-bad.Joined():
@@ -238,7 +238,7 @@ func TestJoinByDNSNameWithManyAddresses(t *testing.T) {
 	// resolved address, can make one cluster of the three.
 	want := metas(seeds[0], seeds[1], joiner)
 	for _, c := range append(seeds, joiner) {
-		waitFor(t, 10*time.Second, "one cluster of three", func() bool { return sees(c, want) })
+		testenv.WaitFor(t, 10*time.Second, "one cluster of three", func() bool { return sees(c, want) })
 	}
 	if err := joiner.JoinErr(); err != nil {
 		t.Fatalf("JoinErr %v, although the join succeeded", err)
@@ -256,7 +256,7 @@ func TestJoinRetriesUntilSeedStarts(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Start blocked %v on an absent seed", d)
 	}
-	waitFor(t, 5*time.Second, "a failed join attempt", func() bool { return errors.Is(joiner.JoinErr(), ErrJoin) })
+	testenv.WaitFor(t, 5*time.Second, "a failed join attempt", func() bool { return errors.Is(joiner.JoinErr(), ErrJoin) })
 	select {
 	case <-joiner.Joined():
 		t.Fatal("joined a seed that does not exist")
@@ -272,7 +272,7 @@ func TestJoinRetriesUntilSeedStarts(t *testing.T) {
 		t.Fatalf("no join within 5 s of the seed starting; JoinErr %v", joiner.JoinErr())
 	}
 	want := metas(seed, joiner)
-	waitFor(t, 5*time.Second, "both see both", func() bool { return sees(seed, want) && sees(joiner, want) })
+	testenv.WaitFor(t, 5*time.Second, "both see both", func() bool { return sees(seed, want) && sees(joiner, want) })
 	if err := joiner.JoinErr(); err != nil {
 		t.Fatalf("JoinErr %v after joining", err)
 	}
@@ -289,7 +289,7 @@ func TestRejoinRestartedSeed(t *testing.T) {
 	nc.Join = []string{seed.Addr().String()}
 	node := startMember(t, nc)
 	rn := record(t, node)
-	waitFor(t, 10*time.Second, "convergence", func() bool { return sees(node, metas(seed, node)) })
+	testenv.WaitFor(t, 10*time.Second, "convergence", func() bool { return sees(node, metas(seed, node)) })
 
 	if err := seed.ml.Shutdown(); err != nil { // crash
 		t.Fatal(err)
@@ -303,7 +303,7 @@ func TestRejoinRestartedSeed(t *testing.T) {
 	_, rejoined := rn.waitAfter(t, 15*time.Second, EventJoin, seed.LocalName(), failed)
 	t.Logf("rejoined the restarted seed %v after it restarted", rejoined.Sub(restarted).Round(10*time.Millisecond))
 	want := metas(seed2, node)
-	waitFor(t, 10*time.Second, "both see both", func() bool { return sees(seed2, want) && sees(node, want) })
+	testenv.WaitFor(t, 10*time.Second, "both see both", func() bool { return sees(seed2, want) && sees(node, want) })
 }
 
 func TestEventsNeverBlockMemberlist(t *testing.T) {
@@ -368,7 +368,7 @@ func TestCloseIsIdempotentAndFinal(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Join, orig.Join) || cfg.Name != orig.Name || cfg.Resolve != nil {
 		t.Fatal("Start changed the caller's config")
 	}
-	waitFor(t, 5*time.Second, "a failed join", func() bool { return c.JoinErr() != nil })
+	testenv.WaitFor(t, 5*time.Second, "a failed join", func() bool { return c.JoinErr() != nil })
 	for range 2 {
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
@@ -485,7 +485,7 @@ func TestAdvertiseNameAndDefaultName(t *testing.T) {
 	jc.Name = ""
 	jc.Join = []string{c.Addr().String()}
 	j := startMember(t, jc)
-	waitFor(t, 10*time.Second, "both listed", func() bool { return len(c.Members()) == 2 && len(j.Members()) == 2 })
+	testenv.WaitFor(t, 10*time.Second, "both listed", func() bool { return len(c.Members()) == 2 && len(j.Members()) == 2 })
 
 	bad := cfg
 	bad.AdvertiseAddr = "nowhere.flotilla.test"

@@ -154,18 +154,6 @@ func (r *recorder) waitAfter(t testing.TB, d time.Duration, kind EventKind, name
 	}
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // converge waits until every member sees exactly want.
 func converge(t testing.TB, d time.Duration, want map[string]Meta, cs ...*Cluster) {
 	t.Helper()

@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"flotilla/internal/testenv"
 )
 
 // Close must not wait for memberlist's TCP timeout (10 s with the LAN
@@ -41,7 +43,7 @@ func TestCloseInterruptsHangingJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the join to reach the silent peer", func() bool { return len(accepted) > 0 })
+	testenv.WaitFor(t, 5*time.Second, "the join to reach the silent peer", func() bool { return len(accepted) > 0 })
 	start := time.Now()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"flotilla/internal/testenv"
 )
 
 func TestCredentialsDeterministic(t *testing.T) {
@@ -81,7 +83,7 @@ func TestWrongKey(t *testing.T) {
 				t.Fatalf("dial with the wrong key: %v, want ErrAuth", err)
 			}
 			t.Log(err)
-			waitFor(t, 5*time.Second, "server counts the auth failure", func() bool { return ts.Stats().AuthFailures == 1 })
+			testenv.WaitFor(t, 5*time.Second, "server counts the auth failure", func() bool { return ts.Stats().AuthFailures == 1 })
 			if st := ts.Stats(); st.Sessions != 0 || st.Jobs != 0 || st.HandshakeFailures != 0 {
 				t.Fatalf("stats %+v", st)
 			}
@@ -97,7 +99,7 @@ func TestWrongKeyNode(t *testing.T) {
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("%v, want ErrAuth", err)
 	}
-	waitFor(t, 5*time.Second, "server counts the auth failure", func() bool { return ts.Stats().AuthFailures == 1 })
+	testenv.WaitFor(t, 5*time.Second, "server counts the auth failure", func() bool { return ts.Stats().AuthFailures == 1 })
 }
 
 // A client that skips TLS and sends a well-formed plaintext hello gets
@@ -113,7 +115,7 @@ func TestPlaintextRefused(t *testing.T) {
 			c.SetDeadline(time.Now().Add(5 * time.Second))
 			go c.Write(f)
 			c.Read(make([]byte, 64)) // the server's alert, or EOF
-			waitFor(t, 5*time.Second, "server counts the auth failure", func() bool { return ts.Stats().AuthFailures == 1 })
+			testenv.WaitFor(t, 5*time.Second, "server counts the auth failure", func() bool { return ts.Stats().AuthFailures == 1 })
 			if st := ts.Stats(); st.Sessions != 0 {
 				t.Fatalf("stats %+v", st)
 			}
@@ -131,7 +133,7 @@ func TestVersionMismatch(t *testing.T) {
 				t.Fatalf("%v, want ErrVersion", err)
 			}
 			t.Log(err)
-			waitFor(t, 5*time.Second, "server counts the failure", func() bool { return ts.Stats().HandshakeFailures == 1 })
+			testenv.WaitFor(t, 5*time.Second, "server counts the failure", func() bool { return ts.Stats().HandshakeFailures == 1 })
 			if st := ts.Stats(); st.Sessions != 0 || st.Jobs != 0 {
 				t.Fatalf("stats %+v", st)
 			}
@@ -169,7 +171,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	ts := newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.HandshakeTimeout = 200 * time.Millisecond })
 	c := ts.conn(t) // says nothing
 	defer c.Close()
-	waitFor(t, 5*time.Second, "silent client dropped", func() bool { return ts.Stats().HandshakeFailures == 1 })
+	testenv.WaitFor(t, 5*time.Second, "silent client dropped", func() bool { return ts.Stats().HandshakeFailures == 1 })
 
 	// A coordinator dialing a listener that never answers gives up.
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -232,7 +234,7 @@ func TestNodeRequiresClientCert(t *testing.T) {
 			t.Fatalf("case %d: session accepted", i)
 		}
 		c.Close()
-		waitFor(t, 5*time.Second, "refusal counted", func() bool { return ts.Stats().AuthFailures == int64(i+1) })
+		testenv.WaitFor(t, 5*time.Second, "refusal counted", func() bool { return ts.Stats().AuthFailures == int64(i+1) })
 	}
 	if st := ts.Stats(); st.Sessions != 0 {
 		t.Fatalf("stats %+v", st)

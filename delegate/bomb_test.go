@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	"flotilla/internal/testenv"
 )
 
 // rawCoordinator is a scriptable coordinator holding the cluster key: it
@@ -93,7 +95,7 @@ func TestAllocationBomb(t *testing.T) {
 		_, ctrl := rawCoordinator(t, ts)
 		before := totalAlloc()
 		ctrl.Write(bomb)
-		waitFor(t, 10*time.Second, "the node drops the session", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "the node drops the session", func() bool {
 			st := ts.Stats()
 			return st.Sessions == 1 && st.ActiveSessions == 0
 		})
@@ -137,7 +139,7 @@ func TestWrongDirection(t *testing.T) {
 		ts := newTestServer(t, transports[1], tt, nil)
 		_, ctrl := rawCoordinator(t, ts)
 		ctrl.Write(hdr(MsgStatus, 200<<10)) // and never the body
-		waitFor(t, 5*time.Second, "the node drops the session", func() bool {
+		testenv.WaitFor(t, 5*time.Second, "the node drops the session", func() bool {
 			st := ts.Stats()
 			return st.Sessions == 1 && st.ActiveSessions == 0
 		})

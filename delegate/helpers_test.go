@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"flotilla/cluster"
+	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 	"flotilla/swarm"
 )
@@ -290,7 +291,7 @@ func (f *fakeFactory) newWorker(job Job) (swarm.Worker, error) {
 
 func (f *fakeFactory) worker(t testing.TB, i int) *fakeWorker {
 	t.Helper()
-	waitFor(t, 5*time.Second, "worker created", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "worker created", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return len(f.ws) > i
@@ -298,18 +299,6 @@ func (f *fakeFactory) worker(t testing.TB, i int) *fakeWorker {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.ws[i]
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // waitStable polls f until its value has not changed for quiet.

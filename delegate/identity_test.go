@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"flotilla/internal/testenv"
 )
 
 // A cluster member that holds the cluster key but not the coordinator key
@@ -40,7 +42,7 @@ func TestCoordinatorIdentity(t *testing.T) {
 			if st := ts.Stats(); st.Jobs != 0 || st.Sessions != 0 {
 				t.Fatalf("an impostor got a session: %+v", st)
 			}
-			waitFor(t, 5e9, "refusals counted", func() bool { return ts.Stats().AuthFailures == 2 })
+			testenv.WaitFor(t, 5e9, "refusals counted", func() bool { return ts.Stats().AuthFailures == 2 })
 			cfg := testClientConfig(t)
 			cfg.CoordinatorKey = coord
 			r, err := dial(t, ts, testKey(1), tt.spec(), cfg)
@@ -79,7 +81,7 @@ func TestVersion1Refused(t *testing.T) {
 	if _, err := dial(t, ts2, testKey(1), tt.spec(), cfg); !errors.Is(err, ErrVersion) {
 		t.Fatalf("version 1 coordinator: %v, want ErrVersion", err)
 	}
-	waitFor(t, 5e9, "the node counts the version 1 coordinator", func() bool { return ts2.Stats().HandshakeFailures == 1 })
+	testenv.WaitFor(t, 5e9, "the node counts the version 1 coordinator", func() bool { return ts2.Stats().HandshakeFailures == 1 })
 	if st := ts2.Stats(); st.Sessions != 0 || st.Jobs != 0 {
 		t.Fatalf("stats %+v", st)
 	}

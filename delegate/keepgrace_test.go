@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"flotilla/internal/hostilepeer"
+	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 )
 
@@ -146,13 +147,13 @@ func startStalledPiece(t *testing.T) (srv *Server, dir string, tt *testTorrent, 
 	defer r.Close()
 	g = startGatedPeer(t, tt, r.PeerAddr())
 	r.Assign([]int{2})
-	waitFor(t, 20*time.Second, "piece 2 started: its first block served, the rest held", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "piece 2 started: its first block served, the rest held", func() bool {
 		return g.served.Load() >= 1 && g.held.Load() >= 1
 	})
 	r.sess.Close() // the coordinator is gone: no Stop
 	// Keeping, or already done with it (it did not wait for piece 2: the
 	// callers' checks fail).
-	waitFor(t, 10*time.Second, "the node to notice and start keeping", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the node to notice and start keeping", func() bool {
 		return keeping(srv, tt.t.InfoHash) || srv.Stats().ActiveJobs == 0
 	})
 	if s := g.served.Load(); s != 1 {
@@ -170,7 +171,7 @@ func startStalledPiece(t *testing.T) (srv *Server, dir string, tt *testTorrent, 
 func TestNodeKeepGraceFinishesStartedPiece(t *testing.T) {
 	srv, dir, tt, g := startStalledPiece(t)
 	close(g.release) // the rest of piece 2 arrives now, in the grace
-	waitFor(t, keepGrace+20*time.Second, "the node to finish keeping", func() bool {
+	testenv.WaitFor(t, keepGrace+20*time.Second, "the node to finish keeping", func() bool {
 		return !keeping(srv, tt.t.InfoHash) && srv.Stats().ActiveJobs == 0
 	})
 	if got := keptList(t, dir, tt); len(got) != 1 || got[0] != 2 {
@@ -202,7 +203,7 @@ func TestNodeKeepGraceFinishesStartedPiece(t *testing.T) {
 func TestNodeKeepGraceBounded(t *testing.T) {
 	srv, dir, tt, g := startStalledPiece(t)
 	start := time.Now()
-	waitFor(t, keepGrace+30*time.Second, "the node to give up on the stalled piece and end the job", func() bool {
+	testenv.WaitFor(t, keepGrace+30*time.Second, "the node to give up on the stalled piece and end the job", func() bool {
 		return !keeping(srv, tt.t.InfoHash) && srv.Stats().ActiveJobs == 0
 	})
 	if s, h := g.served.Load(), g.held.Load(); s != 1 || h == 0 {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"flotilla/internal/testenv"
 )
 
 // TestNodeKeepsPiecesForNextSession: the coordinator's session dies (no
@@ -39,7 +41,7 @@ func TestNodeKeepsPiecesForNextSession(t *testing.T) {
 	r1.Close()
 
 	part, bits := keptPaths(dir, tt.t.InfoHash)
-	waitFor(t, 10*time.Second, "kept pieces written", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "kept pieces written", func() bool {
 		_, err := os.Stat(bits)
 		return err == nil && srv.Stats().ActiveJobs == 0
 	})
@@ -95,7 +97,7 @@ func TestNodeKeepsPiecesForNextSession(t *testing.T) {
 		t.Errorf("the kept list outlived its adoption: %v", err)
 	}
 	r2.Close()
-	waitFor(t, 5*time.Second, "job data removed", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "job data removed", func() bool {
 		ents, _ := os.ReadDir(dir)
 		return len(ents) == 0 && srv.Stats().ActiveJobs == 0
 	})

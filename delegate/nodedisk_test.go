@@ -201,14 +201,14 @@ func TestNodeDiskFull(t *testing.T) {
 	r1.AddPeers([]netip.AddrPort{addrPort(t, seeder.Addr())})
 	w1 := newHashChecked(r1, tt)
 	coord.AddWorker(w1)
-	waitFor(t, 30*time.Second, "the node's session to fail", func() bool { return r1.Err() != nil })
+	testenv.WaitFor(t, 30*time.Second, "the node's session to fail", func() bool { return r1.Err() != nil })
 	err = r1.Err()
 	t.Logf("coordinator's error for the node: %v", err)
 	if !errors.Is(err, ErrRemoteFailed) || !errors.Is(err, ErrNodeDiskFull) || !strings.Contains(err.Error(), "free space in "+dir) {
 		t.Fatalf("node's session ended with %v; want ErrRemoteFailed and ErrNodeDiskFull, naming %s and saying to free space", err, dir)
 	}
-	waitFor(t, 10*time.Second, "the sub-chief to drop the node", func() bool { return workerState(coord, "node1") == swarm.WorkerGone })
-	waitFor(t, 10*time.Second, "the coordinator to log the lease's return", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the sub-chief to drop the node", func() bool { return workerState(coord, "node1") == swarm.WorkerGone })
+	testenv.WaitFor(t, 10*time.Second, "the coordinator to log the lease's return", func() bool {
 		return strings.Contains(coordBuf.String(), "its lease returns to the pool") && strings.Contains(coordBuf.String(), "node disk full")
 	})
 	if s := coord.Status(); s.Complete || s.Written >= n {
@@ -218,7 +218,7 @@ func TestNodeDiskFull(t *testing.T) {
 		!strings.Contains(got, "no space left on device") || !strings.Contains(got, "free space in "+dir) {
 		t.Fatalf("node's log lacks a clear disk-full error:\n%s", got)
 	}
-	waitFor(t, 10*time.Second, "the node's job to end and its file to go", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the node's job to end and its file to go", func() bool {
 		ents, _ := os.ReadDir(dir)
 		return srv.Stats().ActiveJobs == 0 && len(ents) == 1 // the filler
 	})

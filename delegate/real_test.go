@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 	"flotilla/swarm"
 )
@@ -163,7 +164,7 @@ func TestRealSwarmThroughNode(t *testing.T) {
 	if len(got) != n {
 		t.Fatalf("%d of %d pieces", len(got), n)
 	}
-	waitFor(t, 5*time.Second, "node status", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "node status", func() bool {
 		st := r.Status()
 		return st.Delivered == n && st.Downloaded >= tt.t.Info.Length
 	})
@@ -181,10 +182,10 @@ func TestRealSwarmThroughNode(t *testing.T) {
 	if !bytes.Equal(st.bytes(), tt.data) {
 		t.Fatal("leecher's data differs")
 	}
-	waitFor(t, 5*time.Second, "node reports uploads", func() bool { return r.Status().Uploaded >= tt.t.Info.Length })
+	testenv.WaitFor(t, 5*time.Second, "node reports uploads", func() bool { return r.Status().Uploaded >= tt.t.Info.Length })
 
 	r.Close()
-	waitFor(t, 5*time.Second, "job data removed", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "job data removed", func() bool {
 		ents, _ := os.ReadDir(dir)
 		return len(ents) == 0 && srv.Stats().ActiveJobs == 0
 	})
@@ -226,7 +227,7 @@ func TestSubChiefWithRemoteSwarm(t *testing.T) {
 			t.Fatalf("local swarm downloaded: %+v", w)
 		}
 	}
-	waitFor(t, 5*time.Second, "seeder reports its uploads to the node", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "seeder reports its uploads to the node", func() bool {
 		return seeder.Status().Uploaded >= tt.t.Info.Length
 	})
 }
@@ -248,7 +249,7 @@ func TestCorruptNodeQuarantined(t *testing.T) {
 	}
 	coord.AddWorker(r)
 	w := f.worker(t, 0)
-	waitFor(t, 10*time.Second, "sub-chief drops the node", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "sub-chief drops the node", func() bool {
 		return errors.Is(r.Err(), ErrClosed) && ts.Stats().ActiveSessions == 0
 	})
 	if w.emitted.Load() == 0 {

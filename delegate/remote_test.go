@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/swarm"
 )
 
@@ -50,7 +51,7 @@ func TestFullJob(t *testing.T) {
 			r.Have([]int{0, 1, 2})
 			r.AddPeers([]netip.AddrPort{netip.MustParseAddrPort("10.1.2.3:4000")})
 			r.Assign([]int{-1, n, n + 5}) // out of range: never sent
-			waitFor(t, 5*time.Second, "have and peers reach the worker", func() bool {
+			testenv.WaitFor(t, 5*time.Second, "have and peers reach the worker", func() bool {
 				_, haves, peers, _ := w.snapshot()
 				return len(haves) == 3 && len(peers) == 2
 			})
@@ -59,7 +60,7 @@ func TestFullJob(t *testing.T) {
 				peers[0] != netip.MustParseAddrPort("127.0.0.1:6881") || peers[1] != netip.MustParseAddrPort("10.1.2.3:4000") {
 				t.Fatalf("worker saw assigned %v haves %v peers %v", assigned, haves, peers)
 			}
-			waitFor(t, 5*time.Second, "status from the node", func() bool {
+			testenv.WaitFor(t, 5*time.Second, "status from the node", func() bool {
 				st := r.Status()
 				return st.Delivered == n && st.Peers == 2 && st.Name == "node1"
 			})
@@ -70,7 +71,7 @@ func TestFullJob(t *testing.T) {
 				t.Fatalf("released %d of %d pieces", w.released.Load(), n)
 			}
 			r.Close()
-			waitFor(t, 5*time.Second, "node ends the job", func() bool { return w.closed.Load() && ts.Stats().ActiveSessions == 0 })
+			testenv.WaitFor(t, 5*time.Second, "node ends the job", func() bool { return w.closed.Load() && ts.Stats().ActiveSessions == 0 })
 			<-stopped
 			if _, ok := <-r.Events(); ok {
 				t.Fatal("events open after Close")
@@ -165,7 +166,7 @@ func TestCoordinatorDrop(t *testing.T) {
 	}
 	w := ts.factory.worker(t, 0)
 	r.sess.Close() // no Stop
-	waitFor(t, 5*time.Second, "node ends the job", func() bool { return w.closed.Load() && ts.Stats().ActiveSessions == 0 })
+	testenv.WaitFor(t, 5*time.Second, "node ends the job", func() bool { return w.closed.Load() && ts.Stats().ActiveSessions == 0 })
 	if st := ts.Stats(); st.Stops != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -257,7 +258,7 @@ func TestOversizedFrameOnSession(t *testing.T) {
 	binary.BigEndian.PutUint32(hdr[:], MaxControlFrame+1)
 	hdr[4] = byte(MsgAssign)
 	r.q.push(hdr[:])
-	waitFor(t, 5*time.Second, "node drops the session", func() bool { return w.closed.Load() && ts.Stats().ActiveSessions == 0 })
+	testenv.WaitFor(t, 5*time.Second, "node drops the session", func() bool { return w.closed.Load() && ts.Stats().ActiveSessions == 0 })
 	ev := <-r.Events()
 	if ev.Kind != swarm.EventFailed {
 		t.Fatalf("%+v", ev)
@@ -308,14 +309,14 @@ func TestCancel(t *testing.T) {
 	r.Assign([]int{0})
 	collect(t, r, tt, 1, 5*time.Second)
 	r.send(MsgCancel, &cancelMsg{Job: r.JobID()})
-	waitFor(t, 5*time.Second, "job ends", func() bool { return w.closed.Load() && ts.Stats().ActiveJobs == 0 })
+	testenv.WaitFor(t, 5*time.Second, "job ends", func() bool { return w.closed.Load() && ts.Stats().ActiveJobs == 0 })
 	r.Assign([]int{1, 2}) // for the ended job: ignored
 	r.send(MsgCancel, &cancelMsg{Job: r.JobID()})
 	if err := r.Err(); err != nil || ts.Stats().ActiveSessions != 1 {
 		t.Fatalf("session ended by Cancel: %v %+v", err, ts.Stats())
 	}
 	r.Close()
-	waitFor(t, 5*time.Second, "stop", func() bool { return ts.Stats().Stops == 1 })
+	testenv.WaitFor(t, 5*time.Second, "stop", func() bool { return ts.Stats().Stops == 1 })
 	if assigned, _, _, _ := w.snapshot(); !slices.Equal(assigned, []int{0}) {
 		t.Fatalf("worker saw %v", assigned)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"flotilla/internal/testenv"
 )
 
 // dialFrom opens a TCP connection to addr from the loopback address src.
@@ -38,7 +40,7 @@ func TestStrangersCannotTakeSlots(t *testing.T) {
 		}
 		strangers = append(strangers, dialFrom(t, src, addr))
 	}
-	waitFor(t, 5*time.Second, "the server takes every stranger", func() bool { return ts.Stats().Conns == 40 })
+	testenv.WaitFor(t, 5*time.Second, "the server takes every stranger", func() bool { return ts.Stats().Conns == 40 })
 	r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
 	if err != nil {
 		t.Fatalf("coordinator locked out by %d idle strangers: %v", len(strangers), err)
@@ -67,7 +69,7 @@ func TestMaxSessions(t *testing.T) {
 	}
 	t.Log(err)
 	r1.Close()
-	waitFor(t, 5*time.Second, "the first session ends", func() bool { return ts.Stats().ActiveSessions == 0 })
+	testenv.WaitFor(t, 5*time.Second, "the first session ends", func() bool { return ts.Stats().ActiveSessions == 0 })
 	r3, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
 	if err != nil {
 		t.Fatalf("after the first session ended: %v", err)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"flotilla/internal/testenv"
 )
 
 // event is one system call seen by the recording hooks.
@@ -155,7 +157,7 @@ func TestCrashRecordsOnlySyncedPieces(t *testing.T) {
 		submit(t, s, tt, p)
 	}
 	<-entered // 4..7 are written and the syncer is stuck syncing them
-	waitFor(t, "pieces 4..7 written", func() bool { return s.Stats().PiecesWritten == 8 })
+	testenv.WaitFor(t, 10*time.Second, "pieces 4..7 written", func() bool { return s.Stats().PiecesWritten == 8 })
 
 	// This is what a crash right now leaves on disk.
 	rec := readRecord(t, s, dir)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"flotilla/internal/testenv"
 )
@@ -60,7 +61,7 @@ func TestDiskFullInjected(t *testing.T) {
 		for range g.entered {
 		}
 	}()
-	waitFor(t, "the sticky error", func() bool { return s.Err() != nil })
+	testenv.WaitFor(t, 10*time.Second, "the sticky error", func() bool { return s.Err() != nil })
 	err := s.Err()
 	twoPath := filepath.Join(dir, "full", "two")
 	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), twoPath) {
@@ -141,7 +142,7 @@ func TestDiskFullTmpfs(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, "disk full", func() bool { return s.Err() != nil })
+	testenv.WaitFor(t, 10*time.Second, "disk full", func() bool { return s.Err() != nil })
 	err := s.Err()
 	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Err() = %v, want disk full", err)
@@ -231,7 +232,7 @@ func TestSyncEIO(t *testing.T) {
 	for p := 3; p < 6; p++ {
 		submit(t, s, tt, p)
 	}
-	waitFor(t, "the sync error", func() bool { return s.Err() != nil })
+	testenv.WaitFor(t, 10*time.Second, "the sync error", func() bool { return s.Err() != nil })
 	err := s.Err()
 	var fe *FileError
 	if !errors.Is(err, ErrIO) || !errors.As(err, &fe) || fe.Op != "sync" || fe.Path != filepath.Join(dir, "eio", "a") {

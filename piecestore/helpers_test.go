@@ -147,8 +147,3 @@ func haveList(b []byte, n int) []int {
 	}
 	return out
 }
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	testenv.WaitFor(t, 10*time.Second, what, cond)
-}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 )
 
@@ -84,7 +85,7 @@ func TestConnsPerIPCap(t *testing.T) {
 		c, _ := rawPeer(t, d, tt, "127.0.3.4", fmt.Sprintf("-TEST00-peripcap%04d", i))
 		c.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.HaveNone}))
 	}
-	testenv_WaitFor(t, func() bool { return connectedPeers(t, d) == maxConnsPerIP }, "8 peers from one address")
+	testenv.WaitFor(t, 10*time.Second, "8 peers from one address", func() bool { return connectedPeers(t, d) == maxConnsPerIP })
 	var pid [20]byte
 	copy(pid[:], "-TEST00-peripcap9999")
 	c := dialFrom(t, d, "127.0.3.4", peerwire.AppendHandshake(nil, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.t.InfoHash, PeerID: pid}))
@@ -118,8 +119,8 @@ func TestSlotSquatters(t *testing.T) {
 		copy(pid[:], "-SQUAT0-"+ip)
 		c.Write(peerwire.AppendHandshake(nil, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.t.InfoHash, PeerID: pid}))
 	}
-	testenv_WaitFor(t, func() bool { return connectedPeers(t, d) >= maxIncoming(cfg.MaxPeers) }, "the squatters to take the incoming slots")
-	testenv_WaitFor(t, func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the squatters to take the incoming slots", func() bool { return connectedPeers(t, d) >= maxIncoming(cfg.MaxPeers) })
+	testenv.WaitFor(t, 10*time.Second, "a squatter to be idle", func() bool {
 		idle := 0
 		onOwner(t, d.Local(), func() {
 			for _, p := range d.Local().peers {
@@ -129,7 +130,7 @@ func TestSlotSquatters(t *testing.T) {
 			}
 		})
 		return idle > 0
-	}, "a squatter to be idle")
+	})
 
 	// A newcomer gets in, in place of an idle squatter.
 	c, r := rawPeer(t, d, tt, "127.0.4.100", "-TEST00-newcomer0001")

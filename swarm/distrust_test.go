@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 )
 
@@ -136,7 +137,7 @@ func TestPartialLiarDistrustedThenBanned(t *testing.T) {
 	leecher := newTestDownload(t, cfg)
 	// The liar alone first: its first bad piece is its alone.
 	leecher.AddPeers([]netip.AddrPort{liar.addr(t)})
-	testenv_WaitFor(t, func() bool { return leecher.Local().Distrusted(liarIP) }, "the liar to be distrusted")
+	testenv.WaitFor(t, 10*time.Second, "the liar to be distrusted", func() bool { return leecher.Local().Distrusted(liarIP) })
 	if leecher.Local().Banned(liarIP) {
 		t.Fatal("liar banned on its first bad piece")
 	}
@@ -147,7 +148,7 @@ func TestPartialLiarDistrustedThenBanned(t *testing.T) {
 	seeder := newTestDownload(t, seedCfg)
 	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
 	close(gate)
-	testenv_WaitFor(t, func() bool { return leecher.Local().Banned(liarIP) }, "the liar to be banned on its second bad piece")
+	testenv.WaitFor(t, 10*time.Second, "the liar to be banned on its second bad piece", func() bool { return leecher.Local().Banned(liarIP) })
 	waitComplete(t, leecher, 30*time.Second)
 	if !bytes.Equal(st.bytes(), tt.data) {
 		t.Fatal("downloaded data differs")
@@ -156,7 +157,7 @@ func TestPartialLiarDistrustedThenBanned(t *testing.T) {
 		t.Fatal("the honest seeder was distrusted or banned")
 	}
 	// The status snapshot may be up to StatusInterval old.
-	testenv_WaitFor(t, func() bool { return leecher.Status().Workers[0].HashFails >= 2 }, "two failed pieces in the status")
+	testenv.WaitFor(t, 10*time.Second, "two failed pieces in the status", func() bool { return leecher.Status().Workers[0].HashFails >= 2 })
 }
 
 // A bad piece with two contributors, a liar (one wrong block, then it
@@ -230,11 +231,11 @@ func TestSharedBadPieceDistrustsBoth(t *testing.T) {
 	leecher := newTestDownload(t, cfg)
 	leecher.AddPeers([]netip.AddrPort{liar.addr(t)})
 	blocks := int(tt.t.Info.PieceLength / peerwire.BlockSize)
-	testenv_WaitFor(t, func() bool { return int(rejected.Load()) >= blocks-1 }, "the liar to send one block and reject the rest")
+	testenv.WaitFor(t, 10*time.Second, "the liar to send one block and reject the rest", func() bool { return int(rejected.Load()) >= blocks-1 })
 	leecher.AddPeers([]netip.AddrPort{honest.addr(t)})
-	testenv_WaitFor(t, func() bool {
+	testenv.WaitFor(t, 10*time.Second, "both contributors of the bad piece to be distrusted", func() bool {
 		return leecher.Local().Distrusted(liarIP) && leecher.Local().Distrusted(honestIP)
-	}, "both contributors of the bad piece to be distrusted")
+	})
 	if leecher.Local().Banned(liarIP) || leecher.Local().Banned(honestIP) {
 		t.Fatal("a contributor was banned on a first offence")
 	}
@@ -243,14 +244,14 @@ func TestSharedBadPieceDistrustsBoth(t *testing.T) {
 	if !bytes.Equal(st.bytes(), tt.data) {
 		t.Fatal("downloaded data differs")
 	}
-	testenv_WaitFor(t, func() bool { return !leecher.Local().Distrusted(honestIP) }, "blame to clear the honest peer")
+	testenv.WaitFor(t, 10*time.Second, "blame to clear the honest peer", func() bool { return !leecher.Local().Distrusted(honestIP) })
 	if leecher.Local().Banned(honestIP) {
 		t.Fatal("the honest contributor was banned")
 	}
 	if !leecher.Local().Distrusted(liarIP) || leecher.Local().Banned(liarIP) {
 		t.Fatal("the liar should stay distrusted, not banned, after one bad piece")
 	}
-	testenv_WaitFor(t, func() bool { return leecher.Status().Workers[0].HashFails >= 1 }, "the failed piece in the status")
+	testenv.WaitFor(t, 10*time.Second, "the failed piece in the status", func() bool { return leecher.Status().Workers[0].HashFails >= 1 })
 	if ws := leecher.Status().Workers[0]; ws.HashFails != 1 {
 		t.Fatalf("%d failed pieces, want 1", ws.HashFails)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 )
 
@@ -41,7 +42,7 @@ func TestAllowedFastWhileChoked(t *testing.T) {
 	st := newMemStorage(tt.t.Info, nil, false)
 	d := newTestDownload(t, testConfig(tt, st, 6))
 	d.AddPeers([]netip.AddrPort{p.addr(t)})
-	testenv_WaitFor(t, func() bool { return d.Status().Written >= 1 }, "the allowed-fast piece")
+	testenv.WaitFor(t, 10*time.Second, "the allowed-fast piece", func() bool { return d.Status().Written >= 1 })
 	time.Sleep(100 * time.Millisecond) // a negative: nothing else may be asked for
 	mu.Lock()
 	defer mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 )
 
@@ -123,7 +124,7 @@ func TestRequestFloodBanned(t *testing.T) {
 			sendRequests(c, tt, 1_000_000)
 			grown := heapInUse() - base
 			t.Logf("heap growth after the flood: %.1f MiB", float64(grown)/(1<<20))
-			testenv_WaitFor(t, func() bool { return d.Local().Banned(netip.MustParseAddr(tc.ip)) }, "the flooding peer to be banned")
+			testenv.WaitFor(t, 10*time.Second, "the flooding peer to be banned", func() bool { return d.Local().Banned(netip.MustParseAddr(tc.ip)) })
 			if grown > 16<<20 {
 				t.Errorf("heap grew by %.1f MiB during the flood, bound 16 MiB", float64(grown)/(1<<20))
 			}
@@ -138,7 +139,7 @@ func TestOutQueueOverflowBanned(t *testing.T) {
 	ip := "127.0.2.4"
 	c := floodPeer(t, d, tt, ip, peerwire.DefaultReserved())
 	c.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.HaveNone}))
-	testenv_WaitFor(t, func() bool { return connectedPeers(t, d) == 1 }, "the peer to connect")
+	testenv.WaitFor(t, 10*time.Second, "the peer to connect", func() bool { return connectedPeers(t, d) == 1 })
 	// 16 MiB of messages: more than the socket buffers take, so the queue
 	// fills whatever pace the writer keeps.
 	big := peerwire.Message{ID: peerwire.Extended, ExtID: 1, ExtPayload: make([]byte, 64<<10)}
@@ -149,7 +150,7 @@ func TestOutQueueOverflowBanned(t *testing.T) {
 			}
 		}
 	})
-	testenv_WaitFor(t, func() bool { return d.Local().Banned(netip.MustParseAddr(ip)) }, "the peer with a full queue to be banned")
+	testenv.WaitFor(t, 10*time.Second, "the peer with a full queue to be banned", func() bool { return d.Local().Banned(netip.MustParseAddr(ip)) })
 	onOwner(t, d.Local(), func() {
 		if d.Local().npeers != 0 {
 			t.Errorf("%d peers still connected", d.Local().npeers)
@@ -175,7 +176,7 @@ func TestUnrequestedBlocksBanned(t *testing.T) {
 		b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Piece, Index: uint32(i % 8), Begin: uint32(i/8) * peerwire.BlockSize, Block: junk})
 	}
 	c.Write(b)
-	testenv_WaitFor(t, func() bool { return d.Local().Banned(netip.MustParseAddr(ip)) }, "the peer sending unrequested blocks to be banned")
+	testenv.WaitFor(t, 10*time.Second, "the peer sending unrequested blocks to be banned", func() bool { return d.Local().Banned(netip.MustParseAddr(ip)) })
 }
 
 // An extension message over 64 KiB is a protocol error (we use no
@@ -187,5 +188,5 @@ func TestExtensionMessageCap(t *testing.T) {
 	b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.HaveNone})
 	b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Extended, ExtID: 7, ExtPayload: make([]byte, 100<<10)})
 	c.Write(b)
-	testenv_WaitFor(t, func() bool { return d.Local().Banned(netip.MustParseAddr(ip)) }, "the peer with a 100 KiB extension message to be banned")
+	testenv.WaitFor(t, 10*time.Second, "the peer with a 100 KiB extension message to be banned", func() bool { return d.Local().Banned(netip.MustParseAddr(ip)) })
 }

@@ -10,6 +10,7 @@ import (
 
 	"bytes"
 
+	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 )
 
@@ -139,7 +140,7 @@ func TestHostilePeers(t *testing.T) {
 	// Hostile peers first: the liar is the only source until it is banned
 	// (its first failed piece distrusts it, its second bans it).
 	leecher.AddPeers([]netip.AddrPort{liar.addr(t), big.addr(t), oor.addr(t), badbf.addr(t)})
-	testenv_WaitFor(t, func() bool { return leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")) }, "the liar to be banned")
+	testenv.WaitFor(t, 10*time.Second, "the liar to be banned", func() bool { return leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")) })
 	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
 	waitComplete(t, leecher, 30*time.Second)
 	if !bytes.Equal(st.bytes(), tt.data) {
@@ -154,7 +155,7 @@ func TestHostilePeers(t *testing.T) {
 		t.Error("the honest seeder was banned")
 	}
 	// The status snapshot may be up to StatusInterval old.
-	testenv_WaitFor(t, func() bool { return leecher.Status().Workers[0].HashFails >= 2 }, "the liar's two failed pieces in the status")
+	testenv.WaitFor(t, 10*time.Second, "the liar's two failed pieces in the status", func() bool { return leecher.Status().Workers[0].HashFails >= 2 })
 	t.Logf("worker status %+v", leecher.Status().Workers[0])
 }
 
@@ -180,10 +181,10 @@ func TestSilentPeerTimeoutsAndSnub(t *testing.T) {
 	cfg.StartPipeline = 8
 	leecher := newTestDownload(t, cfg)
 	leecher.AddPeers([]netip.AddrPort{silent.addr(t)})
-	testenv_WaitFor(t, func() bool {
+	testenv.WaitFor(t, 10*time.Second, "requests to the silent peer to time out and the peer to be snubbed", func() bool {
 		w := leecher.Status().Workers[0]
 		return w.TimedOut > 0 && w.Snubbed == 1
-	}, "requests to the silent peer to time out and the peer to be snubbed")
+	})
 	if w := leecher.Status().Workers[0]; w.Outstanding > 1 {
 		t.Fatalf("snubbed peer still has %d requests", w.Outstanding)
 	}
@@ -230,7 +231,7 @@ func TestBanListOnDialAndAccept(t *testing.T) {
 	h := startHostile(t, "127.0.0.7", tt, func(net.Conn, *peerwire.Reader) {})
 	ok := startHostile(t, "127.0.0.8", tt, func(c net.Conn, r *peerwire.Reader) { r.ReadMessage() })
 	d.AddPeers([]netip.AddrPort{h.addr(t), ok.addr(t)})
-	testenv_WaitFor(t, func() bool { ok.mu.Lock(); defer ok.mu.Unlock(); return len(ok.conn) > 0 }, "the unbanned peer to be dialled")
+	testenv.WaitFor(t, 10*time.Second, "the unbanned peer to be dialled", func() bool { ok.mu.Lock(); defer ok.mu.Unlock(); return len(ok.conn) > 0 })
 	h.mu.Lock()
 	accepted := len(h.conn)
 	h.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/watchdog"
 )
 
@@ -59,7 +60,7 @@ func TestSubChiefStalledWorkerMissesLeaseDeadline(t *testing.T) {
 	stalled.hold, stalled.mute = true, true
 	stalled.start()
 	d.AddWorker(stalled)
-	testenv_WaitFor(t, func() bool { a, _, _, _ := stalled.counts(); return a > 0 }, "stalled worker leased")
+	testenv.WaitFor(t, 10*time.Second, "stalled worker leased", func() bool { a, _, _, _ := stalled.counts(); return a > 0 })
 	// The good worker needs ~n*5 ms for the pool: it cannot run dry (and
 	// start stealing or duplicating) before the stalled worker's deadline.
 	good := newFakeWorker("good", tt)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"flotilla/internal/testenv"
 )
 
 func testAddrs(from, n int) []netip.AddrPort {
@@ -220,7 +222,7 @@ func TestSubChiefSpreadsPeersAcrossWorkers(t *testing.T) {
 		}
 		return n
 	}
-	testenv_WaitFor(t, func() bool { return len(redealt()) >= len(orphans) }, "the departed worker's peers dealt out")
+	testenv.WaitFor(t, 10*time.Second, "the departed worker's peers dealt out", func() bool { return len(redealt()) >= len(orphans) })
 	n := redealt()
 	for _, a := range orphans {
 		if n[a] != 1 {

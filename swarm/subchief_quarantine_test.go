@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"flotilla/internal/testenv"
 )
 
 // identifiedFake is a fakeWorker that names its host (Identified).
@@ -29,14 +31,14 @@ func TestSubChiefQuarantineByIdentity(t *testing.T) {
 	liar.corrupt = true
 	liar.hold = false
 	d.AddWorker(identifiedFake{liar.start(), evilHost})
-	testenv_WaitFor(t, func() bool {
+	testenv.WaitFor(t, 10*time.Second, "Status to show evil quarantined with its identity", func() bool {
 		for _, w := range d.Status().Workers {
 			if w.Name == "evil" && w.State == WorkerQuarantined && w.Identity == evilHost {
 				return true
 			}
 		}
 		return false
-	}, "Status to show evil quarantined with its identity")
+	})
 
 	back := newFakeWorker("evil-renamed", tt) // honest data: refused all the same
 	d.AddWorker(identifiedFake{back.start(), evilHost})

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"flotilla/internal/testenv"
 )
 
 // fakeWorker is a remote swarm stand-in: it delivers every piece assigned
@@ -217,7 +219,7 @@ func TestSubChiefEndGameAcrossWorkers(t *testing.T) {
 	if delivered != 40 {
 		t.Fatalf("remote delivered %d of 40 pieces (local had none to give)", delivered)
 	}
-	testenv_WaitFor(t, func() bool { _, _, have, _ := f.counts(); return have == 40 }, "remote told of every stored piece")
+	testenv.WaitFor(t, 10*time.Second, "remote told of every stored piece", func() bool { _, _, have, _ := f.counts(); return have == 40 })
 	s := d.Status()
 	if !s.Complete || s.Written != 40 || len(s.Workers) != 2 || s.Workers[1].Name != "node1" {
 		t.Fatalf("workers in status: %+v", s.Workers)
@@ -242,14 +244,14 @@ func TestSubChiefFailoverAndQuarantine(t *testing.T) {
 	stuck.start()
 	d.AddWorker(bad)
 	d.AddWorker(stuck)
-	testenv_WaitFor(t, func() bool { a, _, _, _ := stuck.counts(); return a > 0 }, "stuck worker leased")
+	testenv.WaitFor(t, 10*time.Second, "stuck worker leased", func() bool { a, _, _, _ := stuck.counts(); return a > 0 })
 	stuck.Close() // its event channel closes: the sub-chief returns its lease
-	testenv_WaitFor(t, func() bool { _, dl, _, _ := bad.counts(); return dl >= cfg.MaxStrikes }, "liar delivered")
+	testenv.WaitFor(t, 10*time.Second, "liar delivered", func() bool { _, dl, _, _ := bad.counts(); return dl >= cfg.MaxStrikes })
 	// Status tells the two apart until their slots are reused.
-	testenv_WaitFor(t, func() bool {
+	testenv.WaitFor(t, 10*time.Second, "Status to show the liar quarantined and the stuck worker gone", func() bool {
 		ws := workerStates(d.Status())
 		return ws["liar"] == WorkerQuarantined && ws["stuck"] == WorkerGone
-	}, "Status to show the liar quarantined and the stuck worker gone")
+	})
 	good := newFakeWorker("good", tt).start()
 	d.AddWorker(good)
 	waitComplete(t, d, 10*time.Second)
@@ -277,17 +279,6 @@ func workerStates(st Status) map[string]WorkerState {
 	return m
 }
 
-func testenv_WaitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // gatedStorage blocks Submit until the gate opens.
 type gatedStorage struct {
 	*memStorage
@@ -313,7 +304,7 @@ func TestSubChiefStorageBackPressure(t *testing.T) {
 	d := newTestDownload(t, cfg)
 	f := newFakeWorker("node1", tt).start()
 	d.AddWorker(f)
-	testenv_WaitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.sent > 0 }, "a first piece")
+	testenv.WaitFor(t, 10*time.Second, "a first piece", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.sent > 0 })
 	// The sub-chief keeps answering while Storage is stuck.
 	for range 3 {
 		ran := make(chan struct{})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 )
 
@@ -96,7 +97,7 @@ func TestCloseMidDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
-	testenv_WaitFor(t, func() bool { return leecher.Status().Written > 0 }, "a first piece")
+	testenv.WaitFor(t, 10*time.Second, "a first piece", func() bool { return leecher.Status().Written > 0 })
 	done := make(chan struct{})
 	go func() {
 		leecher.Close()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 )
 
@@ -109,7 +110,7 @@ func TestMaxPeersCap(t *testing.T) {
 	// talking, so it is never evicted for a newcomer.
 	c1, r1 := rawPeer(t, d, tt, "127.0.1.1", "-TEST00-maxpeers0001")
 	keepTalking(c1)
-	testenv_WaitFor(t, func() bool { return connectedPeers(t, d) == 1 }, "the first peer")
+	testenv.WaitFor(t, 10*time.Second, "the first peer", func() bool { return connectedPeers(t, d) == 1 })
 	for i, ip := range []string{"127.0.1.3", "127.0.1.4", "127.0.1.5"} {
 		c, r := rawPeer(t, d, tt, ip, "-TEST00-maxpeers001"+string(rune('0'+i)))
 		readUntilClosed(t, c, r, "incoming connection over the quota from "+ip)
@@ -123,7 +124,7 @@ func TestMaxPeersCap(t *testing.T) {
 		}
 	})
 	d.AddPeers([]netip.AddrPort{first.addr(t)})
-	testenv_WaitFor(t, func() bool { return connectedPeers(t, d) == 2 }, "two connected peers")
+	testenv.WaitFor(t, 10*time.Second, "two connected peers", func() bool { return connectedPeers(t, d) == 2 })
 	c, r := rawPeer(t, d, tt, "127.0.1.7", "-TEST00-maxpeers0007")
 	readUntilClosed(t, c, r, "connection over the cap")
 	if n := connectedPeers(t, d); n != 2 {
@@ -147,11 +148,11 @@ func TestMaxPeersCap(t *testing.T) {
 		}
 	})
 	d.AddPeers([]netip.AddrPort{h.addr(t)})
-	testenv_WaitFor(t, func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the new address to reach the local swarm", func() bool {
 		known := false
 		onOwner(t, d.Local(), func() { known = d.Local().cands[h.addr(t)] != nil })
 		return known
-	}, "the new address to reach the local swarm")
+	})
 	onOwner(t, d.Local(), func() {
 		if d.Local().cands[h.addr(t)].dialing {
 			t.Error("dialling at the peer cap")
@@ -164,8 +165,8 @@ func TestMaxPeersCap(t *testing.T) {
 	mu.Unlock()
 	// A slot frees up: the address is dialled.
 	c1.Close()
-	testenv_WaitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return accepted == 1 }, "a dial once a slot is free")
-	testenv_WaitFor(t, func() bool { return connectedPeers(t, d) == 2 }, "the dialled peer to connect")
+	testenv.WaitFor(t, 10*time.Second, "a dial once a slot is free", func() bool { mu.Lock(); defer mu.Unlock(); return accepted == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the dialled peer to connect", func() bool { return connectedPeers(t, d) == 2 })
 }
 
 // A peer connected to a downloading swarm is told of every piece the swarm
@@ -186,7 +187,7 @@ func TestHaveBroadcast(t *testing.T) {
 	leecher := newTestDownload(t, cfg)
 	c, r := rawPeer(t, leecher, tt, "127.0.1.10", "-TEST00-haveobserver")
 	writeMsgs(t, c, peerwire.Message{ID: peerwire.HaveNone})
-	testenv_WaitFor(t, func() bool { return connectedPeers(t, leecher) == 1 }, "the observer to connect")
+	testenv.WaitFor(t, 10*time.Second, "the observer to connect", func() bool { return connectedPeers(t, leecher) == 1 })
 	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
 
 	got := make([]bool, n)
@@ -257,13 +258,13 @@ func TestEndGameCancelOnWire(t *testing.T) {
 	// The slow peer alone first: it is asked for every block.
 	d.AddPeers([]netip.AddrPort{slow.addr(t)})
 	blocks := int(tt.t.Info.Length / peerwire.BlockSize)
-	testenv_WaitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(asked) == blocks }, "every block requested from the slow peer")
+	testenv.WaitFor(t, 10*time.Second, "every block requested from the slow peer", func() bool { mu.Lock(); defer mu.Unlock(); return len(asked) == blocks })
 	d.AddPeers([]netip.AddrPort{fast.addr(t)})
 	waitComplete(t, d, 20*time.Second)
 	if !bytes.Equal(st.bytes(), tt.data) {
 		t.Fatal("data differs")
 	}
-	testenv_WaitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(cancelled) > 0 }, "a cancel on the slow peer")
+	testenv.WaitFor(t, 10*time.Second, "a cancel on the slow peer", func() bool { mu.Lock(); defer mu.Unlock(); return len(cancelled) > 0 })
 	mu.Lock()
 	defer mu.Unlock()
 	for _, k := range cancelled {
@@ -330,7 +331,7 @@ func TestServeLargeRequest(t *testing.T) {
 		c, r := unchoked(bad.ip, "-TEST00-serve32kbad"+bad.ip[len(bad.ip)-1:])
 		writeMsgs(t, c, bad.req)
 		readUntilClosed(t, c, r, bad.what)
-		testenv_WaitFor(t, func() bool { return seeder.Local().Banned(netip.MustParseAddr(bad.ip)) }, bad.what+": the peer banned")
+		testenv.WaitFor(t, 10*time.Second, bad.what+": the peer banned", func() bool { return seeder.Local().Banned(netip.MustParseAddr(bad.ip)) })
 	}
 	// The well-behaved leecher is still served.
 	writeMsgs(t, c, req)
@@ -405,7 +406,7 @@ func TestDialTimeoutStuckHandshake(t *testing.T) {
 	d := newTestDownload(t, cfg)
 	stuck := netip.MustParseAddrPort(l.Addr().String())
 	d.AddPeers([]netip.AddrPort{stuck})
-	testenv_WaitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(conns) == 1 }, "the stuck peer to be dialled")
+	testenv.WaitFor(t, 10*time.Second, "the stuck peer to be dialled", func() bool { mu.Lock(); defer mu.Unlock(); return len(conns) == 1 })
 	d.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
 	select {
 	case <-closedByPeer:

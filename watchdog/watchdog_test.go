@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"flotilla/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -548,18 +550,6 @@ func stickOwner(t *testing.T, w *Watchdog) (release func()) {
 	return release
 }
 
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestCallersNeverBlockWhenOwnerStuck: while the owner is busy, Issue and
 // Fulfil keep returning at once (the queue absorbs them) and nothing is lost.
 func TestCallersNeverBlockWhenOwnerStuck(t *testing.T) {
@@ -605,7 +595,7 @@ func TestFullQueueBackPressure(t *testing.T) {
 			w.Fulfil(w.Issue("k", "o", time.Hour))
 		}
 	}()
-	waitUntil(t, "a stalled caller", func() bool { return w.stalls.Load() > 0 })
+	testenv.WaitFor(t, 5*time.Second, "a stalled caller", func() bool { return w.stalls.Load() > 0 })
 	select {
 	case <-finished:
 		t.Fatal("300 commands fit in a queue of 100")
@@ -637,7 +627,7 @@ func TestCloseReleasesStalledCaller(t *testing.T) {
 			w.Issue("k", "o", time.Hour)
 		}
 	}()
-	waitUntil(t, "a stalled caller", func() bool { return w.stalls.Load() > 0 })
+	testenv.WaitFor(t, 5*time.Second, "a stalled caller", func() bool { return w.stalls.Load() > 0 })
 	closed := make(chan struct{})
 	go func() { w.Close(); close(closed) }()
 	release()

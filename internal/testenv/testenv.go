@@ -2,6 +2,9 @@
 // tested against (opentracker, aria2c, transmission-cli, mktorrent) and to
 // root-only facilities. A missing program skips the test on a developer's
 // machine and fails it under CI (CI=true), so CI can never pass by skipping.
+//
+// It also holds the few helpers every package's tests share: WaitFor, the
+// one way a test waits for a condition, and SyncBuffer.
 package testenv
 
 import (
@@ -59,7 +62,10 @@ func RequireRoot(t testing.TB) {
 }
 
 // WaitFor polls cond every 10 ms until it is true or timeout passes, in
-// which case the test fails naming what it waited for.
+// which case the test fails naming what it waited for. It is the one
+// polling helper of Flotilla's tests (never a bare time.Sleep): the
+// arguments are always t, the timeout, what is awaited ("the node to drop
+// the session"), then the condition.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
