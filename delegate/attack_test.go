@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	"flotilla/swarm/swarmtest"
 )
 
 // heapSampler records the peak heap while it runs.
@@ -69,7 +71,7 @@ func frameHeader(t MsgType, n uint32) []byte {
 
 // hostileScripts are authenticated nodes that misbehave in every way the
 // protocol lets a key holder try, each on its own session.
-func hostileScripts(t testing.TB, tt *testTorrent) map[string]func(sess *yamux.Session, ctrl net.Conn, job *jobMsg) {
+func hostileScripts(t testing.TB, tt *swarmtest.Torrent) map[string]func(sess *yamux.Session, ctrl net.Conn, job *jobMsg) {
 	scripts := map[string]func(*yamux.Session, net.Conn, *jobMsg){}
 	// Frames of every coordinator→node type, sent by a node, each
 	// declaring the largest length any message may have.
@@ -132,7 +134,7 @@ func hostileScripts(t testing.TB, tt *testTorrent) map[string]func(sess *yamux.S
 				return
 			}
 			for _, p := range m.Pieces {
-				data := bytes.Clone(tt.piece(int(p)))
+				data := bytes.Clone(tt.Piece(int(p)))
 				data[0] ^= 0xff
 				h, _ := encodeFrame(MsgPiece, &pieceHeader{Job: job.Job, Index: p, Length: uint32(len(data))})
 				if _, err := st.Write(append(h, data...)); err != nil {
@@ -147,7 +149,7 @@ func hostileScripts(t testing.TB, tt *testTorrent) map[string]func(sess *yamux.S
 		if err != nil {
 			return
 		}
-		writeFrame(t, st, MsgPiece, &pieceHeader{Job: job.Job, Index: 0, Length: uint32(tt.t.Info.PieceLen(0))})
+		writeFrame(t, st, MsgPiece, &pieceHeader{Job: job.Job, Index: 0, Length: uint32(tt.Info.PieceLen(0))})
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -177,7 +179,7 @@ type attackResult struct {
 // a node, and a key holder without the coordinator key trying to command
 // an honest node. The honest nodes deliver at rate bytes/s each (0: at
 // memory speed). It checks the outcome and returns what it measured.
-func hostileScenario(t testing.TB, tt *testTorrent, attack bool, rate float64) attackResult {
+func hostileScenario(t testing.TB, tt *swarmtest.Torrent, attack bool, rate float64) attackResult {
 	t.Helper()
 	coordKey, err := GenerateCoordinatorKey()
 	if err != nil {
@@ -205,18 +207,18 @@ func hostileScenario(t testing.TB, tt *testTorrent, attack bool, rate float64) a
 					c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
 				}
 			}
-			if _, err := dial(t, ts, testKey(2), tt.spec(), cc); !errors.Is(err, ErrAuth) {
+			if _, err := dial(t, ts, testKey(2), jobSpec(tt), cc); !errors.Is(err, ErrAuth) {
 				t.Fatalf("a stranger with another key: %v, want ErrAuth", err)
 			}
 		}
 		// A stranger posing as a node (another key) gets no work.
 		stranger = newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.Key = testKey(2) })
-		if _, err := dial(t, stranger, testKey(1), tt.spec(), cc); !errors.Is(err, ErrAuth) {
+		if _, err := dial(t, stranger, testKey(1), jobSpec(tt), cc); !errors.Is(err, ErrAuth) {
 			t.Fatalf("the coordinator dialing a stranger: %v, want ErrAuth", err)
 		}
 	}
 
-	st := newMemStorage(tt.t.Info, nil)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := swarmConfig(t, tt, st, 2)
 	cfg.MinLease = 2
 	cfg.LeaseTimeout = time.Second
@@ -248,7 +250,7 @@ func hostileScenario(t testing.TB, tt *testTorrent, attack bool, rate float64) a
 		})
 		frames.Add(1)
 		go func() { defer frames.Done(); <-done }()
-		r, err := Client(context.Background(), conn, testKey(1), tt.spec(), cc)
+		r, err := Client(context.Background(), conn, testKey(1), jobSpec(tt), cc)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -261,7 +263,7 @@ func hostileScenario(t testing.TB, tt *testTorrent, attack bool, rate float64) a
 		coord.AddWorker(r)
 	}
 	for _, ts := range honest {
-		r, err := dial(t, ts, testKey(1), tt.spec(), cc)
+		r, err := dial(t, ts, testKey(1), jobSpec(tt), cc)
 		if err != nil {
 			t.Fatalf("the coordinator locked out of an honest node: %v", err)
 		}
@@ -270,7 +272,7 @@ func hostileScenario(t testing.TB, tt *testTorrent, attack bool, rate float64) a
 	if attack {
 		// A key holder without the coordinator key tries to command an
 		// honest node.
-		if _, err := dial(t, honest[0], testKey(1), tt.spec(), testClientConfig(t)); !errors.Is(err, ErrNotCoordinator) {
+		if _, err := dial(t, honest[0], testKey(1), jobSpec(tt), testClientConfig(t)); !errors.Is(err, ErrNotCoordinator) {
 			t.Fatalf("an impostor commanding an honest node: %v, want ErrNotCoordinator", err)
 		}
 	}
@@ -282,7 +284,7 @@ func hostileScenario(t testing.TB, tt *testTorrent, attack bool, rate float64) a
 	}
 	res := attackResult{elapsed: time.Since(start), delivered: map[string]int{}}
 	res.growth = int64(heap.finish()) - int64(base)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("the download differs from the torrent's data")
 	}
 	for _, w := range coord.Status().Workers {
@@ -319,7 +321,7 @@ func hostileScenario(t testing.TB, tt *testTorrent, attack bool, rate float64) a
 // stranger gets work or injects a byte, and the coordinator's heap stays
 // bounded.
 func TestHostileNodesBesideHonest(t *testing.T) {
-	tt := makeTorrent(t, 4<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 4<<20, 64<<10)
 	res := hostileScenario(t, tt, true, 0)
 	t.Logf("coordinator heap growth %+.1f MiB (bound 24 MiB); completed in %v; delivered %v",
 		float64(res.growth)/(1<<20), res.elapsed.Round(time.Millisecond), res.delivered)
@@ -348,7 +350,7 @@ func BenchmarkHostileNodes(b *testing.B) {
 		rate float64
 	}{{"wan", 64 << 20, 16 << 20}, {"memory", 128 << 20, 0}} {
 		b.Run(c.name, func(b *testing.B) {
-			tt := makeTorrent(b, c.size, 256<<10)
+			tt := swarmtest.NewTorrent(b, c.size, 256<<10)
 			var calm, attacked time.Duration
 			var calmGrowth, growth int64
 			run := func(attack bool) {

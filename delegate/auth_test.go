@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"flotilla/internal/testenv"
+	"flotilla/swarm/swarmtest"
 )
 
 func TestCredentialsDeterministic(t *testing.T) {
@@ -44,11 +45,11 @@ func TestCredentialsDeterministic(t *testing.T) {
 }
 
 func TestHandshake(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	for _, tr := range allTransports {
 		t.Run(tr.name, func(t *testing.T) {
 			ts := newTestServer(t, tr, tt, nil)
-			r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+			r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +67,7 @@ func TestHandshake(t *testing.T) {
 			ts.factory.mu.Lock()
 			job := ts.factory.jobs[0]
 			ts.factory.mu.Unlock()
-			if job.InfoHash != tt.t.InfoHash || job.Info.NumPieces() != tt.t.Info.NumPieces() || job.Coordinator != "coordinator" {
+			if job.InfoHash != tt.InfoHash || job.Info.NumPieces() != tt.Info.NumPieces() || job.Coordinator != "coordinator" {
 				t.Fatalf("job %+v", job)
 			}
 		})
@@ -74,11 +75,11 @@ func TestHandshake(t *testing.T) {
 }
 
 func TestWrongKey(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			ts := newTestServer(t, tr, tt, nil)
-			_, err := dial(t, ts, testKey(2), tt.spec(), testClientConfig(t))
+			_, err := dial(t, ts, testKey(2), jobSpec(tt), testClientConfig(t))
 			if !errors.Is(err, ErrAuth) {
 				t.Fatalf("dial with the wrong key: %v, want ErrAuth", err)
 			}
@@ -93,9 +94,9 @@ func TestWrongKey(t *testing.T) {
 
 // A node whose key differs is refused by the coordinator in the same way.
 func TestWrongKeyNode(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	ts := newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.Key = testKey(3) })
-	_, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	_, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("%v, want ErrAuth", err)
 	}
@@ -105,7 +106,7 @@ func TestWrongKeyNode(t *testing.T) {
 // A client that skips TLS and sends a well-formed plaintext hello gets
 // nothing decoded: the server fails it in the TLS handshake.
 func TestPlaintextRefused(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			ts := newTestServer(t, tr, tt, nil)
@@ -124,11 +125,11 @@ func TestPlaintextRefused(t *testing.T) {
 }
 
 func TestVersionMismatch(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			ts := newTestServer(t, tr, tt, func(c *ServerConfig) { c.version, c.minVersion = 4, 3 })
-			_, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+			_, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 			if !errors.Is(err, ErrVersion) || errors.Is(err, ErrAuth) {
 				t.Fatalf("%v, want ErrVersion", err)
 			}
@@ -140,7 +141,7 @@ func TestVersionMismatch(t *testing.T) {
 			// A peer that still speaks our version is fine.
 			cfg := testClientConfig(t)
 			cfg.version, cfg.minVersion = 3, 2
-			r, err := dial(t, ts, testKey(1), tt.spec(), cfg)
+			r, err := dial(t, ts, testKey(1), jobSpec(tt), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,7 +168,7 @@ func TestNegotiate(t *testing.T) {
 }
 
 func TestHandshakeTimeout(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	ts := newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.HandshakeTimeout = 200 * time.Millisecond })
 	c := ts.conn(t) // says nothing
 	defer c.Close()
@@ -182,7 +183,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	cfg := testClientConfig(t)
 	cfg.HandshakeTimeout = 200 * time.Millisecond
 	start := time.Now()
-	_, err = Dial(context.Background(), ln.Addr().String(), testKey(1), tt.spec(), cfg)
+	_, err = Dial(context.Background(), ln.Addr().String(), testKey(1), jobSpec(tt), cfg)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("%v, want a deadline error", err)
 	}
@@ -217,7 +218,7 @@ func TestConfigValidate(t *testing.T) {
 // A TLS client without a certificate (or with a self-made one) is
 // refused by the node.
 func TestNodeRequiresClientCert(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	ts := newTestServer(t, transports[1], tt, nil)
 	other, _ := deriveCredentials(testKey(9))
 	for i, certs := range [][]tls.Certificate{nil, {other.cert}} {

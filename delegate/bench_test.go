@@ -3,20 +3,22 @@ package delegate
 import (
 	"testing"
 	"time"
+
+	"flotilla/swarm/swarmtest"
 )
 
 // BenchmarkSessionThroughput measures piece bytes per second from a node
 // (fake worker) to a coordinator over TLS + yamux on loopback TCP; the
 // coordinator side only takes the events (no hashing, no disk).
 func BenchmarkSessionThroughput(b *testing.B) {
-	tt := makeTorrent(b, 64<<20, 1<<20)
-	n := tt.t.Info.NumPieces()
+	tt := swarmtest.NewTorrent(b, 64<<20, 1<<20)
+	n := tt.Info.NumPieces()
 	ts := newTestServer(b, transports[1], tt, nil)
-	r, err := dial(b, ts, testKey(1), tt.spec(), testClientConfig(b))
+	r, err := dial(b, ts, testKey(1), jobSpec(tt), testClientConfig(b))
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(tt.t.Info.Length)
+	b.SetBytes(tt.Info.Length)
 	b.ResetTimer()
 	for range b.N {
 		r.Assign(allPieces(n))

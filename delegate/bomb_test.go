@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"runtime"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"flotilla/internal/testenv"
+	"flotilla/swarm/swarmtest"
 )
 
 // rawCoordinator is a scriptable coordinator holding the cluster key: it
@@ -29,7 +31,7 @@ func rawCoordinator(t *testing.T, ts *testServer) (*yamux.Session, *yamux.Stream
 		conn.Close()
 		t.Fatal(err)
 	}
-	sess, err := yamux.Client(tc, DefaultSessionConfig().yamux(testLogger(t)))
+	sess, err := yamux.Client(tc, DefaultSessionConfig().yamux(swarmtest.Logger(t, slog.LevelWarn)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func totalAlloc() uint64 {
 // (which may get a Job) before msgpack allocates the tiers. Before the
 // fix the coordinator allocated about 1.5 GiB.
 func TestAllocationBomb(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	bomb := bombJob(31 << 20)
 
 	t.Run("coordinator", func(t *testing.T) {
@@ -74,7 +76,7 @@ func TestAllocationBomb(t *testing.T) {
 			go ctrl.Write(bomb)
 			<-release
 		})
-		r, err := Client(context.Background(), conn, testKey(1), tt.spec(), testClientConfig(t))
+		r, err := Client(context.Background(), conn, testKey(1), jobSpec(tt), testClientConfig(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +115,7 @@ func TestAllocationBomb(t *testing.T) {
 // A frame of a type its sender never sends is refused from its five
 // header bytes: the receiver does not wait for (or allocate) the body.
 func TestWrongDirection(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	hdr := func(typ MsgType, n uint32) []byte {
 		b := make([]byte, 5)
 		binary.BigEndian.PutUint32(b, n)
@@ -126,7 +128,7 @@ func TestWrongDirection(t *testing.T) {
 			ctrl.Write(hdr(MsgJob, 31<<20)) // and never the body
 			<-release
 		})
-		r, err := Client(context.Background(), conn, testKey(1), tt.spec(), testClientConfig(t))
+		r, err := Client(context.Background(), conn, testKey(1), jobSpec(tt), testClientConfig(t))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,11 +6,8 @@ import (
 	"crypto/sha1"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,8 +17,8 @@ import (
 
 	"flotilla/cluster"
 	"flotilla/internal/testenv"
-	"flotilla/metainfo"
 	"flotilla/swarm"
+	"flotilla/swarm/swarmtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,56 +31,9 @@ func testKey(b byte) cluster.Key {
 	return k
 }
 
-// testTorrent is a random payload and its torrent.
-type testTorrent struct {
-	t    *metainfo.Torrent
-	data []byte
-}
-
-func makeTorrent(t testing.TB, size int, pieceLen int64) *testTorrent {
-	t.Helper()
-	data := make([]byte, size)
-	r := rand.New(rand.NewPCG(uint64(size), uint64(pieceLen)))
-	for i := 0; i < len(data); i += 8 {
-		v := r.Uint64()
-		for k := 0; k < 8 && i+k < len(data); k++ {
-			data[i+k] = byte(v >> (8 * k))
-		}
-	}
-	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Length: int64(size)}}, pieceLen, nil, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor, err := metainfo.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testTorrent{t: tor, data: data}
-}
-
-func (tt *testTorrent) piece(i int) []byte {
-	off := tt.t.Info.PieceOffset(i)
-	return tt.data[off : off+tt.t.Info.PieceLen(i)]
-}
-
-func (tt *testTorrent) spec() JobSpec {
-	return JobSpec{InfoHash: tt.t.InfoHash, InfoBytes: tt.t.InfoBytes, Trackers: [][]string{{"http://127.0.0.1:1/announce"}}}
-}
-
-// testLogger logs through t (Debug with FLOTILLA_DEBUG=1).
-func testLogger(t testing.TB) *slog.Logger {
-	lvl := slog.LevelWarn
-	if os.Getenv("FLOTILLA_DEBUG") != "" {
-		lvl = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: lvl}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+// jobSpec is the job of downloading tt (its tracker is never reached).
+func jobSpec(tt *swarmtest.Torrent) JobSpec {
+	return JobSpec{InfoHash: tt.InfoHash, InfoBytes: tt.InfoBytes, Trackers: [][]string{{"http://127.0.0.1:1/announce"}}}
 }
 
 // fakeWorker is a swarm.Worker test double: it "downloads" assigned
@@ -91,7 +41,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 // events channel like a real worker with a one-piece budget. With hold set
 // it emits nothing until resume.
 type fakeWorker struct {
-	tt     *testTorrent
+	tt     *swarmtest.Torrent
 	events chan swarm.WorkerEvent
 
 	mu       sync.Mutex
@@ -115,7 +65,7 @@ type fakeWorker struct {
 	emitted, released atomic.Int64
 }
 
-func newFakeWorker(tt *testTorrent, hold bool) *fakeWorker {
+func newFakeWorker(tt *swarmtest.Torrent, hold bool) *fakeWorker {
 	w := &fakeWorker{tt: tt, events: make(chan swarm.WorkerEvent), hold: hold,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
@@ -146,7 +96,7 @@ func (w *fakeWorker) run() {
 		case !w.hold && len(w.queue) > 0:
 			p := w.queue[0]
 			w.queue = w.queue[1:]
-			ev, have = swarm.WorkerEvent{Kind: swarm.EventPiece, Piece: p, Data: bytes.Clone(w.tt.piece(p)), Verified: true}, true
+			ev, have = swarm.WorkerEvent{Kind: swarm.EventPiece, Piece: p, Data: bytes.Clone(w.tt.Piece(p)), Verified: true}, true
 			if w.corrupt {
 				ev.Data[len(ev.Data)/2] ^= 0x55
 			}
@@ -263,7 +213,7 @@ func (w *fakeWorker) snapshot() (assigned, haves []int, peers []netip.AddrPort, 
 
 // fakeFactory hands out fake workers and remembers them.
 type fakeFactory struct {
-	tt      *testTorrent
+	tt      *swarmtest.Torrent
 	hold    bool
 	corrupt bool
 	rate    float64 // each worker's pace in bytes/s (0: memory speed)
@@ -340,7 +290,7 @@ type testServer struct {
 	served  chan error
 }
 
-func newTestServer(t testing.TB, tr transport, tt *testTorrent, mod func(*ServerConfig)) *testServer {
+func newTestServer(t testing.TB, tr transport, tt *swarmtest.Torrent, mod func(*ServerConfig)) *testServer {
 	return newTestServerWith(t, tr, &fakeFactory{tt: tt}, mod)
 }
 
@@ -351,7 +301,7 @@ func newTestServerWith(t testing.TB, tr transport, f *fakeFactory, mod func(*Ser
 	cfg.Name = "node1"
 	cfg.NewWorker = f.newWorker
 	cfg.StatusInterval = 20 * time.Millisecond
-	cfg.Logger = testLogger(t)
+	cfg.Logger = swarmtest.Logger(t, slog.LevelWarn)
 	if tr.tcp {
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
@@ -403,7 +353,7 @@ func (ts *testServer) conn(t testing.TB) net.Conn {
 
 func testClientConfig(t testing.TB) ClientConfig {
 	cfg := DefaultClientConfig()
-	cfg.Logger = testLogger(t)
+	cfg.Logger = swarmtest.Logger(t, slog.LevelWarn)
 	cfg.HandshakeTimeout = 5 * time.Second
 	return cfg
 }
@@ -423,7 +373,7 @@ func dial(t testing.TB, ts *testServer, key cluster.Key, job JobSpec, cfg Client
 
 // collect reads events until n pieces arrived, checking each against the
 // torrent; other events are returned.
-func collect(t testing.TB, r *RemoteSwarm, tt *testTorrent, n int, timeout time.Duration) (got map[int]bool, other []swarm.WorkerEvent) {
+func collect(t testing.TB, r *RemoteSwarm, tt *swarmtest.Torrent, n int, timeout time.Duration) (got map[int]bool, other []swarm.WorkerEvent) {
 	t.Helper()
 	got = map[int]bool{}
 	deadline := time.After(timeout)
@@ -440,7 +390,7 @@ func collect(t testing.TB, r *RemoteSwarm, tt *testTorrent, n int, timeout time.
 			if ev.Verified {
 				t.Fatalf("piece %d from a node marked Verified", ev.Piece)
 			}
-			if sha1.Sum(ev.Data) != tt.t.Info.PieceHash(ev.Piece) {
+			if sha1.Sum(ev.Data) != tt.Info.PieceHash(ev.Piece) {
 				t.Fatalf("piece %d data wrong", ev.Piece)
 			}
 			got[ev.Piece] = true

@@ -3,6 +3,7 @@ package delegate
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"flotilla/swarm"
+	"flotilla/swarm/swarmtest"
 )
 
 // rawNode is a scriptable node for testing the coordinator against a
@@ -39,7 +41,7 @@ func rawNodeNamed(t testing.TB, name string, script func(sess *yamux.Session, ct
 			t.Error(err)
 			return
 		}
-		sess, err := yamux.Server(tc, DefaultSessionConfig().yamux(testLogger(t)))
+		sess, err := yamux.Server(tc, DefaultSessionConfig().yamux(swarmtest.Logger(t, slog.LevelWarn)))
 		if err != nil {
 			t.Error(err)
 			return
@@ -103,8 +105,8 @@ func expectFailed(t *testing.T, r *RemoteSwarm, want error) []swarm.WorkerEvent 
 }
 
 func TestHostileNode(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
-	good := func(i int) []byte { return tt.piece(i) }
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	good := func(i int) []byte { return tt.Piece(i) }
 	cases := []struct {
 		name   string
 		want   error
@@ -163,7 +165,7 @@ func TestHostileNode(t *testing.T) {
 				case <-sess.CloseChan():
 				}
 			})
-			r, err := Client(context.Background(), conn, testKey(1), tt.spec(), testClientConfig(t))
+			r, err := Client(context.Background(), conn, testKey(1), jobSpec(tt), testClientConfig(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,17 +180,17 @@ func TestHostileNode(t *testing.T) {
 // Revoked lists are filtered to the torrent's pieces; a good piece from a
 // scripted node arrives unverified.
 func TestScriptedNodeGood(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	release := make(chan struct{})
 	conn, done := rawNode(t, func(sess *yamux.Session, ctrl net.Conn, job *jobMsg) {
 		writeFrame(t, ctrl, MsgRevoked, &piecesMsg{Job: job.Job, Pieces: []uint32{2, 99999, 3}})
 		writeFrame(t, ctrl, MsgStatus, &statusMsg{Job: job.Job + 1, Peers: 77}) // other job: ignored
 		st, _ := sess.OpenStream()
 		writeFrame(t, st, MsgPiece, &pieceHeader{Job: job.Job, Index: 5, Length: 64 << 10})
-		st.Write(tt.piece(5))
+		st.Write(tt.Piece(5))
 		<-release
 	})
-	r, err := Client(context.Background(), conn, testKey(1), tt.spec(), testClientConfig(t))
+	r, err := Client(context.Background(), conn, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}

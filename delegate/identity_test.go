@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"flotilla/internal/testenv"
+	"flotilla/swarm/swarmtest"
 )
 
 // A cluster member that holds the cluster key but not the coordinator key
@@ -15,7 +16,7 @@ import (
 // message, and says why. Before protocol version 2 every key holder
 // was obeyed.
 func TestCoordinatorIdentity(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	coord, err := GenerateCoordinatorKey()
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +34,7 @@ func TestCoordinatorIdentity(t *testing.T) {
 			} {
 				cfg := testClientConfig(t)
 				cfg.CoordinatorKey = c.key
-				_, err := dial(t, ts, testKey(1), tt.spec(), cfg)
+				_, err := dial(t, ts, testKey(1), jobSpec(tt), cfg)
 				if !errors.Is(err, ErrNotCoordinator) || !strings.Contains(err.Error(), CoordinatorFingerprint(coord.Public().(ed25519.PublicKey))) {
 					t.Fatalf("%s: %v, want ErrNotCoordinator naming the key the node accepts", c.what, err)
 				}
@@ -45,7 +46,7 @@ func TestCoordinatorIdentity(t *testing.T) {
 			testenv.WaitFor(t, 5e9, "refusals counted", func() bool { return ts.Stats().AuthFailures == 2 })
 			cfg := testClientConfig(t)
 			cfg.CoordinatorKey = coord
-			r, err := dial(t, ts, testKey(1), tt.spec(), cfg)
+			r, err := dial(t, ts, testKey(1), jobSpec(tt), cfg)
 			if err != nil {
 				t.Fatalf("the real coordinator: %v", err)
 			}
@@ -56,21 +57,21 @@ func TestCoordinatorIdentity(t *testing.T) {
 	// Without a public key the node obeys the key derived from the
 	// cluster key, and refuses a coordinator key it was not told about.
 	ts := newTestServer(t, transports[1], tt, nil)
-	if _, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t)); err != nil {
+	if _, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t)); err != nil {
 		t.Fatalf("derived key: %v", err)
 	}
 	cfg := testClientConfig(t)
 	cfg.CoordinatorKey = coord
-	if _, err := dial(t, ts, testKey(1), tt.spec(), cfg); !errors.Is(err, ErrNotCoordinator) || !strings.Contains(err.Error(), "derived from the cluster key") {
+	if _, err := dial(t, ts, testKey(1), jobSpec(tt), cfg); !errors.Is(err, ErrNotCoordinator) || !strings.Contains(err.Error(), "derived from the cluster key") {
 		t.Fatalf("unknown coordinator key: %v", err)
 	}
 }
 
 // Version 1 peers are refused on both sides with a message that says why.
 func TestVersion1Refused(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	ts := newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.version, c.minVersion = 1, 1 })
-	_, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	_, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "version 1") {
 		t.Fatalf("version 1 node: %v, want ErrVersion naming version 1", err)
 	}
@@ -78,7 +79,7 @@ func TestVersion1Refused(t *testing.T) {
 	ts2 := newTestServer(t, transports[1], tt, nil)
 	cfg := testClientConfig(t)
 	cfg.version, cfg.minVersion = 1, 1
-	if _, err := dial(t, ts2, testKey(1), tt.spec(), cfg); !errors.Is(err, ErrVersion) {
+	if _, err := dial(t, ts2, testKey(1), jobSpec(tt), cfg); !errors.Is(err, ErrVersion) {
 		t.Fatalf("version 1 coordinator: %v, want ErrVersion", err)
 	}
 	testenv.WaitFor(t, 5e9, "the node counts the version 1 coordinator", func() bool { return ts2.Stats().HandshakeFailures == 1 })

@@ -12,6 +12,7 @@ import (
 	"flotilla/internal/hostilepeer"
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
+	"flotilla/swarm/swarmtest"
 )
 
 // gatedPeer is the only BitTorrent peer of a node's job in the keep-grace
@@ -21,18 +22,18 @@ import (
 // stays unfinished until the test says.
 type gatedPeer struct {
 	c       *hostilepeer.Conn
-	tt      *testTorrent
+	tt      *swarmtest.Torrent
 	release chan struct{}
 	served  atomic.Int64 // blocks sent
 	held    atomic.Int64 // requests held back (not yet served)
 	done    chan struct{}
 }
 
-func startGatedPeer(t *testing.T, tt *testTorrent, addr string) *gatedPeer {
+func startGatedPeer(t *testing.T, tt *swarmtest.Torrent, addr string) *gatedPeer {
 	t.Helper()
-	info := tt.t.Info
+	info := tt.Info
 	c, err := hostilepeer.Dial(context.Background(), "127.0.0.1", addr, hostilepeer.Torrent{
-		InfoHash: tt.t.InfoHash, NumPieces: info.NumPieces(), PieceLength: info.PieceLength, Length: info.Length,
+		InfoHash: tt.InfoHash, NumPieces: info.NumPieces(), PieceLength: info.PieceLength, Length: info.Length,
 	}, hostilepeer.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func startGatedPeer(t *testing.T, tt *testTorrent, addr string) *gatedPeer {
 			if p >= info.NumPieces() || int64(m.Begin)+int64(m.Length) > info.PieceLen(p) {
 				return
 			}
-			blk := tt.piece(p)[m.Begin : m.Begin+m.Length]
+			blk := tt.Piece(p)[m.Begin : m.Begin+m.Length]
 			if c.Send(peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Block: blk}) == nil {
 				g.served.Add(1)
 			}
@@ -106,9 +107,9 @@ func keeping(srv *Server, ih [20]byte) bool {
 }
 
 // keptList reads the pieces listed in a kept .bits file (nil if none).
-func keptList(t *testing.T, dir string, tt *testTorrent) []int {
+func keptList(t *testing.T, dir string, tt *swarmtest.Torrent) []int {
 	t.Helper()
-	_, bits := keptPaths(dir, tt.t.InfoHash)
+	_, bits := keptPaths(dir, tt.InfoHash)
 	b, err := os.ReadFile(bits)
 	if os.IsNotExist(err) {
 		return nil
@@ -116,7 +117,7 @@ func keptList(t *testing.T, dir string, tt *testTorrent) []int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := tt.t.Info.NumPieces()
+	n := tt.Info.NumPieces()
 	if len(b) != len(keptMagic)+20+(n+7)/8 {
 		t.Fatalf("kept list of %d bytes", len(b))
 	}
@@ -136,11 +137,11 @@ func keptList(t *testing.T, dir string, tt *testTorrent) []int {
 // node is keeping (kept.go). Before the node tracked its lease itself,
 // Keep read the swarm's Status, which could predate the Assign, and gave
 // up on piece 2 at once.
-func startStalledPiece(t *testing.T) (srv *Server, dir string, tt *testTorrent, g *gatedPeer) {
+func startStalledPiece(t *testing.T) (srv *Server, dir string, tt *swarmtest.Torrent, g *gatedPeer) {
 	t.Helper()
-	tt = makeTorrent(t, 1<<20, 64<<10) // 16 pieces of 4 blocks
+	tt = swarmtest.NewTorrent(t, 1<<20, 64<<10) // 16 pieces of 4 blocks
 	srv, dir = newRealNode(t)
-	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func startStalledPiece(t *testing.T) (srv *Server, dir string, tt *testTorrent, 
 	// Keeping, or already done with it (it did not wait for piece 2: the
 	// callers' checks fail).
 	testenv.WaitFor(t, 10*time.Second, "the node to notice and start keeping", func() bool {
-		return keeping(srv, tt.t.InfoHash) || srv.Stats().ActiveJobs == 0
+		return keeping(srv, tt.InfoHash) || srv.Stats().ActiveJobs == 0
 	})
 	if s := g.served.Load(); s != 1 {
 		t.Fatalf("the peer served %d blocks before the session was lost; want only the first of piece 2", s)
@@ -172,7 +173,7 @@ func TestNodeKeepGraceFinishesStartedPiece(t *testing.T) {
 	srv, dir, tt, g := startStalledPiece(t)
 	close(g.release) // the rest of piece 2 arrives now, in the grace
 	testenv.WaitFor(t, keepGrace+20*time.Second, "the node to finish keeping", func() bool {
-		return !keeping(srv, tt.t.InfoHash) && srv.Stats().ActiveJobs == 0
+		return !keeping(srv, tt.InfoHash) && srv.Stats().ActiveJobs == 0
 	})
 	if got := keptList(t, dir, tt); len(got) != 1 || got[0] != 2 {
 		t.Fatalf("kept pieces %v; want [2], finished in the grace", got)
@@ -181,7 +182,7 @@ func TestNodeKeepGraceFinishesStartedPiece(t *testing.T) {
 		t.Fatalf("the peer served %d blocks; piece 2 has 4", g.served.Load())
 	}
 
-	r2, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	r2, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestNodeKeepGraceFinishesStartedPiece(t *testing.T) {
 	if !got[2] {
 		t.Fatalf("next session got %v; want the kept piece 2", got)
 	}
-	if _, bits := keptPaths(dir, tt.t.InfoHash); fileExists(bits) {
+	if _, bits := keptPaths(dir, tt.InfoHash); fileExists(bits) {
 		t.Error("the kept list outlived its adoption")
 	}
 }
@@ -204,7 +205,7 @@ func TestNodeKeepGraceBounded(t *testing.T) {
 	srv, dir, tt, g := startStalledPiece(t)
 	start := time.Now()
 	testenv.WaitFor(t, keepGrace+30*time.Second, "the node to give up on the stalled piece and end the job", func() bool {
-		return !keeping(srv, tt.t.InfoHash) && srv.Stats().ActiveJobs == 0
+		return !keeping(srv, tt.InfoHash) && srv.Stats().ActiveJobs == 0
 	})
 	if s, h := g.served.Load(), g.held.Load(); s != 1 || h == 0 {
 		t.Fatalf("peer served %d blocks and holds %d requests; the piece was meant to stay stalled", s, h)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"flotilla/internal/testenv"
+	"flotilla/swarm/swarmtest"
 )
 
 // TestNodeKeepsPiecesForNextSession: the coordinator's session dies (no
@@ -19,14 +20,14 @@ import (
 // except one we damaged on disk, which the node re-hashes and drops.
 // Before, a lost session threw the node's pieces away with its job file.
 func TestNodeKeepsPiecesForNextSession(t *testing.T) {
-	tt := makeTorrent(t, 3<<20+777, 64<<10)
-	n := tt.t.Info.NumPieces()
-	seedCfg := swarmConfig(t, tt, newMemStorage(tt.t.Info, tt.data), 1)
+	tt := swarmtest.NewTorrent(t, 3<<20+777, 64<<10)
+	n := tt.Info.NumPieces()
+	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	seedCfg.Seed = true
 	seeder := newDownload(t, seedCfg)
 	srv, dir := newRealNode(t)
 
-	r1, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	r1, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestNodeKeepsPiecesForNextSession(t *testing.T) {
 	r1.sess.Close()
 	r1.Close()
 
-	part, bits := keptPaths(dir, tt.t.InfoHash)
+	part, bits := keptPaths(dir, tt.InfoHash)
 	testenv.WaitFor(t, 10*time.Second, "kept pieces written", func() bool {
 		_, err := os.Stat(bits)
 		return err == nil && srv.Stats().ActiveJobs == 0
@@ -74,12 +75,12 @@ func TestNodeKeepsPiecesForNextSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte("rot"), tt.t.Info.PieceOffset(damaged)+100); err != nil {
+	if _, err := f.WriteAt([]byte("rot"), tt.Info.PieceOffset(damaged)+100); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
 
-	r2, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	r2, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"flotilla/internal/testenv"
 	"flotilla/swarm"
+	"flotilla/swarm/swarmtest"
 )
 
 // mountTmpfs mounts a tmpfs of the given size on a new directory (root
@@ -72,7 +73,7 @@ func fillTo(t *testing.T, path, dir string, left int64) {
 // assertions.
 func logRecorder(t testing.TB, lvl slog.Level) (*slog.Logger, *testenv.SyncBuffer) {
 	buf := &testenv.SyncBuffer{}
-	return slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{t}, buf), &slog.HandlerOptions{Level: lvl})), buf
+	return slog.New(slog.NewTextHandler(io.MultiWriter(swarmtest.Writer(t), buf), &slog.HandlerOptions{Level: lvl})), buf
 }
 
 // newRealNodeAt is newRealNode with its data directory and logger given.
@@ -105,19 +106,19 @@ func newRealNodeAt(t testing.TB, dir string, log *slog.Logger) *Server {
 // drop it, so only the count shows that one was shipped).
 type hashChecked struct {
 	*RemoteSwarm
-	tt     *testTorrent
+	tt     *swarmtest.Torrent
 	events chan swarm.WorkerEvent
 	good   atomic.Int64
 	bad    atomic.Int64
 }
 
-func newHashChecked(r *RemoteSwarm, tt *testTorrent) *hashChecked {
+func newHashChecked(r *RemoteSwarm, tt *swarmtest.Torrent) *hashChecked {
 	h := &hashChecked{RemoteSwarm: r, tt: tt, events: make(chan swarm.WorkerEvent)}
 	go func() {
 		defer close(h.events)
 		for ev := range r.Events() {
 			if ev.Kind == swarm.EventPiece {
-				if sha1.Sum(ev.Data) == tt.t.Info.PieceHash(ev.Piece) {
+				if sha1.Sum(ev.Data) == tt.Info.PieceHash(ev.Piece) {
 					h.good.Add(1)
 				} else {
 					h.bad.Add(1)
@@ -164,13 +165,13 @@ func workerState(d *swarm.Download, name string) swarm.WorkerState {
 //     completes through it (the coordinator's own swarm has no peer).
 func TestNodeDiskFull(t *testing.T) {
 	dir := mountTmpfs(t, "8m")
-	tt := makeTorrent(t, 4<<20, 64<<10) // 64 pieces
-	n := tt.t.Info.NumPieces()
-	pl := tt.t.Info.PieceLength
+	tt := swarmtest.NewTorrent(t, 4<<20, 64<<10) // 64 pieces
+	n := tt.Info.NumPieces()
+	pl := tt.Info.PieceLength
 	filler := filepath.Join(dir, "filler")
 	fillTo(t, filler, dir, 6*pl+pl/2)
 
-	seedCfg := swarmConfig(t, tt, newMemStorage(tt.t.Info, tt.data), 1)
+	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	seedCfg.Seed = true
 	seeder := newDownload(t, seedCfg)
 
@@ -178,7 +179,7 @@ func TestNodeDiskFull(t *testing.T) {
 	srv := newRealNodeAt(t, dir, nodeLog)
 
 	coordLog, coordBuf := logRecorder(t, slog.LevelWarn)
-	st := newMemStorage(tt.t.Info, nil)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := swarmConfig(t, tt, st, 2)
 	cfg.Logger = coordLog
 	cfg.MinLease = 4
@@ -186,7 +187,7 @@ func TestNodeDiskFull(t *testing.T) {
 	coord := newDownload(t, cfg) // its local swarm has no peers
 
 	dialNode := func() (*RemoteSwarm, error) {
-		r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+		r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
 		if err == nil {
 			t.Cleanup(func() { r.Close() })
 		}
@@ -253,7 +254,7 @@ func TestNodeDiskFull(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("download did not complete after space was freed: %+v", coord.Status())
 	}
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("coordinator's data differs")
 	}
 	if b := w1.bad.Load() + w3.bad.Load(); b != 0 {
@@ -301,25 +302,25 @@ func TestNodeOrphansAfterKill9(t *testing.T) {
 		orphanChild(dir)
 		return
 	}
-	tt := makeTorrent(t, 2<<20, 64<<10)
-	other := makeTorrent(t, 1<<20+333, 32<<10) // whose pieces were kept
+	tt := swarmtest.NewTorrent(t, 2<<20, 64<<10)
+	other := swarmtest.NewTorrent(t, 1<<20+333, 32<<10) // whose pieces were kept
 	dir := t.TempDir()
 
 	// A complete kept pair of the other torrent: pieces 1 and 3.
-	keptPart, keptBits := keptPaths(dir, other.t.InfoHash)
-	kp := make([]byte, other.t.Info.Length)
-	bits := make([]byte, (other.t.Info.NumPieces()+7)/8)
+	keptPart, keptBits := keptPaths(dir, other.InfoHash)
+	kp := make([]byte, other.Info.Length)
+	bits := make([]byte, (other.Info.NumPieces()+7)/8)
 	for _, p := range []int{1, 3} {
-		copy(kp[other.t.Info.PieceOffset(p):], other.piece(p))
+		copy(kp[other.Info.PieceOffset(p):], other.Piece(p))
 		bits[p/8] |= 0x80 >> (p % 8)
 	}
 	writeFile(t, keptPart, kp)
-	writeFile(t, keptBits, append(append([]byte(keptMagic), other.t.InfoHash[:]...), bits...))
+	writeFile(t, keptBits, append(append([]byte(keptMagic), other.InfoHash[:]...), bits...))
 	writeFile(t, filepath.Join(dir, "notes.txt"), []byte("not ours"))
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestNodeOrphansAfterKill9$")
 	cmd.Env = append(os.Environ(), orphanChildEnv+"="+dir)
-	cmd.Stderr = tWriter{t}
+	cmd.Stderr = swarmtest.Writer(t)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +342,7 @@ func TestNodeOrphansAfterKill9(t *testing.T) {
 	addr := strings.TrimSpace(sc.Text())
 
 	cfg := DefaultServerConfig()
-	cfg.Key, cfg.DataDir, cfg.Logger = testKey(1), dir, testLogger(t)
+	cfg.Key, cfg.DataDir, cfg.Logger = testKey(1), dir, swarmtest.Logger(t, slog.LevelWarn)
 	if s, err := NewServer(cfg); !errors.Is(err, ErrDataDirInUse) {
 		if s != nil {
 			s.Close()
@@ -349,16 +350,16 @@ func TestNodeOrphansAfterKill9(t *testing.T) {
 		t.Fatalf("second node on a directory in use: %v; want ErrDataDirInUse", err)
 	}
 
-	seedCfg := swarmConfig(t, tt, newMemStorage(tt.t.Info, tt.data), 1)
+	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	seedCfg.Seed = true
 	seeder := newDownload(t, seedCfg)
-	r, err := Dial(context.Background(), addr, testKey(1), tt.spec(), testClientConfig(t))
+	r, err := Dial(context.Background(), addr, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	r.AddPeers([]netip.AddrPort{addrPort(t, seeder.Addr())})
-	r.Assign(allPieces(tt.t.Info.NumPieces()))
+	r.Assign(allPieces(tt.Info.NumPieces()))
 	collect(t, r, tt, 8, 30*time.Second)
 
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -372,7 +373,7 @@ func TestNodeOrphansAfterKill9(t *testing.T) {
 	}
 	// What else a kill leaves at an unlucky moment: a list being
 	// written, and halves of kept pairs.
-	ih2, ih3 := tt.t.InfoHash, other.t.InfoHash
+	ih2, ih3 := tt.InfoHash, other.InfoHash
 	ih2[0] ^= 1
 	ih3[1] ^= 1
 	p2, _ := keptPaths(dir, ih2)
@@ -410,7 +411,7 @@ func TestNodeOrphansAfterKill9(t *testing.T) {
 	}
 
 	// The surviving pair is adopted by the other torrent's next job.
-	r2, err := Dial(context.Background(), srv.Addr().String(), testKey(1), other.spec(), testClientConfig(t))
+	r2, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(other), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,87 +4,25 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"flotilla/internal/testenv"
-	"flotilla/metainfo"
 	"flotilla/swarm"
+	"flotilla/swarm/swarmtest"
 )
 
-// memStorage is an in-memory swarm.Storage for the real-swarm tests.
-type memStorage struct {
-	info    *metainfo.Info
-	mu      sync.Mutex
-	data    []byte
-	have    []byte
-	written chan int
-}
-
-func newMemStorage(info *metainfo.Info, data []byte) *memStorage {
-	n := info.NumPieces()
-	m := &memStorage{info: info, data: make([]byte, info.Length), have: make([]byte, (n+7)/8), written: make(chan int, n)}
-	if data != nil {
-		copy(m.data, data)
-		for i := 0; i < n; i++ {
-			m.have[i/8] |= 0x80 >> (i % 8)
-		}
-	}
-	return m
-}
-
-func (m *memStorage) Have() []byte {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return bytes.Clone(m.have)
-}
-
-func (m *memStorage) Submit(_ context.Context, p int, data []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if int64(len(data)) != m.info.PieceLen(p) {
-		return errors.New("memStorage: wrong piece length")
-	}
-	if m.have[p/8]&(0x80>>(p%8)) != 0 {
-		return nil
-	}
-	copy(m.data[m.info.PieceOffset(p):], data)
-	m.have[p/8] |= 0x80 >> (p % 8)
-	m.written <- p
-	return nil
-}
-
-func (m *memStorage) Written() <-chan int { return m.written }
-
-func (m *memStorage) ReadBlock(p int, begin int64, buf []byte) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.have[p/8]&(0x80>>(p%8)) == 0 {
-		return 0, errors.New("memStorage: piece not complete")
-	}
-	off := m.info.PieceOffset(p) + begin
-	return copy(buf, m.data[off:off+int64(len(buf))]), nil
-}
-
-func (m *memStorage) Err() error { return nil }
-
-func (m *memStorage) bytes() []byte {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return bytes.Clone(m.data)
-}
-
-func swarmConfig(t testing.TB, tt *testTorrent, st swarm.Storage, id byte) swarm.Config {
+func swarmConfig(t testing.TB, tt *swarmtest.Torrent, st swarm.Storage, id byte) swarm.Config {
 	cfg := swarm.DefaultConfig()
-	cfg.Info, cfg.InfoHash, cfg.Storage = tt.t.Info, tt.t.InfoHash, st
+	cfg.Info, cfg.InfoHash, cfg.Storage = tt.Info, tt.InfoHash, st
 	copy(cfg.PeerID[:], "-FL0001-testpeer0000")
 	cfg.PeerID[19] = id
 	cfg.StatusInterval = 50 * time.Millisecond
-	cfg.Logger = testLogger(t)
+	cfg.Logger = swarmtest.Logger(t, slog.LevelWarn)
 	return cfg
 }
 
@@ -124,7 +62,7 @@ func newRealNode(t testing.TB) (*Server, string) {
 	cfg.PeerListen = "127.0.0.1:0"
 	cfg.StatusInterval = 50 * time.Millisecond
 	cfg.Swarm.StatusInterval = 50 * time.Millisecond
-	cfg.Logger = testLogger(t)
+	cfg.Logger = swarmtest.Logger(t, slog.LevelWarn)
 	cfg.ListenAddr = "127.0.0.1:0"
 	srv, err := NewServer(cfg)
 	if err != nil {
@@ -143,14 +81,14 @@ func newRealNode(t testing.TB) (*Server, string) {
 // our own seeders, streams the pieces to the coordinator, and then
 // uploads what it holds to another leecher.
 func TestRealSwarmThroughNode(t *testing.T) {
-	tt := makeTorrent(t, 3<<20+777, 64<<10)
-	n := tt.t.Info.NumPieces()
-	seedCfg := swarmConfig(t, tt, newMemStorage(tt.t.Info, tt.data), 1)
+	tt := swarmtest.NewTorrent(t, 3<<20+777, 64<<10)
+	n := tt.Info.NumPieces()
+	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	seedCfg.Seed = true
 	seeder := newDownload(t, seedCfg)
 
 	srv, dir := newRealNode(t)
-	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,12 +104,12 @@ func TestRealSwarmThroughNode(t *testing.T) {
 	}
 	testenv.WaitFor(t, 5*time.Second, "node status", func() bool {
 		st := r.Status()
-		return st.Delivered == n && st.Downloaded >= tt.t.Info.Length
+		return st.Delivered == n && st.Downloaded >= tt.Info.Length
 	})
 
 	// The coordinator stored everything: the node advertises and uploads.
 	r.Have(allPieces(n))
-	st := newMemStorage(tt.t.Info, nil)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	leecher := newDownload(t, swarmConfig(t, tt, st, 3))
 	leecher.AddPeers([]netip.AddrPort{netip.MustParseAddrPort(r.PeerAddr())})
 	select {
@@ -179,10 +117,10 @@ func TestRealSwarmThroughNode(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("leecher did not complete from the node: %+v", leecher.Status())
 	}
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("leecher's data differs")
 	}
-	testenv.WaitFor(t, 5*time.Second, "node reports uploads", func() bool { return r.Status().Uploaded >= tt.t.Info.Length })
+	testenv.WaitFor(t, 5*time.Second, "node reports uploads", func() bool { return r.Status().Uploaded >= tt.Info.Length })
 
 	r.Close()
 	testenv.WaitFor(t, 5*time.Second, "job data removed", func() bool {
@@ -194,19 +132,19 @@ func TestRealSwarmThroughNode(t *testing.T) {
 // The sub-chief drives a RemoteSwarm like its local swarm: it re-verifies
 // the node's pieces and completes the download through it.
 func TestSubChiefWithRemoteSwarm(t *testing.T) {
-	tt := makeTorrent(t, 2<<20, 64<<10)
-	seedCfg := swarmConfig(t, tt, newMemStorage(tt.t.Info, tt.data), 1)
+	tt := swarmtest.NewTorrent(t, 2<<20, 64<<10)
+	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	seedCfg.Seed = true
 	seeder := newDownload(t, seedCfg)
 
 	srv, _ := newRealNode(t)
-	st := newMemStorage(tt.t.Info, nil)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := swarmConfig(t, tt, st, 2)
 	cfg.MinLease = 4
 	cfg.LeaseTimeout = 500 * time.Millisecond
 	coord := newDownload(t, cfg) // its local swarm has no peers
 
-	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +155,7 @@ func TestSubChiefWithRemoteSwarm(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("download through the node did not complete: %+v", coord.Status())
 	}
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 	// The coordinator's local swarm never had a peer: every byte came
@@ -228,7 +166,7 @@ func TestSubChiefWithRemoteSwarm(t *testing.T) {
 		}
 	}
 	testenv.WaitFor(t, 5*time.Second, "seeder reports its uploads to the node", func() bool {
-		return seeder.Status().Uploaded >= tt.t.Info.Length
+		return seeder.Status().Uploaded >= tt.Info.Length
 	})
 }
 
@@ -236,14 +174,14 @@ func TestSubChiefWithRemoteSwarm(t *testing.T) {
 // caught by the sub-chief's re-hash: nothing it sent is stored, and the
 // sub-chief quarantines it (which closes the session).
 func TestCorruptNodeQuarantined(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	f := &fakeFactory{tt: tt, corrupt: true}
 	ts := newTestServerWith(t, transports[1], f, nil)
-	st := newMemStorage(tt.t.Info, nil)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := swarmConfig(t, tt, st, 2)
 	cfg.MinLease = 4
 	coord := newDownload(t, cfg)
-	r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,9 +207,9 @@ func TestCorruptNodeQuarantined(t *testing.T) {
 // stops downloading once its in-flight budget is held by pieces that
 // cannot be shipped, and resumes when the coordinator reads again.
 func TestRealSwarmBackPressure(t *testing.T) {
-	tt := makeTorrent(t, 8<<20, 64<<10) // 128 pieces
-	n := tt.t.Info.NumPieces()
-	seedCfg := swarmConfig(t, tt, newMemStorage(tt.t.Info, tt.data), 1)
+	tt := swarmtest.NewTorrent(t, 8<<20, 64<<10) // 128 pieces
+	n := tt.Info.NumPieces()
+	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	seedCfg.Seed = true
 	seeder := newDownload(t, seedCfg)
 
@@ -280,9 +218,9 @@ func TestRealSwarmBackPressure(t *testing.T) {
 	cfg.Key, cfg.Name, cfg.DataDir, cfg.ListenAddr = testKey(1), "node1", dir, "127.0.0.1:0"
 	cfg.StatusInterval = 20 * time.Millisecond
 	cfg.Swarm.StatusInterval = 20 * time.Millisecond
-	cfg.Swarm.MaxInFlightBytes = 4 * tt.t.Info.PieceLength
+	cfg.Swarm.MaxInFlightBytes = 4 * tt.Info.PieceLength
 	cfg.Session.StreamWindow = 256 << 10
-	cfg.Logger = testLogger(t)
+	cfg.Logger = swarmtest.Logger(t, slog.LevelWarn)
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +231,7 @@ func TestRealSwarmBackPressure(t *testing.T) {
 
 	cc := testClientConfig(t)
 	cc.Session.StreamWindow = 256 << 10
-	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), tt.spec(), cc)
+	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), cc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,11 +12,12 @@ import (
 
 	"flotilla/internal/testenv"
 	"flotilla/swarm"
+	"flotilla/swarm/swarmtest"
 )
 
 func TestFullJob(t *testing.T) {
-	tt := makeTorrent(t, 2<<20+1234, 64<<10)
-	n := tt.t.Info.NumPieces()
+	tt := swarmtest.NewTorrent(t, 2<<20+1234, 64<<10)
+	n := tt.Info.NumPieces()
 	for _, tr := range allTransports {
 		t.Run(tr.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -30,7 +31,7 @@ func TestFullJob(t *testing.T) {
 					return func() { stopped <- struct{}{} }
 				}
 			})
-			spec := tt.spec()
+			spec := jobSpec(tt)
 			spec.CoordinatorPeerAddr = "127.0.0.1:6881"
 			r, err := dial(t, ts, testKey(1), spec, testClientConfig(t))
 			if err != nil {
@@ -39,7 +40,7 @@ func TestFullJob(t *testing.T) {
 			w := ts.factory.worker(t, 0)
 			mu.Lock()
 			defer mu.Unlock()
-			if len(onJob) != 1 || onJob[0].InfoHash != tt.t.InfoHash || onJob[0].ID != r.JobID() ||
+			if len(onJob) != 1 || onJob[0].InfoHash != tt.InfoHash || onJob[0].ID != r.JobID() ||
 				!slices.Equal(onJob[0].Trackers[0], spec.Trackers[0]) || onJob[0].AddPeers == nil {
 				t.Fatalf("OnJob got %+v", onJob)
 			}
@@ -87,13 +88,13 @@ func TestFullJob(t *testing.T) {
 // streams; yamux windows fill and the node's shippers block, so the node
 // stops taking pieces from its worker.
 func TestBackPressure(t *testing.T) {
-	tt := makeTorrent(t, 16<<20, 256<<10) // 64 pieces
-	n := tt.t.Info.NumPieces()
+	tt := swarmtest.NewTorrent(t, 16<<20, 256<<10) // 64 pieces
+	n := tt.Info.NumPieces()
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			ts := newTestServer(t, tr, tt, nil)
 			cfg := testClientConfig(t)
-			r, err := dial(t, ts, testKey(1), tt.spec(), cfg)
+			r, err := dial(t, ts, testKey(1), jobSpec(tt), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +103,7 @@ func TestBackPressure(t *testing.T) {
 			emitted := waitStable(t, 10*time.Second, 300*time.Millisecond, w.emitted.Load)
 			held := emitted - w.released.Load()
 			streams := int64(DefaultServerConfig().DataStreams)
-			window := int64(cfg.Session.StreamWindow) / tt.t.Info.PieceLength
+			window := int64(cfg.Session.StreamWindow) / tt.Info.PieceLength
 			// In flight: MaxPiecesInFlight waiting in Events, one per data
 			// reader, a window per stream, the node's shippers and pump,
 			// and the one the worker is blocked offering.
@@ -123,11 +124,11 @@ func TestBackPressure(t *testing.T) {
 }
 
 func TestSessionDrop(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			ts := newTestServer(t, tr, tt, nil)
-			r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+			r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,9 +159,9 @@ func TestSessionDrop(t *testing.T) {
 
 // The coordinator dropping the connection ends the node's job.
 func TestCoordinatorDrop(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	ts := newTestServer(t, transports[1], tt, nil)
-	r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,12 +178,12 @@ func TestCoordinatorDrop(t *testing.T) {
 }
 
 func TestRevokeRoundTrip(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			f := &fakeFactory{tt: tt, hold: true}
 			ts := newTestServerWith(t, tr, f, nil)
-			r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+			r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -213,9 +214,9 @@ func TestRevokeRoundTrip(t *testing.T) {
 }
 
 func TestRemoteWorkerFailed(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	ts := newTestServer(t, transports[0], tt, nil)
-	r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,16 +229,16 @@ func TestRemoteWorkerFailed(t *testing.T) {
 }
 
 func TestJobRejected(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	f := &fakeFactory{tt: tt, err: errors.New("no room")}
 	ts := newTestServerWith(t, transports[1], f, nil)
-	_, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	_, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if !errors.Is(err, ErrJobRejected) {
 		t.Fatalf("%v, want ErrJobRejected", err)
 	}
 	t.Log(err)
 	// The coordinator checks its own job before dialing.
-	spec := tt.spec()
+	spec := jobSpec(tt)
 	spec.InfoHash[0] ^= 1
 	if _, err := dial(t, ts, testKey(1), spec, testClientConfig(t)); !errors.Is(err, ErrConfig) {
 		t.Fatalf("%v, want ErrConfig", err)
@@ -247,9 +248,9 @@ func TestJobRejected(t *testing.T) {
 // A coordinator that sends an oversized frame loses its session; the
 // node reads no more than the length.
 func TestOversizedFrameOnSession(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	ts := newTestServer(t, transports[1], tt, nil)
-	r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,14 +269,14 @@ func TestOversizedFrameOnSession(t *testing.T) {
 // Two coordinators' sessions run at once, and a node serves jobs one
 // after another.
 func TestSeveralCoordinators(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
-	n := tt.t.Info.NumPieces()
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	n := tt.Info.NumPieces()
 	ts := newTestServer(t, transports[1], tt, nil)
-	r1, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r1, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r2, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,7 @@ func TestSeveralCoordinators(t *testing.T) {
 	collect(t, r2, tt, n, 10*time.Second)
 	r1.Close()
 	r2.Close()
-	r3, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r3, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,9 +300,9 @@ func TestSeveralCoordinators(t *testing.T) {
 // Cancel ends the job but not the session; later messages for it are
 // ignored.
 func TestCancel(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	ts := newTestServer(t, transports[1], tt, nil)
-	r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,13 +327,13 @@ func TestCancel(t *testing.T) {
 // keep-alive: EventFailed follows within about KeepAliveInterval +
 // WriteTimeout.
 func TestHungNode(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	ts := newTestServer(t, transports[0], tt, nil)
 	c := ts.conn(t)
 	cfg := testClientConfig(t)
 	cfg.Session.KeepAliveInterval = 100 * time.Millisecond
 	cfg.Session.WriteTimeout = 300 * time.Millisecond
-	r, err := Client(context.Background(), c, testKey(1), tt.spec(), cfg)
+	r, err := Client(context.Background(), c, testKey(1), jobSpec(tt), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"flotilla/internal/testenv"
+	"flotilla/swarm/swarmtest"
 )
 
 // dialFrom opens a TCP connection to addr from the loopback address src.
@@ -29,7 +30,7 @@ func dialFrom(t testing.TB, src, addr string) net.Conn {
 // connections took every session slot and the coordinator was told
 // "peer not authenticated with the cluster key".
 func TestStrangersCannotTakeSlots(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	ts := newTestServer(t, transports[1], tt, nil)
 	addr := ts.Addr().String()
 	var strangers []net.Conn
@@ -41,7 +42,7 @@ func TestStrangersCannotTakeSlots(t *testing.T) {
 		strangers = append(strangers, dialFrom(t, src, addr))
 	}
 	testenv.WaitFor(t, 5*time.Second, "the server takes every stranger", func() bool { return ts.Stats().Conns == 40 })
-	r, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatalf("coordinator locked out by %d idle strangers: %v", len(strangers), err)
 	}
@@ -57,20 +58,20 @@ func TestStrangersCannotTakeSlots(t *testing.T) {
 // MaxSessions counts authenticated sessions only, and a coordinator over
 // it is told so: ErrRefused naming the limit, not ErrAuth.
 func TestMaxSessions(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	ts := newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.MaxSessions = 1 })
-	r1, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r1, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	_, err = dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if !errors.Is(err, ErrRefused) || errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "too many sessions") {
 		t.Fatalf("second session: %v, want ErrRefused (too many sessions)", err)
 	}
 	t.Log(err)
 	r1.Close()
 	testenv.WaitFor(t, 5*time.Second, "the first session ends", func() bool { return ts.Stats().ActiveSessions == 0 })
-	r3, err := dial(t, ts, testKey(1), tt.spec(), testClientConfig(t))
+	r3, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if err != nil {
 		t.Fatalf("after the first session ended: %v", err)
 	}
@@ -83,7 +84,7 @@ func TestMaxSessions(t *testing.T) {
 // A node that closes the connection without a word (it refuses
 // connections) is reported as a refusal, not as a key mismatch.
 func TestClosedHandshakeNotAuth(t *testing.T) {
-	tt := makeTorrent(t, 100<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +101,7 @@ func TestClosedHandshakeNotAuth(t *testing.T) {
 			c.Close()
 		}
 	}()
-	_, err = Dial(context.Background(), ln.Addr().String(), testKey(1), tt.spec(), testClientConfig(t))
+	_, err = Dial(context.Background(), ln.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
 	if !errors.Is(err, ErrRefused) || errors.Is(err, ErrAuth) {
 		t.Fatalf("%v, want ErrRefused", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	"flotilla/swarm/swarmtest"
 )
 
 // A node that sends a piece header and then trickles bytes neither pins
@@ -16,7 +18,7 @@ import (
 // fix the coordinator allocated the 16 MiB piece at the header and
 // waited for ever.
 func TestTricklingNode(t *testing.T) {
-	tt := makeTorrent(t, 16<<20, 16<<20)
+	tt := swarmtest.NewTorrent(t, 16<<20, 16<<20)
 	release := make(chan struct{})
 	conn, done := rawNode(t, func(sess *yamux.Session, _ net.Conn, job *jobMsg) {
 		st, err := sess.OpenStream()
@@ -42,7 +44,7 @@ func TestTricklingNode(t *testing.T) {
 	cfg := testClientConfig(t)
 	cfg.PieceTimeout = 300 * time.Millisecond
 	cfg.MinPieceRate = 64 << 20 // 16 MiB at 64 MiB/s: +250 ms
-	r, err := Client(context.Background(), conn, testKey(1), tt.spec(), cfg)
+	r, err := Client(context.Background(), conn, testKey(1), jobSpec(tt), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

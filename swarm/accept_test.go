@@ -11,6 +11,7 @@ import (
 
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
+	"flotilla/swarm/swarmtest"
 )
 
 // dialFrom opens a TCP connection to d from ip and sends pre (if any).
@@ -44,10 +45,10 @@ func closedByThem(c net.Conn) bool {
 	}
 }
 
-func newAcceptTestSwarm(t *testing.T, id byte) (*Download, *testTorrent) {
+func newAcceptTestSwarm(t *testing.T, id byte) (*Download, *swarmtest.Torrent) {
 	t.Helper()
-	tt := makeTorrent(t, 1<<20, 64<<10)
-	cfg := testConfig(tt, newMemStorage(tt.t.Info, nil, false), id)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), id)
 	cfg.Listener = listen(t, "127.0.0.1")
 	cfg.HandshakeTimeout = time.Minute // the limits under test must act sooner
 	return newTestDownload(t, cfg), tt
@@ -88,7 +89,7 @@ func TestConnsPerIPCap(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "8 peers from one address", func() bool { return connectedPeers(t, d) == maxConnsPerIP })
 	var pid [20]byte
 	copy(pid[:], "-TEST00-peripcap9999")
-	c := dialFrom(t, d, "127.0.3.4", peerwire.AppendHandshake(nil, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.t.InfoHash, PeerID: pid}))
+	c := dialFrom(t, d, "127.0.3.4", peerwire.AppendHandshake(nil, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.InfoHash, PeerID: pid}))
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := peerwire.ReadHandshake(c); err == nil {
 		t.Fatal("a ninth connection from one address got a handshake")
@@ -101,13 +102,13 @@ func TestConnsPerIPCap(t *testing.T) {
 // the fix eight squatters held all eight slots: nothing was dialled and no
 // honest peer got in.
 func TestSlotSquatters(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
-	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 43)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 43)
 	seedCfg.Listener = listen(t, "127.0.0.1")
 	seedCfg.Seed = true
 	seeder := newTestDownload(t, seedCfg)
 
-	st := newMemStorage(tt.t.Info, nil, false)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 44)
 	cfg.Listener = listen(t, "127.0.0.1")
 	cfg.MaxPeers = 8
@@ -117,7 +118,7 @@ func TestSlotSquatters(t *testing.T) {
 		c := dialFrom(t, d, ip, nil)
 		var pid [20]byte
 		copy(pid[:], "-SQUAT0-"+ip)
-		c.Write(peerwire.AppendHandshake(nil, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.t.InfoHash, PeerID: pid}))
+		c.Write(peerwire.AppendHandshake(nil, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.InfoHash, PeerID: pid}))
 	}
 	testenv.WaitFor(t, 10*time.Second, "the squatters to take the incoming slots", func() bool { return connectedPeers(t, d) >= maxIncoming(cfg.MaxPeers) })
 	testenv.WaitFor(t, 10*time.Second, "a squatter to be idle", func() bool {
@@ -141,7 +142,7 @@ func TestSlotSquatters(t *testing.T) {
 	// The swarm still dials: the download completes from the seeder.
 	d.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
 	waitComplete(t, d, 30*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 }

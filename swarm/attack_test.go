@@ -15,6 +15,7 @@ import (
 
 	"flotilla/internal/hostilepeer"
 	"flotilla/peerwire"
+	"flotilla/swarm/swarmtest"
 )
 
 // The attack suite (issue 8): hostile peers on real sockets against a
@@ -209,19 +210,6 @@ func attacks() []attack {
 	}
 }
 
-// partialStorage holds the pieces of data for which keep is true.
-func partialStorage(tt *testTorrent, keep func(int) bool) *memStorage {
-	st := newMemStorage(tt.t.Info, nil, false)
-	for i := range tt.t.Info.NumPieces() {
-		if keep(i) {
-			off := tt.t.Info.PieceOffset(i)
-			copy(st.data[off:], tt.data[off:off+tt.t.Info.PieceLen(i)])
-			st.have[i/8] |= 0x80 >> (i % 8)
-		}
-	}
-	return st
-}
-
 // heapSampler records the largest live heap (after a forced collection)
 // every interval until stopped.
 type heapSampler struct {
@@ -262,7 +250,7 @@ func (h *heapSampler) end() int64 {
 // whole torrent from it.
 // The seeder sends at most seedRate bytes/s per connection, so that the
 // download lasts long enough (about a second) for the attack to act.
-func runAttack(tb testing.TB, tt *testTorrent, a attack, seedRate int, sampleEvery time.Duration) attackResult {
+func runAttack(tb testing.TB, tt *swarmtest.Torrent, a attack, seedRate int, sampleEvery time.Duration) attackResult {
 	tb.Helper()
 	// Downloads are closed here rather than in Cleanup: a benchmark runs
 	// this b.N times, and each run's memory must be gone before the next.
@@ -281,18 +269,18 @@ func runAttack(tb testing.TB, tt *testTorrent, a attack, seedRate int, sampleEve
 		return d
 	}
 	runtime.GC()
-	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 50)
+	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 50)
 	seedCfg.Listener = throttledListener{listen(tb, "127.0.0.1"), seedRate}
 	seedCfg.Seed = true
 	seeder := start(seedCfg)
 
-	vst := partialStorage(tt, func(i int) bool { return i%2 == 0 })
+	vst := swarmtest.NewPartialStorage(tt.Info, tt.Data, func(i int) bool { return i%2 == 0 })
 	vcfg := testConfig(tt, vst, 51)
 	vcfg.Listener = listen(tb, "127.0.0.1")
 	vcfg.Seed = true // keeps serving the honest leecher once complete
 	victim := start(vcfg)
 
-	lst := newMemStorage(tt.t.Info, nil, false)
+	lst := swarmtest.NewStorage(tt.Info, nil)
 	leecher := start(testConfig(tt, lst, 52))
 	leecher.AddPeers([]netip.AddrPort{addrOf(tb, victim)})
 	deadline := time.Now().Add(10 * time.Second)
@@ -304,7 +292,7 @@ func runAttack(tb testing.TB, tt *testTorrent, a attack, seedRate int, sampleEve
 	}
 
 	e := &attackEnv{victim: victim, addr: victim.Addr().String(), tor: hostilepeer.Torrent{
-		InfoHash: tt.t.InfoHash, NumPieces: tt.t.Info.NumPieces(), PieceLength: tt.t.Info.PieceLength, Length: tt.t.Info.Length}}
+		InfoHash: tt.InfoHash, NumPieces: tt.Info.NumPieces(), PieceLength: tt.Info.PieceLength, Length: tt.Info.Length}}
 	ctx, cancel := context.WithCancel(context.Background())
 	heap := sampleHeap(sampleEvery)
 	check, err := a.run(ctx, e)
@@ -329,10 +317,10 @@ func runAttack(tb testing.TB, tt *testTorrent, a attack, seedRate int, sampleEve
 	if failed != "" {
 		tb.Fatalf("%s: %s", a.name, failed)
 	}
-	if !bytes.Equal(vst.bytes(), tt.data) {
+	if !bytes.Equal(vst.Bytes(), tt.Data) {
 		tb.Fatalf("%s: the victim's data differs", a.name)
 	}
-	if !bytes.Equal(lst.bytes(), tt.data) {
+	if !bytes.Equal(lst.Bytes(), tt.Data) {
 		tb.Fatalf("%s: the honest leecher's data differs", a.name)
 	}
 	if check != nil {
@@ -374,7 +362,7 @@ func (c *throttledConn) Write(p []byte) (int, error) {
 }
 
 func TestAttacks(t *testing.T) {
-	tt := makeTorrent(t, 8<<20, 128<<10)
+	tt := swarmtest.NewTorrent(t, 8<<20, 128<<10)
 	as := attacks()
 	var base attackResult
 	t.Run(as[0].name, func(t *testing.T) {
@@ -404,7 +392,7 @@ func TestAttacks(t *testing.T) {
 // again in each sub-benchmark, right before the attack, so both see the
 // same machine load.
 func BenchmarkAttacks(b *testing.B) {
-	tt := makeTorrent(b, 32<<20, 256<<10)
+	tt := swarmtest.NewTorrent(b, 32<<20, 256<<10)
 	as := attacks()
 	for _, a := range as[1:] {
 		b.Run(a.name, func(b *testing.B) {

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"flotilla/swarm/swarmtest"
 )
 
 // onOwner runs f on the local swarm's goroutine and waits for it.
@@ -21,8 +23,8 @@ func onOwner(t *testing.T, s *LocalSwarm, f func()) {
 // A swarm told of more addresses than it can remember forgets the stalest
 // ones that are not being dialed, keeping the newest.
 func TestCandidatesBounded(t *testing.T) {
-	tt := makeTorrent(t, 4*16<<10, 16<<10)
-	cfg := testConfig(tt, newMemStorage(tt.t.Info, nil, false), 1)
+	tt := swarmtest.NewTorrent(t, 4*16<<10, 16<<10)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 1)
 	cfg.MaxPeers, cfg.MaxDialing = 1, 1
 	d := newTestDownload(t, cfg)
 	s := d.Local()

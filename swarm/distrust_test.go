@@ -11,6 +11,7 @@ import (
 
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
+	"flotilla/swarm/swarmtest"
 )
 
 // A distrusted peer downloads only pieces of its own: other peers get no
@@ -68,8 +69,8 @@ func TestPickerDistrust(t *testing.T) {
 
 // serveData answers every request with the torrent's data, except that
 // wrong(piece, begin) may return replacement bytes or hold the answer.
-func serveData(tt *testTorrent, c net.Conn, r *peerwire.Reader, wrong func(piece, begin int) []byte) {
-	n := tt.t.Info.NumPieces()
+func serveData(tt *swarmtest.Torrent, c net.Conn, r *peerwire.Reader, wrong func(piece, begin int) []byte) {
+	n := tt.Info.NumPieces()
 	b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: allBits(n)})
 	b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Unchoke})
 	if _, err := c.Write(b); err != nil {
@@ -83,11 +84,11 @@ func serveData(tt *testTorrent, c net.Conn, r *peerwire.Reader, wrong func(piece
 		if m.ID != peerwire.Request {
 			continue
 		}
-		off := int(tt.t.Info.PieceOffset(int(m.Index))) + int(m.Begin)
-		if off < 0 || off+int(m.Length) > len(tt.data) {
+		off := int(tt.Info.PieceOffset(int(m.Index))) + int(m.Begin)
+		if off < 0 || off+int(m.Length) > len(tt.Data) {
 			return
 		}
-		block := tt.data[off : off+int(m.Length)]
+		block := tt.Data[off : off+int(m.Length)]
 		if w := wrong(int(m.Index), int(m.Begin)); w != nil {
 			block = w[:m.Length]
 		}
@@ -101,7 +102,7 @@ func serveData(tt *testTorrent, c net.Conn, r *peerwire.Reader, wrong func(piece
 // an honest seeder: its first bad piece distrusts it, its second bans it,
 // the honest seeder is never suspected, and the download is exact.
 func TestPartialLiarDistrustedThenBanned(t *testing.T) {
-	tt := makeTorrent(t, 4<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 4<<20, 64<<10)
 	liarIP, seedIP := netip.MustParseAddr("127.0.0.21"), netip.MustParseAddr("127.0.0.22")
 	junk := bytes.Repeat([]byte{0xAB}, peerwire.BlockSize)
 	gate, stop := make(chan struct{}), make(chan struct{})
@@ -131,7 +132,7 @@ func TestPartialLiarDistrustedThenBanned(t *testing.T) {
 	})
 	t.Cleanup(func() { close(stop) }) // runs before the hostile peer's cleanup
 
-	st := newMemStorage(tt.t.Info, nil, false)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 11)
 	cfg.Listener = listen(t, "127.0.0.1")
 	leecher := newTestDownload(t, cfg)
@@ -142,7 +143,7 @@ func TestPartialLiarDistrustedThenBanned(t *testing.T) {
 		t.Fatal("liar banned on its first bad piece")
 	}
 
-	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 12)
+	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 12)
 	seedCfg.Listener = listen(t, seedIP.String())
 	seedCfg.Seed = true
 	seeder := newTestDownload(t, seedCfg)
@@ -150,7 +151,7 @@ func TestPartialLiarDistrustedThenBanned(t *testing.T) {
 	close(gate)
 	testenv.WaitFor(t, 10*time.Second, "the liar to be banned on its second bad piece", func() bool { return leecher.Local().Banned(liarIP) })
 	waitComplete(t, leecher, 30*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("downloaded data differs")
 	}
 	if leecher.Local().Distrusted(seedIP) || leecher.Local().Banned(seedIP) {
@@ -165,8 +166,8 @@ func TestPartialLiarDistrustedThenBanned(t *testing.T) {
 // contributes to no other failed piece, is not banned, and once the piece
 // verifies blame trusts it again while the liar stays distrusted.
 func TestSharedBadPieceDistrustsBoth(t *testing.T) {
-	tt := makeTorrent(t, 2<<20, 64<<10)
-	n := tt.t.Info.NumPieces()
+	tt := swarmtest.NewTorrent(t, 2<<20, 64<<10)
+	n := tt.Info.NumPieces()
 	liarIP, honestIP := netip.MustParseAddr("127.0.0.23"), netip.MustParseAddr("127.0.0.24")
 	junk := bytes.Repeat([]byte{0xCD}, peerwire.BlockSize)
 	var badPiece atomic.Int32
@@ -225,12 +226,12 @@ func TestSharedBadPieceDistrustsBoth(t *testing.T) {
 	})
 	t.Cleanup(func() { close(stop) })
 
-	st := newMemStorage(tt.t.Info, nil, false)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 13)
 	cfg.Listener = listen(t, "127.0.0.1")
 	leecher := newTestDownload(t, cfg)
 	leecher.AddPeers([]netip.AddrPort{liar.addr(t)})
-	blocks := int(tt.t.Info.PieceLength / peerwire.BlockSize)
+	blocks := int(tt.Info.PieceLength / peerwire.BlockSize)
 	testenv.WaitFor(t, 10*time.Second, "the liar to send one block and reject the rest", func() bool { return int(rejected.Load()) >= blocks-1 })
 	leecher.AddPeers([]netip.AddrPort{honest.addr(t)})
 	testenv.WaitFor(t, 10*time.Second, "both contributors of the bad piece to be distrusted", func() bool {
@@ -241,7 +242,7 @@ func TestSharedBadPieceDistrustsBoth(t *testing.T) {
 	}
 	close(gate)
 	waitComplete(t, leecher, 30*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("downloaded data differs")
 	}
 	testenv.WaitFor(t, 10*time.Second, "blame to clear the honest peer", func() bool { return !leecher.Local().Distrusted(honestIP) })

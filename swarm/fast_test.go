@@ -9,12 +9,13 @@ import (
 
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
+	"flotilla/swarm/swarmtest"
 )
 
 // While a fast-extension peer chokes us, we request only its allowed-fast
 // pieces.
 func TestAllowedFastWhileChoked(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	const allowed = 5
 	var mu sync.Mutex
 	var requested []uint32
@@ -32,14 +33,14 @@ func TestAllowedFastWhileChoked(t *testing.T) {
 				mu.Lock()
 				requested = append(requested, m.Index)
 				mu.Unlock()
-				info := tt.t.Info
+				info := tt.Info
 				off := info.PieceOffset(int(m.Index)) + int64(m.Begin)
 				c.Write(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin,
-					Block: tt.data[off : off+int64(m.Length)]}))
+					Block: tt.Data[off : off+int64(m.Length)]}))
 			}
 		}
 	})
-	st := newMemStorage(tt.t.Info, nil, false)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	d := newTestDownload(t, testConfig(tt, st, 6))
 	d.AddPeers([]netip.AddrPort{p.addr(t)})
 	testenv.WaitFor(t, 10*time.Second, "the allowed-fast piece", func() bool { return d.Status().Written >= 1 })
@@ -59,8 +60,8 @@ func TestAllowedFastWhileChoked(t *testing.T) {
 // A request from a peer we choke is rejected (fast extension), and served
 // once we unchoke it.
 func TestRejectWhileChoking(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
-	cfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 7)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 7)
 	cfg.Listener = listen(t, "127.0.0.1")
 	cfg.Seed = true
 	seeder := newTestDownload(t, cfg)
@@ -72,7 +73,7 @@ func TestRejectWhileChoking(t *testing.T) {
 	defer c.Close()
 	var id [20]byte
 	copy(id[:], "-TEST00-rejectwhile0")
-	if err := peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.t.InfoHash, PeerID: id}); err != nil {
+	if err := peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.InfoHash, PeerID: id}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := peerwire.ReadHandshake(c); err != nil {
@@ -84,7 +85,7 @@ func TestRejectWhileChoking(t *testing.T) {
 	b = peerwire.AppendMessage(b, req) // not interested, not unchoked yet
 	c.Write(b)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	r := peerwire.NewReader(c, peerwire.DefaultLimits(tt.t.Info.NumPieces(), tt.t.Info.PieceLength, tt.t.Info.Length))
+	r := peerwire.NewReader(c, peerwire.DefaultLimits(tt.Info.NumPieces(), tt.Info.PieceLength, tt.Info.Length))
 	var sawHaveAll, sawReject bool
 	for !sawReject {
 		m, err := r.ReadMessage()
@@ -114,8 +115,8 @@ func TestRejectWhileChoking(t *testing.T) {
 			t.Fatalf("waiting for the block: %v", err)
 		}
 		if m.ID == peerwire.Piece {
-			off := tt.t.Info.PieceOffset(3) + 16384
-			if string(m.Block) != string(tt.data[off:off+16384]) {
+			off := tt.Info.PieceOffset(3) + 16384
+			if string(m.Block) != string(tt.Data[off:off+16384]) {
 				t.Fatal("wrong block served")
 			}
 			return

@@ -10,6 +10,7 @@ import (
 
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
+	"flotilla/swarm/swarmtest"
 )
 
 // heapInUse is the live heap after a collection.
@@ -22,7 +23,7 @@ func heapInUse() int64 {
 
 // floodPeer dials d from ip with the given reserved bits and completes the
 // handshake; the caller decides whether it ever reads.
-func floodPeer(t *testing.T, d *Download, tt *testTorrent, ip string, reserved [8]byte) net.Conn {
+func floodPeer(t *testing.T, d *Download, tt *swarmtest.Torrent, ip string, reserved [8]byte) net.Conn {
 	t.Helper()
 	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
 	c, err := dialer.Dial("tcp", d.Addr().String())
@@ -32,7 +33,7 @@ func floodPeer(t *testing.T, d *Download, tt *testTorrent, ip string, reserved [
 	t.Cleanup(func() { c.Close() })
 	var pid [20]byte
 	copy(pid[:], "-FLOOD0-"+ip)
-	if err := peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: reserved, InfoHash: tt.t.InfoHash, PeerID: pid}); err != nil {
+	if err := peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: reserved, InfoHash: tt.InfoHash, PeerID: pid}); err != nil {
 		t.Fatal(err)
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -45,9 +46,9 @@ func floodPeer(t *testing.T, d *Download, tt *testTorrent, ip string, reserved [
 
 // sendRequests writes n valid requests (cycling over the torrent's blocks)
 // in large writes, without reading, until done or the connection fails.
-func sendRequests(c net.Conn, tt *testTorrent, n int) {
-	np := tt.t.Info.NumPieces()
-	per := int(tt.t.Info.PieceLength / peerwire.BlockSize)
+func sendRequests(c net.Conn, tt *swarmtest.Torrent, n int) {
+	np := tt.Info.NumPieces()
+	per := int(tt.Info.PieceLength / peerwire.BlockSize)
 	buf := make([]byte, 0, 64<<10)
 	for i := 0; i < n; i++ {
 		piece := (i / per) % (np - 1) // not the last piece: every block is full size
@@ -64,10 +65,10 @@ func sendRequests(c net.Conn, tt *testTorrent, n int) {
 	c.Write(buf)
 }
 
-func newFloodSeeder(t *testing.T, id byte) (*Download, *testTorrent) {
+func newFloodSeeder(t *testing.T, id byte) (*Download, *swarmtest.Torrent) {
 	t.Helper()
-	tt := makeTorrent(t, 4<<20, 256<<10)
-	cfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), id)
+	tt := swarmtest.NewTorrent(t, 4<<20, 256<<10)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), id)
 	cfg.Listener = listen(t, "127.0.0.1")
 	cfg.Seed = true
 	return newTestDownload(t, cfg), tt
@@ -109,7 +110,7 @@ func TestRequestFloodBanned(t *testing.T) {
 			c.Write(b)
 			if tc.unchoke {
 				// Wait to be unchoked, then stop reading.
-				r := peerwire.NewReader(c, peerwire.DefaultLimits(tt.t.Info.NumPieces(), tt.t.Info.PieceLength, tt.t.Info.Length))
+				r := peerwire.NewReader(c, peerwire.DefaultLimits(tt.Info.NumPieces(), tt.Info.PieceLength, tt.Info.Length))
 				c.SetReadDeadline(time.Now().Add(10 * time.Second))
 				for {
 					m, err := r.ReadMessage()
@@ -161,8 +162,8 @@ func TestOutQueueOverflowBanned(t *testing.T) {
 // Blocks nobody asked for: a few are tolerated (they cross our cancels on
 // the wire), more get the sender banned, and their data is not used.
 func TestUnrequestedBlocksBanned(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
-	st := newMemStorage(tt.t.Info, nil, false)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 32)
 	cfg.Listener = listen(t, "127.0.0.1")
 	d := newTestDownload(t, cfg)

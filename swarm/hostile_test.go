@@ -12,6 +12,7 @@ import (
 
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
+	"flotilla/swarm/swarmtest"
 )
 
 // hostilePeer is a misbehaving peer written for tests. It accepts
@@ -24,7 +25,7 @@ type hostilePeer struct {
 	conn []net.Conn
 }
 
-func startHostile(t *testing.T, ip string, tt *testTorrent, behave func(c net.Conn, r *peerwire.Reader)) *hostilePeer {
+func startHostile(t *testing.T, ip string, tt *swarmtest.Torrent, behave func(c net.Conn, r *peerwire.Reader)) *hostilePeer {
 	t.Helper()
 	h := &hostilePeer{l: listen(t, ip)}
 	h.wg.Add(1)
@@ -47,10 +48,10 @@ func startHostile(t *testing.T, ip string, tt *testTorrent, behave func(c net.Co
 				}
 				var id [20]byte
 				copy(id[:], "-HOSTILE-"+ip)
-				if peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.t.InfoHash, PeerID: id}) != nil {
+				if peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.InfoHash, PeerID: id}) != nil {
 					return
 				}
-				behave(c, peerwire.NewReader(c, peerwire.DefaultLimits(tt.t.Info.NumPieces(), tt.t.Info.PieceLength, tt.t.Info.Length)))
+				behave(c, peerwire.NewReader(c, peerwire.DefaultLimits(tt.Info.NumPieces(), tt.Info.PieceLength, tt.Info.Length)))
 			}()
 		}
 	}()
@@ -79,8 +80,8 @@ func allBits(n int) []byte {
 }
 
 func TestHostilePeers(t *testing.T) {
-	tt := makeTorrent(t, 4<<20, 128<<10)
-	n := tt.t.Info.NumPieces()
+	tt := swarmtest.NewTorrent(t, 4<<20, 128<<10)
+	n := tt.Info.NumPieces()
 	send := func(c net.Conn, ms ...peerwire.Message) error {
 		var b []byte
 		for _, m := range ms {
@@ -128,12 +129,12 @@ func TestHostilePeers(t *testing.T) {
 		c.Read(make([]byte, 1024))
 	})
 
-	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 1)
+	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	seedCfg.Listener = listen(t, "127.0.0.1")
 	seedCfg.Seed = true
 	seeder := newTestDownload(t, seedCfg)
 
-	st := newMemStorage(tt.t.Info, nil, false)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 2)
 	cfg.Listener = listen(t, "127.0.0.1")
 	leecher := newTestDownload(t, cfg)
@@ -143,7 +144,7 @@ func TestHostilePeers(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "the liar to be banned", func() bool { return leecher.Local().Banned(netip.MustParseAddr("127.0.0.2")) })
 	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
 	waitComplete(t, leecher, 30*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("downloaded data differs")
 	}
 	for _, ip := range []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"} {
@@ -162,8 +163,8 @@ func TestHostilePeers(t *testing.T) {
 // A peer that unchokes and then never answers: its requests time out and
 // are re-requested elsewhere, and it is marked snubbed.
 func TestSilentPeerTimeoutsAndSnub(t *testing.T) {
-	tt := makeTorrent(t, 2<<20, 64<<10)
-	n := tt.t.Info.NumPieces()
+	tt := swarmtest.NewTorrent(t, 2<<20, 64<<10)
+	n := tt.Info.NumPieces()
 	silent := startHostile(t, "127.0.0.6", tt, func(c net.Conn, r *peerwire.Reader) {
 		b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: allBits(n)})
 		b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Unchoke})
@@ -174,7 +175,7 @@ func TestSilentPeerTimeoutsAndSnub(t *testing.T) {
 			}
 		}
 	})
-	st := newMemStorage(tt.t.Info, nil, false)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 3)
 	cfg.RequestTimeout = 300 * time.Millisecond
 	cfg.SnubTimeout = 600 * time.Millisecond
@@ -189,21 +190,21 @@ func TestSilentPeerTimeoutsAndSnub(t *testing.T) {
 		t.Fatalf("snubbed peer still has %d requests", w.Outstanding)
 	}
 
-	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 4)
+	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 4)
 	seedCfg.Listener = listen(t, "127.0.0.1")
 	seedCfg.Seed = true
 	seeder := newTestDownload(t, seedCfg)
 	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
 	waitComplete(t, leecher, 20*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 }
 
 // Banned addresses are refused on accept and never dialled.
 func TestBanListOnDialAndAccept(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
-	st := newMemStorage(tt.t.Info, nil, false)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 5)
 	cfg.Listener = listen(t, "127.0.0.1")
 	d := newTestDownload(t, cfg)
@@ -220,7 +221,7 @@ func TestBanListOnDialAndAccept(t *testing.T) {
 	}
 	defer c.Close()
 	var id [20]byte
-	peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.t.InfoHash, PeerID: id})
+	peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.InfoHash, PeerID: id})
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := peerwire.ReadHandshake(c); err == nil {
 		t.Fatal("banned peer got a handshake")

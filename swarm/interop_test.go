@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 	"flotilla/piecestore"
+	"flotilla/swarm/swarmtest"
 )
 
 var _ Storage = (*piecestore.Store)(nil)
@@ -118,20 +120,20 @@ func announce(t testing.TB, tracker string, ih [20]byte, port uint16) {
 func TestAria2DownloadsFromUs(t *testing.T) {
 	testenv.Require(t, "aria2c", "opentracker")
 	size := 24<<20 + 777
-	tt := makeTorrent(t, size, 256<<10)
-	ot := testenv.StartOpentracker(t, "127.0.0.1", tt.t.InfoHash)
-	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Length: int64(size)}}, 256<<10, [][]string{{ot.HTTPAnnounce}}, bytesReader(tt.data))
+	tt := swarmtest.NewTorrent(t, size, 256<<10)
+	ot := testenv.StartOpentracker(t, "127.0.0.1", tt.InfoHash)
+	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Length: int64(size)}}, 256<<10, [][]string{{ot.HTTPAnnounce}}, bytesReader(tt.Data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tor, err := metainfo.Parse(raw)
-	if err != nil || tor.InfoHash != tt.t.InfoHash {
-		t.Fatalf("rebuilt torrent: %v (hash changed: %v)", err, tor.InfoHash != tt.t.InfoHash)
+	if err != nil || tor.InfoHash != tt.InfoHash {
+		t.Fatalf("rebuilt torrent: %v (hash changed: %v)", err, tor.InfoHash != tt.InfoHash)
 	}
 	dir := t.TempDir()
 	seedDir := filepath.Join(dir, "seed")
 	os.MkdirAll(seedDir, 0o755)
-	if err := os.WriteFile(filepath.Join(seedDir, "payload.bin"), tt.data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(seedDir, "payload.bin"), tt.Data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	torrentPath := filepath.Join(dir, "x.torrent")
@@ -145,7 +147,7 @@ func TestAria2DownloadsFromUs(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Info, cfg.InfoHash, cfg.Storage, cfg.Seed = tor.Info, tor.InfoHash, st, true
 	copy(cfg.PeerID[:], "-FL0001-seedinterop0")
-	cfg.Logger = testLogger(t)
+	cfg.Logger = swarmtest.Logger(t, slog.LevelInfo)
 	cfg.Listener = listen(t, "127.0.0.1")
 	d, err := New(cfg)
 	if err != nil {
@@ -175,7 +177,7 @@ func TestAria2DownloadsFromUs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != string(tt.data) {
+	if string(got) != string(tt.Data) {
 		t.Fatal("aria2c's copy differs")
 	}
 	testenv.WaitFor(t, 5*time.Second, "upload counted", func() bool {

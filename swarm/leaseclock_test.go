@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"flotilla/internal/testenv"
+	"flotilla/swarm/swarmtest"
 	"flotilla/watchdog"
 )
 
@@ -50,7 +51,7 @@ func leaseAlerts(t *testing.T, wd *watchdog.Watchdog) map[string]int {
 // per-piece deadlines this replaced raised false alerts for exactly that).
 func TestSubChiefStalledWorkerMissesLeaseDeadline(t *testing.T) {
 	const n = 128
-	tt := makeTorrent(t, n*16<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, n*16<<10, 16<<10)
 	cfg, st := subChiefConfig(t, tt)
 	cfg.LeaseTimeout = 250 * time.Millisecond
 	wd := newTestWatchdog(t)
@@ -68,7 +69,7 @@ func TestSubChiefStalledWorkerMissesLeaseDeadline(t *testing.T) {
 	good.start()
 	d.AddWorker(good)
 	waitComplete(t, d, 15*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"flotilla/internal/testenv"
+	"flotilla/swarm/swarmtest"
 )
 
 func testAddrs(from, n int) []netip.AddrPort {
@@ -106,7 +107,7 @@ func (f *fakeWorker) peersGot() []netip.AddrPort {
 // worker that joins mid-download gets its share at once, freshest first
 // and bounded by MaxPeers; a departed worker's peers go to the others.
 func TestSubChiefSpreadsPeersAcrossWorkers(t *testing.T) {
-	tt := makeTorrent(t, 64*16<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
 	cfg, _ := subChiefConfig(t, tt)
 	cfg.LeaseTimeout = time.Minute // nobody delivers; keep leases quiet
 	cfg.MaxPeers = 8

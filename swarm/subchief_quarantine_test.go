@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"flotilla/internal/testenv"
+	"flotilla/swarm/swarmtest"
 )
 
 // identifiedFake is a fakeWorker that names its host (Identified).
@@ -23,7 +24,7 @@ func (f identifiedFake) Identity() string { return f.id }
 // from another host. Before quarantine was keyed by identity the returning
 // worker was given work again.
 func TestSubChiefQuarantineByIdentity(t *testing.T) {
-	tt := makeTorrent(t, 64*16<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
 	cfg, st := subChiefConfig(t, tt)
 	d := newTestDownload(t, cfg)
 	const evilHost = "delegate=10.0.0.9 gossip=10.0.0.9"
@@ -54,7 +55,7 @@ func TestSubChiefQuarantineByIdentity(t *testing.T) {
 	good := newFakeWorker("good", tt)
 	d.AddWorker(identifiedFake{good.start(), "delegate=10.0.0.10 gossip=10.0.0.10"})
 	waitComplete(t, d, 10*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 	ws := workerStates(d.Status())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"flotilla/internal/testenv"
+	"flotilla/swarm/swarmtest"
 )
 
 // fakeWorker is a remote swarm stand-in: it delivers every piece assigned
@@ -19,7 +21,7 @@ import (
 // It records what the sub-chief tells it.
 type fakeWorker struct {
 	name    string
-	tt      *testTorrent
+	tt      *swarmtest.Torrent
 	corrupt bool
 	hold    bool          // never deliver
 	mute    bool          // never answer Revoke (with hold: a wedged node)
@@ -54,7 +56,7 @@ type fakeCall struct {
 
 var fakeSeq atomic.Int64
 
-func newFakeWorker(name string, tt *testTorrent) *fakeWorker {
+func newFakeWorker(name string, tt *swarmtest.Torrent) *fakeWorker {
 	return &fakeWorker{name: name, tt: tt, events: make(chan WorkerEvent),
 		assigned: map[int]bool{}, delivered: map[int]bool{}, have: map[int]bool{}, leasedAt: map[int]time.Time{},
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
@@ -89,8 +91,8 @@ func (f *fakeWorker) run() {
 			for i := range f.assigned {
 				if !f.hold && !f.delivered[i] && !f.have[i] {
 					f.delivered[i] = true
-					info := f.tt.t.Info
-					data := bytes.Clone(f.tt.data[info.PieceOffset(i) : info.PieceOffset(i)+info.PieceLen(i)])
+					info := f.tt.Info
+					data := bytes.Clone(f.tt.Data[info.PieceOffset(i) : info.PieceOffset(i)+info.PieceLen(i)])
 					if f.corrupt {
 						data[0] ^= 0xFF
 					}
@@ -195,8 +197,8 @@ func (f *fakeWorker) counts() (assigned, delivered, have, revokes int) {
 	return len(f.assigned), len(f.delivered), len(f.have), f.revokes
 }
 
-func subChiefConfig(t *testing.T, tt *testTorrent) (Config, *memStorage) {
-	st := newMemStorage(tt.t.Info, nil, false)
+func subChiefConfig(t *testing.T, tt *swarmtest.Torrent) (Config, *swarmtest.Storage) {
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 9)
 	cfg.MinLease = 8
 	cfg.LeaseTimeout = 400 * time.Millisecond
@@ -206,13 +208,13 @@ func subChiefConfig(t *testing.T, tt *testTorrent) (Config, *memStorage) {
 // The local swarm has no peers and holds its lease; a remote worker
 // finishes the pool, then takes the local's pieces in end game.
 func TestSubChiefEndGameAcrossWorkers(t *testing.T) {
-	tt := makeTorrent(t, 40*16<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 40*16<<10, 16<<10)
 	cfg, st := subChiefConfig(t, tt)
 	d := newTestDownload(t, cfg)
 	f := newFakeWorker("node1", tt).start()
 	d.AddWorker(f)
 	waitComplete(t, d, 10*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 	_, delivered, _, _ := f.counts()
@@ -233,7 +235,7 @@ func TestSubChiefEndGameAcrossWorkers(t *testing.T) {
 // A worker that stops has its lease returned to the pool; a worker that
 // sends corrupt pieces is quarantined; the download still completes.
 func TestSubChiefFailoverAndQuarantine(t *testing.T) {
-	tt := makeTorrent(t, 64*16<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
 	cfg, st := subChiefConfig(t, tt)
 	d := newTestDownload(t, cfg)
 	bad := newFakeWorker("liar", tt)
@@ -255,7 +257,7 @@ func TestSubChiefFailoverAndQuarantine(t *testing.T) {
 	good := newFakeWorker("good", tt).start()
 	d.AddWorker(good)
 	waitComplete(t, d, 10*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 	if _, dl, _, _ := good.counts(); dl < 64-cfg.MinLease-2*cfg.MaxStrikes {
@@ -281,7 +283,7 @@ func workerStates(st Status) map[string]WorkerState {
 
 // gatedStorage blocks Submit until the gate opens.
 type gatedStorage struct {
-	*memStorage
+	*swarmtest.Storage
 	gate chan struct{}
 }
 
@@ -291,15 +293,15 @@ func (g gatedStorage) Submit(ctx context.Context, p int, data []byte) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return g.memStorage.Submit(ctx, p, data)
+	return g.Storage.Submit(ctx, p, data)
 }
 
 // A slow disk throttles a remote worker (a few pieces in flight) and never
 // blocks the sub-chief's loop.
 func TestSubChiefStorageBackPressure(t *testing.T) {
-	tt := makeTorrent(t, 64*16<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
 	cfg, st := subChiefConfig(t, tt)
-	g := gatedStorage{memStorage: st, gate: make(chan struct{})}
+	g := gatedStorage{Storage: st, gate: make(chan struct{})}
 	cfg.Storage = g
 	d := newTestDownload(t, cfg)
 	f := newFakeWorker("node1", tt).start()
@@ -324,7 +326,7 @@ func TestSubChiefStorageBackPressure(t *testing.T) {
 	}
 	close(g.gate)
 	waitComplete(t, d, 10*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 }
@@ -336,10 +338,10 @@ func TestSubChiefStorageBackPressure(t *testing.T) {
 // fetched a quarter of the torrent twice).
 func TestSubChiefBoundedWasteAcrossWorkers(t *testing.T) {
 	const n = 160
-	tt := makeTorrent(t, n*16<<10, 16<<10)
+	tt := swarmtest.NewTorrent(t, n*16<<10, 16<<10)
 	cfg, st := subChiefConfig(t, tt)
 	cfg.LeaseTimeout = 5 * time.Second // a slow worker is not stalled
-	cfg.Logger = testLogger(t)
+	cfg.Logger = swarmtest.Logger(t, slog.LevelInfo)
 	d := newTestDownload(t, cfg)
 	var fs []*fakeWorker
 	for k, delay := range []time.Duration{time.Millisecond, 3 * time.Millisecond, 10 * time.Millisecond, 40 * time.Millisecond} {
@@ -351,7 +353,7 @@ func TestSubChiefBoundedWasteAcrossWorkers(t *testing.T) {
 	t0 := time.Now()
 	waitComplete(t, d, 20*time.Second)
 	took := time.Since(t0)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 	fetched, slowest := 0, 0

@@ -14,6 +14,7 @@ import (
 
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
+	"flotilla/swarm/swarmtest"
 )
 
 func addrOf(t testing.TB, d *Download) netip.AddrPort {
@@ -26,8 +27,8 @@ func addrOf(t testing.TB, d *Download) netip.AddrPort {
 }
 
 func TestSeederToLeecher(t *testing.T) {
-	tt := makeTorrent(t, 5<<20+12345, 256<<10)
-	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 1)
+	tt := swarmtest.NewTorrent(t, 5<<20+12345, 256<<10)
+	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	seedCfg.Listener = listen(t, "127.0.0.1")
 	seedCfg.Seed = true
 	seeder := newTestDownload(t, seedCfg)
@@ -37,27 +38,27 @@ func TestSeederToLeecher(t *testing.T) {
 		t.Fatal("seeder with complete storage not complete")
 	}
 
-	st := newMemStorage(tt.t.Info, nil, false)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	leechCfg := testConfig(tt, st, 2)
 	leechCfg.Listener = listen(t, "127.0.0.1")
 	leecher := newTestDownload(t, leechCfg)
 	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
 	waitComplete(t, leecher, 20*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("downloaded data differs")
 	}
 	s := leecher.Status()
-	if !s.Complete || s.Written != s.Pieces || s.BytesDone != int64(len(tt.data)) {
+	if !s.Complete || s.Written != s.Pieces || s.BytesDone != int64(len(tt.Data)) {
 		t.Fatalf("status %+v", s)
 	}
 	// The byte counters are exact at completion (the local swarm's are
 	// read live, not from its periodic snapshot): a summary printed then
 	// counts every byte received.
-	if up, down, left := leecher.Stats(); left != 0 || down < int64(len(tt.data)) || up != 0 {
+	if up, down, left := leecher.Stats(); left != 0 || down < int64(len(tt.Data)) || up != 0 {
 		t.Fatalf("at completion: uploaded %d, downloaded %d, left %d", up, down, left)
 	}
-	if s.Downloaded < int64(len(tt.data)) {
-		t.Fatalf("Status.Downloaded %d at completion, want >= %d", s.Downloaded, len(tt.data))
+	if s.Downloaded < int64(len(tt.Data)) {
+		t.Fatalf("Status.Downloaded %d at completion, want >= %d", s.Downloaded, len(tt.Data))
 	}
 	if s.FirstRequest.IsZero() || s.FirstRequest.After(s.Updated) {
 		t.Fatalf("FirstRequest %v (status of %v)", s.FirstRequest, s.Updated)
@@ -68,30 +69,30 @@ func TestSeederToLeecher(t *testing.T) {
 	if len(s.Workers) != 1 || s.Workers[0].State != WorkerActive {
 		t.Fatalf("workers %+v, want the local one active", s.Workers)
 	}
-	if st.submits != tt.t.Info.NumPieces() {
-		t.Fatalf("%d submits for %d pieces", st.submits, tt.t.Info.NumPieces())
+	if st.Submits() != tt.Info.NumPieces() {
+		t.Fatalf("%d submits for %d pieces", st.Submits(), tt.Info.NumPieces())
 	}
 }
 
 // Close in the middle of a transfer returns promptly and leaks nothing
 // (goleak checks at the end of the package).
 func TestCloseMidDownload(t *testing.T) {
-	tt := makeTorrent(t, 32<<20, 256<<10)
-	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 1)
+	tt := swarmtest.NewTorrent(t, 32<<20, 256<<10)
+	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	seedCfg.Listener = listen(t, "127.0.0.1")
 	seedCfg.Seed = true
 	seeder, err := New(seedCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := newMemStorage(tt.t.Info, nil, false)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 2)
 	cfg.MaxPipeline = 8
 	cfg.StartPipeline = 8
 	// A fast machine fetched all 32 MiB over loopback before Close: the
 	// disk now takes a few pieces and then hangs until Close, so the
 	// download is still unfinished (and a Submit blocked) when it closes.
-	cfg.Storage = &stallingStorage{memStorage: st, left: 4}
+	cfg.Storage = &stallingStorage{Storage: st, left: 4}
 	leecher, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ func TestCloseMidDownload(t *testing.T) {
 // stallingStorage takes left pieces, then blocks every Submit until its
 // context ends.
 type stallingStorage struct {
-	*memStorage
+	*swarmtest.Storage
 	mu   sync.Mutex
 	left int
 }
@@ -136,12 +137,12 @@ func (g *stallingStorage) Submit(ctx context.Context, p int, data []byte) error 
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	return g.memStorage.Submit(ctx, p, data)
+	return g.Storage.Submit(ctx, p, data)
 }
 
 func TestConfigValidate(t *testing.T) {
-	tt := makeTorrent(t, 64<<10, 16<<10)
-	good := testConfig(tt, newMemStorage(tt.t.Info, nil, false), 1)
+	tt := swarmtest.NewTorrent(t, 64<<10, 16<<10)
+	good := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 1)
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -168,8 +169,8 @@ func TestConfigValidate(t *testing.T) {
 
 // Close does not wait for a peer stuck in its handshake.
 func TestCloseDuringHandshake(t *testing.T) {
-	tt := makeTorrent(t, 64<<10, 16<<10)
-	cfg := testConfig(tt, newMemStorage(tt.t.Info, nil, false), 1)
+	tt := swarmtest.NewTorrent(t, 64<<10, 16<<10)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 1)
 	cfg.Listener = listen(t, "127.0.0.1")
 	cfg.HandshakeTimeout = time.Minute
 	cfg.DialTimeout = time.Minute
@@ -214,7 +215,7 @@ func TestMultiFileIntoPieceStore(t *testing.T) {
 	for _, f := range files {
 		total += f.Length
 	}
-	data := makeTorrent(t, int(total), 16<<10).data // reuse its random bytes
+	data := swarmtest.NewTorrent(t, int(total), 16<<10).Data // reuse its random bytes
 	raw, err := metainfo.Build("multi", files, 32<<10, nil, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
@@ -223,8 +224,8 @@ func TestMultiFileIntoPieceStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt := &testTorrent{raw: raw, t: tor, data: data}
-	seedCfg := testConfig(tt, newMemStorage(tor.Info, data, true), 1)
+	tt := &swarmtest.Torrent{Torrent: tor, Data: data}
+	seedCfg := testConfig(tt, swarmtest.NewStorage(tor.Info, data), 1)
 	seedCfg.Listener = listen(t, "127.0.0.1")
 	seedCfg.Seed = true
 	seeder := newTestDownload(t, seedCfg)

@@ -11,10 +11,11 @@ import (
 
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
+	"flotilla/swarm/swarmtest"
 )
 
 // rawPeer dials d from local address ip and does the handshake as peer id.
-func rawPeer(t *testing.T, d *Download, tt *testTorrent, ip, id string) (net.Conn, *peerwire.Reader) {
+func rawPeer(t *testing.T, d *Download, tt *swarmtest.Torrent, ip, id string) (net.Conn, *peerwire.Reader) {
 	t.Helper()
 	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
 	c, err := dialer.Dial("tcp", d.Addr().String())
@@ -24,14 +25,14 @@ func rawPeer(t *testing.T, d *Download, tt *testTorrent, ip, id string) (net.Con
 	t.Cleanup(func() { c.Close() })
 	var pid [20]byte
 	copy(pid[:], id)
-	if err := peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.t.InfoHash, PeerID: pid}); err != nil {
+	if err := peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.InfoHash, PeerID: pid}); err != nil {
 		t.Fatal(err)
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := peerwire.ReadHandshake(c); err != nil {
 		t.Fatalf("handshake from %s: %v", ip, err)
 	}
-	return c, peerwire.NewReader(c, peerwire.DefaultLimits(tt.t.Info.NumPieces(), tt.t.Info.PieceLength, tt.t.Info.Length))
+	return c, peerwire.NewReader(c, peerwire.DefaultLimits(tt.Info.NumPieces(), tt.Info.PieceLength, tt.Info.Length))
 }
 
 func writeMsgs(t *testing.T, c net.Conn, ms ...peerwire.Message) {
@@ -100,8 +101,8 @@ func keepTalking(c net.Conn) {
 // handshake; incoming peers get at most three quarters of the slots) and
 // outgoing dials (none while the cap is reached).
 func TestMaxPeersCap(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
-	cfg := testConfig(tt, newMemStorage(tt.t.Info, nil, false), 20)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 20)
 	cfg.Listener = listen(t, "127.0.0.1")
 	cfg.MaxPeers = 2
 	d := newTestDownload(t, cfg)
@@ -172,14 +173,14 @@ func TestMaxPeersCap(t *testing.T) {
 // A peer connected to a downloading swarm is told of every piece the swarm
 // completes.
 func TestHaveBroadcast(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
-	n := tt.t.Info.NumPieces()
-	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 21)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	n := tt.Info.NumPieces()
+	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 21)
 	seedCfg.Listener = listen(t, "127.0.0.1")
 	seedCfg.Seed = true
 	seeder := newTestDownload(t, seedCfg)
 
-	cfg := testConfig(tt, newMemStorage(tt.t.Info, nil, false), 22)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 22)
 	cfg.Listener = listen(t, "127.0.0.1")
 	// Seed keeps the swarm open after completion: without it the swarm
 	// closes at once and the last have may not be flushed.
@@ -216,7 +217,7 @@ func TestHaveBroadcast(t *testing.T) {
 // In end game a block requested from two peers is cancelled on the slower
 // one once the faster delivers it.
 func TestEndGameCancelOnWire(t *testing.T) {
-	tt := makeTorrent(t, 256<<10, 64<<10)
+	tt := swarmtest.NewTorrent(t, 256<<10, 64<<10)
 	var mu sync.Mutex
 	asked := map[uint64]bool{}
 	var cancelled []uint64
@@ -245,23 +246,23 @@ func TestEndGameCancelOnWire(t *testing.T) {
 				return
 			}
 			if m.ID == peerwire.Request {
-				off := tt.t.Info.PieceOffset(int(m.Index)) + int64(m.Begin)
-				b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Block: tt.data[off : off+int64(m.Length)]})
+				off := tt.Info.PieceOffset(int(m.Index)) + int64(m.Begin)
+				b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Block: tt.Data[off : off+int64(m.Length)]})
 				if _, err := c.Write(b); err != nil {
 					return
 				}
 			}
 		}
 	})
-	st := newMemStorage(tt.t.Info, nil, false)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	d := newTestDownload(t, testConfig(tt, st, 23))
 	// The slow peer alone first: it is asked for every block.
 	d.AddPeers([]netip.AddrPort{slow.addr(t)})
-	blocks := int(tt.t.Info.Length / peerwire.BlockSize)
+	blocks := int(tt.Info.Length / peerwire.BlockSize)
 	testenv.WaitFor(t, 10*time.Second, "every block requested from the slow peer", func() bool { mu.Lock(); defer mu.Unlock(); return len(asked) == blocks })
 	d.AddPeers([]netip.AddrPort{fast.addr(t)})
 	waitComplete(t, d, 20*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 	testenv.WaitFor(t, 10*time.Second, "a cancel on the slow peer", func() bool { mu.Lock(); defer mu.Unlock(); return len(cancelled) > 0 })
@@ -278,9 +279,9 @@ func TestEndGameCancelOnWire(t *testing.T) {
 // torrent, is a protocol error: the connection is closed (no reject) and
 // the address banned.
 func TestServeLargeRequest(t *testing.T) {
-	tt := makeTorrent(t, 1<<20+1000, 64<<10)
-	n := tt.t.Info.NumPieces()
-	cfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 24)
+	tt := swarmtest.NewTorrent(t, 1<<20+1000, 64<<10)
+	n := tt.Info.NumPieces()
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 24)
 	cfg.Listener = listen(t, "127.0.0.1")
 	cfg.Seed = true
 	seeder := newTestDownload(t, cfg)
@@ -311,8 +312,8 @@ func TestServeLargeRequest(t *testing.T) {
 			t.Fatalf("32 KiB request rejected: %+v", m)
 		}
 		if m.ID == peerwire.Piece {
-			off := tt.t.Info.PieceOffset(3) + 16384
-			if m.Index != 3 || m.Begin != 16384 || !bytes.Equal(m.Block, tt.data[off:off+32768]) {
+			off := tt.Info.PieceOffset(3) + 16384
+			if m.Index != 3 || m.Begin != 16384 || !bytes.Equal(m.Block, tt.Data[off:off+32768]) {
 				t.Fatalf("wrong block: piece %d begin %d len %d", m.Index, m.Begin, len(m.Block))
 			}
 			break
@@ -351,7 +352,7 @@ func TestServeLargeRequest(t *testing.T) {
 // the swarm goes on to other peers: with one dial at a time, the seeder is
 // only reached once the stuck dial has given up.
 func TestDialTimeoutStuckHandshake(t *testing.T) {
-	tt := makeTorrent(t, 1<<20, 64<<10)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	l := listen(t, "127.0.1.40")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -394,12 +395,12 @@ func TestDialTimeoutStuckHandshake(t *testing.T) {
 		wg.Wait()
 	})
 
-	seedCfg := testConfig(tt, newMemStorage(tt.t.Info, tt.data, true), 25)
+	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 25)
 	seedCfg.Listener = listen(t, "127.0.0.1")
 	seedCfg.Seed = true
 	seeder := newTestDownload(t, seedCfg)
 
-	st := newMemStorage(tt.t.Info, nil, false)
+	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 26)
 	cfg.DialTimeout = 300 * time.Millisecond
 	cfg.MaxDialing = 1
@@ -414,7 +415,7 @@ func TestDialTimeoutStuckHandshake(t *testing.T) {
 		t.Fatal("the stuck handshake was not given up")
 	}
 	waitComplete(t, d, 20*time.Second)
-	if !bytes.Equal(st.bytes(), tt.data) {
+	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
 }
