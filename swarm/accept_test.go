@@ -14,23 +14,6 @@ import (
 	"flotilla/swarm/swarmtest"
 )
 
-// dialFrom opens a TCP connection to d from ip and sends pre (if any).
-func dialFrom(t *testing.T, d *Download, ip string, pre []byte) net.Conn {
-	t.Helper()
-	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
-	c, err := dialer.Dial("tcp", d.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if len(pre) > 0 {
-		if _, err := c.Write(pre); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
-}
-
 // closedByThem reports whether the other side closes c within 10 s
 // (a read ends in EOF or a reset rather than our deadline).
 func closedByThem(c net.Conn) bool {
@@ -103,10 +86,7 @@ func TestConnsPerIPCap(t *testing.T) {
 // honest peer got in.
 func TestSlotSquatters(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
-	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 43)
-	seedCfg.Listener = listen(t, "127.0.0.1")
-	seedCfg.Seed = true
-	seeder := newTestDownload(t, seedCfg)
+	seeder := newTestSeeder(t, tt, 43)
 
 	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 44)

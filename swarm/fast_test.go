@@ -61,10 +61,7 @@ func TestAllowedFastWhileChoked(t *testing.T) {
 // once we unchoke it.
 func TestRejectWhileChoking(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
-	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 7)
-	cfg.Listener = listen(t, "127.0.0.1")
-	cfg.Seed = true
-	seeder := newTestDownload(t, cfg)
+	seeder := newTestSeeder(t, tt, 7)
 
 	c, err := net.Dial("tcp", seeder.Addr().String())
 	if err != nil {

@@ -25,21 +25,7 @@ func heapInUse() int64 {
 // handshake; the caller decides whether it ever reads.
 func floodPeer(t *testing.T, d *Download, tt *swarmtest.Torrent, ip string, reserved [8]byte) net.Conn {
 	t.Helper()
-	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
-	c, err := dialer.Dial("tcp", d.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	var pid [20]byte
-	copy(pid[:], "-FLOOD0-"+ip)
-	if err := peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: reserved, InfoHash: tt.InfoHash, PeerID: pid}); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := peerwire.ReadHandshake(c); err != nil {
-		t.Fatalf("handshake from %s: %v", ip, err)
-	}
+	c := handshakeFrom(t, d, tt, ip, "-FLOOD0-"+ip, reserved)
 	c.SetReadDeadline(time.Time{})
 	return c
 }
@@ -68,10 +54,7 @@ func sendRequests(c net.Conn, tt *swarmtest.Torrent, n int) {
 func newFloodSeeder(t *testing.T, id byte) (*Download, *swarmtest.Torrent) {
 	t.Helper()
 	tt := swarmtest.NewTorrent(t, 4<<20, 256<<10)
-	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), id)
-	cfg.Listener = listen(t, "127.0.0.1")
-	cfg.Seed = true
-	return newTestDownload(t, cfg), tt
+	return newTestSeeder(t, tt, id), tt
 }
 
 // A peer that keeps sending requests and never reads what we answer —

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/peerwire"
 	"flotilla/swarm/swarmtest"
 
 	"go.uber.org/goleak"
@@ -63,6 +64,50 @@ func waitComplete(t testing.TB, d *Download, timeout time.Duration) {
 		st := d.Status()
 		t.Fatalf("download not complete after %v: %+v", timeout, st)
 	}
+}
+
+// dialFrom opens a TCP connection to d from ip and sends pre (if any).
+func dialFrom(t *testing.T, d *Download, ip string, pre []byte) net.Conn {
+	t.Helper()
+	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	c, err := dialer.Dial("tcp", d.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if len(pre) > 0 {
+		if _, err := c.Write(pre); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// handshakeFrom dials d from ip and completes the handshake as peer id with
+// the given reserved bits. The connection's read deadline is left 10 s
+// after the dial.
+func handshakeFrom(t *testing.T, d *Download, tt *swarmtest.Torrent, ip, id string, reserved [8]byte) net.Conn {
+	t.Helper()
+	c := dialFrom(t, d, ip, nil)
+	var pid [20]byte
+	copy(pid[:], id)
+	if err := peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: reserved, InfoHash: tt.InfoHash, PeerID: pid}); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := peerwire.ReadHandshake(c); err != nil {
+		t.Fatalf("handshake from %s: %v", ip, err)
+	}
+	return c
+}
+
+// newTestSeeder starts a download holding all of tt, seeding on loopback.
+func newTestSeeder(t testing.TB, tt *swarmtest.Torrent, id byte) *Download {
+	t.Helper()
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), id)
+	cfg.Listener = listen(t, "127.0.0.1")
+	cfg.Seed = true
+	return newTestDownload(t, cfg)
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -129,10 +129,7 @@ func TestHostilePeers(t *testing.T) {
 		c.Read(make([]byte, 1024))
 	})
 
-	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
-	seedCfg.Listener = listen(t, "127.0.0.1")
-	seedCfg.Seed = true
-	seeder := newTestDownload(t, seedCfg)
+	seeder := newTestSeeder(t, tt, 1)
 
 	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 2)
@@ -190,10 +187,7 @@ func TestSilentPeerTimeoutsAndSnub(t *testing.T) {
 		t.Fatalf("snubbed peer still has %d requests", w.Outstanding)
 	}
 
-	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 4)
-	seedCfg.Listener = listen(t, "127.0.0.1")
-	seedCfg.Seed = true
-	seeder := newTestDownload(t, seedCfg)
+	seeder := newTestSeeder(t, tt, 4)
 	leecher.AddPeers([]netip.AddrPort{addrOf(t, seeder)})
 	waitComplete(t, leecher, 20*time.Second)
 	if !bytes.Equal(st.Bytes(), tt.Data) {
@@ -214,12 +208,7 @@ func TestBanListOnDialAndAccept(t *testing.T) {
 	<-done
 
 	// Accept: a banned address gets no handshake back.
-	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.7")}}
-	c, err := dialer.Dial("tcp", d.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialFrom(t, d, "127.0.0.7", nil)
 	var id [20]byte
 	peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.InfoHash, PeerID: id})
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -28,10 +28,7 @@ func addrOf(t testing.TB, d *Download) netip.AddrPort {
 
 func TestSeederToLeecher(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 5<<20+12345, 256<<10)
-	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
-	seedCfg.Listener = listen(t, "127.0.0.1")
-	seedCfg.Seed = true
-	seeder := newTestDownload(t, seedCfg)
+	seeder := newTestSeeder(t, tt, 1)
 	select {
 	case <-seeder.Complete():
 	default:
@@ -225,10 +222,7 @@ func TestMultiFileIntoPieceStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	tt := &swarmtest.Torrent{Torrent: tor, Data: data}
-	seedCfg := testConfig(tt, swarmtest.NewStorage(tor.Info, data), 1)
-	seedCfg.Listener = listen(t, "127.0.0.1")
-	seedCfg.Seed = true
-	seeder := newTestDownload(t, seedCfg)
+	seeder := newTestSeeder(t, tt, 1)
 
 	out := t.TempDir()
 	st := openStore(t, out, tor)

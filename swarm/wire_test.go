@@ -17,21 +17,7 @@ import (
 // rawPeer dials d from local address ip and does the handshake as peer id.
 func rawPeer(t *testing.T, d *Download, tt *swarmtest.Torrent, ip, id string) (net.Conn, *peerwire.Reader) {
 	t.Helper()
-	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
-	c, err := dialer.Dial("tcp", d.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	var pid [20]byte
-	copy(pid[:], id)
-	if err := peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: tt.InfoHash, PeerID: pid}); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := peerwire.ReadHandshake(c); err != nil {
-		t.Fatalf("handshake from %s: %v", ip, err)
-	}
+	c := handshakeFrom(t, d, tt, ip, id, peerwire.DefaultReserved())
 	return c, peerwire.NewReader(c, peerwire.DefaultLimits(tt.Info.NumPieces(), tt.Info.PieceLength, tt.Info.Length))
 }
 
@@ -175,10 +161,7 @@ func TestMaxPeersCap(t *testing.T) {
 func TestHaveBroadcast(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	n := tt.Info.NumPieces()
-	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 21)
-	seedCfg.Listener = listen(t, "127.0.0.1")
-	seedCfg.Seed = true
-	seeder := newTestDownload(t, seedCfg)
+	seeder := newTestSeeder(t, tt, 21)
 
 	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 22)
 	cfg.Listener = listen(t, "127.0.0.1")
@@ -281,10 +264,7 @@ func TestEndGameCancelOnWire(t *testing.T) {
 func TestServeLargeRequest(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20+1000, 64<<10)
 	n := tt.Info.NumPieces()
-	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 24)
-	cfg.Listener = listen(t, "127.0.0.1")
-	cfg.Seed = true
-	seeder := newTestDownload(t, cfg)
+	seeder := newTestSeeder(t, tt, 24)
 
 	unchoked := func(ip, id string) (net.Conn, *peerwire.Reader) {
 		c, r := rawPeer(t, seeder, tt, ip, id)
@@ -395,10 +375,7 @@ func TestDialTimeoutStuckHandshake(t *testing.T) {
 		wg.Wait()
 	})
 
-	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 25)
-	seedCfg.Listener = listen(t, "127.0.0.1")
-	seedCfg.Seed = true
-	seeder := newTestDownload(t, seedCfg)
+	seeder := newTestSeeder(t, tt, 25)
 
 	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 26)
