@@ -1,4 +1,56 @@
-// Package coordinator holds the coordinator's logic that is not flags or
-// terminal output (DESIGN point 6). So far: TrackerHealth, the passive
-// record behind the warning that no tracker answers.
+// Package coordinator is Flotilla's coordinator without its terminal: the
+// main loop of DESIGN point 6, which waits for the trackers, the watchdog,
+// the cluster and the sub-chief and reports what happens as events. It
+// prints nothing and parses no flags; cmd/coord (and later the service)
+// turns its events and errors into output.
+//
+// # What owns what
+//
+// A Coordinator owns what a process's downloads share: the peer listener,
+// the tracker client with its UDP coordinator (tracker.Client), the
+// watchdog and, after JoinCluster, the cluster membership
+// (cluster.Cluster). One goroutine, Coordinator.run, owns the set of jobs
+// and the membership: it hands every membership event to each job and
+// reads the watchdog's alerts. Other goroutines reach that state only by
+// sending it a function to run (Coordinator.do).
+//
+// A Job is one torrent: its store (piecestore.Store), its sub-chief
+// (swarm.Download, which owns the local peer swarm and the remote swarms),
+// its tracker pipelines (tracker.Announcer) and, in a cluster, its
+// sessions to swarm nodes (nodeLink: dialing, back-off, quarantine by
+// node identity). From Start until Close one goroutine, Job.run, owns the
+// job's state — the tracker health record (trackerHealth, a passive
+// value), the node link and the queue of events not yet read. It polls
+// the sub-chief's status every StatusInterval without blocking, and never
+// waits for the reader of Events: events queue, Progress coalesced. Node
+// dials and session closes run on goroutines of their own that report
+// back to Job.run on a channel.
+//
+// # Lifecycle
+//
+//	c, err := coordinator.New(cfg)          // listener, watchdog, trackers
+//	job, err := c.OpenJob(jobCfg)           // opens (and may check) the store
+//	err = job.Verify(ctx)                   // optional re-hash
+//	err = job.Start(peers)                  // sub-chief, trackers, Job.run
+//	member, err := c.JoinCluster(clusterCfg) // optional: swarm nodes get work
+//	ev := <-job.Events()                    // ... until Completed or Failed
+//	job.Close(); c.Close()
+//
+// Close stops in reverse: a job's node sessions, its trackers (which hear
+// "stopped"), its sub-chief and its store (which flushes and records what
+// is verified); then the membership, the tracker client, the watchdog and
+// the listener.
+//
+// # Errors
+//
+// Errors keep their kinds for errors.Is/As: the store's are returned as
+// they are, others are wrapped with a lowercase context ("trackers: ",
+// "cluster: ", "verify: "); New's listener failure is a *ListenError.
+//
+// # Not yet
+//
+// The peer listener serves one job: handing incoming connections to the
+// job whose info-hash they ask for is not implemented, so a second job's
+// Start on one Coordinator fails with ErrListenerInUse. The watchdog's
+// alerts are only logged.
 package coordinator

@@ -37,13 +37,13 @@ type TrackerError struct {
 	Err error
 }
 
-// TrackerHealth follows whether a torrent's trackers answer, from the
+// trackerHealth follows whether a torrent's trackers answer, from the
 // announce results the pipelines report. A tracker is healthy while its
 // newest announce succeeded; it answers on its own schedule (every few
 // minutes), so the time since the last answer says nothing about health —
 // a tracker that answered "started" and has nothing more to say is fine.
 // It is a passive value (no goroutines, no locks) owned by its job's loop.
-type TrackerHealth struct {
+type trackerHealth struct {
 	silentAfter, warnEvery time.Duration
 
 	start    time.Time
@@ -53,17 +53,17 @@ type TrackerHealth struct {
 	lastWarn time.Time        // last warning reported
 }
 
-// NewTrackerHealth starts following trackers at start: a warning is due
+// newTrackerHealth starts following trackers at start: a warning is due
 // after silentAfter without an answering tracker, and repeats at most
 // every warnEvery.
-func NewTrackerHealth(start time.Time, silentAfter, warnEvery time.Duration) *TrackerHealth {
-	return &TrackerHealth{silentAfter: silentAfter, warnEvery: warnEvery, start: start,
+func newTrackerHealth(start time.Time, silentAfter, warnEvery time.Duration) *trackerHealth {
+	return &trackerHealth{silentAfter: silentAfter, warnEvery: warnEvery, start: start,
 		ok: make(map[string]bool), errs: make(map[string]error)}
 }
 
-// Record takes one update. Scrapes do not count: many trackers that
+// record takes one update. Scrapes do not count: many trackers that
 // announce well do not scrape.
-func (h *TrackerHealth) Record(u tracker.Update, now time.Time) {
+func (h *trackerHealth) record(u tracker.Update, now time.Time) {
 	if u.Kind == tracker.UpdateScrape {
 		return
 	}
@@ -81,7 +81,7 @@ func (h *TrackerHealth) Record(u tracker.Update, now time.Time) {
 }
 
 // healthy reports whether some tracker's newest announce succeeded.
-func (h *TrackerHealth) healthy() bool {
+func (h *trackerHealth) healthy() bool {
 	for _, ok := range h.ok {
 		if ok {
 			return true
@@ -90,11 +90,11 @@ func (h *TrackerHealth) healthy() bool {
 	return false
 }
 
-// Warning returns the warning due at now, if one is: no tracker is
+// warning returns the warning due at now, if one is: no tracker is
 // answering (none ever has, or every one that did now fails) for at least
 // silentAfter, there are no peers, and the last warning was at least
 // warnEvery ago. tiers orders the trackers' errors.
-func (h *TrackerHealth) Warning(now time.Time, peers int, tiers [][]string) (TrackersSilent, bool) {
+func (h *trackerHealth) warning(now time.Time, peers int, tiers [][]string) (TrackersSilent, bool) {
 	if peers > 0 || h.healthy() {
 		return TrackersSilent{}, false
 	}

@@ -16,7 +16,7 @@ func TestTrackerHealth(t *testing.T) {
 	tiers := [][]string{{a}, {b}}
 	t0 := time.Unix(1_000_000, 0)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
-	newHealth := func() *TrackerHealth { return NewTrackerHealth(t0, 15*time.Second, time.Minute) }
+	newHealth := func() *trackerHealth { return newTrackerHealth(t0, 15*time.Second, time.Minute) }
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	ok := func(url string) tracker.Update {
 		return tracker.Update{URL: url, Kind: tracker.UpdateAnnounce, Response: &tracker.AnnounceResponse{}}
@@ -38,76 +38,76 @@ func TestTrackerHealth(t *testing.T) {
 
 	t.Run("answered once, quiet since", func(t *testing.T) {
 		h := newHealth()
-		h.Record(ok(a), at(time.Second))
+		h.record(ok(a), at(time.Second))
 		for _, d := range []time.Duration{16 * time.Second, time.Hour, 24 * time.Hour} {
-			if w, warn := h.Warning(at(d), 0, tiers); warn {
+			if w, warn := h.warning(at(d), 0, tiers); warn {
 				t.Fatalf("at %v: %+v", d, w)
 			}
 		}
 	})
 	t.Run("never answered", func(t *testing.T) {
 		h := newHealth()
-		h.Record(bad(a), at(time.Second))
-		if _, warn := h.Warning(at(14*time.Second), 0, tiers); warn {
+		h.record(bad(a), at(time.Second))
+		if _, warn := h.warning(at(14*time.Second), 0, tiers); warn {
 			t.Fatal("warned before the silence was long enough")
 		}
-		w, warn := h.Warning(at(15*time.Second), 0, tiers)
+		w, warn := h.warning(at(15*time.Second), 0, tiers)
 		want := TrackersSilent{For: 15 * time.Second, Errors: []TrackerError{{a, refused}}}
 		if !warn || !same(w, want) {
 			t.Fatalf("got %+v (%v), want %+v", w, warn, want)
 		}
-		if _, warn := h.Warning(at(30*time.Second), 0, tiers); warn {
+		if _, warn := h.warning(at(30*time.Second), 0, tiers); warn {
 			t.Fatal("repeated within warnEvery")
 		}
-		if _, warn := h.Warning(at(75*time.Second), 0, tiers); !warn {
+		if _, warn := h.warning(at(75*time.Second), 0, tiers); !warn {
 			t.Fatal("not repeated after warnEvery")
 		}
 	})
 	t.Run("no reply at all", func(t *testing.T) {
 		h := newHealth()
-		w, _ := h.Warning(at(20*time.Second), 0, tiers)
+		w, _ := h.warning(at(20*time.Second), 0, tiers)
 		if want := (TrackersSilent{For: 20 * time.Second}); !same(w, want) {
 			t.Fatalf("got %+v, want %+v", w, want)
 		}
 	})
 	t.Run("peers, no tracker", func(t *testing.T) {
 		h := newHealth()
-		if _, warn := h.Warning(at(time.Hour), 3, tiers); warn {
+		if _, warn := h.warning(at(time.Hour), 3, tiers); warn {
 			t.Fatal("warned while there are peers")
 		}
 	})
 	t.Run("one of two fails", func(t *testing.T) {
 		h := newHealth()
-		h.Record(bad(a), at(time.Second))
-		h.Record(ok(b), at(time.Second))
-		if _, warn := h.Warning(at(time.Hour), 0, tiers); warn {
+		h.record(bad(a), at(time.Second))
+		h.record(ok(b), at(time.Second))
+		if _, warn := h.warning(at(time.Hour), 0, tiers); warn {
 			t.Fatal("warned while a tracker answers")
 		}
 	})
 	t.Run("all fail after answering", func(t *testing.T) {
 		h := newHealth()
-		h.Record(ok(a), at(time.Second))
-		h.Record(ok(b), at(time.Second))
-		h.Record(bad(a), at(10*time.Minute))
-		h.Record(bad(b), at(20*time.Minute))
-		if _, warn := h.Warning(at(20*time.Minute+14*time.Second), 0, tiers); warn {
+		h.record(ok(a), at(time.Second))
+		h.record(ok(b), at(time.Second))
+		h.record(bad(a), at(10*time.Minute))
+		h.record(bad(b), at(20*time.Minute))
+		if _, warn := h.warning(at(20*time.Minute+14*time.Second), 0, tiers); warn {
 			t.Fatal("warned before the silence since the last one failed was long enough")
 		}
-		w, warn := h.Warning(at(20*time.Minute+15*time.Second), 0, tiers)
+		w, warn := h.warning(at(20*time.Minute+15*time.Second), 0, tiers)
 		want := TrackersSilent{For: 15 * time.Second, Lapsed: true, Errors: []TrackerError{{a, refused}, {b, refused}}}
 		if !warn || !same(w, want) {
 			t.Fatalf("got %+v (%v), want %+v", w, warn, want)
 		}
-		h.Record(ok(b), at(21*time.Minute))
-		if _, warn := h.Warning(at(time.Hour), 0, tiers); warn {
+		h.record(ok(b), at(21*time.Minute))
+		if _, warn := h.warning(at(time.Hour), 0, tiers); warn {
 			t.Fatal("warned after a tracker answered again")
 		}
 	})
 	t.Run("a failing scrape is not a failing tracker", func(t *testing.T) {
 		h := newHealth()
-		h.Record(ok(a), at(time.Second))
-		h.Record(tracker.Update{URL: a, Kind: tracker.UpdateScrape, Err: refused}, at(2*time.Second))
-		if _, warn := h.Warning(at(time.Hour), 0, tiers); warn {
+		h.record(ok(a), at(time.Second))
+		h.record(tracker.Update{URL: a, Kind: tracker.UpdateScrape, Err: refused}, at(2*time.Second))
+		if _, warn := h.warning(at(time.Hour), 0, tiers); warn {
 			t.Fatal("a scrape error made the tracker unhealthy")
 		}
 	})

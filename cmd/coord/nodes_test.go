@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"flotilla/cluster"
+	"flotilla/coordinator"
 	"flotilla/internal/clusteropt"
 	"flotilla/internal/testenv"
 )
@@ -64,23 +65,30 @@ type nodeRow struct {
 }
 
 // TestNodesListsMembers runs `coord nodes` against a cluster of a swarm
-// node and a coordinator (the download's cluster link, advertising its
-// slots), with the key in a file and then in FLOTILLA_CLUSTER_KEY.
+// node and a coordinator (a coordinator.Coordinator joined the way coord
+// download joins, advertising its slots), with the key in a file and then in FLOTILLA_CLUSTER_KEY.
 func TestNodesListsMembers(t *testing.T) {
 	key, keyFile := newClusterKey(t)
 	node, err := startNodeMember(t, key, "node-a", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, tor := writeTorrent(t, [][]string{{"http://127.0.0.1:1/announce"}})
-	link, err := startClusterLink(clusteropt.Options{Listen: "127.0.0.1:0", Join: node.Addr().String(), Slots: 80},
-		key, tor, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 6881}, slog.New(slog.DiscardHandler), &bytes.Buffer{})
+	c, err := coordinator.New(coordinator.Config{ListenAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { link.close() })
+	t.Cleanup(func() { c.Close() })
+	cfg, err := clusterConfig(clusteropt.Options{Listen: "127.0.0.1:0", Join: node.Addr().String(), Slots: 80},
+		key, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, err := c.JoinCluster(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	testenv.WaitFor(t, 10*time.Second, "the coordinator to join the node", func() bool { return len(node.Members()) == 2 })
-	coordName := link.c.LocalName()
+	coordName := me.Name
 
 	code, out, errs := runCoord(t, "nodes", "--join", node.Addr().String(), "--cluster-key-file", keyFile, "--timeout", "10s")
 	if code != 0 {
@@ -99,7 +107,7 @@ func TestNodesListsMembers(t *testing.T) {
 		t.Errorf("node row %q, want %q", got, want)
 	}
 	// The coordinator has no delegate endpoint: its columns shift left.
-	if got, want := strings.Join(rows[coordName], " "), coordName+" coordinator "+link.c.Addr().String()+" "+version+" 80"; got != want {
+	if got, want := strings.Join(rows[coordName], " "), coordName+" coordinator "+me.Addr.String()+" "+version+" 80"; got != want {
 		t.Errorf("coordinator row %q, want %q", got, want)
 	}
 
@@ -117,7 +125,7 @@ func TestNodesListsMembers(t *testing.T) {
 	}
 	want := map[string]nodeRow{
 		"node-a":  {"node-a", "swarmnode", node.Addr().String(), "127.0.0.1:7001", "test-9", 33, 0},
-		coordName: {coordName, "coordinator", link.c.Addr().String(), "", version, 80, 0},
+		coordName: {coordName, "coordinator", me.Addr.String(), "", version, 80, 0},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("--json: %d members, want %d:\n%s", len(got), len(want), out)

@@ -10,13 +10,6 @@ import (
 	"flotilla/coordinator"
 )
 
-// When the trackers are silent and there are no peers, coord warns (see
-// coordinator.TrackerHealth). Variables so that a test can shorten them.
-var (
-	trackerSilentAfter = coordinator.DefaultTrackerSilentAfter
-	trackerWarnEvery   = coordinator.DefaultTrackerWarnEvery
-)
-
 // trackerWarning is the one-line warning for a TrackersSilent event,
 // naming each failing tracker and its error.
 func trackerWarning(w coordinator.TrackersSilent) string {

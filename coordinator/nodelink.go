@@ -1,10 +1,7 @@
-package main
+package coordinator
 
 import (
 	"context"
-	"crypto/ed25519"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -14,33 +11,33 @@ import (
 
 	"flotilla/cluster"
 	"flotilla/delegate"
-	"flotilla/internal/clusteropt"
 	"flotilla/metainfo"
 	"flotilla/swarm"
 )
 
-// clusterLink is the coordinator's side of a cluster: it watches
-// membership, opens a delegate session to every swarm node that joins
-// (including later joiners and nodes that come back) and hands the
-// resulting remote swarms to the sub-chief. It is driven by the session's
-// main loop only; dials run on their own goroutines and report back on
-// dialed.
-type clusterLink struct {
-	c      *cluster.Cluster
-	key    cluster.Key
-	ckey   ed25519.PrivateKey // the coordinator key (nil: derived from key)
+// nodeDialTimeout bounds opening one delegate session.
+const nodeDialTimeout = 15 * time.Second
+
+// nodeLink is a job's side of the cluster: it follows membership, opens a
+// delegate session to every swarm node that joins (including later
+// joiners and nodes that come back) and hands the resulting remote swarms
+// to the sub-chief. It is driven by the job's loop only; dials run on
+// their own goroutines and report back on dialed. What the user should
+// hear of goes out through emit.
+type nodeLink struct {
+	m      *membership
 	job    delegate.JobSpec
 	log    *slog.Logger
+	emit   func(Event)
 	nodes  map[string]*remoteNode
 	dialed chan dialResult
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	stderr io.Writer
 	done   bool // the download completed: no more sessions
 	// quarantined holds the identities (nodeIdentity) of nodes the
-	// sub-chief quarantined: never dialed again in this download, whatever
-	// name they come back under.
+	// sub-chief quarantined: never dialed again in this job, whatever name
+	// they come back under.
 	quarantined map[string]bool
 }
 
@@ -49,7 +46,7 @@ type remoteNode struct {
 	id       string // nodeIdentity
 	rs       *delegate.RemoteSwarm
 	dialing  bool
-	refused  bool // told the operator it is quarantined
+	refused  bool // NodeRefused reported
 	failures int
 	nextTry  time.Time
 }
@@ -87,32 +84,18 @@ func (w nodeSwarm) Identity() string { return w.id }
 
 var _ swarm.Identified = nodeSwarm{}
 
-// startClusterLink joins the cluster as a coordinator advertising o.Slots
-// as its capacity (coord download's --max-peers).
-func startClusterLink(o clusteropt.Options, key cluster.Key, t *metainfo.Torrent, peer *net.TCPAddr, log *slog.Logger, stderr io.Writer) (*clusterLink, error) {
-	ep, err := o.Endpoints()
-	if err != nil {
-		return nil, err
-	}
-	cfg := cluster.DefaultConfig()
-	cfg.BindAddr, cfg.AdvertiseAddr, cfg.Key, cfg.Logger = ep.GossipBind, ep.GossipAdvertise, key, log
-	cfg.Join = o.JoinList()
-	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: version, Slots: o.Slots}
-	c, err := cluster.Start(cfg)
-	if err != nil {
-		return nil, err
-	}
+// newNodeLink links a job for torrent t, whose peers connect to peer, to
+// the membership m.
+func newNodeLink(m *membership, t *metainfo.Torrent, peer *net.TCPAddr, log *slog.Logger, emit func(Event)) *nodeLink {
 	// Nodes get the coordinator as a peer too: at the address they reach
 	// it by when the peer listener is bound to every address.
 	peerHost := peer.IP.String()
 	if peer.IP.IsUnspecified() {
-		peerHost = c.Addr().Addr().String()
+		peerHost = m.c.Addr().Addr().String()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &clusterLink{
-		c:    c,
-		key:  key,
-		ckey: o.CoordinatorKey,
+	return &nodeLink{
+		m: m,
 		job: delegate.JobSpec{
 			InfoHash:            t.InfoHash,
 			InfoBytes:           t.InfoBytes,
@@ -120,13 +103,13 @@ func startClusterLink(o clusteropt.Options, key cluster.Key, t *metainfo.Torrent
 			CoordinatorPeerAddr: net.JoinHostPort(peerHost, strconv.Itoa(peer.Port)),
 		},
 		log:         log,
-		stderr:      stderr,
+		emit:        emit,
 		nodes:       map[string]*remoteNode{},
 		quarantined: map[string]bool{},
 		dialed:      make(chan dialResult),
 		ctx:         ctx,
 		cancel:      cancel,
-	}, nil
+	}
 }
 
 func isNode(m cluster.Member) bool {
@@ -134,7 +117,7 @@ func isNode(m cluster.Member) bool {
 }
 
 // memberEvent reacts to a membership change.
-func (l *clusterLink) memberEvent(ev cluster.Event) {
+func (l *nodeLink) memberEvent(ev cluster.Event) {
 	m := ev.Member
 	if !isNode(m) {
 		return
@@ -165,11 +148,11 @@ func (l *clusterLink) memberEvent(ev cluster.Event) {
 
 // maybeDial opens a session to n unless one is open, being opened, or
 // the last attempt failed too recently.
-func (l *clusterLink) maybeDial(name string, n *remoteNode, now time.Time) {
+func (l *nodeLink) maybeDial(name string, n *remoteNode, now time.Time) {
 	if l.quarantined[n.id] {
 		if !n.refused {
 			n.refused = true
-			fmt.Fprintf(l.stderr, "cluster: swarm node %s (%s) is not used: a node at these addresses was quarantined earlier in this download for delivering pieces that failed verification\n", name, n.id)
+			l.emit(NodeRefused{Name: name, Identity: n.id})
 		}
 		return
 	}
@@ -181,11 +164,11 @@ func (l *clusterLink) maybeDial(name string, n *remoteNode, now time.Time) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		ctx, cancel := context.WithTimeout(l.ctx, 15*time.Second)
+		ctx, cancel := context.WithTimeout(l.ctx, nodeDialTimeout)
 		defer cancel()
 		ccfg := delegate.DefaultClientConfig()
-		ccfg.Logger, ccfg.CoordinatorKey = l.log, l.ckey
-		rs, err := delegate.Dial(ctx, addr, l.key, l.job, ccfg)
+		ccfg.Logger, ccfg.CoordinatorKey = l.log, l.m.ckey
+		rs, err := delegate.Dial(ctx, addr, l.m.key, l.job, ccfg)
 		select {
 		case l.dialed <- dialResult{name: name, addr: addr, id: id, rs: rs, err: err}:
 		case <-l.ctx.Done():
@@ -197,7 +180,7 @@ func (l *clusterLink) maybeDial(name string, n *remoteNode, now time.Time) {
 }
 
 // dialDone hands a new remote swarm to the sub-chief.
-func (l *clusterLink) dialDone(r dialResult, dl *swarm.Download) {
+func (l *nodeLink) dialDone(r dialResult, dl *swarm.Download) {
 	n := l.nodes[r.name]
 	if n != nil {
 		n.dialing = false
@@ -207,7 +190,7 @@ func (l *clusterLink) dialDone(r dialResult, dl *swarm.Download) {
 			n.failures++
 			n.nextTry = time.Now().Add(backoff(n.failures))
 		}
-		fmt.Fprintf(l.stderr, "cluster: swarm node %s (%s): %v\n", r.name, r.addr, r.err)
+		l.emit(NodeDialFailed{Name: r.name, Addr: r.addr, Err: r.err})
 		return
 	}
 	if n == nil || n.addr != r.addr || l.done || l.quarantined[r.id] {
@@ -221,15 +204,15 @@ func (l *clusterLink) dialDone(r dialResult, dl *swarm.Download) {
 
 // tick takes the sub-chief's quarantine verdicts from its status, notices
 // sessions that dropped and re-dials nodes that are still members.
-func (l *clusterLink) tick(now time.Time, st swarm.Status) {
+func (l *nodeLink) tick(now time.Time, st swarm.Status) {
 	for _, w := range st.Workers {
 		if w.State != swarm.WorkerQuarantined || w.Identity == "" || l.quarantined[w.Identity] {
 			continue
 		}
 		l.quarantined[w.Identity] = true
-		fmt.Fprintf(l.stderr, "cluster: swarm node %s (%s) quarantined for the rest of this download: it delivered pieces that failed verification; check that host (disk, memory, or a compromised cluster key)\n", w.Name, w.Identity)
+		l.emit(NodeQuarantined{Name: w.Name, Identity: w.Identity})
 	}
-	for _, m := range l.c.Members() {
+	for _, m := range l.m.c.Members() {
 		if !isNode(m) || m.State != cluster.StateAlive {
 			continue
 		}
@@ -254,13 +237,15 @@ func (l *clusterLink) tick(now time.Time, st swarm.Status) {
 	}
 }
 
+// backoff is the wait before dialing a node again after failures in a
+// row: 1 s doubling to 30 s.
 func backoff(failures int) time.Duration {
 	d := 500 * time.Millisecond << min(failures, 6)
 	return min(d, 30*time.Second)
 }
 
 // stopRemotes ends every session once the download is complete.
-func (l *clusterLink) stopRemotes() {
+func (l *nodeLink) stopRemotes() {
 	l.done = true
 	for _, n := range l.nodes {
 		if n.rs != nil {
@@ -270,9 +255,9 @@ func (l *clusterLink) stopRemotes() {
 	}
 }
 
-// closeAsync closes a session without holding up the main loop (Close
-// waits up to its StopTimeout for the node to hear "stop").
-func (l *clusterLink) closeAsync(rs *delegate.RemoteSwarm) {
+// closeAsync closes a session without holding up the loop (Close waits up
+// to its StopTimeout for the node to hear "stop").
+func (l *nodeLink) closeAsync(rs *delegate.RemoteSwarm) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -280,10 +265,10 @@ func (l *clusterLink) closeAsync(rs *delegate.RemoteSwarm) {
 	}()
 }
 
-func (l *clusterLink) close() error {
+// close ends every session and waits for dials and closes in flight. The
+// membership is the coordinator's: it stays.
+func (l *nodeLink) close() {
 	l.stopRemotes()
 	l.cancel()
 	l.wg.Wait()
-	l.c.Leave(time.Second)
-	return l.c.Close()
 }

@@ -1,0 +1,232 @@
+package coordinator
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"flotilla/cluster"
+	"flotilla/internal/bindaddr"
+	"flotilla/tracker"
+	"flotilla/watchdog"
+)
+
+// Config configures a Coordinator. Start from DefaultConfig.
+type Config struct {
+	// ListenAddr is the TCP address peers connect to; its port is the one
+	// announced to trackers. Port 0 picks a free one.
+	ListenAddr string
+	// Logger receives diagnostics (of the coordinator, its jobs and the
+	// packages they drive); nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig listens for peers on every address, port 6881.
+func DefaultConfig() Config { return Config{ListenAddr: "0.0.0.0:6881"} }
+
+// ErrListenerInUse is returned by Job.Start while another job holds the peer
+// listener: handing incoming connections to the job whose torrent they
+// ask for is not implemented yet, so a Coordinator runs one job at a time.
+var ErrListenerInUse = errors.New("coordinator: the peer listener already serves a job")
+
+// ListenError is New's error when the peer listener cannot be opened.
+type ListenError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Error() string { return "cannot listen on " + e.Addr + ": " + e.Err.Error() }
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// Coordinator owns what a process's downloads share: the peer listener,
+// the tracker client (with the UDP coordinator), the watchdog and, once
+// JoinCluster is called, the cluster membership. Each torrent is a Job
+// (OpenJob). Its methods are safe for concurrent use.
+type Coordinator struct {
+	log *slog.Logger
+	ln  net.Listener
+	wd  *watchdog.Watchdog
+	tc  *tracker.Client
+
+	cmds      chan func()
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+
+	// mu guards lnTaken: the listener is handed to one job.
+	mu      sync.Mutex
+	lnTaken bool
+
+	// Owned by run (and by Close once run has returned).
+	jobs    map[*Job]struct{}
+	members *membership // nil until JoinCluster
+}
+
+// membership is the cluster as jobs see it: where nodes are and the keys
+// to talk to them.
+type membership struct {
+	c    *cluster.Cluster
+	key  cluster.Key
+	ckey ed25519.PrivateKey // nil: derived from key
+}
+
+// New opens the peer listener and starts the watchdog and the tracker
+// client. A listener error is a *ListenError.
+func New(cfg Config) (*Coordinator, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, &ListenError{Addr: cfg.ListenAddr, Err: err}
+	}
+	wd, err := watchdog.New(watchdog.DefaultConfig())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	tcfg := tracker.DefaultConfig()
+	tcfg.Watchdog, tcfg.Logger = wd, log
+	bindaddr.Tracker(&tcfg, ln.Addr().(*net.TCPAddr).IP)
+	tc, err := tracker.New(tcfg)
+	if err != nil {
+		wd.Close()
+		ln.Close()
+		return nil, fmt.Errorf("trackers: %w", err)
+	}
+	c := &Coordinator{log: log, ln: ln, wd: wd, tc: tc,
+		cmds: make(chan func()), closing: make(chan struct{}), done: make(chan struct{}),
+		jobs: map[*Job]struct{}{}}
+	go c.run()
+	return c, nil
+}
+
+// Addr is the peer listener's address.
+func (c *Coordinator) Addr() *net.TCPAddr { return c.ln.Addr().(*net.TCPAddr) }
+
+// ClusterConfig says how a Coordinator joins a cluster.
+type ClusterConfig struct {
+	// Cluster configures the membership: addresses, join list, key and the
+	// metadata advertised (a coordinator's role, version and slots).
+	Cluster cluster.Config
+	// CoordinatorKey signs the coordinator's side of delegate sessions;
+	// nil derives one from the cluster key.
+	CoordinatorKey ed25519.PrivateKey
+}
+
+// ClusterMember is how the cluster knows this coordinator.
+type ClusterMember struct {
+	Name string
+	Addr netip.AddrPort // gossip address
+}
+
+// JoinCluster starts the cluster membership. From then on every job opens
+// a delegate session to each swarm node that joins and hands the resulting
+// remote swarm to its sub-chief. Errors are wrapped with "cluster: ".
+func (c *Coordinator) JoinCluster(cfg ClusterConfig) (ClusterMember, error) {
+	cl, err := cluster.Start(cfg.Cluster)
+	if err != nil {
+		return ClusterMember{}, fmt.Errorf("cluster: %w", err)
+	}
+	m := &membership{c: cl, key: cfg.Cluster.Key, ckey: cfg.CoordinatorKey}
+	joined := c.do(func() {
+		if c.members != nil {
+			err = errors.New("cluster: already joined")
+			return
+		}
+		c.members = m
+		for j := range c.jobs {
+			j.attach(m)
+		}
+	})
+	if !joined || err != nil {
+		cl.Close()
+		if err == nil {
+			err = errors.New("cluster: coordinator closed")
+		}
+		return ClusterMember{}, err
+	}
+	return ClusterMember{Name: cl.LocalName(), Addr: cl.Addr()}, nil
+}
+
+// run owns the set of jobs and the membership: it hands membership changes
+// to every job and logs the watchdog's alerts.
+func (c *Coordinator) run() {
+	defer close(c.done)
+	for {
+		var events <-chan cluster.Event
+		if c.members != nil {
+			events = c.members.c.Events()
+		}
+		select {
+		case <-c.closing:
+			return
+		case f := <-c.cmds:
+			f()
+		case ev := <-events:
+			for j := range c.jobs {
+				j.memberEvent(ev)
+			}
+		case a := <-c.wd.Alerts():
+			c.log.Debug("overdue", "kind", a.Packet.Kind, "owner", a.Packet.Owner, "late", a.Late)
+		}
+	}
+}
+
+// do runs f on run's goroutine and waits for it. It reports false, without
+// running f, once the Coordinator is closed.
+func (c *Coordinator) do(f func()) bool {
+	ran := make(chan struct{})
+	select {
+	case c.cmds <- func() { f(); close(ran) }:
+		<-ran
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+// takeListener hands the peer listener to a job.
+func (c *Coordinator) takeListener() (net.Listener, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lnTaken {
+		return nil, ErrListenerInUse
+	}
+	c.lnTaken = true
+	return c.ln, nil
+}
+
+// Close closes every job still open, leaves the cluster and stops the
+// tracker client, the watchdog and the listener. It returns the first
+// error met.
+func (c *Coordinator) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closing)
+		<-c.done
+		var errs []error
+		for j := range c.jobs {
+			errs = append(errs, j.Close())
+		}
+		if c.members != nil {
+			c.members.c.Leave(time.Second)
+			errs = append(errs, c.members.c.Close())
+		}
+		errs = append(errs, c.tc.Close(), c.wd.Close())
+		c.ln.Close() // normally closed already, by the job's sub-chief
+		for _, err := range errs {
+			if err != nil {
+				c.closeErr = err
+				break
+			}
+		}
+	})
+	return c.closeErr
+}

@@ -1,0 +1,264 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"flotilla/cluster"
+	"flotilla/metainfo"
+	"flotilla/piecestore"
+	"flotilla/swarm"
+	"flotilla/tracker"
+)
+
+// JobConfig configures one torrent's job. Start from DefaultJobConfig.
+type JobConfig struct {
+	// Torrent is what to download or seed.
+	Torrent *metainfo.Torrent
+	// Dir is the directory holding the torrent's files (created by the
+	// caller).
+	Dir string
+	// Tiers are the tracker tiers to announce to: the torrent's, without
+	// those the caller found unusable (metainfo.CheckTrackerURL). Empty:
+	// no trackers, peers come from Start's argument (and swarm nodes).
+	Tiers [][]string
+	// Seed keeps serving uploads once the download is complete.
+	Seed bool
+	// MaxPeers caps the local swarm's peer connections; in a cluster it is
+	// also what the caller advertises as the coordinator's slots.
+	MaxPeers int
+	// Preallocate reserves the files' space at open (piecestore).
+	Preallocate bool
+	// DirectIO writes verified pieces with O_DIRECT where possible.
+	DirectIO bool
+	// MaxInFlightBytes bounds the sub-chief's piece buffers (swarm);
+	// WriteBudget bounds the store's queue of pieces to write.
+	MaxInFlightBytes, WriteBudget int64
+	// CheckProgress, if not nil, is called while OpenJob hashes data
+	// already on disk (piecestore.Config.CheckProgress), on the caller's
+	// goroutine or the store's.
+	CheckProgress func(done, total int)
+	// TrackerSilentAfter and TrackerWarnEvery time the TrackersSilent
+	// event (see TrackersSilent and the Default timings).
+	TrackerSilentAfter, TrackerWarnEvery time.Duration
+}
+
+// DefaultJobConfig returns the defaults of coord download, without a
+// torrent or a directory.
+func DefaultJobConfig() JobConfig {
+	return JobConfig{
+		MaxPeers:           80,
+		Preallocate:        true,
+		DirectIO:           true,
+		MaxInFlightBytes:   swarm.DefaultConfig().MaxInFlightBytes,
+		WriteBudget:        piecestore.DefaultConfig().WriteBudget,
+		TrackerSilentAfter: DefaultTrackerSilentAfter,
+		TrackerWarnEvery:   DefaultTrackerWarnEvery,
+	}
+}
+
+// ErrBadJobConfig is wrapped by JobConfig.Validate's errors.
+var ErrBadJobConfig = errors.New("coordinator: bad job config")
+
+// Validate reports the first field that cannot work.
+func (c JobConfig) Validate() error {
+	switch {
+	case c.Torrent == nil:
+		return fmt.Errorf("%w: no Torrent", ErrBadJobConfig)
+	case c.Dir == "":
+		return fmt.Errorf("%w: no Dir", ErrBadJobConfig)
+	case c.MaxPeers <= 0:
+		return fmt.Errorf("%w: MaxPeers %d <= 0", ErrBadJobConfig, c.MaxPeers)
+	case c.TrackerSilentAfter <= 0 || c.TrackerWarnEvery <= 0:
+		return fmt.Errorf("%w: tracker warning timings must be positive", ErrBadJobConfig)
+	}
+	return nil
+}
+
+// Job is one torrent: its store, its sub-chief (swarm.Download), its
+// tracker pipelines (tracker.Announcer) and, in a cluster, its sessions to
+// swarm nodes. OpenJob opens its store, Verify optionally re-hashes it,
+// Start starts downloading; from Start until Close one goroutine (run, the
+// coordinator's main loop for this torrent) owns the job's state and
+// reports on Events. Methods are not for concurrent use, except Events.
+type Job struct {
+	c     *Coordinator
+	cfg   JobConfig
+	store *piecestore.Store
+	dl    *swarm.Download
+	ann   *tracker.Announcer // nil without trackers
+
+	events  chan Event
+	cmds    chan func()
+	members chan cluster.Event
+	closing chan struct{}
+	done    chan struct{}
+	started bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// Owned by run (and by Close once run has returned).
+	health *trackerHealth
+	link   *nodeLink // nil outside a cluster
+	queue  []Event   // events not yet read
+}
+
+// OpenJob opens the job's store, which hashes data already on disk if
+// there is no completion record (see JobConfig.CheckProgress). The store's
+// errors are returned as they are (piecestore's kinds, for errors.Is).
+func (c *Coordinator) OpenJob(cfg JobConfig) (*Job, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := cfg.Torrent
+	scfg := piecestore.DefaultConfig()
+	scfg.Dir, scfg.Info, scfg.InfoHash, scfg.Logger = cfg.Dir, t.Info, t.InfoHash, c.log
+	scfg.Preallocate, scfg.DirectIO = cfg.Preallocate, cfg.DirectIO
+	scfg.WriteBudget = cfg.WriteBudget
+	scfg.CheckProgress = cfg.CheckProgress
+	store, err := piecestore.Open(scfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Job{c: c, cfg: cfg, store: store,
+		events: make(chan Event), cmds: make(chan func()), members: make(chan cluster.Event),
+		closing: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// StoreStats are the store's figures, such as how many pieces were
+// complete and how many were hashed at open.
+func (j *Job) StoreStats() piecestore.Stats { return j.store.Stats() }
+
+// Verify re-hashes the data on disk (before Start). Its errors are wrapped
+// with "verify: "; it stops early with ctx's error once ctx is done.
+func (j *Job) Verify(ctx context.Context) error {
+	if err := j.store.Verify(ctx, nil); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("verify: %w", err)
+	}
+	return nil
+}
+
+// Start starts the sub-chief on the coordinator's peer listener, with
+// peers to connect to besides those the trackers give, and the tracker
+// pipelines; then the job's loop. A tracker error (wrapped with
+// "trackers: ") is returned only when there are no peers: with peers the
+// job goes on without trackers.
+func (j *Job) Start(peers []netip.AddrPort) error {
+	ln, err := j.c.takeListener()
+	if err != nil {
+		return err
+	}
+	t := j.cfg.Torrent
+	peerID := tracker.NewPeerID()
+	dcfg := swarm.DefaultConfig()
+	dcfg.InfoHash, dcfg.Info, dcfg.PeerID = t.InfoHash, t.Info, peerID
+	dcfg.Storage, dcfg.Listener, dcfg.MaxPeers, dcfg.Seed = j.store, ln, j.cfg.MaxPeers, j.cfg.Seed
+	dcfg.Watchdog, dcfg.Logger = j.c.wd, j.c.log
+	dcfg.MaxInFlightBytes = j.cfg.MaxInFlightBytes
+	if j.dl, err = swarm.New(dcfg); err != nil {
+		return err
+	}
+	if len(j.cfg.Tiers) > 0 {
+		port, key, dl := uint16(j.c.Addr().Port), randomKey(), j.dl
+		j.ann, err = j.c.tc.AddTorrent(tracker.TorrentConfig{
+			InfoHash: t.InfoHash,
+			Tiers:    j.cfg.Tiers,
+			ParamsFunc: func() tracker.AnnounceParams {
+				up, down, left := dl.Stats()
+				return tracker.AnnounceParams{PeerID: peerID, Port: port, Key: key, NumWant: 80,
+					Uploaded: up, Downloaded: down, Left: left}
+			},
+		})
+		if err != nil && len(peers) == 0 {
+			return fmt.Errorf("trackers: %w", err)
+		}
+	}
+	if len(peers) > 0 {
+		j.dl.AddPeers(peers)
+	}
+	j.started = true
+	j.health = newTrackerHealth(time.Now(), j.cfg.TrackerSilentAfter, j.cfg.TrackerWarnEvery)
+	go j.run()
+	j.c.do(func() {
+		j.c.jobs[j] = struct{}{}
+		if j.c.members != nil {
+			j.attach(j.c.members)
+		}
+	})
+	return nil
+}
+
+// Events delivers what the job reports (see Event), from Start on. The
+// loop never waits for its reader: events queue (Progress coalesced) until
+// read. The channel is not closed; stop reading after Failed, or when
+// done with the job.
+func (j *Job) Events() <-chan Event { return j.events }
+
+// attach gives the job the cluster (called on the coordinator's goroutine).
+func (j *Job) attach(m *membership) {
+	t := j.cfg.Torrent
+	f := func() { j.link = newNodeLink(m, t, j.c.Addr(), j.c.log, j.emit) }
+	select {
+	case j.cmds <- f:
+	case <-j.done:
+	}
+}
+
+// memberEvent hands the job a membership change (called on the
+// coordinator's goroutine).
+func (j *Job) memberEvent(ev cluster.Event) {
+	select {
+	case j.members <- ev:
+	case <-j.done:
+	}
+}
+
+// Close stops the job's loop and closes, in order, its node sessions, its
+// tracker pipelines (which announce "stopped"), its sub-chief and its
+// store (which flushes and records what is verified). It returns the
+// first error met.
+func (j *Job) Close() error {
+	j.closeOnce.Do(func() {
+		var errs []error
+		if j.started {
+			close(j.closing)
+			<-j.done
+			j.c.do(func() { delete(j.c.jobs, j) })
+		}
+		if j.link != nil {
+			j.link.close()
+		}
+		if j.ann != nil {
+			errs = append(errs, j.ann.Close())
+		}
+		if j.dl != nil {
+			errs = append(errs, j.dl.Close())
+		}
+		errs = append(errs, j.store.Close())
+		for _, err := range errs {
+			if err != nil {
+				j.closeErr = err
+				break
+			}
+		}
+	})
+	return j.closeErr
+}
+
+// randomKey is the announce key (BEP 7's "key"): a random number that
+// lets a tracker recognise us across address changes.
+func randomKey() uint32 {
+	var b [4]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
