@@ -49,10 +49,7 @@ func TestHandshake(t *testing.T) {
 	for _, tr := range allTransports {
 		t.Run(tr.name, func(t *testing.T) {
 			ts := newTestServer(t, tr, tt, nil)
-			r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := mustDial(t, ts, tt)
 			if r.Name() != "node1" || r.Version() != ProtocolVersion {
 				t.Fatalf("name %q version %d", r.Name(), r.Version())
 			}

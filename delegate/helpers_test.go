@@ -371,6 +371,17 @@ func dial(t testing.TB, ts *testServer, key cluster.Key, job JobSpec, cfg Client
 	return r, nil
 }
 
+// mustDial runs Client over a fresh connection to ts with the cluster key
+// and tt's job, failing the test on error.
+func mustDial(t testing.TB, ts *testServer, tt *swarmtest.Torrent) *RemoteSwarm {
+	t.Helper()
+	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // collect reads events until n pieces arrived, checking each against the
 // torrent; other events are returned.
 func collect(t testing.TB, r *RemoteSwarm, tt *swarmtest.Torrent, n int, timeout time.Duration) (got map[int]bool, other []swarm.WorkerEvent) {

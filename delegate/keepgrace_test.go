@@ -141,10 +141,7 @@ func startStalledPiece(t *testing.T) (srv *Server, dir string, tt *swarmtest.Tor
 	t.Helper()
 	tt = swarmtest.NewTorrent(t, 1<<20, 64<<10) // 16 pieces of 4 blocks
 	srv, dir = newRealNode(t)
-	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustDialNode(t, srv.Addr().String(), tt)
 	defer r.Close()
 	g = startGatedPeer(t, tt, r.PeerAddr())
 	r.Assign([]int{2})
@@ -182,10 +179,7 @@ func TestNodeKeepGraceFinishesStartedPiece(t *testing.T) {
 		t.Fatalf("the peer served %d blocks; piece 2 has 4", g.served.Load())
 	}
 
-	r2, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2 := mustDialNode(t, srv.Addr().String(), tt)
 	defer r2.Close()
 	got, _ := collect(t, r2, tt, 1, 10*time.Second) // collect checks the hash
 	if !got[2] {

@@ -1,7 +1,6 @@
 package delegate
 
 import (
-	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -22,15 +21,10 @@ import (
 func TestNodeKeepsPiecesForNextSession(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 3<<20+777, 64<<10)
 	n := tt.Info.NumPieces()
-	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
-	seedCfg.Seed = true
-	seeder := newDownload(t, seedCfg)
+	seeder := newSeeder(t, tt)
 	srv, dir := newRealNode(t)
 
-	r1, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r1 := mustDialNode(t, srv.Addr().String(), tt)
 	r1.AddPeers([]netip.AddrPort{addrPort(t, seeder.Addr())})
 	r1.Assign(allPieces(n))
 	got1, _ := collect(t, r1, tt, n, 30*time.Second)
@@ -80,10 +74,7 @@ func TestNodeKeepsPiecesForNextSession(t *testing.T) {
 	}
 	f.Close()
 
-	r2, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2 := mustDialNode(t, srv.Addr().String(), tt)
 	defer r2.Close()
 	got2, _ := collect(t, r2, tt, len(kept)-1, 10*time.Second) // collect checks every hash
 	if got2[damaged] {

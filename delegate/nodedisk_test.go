@@ -76,31 +76,6 @@ func logRecorder(t testing.TB, lvl slog.Level) (*slog.Logger, *testenv.SyncBuffe
 	return slog.New(slog.NewTextHandler(io.MultiWriter(swarmtest.Writer(t), buf), &slog.HandlerOptions{Level: lvl})), buf
 }
 
-// newRealNodeAt is newRealNode with its data directory and logger given.
-func newRealNodeAt(t testing.TB, dir string, log *slog.Logger) *Server {
-	t.Helper()
-	cfg := DefaultServerConfig()
-	cfg.Key = testKey(1)
-	cfg.Name = "node1"
-	cfg.DataDir = dir
-	cfg.PeerListen = "127.0.0.1:0"
-	cfg.StatusInterval = 50 * time.Millisecond
-	cfg.Swarm.StatusInterval = 50 * time.Millisecond
-	cfg.Logger = log
-	cfg.ListenAddr = "127.0.0.1:0"
-	srv, err := NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
-	return srv
-}
-
 // hashChecked is a remote swarm whose pieces the test re-hashes on their
 // way to the sub-chief, counting any that is wrong (the sub-chief would
 // drop it, so only the count shows that one was shipped).
@@ -171,9 +146,7 @@ func TestNodeDiskFull(t *testing.T) {
 	filler := filepath.Join(dir, "filler")
 	fillTo(t, filler, dir, 6*pl+pl/2)
 
-	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
-	seedCfg.Seed = true
-	seeder := newDownload(t, seedCfg)
+	seeder := newSeeder(t, tt)
 
 	nodeLog, nodeBuf := logRecorder(t, slog.LevelInfo)
 	srv := newRealNodeAt(t, dir, nodeLog)
@@ -350,13 +323,8 @@ func TestNodeOrphansAfterKill9(t *testing.T) {
 		t.Fatalf("second node on a directory in use: %v; want ErrDataDirInUse", err)
 	}
 
-	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
-	seedCfg.Seed = true
-	seeder := newDownload(t, seedCfg)
-	r, err := Dial(context.Background(), addr, testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	seeder := newSeeder(t, tt)
+	r := mustDialNode(t, addr, tt)
 	defer r.Close()
 	r.AddPeers([]netip.AddrPort{addrPort(t, seeder.Addr())})
 	r.Assign(allPieces(tt.Info.NumPieces()))

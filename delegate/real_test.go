@@ -26,6 +26,14 @@ func swarmConfig(t testing.TB, tt *swarmtest.Torrent, st swarm.Storage, id byte)
 	return cfg
 }
 
+// newSeeder starts a swarm download holding all of tt, seeding on loopback.
+func newSeeder(t testing.TB, tt *swarmtest.Torrent) *swarm.Download {
+	t.Helper()
+	cfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
+	cfg.Seed = true
+	return newDownload(t, cfg)
+}
+
 func newDownload(t testing.TB, cfg swarm.Config) *swarm.Download {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -51,10 +59,16 @@ func addrPort(t testing.TB, a net.Addr) netip.AddrPort {
 }
 
 // newRealNode starts a node Server with the default worker (a real
-// swarm.LocalSwarm) on loopback TCP.
+// swarm.LocalSwarm) on loopback TCP, in a fresh data directory.
 func newRealNode(t testing.TB) (*Server, string) {
 	t.Helper()
 	dir := t.TempDir()
+	return newRealNodeAt(t, dir, swarmtest.Logger(t, slog.LevelWarn)), dir
+}
+
+// newRealNodeAt is newRealNode with its data directory and logger given.
+func newRealNodeAt(t testing.TB, dir string, log *slog.Logger) *Server {
+	t.Helper()
 	cfg := DefaultServerConfig()
 	cfg.Key = testKey(1)
 	cfg.Name = "node1"
@@ -62,7 +76,7 @@ func newRealNode(t testing.TB) (*Server, string) {
 	cfg.PeerListen = "127.0.0.1:0"
 	cfg.StatusInterval = 50 * time.Millisecond
 	cfg.Swarm.StatusInterval = 50 * time.Millisecond
-	cfg.Logger = swarmtest.Logger(t, slog.LevelWarn)
+	cfg.Logger = log
 	cfg.ListenAddr = "127.0.0.1:0"
 	srv, err := NewServer(cfg)
 	if err != nil {
@@ -74,7 +88,18 @@ func newRealNode(t testing.TB) (*Server, string) {
 		srv.Close()
 		<-served
 	})
-	return srv, dir
+	return srv
+}
+
+// mustDialNode dials the node at addr with the cluster key and tt's job,
+// failing the test on error.
+func mustDialNode(t testing.TB, addr string, tt *swarmtest.Torrent) *RemoteSwarm {
+	t.Helper()
+	r, err := Dial(context.Background(), addr, testKey(1), jobSpec(tt), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // A node running the real local swarm downloads its lease from one of
@@ -83,15 +108,10 @@ func newRealNode(t testing.TB) (*Server, string) {
 func TestRealSwarmThroughNode(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 3<<20+777, 64<<10)
 	n := tt.Info.NumPieces()
-	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
-	seedCfg.Seed = true
-	seeder := newDownload(t, seedCfg)
+	seeder := newSeeder(t, tt)
 
 	srv, dir := newRealNode(t)
-	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustDialNode(t, srv.Addr().String(), tt)
 	defer r.Close()
 	if r.PeerAddr() == "" {
 		t.Fatal("node reports no BitTorrent address")
@@ -133,9 +153,7 @@ func TestRealSwarmThroughNode(t *testing.T) {
 // the node's pieces and completes the download through it.
 func TestSubChiefWithRemoteSwarm(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 2<<20, 64<<10)
-	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
-	seedCfg.Seed = true
-	seeder := newDownload(t, seedCfg)
+	seeder := newSeeder(t, tt)
 
 	srv, _ := newRealNode(t)
 	st := swarmtest.NewStorage(tt.Info, nil)
@@ -144,10 +162,7 @@ func TestSubChiefWithRemoteSwarm(t *testing.T) {
 	cfg.LeaseTimeout = 500 * time.Millisecond
 	coord := newDownload(t, cfg) // its local swarm has no peers
 
-	r, err := Dial(context.Background(), srv.Addr().String(), testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustDialNode(t, srv.Addr().String(), tt)
 	r.AddPeers([]netip.AddrPort{addrPort(t, seeder.Addr())})
 	coord.AddWorker(r)
 	select {
@@ -181,10 +196,7 @@ func TestCorruptNodeQuarantined(t *testing.T) {
 	cfg := swarmConfig(t, tt, st, 2)
 	cfg.MinLease = 4
 	coord := newDownload(t, cfg)
-	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustDial(t, ts, tt)
 	coord.AddWorker(r)
 	w := f.worker(t, 0)
 	testenv.WaitFor(t, 10*time.Second, "sub-chief drops the node", func() bool {
@@ -209,9 +221,7 @@ func TestCorruptNodeQuarantined(t *testing.T) {
 func TestRealSwarmBackPressure(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 8<<20, 64<<10) // 128 pieces
 	n := tt.Info.NumPieces()
-	seedCfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
-	seedCfg.Seed = true
-	seeder := newDownload(t, seedCfg)
+	seeder := newSeeder(t, tt)
 
 	dir := t.TempDir()
 	cfg := DefaultServerConfig()

@@ -128,10 +128,7 @@ func TestSessionDrop(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			ts := newTestServer(t, tr, tt, nil)
-			r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := mustDial(t, ts, tt)
 			w := ts.factory.worker(t, 0)
 			r.Assign([]int{0, 1})
 			collect(t, r, tt, 2, 5*time.Second)
@@ -161,10 +158,7 @@ func TestSessionDrop(t *testing.T) {
 func TestCoordinatorDrop(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	ts := newTestServer(t, transports[1], tt, nil)
-	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustDial(t, ts, tt)
 	w := ts.factory.worker(t, 0)
 	r.sess.Close() // no Stop
 	testenv.WaitFor(t, 5*time.Second, "node ends the job", func() bool { return w.closed.Load() && ts.Stats().ActiveSessions == 0 })
@@ -183,10 +177,7 @@ func TestRevokeRoundTrip(t *testing.T) {
 		t.Run(tr.name, func(t *testing.T) {
 			f := &fakeFactory{tt: tt, hold: true}
 			ts := newTestServerWith(t, tr, f, nil)
-			r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := mustDial(t, ts, tt)
 			w := f.worker(t, 0)
 			r.Assign(allPieces(10))
 			r.Revoke([]int{1, 2, 3, 99}, true)
@@ -216,10 +207,7 @@ func TestRevokeRoundTrip(t *testing.T) {
 func TestRemoteWorkerFailed(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	ts := newTestServer(t, transports[0], tt, nil)
-	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustDial(t, ts, tt)
 	ts.factory.worker(t, 0).fail(errors.New("disk on fire"))
 	ev := <-r.Events()
 	if ev.Kind != swarm.EventFailed || !errors.Is(ev.Err, ErrRemoteFailed) {
@@ -250,10 +238,7 @@ func TestJobRejected(t *testing.T) {
 func TestOversizedFrameOnSession(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	ts := newTestServer(t, transports[1], tt, nil)
-	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustDial(t, ts, tt)
 	w := ts.factory.worker(t, 0)
 	var hdr [5]byte
 	binary.BigEndian.PutUint32(hdr[:], MaxControlFrame+1)
@@ -272,24 +257,15 @@ func TestSeveralCoordinators(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	n := tt.Info.NumPieces()
 	ts := newTestServer(t, transports[1], tt, nil)
-	r1, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r1 := mustDial(t, ts, tt)
+	r2 := mustDial(t, ts, tt)
 	r1.Assign(allPieces(n))
 	r2.Assign(allPieces(n))
 	collect(t, r1, tt, n, 10*time.Second)
 	collect(t, r2, tt, n, 10*time.Second)
 	r1.Close()
 	r2.Close()
-	r3, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r3 := mustDial(t, ts, tt)
 	r3.Assign([]int{0})
 	collect(t, r3, tt, 1, 10*time.Second)
 	if st := ts.Stats(); st.Jobs != 3 || st.Sessions != 3 {
@@ -302,10 +278,7 @@ func TestSeveralCoordinators(t *testing.T) {
 func TestCancel(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	ts := newTestServer(t, transports[1], tt, nil)
-	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustDial(t, ts, tt)
 	w := ts.factory.worker(t, 0)
 	r.Assign([]int{0})
 	collect(t, r, tt, 1, 5*time.Second)

@@ -60,11 +60,8 @@ func TestStrangersCannotTakeSlots(t *testing.T) {
 func TestMaxSessions(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	ts := newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.MaxSessions = 1 })
-	r1, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
+	r1 := mustDial(t, ts, tt)
+	_, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 	if !errors.Is(err, ErrRefused) || errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "too many sessions") {
 		t.Fatalf("second session: %v, want ErrRefused (too many sessions)", err)
 	}
