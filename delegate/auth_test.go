@@ -71,33 +71,33 @@ func TestHandshake(t *testing.T) {
 	}
 }
 
+// A coordinator and a node whose cluster keys differ fail the handshake
+// with ErrAuth, whichever side has the other key, and the node counts an
+// authentication failure, not a session.
 func TestWrongKey(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			ts := newTestServer(t, tr, tt, nil)
-			_, err := dial(t, ts, testKey(2), jobSpec(tt), testClientConfig(t))
-			if !errors.Is(err, ErrAuth) {
-				t.Fatalf("dial with the wrong key: %v, want ErrAuth", err)
-			}
-			t.Log(err)
-			testenv.WaitFor(t, 5*time.Second, "server counts the auth failure", func() bool { return ts.Stats().AuthFailures == 1 })
-			if st := ts.Stats(); st.Sessions != 0 || st.Jobs != 0 || st.HandshakeFailures != 0 {
-				t.Fatalf("stats %+v", st)
-			}
-		})
+	for _, c := range []struct {
+		name              string
+		coordKey, nodeKey byte
+	}{
+		{"coordinator", 2, 1},
+		{"node", 1, 3},
+	} {
+		for _, tr := range transports {
+			t.Run(c.name+"/"+tr.name, func(t *testing.T) {
+				ts := newTestServer(t, tr, tt, func(cfg *ServerConfig) { cfg.Key = testKey(c.nodeKey) })
+				_, err := dial(t, ts, testKey(c.coordKey), jobSpec(tt), testClientConfig(t))
+				if !errors.Is(err, ErrAuth) {
+					t.Fatalf("dial with the wrong key: %v, want ErrAuth", err)
+				}
+				t.Log(err)
+				testenv.WaitFor(t, 5*time.Second, "server counts the auth failure", func() bool { return ts.Stats().AuthFailures == 1 })
+				if st := ts.Stats(); st.Sessions != 0 || st.Jobs != 0 || st.HandshakeFailures != 0 {
+					t.Fatalf("stats %+v", st)
+				}
+			})
+		}
 	}
-}
-
-// A node whose key differs is refused by the coordinator in the same way.
-func TestWrongKeyNode(t *testing.T) {
-	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
-	ts := newTestServer(t, transports[1], tt, func(c *ServerConfig) { c.Key = testKey(3) })
-	_, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
-	if !errors.Is(err, ErrAuth) {
-		t.Fatalf("%v, want ErrAuth", err)
-	}
-	testenv.WaitFor(t, 5*time.Second, "server counts the auth failure", func() bool { return ts.Stats().AuthFailures == 1 })
 }
 
 // A client that skips TLS and sends a well-formed plaintext hello gets
