@@ -26,24 +26,6 @@ import (
 	"flotilla/swarm/swarmtest"
 )
 
-// mountTmpfs mounts a tmpfs of the given size on a new directory (root
-// only: skipped on a laptop, a failure under CI).
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	testenv.RequireRoot(t)
-	testenv.Require(t, "mount", "umount")
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
 // freeBytes is what an unprivileged writer may still write in dir.
 func freeBytes(t *testing.T, dir string) int64 {
 	t.Helper()
@@ -139,7 +121,7 @@ func workerState(d *swarm.Download, name string) swarm.WorkerState {
 //   - Once space is freed the node takes the next job and the download
 //     completes through it (the coordinator's own swarm has no peer).
 func TestNodeDiskFull(t *testing.T) {
-	dir := mountTmpfs(t, "8m")
+	dir := testenv.MountTmpfs(t, "8m")
 	tt := swarmtest.NewTorrent(t, 4<<20, 64<<10) // 64 pieces
 	n := tt.Info.NumPieces()
 	pl := tt.Info.PieceLength

@@ -101,23 +101,6 @@ func TestDiskFullInjected(t *testing.T) {
 	checkFiles(t, tt, dir)
 }
 
-// mountTmpfs mounts a tmpfs of the given size on a new directory.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	testenv.RequireRoot(t)
-	testenv.Require(t, "mount", "umount")
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
 func remountTmpfs(t *testing.T, dir, size string) {
 	t.Helper()
 	if out, err := exec.Command("mount", "-o", "remount,size="+size, dir).CombinedOutput(); err != nil {
@@ -129,7 +112,7 @@ func remountTmpfs(t *testing.T, dir, size string) {
 // ENOSPC error naming the file, only durable pieces recorded, and after the
 // file system grows a reopen resumes and completes.
 func TestDiskFullTmpfs(t *testing.T) {
-	dir := mountTmpfs(t, "1m")
+	dir := testenv.MountTmpfs(t, "1m")
 	tt := newTorrent(t, "tf", 32<<10, fileSpec{"sub/one", 1 << 20}, fileSpec{"sub/two", 1<<20 + 100})
 	cfg := testConfig(tt, filepath.Join(dir, "out"), nil)
 	s := openStore(t, cfg, nil)
@@ -186,7 +169,7 @@ func TestDiskFullTmpfs(t *testing.T) {
 // space fails at Open before creating anything, saying how much is needed
 // and how much is free.
 func TestPreallocateDiskFull(t *testing.T) {
-	dir := mountTmpfs(t, "1m")
+	dir := testenv.MountTmpfs(t, "1m")
 	tt := newTorrent(t, "pa", 64<<10, fileSpec{"small", 100 << 10}, fileSpec{"large", 2 << 20})
 	cfg := testConfig(tt, dir, nil)
 	cfg.Preallocate = true

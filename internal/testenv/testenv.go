@@ -77,6 +77,25 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// MountTmpfs mounts a tmpfs of size (as mount takes it: "1m", "64k") on a
+// new directory, unmounted in t.Cleanup, for tests of a full disk. It
+// needs root and mount(8).
+func MountTmpfs(t testing.TB, size string) string {
+	t.Helper()
+	RequireRoot(t)
+	Require(t, "mount", "umount")
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
 // FreePort returns a TCP port on ip that was free a moment ago and whose
 // UDP twin could be bound too.
 func FreePort(t testing.TB, ip string) int {
