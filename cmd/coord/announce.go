@@ -100,7 +100,12 @@ func runAnnounce(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	pctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	results := client.Probe(pctx, t, params)
+	return reportAnnounce(ctx, env, t, client.Probe(pctx, t, params), *asJSON)
+}
+
+// reportAnnounce prints what each tracker answered, as a table or as JSON,
+// and returns the exit status: 0 if any tracker answered.
+func reportAnnounce(ctx context.Context, env *cmdEnv, t *metainfo.Torrent, results []tracker.ProbeResult, asJSON bool) int {
 
 	rows := make([]announceRow, 0, len(results))
 	answered := 0
@@ -111,7 +116,7 @@ func runAnnounce(ctx context.Context, env *cmdEnv, args []string) int {
 		}
 		rows = append(rows, row)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rows); err != nil {

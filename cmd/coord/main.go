@@ -1,6 +1,8 @@
 // Command coord is Flotilla's coordinator: it reads a torrent, runs the
 // tracker pipelines, the watchdog and the peer-swarm sub-chief, and
-// downloads or seeds the torrent.
+// downloads or seeds the torrent. The work is package coordinator's; this
+// command parses flags, checks them, wires the coordinator up and turns
+// its events and errors into lines for the user (transfer.go).
 //
 // All logic lives in functions reachable from tests (run and the command
 // functions); main only supplies the process's arguments, streams and exit.

@@ -35,8 +35,9 @@ const maxDisplayWidth = 80
 // be drawn over, so messages for stderr must go through progress's Write,
 // which has mpb print them above the display.
 //
-// update and finish are called by one goroutine (the session's loop);
-// Write may be called from any goroutine.
+// update and finish are called by one goroutine (runTransfer's, which
+// reads the job's events in transferCmd.follow); Write may be called from
+// any goroutine.
 type progress struct {
 	w        io.Writer
 	mode     string // "bar", "log" or "none"
