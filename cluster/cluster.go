@@ -54,7 +54,11 @@ type Cluster struct {
 	joined   chan struct{} // closed at the first successful join
 	joinDone chan struct{} // closed when the join goroutine exits
 	joinMu   sync.Mutex
-	joinErr  error // last join error; nil after a success
+	joinErr  error              // last join error; nil after a success
+	refresh  chan time.Duration // Refresh's requests to the join goroutine
+	// refreshEnd is when the current Refresh ends (zero: none). Owned by
+	// the join goroutine.
+	refreshEnd time.Time
 
 	closeOnce sync.Once
 	closeErr  error
@@ -131,6 +135,7 @@ func Start(cfg Config) (*Cluster, error) {
 		cancel:   cancel,
 		joined:   make(chan struct{}),
 		joinDone: make(chan struct{}),
+		refresh:  make(chan time.Duration, 1),
 	}
 	c.events = newPump(name, c.log)
 	go c.events.run()
@@ -165,6 +170,9 @@ func Start(cfg Config) (*Cluster, error) {
 	// members' state every 5 s costs nothing (memberlist stretches the
 	// interval for large clusters itself).
 	mlc.PushPullInterval = min(mlc.PushPullInterval, 5*time.Second)
+	if cfg.PushPullInterval > 0 {
+		mlc.PushPullInterval = cfg.PushPullInterval
+	}
 	// Every member holds the key, so a dead member's name may be taken over
 	// at once by its restarted self on a new address (a rescheduled pod).
 	mlc.DeadNodeReclaimTime = time.Nanosecond

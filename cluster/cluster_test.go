@@ -306,6 +306,43 @@ func TestRejoinRestartedSeed(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "both see both", func() bool { return sees(seed2, want) && sees(node, want) })
 }
 
+// A seed restarted on the same address answers the node's probes as its
+// old self did, so the node never sees it fail and the new seed does not
+// know the node. With push/pull state exchange and Rejoin out of the way,
+// only the node's Refresh (called when it loses its coordinator) makes
+// the restarted seed learn of it; without it the seed stays alone.
+func TestRefreshAnnouncesToRestartedSeed(t *testing.T) {
+	t.Parallel()
+	key := mustKey(t)
+	sc := testConfig(t, "127.0.0.73", key)
+	sc.PushPullInterval = time.Hour
+	seed := startMember(t, sc)
+	nc := testConfig(t, "127.0.0.74", key)
+	nc.Join = []string{seed.Addr().String()}
+	nc.Rejoin = 0
+	nc.PushPullInterval = time.Hour
+	node := startMember(t, nc)
+	testenv.WaitFor(t, 10*time.Second, "convergence", func() bool { return sees(seed, metas(seed, node)) && sees(node, metas(seed, node)) })
+	// Let the join's broadcasts run out (a few gossip rounds): a node
+	// mid-download has none pending, and gossip would otherwise carry
+	// the node's alive message to the restarted seed.
+	time.Sleep(3 * time.Second)
+
+	// Restart faster than the node's probes can notice: it keeps the
+	// old seed as alive.
+	if err := seed.ml.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	seed.Close()
+	sc.BindAddr = seed.Addr().String()
+	seed2 := startMember(t, sc)
+	never(t, 2*time.Second, "the restarted seed learns of the node without a refresh", func() bool { return len(seed2.Members()) > 1 })
+
+	node.Refresh(30 * time.Second)
+	want := metas(seed2, node)
+	testenv.WaitFor(t, 10*time.Second, "the restarted seed sees the node after its refresh", func() bool { return sees(seed2, want) })
+}
+
 func TestEventsNeverBlockMemberlist(t *testing.T) {
 	t.Parallel()
 	key := mustKey(t)

@@ -69,6 +69,10 @@ type Config struct {
 	// A member that finds itself alone retries at JoinRetry pace instead.
 	// 0 disables re-joining.
 	Rejoin time.Duration
+	// PushPullInterval is how often a member exchanges its whole state
+	// with a random other member; 0 means 5 s, or the profile's if
+	// shorter (see Start).
+	PushPullInterval time.Duration
 	// UpdateTimeout bounds how long UpdateMeta waits for its broadcast to
 	// go out.
 	UpdateTimeout time.Duration
@@ -119,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.Rejoin < 0 {
 		return fmt.Errorf("%w: negative Rejoin", ErrConfig)
+	}
+	if c.PushPullInterval < 0 {
+		return fmt.Errorf("%w: negative PushPullInterval", ErrConfig)
 	}
 	if c.UpdateTimeout <= 0 {
 		return fmt.Errorf("%w: UpdateTimeout must be positive", ErrConfig)

@@ -15,8 +15,8 @@ const resolveTimeout = 10 * time.Second
 
 // joinLoop is the join goroutine. Until a join succeeds it retries with
 // exponential backoff (JoinRetry doubling up to JoinRetryMax). Afterwards it
-// re-joins every Rejoin, and at JoinRetry pace while this member is alone.
-// It stops at Close or Leave.
+// re-joins every Rejoin, and at JoinRetry pace while this member is alone
+// or a Refresh is on. It stops at Close or Leave.
 func (c *Cluster) joinLoop() {
 	defer close(c.joinDone)
 	if len(c.cfg.Join) == 0 {
@@ -25,11 +25,12 @@ func (c *Cluster) joinLoop() {
 	delay := c.cfg.JoinRetry
 	joined := false
 	for {
-		err := c.joinOnce()
+		refreshing := time.Now().Before(c.refreshEnd)
+		all, err := c.joinOnce(refreshing)
 		c.joinMu.Lock()
 		c.joinErr = err
 		c.joinMu.Unlock()
-		var wait time.Duration
+		var wait time.Duration // 0: until Refresh, Leave or Close
 		switch {
 		case err != nil:
 			c.log.Debug("join failed; will retry", "in", delay, "err", err)
@@ -42,10 +43,15 @@ func (c *Cluster) joinLoop() {
 			fallthrough
 		default:
 			delay = c.cfg.JoinRetry
-			if c.cfg.Rejoin == 0 {
-				return
-			}
 			wait = c.cfg.Rejoin
+		}
+		if refreshing {
+			if all {
+				c.log.Debug("refresh: every join address answered")
+				c.refreshEnd = time.Time{}
+			} else {
+				wait = c.cfg.JoinRetry
+			}
 		}
 		if !c.sleep(wait, err == nil) {
 			return
@@ -53,11 +59,30 @@ func (c *Cluster) joinLoop() {
 	}
 }
 
-// sleep waits d; when watchAlone it wakes early once this member is alone.
-// It returns false at Close or Leave.
+// Refresh makes this member join every Join address again, live members
+// included, at JoinRetry pace for up to d, until one attempt reaches them
+// all. A node calls it when it loses its coordinator: a coordinator
+// restarted on the same address answers the node's probes as its old self
+// did, so it would learn of the node only at the next push/pull state
+// exchange (PushPullInterval) or Rejoin; a join is such an exchange, made
+// now. It does not block; without Join entries it does nothing.
+func (c *Cluster) Refresh(d time.Duration) {
+	select {
+	case c.refresh <- d:
+	default: // one is pending already
+	}
+}
+
+// sleep waits d (d <= 0: no limit); when watchAlone it wakes early once
+// this member is alone. A Refresh wakes it too. It returns false at Close
+// or Leave.
 func (c *Cluster) sleep(d time.Duration, watchAlone bool) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
+	var timeout <-chan time.Time
+	if d > 0 {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		timeout = timer.C
+	}
 	var tick <-chan time.Time
 	if watchAlone {
 		t := time.NewTicker(c.cfg.JoinRetry)
@@ -70,7 +95,10 @@ func (c *Cluster) sleep(d time.Duration, watchAlone bool) bool {
 			return false
 		case <-c.leftCh:
 			return false
-		case <-timer.C:
+		case <-timeout:
+			return true
+		case d := <-c.refresh:
+			c.refreshEnd = time.Now().Add(d)
 			return true
 		case <-tick:
 			if c.ml.NumMembers() <= 1 {
@@ -82,30 +110,32 @@ func (c *Cluster) sleep(d time.Duration, watchAlone bool) bool {
 }
 
 // joinOnce resolves the Join entries and joins every address that is not
-// this member or an already live one. It succeeds when, afterwards, another
-// member is alive.
-func (c *Cluster) joinOnce() error {
-	targets, rerr := c.joinTargets()
+// this member or (unless all) an already live one. It succeeds when,
+// afterwards, another member is alive; reached reports whether every
+// address it tried answered.
+func (c *Cluster) joinOnce(all bool) (reached bool, err error) {
+	targets, rerr := c.joinTargets(all)
 	if len(targets) == 0 {
 		if c.ml.NumMembers() > 1 {
-			return nil
+			return rerr == nil, nil
 		}
 		if rerr != nil {
-			return fmt.Errorf("%w: %w", ErrJoin, flatten(rerr))
+			return false, fmt.Errorf("%w: %w", ErrJoin, flatten(rerr))
 		}
-		return fmt.Errorf("%w: the join addresses lead only to this member", ErrJoin)
+		return false, fmt.Errorf("%w: the join addresses lead only to this member", ErrJoin)
 	}
 	n, err := c.ml.Join(targets)
+	reached = err == nil && rerr == nil && n == len(targets)
 	if c.ml.NumMembers() > 1 {
 		if err != nil || rerr != nil {
 			c.log.Debug("some join addresses failed", "reached", n, "of", len(targets), "err", errors.Join(rerr, err))
 		}
-		return nil
+		return reached, nil
 	}
 	if err == nil { // reached only addresses of this very member
 		err = errors.New("the join addresses lead only to this member")
 	}
-	return fmt.Errorf("%w: %w", ErrJoin, flatten(errors.Join(rerr, err)))
+	return false, fmt.Errorf("%w: %w", ErrJoin, flatten(errors.Join(rerr, err)))
 }
 
 // joinErrors is a list of errors on one line. (memberlist's Join and
@@ -169,11 +199,16 @@ func isJoined(err error, parts []error) bool {
 }
 
 // joinTargets resolves every Join entry to ip:port strings, leaving out
-// this member and live members. The error collects failed lookups.
-func (c *Cluster) joinTargets() ([]string, error) {
+
+// joinTargets resolves every Join entry to ip:port strings, leaving out
+// this member and (unless all) live members. The error collects failed
+// lookups.
+func (c *Cluster) joinTargets(all bool) ([]string, error) {
 	skip := map[netip.AddrPort]bool{c.addr: true}
-	for _, m := range c.Members() {
-		skip[m.Addr] = true
+	if !all {
+		for _, m := range c.Members() {
+			skip[m.Addr] = true
+		}
 	}
 	var targets []string
 	var errs []error

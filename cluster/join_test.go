@@ -35,7 +35,7 @@ func TestJoinEntryWithoutPort(t *testing.T) {
 	random := testConfig(t, "127.0.0.1", key) // BindAddr port 0
 	random.Join, random.Resolve, random.JoinRetry, random.JoinRetryMax = entries, resolve, slowRetry, slowRetry
 	c := startMember(t, random)
-	got, err := c.joinTargets()
+	got, err := c.joinTargets(false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestJoinEntryWithoutPort(t *testing.T) {
 	fixed.BindAddr = "127.0.0.1:" + strconv.Itoa(port)
 	fixed.Join, fixed.Resolve, fixed.JoinRetry, fixed.JoinRetryMax = entries, resolve, slowRetry, slowRetry
 	c = startMember(t, fixed)
-	got, err = c.joinTargets()
+	got, err = c.joinTargets(false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,9 @@ func (ns *nodeSession) run() {
 	err = ns.readLoop()
 	if err != nil {
 		ns.log.Warn("session ended", "err", err)
+		if f := ns.srv.cfg.OnSessionLost; f != nil && !ns.srv.isClosing() {
+			f(ns.peer.Name)
+		}
 		ns.keepJob() // the coordinator may come back for the pieces (kept.go)
 	} else {
 		ns.srv.nStops.Add(1)

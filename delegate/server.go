@@ -61,6 +61,13 @@ type ServerConfig struct {
 	// the node to the job's trackers); the function it returns, if not
 	// nil, is called when the job ends. Neither may block for long.
 	OnJob func(JobInfo) (stop func())
+	// OnSessionLost, if set, is called when a session ends other than by
+	// the coordinator's Stop or the server's Close: the coordinator died,
+	// restarted or became unreachable. The node may then make itself
+	// known again (cluster.Refresh), so that a restarted coordinator finds
+	// it, and its kept pieces, at once. It gets the coordinator's name and
+	// must not block.
+	OnSessionLost func(coordinator string)
 	// StatusInterval is how often a job's Status is reported.
 	StatusInterval time.Duration
 	// HandshakeTimeout bounds TLS, hello and the control stream's opening.
@@ -458,6 +465,16 @@ func (s *Server) handle(c net.Conn) {
 	ns := &nodeSession{srv: s, log: log.With("coordinator", peer.Name), sess: sess, peer: peer, version: version,
 		q: newSendQueue(), dead: make(chan struct{})}
 	ns.run()
+}
+
+// isClosing reports whether Close has begun.
+func (s *Server) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 // Close stops accepting, ends every session (and its job) and waits.

@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -161,6 +162,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	scfg.PeerListen = net.JoinHostPort(peerHost, "0")
 	scfg.Swarm.MaxPeers = *slots
 	scfg.OnJob = func(j delegate.JobInfo) func() { return announceJob(tc, j, log, stderr) }
+	// A lost session may be a coordinator restarted on the same address:
+	// it does not know this node until a state exchange, so make one now
+	// (and keep trying while it is down) rather than at the next
+	// push/pull; it then finds the node, and its kept pieces, at once.
+	var clp atomic.Pointer[cluster.Cluster]
+	scfg.OnSessionLost = func(coord string) {
+		if c := clp.Load(); c != nil {
+			log.Debug("coordinator session lost; announcing this node again", "coordinator", coord)
+			c.Refresh(time.Minute)
+		}
+	}
 	srv, err := delegate.NewServer(scfg)
 	if err != nil {
 		dln.Close()
@@ -174,13 +186,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	ccfg.Name, ccfg.BindAddr, ccfg.AdvertiseAddr, ccfg.Key, ccfg.Logger = *name, ep.GossipBind, ep.GossipAdvertise, key, log
 	ccfg.Join = co.JoinList()
 	ccfg.Rejoin = 5 * time.Second
-	ccfg.JoinRetryMax = 3 * time.Second // find a coordinator soon after it starts
+	ccfg.JoinRetry = 250 * time.Millisecond // also Refresh's pace
+	ccfg.JoinRetryMax = 3 * time.Second     // find a coordinator soon after it starts
 	ccfg.Meta = cluster.Meta{Role: cluster.RoleSwarmNode, DelegateAddr: ep.DelegateAdvertise, Version: version, Slots: *slots}
 	cl, err := cluster.Start(ccfg)
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer cl.Close()
+	clp.Store(cl)
 	fmt.Fprintf(stderr, "swarmnode %s: gossip %s, delegate %s; joining %s\n", cl.LocalName(), cl.Addr(), ep.DelegateAdvertise, co.Join)
 
 	joined := cl.Joined()
