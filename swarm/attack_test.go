@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"flotilla/internal/hostilepeer"
+	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 	"flotilla/swarm/swarmtest"
 )
@@ -283,13 +284,7 @@ func runAttack(tb testing.TB, tt *swarmtest.Torrent, a attack, seedRate int, sam
 	lst := swarmtest.NewStorage(tt.Info, nil)
 	leecher := start(testConfig(tt, lst, 52))
 	leecher.AddPeers([]netip.AddrPort{addrOf(tb, victim)})
-	deadline := time.Now().Add(10 * time.Second)
-	for victim.Status().Workers[0].Peers < 1 {
-		if time.Now().After(deadline) {
-			tb.Fatal("the honest leecher did not connect to the victim")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(tb, 10*time.Second, "the honest leecher to connect to the victim", func() bool { return victim.Status().Workers[0].Peers >= 1 })
 
 	e := &attackEnv{victim: victim, addr: victim.Addr().String(), tor: hostilepeer.Torrent{
 		InfoHash: tt.InfoHash, NumPieces: tt.Info.NumPieces(), PieceLength: tt.Info.PieceLength, Length: tt.Info.Length}}
