@@ -91,8 +91,7 @@ func (f *fakeWorker) run() {
 			for i := range f.assigned {
 				if !f.hold && !f.delivered[i] && !f.have[i] {
 					f.delivered[i] = true
-					info := f.tt.Info
-					data := bytes.Clone(f.tt.Data[info.PieceOffset(i) : info.PieceOffset(i)+info.PieceLen(i)])
+					data := bytes.Clone(f.tt.Piece(i))
 					if f.corrupt {
 						data[0] ^= 0xFF
 					}
