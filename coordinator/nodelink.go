@@ -205,13 +205,7 @@ func (l *nodeLink) dialDone(r dialResult, dl *swarm.Download) {
 // tick takes the sub-chief's quarantine verdicts from its status, notices
 // sessions that dropped and re-dials nodes that are still members.
 func (l *nodeLink) tick(now time.Time, st swarm.Status) {
-	for _, w := range st.Workers {
-		if w.State != swarm.WorkerQuarantined || w.Identity == "" || l.quarantined[w.Identity] {
-			continue
-		}
-		l.quarantined[w.Identity] = true
-		l.emit(NodeQuarantined{Name: w.Name, Identity: w.Identity})
-	}
+	l.takeVerdicts(st)
 	for _, m := range l.m.c.Members() {
 		if !isNode(m) || m.State != cluster.StateAlive {
 			continue
@@ -234,6 +228,18 @@ func (l *nodeLink) tick(now time.Time, st swarm.Status) {
 			n.nextTry = now.Add(backoff(n.failures))
 		}
 		l.maybeDial(m.Name, n, now)
+	}
+}
+
+// takeVerdicts records the sub-chief's new quarantine verdicts, each
+// reported once.
+func (l *nodeLink) takeVerdicts(st swarm.Status) {
+	for _, w := range st.Workers {
+		if w.State != swarm.WorkerQuarantined || w.Identity == "" || l.quarantined[w.Identity] {
+			continue
+		}
+		l.quarantined[w.Identity] = true
+		l.emit(NodeQuarantined{Name: w.Name, Identity: w.Identity})
 	}
 }
 
