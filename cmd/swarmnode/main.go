@@ -4,12 +4,13 @@
 // verified pieces back. It announces itself to each job's trackers with its
 // own peer id and address, and uploads what it holds like any client.
 //
-// All logic is in run (tested in-process); main supplies the process's
+// All logic is in run and the functions it calls (tested in-process); main supplies the process's
 // arguments, streams, signals and exit status.
 package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,166 +56,257 @@ job it downloads the pieces it is leased with its own peer swarm (listening on
 back to the coordinator and uploads what it holds to other peers.
 Every connection is authenticated and encrypted with the cluster key.`
 
+// nodeOpts are swarmnode's flags.
+type nodeOpts struct {
+	co          clusteropt.Options
+	listen      string
+	data        string
+	name        string
+	slots       int
+	verbose     bool
+	showVersion bool
+}
+
+func (o *nodeOpts) register(fs *flag.FlagSet) {
+	o.co.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (a DNS name may resolve to many); required")
+	o.co.RegisterCoordinatorPubKey(fs)
+	fs.StringVar(&o.listen, "listen", "0.0.0.0:0", "BitTorrent peer address of the node's swarms: each job listens on this IP (port 0: a free port per job)")
+	fs.StringVar(&o.data, "data", "", "directory for the pieces of running jobs, one per node (default: a temporary directory, removed on exit); files a killed node left there are removed at start")
+	fs.StringVar(&o.name, "name", "", "this node's name in the cluster (default: hostname@address)")
+	fs.IntVar(&o.slots, "max-peers", 80, "peer connections per job")
+	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+}
+
+// node is one run of swarmnode: its flags, what checking them found, and
+// where it reports.
+type node struct {
+	o        nodeOpts
+	stderr   io.Writer
+	key      cluster.Key
+	coordPub ed25519.PublicKey // nil: any holder of the cluster key commands the node
+	ep       clusteropt.Endpoints
+	peerHost string       // the IP of --listen
+	log      *slog.Logger // diagnostics (-v)
+	nodeLog  *slog.Logger // the delegate server's: its errors show without -v
+	dataDir  string
+	// cl is the membership once joinCluster started it: the delegate
+	// server's OnSessionLost refreshes it.
+	cl atomic.Pointer[cluster.Cluster]
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	o, code, ok := parseArgs(args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	n := &node{o: o, stderr: stderr}
+	if code := n.configure(getenv); code != 0 {
+		return code
+	}
+	cleanup, code := n.makeDataDir()
+	if code != 0 {
+		return code
+	}
+	defer cleanup()
+	tc, code := n.trackerClient()
+	if code != 0 {
+		return code
+	}
+	defer tc.Close()
+	srv, serveErr, code := n.startServer(tc)
+	if code != 0 {
+		return code
+	}
+	defer srv.Close()
+	cl, err := n.joinCluster()
+	if err != nil {
+		return n.fail("%v", err)
+	}
+	defer cl.Close()
+	return n.serve(ctx, cl, serveErr)
+}
+
+// parseArgs parses the command line. When ok is false the run is over:
+// help or the version was printed (code 0) or the usage is wrong (code 2).
+func parseArgs(args []string, stdout, stderr io.Writer) (o nodeOpts, code int, ok bool) {
 	fs := cli.NewFlagSet("swarmnode")
-	var co clusteropt.Options
-	co.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (a DNS name may resolve to many); required")
-	co.RegisterCoordinatorPubKey(fs)
-	listen := fs.String("listen", "0.0.0.0:0", "BitTorrent peer address of the node's swarms: each job listens on this IP (port 0: a free port per job)")
-	data := fs.String("data", "", "directory for the pieces of running jobs, one per node (default: a temporary directory, removed on exit); files a killed node left there are removed at start")
-	name := fs.String("name", "", "this node's name in the cluster (default: hostname@address)")
-	slots := fs.Int("max-peers", 80, "peer connections per job")
-	verbose := fs.Bool("v", false, "log diagnostics to stderr")
-	showVersion := fs.Bool("version", false, "print the version and exit")
+	o.register(fs)
 	if _, err := cli.Parse(fs, args, false); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stdout, "%s\n\n", summary)
 			cli.Help(stdout, "swarmnode --join ADDR[,ADDR...] --cluster-listen HOST:PORT [FLAGS]", "", fs)
-			return 0
+			return o, 0, false
 		}
 		fmt.Fprintf(stderr, "swarmnode: %v; run 'swarmnode --help' for its flags\n", err)
-		return 2
+		return o, 2, false
 	}
-	if *showVersion {
+	if o.showVersion {
 		fmt.Fprintf(stdout, "swarmnode %s\n", version)
-		return 0
-	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "swarmnode: %s\n", fmt.Sprintf(format, a...))
-		return 1
+		return o, 0, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "swarmnode: unexpected argument %q (see --help)\n", fs.Arg(0))
-		return 2
+		return o, 2, false
 	}
-	if len(co.JoinList()) == 0 {
+	if len(o.co.JoinList()) == 0 {
 		fmt.Fprintln(stderr, "swarmnode: --join ADDR is required: the address of the coordinator or another member")
-		return 2
+		return o, 2, false
 	}
-	key, err := co.Key(getenv)
-	if err != nil {
-		return fail("%v", err)
+	return o, 0, true
+}
+
+// fail prints "swarmnode: WHAT" and returns exit status 1.
+func (n *node) fail(format string, a ...any) int {
+	fmt.Fprintf(n.stderr, "swarmnode: %s\n", fmt.Sprintf(format, a...))
+	return 1
+}
+
+// configure reads the keys, the addresses and the logging flags.
+func (n *node) configure(getenv func(string) string) int {
+	co := &n.o.co
+	var err error
+	if n.key, err = co.Key(getenv); err != nil {
+		return n.fail("%v", err)
 	}
 	if co.KeyFile != "" {
 		if err := cluster.CheckKeyFileMode(co.KeyFile); err != nil {
-			fmt.Fprintf(stderr, "swarmnode: warning: %v\n", err)
+			fmt.Fprintf(n.stderr, "swarmnode: warning: %v\n", err)
 		}
 	}
-	coordPub, err := delegate.LoadCoordinatorPubKey(co.CoordinatorPubKeyFile, getenv)
-	if err != nil {
-		return fail("%v", err)
+	if n.coordPub, err = delegate.LoadCoordinatorPubKey(co.CoordinatorPubKeyFile, getenv); err != nil {
+		return n.fail("%v", err)
 	}
-	if coordPub == nil {
-		fmt.Fprintf(stderr, "swarmnode: warning: no coordinator public key (--coordinator-pubkey-file or $%s): "+
+	if n.coordPub == nil {
+		fmt.Fprintf(n.stderr, "swarmnode: warning: no coordinator public key (--coordinator-pubkey-file or $%s): "+
 			"any holder of the cluster key can command this node\n", delegate.CoordinatorPubKeyEnv)
 	}
-	ep, err := co.Endpoints()
-	if err != nil {
-		return fail("%v", err)
+	if n.ep, err = co.Endpoints(); err != nil {
+		return n.fail("%v", err)
 	}
-	peerHost, _, err := net.SplitHostPort(*listen)
-	if err != nil {
-		return fail("--listen %q is not HOST:PORT", *listen)
+	if n.peerHost, _, err = net.SplitHostPort(n.o.listen); err != nil {
+		return n.fail("--listen %q is not HOST:PORT", n.o.listen)
 	}
-	log := slog.New(slog.DiscardHandler)
+	n.log = slog.New(slog.DiscardHandler)
 	// The delegate server's errors are faults the operator must act on
 	// (a full disk): shown without -v too. (Gossip's errors are not: a
 	// coordinator that went away makes them by the dozen.)
-	nodeLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	if *verbose {
-		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		nodeLog = log
+	n.nodeLog = slog.New(slog.NewTextHandler(n.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	if n.o.verbose {
+		n.log = slog.New(slog.NewTextHandler(n.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		n.nodeLog = n.log
 	}
-	dataDir := *data
-	if dataDir == "" {
-		d, err := os.MkdirTemp("", "swarmnode-")
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer os.RemoveAll(d)
-		dataDir = d
-	} else if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return fail("--data: %v", err)
-	}
+	return 0
+}
 
-	dln, err := net.Listen("tcp", ep.DelegateBind)
+// makeDataDir creates --data, or a temporary directory that cleanup
+// removes.
+func (n *node) makeDataDir() (cleanup func(), code int) {
+	n.dataDir = n.o.data
+	if n.dataDir != "" {
+		if err := os.MkdirAll(n.dataDir, 0o755); err != nil {
+			return nil, n.fail("--data: %v", err)
+		}
+		return func() {}, 0
+	}
+	d, err := os.MkdirTemp("", "swarmnode-")
 	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fail("cannot listen on %s for the delegate endpoint: port in use", ep.DelegateBind)
-		}
-		return fail("delegate endpoint: %v", err)
+		return nil, n.fail("%v", err)
 	}
-	ep = ep.WithDelegatePort(dln.Addr().(*net.TCPAddr).Port)
+	n.dataDir = d
+	return func() { os.RemoveAll(d) }, 0
+}
 
+// trackerClient is the client the node's jobs announce through, from
+// --listen's IP.
+func (n *node) trackerClient() (*tracker.Client, int) {
 	tcfg := tracker.DefaultConfig()
-	tcfg.Logger = log
-	bindaddr.Tracker(&tcfg, net.ParseIP(peerHost))
+	tcfg.Logger = n.log
+	bindaddr.Tracker(&tcfg, net.ParseIP(n.peerHost))
 	tc, err := tracker.New(tcfg)
 	if err != nil {
-		dln.Close()
-		return fail("%v", err)
+		return nil, n.fail("%v", err)
 	}
-	defer tc.Close()
+	return tc, 0
+}
 
+// startServer opens the delegate endpoint and serves coordinators' jobs
+// on it; serveErr receives why serving stopped.
+func (n *node) startServer(tc *tracker.Client) (srv *delegate.Server, serveErr <-chan error, code int) {
+	dln, err := net.Listen("tcp", n.ep.DelegateBind)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, n.fail("cannot listen on %s for the delegate endpoint: port in use", n.ep.DelegateBind)
+		}
+		return nil, nil, n.fail("delegate endpoint: %v", err)
+	}
+	n.ep = n.ep.WithDelegatePort(dln.Addr().(*net.TCPAddr).Port)
 	scfg := delegate.DefaultServerConfig()
-	scfg.Key, scfg.Name, scfg.Listener, scfg.DataDir, scfg.Logger = key, *name, dln, dataDir, nodeLog
-	scfg.CoordinatorPubKey = coordPub
-	scfg.PeerListen = net.JoinHostPort(peerHost, "0")
-	scfg.Swarm.MaxPeers = *slots
-	scfg.OnJob = func(j delegate.JobInfo) func() { return announceJob(tc, j, log, stderr) }
+	scfg.Key, scfg.Name, scfg.Listener, scfg.DataDir, scfg.Logger = n.key, n.o.name, dln, n.dataDir, n.nodeLog
+	scfg.CoordinatorPubKey = n.coordPub
+	scfg.PeerListen = net.JoinHostPort(n.peerHost, "0")
+	scfg.Swarm.MaxPeers = n.o.slots
+	scfg.OnJob = func(j delegate.JobInfo) func() { return announceJob(tc, j, n.log, n.stderr) }
 	// A lost session may be a coordinator restarted on the same address:
 	// it does not know this node until a state exchange, so make one now
 	// (and keep trying while it is down) rather than at the next
 	// push/pull; it then finds the node, and its kept pieces, at once.
-	var clp atomic.Pointer[cluster.Cluster]
 	scfg.OnSessionLost = func(coord string) {
-		if c := clp.Load(); c != nil {
-			log.Debug("coordinator session lost; announcing this node again", "coordinator", coord)
+		if c := n.cl.Load(); c != nil {
+			n.log.Debug("coordinator session lost; announcing this node again", "coordinator", coord)
 			c.Refresh(time.Minute)
 		}
 	}
-	srv, err := delegate.NewServer(scfg)
+	srv, err = delegate.NewServer(scfg)
 	if err != nil {
 		dln.Close()
-		return fail("%v", err)
+		return nil, nil, n.fail("%v", err)
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve() }()
-	defer srv.Close()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve() }()
+	return srv, errc, 0
+}
 
+// joinCluster starts the node's membership, advertising its delegate
+// endpoint and slots, and says where it gossips.
+func (n *node) joinCluster() (*cluster.Cluster, error) {
 	ccfg := cluster.DefaultConfig()
-	ccfg.Name, ccfg.BindAddr, ccfg.AdvertiseAddr, ccfg.Key, ccfg.Logger = *name, ep.GossipBind, ep.GossipAdvertise, key, log
-	ccfg.Join = co.JoinList()
+	ccfg.Name, ccfg.BindAddr, ccfg.AdvertiseAddr, ccfg.Key, ccfg.Logger = n.o.name, n.ep.GossipBind, n.ep.GossipAdvertise, n.key, n.log
+	ccfg.Join = n.o.co.JoinList()
 	ccfg.Rejoin = 5 * time.Second
 	ccfg.JoinRetry = 250 * time.Millisecond // also Refresh's pace
 	ccfg.JoinRetryMax = 3 * time.Second     // find a coordinator soon after it starts
-	ccfg.Meta = cluster.Meta{Role: cluster.RoleSwarmNode, DelegateAddr: ep.DelegateAdvertise, Version: version, Slots: *slots}
+	ccfg.Meta = cluster.Meta{Role: cluster.RoleSwarmNode, DelegateAddr: n.ep.DelegateAdvertise, Version: version, Slots: n.o.slots}
 	cl, err := cluster.Start(ccfg)
 	if err != nil {
-		return fail("%v", err)
+		return nil, err
 	}
-	defer cl.Close()
-	clp.Store(cl)
-	fmt.Fprintf(stderr, "swarmnode %s: gossip %s, delegate %s; joining %s\n", cl.LocalName(), cl.Addr(), ep.DelegateAdvertise, co.Join)
+	n.cl.Store(cl)
+	fmt.Fprintf(n.stderr, "swarmnode %s: gossip %s, delegate %s; joining %s\n", cl.LocalName(), cl.Addr(), n.ep.DelegateAdvertise, n.o.co.Join)
+	return cl, nil
+}
 
+// serve waits until the node is stopped (exit 0) or its delegate endpoint
+// or membership ends (exit 1), saying when it has joined.
+func (n *node) serve(ctx context.Context, cl *cluster.Cluster, serveErr <-chan error) int {
 	joined := cl.Joined()
 	events := cl.Events()
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(stderr, "swarmnode: stopping")
+			fmt.Fprintln(n.stderr, "swarmnode: stopping")
 			cl.Leave(2 * time.Second)
 			return 0
 		case err := <-serveErr:
-			return fail("delegate endpoint stopped: %v", err)
+			return n.fail("delegate endpoint stopped: %v", err)
 		case <-joined:
 			joined = nil
-			fmt.Fprintf(stderr, "swarmnode: joined the cluster (%d members)\n", len(cl.Members()))
+			fmt.Fprintf(n.stderr, "swarmnode: joined the cluster (%d members)\n", len(cl.Members()))
 		case ev, ok := <-events:
 			if !ok {
-				return fail("cluster closed")
+				return n.fail("cluster closed")
 			}
-			log.Debug("member", "event", ev.Kind, "name", ev.Member.Name, "role", ev.Member.Meta.Role)
+			n.log.Debug("member", "event", ev.Kind, "name", ev.Member.Name, "role", ev.Member.Meta.Role)
 		}
 	}
 }
