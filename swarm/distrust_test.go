@@ -67,6 +67,41 @@ func TestPickerDistrust(t *testing.T) {
 	}
 }
 
+// A piece in progress that nobody owns and nobody is downloading (its
+// trusted downloader left; or its distrusted owner was banned) is taken
+// by a distrusted peer that has it, with the others' blocks dropped so that
+// a failure would be its alone; before, it waited for a trusted peer for
+// ever when only distrusted ones were left.
+func TestPickerDistrustedClaimsOrphans(t *testing.T) {
+	const bs = 16 << 10
+	p := testPicker(2, 2*bs, 4*bs) // 2 pieces of 2 blocks
+	got := p.Pick(1, hasAll, 1, nil)
+	x := got[0].Piece
+	if r := p.Received(1, got[0], nil); !r.Fresh {
+		t.Fatal("block refused")
+	}
+	onlyX := func(i int) bool { return i == x }
+	p.Distrust(0)
+	// While peer 1 still downloads x, x is not the distrusted peer's.
+	p.Pick(1, onlyX, 1, nil)
+	if b := p.Pick(0, onlyX, 4, nil); len(b) != 0 {
+		t.Fatalf("distrusted peer joined a piece another peer is downloading: %v", b)
+	}
+	p.PeerLeft(1)
+	took := p.Pick(0, onlyX, 4, nil)
+	if len(took) != 2 || took[0].Piece != x || took[1].Piece != x {
+		t.Fatalf("distrusted peer took %v of the orphaned piece %d, want both its blocks", took, x)
+	}
+	for _, b := range took {
+		if r := p.Received(0, b, nil); !r.Fresh {
+			t.Fatalf("block %v from the new owner refused", b)
+		}
+	}
+	if srcs := p.BlockSources(x, nil); srcs[0] != 0 || srcs[1] != 0 {
+		t.Fatalf("block sources %v, want the owner's alone", srcs)
+	}
+}
+
 // serveData answers every request with the torrent's data, except that
 // wrong(piece, begin) may return replacement bytes or hold the answer.
 func serveData(tt *swarmtest.Torrent, c net.Conn, r *peerwire.Reader, wrong func(piece, begin int) []byte) {

@@ -276,7 +276,7 @@ func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block
 	}
 	// 1. Partially downloaded pieces.
 	for _, ap := range p.list {
-		if ap.unrequested == 0 || ap.owner != owner || !has(ap.index) {
+		if ap.unrequested == 0 || !has(ap.index) || ap.owner != owner && !p.claim(ap, owner) {
 			continue
 		}
 		dst, n = p.take(ap, k, n, dst)
@@ -319,6 +319,32 @@ func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block
 		}
 	}
 	return dst
+}
+
+// claim reserves to distrusted peer k a piece in progress that no peer
+// owns and nobody is downloading (its owner was banned or left, or it was
+// started before any distrust): without it such a piece would wait for a
+// trusted peer, for ever if only distrusted ones have it. The blocks
+// others delivered are dropped, so that a failure of the piece is k's
+// alone. It reports whether k now owns ap.
+func (p *Picker) claim(ap *activePiece, k peerKey) bool {
+	if k == noPeer || ap.owner != noPeer {
+		return false
+	}
+	for b := range ap.blocks {
+		if ap.blocks[b].nreq > 0 {
+			return false
+		}
+	}
+	ap.owner = k
+	for b := range ap.blocks {
+		if bs := &ap.blocks[b]; bs.received && bs.from != k {
+			bs.received, bs.from = false, noPeer
+			ap.received--
+			ap.unrequested++
+		}
+	}
+	return true
 }
 
 // EndGame reports whether every block of the lease is requested or

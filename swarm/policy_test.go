@@ -100,7 +100,19 @@ func TestTrustBook(t *testing.T) {
 	if d, x := tb.HashFailed([]netip.Addr{c}, nil, nil); !slices.Equal(d, []netip.Addr{c}) || len(x) != 0 {
 		t.Fatalf("first sole failure: distrusted %v banned %v", d, x)
 	}
-	// Repeat: banned.
+	// More shared failures (pieces in flight when a and b were first
+	// distrusted): no further strike for the distrusted, whose blocks
+	// there may be right; a newcomer among them gets its first.
+	for range 3 {
+		if d, x := tb.HashFailed([]netip.Addr{a, b}, nil, nil); len(d) != 0 || len(x) != 0 {
+			t.Fatalf("shared failure after distrust: distrusted %v banned %v", d, x)
+		}
+	}
+	d := netip.MustParseAddr("127.0.0.5")
+	if dd, x := tb.HashFailed([]netip.Addr{a, d}, nil, nil); !slices.Equal(dd, []netip.Addr{d}) || len(x) != 0 || tb.Strikes(a) != 1 {
+		t.Fatalf("shared failure with a newcomer: distrusted %v banned %v, a's strikes %d", dd, x, tb.Strikes(a))
+	}
+	// Repeat, alone: banned.
 	if d, x := tb.HashFailed([]netip.Addr{a}, nil, nil); len(d) != 0 || !slices.Equal(x, []netip.Addr{a}) {
 		t.Fatalf("repeat: distrusted %v banned %v", d, x)
 	}

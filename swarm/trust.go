@@ -8,11 +8,14 @@ import (
 // contributed to a piece failing its hash gets a strike: its first strike
 // makes it distrusted (the picker then gives it only pieces no other peer
 // is downloading, so that a further failure is its alone), and reaching
-// MaxStrikes (2 by default: a repeat) bans it by IP address. A strike is
-// taken back when the piece later verifies and blame shows the peer's
-// blocks were right. Protocol abuse bans at once (Ban). Passive; owned by
-// the swarm's goroutine (the ban list itself is published to connection
-// code through the swarm's snapshot).
+// MaxStrikes (2 by default: a repeat) bans it by IP address. A distrusted
+// peer gets a further strike only from a piece it alone contributed to:
+// pieces shared with others may have been started before the distrust
+// (several are in flight at once), and a liar's blocks in them would
+// otherwise ban the honest peers that shared them. A strike is taken back
+// when the piece later verifies and blame shows the peer's blocks were
+// right (the guilty keep theirs). Protocol abuse bans at once (Ban). Passive; owned by the swarm's goroutine (the ban list
+// itself is published to connection code through the swarm's snapshot).
 type trustBook struct {
 	MaxStrikes int
 	strikes    map[netip.Addr]int
@@ -24,12 +27,12 @@ func newTrustBook(maxStrikes int) *trustBook {
 }
 
 // HashFailed gives a strike to each of the distinct addresses that
-// contributed to a failed piece. It appends to distrusted those that have
-// just become distrusted and to banned those that have just reached
-// MaxStrikes.
+// contributed to a failed piece, except, when there are several, to those
+// already distrusted. It appends to distrusted those that have just become
+// distrusted and to banned those that have just reached MaxStrikes.
 func (t *trustBook) HashFailed(contributors, distrusted, banned []netip.Addr) ([]netip.Addr, []netip.Addr) {
 	for _, a := range contributors {
-		if _, ok := t.banned[a]; ok {
+		if _, ok := t.banned[a]; ok || len(contributors) > 1 && t.strikes[a] > 0 {
 			continue
 		}
 		t.strikes[a]++
