@@ -181,7 +181,7 @@ func (a *Announcer) Completed() {
 }
 
 // MorePeers asks for an announce as soon as the trackers' min interval
-// allows. Calls while an announce is in flight ask for one more after it;
+// allows (and, for a tracker that is failing, once its back-off is over). Calls while an announce is in flight ask for one more after it;
 // several calls before the pipeline acts on them count as one.
 func (a *Announcer) MorePeers() { a.aWish(aWishSooner) }
 

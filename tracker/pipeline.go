@@ -297,6 +297,9 @@ func (p *pipeline) applyWishes(now time.Time) bool {
 		if !p.lastOK.IsZero() {
 			at = maxTime(now, p.lastOK.Add(p.minInterval))
 		}
+		if p.failures > 0 {
+			at = maxTime(at, monoTime(p.retryAt)) // a failing tracker keeps its back-off
+		}
 		if p.nextAt.IsZero() || at.Before(p.nextAt) {
 			p.schedule(at)
 		}

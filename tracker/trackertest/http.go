@@ -42,7 +42,8 @@ type HTTPTracker struct {
 
 	mu       sync.Mutex
 	behavior HTTPBehavior
-	queries  []string // raw query strings of announces, in order
+	queries  []string    // raw query strings of announces, in order
+	times    []time.Time // when each announce arrived, in order
 
 	announces, scrapes atomic.Int64
 	hang               chan struct{}
@@ -75,6 +76,13 @@ func (t *HTTPTracker) Queries() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return append([]string(nil), t.queries...)
+}
+
+// AnnounceTimes returns when each announce arrived, in order.
+func (t *HTTPTracker) AnnounceTimes() []time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]time.Time(nil), t.times...)
 }
 
 // Close stops the server (releasing hanging requests first).
@@ -125,6 +133,7 @@ func (t *HTTPTracker) serve(w http.ResponseWriter, r *http.Request) {
 	beh := t.behavior
 	if r.URL.Path == "/announce" {
 		t.queries = append(t.queries, r.URL.RawQuery)
+		t.times = append(t.times, time.Now())
 	}
 	t.mu.Unlock()
 	if beh.Hang {
