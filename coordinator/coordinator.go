@@ -24,6 +24,10 @@ type Config struct {
 	// Logger receives diagnostics (of the coordinator, its jobs and the
 	// packages they drive); nil discards them.
 	Logger *slog.Logger
+	// Trackers configures the tracker client; nil: tracker.DefaultConfig().
+	// New sets its Watchdog and Logger (on a copy) and binds it to the
+	// listener's address.
+	Trackers *tracker.Config
 }
 
 // DefaultConfig listens for peers on every address, port 6881.
@@ -93,6 +97,9 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	tcfg := tracker.DefaultConfig()
+	if cfg.Trackers != nil {
+		tcfg = *cfg.Trackers
+	}
 	tcfg.Watchdog, tcfg.Logger = wd, log
 	bindaddr.Tracker(&tcfg, ln.Addr().(*net.TCPAddr).IP)
 	tc, err := tracker.New(tcfg)

@@ -26,6 +26,16 @@
 // dials and session closes run on goroutines of their own that report
 // back to Job.run on a channel.
 //
+// # Peers
+//
+// A job's peers come from its trackers' peer lists (DESIGN point 11): one
+// goroutine per tracker waits on its tracker.PeerWatch and sends the
+// list, when it changes, to Job.run, which hands it to the sub-chief.
+// While downloading with fewer than JobConfig.MorePeersBelow × MaxPeers
+// peers connected, Job.run asks the trackers for more
+// (tracker.Announcer.MorePeers) once per announce answered; each tracker
+// announces no sooner than its min interval (and its back-off) allow.
+//
 // # Lifecycle
 //
 //	c, err := coordinator.New(cfg)          // listener, watchdog, trackers

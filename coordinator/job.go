@@ -33,6 +33,10 @@ type JobConfig struct {
 	// MaxPeers caps the local swarm's peer connections; in a cluster it is
 	// also what the caller advertises as the coordinator's slots.
 	MaxPeers int
+	// MorePeersBelow is the fraction of MaxPeers under which a download
+	// asks its trackers for more peers (tracker.Announcer.MorePeers, which
+	// each tracker honours no sooner than its min interval); 0 never asks.
+	MorePeersBelow float64
 	// Preallocate reserves the files' space at open (piecestore).
 	Preallocate bool
 	// DirectIO writes verified pieces with O_DIRECT where possible.
@@ -54,6 +58,7 @@ type JobConfig struct {
 func DefaultJobConfig() JobConfig {
 	return JobConfig{
 		MaxPeers:           80,
+		MorePeersBelow:     DefaultMorePeersBelow,
 		Preallocate:        true,
 		DirectIO:           true,
 		MaxInFlightBytes:   swarm.DefaultConfig().MaxInFlightBytes,
@@ -75,6 +80,8 @@ func (c JobConfig) Validate() error {
 		return fmt.Errorf("%w: no Dir", ErrBadJobConfig)
 	case c.MaxPeers <= 0:
 		return fmt.Errorf("%w: MaxPeers %d <= 0", ErrBadJobConfig, c.MaxPeers)
+	case !(c.MorePeersBelow >= 0 && c.MorePeersBelow <= 1):
+		return fmt.Errorf("%w: MorePeersBelow %v not in [0, 1]", ErrBadJobConfig, c.MorePeersBelow)
 	case c.TrackerSilentAfter <= 0 || c.TrackerWarnEvery <= 0:
 		return fmt.Errorf("%w: tracker warning timings must be positive", ErrBadJobConfig)
 	}
@@ -94,18 +101,22 @@ type Job struct {
 	dl    *swarm.Download
 	ann   *tracker.Announcer // nil without trackers
 
-	events  chan Event
-	cmds    chan func()
-	members chan cluster.Event
-	closing chan struct{}
-	done    chan struct{}
-	started bool
+	events    chan Event
+	cmds      chan func()
+	peerLists chan peerList // from the tracker peer watches (peersource.go)
+	watches   sync.WaitGroup
+	stopWatch context.CancelFunc // nil without trackers
+	members   chan cluster.Event
+	closing   chan struct{}
+	done      chan struct{}
+	started   bool
 
 	closeOnce sync.Once
 	closeErr  error
 
 	// Owned by run (and by Close once run has returned).
 	health *trackerHealth
+	demand peerDemand
 	link   *nodeLink // nil outside a cluster
 	queue  []Event   // events not yet read
 }
@@ -129,7 +140,8 @@ func (c *Coordinator) OpenJob(cfg JobConfig) (*Job, error) {
 	}
 	return &Job{c: c, cfg: cfg, store: store,
 		events: make(chan Event), cmds: make(chan func()), members: make(chan cluster.Event),
-		closing: make(chan struct{}), done: make(chan struct{})}, nil
+		peerLists: make(chan peerList),
+		closing:   make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // StoreStats are the store's figures, such as how many pieces were
@@ -186,6 +198,10 @@ func (j *Job) Start(peers []netip.AddrPort) error {
 	if len(peers) > 0 {
 		j.dl.AddPeers(peers)
 	}
+	if j.ann != nil {
+		j.watchTrackers()
+	}
+	j.demand = newPeerDemand(j.cfg.MaxPeers, j.cfg.MorePeersBelow)
 	j.started = true
 	j.health = newTrackerHealth(time.Now(), j.cfg.TrackerSilentAfter, j.cfg.TrackerWarnEvery)
 	go j.run()
@@ -233,6 +249,10 @@ func (j *Job) Close() error {
 		if j.started {
 			close(j.closing)
 			<-j.done
+			if j.stopWatch != nil {
+				j.stopWatch()
+			}
+			j.watches.Wait()
 			j.c.do(func() { delete(j.c.jobs, j) })
 		}
 		if j.link != nil {

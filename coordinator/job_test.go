@@ -40,11 +40,15 @@ func newTestTorrent(t *testing.T, tiers [][]string) *metainfo.Torrent {
 	return tor
 }
 
-// newTestCoordinator starts a Coordinator listening on loopback, closed
-// at the end of the test.
-func newTestCoordinator(t *testing.T) *Coordinator {
+// newTestCoordinator starts a Coordinator listening on loopback, with
+// opts applied to its config, closed at the end of the test.
+func newTestCoordinator(t *testing.T, opts ...func(*Config)) *Coordinator {
 	t.Helper()
-	c, err := New(Config{ListenAddr: "127.0.0.1:0"})
+	cfg := Config{ListenAddr: "127.0.0.1:0"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

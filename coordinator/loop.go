@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"errors"
-	"net/netip"
 	"time"
 
 	"flotilla/swarm"
@@ -49,6 +48,9 @@ func (j *Job) run() {
 			j.link.dialDone(r, j.dl)
 		case u := <-updates:
 			j.trackerUpdate(u)
+		case pl := <-j.peerLists:
+			j.c.log.Debug("tracker peers", "url", pl.url, "peers", len(pl.addrs))
+			j.dl.AddPeers(pl.addrs)
 		case <-complete:
 			complete = nil
 			j.completed()
@@ -62,6 +64,9 @@ func (j *Job) run() {
 			j.emit(Progress{Status: st})
 			if w, ok := j.trackerWarning(now, st); ok {
 				j.emit(w)
+			}
+			if j.ann != nil && j.demand.short(st.Peers, complete != nil) {
+				j.ann.MorePeers()
 			}
 			if j.link != nil && complete != nil {
 				j.link.tick(now, st)
@@ -121,10 +126,13 @@ func (j *Job) completed() {
 	j.emit(Completed{Status: st})
 }
 
-// trackerUpdate feeds the tracker health and hands announced peers to the
-// sub-chief.
+// trackerUpdate feeds the tracker health; the peers a tracker announced
+// reach the sub-chief through its peer list (watchTrackers).
 func (j *Job) trackerUpdate(u tracker.Update) {
 	j.health.record(u, time.Now())
+	if u.Kind == tracker.UpdateAnnounce {
+		j.demand.answered()
+	}
 	log := j.c.log
 	if u.Err != nil {
 		log.Debug("tracker", "url", u.URL, "err", u.Err)
@@ -134,14 +142,6 @@ func (j *Job) trackerUpdate(u tracker.Update) {
 		return
 	}
 	log.Debug("tracker answered", "url", u.URL, "event", u.Event, "peers", len(u.Response.Peers), "took", u.Took)
-	if len(u.Response.Peers) == 0 {
-		return
-	}
-	addrs := make([]netip.AddrPort, 0, len(u.Response.Peers))
-	for _, p := range u.Response.Peers {
-		addrs = append(addrs, p.Addr)
-	}
-	j.dl.AddPeers(addrs)
 }
 
 // trackerWarning returns a TrackersSilent event when one is due (see
