@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/internal/hostilepeer"
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
@@ -118,12 +119,12 @@ func keptList(t *testing.T, dir string, tt *swarmtest.Torrent) []int {
 		t.Fatal(err)
 	}
 	n := tt.Info.NumPieces()
-	if len(b) != len(keptMagic)+20+(n+7)/8 {
+	if len(b) != len(keptMagic)+20+bitfield.Len(n) {
 		t.Fatalf("kept list of %d bytes", len(b))
 	}
 	var ps []int
 	for p := range n {
-		if b[len(keptMagic)+20+p/8]&(0x80>>(p%8)) != 0 {
+		if bitfield.Bitfield(b[len(keptMagic)+20:]).Has(p) {
 			ps = append(ps, p)
 		}
 	}

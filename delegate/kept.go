@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/swarm"
 )
 
@@ -111,7 +112,7 @@ func adoptKept(dir string, ih [20]byte, numPieces int, path string) ([]int, erro
 		return nil, err
 	}
 	os.Remove(bitsPath)
-	want := len(keptMagic) + 20 + (numPieces+7)/8
+	want := len(keptMagic) + 20 + bitfield.Len(numPieces)
 	if len(b) != want || string(b[:len(keptMagic)]) != keptMagic || !bytes.Equal(b[len(keptMagic):len(keptMagic)+20], ih[:]) {
 		os.Remove(part)
 		return nil, fmt.Errorf("delegate: %s is not a kept-pieces list for this torrent; ignored", bitsPath)
@@ -119,10 +120,10 @@ func adoptKept(dir string, ih [20]byte, numPieces int, path string) ([]int, erro
 	if err := os.Rename(part, path); err != nil {
 		return nil, err
 	}
-	have := b[len(keptMagic)+20:]
+	have := bitfield.Bitfield(b[len(keptMagic)+20:])
 	var ps []int
 	for p := range numPieces {
-		if have[p/8]&(0x80>>(p%8)) != 0 {
+		if have.Has(p) {
 			ps = append(ps, p)
 		}
 	}
@@ -135,17 +136,12 @@ func adoptKept(dir string, ih [20]byte, numPieces int, path string) ([]int, erro
 // With nothing to keep it closes and removes the file as Close does.
 func (s *nodeStore) keep(ih [20]byte) (int, error) {
 	s.mu.Lock()
-	bits := bytes.Clone(s.have)
+	bits := s.have.Clone()
 	for i := range bits {
 		bits[i] &^= s.confirmed[i]
 	}
 	s.mu.Unlock()
-	n := 0
-	for p := range s.info.NumPieces() {
-		if bits[p/8]&(0x80>>(p%8)) != 0 {
-			n++
-		}
-	}
+	n := bits.Count()
 	if n == 0 {
 		return 0, s.Close()
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/internal/testenv"
 	"flotilla/swarm/swarmtest"
 )
@@ -44,10 +45,10 @@ func TestNodeKeepsPiecesForNextSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	have := b[len(keptMagic)+20:]
+	have := bitfield.Bitfield(b[len(keptMagic)+20:])
 	var kept []int
 	for p := range n {
-		if have[p/8]&(0x80>>(p%8)) != 0 {
+		if have.Has(p) {
 			kept = append(kept, p)
 		}
 	}

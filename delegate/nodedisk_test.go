@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"flotilla/internal/bitfield"
 	"flotilla/internal/testenv"
 	"flotilla/swarm"
 	"flotilla/swarm/swarmtest"
@@ -264,10 +265,10 @@ func TestNodeOrphansAfterKill9(t *testing.T) {
 	// A complete kept pair of the other torrent: pieces 1 and 3.
 	keptPart, keptBits := keptPaths(dir, other.InfoHash)
 	kp := make([]byte, other.Info.Length)
-	bits := make([]byte, (other.Info.NumPieces()+7)/8)
+	bits := bitfield.New(other.Info.NumPieces())
 	for _, p := range []int{1, 3} {
 		copy(kp[other.Info.PieceOffset(p):], other.Piece(p))
-		bits[p/8] |= 0x80 >> (p % 8)
+		bits.Set(p)
 	}
 	writeFile(t, keptPart, kp)
 	writeFile(t, keptBits, append(append([]byte(keptMagic), other.InfoHash[:]...), bits...))

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/metainfo"
 	"flotilla/swarm"
 )
@@ -288,8 +289,8 @@ type nodeStore struct {
 	f    *os.File
 
 	mu        sync.RWMutex
-	have      []byte
-	confirmed []byte // pieces the coordinator said it stored (Have)
+	have      bitfield.Bitfield
+	confirmed bitfield.Bitfield // pieces the coordinator said it stored (Have)
 	err       error
 }
 
@@ -304,8 +305,8 @@ func openNodeStore(dir string, job Job) (*nodeStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delegate: job data file: %w", err)
 	}
-	n := (job.Info.NumPieces() + 7) / 8
-	return &nodeStore{info: job.Info, path: path, f: f, have: make([]byte, n), confirmed: make([]byte, n)}, nil
+	n := job.Info.NumPieces()
+	return &nodeStore{info: job.Info, path: path, f: f, have: bitfield.New(n), confirmed: bitfield.New(n)}, nil
 }
 
 func (s *nodeStore) has(p int) bool {
@@ -314,7 +315,7 @@ func (s *nodeStore) has(p int) bool {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.have[p/8]&(0x80>>(p%8)) != 0
+	return s.have.Has(p)
 }
 
 func (s *nodeStore) put(p int, data []byte) error {
@@ -334,14 +335,14 @@ func (s *nodeStore) put(p int, data []byte) error {
 		return err
 	}
 	s.mu.Lock()
-	s.have[p/8] |= 0x80 >> (p % 8)
+	s.have.Set(p)
 	s.mu.Unlock()
 	return nil
 }
 
 func (s *nodeStore) setHave(p int) {
 	s.mu.Lock()
-	s.have[p/8] |= 0x80 >> (p % 8)
+	s.have.Set(p)
 	s.mu.Unlock()
 }
 
@@ -349,7 +350,7 @@ func (s *nodeStore) setHave(p int) {
 func (s *nodeStore) confirm(ps []int) {
 	s.mu.Lock()
 	for _, p := range ps {
-		s.confirmed[p/8] |= 0x80 >> (p % 8)
+		s.confirmed.Set(p)
 	}
 	s.mu.Unlock()
 }

@@ -1,6 +1,10 @@
 package peerwire
 
-import "fmt"
+import (
+	"fmt"
+
+	"flotilla/internal/bitfield"
+)
 
 // Limits bound what a Reader accepts from a peer. The zero value of each
 // field means "unknown / default" as documented per field.
@@ -66,7 +70,7 @@ func (l *Limits) bitfieldLen() int {
 	if l.NumPieces <= 0 {
 		return -1
 	}
-	return (l.NumPieces + 7) / 8
+	return bitfield.Len(l.NumPieces)
 }
 
 // PieceLen returns the length of piece i, or 0 if unknown or out of range.

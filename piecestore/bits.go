@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+
+	"flotilla/internal/bitfield"
 )
 
 // bitset is a fixed-size set of piece indices readable and writable from
@@ -21,18 +23,13 @@ func (b *bitset) set(i int)      { b.w[i>>6].Or(bitMask(i)) }
 func (b *bitset) clear(i int)    { b.w[i>>6].And(^bitMask(i)) }
 
 // bitfield returns the BEP 3 bitfield for n pieces.
-func (b *bitset) bitfield(n int) []byte {
+func (b *bitset) bitfield(n int) bitfield.Bitfield {
 	out := make([]byte, 8*len(b.w))
 	for i := range b.w {
 		binary.BigEndian.PutUint64(out[8*i:], b.w[i].Load())
 	}
-	return out[:(n+7)/8]
+	return out[:bitfield.Len(n)]
 }
-
-// Plain BEP 3 bitfield helpers for single-owner use.
-func bfHas(b []byte, i int) bool { return b[i>>3]&(0x80>>uint(i&7)) != 0 }
-func bfSet(b []byte, i int)      { b[i>>3] |= 0x80 >> uint(i&7) }
-func bfClear(b []byte, i int)    { b[i>>3] &^= 0x80 >> uint(i&7) }
 
 // budget is a byte-weighted semaphore bounding the data queued for writing.
 // A request is admitted when it fits or when nothing is queued (so a budget

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/internal/testenv"
 )
 
@@ -78,7 +79,7 @@ func TestWriteSyncRecordOrder(t *testing.T) {
 
 	log.mu.Lock()
 	defer log.mu.Unlock()
-	prev := make([]byte, (n+7)/8)
+	prev := bitfield.New(n)
 	records := 0
 	for r, e := range log.events {
 		if e.kind != "record" {
@@ -86,7 +87,7 @@ func TestWriteSyncRecordOrder(t *testing.T) {
 		}
 		records++
 		for p := range n {
-			if !bfHas(e.have, p) || bfHas(prev, p) {
+			if !bitfield.Bitfield(e.have).Has(p) || prev.Has(p) {
 				continue
 			}
 			_ = s.lay.spans(s.lay.pieceOffset(p), s.lay.pieceSize(p), func(fi int, fo, _, ln int64) error {

@@ -4,17 +4,19 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"flotilla/internal/bitfield"
 )
 
 func sampleRecord(numPieces, numFiles int) []byte {
 	r := &record{seq: 7, pieceLen: 1 << 14, total: int64(numPieces) << 14, numPieces: numPieces,
-		stamps: make([]stamp, numFiles), have: make([]byte, (numPieces+7)/8)}
+		stamps: make([]stamp, numFiles), have: bitfield.New(numPieces)}
 	r.infoHash[0] = 0xab
 	for i := range r.stamps {
 		r.stamps[i] = stamp{size: int64(i) * 1000, mtime: 1700000000123456789 + int64(i)}
 	}
 	for p := 0; p < numPieces; p += 3 {
-		bfSet(r.have, p)
+		r.have.Set(p)
 	}
 	return appendRecord(nil, r)
 }
@@ -62,7 +64,7 @@ func FuzzDecodeRecordBody(f *testing.F) {
 		if again := appendRecord(nil, r); !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", b, again)
 		}
-		if len(b) != slotSize(r.numPieces, len(r.stamps)) || len(r.have) != (r.numPieces+7)/8 {
+		if len(b) != slotSize(r.numPieces, len(r.stamps)) || len(r.have) != bitfield.Len(r.numPieces) {
 			t.Fatalf("slot size %d for %d bytes", slotSize(r.numPieces, len(r.stamps)), len(b))
 		}
 	})
@@ -74,7 +76,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.seq != 7 || r.numPieces != 13 || len(r.stamps) != 3 || !bfHas(r.have, 12) || bfHas(r.have, 11) {
+	if r.seq != 7 || r.numPieces != 13 || len(r.stamps) != 3 || !r.have.Has(12) || r.have.Has(11) {
 		t.Fatalf("decoded %+v", r)
 	}
 	for i := range b { // any single flipped bit is caught

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 
@@ -141,7 +142,7 @@ func checkFiles(t testing.TB, tt *testTorrent, dir string) {
 func haveList(b []byte, n int) []int {
 	var out []int
 	for p := range n {
-		if bfHas(b, p) {
+		if bitfield.Bitfield(b).Has(p) {
 			out = append(out, p)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"flotilla/internal/bitfield"
 )
 
 // Completion record: see doc.go for the format and the rules.
@@ -40,12 +42,12 @@ type record struct {
 	total     int64
 	numPieces int
 	stamps    []stamp
-	have      []byte // BEP 3 bitfield
+	have      bitfield.Bitfield
 }
 
 // slotSize returns the encoded size of a record.
 func slotSize(numPieces, numFiles int) int {
-	return recordHeader + 16*numFiles + (numPieces+7)/8 + 4
+	return recordHeader + 16*numFiles + bitfield.Len(numPieces) + 4
 }
 
 // appendRecord encodes r.
@@ -108,9 +110,9 @@ func decodeRecord(b []byte) (*record, error) {
 		r.stamps[i] = stamp{size: int64(binary.LittleEndian.Uint64(p)), mtime: int64(binary.LittleEndian.Uint64(p[8:]))}
 		p = p[16:]
 	}
-	r.have = append([]byte(nil), p[:(np+7)/8]...)
-	if spare := int(np) % 8; spare != 0 && r.have[len(r.have)-1]&byte(0xff>>spare) != 0 {
-		return nil, fmt.Errorf("%w: spare bits set", errRecordCorrupt)
+	r.have = bitfield.Bitfield(p[:bitfield.Len(int(np))]).Clone()
+	if err := bitfield.Validate(r.have, int(np)); err != nil {
+		return nil, fmt.Errorf("%w: %v", errRecordCorrupt, err)
 	}
 	return r, nil
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"flotilla/internal/bitfield"
 )
 
 // hooks are the system calls the I/O goroutines make, replaceable by tests
@@ -219,7 +221,7 @@ func (s *Store) prepare() ([]stamp, error) {
 			}
 		}
 	}
-	have := make([]byte, (l.numPieces+7)/8)
+	have := bitfield.New(l.numPieces)
 	changed := make([]bool, len(l.files)) // size or mtime differs from the record
 	var recheck []int
 	if rec != nil {
@@ -229,7 +231,7 @@ func (s *Store) prepare() ([]stamp, error) {
 			changed[i] = l.files[i].stored() && pre[i] != rec.stamps[i]
 		}
 		for p := range l.numPieces {
-			if !bfHas(have, p) {
+			if !have.Has(p) {
 				continue
 			}
 			files = l.appendPieceFiles(files[:0], p)
@@ -245,14 +247,14 @@ func (s *Store) prepare() ([]stamp, error) {
 		s.log.Warn("piecestore: files changed since the completion record; re-verifying their pieces",
 			"pieces", len(recheck))
 		bad := 0
-		want := make([]byte, len(have))
+		want := make(bitfield.Bitfield, len(have))
 		for _, p := range recheck {
-			bfSet(want, p)
+			want.Set(p)
 		}
 		s.st.checked.Add(int64(len(recheck)))
-		err := s.hashPieces(context.Background(), func(p int) bool { return bfHas(want, p) }, s.cfg.CheckProgress, func(p int, ok bool) {
+		err := s.hashPieces(context.Background(), func(p int) bool { return want.Has(p) }, s.cfg.CheckProgress, func(p int, ok bool) {
 			if !ok {
-				bfClear(have, p)
+				have.Clear(p)
 				bad++
 			}
 		})
@@ -303,7 +305,7 @@ func (s *Store) prepare() ([]stamp, error) {
 		}
 	}
 	for p := range l.numPieces {
-		if bfHas(have, p) {
+		if have.Has(p) {
 			s.have.set(p)
 			s.nHave.Add(1)
 		}
@@ -317,7 +319,7 @@ func (s *Store) prepare() ([]stamp, error) {
 // existed before Open with the torrent's size are hashed, and those that
 // match are set in have. Files of another size are not trusted (they were
 // resized, so their pieces are downloaded again).
-func (s *Store) checkExisting(existed []bool, pre []stamp, have []byte) error {
+func (s *Store) checkExisting(existed []bool, pre []stamp, have bitfield.Bitfield) error {
 	l := s.lay
 	trusted := make([]bool, len(l.files))
 	anyData := false
@@ -329,7 +331,7 @@ func (s *Store) checkExisting(existed []bool, pre []stamp, have []byte) error {
 	if !anyData {
 		return nil
 	}
-	want := make([]byte, len(have))
+	want := make(bitfield.Bitfield, len(have))
 	n := 0
 	var files []int
 	for p := range l.numPieces {
@@ -339,7 +341,7 @@ func (s *Store) checkExisting(existed []bool, pre []stamp, have []byte) error {
 			ok = ok && trusted[fi]
 		}
 		if ok {
-			bfSet(want, p)
+			want.Set(p)
 			n++
 		}
 	}
@@ -349,9 +351,9 @@ func (s *Store) checkExisting(existed []bool, pre []stamp, have []byte) error {
 	s.log.Info("piecestore: no completion record; checking the files already there", "pieces", n)
 	s.st.checked.Add(int64(n))
 	found := 0
-	err := s.hashPieces(context.Background(), func(p int) bool { return bfHas(want, p) }, s.cfg.CheckProgress, func(p int, ok bool) {
+	err := s.hashPieces(context.Background(), func(p int) bool { return want.Has(p) }, s.cfg.CheckProgress, func(p int, ok bool) {
 		if ok {
-			bfSet(have, p)
+			have.Set(p)
 			found++
 		}
 	})
@@ -425,7 +427,7 @@ func removeMade(made []string) {
 	}
 }
 
-func (s *Store) newRecord(stamps []stamp, have []byte) *record {
+func (s *Store) newRecord(stamps []stamp, have bitfield.Bitfield) *record {
 	return &record{infoHash: s.cfg.InfoHash, pieceLen: s.lay.pieceLen, total: s.lay.total,
 		numPieces: s.lay.numPieces, stamps: stamps, have: have}
 }

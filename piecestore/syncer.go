@@ -1,5 +1,7 @@
 package piecestore
 
+import "flotilla/internal/bitfield"
+
 // syncer is the goroutine that makes written pieces durable: for each batch
 // handed over by the worker it fdatasyncs every file the batch touched,
 // then commits the completion record, and only then publishes the pieces
@@ -9,9 +11,9 @@ package piecestore
 type syncer struct {
 	s       *Store
 	stamps  []stamp
-	recHave []byte
-	marks   [][]byte // Verify runs in progress: pieces recorded since they began
-	broken  bool     // a sync or record failed: nothing more may be recorded
+	recHave bitfield.Bitfield
+	marks   []bitfield.Bitfield // Verify runs in progress: pieces recorded since they began
+	broken  bool                // a sync or record failed: nothing more may be recorded
 }
 
 type verifyOp int
@@ -26,8 +28,8 @@ const (
 // with the syncer, which alone changes the record.
 type verifyCmd struct {
 	op    verifyOp
-	mark  []byte // filled by the syncer with pieces recorded during the run
-	good  []byte // opApply: the pieces that hashed correctly
+	mark  bitfield.Bitfield // filled by the syncer with pieces recorded during the run
+	good  bitfield.Bitfield // opApply: the pieces that hashed correctly
 	reply chan error
 }
 
@@ -81,14 +83,14 @@ func (y *syncer) commit(b *syncBatch) {
 	}
 	var fresh []int
 	for _, p := range b.pieces {
-		if !bfHas(y.recHave, p) {
-			bfSet(y.recHave, p)
+		if !y.recHave.Has(p) {
+			y.recHave.Set(p)
 			fresh = append(fresh, p)
 		}
 	}
 	if !y.record() {
 		for _, p := range fresh {
-			bfClear(y.recHave, p)
+			y.recHave.Clear(p)
 		}
 		return
 	}
@@ -110,16 +112,16 @@ func (y *syncer) record() bool {
 
 // publish makes the shared bitset equal to the recorded bitfield and
 // announces new pieces on Written.
-func (y *syncer) publish(rec []byte) {
+func (y *syncer) publish(rec bitfield.Bitfield) {
 	s := y.s
 	for p := range s.lay.numPieces {
-		in, was := bfHas(rec, p), s.have.has(p)
+		in, was := rec.Has(p), s.have.has(p)
 		switch {
 		case in && !was:
 			s.have.set(p)
 			s.nHave.Add(1)
 			for _, m := range y.marks {
-				bfSet(m, p)
+				m.Set(p)
 			}
 			select {
 			case s.written <- p:
@@ -159,7 +161,7 @@ func (y *syncer) control(c verifyCmd) error {
 		return s.Err()
 	}
 	old := y.recHave
-	next := make([]byte, len(old))
+	next := make(bitfield.Bitfield, len(old))
 	for i := range next {
 		next[i] = c.good[i] | c.mark[i]
 	}
@@ -172,7 +174,7 @@ func (y *syncer) control(c verifyCmd) error {
 	return nil
 }
 
-func (y *syncer) unmark(m []byte) {
+func (y *syncer) unmark(m bitfield.Bitfield) {
 	for i, x := range y.marks {
 		if &x[0] == &m[0] {
 			y.marks = append(y.marks[:i], y.marks[i+1:]...)

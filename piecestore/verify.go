@@ -7,6 +7,8 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+
+	"flotilla/internal/bitfield"
 )
 
 // Hashing reads: hashBuffers buffers of hashChunk bytes.
@@ -26,14 +28,14 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) erro
 	if n == 0 {
 		return nil
 	}
-	mark := make([]byte, (n+7)/8)
+	mark := bitfield.New(n)
 	if err := s.control(verifyCmd{op: opMark, mark: mark}); err != nil {
 		return err
 	}
-	good := make([]byte, len(mark))
+	good := make(bitfield.Bitfield, len(mark))
 	err := s.hashPieces(ctx, func(int) bool { return true }, progress, func(p int, ok bool) {
 		if ok {
-			bfSet(good, p)
+			good.Set(p)
 		}
 	})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"flotilla/internal/bitfield"
 )
 
 const (
@@ -37,9 +39,9 @@ type syncBatch struct {
 type worker struct {
 	s         *Store
 	queue     []pieceReq
-	queued    []byte // bitfield: in queue or in the pending batch (dedup)
-	ever      []byte // bitfield: written this session or complete at open
-	remaining int    // pieces neither complete at open nor written yet
+	queued    bitfield.Bitfield // bitfield: in queue or in the pending batch (dedup)
+	ever      bitfield.Bitfield // bitfield: written this session or complete at open
+	remaining int               // pieces neither complete at open nor written yet
 	pending   *syncBatch
 	inBatch   []bool // per file: already in pending.files
 	due       bool
@@ -53,7 +55,7 @@ func newWorker(s *Store) *worker {
 	n := s.lay.numPieces
 	w := &worker{
 		s:       s,
-		queued:  make([]byte, (n+7)/8),
+		queued:  bitfield.New(n),
 		ever:    s.have.bitfield(n),
 		inBatch: make([]bool, len(s.lay.files)),
 		timer:   time.NewTimer(time.Hour),
@@ -113,7 +115,7 @@ func (w *worker) run() {
 
 func (w *worker) handedOver() {
 	for _, p := range w.pending.pieces {
-		bfClear(w.queued, p)
+		w.queued.Clear(p)
 	}
 	for _, f := range w.pending.files {
 		w.inBatch[f] = false
@@ -139,11 +141,11 @@ func (w *worker) drain() {
 }
 
 func (w *worker) accept(r pieceReq) {
-	if w.failed || bfHas(w.queued, r.piece) || w.s.have.has(r.piece) || w.s.Err() != nil {
+	if w.failed || w.queued.Has(r.piece) || w.s.have.has(r.piece) || w.s.Err() != nil {
 		w.release(r)
 		return
 	}
-	bfSet(w.queued, r.piece)
+	w.queued.Set(r.piece)
 	w.queue = append(w.queue, r)
 }
 
@@ -184,7 +186,7 @@ func (w *worker) flush() {
 				w.written(r.piece, n)
 			} else {
 				done = 0
-				bfClear(w.queued, r.piece)
+				w.queued.Clear(r.piece)
 			}
 			w.release(r)
 		}
@@ -355,8 +357,8 @@ func (w *worker) written(p int, n int64) {
 		}
 		return nil
 	})
-	if !bfHas(w.ever, p) {
-		bfSet(w.ever, p)
+	if !w.ever.Has(p) {
+		w.ever.Set(p)
 		w.remaining--
 	}
 	if b.bytes >= s.cfg.SyncBytes || w.remaining <= 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 	"flotilla/swarm/swarmtest"
@@ -106,7 +107,7 @@ func TestPickerDistrustedClaimsOrphans(t *testing.T) {
 // wrong(piece, begin) may return replacement bytes or hold the answer.
 func serveData(tt *swarmtest.Torrent, c net.Conn, r *peerwire.Reader, wrong func(piece, begin int) []byte) {
 	n := tt.Info.NumPieces()
-	b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: allBits(n)})
+	b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: bitfield.Full(n)})
 	b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Unchoke})
 	if _, err := c.Write(b); err != nil {
 		return
@@ -211,7 +212,7 @@ func TestSharedBadPieceDistrustsBoth(t *testing.T) {
 	liar := startHostile(t, liarIP.String(), tt, func(c net.Conn, r *peerwire.Reader) {
 		// Announces one piece, sends a wrong first block, then chokes and
 		// rejects the rest.
-		bf := make([]byte, (n+7)/8)
+		bf := bitfield.New(n)
 		bf[0] = 0x80
 		c.Write(append(peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: bf}),
 			peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.Unchoke})...))

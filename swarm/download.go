@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/watchdog"
 )
 
@@ -171,7 +172,7 @@ func New(cfg Config) (*Download, error) {
 	}
 	n := cfg.Info.NumPieces()
 	have := cfg.Storage.Have()
-	hasPiece := func(i int) bool { return i/8 < len(have) && have[i/8]&(0x80>>(i%8)) != 0 }
+	hasPiece := bitfield.Bitfield(have).Has
 	d := &Download{
 		cfg: cfg, log: cfg.logger().With("swarm", "subchief"), storage: cfg.Storage, local: local, n: n,
 		fanIn:    make(chan slotEvent, 1),

@@ -10,6 +10,7 @@ import (
 
 	"bytes"
 
+	"flotilla/internal/bitfield"
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 	"flotilla/swarm/swarmtest"
@@ -71,14 +72,6 @@ func (h *hostilePeer) addr(t *testing.T) netip.AddrPort {
 	return netip.MustParseAddrPort(h.l.Addr().String())
 }
 
-func allBits(n int) []byte {
-	bf := make([]byte, (n+7)/8)
-	for i := 0; i < n; i++ {
-		bf[i/8] |= 0x80 >> (i % 8)
-	}
-	return bf
-}
-
 func TestHostilePeers(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 4<<20, 128<<10)
 	n := tt.Info.NumPieces()
@@ -93,7 +86,7 @@ func TestHostilePeers(t *testing.T) {
 	// Liar: claims everything, unchokes, answers every request at once
 	// with garbage.
 	liar := startHostile(t, "127.0.0.2", tt, func(c net.Conn, r *peerwire.Reader) {
-		send(c, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: allBits(n)}, peerwire.Message{ID: peerwire.Unchoke})
+		send(c, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: bitfield.Full(n)}, peerwire.Message{ID: peerwire.Unchoke})
 		junk := bytes.Repeat([]byte{0xAB}, peerwire.BlockSize)
 		for {
 			m, err := r.ReadMessage()
@@ -124,7 +117,7 @@ func TestHostilePeers(t *testing.T) {
 	})
 	// Bitfield with spare bits set (and of the wrong length).
 	badbf := startHostile(t, "127.0.0.5", tt, func(c net.Conn, r *peerwire.Reader) {
-		bf := allBits(n + 8)
+		bf := bitfield.Full(n + 8)
 		send(c, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: bf})
 		c.Read(make([]byte, 1024))
 	})
@@ -163,7 +156,7 @@ func TestSilentPeerTimeoutsAndSnub(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 2<<20, 64<<10)
 	n := tt.Info.NumPieces()
 	silent := startHostile(t, "127.0.0.6", tt, func(c net.Conn, r *peerwire.Reader) {
-		b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: allBits(n)})
+		b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: bitfield.Full(n)})
 		b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Unchoke})
 		c.Write(b)
 		for {

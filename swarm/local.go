@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/metainfo"
 	"flotilla/peerwire"
 )
@@ -80,7 +81,7 @@ type LocalSwarm struct {
 	freeBufs    [][]byte
 	verifying   int
 	outbox      []WorkerEvent
-	advertised  []byte // pieces stored (bitfield we send)
+	advertised  bitfield.Bitfield // pieces stored (bitfield we send)
 	nAdvertised int
 	delivered   int
 	hashFails   int
@@ -159,7 +160,7 @@ func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
 		hsConns:    map[net.Conn]struct{}{},
 		gone:       map[peerKey]netip.Addr{},
 		trust:      newTrustBook(cfg.MaxStrikes),
-		advertised: make([]byte, (n+7)/8),
+		advertised: bitfield.New(n),
 		rng:        uint64(time.Now().UnixNano()),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -170,11 +171,11 @@ func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
 	empty := map[netip.Addr]struct{}{}
 	s.bans.Store(&empty)
 	s.distrusts.Store(&empty)
-	have := cfg.Storage.Have()
+	have := bitfield.Bitfield(cfg.Storage.Have())
 	for i := 0; i < n; i++ {
-		if i/8 < len(have) && have[i/8]&(0x80>>(i%8)) != 0 {
+		if have.Has(i) {
 			s.picker.SetDone(i)
-			s.advertised[i/8] |= 0x80 >> (i % 8)
+			s.advertised.Set(i)
 			s.nAdvertised++
 		}
 	}
@@ -539,7 +540,7 @@ func (s *LocalSwarm) publish(now time.Time) {
 
 // stored handles the sub-chief's notice that piece i is on disk.
 func (s *LocalSwarm) stored(i int) {
-	if i < 0 || i >= s.info.NumPieces() || s.advertised[i/8]&(0x80>>(i%8)) != 0 {
+	if i < 0 || i >= s.info.NumPieces() || s.advertised.Has(i) {
 		return
 	}
 	if !s.picker.Have(i) {
@@ -547,7 +548,7 @@ func (s *LocalSwarm) stored(i int) {
 		s.picker.SetDone(i)
 		s.pieceDone(i)
 	}
-	s.advertised[i/8] |= 0x80 >> (i % 8)
+	s.advertised.Set(i)
 	s.nAdvertised++
 	for _, p := range s.peers {
 		if p != nil && !p.has(i) {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/peerwire"
 )
 
@@ -46,7 +47,7 @@ type peer struct {
 	ext      bool
 	outgoing bool
 
-	bf      []byte
+	bf      bitfield.Bitfield
 	haveAll bool
 	nhave   int
 	gotBF   bool
@@ -83,7 +84,7 @@ type reqEntry struct {
 func blockKey(piece, begin int) uint64 { return uint64(piece)<<32 | uint64(uint32(begin)) }
 
 func (p *peer) has(i int) bool {
-	return p.haveAll || (p.bf != nil && p.bf[i>>3]&(0x80>>(i&7)) != 0)
+	return p.haveAll || (p.bf.Has(i))
 }
 
 func (p *peer) isSeed(n int) bool { return p.haveAll || p.nhave == n }
@@ -282,9 +283,9 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 			return nil
 		}
 		if p.bf == nil {
-			p.bf = make([]byte, (n+7)/8)
+			p.bf = bitfield.New(n)
 		}
-		p.bf[i>>3] |= 0x80 >> (i & 7)
+		p.bf.Set(i)
 		p.nhave++
 		s.picker.PeerHave(i)
 		if !s.picker.Have(i) {
@@ -302,7 +303,7 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 		p.bf = m.Bitfield
 		s.picker.PeerBitfield(p.bf)
 		for i := 0; i < n; i++ {
-			if p.bf[i>>3]&(0x80>>(i&7)) != 0 {
+			if p.bf.Has(i) {
 				p.nhave++
 				if !s.picker.Have(i) {
 					p.wanted++
@@ -434,7 +435,7 @@ func (s *LocalSwarm) serve(p *peer, m *peerwire.Message) error {
 		return fmt.Errorf("%w: %d answers not yet read by the peer", errRequestFlood, n)
 	}
 	i := int(m.Index)
-	ok := s.advertised[i>>3]&(0x80>>(i&7)) != 0 && !p.amChoking &&
+	ok := s.advertised.Has(i) && !p.amChoking &&
 		p.h.out.queuedUploads() < s.cfg.MaxUploadQueue
 	if ok {
 		s.send(p, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Length: m.Length})

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/metainfo"
 	"flotilla/piecestore"
 )
@@ -213,7 +214,7 @@ type nullStorage struct {
 	n       int
 }
 
-func (s nullStorage) Have() []byte { return make([]byte, (s.n+7)/8) }
+func (s nullStorage) Have() []byte { return bitfield.New(s.n) }
 func (s nullStorage) Submit(_ context.Context, p int, _ []byte) error {
 	s.written <- p
 	return nil

@@ -2,6 +2,8 @@ package swarm
 
 import (
 	"math/rand/v2"
+
+	"flotilla/internal/bitfield"
 )
 
 // peerKey identifies a peer connection inside one peer swarm. The picker
@@ -232,9 +234,9 @@ func (p *Picker) PeerHave(i int) {
 }
 
 // PeerBitfield adds a peer's bitfield (BEP 3 bit order) to availability.
-func (p *Picker) PeerBitfield(bf []byte) {
+func (p *Picker) PeerBitfield(bf bitfield.Bitfield) {
 	for i := range p.avail {
-		if bf[i>>3]&(0x80>>(i&7)) != 0 {
+		if bf.Has(i) {
 			p.avail[i]++
 		}
 	}
@@ -244,7 +246,7 @@ func (p *Picker) PeerBitfield(bf []byte) {
 func (p *Picker) PeerHaveAll() { p.seeds++ }
 
 // PeerGone removes a departed peer's pieces from availability.
-func (p *Picker) PeerGone(bf []byte, haveAll bool) {
+func (p *Picker) PeerGone(bf bitfield.Bitfield, haveAll bool) {
 	if haveAll {
 		p.seeds--
 		return
@@ -253,7 +255,7 @@ func (p *Picker) PeerGone(bf []byte, haveAll bool) {
 		return
 	}
 	for i := range p.avail {
-		if bf[i>>3]&(0x80>>(i&7)) != 0 && p.avail[i] > 0 {
+		if bf.Has(i) && p.avail[i] > 0 {
 			p.avail[i]--
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/peerwire"
 )
 
@@ -158,11 +159,7 @@ func (c *Conn) WaitUnchoke(timeout time.Duration) error {
 
 // AllBits is a bitfield with every piece set.
 func (t Torrent) AllBits() []byte {
-	bf := make([]byte, (t.NumPieces+7)/8)
-	for i := 0; i < t.NumPieces; i++ {
-		bf[i/8] |= 0x80 >> (i % 8)
-	}
-	return bf
+	return bitfield.Full(t.NumPieces)
 }
 
 // FloodRequests writes n valid requests for full-size blocks, cycling over
@@ -342,7 +339,7 @@ func MalformedMessages(t Torrent) []Malformed {
 		Malformed{Name: "request for a piece that does not exist", Length: 13, ID: byte(peerwire.Request),
 			Payload: binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, bad), 0), peerwire.BlockSize)},
 	)
-	if spare := (t.NumPieces+7)/8*8 - t.NumPieces; spare > 0 {
+	if t.NumPieces%8 != 0 {
 		bf := t.AllBits()
 		bf[len(bf)-1] = 0xff
 		out = append(out, Malformed{Name: "bitfield with pieces past the end", Length: uint32(1 + len(bf)), ID: byte(peerwire.BitfieldMsg), Payload: bf})

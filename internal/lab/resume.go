@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"math/bits"
 	"os"
 	"path/filepath"
+
+	"flotilla/internal/bitfield"
 )
 
 // CompletionRecord is the durable completion record that piecestore keeps
@@ -26,17 +27,11 @@ type CompletionRecord struct {
 
 // Has reports whether piece i is recorded complete.
 func (r *CompletionRecord) Has(i int) bool {
-	return i >= 0 && i < r.NumPieces && r.Have[i/8]&(0x80>>(i%8)) != 0
+	return i < r.NumPieces && bitfield.Bitfield(r.Have).Has(i)
 }
 
 // Count is the number of pieces recorded complete.
-func (r *CompletionRecord) Count() int {
-	n := 0
-	for _, b := range r.Have {
-		n += bits.OnesCount8(b)
-	}
-	return n
-}
+func (r *CompletionRecord) Count() int { return bitfield.Bitfield(r.Have).Count() }
 
 // CompletionRecordPath is where piecestore keeps the record of the torrent
 // ih downloaded into dir (coord's --out).
@@ -99,7 +94,7 @@ func decodeCompletionSlot(b []byte) (*CompletionRecord, error) {
 	r := &CompletionRecord{Seq: le.Uint64(b[12:]), PieceLength: int64(le.Uint64(b[40:])), Total: int64(le.Uint64(b[48:]))}
 	copy(r.InfoHash[:], b[20:40])
 	np, nf := int(le.Uint32(b[56:])), int(le.Uint32(b[60:]))
-	if want := recHeader + 16*nf + (np+7)/8 + 4; want != len(b) {
+	if want := recHeader + 16*nf + bitfield.Len(np) + 4; want != len(b) {
 		return nil, fmt.Errorf("%d bytes for %d pieces and %d files", len(b), np, nf)
 	}
 	r.NumPieces = np

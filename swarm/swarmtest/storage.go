@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 
+	"flotilla/internal/bitfield"
 	"flotilla/metainfo"
 )
 
@@ -19,7 +20,7 @@ type Storage struct {
 
 	mu      sync.Mutex
 	data    []byte
-	have    []byte // BEP 3 bit order
+	have    bitfield.Bitfield
 	submits int
 }
 
@@ -33,12 +34,12 @@ func NewStorage(info *metainfo.Info, data []byte) *Storage {
 // keep is true.
 func NewPartialStorage(info *metainfo.Info, data []byte, keep func(piece int) bool) *Storage {
 	n := info.NumPieces()
-	m := &Storage{info: info, data: make([]byte, info.Length), have: make([]byte, (n+7)/8), written: make(chan int, n)}
+	m := &Storage{info: info, data: make([]byte, info.Length), have: bitfield.New(n), written: make(chan int, n)}
 	for p := range n {
 		if keep(p) {
 			off := info.PieceOffset(p)
 			copy(m.data[off:], data[off:off+info.PieceLen(p)])
-			m.have[p/8] |= 0x80 >> (p % 8)
+			m.have.Set(p)
 		}
 	}
 	return m
@@ -63,7 +64,7 @@ func (m *Storage) Submit(_ context.Context, p int, data []byte) error {
 	}
 	m.submits++
 	copy(m.data[m.info.PieceOffset(p):], data)
-	m.have[p/8] |= 0x80 >> (p % 8)
+	m.have.Set(p)
 	m.written <- p
 	return nil
 }
@@ -100,4 +101,4 @@ func (m *Storage) Submits() int {
 	return m.submits
 }
 
-func (m *Storage) has(p int) bool { return m.have[p/8]&(0x80>>(p%8)) != 0 }
+func (m *Storage) has(p int) bool { return m.have.Has(p) }
