@@ -19,7 +19,7 @@ import (
 // The deadline is per worker, not per piece, because that is the rule:
 // a busy worker's lease may legitimately outlive LeaseTimeout piece by
 // piece while it keeps delivering. The watchdog records the same deadline:
-// each run of the clock is one "lease" packet, issued with IssueAt(due)
+// each run of the clock is one LeaseKind packet, issued with IssueAt(due)
 // and fulfilled by the delivery that restarts the clock (its latency is
 // the time the worker took to deliver), or cancelled when the worker no
 // longer holds anything. There is no extension at judgement time, so the
@@ -35,6 +35,11 @@ import (
 // the decision needs the sub-chief's state (whether another worker can
 // take over, whether our own storage is throttling the worker).
 
+// LeaseKind is the watchdog kind of lease packets. Their owner is the
+// torrent's info-hash in hex, a space and the worker's name, so that an
+// alert finds the download (and the worker) it belongs to.
+const LeaseKind = "lease"
+
 // maxBenchShift caps the bench at LeaseTimeout << maxBenchShift.
 const maxBenchShift = 3
 
@@ -49,7 +54,8 @@ func (d *Download) syncLease(s *workerSlot, now time.Time) {
 	case holds && s.due.IsZero():
 		s.due = now.Add(d.cfg.LeaseTimeout)
 		if d.cfg.Watchdog != nil {
-			s.ticket = d.cfg.Watchdog.IssueAt("lease", s.w.Name(), s.due)
+			owner := fmt.Sprintf("%x %s", d.cfg.InfoHash, s.w.Name())
+			s.ticket = d.cfg.Watchdog.IssueAt(LeaseKind, owner, s.due)
 		}
 	case !holds && !s.due.IsZero():
 		d.stopLease(s)

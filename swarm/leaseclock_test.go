@@ -3,6 +3,7 @@ package swarm
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func newTestWatchdog(t *testing.T) *watchdog.Watchdog {
 }
 
 // leaseAlerts drains the overdue alerts raised so far and counts the
-// "lease" ones by owner (worker name).
+// LeaseKind ones by worker name (the owner without the info-hash).
 func leaseAlerts(t *testing.T, wd *watchdog.Watchdog) map[string]int {
 	t.Helper()
 	if err := wd.Check(); err != nil {
@@ -32,8 +33,9 @@ func leaseAlerts(t *testing.T, wd *watchdog.Watchdog) map[string]int {
 	for {
 		select {
 		case a := <-wd.Alerts():
-			if a.Packet.Kind == "lease" {
-				out[a.Packet.Owner]++
+			if a.Packet.Kind == LeaseKind {
+				_, name, _ := strings.Cut(a.Packet.Owner, " ")
+				out[name]++
 			}
 		default:
 			return out
@@ -144,7 +146,7 @@ func TestSubChiefStalledWorkerMissesLeaseDeadline(t *testing.T) {
 	if err := wd.Check(); err != nil {
 		t.Fatal(err)
 	}
-	if p := wd.Pending(func(p watchdog.Packet) bool { return p.Kind == "lease" }); len(p) != 0 {
+	if p := wd.Pending(func(p watchdog.Packet) bool { return p.Kind == LeaseKind }); len(p) != 0 {
 		t.Fatalf("lease packets left in the watchdog: %+v", p)
 	}
 }
