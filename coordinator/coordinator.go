@@ -164,7 +164,7 @@ func (c *Coordinator) JoinCluster(cfg ClusterConfig) (ClusterMember, error) {
 }
 
 // run owns the set of jobs and the membership: it hands membership changes
-// to every job and logs the watchdog's alerts.
+// to every job and each watchdog alert to the job that owns the packet.
 func (c *Coordinator) run() {
 	defer close(c.done)
 	for {
@@ -182,7 +182,7 @@ func (c *Coordinator) run() {
 				j.memberEvent(ev)
 			}
 		case a := <-c.wd.Alerts():
-			c.log.Debug("overdue", "kind", a.Packet.Kind, "owner", a.Packet.Owner, "late", a.Late)
+			c.routeAlert(a)
 		}
 	}
 }

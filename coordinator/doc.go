@@ -36,6 +36,15 @@
 // (tracker.Announcer.MorePeers) once per announce answered; each tracker
 // announces no sooner than its min interval (and its back-off) allow.
 //
+// # Alerts
+//
+// Coordinator.run hands each watchdog alert to the job whose torrent owns
+// the packet (tracker and lease packets are owned by "<info-hash> <who>").
+// On the job's loop a tracker's late request or schedule marks the
+// tracker slow in the tracker health (it counts as not answering until it
+// answers), a missed lease is counted by the node link, and the user
+// hears of both as an Overdue event — a tracker once until it answers.
+//
 // # Lifecycle
 //
 //	c, err := coordinator.New(cfg)          // listener, watchdog, trackers
@@ -61,6 +70,8 @@
 //
 // The peer listener serves one job: handing incoming connections to the
 // job whose info-hash they ask for is not implemented, so a second job's
-// Start on one Coordinator fails with ErrListenerInUse. The watchdog's
-// alerts are only logged.
+// Start on one Coordinator fails with ErrListenerInUse. The sub-chief
+// still keeps its own lease clock beside the watchdog's lease packet
+// (swarm's workerSlot.due): the return of a missed lease is decided there,
+// not on the alert.
 package coordinator

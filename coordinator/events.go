@@ -3,7 +3,7 @@ package coordinator
 import "flotilla/swarm"
 
 // Event is what a job reports to whoever follows it (Job.Events): one of
-// Progress, Completed, Failed, TrackersSilent, NodeDialFailed,
+// Progress, Completed, Failed, TrackersSilent, Overdue, NodeDialFailed,
 // NodeQuarantined and NodeRefused. The package prints nothing; turning an
 // event into words for a terminal (or an API) is the follower's business.
 type Event interface{ jobEvent() }
@@ -43,6 +43,7 @@ func (Progress) jobEvent()        {}
 func (Completed) jobEvent()       {}
 func (Failed) jobEvent()          {}
 func (TrackersSilent) jobEvent()  {}
+func (Overdue) jobEvent()         {}
 func (NodeDialFailed) jobEvent()  {}
 func (NodeQuarantined) jobEvent() {}
 func (NodeRefused) jobEvent()     {}

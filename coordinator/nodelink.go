@@ -48,6 +48,7 @@ type remoteNode struct {
 	dialing  bool
 	refused  bool // NodeRefused reported
 	failures int
+	missed   int // lease deadlines missed in this session (watchdog alerts)
 	nextTry  time.Time
 }
 
@@ -177,6 +178,21 @@ func (l *nodeLink) maybeDial(name string, n *remoteNode, now time.Time) {
 			}
 		}
 	}()
+}
+
+// leaseMissed records a watchdog alert for the lease of worker name, and
+// reports whether that worker is one of the link's swarm nodes. The
+// sub-chief has returned the lease and benched the node if another
+// worker could take the pieces.
+func (l *nodeLink) leaseMissed(name string) bool {
+	for _, n := range l.nodes {
+		if n.rs != nil && n.rs.Name() == name {
+			n.missed++
+			l.log.Warn("swarm node missed its lease deadline", "node", name, "misses", n.missed)
+			return true
+		}
+	}
+	return false
 }
 
 // dialDone hands a new remote swarm to the sub-chief.

@@ -47,10 +47,11 @@ type trackerHealth struct {
 	silentAfter, warnEvery time.Duration
 
 	start    time.Time
-	ok       map[string]bool  // newest announce result per tracker URL
-	errs     map[string]error // newest error per tracker URL, cleared when it answers
-	silentAt time.Time        // when the last healthy tracker began to fail (zero: none ever answered)
-	lastWarn time.Time        // last warning reported
+	ok       map[string]bool      // newest announce result per tracker URL
+	errs     map[string]error     // newest error per tracker URL, cleared when it answers
+	slowAt   map[string]time.Time // trackers past a watchdog deadline, until they answer
+	silentAt time.Time            // when the last healthy tracker began to fail (zero: none ever answered)
+	lastWarn time.Time            // last warning reported
 }
 
 // newTrackerHealth starts following trackers at start: a warning is due
@@ -58,7 +59,7 @@ type trackerHealth struct {
 // every warnEvery.
 func newTrackerHealth(start time.Time, silentAfter, warnEvery time.Duration) *trackerHealth {
 	return &trackerHealth{silentAfter: silentAfter, warnEvery: warnEvery, start: start,
-		ok: make(map[string]bool), errs: make(map[string]error)}
+		ok: make(map[string]bool), errs: make(map[string]error), slowAt: make(map[string]time.Time)}
 }
 
 // record takes one update. Scrapes do not count: many trackers that
@@ -78,6 +79,28 @@ func (h *trackerHealth) record(u tracker.Update, now time.Time) {
 	}
 	h.ok[u.URL] = true
 	delete(h.errs, u.URL)
+	delete(h.slowAt, u.URL)
+}
+
+// slow records that a request to tracker url (or its scheduled announce)
+// passed its watchdog deadline at now: the tracker counts as not
+// answering, with ErrTrackerSlow as its error unless it has a newer one,
+// until it answers. It reports whether this is news (the tracker was not
+// slow already).
+func (h *trackerHealth) slow(url string, now time.Time) bool {
+	if _, already := h.slowAt[url]; already {
+		return false
+	}
+	wasHealthy := h.healthy()
+	h.slowAt[url] = now
+	h.ok[url] = false
+	if _, ok := h.errs[url]; !ok {
+		h.errs[url] = ErrTrackerSlow
+	}
+	if wasHealthy && !h.healthy() {
+		h.silentAt = now
+	}
+	return true
 }
 
 // healthy reports whether some tracker's newest announce succeeded.

@@ -307,6 +307,8 @@ func (x *transferCmd) say(ev coordinator.Event) {
 	switch ev := ev.(type) {
 	case coordinator.TrackersSilent:
 		fmt.Fprintf(x.prog, "coord %s: %s\n", x.name, trackerWarning(ev))
+	case coordinator.Overdue:
+		fmt.Fprintf(x.prog, "coord %s: %s\n", x.name, overdueLine(ev))
 	case coordinator.NodeDialFailed:
 		fmt.Fprintf(x.prog, "cluster: swarm node %s (%s): %v\n", ev.Name, ev.Addr, ev.Err)
 	case coordinator.NodeQuarantined:
