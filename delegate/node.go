@@ -17,6 +17,7 @@ import (
 
 	"flotilla/metainfo"
 	"flotilla/swarm"
+	"flotilla/tracker"
 )
 
 // PieceReleaser may be implemented by a node's worker: Release is called
@@ -227,7 +228,7 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 		reject("piece length %d over %d or no pieces", info.PieceLength, cfg.MaxPieceLength)
 		return
 	}
-	job := Job{ID: m.Job, Info: info, InfoBytes: m.Info, Trackers: m.Trackers, Coordinator: ns.peer.Name, PeerID: newPeerID()}
+	job := Job{ID: m.Job, Info: info, InfoBytes: m.Info, Trackers: m.Trackers, Coordinator: ns.peer.Name, PeerID: tracker.NewPeerID()}
 	copy(job.InfoHash[:], m.InfoHash)
 	if m.CoordinatorPeer != "" {
 		if a, err := netip.ParseAddrPort(m.CoordinatorPeer); err == nil {

@@ -3,7 +3,6 @@ package delegate
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -507,15 +506,4 @@ func (s *Server) newWorker(job Job) (swarm.Worker, error) {
 		return s.cfg.NewWorker(job)
 	}
 	return newLocalWorker(s.cfg, job, s.log.With("job", job.ID), &s.keep)
-}
-
-func newPeerID() [20]byte {
-	const alnum = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	var id [20]byte
-	copy(id[:], "-FL0001-")
-	rand.Read(id[8:])
-	for i := 8; i < 20; i++ {
-		id[i] = alnum[int(id[i])%len(alnum)]
-	}
-	return id
 }

@@ -129,3 +129,18 @@ func TestProbeBoundedByContext(t *testing.T) {
 		t.Fatalf("live: %+v", res[1])
 	}
 }
+
+func TestNewPeerID(t *testing.T) {
+	a, b := NewPeerID(), NewPeerID()
+	if a == b {
+		t.Fatal("two peer ids are equal")
+	}
+	if string(a[:8]) != "-FL0001-" {
+		t.Fatalf("prefix %q", a[:8])
+	}
+	for _, c := range a[8:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			t.Fatalf("peer id %q: %q is not a letter or digit", a, c)
+		}
+	}
+}

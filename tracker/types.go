@@ -108,12 +108,21 @@ type AnnounceParams struct {
 }
 
 // NewPeerID returns a fresh Azureus-style peer id: "-FL0001-" followed by
-// 12 random bytes.
+// 12 random letters and digits. It is the module's one peer-id generator
+// (the id goes to trackers and in the peer handshake); the tail is
+// printable so that trackers and clients which log or escape peer ids see
+// it as it is.
 func NewPeerID() [20]byte {
+	const alnum = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	var id [20]byte
 	copy(id[:], "-FL0001-")
 	for i := 8; i < 20; i++ {
-		id[i] = byte(rand.Uint32())
+		id[i] = alnum[rand.IntN(len(alnum))]
 	}
 	return id
 }
+
+// NewKey returns a fresh announce key (BEP 7's "key", AnnounceParams.Key):
+// a random number, drawn once per session, that lets a tracker recognise us
+// across address changes.
+func NewKey() uint32 { return rand.Uint32() }
