@@ -349,12 +349,7 @@ func (j *nodeJob) release(ev swarm.WorkerEvent) {
 }
 
 func (j *nodeJob) sendStatus() {
-	st := j.w.Status()
-	f, err := encodeFrame(MsgStatus, &statusMsg{Job: j.job.ID, Peers: st.Peers, Seeds: st.Seeds,
-		DownRate: st.DownRate, UpRate: st.UpRate, Downloaded: st.Downloaded, Uploaded: st.Uploaded,
-		Wasted: st.Wasted, Leased: st.Leased, Active: st.Active, Delivered: st.Delivered,
-		HashFails: st.HashFails, Banned: st.Banned, Outstanding: st.Outstanding, TimedOut: st.TimedOut,
-		Snubbed: st.Snubbed})
+	f, err := encodeFrame(MsgStatus, newStatusMsg(j.job.ID, j.w.Status()))
 	if err == nil {
 		j.ns.q.setStatus(f)
 	}

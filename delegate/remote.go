@@ -565,12 +565,8 @@ func (r *RemoteSwarm) readControl() {
 			if m.Job != r.jobID {
 				continue // a report about a job this session no longer runs
 			}
-			r.status.Store(&swarm.WorkerStatus{
-				Name: r.name, Peers: m.Peers, Seeds: m.Seeds, DownRate: rate(m.DownRate), UpRate: rate(m.UpRate),
-				Downloaded: m.Downloaded, Uploaded: m.Uploaded, Wasted: m.Wasted, Leased: m.Leased,
-				Active: m.Active, Delivered: m.Delivered, HashFails: m.HashFails, Banned: m.Banned,
-				Outstanding: m.Outstanding, TimedOut: m.TimedOut, Snubbed: m.Snubbed, Updated: time.Now(),
-			})
+			st := m.workerStatus(r.name, time.Now())
+			r.status.Store(&st)
 		case *piecesMsg:
 			if t != MsgRevoked {
 				r.fail(r.lost(fmt.Errorf("%w: %v from a node", ErrProtocol, t)))
