@@ -72,16 +72,11 @@ type Download struct {
 	// ever blocking the sub-chief's loop.
 	toStore  chan storeReq
 	storedCh chan storeRes
-	mbMu     sync.Mutex
-	mb       []func()
-	wake     chan struct{}
 
-	complete  chan struct{}
-	stopCh    chan struct{} // closed when the workers are being stopped
-	closing   chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	complete chan struct{}
+	stopCh   chan struct{} // closed when the workers are being stopped
+	loop
+	wg sync.WaitGroup
 
 	status     atomic.Pointer[Status]
 	err        atomic.Pointer[error]
@@ -178,11 +173,9 @@ func New(cfg Config) (*Download, error) {
 		fanIn:    make(chan slotEvent, 1),
 		toStore:  make(chan storeReq),
 		storedCh: make(chan storeRes, 1),
-		wake:     make(chan struct{}, 1),
+		loop:     newLoop(),
 		complete: make(chan struct{}),
 		stopCh:   make(chan struct{}),
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
 		written:  make([]bool, n),
 		peers:    newPeerBook(maxKnownPeers),
 	}
@@ -272,19 +265,8 @@ func (d *Download) Stats() (uploaded, downloaded, left int64) {
 // Close stops every worker and the sub-chief and waits for them. It does
 // not close Storage.
 func (d *Download) Close() error {
-	d.closeOnce.Do(func() { close(d.closing) })
-	<-d.done
+	d.closeAndWait()
 	return nil
-}
-
-func (d *Download) post(f func()) {
-	d.mbMu.Lock()
-	d.mb = append(d.mb, f)
-	d.mbMu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
 }
 
 func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
@@ -402,7 +384,6 @@ func (d *Download) run() {
 	if d.isDone && !d.cfg.Seed {
 		d.stop(errFinished)
 	}
-	var mb []func()
 	written := d.storage.Written()
 	for {
 		var toStore chan storeReq
@@ -421,13 +402,7 @@ func (d *Download) run() {
 			d.publish(time.Now())
 			return
 		case <-d.wake:
-			d.mbMu.Lock()
-			mb, d.mb = d.mb, mb[:0]
-			d.mbMu.Unlock()
-			for _, f := range mb {
-				f()
-			}
-			clear(mb)
+			d.runPosted()
 		case se := <-d.fanIn:
 			d.handle(se)
 		case p, ok := <-written:

@@ -42,13 +42,7 @@ type LocalSwarm struct {
 	hashOut  chan hashJob
 	events   chan WorkerEvent
 
-	mbMu   sync.Mutex
-	mb     []func()
-	mbWake chan struct{}
-
-	closing   chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
+	loop
 	wg        sync.WaitGroup
 	slots     ipSlots // incoming connections per address (accept loop)
 	hsMu      sync.Mutex
@@ -150,9 +144,7 @@ func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
 		hashIn:     make(chan hashJob, maxActive+1),
 		hashOut:    make(chan hashJob, maxActive+1),
 		events:     make(chan WorkerEvent, 1),
-		mbWake:     make(chan struct{}, 1),
-		closing:    make(chan struct{}),
-		done:       make(chan struct{}),
+		loop:       newLoop(),
 		cands:      map[netip.AddrPort]*candidate{},
 		bufs:       map[int][]byte{},
 		suspects:   map[int]suspect{},
@@ -314,19 +306,8 @@ func (s *LocalSwarm) pruneCandidates(keep int) {
 // Close implements Worker: it closes every connection and waits for all
 // goroutines.
 func (s *LocalSwarm) Close() error {
-	s.closeOnce.Do(func() { close(s.closing) })
-	<-s.done
+	s.closeAndWait()
 	return nil
-}
-
-func (s *LocalSwarm) post(f func()) {
-	s.mbMu.Lock()
-	s.mb = append(s.mb, f)
-	s.mbMu.Unlock()
-	select {
-	case s.mbWake <- struct{}{}:
-	default:
-	}
 }
 
 func (s *LocalSwarm) isBanned(a netip.Addr) bool {
@@ -356,7 +337,6 @@ func (s *LocalSwarm) run() {
 	defer close(s.done)
 	tick := time.NewTicker(s.cfg.StatusInterval)
 	defer tick.Stop()
-	var mb []func()
 	for {
 		var evCh chan WorkerEvent
 		var first WorkerEvent
@@ -367,14 +347,8 @@ func (s *LocalSwarm) run() {
 		case <-s.closing:
 			s.shutdown()
 			return
-		case <-s.mbWake:
-			s.mbMu.Lock()
-			mb, s.mb = s.mb, mb[:0]
-			s.mbMu.Unlock()
-			for _, f := range mb {
-				f()
-			}
-			clear(mb)
+		case <-s.wake:
+			s.runPosted()
 		case b := <-s.connIn:
 			s.handleBatch(b)
 		case nc := <-s.newConns:
