@@ -149,90 +149,125 @@ func validComponent(c string) error {
 	return nil
 }
 
+// infoFromDict validates a decoded info dictionary: its name, its piece
+// hashes, its file layout, and that the two agree.
 func infoFromDict(d map[string]any) (*Info, error) {
-	const ctx = "info"
-	info := &Info{}
 	if isV2Only(d) {
 		return nil, ErrV2Only
 	}
-
-	name, _, err := getString(d, "name", ctx, true)
-	if err != nil {
+	info := &Info{}
+	var err error
+	if info.Name, err = infoName(d); err != nil {
 		return nil, err
 	}
-	if u, ok, err := getString(d, "name.utf-8", ctx, false); err != nil {
+	if info.PieceLength, info.Pieces, err = infoPieces(d); err != nil {
 		return nil, err
+	}
+	if info.Private, err = infoPrivate(d); err != nil {
+		return nil, err
+	}
+	if info.Files, info.Length, info.MultiFile, err = infoLayout(d, info.Name); err != nil {
+		return nil, err
+	}
+	if err := checkPieceCount(info); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// infoName reads "name" ("name.utf-8" takes precedence) and checks that it
+// is a safe path component.
+func infoName(d map[string]any) (string, error) {
+	const ctx = "info"
+	name, _, err := getString(d, "name", ctx, true)
+	if err != nil {
+		return "", err
+	}
+	if u, ok, err := getString(d, "name.utf-8", ctx, false); err != nil {
+		return "", err
 	} else if ok {
 		name = u
 	}
 	if err := validComponent(name); err != nil {
-		return nil, invalidf("info: name: %v", err)
+		return "", invalidf("info: name: %v", err)
 	}
-	info.Name = name
+	return name, nil
+}
 
+// infoPieces reads "piece length" (within the limits) and "pieces" (a
+// positive multiple of 20 bytes).
+func infoPieces(d map[string]any) (int64, []byte, error) {
+	const ctx = "info"
 	pl, _, err := getInt(d, "piece length", ctx, true)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if pl < MinPieceLength || pl > MaxPieceLength {
-		return nil, invalidf("info: piece length %d outside [%d, %d]", pl, MinPieceLength, MaxPieceLength)
+		return 0, nil, invalidf("info: piece length %d outside [%d, %d]", pl, MinPieceLength, MaxPieceLength)
 	}
-	info.PieceLength = pl
-
 	pieces, hasPieces, err := getString(d, "pieces", ctx, false)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if !hasPieces {
-		return nil, invalidf("%s: missing %q", ctx, "pieces")
+		return 0, nil, invalidf("%s: missing %q", ctx, "pieces")
 	}
 	if len(pieces) == 0 || len(pieces)%20 != 0 {
-		return nil, invalidf("info: pieces length %d is not a positive multiple of 20", len(pieces))
+		return 0, nil, invalidf("info: pieces length %d is not a positive multiple of 20", len(pieces))
 	}
-	info.Pieces = []byte(pieces)
+	return pl, []byte(pieces), nil
+}
 
-	if p, ok, err := getInt(d, "private", ctx, false); err != nil {
-		return nil, err
-	} else if ok {
-		if p != 0 && p != 1 {
-			return nil, invalidf("info: private is %d, want 0 or 1", p)
-		}
-		info.Private = p == 1
+// infoPrivate reads the optional "private" flag (0 or 1).
+func infoPrivate(d map[string]any) (bool, error) {
+	p, ok, err := getInt(d, "private", "info", false)
+	if err != nil || !ok {
+		return false, err
 	}
+	if p != 0 && p != 1 {
+		return false, invalidf("info: private is %d, want 0 or 1", p)
+	}
+	return p == 1, nil
+}
 
+// infoLayout reads the files: one of "length" (a single file called name)
+// or "files" (multi-file), and returns them with the total length.
+func infoLayout(d map[string]any, name string) (files []File, total int64, multi bool, err error) {
 	filesV, hasFiles := d["files"]
-	length, hasLength, err := getInt(d, "length", ctx, false)
+	length, hasLength, err := getInt(d, "length", "info", false)
 	if err != nil {
-		return nil, err
+		return nil, 0, false, err
 	}
 	switch {
 	case hasFiles && hasLength:
-		return nil, invalidf("info: has both \"length\" and \"files\"")
+		return nil, 0, false, invalidf("info: has both \"length\" and \"files\"")
 	case !hasFiles && !hasLength:
-		return nil, invalidf("info: missing \"length\" or \"files\"")
+		return nil, 0, false, invalidf("info: missing \"length\" or \"files\"")
 	case hasLength:
 		if length < 0 {
-			return nil, invalidf("info: negative length %d", length)
+			return nil, 0, false, invalidf("info: negative length %d", length)
 		}
-		info.Files = []File{{Path: []string{name}, Length: length}}
-		info.Length = length
-	default:
-		info.MultiFile = true
-		if info.Files, info.Length, err = parseFiles(filesV); err != nil {
-			return nil, err
-		}
+		return []File{{Path: []string{name}, Length: length}}, length, false, nil
 	}
+	files, total, err = parseFiles(filesV)
+	return files, total, true, err
+}
+
+// checkPieceCount checks that there is exactly one piece hash per piece of
+// a non-empty torrent.
+func checkPieceCount(info *Info) error {
 	if info.Length == 0 {
-		return nil, invalidf("info: total length is zero")
+		return invalidf("info: total length is zero")
 	}
+	pl := info.PieceLength
 	want := info.Length / pl
 	if info.Length%pl != 0 {
 		want++
 	}
-	if got := int64(len(pieces) / 20); got != want {
-		return nil, invalidf("info: %d piece hashes for %d bytes in %d-byte pieces (want %d)", got, info.Length, pl, want)
+	if got := int64(len(info.Pieces) / 20); got != want {
+		return invalidf("info: %d piece hashes for %d bytes in %d-byte pieces (want %d)", got, info.Length, pl, want)
 	}
-	return info, nil
+	return nil
 }
 
 // isV2Only reports an info dictionary with BEP 52 v2 content ("meta
