@@ -2,8 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -181,7 +179,7 @@ func (j *Job) Start(peers []netip.AddrPort) error {
 		return err
 	}
 	if len(j.cfg.Tiers) > 0 {
-		port, key, dl := uint16(j.c.Addr().Port), randomKey(), j.dl
+		port, key, dl := uint16(j.c.Addr().Port), tracker.NewKey(), j.dl
 		j.ann, err = j.c.tc.AddTorrent(tracker.TorrentConfig{
 			InfoHash: t.InfoHash,
 			Tiers:    j.cfg.Tiers,
@@ -273,12 +271,4 @@ func (j *Job) Close() error {
 		}
 	})
 	return j.closeErr
-}
-
-// randomKey is the announce key (BEP 7's "key"): a random number that
-// lets a tracker recognise us across address changes.
-func randomKey() uint32 {
-	var b [4]byte
-	rand.Read(b[:])
-	return binary.BigEndian.Uint32(b[:])
 }

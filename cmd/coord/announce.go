@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -92,9 +90,9 @@ func runAnnounce(ctx context.Context, env *cmdEnv, args []string) int {
 	defer client.Close()
 
 	params := tracker.AnnounceParams{
-		PeerID:  newPeerID(),
+		PeerID:  tracker.NewPeerID(),
 		Port:    uint16(*port),
-		Key:     randomKey(),
+		Key:     tracker.NewKey(),
 		NumWant: *numWant,
 		Left:    t.Info.Length,
 	}
@@ -215,18 +213,4 @@ func firstError(rows []announceRow) string {
 		}
 	}
 	return "no answer"
-}
-
-// newPeerID returns an Azureus-style peer id: "-FL0001-" and 12 random bytes.
-func newPeerID() [20]byte {
-	var id [20]byte
-	copy(id[:], "-FL0001-")
-	rand.Read(id[8:])
-	return id
-}
-
-func randomKey() uint32 {
-	var b [4]byte
-	rand.Read(b[:])
-	return binary.BigEndian.Uint32(b[:])
 }

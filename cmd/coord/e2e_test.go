@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/bitfield"
 	"flotilla/internal/lab"
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
@@ -170,10 +171,10 @@ func haveCount(t *testing.T, tor *metainfo.Torrent, dir string) int {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	have := st.Have()
+	have := bitfield.Bitfield(st.Have())
 	n := 0
 	for p := 0; p < tor.Info.NumPieces(); p++ {
-		if have[p/8]&(0x80>>(p%8)) == 0 {
+		if !have.Has(p) {
 			continue
 		}
 		n++
