@@ -48,14 +48,14 @@ type Store struct {
 	have  bitset       // recorded complete; set only by the syncer
 	nHave atomic.Int64 // population of have
 
-	budget   *budget
-	submitMu sync.RWMutex // guards closed against sends on submitCh
-	closed   bool
-	submitCh chan pieceReq   // Submit -> worker
-	syncCh   chan *syncBatch // worker -> syncer
-	ctlCh    chan verifyCmd  // Verify -> syncer
-	written  chan int
-	pool     chan []byte
+	writeBudget *writeBudget
+	submitMu    sync.RWMutex // guards closed against sends on submitCh
+	closed      bool
+	submitCh    chan pieceReq   // Submit -> worker
+	syncCh      chan *syncBatch // worker -> syncer
+	ctlCh       chan verifyCmd  // Verify -> syncer
+	written     chan int
+	pool        chan []byte
 
 	fdMu      sync.RWMutex // readers hold R while using the cache
 	fdsClosed bool
@@ -140,17 +140,17 @@ func open(cfg Config, h hooks) (*Store, error) {
 	slots := int(min(c.WriteBudget/lay.pieceLen+2, int64(lay.numPieces)+1))
 	s := &Store{
 		cfg: c, log: c.Logger, lay: lay, root: root, rootfd: rootfd, hooks: h, made: made,
-		fds:        newFDCache(lay, rootfd, c.MaxOpenFiles),
-		have:       newBitset(lay.numPieces),
-		budget:     newBudget(c.WriteBudget),
-		submitCh:   make(chan pieceReq, slots),
-		syncCh:     make(chan *syncBatch),
-		ctlCh:      make(chan verifyCmd),
-		pool:       make(chan []byte, slots),
-		closing:    make(chan struct{}),
-		killed:     make(chan struct{}),
-		workerDone: make(chan struct{}),
-		syncerDone: make(chan struct{}),
+		fds:         newFDCache(lay, rootfd, c.MaxOpenFiles),
+		have:        newBitset(lay.numPieces),
+		writeBudget: newWriteBudget(c.WriteBudget),
+		submitCh:    make(chan pieceReq, slots),
+		syncCh:      make(chan *syncBatch),
+		ctlCh:       make(chan verifyCmd),
+		pool:        make(chan []byte, slots),
+		closing:     make(chan struct{}),
+		killed:      make(chan struct{}),
+		workerDone:  make(chan struct{}),
+		syncerDone:  make(chan struct{}),
 	}
 	ok := false
 	defer func() {
@@ -481,7 +481,7 @@ func (s *Store) Stats() Stats {
 		Runs:           s.st.runs.Load(),
 		Syncs:          s.st.syncs.Load(),
 		Records:        s.st.records.Load(),
-		QueuedBytes:    s.budget.queued(),
+		QueuedBytes:    s.writeBudget.queued(),
 		PiecesComplete: int(s.nHave.Load()),
 		Dropped:        s.st.dropped.Load(),
 		CheckedAtOpen:  s.st.checked.Load(),
@@ -542,13 +542,13 @@ func (s *Store) Submit(ctx context.Context, p int, data []byte) error {
 		s.PutBuffer(data)
 		return nil
 	}
-	if err := s.budget.acquire(ctx, n, s.closing); err != nil {
+	if err := s.writeBudget.acquire(ctx, n, s.closing); err != nil {
 		return err
 	}
 	s.submitMu.RLock()
 	defer s.submitMu.RUnlock()
 	if s.closed {
-		s.budget.release(n)
+		s.writeBudget.release(n)
 		return ErrClosed
 	}
 	// Never blocks: the budget admits at most cap(submitCh) pieces.

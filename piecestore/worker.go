@@ -151,7 +151,7 @@ func (w *worker) accept(r pieceReq) {
 
 // release gives a piece's budget and buffer back.
 func (w *worker) release(r pieceReq) {
-	w.s.budget.release(int64(len(r.data)))
+	w.s.writeBudget.release(int64(len(r.data)))
 	w.s.PutBuffer(r.data)
 }
 
