@@ -29,11 +29,11 @@
 // # Goroutines and the write plan
 //
 // Two goroutines run per Store (plus a reader goroutine while Verify or
-// Open re-hashes, so that reads overlap hashing). The I/O worker owns the queue of verified
+// Open re-hashes, so that reads overlap hashing). The writer goroutine owns the queue of verified
 // pieces. Submit hands it a piece after acquiring Config.WriteBudget bytes
 // (back-pressure: Submit blocks, honouring its context, while the queue is
 // over budget; the budget is returned when the piece's data is written).
-// Whenever it wakes, the worker takes everything queued, sorts it by
+// Whenever it wakes, the writer takes everything queued, sorts it by
 // offset, coalesces adjacent pieces into runs (up to 64 MiB) and writes
 // each run's part in each file with a single pwritev straight from the
 // piece buffers (no copy). With Config.DirectIO the aligned middle of each
@@ -48,7 +48,7 @@
 // when the last missing piece is written, and at Close) and, strictly in
 // this order, fdatasyncs every file the batch touched, commits the
 // completion record, and only then publishes the pieces: Have, HasPiece,
-// Complete, ReadBlock and the Written channel. Syncing beside the worker
+// Complete, ReadBlock and the Written channel. Syncing beside the writer
 // lets new writes proceed while the disk flushes.
 //
 // # Completion record

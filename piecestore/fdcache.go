@@ -28,7 +28,7 @@ func defaultMaxOpenFiles() int {
 
 // fdCache keeps a bounded number of the torrent's files open, so that a
 // torrent of any number of files works under a small RLIMIT_NOFILE. Users
-// (the worker, the syncer, readers and Open) acquire a file's descriptors,
+// (the writer, the syncer, readers and Open) acquire a file's descriptors,
 // use them and release them; a file nobody uses may be closed at any time
 // to make room for another (least recently used first). The budget counts
 // descriptors: a file with an O_DIRECT descriptor costs two. When every

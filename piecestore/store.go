@@ -51,8 +51,8 @@ type Store struct {
 	writeBudget *writeBudget
 	submitMu    sync.RWMutex // guards closed against sends on submitCh
 	closed      bool
-	submitCh    chan pieceReq   // Submit -> worker
-	syncCh      chan *syncBatch // worker -> syncer
+	submitCh    chan pieceReq   // Submit -> writer
+	syncCh      chan *syncBatch // writer -> syncer
 	ctlCh       chan verifyCmd  // Verify -> syncer
 	written     chan int
 	pool        chan []byte
@@ -67,7 +67,7 @@ type Store struct {
 
 	closing    chan struct{}
 	killed     chan struct{} // tests: simulate kill -9 (no flush, no record)
-	workerDone chan struct{}
+	writerDone chan struct{}
 	syncerDone chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
@@ -103,7 +103,7 @@ type Stats struct {
 // Open prepares the torrent's files beneath cfg.Dir (creating missing ones,
 // sparse or preallocated), loads the completion record and checks it
 // against the files' sizes and modification times, re-hashing recorded
-// pieces of files that changed, and starts the I/O worker.
+// pieces of files that changed, and starts the writer.
 func Open(cfg Config) (*Store, error) { return open(cfg, defaultHooks()) }
 
 func open(cfg Config, h hooks) (*Store, error) {
@@ -149,7 +149,7 @@ func open(cfg Config, h hooks) (*Store, error) {
 		pool:        make(chan []byte, slots),
 		closing:     make(chan struct{}),
 		killed:      make(chan struct{}),
-		workerDone:  make(chan struct{}),
+		writerDone:  make(chan struct{}),
 		syncerDone:  make(chan struct{}),
 	}
 	ok := false
@@ -171,7 +171,7 @@ func open(cfg Config, h hooks) (*Store, error) {
 	}
 	s.made = nil
 	ok = true
-	w := newWorker(s)
+	w := newWriter(s)
 	y := &syncer{s: s, stamps: stamps, recHave: s.have.bitfield(lay.numPieces)}
 	go w.run()
 	go y.run()
@@ -556,7 +556,7 @@ func (s *Store) Submit(ctx context.Context, p int, data []byte) error {
 	return nil
 }
 
-// Close writes everything queued, syncs, records and stops the worker; it
+// Close writes everything queued, syncs, records and stops the writer; it
 // then closes the files. It returns the sticky error, if any (what was
 // durably written before it is still recorded). Close is idempotent.
 func (s *Store) Close() error {
@@ -577,7 +577,7 @@ func (s *Store) shutdown(kill bool) {
 			close(s.killed)
 		}
 		close(s.closing)
-		<-s.workerDone
+		<-s.writerDone
 		<-s.syncerDone
 		s.closeFiles()
 		s.closeErr = s.Err()

@@ -158,7 +158,7 @@ func TestOutOfOrderSubmitsCoalesce(t *testing.T) {
 	g := newGate()
 	s := openStore(t, testConfig(tt, t.TempDir(), nil), g.hooks())
 	submit(t, s, tt, 0)
-	<-g.entered // the worker is writing piece 0 and cannot take more
+	<-g.entered // the writer is writing piece 0 and cannot take more
 	for _, p := range []int{7, 3, 5, 1, 2, 6, 4} {
 		submit(t, s, tt, p)
 	}
@@ -179,7 +179,7 @@ func TestCoalescedRunAcrossFiles(t *testing.T) {
 	tt := newTorrent(t, "awk8", 8, fileSpec{"d1/a", 10}, fileSpec{"d1/d2/empty", 0}, fileSpec{"b", 3}, fileSpec{"d3/c", 20})
 	g := newGate()
 	s := openStore(t, testConfig(tt, t.TempDir(), nil), g.hooks())
-	submit(t, s, tt, 4) // c's tail; the worker blocks writing it
+	submit(t, s, tt, 4) // c's tail; the writer blocks writing it
 	<-g.entered
 	for _, p := range []int{2, 0, 3, 1} {
 		submit(t, s, tt, p)

@@ -3,10 +3,10 @@ package piecestore
 import "flotilla/internal/bitfield"
 
 // syncer is the goroutine that makes written pieces durable: for each batch
-// handed over by the worker it fdatasyncs every file the batch touched,
+// handed over by the writer it fdatasyncs every file the batch touched,
 // then commits the completion record, and only then publishes the pieces
 // (Have, ReadBlock, Written). It owns the recorded bitfield and the file
-// stamps. Running beside the worker lets the next writes proceed while the
+// stamps. Running beside the writer lets the next writes proceed while the
 // disk flushes.
 type syncer struct {
 	s       *Store
@@ -76,7 +76,7 @@ func (y *syncer) syncFiles(files []int) bool {
 	return true
 }
 
-// commit: write (done by the worker), sync, record, publish — in that order.
+// commit: write (done by the writer), sync, record, publish — in that order.
 func (y *syncer) commit(b *syncBatch) {
 	if y.broken || !y.syncFiles(b.files) {
 		return

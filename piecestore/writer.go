@@ -30,13 +30,13 @@ type syncBatch struct {
 	bytes  int64
 }
 
-// worker is the I/O worker: the only goroutine that writes piece data. It
+// writer is the I/O goroutine: the only goroutine that writes piece data. It
 // owns the queue of verified pieces and builds the write plan from it:
 // every time it wakes it takes everything queued, sorts it by offset,
 // coalesces adjacent pieces into runs and writes each run's part in each
 // file with one pwritev (split only at IOV_MAX). Written pieces are
 // batched for the syncer.
-type worker struct {
+type writer struct {
 	s         *Store
 	queue     []pieceReq
 	queued    bitfield.Bitfield // bitfield: in queue or in the pending batch (dedup)
@@ -51,9 +51,9 @@ type worker struct {
 	failed    bool
 }
 
-func newWorker(s *Store) *worker {
+func newWriter(s *Store) *writer {
 	n := s.lay.numPieces
-	w := &worker{
+	w := &writer{
 		s:       s,
 		queued:  bitfield.New(n),
 		ever:    s.have.bitfield(n),
@@ -65,9 +65,9 @@ func newWorker(s *Store) *worker {
 	return w
 }
 
-func (w *worker) run() {
+func (w *writer) run() {
 	s := w.s
-	defer close(s.workerDone)
+	defer close(s.writerDone)
 	defer w.timer.Stop()
 	for {
 		var syncOut chan<- *syncBatch
@@ -113,7 +113,7 @@ func (w *worker) run() {
 	}
 }
 
-func (w *worker) handedOver() {
+func (w *writer) handedOver() {
 	for _, p := range w.pending.pieces {
 		w.queued.Clear(p)
 	}
@@ -129,7 +129,7 @@ func (w *worker) handedOver() {
 }
 
 // drain takes everything already submitted without blocking.
-func (w *worker) drain() {
+func (w *writer) drain() {
 	for {
 		select {
 		case r := <-w.s.submitCh:
@@ -140,7 +140,7 @@ func (w *worker) drain() {
 	}
 }
 
-func (w *worker) accept(r pieceReq) {
+func (w *writer) accept(r pieceReq) {
 	if w.failed || w.queued.Has(r.piece) || w.s.have.has(r.piece) || w.s.Err() != nil {
 		w.release(r)
 		return
@@ -150,13 +150,13 @@ func (w *worker) accept(r pieceReq) {
 }
 
 // release gives a piece's budget and buffer back.
-func (w *worker) release(r pieceReq) {
+func (w *writer) release(r pieceReq) {
 	w.s.writeBudget.release(int64(len(r.data)))
 	w.s.PutBuffer(r.data)
 }
 
 // flush executes the write plan for everything queued.
-func (w *worker) flush() {
+func (w *writer) flush() {
 	q := w.queue
 	if len(q) == 0 {
 		return
@@ -199,7 +199,7 @@ func (w *worker) flush() {
 
 // writeRun writes the contiguous pieces of run (size bytes in all). It
 // returns how many bytes from the start of the run were written.
-func (w *worker) writeRun(run []pieceReq, size int64) (int64, error) {
+func (w *writer) writeRun(run []pieceReq, size int64) (int64, error) {
 	s := w.s
 	s.st.runs.Add(1)
 	var done int64
@@ -241,7 +241,7 @@ func (w *worker) writeRun(run []pieceReq, size int64) (int64, error) {
 // through the page cache; when a buffer of the middle is not aligned in
 // memory or length (a file boundary inside a piece shifts them) the whole
 // part goes through the page cache. It returns the bytes written from off.
-func (w *worker) writeFile(f *fileEntry, fd, dfd int, iovs [][]byte, off, n int64) (int64, error) {
+func (w *writer) writeFile(f *fileEntry, fd, dfd int, iovs [][]byte, off, n int64) (int64, error) {
 	if dfd < 0 || f.dioAlign <= 0 {
 		return w.pwritevAll(f, fd, iovs, off)
 	}
@@ -306,7 +306,7 @@ func splitIovs(iovs [][]byte, n int64) (first, second [][]byte) {
 
 // pwritevAll writes all of iovs at off in fd (a descriptor of f), returning
 // the bytes written.
-func (w *worker) pwritevAll(f *fileEntry, fd int, iovs [][]byte, off int64) (int64, error) {
+func (w *writer) pwritevAll(f *fileEntry, fd int, iovs [][]byte, off int64) (int64, error) {
 	s := w.s
 	var total int64
 	for len(iovs) > 0 {
@@ -339,7 +339,7 @@ func (w *worker) pwritevAll(f *fileEntry, fd int, iovs [][]byte, off int64) (int
 }
 
 // written adds a piece to the pending sync batch.
-func (w *worker) written(p int, n int64) {
+func (w *writer) written(p int, n int64) {
 	s := w.s
 	s.st.piecesWritten.Add(1)
 	if w.pending == nil {
