@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 
+	"flotilla/internal/mpcheck"
+
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -79,7 +81,7 @@ func controlCap(t MsgType, s sender) int {
 }
 
 // elementBudget is the most array and map elements a body of type t may
-// declare in all (checkMsgpack), given its size.
+// declare in all (mpcheck.Check), given its size.
 func elementBudget(t MsgType, bodyLen int) int {
 	if t == MsgJob {
 		return min(bodyLen, maxJobElements)
@@ -110,7 +112,7 @@ func encodeFrame(t MsgType, v any) ([]byte, error) {
 		return nil, fmt.Errorf("delegate: encode %v: %w (%d bytes, cap %d)", t, ErrFrameTooLarge, len(b)-4, limit)
 	}
 	if t == MsgJob {
-		if err := checkMsgpack(b[5:], maxMsgpackDepth, elementBudget(t, len(b)-5)); err != nil {
+		if err := mpcheck.Check(b[5:], maxMsgpackDepth, elementBudget(t, len(b)-5)); err != nil {
 			return nil, fmt.Errorf("delegate: encode %v (too many trackers?): %w", t, err)
 		}
 	}
@@ -206,13 +208,17 @@ func readPieceHeader(r io.Reader) (MsgType, []byte, error) {
 }
 
 // decodeBody decodes a msgpack body into v (a pointer from newBody). The
-// body is first checked structurally (checkMsgpack): no container may
+// body is first checked structurally (mpcheck.Check): no container may
 // declare more elements than bytes remain, and all containers together
-// no more than the type's element budget, so that the decoder, which
-// preallocates a slice of the declared length, allocates at most a small
-// multiple of the frame's size.
+// no more than the type's element budget. The check matters: msgpack/v5
+// v5.4.1 preallocates a slice of the declared length for typed slices
+// (its own allocation limit is disabled by a bug in decodeSliceValue), so
+// a six-byte body could otherwise ask for gigabytes, and even lengths
+// that fit the body cost up to 24 bytes of memory per byte of body
+// ([][]string), which the budget bounds. So the decoder allocates at most
+// a small multiple of the frame's size.
 func decodeBody(t MsgType, body []byte, v any) error {
-	if err := checkMsgpack(body, maxMsgpackDepth, elementBudget(t, len(body))); err != nil {
+	if err := mpcheck.Check(body, maxMsgpackDepth, elementBudget(t, len(body))); err != nil {
 		return fmt.Errorf("%w: %v body: %w", ErrProtocol, t, err)
 	}
 	if err := msgpack.Unmarshal(body, v); err != nil {
@@ -231,127 +237,4 @@ func decodeMessage(t MsgType, body []byte) (any, error) {
 		return nil, err
 	}
 	return v, nil
-}
-
-var errMsgpack = errors.New("malformed msgpack")
-
-// checkMsgpack walks one msgpack value that must fill b exactly. It
-// rejects truncated values, trailing bytes, the reserved code 0xc1,
-// nesting deeper than maxDepth, any array or map that declares more
-// elements than bytes remain, and bodies whose containers declare more
-// than budget elements in all. The length checks matter: msgpack/v5
-// v5.4.1 preallocates a slice of the declared length for typed slices
-// (its own allocation limit is disabled by a bug in decodeSliceValue), so
-// a six-byte body could otherwise ask for gigabytes, and even lengths
-// that fit the body cost up to 24 bytes of memory per byte of body
-// ([][]string), which the budget bounds.
-func checkMsgpack(b []byte, maxDepth, budget int) error {
-	var stack []int
-	pending := 1
-	i := 0
-	for {
-		for pending == 0 {
-			if len(stack) == 0 {
-				if i != len(b) {
-					return fmt.Errorf("%w: %d trailing bytes", errMsgpack, len(b)-i)
-				}
-				return nil
-			}
-			pending = stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-		}
-		if i >= len(b) {
-			return fmt.Errorf("%w: truncated", errMsgpack)
-		}
-		c := b[i]
-		i++
-		pending--
-		rest := len(b) - i
-		be := func(k int) (int, bool) { // a big-endian length of k bytes
-			if rest < k {
-				return 0, false
-			}
-			var n uint64
-			for _, x := range b[i : i+k] {
-				n = n<<8 | uint64(x)
-			}
-			i += k
-			rest -= k
-			if n > uint64(len(b)) {
-				return len(b) + 1, true // surely too long; caught below
-			}
-			return int(n), true
-		}
-		skip, items := 0, -1
-		ok := true
-		switch {
-		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
-		case c >= 0x80 && c <= 0x8f:
-			items = 2 * int(c&0x0f)
-		case c >= 0x90 && c <= 0x9f:
-			items = int(c & 0x0f)
-		case c >= 0xa0 && c <= 0xbf:
-			skip = int(c & 0x1f)
-		case c == 0xc4 || c == 0xd9:
-			skip, ok = be(1)
-		case c == 0xc5 || c == 0xda:
-			skip, ok = be(2)
-		case c == 0xc6 || c == 0xdb:
-			skip, ok = be(4)
-		case c == 0xc7:
-			skip, ok = be(1)
-			skip++
-		case c == 0xc8:
-			skip, ok = be(2)
-			skip++
-		case c == 0xc9:
-			skip, ok = be(4)
-			skip++
-		case c == 0xca || c == 0xce || c == 0xd2:
-			skip = 4
-		case c == 0xcb || c == 0xcf || c == 0xd3:
-			skip = 8
-		case c == 0xcc || c == 0xd0:
-			skip = 1
-		case c == 0xcd || c == 0xd1:
-			skip = 2
-		case c >= 0xd4 && c <= 0xd8:
-			skip = 1 + 1<<(c-0xd4)
-		case c == 0xdc:
-			items, ok = be(2)
-		case c == 0xdd:
-			items, ok = be(4)
-		case c == 0xde:
-			items, ok = be(2)
-			items *= 2
-		case c == 0xdf:
-			items, ok = be(4)
-			items *= 2
-		default: // 0xc1
-			return fmt.Errorf("%w: reserved code 0x%02x", errMsgpack, c)
-		}
-		if !ok {
-			return fmt.Errorf("%w: truncated", errMsgpack)
-		}
-		if items >= 0 {
-			if items > rest {
-				return fmt.Errorf("%w: a container declares more items than the %d bytes left", errMsgpack, rest)
-			}
-			if budget -= items; budget < 0 {
-				return fmt.Errorf("%w: more container elements than the message may have", errMsgpack)
-			}
-			if items > 0 {
-				if len(stack) >= maxDepth {
-					return fmt.Errorf("%w: nested deeper than %d", errMsgpack, maxDepth)
-				}
-				stack = append(stack, pending)
-				pending = items
-			}
-			continue
-		}
-		if skip > rest {
-			return fmt.Errorf("%w: truncated", errMsgpack)
-		}
-		i += skip
-	}
 }

@@ -7,8 +7,8 @@
 // that the remaining input cannot hold, so that decoding a checked value
 // allocates at most a small multiple of its size.
 //
-// The walk is the one of delegate/frame.go's checkMsgpack, kept here so that
-// other decoders of untrusted msgpack (cluster metadata) can use it.
+// Every decoder of untrusted msgpack in the module (delegate frames,
+// cluster metadata) runs it first.
 package mpcheck
 
 import (
