@@ -27,8 +27,8 @@ const (
 // programs. The delegate endpoint is conventionally the next port.
 const DefaultPort = 7946
 
-// ErrConfig: a Config is invalid.
-var ErrConfig = errors.New("invalid cluster config")
+// ErrConfig is wrapped by every error for an invalid Config.
+var ErrConfig = errors.New("cluster: invalid config")
 
 // Resolver returns every address of host (A and AAAA records).
 type Resolver func(ctx context.Context, host string) ([]netip.Addr, error)

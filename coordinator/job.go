@@ -66,22 +66,22 @@ func DefaultJobConfig() JobConfig {
 	}
 }
 
-// ErrBadJobConfig is wrapped by JobConfig.Validate's errors.
-var ErrBadJobConfig = errors.New("coordinator: bad job config")
+// ErrConfig is wrapped by JobConfig.Validate's errors.
+var ErrConfig = errors.New("coordinator: invalid config")
 
 // Validate reports the first field that cannot work.
 func (c JobConfig) Validate() error {
 	switch {
 	case c.Torrent == nil:
-		return fmt.Errorf("%w: no Torrent", ErrBadJobConfig)
+		return fmt.Errorf("%w: no Torrent", ErrConfig)
 	case c.Dir == "":
-		return fmt.Errorf("%w: no Dir", ErrBadJobConfig)
+		return fmt.Errorf("%w: no Dir", ErrConfig)
 	case c.MaxPeers <= 0:
-		return fmt.Errorf("%w: MaxPeers %d <= 0", ErrBadJobConfig, c.MaxPeers)
+		return fmt.Errorf("%w: MaxPeers %d <= 0", ErrConfig, c.MaxPeers)
 	case !(c.MorePeersBelow >= 0 && c.MorePeersBelow <= 1):
-		return fmt.Errorf("%w: MorePeersBelow %v not in [0, 1]", ErrBadJobConfig, c.MorePeersBelow)
+		return fmt.Errorf("%w: MorePeersBelow %v not in [0, 1]", ErrConfig, c.MorePeersBelow)
 	case c.TrackerSilentAfter <= 0 || c.TrackerWarnEvery <= 0:
-		return fmt.Errorf("%w: tracker warning timings must be positive", ErrBadJobConfig)
+		return fmt.Errorf("%w: tracker warning timings must be positive", ErrConfig)
 	}
 	return nil
 }

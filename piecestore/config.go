@@ -72,17 +72,17 @@ func DefaultConfig() Config {
 func (c *Config) Validate() error {
 	switch {
 	case c.Dir == "":
-		return fmt.Errorf("%w: Dir is empty", ErrBadConfig)
+		return fmt.Errorf("%w: Dir is empty", ErrConfig)
 	case c.Info == nil:
-		return fmt.Errorf("%w: Info is nil", ErrBadConfig)
+		return fmt.Errorf("%w: Info is nil", ErrConfig)
 	case c.WriteBudget < 0:
-		return fmt.Errorf("%w: WriteBudget %d < 0", ErrBadConfig, c.WriteBudget)
+		return fmt.Errorf("%w: WriteBudget %d < 0", ErrConfig, c.WriteBudget)
 	case c.SyncBytes < 0:
-		return fmt.Errorf("%w: SyncBytes %d < 0", ErrBadConfig, c.SyncBytes)
+		return fmt.Errorf("%w: SyncBytes %d < 0", ErrConfig, c.SyncBytes)
 	case c.MaxOpenFiles < 0:
-		return fmt.Errorf("%w: MaxOpenFiles %d < 0", ErrBadConfig, c.MaxOpenFiles)
+		return fmt.Errorf("%w: MaxOpenFiles %d < 0", ErrConfig, c.MaxOpenFiles)
 	case c.SyncInterval < 0:
-		return fmt.Errorf("%w: SyncInterval %v < 0", ErrBadConfig, c.SyncInterval)
+		return fmt.Errorf("%w: SyncInterval %v < 0", ErrConfig, c.SyncInterval)
 	}
 	return nil
 }

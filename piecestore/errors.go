@@ -38,8 +38,8 @@ var (
 	// ErrNoDescriptors is matched by a FileError caused by EMFILE or ENFILE:
 	// the process (or the system) ran out of file descriptors.
 	ErrNoDescriptors = errors.New("piecestore: out of file descriptors")
-	// ErrBadConfig reports an invalid Config.
-	ErrBadConfig = errors.New("piecestore: invalid config")
+	// ErrConfig reports an invalid Config.
+	ErrConfig = errors.New("piecestore: invalid config")
 )
 
 // FileError is an operating-system error on one file of the store. Its

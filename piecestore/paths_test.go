@@ -142,8 +142,8 @@ func TestConfigValidate(t *testing.T) {
 	} {
 		cfg := testConfig(tt, t.TempDir(), nil)
 		mod(&cfg)
-		if _, err := Open(cfg); !errors.Is(err, ErrBadConfig) {
-			t.Errorf("Open = %v, want ErrBadConfig", err)
+		if _, err := Open(cfg); !errors.Is(err, ErrConfig) {
+			t.Errorf("Open = %v, want ErrConfig", err)
 		}
 	}
 	// A literal with only the required fields gets the defaults, and the

@@ -12,8 +12,8 @@ import (
 	"flotilla/watchdog"
 )
 
-// ErrInvalidConfig is wrapped by Config.Validate and New.
-var ErrInvalidConfig = errors.New("tracker: invalid config")
+// ErrConfig is wrapped by Config.Validate and New.
+var ErrConfig = errors.New("tracker: invalid config")
 
 // Resolver looks up a tracker host name. *net.Resolver satisfies it.
 type Resolver interface {
@@ -125,10 +125,10 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports whether c is usable; errors wrap ErrInvalidConfig.
+// Validate reports whether c is usable; errors wrap ErrConfig.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
 	}
 	switch {
 	case c.HTTPTimeout <= 0:

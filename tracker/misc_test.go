@@ -97,7 +97,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	bad := DefaultConfig()
 	bad.UDPMaxReply = 10
-	if _, err := New(bad); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := New(bad); !errors.Is(err, ErrConfig) {
 		t.Fatalf("err %v", err)
 	}
 	c := newTestClient(t, nil)

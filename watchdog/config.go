@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// ErrInvalidConfig is wrapped by Config.Validate and New for a bad Config.
-var ErrInvalidConfig = errors.New("watchdog: invalid config")
+// ErrConfig is wrapped by Config.Validate and New for a bad Config.
+var ErrConfig = errors.New("watchdog: invalid config")
 
 // Config configures a Watchdog. The zero value is not valid; start from
 // DefaultConfig. New never modifies the caller's copy.
@@ -83,23 +83,23 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports whether c is usable; errors wrap ErrInvalidConfig.
+// Validate reports whether c is usable; errors wrap ErrConfig.
 func (c Config) Validate() error {
 	switch {
 	case c.AlertBuffer < 0:
-		return fmt.Errorf("%w: AlertBuffer %d < 0", ErrInvalidConfig, c.AlertBuffer)
+		return fmt.Errorf("%w: AlertBuffer %d < 0", ErrConfig, c.AlertBuffer)
 	case c.MaxPending <= 0 || c.MaxPending > maxPendingLimit:
-		return fmt.Errorf("%w: MaxPending %d not in [1, %d]", ErrInvalidConfig, c.MaxPending, maxPendingLimit)
+		return fmt.Errorf("%w: MaxPending %d not in [1, %d]", ErrConfig, c.MaxPending, maxPendingLimit)
 	case c.MaxQueued <= 0:
-		return fmt.Errorf("%w: MaxQueued %d <= 0", ErrInvalidConfig, c.MaxQueued)
+		return fmt.Errorf("%w: MaxQueued %d <= 0", ErrConfig, c.MaxQueued)
 	case c.Shards < 0 || c.Shards > 1024:
-		return fmt.Errorf("%w: Shards %d not in [0, 1024]", ErrInvalidConfig, c.Shards)
+		return fmt.Errorf("%w: Shards %d not in [0, 1024]", ErrConfig, c.Shards)
 	case c.OverdueRetention < 0:
-		return fmt.Errorf("%w: OverdueRetention %v < 0", ErrInvalidConfig, c.OverdueRetention)
+		return fmt.Errorf("%w: OverdueRetention %v < 0", ErrConfig, c.OverdueRetention)
 	case c.History < 0:
-		return fmt.Errorf("%w: History %d < 0", ErrInvalidConfig, c.History)
+		return fmt.Errorf("%w: History %d < 0", ErrConfig, c.History)
 	case c.MaxKinds <= 0:
-		return fmt.Errorf("%w: MaxKinds %d <= 0", ErrInvalidConfig, c.MaxKinds)
+		return fmt.Errorf("%w: MaxKinds %d <= 0", ErrConfig, c.MaxKinds)
 	}
 	return nil
 }

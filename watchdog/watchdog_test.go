@@ -518,7 +518,7 @@ func TestConfigValidate(t *testing.T) {
 	for i, f := range bad {
 		c := DefaultConfig()
 		f(&c)
-		if _, err := New(c); !errors.Is(err, ErrInvalidConfig) {
+		if _, err := New(c); !errors.Is(err, ErrConfig) {
 			t.Errorf("case %d: err = %v", i, err)
 		}
 	}
