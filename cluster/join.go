@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -153,21 +154,27 @@ func (e joinErrors) Error() string {
 
 func (e joinErrors) Unwrap() []error { return e }
 
-// flatten turns a tree of joined errors (errors.Join, go-multierror) into
-// one joinErrors, or the only error, or nil. errors.Is and As still see
-// every error in it.
+// flatten turns a tree of joined errors (errors.Join, joinErrors,
+// go-multierror) into one joinErrors, or the only error, or nil. It tells
+// the lists apart by their types, never by their text; any other error
+// with several wrapped errors (fmt.Errorf with several %w) keeps its own
+// text. errors.Is and As still see every error in it.
 func flatten(err error) error {
 	var list joinErrors
 	var walk func(error)
 	walk = func(err error) {
 		switch e := err.(type) {
 		case nil:
+		case joinErrors:
+			for _, x := range e {
+				walk(x)
+			}
 		case interface{ WrappedErrors() []error }: // go-multierror
 			for _, x := range e.WrappedErrors() {
 				walk(x)
 			}
 		case interface{ Unwrap() []error }:
-			if !isJoined(err, e.Unwrap()) { // fmt.Errorf with several %w: keep its text
+			if reflect.TypeOf(err) != joinedType {
 				list = append(list, err)
 				return
 			}
@@ -188,15 +195,8 @@ func flatten(err error) error {
 	return list
 }
 
-// isJoined reports whether err's text is its parts' on separate lines, as
-// errors.Join writes them.
-func isJoined(err error, parts []error) bool {
-	texts := make([]string, len(parts))
-	for i, p := range parts {
-		texts[i] = p.Error()
-	}
-	return err.Error() == strings.Join(texts, "\n")
-}
+// joinedType is the dynamic type of the errors errors.Join returns.
+var joinedType = reflect.TypeOf(errors.Join(errors.New("")))
 
 // joinTargets resolves every Join entry to ip:port strings, leaving out
 

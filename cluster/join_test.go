@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +76,37 @@ func TestJoinErrorsOnOneLine(t *testing.T) {
 	}
 	if flatten(nil) != nil || flatten(errors.Join(nil, nil)) != nil || flatten(refused) != refused {
 		t.Error("flatten of nil or of one error")
+	}
+}
+
+// flatten tells errors.Join's lists from other errors that wrap several
+// by their type, not their text: an fmt.Errorf error that reads like a
+// joined list stays one error.
+func TestFlattenByType(t *testing.T) {
+	a, b := errors.New("a"), errors.New("b")
+	lookalike := fmt.Errorf("%w\n%w", a, b)
+	err := flatten(errors.Join(lookalike, joinErrors{b, errors.Join(a)}))
+	list, ok := err.(joinErrors)
+	if !ok || len(list) != 3 || list[0] != lookalike || list[1] != b || list[2] != a {
+		t.Fatalf("flatten = %#v, want [lookalike b a]", err)
+	}
+}
+
+// A failed join is ErrJoin wrapping every cause, on one line, so that a
+// caller classifies it with errors.Is.
+func TestJoinFailureIsTyped(t *testing.T) {
+	t.Parallel()
+	errNoHost := errors.New("no such host")
+	cfg := testConfig(t, "127.0.0.1", mustKey(t))
+	cfg.Join = []string{"a.flotilla.test", "b.flotilla.test"}
+	cfg.Resolve = func(context.Context, string) ([]netip.Addr, error) { return nil, errNoHost }
+	cfg.JoinRetry, cfg.JoinRetryMax = slowRetry, slowRetry
+	c := startMember(t, cfg)
+	_, err := c.joinOnce(false)
+	if !errors.Is(err, ErrJoin) || !errors.Is(err, errNoHost) {
+		t.Fatalf("joinOnce = %v, want ErrJoin wrapping the resolver's error", err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("joinOnce error spans lines: %q", err)
 	}
 }
