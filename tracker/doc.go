@@ -53,10 +53,6 @@
 //
 //	go test -run '^$' -bench BenchmarkPipelines -benchtime 200000x ./tracker/
 //
-// On the 2-core CI machine (shared, noisy) it measured 7.5–7.8 KB per idle
-// pipeline (4 KiB of it the goroutine stack; the rest the pipeline, its
-// inbox and timer, a 5-peer list, its watchdog schedule entry and a share of
-// the torrent's Announcer), 1.1 goroutines per pipeline, and 25,000–75,000
-// UDP announce round trips per second (DefaultConfig except AllTiers,
-// MinInterval 0 so MorePeers can re-announce at once, UDPRetryBase 5 s).
+// What one machine measured is in the README's Benchmarks section (figures
+// in comments go stale).
 package tracker

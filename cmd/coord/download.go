@@ -200,8 +200,7 @@ func humanBytes(n int64) string {
 // WriteBudget, one third). With O_DIRECT writes a queue of a few pieces
 // keeps the disk busy. It must stay well under the soft memory limit set
 // in main: with the live heap at the limit the collector runs every few
-// allocations (measured: 550 cycles in one 1 GiB download when 40 MiB of
-// buffers were live under the 48 MiB limit).
+// allocations (see the README's Benchmarks section for a measurement).
 const pieceBufferMemory = 24 << 20
 
 // pieceMemory splits pieceBufferMemory for a torrent's piece length; with
