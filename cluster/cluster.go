@@ -78,7 +78,6 @@ func Start(cfg Config) (*Cluster, error) {
 	if cfg.Resolve == nil {
 		cfg.Resolve = systemResolve
 	}
-	mlc, _ := profileConfig(cfg.Profile)
 	mlLog := newMemberlistLogger(logger)
 
 	bindIP, bindPort, _ := splitBind(cfg.BindAddr)
@@ -93,34 +92,11 @@ func Start(cfg Config) (*Cluster, error) {
 		nt.Shutdown()
 		return nil, err
 	}
-	advHost, advPort := "", nt.GetAutoBindPort()
-	if cfg.AdvertiseAddr != "" {
-		h, p, _ := splitHostOptPort(cfg.AdvertiseAddr)
-		rctx, rcancel := context.WithTimeout(ctx, resolveTimeout)
-		ip, err := resolveOne(rctx, cfg.Resolve, h)
-		rcancel()
-		if err != nil {
-			return fail(fmt.Errorf("%w: advertise address: %w", ErrConfig, err))
-		}
-		advHost = ip.String()
-		if p != 0 {
-			advPort = p
-		}
-	}
-	advIP, advPort, err := nt.FinalAdvertiseAddr(advHost, advPort)
+	addr, err := advertiseAddr(ctx, cfg, nt)
 	if err != nil {
-		return fail(fmt.Errorf("%w: advertise address: %w", ErrConfig, err))
+		return fail(err)
 	}
-	ip, _ := netip.AddrFromSlice(advIP)
-	addr := netip.AddrPortFrom(ip.Unmap(), uint16(advPort))
-	name := cfg.Name
-	if name == "" {
-		host, err := os.Hostname()
-		if err != nil || host == "" {
-			host = "flotilla"
-		}
-		name = host + "@" + addr.String()
-	}
+	name := memberName(cfg, addr)
 
 	meta, _ := cfg.Meta.encode()
 	c := &Cluster{
@@ -140,17 +116,79 @@ func Start(cfg Config) (*Cluster, error) {
 	c.events = newPump(name, c.log)
 	go c.events.run()
 
-	keyring, err := memberlist.NewKeyring(nil, cfg.Key.Derive(PurposeGossip))
+	mlc, err := c.memberlistConfig(nt, bindIP, mlLog)
 	if err != nil {
 		c.events.close()
-		return fail(fmt.Errorf("cluster keyring: %w", err))
+		return fail(err)
 	}
-	mlc.Name = name
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		c.events.close()
+		return fail(fmt.Errorf("start memberlist: %w", err))
+	}
+	c.ml = ml
+	if len(cfg.Join) == 0 {
+		close(c.joined) // nothing to join: this member starts the cluster
+	}
+	go c.joinLoop()
+	c.log.Info("cluster member started", "addr", addr, "key", cfg.Key, "join", cfg.Join, "profile", cfg.Profile)
+	return c, nil
+}
+
+// advertiseAddr is the gossip address the other members reach this one at:
+// cfg.AdvertiseAddr resolved (its port, if any, overriding the bound one),
+// else what memberlist picks from the bound transport.
+func advertiseAddr(ctx context.Context, cfg Config, nt *memberlist.NetTransport) (netip.AddrPort, error) {
+	advHost, advPort := "", nt.GetAutoBindPort()
+	if cfg.AdvertiseAddr != "" {
+		h, p, _ := splitHostOptPort(cfg.AdvertiseAddr)
+		rctx, rcancel := context.WithTimeout(ctx, resolveTimeout)
+		ip, err := resolveOne(rctx, cfg.Resolve, h)
+		rcancel()
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("%w: advertise address: %w", ErrConfig, err)
+		}
+		advHost = ip.String()
+		if p != 0 {
+			advPort = p
+		}
+	}
+	advIP, advPort, err := nt.FinalAdvertiseAddr(advHost, advPort)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%w: advertise address: %w", ErrConfig, err)
+	}
+	ip, _ := netip.AddrFromSlice(advIP)
+	return netip.AddrPortFrom(ip.Unmap(), uint16(advPort)), nil
+}
+
+// memberName is cfg.Name, or else "host@addr".
+func memberName(cfg Config, addr netip.AddrPort) string {
+	if cfg.Name != "" {
+		return cfg.Name
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "flotilla"
+	}
+	return host + "@" + addr.String()
+}
+
+// memberlistConfig is the memberlist configuration of c: its profile's,
+// bound to nt, encrypted with the gossip key, with c's delegates and the
+// timing changes Flotilla's small clusters need.
+func (c *Cluster) memberlistConfig(nt *memberlist.NetTransport, bindIP netip.Addr, mlLog *log.Logger) (*memberlist.Config, error) {
+	cfg := c.cfg
+	keyring, err := memberlist.NewKeyring(nil, cfg.Key.Derive(PurposeGossip))
+	if err != nil {
+		return nil, fmt.Errorf("cluster keyring: %w", err)
+	}
+	mlc, _ := profileConfig(cfg.Profile)
+	mlc.Name = c.name
 	mlc.BindAddr = bindIP.String()
 	mlc.BindPort = nt.GetAutoBindPort()
-	mlc.AdvertiseAddr = addr.Addr().String()
-	mlc.AdvertisePort = int(addr.Port())
-	mlc.Transport = &ctxTransport{NetTransport: nt, ctx: ctx}
+	mlc.AdvertiseAddr = c.addr.Addr().String()
+	mlc.AdvertisePort = int(c.addr.Port())
+	mlc.Transport = &ctxTransport{NetTransport: nt, ctx: c.ctx}
 	mlc.Keyring = keyring
 	mlc.GossipVerifyIncoming = true
 	mlc.GossipVerifyOutgoing = true
@@ -176,19 +214,7 @@ func Start(cfg Config) (*Cluster, error) {
 	// Every member holds the key, so a dead member's name may be taken over
 	// at once by its restarted self on a new address (a rescheduled pod).
 	mlc.DeadNodeReclaimTime = time.Nanosecond
-
-	ml, err := memberlist.Create(mlc)
-	if err != nil {
-		c.events.close()
-		return fail(fmt.Errorf("start memberlist: %w", err))
-	}
-	c.ml = ml
-	if len(cfg.Join) == 0 {
-		close(c.joined) // nothing to join: this member starts the cluster
-	}
-	go c.joinLoop()
-	c.log.Info("cluster member started", "addr", addr, "key", cfg.Key, "join", cfg.Join, "profile", cfg.Profile)
-	return c, nil
+	return mlc, nil
 }
 
 // listen binds the gossip port on TCP and UDP. memberlist picks port 0 by
