@@ -192,9 +192,43 @@ func (s *Store) prepare() ([]stamp, error) {
 		s.log.Warn("piecestore: ignoring unusable completion record; existing files will be checked",
 			"record", rc.path, "err", warn)
 	}
-	pre := make([]stamp, len(l.files))
-	existed := make([]bool, len(l.files)) // was there before Open
-	dirty := make([]bool, len(l.files))   // needs a sync before the record
+	pre, existed, dirty, err := s.openFiles()
+	if err != nil {
+		return nil, err
+	}
+	have := bitfield.New(l.numPieces)
+	needRecord := rec == nil
+	if rec != nil {
+		copy(have, rec.have)
+		rechecked, err := s.recheckChanged(rec, pre, have, dirty)
+		if err != nil {
+			return nil, err
+		}
+		needRecord = rechecked > 0
+	} else if err := s.checkExisting(existed, pre, have); err != nil {
+		return nil, err
+	}
+	stamps, err := s.syncAndRecord(rec, dirty, have, needRecord)
+	if err != nil {
+		return nil, err
+	}
+	for p := range l.numPieces {
+		if have.Has(p) {
+			s.have.set(p)
+			s.nHave.Add(1)
+		}
+	}
+	return stamps, nil
+}
+
+// openFiles opens (creating) and sizes every file and makes the symlinks.
+// It reports each file's stamp before Open touched it, whether it existed
+// and whether it needs a sync before the record is written.
+func (s *Store) openFiles() (pre []stamp, existed, dirty []bool, err error) {
+	l := s.lay
+	pre = make([]stamp, len(l.files))
+	existed = make([]bool, len(l.files)) // was there before Open
+	dirty = make([]bool, len(l.files))   // needs a sync before the record
 	for i := range l.files {
 		f := &l.files[i]
 		if f.pad || f.link != "" {
@@ -202,7 +236,7 @@ func (s *Store) prepare() ([]stamp, error) {
 		}
 		fd, _, created, err := s.fds.acquire(i, s.cfg.DirectIO && f.stored(), openOpts{create: true, made: &s.made})
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		existed[i] = !created
 		pre[i], dirty[i], err = s.prepareFile(f, fd)
@@ -211,70 +245,77 @@ func (s *Store) prepare() ([]stamp, error) {
 			s.fds.drop(i)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 	}
 	for i := range l.files {
 		if f := &l.files[i]; f.link != "" {
 			if err := makeSymlinkAt(s.rootfd, f.comps, f.path, f.link, &s.made); err != nil {
-				return nil, err
+				return nil, nil, nil, err
 			}
 		}
 	}
-	have := bitfield.New(l.numPieces)
+	return pre, existed, dirty, nil
+}
+
+// recheckChanged re-verifies the recorded pieces (have) that lie in a file
+// whose size or mtime (pre) differs from the record, clears those no longer
+// valid and, when it re-verified any, marks the changed files dirty. It
+// returns how many pieces it re-verified.
+func (s *Store) recheckChanged(rec *record, pre []stamp, have bitfield.Bitfield, dirty []bool) (int, error) {
+	l := s.lay
 	changed := make([]bool, len(l.files)) // size or mtime differs from the record
-	var recheck []int
-	if rec != nil {
-		copy(have, rec.have)
-		var files []int
-		for i := range l.files {
-			changed[i] = l.files[i].stored() && pre[i] != rec.stamps[i]
+	for i := range l.files {
+		changed[i] = l.files[i].stored() && pre[i] != rec.stamps[i]
+	}
+	var recheck, files []int
+	for p := range l.numPieces {
+		if !have.Has(p) {
+			continue
 		}
-		for p := range l.numPieces {
-			if !have.Has(p) {
-				continue
-			}
-			files = l.appendPieceFiles(files[:0], p)
-			for _, fi := range files {
-				if changed[fi] {
-					recheck = append(recheck, p)
-					break
-				}
+		files = l.appendPieceFiles(files[:0], p)
+		for _, fi := range files {
+			if changed[fi] {
+				recheck = append(recheck, p)
+				break
 			}
 		}
 	}
-	if len(recheck) > 0 {
-		s.log.Warn("piecestore: files changed since the completion record; re-verifying their pieces",
-			"pieces", len(recheck))
-		bad := 0
-		want := make(bitfield.Bitfield, len(have))
-		for _, p := range recheck {
-			want.Set(p)
-		}
-		s.st.checked.Add(int64(len(recheck)))
-		err := s.hashPieces(context.Background(), func(p int) bool { return want.Has(p) }, s.cfg.CheckProgress, func(p int, ok bool) {
-			if !ok {
-				have.Clear(p)
-				bad++
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
-		for i := range changed {
-			dirty[i] = dirty[i] || changed[i]
-		}
-		if bad > 0 {
-			s.log.Warn("piecestore: pieces no longer valid on disk", "pieces", bad)
-		}
+	if len(recheck) == 0 {
+		return 0, nil
 	}
-	if rec == nil {
-		if err := s.checkExisting(existed, pre, have); err != nil {
-			return nil, err
-		}
+	s.log.Warn("piecestore: files changed since the completion record; re-verifying their pieces",
+		"pieces", len(recheck))
+	bad := 0
+	want := make(bitfield.Bitfield, len(have))
+	for _, p := range recheck {
+		want.Set(p)
 	}
+	s.st.checked.Add(int64(len(recheck)))
+	err := s.hashPieces(context.Background(), func(p int) bool { return want.Has(p) }, s.cfg.CheckProgress, func(p int, ok bool) {
+		if !ok {
+			have.Clear(p)
+			bad++
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i := range changed {
+		dirty[i] = dirty[i] || changed[i]
+	}
+	if bad > 0 {
+		s.log.Warn("piecestore: pieces no longer valid on disk", "pieces", bad)
+	}
+	return len(recheck), nil
+}
+
+// syncAndRecord syncs the dirty files and writes a record of have with the
+// files' stamps when needRecord, when it synced anything or when a stamp
+// differs from rec's (nil: no usable record). It returns the stamps.
+func (s *Store) syncAndRecord(rec *record, dirty []bool, have bitfield.Bitfield, needRecord bool) ([]stamp, error) {
+	l := s.lay
 	stamps := make([]stamp, len(l.files))
-	needRecord := rec == nil || len(recheck) > 0
 	var toSync []int
 	for i := range l.files {
 		if l.files[i].stored() && dirty[i] {
@@ -302,12 +343,6 @@ func (s *Store) prepare() ([]stamp, error) {
 	if needRecord {
 		if err := s.rec.write(s.newRecord(stamps, have)); err != nil {
 			return nil, err
-		}
-	}
-	for p := range l.numPieces {
-		if have.Has(p) {
-			s.have.set(p)
-			s.nHave.Add(1)
 		}
 	}
 	return stamps, nil
