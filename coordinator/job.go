@@ -175,7 +175,11 @@ func (j *Job) Start(peers []netip.AddrPort) error {
 	dcfg.Storage, dcfg.Listener, dcfg.MaxPeers, dcfg.Seed = j.store, ln, j.cfg.MaxPeers, j.cfg.Seed
 	dcfg.Watchdog, dcfg.Logger = j.c.wd, j.c.log
 	dcfg.MaxInFlightBytes = j.cfg.MaxInFlightBytes
-	if j.dl, err = swarm.New(dcfg); err != nil {
+	local, err := swarm.NewLocalSwarm(dcfg)
+	if err != nil {
+		return err
+	}
+	if j.dl, err = swarm.New(dcfg, local); err != nil {
 		return err
 	}
 	if len(j.cfg.Tiers) > 0 {

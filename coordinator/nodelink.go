@@ -34,7 +34,10 @@ type nodeLink struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	done   bool // the download completed: no more sessions
+	// dl is the sub-chief the sessions were handed to (dialDone): from
+	// then on it owns them, and only it closes them (RemoveWorker).
+	dl   *swarm.Download
+	done bool // the download completed: no more sessions
 	// quarantined holds the identities (nodeIdentity) of nodes the
 	// sub-chief quarantined: never dialed again in this job, whatever name
 	// they come back under.
@@ -45,6 +48,7 @@ type remoteNode struct {
 	addr     string
 	id       string // nodeIdentity
 	rs       *delegate.RemoteSwarm
+	w        swarm.Worker // rs as handed to the sub-chief
 	dialing  bool
 	refused  bool // NodeRefused reported
 	failures int
@@ -140,7 +144,7 @@ func (l *nodeLink) memberEvent(ev cluster.Event) {
 		delete(l.nodes, m.Name)
 		if n != nil && n.rs != nil {
 			l.log.Info("swarm node gone; its lease returns to the pool", "node", m.Name, "event", ev.Kind)
-			l.closeAsync(n.rs) // the sub-chief sees its events end and takes the lease back
+			l.remove(n) // the sub-chief sees its events end and takes the lease back
 		} else {
 			l.log.Info("swarm node gone", "node", m.Name, "event", ev.Kind)
 		}
@@ -213,9 +217,10 @@ func (l *nodeLink) dialDone(r dialResult, dl *swarm.Download) {
 		l.closeAsync(r.rs) // left, moved, quarantined or no longer needed meanwhile
 		return
 	}
-	n.rs, n.failures = r.rs, 0
+	n.rs, n.w, n.failures = r.rs, nodeSwarm{r.rs, r.id}, 0
 	l.log.Info("delegating to swarm node", "node", r.name, "addr", r.addr, "identity", r.id)
-	dl.AddWorker(nodeSwarm{r.rs, r.id})
+	l.dl = dl
+	dl.AddWorker(n.w)
 }
 
 // tick takes the sub-chief's quarantine verdicts from its status, notices
@@ -233,13 +238,13 @@ func (l *nodeLink) tick(now time.Time, st swarm.Status) {
 		}
 		n.id = nodeIdentity(m)
 		if n.rs != nil && l.quarantined[n.id] {
-			n.rs = nil // the sub-chief closed it
+			n.rs, n.w = nil, nil // the sub-chief closed it
 			n.refused = true
 			continue
 		}
 		if n.rs != nil && n.rs.Err() != nil {
 			l.log.Info("session to swarm node dropped", "node", m.Name, "err", n.rs.Err())
-			n.rs = nil
+			n.rs, n.w = nil, nil
 			n.failures++
 			n.nextTry = now.Add(backoff(n.failures))
 		}
@@ -271,14 +276,22 @@ func (l *nodeLink) stopRemotes() {
 	l.done = true
 	for _, n := range l.nodes {
 		if n.rs != nil {
-			l.closeAsync(n.rs)
+			l.remove(n)
 			n.rs = nil
 		}
 	}
 }
 
-// closeAsync closes a session without holding up the loop (Close waits up
-// to its StopTimeout for the node to hear "stop").
+// remove has the sub-chief close n's session (it owns it) and take its
+// lease back.
+func (l *nodeLink) remove(n *remoteNode) {
+	l.dl.RemoveWorker(n.w)
+	n.w = nil
+}
+
+// closeAsync closes a session not handed to the sub-chief without holding
+// up the loop (Close waits up to its StopTimeout for the node to hear
+// "stop").
 func (l *nodeLink) closeAsync(rs *delegate.RemoteSwarm) {
 	l.wg.Add(1)
 	go func() {

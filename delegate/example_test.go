@@ -18,17 +18,18 @@ func ExampleDial() {
 		key  cluster.Key       // from cluster.LoadKey
 		tor  *metainfo.Torrent // the download
 		d    *swarm.Download   // its sub-chief
+		ls   *swarm.LocalSwarm // the local peer swarm given to it
 		node = "10.0.0.7:7947" // the node's delegate address from its cluster metadata
 	)
 	r, err := delegate.Dial(context.Background(), node, key, delegate.JobSpec{
 		InfoHash: tor.InfoHash, InfoBytes: tor.InfoBytes, Trackers: tor.Tiers(),
-		CoordinatorPeerAddr: d.Addr().String(),
+		CoordinatorPeerAddr: ls.Addr().String(),
 	}, delegate.DefaultClientConfig())
 	if err != nil {
 		log.Print(err) // errors.Is(err, delegate.ErrAuth): the node has another key
 		return
 	}
-	d.AddWorker(r) // the sub-chief closes it when done; close it yourself when the member fails
+	d.AddWorker(r) // the sub-chief owns and closes it; d.RemoveWorker(r) when the member fails
 }
 
 // A swarm node serves jobs until stopped, announcing each job's peer

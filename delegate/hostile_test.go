@@ -90,6 +90,9 @@ func expectFailed(t *testing.T, r *RemoteSwarm, want error) []swarm.WorkerEvent 
 				t.Fatalf("events closed without EventFailed: %v", r.Err())
 			}
 			if ev.Kind != swarm.EventFailed {
+				if ev.Kind == swarm.EventPiece {
+					r.Release(ev.Piece) // we play the sub-chief
+				}
 				before = append(before, ev)
 				continue
 			}

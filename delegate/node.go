@@ -20,16 +20,6 @@ import (
 	"flotilla/tracker"
 )
 
-// PieceReleaser may be implemented by a node's worker: Release is called
-// once for every EventPiece it delivered, after the piece was written to
-// the session (or dropped because the job ended). Until then the piece
-// counts against the worker's memory budget; a worker that stops
-// downloading while its pieces are unreleased is how a slow coordinator
-// throttles the node's peer swarm.
-type PieceReleaser interface {
-	Release(piece int, data []byte)
-}
-
 // nodeSession is the node's end of one session. Its run goroutine reads
 // the control stream and owns the job; a writer goroutine drains the
 // send queue.
@@ -342,11 +332,11 @@ func (j *nodeJob) stats() (uploaded, downloaded, left int64) {
 	return st.Uploaded, st.Downloaded, max(0, j.job.Info.Length-j.shipped.Load())
 }
 
-func (j *nodeJob) release(ev swarm.WorkerEvent) {
-	if r, ok := j.w.(PieceReleaser); ok {
-		r.Release(ev.Piece, ev.Data)
-	}
-}
+// release is the Worker contract's Release for a piece of the node's
+// worker, called once it was written to the session (or dropped because
+// the job ended): a worker that stops downloading while its pieces are
+// unreleased is how a slow coordinator throttles the node's peer swarm.
+func (j *nodeJob) release(ev swarm.WorkerEvent) { j.w.Release(ev.Piece) }
 
 func (j *nodeJob) sendStatus() {
 	f, err := encodeFrame(MsgStatus, newStatusMsg(j.job.ID, j.w.Status()))

@@ -96,7 +96,7 @@ func (h *hashChecked) Events() <-chan swarm.WorkerEvent { return h.events }
 
 // workerState is the sub-chief's state of the worker named name, "" if
 // it has none.
-func workerState(d *swarm.Download, name string) swarm.WorkerState {
+func workerState(d *testDownload, name string) swarm.WorkerState {
 	for _, w := range d.Status().Workers {
 		if w.Name == name {
 			return w.State

@@ -30,7 +30,7 @@ import (
 //     what it cannot serve). Revoked events for those local revocations
 //     are not passed on.
 //   - Nobody submits to Storage: the node calls Release once a piece was
-//     shipped (or dropped), which tells the swarm (Accepted) that the
+//     shipped (or dropped), which passes on to the swarm's Release: the
 //     piece's buffer no longer counts against MaxInFlightBytes. A
 //     coordinator that takes no pieces therefore stops the node's swarm
 //     once its in-flight budget is used.
@@ -126,7 +126,7 @@ func (w *localWorker) pump() {
 	if !w.shipKept(w.log) {
 		for ev := range w.ls.Events() { // closed: drain until the swarm stops
 			if ev.Kind == swarm.EventPiece {
-				w.ls.Accepted()
+				w.ls.Release(ev.Piece)
 			}
 		}
 		return
@@ -136,7 +136,7 @@ func (w *localWorker) pump() {
 		w.settled(ev)
 		if full != nil { // failed: drain until Close
 			if ev.Kind == swarm.EventPiece {
-				w.ls.Accepted()
+				w.ls.Release(ev.Piece)
 			}
 			continue
 		}
@@ -167,11 +167,11 @@ func (w *localWorker) pump() {
 		case w.events <- ev:
 		case <-w.quit:
 			if ev.Kind == swarm.EventPiece {
-				w.Release(ev.Piece, ev.Data)
+				w.Release(ev.Piece)
 			}
 		case <-w.detached: // the session is lost: the piece is kept (stored above)
 			if ev.Kind == swarm.EventPiece {
-				w.Release(ev.Piece, ev.Data)
+				w.Release(ev.Piece)
 			}
 		}
 		if full != nil {
@@ -257,14 +257,14 @@ func (w *localWorker) Have(pieces []int) {
 	}
 }
 
-// Release implements PieceReleaser.
-func (w *localWorker) Release(p int, _ []byte) {
+// Release implements swarm.Worker.
+func (w *localWorker) Release(p int) {
 	w.mu.Lock()
 	kept := w.keptOut[p]
 	delete(w.keptOut, p)
 	w.mu.Unlock()
 	if !kept { // kept pieces never counted against the swarm's budget
-		w.ls.Accepted()
+		w.ls.Release(p)
 	}
 }
 

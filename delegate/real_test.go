@@ -27,26 +27,39 @@ func swarmConfig(t testing.TB, tt *swarmtest.Torrent, st swarm.Storage, id byte)
 }
 
 // newSeeder starts a swarm download holding all of tt, seeding on loopback.
-func newSeeder(t testing.TB, tt *swarmtest.Torrent) *swarm.Download {
+func newSeeder(t testing.TB, tt *swarmtest.Torrent) *testDownload {
 	t.Helper()
 	cfg := swarmConfig(t, tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	cfg.Seed = true
 	return newDownload(t, cfg)
 }
 
-func newDownload(t testing.TB, cfg swarm.Config) *swarm.Download {
+// testDownload is a sub-chief with the local swarm it was given.
+type testDownload struct {
+	*swarm.Download
+	local *swarm.LocalSwarm
+}
+
+// Addr is the local swarm's listening address.
+func (d *testDownload) Addr() net.Addr { return d.local.Addr() }
+
+func newDownload(t testing.TB, cfg swarm.Config) *testDownload {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Listener = ln
-	d, err := swarm.New(cfg)
+	local, err := swarm.NewLocalSwarm(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := swarm.New(cfg, local)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return d
+	return &testDownload{Download: d, local: local}
 }
 
 func addrPort(t testing.TB, a net.Addr) netip.AddrPort {

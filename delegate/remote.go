@@ -41,9 +41,10 @@ type ClientConfig struct {
 	// node's answer to the job.
 	HandshakeTimeout time.Duration
 	// MaxPiecesInFlight bounds the pieces read from the node's data
-	// streams that the sub-chief has not yet taken from Events. While it
-	// is reached no data stream is read, so the node's sends block (one
-	// more piece per data stream may be half read).
+	// streams and not yet released (swarm.Worker's Release: stored or
+	// dropped by the sub-chief), whether still waiting in Events or taken.
+	// While it is reached no data stream is read, so the node's sends
+	// block (one more piece per data stream may be half read).
 	MaxPiecesInFlight int
 	// MaxDataStreams is how many data streams the node may open.
 	MaxDataStreams int
@@ -74,7 +75,7 @@ func DefaultClientConfig() ClientConfig {
 	return ClientConfig{
 		Name:              "coordinator",
 		HandshakeTimeout:  10 * time.Second,
-		MaxPiecesInFlight: 4,
+		MaxPiecesInFlight: 8,
 		MaxDataStreams:    8,
 		MaxPieceLength:    64 << 20,
 		PieceTimeout:      10 * time.Second,
@@ -137,7 +138,8 @@ type JobSpec struct {
 // re-hashes every piece from a node), EventRevoked, and one EventFailed
 // when the session drops or the node's worker fails, after which Events is
 // closed. Pieces are read from the node only while fewer than
-// MaxPiecesInFlight wait in Events, so a slow sub-chief throttles the node.
+// MaxPiecesInFlight are unreleased (Release), so a slow disk at the
+// sub-chief throttles the node.
 type RemoteSwarm struct {
 	cfg      ClientConfig
 	log      *slog.Logger
@@ -153,8 +155,12 @@ type RemoteSwarm struct {
 
 	events  chan swarm.WorkerEvent
 	pieceIn chan swarm.WorkerEvent
-	ctrlIn  chan swarm.WorkerEvent
-	status  atomic.Pointer[swarm.WorkerStatus]
+	// unreleased counts pieces read from the node and not yet released;
+	// released wakes run after a Release.
+	unreleased atomic.Int64
+	released   chan struct{}
+	ctrlIn     chan swarm.WorkerEvent
+	status     atomic.Pointer[swarm.WorkerStatus]
 
 	failOnce  sync.Once
 	err       error // set before dead is closed
@@ -256,6 +262,7 @@ func (p *prepared) client(ctx context.Context, conn net.Conn) (*RemoteSwarm, err
 		q:        newSendQueue(),
 		events:   make(chan swarm.WorkerEvent),
 		pieceIn:  make(chan swarm.WorkerEvent),
+		released: make(chan struct{}, 1),
 		ctrlIn:   make(chan swarm.WorkerEvent),
 		dead:     make(chan struct{}),
 		closing:  make(chan struct{}),
@@ -352,6 +359,16 @@ func (r *RemoteSwarm) PeerAddr() string { return r.peerAddr }
 
 // Events implements swarm.Worker.
 func (r *RemoteSwarm) Events() <-chan swarm.WorkerEvent { return r.events }
+
+// Release implements swarm.Worker: one piece read from the node is off the
+// sub-chief's hands, so one more may be read. It never blocks.
+func (r *RemoteSwarm) Release(int) {
+	r.unreleased.Add(-1)
+	select {
+	case r.released <- struct{}{}:
+	default:
+	}
+}
 
 // Status implements swarm.Worker: the node's latest report.
 func (r *RemoteSwarm) Status() swarm.WorkerStatus { return *r.status.Load() }
@@ -468,12 +485,12 @@ func (r *RemoteSwarm) lost(err error) error {
 }
 
 // run owns the event outbox: it takes pieces from the data readers only
-// while fewer than MaxPiecesInFlight wait, and closes Events at the end.
+// while fewer than MaxPiecesInFlight are unreleased, and closes Events at
+// the end.
 func (r *RemoteSwarm) run() {
 	defer close(r.runDone)
 	defer close(r.events)
 	var outbox []swarm.WorkerEvent
-	pieces := 0
 	dead := r.dead
 	failed := false
 	for {
@@ -485,7 +502,7 @@ func (r *RemoteSwarm) run() {
 		var pieceIn, ctrlIn chan swarm.WorkerEvent
 		if !failed {
 			ctrlIn = r.ctrlIn
-			if pieces < r.cfg.MaxPiecesInFlight {
+			if r.unreleased.Load() < int64(r.cfg.MaxPiecesInFlight) {
 				pieceIn = r.pieceIn
 			}
 		}
@@ -495,15 +512,13 @@ func (r *RemoteSwarm) run() {
 		case out <- first:
 			outbox[0] = swarm.WorkerEvent{}
 			outbox = outbox[1:]
-			switch first.Kind {
-			case swarm.EventPiece:
-				pieces--
-			case swarm.EventFailed:
+			if first.Kind == swarm.EventFailed {
 				return
 			}
+		case <-r.released:
 		case ev := <-pieceIn:
 			outbox = append(outbox, ev)
-			pieces++
+			r.unreleased.Add(1)
 		case ev := <-ctrlIn:
 			outbox = append(outbox, ev)
 		case <-dead:

@@ -28,7 +28,7 @@ func closedByThem(c net.Conn) bool {
 	}
 }
 
-func newAcceptTestSwarm(t *testing.T, id byte) (*Download, *swarmtest.Torrent) {
+func newAcceptTestSwarm(t *testing.T, id byte) (*testDownload, *swarmtest.Torrent) {
 	t.Helper()
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), id)

@@ -35,7 +35,7 @@ const maxAttackHeapGrowth = 16 << 20
 type attackEnv struct {
 	tor    hostilepeer.Torrent
 	addr   string // the victim's listening address
-	victim *Download
+	victim *testDownload
 	wg     sync.WaitGroup
 }
 
@@ -255,14 +255,14 @@ func runAttack(tb testing.TB, tt *swarmtest.Torrent, a attack, seedRate int, sam
 	tb.Helper()
 	// Downloads are closed here rather than in Cleanup: a benchmark runs
 	// this b.N times, and each run's memory must be gone before the next.
-	var ds []*Download
+	var ds []*testDownload
 	defer func() {
 		for _, d := range ds {
 			d.Close()
 		}
 	}()
-	start := func(cfg Config) *Download {
-		d, err := New(cfg)
+	start := func(cfg Config) *testDownload {
+		d, err := startDownload(cfg)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -39,12 +38,14 @@ type Status struct {
 	DownRate, UpRate     float64 // bytes/s over all workers
 	Peers, Seeds         int
 	Workers              []WorkerStatus
-	// FirstRequest is when the local swarm queued its first block request
-	// (zero: not yet): the start-up latency the user waits through.
+	// FirstRequest is when a worker first queued a block request (zero:
+	// not yet), the earliest over the workers' statuses: the start-up
+	// latency the user waits through.
 	FirstRequest time.Time
-	// FirstPeer is when the local swarm's first peer completed its
-	// handshake (zero: not yet); FirstRequest - FirstPeer is our own
-	// reaction time, the rest of the start-up waits on trackers and peers.
+	// FirstPeer is when a worker's first peer completed its handshake
+	// (zero: not yet), the earliest over the workers; FirstRequest -
+	// FirstPeer is our own reaction time, the rest of the start-up waits
+	// on trackers and peers.
 	FirstPeer time.Time
 	Complete  bool
 	Err       error
@@ -52,15 +53,14 @@ type Status struct {
 }
 
 // Download is the sub-chief of one torrent download: it leases pieces to
-// its workers (the local peer swarm and any remote swarms added with
-// AddWorker), re-verifies pieces from untrusted workers, hands verified
+// its workers (the one given to New, normally the local peer swarm, and
+// any added with AddWorker), re-verifies pieces from untrusted workers, hands verified
 // pieces to Storage, tells every worker what is stored, and reports
 // Status. One goroutine owns its state.
 type Download struct {
 	cfg     Config
 	log     *slog.Logger
 	storage Storage
-	local   *LocalSwarm
 	n       int
 
 	ctx    context.Context
@@ -68,8 +68,8 @@ type Download struct {
 
 	fanIn chan slotEvent
 	// The storer goroutine hands pieces to Storage so that a slow disk
-	// throttles the workers (through their in-flight accounting) without
-	// ever blocking the sub-chief's loop.
+	// throttles the workers (they wait for Release) without ever blocking
+	// the sub-chief's loop.
 	toStore  chan storeReq
 	storedCh chan storeRes
 
@@ -106,14 +106,16 @@ type Download struct {
 type workerSlot struct {
 	w       Worker
 	idx     int
-	trusted bool // its Verified flag is believed (the local swarm)
+	trusted bool // its Verified flag is believed, and its end fails the download (New's worker)
 	alive   bool
 	state   WorkerState // for Status: gone and quarantined stick
 	taken   int         // pieces accepted from it (Status: exact, unlike its own snapshot)
 	rate    rateMeter
 	bad     int
 	closed  chan struct{} // fan-in finished
-	tokens  chan struct{} // untrusted: one per piece not yet stored
+	// unreleased counts its EventPiece pieces not yet released (Release):
+	// waiting for the storer or being stored.
+	unreleased int
 	// The lease clock (leaseclock.go): while the worker holds pieces it
 	// must deliver one by due; ticket is the watchdog packet with that
 	// deadline, missed the packet of a missed deadline.
@@ -134,10 +136,6 @@ type workerSlot struct {
 	assignedAt time.Time
 }
 
-// remoteInFlight bounds the pieces of one remote worker waiting to be
-// stored; its events are not read beyond that (back-pressure to the node).
-const remoteInFlight = 4
-
 type storeReq struct {
 	s     *workerSlot
 	piece int
@@ -156,20 +154,25 @@ type slotEvent struct {
 	end  bool // the worker's event channel closed
 }
 
-// New validates cfg, starts the local peer swarm and the sub-chief.
-func New(cfg Config) (*Download, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+// New validates cfg and starts the sub-chief with its first worker, local
+// (normally the local peer swarm, built by the caller for the same cfg).
+// The caller states what local is by handing it here: its Verified flag is
+// believed (its pieces are stored without a re-hash), and if it stops, the
+// download fails. The Download owns local from here on and closes it, also
+// when New fails.
+func New(cfg Config, local Worker) (*Download, error) {
+	if local == nil {
+		return nil, fmt.Errorf("%w: no worker", ErrConfig)
 	}
-	local, err := NewLocalSwarm(cfg)
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
+		local.Close()
 		return nil, err
 	}
 	n := cfg.Info.NumPieces()
 	have := cfg.Storage.Have()
 	hasPiece := bitfield.Bitfield(have).Has
 	d := &Download{
-		cfg: cfg, log: cfg.logger().With("swarm", "subchief"), storage: cfg.Storage, local: local, n: n,
+		cfg: cfg, log: cfg.logger().With("swarm", "subchief"), storage: cfg.Storage, n: n,
 		fanIn:    make(chan slotEvent, 1),
 		toStore:  make(chan storeReq),
 		storedCh: make(chan storeRes, 1),
@@ -201,12 +204,6 @@ func New(cfg Config) (*Download, error) {
 	return d, nil
 }
 
-// Local returns the local peer swarm (for its listening address).
-func (d *Download) Local() *LocalSwarm { return d.local }
-
-// Addr is the local swarm's listening address, or nil.
-func (d *Download) Addr() net.Addr { return d.local.Addr() }
-
 // AddPeers records peer addresses and spreads them across the workers:
 // each new one goes to one worker (peerbook.go). It never blocks.
 func (d *Download) AddPeers(addrs []netip.AddrPort) {
@@ -223,8 +220,10 @@ func (d *Download) AddPeers(addrs []netip.AddrPort) {
 	})
 }
 
-// AddWorker adds a remote swarm; its pieces are always re-verified. It
-// gets work and its share of the known peers at once. It never blocks.
+// AddWorker adds a worker whose pieces are always re-verified (a remote
+// swarm) and which may stop without failing the download; the Download
+// owns it from here on. It gets work and its share of the known peers at
+// once. It never blocks.
 func (d *Download) AddWorker(w Worker) {
 	d.post(func() {
 		if d.stopped {
@@ -240,6 +239,20 @@ func (d *Download) AddWorker(w Worker) {
 		}
 		d.refill(s, time.Now(), true)
 		d.joinPeers(s)
+	})
+}
+
+// RemoveWorker closes a worker added with AddWorker (its node left the
+// cluster, or is no longer needed); its lease returns to the pool once its
+// events end. It never blocks; an unknown or finished worker is ignored.
+func (d *Download) RemoveWorker(w Worker) {
+	d.post(func() {
+		for _, s := range d.slots {
+			if s.idx >= 0 && s.alive && !s.trusted && s.w == w {
+				go s.w.Close() // its events end: workerGone takes the lease back
+				return
+			}
+		}
 	})
 }
 
@@ -283,9 +296,6 @@ func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
 		return &workerSlot{w: w, idx: -1}
 	}
 	s := &workerSlot{w: w, idx: idx, trusted: trusted, alive: true, closed: make(chan struct{})}
-	if !trusted {
-		s.tokens = make(chan struct{}, remoteInFlight)
-	}
 	if idx == len(d.slots) {
 		d.slots = append(d.slots, s)
 	} else {
@@ -297,13 +307,6 @@ func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
 		defer d.wg.Done()
 		defer close(s.closed)
 		for ev := range w.Events() {
-			if ev.Kind == EventPiece && s.tokens != nil {
-				select {
-				case s.tokens <- struct{}{}:
-				case <-d.stopCh:
-					return
-				}
-			}
 			select {
 			case d.fanIn <- slotEvent{slot: idx, ev: ev}:
 			case <-d.stopCh:
@@ -350,7 +353,7 @@ func (d *Download) storer() {
 // stored settles a piece the storer handed to Storage.
 func (d *Download) stored(r storeRes) {
 	d.submitWait += r.took
-	d.release(r.s)
+	d.release(r.s, r.piece)
 	if r.err != nil {
 		d.recycle(r.data)
 		if d.ctx.Err() == nil {
@@ -361,16 +364,11 @@ func (d *Download) stored(r storeRes) {
 	d.refill(r.s, time.Now(), false)
 }
 
-// release ends the in-flight accounting of one piece from worker s.
-func (d *Download) release(s *workerSlot) {
-	if s.trusted {
-		d.local.Accepted()
-	} else if s.tokens != nil {
-		select {
-		case <-s.tokens:
-		default:
-		}
-	}
+// release tells worker s that one piece it delivered is off our hands
+// (stored or dropped): the Release of the Worker contract.
+func (d *Download) release(s *workerSlot, piece int) {
+	s.unreleased--
+	s.w.Release(piece)
 }
 
 func (d *Download) run() {
@@ -461,8 +459,9 @@ func (d *Download) handle(se slotEvent) {
 	ev := se.ev
 	switch ev.Kind {
 	case EventPiece:
+		s.unreleased++
 		if !d.gotPiece(s, ev) {
-			d.release(s) // dropped: no longer in flight
+			d.release(s, ev.Piece) // dropped
 		}
 	case EventRevoked:
 		d.lb.Return(s.idx, ev.Pieces)
@@ -646,6 +645,8 @@ func (d *Download) publish(now time.Time) {
 			continue
 		}
 		ws := s.w.Status()
+		st.FirstRequest = earliest(st.FirstRequest, ws.FirstRequest)
+		st.FirstPeer = earliest(st.FirstPeer, ws.FirstPeer)
 		ws.Delivered = s.taken
 		ws.Identity = identityOf(s.w)
 		switch {
@@ -666,16 +667,16 @@ func (d *Download) publish(now time.Time) {
 			st.Seeds += ws.Seeds
 		}
 	}
-	if d.local != nil {
-		if ns := d.local.firstBlock.Load(); ns != 0 {
-			st.FirstRequest = time.Unix(0, ns)
-		}
-		if ns := d.local.firstPeer.Load(); ns != 0 {
-			st.FirstPeer = time.Unix(0, ns)
-		}
-	}
 	d.uploaded.Store(st.Uploaded)
 	d.downloaded.Store(st.Downloaded)
 	d.left.Store(st.Length - st.BytesDone)
 	d.status.Store(&st)
+}
+
+// earliest is the earlier of two times, a zero time meaning "not yet".
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }

@@ -23,7 +23,7 @@ func heapInUse() int64 {
 
 // floodPeer dials d from ip with the given reserved bits and completes the
 // handshake; the caller decides whether it ever reads.
-func floodPeer(t *testing.T, d *Download, tt *swarmtest.Torrent, ip string, reserved [8]byte) net.Conn {
+func floodPeer(t *testing.T, d *testDownload, tt *swarmtest.Torrent, ip string, reserved [8]byte) net.Conn {
 	t.Helper()
 	c := handshakeFrom(t, d, tt, ip, "-FLOOD0-"+ip, reserved)
 	c.SetReadDeadline(time.Time{})
@@ -51,7 +51,7 @@ func sendRequests(c net.Conn, tt *swarmtest.Torrent, n int) {
 	c.Write(buf)
 }
 
-func newFloodSeeder(t *testing.T, id byte) (*Download, *swarmtest.Torrent) {
+func newFloodSeeder(t *testing.T, id byte) (*testDownload, *swarmtest.Torrent) {
 	t.Helper()
 	tt := swarmtest.NewTorrent(t, 4<<20, 256<<10)
 	return newTestSeeder(t, tt, id), tt

@@ -46,9 +46,34 @@ func listen(t testing.TB, ip string) net.Listener {
 	return l
 }
 
-func newTestDownload(t testing.TB, cfg Config) *Download {
+// testDownload is a sub-chief with the local swarm it was given.
+type testDownload struct {
+	*Download
+	local *LocalSwarm
+}
+
+// Local is the download's local peer swarm.
+func (d *testDownload) Local() *LocalSwarm { return d.local }
+
+// Addr is the local swarm's listening address, or nil.
+func (d *testDownload) Addr() net.Addr { return d.local.Addr() }
+
+// startDownload starts a local swarm for cfg and a sub-chief with it.
+func startDownload(cfg Config) (*testDownload, error) {
+	local, err := NewLocalSwarm(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d, err := New(cfg, local)
+	if err != nil {
+		return nil, err
+	}
+	return &testDownload{Download: d, local: local}, nil
+}
+
+func newTestDownload(t testing.TB, cfg Config) *testDownload {
 	t.Helper()
-	d, err := New(cfg)
+	d, err := startDownload(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +81,7 @@ func newTestDownload(t testing.TB, cfg Config) *Download {
 	return d
 }
 
-func waitComplete(t testing.TB, d *Download, timeout time.Duration) {
+func waitComplete(t testing.TB, d *testDownload, timeout time.Duration) {
 	t.Helper()
 	select {
 	case <-d.Complete():
@@ -67,7 +92,7 @@ func waitComplete(t testing.TB, d *Download, timeout time.Duration) {
 }
 
 // dialFrom opens a TCP connection to d from ip and sends pre (if any).
-func dialFrom(t *testing.T, d *Download, ip string, pre []byte) net.Conn {
+func dialFrom(t *testing.T, d *testDownload, ip string, pre []byte) net.Conn {
 	t.Helper()
 	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
 	c, err := dialer.Dial("tcp", d.Addr().String())
@@ -86,7 +111,7 @@ func dialFrom(t *testing.T, d *Download, ip string, pre []byte) net.Conn {
 // handshakeFrom dials d from ip and completes the handshake as peer id with
 // the given reserved bits. The connection's read deadline is left 10 s
 // after the dial.
-func handshakeFrom(t *testing.T, d *Download, tt *swarmtest.Torrent, ip, id string, reserved [8]byte) net.Conn {
+func handshakeFrom(t *testing.T, d *testDownload, tt *swarmtest.Torrent, ip, id string, reserved [8]byte) net.Conn {
 	t.Helper()
 	c := dialFrom(t, d, ip, nil)
 	var pid [20]byte
@@ -102,7 +127,7 @@ func handshakeFrom(t *testing.T, d *Download, tt *swarmtest.Torrent, ip, id stri
 }
 
 // newTestSeeder starts a download holding all of tt, seeding on loopback.
-func newTestSeeder(t testing.TB, tt *swarmtest.Torrent, id byte) *Download {
+func newTestSeeder(t testing.TB, tt *swarmtest.Torrent, id byte) *testDownload {
 	t.Helper()
 	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), id)
 	cfg.Listener = listen(t, "127.0.0.1")

@@ -66,7 +66,7 @@ func TestDownloadFromAria2Seeders(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Info, cfg.InfoHash, cfg.Storage = tor.Info, tor.InfoHash, st
 	copy(cfg.PeerID[:], "-FL0001-aria2interop")
-	d, err := New(cfg)
+	d, err := startDownload(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestAria2DownloadsFromUs(t *testing.T) {
 	copy(cfg.PeerID[:], "-FL0001-seedinterop0")
 	cfg.Logger = swarmtest.Logger(t, slog.LevelInfo)
 	cfg.Listener = listen(t, "127.0.0.1")
-	d, err := New(cfg)
+	d, err := startDownload(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func (d *Download) checkLeases(now time.Time) {
 		if !s.alive || s.idx < 0 || s.due.IsZero() || now.Before(s.due) {
 			continue
 		}
-		if s.tokens != nil && len(s.tokens) == cap(s.tokens) {
+		if s.unreleased > 0 {
 			continue // our storage holds back its pieces: we are late, not it
 		}
 		if !d.canTakeOver(s, now) {

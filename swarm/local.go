@@ -50,9 +50,9 @@ type LocalSwarm struct {
 	bans      atomic.Pointer[map[netip.Addr]struct{}]
 	distrusts atomic.Pointer[map[netip.Addr]struct{}] // published copy of trust's distrusted set
 	status    atomic.Pointer[WorkerStatus]
-	// transit counts verified pieces handed to the sub-chief that Storage
-	// has not yet accepted: their buffers count against MaxInFlightBytes.
-	transit atomic.Int64
+	// unreleased counts verified pieces delivered (EventPiece) and not yet
+	// released (Release): their buffers count against MaxInFlightBytes.
+	unreleased atomic.Int64
 	// firstBlock is when the first block request was queued (UnixNano).
 	firstBlock atomic.Int64
 	// firstPeer is when the first peer completed its handshake (UnixNano):
@@ -215,6 +215,12 @@ func (s *LocalSwarm) Events() <-chan WorkerEvent { return s.events }
 func (s *LocalSwarm) Status() WorkerStatus {
 	st := *s.status.Load()
 	st.Downloaded, st.Wasted = s.downloaded.Load(), s.wasted.Load()
+	if ns := s.firstBlock.Load(); ns != 0 {
+		st.FirstRequest = time.Unix(0, ns)
+	}
+	if ns := s.firstPeer.Load(); ns != 0 {
+		st.FirstPeer = time.Unix(0, ns)
+	}
 	return st
 }
 
@@ -611,7 +617,7 @@ func (s *LocalSwarm) hashed(j hashJob) {
 			}
 			s.releaseBuf(sus.buf)
 		}
-		s.transit.Add(1)
+		s.unreleased.Add(1)
 		s.outbox = append(s.outbox, WorkerEvent{Kind: EventPiece, Piece: j.piece, Data: j.buf, Verified: true})
 		s.fillAll()
 		return
@@ -749,14 +755,14 @@ func (s *LocalSwarm) ban(addrs ...netip.Addr) {
 	}
 }
 
-// Accepted tells the swarm that one piece it delivered (EventPiece) was
+// Release implements Worker: one piece it delivered (EventPiece) was
 // taken off its hands — handed to Storage, shipped, or dropped — so its
 // buffer no longer counts against MaxInFlightBytes. Whoever consumes the
-// events of a LocalSwarm must call it once per EventPiece, or the swarm
-// stalls once MaxInFlightBytes of delivered pieces are outstanding. The
-// sub-chief (Download) does so. Safe from any goroutine; never blocks.
-func (s *LocalSwarm) Accepted() {
-	s.transit.Add(-1)
+// events must call it once per EventPiece, or the swarm stalls once
+// MaxInFlightBytes of delivered pieces are outstanding. Safe from any
+// goroutine; never blocks.
+func (s *LocalSwarm) Release(int) {
+	s.unreleased.Add(-1)
 	s.post(s.fillAll)
 }
 

@@ -580,7 +580,7 @@ func (s *LocalSwarm) fill(p *peer) {
 	} else if want <= 0 || (len(p.reqs) > 0 && want < depth/4) {
 		return
 	}
-	s.picker.Held = s.verifying + int(s.transit.Load()) + len(s.suspects)
+	s.picker.Held = s.verifying + int(s.unreleased.Load()) + len(s.suspects)
 	s.pickBuf = s.picker.Pick(p.key, p.hasFn, want, s.pickBuf[:0])
 	if len(s.pickBuf) == 0 {
 		return

@@ -61,7 +61,7 @@ func TestPeerBookFreshestFirstBounded(t *testing.T) {
 }
 
 // barrier waits until the sub-chief has run everything posted before it.
-func barrier(t *testing.T, d *Download) {
+func barrier(t *testing.T, d *testDownload) {
 	t.Helper()
 	ran := make(chan struct{})
 	d.post(func() { close(ran) })
@@ -73,7 +73,7 @@ func barrier(t *testing.T, d *Download) {
 }
 
 // localPeers returns the addresses the local swarm was given.
-func localPeers(t *testing.T, d *Download) []netip.AddrPort {
+func localPeers(t *testing.T, d *testDownload) []netip.AddrPort {
 	t.Helper()
 	got := make(chan []netip.AddrPort, 1)
 	d.local.post(func() {

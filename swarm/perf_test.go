@@ -149,7 +149,7 @@ func perfChild(arg string, stdout io.Writer) error {
 		cfg.Storage = nullStorage{written: make(chan int, tor.Info.NumPieces()), n: tor.Info.NumPieces()}
 	}
 	start := time.Now()
-	d, err := New(cfg)
+	d, err := startDownload(cfg)
 	if err != nil {
 		st.Close()
 		return err

@@ -18,7 +18,8 @@ import (
 
 // fakeWorker is a remote swarm stand-in: it delivers every piece assigned
 // to it (with correct or corrupted data) unless it is told to hold them.
-// It records what the sub-chief tells it.
+// It records what the sub-chief tells it. Like a remote swarm it holds at
+// most fakeInFlight unreleased pieces (the Worker contract's back-pressure).
 type fakeWorker struct {
 	name    string
 	tt      *swarmtest.Torrent
@@ -35,6 +36,8 @@ type fakeWorker struct {
 	have      map[int]bool
 	revokes   int
 	sent      int
+	released  map[int]int        // Release calls per piece
+	held      int                // pieces sent and not yet released
 	log       []fakeCall         // Assign and Revoke calls, in order
 	leasedAt  map[int]time.Time  // when each piece not yet delivered was assigned
 	maxHold   time.Duration      // longest time from Assign to delivery of a piece
@@ -56,10 +59,14 @@ type fakeCall struct {
 
 var fakeSeq atomic.Int64
 
+// fakeInFlight bounds a fakeWorker's unreleased pieces.
+const fakeInFlight = 4
+
 func newFakeWorker(name string, tt *swarmtest.Torrent) *fakeWorker {
 	return &fakeWorker{name: name, tt: tt, events: make(chan WorkerEvent),
 		assigned: map[int]bool{}, delivered: map[int]bool{}, have: map[int]bool{}, leasedAt: map[int]time.Time{},
-		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+		released: map[int]int{},
+		wake:     make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (f *fakeWorker) start() *fakeWorker { go f.run(); return f }
@@ -83,7 +90,10 @@ func (f *fakeWorker) run() {
 		var ch chan WorkerEvent
 		var first WorkerEvent
 		if len(out) > 0 {
-			if gate == nil {
+			f.mu.Lock()
+			full := out[0].Kind == EventPiece && f.held >= fakeInFlight
+			f.mu.Unlock()
+			if gate == nil && !full {
 				ch, first = f.events, out[0]
 			}
 		} else {
@@ -116,6 +126,9 @@ func (f *fakeWorker) run() {
 			out = out[1:]
 			f.mu.Lock()
 			f.sent++
+			if first.Kind == EventPiece {
+				f.held++
+			}
 			if at, ok := f.leasedAt[first.Piece]; ok && first.Kind == EventPiece {
 				f.maxHold = max(f.maxHold, time.Since(at))
 				delete(f.leasedAt, first.Piece)
@@ -180,6 +193,31 @@ func (f *fakeWorker) AddPeers(addrs []netip.AddrPort) {
 	f.mu.Unlock()
 }
 func (f *fakeWorker) Events() <-chan WorkerEvent { return f.events }
+func (f *fakeWorker) Release(piece int) {
+	f.mu.Lock()
+	f.released[piece]++
+	f.held--
+	f.mu.Unlock()
+	f.post(func() []WorkerEvent { return nil })
+}
+
+// releasedOnce reports the first piece delivered and not released exactly
+// once, or -1.
+func (f *fakeWorker) releasedOnce() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.delivered {
+		if f.released[i] != 1 {
+			return i
+		}
+	}
+	for i := range f.released {
+		if !f.delivered[i] {
+			return i
+		}
+	}
+	return -1
+}
 func (f *fakeWorker) Status() WorkerStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -295,8 +333,9 @@ func (g gatedStorage) Submit(ctx context.Context, p int, data []byte) error {
 	return g.Storage.Submit(ctx, p, data)
 }
 
-// A slow disk throttles a remote worker (a few pieces in flight) and never
-// blocks the sub-chief's loop.
+// A slow disk throttles a remote worker (a few pieces in flight: the
+// sub-chief releases a piece only once it is stored, exactly once) and
+// never blocks the sub-chief's loop.
 func TestSubChiefStorageBackPressure(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
 	cfg, st := subChiefConfig(t, tt)
@@ -320,13 +359,16 @@ func TestSubChiefStorageBackPressure(t *testing.T) {
 	f.mu.Lock()
 	sent := f.sent
 	f.mu.Unlock()
-	if sent > remoteInFlight+2 {
-		t.Fatalf("remote worker sent %d pieces while storage was blocked (limit %d)", sent, remoteInFlight)
+	if sent > fakeInFlight+2 {
+		t.Fatalf("remote worker sent %d pieces while storage was blocked (limit %d)", sent, fakeInFlight)
 	}
 	close(g.gate)
 	waitComplete(t, d, 10*time.Second)
 	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
+	}
+	if p := f.releasedOnce(); p >= 0 {
+		t.Fatalf("piece %d not released exactly once", p)
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 	"flotilla/swarm/swarmtest"
 )
 
-func addrOf(t testing.TB, d *Download) netip.AddrPort {
+func addrOf(t testing.TB, d *testDownload) netip.AddrPort {
 	t.Helper()
 	ap, err := netip.ParseAddrPort(d.Addr().String())
 	if err != nil {
@@ -78,7 +78,7 @@ func TestCloseMidDownload(t *testing.T) {
 	seedCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	seedCfg.Listener = listen(t, "127.0.0.1")
 	seedCfg.Seed = true
-	seeder, err := New(seedCfg)
+	seeder, err := startDownload(seedCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestCloseMidDownload(t *testing.T) {
 	// disk now takes a few pieces and then hangs until Close, so the
 	// download is still unfinished (and a Submit blocked) when it closes.
 	cfg.Storage = &stallingStorage{Storage: st, left: 4}
-	leecher, err := New(cfg)
+	leecher, err := startDownload(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: got %v, want ErrConfig", name, err)
 		}
-		if _, err := New(c); err == nil {
+		if _, err := startDownload(c); err == nil {
 			t.Errorf("%s: New accepted an invalid config", name)
 		}
 	}
@@ -171,7 +171,7 @@ func TestCloseDuringHandshake(t *testing.T) {
 	cfg.Listener = listen(t, "127.0.0.1")
 	cfg.HandshakeTimeout = time.Minute
 	cfg.DialTimeout = time.Minute
-	d, err := New(cfg)
+	d, err := startDownload(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

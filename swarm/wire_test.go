@@ -15,7 +15,7 @@ import (
 )
 
 // rawPeer dials d from local address ip and does the handshake as peer id.
-func rawPeer(t *testing.T, d *Download, tt *swarmtest.Torrent, ip, id string) (net.Conn, *peerwire.Reader) {
+func rawPeer(t *testing.T, d *testDownload, tt *swarmtest.Torrent, ip, id string) (net.Conn, *peerwire.Reader) {
 	t.Helper()
 	c := handshakeFrom(t, d, tt, ip, id, peerwire.DefaultReserved())
 	return c, peerwire.NewReader(c, peerwire.DefaultLimits(tt.Info.NumPieces(), tt.Info.PieceLength, tt.Info.Length))
@@ -32,7 +32,7 @@ func writeMsgs(t *testing.T, c net.Conn, ms ...peerwire.Message) {
 	}
 }
 
-func connectedPeers(t *testing.T, d *Download) int {
+func connectedPeers(t *testing.T, d *testDownload) int {
 	var n int
 	onOwner(t, d.Local(), func() { n = d.Local().npeers })
 	return n

@@ -6,14 +6,40 @@ import (
 )
 
 // Worker is a swarm doing download work for the sub-chief: the local peer
-// swarm (*LocalSwarm) or a remote swarm node reached through package
-// delegate. The sub-chief leases pieces to each worker; a worker downloads
-// only pieces it holds a lease on and reports each finished piece with its
-// data.
+// swarm (package peerswarm) or a remote swarm node reached through package
+// delegate. The sub-chief cannot tell them apart: whoever builds a worker
+// hands it to the sub-chief (New, AddWorker) and says whether its Verified
+// flag is believed. The sub-chief leases pieces to each worker; a worker
+// downloads only pieces it holds a lease on and reports each finished piece
+// with its data.
 //
-// Concurrency: every method may be called from any goroutine and must not
-// block on the worker's progress (commands are queued). Events is read by
-// the sub-chief's goroutine only; the worker closes it when it stops.
+// Ownership: once handed to the sub-chief, a worker is the sub-chief's; it
+// is the only one that closes it (Download.RemoveWorker asks it to).
+//
+// Concurrency:
+//
+//   - Name, Assign, Revoke, Have, AddPeers, Release and Status may be
+//     called from any goroutine, concurrently, and must never block on the
+//     worker's progress or the network: they queue a command for the
+//     worker's own goroutine (or read a snapshot) and return. They may be
+//     called after Close and then do nothing. The slices they are given are
+//     the caller's: a worker copies what it keeps.
+//   - Events is read by one goroutine of the sub-chief. The worker closes
+//     the channel when it stops (after Close, or after it sent
+//     EventFailed); it must not block forever on a send once Close is
+//     called.
+//   - Close may block until the worker's goroutines are gone (a remote
+//     worker waits a bounded time for the node to hear it); it is called
+//     once by the sub-chief, never from the goroutine reading Events.
+//
+// Back-pressure: every EventPiece hands the piece's buffer to the
+// sub-chief, which calls Release(piece) exactly once for it when the piece
+// is off its hands — stored, or dropped (a duplicate, out of range, or a
+// failed re-hash) — unless it closes the worker first. A worker bounds its own unreleased pieces: once it has
+// as many as it may hold, it stops downloading (or reading from its node)
+// until Release, so a disk slower than the network throttles the workers
+// without the sub-chief's loop ever waiting. Pieces delivered but not
+// released when the worker is closed are released by Close.
 type Worker interface {
 	// Name identifies the worker in status and logs ("local", a node name).
 	Name() string
@@ -30,6 +56,11 @@ type Worker interface {
 	AddPeers(addrs []netip.AddrPort)
 	// Events delivers pieces, revocations and failures.
 	Events() <-chan WorkerEvent
+	// Release says that the piece of one EventPiece is off the receiver's
+	// hands (stored or dropped); the receiver no longer holds its buffer.
+	// Called at most once per EventPiece (exactly once unless the worker
+	// is closed first).
+	Release(piece int)
 	// Status is a snapshot; it never blocks.
 	Status() WorkerStatus
 	// Close stops the worker and waits for it.
@@ -40,8 +71,8 @@ type Worker interface {
 type EventKind uint8
 
 const (
-	// EventPiece carries a finished piece's data (ownership passes to the
-	// receiver). Verified says the worker checked its SHA-1; the sub-chief
+	// EventPiece carries a finished piece's data (the receiver holds the
+	// buffer until it calls Release). Verified says the worker checked its SHA-1; the sub-chief
 	// re-checks pieces from workers it does not trust.
 	EventPiece EventKind = iota + 1
 	// EventRevoked lists the pieces a worker gave back after Revoke.
@@ -85,7 +116,11 @@ type WorkerStatus struct {
 	Outstanding int     // block requests in flight
 	TimedOut    int64   // block requests that passed their deadline (requested again elsewhere)
 	Snubbed     int     // connected peers that stopped sending blocks
-	Updated     time.Time
+	// FirstRequest is when the worker queued its first block request and
+	// FirstPeer when its first peer completed the handshake (zero: not yet,
+	// or not measured): FirstRequest - FirstPeer is our own reaction time.
+	FirstRequest, FirstPeer time.Time
+	Updated                 time.Time
 }
 
 // WorkerState is what the sub-chief makes of a worker.

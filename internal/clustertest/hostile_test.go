@@ -218,6 +218,7 @@ func (w *garbageWorker) Have(pieces []int) {
 	w.mu.Unlock()
 }
 func (w *garbageWorker) AddPeers([]netip.AddrPort)        {}
+func (w *garbageWorker) Release(int)                      {}
 func (w *garbageWorker) Events() <-chan swarm.WorkerEvent { return w.events }
 func (w *garbageWorker) Status() swarm.WorkerStatus {
 	w.mu.Lock()
