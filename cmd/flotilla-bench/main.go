@@ -207,35 +207,7 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 		}
 	}
 
-	cfg := lab.DefaultSwarmConfig()
-	cfg.Dir = filepath.Join(workDir, "lab")
-	cfg.Payload = lab.PayloadSpec{Name: "flotilla-bench.bin", Seed: o.seed, Size: o.size}
-	cfg.PieceLength = o.piece
-	cfg.Seeders = o.seeders
-	cfg.SeederUploadLimit = o.seedLimit
-	cfg.Logger = logger
-	var sw *lab.Swarm
-	var clientHost lab.Host = lab.Loopback("127.0.0.1")
-	switch o.labKind {
-	case "loopback":
-		sw, err = lab.StartLoopbackSwarm(ctx, cl, cfg)
-	case "netns":
-		names := []string{"tracker", "client"}
-		for i := range o.seeders {
-			names = append(names, fmt.Sprintf("seed%d", i+1))
-		}
-		var hosts map[string]*lab.Netns
-		hosts, err = lab.NewStar(ctx, cl, lab.StarConfig{Hosts: names, Subnet: "10.231.0"})
-		if err != nil {
-			return err
-		}
-		var seeders []lab.Host
-		for _, n := range names[2:] {
-			seeders = append(seeders, hosts[n])
-		}
-		clientHost = hosts["client"]
-		sw, err = lab.StartSwarm(ctx, cl, cfg, hosts["tracker"], seeders)
-	}
+	sw, clientHost, err := startLab(ctx, cl, o, workDir, logger)
 	if err != nil {
 		return err
 	}
@@ -251,29 +223,9 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 	// for all of them twice over.
 	keepRuns := o.keep || enoughSpace(workDir, o.size*int64(o.runs*len(cs))*2)
 	load0 := loadAvg()
-	var results []result
-	for run := 1; run <= o.runs; run++ {
-		for _, c := range cs {
-			if c.Skip != "" {
-				continue
-			}
-			r := runOnce(ctx, c, clientHost, sw, workDir, run, o.timeout, keepRuns)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			for _, p := range sw.Seeders {
-				if p.Exited() {
-					return fmt.Errorf("seeder %s died during the benchmark; see %s", p.Name, p.LogPath)
-				}
-			}
-			results = append(results, r)
-			if r.OK {
-				fmt.Fprintf(stdout, "run %d/%d %-16s %7.2f s %8.1f MB/s  CPU %6.2f s  RSS %7.1f MiB  ok\n",
-					run, o.runs, c.Name, r.Wall.Seconds(), r.MBps, r.CPU.Seconds(), r.RSSMiB)
-			} else {
-				fmt.Fprintf(stdout, "run %d/%d %-16s FAIL: %s\n", run, o.runs, c.Name, oneLine(r.Fail))
-			}
-		}
+	results, err := runAll(ctx, o, cs, clientHost, sw, workDir, keepRuns, stdout)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(stdout)
 	printMachine(stdout, cs, load0)
@@ -292,6 +244,72 @@ func bench(ctx context.Context, cl *lab.Cleanup, o options, stdout, stderr io.Wr
 		fmt.Fprintf(stdout, "kept: %s\n", workDir)
 	}
 	return nil
+}
+
+// startLab starts the benchmark's swarm in the lab o asks for and returns
+// it with the host the clients run on.
+func startLab(ctx context.Context, cl *lab.Cleanup, o options, workDir string, logger *slog.Logger) (*lab.Swarm, lab.Host, error) {
+	cfg := lab.DefaultSwarmConfig()
+	cfg.Dir = filepath.Join(workDir, "lab")
+	cfg.Payload = lab.PayloadSpec{Name: "flotilla-bench.bin", Seed: o.seed, Size: o.size}
+	cfg.PieceLength = o.piece
+	cfg.Seeders = o.seeders
+	cfg.SeederUploadLimit = o.seedLimit
+	cfg.Logger = logger
+	var sw *lab.Swarm
+	var err error
+	var clientHost lab.Host = lab.Loopback("127.0.0.1")
+	switch o.labKind {
+	case "loopback":
+		sw, err = lab.StartLoopbackSwarm(ctx, cl, cfg)
+	case "netns":
+		names := []string{"tracker", "client"}
+		for i := range o.seeders {
+			names = append(names, fmt.Sprintf("seed%d", i+1))
+		}
+		var hosts map[string]*lab.Netns
+		hosts, err = lab.NewStar(ctx, cl, lab.StarConfig{Hosts: names, Subnet: "10.231.0"})
+		if err != nil {
+			return nil, nil, err
+		}
+		var seeders []lab.Host
+		for _, n := range names[2:] {
+			seeders = append(seeders, hosts[n])
+		}
+		clientHost = hosts["client"]
+		sw, err = lab.StartSwarm(ctx, cl, cfg, hosts["tracker"], seeders)
+	}
+	return sw, clientHost, err
+}
+
+// runAll runs every client that is not skipped o.runs times, interleaved,
+// printing a line per run, and returns the results.
+func runAll(ctx context.Context, o options, cs []*client, clientHost lab.Host, sw *lab.Swarm, workDir string, keepRuns bool, stdout io.Writer) ([]result, error) {
+	var results []result
+	for run := 1; run <= o.runs; run++ {
+		for _, c := range cs {
+			if c.Skip != "" {
+				continue
+			}
+			r := runOnce(ctx, c, clientHost, sw, workDir, run, o.timeout, keepRuns)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			for _, p := range sw.Seeders {
+				if p.Exited() {
+					return nil, fmt.Errorf("seeder %s died during the benchmark; see %s", p.Name, p.LogPath)
+				}
+			}
+			results = append(results, r)
+			if r.OK {
+				fmt.Fprintf(stdout, "run %d/%d %-16s %7.2f s %8.1f MB/s  CPU %6.2f s  RSS %7.1f MiB  ok\n",
+					run, o.runs, c.Name, r.Wall.Seconds(), r.MBps, r.CPU.Seconds(), r.RSSMiB)
+			} else {
+				fmt.Fprintf(stdout, "run %d/%d %-16s FAIL: %s\n", run, o.runs, c.Name, oneLine(r.Fail))
+			}
+		}
+	}
+	return results, nil
 }
 
 // serve prints the swarm, writes the info file and waits for a signal.
