@@ -101,39 +101,10 @@ func runOnce(ctx context.Context, c *client, host lab.Host, sw *lab.Swarm, runDi
 		r.Fail = err.Error()
 		return r
 	}
-	var doneAt, nextVerify time.Time
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-wait:
-	for {
-		select {
-		case <-p.Done():
-			doneAt = p.Ended()
-			break wait
-		case <-rctx.Done():
-			p.Stop()
-			if ctx.Err() != nil {
-				r.Fail = "interrupted"
-			} else {
-				r.Fail = fmt.Sprintf("timed out after %v; log ends: %s", timeout, p.Tail(300))
-			}
-			return r
-		case <-tick.C:
-			// A client that keeps running after completion is stopped once
-			// its output is complete and correct; time is taken then.
-			// Hashing is only tried when every byte is allocated, and after
-			// a miss (a client that preallocates) not again for a while, so
-			// polling does not steal the client's CPU.
-			if !c.ExitsWhenDone && time.Now().After(nextVerify) && sw.Payload.Complete(out) {
-				seen := time.Now() // the hash check's own time is not the client's
-				if sw.Payload.Verify(out) == nil {
-					doneAt = seen
-					p.Stop()
-					break wait
-				}
-				nextVerify = time.Now().Add(4 * time.Since(seen))
-			}
-		}
+	doneAt, fail := awaitDone(ctx, rctx, c, p, sw, out, timeout)
+	if fail != "" {
+		r.Fail = fail
+		return r
 	}
 	r.Wall = doneAt.Sub(p.Started)
 	if ru, ok := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -162,4 +133,39 @@ wait:
 		}
 	}
 	return r
+}
+
+// awaitDone waits until the client's process p exits or, for a client that
+// keeps running, its output in out is complete and correct, and returns
+// when that was; or, when rctx ends first, stops p and says why.
+func awaitDone(ctx, rctx context.Context, c *client, p *lab.Proc, sw *lab.Swarm, out string, timeout time.Duration) (time.Time, string) {
+	var nextVerify time.Time
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.Done():
+			return p.Ended(), ""
+		case <-rctx.Done():
+			p.Stop()
+			if ctx.Err() != nil {
+				return time.Time{}, "interrupted"
+			}
+			return time.Time{}, fmt.Sprintf("timed out after %v; log ends: %s", timeout, p.Tail(300))
+		case <-tick.C:
+			// A client that keeps running after completion is stopped once
+			// its output is complete and correct; time is taken then.
+			// Hashing is only tried when every byte is allocated, and after
+			// a miss (a client that preallocates) not again for a while, so
+			// polling does not steal the client's CPU.
+			if !c.ExitsWhenDone && time.Now().After(nextVerify) && sw.Payload.Complete(out) {
+				seen := time.Now() // the hash check's own time is not the client's
+				if sw.Payload.Verify(out) == nil {
+					p.Stop()
+					return seen, ""
+				}
+				nextVerify = time.Now().Add(4 * time.Since(seen))
+			}
+		}
+	}
 }
