@@ -104,35 +104,55 @@ func StartSwarm(ctx context.Context, cl *Cleanup, cfg SwarmConfig, trackerHost H
 	}
 	log.Info("payload written", "path", s.Payload.Path, "bytes", s.Payload.Total, "took", time.Since(start).Round(time.Millisecond))
 
+	if err := s.startTracker(ctx, cl, cfg, trackerHost, log); err != nil {
+		return nil, err
+	}
+	start = time.Now()
+	if err := s.startSeeders(ctx, cl, cfg, seederHosts); err != nil {
+		return nil, err
+	}
+	log.Info("seeders registered", "seeders", s.SeederAddrs, "took", time.Since(start).Round(time.Millisecond))
+	return s, nil
+}
+
+// startTracker makes the torrent of s.Payload and starts the tracker on
+// trackerHost, with the torrent naming it.
+func (s *Swarm) startTracker(ctx context.Context, cl *Cleanup, cfg SwarmConfig, trackerHost Host, log *slog.Logger) error {
+	dir := s.Dir
 	// The torrent must name the tracker's URL (its port is only known once
 	// it runs) and the tracker must whitelist the torrent's info-hash. The
 	// info-hash does not depend on the announce URL: make the torrent with a
 	// provisional URL, start the tracker with its hash, then put the real
 	// URL in (the info dictionary's bytes are kept exactly).
-	start = time.Now()
+	start := time.Now()
 	provisional := [][]string{{"http://" + trackerHost.IP() + ":1/announce"}}
 	torrentPath := filepath.Join(dir, cfg.Payload.Name+".torrent")
 	t0, err := MakeTorrent(ctx, s.Payload, cfg.PieceLength, provisional, torrentPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.Tracker, err = StartOpentracker(ctx, cl, trackerHost, filepath.Join(dir, "tracker"), t0.InfoHash)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := SetTrackers(torrentPath, [][]string{{s.Tracker.HTTPAnnounce}}); err != nil {
-		return nil, err
+		return err
 	}
 	s.Torrent = &Torrent{Path: torrentPath, Name: t0.Name, InfoHash: t0.InfoHash,
 		PieceLength: cfg.PieceLength, Tiers: [][]string{{s.Tracker.HTTPAnnounce}}}
 	log.Info("torrent made", "path", torrentPath, "infohash", fmt.Sprintf("%x", t0.InfoHash),
 		"tracker", s.Tracker.HTTPAnnounce, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
 
-	start = time.Now()
+// startSeeders starts an aria2c seeder on each host and waits until the
+// tracker counts them all complete.
+func (s *Swarm) startSeeders(ctx context.Context, cl *Cleanup, cfg SwarmConfig, seederHosts []Host) error {
+	dir, torrentPath := s.Dir, s.Torrent.Path
 	for _, h := range seederHosts {
 		port, err := h.FreePort()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		args := Aria2SeedArgs(h.IP(), port, filepath.Join(dir, "data"), torrentPath)
 		if cfg.SeederUploadLimit != "" {
@@ -142,7 +162,7 @@ func StartSwarm(ctx context.Context, cl *Cleanup, cfg SwarmConfig, trackerHost H
 		cmd.Dir = dir
 		p, err := StartProc(cl, "seeder-"+h.IP(), cmd, filepath.Join(dir, "logs", "seeder-"+h.IP()+".log"))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.Seeders = append(s.Seeders, p)
 		s.SeederAddrs = append(s.SeederAddrs, net.JoinHostPort(h.IP(), strconv.Itoa(port)))
@@ -152,7 +172,7 @@ func StartSwarm(ctx context.Context, cl *Cleanup, cfg SwarmConfig, trackerHost H
 		timeout = 60*time.Second + time.Duration(s.Payload.Total/50e6)*time.Second
 	}
 	var last ScrapeResult
-	err = Poll(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
+	err := Poll(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
 		for _, p := range s.Seeders {
 			if p.Exited() {
 				return false, p.exitedErr()
@@ -166,8 +186,7 @@ func StartSwarm(ctx context.Context, cl *Cleanup, cfg SwarmConfig, trackerHost H
 		return r.Complete >= int64(cfg.Seeders), nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("lab: waiting for %d seeders to register (tracker says %d complete): %w", cfg.Seeders, last.Complete, err)
+		return fmt.Errorf("lab: waiting for %d seeders to register (tracker says %d complete): %w", cfg.Seeders, last.Complete, err)
 	}
-	log.Info("seeders registered", "seeders", s.SeederAddrs, "took", time.Since(start).Round(time.Millisecond))
-	return s, nil
+	return nil
 }
