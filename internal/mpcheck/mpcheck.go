@@ -42,76 +42,14 @@ func Check(b []byte, maxDepth, budget int) error {
 		if i >= len(b) {
 			return fmt.Errorf("%w: truncated", ErrMalformed)
 		}
-		c := b[i]
-		i++
 		pending--
+		var skip, items int
+		var err error
+		i, skip, items, err = header(b, i)
+		if err != nil {
+			return err
+		}
 		rest := len(b) - i
-		be := func(k int) (int, bool) { // a big-endian length of k bytes
-			if rest < k {
-				return 0, false
-			}
-			var n uint64
-			for _, x := range b[i : i+k] {
-				n = n<<8 | uint64(x)
-			}
-			i += k
-			rest -= k
-			if n > uint64(len(b)) {
-				return len(b) + 1, true // surely too long; caught below
-			}
-			return int(n), true
-		}
-		skip, items := 0, -1
-		ok := true
-		switch {
-		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
-		case c >= 0x80 && c <= 0x8f:
-			items = 2 * int(c&0x0f)
-		case c >= 0x90 && c <= 0x9f:
-			items = int(c & 0x0f)
-		case c >= 0xa0 && c <= 0xbf:
-			skip = int(c & 0x1f)
-		case c == 0xc4 || c == 0xd9:
-			skip, ok = be(1)
-		case c == 0xc5 || c == 0xda:
-			skip, ok = be(2)
-		case c == 0xc6 || c == 0xdb:
-			skip, ok = be(4)
-		case c == 0xc7:
-			skip, ok = be(1)
-			skip++
-		case c == 0xc8:
-			skip, ok = be(2)
-			skip++
-		case c == 0xc9:
-			skip, ok = be(4)
-			skip++
-		case c == 0xca || c == 0xce || c == 0xd2:
-			skip = 4
-		case c == 0xcb || c == 0xcf || c == 0xd3:
-			skip = 8
-		case c == 0xcc || c == 0xd0:
-			skip = 1
-		case c == 0xcd || c == 0xd1:
-			skip = 2
-		case c >= 0xd4 && c <= 0xd8:
-			skip = 1 + 1<<(c-0xd4)
-		case c == 0xdc:
-			items, ok = be(2)
-		case c == 0xdd:
-			items, ok = be(4)
-		case c == 0xde:
-			items, ok = be(2)
-			items *= 2
-		case c == 0xdf:
-			items, ok = be(4)
-			items *= 2
-		default: // 0xc1
-			return fmt.Errorf("%w: reserved code 0x%02x", ErrMalformed, c)
-		}
-		if !ok {
-			return fmt.Errorf("%w: truncated", ErrMalformed)
-		}
 		if items >= 0 {
 			if items > rest {
 				return fmt.Errorf("%w: container of %d items in %d bytes", ErrMalformed, items, rest)
@@ -133,4 +71,82 @@ func Check(b []byte, maxDepth, budget int) error {
 		}
 		i += skip
 	}
+}
+
+// header reads the header of the value whose type byte is b[i]: it returns
+// the index just past the header (the type byte and any length field), the
+// bytes of payload that follow it and, for an array or map, the values it
+// declares (-1 for any other type). A declared length beyond len(b) is
+// returned as len(b)+1.
+func header(b []byte, i int) (next, skip, items int, err error) {
+	c := b[i]
+	i++
+	rest := len(b) - i
+	be := func(k int) (int, bool) { // a big-endian length of k bytes
+		if rest < k {
+			return 0, false
+		}
+		var n uint64
+		for _, x := range b[i : i+k] {
+			n = n<<8 | uint64(x)
+		}
+		i += k
+		rest -= k
+		if n > uint64(len(b)) {
+			return len(b) + 1, true // surely too long; caught by the caller
+		}
+		return int(n), true
+	}
+	skip, items = 0, -1
+	ok := true
+	switch {
+	case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+	case c >= 0x80 && c <= 0x8f:
+		items = 2 * int(c&0x0f)
+	case c >= 0x90 && c <= 0x9f:
+		items = int(c & 0x0f)
+	case c >= 0xa0 && c <= 0xbf:
+		skip = int(c & 0x1f)
+	case c == 0xc4 || c == 0xd9:
+		skip, ok = be(1)
+	case c == 0xc5 || c == 0xda:
+		skip, ok = be(2)
+	case c == 0xc6 || c == 0xdb:
+		skip, ok = be(4)
+	case c == 0xc7:
+		skip, ok = be(1)
+		skip++
+	case c == 0xc8:
+		skip, ok = be(2)
+		skip++
+	case c == 0xc9:
+		skip, ok = be(4)
+		skip++
+	case c == 0xca || c == 0xce || c == 0xd2:
+		skip = 4
+	case c == 0xcb || c == 0xcf || c == 0xd3:
+		skip = 8
+	case c == 0xcc || c == 0xd0:
+		skip = 1
+	case c == 0xcd || c == 0xd1:
+		skip = 2
+	case c >= 0xd4 && c <= 0xd8:
+		skip = 1 + 1<<(c-0xd4)
+	case c == 0xdc:
+		items, ok = be(2)
+	case c == 0xdd:
+		items, ok = be(4)
+	case c == 0xde:
+		items, ok = be(2)
+		items *= 2
+	case c == 0xdf:
+		items, ok = be(4)
+		items *= 2
+	default: // 0xc1
+		return 0, 0, 0, fmt.Errorf("%w: reserved code 0x%02x", ErrMalformed, c)
+	}
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("%w: truncated", ErrMalformed)
+	}
+	return i, skip, items, nil
 }
