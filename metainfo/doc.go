@@ -1,11 +1,12 @@
 // Package metainfo parses BitTorrent metainfo (.torrent) files and magnet
 // URIs, and exposes the piece geometry of a torrent.
 //
-// Parsing is two-stage. A strict bencode scanner (scan.go) first checks the
-// whole input — leading zeros, "-0", unterminated containers, string lengths
-// past the end, trailing garbage, nesting deeper than MaxDepth, duplicate
-// dictionary keys — and records the exact byte spans of the top-level keys
-// Parse reads. Only then are those values decoded with
+// Parsing is two-stage. The module's strict bencode reader
+// (internal/bencode, driven by scan.go) first checks the whole input —
+// leading zeros, "-0", unterminated containers, string lengths past the
+// end, trailing garbage, nesting deeper than MaxDepth, duplicate dictionary
+// keys — and records the exact byte spans of the top-level keys Parse
+// reads. Only then are those values decoded with
 // github.com/jackpal/bencode-go. The info-hash is the SHA-1 of the exact
 // span of "info", never of a re-encoding, so torrents whose encoding is
 // unusual but legal keep their real identity.
