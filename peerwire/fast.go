@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+
+	"flotilla/internal/bitfield"
 )
 
 // ErrNotIPv4 is returned by AllowedFastSet for addresses BEP 6 does not
@@ -37,9 +39,9 @@ func AllowedFastSet(addr netip.Addr, infoHash [20]byte, numPieces, k int) ([]uin
 	copy(x[:3], ip[:3]) // last octet masked to zero
 	copy(x[4:], infoHash[:])
 	out := make([]uint32, 0, k)
-	var seen Bitfield // membership for large k; a linear scan otherwise
+	var seen bitfield.Bitfield // membership for large k; a linear scan otherwise
 	if k > 64 {
-		seen = New(numPieces)
+		seen = bitfield.New(numPieces)
 	}
 	h := sha1.Sum(x[:])
 	for {

@@ -27,7 +27,7 @@ const (
 	Interested    MsgID = 2
 	NotInterested MsgID = 3
 	Have          MsgID = 4
-	BitfieldMsg   MsgID = 5 // "Bitfield" is the bitfield type
+	BitfieldMsg   MsgID = 5 // the payload is a bitfield.Bitfield (internal/bitfield)
 	Request       MsgID = 6
 	Piece         MsgID = 7
 	Cancel        MsgID = 8

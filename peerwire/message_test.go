@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"testing/iotest"
+
+	"flotilla/internal/bitfield"
 )
 
 // testLimits: 10 pieces of 64 KiB, the last one 1000 bytes.
@@ -292,7 +294,7 @@ func TestSetLimitsAfterMetadata(t *testing.T) {
 
 func TestLargeMessagesUseSpareBuffer(t *testing.T) {
 	const n = 2_000_000 // 250,000-byte bitfield, larger than the bufio buffer
-	bf := NewFull(n)
+	bf := bitfield.Full(n)
 	ext := bytes.Repeat([]byte("x"), 300_000)
 	var stream []byte
 	stream = AppendMessage(stream, Message{ID: BitfieldMsg, Bitfield: bf})
@@ -378,7 +380,7 @@ func TestMsgIDStrings(t *testing.T) {
 func TestWriterLargeMessagesAndHelpers(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriterSize(&buf, 1024)
-	bf := NewFull(100_000)
+	bf := bitfield.Full(100_000)
 	eh := ExtHandshake{M: map[string]int{"ut_metadata": 2}, V: "Flotilla"}
 	w.WriteSimple(Interested)
 	if err := w.WriteBitfield(bf); err != nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"flotilla/internal/bitfield"
 )
 
 // DefaultReadBufferSize is the Reader's default bufio size. It must hold a
@@ -200,8 +202,8 @@ func (r *Reader) decode(id MsgID, p []byte) (Message, error) {
 		}
 	case BitfieldMsg:
 		if n := r.lim.NumPieces; n > 0 {
-			if err := Validate(p, n); err != nil {
-				return Message{}, err
+			if err := bitfield.Validate(p, n); err != nil {
+				return Message{}, fmt.Errorf("%w: %v", ErrBadBitfield, err)
 			}
 		}
 		m.Bitfield = p

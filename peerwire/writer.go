@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	"flotilla/internal/bitfield"
 )
 
 // DefaultWriteBufferSize is the Writer's default batching buffer size.
@@ -95,7 +97,7 @@ func (w *Writer) WriteExtHandshake(h ExtHandshake) error {
 }
 
 // WriteBitfield queues a bitfield message.
-func (w *Writer) WriteBitfield(b Bitfield) error {
+func (w *Writer) WriteBitfield(b bitfield.Bitfield) error {
 	return w.WriteMessage(Message{ID: BitfieldMsg, Bitfield: b})
 }
 

@@ -104,6 +104,14 @@ func TestValidate(t *testing.T) {
 		{[]byte{0, 0}, 8, false}, // too long
 		{[]byte{}, 1, false},     // too short
 		{nil, -1, false},
+		{[]byte{0}, 0, false},
+		{[]byte{0xff, 0x80}, 9, true},
+		{[]byte{0xff, 0xC0}, 9, false},
+		{[]byte{0xff, 0x01}, 9, false},
+		{[]byte{0xff}, 9, false},
+		{[]byte{0xff, 0, 0}, 9, false},
+		{[]byte{0xfe}, 7, true},
+		{[]byte{0xff}, 7, false},
 	} {
 		if err := Validate(tc.b, tc.n); (err == nil) != tc.ok {
 			t.Errorf("Validate(%x, %d) = %v", tc.b, tc.n, err)
