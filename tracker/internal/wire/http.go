@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"flotilla/internal/bencode"
 )
 
 // ErrScrapeUnsupported: the announce URL does not follow the scrape convention
@@ -125,43 +127,43 @@ func ScrapeQueryURL(scrape string, hashes [][20]byte) (string, error) {
 	return string(b), nil
 }
 
-func topDict(b []byte) (map[string]value, error) {
+func topDict(b []byte) (map[string]bencode.Value, error) {
 	v, err := decodeBencode(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if v.kind != 'd' {
+	if v.Kind != bencode.KindDict {
 		return nil, fmt.Errorf("%w: reply is not a dictionary", ErrMalformed)
 	}
-	if f, ok := v.dict["failure reason"]; ok {
-		if f.kind != 's' {
+	if f, ok := v.Dict["failure reason"]; ok {
+		if f.Kind != bencode.KindString {
 			return nil, fmt.Errorf("%w: failure reason is not a string", ErrMalformed)
 		}
-		return nil, &TrackerError{Reason: string(f.s)}
+		return nil, &TrackerError{Reason: string(f.Str)}
 	}
-	return v.dict, nil
+	return v.Dict, nil
 }
 
-func getInt(d map[string]value, key string, def int64) (int64, error) {
+func getInt(d map[string]bencode.Value, key string, def int64) (int64, error) {
 	v, ok := d[key]
 	if !ok {
 		return def, nil
 	}
-	if v.kind != 'i' {
+	if v.Kind != bencode.KindInt {
 		return 0, fmt.Errorf("%w: %q is not an integer", ErrMalformed, key)
 	}
-	return v.i, nil
+	return v.Int, nil
 }
 
-func getStr(d map[string]value, key string) (string, error) {
+func getStr(d map[string]bencode.Value, key string) (string, error) {
 	v, ok := d[key]
 	if !ok {
 		return "", nil
 	}
-	if v.kind != 's' {
+	if v.Kind != bencode.KindString {
 		return "", fmt.Errorf("%w: %q is not a string", ErrMalformed, key)
 	}
-	return string(v.s), nil
+	return string(v.Str), nil
 }
 
 // DecodeHTTPAnnounce decodes a bencoded announce reply. A "failure reason"
@@ -198,13 +200,13 @@ func DecodeHTTPAnnounce(b []byte) (*AnnounceResponse, error) {
 		return nil, err
 	}
 	if p, ok := d["peers"]; ok {
-		switch p.kind {
-		case 's':
-			if r.Peers, err = compactPeers(r.Peers, p.s, 6); err != nil {
+		switch p.Kind {
+		case bencode.KindString:
+			if r.Peers, err = compactPeers(r.Peers, p.Str, 6); err != nil {
 				return nil, err
 			}
-		case 'l':
-			for _, e := range p.list {
+		case bencode.KindList:
+			for _, e := range p.List {
 				if peer, ok := dictPeer(e); ok {
 					r.Peers = append(r.Peers, peer)
 				}
@@ -214,35 +216,35 @@ func DecodeHTTPAnnounce(b []byte) (*AnnounceResponse, error) {
 		}
 	}
 	if p, ok := d["peers6"]; ok {
-		if p.kind != 's' {
+		if p.Kind != bencode.KindString {
 			return nil, fmt.Errorf("%w: peers6 is not a string", ErrMalformed)
 		}
-		if r.Peers, err = compactPeers(r.Peers, p.s, 18); err != nil {
+		if r.Peers, err = compactPeers(r.Peers, p.Str, 18); err != nil {
 			return nil, err
 		}
 	}
 	return r, nil
 }
 
-func dictPeer(e value) (Peer, bool) {
-	if e.kind != 'd' {
+func dictPeer(e bencode.Value) (Peer, bool) {
+	if e.Kind != bencode.KindDict {
 		return Peer{}, false
 	}
-	ip, ok := e.dict["ip"]
-	if !ok || ip.kind != 's' {
+	ip, ok := e.Dict["ip"]
+	if !ok || ip.Kind != bencode.KindString {
 		return Peer{}, false
 	}
-	a, err := netip.ParseAddr(string(ip.s))
+	a, err := netip.ParseAddr(string(ip.Str))
 	if err != nil || a.Zone() != "" {
 		return Peer{}, false // host names are not resolved here
 	}
-	port, ok := e.dict["port"]
-	if !ok || port.kind != 'i' || port.i < 0 || port.i > 65535 {
+	port, ok := e.Dict["port"]
+	if !ok || port.Kind != bencode.KindInt || port.Int < 0 || port.Int > 65535 {
 		return Peer{}, false
 	}
-	p := Peer{Addr: netip.AddrPortFrom(a.Unmap(), uint16(port.i))}
-	if id, ok := e.dict["peer id"]; ok && id.kind == 's' && len(id.s) == 20 {
-		p.ID = string(id.s)
+	p := Peer{Addr: netip.AddrPortFrom(a.Unmap(), uint16(port.Int))}
+	if id, ok := e.Dict["peer id"]; ok && id.Kind == bencode.KindString && len(id.Str) == 20 {
+		p.ID = string(id.Str)
 	}
 	return p, true
 }
@@ -258,25 +260,25 @@ func DecodeHTTPScrape(b []byte) (map[[20]byte]ScrapeStats, error) {
 	if !ok {
 		return map[[20]byte]ScrapeStats{}, nil
 	}
-	if files.kind != 'd' {
+	if files.Kind != bencode.KindDict {
 		return nil, fmt.Errorf("%w: files is not a dictionary", ErrMalformed)
 	}
-	out := make(map[[20]byte]ScrapeStats, len(files.dict))
-	for k, v := range files.dict {
-		if len(k) != 20 || v.kind != 'd' {
+	out := make(map[[20]byte]ScrapeStats, len(files.Dict))
+	for k, v := range files.Dict {
+		if len(k) != 20 || v.Kind != bencode.KindDict {
 			continue
 		}
 		var s ScrapeStats
 		var n int64
-		if n, err = getInt(v.dict, "complete", -1); err != nil {
+		if n, err = getInt(v.Dict, "complete", -1); err != nil {
 			return nil, err
 		}
 		s.Seeders = count(n)
-		if n, err = getInt(v.dict, "downloaded", -1); err != nil {
+		if n, err = getInt(v.Dict, "downloaded", -1); err != nil {
 			return nil, err
 		}
 		s.Completed = count(n)
-		if n, err = getInt(v.dict, "incomplete", -1); err != nil {
+		if n, err = getInt(v.Dict, "incomplete", -1); err != nil {
 			return nil, err
 		}
 		s.Leechers = count(n)
