@@ -23,8 +23,8 @@ type Torrent struct {
 
 // MakeTorrent writes a .torrent for the payload at out with metainfo.Build
 // (piece length a power of two >= 16 KiB; tiers become announce and
-// announce-list). The info-hash is also computed by the lab's own bencode
-// reader, and a disagreement is an error.
+// announce-list). The info-hash is also computed apart from metainfo, from
+// the span of "info" the lab finds itself, and a disagreement is an error.
 func MakeTorrent(ctx context.Context, p *Payload, pieceLength int64, tiers [][]string, out string) (*Torrent, error) {
 	if pieceLength < 16<<10 || pieceLength&(pieceLength-1) != 0 {
 		return nil, fmt.Errorf("lab: piece length %d is not a power of two >= 16 KiB", pieceLength)
