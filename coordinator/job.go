@@ -10,6 +10,7 @@ import (
 
 	"flotilla/cluster"
 	"flotilla/metainfo"
+	"flotilla/peerswarm"
 	"flotilla/piecestore"
 	"flotilla/swarm"
 	"flotilla/tracker"
@@ -175,7 +176,7 @@ func (j *Job) Start(peers []netip.AddrPort) error {
 	dcfg.Storage, dcfg.Listener, dcfg.MaxPeers, dcfg.Seed = j.store, ln, j.cfg.MaxPeers, j.cfg.Seed
 	dcfg.Watchdog, dcfg.Logger = j.c.wd, j.c.log
 	dcfg.MaxInFlightBytes = j.cfg.MaxInFlightBytes
-	local, err := swarm.NewLocalSwarm(dcfg)
+	local, err := peerswarm.New(dcfg)
 	if err != nil {
 		return err
 	}

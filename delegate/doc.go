@@ -20,7 +20,7 @@
 // re-hashes every piece from a worker it does not trust.
 //
 // Node side: a *Server accepts sessions and, for each job, runs a worker
-// (by default the same swarm.LocalSwarm the coordinator runs, restricted
+// (by default the same peerswarm.Swarm the coordinator runs, restricted
 // to the node's lease) and forwards the coordinator's instructions to it.
 // Its DataDir (nodedisk.go) holds each job's pieces for uploading and the
 // pieces a lost session keeps for the next (kept.go); a full disk fails

@@ -8,6 +8,7 @@ import (
 	"flotilla/cluster"
 	"flotilla/delegate"
 	"flotilla/metainfo"
+	"flotilla/peerswarm"
 	"flotilla/swarm"
 )
 
@@ -18,7 +19,7 @@ func ExampleDial() {
 		key  cluster.Key       // from cluster.LoadKey
 		tor  *metainfo.Torrent // the download
 		d    *swarm.Download   // its sub-chief
-		ls   *swarm.LocalSwarm // the local peer swarm given to it
+		ls   *peerswarm.Swarm  // the local peer swarm given to it
 		node = "10.0.0.7:7947" // the node's delegate address from its cluster metadata
 	)
 	r, err := delegate.Dial(context.Background(), node, key, delegate.JobSpec{

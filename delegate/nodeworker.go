@@ -15,10 +15,11 @@ import (
 
 	"flotilla/internal/bitfield"
 	"flotilla/metainfo"
+	"flotilla/peerswarm"
 	"flotilla/swarm"
 )
 
-// localWorker is the node's default worker: the same swarm.LocalSwarm the
+// localWorker is the node's default worker: the same peerswarm.Swarm the
 // coordinator runs, over a nodeStore. Two things differ from the
 // coordinator's use of it:
 //
@@ -35,7 +36,7 @@ import (
 //     coordinator that takes no pieces therefore stops the node's swarm
 //     once its in-flight budget is used.
 type localWorker struct {
-	ls    *swarm.LocalSwarm
+	ls    *peerswarm.Swarm
 	store *nodeStore
 	log   *slog.Logger
 
@@ -105,7 +106,7 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger, k *keepers) (*l
 		}
 		sc.Listener = ln
 	}
-	ls, err := swarm.NewLocalSwarm(sc)
+	ls, err := peerswarm.New(sc)
 	if err != nil {
 		if sc.Listener != nil {
 			sc.Listener.Close()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"flotilla/internal/testenv"
+	"flotilla/peerswarm"
 	"flotilla/swarm"
 	"flotilla/swarm/swarmtest"
 )
@@ -37,7 +38,7 @@ func newSeeder(t testing.TB, tt *swarmtest.Torrent) *testDownload {
 // testDownload is a sub-chief with the local swarm it was given.
 type testDownload struct {
 	*swarm.Download
-	local *swarm.LocalSwarm
+	local *peerswarm.Swarm
 }
 
 // Addr is the local swarm's listening address.
@@ -50,7 +51,7 @@ func newDownload(t testing.TB, cfg swarm.Config) *testDownload {
 		t.Fatal(err)
 	}
 	cfg.Listener = ln
-	local, err := swarm.NewLocalSwarm(cfg)
+	local, err := peerswarm.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func addrPort(t testing.TB, a net.Addr) netip.AddrPort {
 }
 
 // newRealNode starts a node Server with the default worker (a real
-// swarm.LocalSwarm) on loopback TCP, in a fresh data directory.
+// peerswarm.Swarm) on loopback TCP, in a fresh data directory.
 func newRealNode(t testing.TB) (*Server, string) {
 	t.Helper()
 	dir := t.TempDir()

@@ -169,9 +169,19 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func (c Config) logger() *slog.Logger {
+// Log is Logger, or a logger that discards when Logger is nil.
+func (c Config) Log() *slog.Logger {
 	if c.Logger != nil {
 		return c.Logger
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// BufferPool is optionally implemented by a Storage that recycles piece
+// buffers (*piecestore.Store does): piece data handed to Submit goes back
+// to its pool after the write, so a download allocates no piece buffers in
+// steady state.
+type BufferPool interface {
+	GetBuffer(piece int) []byte
+	PutBuffer(b []byte)
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"flotilla/internal/bitfield"
+	"flotilla/internal/loop"
+	"flotilla/internal/rate"
 	"flotilla/watchdog"
 )
 
@@ -75,8 +77,8 @@ type Download struct {
 
 	complete chan struct{}
 	stopCh   chan struct{} // closed when the workers are being stopped
-	loop
-	wg sync.WaitGroup
+	loop     *loop.Loop    // mailbox and close protocol
+	wg       sync.WaitGroup
 
 	status     atomic.Pointer[Status]
 	err        atomic.Pointer[error]
@@ -110,7 +112,7 @@ type workerSlot struct {
 	alive   bool
 	state   WorkerState // for Status: gone and quarantined stick
 	taken   int         // pieces accepted from it (Status: exact, unlike its own snapshot)
-	rate    rateMeter
+	rate    rate.Meter
 	bad     int
 	closed  chan struct{} // fan-in finished
 	// unreleased counts its EventPiece pieces not yet released (Release):
@@ -172,11 +174,11 @@ func New(cfg Config, local Worker) (*Download, error) {
 	have := cfg.Storage.Have()
 	hasPiece := bitfield.Bitfield(have).Has
 	d := &Download{
-		cfg: cfg, log: cfg.logger().With("swarm", "subchief"), storage: cfg.Storage, n: n,
+		cfg: cfg, log: cfg.Log().With("swarm", "subchief"), storage: cfg.Storage, n: n,
 		fanIn:    make(chan slotEvent, 1),
 		toStore:  make(chan storeReq),
 		storedCh: make(chan storeRes, 1),
-		loop:     newLoop(),
+		loop:     loop.New(),
 		complete: make(chan struct{}),
 		stopCh:   make(chan struct{}),
 		written:  make([]bool, n),
@@ -208,7 +210,7 @@ func New(cfg Config, local Worker) (*Download, error) {
 // each new one goes to one worker (peerbook.go). It never blocks.
 func (d *Download) AddPeers(addrs []netip.AddrPort) {
 	addrs = append([]netip.AddrPort(nil), addrs...)
-	d.post(func() {
+	d.loop.Post(func() {
 		recs := make([]*peerRec, 0, len(addrs))
 		for _, a := range addrs {
 			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
@@ -225,7 +227,7 @@ func (d *Download) AddPeers(addrs []netip.AddrPort) {
 // owns it from here on. It gets work and its share of the known peers at
 // once. It never blocks.
 func (d *Download) AddWorker(w Worker) {
-	d.post(func() {
+	d.loop.Post(func() {
 		if d.stopped {
 			go w.Close()
 			return
@@ -246,7 +248,7 @@ func (d *Download) AddWorker(w Worker) {
 // cluster, or is no longer needed); its lease returns to the pool once its
 // events end. It never blocks; an unknown or finished worker is ignored.
 func (d *Download) RemoveWorker(w Worker) {
-	d.post(func() {
+	d.loop.Post(func() {
 		for _, s := range d.slots {
 			if s.idx >= 0 && s.alive && !s.trusted && s.w == w {
 				go s.w.Close() // its events end: workerGone takes the lease back
@@ -278,7 +280,7 @@ func (d *Download) Stats() (uploaded, downloaded, left int64) {
 // Close stops every worker and the sub-chief and waits for them. It does
 // not close Storage.
 func (d *Download) Close() error {
-	d.closeAndWait()
+	d.loop.CloseAndWait()
 	return nil
 }
 
@@ -372,7 +374,7 @@ func (d *Download) release(s *workerSlot, piece int) {
 }
 
 func (d *Download) run() {
-	defer close(d.done)
+	defer d.loop.Stopped()
 	tick := time.NewTicker(d.cfg.StatusInterval)
 	defer tick.Stop()
 	now := time.Now()
@@ -395,12 +397,12 @@ func (d *Download) run() {
 			d.pendingStore = d.pendingStore[1:]
 		case r := <-d.storedCh:
 			d.stored(r)
-		case <-d.closing:
+		case <-d.loop.Closing():
 			d.stop(ErrClosed)
 			d.publish(time.Now())
 			return
-		case <-d.wake:
-			d.runPosted()
+		case <-d.loop.Wake():
+			d.loop.RunPosted()
 		case se := <-d.fanIn:
 			d.handle(se)
 		case p, ok := <-written:

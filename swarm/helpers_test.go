@@ -1,28 +1,15 @@
 package swarm
 
 import (
-	"bytes"
-	"fmt"
-	"net"
-	"os"
 	"testing"
 	"time"
 
-	"flotilla/peerwire"
 	"flotilla/swarm/swarmtest"
 
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	if arg := os.Getenv(perfChildEnv); arg != "" {
-		// The child process of TestPerfAria2 / BenchmarkPerfAria2.
-		if err := perfChild(arg, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "perf child:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -37,48 +24,24 @@ func testConfig(tt *swarmtest.Torrent, st Storage, id byte) Config {
 	return cfg
 }
 
-func listen(t testing.TB, ip string) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp4", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-// testDownload is a sub-chief with the local swarm it was given.
+// testDownload is a sub-chief with the worker it was started with: an
+// idle fake named "local" that never delivers (what a local peer swarm
+// without peers is to the sub-chief: it holds a lease and answers Revoke).
 type testDownload struct {
 	*Download
-	local *LocalSwarm
-}
-
-// Local is the download's local peer swarm.
-func (d *testDownload) Local() *LocalSwarm { return d.local }
-
-// Addr is the local swarm's listening address, or nil.
-func (d *testDownload) Addr() net.Addr { return d.local.Addr() }
-
-// startDownload starts a local swarm for cfg and a sub-chief with it.
-func startDownload(cfg Config) (*testDownload, error) {
-	local, err := NewLocalSwarm(cfg)
-	if err != nil {
-		return nil, err
-	}
-	d, err := New(cfg, local)
-	if err != nil {
-		return nil, err
-	}
-	return &testDownload{Download: d, local: local}, nil
+	local *fakeWorker
 }
 
 func newTestDownload(t testing.TB, cfg Config) *testDownload {
 	t.Helper()
-	d, err := startDownload(cfg)
+	local := newFakeWorker("local", nil)
+	local.hold = true
+	d, err := New(cfg, local.start())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return d
+	return &testDownload{Download: d, local: local}
 }
 
 func waitComplete(t testing.TB, d *testDownload, timeout time.Duration) {
@@ -90,49 +53,3 @@ func waitComplete(t testing.TB, d *testDownload, timeout time.Duration) {
 		t.Fatalf("download not complete after %v: %+v", timeout, st)
 	}
 }
-
-// dialFrom opens a TCP connection to d from ip and sends pre (if any).
-func dialFrom(t *testing.T, d *testDownload, ip string, pre []byte) net.Conn {
-	t.Helper()
-	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
-	c, err := dialer.Dial("tcp", d.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if len(pre) > 0 {
-		if _, err := c.Write(pre); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
-}
-
-// handshakeFrom dials d from ip and completes the handshake as peer id with
-// the given reserved bits. The connection's read deadline is left 10 s
-// after the dial.
-func handshakeFrom(t *testing.T, d *testDownload, tt *swarmtest.Torrent, ip, id string, reserved [8]byte) net.Conn {
-	t.Helper()
-	c := dialFrom(t, d, ip, nil)
-	var pid [20]byte
-	copy(pid[:], id)
-	if err := peerwire.WriteHandshake(c, peerwire.Handshake{Reserved: reserved, InfoHash: tt.InfoHash, PeerID: pid}); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := peerwire.ReadHandshake(c); err != nil {
-		t.Fatalf("handshake from %s: %v", ip, err)
-	}
-	return c
-}
-
-// newTestSeeder starts a download holding all of tt, seeding on loopback.
-func newTestSeeder(t testing.TB, tt *swarmtest.Torrent, id byte) *testDownload {
-	t.Helper()
-	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), id)
-	cfg.Listener = listen(t, "127.0.0.1")
-	cfg.Seed = true
-	return newTestDownload(t, cfg)
-}
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

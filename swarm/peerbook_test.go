@@ -64,7 +64,7 @@ func TestPeerBookFreshestFirstBounded(t *testing.T) {
 func barrier(t *testing.T, d *testDownload) {
 	t.Helper()
 	ran := make(chan struct{})
-	d.post(func() { close(ran) })
+	d.loop.Post(func() { close(ran) })
 	select {
 	case <-ran:
 	case <-time.After(5 * time.Second):
@@ -72,24 +72,16 @@ func barrier(t *testing.T, d *testDownload) {
 	}
 }
 
-// localPeers returns the addresses the local swarm was given.
+// localPeers returns the addresses the local worker was given, each once.
 func localPeers(t *testing.T, d *testDownload) []netip.AddrPort {
 	t.Helper()
-	got := make(chan []netip.AddrPort, 1)
-	d.local.post(func() {
-		var out []netip.AddrPort
-		for a := range d.local.cands {
+	var out []netip.AddrPort
+	for _, a := range d.local.peersGot() {
+		if !slices.Contains(out, a) {
 			out = append(out, a)
 		}
-		got <- out
-	})
-	select {
-	case out := <-got:
-		return out
-	case <-time.After(5 * time.Second):
-		t.Fatal("local swarm loop blocked")
-		return nil
 	}
+	return out
 }
 
 func (f *fakeWorker) peersGot() []netip.AddrPort {

@@ -348,7 +348,7 @@ func TestSubChiefStorageBackPressure(t *testing.T) {
 	// The sub-chief keeps answering while Storage is stuck.
 	for range 3 {
 		ran := make(chan struct{})
-		d.post(func() { close(ran) })
+		d.loop.Post(func() { close(ran) })
 		select {
 		case <-ran:
 		case <-time.After(2 * time.Second):

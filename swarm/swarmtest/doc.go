@@ -1,5 +1,5 @@
 // Package swarmtest holds what the tests of swarm and of the packages that
-// drive it (delegate) share: a reproducible test torrent (NewTorrent), an
+// drive it (peerswarm, delegate) share: a reproducible test torrent (NewTorrent), an
 // in-memory piece storage that satisfies swarm.Storage (NewStorage) and a
 // logger that writes through the test (Logger).
 //

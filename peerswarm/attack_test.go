@@ -1,4 +1,4 @@
-package swarm
+package peerswarm
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"flotilla/internal/hostilepeer"
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
+	"flotilla/swarm"
 	"flotilla/swarm/swarmtest"
 )
 
@@ -261,7 +262,7 @@ func runAttack(tb testing.TB, tt *swarmtest.Torrent, a attack, seedRate int, sam
 			d.Close()
 		}
 	}()
-	start := func(cfg Config) *testDownload {
+	start := func(cfg swarm.Config) *testDownload {
 		d, err := startDownload(cfg)
 		if err != nil {
 			tb.Fatal(err)

@@ -1,4 +1,4 @@
-package swarm
+package peerswarm
 
 import (
 	"context"
@@ -17,12 +17,13 @@ import (
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 	"flotilla/piecestore"
+	"flotilla/swarm"
 	"flotilla/swarm/swarmtest"
 )
 
-var _ Storage = (*piecestore.Store)(nil)
-var _ BufferPool = (*piecestore.Store)(nil)
-var _ Worker = (*LocalSwarm)(nil)
+var _ swarm.Storage = (*piecestore.Store)(nil)
+var _ swarm.BufferPool = (*piecestore.Store)(nil)
+var _ swarm.Worker = (*Swarm)(nil)
 
 func openStore(t testing.TB, dir string, tor *metainfo.Torrent) *piecestore.Store {
 	t.Helper()
@@ -63,7 +64,7 @@ func TestDownloadFromAria2Seeders(t *testing.T) {
 	}
 	out := t.TempDir()
 	st := openStore(t, out, tor)
-	cfg := DefaultConfig()
+	cfg := swarm.DefaultConfig()
 	cfg.Info, cfg.InfoHash, cfg.Storage = tor.Info, tor.InfoHash, st
 	copy(cfg.PeerID[:], "-FL0001-aria2interop")
 	d, err := startDownload(cfg)
@@ -144,7 +145,7 @@ func TestAria2DownloadsFromUs(t *testing.T) {
 	if err := st.Verify(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig()
+	cfg := swarm.DefaultConfig()
 	cfg.Info, cfg.InfoHash, cfg.Storage, cfg.Seed = tor.Info, tor.InfoHash, st, true
 	copy(cfg.PeerID[:], "-FL0001-seedinterop0")
 	cfg.Logger = swarmtest.Logger(t, slog.LevelInfo)

@@ -1,4 +1,4 @@
-package swarm
+package peerswarm
 
 import (
 	"context"
@@ -15,11 +15,14 @@ import (
 	"time"
 
 	"flotilla/internal/bitfield"
+	"flotilla/internal/loop"
+	"flotilla/internal/rate"
 	"flotilla/metainfo"
 	"flotilla/peerwire"
+	"flotilla/swarm"
 )
 
-// LocalSwarm is the local peer swarm: it connects to peers, downloads the
+// Swarm is the local peer swarm: it connects to peers, downloads the
 // pieces leased to it, verifies them and reports them with their data. It
 // serves uploads of pieces the sub-chief tells it are stored (Have).
 //
@@ -27,10 +30,10 @@ import (
 // goroutine (sending batches of messages to the owner) and a writer
 // goroutine (draining an outbound queue the owner fills without
 // blocking); a small pool verifies SHA-1 off the owner goroutine.
-type LocalSwarm struct {
-	cfg     Config
+type Swarm struct {
+	cfg     swarm.Config
 	info    *metainfo.Info
-	storage Storage
+	storage swarm.Storage
 	log     *slog.Logger
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -40,16 +43,16 @@ type LocalSwarm struct {
 	connIn   chan *connBatch
 	hashIn   chan hashJob
 	hashOut  chan hashJob
-	events   chan WorkerEvent
+	events   chan swarm.WorkerEvent
 
-	loop
+	loop      *loop.Loop // mailbox and close protocol
 	wg        sync.WaitGroup
 	slots     ipSlots // incoming connections per address (accept loop)
 	hsMu      sync.Mutex
 	hsConns   map[net.Conn]struct{} // connections in their handshake; nil once closing
 	bans      atomic.Pointer[map[netip.Addr]struct{}]
 	distrusts atomic.Pointer[map[netip.Addr]struct{}] // published copy of trust's distrusted set
-	status    atomic.Pointer[WorkerStatus]
+	status    atomic.Pointer[swarm.WorkerStatus]
 	// unreleased counts verified pieces delivered (EventPiece) and not yet
 	// released (Release): their buffers count against MaxInFlightBytes.
 	unreleased atomic.Int64
@@ -74,7 +77,7 @@ type LocalSwarm struct {
 	suspects    map[int]suspect
 	freeBufs    [][]byte
 	verifying   int
-	outbox      []WorkerEvent
+	outbox      []swarm.WorkerEvent
 	advertised  bitfield.Bitfield // pieces stored (bitfield we send)
 	nAdvertised int
 	delivered   int
@@ -87,8 +90,8 @@ type LocalSwarm struct {
 	downloaded  atomic.Int64
 	wasted      atomic.Int64
 	uploadedOld int64 // uploads of closed connections
-	downRate    rateMeter
-	upRate      rateMeter
+	downRate    rate.Meter
+	upRate      rate.Meter
 	lastRates   time.Time
 	lastChoke   time.Time
 	pickBuf     []Block
@@ -125,26 +128,26 @@ type hashJob struct {
 	ok    bool
 }
 
-// NewLocalSwarm starts a local peer swarm for cfg (validated by the
+// New starts a local peer swarm for cfg (validated by the
 // caller). have is the bitfield of pieces already stored.
-func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
+func New(cfg swarm.Config) (*Swarm, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	info := cfg.Info
 	n := info.NumPieces()
 	maxActive := int(cfg.MaxInFlightBytes / info.PieceLength)
-	s := &LocalSwarm{
+	s := &Swarm{
 		cfg:        cfg,
 		info:       info,
 		storage:    cfg.Storage,
-		log:        cfg.logger().With("swarm", "local"),
+		log:        cfg.Log().With("swarm", "local"),
 		newConns:   make(chan newConn),
 		connIn:     make(chan *connBatch, 4),
 		hashIn:     make(chan hashJob, maxActive+1),
 		hashOut:    make(chan hashJob, maxActive+1),
-		events:     make(chan WorkerEvent, 1),
-		loop:       newLoop(),
+		events:     make(chan swarm.WorkerEvent, 1),
+		loop:       loop.New(),
 		cands:      map[netip.AddrPort]*candidate{},
 		bufs:       map[int][]byte{},
 		suspects:   map[int]suspect{},
@@ -198,7 +201,7 @@ func NewLocalSwarm(cfg Config) (*LocalSwarm, error) {
 }
 
 // Addr is the listening address, or nil.
-func (s *LocalSwarm) Addr() net.Addr {
+func (s *Swarm) Addr() net.Addr {
 	if s.ln == nil {
 		return nil
 	}
@@ -206,13 +209,13 @@ func (s *LocalSwarm) Addr() net.Addr {
 }
 
 // Name implements Worker.
-func (s *LocalSwarm) Name() string { return "local" }
+func (s *Swarm) Name() string { return "local" }
 
 // Events implements Worker.
-func (s *LocalSwarm) Events() <-chan WorkerEvent { return s.events }
+func (s *Swarm) Events() <-chan swarm.WorkerEvent { return s.events }
 
 // Status implements Worker.
-func (s *LocalSwarm) Status() WorkerStatus {
+func (s *Swarm) Status() swarm.WorkerStatus {
 	st := *s.status.Load()
 	st.Downloaded, st.Wasted = s.downloaded.Load(), s.wasted.Load()
 	if ns := s.firstBlock.Load(); ns != 0 {
@@ -225,32 +228,32 @@ func (s *LocalSwarm) Status() WorkerStatus {
 }
 
 // Assign implements Worker.
-func (s *LocalSwarm) Assign(pieces []int) {
+func (s *Swarm) Assign(pieces []int) {
 	pieces = append([]int(nil), pieces...)
-	s.post(func() {
+	s.loop.Post(func() {
 		s.picker.Lease(pieces)
 		s.fillAll()
 	})
 }
 
 // Revoke implements Worker.
-func (s *LocalSwarm) Revoke(pieces []int, force bool) {
+func (s *Swarm) Revoke(pieces []int, force bool) {
 	pieces = append([]int(nil), pieces...)
-	s.post(func() {
+	s.loop.Post(func() {
 		got := s.picker.Revoke(pieces, force)
 		if force {
 			for _, i := range got {
 				s.abandon(i)
 			}
 		}
-		s.outbox = append(s.outbox, WorkerEvent{Kind: EventRevoked, Pieces: got})
+		s.outbox = append(s.outbox, swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: got})
 	})
 }
 
 // Have implements Worker.
-func (s *LocalSwarm) Have(pieces []int) {
+func (s *Swarm) Have(pieces []int) {
 	pieces = append([]int(nil), pieces...)
-	s.post(func() {
+	s.loop.Post(func() {
 		for _, i := range pieces {
 			s.stored(i)
 		}
@@ -258,9 +261,9 @@ func (s *LocalSwarm) Have(pieces []int) {
 }
 
 // AddPeers implements Worker.
-func (s *LocalSwarm) AddPeers(addrs []netip.AddrPort) {
+func (s *Swarm) AddPeers(addrs []netip.AddrPort) {
 	addrs = append([]netip.AddrPort(nil), addrs...)
-	s.post(func() {
+	s.loop.Post(func() {
 		now := time.Now()
 		for _, a := range addrs {
 			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
@@ -284,7 +287,7 @@ func (s *LocalSwarm) AddPeers(addrs []netip.AddrPort) {
 // pruneCandidates forgets candidates until at most keep remain, sparing
 // those being dialed or connected: first the ones that failed most, then
 // the least recently heard of.
-func (s *LocalSwarm) pruneCandidates(keep int) {
+func (s *Swarm) pruneCandidates(keep int) {
 	type cand struct {
 		a netip.AddrPort
 		c *candidate
@@ -311,50 +314,50 @@ func (s *LocalSwarm) pruneCandidates(keep int) {
 
 // Close implements Worker: it closes every connection and waits for all
 // goroutines.
-func (s *LocalSwarm) Close() error {
-	s.closeAndWait()
+func (s *Swarm) Close() error {
+	s.loop.CloseAndWait()
 	return nil
 }
 
-func (s *LocalSwarm) isBanned(a netip.Addr) bool {
+func (s *Swarm) isBanned(a netip.Addr) bool {
 	_, ok := (*s.bans.Load())[a.Unmap()]
 	return ok
 }
 
-func (s *LocalSwarm) hashLoop() {
+func (s *Swarm) hashLoop() {
 	defer s.wg.Done()
 	for {
 		select {
-		case <-s.closing:
+		case <-s.loop.Closing():
 			return
 		case j := <-s.hashIn:
 			sum := sha1.Sum(j.buf)
 			j.ok = sum == s.info.PieceHash(j.piece)
 			select {
 			case s.hashOut <- j:
-			case <-s.closing:
+			case <-s.loop.Closing():
 				return
 			}
 		}
 	}
 }
 
-func (s *LocalSwarm) run() {
-	defer close(s.done)
+func (s *Swarm) run() {
+	defer s.loop.Stopped()
 	tick := time.NewTicker(s.cfg.StatusInterval)
 	defer tick.Stop()
 	for {
-		var evCh chan WorkerEvent
-		var first WorkerEvent
+		var evCh chan swarm.WorkerEvent
+		var first swarm.WorkerEvent
 		if len(s.outbox) > 0 {
 			evCh, first = s.events, s.outbox[0]
 		}
 		select {
-		case <-s.closing:
+		case <-s.loop.Closing():
 			s.shutdown()
 			return
-		case <-s.wake:
-			s.runPosted()
+		case <-s.loop.Wake():
+			s.loop.RunPosted()
 		case b := <-s.connIn:
 			s.handleBatch(b)
 		case nc := <-s.newConns:
@@ -362,7 +365,7 @@ func (s *LocalSwarm) run() {
 		case j := <-s.hashOut:
 			s.hashed(j)
 		case evCh <- first:
-			s.outbox[0] = WorkerEvent{}
+			s.outbox[0] = swarm.WorkerEvent{}
 			s.outbox = s.outbox[1:]
 			if len(s.outbox) == 0 {
 				s.outbox = nil
@@ -376,7 +379,7 @@ func (s *LocalSwarm) run() {
 	}
 }
 
-func (s *LocalSwarm) shutdown() {
+func (s *Swarm) shutdown() {
 	s.cancel()
 	s.abortHandshakes()
 	if s.ln != nil {
@@ -419,7 +422,7 @@ func releaseBatch(b *connBatch) {
 	batchPool.Put(b)
 }
 
-func (s *LocalSwarm) tick(now time.Time) {
+func (s *Swarm) tick(now time.Time) {
 	if now.Sub(s.lastRates) >= 250*time.Millisecond {
 		s.lastRates = now
 		s.downRate.Tick(now)
@@ -452,7 +455,7 @@ func (s *LocalSwarm) tick(now time.Time) {
 }
 
 // dialMore starts outgoing connections while under the caps.
-func (s *LocalSwarm) dialMore(now time.Time) {
+func (s *Swarm) dialMore(now time.Time) {
 	if s.seeding() {
 		return // seeds wait for leechers to come
 	}
@@ -476,7 +479,7 @@ func (s *LocalSwarm) dialMore(now time.Time) {
 	}
 }
 
-func (s *LocalSwarm) connectedTo(a netip.AddrPort) bool {
+func (s *Swarm) connectedTo(a netip.AddrPort) bool {
 	for _, p := range s.peers {
 		if p != nil && p.addr == a {
 			return true
@@ -485,10 +488,10 @@ func (s *LocalSwarm) connectedTo(a netip.AddrPort) bool {
 	return false
 }
 
-func (s *LocalSwarm) seeding() bool { return s.nAdvertised == s.info.NumPieces() }
+func (s *Swarm) seeding() bool { return s.nAdvertised == s.info.NumPieces() }
 
-func (s *LocalSwarm) publish(now time.Time) {
-	st := WorkerStatus{
+func (s *Swarm) publish(now time.Time) {
+	st := swarm.WorkerStatus{
 		Name: "local", Downloaded: s.downloaded.Load(), Wasted: s.wasted.Load(),
 		DownRate: s.downRate.Rate(), UpRate: s.upRate.Rate(),
 		Delivered: s.delivered, HashFails: s.hashFails, TimedOut: s.timedOut, Banned: s.trust.Len(), Updated: now,
@@ -519,7 +522,7 @@ func (s *LocalSwarm) publish(now time.Time) {
 }
 
 // stored handles the sub-chief's notice that piece i is on disk.
-func (s *LocalSwarm) stored(i int) {
+func (s *Swarm) stored(i int) {
 	if i < 0 || i >= s.info.NumPieces() || s.advertised.Has(i) {
 		return
 	}
@@ -547,7 +550,7 @@ func (s *LocalSwarm) stored(i int) {
 
 // abandon cancels every outstanding request for piece i and frees its
 // buffer (revoked, or obtained elsewhere).
-func (s *LocalSwarm) abandon(i int) {
+func (s *Swarm) abandon(i int) {
 	for _, p := range s.peers {
 		if p == nil {
 			continue
@@ -575,7 +578,7 @@ func (s *LocalSwarm) abandon(i int) {
 }
 
 // pieceDone updates interest once piece i is ours.
-func (s *LocalSwarm) pieceDone(i int) {
+func (s *Swarm) pieceDone(i int) {
 	for _, p := range s.peers {
 		if p != nil && p.has(i) {
 			p.wanted--
@@ -597,7 +600,7 @@ type suspect struct {
 	from []netip.Addr
 }
 
-func (s *LocalSwarm) hashed(j hashJob) {
+func (s *Swarm) hashed(j hashJob) {
 	s.verifying--
 	var srcs []peerKey
 	if !j.ok {
@@ -618,7 +621,7 @@ func (s *LocalSwarm) hashed(j hashJob) {
 			s.releaseBuf(sus.buf)
 		}
 		s.unreleased.Add(1)
-		s.outbox = append(s.outbox, WorkerEvent{Kind: EventPiece, Piece: j.piece, Data: j.buf, Verified: true})
+		s.outbox = append(s.outbox, swarm.WorkerEvent{Kind: swarm.EventPiece, Piece: j.piece, Data: j.buf, Verified: true})
 		s.fillAll()
 		return
 	}
@@ -657,7 +660,7 @@ func (s *LocalSwarm) hashed(j hashJob) {
 
 // absolve takes back a strike from each distinct contributor in from that
 // is not guilty, and trusts again those left with none.
-func (s *LocalSwarm) absolve(from, guilty []netip.Addr) {
+func (s *Swarm) absolve(from, guilty []netip.Addr) {
 	var seen, trusted []netip.Addr
 	for _, a := range from {
 		if !a.IsValid() || slices.Contains(guilty, a) || slices.Contains(seen, a) {
@@ -677,7 +680,7 @@ func (s *LocalSwarm) absolve(from, guilty []netip.Addr) {
 // setDistrust distrusts (or trusts again) addresses: the picker restricts
 // (or frees) their connected peers, and the published set is renewed.
 // Runs once per change of trust, O(peers).
-func (s *LocalSwarm) setDistrust(addrs []netip.Addr, distrust bool) {
+func (s *Swarm) setDistrust(addrs []netip.Addr, distrust bool) {
 	for _, p := range s.peers {
 		if p == nil || !slices.Contains(addrs, p.addr.Addr().Unmap()) {
 			continue
@@ -691,7 +694,7 @@ func (s *LocalSwarm) setDistrust(addrs []netip.Addr, distrust bool) {
 	s.publishDistrust()
 }
 
-func (s *LocalSwarm) publishDistrust() {
+func (s *Swarm) publishDistrust() {
 	m := map[netip.Addr]struct{}{}
 	for a := range s.trust.strikes {
 		if s.trust.Distrusted(a) {
@@ -703,13 +706,13 @@ func (s *LocalSwarm) publishDistrust() {
 
 // Distrusted reports whether an address is distrusted: it contributed to
 // a failed piece and is not banned (for tests and status).
-func (s *LocalSwarm) Distrusted(a netip.Addr) bool {
+func (s *Swarm) Distrusted(a netip.Addr) bool {
 	_, ok := (*s.distrusts.Load())[a.Unmap()]
 	return ok
 }
 
 // sourceAddr is the address of the peer with key k, connected or gone.
-func (s *LocalSwarm) sourceAddr(k peerKey) (netip.Addr, bool) {
+func (s *Swarm) sourceAddr(k peerKey) (netip.Addr, bool) {
 	if p := s.peers[k]; p != nil {
 		return p.addr.Addr().Unmap(), true
 	}
@@ -718,7 +721,7 @@ func (s *LocalSwarm) sourceAddr(k peerKey) (netip.Addr, bool) {
 }
 
 // pruneGone forgets departed peers no pending block came from.
-func (s *LocalSwarm) pruneGone() {
+func (s *Swarm) pruneGone() {
 	if len(s.gone) < 256 {
 		return
 	}
@@ -738,7 +741,7 @@ func (s *LocalSwarm) pruneGone() {
 }
 
 // ban bans addresses and drops their connections.
-func (s *LocalSwarm) ban(addrs ...netip.Addr) {
+func (s *Swarm) ban(addrs ...netip.Addr) {
 	m := maps.Clone(*s.bans.Load())
 	for _, a := range addrs {
 		a = a.Unmap()
@@ -761,30 +764,21 @@ func (s *LocalSwarm) ban(addrs ...netip.Addr) {
 // events must call it once per EventPiece, or the swarm stalls once
 // MaxInFlightBytes of delivered pieces are outstanding. Safe from any
 // goroutine; never blocks.
-func (s *LocalSwarm) Release(int) {
+func (s *Swarm) Release(int) {
 	s.unreleased.Add(-1)
-	s.post(s.fillAll)
+	s.loop.Post(s.fillAll)
 }
 
 // Banned reports whether an address is banned (for tests and status).
-func (s *LocalSwarm) Banned(a netip.Addr) bool { return s.isBanned(a) }
+func (s *Swarm) Banned(a netip.Addr) bool { return s.isBanned(a) }
 
-// BufferPool is optionally implemented by a Storage that recycles piece
-// buffers (*piecestore.Store does): piece data handed to Submit goes back
-// to its pool after the write, so a download allocates no piece buffers in
-// steady state.
-type BufferPool interface {
-	GetBuffer(piece int) []byte
-	PutBuffer(b []byte)
-}
-
-func (s *LocalSwarm) pieceBuf(i int) []byte {
+func (s *Swarm) pieceBuf(i int) []byte {
 	if b, ok := s.bufs[i]; ok {
 		return b
 	}
 	n := int(s.info.PieceLen(i))
 	var b []byte
-	if bp, ok := s.storage.(BufferPool); ok {
+	if bp, ok := s.storage.(swarm.BufferPool); ok {
 		b = bp.GetBuffer(i)
 	} else {
 		for k := len(s.freeBufs) - 1; k >= 0; k-- {
@@ -803,8 +797,8 @@ func (s *LocalSwarm) pieceBuf(i int) []byte {
 }
 
 // releaseBuf gives back a piece buffer that will not reach Storage.
-func (s *LocalSwarm) releaseBuf(b []byte) {
-	if bp, ok := s.storage.(BufferPool); ok {
+func (s *Swarm) releaseBuf(b []byte) {
+	if bp, ok := s.storage.(swarm.BufferPool); ok {
 		bp.PutBuffer(b)
 		return
 	}

@@ -1,4 +1,4 @@
-package swarm
+package peerswarm
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"flotilla/internal/bitfield"
 	"flotilla/metainfo"
 	"flotilla/piecestore"
+	"flotilla/swarm"
 )
 
 // perfChildEnv makes the test binary run perfChild instead of the tests
@@ -139,7 +140,7 @@ func perfChild(arg string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := DefaultConfig()
+	cfg := swarm.DefaultConfig()
 	cfg.Info, cfg.InfoHash, cfg.Storage = tor.Info, tor.InfoHash, st
 	copy(cfg.PeerID[:], fmt.Sprintf("-FL0001-%012d", time.Now().UnixNano()%1e12))
 	if v, _ := strconv.Atoi(os.Getenv("FLOTILLA_PERF_INFLIGHT_MB")); v > 0 {

@@ -1,4 +1,4 @@
-package swarm
+package peerswarm
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"flotilla/internal/bitfield"
+	"flotilla/internal/rate"
 	"flotilla/peerwire"
 )
 
@@ -65,7 +66,7 @@ type peer struct {
 	grace       int // blocks we stopped waiting for (cancelled, timed out): they may still come
 	unrequested int // blocks received that were neither requested nor graced
 
-	down, up  rateMeter
+	down, up  rate.Meter
 	lastUp    int64
 	lastBlock time.Time // last block received
 	// lastPayload is when a block last went either way (zero: never).
@@ -89,7 +90,7 @@ func (p *peer) has(i int) bool {
 
 func (p *peer) isSeed(n int) bool { return p.haveAll || p.nhave == n }
 
-func (s *LocalSwarm) register(nc newConn) {
+func (s *Swarm) register(nc newConn) {
 	c := s.cands[nc.addr]
 	if nc.outgoing && c != nil {
 		c.dialing = false
@@ -181,7 +182,7 @@ func (s *LocalSwarm) register(nc newConn) {
 
 // extHandshake is our BEP 10 handshake: no extensions, our listening
 // port, our request queue size and client name.
-func (s *LocalSwarm) extHandshake() []byte {
+func (s *Swarm) extHandshake() []byte {
 	h := peerwire.ExtHandshake{V: "Flotilla", Reqq: s.cfg.MaxUploadQueue}
 	if s.ln != nil {
 		if ap, err := netip.ParseAddrPort(s.ln.Addr().String()); err == nil {
@@ -191,7 +192,7 @@ func (s *LocalSwarm) extHandshake() []byte {
 	return h.Encode()
 }
 
-func (s *LocalSwarm) dropPeer(p *peer, err error) {
+func (s *Swarm) dropPeer(p *peer, err error) {
 	if s.peers[p.key] != p {
 		return
 	}
@@ -225,7 +226,7 @@ func (s *LocalSwarm) dropPeer(p *peer, err error) {
 	s.fillAll()
 }
 
-func (s *LocalSwarm) handleBatch(b *connBatch) {
+func (s *Swarm) handleBatch(b *connBatch) {
 	p := s.peers[b.h.key]
 	if p == nil || p.h != b.h {
 		releaseBatch(b)
@@ -251,7 +252,7 @@ func (s *LocalSwarm) handleBatch(b *connBatch) {
 	releaseBatch(b)
 }
 
-func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
+func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
 	m := &ev.msg
 	if m.ID.IsFast() && !p.fast {
 		return errFastMisuse
@@ -361,13 +362,13 @@ func (s *LocalSwarm) handleMsg(p *peer, ev *connEvent) error {
 }
 
 // forgetPieces drops what p announced so far from availability.
-func (s *LocalSwarm) forgetPieces(p *peer) {
+func (s *Swarm) forgetPieces(p *peer) {
 	s.picker.PeerGone(p.bf, p.haveAll)
 	p.bf, p.haveAll, p.nhave, p.wanted = nil, false, 0, 0
 }
 
 // unrequest forgets our request k at p so another peer can fetch it.
-func (s *LocalSwarm) unrequest(p *peer, k uint64) {
+func (s *Swarm) unrequest(p *peer, k uint64) {
 	delete(p.reqs, k)
 	piece, begin := int(k>>32), int(uint32(k))
 	if _, ok := s.picker.validBlock(piece, begin, s.picker.blockLen(piece, begin/peerwire.BlockSize)); ok {
@@ -377,7 +378,7 @@ func (s *LocalSwarm) unrequest(p *peer, k uint64) {
 
 // gotBlock takes a block from p. A block we did not request (and did not
 // stop waiting for) is not used; past maxUnrequested of them p is banned.
-func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) error {
+func (s *Swarm) gotBlock(p *peer, piece, begin int, data []byte) error {
 	k := blockKey(piece, begin)
 	if _, ok := p.reqs[k]; !ok {
 		if p.grace == 0 {
@@ -426,11 +427,11 @@ func (s *LocalSwarm) gotBlock(p *peer, piece, begin int, data []byte) error {
 // maxOutstanding is how many requests a peer may have unanswered (queued
 // uploads and rejects not yet written), or send while choked: twice the request queue we advertise, plus slack for
 // requests that cross a choke on the wire. A peer past it floods us.
-func (s *LocalSwarm) maxOutstanding() int { return 2*s.cfg.MaxUploadQueue + 64 }
+func (s *Swarm) maxOutstanding() int { return 2*s.cfg.MaxUploadQueue + 64 }
 
 // serve queues an upload, or rejects it; a peer flooding requests gets
 // errRequestFlood.
-func (s *LocalSwarm) serve(p *peer, m *peerwire.Message) error {
+func (s *Swarm) serve(p *peer, m *peerwire.Message) error {
 	if n := p.h.out.pendingAnswers(); n >= s.maxOutstanding() {
 		return fmt.Errorf("%w: %d answers not yet read by the peer", errRequestFlood, n)
 	}
@@ -458,14 +459,14 @@ func (s *LocalSwarm) serve(p *peer, m *peerwire.Message) error {
 // send queues messages to p. If p's queue is full they are dropped and p
 // is marked for dropping (handleBatch and tick drop it: send never drops a
 // peer itself, so callers may loop over s.peers).
-func (s *LocalSwarm) send(p *peer, ms ...peerwire.Message) {
+func (s *Swarm) send(p *peer, ms ...peerwire.Message) {
 	if !p.h.out.push(ms...) {
 		s.overfull = true
 	}
 }
 
 // dropOverfull drops and bans every peer whose outbound queue is full.
-func (s *LocalSwarm) dropOverfull() {
+func (s *Swarm) dropOverfull() {
 	s.overfull = false
 	for _, p := range s.peers {
 		if p != nil && p.h.out.isFull() {
@@ -474,7 +475,7 @@ func (s *LocalSwarm) dropOverfull() {
 	}
 }
 
-func (s *LocalSwarm) setInterested(p *peer, v bool) {
+func (s *Swarm) setInterested(p *peer, v bool) {
 	if p.amInterested == v {
 		return
 	}
@@ -486,7 +487,7 @@ func (s *LocalSwarm) setInterested(p *peer, v bool) {
 	s.send(p, peerwire.Message{ID: id})
 }
 
-func (s *LocalSwarm) setChoking(p *peer, choke bool) {
+func (s *Swarm) setChoking(p *peer, choke bool) {
 	if p.amChoking == choke {
 		return
 	}
@@ -508,7 +509,7 @@ func (s *LocalSwarm) setChoking(p *peer, choke bool) {
 
 // maybeUnchoke gives a newly interested peer a free upload slot at once
 // instead of making it wait for the next choke round.
-func (s *LocalSwarm) maybeUnchoke(p *peer) {
+func (s *Swarm) maybeUnchoke(p *peer) {
 	if !p.amChoking || s.nAdvertised == 0 {
 		return
 	}
@@ -523,7 +524,7 @@ func (s *LocalSwarm) maybeUnchoke(p *peer) {
 	}
 }
 
-func (s *LocalSwarm) chokeRound(now time.Time) {
+func (s *Swarm) chokeRound(now time.Time) {
 	seeding := s.seeding()
 	var cands []chokeCandidate
 	for _, p := range s.peers {
@@ -548,7 +549,7 @@ func (s *LocalSwarm) chokeRound(now time.Time) {
 	}
 }
 
-func (s *LocalSwarm) fillAll() {
+func (s *Swarm) fillAll() {
 	for _, p := range s.peers {
 		if p != nil {
 			s.fill(p)
@@ -557,7 +558,7 @@ func (s *LocalSwarm) fillAll() {
 }
 
 // fill tops up p's request pipeline to its rate-adaptive depth.
-func (s *LocalSwarm) fill(p *peer) {
+func (s *Swarm) fill(p *peer) {
 	if !p.amInterested || (p.peerChoking && len(p.allowedFast) == 0) {
 		return
 	}
@@ -607,7 +608,7 @@ func (s *LocalSwarm) fill(p *peer) {
 // checkTimeouts re-requests blocks whose deadline passed and marks snubbed
 // peers. Peers answer in order, so only the head of each send-order queue
 // needs looking at.
-func (s *LocalSwarm) checkTimeouts(now time.Time) {
+func (s *Swarm) checkTimeouts(now time.Time) {
 	changed := false
 	for _, p := range s.peers {
 		if p == nil {

@@ -1,4 +1,4 @@
-package swarm
+package peerswarm
 
 import (
 	"errors"
@@ -229,7 +229,7 @@ var batchPool = sync.Pool{New: func() any { return &connBatch{evs: make([]connEv
 // send first; incoming ones check the info hash before answering.
 // An incoming peer must send its first byte within firstByte (if > 0), the
 // whole handshake within timeout.
-func (s *LocalSwarm) handshake(c net.Conn, outgoing bool, timeout, firstByte time.Duration) (peerwire.Handshake, error) {
+func (s *Swarm) handshake(c net.Conn, outgoing bool, timeout, firstByte time.Duration) (peerwire.Handshake, error) {
 	if !s.trackHandshake(c) {
 		return peerwire.Handshake{}, net.ErrClosed
 	}
@@ -268,7 +268,7 @@ func (s *LocalSwarm) handshake(c net.Conn, outgoing bool, timeout, firstByte tim
 
 // trackHandshake records a connection in its handshake so that Close can
 // interrupt it; it reports false once the swarm is shutting down.
-func (s *LocalSwarm) trackHandshake(c net.Conn) bool {
+func (s *Swarm) trackHandshake(c net.Conn) bool {
 	s.hsMu.Lock()
 	defer s.hsMu.Unlock()
 	if s.hsConns == nil {
@@ -278,7 +278,7 @@ func (s *LocalSwarm) trackHandshake(c net.Conn) bool {
 	return true
 }
 
-func (s *LocalSwarm) untrackHandshake(c net.Conn) {
+func (s *Swarm) untrackHandshake(c net.Conn) {
 	s.hsMu.Lock()
 	defer s.hsMu.Unlock()
 	delete(s.hsConns, c)
@@ -286,7 +286,7 @@ func (s *LocalSwarm) untrackHandshake(c net.Conn) {
 
 // abortHandshakes closes every connection still in its handshake and
 // refuses new ones.
-func (s *LocalSwarm) abortHandshakes() {
+func (s *Swarm) abortHandshakes() {
 	s.hsMu.Lock()
 	defer s.hsMu.Unlock()
 	for c := range s.hsConns {
@@ -295,7 +295,7 @@ func (s *LocalSwarm) abortHandshakes() {
 	s.hsConns = nil
 }
 
-func (s *LocalSwarm) tuneConn(c net.Conn) {
+func (s *Swarm) tuneConn(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok && s.cfg.SocketBuffer > 0 {
 		tc.SetReadBuffer(s.cfg.SocketBuffer)
 		tc.SetWriteBuffer(s.cfg.SocketBuffer)
@@ -303,7 +303,7 @@ func (s *LocalSwarm) tuneConn(c net.Conn) {
 }
 
 // dial connects to addr and hands the connection to the owner.
-func (s *LocalSwarm) dial(addr netip.AddrPort) {
+func (s *Swarm) dial(addr netip.AddrPort) {
 	defer s.wg.Done()
 	d := net.Dialer{Timeout: s.cfg.DialTimeout}
 	s.log.Debug("dialing", "peer", addr)
@@ -320,7 +320,7 @@ func (s *LocalSwarm) dial(addr netip.AddrPort) {
 	}
 	select {
 	case s.newConns <- newConn{c: c, addr: addr, hs: hs, err: err, outgoing: true}:
-	case <-s.closing:
+	case <-s.loop.Closing():
 		if c != nil {
 			c.Close()
 		}
@@ -330,7 +330,7 @@ func (s *LocalSwarm) dial(addr netip.AddrPort) {
 // readLoop decodes messages and sends them to the owner in batches: a
 // batch ends when the read buffer is empty, so a busy connection costs
 // the owner one channel receive per buffer-full, not per message.
-func (s *LocalSwarm) readLoop(h *connHandle) {
+func (s *Swarm) readLoop(h *connHandle) {
 	defer s.wg.Done()
 	lim := peerwire.DefaultLimits(s.info.NumPieces(), s.info.PieceLength, s.info.Length)
 	lim.MaxMessage = maxExtMessage
@@ -385,11 +385,11 @@ func (s *LocalSwarm) readLoop(h *connHandle) {
 	}
 }
 
-func (s *LocalSwarm) sendBatch(b *connBatch) bool {
+func (s *Swarm) sendBatch(b *connBatch) bool {
 	select {
 	case s.connIn <- b:
 		return true
-	case <-s.closing:
+	case <-s.loop.Closing():
 		for _, ev := range b.evs {
 			if ev.block != nil {
 				blockPool.Put(ev.block)
@@ -401,7 +401,7 @@ func (s *LocalSwarm) sendBatch(b *connBatch) bool {
 
 // writeLoop drains the connection's outbound queue, reading upload blocks
 // from Storage, and sends keep-alives on a quiet connection.
-func (s *LocalSwarm) writeLoop(h *connHandle) {
+func (s *Swarm) writeLoop(h *connHandle) {
 	defer s.wg.Done()
 	defer h.c.Close() // unblocks the reader on write failure
 	var buf []byte    // grows on use: an idle connection holds no write buffer

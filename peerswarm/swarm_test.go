@@ -1,4 +1,4 @@
-package swarm
+package peerswarm
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
+	"flotilla/swarm"
 	"flotilla/swarm/swarmtest"
 )
 
@@ -63,7 +64,7 @@ func TestSeederToLeecher(t *testing.T) {
 	if s.FirstPeer.IsZero() || s.FirstPeer.After(s.FirstRequest) {
 		t.Fatalf("FirstPeer %v, FirstRequest %v", s.FirstPeer, s.FirstRequest)
 	}
-	if len(s.Workers) != 1 || s.Workers[0].State != WorkerActive {
+	if len(s.Workers) != 1 || s.Workers[0].State != swarm.WorkerActive {
 		t.Fatalf("workers %+v, want the local one active", s.Workers)
 	}
 	if st.Submits() != tt.Info.NumPieces() {
@@ -143,20 +144,20 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for name, mut := range map[string]func(*Config){
-		"no info":      func(c *Config) { c.Info = nil },
-		"no storage":   func(c *Config) { c.Storage = nil },
-		"no peers":     func(c *Config) { c.MaxPeers = 0 },
-		"pipeline":     func(c *Config) { c.MaxPipeline = c.MinPipeline - 1 },
-		"inflight":     func(c *Config) { c.MaxInFlightBytes = 1 },
-		"timeout":      func(c *Config) { c.RequestTimeout = 0 },
-		"lease":        func(c *Config) { c.MinLease = 0 },
-		"upload slots": func(c *Config) { c.UploadSlots = 0 },
+	for name, mut := range map[string]func(*swarm.Config){
+		"no info":      func(c *swarm.Config) { c.Info = nil },
+		"no storage":   func(c *swarm.Config) { c.Storage = nil },
+		"no peers":     func(c *swarm.Config) { c.MaxPeers = 0 },
+		"pipeline":     func(c *swarm.Config) { c.MaxPipeline = c.MinPipeline - 1 },
+		"inflight":     func(c *swarm.Config) { c.MaxInFlightBytes = 1 },
+		"timeout":      func(c *swarm.Config) { c.RequestTimeout = 0 },
+		"lease":        func(c *swarm.Config) { c.MinLease = 0 },
+		"upload slots": func(c *swarm.Config) { c.UploadSlots = 0 },
 	} {
 		c := good
 		mut(&c)
-		if err := c.Validate(); !errors.Is(err, ErrConfig) {
-			t.Errorf("%s: got %v, want ErrConfig", name, err)
+		if err := c.Validate(); !errors.Is(err, swarm.ErrConfig) {
+			t.Errorf("%s: got %v, want swarm.ErrConfig", name, err)
 		}
 		if _, err := startDownload(c); err == nil {
 			t.Errorf("%s: New accepted an invalid config", name)

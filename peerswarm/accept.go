@@ -1,4 +1,4 @@
-package swarm
+package peerswarm
 
 import (
 	"errors"
@@ -119,7 +119,7 @@ var _ io.Reader = (*firstByteReader)(nil)
 // acceptLoop accepts incoming connections until the listener closes. A
 // connection from a banned address, or over the handshake and per-address
 // caps, is closed at once, before any read.
-func (s *LocalSwarm) acceptLoop(l net.Listener) {
+func (s *Swarm) acceptLoop(l net.Listener) {
 	defer s.wg.Done()
 	for {
 		c, err := l.Accept()
@@ -151,7 +151,7 @@ func (s *LocalSwarm) acceptLoop(l net.Listener) {
 			}
 			select {
 			case s.newConns <- newConn{c: sc, addr: ap, hs: hs}:
-			case <-s.closing:
+			case <-s.loop.Closing():
 				sc.Close()
 			}
 		}()
@@ -164,7 +164,7 @@ func (s *LocalSwarm) acceptLoop(l net.Listener) {
 // neither serving us nor being served (unchoked and interested) and
 // traded no block with us within evictTraded, and reports whether there
 // is now room.
-func (s *LocalSwarm) makeRoom(now time.Time) bool {
+func (s *Swarm) makeRoom(now time.Time) bool {
 	var victim *peer
 	var oldest int64
 	for _, p := range s.peers {

@@ -1,4 +1,4 @@
-package swarm
+package peerswarm
 
 import (
 	"encoding/binary"
@@ -197,7 +197,7 @@ func TestBanListOnDialAndAccept(t *testing.T) {
 	d := newTestDownload(t, cfg)
 	banned := netip.MustParseAddr("127.0.0.7")
 	done := make(chan struct{})
-	d.Local().post(func() { d.Local().ban(banned); close(done) })
+	d.Local().loop.Post(func() { d.Local().ban(banned); close(done) })
 	<-done
 
 	// Accept: a banned address gets no handshake back.

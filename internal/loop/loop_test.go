@@ -1,4 +1,4 @@
-package swarm
+package loop
 
 import (
 	"slices"
@@ -6,38 +6,38 @@ import (
 )
 
 // TestLoopRunsPostedInOrder: posts from another goroutine and from a
-// posted function itself run on the owner in order, and closeAndWait
+// posted function itself run on the owner in order, and CloseAndWait
 // returns once the owner has stopped.
 func TestLoopRunsPostedInOrder(t *testing.T) {
-	l := newLoop()
+	l := New()
 	var got []int
 	go func() {
 		for i := range 100 {
-			l.post(func() {
+			l.Post(func() {
 				got = append(got, i)
 				if i == 99 {
-					l.post(func() { got = append(got, 100) })
+					l.Post(func() { got = append(got, 100) })
 				}
 			})
 		}
 	}()
 	go func() {
-		defer close(l.done)
+		defer l.Stopped()
 		for {
 			select {
-			case <-l.closing:
+			case <-l.Closing():
 				return
-			case <-l.wake:
-				l.runPosted()
+			case <-l.Wake():
+				l.RunPosted()
 				if len(got) == 101 {
 					return
 				}
 			}
 		}
 	}()
-	<-l.done
-	l.closeAndWait()
-	l.closeAndWait() // twice is fine
+	<-l.Done()
+	l.CloseAndWait()
+	l.CloseAndWait() // twice is fine
 	want := make([]int, 101)
 	for i := range want {
 		want[i] = i

@@ -1,4 +1,4 @@
-package swarm
+package peerswarm
 
 import (
 	"net/netip"
@@ -9,10 +9,10 @@ import (
 )
 
 // onOwner runs f on the local swarm's goroutine and waits for it.
-func onOwner(t *testing.T, s *LocalSwarm, f func()) {
+func onOwner(t *testing.T, s *Swarm, f func()) {
 	t.Helper()
 	done := make(chan struct{})
-	s.post(func() { f(); close(done) })
+	s.loop.Post(func() { f(); close(done) })
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):

@@ -1,0 +1,56 @@
+// Package peerswarm is the local peer swarm: a swarm.Worker that connects
+// to BitTorrent peers, downloads the pieces the sub-chief (package swarm)
+// leases to it, verifies them and delivers them with their data, and
+// uploads the pieces the sub-chief says are stored. The caller builds it
+// for a swarm.Config and hands it to swarm.New; the coordinator and every
+// swarm node (package delegate) run the same Swarm.
+//
+// # Structure
+//
+// A Swarm has one owner goroutine for all peer state. Each
+// connection has a reader goroutine, which decodes messages and sends
+// them to the owner in batches (one channel operation per read buffer,
+// not per block), and a writer goroutine, which drains an outbound queue
+// the owner appends to without ever blocking and reads upload blocks from
+// Storage itself. SHA-1 runs in a small pool (one goroutine per CPU, at
+// most 4). Piece buffers come from Storage's pool when it has one
+// (swarm.BufferPool) and are bounded by MaxInFlightBytes, which counts
+// pieces being downloaded, being verified, or delivered and not yet
+// released (swarm.Worker's Release: stored or dropped by the sub-chief).
+//
+// # Policies
+//
+//   - Picking (Picker): only leased pieces; partially downloaded pieces
+//     first, then rarest first with a random tie-break; end game duplicates
+//     outstanding blocks (at most 3 requesters) and cancels them on receipt.
+//   - Pipelining: depth = clamp(rate*TargetLatency/16 KiB, MinPipeline,
+//     MaxPipeline), StartPipeline before the first rate sample, never over
+//     the peer's BEP 10 reqq.
+//   - Deadlines (the peer-swarm watchdog): each block request is a packet
+//     with an issue time and a deadline (RequestTimeout later), fulfilled
+//     when its block arrives, as in package watchdog. Every request has the
+//     same timeout and peers answer in order, so each peer's send-order
+//     queue is already sorted by deadline: it is the ledger's heap, checked
+//     at its head on every tick, with no per-request allocation (a shared
+//     watchdog.Watchdog would cost a channel operation per block). An
+//     overdue block is cancelled, counted (WorkerStatus.TimedOut) and
+//     requested elsewhere. A peer that
+//     unchoked us and leaves our requests unanswered for SnubTimeout is
+//     snubbed (one request at a time, no regular upload slot).
+//   - Choking: UploadSlots-1 slots to the fastest uploaders to us plus one
+//     optimistic unchoke rotated every OptimisticInterval while
+//     downloading; round-robin while seeding; a newly interested peer gets
+//     a free slot at once.
+//   - Trust: every contributor of a piece that fails its hash is
+//     distrusted; one that contributes to another failed piece
+//     (MaxStrikes) is banned by IP. A distrusted peer downloads only pieces
+//     no other peer is working on and no one joins them, so its next
+//     failure is its alone. A failed piece with several contributors is
+//     kept until the piece verifies: the peers whose blocks were right are
+//     trusted again. Protocol violations (oversized messages, bad
+//     bitfields, requests outside the torrent) ban at once. The ban list is
+//     consulted on dial and accept.
+//
+// The passive algorithms (Picker, choker, trust book, pipeline depth) have
+// no goroutines and no I/O and are tested alone.
+package peerswarm
