@@ -47,7 +47,7 @@ func clockStepped(tb testing.TB, t time.Time, step time.Duration) time.Time {
 func TestPeerListTTLSurvivesClockSteps(t *testing.T) {
 	for _, step := range []time.Duration{time.Hour, -time.Hour} {
 		t0 := time.Now()
-		pl := NewPeerList(10, time.Minute)
+		pl := newPeerList(10, time.Minute)
 		pl.Add(t0, []Peer{peerN(1), peerN(2)})
 		soon := clockStepped(t, t0.Add(time.Second), step)
 		if d := pl.Expire(soon); d != 0 {

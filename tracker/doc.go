@@ -39,7 +39,7 @@
 //     exponentially with jitter after failures.
 //   - Results arrive as Update values on Announcer.Updates (drop-oldest when
 //     the consumer lags; never blocking a pipeline). Announcer.WatchPeers
-//     subscribes to a tracker's PeerList (DESIGN point 11): deduplicated,
+//     subscribes to a tracker's peer list (DESIGN point 11): deduplicated,
 //     freshest first, expiring after PeerTTLFactor intervals, bounded.
 //
 // The wire formats live in internal/wire (both directions, fuzzed); the

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// PeerEntry is one peer in a PeerList.
+// PeerEntry is one peer in a tracker's peer list.
 type PeerEntry struct {
 	Peer
 	FirstSeen time.Time // when this address was first reported
@@ -25,39 +25,39 @@ func (n *peerNode) entry() PeerEntry {
 	return PeerEntry{Peer: n.Peer, FirstSeen: monoTime(n.first), LastSeen: monoTime(n.last)}
 }
 
-// PeerList is the per-tracker peer list of DESIGN point 11: a passive data
+// peerList is the per-tracker peer list of DESIGN point 11: a passive data
 // structure (no goroutines, no locks; its owner serialises access) made of a
 // map for deduplication by address and a doubly linked list ordered by
 // freshness, most recently reported first. Entries older than the TTL are
 // expired and the list never holds more than its capacity: adding beyond it
 // drops the stalest entries.
-type PeerList struct {
+type peerList struct {
 	max  int
 	ttl  time.Duration
 	m    map[netip.AddrPort]*peerNode
 	root peerNode // sentinel: root.next is the freshest, root.prev the stalest
 }
 
-// NewPeerList returns an empty list holding at most max peers, each for at
+// newPeerList returns an empty list holding at most max peers, each for at
 // most ttl after it was last reported (ttl <= 0: no expiry).
-func NewPeerList(max int, ttl time.Duration) *PeerList {
-	pl := &PeerList{max: max, ttl: ttl}
+func newPeerList(max int, ttl time.Duration) *peerList {
+	pl := &peerList{max: max, ttl: ttl}
 	pl.root.next, pl.root.prev = &pl.root, &pl.root
 	return pl
 }
 
 // SetTTL changes the expiry age (e.g. to twice a tracker's new interval).
-func (pl *PeerList) SetTTL(ttl time.Duration) { pl.ttl = ttl }
+func (pl *peerList) SetTTL(ttl time.Duration) { pl.ttl = ttl }
 
 // Len returns the number of peers held.
-func (pl *PeerList) Len() int { return len(pl.m) }
+func (pl *peerList) Len() int { return len(pl.m) }
 
-func (pl *PeerList) unlink(n *peerNode) {
+func (pl *peerList) unlink(n *peerNode) {
 	n.prev.next, n.next.prev = n.next, n.prev
 	n.prev, n.next = nil, nil
 }
 
-func (pl *PeerList) pushFront(n *peerNode) {
+func (pl *peerList) pushFront(n *peerNode) {
 	n.prev, n.next = &pl.root, pl.root.next
 	pl.root.next.prev = n
 	pl.root.next = n
@@ -67,7 +67,7 @@ func (pl *PeerList) pushFront(n *peerNode) {
 // the front (their id is updated if the tracker gave one); new ones are
 // inserted there. Within one batch the tracker's order is kept, the first
 // peer ending up freshest. It returns how many addresses were new.
-func (pl *PeerList) Add(now time.Time, peers []Peer) (added int) {
+func (pl *peerList) Add(now time.Time, peers []Peer) (added int) {
 	if pl.max <= 0 {
 		return 0
 	}
@@ -97,14 +97,14 @@ func (pl *PeerList) Add(now time.Time, peers []Peer) (added int) {
 	return added
 }
 
-func (pl *PeerList) remove(n *peerNode) {
+func (pl *peerList) remove(n *peerNode) {
 	delete(pl.m, n.Addr)
 	pl.unlink(n)
 }
 
 // Expire drops entries last reported ttl or more before now and returns how
 // many it dropped. It walks from the stalest end only as far as needed.
-func (pl *PeerList) Expire(now time.Time) (dropped int) {
+func (pl *peerList) Expire(now time.Time) (dropped int) {
 	if pl.ttl <= 0 {
 		return 0
 	}
@@ -120,7 +120,7 @@ func (pl *PeerList) Expire(now time.Time) (dropped int) {
 }
 
 // Remove drops one address (e.g. a peer the caller found dead).
-func (pl *PeerList) Remove(addr netip.AddrPort) bool {
+func (pl *peerList) Remove(addr netip.AddrPort) bool {
 	n, ok := pl.m[addr]
 	if ok {
 		pl.remove(n)
@@ -129,7 +129,7 @@ func (pl *PeerList) Remove(addr netip.AddrPort) bool {
 }
 
 // Snapshot returns a copy of the entries, freshest first.
-func (pl *PeerList) Snapshot() []PeerEntry {
+func (pl *peerList) Snapshot() []PeerEntry {
 	out := make([]PeerEntry, 0, len(pl.m))
 	for n := pl.root.next; n != &pl.root; n = n.next {
 		out = append(out, n.entry())

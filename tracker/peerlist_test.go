@@ -11,7 +11,7 @@ func peerN(i int) Peer {
 	return Peer{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 6881)}
 }
 
-func order(pl *PeerList) string {
+func order(pl *peerList) string {
 	s := ""
 	for _, e := range pl.Snapshot() {
 		s += fmt.Sprint(e.Addr.Addr().As4()[3], " ")
@@ -21,7 +21,7 @@ func order(pl *PeerList) string {
 
 func TestPeerListDedupAndFreshness(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	pl := NewPeerList(10, time.Minute)
+	pl := newPeerList(10, time.Minute)
 	if n := pl.Add(t0, []Peer{peerN(1), peerN(2), peerN(3)}); n != 3 {
 		t.Fatalf("added %d, want 3", n)
 	}
@@ -47,7 +47,7 @@ func TestPeerListDedupAndFreshness(t *testing.T) {
 
 func TestPeerListExpiry(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	pl := NewPeerList(10, time.Minute)
+	pl := newPeerList(10, time.Minute)
 	pl.Add(t0, []Peer{peerN(1), peerN(2)})
 	pl.Add(t0.Add(30*time.Second), []Peer{peerN(3)})
 	pl.Add(t0.Add(40*time.Second), []Peer{peerN(1)}) // refreshed: survives
@@ -72,7 +72,7 @@ func TestPeerListExpiry(t *testing.T) {
 
 func TestPeerListBounded(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	pl := NewPeerList(3, 0)
+	pl := newPeerList(3, 0)
 	pl.Add(t0, []Peer{peerN(1), peerN(2)})
 	pl.Add(t0.Add(time.Second), []Peer{peerN(3), peerN(4)})
 	if got := order(pl); got != "3 4 1 " {
@@ -85,13 +85,13 @@ func TestPeerListBounded(t *testing.T) {
 	if !pl.Remove(peerN(6).Addr) || pl.Remove(peerN(6).Addr) || order(pl) != "5 7 " {
 		t.Fatalf("remove: %q", order(pl))
 	}
-	if n := NewPeerList(0, 0).Add(t0, []Peer{peerN(1)}); n != 0 {
+	if n := newPeerList(0, 0).Add(t0, []Peer{peerN(1)}); n != 0 {
 		t.Fatal("a zero-capacity list holds nothing")
 	}
 }
 
 func BenchmarkPeerListAdd(b *testing.B) {
-	pl := NewPeerList(200, time.Hour)
+	pl := newPeerList(200, time.Hour)
 	batch := make([]Peer, 50)
 	t0 := time.Unix(0, 0)
 	for i := 0; b.Loop(); i++ {

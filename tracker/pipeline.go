@@ -98,7 +98,7 @@ type pipeline struct {
 	req  *request // in flight
 	conn udpConn
 
-	peers   *PeerList
+	peers   *peerList
 	subs    []*PeerWatch
 	probe   *probeState
 	retryAt int64 // monoNanos: end of the back-off after the last failure
@@ -149,7 +149,7 @@ func newPipeline(a *Announcer, rawURL string, tier int) (*pipeline, error) {
 		tier:  int32(tier),
 		owner: fmt.Sprintf("%x %s", a.infoHash, rawURL),
 		inbox: make(chan pmsg, inboxSize),
-		peers: NewPeerList(a.c.cfg.PeerListMax, 0),
+		peers: newPeerList(a.c.cfg.PeerListMax, 0),
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
