@@ -27,11 +27,11 @@ func TestDecodeMetaDeclaredLengthsBounded(t *testing.T) {
 		const runs = 20
 		var err error
 		for range runs {
-			_, err = DecodeMeta(b)
+			_, err = decodeWire(b)
 		}
 		runtime.ReadMemStats(&m1)
 		if !errors.Is(err, ErrBadMeta) {
-			t.Errorf("%s: DecodeMeta = %v, want ErrBadMeta", name, err)
+			t.Errorf("%s: decodeWire = %v, want ErrBadMeta", name, err)
 		}
 		if per := (m1.TotalAlloc - m0.TotalAlloc) / runs; per > 16<<10 {
 			t.Errorf("%s: %d bytes allocated to refuse %d bytes of metadata", name, per, len(b))

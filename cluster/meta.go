@@ -88,13 +88,6 @@ func encodeWire(w wireMeta) ([]byte, error) {
 	return b, nil
 }
 
-// DecodeMeta decodes metadata received from another member. Empty input is
-// a zero Meta (a member that advertises none).
-func DecodeMeta(b []byte) (Meta, error) {
-	w, err := decodeWire(b)
-	return w.Meta, err
-}
-
 func decodeWire(b []byte) (wireMeta, error) {
 	var w wireMeta
 	if len(b) == 0 {
