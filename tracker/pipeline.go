@@ -121,8 +121,12 @@ type pipeline struct {
 	hasAlternative bool
 }
 
-// request is the one request in flight.
+// request is the one request in flight. It carries out the exchange with
+// the tracker (startHTTP, startUDP and the UDP steps) on the pipeline's
+// goroutine and ends it with pipeline.finish; the pipeline decides when to
+// send one and what to do with the result.
 type request struct {
+	p      *pipeline
 	kind   UpdateKind
 	event  Event
 	ticket watchdog.Ticket // the intent
@@ -235,11 +239,18 @@ func (p *pipeline) handle(m pmsg) {
 	case msgUDP:
 		r := udpReply{buf: m.buf, oversized: m.oversized}
 		r.err, _ = m.ptr.(error)
-		p.onUDP(r)
+		if p.req == nil {
+			putBuf(r.buf) // late reply to a finished request
+			return
+		}
+		p.req.onUDP(r)
 	case msgHTTP:
 		p.onHTTP(m.seq, m.ptr.(*httpResult))
 	case msgResolved:
-		p.onResolved(m.seq, m.ptr.(*resolveResult))
+		if p.req == nil || m.seq != p.seq || p.req.phase != udpResolving {
+			return // the lookup of an earlier request
+		}
+		p.req.onResolved(m.ptr.(*resolveResult))
 	case msgCall:
 		m.ptr.(func(*pipeline))(p)
 	}
@@ -400,7 +411,7 @@ func (p *pipeline) arm(now time.Time) {
 
 func (p *pipeline) onTimer(now time.Time) {
 	if p.req != nil && !p.req.retryAt.IsZero() && !now.Before(p.req.retryAt) {
-		p.udpTimeout(now)
+		p.req.udpTimeout(now)
 	}
 	// due announces and the stop deadline are handled by step
 }
@@ -411,11 +422,12 @@ func (p *pipeline) startRequest(now time.Time, kind UpdateKind, ev Event) {
 	if kind == UpdateScrape {
 		kindName = KindScrape
 	}
-	p.req = &request{kind: kind, event: ev, ticket: p.a.c.wd.Issue(kindName, p.owner, p.cfg().RequestDeadline)}
+	r := &request{p: p, kind: kind, event: ev, ticket: p.a.c.wd.Issue(kindName, p.owner, p.cfg().RequestDeadline)}
+	p.req = r
 	if p.proto == protoHTTP {
-		p.startHTTP(now)
+		r.startHTTP(now)
 	} else {
-		p.startUDP(now)
+		r.startUDP(now)
 	}
 }
 

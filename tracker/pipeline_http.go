@@ -12,7 +12,7 @@ import (
 	"flotilla/tracker/internal/wire"
 )
 
-// The HTTP side of a pipeline (BEP 3, 7, 23, 48). The request runs on a
+// The HTTP side of a request (BEP 3, 7, 23, 48). The request runs on a
 // short-lived goroutine bounded by a context (HTTPTimeout, or StopTimeout for
 // "stopped"); its decoded result is handled on the pipeline goroutine.
 
@@ -23,8 +23,8 @@ type httpResult struct {
 	err      error
 }
 
-func (p *pipeline) startHTTP(now time.Time) {
-	r := p.req
+func (r *request) startHTTP(now time.Time) {
+	p := r.p
 	var target string
 	var err error
 	if r.kind == UpdateScrape {

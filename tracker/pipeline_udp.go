@@ -10,11 +10,12 @@ import (
 	"flotilla/tracker/internal/wire"
 )
 
-// The UDP side of a pipeline (BEP 15): connect, connection id reuse and
+// The UDP side of a request (BEP 15): connect, connection id reuse and
 // expiry, transaction ids, retransmission on the 15·2^n schedule, the error
 // action. Each step states an intent to the shared coordinator and returns;
-// the reply comes back through the inbox and is handled here, on the
-// pipeline's goroutine.
+// the reply comes back through the pipeline's inbox and is handled here, on
+// the pipeline's goroutine. The connection id (udpConn) outlives requests
+// and belongs to the pipeline.
 
 const (
 	udpResolving uint8 = iota + 1
@@ -36,28 +37,32 @@ type resolveResult struct {
 	err  error
 }
 
-func (p *pipeline) connValid(now time.Time) bool {
-	return !p.conn.at.IsZero() && !p.conn.expire && now.Sub(p.conn.at) < p.cfg().UDPConnIDTTL
+// valid reports whether the connection id can still be used at now.
+func (c *udpConn) valid(now time.Time, ttl time.Duration) bool {
+	return !c.at.IsZero() && !c.expire && now.Sub(c.at) < ttl
 }
 
-func (p *pipeline) startUDP(now time.Time) {
-	if p.connValid(now) {
-		p.sendUDP(now)
+// startUDP sends r, connecting first unless the pipeline's connection id
+// is still valid.
+func (r *request) startUDP(now time.Time) {
+	p := r.p
+	if p.conn.valid(now, p.cfg().UDPConnIDTTL) {
+		r.sendUDP(now)
 		return
 	}
-	p.connect(now)
+	r.connect(now)
 }
 
 // connect resolves the host (once per connect) and then sends a connect request.
-func (p *pipeline) connect(now time.Time) {
-	r := p.req
+func (r *request) connect(now time.Time) {
+	p := r.p
 	if r.txid != 0 {
 		p.a.c.udp.forget(r.txid)
 		r.txid = 0
 	}
 	p.conn = udpConn{}
 	if ip, err := netip.ParseAddr(p.host); err == nil {
-		p.onResolvedAddr(now, p.addrPort(ip))
+		r.onResolvedAddr(now, p.addrPort(ip))
 		return
 	}
 	r.phase = udpResolving
@@ -96,20 +101,18 @@ func (p *pipeline) addrPort(ip netip.Addr) netip.AddrPort {
 	return netip.AddrPortFrom(ip.Unmap(), port.Port())
 }
 
-func (p *pipeline) onResolved(seq uint32, rr *resolveResult) {
-	if p.req == nil || seq != p.seq || p.req.phase != udpResolving {
-		return
-	}
+// onResolved continues r with the result of its host lookup.
+func (r *request) onResolved(rr *resolveResult) {
 	now := time.Now()
 	if rr.err != nil {
-		p.finish(now, false, nil, nil, rr.err)
+		r.p.finish(now, false, nil, nil, rr.err)
 		return
 	}
-	p.onResolvedAddr(now, p.addrPort(rr.addr.Addr()))
+	r.onResolvedAddr(now, r.p.addrPort(rr.addr.Addr()))
 }
 
-func (p *pipeline) onResolvedAddr(now time.Time, addr netip.AddrPort) {
-	r := p.req
+func (r *request) onResolvedAddr(now time.Time, addr netip.AddrPort) {
+	p := r.p
 	if addr.Port() == 0 {
 		p.finish(now, false, nil, nil, fmt.Errorf("%w: bad port %q", ErrUnsupportedURL, p.port))
 		return
@@ -119,24 +122,24 @@ func (p *pipeline) onResolvedAddr(now time.Time, addr netip.AddrPort) {
 	r.attempt = 0
 	r.connTicket = p.a.c.wd.Issue(KindConnect, p.owner, p.cfg().RequestDeadline)
 	r.txid = p.a.c.udp.register(udpWaiter{from: addr, deliver: p.deliver})
-	p.transmit(now)
+	r.transmit(now)
 }
 
-func (p *pipeline) sendUDP(now time.Time) {
-	r := p.req
+func (r *request) sendUDP(now time.Time) {
+	p := r.p
 	r.phase = udpSending
 	r.attempt = 0
 	if r.txid != 0 {
 		p.a.c.udp.forget(r.txid)
 	}
 	r.txid = p.a.c.udp.register(udpWaiter{from: p.conn.addr, deliver: p.deliver})
-	p.transmit(now)
+	r.transmit(now)
 }
 
 // transmit (re)sends the current packet under the current transaction id
 // and sets the retransmission deadline UDPRetryBase·2^attempt.
-func (p *pipeline) transmit(now time.Time) {
-	r := p.req
+func (r *request) transmit(now time.Time) {
+	p := r.p
 	buf := getBuf()
 	switch {
 	case r.phase == udpConnecting:
@@ -154,8 +157,8 @@ func (p *pipeline) transmit(now time.Time) {
 }
 
 // udpTimeout runs when the reply did not come by retryAt.
-func (p *pipeline) udpTimeout(now time.Time) {
-	r := p.req
+func (r *request) udpTimeout(now time.Time) {
+	p := r.p
 	r.attempt++
 	maxRetries := p.cfg().UDPMaxRetries
 	if p.hasAlternative && !p.stopping {
@@ -171,22 +174,23 @@ func (p *pipeline) udpTimeout(now time.Time) {
 	} else {
 		p.a.c.wd.Annotate(r.ticket, note)
 	}
-	if r.phase == udpSending && !p.connValid(now) {
+	if r.phase == udpSending && !p.conn.valid(now, p.cfg().UDPConnIDTTL) {
 		attempt := r.attempt
-		p.connect(now) // the connection id expired while we waited: get a new one
-		if p.req != nil && p.req.phase == udpConnecting {
-			p.req.attempt = attempt
-			p.req.retryAt = now.Add(p.cfg().UDPRetryBase << attempt)
+		r.connect(now) // the connection id expired while we waited: get a new one
+		if p.req == r && r.phase == udpConnecting {
+			r.attempt = attempt
+			r.retryAt = now.Add(p.cfg().UDPRetryBase << attempt)
 		}
 		return
 	}
-	p.transmit(now)
+	r.transmit(now)
 }
 
-func (p *pipeline) onUDP(rep udpReply) {
+// onUDP handles a datagram (or a send error) for r.
+func (r *request) onUDP(rep udpReply) {
 	defer putBuf(rep.buf)
-	r := p.req
-	if r == nil || r.txid == 0 || r.phase == udpResolving {
+	p := r.p
+	if r.txid == 0 || r.phase == udpResolving {
 		return // late reply to a finished request
 	}
 	now := time.Now()
@@ -210,7 +214,7 @@ func (p *pipeline) onUDP(rep udpReply) {
 			// fresh one and try once more before reporting the error.
 			r.retried = true
 			p.conn.expire = true
-			p.connect(now)
+			r.connect(now)
 			return
 		}
 		if r.phase == udpConnecting {
@@ -231,7 +235,7 @@ func (p *pipeline) onUDP(rep udpReply) {
 		}
 		p.conn.id, p.conn.at, p.conn.expire = id, now, false
 		r.freshConn = true
-		p.sendUDP(now)
+		r.sendUDP(now)
 	case udpSending:
 		if r.kind == UpdateScrape {
 			st, err := wire.DecodeScrapeReply(b, 1)
