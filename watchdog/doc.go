@@ -1,7 +1,7 @@
-// Package watchdog keeps the ledger of pending packets — requests sent to a
-// worker (tracker intents, block requests, leases) and schedule entries
-// ("next announce due at") — and reports the ones that miss their deadline
-// (DESIGN.md point 2).
+// Package watchdog keeps the ledger of pending packets — requests that await
+// an answer from a tracker, a peer or a worker (tracker intents, block
+// requests, leases) and schedule entries ("next announce due at") — and
+// reports the ones that miss their deadline (DESIGN.md point 2).
 //
 // # Ownership
 //
