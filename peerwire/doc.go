@@ -4,9 +4,10 @@
 // BEP 10 extension protocol handshake.
 //
 // The package is a passive codec: it starts no goroutines, does no I/O other
-// than on the io.Reader/io.Writer it is given, and imports no other project
-// package. A Reader and a Writer are each meant to be used by one goroutine
-// (typically a connection's read loop and write loop); they are not safe for
+// than on the io.Reader/io.Writer it is given, and of the project imports
+// only the shared primitives internal/bitfield and internal/bencode. A
+// Reader and a Writer are each meant to be used by one goroutine (typically
+// a connection's read loop and write loop); they are not safe for
 // concurrent use.
 //
 // # Strictness
