@@ -17,7 +17,9 @@
 //     channel; its single timer (time.AfterFunc) and everyone else's
 //     requests arrive as wish flags plus a non-blocking nudge (DESIGN
 //     point 5), so one slow tracker never holds up another pipeline, the
-//     Announcer, or the caller.
+//     Announcer, or the caller. The pipeline decides when to announce or
+//     scrape; its one request in flight (type request) carries out the
+//     HTTP or BEP 15 exchange and hands the result back (pipeline.finish).
 //   - The UDP coordinator owns the sockets. Pipelines register a waiter (a
 //     struct of funcs, DESIGN point 7) under a random 32-bit transaction id
 //     and state the wish to send; the writer goroutine sends later and the
