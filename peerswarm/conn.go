@@ -399,36 +399,29 @@ func (s *Swarm) sendBatch(b *connBatch) bool {
 	}
 }
 
-// writeLoop drains the connection's outbound queue, reading upload blocks
-// from Storage, and sends keep-alives on a quiet connection.
+// writeLoop drains the connection's outbound queue through a
+// peerwire.Writer (batched writes of up to writeBatchSize bytes, each with an
+// IdleTimeout deadline), reading upload blocks from Storage straight into
+// its buffer, and sends keep-alives on a quiet connection.
 func (s *Swarm) writeLoop(h *connHandle) {
 	defer s.wg.Done()
-	defer h.c.Close() // unblocks the reader on write failure
-	var buf []byte    // grows on use: an idle connection holds no write buffer
+	defer h.c.Close()                                // unblocks the reader on write failure
+	w := peerwire.NewWriterSize(h.c, writeBatchSize) // its buffer grows on use: an idle connection holds none
+	w.SetWriteTimeout(s.cfg.IdleTimeout)
 	var batch []peerwire.Message
 	keep := time.NewTicker(s.cfg.KeepAlive / 2)
 	defer keep.Stop()
 	lastWrite := time.Now()
-	flush := func() bool {
-		if len(buf) == 0 {
-			return true
-		}
-		h.c.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
-		_, err := h.c.Write(buf)
-		buf = buf[:0]
-		lastWrite = time.Now()
-		return err == nil
-	}
 	for {
 		select {
 		case <-h.quit:
 			return
 		case <-keep.C:
 			if time.Since(lastWrite) >= s.cfg.KeepAlive {
-				buf = peerwire.AppendMessage(buf, peerwire.Message{KeepAlive: true})
-				if !flush() {
+				if w.WriteKeepAlive() != nil || w.Flush() != nil {
 					return
 				}
+				lastWrite = time.Now()
 			}
 			continue
 		case <-h.out.wake:
@@ -438,35 +431,55 @@ func (s *Swarm) writeLoop(h *connHandle) {
 			if len(batch) == 0 {
 				break
 			}
-			served := 0
-			for _, m := range batch {
-				if m.ID == peerwire.Piece && !m.KeepAlive {
-					served++
-					start := len(buf)
-					buf = peerwire.AppendPieceHeader(buf, m.Index, m.Begin, int(m.Length))
-					buf = append(buf, make([]byte, m.Length)...)
-					n, err := s.storage.ReadBlock(int(m.Index), int64(m.Begin), buf[len(buf)-int(m.Length):])
-					if err != nil || n != int(m.Length) {
-						buf = buf[:start]
-						s.log.Debug("upload read failed", "piece", m.Index, "err", err)
-						continue
-					}
-					h.uploaded.Add(int64(m.Length))
-				} else {
-					buf = peerwire.AppendMessage(buf, m)
-				}
-				if len(buf) >= 128<<10 && !flush() {
-					return
-				}
-			}
-			if served > 0 {
-				h.out.mu.Lock()
-				h.out.uploads -= served
-				h.out.mu.Unlock()
-			}
-			if !flush() {
+			if !s.writeBatch(h, w, batch) || w.Flush() != nil {
 				return
 			}
+			lastWrite = time.Now()
 		}
 	}
+}
+
+// writeBatchSize is the size of the writes of a connection's writer: small
+// messages and upload blocks are batched up to it.
+const writeBatchSize = 128 << 10
+
+// writeBatch encodes one batch taken from the outbound queue; it reports
+// false once a write failed. A block that cannot be read from Storage is
+// left out (the peer asks again or gives up).
+func (s *Swarm) writeBatch(h *connHandle, w *peerwire.Writer, batch []peerwire.Message) bool {
+	served := 0
+	defer func() {
+		if served > 0 {
+			h.out.mu.Lock()
+			h.out.uploads -= served
+			h.out.mu.Unlock()
+		}
+	}()
+	for _, m := range batch {
+		if m.KeepAlive || m.ID != peerwire.Piece {
+			if w.WriteMessage(m) != nil {
+				return false
+			}
+			continue
+		}
+		served++
+		var readErr error
+		err := w.WritePieceFrom(m.Index, m.Begin, int(m.Length), func(block []byte) error {
+			n, err := s.storage.ReadBlock(int(m.Index), int64(m.Begin), block)
+			if err == nil && n != len(block) {
+				err = io.ErrUnexpectedEOF
+			}
+			readErr = err
+			return err
+		})
+		if readErr != nil {
+			s.log.Debug("upload read failed", "piece", m.Index, "err", readErr)
+			continue
+		}
+		if err != nil {
+			return false
+		}
+		h.uploaded.Add(int64(m.Length))
+	}
+	return true
 }

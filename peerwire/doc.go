@@ -48,8 +48,11 @@
 // valid only until the next call to ReadMessage. Copy what must be kept.
 // In steady state ReadMessage performs no allocations.
 //
-// Writer batches small messages in its buffer until Flush (or until the
-// buffer fills); WritePiece sends the pending bytes, the piece header and
-// the block in one vectored write (writev on a *net.TCPConn) without copying
-// the block.
+// Writer batches messages in its buffer until Flush (or until the buffer
+// fills). WritePieceFrom reads a block in place into that buffer, so an
+// uploader reading from disk copies nothing more and writes many pieces per
+// system call; WritePiece, for a block already in memory, sends the pending
+// bytes, the piece header and the block in one vectored write (writev on a
+// *net.TCPConn) without copying the block. SetWriteTimeout puts a deadline
+// on every write.
 package peerwire

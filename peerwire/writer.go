@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"time"
 
 	"flotilla/internal/bitfield"
 )
@@ -11,16 +13,18 @@ import (
 // DefaultWriteBufferSize is the Writer's default batching buffer size.
 const DefaultWriteBufferSize = 64 * 1024
 
-// Writer encodes messages to a peer, batching small messages in a buffer
-// until Flush or until the buffer fills. Not safe for concurrent use. After
-// a write error every method returns that error (sticky).
+// Writer encodes messages to a peer, batching messages in a buffer until
+// Flush or until the buffer fills. The buffer is allocated on first use, so
+// an idle Writer holds none. Not safe for concurrent use. After a write
+// error every method returns that error (sticky).
 type Writer struct {
-	w    io.Writer
-	buf  []byte
-	size int
-	vec  net.Buffers
-	arr  [2][]byte
-	err  error
+	w       io.Writer
+	buf     []byte
+	size    int
+	vec     net.Buffers
+	arr     [2][]byte
+	err     error
+	timeout time.Duration // SetWriteTimeout
 }
 
 // NewWriter returns a Writer with a DefaultWriteBufferSize buffer.
@@ -32,7 +36,22 @@ func NewWriterSize(w io.Writer, size int) *Writer {
 	if size < 64 {
 		size = 64
 	}
-	return &Writer{w: w, buf: make([]byte, 0, size), size: size}
+	return &Writer{w: w, size: size}
+}
+
+// SetWriteTimeout makes every write to the underlying writer, if it has a
+// write deadline (a net.Conn), fail once it takes longer than d: the
+// deadline is set d ahead before each write. Zero (the default) sets none.
+func (w *Writer) SetWriteTimeout(d time.Duration) { w.timeout = d }
+
+// setDeadline applies the write timeout before a write.
+func (w *Writer) setDeadline() {
+	if w.timeout <= 0 {
+		return
+	}
+	if c, ok := w.w.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		c.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
 }
 
 // Buffered returns the number of bytes waiting for Flush.
@@ -124,6 +143,7 @@ func (w *Writer) WritePiece(index, begin uint32, block []byte) error {
 	w.buf = AppendPieceHeader(w.buf, index, begin, len(block))
 	w.arr[0], w.arr[1] = w.buf, block
 	w.vec = w.arr[:]
+	w.setDeadline()
 	_, err := w.vec.WriteTo(w.w)
 	w.arr[0], w.arr[1] = nil, nil
 	w.vec = nil
@@ -131,6 +151,36 @@ func (w *Writer) WritePiece(index, begin uint32, block []byte) error {
 	if err != nil {
 		w.err = fmt.Errorf("peerwire: write piece: %w", err)
 		return w.err
+	}
+	return nil
+}
+
+// WritePieceFrom queues a piece message of length bytes whose block read
+// fills in place, in the Writer's buffer: nothing is copied beyond what
+// read writes, and pieces are batched like other messages (flushed first
+// if the piece would not fit, and once the buffer is full). Use it when
+// the block must be read from somewhere anyway (an uploader reading from
+// disk); WritePiece when it is already in memory. If read fails, the
+// piece is taken back out of the buffer and read's error returned: the
+// Writer stays usable.
+func (w *Writer) WritePieceFrom(index, begin uint32, length int, read func(block []byte) error) error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf)+13+length > w.size && len(w.buf) > 0 {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	start := len(w.buf)
+	w.buf = AppendPieceHeader(w.buf, index, begin, length)
+	w.buf = slices.Grow(w.buf, length)[:len(w.buf)+length]
+	if err := read(w.buf[len(w.buf)-length:]); err != nil {
+		w.buf = w.buf[:start]
+		return err
+	}
+	if len(w.buf) >= w.size {
+		return w.Flush()
 	}
 	return nil
 }
@@ -155,6 +205,7 @@ func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
+	w.setDeadline()
 	_, err := w.w.Write(w.buf)
 	if cap(w.buf) > 4*w.size { // don't keep a huge buffer after one large message
 		w.buf = make([]byte, 0, w.size)
