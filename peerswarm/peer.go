@@ -2,7 +2,6 @@ package peerswarm
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/netip"
 	"time"
@@ -90,6 +89,9 @@ func (p *peer) has(i int) bool {
 
 func (p *peer) isSeed(n int) bool { return p.haveAll || p.nhave == n }
 
+// register takes a finished handshake (or a failed dial) from the accept
+// and dial goroutines: the peer joins the table, is greeted, and gets its
+// reader and writer goroutines.
 func (s *Swarm) register(nc newConn) {
 	c := s.cands[nc.addr]
 	if nc.outgoing && c != nil {
@@ -106,31 +108,47 @@ func (s *Swarm) register(nc newConn) {
 		s.log.Debug("connect failed", "peer", nc.addr, "err", nc.err)
 		return
 	}
-	reject := func(err error) {
+	if err := s.admit(nc); err != nil {
 		s.log.Debug("connection refused", "peer", nc.addr, "err", err)
 		nc.c.Close()
-	}
-	if s.isBanned(nc.addr.Addr()) {
-		reject(ErrBanned)
-		return
-	}
-	for _, p := range s.peers {
-		if p != nil && (p.id == nc.hs.PeerID || p.addr == nc.addr) {
-			reject(errDuplicatePeer)
-			return
-		}
-	}
-	switch {
-	case nc.outgoing && s.npeers >= s.cfg.MaxPeers:
-		reject(errTooManyPeers)
-		return
-	case !nc.outgoing && (s.nincoming >= maxIncoming(s.cfg.MaxPeers) || s.npeers >= s.cfg.MaxPeers) && !s.makeRoom(time.Now()):
-		reject(errTooManyPeers)
 		return
 	}
 	if c != nil {
 		c.fails = 0
 	}
+	p := s.addPeer(nc)
+	s.greet(p)
+	if s.firstPeer.Load() == 0 {
+		s.firstPeer.Store(time.Now().UnixNano())
+	}
+	s.log.Debug("peer connected", "peer", nc.addr, "outgoing", nc.outgoing, "fast", p.fast)
+	s.wg.Add(2)
+	go s.readLoop(p.h)
+	go s.writeLoop(p.h)
+}
+
+// admit says why a new connection is refused (banned, a duplicate, over
+// the caps), or nil.
+func (s *Swarm) admit(nc newConn) error {
+	if s.isBanned(nc.addr.Addr()) {
+		return ErrBanned
+	}
+	for _, p := range s.peers {
+		if p != nil && (p.id == nc.hs.PeerID || p.addr == nc.addr) {
+			return errDuplicatePeer
+		}
+	}
+	switch {
+	case nc.outgoing && s.npeers >= s.cfg.MaxPeers:
+		return errTooManyPeers
+	case !nc.outgoing && (s.nincoming >= maxIncoming(s.cfg.MaxPeers) || s.npeers >= s.cfg.MaxPeers) && !s.makeRoom(time.Now()):
+		return errTooManyPeers
+	}
+	return nil
+}
+
+// addPeer puts an admitted connection in the peer table.
+func (s *Swarm) addPeer(nc newConn) *peer {
 	key := s.nextKey
 	s.nextKey++
 	s.gen++
@@ -158,6 +176,11 @@ func (s *Swarm) register(nc newConn) {
 		s.nincoming++
 	}
 	h.lastRead.Store(time.Now().UnixNano())
+	return p
+}
+
+// greet sends a new peer our extension handshake and what we have.
+func (s *Swarm) greet(p *peer) {
 	var init []peerwire.Message
 	if p.ext {
 		init = append(init, peerwire.Message{ID: peerwire.Extended, ExtID: peerwire.ExtHandshakeID, ExtPayload: s.extHandshake()})
@@ -171,13 +194,6 @@ func (s *Swarm) register(nc newConn) {
 		init = append(init, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: append([]byte(nil), s.advertised...)})
 	}
 	s.send(p, init...)
-	if s.firstPeer.Load() == 0 {
-		s.firstPeer.Store(time.Now().UnixNano())
-	}
-	s.log.Debug("peer connected", "peer", nc.addr, "outgoing", nc.outgoing, "fast", p.fast)
-	s.wg.Add(2)
-	go s.readLoop(h)
-	go s.writeLoop(h)
 }
 
 // extHandshake is our BEP 10 handshake: no extensions, our listening
@@ -226,236 +242,6 @@ func (s *Swarm) dropPeer(p *peer, err error) {
 	s.fillAll()
 }
 
-func (s *Swarm) handleBatch(b *connBatch) {
-	p := s.peers[b.h.key]
-	if p == nil || p.h != b.h {
-		releaseBatch(b)
-		return
-	}
-	for i := range b.evs {
-		if s.peers[p.key] != p {
-			break
-		}
-		err := s.handleMsg(p, &b.evs[i])
-		if err == nil && p.h.out.isFull() {
-			err = errOutQueueFull
-		}
-		if err != nil {
-			s.dropPeer(p, err)
-		}
-	}
-	if b.err != nil {
-		s.dropPeer(p, b.err)
-	} else if s.peers[p.key] == p {
-		s.fill(p)
-	}
-	releaseBatch(b)
-}
-
-func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
-	m := &ev.msg
-	if m.ID.IsFast() && !p.fast {
-		return errFastMisuse
-	}
-	n := s.info.NumPieces()
-	switch m.ID {
-	case peerwire.Choke:
-		p.peerChoking = true
-		if !p.fast {
-			// Without the fast extension a choke discards our requests
-			// (blocks already on the wire may still come).
-			p.grace += len(p.reqs)
-			for k := range p.reqs {
-				s.unrequest(p, k)
-			}
-		}
-	case peerwire.Unchoke:
-		p.peerChoking = false
-		p.waitSince = time.Time{}
-		s.log.Debug("unchoked by peer", "peer", p.addr)
-	case peerwire.Interested:
-		p.peerInterested = true
-		s.maybeUnchoke(p)
-	case peerwire.NotInterested:
-		p.peerInterested = false
-	case peerwire.Have:
-		i := int(m.Index)
-		if p.has(i) {
-			return nil
-		}
-		if p.bf == nil {
-			p.bf = bitfield.New(n)
-		}
-		p.bf.Set(i)
-		p.nhave++
-		s.picker.PeerHave(i)
-		if !s.picker.Have(i) {
-			p.wanted++
-			s.setInterested(p, true)
-		}
-		if s.seeding() && p.isSeed(n) {
-			return errBothSeeds
-		}
-	case peerwire.BitfieldMsg:
-		// Normally the first message; some clients (aria2) send have-none
-		// first and a bitfield later. A later bitfield replaces the old.
-		s.forgetPieces(p)
-		p.gotBF = true
-		p.bf = m.Bitfield
-		s.picker.PeerBitfield(p.bf)
-		for i := 0; i < n; i++ {
-			if p.bf.Has(i) {
-				p.nhave++
-				if !s.picker.Have(i) {
-					p.wanted++
-				}
-			}
-		}
-		s.setInterested(p, p.wanted > 0)
-		if s.seeding() && p.isSeed(n) {
-			return errBothSeeds
-		}
-	case peerwire.HaveAll:
-		s.forgetPieces(p)
-		p.gotBF, p.haveAll = true, true
-		s.picker.PeerHaveAll()
-		p.wanted = n - s.picker.Done()
-		s.setInterested(p, p.wanted > 0)
-		if s.seeding() {
-			return errBothSeeds
-		}
-	case peerwire.HaveNone:
-		p.gotBF = true
-	case peerwire.Request:
-		return s.serve(p, m)
-	case peerwire.Cancel:
-		p.h.out.dropUploads(func(x peerwire.Message) bool {
-			return x.Index == m.Index && x.Begin == m.Begin && x.Length == m.Length
-		})
-	case peerwire.Piece:
-		err := s.gotBlock(p, int(m.Index), int(m.Begin), m.Block)
-		if ev.block != nil {
-			blockPool.Put(ev.block)
-			ev.block = nil
-		}
-		return err
-	case peerwire.Reject:
-		k := blockKey(int(m.Index), int(m.Begin))
-		if _, ok := p.reqs[k]; ok {
-			s.unrequest(p, k)
-		}
-	case peerwire.AllowedFast:
-		if p.allowedFast == nil {
-			p.allowedFast = map[uint32]bool{}
-		}
-		if len(p.allowedFast) < 64 {
-			p.allowedFast[m.Index] = true
-		}
-	case peerwire.Extended:
-		if m.ExtID == peerwire.ExtHandshakeID {
-			if h, err := peerwire.ParseExtHandshake(m.ExtPayload); err == nil && h.Reqq > 0 {
-				p.reqq = h.Reqq
-			}
-		}
-	}
-	return nil
-}
-
-// forgetPieces drops what p announced so far from availability.
-func (s *Swarm) forgetPieces(p *peer) {
-	s.picker.PeerGone(p.bf, p.haveAll)
-	p.bf, p.haveAll, p.nhave, p.wanted = nil, false, 0, 0
-}
-
-// unrequest forgets our request k at p so another peer can fetch it.
-func (s *Swarm) unrequest(p *peer, k uint64) {
-	delete(p.reqs, k)
-	piece, begin := int(k>>32), int(uint32(k))
-	if _, ok := s.picker.validBlock(piece, begin, s.picker.blockLen(piece, begin/peerwire.BlockSize)); ok {
-		s.picker.Unrequest(p.key, Block{piece, begin, s.picker.blockLen(piece, begin/peerwire.BlockSize)})
-	}
-}
-
-// gotBlock takes a block from p. A block we did not request (and did not
-// stop waiting for) is not used; past maxUnrequested of them p is banned.
-func (s *Swarm) gotBlock(p *peer, piece, begin int, data []byte) error {
-	k := blockKey(piece, begin)
-	if _, ok := p.reqs[k]; !ok {
-		if p.grace == 0 {
-			p.unrequested++
-			s.wasted.Add(int64(len(data)))
-			if p.unrequested > maxUnrequested {
-				return errUnrequested
-			}
-			return nil
-		}
-		p.grace--
-	}
-	delete(p.reqs, k)
-	s.downloaded.Add(int64(len(data)))
-	s.downRate.Add(len(data))
-	p.down.Add(len(data))
-	p.lastBlock = time.Now()
-	p.lastPayload = p.lastBlock
-	p.waitSince = time.Time{}
-	p.snubbed = false
-	r := s.picker.Received(p.key, Block{piece, begin, len(data)}, s.cancelBuf)
-	s.cancelBuf = r.Cancel
-	if !r.Fresh {
-		s.wasted.Add(int64(len(data)))
-		return nil
-	}
-	copy(s.pieceBuf(piece)[begin:], data)
-	for _, o := range r.Cancel {
-		if q := s.peers[o]; q != nil {
-			if _, ok := q.reqs[k]; ok {
-				delete(q.reqs, k)
-				q.grace++
-				s.send(q, peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin), Length: uint32(len(data))})
-			}
-		}
-	}
-	if r.Complete {
-		buf := s.bufs[piece]
-		delete(s.bufs, piece)
-		s.verifying++
-		s.hashIn <- hashJob{piece: piece, buf: buf} // capacity covers every piece that can be in flight
-	}
-	return nil
-}
-
-// maxOutstanding is how many requests a peer may have unanswered (queued
-// uploads and rejects not yet written), or send while choked: twice the request queue we advertise, plus slack for
-// requests that cross a choke on the wire. A peer past it floods us.
-func (s *Swarm) maxOutstanding() int { return 2*s.cfg.MaxUploadQueue + 64 }
-
-// serve queues an upload, or rejects it; a peer flooding requests gets
-// errRequestFlood.
-func (s *Swarm) serve(p *peer, m *peerwire.Message) error {
-	if n := p.h.out.pendingAnswers(); n >= s.maxOutstanding() {
-		return fmt.Errorf("%w: %d answers not yet read by the peer", errRequestFlood, n)
-	}
-	i := int(m.Index)
-	ok := s.advertised.Has(i) && !p.amChoking &&
-		p.h.out.queuedUploads() < s.cfg.MaxUploadQueue
-	if ok {
-		s.send(p, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Length: m.Length})
-		return nil
-	}
-	if p.amChoking {
-		// Requests that cross our choke on the wire are few; more are a
-		// flood (a reading peer that is over our queue while unchoked
-		// only gets rejects, which cost nothing that stays).
-		if p.refused++; p.refused > s.maxOutstanding() {
-			return fmt.Errorf("%w: %d requests while choked", errRequestFlood, p.refused)
-		}
-	}
-	if p.fast {
-		s.send(p, peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
-	}
-	return nil
-}
-
 // send queues messages to p. If p's queue is full they are dropped and p
 // is marked for dropping (handleBatch and tick drop it: send never drops a
 // peer itself, so callers may loop over s.peers).
@@ -485,173 +271,4 @@ func (s *Swarm) setInterested(p *peer, v bool) {
 		id = peerwire.Interested
 	}
 	s.send(p, peerwire.Message{ID: id})
-}
-
-func (s *Swarm) setChoking(p *peer, choke bool) {
-	if p.amChoking == choke {
-		return
-	}
-	p.amChoking = choke
-	p.refused = 0
-	if !choke {
-		s.send(p, peerwire.Message{ID: peerwire.Unchoke})
-		return
-	}
-	dropped := p.h.out.dropUploads(func(peerwire.Message) bool { return true })
-	msgs := []peerwire.Message{{ID: peerwire.Choke}}
-	if p.fast {
-		for _, d := range dropped {
-			msgs = append(msgs, peerwire.Message{ID: peerwire.Reject, Index: d.Index, Begin: d.Begin, Length: d.Length})
-		}
-	}
-	s.send(p, msgs...)
-}
-
-// maybeUnchoke gives a newly interested peer a free upload slot at once
-// instead of making it wait for the next choke round.
-func (s *Swarm) maybeUnchoke(p *peer) {
-	if !p.amChoking || s.nAdvertised == 0 {
-		return
-	}
-	unchoked := 0
-	for _, q := range s.peers {
-		if q != nil && !q.amChoking {
-			unchoked++
-		}
-	}
-	if unchoked < s.cfg.UploadSlots {
-		s.setChoking(p, false)
-	}
-}
-
-func (s *Swarm) chokeRound(now time.Time) {
-	seeding := s.seeding()
-	var cands []chokeCandidate
-	for _, p := range s.peers {
-		if p == nil {
-			continue
-		}
-		rate := p.down.Rate()
-		if seeding {
-			rate = p.up.Rate()
-		}
-		cands = append(cands, chokeCandidate{Key: p.key, Interested: p.peerInterested, Rate: rate, Snubbed: p.snubbed})
-	}
-	unchoke := s.choker.Decide(now, seeding, cands, nil)
-	set := make(map[peerKey]bool, len(unchoke))
-	for _, k := range unchoke {
-		set[k] = true
-	}
-	for _, p := range s.peers {
-		if p != nil {
-			s.setChoking(p, !set[p.key])
-		}
-	}
-}
-
-func (s *Swarm) fillAll() {
-	for _, p := range s.peers {
-		if p != nil {
-			s.fill(p)
-		}
-	}
-}
-
-// fill tops up p's request pipeline to its rate-adaptive depth.
-func (s *Swarm) fill(p *peer) {
-	if !p.amInterested || (p.peerChoking && len(p.allowedFast) == 0) {
-		return
-	}
-	depth := pipelineDepth(p.down.Rate(), s.cfg.TargetLatency, peerwire.BlockSize,
-		s.cfg.StartPipeline, s.cfg.MinPipeline, s.cfg.MaxPipeline)
-	if p.snubbed {
-		depth = 1
-	}
-	if p.reqq > 0 {
-		depth = min(depth, p.reqq)
-	}
-	want := depth - len(p.reqs)
-	if s.picker.EndGame() {
-		// Every block is requested: duplicates go only to nearly idle
-		// peers, so that fast peers do not re-fetch what is in flight.
-		want = s.cfg.MinPipeline - len(p.reqs)
-		if want <= 0 {
-			return
-		}
-	} else if want <= 0 || (len(p.reqs) > 0 && want < depth/4) {
-		return
-	}
-	s.picker.Held = s.verifying + int(s.unreleased.Load()) + len(s.suspects)
-	s.pickBuf = s.picker.Pick(p.key, p.hasFn, want, s.pickBuf[:0])
-	if len(s.pickBuf) == 0 {
-		return
-	}
-	now := time.Now()
-	if p.waitSince.IsZero() {
-		p.waitSince = now // the snub clock runs from the first unanswered request
-	}
-	msgs := s.msgBuf[:0]
-	for _, b := range s.pickBuf {
-		k := blockKey(b.Piece, b.Begin)
-		p.reqs[k] = now
-		p.queue = append(p.queue, reqEntry{k, now})
-		msgs = append(msgs, peerwire.Message{ID: peerwire.Request, Index: uint32(b.Piece), Begin: uint32(b.Begin), Length: uint32(b.Length)})
-	}
-	s.send(p, msgs...)
-	clear(msgs)
-	s.msgBuf = msgs[:0]
-	if s.firstBlock.Load() == 0 {
-		s.firstBlock.Store(now.UnixNano())
-	}
-}
-
-// checkTimeouts re-requests blocks whose deadline passed and marks snubbed
-// peers. Peers answer in order, so only the head of each send-order queue
-// needs looking at.
-func (s *Swarm) checkTimeouts(now time.Time) {
-	changed := false
-	for _, p := range s.peers {
-		if p == nil {
-			continue
-		}
-		var cancels []peerwire.Message
-		for len(p.queue) > 0 {
-			e := p.queue[0]
-			sent, ok := p.reqs[e.key]
-			if ok && sent.Equal(e.sent) {
-				if now.Sub(sent) < s.cfg.RequestTimeout {
-					break
-				}
-				s.unrequest(p, e.key)
-				p.grace++
-				s.timedOut++
-				piece, begin := int(e.key>>32), int(uint32(e.key))
-				cancels = append(cancels, peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin),
-					Length: uint32(s.picker.blockLen(piece, begin/peerwire.BlockSize))})
-				changed = true
-			}
-			p.queue[0] = reqEntry{}
-			p.queue = p.queue[1:]
-		}
-		if len(p.queue) == 0 {
-			p.queue = p.queue[:0:0]
-		}
-		if !p.peerChoking && len(p.reqs) > 0 && !p.snubbed && !p.waitSince.IsZero() && now.Sub(p.waitSince) >= s.cfg.SnubTimeout {
-			p.snubbed = true
-			p.grace += len(p.reqs)
-			s.log.Debug("peer snubbed us", "peer", p.addr)
-			for k := range p.reqs {
-				s.unrequest(p, k)
-				cancels = append(cancels, peerwire.Message{ID: peerwire.Cancel, Index: uint32(k >> 32), Begin: uint32(k),
-					Length: uint32(s.picker.blockLen(int(k>>32), int(uint32(k))/peerwire.BlockSize))})
-			}
-			changed = true
-		}
-		if len(cancels) > 0 {
-			s.send(p, cancels...)
-		}
-	}
-	if changed {
-		s.fillAll()
-	}
 }

@@ -51,7 +51,7 @@ type activePiece struct {
 	owner peerKey
 }
 
-// PickerConfig sizes the picker.
+// pickerGeometry sizes the picker: pieces and their blocks.
 type pickerGeometry struct {
 	NumPieces   int
 	PieceLength int64 // nominal piece length
@@ -119,8 +119,8 @@ func (p *Picker) blockLen(i, b int) int {
 	return n
 }
 
-// valid reports whether piece i and offset begin/length name a block the
-// picker would request.
+// validBlock reports whether piece i and offset begin/length name a block
+// the picker would request, and the block's index.
 func (p *Picker) validBlock(i, begin, length int) (int, bool) {
 	if i < 0 || i >= p.g.NumPieces || begin < 0 || begin%p.g.BlockSize != 0 {
 		return 0, false

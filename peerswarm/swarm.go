@@ -2,14 +2,11 @@ package peerswarm
 
 import (
 	"context"
-	"crypto/sha1"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,27 +106,10 @@ type newConn struct {
 	outgoing bool
 }
 
-type candidate struct {
-	dialing bool
-	fails   int
-	next    time.Time
-	self    bool
-	added   time.Time // last heard of (AddPeers)
-}
-
-// maxCandidates bounds the addresses a swarm remembers to dial; beyond it
-// the stalest addresses not being dialed or connected are forgotten (those
-// that failed to connect first), down to three quarters of it.
-const maxCandidates = 4096
-
-type hashJob struct {
-	piece int
-	buf   []byte
-	ok    bool
-}
-
-// New starts a local peer swarm for cfg (validated by the
-// caller). have is the bitfield of pieces already stored.
+// New validates cfg and starts a local peer swarm for it: the pieces
+// Storage already has (Storage.Have) are advertised and served, and it
+// accepts peers on cfg.Listener, or on cfg.ListenAddr when that is set
+// instead (neither: it only dials). Hand it to swarm.New.
 func New(cfg swarm.Config) (*Swarm, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -260,86 +240,11 @@ func (s *Swarm) Have(pieces []int) {
 	})
 }
 
-// AddPeers implements Worker.
-func (s *Swarm) AddPeers(addrs []netip.AddrPort) {
-	addrs = append([]netip.AddrPort(nil), addrs...)
-	s.loop.Post(func() {
-		now := time.Now()
-		for _, a := range addrs {
-			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-			if !a.IsValid() || a.Port() == 0 {
-				continue
-			}
-			c := s.cands[a]
-			if c == nil {
-				c = &candidate{}
-				s.cands[a] = c
-			}
-			c.added = now
-		}
-		if len(s.cands) > maxCandidates {
-			s.pruneCandidates(maxCandidates * 3 / 4)
-		}
-		s.dialMore(now)
-	})
-}
-
-// pruneCandidates forgets candidates until at most keep remain, sparing
-// those being dialed or connected: first the ones that failed most, then
-// the least recently heard of.
-func (s *Swarm) pruneCandidates(keep int) {
-	type cand struct {
-		a netip.AddrPort
-		c *candidate
-	}
-	var drop []cand
-	for a, c := range s.cands {
-		if !c.dialing && !s.connectedTo(a) {
-			drop = append(drop, cand{a, c})
-		}
-	}
-	slices.SortFunc(drop, func(x, y cand) int {
-		if x.c.fails != y.c.fails {
-			return y.c.fails - x.c.fails
-		}
-		return x.c.added.Compare(y.c.added)
-	})
-	for _, d := range drop {
-		if len(s.cands) <= keep {
-			return
-		}
-		delete(s.cands, d.a)
-	}
-}
-
 // Close implements Worker: it closes every connection and waits for all
 // goroutines.
 func (s *Swarm) Close() error {
 	s.loop.CloseAndWait()
 	return nil
-}
-
-func (s *Swarm) isBanned(a netip.Addr) bool {
-	_, ok := (*s.bans.Load())[a.Unmap()]
-	return ok
-}
-
-func (s *Swarm) hashLoop() {
-	defer s.wg.Done()
-	for {
-		select {
-		case <-s.loop.Closing():
-			return
-		case j := <-s.hashIn:
-			sum := sha1.Sum(j.buf)
-			j.ok = sum == s.info.PieceHash(j.piece)
-			select {
-			case s.hashOut <- j:
-			case <-s.loop.Closing():
-				return
-			}
-		}
-	}
 }
 
 func (s *Swarm) run() {
@@ -454,40 +359,6 @@ func (s *Swarm) tick(now time.Time) {
 	s.publish(now)
 }
 
-// dialMore starts outgoing connections while under the caps.
-func (s *Swarm) dialMore(now time.Time) {
-	if s.seeding() {
-		return // seeds wait for leechers to come
-	}
-	dialing := 0
-	for _, c := range s.cands {
-		if c.dialing {
-			dialing++
-		}
-	}
-	for a, c := range s.cands {
-		if dialing >= s.cfg.MaxDialing || s.npeers+dialing >= s.cfg.MaxPeers {
-			return
-		}
-		if c.dialing || c.self || now.Before(c.next) || s.connectedTo(a) || s.isBanned(a.Addr()) {
-			continue
-		}
-		c.dialing = true
-		dialing++
-		s.wg.Add(1)
-		go s.dial(a)
-	}
-}
-
-func (s *Swarm) connectedTo(a netip.AddrPort) bool {
-	for _, p := range s.peers {
-		if p != nil && p.addr == a {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *Swarm) seeding() bool { return s.nAdvertised == s.info.NumPieces() }
 
 func (s *Swarm) publish(now time.Time) {
@@ -589,175 +460,6 @@ func (s *Swarm) pieceDone(i int) {
 	}
 }
 
-// maxSuspects bounds the failed pieces kept for blame (one buffer each).
-const maxSuspects = 8
-
-// suspect is a piece that failed its hash while several peers contributed
-// to it: its data is kept until the piece verifies, then the blocks that
-// differ name the guilty peers exactly.
-type suspect struct {
-	buf  []byte
-	from []netip.Addr
-}
-
-func (s *Swarm) hashed(j hashJob) {
-	s.verifying--
-	var srcs []peerKey
-	if !j.ok {
-		srcs = s.picker.BlockSources(j.piece, nil)
-	}
-	s.picker.Verified(j.piece, j.ok, nil)
-	if j.ok {
-		s.delivered++
-		s.pieceDone(j.piece)
-		if sus, ok := s.suspects[j.piece]; ok {
-			delete(s.suspects, j.piece)
-			if guilty := blame(sus.buf, j.buf, sus.from, peerwire.BlockSize, nil); len(guilty) > 0 {
-				// The guilty keep the strike of the failure; the others'
-				// blocks proved right, so theirs is taken back.
-				s.log.Info("peers sent bad blocks", "piece", j.piece, "peers", guilty)
-				s.absolve(sus.from, guilty)
-			}
-			s.releaseBuf(sus.buf)
-		}
-		s.unreleased.Add(1)
-		s.outbox = append(s.outbox, swarm.WorkerEvent{Kind: swarm.EventPiece, Piece: j.piece, Data: j.buf, Verified: true})
-		s.fillAll()
-		return
-	}
-	s.hashFails++
-	s.wasted.Add(int64(len(j.buf)))
-	from := make([]netip.Addr, len(srcs))
-	var distinct []netip.Addr
-	for b, k := range srcs {
-		if a, ok := s.sourceAddr(k); ok {
-			from[b] = a
-			if !slices.Contains(distinct, from[b]) {
-				distinct = append(distinct, from[b])
-			}
-		}
-	}
-	s.log.Info("piece failed hash check", "piece", j.piece, "contributors", distinct)
-	// Every contributor is distrusted (a repeat bans it); when the piece
-	// later verifies, blame takes the strike back from those whose blocks
-	// were right.
-	distrusted, banned := s.trust.HashFailed(distinct, nil, nil)
-	if len(distrusted) > 0 {
-		s.log.Info("distrusted peers", "addrs", distrusted)
-		s.setDistrust(distrusted, true)
-	}
-	if len(banned) > 0 {
-		s.ban(banned...)
-	}
-	_, already := s.suspects[j.piece]
-	if len(distinct) > 1 && !already && len(s.suspects) < maxSuspects {
-		s.suspects[j.piece] = suspect{buf: j.buf, from: from}
-	} else {
-		s.releaseBuf(j.buf)
-	}
-	s.fillAll()
-}
-
-// absolve takes back a strike from each distinct contributor in from that
-// is not guilty, and trusts again those left with none.
-func (s *Swarm) absolve(from, guilty []netip.Addr) {
-	var seen, trusted []netip.Addr
-	for _, a := range from {
-		if !a.IsValid() || slices.Contains(guilty, a) || slices.Contains(seen, a) {
-			continue
-		}
-		seen = append(seen, a)
-		if s.trust.Absolve(a) {
-			trusted = append(trusted, a)
-		}
-	}
-	if len(trusted) > 0 {
-		s.log.Info("peers trusted again", "addrs", trusted)
-		s.setDistrust(trusted, false)
-	}
-}
-
-// setDistrust distrusts (or trusts again) addresses: the picker restricts
-// (or frees) their connected peers, and the published set is renewed.
-// Runs once per change of trust, O(peers).
-func (s *Swarm) setDistrust(addrs []netip.Addr, distrust bool) {
-	for _, p := range s.peers {
-		if p == nil || !slices.Contains(addrs, p.addr.Addr().Unmap()) {
-			continue
-		}
-		if distrust {
-			s.picker.Distrust(p.key)
-		} else {
-			s.picker.Trust(p.key)
-		}
-	}
-	s.publishDistrust()
-}
-
-func (s *Swarm) publishDistrust() {
-	m := map[netip.Addr]struct{}{}
-	for a := range s.trust.strikes {
-		if s.trust.Distrusted(a) {
-			m[a] = struct{}{}
-		}
-	}
-	s.distrusts.Store(&m)
-}
-
-// Distrusted reports whether an address is distrusted: it contributed to
-// a failed piece and is not banned (for tests and status).
-func (s *Swarm) Distrusted(a netip.Addr) bool {
-	_, ok := (*s.distrusts.Load())[a.Unmap()]
-	return ok
-}
-
-// sourceAddr is the address of the peer with key k, connected or gone.
-func (s *Swarm) sourceAddr(k peerKey) (netip.Addr, bool) {
-	if p := s.peers[k]; p != nil {
-		return p.addr.Addr().Unmap(), true
-	}
-	a, ok := s.gone[k]
-	return a, ok
-}
-
-// pruneGone forgets departed peers no pending block came from.
-func (s *Swarm) pruneGone() {
-	if len(s.gone) < 256 {
-		return
-	}
-	used := map[peerKey]bool{}
-	for _, ap := range s.picker.active {
-		if ap != nil {
-			for _, b := range ap.blocks {
-				used[b.from] = true
-			}
-		}
-	}
-	for k := range s.gone {
-		if !used[k] {
-			delete(s.gone, k)
-		}
-	}
-}
-
-// ban bans addresses and drops their connections.
-func (s *Swarm) ban(addrs ...netip.Addr) {
-	m := maps.Clone(*s.bans.Load())
-	for _, a := range addrs {
-		a = a.Unmap()
-		s.trust.Ban(a)
-		m[a] = struct{}{}
-		s.log.Warn("banned peer", "addr", a)
-	}
-	s.bans.Store(&m)
-	s.publishDistrust()
-	for _, p := range s.peers {
-		if p != nil && s.isBanned(p.addr.Addr()) {
-			s.dropPeer(p, ErrBanned)
-		}
-	}
-}
-
 // Release implements Worker: one piece it delivered (EventPiece) was
 // taken off its hands — handed to Storage, shipped, or dropped — so its
 // buffer no longer counts against MaxInFlightBytes. Whoever consumes the
@@ -767,42 +469,4 @@ func (s *Swarm) ban(addrs ...netip.Addr) {
 func (s *Swarm) Release(int) {
 	s.unreleased.Add(-1)
 	s.loop.Post(s.fillAll)
-}
-
-// Banned reports whether an address is banned (for tests and status).
-func (s *Swarm) Banned(a netip.Addr) bool { return s.isBanned(a) }
-
-func (s *Swarm) pieceBuf(i int) []byte {
-	if b, ok := s.bufs[i]; ok {
-		return b
-	}
-	n := int(s.info.PieceLen(i))
-	var b []byte
-	if bp, ok := s.storage.(swarm.BufferPool); ok {
-		b = bp.GetBuffer(i)
-	} else {
-		for k := len(s.freeBufs) - 1; k >= 0; k-- {
-			if cap(s.freeBufs[k]) >= n {
-				b = s.freeBufs[k][:n]
-				s.freeBufs = append(s.freeBufs[:k], s.freeBufs[k+1:]...)
-				break
-			}
-		}
-	}
-	if len(b) != n {
-		b = make([]byte, n)
-	}
-	s.bufs[i] = b
-	return b
-}
-
-// releaseBuf gives back a piece buffer that will not reach Storage.
-func (s *Swarm) releaseBuf(b []byte) {
-	if bp, ok := s.storage.(swarm.BufferPool); ok {
-		bp.PutBuffer(b)
-		return
-	}
-	if len(s.freeBufs) < 8 {
-		s.freeBufs = append(s.freeBufs, b[:cap(b)])
-	}
 }

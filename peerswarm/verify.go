@@ -1,0 +1,157 @@
+package peerswarm
+
+import (
+	"crypto/sha1"
+	"net/netip"
+	"slices"
+
+	"flotilla/peerwire"
+	"flotilla/swarm"
+)
+
+type hashJob struct {
+	piece int
+	buf   []byte
+	ok    bool
+}
+
+func (s *Swarm) hashLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.loop.Closing():
+			return
+		case j := <-s.hashIn:
+			sum := sha1.Sum(j.buf)
+			j.ok = sum == s.info.PieceHash(j.piece)
+			select {
+			case s.hashOut <- j:
+			case <-s.loop.Closing():
+				return
+			}
+		}
+	}
+}
+
+// maxSuspects bounds the failed pieces kept for blame (one buffer each).
+const maxSuspects = 8
+
+// suspect is a piece that failed its hash while several peers contributed
+// to it: its data is kept until the piece verifies, then the blocks that
+// differ name the guilty peers exactly.
+type suspect struct {
+	buf  []byte
+	from []netip.Addr
+}
+
+func (s *Swarm) hashed(j hashJob) {
+	s.verifying--
+	var srcs []peerKey
+	if !j.ok {
+		srcs = s.picker.BlockSources(j.piece, nil)
+	}
+	s.picker.Verified(j.piece, j.ok, nil)
+	if j.ok {
+		s.delivered++
+		s.pieceDone(j.piece)
+		if sus, ok := s.suspects[j.piece]; ok {
+			delete(s.suspects, j.piece)
+			if guilty := blame(sus.buf, j.buf, sus.from, peerwire.BlockSize, nil); len(guilty) > 0 {
+				// The guilty keep the strike of the failure; the others'
+				// blocks proved right, so theirs is taken back.
+				s.log.Info("peers sent bad blocks", "piece", j.piece, "peers", guilty)
+				s.absolve(sus.from, guilty)
+			}
+			s.releaseBuf(sus.buf)
+		}
+		s.unreleased.Add(1)
+		s.outbox = append(s.outbox, swarm.WorkerEvent{Kind: swarm.EventPiece, Piece: j.piece, Data: j.buf, Verified: true})
+		s.fillAll()
+		return
+	}
+	s.hashFails++
+	s.wasted.Add(int64(len(j.buf)))
+	from := make([]netip.Addr, len(srcs))
+	var distinct []netip.Addr
+	for b, k := range srcs {
+		if a, ok := s.sourceAddr(k); ok {
+			from[b] = a
+			if !slices.Contains(distinct, from[b]) {
+				distinct = append(distinct, from[b])
+			}
+		}
+	}
+	s.log.Info("piece failed hash check", "piece", j.piece, "contributors", distinct)
+	// Every contributor is distrusted (a repeat bans it); when the piece
+	// later verifies, blame takes the strike back from those whose blocks
+	// were right.
+	distrusted, banned := s.trust.HashFailed(distinct, nil, nil)
+	if len(distrusted) > 0 {
+		s.log.Info("distrusted peers", "addrs", distrusted)
+		s.setDistrust(distrusted, true)
+	}
+	if len(banned) > 0 {
+		s.ban(banned...)
+	}
+	_, already := s.suspects[j.piece]
+	if len(distinct) > 1 && !already && len(s.suspects) < maxSuspects {
+		s.suspects[j.piece] = suspect{buf: j.buf, from: from}
+	} else {
+		s.releaseBuf(j.buf)
+	}
+	s.fillAll()
+}
+
+// absolve takes back a strike from each distinct contributor in from that
+// is not guilty, and trusts again those left with none.
+func (s *Swarm) absolve(from, guilty []netip.Addr) {
+	var seen, trusted []netip.Addr
+	for _, a := range from {
+		if !a.IsValid() || slices.Contains(guilty, a) || slices.Contains(seen, a) {
+			continue
+		}
+		seen = append(seen, a)
+		if s.trust.Absolve(a) {
+			trusted = append(trusted, a)
+		}
+	}
+	if len(trusted) > 0 {
+		s.log.Info("peers trusted again", "addrs", trusted)
+		s.setDistrust(trusted, false)
+	}
+}
+
+func (s *Swarm) pieceBuf(i int) []byte {
+	if b, ok := s.bufs[i]; ok {
+		return b
+	}
+	n := int(s.info.PieceLen(i))
+	var b []byte
+	if bp, ok := s.storage.(swarm.BufferPool); ok {
+		b = bp.GetBuffer(i)
+	} else {
+		for k := len(s.freeBufs) - 1; k >= 0; k-- {
+			if cap(s.freeBufs[k]) >= n {
+				b = s.freeBufs[k][:n]
+				s.freeBufs = append(s.freeBufs[:k], s.freeBufs[k+1:]...)
+				break
+			}
+		}
+	}
+	if len(b) != n {
+		b = make([]byte, n)
+	}
+	s.bufs[i] = b
+	return b
+}
+
+// releaseBuf gives back a piece buffer that will not reach Storage.
+func (s *Swarm) releaseBuf(b []byte) {
+	if bp, ok := s.storage.(swarm.BufferPool); ok {
+		bp.PutBuffer(b)
+		return
+	}
+	if len(s.freeBufs) < 8 {
+		s.freeBufs = append(s.freeBufs, b[:cap(b)])
+	}
+}
