@@ -29,10 +29,11 @@
 // # Goroutines and the write plan
 //
 // Two goroutines run per Store (plus a reader goroutine while Verify or
-// Open re-hashes, so that reads overlap hashing). The writer goroutine owns the queue of verified
-// pieces. Submit hands it a piece after acquiring Config.WriteBudget bytes
-// (back-pressure: Submit blocks, honouring its context, while the queue is
-// over budget; the budget is returned when the piece's data is written).
+// Open re-hashes, so that reads overlap hashing). The writer goroutine owns
+// the queue of verified pieces. Submit hands it a piece after acquiring
+// Config.WriteBudget bytes (back-pressure: Submit blocks, honouring its
+// context, while the queue is over budget; the budget is returned when the
+// piece's data is written).
 // Whenever it wakes, the writer takes everything queued, sorts it by
 // offset, coalesces adjacent pieces into runs (up to 64 MiB) and writes
 // each run's part in each file with a single pwritev straight from the
