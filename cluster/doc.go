@@ -23,12 +23,12 @@
 //
 // # Failure detection
 //
-// Measured on loopback (TestFailureDetectionTiming, FLOTILLA_CLUSTER_TIMING=1),
-// from a member's crash to every other member's EventFail: profile "local"
-// about 5 s (3 or 6 members), profile "lan" about 6 s with 3 members and
-// 7 s with 6. That is a probe interval (1 s) plus memberlist's suspicion
-// timeout, SuspicionMult·max(1, log10 n)·ProbeInterval (3 s local, 4 s lan),
-// which grows toward 6× that when too few members confirm the suspicion.
+// From a member's crash to every other member's EventFail takes about a
+// probe interval (1 s) plus memberlist's suspicion timeout,
+// SuspicionMult·max(1, log10 n)·ProbeInterval (3 s local, 4 s lan), which
+// grows toward 6× that when too few members confirm the suspicion.
+// BenchmarkFailureDetection measures it on loopback; the README's
+// Benchmarks section has the figures.
 //
 // # Security
 //

@@ -44,7 +44,8 @@
 //
 // Memory does not grow with traffic: the ledger holds at most
 // Config.MaxPending packets (further Issues still return Tickets but are
-// counted as Dropped and not tracked; a pending packet costs about 110 bytes),
+// counted as Dropped and not tracked; BenchmarkPendingMemory reports the
+// bytes a pending packet costs),
 // the command queue at most Config.MaxQueued commands (a caller that finds
 // its shard full waits for the owner to drain it — back-pressure that only
 // sustained overload or a stuck Pending filter can cause, counted as
