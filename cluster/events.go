@@ -235,9 +235,10 @@ func (p *pump) NotifyLeave(n *memberlist.Node)  { p.push(p.event(EventFail, n)) 
 var _ memberlist.EventDelegate = (*pump)(nil)
 
 // event copies what we need out of n while memberlist's lock protects it.
-// memberlist's n.State is not maintained (nodeState shadows it), so the
-// state follows from the callback, and a departure is a graceful leave when
-// the member's last metadata said it was leaving (see wireMeta).
+// memberlist's n.State is not maintained (its internal nodeState shadows
+// it), so the state follows from the callback, and a departure is a
+// graceful leave when the member's last metadata said it was leaving (see
+// wireMeta).
 func (p *pump) event(kind EventKind, n *memberlist.Node) Event {
 	m := Member{Name: n.Name, State: StateAlive, Local: n.Name == p.local}
 	if ip, ok := netip.AddrFromSlice(n.Addr); ok {

@@ -25,7 +25,7 @@ type ProbeResult struct {
 
 type probeState struct {
 	res       ProbeResult
-	phase     uint8 // probeStart, probeStarted ...
+	phase     uint8 // probeStart ... probeDone
 	delivered bool
 }
 

@@ -99,8 +99,8 @@ func TestLoopbackSwarm(t *testing.T) {
 	}
 }
 
-// TestStartSwarmSeederFails reports a seeder that cannot start instead of
-// waiting for it, and leaves nothing running.
+// TestStartSwarmBadConfig: a swarm whose piece length is not a power of two
+// is refused before anything starts.
 func TestStartSwarmBadConfig(t *testing.T) {
 	cl := newCleanup(t)
 	cfg := lab.DefaultSwarmConfig()
