@@ -16,10 +16,11 @@ type TorrentConfig struct {
 	// Tiers are the BEP 12 tiers (metainfo.Torrent.Tiers()). URLs that are
 	// not http, https or udp are skipped (and logged).
 	Tiers [][]string
-	// Params are the initial announce parameters; SetStats updates the counters.
+	// Params are the announce parameters when ParamsFunc is nil.
 	Params AnnounceParams
-	// ParamsFunc, if set, is called for every announce instead (on pipeline
-	// goroutines: it must be fast and safe for concurrent use).
+	// ParamsFunc, if set, is called for every announce instead, for live
+	// transfer counters (on pipeline goroutines: it must be fast and safe
+	// for concurrent use).
 	ParamsFunc func() AnnounceParams
 }
 
@@ -40,7 +41,7 @@ type Announcer struct {
 	c        *Client
 	infoHash [20]byte
 	paramsFn func() AnnounceParams
-	params0  atomic.Pointer[AnnounceParams]
+	params0  AnnounceParams // when paramsFn is nil
 
 	pipes   []*pipeline
 	groups  [][]*pipeline // BEP 12 order per group; groups[i][cur[i]] is active
@@ -87,6 +88,7 @@ func newAnnouncer(c *Client, tc TorrentConfig, probe bool) *Announcer {
 		c:        c,
 		infoHash: tc.InfoHash,
 		paramsFn: tc.ParamsFunc,
+		params0:  tc.Params,
 		updates:  make(chan Update, c.cfg.UpdateBuffer),
 		wake:     make(chan struct{}, 1),
 		calls:    make(chan func()),
@@ -94,8 +96,6 @@ func newAnnouncer(c *Client, tc TorrentConfig, probe bool) *Announcer {
 		hardStop: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	p0 := tc.Params
-	a.params0.Store(&p0)
 	seen := map[string]bool{}
 	var group []*pipeline
 	for ti, tier := range tc.Tiers {
@@ -150,7 +150,7 @@ func (a *Announcer) params() AnnounceParams {
 	if a.paramsFn != nil {
 		return a.paramsFn()
 	}
-	return *a.params0.Load()
+	return a.params0
 }
 
 // Updates delivers an Update for every finished announce and scrape. The
@@ -164,13 +164,6 @@ func (a *Announcer) DroppedUpdates() int64 { return a.dropped.Load() }
 
 // InfoHash returns the torrent's info-hash.
 func (a *Announcer) InfoHash() [20]byte { return a.infoHash }
-
-// SetStats updates the transfer counters sent with the next announces.
-func (a *Announcer) SetStats(uploaded, downloaded, left int64) {
-	p := *a.params0.Load()
-	p.Uploaded, p.Downloaded, p.Left = uploaded, downloaded, left
-	a.params0.Store(&p)
-}
 
 // Completed asks the announcing tracker(s) to be told "completed" now, when
 // the download finishes. Only the first call has an effect.

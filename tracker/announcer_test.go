@@ -71,15 +71,17 @@ func TestAllTiersAndStoppedOnClose(t *testing.T) {
 	u := newUDPTracker(t, "127.0.0.1")
 	never := newHTTPTracker(t) // in tier 0 after h: never started
 	c := newTestClient(t, func(c *Config) { c.AllTiers = true })
+	var params atomic.Pointer[AnnounceParams] // live counters, as a download gives them
+	params.Store(&AnnounceParams{PeerID: peerID(1), Port: 7001, Left: 10})
 	a, err := c.AddTorrent(TorrentConfig{InfoHash: testHash, Tiers: [][]string{{h.URL}, {u.URL}},
-		Params: AnnounceParams{PeerID: peerID(1), Port: 7001, Left: 10}})
+		ParamsFunc: func() AnnounceParams { return *params.Load() }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
 		nextUpdate(t, a, 2*time.Second, "started on both tiers", okAnnounce(EventStarted))
 	}
-	a.SetStats(5, 10, 0)
+	params.Store(&AnnounceParams{PeerID: peerID(1), Port: 7001, Uploaded: 5, Downloaded: 10, Left: 0})
 	a.Completed()
 	a.Completed() // only once
 	for range 2 {
