@@ -122,7 +122,7 @@ func (s *Swarm) peerHas(p *peer, i int) error {
 	}
 	p.bf.Set(i)
 	p.nhave++
-	s.picker.PeerHave(i)
+	s.picker.avail.Have(i)
 	if !s.picker.Have(i) {
 		p.wanted++
 		s.setInterested(p, true)
@@ -141,7 +141,7 @@ func (s *Swarm) peerBitfield(p *peer, bf bitfield.Bitfield) error {
 	s.forgetPieces(p)
 	p.gotBF = true
 	p.bf = bf
-	s.picker.PeerBitfield(p.bf)
+	s.picker.avail.Bitfield(p.bf)
 	for i := 0; i < n; i++ {
 		if p.bf.Has(i) {
 			p.nhave++
@@ -161,7 +161,7 @@ func (s *Swarm) peerBitfield(p *peer, bf bitfield.Bitfield) error {
 func (s *Swarm) peerHasAll(p *peer) error {
 	s.forgetPieces(p)
 	p.gotBF, p.haveAll = true, true
-	s.picker.PeerHaveAll()
+	s.picker.avail.HaveAll()
 	p.wanted = s.info.NumPieces() - s.picker.Done()
 	s.setInterested(p, p.wanted > 0)
 	if s.seeding() {
@@ -172,7 +172,7 @@ func (s *Swarm) peerHasAll(p *peer) error {
 
 // forgetPieces drops what p announced so far from availability.
 func (s *Swarm) forgetPieces(p *peer) {
-	s.picker.PeerGone(p.bf, p.haveAll)
+	s.picker.avail.Gone(p.bf, p.haveAll)
 	p.bf, p.haveAll, p.nhave, p.wanted = nil, false, 0, 0
 }
 

@@ -232,7 +232,7 @@ func (s *Swarm) dropPeer(p *peer, err error) {
 	if !p.outgoing {
 		s.nincoming--
 	}
-	s.picker.PeerGone(p.bf, p.haveAll)
+	s.picker.avail.Gone(p.bf, p.haveAll)
 	s.picker.PeerLeft(p.key)
 	p.h.close()
 	s.uploadedOld += p.h.uploaded.Load()

@@ -2,8 +2,6 @@ package peerswarm
 
 import (
 	"math/rand/v2"
-
-	"flotilla/internal/bitfield"
 )
 
 // peerKey identifies a peer connection inside one peer swarm. The picker
@@ -51,14 +49,6 @@ type activePiece struct {
 	owner peerKey
 }
 
-// pickerGeometry sizes the picker: pieces and their blocks.
-type pickerGeometry struct {
-	NumPieces   int
-	PieceLength int64 // nominal piece length
-	TotalLength int64 // torrent length (last piece may be short)
-	BlockSize   int
-}
-
 // Picker is the passive piece and block picker of one peer swarm:
 // rarest-first with random tie-break, priority for partially downloaded
 // pieces, per-peer availability, leases and end game. It has no goroutines
@@ -67,8 +57,7 @@ type Picker struct {
 	g      pickerGeometry
 	state  []pieceState
 	leased []bool
-	avail  []int32 // peers announcing the piece (besides have-all peers)
-	seeds  int32   // peers with have-all
+	avail  availability // fed by the owner as peers announce and leave
 	active []*activePiece
 	list   []*activePiece // active pieces with blocks, in activation order
 	rng    *rand.Rand
@@ -94,42 +83,10 @@ func newPicker(g pickerGeometry, seed uint64) *Picker {
 		g:      g,
 		state:  make([]pieceState, g.NumPieces),
 		leased: make([]bool, g.NumPieces),
-		avail:  make([]int32, g.NumPieces),
+		avail:  newAvailability(g.NumPieces),
 		active: make([]*activePiece, g.NumPieces),
 		rng:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
-}
-
-func (p *Picker) pieceLen(i int) int {
-	if i == p.g.NumPieces-1 {
-		return int(p.g.TotalLength - int64(i)*p.g.PieceLength)
-	}
-	return int(p.g.PieceLength)
-}
-
-func (p *Picker) numBlocks(i int) int {
-	return (p.pieceLen(i) + p.g.BlockSize - 1) / p.g.BlockSize
-}
-
-func (p *Picker) blockLen(i, b int) int {
-	n := p.pieceLen(i) - b*p.g.BlockSize
-	if n > p.g.BlockSize {
-		return p.g.BlockSize
-	}
-	return n
-}
-
-// validBlock reports whether piece i and offset begin/length name a block
-// the picker would request, and the block's index.
-func (p *Picker) validBlock(i, begin, length int) (int, bool) {
-	if i < 0 || i >= p.g.NumPieces || begin < 0 || begin%p.g.BlockSize != 0 {
-		return 0, false
-	}
-	b := begin / p.g.BlockSize
-	if b >= p.numBlocks(i) || length != p.blockLen(i, b) {
-		return 0, false
-	}
-	return b, true
 }
 
 // Done reports how many pieces are verified.
@@ -140,9 +97,6 @@ func (p *Picker) Have(i int) bool { return i >= 0 && i < len(p.state) && p.state
 
 // State returns the picker's state of piece i.
 func (p *Picker) State(i int) pieceState { return p.state[i] }
-
-// Availability returns how many connected peers have piece i.
-func (p *Picker) Availability(i int) int { return int(p.avail[i] + p.seeds) }
 
 // SetDone marks piece i verified (downloaded here, found on disk or
 // delivered by another worker). It drops any download state; the caller
@@ -226,41 +180,6 @@ func (p *Picker) dropActive(i int) {
 	p.free = append(p.free, ap)
 }
 
-// PeerHave records that a peer announced piece i.
-func (p *Picker) PeerHave(i int) {
-	if i >= 0 && i < len(p.avail) {
-		p.avail[i]++
-	}
-}
-
-// PeerBitfield adds a peer's bitfield (BEP 3 bit order) to availability.
-func (p *Picker) PeerBitfield(bf bitfield.Bitfield) {
-	for i := range p.avail {
-		if bf.Has(i) {
-			p.avail[i]++
-		}
-	}
-}
-
-// PeerHaveAll records a peer that has every piece.
-func (p *Picker) PeerHaveAll() { p.seeds++ }
-
-// PeerGone removes a departed peer's pieces from availability.
-func (p *Picker) PeerGone(bf bitfield.Bitfield, haveAll bool) {
-	if haveAll {
-		p.seeds--
-		return
-	}
-	if bf == nil {
-		return
-	}
-	for i := range p.avail {
-		if bf.Has(i) && p.avail[i] > 0 {
-			p.avail[i]--
-		}
-	}
-}
-
 // Pick appends to dst up to n blocks for peer k to request, marking them
 // requested by k. has reports whether the peer may serve a piece (its
 // bitfield, restricted to allowed-fast pieces while it chokes us).
@@ -314,39 +233,13 @@ func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block
 			}
 			bs.reqBy[bs.nreq] = k
 			bs.nreq++
-			dst = append(dst, Block{ap.index, b * p.g.BlockSize, p.blockLen(ap.index, b)})
+			dst = append(dst, Block{ap.index, b * p.g.BlockSize, p.g.blockLen(ap.index, b)})
 			if n--; n == 0 {
 				return dst
 			}
 		}
 	}
 	return dst
-}
-
-// claim reserves to distrusted peer k a piece in progress that no peer
-// owns and nobody is downloading (its owner was banned or left, or it was
-// started before any distrust): without it such a piece would wait for a
-// trusted peer, for ever if only distrusted ones have it. The blocks
-// others delivered are dropped, so that a failure of the piece is k's
-// alone. It reports whether k now owns ap.
-func (p *Picker) claim(ap *activePiece, k peerKey) bool {
-	if k == noPeer || ap.owner != noPeer {
-		return false
-	}
-	for b := range ap.blocks {
-		if ap.blocks[b].nreq > 0 {
-			return false
-		}
-	}
-	ap.owner = k
-	for b := range ap.blocks {
-		if bs := &ap.blocks[b]; bs.received && bs.from != k {
-			bs.received, bs.from = false, noPeer
-			ap.received--
-			ap.unrequested++
-		}
-	}
-	return true
 }
 
 // EndGame reports whether every block of the lease is requested or
@@ -392,7 +285,7 @@ func (p *Picker) take(ap *activePiece, k peerKey, n int, dst []Block) ([]Block, 
 		bs.nreq = 1
 		ap.unrequested--
 		n--
-		dst = append(dst, Block{ap.index, b * p.g.BlockSize, p.blockLen(ap.index, b)})
+		dst = append(dst, Block{ap.index, b * p.g.BlockSize, p.g.blockLen(ap.index, b)})
 	}
 	return dst, n
 }
@@ -417,7 +310,7 @@ func (p *Picker) rarest(has func(int) bool) int {
 		if !p.leased[i] || p.state[i] != pieceMissing || !has(i) {
 			continue
 		}
-		a := p.avail[i]
+		a := p.avail.count[i] // have-all peers have every piece alike
 		switch {
 		case a < bestAvail:
 			best, bestAvail, ties = i, a, 1
@@ -442,7 +335,7 @@ func (p *Picker) activate(i int) *activePiece {
 	} else {
 		ap = new(activePiece)
 	}
-	nb := p.numBlocks(i)
+	nb := p.g.numBlocks(i)
 	if cap(ap.blocks) < nb {
 		ap.blocks = make([]blockState, nb)
 	}
@@ -465,7 +358,7 @@ func (p *Picker) Unrequest(k peerKey, blk Block) {
 	if ap == nil {
 		return
 	}
-	b, ok := p.validBlock(blk.Piece, blk.Begin, blk.Length)
+	b, ok := p.g.validBlock(blk.Piece, blk.Begin, blk.Length)
 	if !ok {
 		return
 	}
@@ -515,7 +408,7 @@ func (p *Picker) Received(k peerKey, blk Block, cancel []peerKey) received {
 	if ap == nil || p.state[blk.Piece] != pieceActive {
 		return r
 	}
-	b, ok := p.validBlock(blk.Piece, blk.Begin, blk.Length)
+	b, ok := p.g.validBlock(blk.Piece, blk.Begin, blk.Length)
 	if !ok {
 		return r
 	}
@@ -552,20 +445,6 @@ func (p *Picker) Received(k peerKey, blk Block, cancel []peerKey) received {
 		}
 	}
 	return r
-}
-
-// mayDeliver reports whether k's blocks of ap are accepted: a piece
-// reserved to a distrusted peer takes only its blocks, and a distrusted
-// peer's blocks go only into its own pieces. O(1).
-func (p *Picker) mayDeliver(ap *activePiece, k peerKey) bool {
-	if ap.owner != noPeer {
-		return ap.owner == k
-	}
-	if len(p.distrusted) == 0 {
-		return true
-	}
-	_, d := p.distrusted[k]
-	return !d
 }
 
 // BlockSources appends, for each block of a piece being verified, the peer
@@ -675,41 +554,4 @@ func (p *Picker) Counts() (missing, active, done int) {
 		}
 	}
 	return
-}
-
-// Distrust restricts peer k to pieces of its own: from now on it is given
-// only pieces no other peer is downloading, and other peers get no blocks
-// of those. Pieces in progress that k has touched (requested or delivered a
-// block of) and no other distrusted peer owns are reserved to it. Called
-// once per distrusted peer, O(active pieces).
-func (p *Picker) Distrust(k peerKey) {
-	if p.distrusted == nil {
-		p.distrusted = map[peerKey]struct{}{}
-	}
-	p.distrusted[k] = struct{}{}
-	for _, ap := range p.list {
-		if ap.owner != noPeer {
-			continue
-		}
-		for b := range ap.blocks {
-			if bs := &ap.blocks[b]; bs.from == k || bs.requestedBy(k) {
-				ap.owner = k
-				break
-			}
-		}
-	}
-}
-
-// Trust lifts Distrust: k may join pieces in progress again and its
-// pieces are open to other peers.
-func (p *Picker) Trust(k peerKey) {
-	if _, ok := p.distrusted[k]; !ok {
-		return
-	}
-	delete(p.distrusted, k)
-	for _, ap := range p.list {
-		if ap.owner == k {
-			ap.owner = noPeer
-		}
-	}
 }

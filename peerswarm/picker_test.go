@@ -19,9 +19,9 @@ func hasAll(int) bool { return true }
 
 func TestPickerRarestFirst(t *testing.T) {
 	p := testPicker(4, 16<<10, 4*16<<10)
-	p.PeerBitfield([]byte{0xF0}) // peer A: all
-	p.PeerBitfield([]byte{0xD0}) // peer B: 0,1,3
-	p.PeerHave(0)
+	p.avail.Bitfield([]byte{0xF0}) // peer A: all
+	p.avail.Bitfield([]byte{0xD0}) // peer B: 0,1,3
+	p.avail.Have(0)
 	// availability: 0:3 1:2 2:1 3:2 -> rarest is 2
 	got := p.Pick(0, hasAll, 1, nil)
 	if len(got) != 1 || got[0].Piece != 2 {
@@ -32,11 +32,11 @@ func TestPickerRarestFirst(t *testing.T) {
 	for seed := uint64(0); seed < 50; seed++ {
 		q := testPicker(4, 16<<10, 4*16<<10)
 		q.rng = newPicker(pickerGeometry{NumPieces: 1, PieceLength: 1, TotalLength: 1}, seed).rng
-		q.PeerBitfield([]byte{0xF0})
-		q.PeerBitfield([]byte{0xD0})
-		q.PeerHave(0)
-		q.PeerHave(2)
-		q.PeerHave(2)
+		q.avail.Bitfield([]byte{0xF0})
+		q.avail.Bitfield([]byte{0xD0})
+		q.avail.Have(0)
+		q.avail.Have(2)
+		q.avail.Have(2)
 		seen[q.Pick(0, hasAll, 1, nil)[0].Piece] = true
 	}
 	if !seen[1] || !seen[3] || seen[0] || seen[2] {
@@ -163,15 +163,15 @@ func TestPickerLeaseRevokeAvailability(t *testing.T) {
 		t.Fatalf("forced revoke %v active %d", rv, p.ActiveCount())
 	}
 	bf := []byte{0xFF}
-	p.PeerBitfield(bf)
-	p.PeerHaveAll()
-	if p.Availability(3) != 2 {
-		t.Fatalf("availability %d", p.Availability(3))
+	p.avail.Bitfield(bf)
+	p.avail.HaveAll()
+	if p.avail.Of(3) != 2 {
+		t.Fatalf("availability %d", p.avail.Of(3))
 	}
-	p.PeerGone(bf, false)
-	p.PeerGone(nil, true)
-	if p.Availability(3) != 0 {
-		t.Fatalf("availability after leave %d", p.Availability(3))
+	p.avail.Gone(bf, false)
+	p.avail.Gone(nil, true)
+	if p.avail.Of(3) != 0 {
+		t.Fatalf("availability after leave %d", p.avail.Of(3))
 	}
 	p.Lease([]int{3})
 	p.SetDone(3)

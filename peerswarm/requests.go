@@ -84,7 +84,7 @@ func (s *Swarm) checkTimeouts(now time.Time) {
 				s.timedOut++
 				piece, begin := int(e.key>>32), int(uint32(e.key))
 				cancels = append(cancels, peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin),
-					Length: uint32(s.picker.blockLen(piece, begin/peerwire.BlockSize))})
+					Length: uint32(s.picker.g.blockLen(piece, begin/peerwire.BlockSize))})
 				changed = true
 			}
 			p.queue[0] = reqEntry{}
@@ -100,7 +100,7 @@ func (s *Swarm) checkTimeouts(now time.Time) {
 			for k := range p.reqs {
 				s.unrequest(p, k)
 				cancels = append(cancels, peerwire.Message{ID: peerwire.Cancel, Index: uint32(k >> 32), Begin: uint32(k),
-					Length: uint32(s.picker.blockLen(int(k>>32), int(uint32(k))/peerwire.BlockSize))})
+					Length: uint32(s.picker.g.blockLen(int(k>>32), int(uint32(k))/peerwire.BlockSize))})
 			}
 			changed = true
 		}
@@ -117,7 +117,7 @@ func (s *Swarm) checkTimeouts(now time.Time) {
 func (s *Swarm) unrequest(p *peer, k uint64) {
 	delete(p.reqs, k)
 	piece, begin := int(k>>32), int(uint32(k))
-	if _, ok := s.picker.validBlock(piece, begin, s.picker.blockLen(piece, begin/peerwire.BlockSize)); ok {
-		s.picker.Unrequest(p.key, Block{piece, begin, s.picker.blockLen(piece, begin/peerwire.BlockSize)})
+	if _, ok := s.picker.g.validBlock(piece, begin, s.picker.g.blockLen(piece, begin/peerwire.BlockSize)); ok {
+		s.picker.Unrequest(p.key, Block{piece, begin, s.picker.g.blockLen(piece, begin/peerwire.BlockSize)})
 	}
 }

@@ -431,7 +431,7 @@ func (s *Swarm) abandon(i int) {
 			if int(k>>32) == i {
 				delete(p.reqs, k)
 				p.grace++
-				msgs = append(msgs, peerwire.Message{ID: peerwire.Cancel, Index: uint32(i), Begin: uint32(k), Length: uint32(s.picker.blockLen(i, int(uint32(k))/peerwire.BlockSize))})
+				msgs = append(msgs, peerwire.Message{ID: peerwire.Cancel, Index: uint32(i), Begin: uint32(k), Length: uint32(s.picker.g.blockLen(i, int(uint32(k))/peerwire.BlockSize))})
 			}
 		}
 		if len(msgs) > 0 {
