@@ -27,7 +27,7 @@ func (d *Download) rebalance(now time.Time, force bool) {
 	}
 	var dry []*workerSlot
 	for _, s := range d.slots {
-		if d.working(s) && d.lb.Held(s.idx) < lowWater(d.target(s)) {
+		if s.working() && d.lb.Held(s.idx) < lowWater(d.target(s)) {
 			dry = append(dry, s)
 		}
 	}
@@ -39,8 +39,8 @@ func (d *Download) rebalance(now time.Time, force bool) {
 		d.refill(s, now, force)
 	}
 	for _, s := range d.slots {
-		if len(s.ask) > 0 && now.Sub(s.askAt) >= d.stealWait() {
-			d.settleAsk(s)
+		if len(s.ask) > 0 && now.Sub(s.askAt) >= stealWait(d.cfg) {
+			s.settleAsk(d.lb)
 		}
 	}
 	if !d.lb.PoolEmpty() {
@@ -48,7 +48,7 @@ func (d *Download) rebalance(now time.Time, force bool) {
 	}
 	starving := false
 	for _, s := range d.slots {
-		if d.working(s) && d.lb.Held(s.idx) < lowWater(d.target(s)) {
+		if s.working() && d.lb.Held(s.idx) < lowWater(d.target(s)) {
 			starving = true
 		}
 	}
@@ -79,11 +79,11 @@ func (d *Download) stealAsk(s *workerSlot, now time.Time, probe bool) []int {
 	if !s.alive || len(s.ask) > 0 {
 		return nil
 	}
-	held, sh := d.lb.Held(s.idx), d.share(s)
+	held, sh := d.lb.Held(s.idx), rateShare(s, d.slots, d.lb.Left())
 	if held == 0 {
 		return nil
 	}
-	if held <= sh && (!probe || now.Sub(s.assignedAt) < d.stealWait()) {
+	if held <= sh && (!probe || now.Sub(s.assignedAt) < stealWait(d.cfg)) {
 		return nil
 	}
 	var unknown []int
@@ -117,15 +117,17 @@ func lowWater(target int) int { return max(2, target/4) }
 // pieces left. A worker without a rate sample counts as the mean.
 func (d *Download) target(s *workerSlot) int {
 	t := leaseTarget(s.rate.Rate(), d.cfg.Info.PieceLength, d.cfg.LeaseHorizon.Seconds(), d.cfg.MinLease, d.n)
-	return min(t, max(d.share(s), 2))
+	return min(t, max(rateShare(s, d.slots, d.lb.Left()), 2))
 }
 
-func (d *Download) share(s *workerSlot) int {
-	left := d.lb.Left()
+// rateShare is worker s's share of the left pieces, weighted by the
+// working workers' measured rates (one without a sample counts as the
+// mean).
+func rateShare(s *workerSlot, slots []*workerSlot, left int) int {
 	var sum float64
 	alive, measured := 0, 0
-	for _, o := range d.slots {
-		if d.working(o) {
+	for _, o := range slots {
+		if o.working() {
 			alive++
 			if r := o.rate.Rate(); r > 0 {
 				sum += r
@@ -148,19 +150,19 @@ func (d *Download) share(s *workerSlot) int {
 	return int(float64(left)*r/total) + 1
 }
 
-// working reports whether worker s takes pieces: alive, not refused, not
-// benched for a missed lease deadline (leaseclock.go).
-func (d *Download) working(s *workerSlot) bool { return s.alive && s.idx >= 0 && !s.benched }
+// working reports whether the worker takes pieces: alive, not refused,
+// not benched for a missed lease deadline (leaseclock.go).
+func (s *workerSlot) working() bool { return s.alive && s.idx >= 0 && !s.benched }
 
 // stealWait is how long a steal may go unanswered before the pieces the
 // worker still holds count as started.
-func (d *Download) stealWait() time.Duration {
-	return max(2*d.cfg.StatusInterval, 200*time.Millisecond)
+func stealWait(cfg Config) time.Duration {
+	return max(2*cfg.StatusInterval, 200*time.Millisecond)
 }
 
 // answered settles a pending steal when a revocation answers it (it names
 // one of the asked pieces): what the worker kept, it has started.
-func (d *Download) answered(s *workerSlot, back []int) {
+func (s *workerSlot) answered(lb *leaseBook, back []int) {
 	if len(s.ask) == 0 || len(back) == 0 {
 		return
 	}
@@ -172,14 +174,16 @@ func (d *Download) answered(s *workerSlot, back []int) {
 		}
 	}
 	if hit {
-		d.settleAsk(s)
+		s.settleAsk(lb)
 	}
 }
 
-func (d *Download) settleAsk(s *workerSlot) {
+// settleAsk ends a pending steal: the asked pieces the worker still
+// holds count as started.
+func (s *workerSlot) settleAsk(lb *leaseBook) {
 	for _, i := range s.ask {
-		if d.lb.Holds(s.idx, i) && !d.lb.IsDone(i) {
-			d.lb.MarkStarted(s.idx, i)
+		if lb.Holds(s.idx, i) && !lb.IsDone(i) {
+			lb.MarkStarted(s.idx, i)
 		}
 	}
 	s.ask, s.askAt = s.ask[:0], time.Time{}

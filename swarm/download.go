@@ -13,8 +13,6 @@ import (
 
 	"flotilla/internal/bitfield"
 	"flotilla/internal/loop"
-	"flotilla/internal/rate"
-	"flotilla/watchdog"
 )
 
 // ErrClosed is the reason recorded when Close stops a download. Err and
@@ -94,7 +92,6 @@ type Download struct {
 	nVerified int // verified (submitted) pieces, written or not
 	bytesDone int64
 	peers     *peerBook // addresses from the trackers (peerbook.go)
-	nextPeer  int       // round robin over the workers for new addresses
 	// submitWait is the time spent blocked handing pieces to Storage.
 	submitWait   time.Duration
 	pendingStore []storeReq // verified pieces waiting for the storer
@@ -103,39 +100,6 @@ type Download struct {
 	// quarantined holds the identities of workers caught delivering bad
 	// pieces (subchief_quarantine.go).
 	quarantined map[string]bool
-}
-
-type workerSlot struct {
-	w       Worker
-	idx     int
-	trusted bool // its Verified flag is believed, and its end fails the download (New's worker)
-	alive   bool
-	state   WorkerState // for Status: gone and quarantined stick
-	taken   int         // pieces accepted from it (Status: exact, unlike its own snapshot)
-	rate    rate.Meter
-	bad     int
-	closed  chan struct{} // fan-in finished
-	// unreleased counts its EventPiece pieces not yet released (Release):
-	// waiting for the storer or being stored.
-	unreleased int
-	// The lease clock (leaseclock.go): while the worker holds pieces it
-	// must deliver one by due; ticket is the watchdog packet with that
-	// deadline, missed the packet of a missed deadline.
-	due            time.Time
-	ticket, missed watchdog.Ticket
-	// misses counts consecutive missed deadlines; a benched worker (its
-	// lease was returned for a miss) gets no pieces until benchEnd.
-	misses   int
-	benched  bool
-	benchEnd time.Time
-	// ask lists the pieces of a pending steal (Revoke without force) sent
-	// at askAt; the pieces still held when it is answered or expires are
-	// marked started (worth duplicating, not worth stealing).
-	ask   []int
-	askAt time.Time
-	// assignedAt is when it was last assigned pieces; a probe leaves it
-	// stealWait to start them.
-	assignedAt time.Time
 }
 
 type storeReq struct {
@@ -148,12 +112,6 @@ type storeRes struct {
 	storeReq
 	err  error
 	took time.Duration
-}
-
-type slotEvent struct {
-	slot int
-	ev   WorkerEvent
-	end  bool // the worker's event channel closed
 }
 
 // New validates cfg and starts the sub-chief with its first worker, local
@@ -196,7 +154,10 @@ func New(cfg Config, local Worker) (*Download, error) {
 	}
 	d.addSlot(local, true)
 	d.wg.Add(1)
-	go d.storer()
+	go func() {
+		defer d.wg.Done()
+		storePieces(d.ctx, d.storage, d.toStore, d.storedCh, d.stopCh)
+	}()
 	if d.nWritten == n {
 		d.isDone = true
 		close(d.complete)
@@ -218,7 +179,7 @@ func (d *Download) AddPeers(addrs []netip.AddrPort) {
 				recs = append(recs, d.peers.Add(a))
 			}
 		}
-		d.dealPeers(recs)
+		d.peers.Deal(recs, d.slots)
 	})
 }
 
@@ -240,7 +201,7 @@ func (d *Download) AddWorker(w Worker) {
 			return
 		}
 		d.refill(s, time.Now(), true)
-		d.joinPeers(s)
+		d.peers.Join(s, d.slots, d.cfg.MaxPeers)
 	})
 }
 
@@ -284,68 +245,21 @@ func (d *Download) Close() error {
 	return nil
 }
 
-func (d *Download) addSlot(w Worker, trusted bool) *workerSlot {
-	idx := len(d.slots)
-	for k, s := range d.slots {
-		if s.idx >= 0 && !s.alive && s.state != WorkerQuarantined && d.lb.Held(k) == 0 && isClosed(s.closed) {
-			idx = k // a finished worker's slot (nodes come and go)
-			break
-		}
-	}
-	if idx >= maxWorkers {
-		d.log.Warn("too many workers; refusing", "worker", w.Name())
-		go w.Close()
-		return &workerSlot{w: w, idx: -1}
-	}
-	s := &workerSlot{w: w, idx: idx, trusted: trusted, alive: true, closed: make(chan struct{})}
-	if idx == len(d.slots) {
-		d.slots = append(d.slots, s)
-	} else {
-		d.slots[idx] = s
-		d.peers.Forget(idx) // what the slot's last worker was given
-	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer close(s.closed)
-		for ev := range w.Events() {
-			select {
-			case d.fanIn <- slotEvent{slot: idx, ev: ev}:
-			case <-d.stopCh:
-				return
-			}
-		}
-		select {
-		case d.fanIn <- slotEvent{slot: idx, end: true}:
-		case <-d.stopCh:
-		}
-	}()
-	return s
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-// storer hands verified pieces to Storage, one at a time, blocking on its
-// back-pressure instead of the sub-chief.
-func (d *Download) storer() {
-	defer d.wg.Done()
+// storePieces is the storer goroutine: it hands the verified pieces it is
+// given on in to Storage, one at a time, blocking on Storage's
+// back-pressure instead of the sub-chief, and answers each on out, until
+// stop is closed.
+func storePieces(ctx context.Context, st Storage, in <-chan storeReq, out chan<- storeRes, stop <-chan struct{}) {
 	for {
 		select {
-		case <-d.stopCh:
+		case <-stop:
 			return
-		case r := <-d.toStore:
+		case r := <-in:
 			t0 := time.Now()
-			err := d.storage.Submit(d.ctx, r.piece, r.data)
+			err := st.Submit(ctx, r.piece, r.data)
 			select {
-			case d.storedCh <- storeRes{storeReq: r, err: err, took: time.Since(t0)}:
-			case <-d.stopCh:
+			case out <- storeRes{storeReq: r, err: err, took: time.Since(t0)}:
+			case <-stop:
 				return
 			}
 		}
@@ -355,22 +269,15 @@ func (d *Download) storer() {
 // stored settles a piece the storer handed to Storage.
 func (d *Download) stored(r storeRes) {
 	d.submitWait += r.took
-	d.release(r.s, r.piece)
+	r.s.release(r.piece)
 	if r.err != nil {
-		d.recycle(r.data)
+		recycle(d.storage, r.data)
 		if d.ctx.Err() == nil {
 			d.fail(fmt.Errorf("swarm: store piece %d: %w", r.piece, r.err))
 		}
 		return
 	}
 	d.refill(r.s, time.Now(), false)
-}
-
-// release tells worker s that one piece it delivered is off our hands
-// (stored or dropped): the Release of the Worker contract.
-func (d *Download) release(s *workerSlot, piece int) {
-	s.unreleased--
-	s.w.Release(piece)
 }
 
 func (d *Download) run() {
@@ -433,7 +340,7 @@ func (d *Download) stop(reason error) {
 	}
 	d.wg.Wait()
 	for _, s := range d.slots {
-		d.stopLease(s)
+		s.stopLease(d.cfg.Watchdog)
 	}
 	if !errors.Is(reason, ErrClosed) && !errors.Is(reason, errFinished) {
 		d.err.CompareAndSwap(nil, &reason)
@@ -463,11 +370,11 @@ func (d *Download) handle(se slotEvent) {
 	case EventPiece:
 		s.unreleased++
 		if !d.gotPiece(s, ev) {
-			d.release(s, ev.Piece) // dropped
+			s.release(ev.Piece) // dropped
 		}
 	case EventRevoked:
 		d.lb.Return(s.idx, ev.Pieces)
-		d.answered(s, ev.Pieces)
+		s.answered(d.lb, ev.Pieces)
 		d.rebalance(time.Now(), false)
 	case EventFailed:
 		d.workerGone(s, ev.Err)
@@ -481,7 +388,7 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 	}
 	s.alive = false
 	s.state = WorkerGone
-	d.stopLease(s)
+	s.stopLease(d.cfg.Watchdog)
 	held := d.lb.HeldBy(s.idx, nil)
 	d.lb.Return(s.idx, held)
 	if s.trusted && !d.stopped {
@@ -492,7 +399,7 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 	go s.w.Close()
 	d.rebalance(time.Now(), true) // reassign the lost lease at once
 	// The peers only it had go to the others.
-	d.dealPeers(d.peers.Orphans(d.liveMask(), nil))
+	d.peers.Deal(d.peers.Orphans(liveMask(d.slots), nil), d.slots)
 }
 
 // gotPiece checks a delivered piece and queues it for Storage; it reports
@@ -504,14 +411,14 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 			// Counted by the cluster fault tests (internal/clustertest).
 			d.log.Debug("piece dropped: verified already", "worker", s.w.Name(), "piece", i)
 		}
-		d.recycle(ev.Data) // out of range, too late, or an end game duplicate
+		recycle(d.storage, ev.Data) // out of range, too late, or an end game duplicate
 		return false
 	}
 	if !s.trusted || !ev.Verified {
 		if int64(len(ev.Data)) != d.cfg.Info.PieceLen(i) || sha1.Sum(ev.Data) != d.cfg.Info.PieceHash(i) {
 			s.bad++
 			d.log.Warn("worker delivered a bad piece", "worker", s.w.Name(), "piece", i, "bad", s.bad)
-			d.recycle(ev.Data)
+			recycle(d.storage, ev.Data)
 			d.lb.Return(s.idx, []int{i})
 			if s.bad >= d.cfg.MaxStrikes {
 				d.quarantine(s) // subchief_quarantine.go
@@ -519,7 +426,7 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 			return false
 		}
 	}
-	d.leaseDelivered(s)
+	s.leaseDelivered(d.cfg.Watchdog)
 	d.log.Debug("piece accepted", "worker", s.w.Name(), "piece", i) // counted by the kill matrix tests
 	others, _ := d.lb.Done(i, s.idx)
 	for _, o := range d.slots {
@@ -541,8 +448,8 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 
 // recycle gives a piece buffer that will not be stored back to the
 // Storage's pool, if it keeps one.
-func (d *Download) recycle(b []byte) {
-	if bp, ok := d.storage.(BufferPool); ok && b != nil {
+func recycle(st Storage, b []byte) {
+	if bp, ok := st.(BufferPool); ok && b != nil {
 		bp.PutBuffer(b)
 	}
 }

@@ -58,7 +58,7 @@ func (d *Download) syncLease(s *workerSlot, now time.Time) {
 			s.ticket = d.cfg.Watchdog.IssueAt(LeaseKind, owner, s.due)
 		}
 	case !holds && !s.due.IsZero():
-		d.stopLease(s)
+		s.stopLease(d.cfg.Watchdog)
 	}
 }
 
@@ -68,32 +68,33 @@ func (d *Download) syncLeases(now time.Time) {
 	}
 }
 
-// stopLease stops worker s's lease clock and cancels its packets.
-func (d *Download) stopLease(s *workerSlot) {
-	d.endPacket(&s.ticket, false)
-	d.endPacket(&s.missed, false)
+// stopLease stops the worker's lease clock and cancels its packets.
+func (s *workerSlot) stopLease(wd *watchdog.Watchdog) {
+	endPacket(wd, &s.ticket, false)
+	endPacket(wd, &s.missed, false)
 	s.due = time.Time{}
 }
 
-// leaseDelivered records that worker s delivered a piece: its packet (or
-// a missed one) is fulfilled, a bench ends, and the clock restarts at the
-// next syncLease if it still holds pieces.
-func (d *Download) leaseDelivered(s *workerSlot) {
-	d.endPacket(&s.ticket, true)
-	d.endPacket(&s.missed, true)
+// leaseDelivered records that the worker delivered a piece: its packet
+// (or a missed one) is fulfilled, a bench ends, and the clock restarts at
+// the next syncLease if it still holds pieces.
+func (s *workerSlot) leaseDelivered(wd *watchdog.Watchdog) {
+	endPacket(wd, &s.ticket, true)
+	endPacket(wd, &s.missed, true)
 	s.due = time.Time{}
 	s.misses, s.benched = 0, false
 }
 
-// endPacket fulfils or cancels the watchdog packet *t, if any, and clears it.
-func (d *Download) endPacket(t *watchdog.Ticket, fulfilled bool) {
+// endPacket fulfils or cancels the watchdog packet *t, if any, and clears
+// it (a packet exists only when there is a watchdog).
+func endPacket(wd *watchdog.Watchdog, t *watchdog.Ticket, fulfilled bool) {
 	if t.ID == 0 {
 		return
 	}
 	if fulfilled {
-		d.cfg.Watchdog.Fulfil(*t)
+		wd.Fulfil(*t)
 	} else {
-		d.cfg.Watchdog.Cancel(*t)
+		wd.Cancel(*t)
 	}
 	*t = watchdog.Ticket{}
 }
@@ -105,7 +106,7 @@ func (d *Download) checkLeases(now time.Time) {
 	for _, s := range d.slots {
 		if s.benched && !now.Before(s.benchEnd) {
 			s.benched = false
-			d.endPacket(&s.missed, false) // alerted long ago
+			endPacket(d.cfg.Watchdog, &s.missed, false) // alerted long ago
 		}
 	}
 	for _, s := range d.slots {
@@ -126,7 +127,7 @@ func (d *Download) checkLeases(now time.Time) {
 		if s.ticket.ID != 0 {
 			d.cfg.Watchdog.Annotate(s.ticket, fmt.Sprintf("missed: %d pieces returned to the pool", len(held)))
 		}
-		d.endPacket(&s.missed, false) // an older miss, alerted long ago
+		endPacket(d.cfg.Watchdog, &s.missed, false) // an older miss, alerted long ago
 		s.missed, s.ticket, s.due = s.ticket, watchdog.Ticket{}, time.Time{}
 		d.lb.Return(s.idx, held)
 		s.w.Revoke(held, true)
@@ -137,7 +138,7 @@ func (d *Download) checkLeases(now time.Time) {
 // one that is alive, not benched and not past its own deadline.
 func (d *Download) canTakeOver(s *workerSlot, now time.Time) bool {
 	for _, o := range d.slots {
-		if o != s && d.working(o) && (o.due.IsZero() || now.Before(o.due)) {
+		if o != s && o.working() && (o.due.IsZero() || now.Before(o.due)) {
 			return true
 		}
 	}

@@ -33,6 +33,7 @@ type peerBook struct {
 	max  int
 	ll   *list.List // of *peerRec, freshest at the front
 	byAP map[netip.AddrPort]*list.Element
+	next int // round robin over the workers for new addresses (Deal)
 }
 
 type peerRec struct {
@@ -103,9 +104,9 @@ func (b *peerBook) Orphans(live uint64, dst []*peerRec) []*peerRec {
 }
 
 // liveMask has a bit set for every live worker slot.
-func (d *Download) liveMask() uint64 {
+func liveMask(slots []*workerSlot) uint64 {
 	var m uint64
-	for _, s := range d.slots {
+	for _, s := range slots {
 		if s.alive {
 			m |= 1 << s.idx
 		}
@@ -113,11 +114,11 @@ func (d *Download) liveMask() uint64 {
 	return m
 }
 
-// dealPeers gives each record no live worker has to one live worker,
-// round robin, and sends each worker its part.
-func (d *Download) dealPeers(recs []*peerRec) {
+// Deal gives each record no live worker has to one live worker, round
+// robin, and sends each worker its part.
+func (b *peerBook) Deal(recs []*peerRec, slots []*workerSlot) {
 	var alive []*workerSlot
-	for _, s := range d.slots {
+	for _, s := range slots {
 		if s.alive {
 			alive = append(alive, s)
 		}
@@ -125,14 +126,14 @@ func (d *Download) dealPeers(recs []*peerRec) {
 	if len(alive) == 0 {
 		return
 	}
-	live := d.liveMask()
+	live := liveMask(slots)
 	parts := make([][]netip.AddrPort, len(alive))
 	for _, r := range recs {
 		if r.given&live != 0 {
 			continue // a live worker has it (or it came twice)
 		}
-		k := d.nextPeer % len(alive)
-		d.nextPeer++
+		k := b.next % len(alive)
+		b.next++
 		parts[k] = append(parts[k], r.addr)
 		r.given |= 1 << alive[k].idx
 	}
@@ -143,14 +144,15 @@ func (d *Download) dealPeers(recs []*peerRec) {
 	}
 }
 
-// joinPeers gives a worker that just joined its share of the book.
-func (d *Download) joinPeers(s *workerSlot) {
-	if !s.alive || d.peers.Len() == 0 {
+// Join gives a worker that just joined its share of the book, at most
+// maxPeers addresses.
+func (b *peerBook) Join(s *workerSlot, slots []*workerSlot, maxPeers int) {
+	if !s.alive || b.Len() == 0 {
 		return
 	}
-	alive := popcount(d.liveMask())
-	share := min(d.cfg.MaxPeers, (d.peers.Len()+alive-1)/alive)
-	recs := d.peers.Pick(share, d.liveMask()&^(1<<s.idx), nil)
+	alive := popcount(liveMask(slots))
+	share := min(maxPeers, (b.Len()+alive-1)/alive)
+	recs := b.Pick(share, liveMask(slots)&^(1<<s.idx), nil)
 	addrs := make([]netip.AddrPort, 0, len(recs))
 	for _, r := range recs {
 		r.given |= 1 << s.idx
