@@ -119,8 +119,8 @@ var _ io.Reader = (*firstByteReader)(nil)
 // acceptLoop accepts incoming connections until the listener closes. A
 // connection from a banned address, or over the handshake and per-address
 // caps, is closed at once, before any read.
-func (s *Swarm) acceptLoop(l net.Listener) {
-	defer s.wg.Done()
+func (w *wire) acceptLoop(l net.Listener) {
+	defer w.wg.Done()
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -133,25 +133,25 @@ func (s *Swarm) acceptLoop(l net.Listener) {
 		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		ip := ap.Addr()
-		if s.isBanned(ip) || !s.slots.admit(ip) {
+		if w.isBanned(ip) || !w.slots.admit(ip) {
 			c.Close()
 			continue
 		}
-		s.tuneConn(c)
-		sc := &slotConn{Conn: c, slots: &s.slots, ip: ip}
-		s.wg.Add(1)
+		w.tuneConn(c)
+		sc := &slotConn{Conn: c, slots: &w.slots, ip: ip}
+		w.wg.Add(1)
 		go func() {
-			defer s.wg.Done()
-			hs, err := s.handshake(sc, false, s.cfg.HandshakeTimeout, firstByteTimeout)
-			s.slots.handshakeDone(ip)
+			defer w.wg.Done()
+			hs, err := w.handshake(sc, false, w.cfg.HandshakeTimeout, firstByteTimeout)
+			w.slots.handshakeDone(ip)
 			if err != nil {
-				s.log.Debug("incoming handshake failed", "peer", ap, "err", err)
+				w.log.Debug("incoming handshake failed", "peer", ap, "err", err)
 				sc.Close()
 				return
 			}
 			select {
-			case s.newConns <- newConn{c: sc, addr: ap, hs: hs}:
-			case <-s.loop.Closing():
+			case w.newConns <- newConn{c: sc, addr: ap, hs: hs}:
+			case <-w.closing:
 				sc.Close()
 			}
 		}()

@@ -6,27 +6,27 @@ import (
 	"slices"
 )
 
-func (s *Swarm) isBanned(a netip.Addr) bool {
-	_, ok := (*s.bans.Load())[a.Unmap()]
+func (w *wire) isBanned(a netip.Addr) bool {
+	_, ok := (*w.bans.Load())[a.Unmap()]
 	return ok
 }
 
 // Banned reports whether an address is banned (for tests and status).
-func (s *Swarm) Banned(a netip.Addr) bool { return s.isBanned(a) }
+func (s *Swarm) Banned(a netip.Addr) bool { return s.wire.isBanned(a) }
 
 // ban bans addresses and drops their connections.
 func (s *Swarm) ban(addrs ...netip.Addr) {
-	m := maps.Clone(*s.bans.Load())
+	m := maps.Clone(*s.wire.bans.Load())
 	for _, a := range addrs {
 		a = a.Unmap()
 		s.trust.Ban(a)
 		m[a] = struct{}{}
 		s.log.Warn("banned peer", "addr", a)
 	}
-	s.bans.Store(&m)
+	s.wire.bans.Store(&m)
 	s.publishDistrust()
 	for _, p := range s.peers {
-		if p != nil && s.isBanned(p.addr.Addr()) {
+		if p != nil && s.wire.isBanned(p.addr.Addr()) {
 			s.dropPeer(p, ErrBanned)
 		}
 	}

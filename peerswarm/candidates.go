@@ -91,13 +91,13 @@ func (s *Swarm) dialMore(now time.Time) {
 		if dialing >= s.cfg.MaxDialing || s.npeers+dialing >= s.cfg.MaxPeers {
 			return
 		}
-		if c.dialing || c.self || now.Before(c.next) || s.connectedTo(a) || s.isBanned(a.Addr()) {
+		if c.dialing || c.self || now.Before(c.next) || s.connectedTo(a) || s.wire.isBanned(a.Addr()) {
 			continue
 		}
 		c.dialing = true
 		dialing++
 		s.wg.Add(1)
-		go s.dial(a)
+		go s.wire.dial(a)
 	}
 }
 

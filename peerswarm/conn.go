@@ -229,11 +229,11 @@ var batchPool = sync.Pool{New: func() any { return &connBatch{evs: make([]connEv
 // send first; incoming ones check the info hash before answering.
 // An incoming peer must send its first byte within firstByte (if > 0), the
 // whole handshake within timeout.
-func (s *Swarm) handshake(c net.Conn, outgoing bool, timeout, firstByte time.Duration) (peerwire.Handshake, error) {
-	if !s.trackHandshake(c) {
+func (w *wire) handshake(c net.Conn, outgoing bool, timeout, firstByte time.Duration) (peerwire.Handshake, error) {
+	if !w.trackHandshake(c) {
 		return peerwire.Handshake{}, net.ErrClosed
 	}
-	defer s.untrackHandshake(c)
+	defer w.untrackHandshake(c)
 	deadline := time.Now().Add(timeout)
 	c.SetDeadline(deadline)
 	defer c.SetDeadline(time.Time{})
@@ -242,7 +242,7 @@ func (s *Swarm) handshake(c net.Conn, outgoing bool, timeout, firstByte time.Dur
 		c.SetReadDeadline(time.Now().Add(firstByte))
 		r = &firstByteReader{c: c, deadline: deadline}
 	}
-	ours := peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: s.cfg.InfoHash, PeerID: s.cfg.PeerID}
+	ours := peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: w.cfg.InfoHash, PeerID: w.cfg.PeerID}
 	if outgoing {
 		if err := peerwire.WriteHandshake(c, ours); err != nil {
 			return peerwire.Handshake{}, fmt.Errorf("send handshake: %w", err)
@@ -252,10 +252,10 @@ func (s *Swarm) handshake(c net.Conn, outgoing bool, timeout, firstByte time.Dur
 	if err != nil {
 		return theirs, fmt.Errorf("read handshake: %w", err)
 	}
-	if theirs.InfoHash != s.cfg.InfoHash {
+	if theirs.InfoHash != w.cfg.InfoHash {
 		return theirs, ErrWrongInfoHash
 	}
-	if theirs.PeerID == s.cfg.PeerID {
+	if theirs.PeerID == w.cfg.PeerID {
 		return theirs, ErrOwnPeerID
 	}
 	if !outgoing {
@@ -268,59 +268,59 @@ func (s *Swarm) handshake(c net.Conn, outgoing bool, timeout, firstByte time.Dur
 
 // trackHandshake records a connection in its handshake so that Close can
 // interrupt it; it reports false once the swarm is shutting down.
-func (s *Swarm) trackHandshake(c net.Conn) bool {
-	s.hsMu.Lock()
-	defer s.hsMu.Unlock()
-	if s.hsConns == nil {
+func (w *wire) trackHandshake(c net.Conn) bool {
+	w.hsMu.Lock()
+	defer w.hsMu.Unlock()
+	if w.hsConns == nil {
 		return false
 	}
-	s.hsConns[c] = struct{}{}
+	w.hsConns[c] = struct{}{}
 	return true
 }
 
-func (s *Swarm) untrackHandshake(c net.Conn) {
-	s.hsMu.Lock()
-	defer s.hsMu.Unlock()
-	delete(s.hsConns, c)
+func (w *wire) untrackHandshake(c net.Conn) {
+	w.hsMu.Lock()
+	defer w.hsMu.Unlock()
+	delete(w.hsConns, c)
 }
 
 // abortHandshakes closes every connection still in its handshake and
 // refuses new ones.
-func (s *Swarm) abortHandshakes() {
-	s.hsMu.Lock()
-	defer s.hsMu.Unlock()
-	for c := range s.hsConns {
+func (w *wire) abortHandshakes() {
+	w.hsMu.Lock()
+	defer w.hsMu.Unlock()
+	for c := range w.hsConns {
 		c.Close()
 	}
-	s.hsConns = nil
+	w.hsConns = nil
 }
 
-func (s *Swarm) tuneConn(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok && s.cfg.SocketBuffer > 0 {
-		tc.SetReadBuffer(s.cfg.SocketBuffer)
-		tc.SetWriteBuffer(s.cfg.SocketBuffer)
+func (w *wire) tuneConn(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok && w.cfg.SocketBuffer > 0 {
+		tc.SetReadBuffer(w.cfg.SocketBuffer)
+		tc.SetWriteBuffer(w.cfg.SocketBuffer)
 	}
 }
 
 // dial connects to addr and hands the connection to the owner.
-func (s *Swarm) dial(addr netip.AddrPort) {
-	defer s.wg.Done()
-	d := net.Dialer{Timeout: s.cfg.DialTimeout}
-	s.log.Debug("dialing", "peer", addr)
-	c, err := d.DialContext(s.ctx, "tcp", addr.String())
-	s.log.Debug("dialed", "peer", addr, "err", err)
+func (w *wire) dial(addr netip.AddrPort) {
+	defer w.wg.Done()
+	d := net.Dialer{Timeout: w.cfg.DialTimeout}
+	w.log.Debug("dialing", "peer", addr)
+	c, err := d.DialContext(w.ctx, "tcp", addr.String())
+	w.log.Debug("dialed", "peer", addr, "err", err)
 	var hs peerwire.Handshake
 	if err == nil {
-		s.tuneConn(c)
-		hs, err = s.handshake(c, true, s.cfg.DialTimeout, 0)
+		w.tuneConn(c)
+		hs, err = w.handshake(c, true, w.cfg.DialTimeout, 0)
 		if err != nil {
 			c.Close()
 			c = nil
 		}
 	}
 	select {
-	case s.newConns <- newConn{c: c, addr: addr, hs: hs, err: err, outgoing: true}:
-	case <-s.loop.Closing():
+	case w.newConns <- newConn{c: c, addr: addr, hs: hs, err: err, outgoing: true}:
+	case <-w.closing:
 		if c != nil {
 			c.Close()
 		}
@@ -330,9 +330,9 @@ func (s *Swarm) dial(addr netip.AddrPort) {
 // readLoop decodes messages and sends them to the owner in batches: a
 // batch ends when the read buffer is empty, so a busy connection costs
 // the owner one channel receive per buffer-full, not per message.
-func (s *Swarm) readLoop(h *connHandle) {
-	defer s.wg.Done()
-	lim := peerwire.DefaultLimits(s.info.NumPieces(), s.info.PieceLength, s.info.Length)
+func (w *wire) readLoop(h *connHandle) {
+	defer w.wg.Done()
+	lim := peerwire.DefaultLimits(w.info.NumPieces(), w.info.PieceLength, w.info.Length)
 	lim.MaxMessage = maxExtMessage
 	r := peerwire.NewReaderSize(h.c, lim, 128<<10)
 	var lastDeadline time.Time
@@ -340,7 +340,7 @@ func (s *Swarm) readLoop(h *connHandle) {
 	b.h = h
 	for {
 		if now := time.Now(); now.Sub(lastDeadline) > time.Second {
-			h.c.SetReadDeadline(now.Add(s.cfg.IdleTimeout))
+			h.c.SetReadDeadline(now.Add(w.cfg.IdleTimeout))
 			lastDeadline = now
 		}
 		m, err := r.ReadMessage()
@@ -350,7 +350,7 @@ func (s *Swarm) readLoop(h *connHandle) {
 				err = io.EOF
 			}
 			b.err = err
-			s.sendBatch(b)
+			w.sendBatch(b)
 			return
 		}
 		if m.KeepAlive {
@@ -376,7 +376,7 @@ func (s *Swarm) readLoop(h *connHandle) {
 		}
 		b.evs = append(b.evs, ev)
 		if r.Buffered() == 0 || len(b.evs) >= 32 {
-			if !s.sendBatch(b) {
+			if !w.sendBatch(b) {
 				return
 			}
 			b = batchPool.Get().(*connBatch)
@@ -385,11 +385,11 @@ func (s *Swarm) readLoop(h *connHandle) {
 	}
 }
 
-func (s *Swarm) sendBatch(b *connBatch) bool {
+func (w *wire) sendBatch(b *connBatch) bool {
 	select {
-	case s.connIn <- b:
+	case w.connIn <- b:
 		return true
-	case <-s.loop.Closing():
+	case <-w.closing:
 		for _, ev := range b.evs {
 			if ev.block != nil {
 				blockPool.Put(ev.block)
@@ -403,13 +403,13 @@ func (s *Swarm) sendBatch(b *connBatch) bool {
 // peerwire.Writer (batched writes of up to writeBatchSize bytes, each with an
 // IdleTimeout deadline), reading upload blocks from Storage straight into
 // its buffer, and sends keep-alives on a quiet connection.
-func (s *Swarm) writeLoop(h *connHandle) {
-	defer s.wg.Done()
-	defer h.c.Close()                                // unblocks the reader on write failure
-	w := peerwire.NewWriterSize(h.c, writeBatchSize) // its buffer grows on use: an idle connection holds none
-	w.SetWriteTimeout(s.cfg.IdleTimeout)
+func (w *wire) writeLoop(h *connHandle) {
+	defer w.wg.Done()
+	defer h.c.Close()                                 // unblocks the reader on write failure
+	pw := peerwire.NewWriterSize(h.c, writeBatchSize) // its buffer grows on use: an idle connection holds none
+	pw.SetWriteTimeout(w.cfg.IdleTimeout)
 	var batch []peerwire.Message
-	keep := time.NewTicker(s.cfg.KeepAlive / 2)
+	keep := time.NewTicker(w.cfg.KeepAlive / 2)
 	defer keep.Stop()
 	lastWrite := time.Now()
 	for {
@@ -417,8 +417,8 @@ func (s *Swarm) writeLoop(h *connHandle) {
 		case <-h.quit:
 			return
 		case <-keep.C:
-			if time.Since(lastWrite) >= s.cfg.KeepAlive {
-				if w.WriteKeepAlive() != nil || w.Flush() != nil {
+			if time.Since(lastWrite) >= w.cfg.KeepAlive {
+				if pw.WriteKeepAlive() != nil || pw.Flush() != nil {
 					return
 				}
 				lastWrite = time.Now()
@@ -431,7 +431,7 @@ func (s *Swarm) writeLoop(h *connHandle) {
 			if len(batch) == 0 {
 				break
 			}
-			if !s.writeBatch(h, w, batch) || w.Flush() != nil {
+			if !w.writeBatch(h, pw, batch) || pw.Flush() != nil {
 				return
 			}
 			lastWrite = time.Now()
@@ -446,7 +446,7 @@ const writeBatchSize = 128 << 10
 // writeBatch encodes one batch taken from the outbound queue; it reports
 // false once a write failed. A block that cannot be read from Storage is
 // left out (the peer asks again or gives up).
-func (s *Swarm) writeBatch(h *connHandle, w *peerwire.Writer, batch []peerwire.Message) bool {
+func (w *wire) writeBatch(h *connHandle, pw *peerwire.Writer, batch []peerwire.Message) bool {
 	served := 0
 	defer func() {
 		if served > 0 {
@@ -457,15 +457,15 @@ func (s *Swarm) writeBatch(h *connHandle, w *peerwire.Writer, batch []peerwire.M
 	}()
 	for _, m := range batch {
 		if m.KeepAlive || m.ID != peerwire.Piece {
-			if w.WriteMessage(m) != nil {
+			if pw.WriteMessage(m) != nil {
 				return false
 			}
 			continue
 		}
 		served++
 		var readErr error
-		err := w.WritePieceFrom(m.Index, m.Begin, int(m.Length), func(block []byte) error {
-			n, err := s.storage.ReadBlock(int(m.Index), int64(m.Begin), block)
+		err := pw.WritePieceFrom(m.Index, m.Begin, int(m.Length), func(block []byte) error {
+			n, err := w.storage.ReadBlock(int(m.Index), int64(m.Begin), block)
 			if err == nil && n != len(block) {
 				err = io.ErrUnexpectedEOF
 			}
@@ -473,7 +473,7 @@ func (s *Swarm) writeBatch(h *connHandle, w *peerwire.Writer, batch []peerwire.M
 			return err
 		})
 		if readErr != nil {
-			s.log.Debug("upload read failed", "piece", m.Index, "err", readErr)
+			w.log.Debug("upload read failed", "piece", m.Index, "err", readErr)
 			continue
 		}
 		if err != nil {

@@ -219,7 +219,7 @@ func (s *Swarm) gotBlock(p *peer, piece, begin int, data []byte) error {
 		buf := s.bufs[piece]
 		delete(s.bufs, piece)
 		s.verifying++
-		s.hashIn <- hashJob{piece: piece, buf: buf} // capacity covers every piece that can be in flight
+		s.wire.hashIn <- hashJob{piece: piece, buf: buf} // capacity covers every piece that can be in flight
 	}
 	return nil
 }

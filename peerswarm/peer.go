@@ -123,14 +123,14 @@ func (s *Swarm) register(nc newConn) {
 	}
 	s.log.Debug("peer connected", "peer", nc.addr, "outgoing", nc.outgoing, "fast", p.fast)
 	s.wg.Add(2)
-	go s.readLoop(p.h)
-	go s.writeLoop(p.h)
+	go s.wire.readLoop(p.h)
+	go s.wire.writeLoop(p.h)
 }
 
 // admit says why a new connection is refused (banned, a duplicate, over
 // the caps), or nil.
 func (s *Swarm) admit(nc newConn) error {
-	if s.isBanned(nc.addr.Addr()) {
+	if s.wire.isBanned(nc.addr.Addr()) {
 		return ErrBanned
 	}
 	for _, p := range s.peers {
@@ -222,7 +222,7 @@ func (s *Swarm) dropPeer(p *peer, err error) {
 		s.log.Debug("peer dropped", "peer", p.addr, "err", err)
 	}
 	delete(s.peers, p.key)
-	if s.isBanned(p.addr.Addr()) {
+	if s.wire.isBanned(p.addr.Addr()) {
 		// Blocks it sent that are not yet verified are not worth a hash.
 		s.picker.DropBlocksFrom(p.key)
 	} else {

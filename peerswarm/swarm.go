@@ -36,18 +36,12 @@ type Swarm struct {
 	cancel  context.CancelFunc
 	ln      net.Listener
 
-	newConns chan newConn
-	connIn   chan *connBatch
-	hashIn   chan hashJob
-	hashOut  chan hashJob
-	events   chan swarm.WorkerEvent
+	events chan swarm.WorkerEvent
+	// wire is everything that runs off the owner goroutine (wire.go).
+	wire *wire
 
 	loop      *loop.Loop // mailbox and close protocol
 	wg        sync.WaitGroup
-	slots     ipSlots // incoming connections per address (accept loop)
-	hsMu      sync.Mutex
-	hsConns   map[net.Conn]struct{} // connections in their handshake; nil once closing
-	bans      atomic.Pointer[map[netip.Addr]struct{}]
 	distrusts atomic.Pointer[map[netip.Addr]struct{}] // published copy of trust's distrusted set
 	status    atomic.Pointer[swarm.WorkerStatus]
 	// unreleased counts verified pieces delivered (EventPiece) and not yet
@@ -122,29 +116,32 @@ func New(cfg swarm.Config) (*Swarm, error) {
 		info:       info,
 		storage:    cfg.Storage,
 		log:        cfg.Log().With("swarm", "local"),
-		newConns:   make(chan newConn),
-		connIn:     make(chan *connBatch, 4),
-		hashIn:     make(chan hashJob, maxActive+1),
-		hashOut:    make(chan hashJob, maxActive+1),
 		events:     make(chan swarm.WorkerEvent, 1),
 		loop:       loop.New(),
 		cands:      map[netip.AddrPort]*candidate{},
 		bufs:       map[int][]byte{},
 		suspects:   map[int]suspect{},
 		peers:      map[peerKey]*peer{},
-		hsConns:    map[net.Conn]struct{}{},
 		gone:       map[peerKey]netip.Addr{},
 		trust:      newTrustBook(cfg.MaxStrikes),
 		advertised: bitfield.New(n),
 		rng:        uint64(time.Now().UnixNano()),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wire = &wire{cfg: cfg, info: info, storage: cfg.Storage, log: s.log, ctx: s.ctx,
+		closing: s.loop.Closing(), wg: &s.wg,
+		newConns: make(chan newConn),
+		connIn:   make(chan *connBatch, 4),
+		hashIn:   make(chan hashJob, maxActive+1),
+		hashOut:  make(chan hashJob, maxActive+1),
+		hsConns:  map[net.Conn]struct{}{},
+	}
 	s.picker = newPicker(pickerGeometry{NumPieces: n, PieceLength: info.PieceLength, TotalLength: info.Length,
 		BlockSize: peerwire.BlockSize}, s.rng)
 	s.picker.MaxActive = maxActive
 	s.choker = newChoker(cfg.UploadSlots, cfg.OptimisticInterval, s.rng)
 	empty := map[netip.Addr]struct{}{}
-	s.bans.Store(&empty)
+	s.wire.bans.Store(&empty)
 	s.distrusts.Store(&empty)
 	have := bitfield.Bitfield(cfg.Storage.Have())
 	for i := 0; i < n; i++ {
@@ -169,11 +166,11 @@ func New(cfg swarm.Config) (*Swarm, error) {
 	}
 	for range hashers {
 		s.wg.Add(1)
-		go s.hashLoop()
+		go s.wire.hashLoop()
 	}
 	if s.ln != nil {
 		s.wg.Add(1)
-		go s.acceptLoop(s.ln)
+		go s.wire.acceptLoop(s.ln)
 	}
 	s.publish(time.Now())
 	go s.run()
@@ -263,11 +260,11 @@ func (s *Swarm) run() {
 			return
 		case <-s.loop.Wake():
 			s.loop.RunPosted()
-		case b := <-s.connIn:
+		case b := <-s.wire.connIn:
 			s.handleBatch(b)
-		case nc := <-s.newConns:
+		case nc := <-s.wire.newConns:
 			s.register(nc)
-		case j := <-s.hashOut:
+		case j := <-s.wire.hashOut:
 			s.hashed(j)
 		case evCh <- first:
 			s.outbox[0] = swarm.WorkerEvent{}
@@ -286,7 +283,7 @@ func (s *Swarm) run() {
 
 func (s *Swarm) shutdown() {
 	s.cancel()
-	s.abortHandshakes()
+	s.wire.abortHandshakes()
 	if s.ln != nil {
 		s.ln.Close()
 	}
@@ -305,9 +302,9 @@ func (s *Swarm) shutdown() {
 			close(s.events)
 			s.publish(time.Now())
 			return
-		case b := <-s.connIn:
+		case b := <-s.wire.connIn:
 			releaseBatch(b)
-		case nc := <-s.newConns:
+		case nc := <-s.wire.newConns:
 			if nc.c != nil {
 				nc.c.Close()
 			}

@@ -15,18 +15,18 @@ type hashJob struct {
 	ok    bool
 }
 
-func (s *Swarm) hashLoop() {
-	defer s.wg.Done()
+func (w *wire) hashLoop() {
+	defer w.wg.Done()
 	for {
 		select {
-		case <-s.loop.Closing():
+		case <-w.closing:
 			return
-		case j := <-s.hashIn:
+		case j := <-w.hashIn:
 			sum := sha1.Sum(j.buf)
-			j.ok = sum == s.info.PieceHash(j.piece)
+			j.ok = sum == w.info.PieceHash(j.piece)
 			select {
-			case s.hashOut <- j:
-			case <-s.loop.Closing():
+			case w.hashOut <- j:
+			case <-w.closing:
 				return
 			}
 		}
