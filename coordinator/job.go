@@ -57,13 +57,13 @@ type JobConfig struct {
 func DefaultJobConfig() JobConfig {
 	return JobConfig{
 		MaxPeers:           80,
-		MorePeersBelow:     DefaultMorePeersBelow,
+		MorePeersBelow:     defaultMorePeersBelow,
 		Preallocate:        true,
 		DirectIO:           true,
 		MaxInFlightBytes:   swarm.DefaultConfig().MaxInFlightBytes,
 		WriteBudget:        piecestore.DefaultConfig().WriteBudget,
-		TrackerSilentAfter: DefaultTrackerSilentAfter,
-		TrackerWarnEvery:   DefaultTrackerWarnEvery,
+		TrackerSilentAfter: defaultTrackerSilentAfter,
+		TrackerWarnEvery:   defaultTrackerWarnEvery,
 	}
 }
 

@@ -8,9 +8,9 @@ import (
 	"flotilla/tracker"
 )
 
-// DefaultMorePeersBelow is JobConfig.MorePeersBelow's default: a download
+// defaultMorePeersBelow is JobConfig.MorePeersBelow's default: a download
 // with fewer than a quarter of MaxPeers connected asks for more.
-const DefaultMorePeersBelow = 0.25
+const defaultMorePeersBelow = 0.25
 
 // peerList is one tracker's up-to-date peer list (DESIGN point 11), as its
 // watch read it after a change.

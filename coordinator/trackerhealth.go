@@ -8,13 +8,13 @@ import (
 
 // Default tracker-health timings: a user whose trackers all fail and who
 // has no peers would otherwise see 0% and "peers 0" forever, so once no
-// tracker has answered for DefaultTrackerSilentAfter (since the start, or
+// tracker has answered for defaultTrackerSilentAfter (since the start, or
 // since the last one that was answering began to fail) and there are no
 // peers, a TrackersSilent event is reported, at most every
-// DefaultTrackerWarnEvery.
+// defaultTrackerWarnEvery.
 const (
-	DefaultTrackerSilentAfter = 15 * time.Second
-	DefaultTrackerWarnEvery   = time.Minute
+	defaultTrackerSilentAfter = 15 * time.Second
+	defaultTrackerWarnEvery   = time.Minute
 )
 
 // TrackersSilent reports that no tracker of a job is answering and there
