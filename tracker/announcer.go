@@ -174,8 +174,9 @@ func (a *Announcer) Completed() {
 }
 
 // MorePeers asks for an announce as soon as the trackers' min interval
-// allows (and, for a tracker that is failing, once its back-off is over). Calls while an announce is in flight ask for one more after it;
-// several calls before the pipeline acts on them count as one.
+// allows (and, for a tracker that is failing, once its back-off is over).
+// Calls while an announce is in flight ask for one more after it; several
+// calls before the pipeline acts on them count as one.
 func (a *Announcer) MorePeers() { a.aWish(aWishSooner) }
 
 // Scrape asks every tracker that supports it for the torrent's counts; the
