@@ -15,7 +15,7 @@ import (
 // ErrConfig is wrapped by Config.Validate and New.
 var ErrConfig = errors.New("tracker: invalid config")
 
-// Resolver looks up a tracker host name. *net.Resolver satisfies it.
+// Resolver looks up a UDP tracker's host name. *net.Resolver satisfies it.
 type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
@@ -61,8 +61,9 @@ type Config struct {
 	// UDPSendURLData sends the path and query of a udp:// URL as BEP 41
 	// URLData options.
 	UDPSendURLData bool
-	// Resolver resolves tracker host names, once per UDP connect or HTTP
-	// request; nil means net.DefaultResolver. ResolveTimeout bounds it.
+	// Resolver resolves UDP tracker host names, once per connect; nil means
+	// net.DefaultResolver. ResolveTimeout bounds it. HTTP trackers are
+	// resolved by HTTPClient's own dialer.
 	Resolver       Resolver
 	ResolveTimeout time.Duration
 	// RequestDeadline is the watchdog deadline of every request intent
