@@ -58,7 +58,8 @@ type Config struct {
 	// slog.New(slog.DiscardHandler).
 	Logger *slog.Logger
 
-	// Now is the clock. nil means time.Now. Tests inject a fake clock and
+	// Now is the clock. nil means the monotonic clock (time.Since the
+	// watchdog's start, cheaper than time.Now). Tests inject a fake clock and
 	// call Watchdog.Check after moving it; the real timer the owner arms is
 	// then only a hint and spurious wake-ups are harmless.
 	Now func() time.Time
