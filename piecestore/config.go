@@ -68,7 +68,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports whether the Config can be used by Open.
+// Validate reports whether the Config can be used by Open; errors wrap
+// ErrConfig.
 func (c *Config) Validate() error {
 	switch {
 	case c.Dir == "":
