@@ -96,13 +96,13 @@ func (l Limits) ValidateRequest(index, begin, length uint32) error {
 	if l.PieceLength > 0 {
 		pieceLen = l.PieceLen
 	}
-	return ValidateRequest(index, begin, length, l.NumPieces, l.maxBlock(), pieceLen)
+	return validateRequest(index, begin, length, l.NumPieces, l.maxBlock(), pieceLen)
 }
 
-// ValidateRequest checks a block reference: length in 1..maxBlock, index <
+// validateRequest checks a block reference: length in 1..maxBlock, index <
 // numPieces (skipped if numPieces <= 0), begin+length <= pieceLen(index)
 // (skipped if pieceLen is nil). Errors wrap ErrBadRequest.
-func ValidateRequest(index, begin, length uint32, numPieces int, maxBlock uint32, pieceLen func(int) int64) error {
+func validateRequest(index, begin, length uint32, numPieces int, maxBlock uint32, pieceLen func(int) int64) error {
 	if length == 0 {
 		return fmt.Errorf("%w: zero length (piece %d begin %d)", ErrBadRequest, index, begin)
 	}

@@ -184,9 +184,9 @@ func AppendMessage(dst []byte, m Message) []byte {
 	return dst
 }
 
-// AppendPieceHeader appends the 13-byte header of a piece message carrying
+// appendPieceHeader appends the 13-byte header of a piece message carrying
 // a block of blockLen bytes.
-func AppendPieceHeader(dst []byte, index, begin uint32, blockLen int) []byte {
+func appendPieceHeader(dst []byte, index, begin uint32, blockLen int) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(9+blockLen))
 	dst = append(dst, byte(Piece))
 	dst = binary.BigEndian.AppendUint32(dst, index)

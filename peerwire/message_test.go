@@ -354,13 +354,13 @@ func TestValidateRequestHelper(t *testing.T) {
 	pl := func(i int) int64 { return []int64{100, 50}[i] }
 	ok := [][3]uint32{{0, 0, 100}, {1, 49, 1}, {1, 0, 50}}
 	for _, c := range ok {
-		if err := ValidateRequest(c[0], c[1], c[2], 2, 100, pl); err != nil {
+		if err := validateRequest(c[0], c[1], c[2], 2, 100, pl); err != nil {
 			t.Errorf("%v: %v", c, err)
 		}
 	}
 	bad := [][3]uint32{{0, 0, 0}, {0, 0, 101}, {2, 0, 1}, {1, 50, 1}, {1, 0xFFFFFFFF, 1}}
 	for _, c := range bad {
-		if err := ValidateRequest(c[0], c[1], c[2], 2, 100, pl); !errors.Is(err, ErrBadRequest) {
+		if err := validateRequest(c[0], c[1], c[2], 2, 100, pl); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("%v: %v", c, err)
 		}
 	}

@@ -136,11 +136,11 @@ func (w *Writer) WritePiece(index, begin uint32, block []byte) error {
 		return w.err
 	}
 	if len(w.buf)+13+len(block) <= w.size && len(block) < 1024 {
-		w.buf = AppendPieceHeader(w.buf, index, begin, len(block))
+		w.buf = appendPieceHeader(w.buf, index, begin, len(block))
 		w.buf = append(w.buf, block...)
 		return nil
 	}
-	w.buf = AppendPieceHeader(w.buf, index, begin, len(block))
+	w.buf = appendPieceHeader(w.buf, index, begin, len(block))
 	w.arr[0], w.arr[1] = w.buf, block
 	w.vec = w.arr[:]
 	w.setDeadline()
@@ -173,7 +173,7 @@ func (w *Writer) WritePieceFrom(index, begin uint32, length int, read func(block
 		}
 	}
 	start := len(w.buf)
-	w.buf = AppendPieceHeader(w.buf, index, begin, length)
+	w.buf = appendPieceHeader(w.buf, index, begin, length)
 	w.buf = slices.Grow(w.buf, length)[:len(w.buf)+length]
 	if err := read(w.buf[len(w.buf)-length:]); err != nil {
 		w.buf = w.buf[:start]
