@@ -29,17 +29,19 @@ import (
 //     EventFailed); it must not block forever on a send once Close is
 //     called.
 //   - Close may block until the worker's goroutines are gone (a remote
-//     worker waits a bounded time for the node to hear it); it is called
-//     once by the sub-chief, never from the goroutine reading Events.
+//     worker waits a bounded time for the node to hear it). The sub-chief
+//     calls it from its own goroutines, never from the one reading Events,
+//     and may call it more than once: later calls wait like the first.
 //
 // Back-pressure: every EventPiece hands the piece's buffer to the
-// sub-chief, which calls Release(piece) exactly once for it when the piece
-// is off its hands — stored, or dropped (a duplicate, out of range, or a
-// failed re-hash) — unless it closes the worker first. A worker bounds its own unreleased pieces: once it has
-// as many as it may hold, it stops downloading (or reading from its node)
-// until Release, so a disk slower than the network throttles the workers
-// without the sub-chief's loop ever waiting. Pieces delivered but not
-// released when the worker is closed are released by Close.
+// sub-chief (which gives it to Storage, or back to Storage's pool), and
+// the sub-chief calls Release(piece) exactly once for it when the piece is
+// off its hands — stored, or dropped (a duplicate, out of range, or a
+// failed re-hash) — unless it closes the worker first. A worker bounds its
+// own unreleased pieces: once it has as many as it may hold, it stops
+// downloading (or reading from its node) until Release, so a disk slower
+// than the network throttles the workers without the sub-chief's loop
+// ever waiting. Closing a worker forgets its unreleased pieces.
 type Worker interface {
 	// Name identifies the worker in status and logs ("local", a node name).
 	Name() string
@@ -71,9 +73,10 @@ type Worker interface {
 type EventKind uint8
 
 const (
-	// EventPiece carries a finished piece's data (the receiver holds the
-	// buffer until it calls Release). Verified says the worker checked its SHA-1; the sub-chief
-	// re-checks pieces from workers it does not trust.
+	// EventPiece carries a finished piece's data; the buffer passes to the
+	// receiver, which calls Release once the piece is off its hands.
+	// Verified says the worker checked its SHA-1; the sub-chief re-checks
+	// pieces from workers it does not trust.
 	EventPiece EventKind = iota + 1
 	// EventRevoked lists the pieces a worker gave back after Revoke.
 	EventRevoked
