@@ -130,7 +130,7 @@ func (o *outQueue) isFull() bool {
 	return o.full
 }
 
-// dropUploads removes queued uploads matching keep==false and returns them.
+// dropUploads removes the queued uploads drop selects and returns them.
 func (o *outQueue) dropUploads(drop func(m peerwire.Message) bool) []peerwire.Message {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -171,8 +171,9 @@ func (h *connHandle) close() {
 	})
 }
 
-// connEvent is one message (or the end) of a connection, sent by its
-// reader goroutine to the owner. Slices are owned copies.
+// connEvent is one message of a connection, sent by its reader goroutine
+// to the owner in a connBatch (which also carries the connection's end).
+// Slices are owned copies.
 type connEvent struct {
 	msg   peerwire.Message
 	block *blockBuf // piece payload (msg.Block aliases it)
@@ -193,7 +194,7 @@ type blockBuf struct {
 // blockPool recycles block buffers. It is a bounded free list rather than a
 // sync.Pool: the garbage collector empties a sync.Pool at every cycle, and
 // under the coordinator's soft memory limit cycles come often enough that
-// the pool then hands out fresh 32 KiB buffers for most blocks, whose
+// the pool then hands out fresh 16 KiB buffers for most blocks, whose
 // garbage brings on the next cycle sooner. At most blockPoolCap idle
 // buffers (4 MiB) are kept for the whole process.
 var blockPool = make(blockFreeList, blockPoolCap)
@@ -328,8 +329,9 @@ func (w *wire) dial(addr netip.AddrPort) {
 }
 
 // readLoop decodes messages and sends them to the owner in batches: a
-// batch ends when the read buffer is empty, so a busy connection costs
-// the owner one channel receive per buffer-full, not per message.
+// batch ends when the read buffer is empty (or at 32 messages), so a busy
+// connection costs the owner one channel receive per buffer-full, not per
+// message.
 func (w *wire) readLoop(h *connHandle) {
 	defer w.wg.Done()
 	lim := peerwire.DefaultLimits(w.info.NumPieces(), w.info.PieceLength, w.info.Length)

@@ -26,7 +26,8 @@ import (
 // One goroutine owns all of its state; each connection has a reader
 // goroutine (sending batches of messages to the owner) and a writer
 // goroutine (draining an outbound queue the owner fills without
-// blocking); a small pool verifies SHA-1 off the owner goroutine.
+// blocking); a small pool verifies SHA-1 off the owner goroutine. What
+// runs off the owner goroutine is the wire (wire.go).
 type Swarm struct {
 	cfg     swarm.Config
 	info    *metainfo.Info
@@ -185,13 +186,13 @@ func (s *Swarm) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Name implements Worker.
+// Name implements swarm.Worker.
 func (s *Swarm) Name() string { return "local" }
 
-// Events implements Worker.
+// Events implements swarm.Worker.
 func (s *Swarm) Events() <-chan swarm.WorkerEvent { return s.events }
 
-// Status implements Worker.
+// Status implements swarm.Worker.
 func (s *Swarm) Status() swarm.WorkerStatus {
 	st := *s.status.Load()
 	st.Downloaded, st.Wasted = s.downloaded.Load(), s.wasted.Load()
@@ -204,7 +205,7 @@ func (s *Swarm) Status() swarm.WorkerStatus {
 	return st
 }
 
-// Assign implements Worker.
+// Assign implements swarm.Worker.
 func (s *Swarm) Assign(pieces []int) {
 	pieces = append([]int(nil), pieces...)
 	s.loop.Post(func() {
@@ -213,7 +214,7 @@ func (s *Swarm) Assign(pieces []int) {
 	})
 }
 
-// Revoke implements Worker.
+// Revoke implements swarm.Worker.
 func (s *Swarm) Revoke(pieces []int, force bool) {
 	pieces = append([]int(nil), pieces...)
 	s.loop.Post(func() {
@@ -227,7 +228,7 @@ func (s *Swarm) Revoke(pieces []int, force bool) {
 	})
 }
 
-// Have implements Worker.
+// Have implements swarm.Worker.
 func (s *Swarm) Have(pieces []int) {
 	pieces = append([]int(nil), pieces...)
 	s.loop.Post(func() {
@@ -237,7 +238,7 @@ func (s *Swarm) Have(pieces []int) {
 	})
 }
 
-// Close implements Worker: it closes every connection and waits for all
+// Close implements swarm.Worker: it closes every connection and waits for all
 // goroutines.
 func (s *Swarm) Close() error {
 	s.loop.CloseAndWait()
@@ -457,7 +458,7 @@ func (s *Swarm) pieceDone(i int) {
 	}
 }
 
-// Release implements Worker: one piece it delivered (EventPiece) was
+// Release implements swarm.Worker: one piece it delivered (EventPiece) was
 // taken off its hands — handed to Storage, shipped, or dropped — so its
 // buffer no longer counts against MaxInFlightBytes. Whoever consumes the
 // events must call it once per EventPiece, or the swarm stalls once
