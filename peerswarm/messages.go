@@ -205,7 +205,7 @@ func (s *Swarm) gotBlock(p *peer, piece, begin int, data []byte) error {
 		s.wasted.Add(int64(len(data)))
 		return nil
 	}
-	copy(s.pieceBuf(piece)[begin:], data)
+	copy(s.bufs.get(piece)[begin:], data)
 	for _, o := range r.Cancel {
 		if q := s.peers[o]; q != nil {
 			if _, ok := q.reqs[k]; ok {
@@ -216,8 +216,7 @@ func (s *Swarm) gotBlock(p *peer, piece, begin int, data []byte) error {
 		}
 	}
 	if r.Complete {
-		buf := s.bufs[piece]
-		delete(s.bufs, piece)
+		buf := s.bufs.take(piece)
 		s.verifying++
 		s.wire.hashIn <- hashJob{piece: piece, buf: buf} // capacity covers every piece that can be in flight
 	}

@@ -65,9 +65,8 @@ type Swarm struct {
 	nincoming   int // connected peers that dialed us
 	gen         uint32
 	cands       map[netip.AddrPort]*candidate
-	bufs        map[int][]byte // piece buffers of pieces being downloaded
+	bufs        pieceBuffers // buffers of the pieces being downloaded (buffers.go)
 	suspects    map[int]suspect
-	freeBufs    [][]byte
 	verifying   int
 	outbox      []swarm.WorkerEvent
 	advertised  bitfield.Bitfield // pieces stored (bitfield we send)
@@ -120,7 +119,7 @@ func New(cfg swarm.Config) (*Swarm, error) {
 		events:     make(chan swarm.WorkerEvent, 1),
 		loop:       loop.New(),
 		cands:      map[netip.AddrPort]*candidate{},
-		bufs:       map[int][]byte{},
+		bufs:       newPieceBuffers(info, cfg.Storage),
 		suspects:   map[int]suspect{},
 		peers:      map[peerKey]*peer{},
 		gone:       map[peerKey]netip.Addr{},
@@ -436,13 +435,10 @@ func (s *Swarm) abandon(i int) {
 			s.send(p, msgs...)
 		}
 	}
-	if b, ok := s.bufs[i]; ok {
-		delete(s.bufs, i)
-		s.releaseBuf(b)
-	}
+	s.bufs.drop(i)
 	if sus, ok := s.suspects[i]; ok {
 		delete(s.suspects, i)
-		s.releaseBuf(sus.buf)
+		s.bufs.release(sus.buf)
 	}
 }
 

@@ -62,7 +62,7 @@ func (s *Swarm) hashed(j hashJob) {
 				s.log.Info("peers sent bad blocks", "piece", j.piece, "peers", guilty)
 				s.absolve(sus.from, guilty)
 			}
-			s.releaseBuf(sus.buf)
+			s.bufs.release(sus.buf)
 		}
 		s.unreleased.Add(1)
 		s.outbox = append(s.outbox, swarm.WorkerEvent{Kind: swarm.EventPiece, Piece: j.piece, Data: j.buf, Verified: true})
@@ -97,7 +97,7 @@ func (s *Swarm) hashed(j hashJob) {
 	if len(distinct) > 1 && !already && len(s.suspects) < maxSuspects {
 		s.suspects[j.piece] = suspect{buf: j.buf, from: from}
 	} else {
-		s.releaseBuf(j.buf)
+		s.bufs.release(j.buf)
 	}
 	s.fillAll()
 }
@@ -118,40 +118,5 @@ func (s *Swarm) absolve(from, guilty []netip.Addr) {
 	if len(trusted) > 0 {
 		s.log.Info("peers trusted again", "addrs", trusted)
 		s.setDistrust(trusted, false)
-	}
-}
-
-func (s *Swarm) pieceBuf(i int) []byte {
-	if b, ok := s.bufs[i]; ok {
-		return b
-	}
-	n := int(s.info.PieceLen(i))
-	var b []byte
-	if bp, ok := s.storage.(swarm.BufferPool); ok {
-		b = bp.GetBuffer(i)
-	} else {
-		for k := len(s.freeBufs) - 1; k >= 0; k-- {
-			if cap(s.freeBufs[k]) >= n {
-				b = s.freeBufs[k][:n]
-				s.freeBufs = append(s.freeBufs[:k], s.freeBufs[k+1:]...)
-				break
-			}
-		}
-	}
-	if len(b) != n {
-		b = make([]byte, n)
-	}
-	s.bufs[i] = b
-	return b
-}
-
-// releaseBuf gives back a piece buffer that will not reach Storage.
-func (s *Swarm) releaseBuf(b []byte) {
-	if bp, ok := s.storage.(swarm.BufferPool); ok {
-		bp.PutBuffer(b)
-		return
-	}
-	if len(s.freeBufs) < 8 {
-		s.freeBufs = append(s.freeBufs, b[:cap(b)])
 	}
 }
