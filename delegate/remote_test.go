@@ -104,7 +104,7 @@ func TestBackPressure(t *testing.T) {
 			held := emitted - w.released.Load()
 			streams := int64(DefaultServerConfig().DataStreams)
 			window := int64(cfg.Session.StreamWindow) / tt.Info.PieceLength
-			// In flight: MaxPiecesInFlight waiting in Events, one per data
+			// In flight: MaxPiecesInFlight unreleased (waiting in Events: nobody reads), one per data
 			// reader, a window per stream, the node's shippers and pump,
 			// and the one the worker is blocked offering.
 			bound := int64(cfg.MaxPiecesInFlight) + streams + streams*(window+1) + streams + 2
