@@ -8,7 +8,7 @@
 // One goroutine, started by New and stopped by Close, owns the ledger and is
 // the only code that reads or writes it: nobody else mutates a packet. Every
 // other method only enqueues a command or asks the owner for a snapshot
-// (Stats, Pending, Recent, Totals), so the figures are consistent without a
+// (Stats, Pending, Recent, Totals, Overdue), so the figures are consistent without a
 // lock around the ledger.
 //
 // # The hot path: batching
@@ -54,6 +54,10 @@
 // per kind (median and p99 within ~3.2%, max exact) for at most
 // Config.MaxKinds kinds, and the Alerts channel is buffered: when the
 // consumer lags an alert is dropped and counted, the owner never blocks.
+// An owner that must act on every miss (the sub-chief returning a lease)
+// therefore treats an alert as a wake-up and asks Overdue about its own
+// packets, on an alert and periodically: a dropped alert delays the
+// action, it never loses it.
 //
 // # Clock
 //

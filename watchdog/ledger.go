@@ -337,6 +337,15 @@ func (l *ledger) finishedPacket(f *finished) Packet {
 	return p
 }
 
+// overdue reports whether packet id is overdue: marked so by expire if the
+// ledger holds it, otherwise (evicted, or never tracked) by its deadline.
+func (l *ledger) overdue(id ID, deadline, now int64) bool {
+	if s, ok := l.index.get(id); ok {
+		return l.slots[s].overdue
+	}
+	return deadline <= now
+}
+
 // pending returns the pending packets accepted by filter (nil: all), ordered
 // by deadline then ID.
 func (l *ledger) pending(filter func(Packet) bool) []Packet {

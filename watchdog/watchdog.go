@@ -368,6 +368,28 @@ func (w *Watchdog) Recent(filter func(Packet) bool) []Packet {
 	return out
 }
 
+// Overdue reports, for each ticket, whether its packet is overdue on the
+// watchdog's clock: past its deadline unfulfilled, its alert raised
+// (delivered or dropped). It is how an owner that must act on every miss
+// asks the ledger about its own packets, since the Alerts channel drops
+// alerts when its reader lags: treat an alert as a wake-up, and ask here
+// on it and periodically. Like Check it first applies the queued commands
+// and compares deadlines with Config.Now. Ask only about packets you have
+// neither fulfilled nor cancelled: one the ledger does not hold (evicted
+// after Config.OverdueRetention, or never tracked because the ledger was
+// full) is overdue once its Ticket's deadline has passed. A zero Ticket is
+// never overdue. Returns ErrClosed after Close.
+func (w *Watchdog) Overdue(ts []Ticket) ([]bool, error) {
+	out := make([]bool, len(ts))
+	err := w.call(func(o *owner) {
+		now := w.rel()
+		for i, t := range ts {
+			out[i] = t.ID != 0 && o.l.overdue(t.ID, w.nanos(t.Deadline), now)
+		}
+	})
+	return out, err
+}
+
 // Totals returns watchdog-wide counters.
 func (w *Watchdog) Totals() Totals {
 	var t Totals
