@@ -157,33 +157,3 @@ func (w *wire) acceptLoop(l net.Listener) {
 		}()
 	}
 }
-
-// makeRoom is called for an incoming peer when incoming peers are at
-// their quota or all peer slots are taken: it evicts the incoming peer
-// silent the longest, if one has been silent for evictIdle and is
-// neither serving us nor being served (unchoked and interested) and
-// traded no block with us within evictTraded, and reports whether there
-// is now room.
-func (s *Swarm) makeRoom(now time.Time) bool {
-	var victim *peer
-	var oldest int64
-	for _, p := range s.peers {
-		if p == nil || p.outgoing || (!p.peerChoking && len(p.reqs) > 0) || now.Sub(p.lastBlock) < evictIdle ||
-			(!p.amChoking && p.peerInterested) || (!p.lastPayload.IsZero() && now.Sub(p.lastPayload) < evictTraded) {
-			continue // serving us, being served, or traded lately
-		}
-		last := p.h.lastRead.Load()
-		if now.Sub(time.Unix(0, last)) < evictIdle {
-			continue
-		}
-		if victim == nil || last < oldest {
-			victim, oldest = p, last
-		}
-	}
-	if victim == nil {
-		return false
-	}
-	s.log.Debug("evicting idle incoming peer", "peer", victim.addr)
-	s.dropPeer(victim, errEvicted)
-	return true
-}

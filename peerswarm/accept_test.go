@@ -104,8 +104,8 @@ func TestSlotSquatters(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "a squatter to be idle", func() bool {
 		idle := 0
 		onOwner(t, d.Local(), func() {
-			for _, p := range d.Local().peers {
-				if p != nil && time.Since(time.Unix(0, p.h.lastRead.Load())) >= evictIdle {
+			for p := range d.Local().peers.all() {
+				if time.Since(time.Unix(0, p.h.lastRead.Load())) >= evictIdle {
 					idle++
 				}
 			}

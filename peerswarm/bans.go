@@ -25,8 +25,8 @@ func (s *Swarm) ban(addrs ...netip.Addr) {
 	}
 	s.wire.bans.Store(&m)
 	s.publishDistrust()
-	for _, p := range s.peers {
-		if p != nil && s.wire.isBanned(p.addr.Addr()) {
+	for p := range s.peers.all() {
+		if s.wire.isBanned(p.addr.Addr()) {
 			s.dropPeer(p, ErrBanned)
 		}
 	}
@@ -36,7 +36,7 @@ func (s *Swarm) ban(addrs ...netip.Addr) {
 // (or frees) their connected peers, and the published set is renewed.
 // Runs once per change of trust, O(peers).
 func (s *Swarm) setDistrust(addrs []netip.Addr, distrust bool) {
-	for _, p := range s.peers {
+	for p := range s.peers.all() {
 		if p == nil || !slices.Contains(addrs, p.addr.Addr().Unmap()) {
 			continue
 		}
@@ -68,7 +68,7 @@ func (s *Swarm) Distrusted(a netip.Addr) bool {
 
 // sourceAddr is the address of the peer with key k, connected or gone.
 func (s *Swarm) sourceAddr(k peerKey) (netip.Addr, bool) {
-	if p := s.peers[k]; p != nil {
+	if p := s.peers.get(k); p != nil {
 		return p.addr.Addr().Unmap(), true
 	}
 	a, ok := s.gone[k]

@@ -88,7 +88,7 @@ func (s *Swarm) dialMore(now time.Time) {
 		}
 	}
 	for a, c := range s.cands {
-		if dialing >= s.cfg.MaxDialing || s.npeers+dialing >= s.cfg.MaxPeers {
+		if dialing >= s.cfg.MaxDialing || s.peers.n+dialing >= s.cfg.MaxPeers {
 			return
 		}
 		if c.dialing || c.self || now.Before(c.next) || s.connectedTo(a) || s.wire.isBanned(a.Addr()) {
@@ -102,8 +102,8 @@ func (s *Swarm) dialMore(now time.Time) {
 }
 
 func (s *Swarm) connectedTo(a netip.AddrPort) bool {
-	for _, p := range s.peers {
-		if p != nil && p.addr == a {
+	for p := range s.peers.all() {
+		if p.addr == a {
 			return true
 		}
 	}

@@ -128,7 +128,7 @@ func TestOutQueueOverflowBanned(t *testing.T) {
 	// fills whatever pace the writer keeps.
 	big := peerwire.Message{ID: peerwire.Extended, ExtID: 1, ExtPayload: make([]byte, 64<<10)}
 	onOwner(t, d.Local(), func() {
-		for _, p := range d.Local().peers {
+		for p := range d.Local().peers.all() {
 			for range 256 {
 				p.h.out.push(big)
 			}
@@ -136,8 +136,8 @@ func TestOutQueueOverflowBanned(t *testing.T) {
 	})
 	testenv.WaitFor(t, 10*time.Second, "the peer with a full queue to be banned", func() bool { return d.Local().Banned(netip.MustParseAddr(ip)) })
 	onOwner(t, d.Local(), func() {
-		if d.Local().npeers != 0 {
-			t.Errorf("%d peers still connected", d.Local().npeers)
+		if d.Local().peers.n != 0 {
+			t.Errorf("%d peers still connected", d.Local().peers.n)
 		}
 	})
 }

@@ -8,13 +8,13 @@ import (
 )
 
 func (s *Swarm) handleBatch(b *connBatch) {
-	p := s.peers[b.h.key]
+	p := s.peers.get(b.h.key)
 	if p == nil || p.h != b.h {
 		releaseBatch(b)
 		return
 	}
 	for i := range b.evs {
-		if s.peers[p.key] != p {
+		if !s.peers.has(p) {
 			break
 		}
 		err := s.handleMsg(p, &b.evs[i])
@@ -27,7 +27,7 @@ func (s *Swarm) handleBatch(b *connBatch) {
 	}
 	if b.err != nil {
 		s.dropPeer(p, b.err)
-	} else if s.peers[p.key] == p {
+	} else if s.peers.has(p) {
 		s.fill(p)
 	}
 	releaseBatch(b)
@@ -207,11 +207,11 @@ func (s *Swarm) gotBlock(p *peer, piece, begin int, data []byte) error {
 	}
 	copy(s.bufs.get(piece)[begin:], data)
 	for _, o := range r.Cancel {
-		if q := s.peers[o]; q != nil {
+		if q := s.peers.get(o); q != nil {
 			if _, ok := q.reqs[k]; ok {
 				delete(q.reqs, k)
 				q.grace++
-				s.send(q, peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin), Length: uint32(len(data))})
+				s.peers.send(q, peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin), Length: uint32(len(data))})
 			}
 		}
 	}

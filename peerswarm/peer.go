@@ -116,7 +116,10 @@ func (s *Swarm) register(nc newConn) {
 	if c != nil {
 		c.fails = 0
 	}
-	p := s.addPeer(nc)
+	p := s.peers.add(nc)
+	if s.trust.Distrusted(nc.addr.Addr()) {
+		s.picker.Distrust(p.key)
+	}
 	s.greet(p)
 	if s.firstPeer.Load() == 0 {
 		s.firstPeer.Store(time.Now().UnixNano())
@@ -128,55 +131,15 @@ func (s *Swarm) register(nc newConn) {
 }
 
 // admit says why a new connection is refused (banned, a duplicate, over
-// the caps), or nil.
+// the caps), or nil; it may evict an idle incoming peer to make room.
 func (s *Swarm) admit(nc newConn) error {
 	if s.wire.isBanned(nc.addr.Addr()) {
 		return ErrBanned
 	}
-	for _, p := range s.peers {
-		if p != nil && (p.id == nc.hs.PeerID || p.addr == nc.addr) {
-			return errDuplicatePeer
-		}
-	}
-	switch {
-	case nc.outgoing && s.npeers >= s.cfg.MaxPeers:
-		return errTooManyPeers
-	case !nc.outgoing && (s.nincoming >= maxIncoming(s.cfg.MaxPeers) || s.npeers >= s.cfg.MaxPeers) && !s.makeRoom(time.Now()):
-		return errTooManyPeers
-	}
-	return nil
-}
-
-// addPeer puts an admitted connection in the peer table.
-func (s *Swarm) addPeer(nc newConn) *peer {
-	key := s.nextKey
-	s.nextKey++
-	s.gen++
-	h := &connHandle{key: key, gen: s.gen, c: nc.c, addr: nc.addr, quit: make(chan struct{})}
-	h.out.wake = make(chan struct{}, 1)
-	p := &peer{
-		h: h, key: key, addr: nc.addr, id: nc.hs.PeerID,
-		fast: nc.hs.SupportsFast(), ext: nc.hs.SupportsExtensions(), outgoing: nc.outgoing,
-		amChoking: true, peerChoking: true,
-		reqs:      map[uint64]time.Time{},
-		lastBlock: time.Now(),
-	}
-	p.hasFn = func(i int) bool {
-		if !p.has(i) {
-			return false
-		}
-		return !p.peerChoking || p.allowedFast[uint32(i)]
-	}
-	s.peers[key] = p
-	if s.trust.Distrusted(nc.addr.Addr()) {
-		s.picker.Distrust(key)
-	}
-	s.npeers++
-	if !nc.outgoing {
-		s.nincoming++
-	}
-	h.lastRead.Store(time.Now().UnixNano())
-	return p
+	return s.peers.admit(nc, time.Now(), func(victim *peer) {
+		s.log.Debug("evicting idle incoming peer", "peer", victim.addr)
+		s.dropPeer(victim, errEvicted)
+	})
 }
 
 // greet sends a new peer our extension handshake and what we have.
@@ -193,7 +156,7 @@ func (s *Swarm) greet(p *peer) {
 	case s.nAdvertised > 0:
 		init = append(init, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: append([]byte(nil), s.advertised...)})
 	}
-	s.send(p, init...)
+	s.peers.send(p, init...)
 }
 
 // extHandshake is our BEP 10 handshake: no extensions, our listening
@@ -209,28 +172,24 @@ func (s *Swarm) extHandshake() []byte {
 }
 
 func (s *Swarm) dropPeer(p *peer, err error) {
-	if s.peers[p.key] != p {
+	if !s.peers.has(p) {
 		return
 	}
 	if banworthy(err) {
 		s.log.Info("peer broke the protocol", "peer", p.addr, "err", err)
 		s.ban(p.addr.Addr()) // ban calls dropPeer again for this peer
-		if s.peers[p.key] != p {
+		if !s.peers.has(p) {
 			return
 		}
 	} else if err != nil && !errors.Is(err, io.EOF) {
 		s.log.Debug("peer dropped", "peer", p.addr, "err", err)
 	}
-	delete(s.peers, p.key)
+	s.peers.remove(p)
 	if s.wire.isBanned(p.addr.Addr()) {
 		// Blocks it sent that are not yet verified are not worth a hash.
 		s.picker.DropBlocksFrom(p.key)
 	} else {
 		s.gone[p.key] = p.addr.Addr().Unmap()
-	}
-	s.npeers--
-	if !p.outgoing {
-		s.nincoming--
 	}
 	s.picker.avail.Gone(p.bf, p.haveAll)
 	s.picker.PeerLeft(p.key)
@@ -242,20 +201,11 @@ func (s *Swarm) dropPeer(p *peer, err error) {
 	s.fillAll()
 }
 
-// send queues messages to p. If p's queue is full they are dropped and p
-// is marked for dropping (handleBatch and tick drop it: send never drops a
-// peer itself, so callers may loop over s.peers).
-func (s *Swarm) send(p *peer, ms ...peerwire.Message) {
-	if !p.h.out.push(ms...) {
-		s.overfull = true
-	}
-}
-
 // dropOverfull drops and bans every peer whose outbound queue is full.
 func (s *Swarm) dropOverfull() {
-	s.overfull = false
-	for _, p := range s.peers {
-		if p != nil && p.h.out.isFull() {
+	s.peers.overfull = false
+	for p := range s.peers.all() {
+		if p.h.out.isFull() {
 			s.dropPeer(p, errOutQueueFull)
 		}
 	}
@@ -270,5 +220,5 @@ func (s *Swarm) setInterested(p *peer, v bool) {
 	if v {
 		id = peerwire.Interested
 	}
-	s.send(p, peerwire.Message{ID: id})
+	s.peers.send(p, peerwire.Message{ID: id})
 }

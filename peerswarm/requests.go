@@ -7,10 +7,8 @@ import (
 )
 
 func (s *Swarm) fillAll() {
-	for _, p := range s.peers {
-		if p != nil {
-			s.fill(p)
-		}
+	for p := range s.peers.all() {
+		s.fill(p)
 	}
 }
 
@@ -54,7 +52,7 @@ func (s *Swarm) fill(p *peer) {
 		p.queue = append(p.queue, reqEntry{k, now})
 		msgs = append(msgs, peerwire.Message{ID: peerwire.Request, Index: uint32(b.Piece), Begin: uint32(b.Begin), Length: uint32(b.Length)})
 	}
-	s.send(p, msgs...)
+	s.peers.send(p, msgs...)
 	clear(msgs)
 	s.msgBuf = msgs[:0]
 	if s.firstBlock.Load() == 0 {
@@ -67,10 +65,7 @@ func (s *Swarm) fill(p *peer) {
 // needs looking at.
 func (s *Swarm) checkTimeouts(now time.Time) {
 	changed := false
-	for _, p := range s.peers {
-		if p == nil {
-			continue
-		}
+	for p := range s.peers.all() {
 		var cancels []peerwire.Message
 		for len(p.queue) > 0 {
 			e := p.queue[0]
@@ -105,7 +100,7 @@ func (s *Swarm) checkTimeouts(now time.Time) {
 			changed = true
 		}
 		if len(cancels) > 0 {
-			s.send(p, cancels...)
+			s.peers.send(p, cancels...)
 		}
 	}
 	if changed {

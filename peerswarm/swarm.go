@@ -58,12 +58,8 @@ type Swarm struct {
 	picker      *Picker
 	choker      *choker
 	trust       *trustBook
-	peers       map[peerKey]*peer
-	nextKey     peerKey                // keys are never reused (the picker remembers sources)
+	peers       *peerTable
 	gone        map[peerKey]netip.Addr // addresses of departed peers whose blocks may be pending
-	npeers      int
-	nincoming   int // connected peers that dialed us
-	gen         uint32
 	cands       map[netip.AddrPort]*candidate
 	bufs        pieceBuffers // buffers of the pieces being downloaded (buffers.go)
 	suspects    map[int]suspect
@@ -89,7 +85,6 @@ type Swarm struct {
 	msgBuf      []peerwire.Message
 	cancelBuf   []peerKey
 	rng         uint64
-	overfull    bool // a peer's outbound queue is full (see send)
 }
 
 type newConn struct {
@@ -121,7 +116,7 @@ func New(cfg swarm.Config) (*Swarm, error) {
 		cands:      map[netip.AddrPort]*candidate{},
 		bufs:       newPieceBuffers(info, cfg.Storage),
 		suspects:   map[int]suspect{},
-		peers:      map[peerKey]*peer{},
+		peers:      newPeerTable(cfg.MaxPeers),
 		gone:       map[peerKey]netip.Addr{},
 		trust:      newTrustBook(cfg.MaxStrikes),
 		advertised: bitfield.New(n),
@@ -275,7 +270,7 @@ func (s *Swarm) run() {
 		case now := <-tick.C:
 			s.tick(now)
 		}
-		if s.overfull {
+		if s.peers.overfull {
 			s.dropOverfull()
 		}
 	}
@@ -287,10 +282,8 @@ func (s *Swarm) shutdown() {
 	if s.ln != nil {
 		s.ln.Close()
 	}
-	for _, p := range s.peers {
-		if p != nil {
-			p.h.close()
-		}
+	for p := range s.peers.all() {
+		p.h.close()
 	}
 	// Drain connection traffic so that no goroutine stays blocked, then
 	// wait for all of them.
@@ -329,10 +322,7 @@ func (s *Swarm) tick(now time.Time) {
 		s.lastRates = now
 		s.downRate.Tick(now)
 		s.upRate.Tick(now)
-		for _, p := range s.peers {
-			if p == nil {
-				continue
-			}
+		for p := range s.peers.all() {
 			p.down.Tick(now)
 			up := p.h.uploaded.Load()
 			p.up.Add(int(up - p.lastUp))
@@ -366,10 +356,7 @@ func (s *Swarm) publish(now time.Time) {
 		Active: s.picker.ActiveCount() + s.verifying,
 	}
 	up := s.uploadedOld
-	for _, p := range s.peers {
-		if p == nil {
-			continue
-		}
+	for p := range s.peers.all() {
 		st.Peers++
 		if p.isSeed(s.info.NumPieces()) {
 			st.Seeds++
@@ -401,15 +388,15 @@ func (s *Swarm) stored(i int) {
 	}
 	s.advertised.Set(i)
 	s.nAdvertised++
-	for _, p := range s.peers {
-		if p != nil && !p.has(i) {
-			s.send(p, peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
+	for p := range s.peers.all() {
+		if !p.has(i) {
+			s.peers.send(p, peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
 		}
 	}
 	if s.seeding() {
 		// Both sides complete: nothing to trade.
-		for _, p := range s.peers {
-			if p != nil && p.isSeed(s.info.NumPieces()) {
+		for p := range s.peers.all() {
+			if p.isSeed(s.info.NumPieces()) {
 				s.dropPeer(p, errBothSeeds)
 			}
 		}
@@ -419,10 +406,7 @@ func (s *Swarm) stored(i int) {
 // abandon cancels every outstanding request for piece i and frees its
 // buffer (revoked, or obtained elsewhere).
 func (s *Swarm) abandon(i int) {
-	for _, p := range s.peers {
-		if p == nil {
-			continue
-		}
+	for p := range s.peers.all() {
 		var msgs []peerwire.Message
 		for k := range p.reqs {
 			if int(k>>32) == i {
@@ -432,7 +416,7 @@ func (s *Swarm) abandon(i int) {
 			}
 		}
 		if len(msgs) > 0 {
-			s.send(p, msgs...)
+			s.peers.send(p, msgs...)
 		}
 	}
 	s.bufs.drop(i)
@@ -444,8 +428,8 @@ func (s *Swarm) abandon(i int) {
 
 // pieceDone updates interest once piece i is ours.
 func (s *Swarm) pieceDone(i int) {
-	for _, p := range s.peers {
-		if p != nil && p.has(i) {
+	for p := range s.peers.all() {
+		if p.has(i) {
 			p.wanted--
 			if p.wanted <= 0 {
 				s.setInterested(p, false)

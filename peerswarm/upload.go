@@ -22,7 +22,7 @@ func (s *Swarm) serve(p *peer, m *peerwire.Message) error {
 	ok := s.advertised.Has(i) && !p.amChoking &&
 		p.h.out.queuedUploads() < s.cfg.MaxUploadQueue
 	if ok {
-		s.send(p, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		s.peers.send(p, peerwire.Message{ID: peerwire.Piece, Index: m.Index, Begin: m.Begin, Length: m.Length})
 		return nil
 	}
 	if p.amChoking {
@@ -34,7 +34,7 @@ func (s *Swarm) serve(p *peer, m *peerwire.Message) error {
 		}
 	}
 	if p.fast {
-		s.send(p, peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		s.peers.send(p, peerwire.Message{ID: peerwire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
 	}
 	return nil
 }
@@ -46,7 +46,7 @@ func (s *Swarm) setChoking(p *peer, choke bool) {
 	p.amChoking = choke
 	p.refused = 0
 	if !choke {
-		s.send(p, peerwire.Message{ID: peerwire.Unchoke})
+		s.peers.send(p, peerwire.Message{ID: peerwire.Unchoke})
 		return
 	}
 	dropped := p.h.out.dropUploads(func(peerwire.Message) bool { return true })
@@ -56,7 +56,7 @@ func (s *Swarm) setChoking(p *peer, choke bool) {
 			msgs = append(msgs, peerwire.Message{ID: peerwire.Reject, Index: d.Index, Begin: d.Begin, Length: d.Length})
 		}
 	}
-	s.send(p, msgs...)
+	s.peers.send(p, msgs...)
 }
 
 // maybeUnchoke gives a newly interested peer a free upload slot at once
@@ -66,8 +66,8 @@ func (s *Swarm) maybeUnchoke(p *peer) {
 		return
 	}
 	unchoked := 0
-	for _, q := range s.peers {
-		if q != nil && !q.amChoking {
+	for q := range s.peers.all() {
+		if !q.amChoking {
 			unchoked++
 		}
 	}
@@ -79,10 +79,7 @@ func (s *Swarm) maybeUnchoke(p *peer) {
 func (s *Swarm) chokeRound(now time.Time) {
 	seeding := s.seeding()
 	var cands []chokeCandidate
-	for _, p := range s.peers {
-		if p == nil {
-			continue
-		}
+	for p := range s.peers.all() {
 		rate := p.down.Rate()
 		if seeding {
 			rate = p.up.Rate()
@@ -94,9 +91,7 @@ func (s *Swarm) chokeRound(now time.Time) {
 	for _, k := range unchoke {
 		set[k] = true
 	}
-	for _, p := range s.peers {
-		if p != nil {
-			s.setChoking(p, !set[p.key])
-		}
+	for p := range s.peers.all() {
+		s.setChoking(p, !set[p.key])
 	}
 }

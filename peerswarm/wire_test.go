@@ -34,7 +34,7 @@ func writeMsgs(t *testing.T, c net.Conn, ms ...peerwire.Message) {
 
 func connectedPeers(t *testing.T, d *testDownload) int {
 	var n int
-	onOwner(t, d.Local(), func() { n = d.Local().npeers })
+	onOwner(t, d.Local(), func() { n = d.Local().peers.n })
 	return n
 }
 
