@@ -117,7 +117,7 @@ func (s *Swarm) register(nc newConn) {
 		c.fails = 0
 	}
 	p := s.peers.add(nc)
-	if s.trust.Distrusted(nc.addr.Addr()) {
+	if s.guard.distrusted(nc.addr.Addr()) {
 		s.picker.Distrust(p.key)
 	}
 	s.greet(p)
@@ -189,7 +189,7 @@ func (s *Swarm) dropPeer(p *peer, err error) {
 		// Blocks it sent that are not yet verified are not worth a hash.
 		s.picker.DropBlocksFrom(p.key)
 	} else {
-		s.gone[p.key] = p.addr.Addr().Unmap()
+		s.guard.left(p.key, p.addr.Addr())
 	}
 	s.picker.avail.Gone(p.bf, p.haveAll)
 	s.picker.PeerLeft(p.key)

@@ -41,10 +41,9 @@ type Swarm struct {
 	// wire is everything that runs off the owner goroutine (wire.go).
 	wire *wire
 
-	loop      *loop.Loop // mailbox and close protocol
-	wg        sync.WaitGroup
-	distrusts atomic.Pointer[map[netip.Addr]struct{}] // published copy of trust's distrusted set
-	status    atomic.Pointer[swarm.WorkerStatus]
+	loop   *loop.Loop // mailbox and close protocol
+	wg     sync.WaitGroup
+	status atomic.Pointer[swarm.WorkerStatus]
 	// unreleased counts verified pieces delivered (EventPiece) and not yet
 	// released (Release): their buffers count against MaxInFlightBytes.
 	unreleased atomic.Int64
@@ -57,9 +56,8 @@ type Swarm struct {
 	// Owner state.
 	picker      *Picker
 	choker      *choker
-	trust       *trustBook
+	guard       *guard
 	peers       *peerTable
-	gone        map[peerKey]netip.Addr // addresses of departed peers whose blocks may be pending
 	cands       map[netip.AddrPort]*candidate
 	bufs        pieceBuffers // buffers of the pieces being downloaded (buffers.go)
 	suspects    map[int]suspect
@@ -117,11 +115,10 @@ func New(cfg swarm.Config) (*Swarm, error) {
 		bufs:       newPieceBuffers(info, cfg.Storage),
 		suspects:   map[int]suspect{},
 		peers:      newPeerTable(cfg.MaxPeers),
-		gone:       map[peerKey]netip.Addr{},
-		trust:      newTrustBook(cfg.MaxStrikes),
 		advertised: bitfield.New(n),
 		rng:        uint64(time.Now().UnixNano()),
 	}
+	s.guard = newGuard(cfg.MaxStrikes, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wire = &wire{cfg: cfg, info: info, storage: cfg.Storage, log: s.log, ctx: s.ctx,
 		closing: s.loop.Closing(), wg: &s.wg,
@@ -130,14 +127,12 @@ func New(cfg swarm.Config) (*Swarm, error) {
 		hashIn:   make(chan hashJob, maxActive+1),
 		hashOut:  make(chan hashJob, maxActive+1),
 		hsConns:  map[net.Conn]struct{}{},
+		bans:     s.guard.bans,
 	}
 	s.picker = newPicker(pickerGeometry{NumPieces: n, PieceLength: info.PieceLength, TotalLength: info.Length,
 		BlockSize: peerwire.BlockSize}, s.rng)
 	s.picker.MaxActive = maxActive
 	s.choker = newChoker(cfg.UploadSlots, cfg.OptimisticInterval, s.rng)
-	empty := map[netip.Addr]struct{}{}
-	s.wire.bans.Store(&empty)
-	s.distrusts.Store(&empty)
 	have := bitfield.Bitfield(cfg.Storage.Have())
 	for i := 0; i < n; i++ {
 		if have.Has(i) {
@@ -337,7 +332,7 @@ func (s *Swarm) tick(now time.Time) {
 	}
 	s.checkTimeouts(now)
 	s.dropOverfull() // also catches queues filled outside send
-	s.pruneGone()
+	s.guard.pruneGone(s.picker)
 	if now.Sub(s.lastChoke) >= s.cfg.ChokeInterval {
 		s.lastChoke = now
 		s.chokeRound(now)
@@ -352,7 +347,7 @@ func (s *Swarm) publish(now time.Time) {
 	st := swarm.WorkerStatus{
 		Name: "local", Downloaded: s.downloaded.Load(), Wasted: s.wasted.Load(),
 		DownRate: s.downRate.Rate(), UpRate: s.upRate.Rate(),
-		Delivered: s.delivered, HashFails: s.hashFails, TimedOut: s.timedOut, Banned: s.trust.Len(), Updated: now,
+		Delivered: s.delivered, HashFails: s.hashFails, TimedOut: s.timedOut, Banned: s.guard.trust.Len(), Updated: now,
 		Active: s.picker.ActiveCount() + s.verifying,
 	}
 	up := s.uploadedOld

@@ -14,8 +14,8 @@ import (
 // (several are in flight at once), and a liar's blocks in them would
 // otherwise ban the honest peers that shared them. A strike is taken back
 // when the piece later verifies and blame shows the peer's blocks were
-// right (the guilty keep theirs). Protocol abuse bans at once (Ban). Passive; owned by the swarm's goroutine (the ban list
-// itself is published to connection code through the swarm's snapshot).
+// right (the guilty keep theirs). Protocol abuse bans at once (Ban). Passive; owned by the swarm's guard (guard.go), which
+// publishes the ban list and the distrusted set to other goroutines.
 type trustBook struct {
 	MaxStrikes int
 	strikes    map[netip.Addr]int

@@ -3,7 +3,6 @@ package peerswarm
 import (
 	"crypto/sha1"
 	"net/netip"
-	"slices"
 
 	"flotilla/peerwire"
 	"flotilla/swarm"
@@ -60,7 +59,9 @@ func (s *Swarm) hashed(j hashJob) {
 				// The guilty keep the strike of the failure; the others'
 				// blocks proved right, so theirs is taken back.
 				s.log.Info("peers sent bad blocks", "piece", j.piece, "peers", guilty)
-				s.absolve(sus.from, guilty)
+				if trusted := s.guard.absolve(sus.from, guilty); len(trusted) > 0 {
+					s.setDistrust(trusted, false)
+				}
 			}
 			s.bufs.release(sus.buf)
 		}
@@ -71,23 +72,13 @@ func (s *Swarm) hashed(j hashJob) {
 	}
 	s.hashFails++
 	s.wasted.Add(int64(len(j.buf)))
-	from := make([]netip.Addr, len(srcs))
-	var distinct []netip.Addr
-	for b, k := range srcs {
-		if a, ok := s.sourceAddr(k); ok {
-			from[b] = a
-			if !slices.Contains(distinct, from[b]) {
-				distinct = append(distinct, from[b])
-			}
-		}
-	}
+	from, distinct := s.guard.sources(srcs, s.peers)
 	s.log.Info("piece failed hash check", "piece", j.piece, "contributors", distinct)
 	// Every contributor is distrusted (a repeat bans it); when the piece
 	// later verifies, blame takes the strike back from those whose blocks
 	// were right.
-	distrusted, banned := s.trust.HashFailed(distinct, nil, nil)
+	distrusted, banned := s.guard.hashFailed(distinct)
 	if len(distrusted) > 0 {
-		s.log.Info("distrusted peers", "addrs", distrusted)
 		s.setDistrust(distrusted, true)
 	}
 	if len(banned) > 0 {
@@ -100,23 +91,4 @@ func (s *Swarm) hashed(j hashJob) {
 		s.bufs.release(j.buf)
 	}
 	s.fillAll()
-}
-
-// absolve takes back a strike from each distinct contributor in from that
-// is not guilty, and trusts again those left with none.
-func (s *Swarm) absolve(from, guilty []netip.Addr) {
-	var seen, trusted []netip.Addr
-	for _, a := range from {
-		if !a.IsValid() || slices.Contains(guilty, a) || slices.Contains(seen, a) {
-			continue
-		}
-		seen = append(seen, a)
-		if s.trust.Absolve(a) {
-			trusted = append(trusted, a)
-		}
-	}
-	if len(trusted) > 0 {
-		s.log.Info("peers trusted again", "addrs", trusted)
-		s.setDistrust(trusted, false)
-	}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 
 	"flotilla/metainfo"
 	"flotilla/swarm"
@@ -34,8 +33,10 @@ type wire struct {
 	hashIn   chan hashJob    // complete pieces to verify
 	hashOut  chan hashJob    // verified (or failed) pieces, to the owner
 	slots    ipSlots         // incoming connections per address (accept loop)
-	bans     atomic.Pointer[map[netip.Addr]struct{}]
+	bans     *addrSet        // the guard's ban list
 
 	hsMu    sync.Mutex
 	hsConns map[net.Conn]struct{} // connections in their handshake; nil once closing
 }
+
+func (w *wire) isBanned(a netip.Addr) bool { return w.bans.has(a) }
