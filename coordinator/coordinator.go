@@ -12,6 +12,7 @@ import (
 
 	"flotilla/cluster"
 	"flotilla/internal/bindaddr"
+	"flotilla/swarm"
 	"flotilla/tracker"
 	"flotilla/watchdog"
 )
@@ -28,15 +29,13 @@ type Config struct {
 	// New sets its Watchdog and Logger (on a copy) and binds it to the
 	// listener's address.
 	Trackers *tracker.Config
+	// Incoming bounds incoming connections until their torrent is known;
+	// zero fields take DefaultIncomingConfig's.
+	Incoming IncomingConfig
 }
 
 // DefaultConfig listens for peers on every address, port 6881.
 func DefaultConfig() Config { return Config{ListenAddr: "0.0.0.0:6881"} }
-
-// ErrListenerInUse is returned by Job.Start while another job holds the peer
-// listener: handing incoming connections to the job whose torrent they
-// ask for is not implemented yet, so a Coordinator runs one job at a time.
-var ErrListenerInUse = errors.New("coordinator: the peer listener already serves a job")
 
 // ListenError is New's error when the peer listener cannot be opened.
 type ListenError struct {
@@ -47,25 +46,24 @@ type ListenError struct {
 func (e *ListenError) Error() string { return "cannot listen on " + e.Addr + ": " + e.Err.Error() }
 func (e *ListenError) Unwrap() error { return e.Err }
 
-// Coordinator owns what a process's downloads share: the peer listener,
-// the tracker client (with the UDP coordinator), the watchdog and, once
-// JoinCluster is called, the cluster membership. Each torrent is a Job
-// (OpenJob). Its methods are safe for concurrent use.
+// Coordinator owns what a process's downloads share: the peer listener
+// (with the router that hands each incoming connection to the job of its
+// torrent), the tracker client (with the UDP coordinator), the watchdog
+// and, once JoinCluster is called, the cluster membership. Each torrent
+// is a Job (OpenJob); many run at once. Its methods are safe for
+// concurrent use.
 type Coordinator struct {
-	log *slog.Logger
-	ln  net.Listener
-	wd  *watchdog.Watchdog
-	tc  *tracker.Client
+	log    *slog.Logger
+	ln     net.Listener
+	router *router
+	wd     *watchdog.Watchdog
+	tc     *tracker.Client
 
 	cmds      chan func()
 	closing   chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
-
-	// mu guards lnTaken: the listener is handed to one job.
-	mu      sync.Mutex
-	lnTaken bool
 
 	// Owned by run (and by Close once run has returned).
 	jobs    map[*Job]struct{}
@@ -109,7 +107,8 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("trackers: %w", err)
 	}
 	c := &Coordinator{log: log, ln: ln, wd: wd, tc: tc,
-		cmds: make(chan func()), closing: make(chan struct{}), done: make(chan struct{}),
+		router: newRouter(ln, cfg.Incoming, swarm.DefaultConfig().SocketBuffer, log),
+		cmds:   make(chan func()), closing: make(chan struct{}), done: make(chan struct{}),
 		jobs: map[*Job]struct{}{}}
 	go c.run()
 	return c, nil
@@ -200,16 +199,8 @@ func (c *Coordinator) do(f func()) bool {
 	}
 }
 
-// takeListener hands the peer listener to a job.
-func (c *Coordinator) takeListener() (net.Listener, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lnTaken {
-		return nil, ErrListenerInUse
-	}
-	c.lnTaken = true
-	return c.ln, nil
-}
+// Incoming reports what became of incoming peer connections.
+func (c *Coordinator) Incoming() IncomingStats { return c.router.Stats() }
 
 // Close closes every job still open, leaves the cluster and stops the
 // tracker client, the watchdog and the listener. It returns the first
@@ -227,7 +218,7 @@ func (c *Coordinator) Close() error {
 			errs = append(errs, c.members.c.Close())
 		}
 		errs = append(errs, c.tc.Close(), c.wd.Close())
-		c.ln.Close() // normally closed already, by the job's sub-chief
+		c.router.close() // closes the listener
 		for _, err := range errs {
 			if err != nil {
 				c.closeErr = err

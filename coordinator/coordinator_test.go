@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -9,24 +8,6 @@ import (
 	"flotilla/cluster"
 	"flotilla/internal/testenv"
 )
-
-// TestSecondJobWaitsForListener: the peer listener serves one job; a
-// second job's Start says so instead of sharing it wrongly.
-func TestSecondJobWaitsForListener(t *testing.T) {
-	c := newTestCoordinator(t)
-	tor := newTestTorrent(t, nil)
-	startTestJob(t, c, tor, t.TempDir(), nil)
-	cfg := DefaultJobConfig()
-	cfg.Torrent, cfg.Dir, cfg.Preallocate, cfg.DirectIO = tor, t.TempDir(), false, false
-	j, err := c.OpenJob(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	if err := j.Start(nil); !errors.Is(err, ErrListenerInUse) {
-		t.Fatalf("second Start: %v, want ErrListenerInUse", err)
-	}
-}
 
 // TestJoinClusterReachesRunningJob: a job started before the coordinator
 // joins a cluster hears of a swarm node that joins afterwards, and

@@ -6,10 +6,11 @@
 //
 // # What owns what
 //
-// A Coordinator owns what a process's downloads share: the peer listener,
-// the tracker client with its UDP coordinator (tracker.Client), the
-// watchdog and, after JoinCluster, the cluster membership
-// (cluster.Cluster). One goroutine, Coordinator.run, owns the set of jobs
+// A Coordinator owns what a process's downloads share: the peer listener
+// with its router, the tracker client with its UDP coordinator
+// (tracker.Client), the watchdog and, after JoinCluster, the cluster
+// membership (cluster.Cluster). Many jobs run on one Coordinator at once,
+// one per torrent. One goroutine, Coordinator.run, owns the set of jobs
 // and the membership: it hands every membership event to each job and
 // reads the watchdog's alerts. Other goroutines reach that state only by
 // sending it a function to run (Coordinator.do).
@@ -25,6 +26,34 @@
 // waits for the reader of Events: events queue, Progress coalesced. Node
 // dials and session closes run on goroutines of their own that report
 // back to Job.run on a channel.
+//
+// # Incoming connections
+//
+// The router (router.go) owns the peer listener and the table of
+// torrents: Job.Start registers its info-hash (a second job for the same
+// torrent gets ErrTorrentRunning) and gets a jobListener, a net.Listener
+// that its local swarm (peerswarm) accepts on as it would on a real one;
+// its Close, when the swarm shuts down, takes the torrent off the table.
+// router.acceptLoop hands each connection to router.run, which starts
+// router.identifyConn on a goroutine of its own: identifyPlain reads the
+// handshake up to the info-hash (48 bytes) under IncomingConfig.Timeout.
+// router.route then hands the connection, as a routedConn that replays
+// those bytes, to the torrent's jobListener, or closes it if no job runs
+// the torrent. The swarm reads the whole handshake and applies its own
+// per-address admission and bans as before.
+//
+// Everything a remote party can fill is bounded: connections being
+// identified (MaxPending overall, MaxPendingPerIP per address or IPv6
+// /64; over either the oldest pending one is evicted, so a slowloris
+// cannot keep honest peers out), the time they may take (Timeout), and
+// each job's queue of routed connections not yet accepted (Queue; over
+// it the newcomer is closed). Coordinator.Incoming counts what became of
+// them.
+//
+// Identifying the torrent of a connection is the router's alone (the
+// identifier type): an encrypted handshake (MSE/PE) is another
+// identifier, which will need the table's info-hashes to recognise the
+// initiator's obfuscated one, and returns a decrypting connection.
 //
 // # Peers
 //
@@ -56,9 +85,10 @@
 //	job.Close(); c.Close()
 //
 // Close stops in reverse: a job's node sessions, its trackers (which hear
-// "stopped"), its sub-chief and its store (which flushes and records what
-// is verified); then the membership, the tracker client, the watchdog and
-// the listener.
+// "stopped"), its sub-chief (whose local swarm closes the job's listener,
+// unregistering the torrent) and its store (which flushes and records
+// what is verified); then the membership, the tracker client, the
+// watchdog and the router with the listener.
 //
 // # Errors
 //
@@ -68,9 +98,8 @@
 //
 // # Not yet
 //
-// The peer listener serves one job: handing incoming connections to the
-// job whose info-hash they ask for is not implemented, so a second job's
-// Start on one Coordinator fails with ErrListenerInUse. The sub-chief
+// Incoming connections are routed by the plaintext handshake only: an
+// encrypted (MSE/PE) one is closed as not BitTorrent. The sub-chief
 // still keeps its own lease clock beside the watchdog's lease packet
 // (swarm's workerSlot.due): the return of a missed lease is decided there,
 // not on the alert.

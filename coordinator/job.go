@@ -98,6 +98,7 @@ type Job struct {
 	cfg   JobConfig
 	store *piecestore.Store
 	dl    *swarm.Download
+	ln    *jobListener       // the torrent's incoming connections, from Start
 	ann   *tracker.Announcer // nil without trackers
 
 	events    chan Event
@@ -159,17 +160,26 @@ func (j *Job) Verify(ctx context.Context) error {
 	return nil
 }
 
-// Start starts the sub-chief on the coordinator's peer listener, with
-// peers to connect to besides those the trackers give, and the tracker
-// pipelines; then the job's loop. A tracker error (wrapped with
+// Start registers the torrent with the coordinator's router (while
+// another job runs it: ErrTorrentRunning) and starts the sub-chief, whose
+// local swarm accepts the incoming connections routed to the torrent,
+// with peers to connect to besides those the trackers give, and the
+// tracker pipelines; then the job's loop. A tracker error (wrapped with
 // "trackers: ") is returned only when there are no peers: with peers the
-// job goes on without trackers.
-func (j *Job) Start(peers []netip.AddrPort) error {
-	ln, err := j.c.takeListener()
+// job goes on without trackers. After an error the torrent is no longer
+// registered.
+func (j *Job) Start(peers []netip.AddrPort) (err error) {
+	t := j.cfg.Torrent
+	ln, err := j.c.router.listen(t.InfoHash)
 	if err != nil {
 		return err
 	}
-	t := j.cfg.Torrent
+	j.ln = ln
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
 	peerID := tracker.NewPeerID()
 	dcfg := swarm.DefaultConfig()
 	dcfg.InfoHash, dcfg.Info, dcfg.PeerID = t.InfoHash, t.Info, peerID
@@ -266,6 +276,9 @@ func (j *Job) Close() error {
 		}
 		if j.dl != nil {
 			errs = append(errs, j.dl.Close())
+		}
+		if j.ln != nil {
+			j.ln.Close() // normally closed already, by the local swarm
 		}
 		errs = append(errs, j.store.Close())
 		for _, err := range errs {
