@@ -1,6 +1,7 @@
 package peerswarm
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 	"time"
@@ -21,6 +22,22 @@ type candidate struct {
 // that failed to connect first), down to three quarters of it.
 const maxCandidates = 4096
 
+// dialer is the candidate book: the addresses the swarm may dial, their
+// back-off after failed attempts, and starting dials within the MaxDialing
+// and MaxPeers caps. Owned by the swarm's run goroutine; a dial runs on
+// the wire (dial), and its outcome comes back through the Swarm's register
+// (finished, connected).
+type dialer struct {
+	maxDialing, maxPeers int
+	cands                map[netip.AddrPort]*candidate
+	bans                 *addrSet             // the guard's ban list
+	dial                 func(netip.AddrPort) // starts a dial goroutine
+}
+
+func newDialer(maxDialing, maxPeers int, bans *addrSet, dial func(netip.AddrPort)) *dialer {
+	return &dialer{maxDialing: maxDialing, maxPeers: maxPeers, cands: map[netip.AddrPort]*candidate{}, bans: bans, dial: dial}
+}
+
 // AddPeers implements swarm.Worker: the addresses (unmapped; invalid ones
 // and port 0 skipped) become candidates to dial, and dialing starts within
 // the MaxDialing and MaxPeers caps. A seed keeps them but does not dial:
@@ -29,36 +46,42 @@ func (s *Swarm) AddPeers(addrs []netip.AddrPort) {
 	addrs = append([]netip.AddrPort(nil), addrs...)
 	s.loop.Post(func() {
 		now := time.Now()
-		for _, a := range addrs {
-			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-			if !a.IsValid() || a.Port() == 0 {
-				continue
-			}
-			c := s.cands[a]
-			if c == nil {
-				c = &candidate{}
-				s.cands[a] = c
-			}
-			c.added = now
-		}
-		if len(s.cands) > maxCandidates {
-			s.pruneCandidates(maxCandidates * 3 / 4)
-		}
-		s.dialMore(now)
+		s.dialer.add(addrs, now, s.peers)
+		s.dialer.dialMore(now, s.seeding(), s.peers)
 	})
 }
 
-// pruneCandidates forgets candidates until at most keep remain, sparing
-// those being dialed or connected: first the ones that failed most, then
-// the least recently heard of.
-func (s *Swarm) pruneCandidates(keep int) {
+// add makes the addresses candidates, forgetting the stalest beyond
+// maxCandidates.
+func (d *dialer) add(addrs []netip.AddrPort, now time.Time, t *peerTable) {
+	for _, a := range addrs {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if !a.IsValid() || a.Port() == 0 {
+			continue
+		}
+		c := d.cands[a]
+		if c == nil {
+			c = &candidate{}
+			d.cands[a] = c
+		}
+		c.added = now
+	}
+	if len(d.cands) > maxCandidates {
+		d.prune(maxCandidates*3/4, t)
+	}
+}
+
+// prune forgets candidates until at most keep remain, sparing those being
+// dialed or connected (in t): first the ones that failed most, then the
+// least recently heard of.
+func (d *dialer) prune(keep int, t *peerTable) {
 	type cand struct {
 		a netip.AddrPort
 		c *candidate
 	}
 	var drop []cand
-	for a, c := range s.cands {
-		if !c.dialing && !s.connectedTo(a) {
+	for a, c := range d.cands {
+		if !c.dialing && !t.connectedTo(a) {
 			drop = append(drop, cand{a, c})
 		}
 	}
@@ -68,44 +91,69 @@ func (s *Swarm) pruneCandidates(keep int) {
 		}
 		return x.c.added.Compare(y.c.added)
 	})
-	for _, d := range drop {
-		if len(s.cands) <= keep {
+	for _, dr := range drop {
+		if len(d.cands) <= keep {
 			return
 		}
-		delete(s.cands, d.a)
+		delete(d.cands, dr.a)
 	}
 }
 
-// dialMore starts outgoing connections while under the caps.
-func (s *Swarm) dialMore(now time.Time) {
-	if s.seeding() {
-		return // seeds wait for leechers to come
+// dialMore starts outgoing connections while under the caps (t holds the
+// connected peers). A seed does not dial: leechers come to it.
+func (d *dialer) dialMore(now time.Time, seeding bool, t *peerTable) {
+	if seeding {
+		return
 	}
 	dialing := 0
-	for _, c := range s.cands {
+	for _, c := range d.cands {
 		if c.dialing {
 			dialing++
 		}
 	}
-	for a, c := range s.cands {
-		if dialing >= s.cfg.MaxDialing || s.peers.n+dialing >= s.cfg.MaxPeers {
+	for a, c := range d.cands {
+		if dialing >= d.maxDialing || t.n+dialing >= d.maxPeers {
 			return
 		}
-		if c.dialing || c.self || now.Before(c.next) || s.connectedTo(a) || s.wire.isBanned(a.Addr()) {
+		if c.dialing || c.self || now.Before(c.next) || t.connectedTo(a) || d.bans.has(a.Addr()) {
 			continue
 		}
 		c.dialing = true
 		dialing++
-		s.wg.Add(1)
-		go s.wire.dial(a)
+		d.dial(a)
 	}
 }
 
-func (s *Swarm) connectedTo(a netip.AddrPort) bool {
-	for p := range s.peers.all() {
-		if p.addr == a {
-			return true
+// finished takes the end of a handshake with a candidate's address: a
+// dial is over, and a failed one backs off (for good if it reached
+// ourselves).
+func (d *dialer) finished(nc newConn, now time.Time) {
+	c := d.cands[nc.addr]
+	if c == nil {
+		return
+	}
+	if nc.outgoing {
+		c.dialing = false
+	}
+	if nc.err != nil {
+		c.fails++
+		c.next = now.Add(time.Duration(min(c.fails, 10)) * 30 * time.Second)
+		if errors.Is(nc.err, ErrOwnPeerID) {
+			c.self = true
 		}
 	}
-	return false
+}
+
+// connected clears the failures of a candidate that joined.
+func (d *dialer) connected(a netip.AddrPort) {
+	if c := d.cands[a]; c != nil {
+		c.fails = 0
+	}
+}
+
+// left keeps a candidate that just left from being dialed again at once.
+func (d *dialer) left(a netip.AddrPort, now time.Time) {
+	if c := d.cands[a]; c != nil {
+		c.next = now.Add(30 * time.Second)
+	}
 }

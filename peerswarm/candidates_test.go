@@ -44,8 +44,8 @@ func TestCandidatesBounded(t *testing.T) {
 	var n int
 	var newest bool
 	onOwner(t, s, func() {
-		n = len(s.cands)
-		_, newest = s.cands[addr(maxCandidates+499)]
+		n = len(s.dialer.cands)
+		_, newest = s.dialer.cands[addr(maxCandidates+499)]
 	})
 	if n > maxCandidates {
 		t.Fatalf("%d candidates remembered, limit %d", n, maxCandidates)

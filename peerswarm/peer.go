@@ -93,18 +93,8 @@ func (p *peer) isSeed(n int) bool { return p.haveAll || p.nhave == n }
 // and dial goroutines: the peer joins the table, is greeted, and gets its
 // reader and writer goroutines.
 func (s *Swarm) register(nc newConn) {
-	c := s.cands[nc.addr]
-	if nc.outgoing && c != nil {
-		c.dialing = false
-	}
+	s.dialer.finished(nc, time.Now())
 	if nc.err != nil {
-		if c != nil {
-			c.fails++
-			c.next = time.Now().Add(time.Duration(min(c.fails, 10)) * 30 * time.Second)
-			if errors.Is(nc.err, ErrOwnPeerID) {
-				c.self = true
-			}
-		}
 		s.log.Debug("connect failed", "peer", nc.addr, "err", nc.err)
 		return
 	}
@@ -113,9 +103,7 @@ func (s *Swarm) register(nc newConn) {
 		nc.c.Close()
 		return
 	}
-	if c != nil {
-		c.fails = 0
-	}
+	s.dialer.connected(nc.addr)
 	p := s.peers.add(nc)
 	if s.guard.distrusted(nc.addr.Addr()) {
 		s.picker.Distrust(p.key)
@@ -195,9 +183,7 @@ func (s *Swarm) dropPeer(p *peer, err error) {
 	s.picker.PeerLeft(p.key)
 	p.h.close()
 	s.uploadedOld += p.h.uploaded.Load()
-	if c := s.cands[p.addr]; c != nil {
-		c.next = time.Now().Add(30 * time.Second)
-	}
+	s.dialer.left(p.addr, time.Now())
 	s.fillAll()
 }
 

@@ -58,7 +58,7 @@ type Swarm struct {
 	choker      *choker
 	guard       *guard
 	peers       *peerTable
-	cands       map[netip.AddrPort]*candidate
+	dialer      *dialer
 	bufs        pieceBuffers // buffers of the pieces being downloaded (buffers.go)
 	suspects    map[int]suspect
 	verifying   int
@@ -111,7 +111,6 @@ func New(cfg swarm.Config) (*Swarm, error) {
 		log:        cfg.Log().With("swarm", "local"),
 		events:     make(chan swarm.WorkerEvent, 1),
 		loop:       loop.New(),
-		cands:      map[netip.AddrPort]*candidate{},
 		bufs:       newPieceBuffers(info, cfg.Storage),
 		suspects:   map[int]suspect{},
 		peers:      newPeerTable(cfg.MaxPeers),
@@ -129,6 +128,10 @@ func New(cfg swarm.Config) (*Swarm, error) {
 		hsConns:  map[net.Conn]struct{}{},
 		bans:     s.guard.bans,
 	}
+	s.dialer = newDialer(cfg.MaxDialing, cfg.MaxPeers, s.guard.bans, func(a netip.AddrPort) {
+		s.wg.Add(1)
+		go s.wire.dial(a)
+	})
 	s.picker = newPicker(pickerGeometry{NumPieces: n, PieceLength: info.PieceLength, TotalLength: info.Length,
 		BlockSize: peerwire.BlockSize}, s.rng)
 	s.picker.MaxActive = maxActive
@@ -337,7 +340,7 @@ func (s *Swarm) tick(now time.Time) {
 		s.lastChoke = now
 		s.chokeRound(now)
 	}
-	s.dialMore(now)
+	s.dialer.dialMore(now, s.seeding(), s.peers)
 	s.publish(now)
 }
 

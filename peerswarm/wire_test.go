@@ -137,11 +137,11 @@ func TestMaxPeersCap(t *testing.T) {
 	d.AddPeers([]netip.AddrPort{h.addr(t)})
 	testenv.WaitFor(t, 10*time.Second, "the new address to reach the local swarm", func() bool {
 		known := false
-		onOwner(t, d.Local(), func() { known = d.Local().cands[h.addr(t)] != nil })
+		onOwner(t, d.Local(), func() { known = d.Local().dialer.cands[h.addr(t)] != nil })
 		return known
 	})
 	onOwner(t, d.Local(), func() {
-		if d.Local().cands[h.addr(t)].dialing {
+		if d.Local().dialer.cands[h.addr(t)].dialing {
 			t.Error("dialling at the peer cap")
 		}
 	})
