@@ -47,7 +47,7 @@ func (s *Swarm) AddPeers(addrs []netip.AddrPort) {
 	s.loop.Post(func() {
 		now := time.Now()
 		s.dialer.add(addrs, now, s.peers)
-		s.dialer.dialMore(now, s.seeding(), s.peers)
+		s.dialer.dialMore(now, s.up.seeding(), s.peers)
 	})
 }
 

@@ -47,7 +47,7 @@ func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
 		s.log.Debug("unchoked by peer", "peer", p.addr)
 	case peerwire.Interested:
 		p.peerInterested = true
-		s.maybeUnchoke(p)
+		s.up.maybeUnchoke(s.peers, p)
 	case peerwire.NotInterested:
 		p.peerInterested = false
 	case peerwire.Have:
@@ -59,7 +59,7 @@ func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
 	case peerwire.HaveNone:
 		p.gotBF = true
 	case peerwire.Request:
-		return s.serve(p, m)
+		return s.up.serve(s.peers, p, m)
 	case peerwire.Cancel:
 		p.h.out.dropUploads(func(x peerwire.Message) bool {
 			return x.Index == m.Index && x.Begin == m.Begin && x.Length == m.Length
@@ -127,7 +127,7 @@ func (s *Swarm) peerHas(p *peer, i int) error {
 		p.wanted++
 		s.setInterested(p, true)
 	}
-	if s.seeding() && p.isSeed(n) {
+	if s.up.seeding() && p.isSeed(n) {
 		return errBothSeeds
 	}
 	return nil
@@ -151,7 +151,7 @@ func (s *Swarm) peerBitfield(p *peer, bf bitfield.Bitfield) error {
 		}
 	}
 	s.setInterested(p, p.wanted > 0)
-	if s.seeding() && p.isSeed(n) {
+	if s.up.seeding() && p.isSeed(n) {
 		return errBothSeeds
 	}
 	return nil
@@ -164,7 +164,7 @@ func (s *Swarm) peerHasAll(p *peer) error {
 	s.picker.avail.HaveAll()
 	p.wanted = s.info.NumPieces() - s.picker.Done()
 	s.setInterested(p, p.wanted > 0)
-	if s.seeding() {
+	if s.up.seeding() {
 		return errBothSeeds
 	}
 	return nil

@@ -108,7 +108,7 @@ func (s *Swarm) register(nc newConn) {
 	if s.guard.distrusted(nc.addr.Addr()) {
 		s.picker.Distrust(p.key)
 	}
-	s.greet(p)
+	s.up.greet(s.peers, p)
 	if s.firstPeer.Load() == 0 {
 		s.firstPeer.Store(time.Now().UnixNano())
 	}
@@ -128,35 +128,6 @@ func (s *Swarm) admit(nc newConn) error {
 		s.log.Debug("evicting idle incoming peer", "peer", victim.addr)
 		s.dropPeer(victim, errEvicted)
 	})
-}
-
-// greet sends a new peer our extension handshake and what we have.
-func (s *Swarm) greet(p *peer) {
-	var init []peerwire.Message
-	if p.ext {
-		init = append(init, peerwire.Message{ID: peerwire.Extended, ExtID: peerwire.ExtHandshakeID, ExtPayload: s.extHandshake()})
-	}
-	switch {
-	case p.fast && s.seeding():
-		init = append(init, peerwire.Message{ID: peerwire.HaveAll})
-	case p.fast && s.nAdvertised == 0:
-		init = append(init, peerwire.Message{ID: peerwire.HaveNone})
-	case s.nAdvertised > 0:
-		init = append(init, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: append([]byte(nil), s.advertised...)})
-	}
-	s.peers.send(p, init...)
-}
-
-// extHandshake is our BEP 10 handshake: no extensions, our listening
-// port, our request queue size and client name.
-func (s *Swarm) extHandshake() []byte {
-	h := peerwire.ExtHandshake{V: "Flotilla", Reqq: s.cfg.MaxUploadQueue}
-	if s.ln != nil {
-		if ap, err := netip.ParseAddrPort(s.ln.Addr().String()); err == nil {
-			h.P = int(ap.Port())
-		}
-	}
-	return h.Encode()
 }
 
 func (s *Swarm) dropPeer(p *peer, err error) {

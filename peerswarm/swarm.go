@@ -54,20 +54,18 @@ type Swarm struct {
 	firstPeer atomic.Int64
 
 	// Owner state.
-	picker      *Picker
-	choker      *choker
-	guard       *guard
-	peers       *peerTable
-	dialer      *dialer
-	bufs        pieceBuffers // buffers of the pieces being downloaded (buffers.go)
-	suspects    map[int]suspect
-	verifying   int
-	outbox      []swarm.WorkerEvent
-	advertised  bitfield.Bitfield // pieces stored (bitfield we send)
-	nAdvertised int
-	delivered   int
-	hashFails   int
-	timedOut    int64
+	picker    *Picker
+	up        *uploader
+	guard     *guard
+	peers     *peerTable
+	dialer    *dialer
+	bufs      pieceBuffers // buffers of the pieces being downloaded (buffers.go)
+	suspects  map[int]suspect
+	verifying int
+	outbox    []swarm.WorkerEvent
+	delivered int
+	hashFails int
+	timedOut  int64
 	// downloaded and wasted are written by the owner goroutine only but
 	// read by Status at any time, so that a Status read right after the
 	// last piece counts every byte (the rest of the snapshot may be up to
@@ -78,7 +76,6 @@ type Swarm struct {
 	downRate    rate.Meter
 	upRate      rate.Meter
 	lastRates   time.Time
-	lastChoke   time.Time
 	pickBuf     []Block
 	msgBuf      []peerwire.Message
 	cancelBuf   []peerKey
@@ -105,17 +102,16 @@ func New(cfg swarm.Config) (*Swarm, error) {
 	n := info.NumPieces()
 	maxActive := int(cfg.MaxInFlightBytes / info.PieceLength)
 	s := &Swarm{
-		cfg:        cfg,
-		info:       info,
-		storage:    cfg.Storage,
-		log:        cfg.Log().With("swarm", "local"),
-		events:     make(chan swarm.WorkerEvent, 1),
-		loop:       loop.New(),
-		bufs:       newPieceBuffers(info, cfg.Storage),
-		suspects:   map[int]suspect{},
-		peers:      newPeerTable(cfg.MaxPeers),
-		advertised: bitfield.New(n),
-		rng:        uint64(time.Now().UnixNano()),
+		cfg:      cfg,
+		info:     info,
+		storage:  cfg.Storage,
+		log:      cfg.Log().With("swarm", "local"),
+		events:   make(chan swarm.WorkerEvent, 1),
+		loop:     loop.New(),
+		bufs:     newPieceBuffers(info, cfg.Storage),
+		suspects: map[int]suspect{},
+		peers:    newPeerTable(cfg.MaxPeers),
+		rng:      uint64(time.Now().UnixNano()),
 	}
 	s.guard = newGuard(cfg.MaxStrikes, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -135,13 +131,13 @@ func New(cfg swarm.Config) (*Swarm, error) {
 	s.picker = newPicker(pickerGeometry{NumPieces: n, PieceLength: info.PieceLength, TotalLength: info.Length,
 		BlockSize: peerwire.BlockSize}, s.rng)
 	s.picker.MaxActive = maxActive
-	s.choker = newChoker(cfg.UploadSlots, cfg.OptimisticInterval, s.rng)
+	s.up = newUploader(cfg.UploadSlots, cfg.MaxUploadQueue, cfg.ChokeInterval,
+		newChoker(cfg.UploadSlots, cfg.OptimisticInterval, s.rng), n)
 	have := bitfield.Bitfield(cfg.Storage.Have())
 	for i := 0; i < n; i++ {
 		if have.Has(i) {
 			s.picker.SetDone(i)
-			s.advertised.Set(i)
-			s.nAdvertised++
+			s.up.advertise(i, s.peers)
 		}
 	}
 	s.ln = cfg.Listener
@@ -152,6 +148,11 @@ func New(cfg swarm.Config) (*Swarm, error) {
 			return nil, fmt.Errorf("swarm: listen: %w", err)
 		}
 		s.ln = l
+	}
+	if s.ln != nil {
+		if ap, err := netip.ParseAddrPort(s.ln.Addr().String()); err == nil {
+			s.up.port = int(ap.Port())
+		}
 	}
 	hashers := cfg.Hashers
 	if hashers == 0 {
@@ -336,15 +337,10 @@ func (s *Swarm) tick(now time.Time) {
 	s.checkTimeouts(now)
 	s.dropOverfull() // also catches queues filled outside send
 	s.guard.pruneGone(s.picker)
-	if now.Sub(s.lastChoke) >= s.cfg.ChokeInterval {
-		s.lastChoke = now
-		s.chokeRound(now)
-	}
-	s.dialer.dialMore(now, s.seeding(), s.peers)
+	s.up.tick(now, s.peers)
+	s.dialer.dialMore(now, s.up.seeding(), s.peers)
 	s.publish(now)
 }
-
-func (s *Swarm) seeding() bool { return s.nAdvertised == s.info.NumPieces() }
 
 func (s *Swarm) publish(now time.Time) {
 	st := swarm.WorkerStatus{
@@ -376,7 +372,7 @@ func (s *Swarm) publish(now time.Time) {
 
 // stored handles the sub-chief's notice that piece i is on disk.
 func (s *Swarm) stored(i int) {
-	if i < 0 || i >= s.info.NumPieces() || s.advertised.Has(i) {
+	if i < 0 || i >= s.info.NumPieces() || s.up.has(i) {
 		return
 	}
 	if !s.picker.Have(i) {
@@ -384,14 +380,8 @@ func (s *Swarm) stored(i int) {
 		s.picker.SetDone(i)
 		s.pieceDone(i)
 	}
-	s.advertised.Set(i)
-	s.nAdvertised++
-	for p := range s.peers.all() {
-		if !p.has(i) {
-			s.peers.send(p, peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
-		}
-	}
-	if s.seeding() {
+	s.up.advertise(i, s.peers)
+	if s.up.seeding() {
 		// Both sides complete: nothing to trade.
 		for p := range s.peers.all() {
 			if p.isSeed(s.info.NumPieces()) {
