@@ -148,24 +148,26 @@ func TestRouteTwoTorrents(t *testing.T) {
 
 // TestUnknownTorrentClosed: a connection asking for a torrent no job runs
 // is closed without an answer; one for a running torrent gets its
-// handshake.
+// handshake; once its job is closed, that torrent is unknown too.
 func TestUnknownTorrentClosed(t *testing.T) {
 	c := newTestCoordinator(t)
 	tor := newTestTorrent(t, nil)
-	startTestJob(t, c, tor, t.TempDir(), nil)
+	j := startTestJob(t, c, tor, t.TempDir(), nil)
 	addr := c.Addr().String()
-
-	conn, err := hostilepeer.Connect(context.Background(), "127.0.0.1", addr, 0)
-	if err != nil {
-		t.Fatal(err)
+	sendHandshake := func(ih [20]byte) net.Conn {
+		t.Helper()
+		conn, err := hostilepeer.Connect(context.Background(), "127.0.0.1", addr, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := conn.Write(handshakePrefix(ih, peerwire.HandshakeLen)); err != nil {
+			t.Fatal(err)
+		}
+		return conn
 	}
-	defer conn.Close()
-	unknown := [20]byte{1, 2, 3}
-	if _, err := conn.Write(handshakePrefix(unknown, peerwire.HandshakeLen)); err != nil {
-		t.Fatal(err)
-	}
-	waitClosed(t, conn, "connection for an unknown torrent")
 
+	waitClosed(t, sendHandshake([20]byte{1, 2, 3}), "connection for an unknown torrent")
 	known, err := hostilepeer.Dial(context.Background(), "127.0.0.1", addr, hostileTorrent(tor), hostilepeer.Options{})
 	if err != nil {
 		t.Fatalf("connection for the running torrent: %v", err)
@@ -173,6 +175,14 @@ func TestUnknownTorrentClosed(t *testing.T) {
 	known.Close()
 	if s := c.Incoming(); s.Unknown != 1 || s.Routed != 1 {
 		t.Errorf("incoming %+v, want one unknown and one routed", s)
+	}
+
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, sendHandshake(tor.InfoHash), "connection for the torrent of a closed job")
+	if s := c.Incoming(); s.Unknown != 2 {
+		t.Errorf("incoming %+v, want the closed job's torrent unknown", s)
 	}
 }
 
