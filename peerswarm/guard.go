@@ -33,8 +33,8 @@ func (s *addrSet) has(a netip.Addr) bool {
 // whose blocks may still be in pending pieces, so that a piece failing
 // after its contributors left still names them. Owned by the swarm's run
 // goroutine (except the published sets). It decides; the Swarm enforces:
-// it drops banned peers (ban) and restricts distrusted ones in the picker
-// (setDistrust).
+// it drops banned peers (ban) and the requester restricts distrusted ones
+// in the picker (setDistrust).
 type guard struct {
 	log       *slog.Logger
 	trust     *trustBook
@@ -165,22 +165,6 @@ func (s *Swarm) ban(addrs ...netip.Addr) {
 	for p := range s.peers.all() {
 		if s.guard.bans.has(p.addr.Addr()) {
 			s.dropPeer(p, ErrBanned)
-		}
-	}
-}
-
-// setDistrust restricts (or frees) the connected peers at addrs in the
-// picker, once the guard has distrusted (or trusted again) them. Runs once
-// per change of trust, O(peers).
-func (s *Swarm) setDistrust(addrs []netip.Addr, distrust bool) {
-	for p := range s.peers.all() {
-		if !slices.Contains(addrs, p.addr.Addr().Unmap()) {
-			continue
-		}
-		if distrust {
-			s.picker.Distrust(p.key)
-		} else {
-			s.picker.Trust(p.key)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package peerswarm
 import (
 	"time"
 
-	"flotilla/internal/bitfield"
 	"flotilla/peerwire"
 )
 
@@ -28,7 +27,7 @@ func (s *Swarm) handleBatch(b *connBatch) {
 	if b.err != nil {
 		s.dropPeer(p, b.err)
 	} else if s.peers.has(p) {
-		s.fill(p)
+		s.req.fill(s.peers, p)
 	}
 	releaseBatch(b)
 }
@@ -40,7 +39,7 @@ func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
 	}
 	switch m.ID {
 	case peerwire.Choke:
-		s.chokedBy(p)
+		s.req.chokedBy(p)
 	case peerwire.Unchoke:
 		p.peerChoking = false
 		p.waitSince = time.Time{}
@@ -51,11 +50,16 @@ func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
 	case peerwire.NotInterested:
 		p.peerInterested = false
 	case peerwire.Have:
-		return s.peerHas(p, int(m.Index))
+		if !s.req.peerHas(s.peers, p, int(m.Index)) {
+			return nil
+		}
+		return s.bothSeeds(p)
 	case peerwire.BitfieldMsg:
-		return s.peerBitfield(p, m.Bitfield)
+		s.req.peerBitfield(s.peers, p, m.Bitfield)
+		return s.bothSeeds(p)
 	case peerwire.HaveAll:
-		return s.peerHasAll(p)
+		s.req.peerHasAll(s.peers, p)
+		return s.bothSeeds(p)
 	case peerwire.HaveNone:
 		p.gotBF = true
 	case peerwire.Request:
@@ -72,10 +76,7 @@ func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
 		}
 		return err
 	case peerwire.Reject:
-		k := blockKey(int(m.Index), int(m.Begin))
-		if _, ok := p.reqs[k]; ok {
-			s.unrequest(p, k)
-		}
+		s.req.rejected(p, m.Index, m.Begin)
 	case peerwire.AllowedFast:
 		p.allowFast(m.Index)
 	case peerwire.Extended:
@@ -86,18 +87,6 @@ func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
 		}
 	}
 	return nil
-}
-
-// chokedBy handles p's choke: without the fast extension it discards our
-// requests (blocks already on the wire may still come).
-func (s *Swarm) chokedBy(p *peer) {
-	p.peerChoking = true
-	if !p.fast {
-		p.grace += len(p.reqs)
-		for k := range p.reqs {
-			s.unrequest(p, k)
-		}
-	}
 }
 
 // allowFast records a piece p lets us download while choked (BEP 6),
@@ -111,111 +100,33 @@ func (p *peer) allowFast(i uint32) {
 	}
 }
 
-// peerHas takes p's have of piece i; two seeds part (errBothSeeds).
-func (s *Swarm) peerHas(p *peer, i int) error {
-	n := s.info.NumPieces()
-	if p.has(i) {
-		return nil
-	}
-	if p.bf == nil {
-		p.bf = bitfield.New(n)
-	}
-	p.bf.Set(i)
-	p.nhave++
-	s.picker.avail.Have(i)
-	if !s.picker.Have(i) {
-		p.wanted++
-		s.setInterested(p, true)
-	}
-	if s.up.seeding() && p.isSeed(n) {
+// bothSeeds parts from p once it and we have every piece: nothing to
+// trade.
+func (s *Swarm) bothSeeds(p *peer) error {
+	if s.up.seeding() && p.isSeed(s.info.NumPieces()) {
 		return errBothSeeds
 	}
 	return nil
 }
 
-// peerBitfield takes p's bitfield: normally its first message, but some
-// clients (aria2) send have-none first and a bitfield later. A later
-// bitfield replaces the old.
-func (s *Swarm) peerBitfield(p *peer, bf bitfield.Bitfield) error {
-	n := s.info.NumPieces()
-	s.forgetPieces(p)
-	p.gotBF = true
-	p.bf = bf
-	s.picker.avail.Bitfield(p.bf)
-	for i := 0; i < n; i++ {
-		if p.bf.Has(i) {
-			p.nhave++
-			if !s.picker.Have(i) {
-				p.wanted++
-			}
-		}
-	}
-	s.setInterested(p, p.wanted > 0)
-	if s.up.seeding() && p.isSeed(n) {
-		return errBothSeeds
-	}
-	return nil
-}
-
-// peerHasAll takes p's have-all (BEP 6).
-func (s *Swarm) peerHasAll(p *peer) error {
-	s.forgetPieces(p)
-	p.gotBF, p.haveAll = true, true
-	s.picker.avail.HaveAll()
-	p.wanted = s.info.NumPieces() - s.picker.Done()
-	s.setInterested(p, p.wanted > 0)
-	if s.up.seeding() {
-		return errBothSeeds
-	}
-	return nil
-}
-
-// forgetPieces drops what p announced so far from availability.
-func (s *Swarm) forgetPieces(p *peer) {
-	s.picker.avail.Gone(p.bf, p.haveAll)
-	p.bf, p.haveAll, p.nhave, p.wanted = nil, false, 0, 0
-}
-
-// gotBlock takes a block from p. A block we did not request (and did not
-// stop waiting for) is not used; past maxUnrequested of them p is banned.
+// gotBlock takes a block from p: the requester checks it against our
+// requests; a fresh one is stored in its piece's buffer, and a complete
+// piece goes to the SHA-1 pool.
 func (s *Swarm) gotBlock(p *peer, piece, begin int, data []byte) error {
-	k := blockKey(piece, begin)
-	if _, ok := p.reqs[k]; !ok {
-		if p.grace == 0 {
-			p.unrequested++
-			s.wasted.Add(int64(len(data)))
-			if p.unrequested > maxUnrequested {
-				return errUnrequested
-			}
-			return nil
-		}
-		p.grace--
+	n := len(data)
+	fate, err := s.req.received(s.peers, p, piece, begin, n)
+	if fate == blockUnasked {
+		s.wasted.Add(int64(n))
+		return err
 	}
-	delete(p.reqs, k)
-	s.downloaded.Add(int64(len(data)))
-	s.downRate.Add(len(data))
-	p.down.Add(len(data))
-	p.lastBlock = time.Now()
-	p.lastPayload = p.lastBlock
-	p.waitSince = time.Time{}
-	p.snubbed = false
-	r := s.picker.Received(p.key, Block{piece, begin, len(data)}, s.cancelBuf)
-	s.cancelBuf = r.Cancel
-	if !r.Fresh {
-		s.wasted.Add(int64(len(data)))
+	s.downloaded.Add(int64(n))
+	s.downRate.Add(n)
+	if fate == blockDup {
+		s.wasted.Add(int64(n))
 		return nil
 	}
 	copy(s.bufs.get(piece)[begin:], data)
-	for _, o := range r.Cancel {
-		if q := s.peers.get(o); q != nil {
-			if _, ok := q.reqs[k]; ok {
-				delete(q.reqs, k)
-				q.grace++
-				s.peers.send(q, peerwire.Message{ID: peerwire.Cancel, Index: uint32(piece), Begin: uint32(begin), Length: uint32(len(data))})
-			}
-		}
-	}
-	if r.Complete {
+	if fate == blockComplete {
 		buf := s.bufs.take(piece)
 		s.verifying++
 		s.wire.hashIn <- hashJob{piece: piece, buf: buf} // capacity covers every piece that can be in flight

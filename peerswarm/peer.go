@@ -106,7 +106,7 @@ func (s *Swarm) register(nc newConn) {
 	s.dialer.connected(nc.addr)
 	p := s.peers.add(nc)
 	if s.guard.distrusted(nc.addr.Addr()) {
-		s.picker.Distrust(p.key)
+		s.req.picker.Distrust(p.key)
 	}
 	s.up.greet(s.peers, p)
 	if s.firstPeer.Load() == 0 {
@@ -144,18 +144,17 @@ func (s *Swarm) dropPeer(p *peer, err error) {
 		s.log.Debug("peer dropped", "peer", p.addr, "err", err)
 	}
 	s.peers.remove(p)
-	if s.wire.isBanned(p.addr.Addr()) {
-		// Blocks it sent that are not yet verified are not worth a hash.
-		s.picker.DropBlocksFrom(p.key)
-	} else {
+	// Blocks a banned peer sent that are not yet verified are not worth a
+	// hash.
+	banned := s.guard.bans.has(p.addr.Addr())
+	if !banned {
 		s.guard.left(p.key, p.addr.Addr())
 	}
-	s.picker.avail.Gone(p.bf, p.haveAll)
-	s.picker.PeerLeft(p.key)
+	s.req.peerLeft(p, banned)
 	p.h.close()
 	s.uploadedOld += p.h.uploaded.Load()
 	s.dialer.left(p.addr, time.Now())
-	s.fillAll()
+	s.req.fillAll(s.peers)
 }
 
 // dropOverfull drops and bans every peer whose outbound queue is full.
@@ -166,16 +165,4 @@ func (s *Swarm) dropOverfull() {
 			s.dropPeer(p, errOutQueueFull)
 		}
 	}
-}
-
-func (s *Swarm) setInterested(p *peer, v bool) {
-	if p.amInterested == v {
-		return
-	}
-	p.amInterested = v
-	id := peerwire.NotInterested
-	if v {
-		id = peerwire.Interested
-	}
-	s.peers.send(p, peerwire.Message{ID: id})
 }

@@ -182,7 +182,7 @@ wait:
 			break wait
 		case <-tick.C:
 		}
-		if fb := d.Local().firstBlock.Load(); firstBlock == 0 && fb != 0 {
+		if fb := d.Local().req.firstBlock.Load(); firstBlock == 0 && fb != 0 {
 			firstBlock = time.Duration(fb - start.UnixNano())
 		}
 		if trace {
@@ -193,7 +193,7 @@ wait:
 		}
 	}
 	took := time.Since(start)
-	if fb := d.Local().firstBlock.Load(); firstBlock == 0 && fb != 0 {
+	if fb := d.Local().req.firstBlock.Load(); firstBlock == 0 && fb != 0 {
 		firstBlock = time.Duration(fb - start.UnixNano())
 	}
 	s := d.Status()

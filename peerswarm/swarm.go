@@ -47,14 +47,12 @@ type Swarm struct {
 	// unreleased counts verified pieces delivered (EventPiece) and not yet
 	// released (Release): their buffers count against MaxInFlightBytes.
 	unreleased atomic.Int64
-	// firstBlock is when the first block request was queued (UnixNano).
-	firstBlock atomic.Int64
 	// firstPeer is when the first peer completed its handshake (UnixNano):
 	// nothing can be requested before.
 	firstPeer atomic.Int64
 
 	// Owner state.
-	picker    *Picker
+	req       *requester
 	up        *uploader
 	guard     *guard
 	peers     *peerTable
@@ -65,7 +63,6 @@ type Swarm struct {
 	outbox    []swarm.WorkerEvent
 	delivered int
 	hashFails int
-	timedOut  int64
 	// downloaded and wasted are written by the owner goroutine only but
 	// read by Status at any time, so that a Status read right after the
 	// last piece counts every byte (the rest of the snapshot may be up to
@@ -76,9 +73,6 @@ type Swarm struct {
 	downRate    rate.Meter
 	upRate      rate.Meter
 	lastRates   time.Time
-	pickBuf     []Block
-	msgBuf      []peerwire.Message
-	cancelBuf   []peerKey
 	rng         uint64
 }
 
@@ -128,15 +122,16 @@ func New(cfg swarm.Config) (*Swarm, error) {
 		s.wg.Add(1)
 		go s.wire.dial(a)
 	})
-	s.picker = newPicker(pickerGeometry{NumPieces: n, PieceLength: info.PieceLength, TotalLength: info.Length,
+	pk := newPicker(pickerGeometry{NumPieces: n, PieceLength: info.PieceLength, TotalLength: info.Length,
 		BlockSize: peerwire.BlockSize}, s.rng)
-	s.picker.MaxActive = maxActive
+	pk.MaxActive = maxActive
+	s.req = newRequester(cfg, pk, n, s.log, func() int { return s.verifying + int(s.unreleased.Load()) + len(s.suspects) })
 	s.up = newUploader(cfg.UploadSlots, cfg.MaxUploadQueue, cfg.ChokeInterval,
 		newChoker(cfg.UploadSlots, cfg.OptimisticInterval, s.rng), n)
 	have := bitfield.Bitfield(cfg.Storage.Have())
 	for i := 0; i < n; i++ {
 		if have.Has(i) {
-			s.picker.SetDone(i)
+			pk.SetDone(i)
 			s.up.advertise(i, s.peers)
 		}
 	}
@@ -189,7 +184,7 @@ func (s *Swarm) Events() <-chan swarm.WorkerEvent { return s.events }
 func (s *Swarm) Status() swarm.WorkerStatus {
 	st := *s.status.Load()
 	st.Downloaded, st.Wasted = s.downloaded.Load(), s.wasted.Load()
-	if ns := s.firstBlock.Load(); ns != 0 {
+	if ns := s.req.firstBlock.Load(); ns != 0 {
 		st.FirstRequest = time.Unix(0, ns)
 	}
 	if ns := s.firstPeer.Load(); ns != 0 {
@@ -202,8 +197,8 @@ func (s *Swarm) Status() swarm.WorkerStatus {
 func (s *Swarm) Assign(pieces []int) {
 	pieces = append([]int(nil), pieces...)
 	s.loop.Post(func() {
-		s.picker.Lease(pieces)
-		s.fillAll()
+		s.req.picker.Lease(pieces)
+		s.req.fillAll(s.peers)
 	})
 }
 
@@ -211,7 +206,7 @@ func (s *Swarm) Assign(pieces []int) {
 func (s *Swarm) Revoke(pieces []int, force bool) {
 	pieces = append([]int(nil), pieces...)
 	s.loop.Post(func() {
-		got := s.picker.Revoke(pieces, force)
+		got := s.req.picker.Revoke(pieces, force)
 		if force {
 			for _, i := range got {
 				s.abandon(i)
@@ -332,11 +327,11 @@ func (s *Swarm) tick(now time.Time) {
 			p.lastUp = up
 			p.up.Tick(now)
 		}
-		s.fillAll()
+		s.req.fillAll(s.peers)
 	}
-	s.checkTimeouts(now)
+	s.req.checkTimeouts(now, s.peers)
 	s.dropOverfull() // also catches queues filled outside send
-	s.guard.pruneGone(s.picker)
+	s.guard.pruneGone(s.req.picker)
 	s.up.tick(now, s.peers)
 	s.dialer.dialMore(now, s.up.seeding(), s.peers)
 	s.publish(now)
@@ -346,8 +341,8 @@ func (s *Swarm) publish(now time.Time) {
 	st := swarm.WorkerStatus{
 		Name: "local", Downloaded: s.downloaded.Load(), Wasted: s.wasted.Load(),
 		DownRate: s.downRate.Rate(), UpRate: s.upRate.Rate(),
-		Delivered: s.delivered, HashFails: s.hashFails, TimedOut: s.timedOut, Banned: s.guard.trust.Len(), Updated: now,
-		Active: s.picker.ActiveCount() + s.verifying,
+		Delivered: s.delivered, HashFails: s.hashFails, TimedOut: s.req.timedOut, Banned: s.guard.trust.Len(), Updated: now,
+		Active: s.req.picker.ActiveCount() + s.verifying,
 	}
 	up := s.uploadedOld
 	for p := range s.peers.all() {
@@ -362,8 +357,8 @@ func (s *Swarm) publish(now time.Time) {
 		up += p.h.uploaded.Load()
 	}
 	st.Uploaded = up
-	for i := range s.picker.leased {
-		if s.picker.leased[i] {
+	for i := range s.req.picker.leased {
+		if s.req.picker.leased[i] {
 			st.Leased++
 		}
 	}
@@ -375,10 +370,10 @@ func (s *Swarm) stored(i int) {
 	if i < 0 || i >= s.info.NumPieces() || s.up.has(i) {
 		return
 	}
-	if !s.picker.Have(i) {
+	if !s.req.picker.Have(i) {
 		s.abandon(i)
-		s.picker.SetDone(i)
-		s.pieceDone(i)
+		s.req.picker.SetDone(i)
+		s.req.pieceDone(s.peers, i)
 	}
 	s.up.advertise(i, s.peers)
 	if s.up.seeding() {
@@ -394,35 +389,11 @@ func (s *Swarm) stored(i int) {
 // abandon cancels every outstanding request for piece i and frees its
 // buffer (revoked, or obtained elsewhere).
 func (s *Swarm) abandon(i int) {
-	for p := range s.peers.all() {
-		var msgs []peerwire.Message
-		for k := range p.reqs {
-			if int(k>>32) == i {
-				delete(p.reqs, k)
-				p.grace++
-				msgs = append(msgs, peerwire.Message{ID: peerwire.Cancel, Index: uint32(i), Begin: uint32(k), Length: uint32(s.picker.g.blockLen(i, int(uint32(k))/peerwire.BlockSize))})
-			}
-		}
-		if len(msgs) > 0 {
-			s.peers.send(p, msgs...)
-		}
-	}
+	s.req.cancelPiece(s.peers, i)
 	s.bufs.drop(i)
 	if sus, ok := s.suspects[i]; ok {
 		delete(s.suspects, i)
 		s.bufs.release(sus.buf)
-	}
-}
-
-// pieceDone updates interest once piece i is ours.
-func (s *Swarm) pieceDone(i int) {
-	for p := range s.peers.all() {
-		if p.has(i) {
-			p.wanted--
-			if p.wanted <= 0 {
-				s.setInterested(p, false)
-			}
-		}
 	}
 }
 
@@ -434,5 +405,5 @@ func (s *Swarm) pieceDone(i int) {
 // goroutine; never blocks.
 func (s *Swarm) Release(int) {
 	s.unreleased.Add(-1)
-	s.loop.Post(s.fillAll)
+	s.loop.Post(func() { s.req.fillAll(s.peers) })
 }

@@ -47,12 +47,12 @@ func (s *Swarm) hashed(j hashJob) {
 	s.verifying--
 	var srcs []peerKey
 	if !j.ok {
-		srcs = s.picker.BlockSources(j.piece, nil)
+		srcs = s.req.picker.BlockSources(j.piece, nil)
 	}
-	s.picker.Verified(j.piece, j.ok, nil)
+	s.req.picker.Verified(j.piece, j.ok, nil)
 	if j.ok {
 		s.delivered++
-		s.pieceDone(j.piece)
+		s.req.pieceDone(s.peers, j.piece)
 		if sus, ok := s.suspects[j.piece]; ok {
 			delete(s.suspects, j.piece)
 			if guilty := blame(sus.buf, j.buf, sus.from, peerwire.BlockSize, nil); len(guilty) > 0 {
@@ -60,14 +60,14 @@ func (s *Swarm) hashed(j hashJob) {
 				// blocks proved right, so theirs is taken back.
 				s.log.Info("peers sent bad blocks", "piece", j.piece, "peers", guilty)
 				if trusted := s.guard.absolve(sus.from, guilty); len(trusted) > 0 {
-					s.setDistrust(trusted, false)
+					s.req.setDistrust(s.peers, trusted, false)
 				}
 			}
 			s.bufs.release(sus.buf)
 		}
 		s.unreleased.Add(1)
 		s.outbox = append(s.outbox, swarm.WorkerEvent{Kind: swarm.EventPiece, Piece: j.piece, Data: j.buf, Verified: true})
-		s.fillAll()
+		s.req.fillAll(s.peers)
 		return
 	}
 	s.hashFails++
@@ -79,7 +79,7 @@ func (s *Swarm) hashed(j hashJob) {
 	// were right.
 	distrusted, banned := s.guard.hashFailed(distinct)
 	if len(distrusted) > 0 {
-		s.setDistrust(distrusted, true)
+		s.req.setDistrust(s.peers, distrusted, true)
 	}
 	if len(banned) > 0 {
 		s.ban(banned...)
@@ -90,5 +90,5 @@ func (s *Swarm) hashed(j hashJob) {
 	} else {
 		s.bufs.release(j.buf)
 	}
-	s.fillAll()
+	s.req.fillAll(s.peers)
 }

@@ -1,0 +1,87 @@
+package peerswarm
+
+import (
+	"flotilla/internal/bitfield"
+	"flotilla/peerwire"
+)
+
+// What each peer has, as the requester follows it: the picker's
+// availability counts and our interest (a peer is interesting while it
+// has a piece we lack, p.wanted > 0). Two seeds parting (errBothSeeds) is
+// the Swarm's call (handleMsg).
+
+// peerHas takes p's have of piece i, and reports whether it was news.
+func (r *requester) peerHas(t *peerTable, p *peer, i int) bool {
+	if p.has(i) {
+		return false
+	}
+	if p.bf == nil {
+		p.bf = bitfield.New(r.numPieces)
+	}
+	p.bf.Set(i)
+	p.nhave++
+	r.picker.avail.Have(i)
+	if !r.picker.Have(i) {
+		p.wanted++
+		r.setInterested(t, p, true)
+	}
+	return true
+}
+
+// peerBitfield takes p's bitfield: normally its first message, but some
+// clients (aria2) send have-none first and a bitfield later. A later
+// bitfield replaces the old.
+func (r *requester) peerBitfield(t *peerTable, p *peer, bf bitfield.Bitfield) {
+	r.forgetPieces(p)
+	p.gotBF = true
+	p.bf = bf
+	r.picker.avail.Bitfield(p.bf)
+	for i := 0; i < r.numPieces; i++ {
+		if p.bf.Has(i) {
+			p.nhave++
+			if !r.picker.Have(i) {
+				p.wanted++
+			}
+		}
+	}
+	r.setInterested(t, p, p.wanted > 0)
+}
+
+// peerHasAll takes p's have-all (BEP 6).
+func (r *requester) peerHasAll(t *peerTable, p *peer) {
+	r.forgetPieces(p)
+	p.gotBF, p.haveAll = true, true
+	r.picker.avail.HaveAll()
+	p.wanted = r.numPieces - r.picker.Done()
+	r.setInterested(t, p, p.wanted > 0)
+}
+
+// forgetPieces drops what p announced so far from availability.
+func (r *requester) forgetPieces(p *peer) {
+	r.picker.avail.Gone(p.bf, p.haveAll)
+	p.bf, p.haveAll, p.nhave, p.wanted = nil, false, 0, 0
+}
+
+// pieceDone updates interest once piece i is ours.
+func (r *requester) pieceDone(t *peerTable, i int) {
+	for p := range t.all() {
+		if p.has(i) {
+			p.wanted--
+			if p.wanted <= 0 {
+				r.setInterested(t, p, false)
+			}
+		}
+	}
+}
+
+func (r *requester) setInterested(t *peerTable, p *peer, v bool) {
+	if p.amInterested == v {
+		return
+	}
+	p.amInterested = v
+	id := peerwire.NotInterested
+	if v {
+		id = peerwire.Interested
+	}
+	t.send(p, peerwire.Message{ID: id})
+}
