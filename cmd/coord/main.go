@@ -53,6 +53,7 @@ func commands() []command {
 	return []command{
 		{"download", "download a torrent (and optionally keep seeding it)", runDownload},
 		{"seed", "verify a torrent's data and seed it", runSeed},
+		{"serve", "run as a daemon that downloads and seeds many torrents, driven by an HTTP API", runServe},
 		{"announce", "announce to every tracker of a torrent and report what each answered", runAnnounce},
 		{"keygen", "write a new random cluster key to standard output", runKeygen},
 		{"nodes", "list the members of a cluster", runNodes},

@@ -1,0 +1,294 @@
+package service
+
+import (
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"flotilla/metainfo"
+)
+
+// JobInfo is a job as the list shows it.
+type JobInfo struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	InfoHash string `json:"info_hash"`
+	State    string `json:"state"`
+	// Error is why a failed job failed; Waiting why a queued one waits.
+	Error   string `json:"error,omitempty"`
+	Waiting string `json:"waiting,omitempty"`
+	// Size is the torrent's length; BytesDone what is verified and written.
+	Size       int64     `json:"size"`
+	BytesDone  int64     `json:"bytes_done"`
+	Progress   float64   `json:"progress"` // BytesDone/Size, 0 to 1
+	Pieces     int       `json:"pieces"`
+	PiecesDone int       `json:"pieces_done"`
+	DownRate   float64   `json:"down_rate"` // bytes/s
+	UpRate     float64   `json:"up_rate"`
+	Downloaded int64     `json:"downloaded"` // payload bytes over every run
+	Uploaded   int64     `json:"uploaded"`
+	Ratio      float64   `json:"ratio"` // uploaded/size
+	Peers      int       `json:"peers"`
+	Seeds      int       `json:"seeds"`
+	Added      time.Time `json:"added"`
+	Completed  time.Time `json:"completed,omitzero"`
+	Seeded     Duration  `json:"seeded"`
+	Limits     Limits    `json:"limits"`
+	// DataDir is where the job's files are, on the server.
+	DataDir string `json:"data_dir"`
+}
+
+// JobDetail is one job with its files, workers and trackers.
+type JobDetail struct {
+	JobInfo
+	Files    []FileInfo    `json:"files"`
+	Workers  []WorkerInfo  `json:"workers"`
+	Trackers []TrackerInfo `json:"trackers"`
+}
+
+// FileInfo is one file of a torrent.
+type FileInfo struct {
+	Path   string `json:"path"` // relative to DataDir
+	Length int64  `json:"length"`
+}
+
+// WorkerInfo is one swarm's part in a download: "local" (this daemon's
+// peers) or a swarm node (swarm.WorkerStatus).
+type WorkerInfo struct {
+	Name       string  `json:"name"`
+	State      string  `json:"state"`
+	Peers      int     `json:"peers"`
+	Seeds      int     `json:"seeds"`
+	DownRate   float64 `json:"down_rate"`
+	UpRate     float64 `json:"up_rate"`
+	Downloaded int64   `json:"downloaded"`
+	Uploaded   int64   `json:"uploaded"`
+	Delivered  int     `json:"pieces_delivered"`
+	Leased     int     `json:"pieces_leased"`
+	HashFails  int     `json:"hash_fails"`
+	Banned     int     `json:"banned"`
+}
+
+// TrackerInfo is one tracker of a torrent and what its announces showed.
+type TrackerInfo struct {
+	URL  string `json:"url"`
+	Tier int    `json:"tier"`
+	// Usable is false for a URL that cannot be announced to (its Error
+	// says why).
+	Usable    bool      `json:"usable"`
+	LastError string    `json:"last_error,omitempty"`
+	ErrorAt   time.Time `json:"last_error_at,omitzero"`
+	// Overdue counts requests that passed the watchdog's deadline;
+	// LastOverdue is how long the newest had waited.
+	Overdue     int       `json:"overdue"`
+	LastOverdue Duration  `json:"last_overdue"`
+	OverdueAt   time.Time `json:"last_overdue_at,omitzero"`
+}
+
+// AddOptions are the choices of an added torrent.
+type AddOptions struct {
+	// Paused adds it without starting it.
+	Paused bool
+	// Limits, if not nil, replace the service's default seeding limits.
+	Limits *Limits
+}
+
+// jobID is the short, stable id of a torrent: 12 hex digits of its
+// info-hash.
+func jobID(ih [20]byte) string { return hex.EncodeToString(ih[:6]) }
+
+// Add parses a torrent and adds it to the registry. A bad torrent (or a
+// file path that would escape the data directory) wraps ErrBadTorrent and
+// nothing is written; a torrent already there is ErrExists with its info.
+func (s *Service) Add(data []byte, opts AddOptions) (JobInfo, error) {
+	if metainfo.IsMagnet(string(data)) {
+		return JobInfo{}, ErrMagnet
+	}
+	t, err := metainfo.Parse(data)
+	if err != nil {
+		return JobInfo{}, fmt.Errorf("%w: %v", ErrBadTorrent, err)
+	}
+	if len(usableTiers(t)) == 0 && len(s.cfg.Peers) == 0 {
+		return JobInfo{}, fmt.Errorf("%w: it lists no usable tracker (http, https or udp), so there is nobody to download from", ErrBadTorrent)
+	}
+	limits := s.cfg.Limits
+	if opts.Limits != nil {
+		if err := opts.Limits.Validate(); err != nil {
+			return JobInfo{}, err
+		}
+		limits = *opts.Limits
+	}
+	id := jobID(t.InfoHash)
+	var info JobInfo
+	err2 := s.do(func() {
+		if j, ok := s.jobs[id]; ok {
+			info, err = s.info(j, time.Now()), ErrExists
+			return
+		}
+		if err = writeAtomic(torrentPath(s.cfg.StateDir, id), data); err != nil {
+			return
+		}
+		rec := &record{ID: id, InfoHash: hex.EncodeToString(t.InfoHash[:]), Name: t.Info.Name,
+			Added: time.Now().UTC(), Paused: opts.Paused, Limits: limits}
+		j := newJob(rec, t)
+		s.jobs[id] = j
+		s.save()
+		info = s.info(j, time.Now())
+	})
+	if err2 != nil {
+		return JobInfo{}, err2
+	}
+	return info, err
+}
+
+// List returns every job, oldest first.
+func (s *Service) List() ([]JobInfo, error) {
+	var out []JobInfo
+	err := s.do(func() {
+		now := time.Now()
+		for _, j := range s.ordered() {
+			out = append(out, s.info(j, now))
+		}
+	})
+	return out, err
+}
+
+// Get returns one job's detail.
+func (s *Service) Get(id string) (JobDetail, error) {
+	var d JobDetail
+	err := s.withJob(id, func(j *job) error { d = s.detail(j); return nil })
+	return d, err
+}
+
+// Pause stops a job (trackers hear "stopped") and keeps it stopped until
+// Resume.
+func (s *Service) Pause(id string) (JobInfo, error) {
+	return s.change(id, func(j *job) error { j.rec.Paused = true; return nil })
+}
+
+// Resume lets a paused job run again, and retries a failed one.
+func (s *Service) Resume(id string) (JobInfo, error) {
+	return s.change(id, func(j *job) error {
+		j.rec.Paused, j.rec.Error = false, ""
+		return nil
+	})
+}
+
+// SetLimits replaces a job's seeding limits; a done job whose new limits
+// are not reached seeds again.
+func (s *Service) SetLimits(id string, l Limits) (JobInfo, error) {
+	if err := l.Validate(); err != nil {
+		return JobInfo{}, err
+	}
+	return s.change(id, func(j *job) error { j.rec.Limits = l; return nil })
+}
+
+// Remove closes a job and forgets it; with deleteData its files go too.
+// It returns once the job is closed and removed.
+func (s *Service) Remove(id string, deleteData bool) error {
+	removed := make(chan error, 1)
+	err := s.withJob(id, func(j *job) error {
+		j.removing = true
+		j.deleteData = j.deleteData || deleteData
+		j.onRemoved = append(j.onRemoved, removed)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-removed:
+		return err
+	case <-s.done:
+		return ErrClosed
+	}
+}
+
+// change applies f to a job's record, saves the state and returns the
+// job's info.
+func (s *Service) change(id string, f func(*job) error) (JobInfo, error) {
+	var info JobInfo
+	err := s.withJob(id, func(j *job) error {
+		if err := f(j); err != nil {
+			return err
+		}
+		s.save()
+		s.reconcile()
+		info = s.info(j, time.Now())
+		return nil
+	})
+	return info, err
+}
+
+func (s *Service) withJob(id string, f func(*job) error) error {
+	var err error
+	if derr := s.do(func() {
+		j, ok := s.jobs[id]
+		if !ok || j.removing {
+			err = fmt.Errorf("%w %q; list the jobs with GET /api/v1/torrents", ErrNotFound, id)
+			return
+		}
+		err = f(j)
+	}); derr != nil {
+		return derr
+	}
+	return err
+}
+
+func (s *Service) info(j *job, now time.Time) JobInfo {
+	r, st := j.snapshot(now), j.status
+	in := JobInfo{ID: r.ID, Name: r.Name, InfoHash: r.InfoHash, State: j.state(), Error: r.Error,
+		Size: j.t.Info.Length, BytesDone: r.BytesDone, Pieces: j.t.Info.NumPieces(), PiecesDone: r.PiecesDone,
+		Downloaded: r.Downloaded, Uploaded: r.Uploaded, Ratio: j.ratio(),
+		Added: r.Added, Completed: r.CompletedAt, Seeded: Duration(r.Seeded), Limits: r.Limits,
+		DataDir: s.dataDir(r.ID)}
+	if in.State == StateQueued {
+		in.Waiting = j.waiting
+	}
+	if j.run != nil {
+		in.DownRate, in.UpRate, in.Peers, in.Seeds = st.DownRate, st.UpRate, st.Peers, st.Seeds
+	}
+	if r.Complete {
+		in.BytesDone, in.PiecesDone = in.Size, in.Pieces
+	}
+	if in.Size > 0 {
+		in.Progress = float64(in.BytesDone) / float64(in.Size)
+	}
+	return in
+}
+
+func (s *Service) detail(j *job) JobDetail {
+	d := JobDetail{JobInfo: s.info(j, time.Now()), Files: []FileInfo{}, Workers: []WorkerInfo{}, Trackers: []TrackerInfo{}}
+	info := j.t.Info
+	for i, f := range info.Files {
+		if f.IsPad() {
+			continue
+		}
+		p := info.FilePath(i)
+		d.Files = append(d.Files, FileInfo{Path: filepath.ToSlash(p), Length: f.Length})
+	}
+	for _, w := range j.status.Workers {
+		d.Workers = append(d.Workers, WorkerInfo{Name: w.Name, State: string(w.State), Peers: w.Peers, Seeds: w.Seeds,
+			DownRate: w.DownRate, UpRate: w.UpRate, Downloaded: w.Downloaded, Uploaded: w.Uploaded,
+			Delivered: w.Delivered, Leased: w.Leased, HashFails: w.HashFails, Banned: w.Banned})
+	}
+	sort.SliceStable(d.Workers, func(a, b int) bool { return d.Workers[a].Name < d.Workers[b].Name })
+	for tier, urls := range j.t.Tiers() {
+		for _, u := range urls {
+			ti := TrackerInfo{URL: u, Tier: tier, Usable: true}
+			if err := metainfo.CheckTrackerURL(u); err != nil {
+				ti.Usable, ti.LastError = false, err.Error()
+			}
+			if ts := j.trackers[u]; ts != nil {
+				if ts.lastError != "" {
+					ti.LastError, ti.ErrorAt = ts.lastError, ts.errorAt
+				}
+				ti.Overdue, ti.LastOverdue, ti.OverdueAt = ts.overdue, Duration(ts.lastOverdue), ts.overdueAt
+			}
+			d.Trackers = append(d.Trackers, ti)
+		}
+	}
+	return d
+}

@@ -1,0 +1,96 @@
+package service
+
+import (
+	"fmt"
+	"net/netip"
+
+	"flotilla/coordinator"
+	"flotilla/metainfo"
+)
+
+// engine runs torrents. The service's loop calls start and a runner's
+// Close from goroutines of their own (both may take long); an engine is
+// safe for concurrent use.
+type engine interface {
+	// start opens the job's store (which may hash data already on disk)
+	// and starts it.
+	start(spec jobSpec) (runner, error)
+	// addr is the peer listener's address ("" when there is none).
+	addr() string
+	// clusterName is the name this daemon has in the cluster, "" outside one.
+	clusterName() string
+	close() error
+}
+
+// runner is one started job.
+type runner interface {
+	Events() <-chan coordinator.Event
+	Close() error
+}
+
+// jobSpec is what a job needs to start.
+type jobSpec struct {
+	torrent *metainfo.Torrent
+	dir     string
+	tiers   [][]string
+	seed    bool
+	peers   []netip.AddrPort
+}
+
+// coordEngine runs jobs on one coordinator.Coordinator, which routes
+// incoming peer connections to them by info-hash.
+type coordEngine struct {
+	c      *coordinator.Coordinator
+	member coordinator.ClusterMember
+	jobCfg coordinator.JobConfig // defaults for every job
+}
+
+var _ engine = (*coordEngine)(nil)
+
+// newCoordEngine opens the coordinator (the peer listener) and joins the
+// cluster if one is configured.
+func newCoordEngine(ccfg coordinator.Config, cl *coordinator.ClusterConfig, jobCfg coordinator.JobConfig) (*coordEngine, error) {
+	c, err := coordinator.New(ccfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &coordEngine{c: c, jobCfg: jobCfg}
+	if cl != nil {
+		if e.member, err = c.JoinCluster(*cl); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (e *coordEngine) start(spec jobSpec) (runner, error) {
+	cfg := e.jobCfg
+	cfg.Torrent, cfg.Dir, cfg.Tiers, cfg.Seed = spec.torrent, spec.dir, spec.tiers, spec.seed
+	pl := spec.torrent.Info.PieceLength
+	cfg.MaxInFlightBytes = max(cfg.MaxInFlightBytes, 4*pl)
+	cfg.WriteBudget = max(cfg.WriteBudget, 2*pl)
+	job, err := e.c.OpenJob(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := job.Start(spec.peers); err != nil {
+		job.Close()
+		return nil, err
+	}
+	return coordRunner{job}, nil
+}
+
+func (e *coordEngine) addr() string        { return e.c.Addr().String() }
+func (e *coordEngine) clusterName() string { return e.member.Name }
+
+func (e *coordEngine) close() error {
+	if err := e.c.Close(); err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	return nil
+}
+
+// coordRunner is a started coordinator.Job.
+type coordRunner struct{ *coordinator.Job }
+

@@ -1,0 +1,227 @@
+package service
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const testToken = "s3cret-token"
+
+// newTestAPI serves a Service on a fake engine over httptest.
+func newTestAPI(t *testing.T, cfg HTTPConfig) (*httptest.Server, *Service, *fakeEngine) {
+	t.Helper()
+	eng := newFakeEngine()
+	s := newTestService(t, "", eng)
+	if cfg.MaxUpload == 0 {
+		cfg.MaxUpload = 1 << 20
+	}
+	if cfg.AllowedHosts == nil {
+		cfg.AllowedHosts = DefaultAllowedHosts
+	}
+	srv := httptest.NewServer(NewHandler(s, cfg))
+	t.Cleanup(srv.Close)
+	return srv, s, eng
+}
+
+// call sends a request with the token and returns the status and the
+// decoded JSON body.
+func call(t *testing.T, method, url, token string, body io.Reader, contentType string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s %s: %d, body not JSON: %q", method, url, resp.StatusCode, b)
+	}
+	return resp.StatusCode, m
+}
+
+func TestAPIAuth(t *testing.T) {
+	srv, _, _ := newTestAPI(t, HTTPConfig{Token: testToken})
+	for _, tok := range []string{"", "wrong", testToken + "x"} {
+		code, m := call(t, "GET", srv.URL+"/api/v1/torrents", tok, nil, "")
+		if code != http.StatusUnauthorized || !strings.Contains(m["error"].(string), "token") {
+			t.Fatalf("token %q: %d %v", tok, code, m)
+		}
+	}
+	if code, m := call(t, "GET", srv.URL+"/api/v1/torrents", testToken, nil, ""); code != 200 {
+		t.Fatalf("with the token: %d %v", code, m)
+	}
+	// Probes need no token.
+	if code, _ := call(t, "GET", srv.URL+"/healthz", "", nil, ""); code != 200 {
+		t.Fatalf("healthz: %d", code)
+	}
+	if code, _ := call(t, "GET", srv.URL+"/readyz", "", nil, ""); code != 200 {
+		t.Fatalf("readyz: %d", code)
+	}
+}
+
+func TestAPIRefusesForeignHost(t *testing.T) {
+	srv, _, _ := newTestAPI(t, HTTPConfig{Token: testToken})
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/torrents", nil)
+	req.Host = "evil.example:80"
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("foreign Host: %d, want 421", resp.StatusCode)
+	}
+}
+
+func TestAPILifecycle(t *testing.T) {
+	srv, s, _ := newTestAPI(t, HTTPConfig{Token: testToken})
+	api := srv.URL + "/api/v1/torrents"
+	// Raw body.
+	code, m := call(t, "POST", api+"?seed_ratio=3", testToken, bytes.NewReader(testTorrent(t, "a.bin", 20_000)), "application/x-bittorrent")
+	if code != http.StatusCreated {
+		t.Fatalf("add: %d %v", code, m)
+	}
+	id := m["id"].(string)
+	if lim := m["limits"].(map[string]any); lim["seed_ratio"] != 3.0 {
+		t.Fatalf("limits %v", lim)
+	}
+	// Multipart, paused.
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("torrent", "b.torrent")
+	fw.Write(testTorrent(t, "b.bin", 20_000))
+	mw.WriteField("paused", "true")
+	mw.Close()
+	code, m = call(t, "POST", api, testToken, &buf, mw.FormDataContentType())
+	if code != http.StatusCreated || m["state"] != StatePaused {
+		t.Fatalf("multipart add: %d %v", code, m)
+	}
+	idB := m["id"].(string)
+	if code, m = call(t, "POST", api, testToken, bytes.NewReader(testTorrent(t, "a.bin", 20_000)), ""); code != http.StatusConflict || m["id"] != id {
+		t.Fatalf("duplicate: %d %v", code, m)
+	}
+	waitState(t, s, id, StateDownloading)
+	code, m = call(t, "GET", api, testToken, nil, "")
+	if list := m["torrents"].([]any); code != 200 || len(list) != 2 {
+		t.Fatalf("list: %d %v", code, m)
+	}
+	code, m = call(t, "GET", api+"/"+id, testToken, nil, "")
+	if code != 200 || len(m["files"].([]any)) != 1 || m["state"] != StateDownloading {
+		t.Fatalf("show: %d %v", code, m)
+	}
+	if code, m = call(t, "POST", api+"/"+id+"/pause", testToken, nil, ""); code != 200 || m["state"] != StatePaused {
+		t.Fatalf("pause: %d %v", code, m)
+	}
+	if code, m = call(t, "POST", api+"/"+idB+"/resume", testToken, nil, ""); code != 200 {
+		t.Fatalf("resume: %d %v", code, m)
+	}
+	waitState(t, s, idB, StateDownloading)
+	body := strings.NewReader(`{"seed": true, "seed_ratio": 0.5, "seed_time": "2h"}`)
+	if code, m = call(t, "PUT", api+"/"+id+"/limits", testToken, body, "application/json"); code != 200 || m["limits"].(map[string]any)["seed_time"] != "2h0m0s" {
+		t.Fatalf("limits: %d %v", code, m)
+	}
+	if code, m = call(t, "PUT", api+"/"+id+"/limits", testToken, strings.NewReader(`{"seed_ratio": -1}`), ""); code != 400 {
+		t.Fatalf("negative ratio: %d %v", code, m)
+	}
+	if code, m = call(t, "DELETE", api+"/"+id+"?delete_data=true", testToken, nil, ""); code != 200 {
+		t.Fatalf("remove: %d %v", code, m)
+	}
+	if code, m = call(t, "GET", api+"/"+id, testToken, nil, ""); code != 404 || !strings.Contains(m["error"].(string), "no such job") {
+		t.Fatalf("show removed: %d %v", code, m)
+	}
+	for _, bad := range []string{"/..%2F..%2Fetc", "/zzz/pause"} {
+		if code, _ = call(t, "GET", api+bad, testToken, nil, ""); code != 404 && code != 405 {
+			t.Fatalf("GET %s: %d", bad, code)
+		}
+	}
+}
+
+func TestAPIMagnetIsNotImplemented(t *testing.T) {
+	srv, _, _ := newTestAPI(t, HTTPConfig{Token: testToken})
+	code, m := call(t, "POST", srv.URL+"/api/v1/torrents", testToken,
+		strings.NewReader("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567"), "text/plain")
+	if code != http.StatusNotImplemented || !strings.Contains(m["error"].(string), "BEP 9") {
+		t.Fatalf("magnet: %d %v", code, m)
+	}
+}
+
+// escapeTorrent is a multi-file torrent whose file path climbs out of
+// its directory with "..".
+func escapeTorrent() []byte {
+	pieces := strings.Repeat("x", 20)
+	info := "d5:filesld6:lengthi10e4:pathl2:..4:evileee4:name1:x12:piece lengthi16384e6:pieces20:" + pieces + "e"
+	return []byte("d8:announce30:http://127.0.0.1:1/announce0004:info" + info + "e")
+}
+
+func TestAPIRefusesPathEscape(t *testing.T) {
+	srv, s, _ := newTestAPI(t, HTTPConfig{Token: testToken})
+	code, m := call(t, "POST", srv.URL+"/api/v1/torrents", testToken, bytes.NewReader(escapeTorrent()), "")
+	if code != http.StatusBadRequest || !strings.Contains(m["error"].(string), `".."`) {
+		t.Fatalf("escaping torrent: %d %v", code, m)
+	}
+	for _, d := range []string{filepath.Join(s.cfg.StateDir, "torrents"), s.cfg.DataDir} {
+		if ents, _ := os.ReadDir(d); len(ents) != 0 {
+			t.Fatalf("%s holds %d entries after a refused torrent", d, len(ents))
+		}
+	}
+}
+
+// TestAPIRefusesOversizedUpload: a declared 2 GiB upload gets 413 after
+// the server has read at most a little of it.
+func TestAPIRefusesOversizedUpload(t *testing.T) {
+	srv, _, _ := newTestAPI(t, HTTPConfig{Token: testToken, MaxUpload: 1 << 20})
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v1/torrents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", testToken, int64(2)<<30)
+	conn.Write(make([]byte, 64<<10))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("2 GiB upload: %d, want 413", resp.StatusCode)
+	}
+	// Without a declared length (chunked) the limit stops the read.
+	pr, pw := io.Pipe()
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for i := 0; i < 64; i++ { // 4 MiB, past the 1 MiB limit
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	code, m := call(t, "POST", srv.URL+"/api/v1/torrents", testToken, pr, "")
+	pr.Close()
+	if code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("chunked oversized upload: %d %v", code, m)
+	}
+}
