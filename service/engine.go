@@ -26,6 +26,9 @@ type engine interface {
 type runner interface {
 	Events() <-chan coordinator.Event
 	Close() error
+	// PiecesComplete is how many pieces the job's store records as
+	// complete; it may be called after Close.
+	PiecesComplete() int
 }
 
 // jobSpec is what a job needs to start.
@@ -94,3 +97,4 @@ func (e *coordEngine) close() error {
 // coordRunner is a started coordinator.Job.
 type coordRunner struct{ *coordinator.Job }
 
+func (r coordRunner) PiecesComplete() int { return r.StoreStats().PiecesComplete }

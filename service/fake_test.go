@@ -64,6 +64,7 @@ func (e *fakeEngine) clusterName() string { return "" }
 func (e *fakeEngine) close() error        { return nil }
 
 func (r *fakeRunner) Events() <-chan coordinator.Event { return r.events }
+func (r *fakeRunner) PiecesComplete() int              { return 0 }
 
 func (r *fakeRunner) Close() error {
 	r.mu.Lock()

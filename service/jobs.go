@@ -192,6 +192,7 @@ func (s *Service) onStarted(res startResult) {
 	}
 	j.run, j.stopPump = res.r, make(chan struct{})
 	j.status = swarm.Status{}
+	j.setPieces(res.r.PiecesComplete())
 	if j.rec.Complete {
 		j.seedStart = time.Now()
 	}
@@ -227,7 +228,18 @@ func (s *Service) startClose(j *job) {
 	close(j.stopPump)
 	r := j.run
 	j.run, j.busy = nil, true
-	go func() { s.closed <- closeResult{j: j, err: r.Close()} }()
+	go func() {
+		err := r.Close()
+		s.closed <- closeResult{j: j, err: err, pieces: r.PiecesComplete()}
+	}()
+}
+
+// setPieces records how many pieces the store holds (and about how many
+// bytes that is: the last piece may be shorter).
+func (j *job) setPieces(n int) {
+	info := j.t.Info
+	j.rec.PiecesDone = n
+	j.rec.BytesDone = min(int64(n)*info.PieceLength, info.Length)
 }
 
 func (s *Service) onClosed(res closeResult) {
@@ -237,6 +249,7 @@ func (s *Service) onClosed(res closeResult) {
 		s.log.Warn("job closed with an error", "id", j.rec.ID, "err", res.err)
 	}
 	j.status = swarm.Status{}
+	j.setPieces(res.pieces)
 	s.save()
 }
 

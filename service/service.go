@@ -53,8 +53,9 @@ type startResult struct {
 }
 
 type closeResult struct {
-	j   *job
-	err error
+	j      *job
+	err    error
+	pieces int // the store's complete pieces after Close
 }
 
 type jobEvent struct {

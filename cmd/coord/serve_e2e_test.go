@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"flotilla/internal/lab"
+	"flotilla/internal/testenv"
+	"flotilla/service"
+)
+
+const serveToken = "e2e-token-1234"
+
+// serveProc is a running coord serve and its API.
+type serveProc struct {
+	*coordProc
+	api string // http://HOST:PORT/api/v1
+}
+
+var apiLine = regexp.MustCompile(`API on (http://[^ ]+)/api/v1/`)
+
+// startServe starts coord serve with its state and data under dir.
+func startServe(t *testing.T, dir string, extra ...string) *serveProc {
+	t.Helper()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(serveToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"serve", "--state", filepath.Join(dir, "state"), "--data", filepath.Join(dir, "data"),
+		"--http", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--api-token-file", tokenFile}, extra...)
+	p := startCoord(t, args...)
+	var m []string
+	testenv.WaitFor(t, 30*time.Second, "coord serve's API address", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("coord serve exited:\n%s", p.out.String())
+		default:
+		}
+		m = apiLine.FindStringSubmatch(p.out.String())
+		return m != nil
+	})
+	return &serveProc{coordProc: p, api: m[1] + "/api/v1"}
+}
+
+// do sends an API request with the token and decodes the JSON answer
+// into out (if not nil); it returns the status.
+func (s *serveProc) do(t *testing.T, method, path string, body []byte, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, s.api+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+serveToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", method, path, err, s.out.String())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %d %q: %v", method, path, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (s *serveProc) show(t *testing.T, id string) service.JobDetail {
+	t.Helper()
+	var d service.JobDetail
+	if code := s.do(t, "GET", "/torrents/"+id, nil, &d); code != 200 {
+		t.Fatalf("show %s: %d\n%s", id, code, s.out.String())
+	}
+	return d
+}
+
+func (s *serveProc) add(t *testing.T, torrentPath, query string) service.JobInfo {
+	t.Helper()
+	b, err := os.ReadFile(torrentPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in service.JobInfo
+	if code := s.do(t, "POST", "/torrents"+query, b, &in); code != http.StatusCreated {
+		t.Fatalf("add: %d %+v\n%s", code, in, s.out.String())
+	}
+	return in
+}
+
+func (s *serveProc) waitState(t *testing.T, id string, timeout time.Duration, states ...string) service.JobDetail {
+	t.Helper()
+	var d service.JobDetail
+	testenv.WaitFor(t, timeout, fmt.Sprintf("job %s %v", id, states), func() bool {
+		d = s.show(t, id)
+		for _, st := range states {
+			if d.State == st {
+				return true
+			}
+		}
+		return false
+	})
+	return d
+}
+
+// stop sends SIGTERM and waits for exit 0.
+func (s *serveProc) stop(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if code := s.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("coord serve after SIGTERM: exit %d\n%s", code, s.out.String())
+	}
+}
+
+// TestServeDownloadsAndManagesJobs: a torrent added to a real coord serve
+// downloads byte-identical from aria2c seeders; list, show, pause, resume
+// and remove (keeping, then deleting the data) work over the API.
+func TestServeDownloadsAndManagesJobs(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 31, Size: 16<<20 + 777}, 1<<18, 2)
+	dir := t.TempDir()
+	s := startServe(t, dir)
+	in := s.add(t, l.torrent.Path, "?seed=false")
+	d := s.waitState(t, in.ID, 2*time.Minute, service.StateDone, service.StateFailed)
+	if d.State != service.StateDone {
+		t.Fatalf("job %s: %+v\n%s", in.ID, d.JobInfo, s.out.String())
+	}
+	if err := l.payload.Verify(d.DataDir); err != nil {
+		t.Fatalf("%v\n%s", err, s.out.String())
+	}
+	if len(d.Files) != 1 || d.Files[0].Path != "payload.bin" || len(d.Trackers) != 1 || d.Progress != 1 {
+		t.Fatalf("show: %+v", d)
+	}
+	var list struct{ Torrents []service.JobInfo }
+	if code := s.do(t, "GET", "/torrents", nil, &list); code != 200 || len(list.Torrents) != 1 || list.Torrents[0].ID != in.ID {
+		t.Fatalf("list: %d %+v", code, list)
+	}
+	// A done job resumes as a seeder when its limits allow it.
+	if code := s.do(t, "PUT", "/torrents/"+in.ID+"/limits", []byte(`{"seed": true}`), nil); code != 200 {
+		t.Fatalf("limits: %d", code)
+	}
+	s.waitState(t, in.ID, 30*time.Second, service.StateSeeding)
+	if code := s.do(t, "POST", "/torrents/"+in.ID+"/pause", nil, nil); code != 200 {
+		t.Fatalf("pause: %d", code)
+	}
+	s.waitState(t, in.ID, 30*time.Second, service.StatePaused)
+	if code := s.do(t, "POST", "/torrents/"+in.ID+"/resume", nil, nil); code != 200 {
+		t.Fatalf("resume: %d", code)
+	}
+	s.waitState(t, in.ID, 30*time.Second, service.StateSeeding)
+
+	if code := s.do(t, "DELETE", "/torrents/"+in.ID, nil, nil); code != 200 {
+		t.Fatalf("remove: %d", code)
+	}
+	if err := l.payload.Verify(d.DataDir); err != nil {
+		t.Fatalf("remove without delete_data: %v", err)
+	}
+	in = s.add(t, l.torrent.Path, "?seed=false")
+	s.waitState(t, in.ID, time.Minute, service.StateDone)
+	if code := s.do(t, "DELETE", "/torrents/"+in.ID+"?delete_data=true", nil, nil); code != 200 {
+		t.Fatalf("remove with delete_data: %d", code)
+	}
+	if _, err := os.Stat(d.DataDir); !os.IsNotExist(err) {
+		t.Fatalf("delete_data left %s: %v", d.DataDir, err)
+	}
+	s.stop(t)
+}
+
+// TestServeResumesAfterRestartAndKill: SIGTERM mid-download tells the
+// tracker "stopped" and exits 0; kill -9 later loses nothing verified;
+// each time the restarted daemon resumes the job, and the pieces on disk
+// are not fetched again.
+func TestServeResumesAfterRestartAndKill(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 37, Size: 40 << 20}, 1<<18, 1, "--max-upload-limit=4M")
+	ctx := context.Background()
+	dir := t.TempDir()
+	n := l.info.Info.NumPieces()
+	s := startServe(t, dir)
+	in := s.add(t, l.torrent.Path, "?seed=true&seed_ratio=0")
+	atLeast := func(s *serveProc, pieces int) {
+		testenv.WaitFor(t, time.Minute, fmt.Sprintf("%d pieces", pieces), func() bool {
+			return s.show(t, in.ID).PiecesDone >= pieces
+		})
+	}
+	atLeast(s, n/5)
+	s.stop(t)
+	sc, err := l.tracker.ScrapeInfo(ctx, l.torrent.InfoHash)
+	if err != nil || sc.Incomplete != 0 {
+		t.Fatalf("after SIGTERM the tracker lists %d leechers (%v): no \"stopped\"?", sc.Incomplete, err)
+	}
+	dataDir := filepath.Join(dir, "data", in.ID)
+	kept := haveCount(t, l.info, dataDir)
+	if kept < n/5 || kept == n {
+		t.Fatalf("after SIGTERM the record holds %d of %d pieces", kept, n)
+	}
+
+	s = startServe(t, dir)
+	if d := s.show(t, in.ID); d.PiecesDone < kept {
+		t.Fatalf("restarted: %d pieces done, %d were kept", d.PiecesDone, kept)
+	}
+	atLeast(s, kept+n/5)
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.wait(t, 10*time.Second)
+	kept = haveCount(t, l.info, dataDir)
+	if kept == n {
+		t.Fatalf("kill -9 landed after the download completed")
+	}
+
+	s = startServe(t, dir)
+	d := s.waitState(t, in.ID, 2*time.Minute, service.StateSeeding, service.StateFailed)
+	if d.State != service.StateSeeding {
+		t.Fatalf("after kill -9: %+v\n%s", d.JobInfo, s.out.String())
+	}
+	if err := l.payload.Verify(dataDir); err != nil {
+		t.Fatal(err)
+	}
+	var got int64
+	for _, w := range d.Workers {
+		got += w.Downloaded
+	}
+	missing := l.info.Info.Length - int64(kept)*l.info.Info.PieceLength
+	if got > missing+8*l.info.Info.PieceLength {
+		t.Fatalf("after kill -9 the job received %d bytes; only %d were missing (%d pieces kept)", got, missing, kept)
+	}
+	s.stop(t)
+}
+
+// TestServeAPIGuards: the real daemon refuses a missing or wrong token
+// (401), a foreign Host (421), a torrent whose path escapes the data
+// directory (400, nothing written), an oversized upload (413) and a magnet
+// link (501); the probes answer without a token.
+func TestServeAPIGuards(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, dir, "--max-upload", "1048576")
+	get := func(path, host, token string) int {
+		req, _ := http.NewRequest("GET", path, nil)
+		if host != "" {
+			req.Host = host
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		path, host, token string
+		want              int
+	}{
+		{s.api + "/torrents", "", "", 401},
+		{s.api + "/torrents", "", "wrong", 401},
+		{s.api + "/torrents", "", serveToken, 200},
+		{s.api + "/torrents", "rebind.example.com", serveToken, 421},
+		{strings.TrimSuffix(s.api, "/api/v1") + "/healthz", "", "", 200},
+		{strings.TrimSuffix(s.api, "/api/v1") + "/readyz", "", "", 200},
+	} {
+		if got := get(c.path, c.host, c.token); got != c.want {
+			t.Errorf("GET %s (Host %q, token %q): %d, want %d", c.path, c.host, c.token, got, c.want)
+		}
+	}
+	escape := "d8:announce27:http://127.0.0.1:1/announce4:infod5:filesld6:lengthi10e4:pathl2:..4:evileee4:name1:x12:piece lengthi16384e6:pieces20:" +
+		"xxxxxxxxxxxxxxxxxxxxee"
+	var e struct{ Error string }
+	if code := s.do(t, "POST", "/torrents", []byte(escape), &e); code != 400 {
+		t.Fatalf("path escape: %d %q", code, e.Error)
+	}
+	for _, d := range []string{filepath.Join(dir, "state", "torrents"), filepath.Join(dir, "data")} {
+		if ents, _ := os.ReadDir(d); len(ents) != 0 {
+			t.Fatalf("%s has %d entries after a refused torrent", d, len(ents))
+		}
+	}
+	if code := s.do(t, "POST", "/torrents", make([]byte, 2<<20), &e); code != 413 {
+		t.Fatalf("oversized upload: %d %q", code, e.Error)
+	}
+	if code := s.do(t, "POST", "/torrents", []byte("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567"), &e); code != 501 {
+		t.Fatalf("magnet: %d %q", code, e.Error)
+	}
+	s.stop(t)
+}
