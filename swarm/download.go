@@ -102,18 +102,6 @@ type Download struct {
 	quarantined map[string]bool
 }
 
-type storeReq struct {
-	s     *workerSlot
-	piece int
-	data  []byte
-}
-
-type storeRes struct {
-	storeReq
-	err  error
-	took time.Duration
-}
-
 // New validates cfg and starts the sub-chief with its first worker, local
 // (normally the local peer swarm, built by the caller for the same cfg).
 // The caller states what local is by handing it here: its Verified flag is
@@ -243,41 +231,6 @@ func (d *Download) Stats() (uploaded, downloaded, left int64) {
 func (d *Download) Close() error {
 	d.loop.CloseAndWait()
 	return nil
-}
-
-// storePieces is the storer goroutine: it hands the verified pieces it is
-// given on in to Storage, one at a time, blocking on Storage's
-// back-pressure instead of the sub-chief, and answers each on out, until
-// stop is closed.
-func storePieces(ctx context.Context, st Storage, in <-chan storeReq, out chan<- storeRes, stop <-chan struct{}) {
-	for {
-		select {
-		case <-stop:
-			return
-		case r := <-in:
-			t0 := time.Now()
-			err := st.Submit(ctx, r.piece, r.data)
-			select {
-			case out <- storeRes{storeReq: r, err: err, took: time.Since(t0)}:
-			case <-stop:
-				return
-			}
-		}
-	}
-}
-
-// stored settles a piece the storer handed to Storage.
-func (d *Download) stored(r storeRes) {
-	d.submitWait += r.took
-	r.s.release(r.piece)
-	if r.err != nil {
-		recycle(d.storage, r.data)
-		if d.ctx.Err() == nil {
-			d.fail(fmt.Errorf("swarm: store piece %d: %w", r.piece, r.err))
-		}
-		return
-	}
-	d.refill(r.s, time.Now(), false)
 }
 
 func (d *Download) run() {
@@ -444,14 +397,6 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 		d.rebalance(now, false) // running dry: steal now, not at the next tick
 	}
 	return true
-}
-
-// recycle gives a piece buffer that will not be stored back to the
-// Storage's pool, if it keeps one.
-func recycle(st Storage, b []byte) {
-	if bp, ok := st.(BufferPool); ok && b != nil {
-		bp.PutBuffer(b)
-	}
 }
 
 func (d *Download) pieceWritten(i int) {
