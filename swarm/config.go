@@ -92,13 +92,20 @@ type Config struct {
 	// holds pieces and delivers none for this long has missed it; when
 	// another worker can take over, its lease returns to the pool and it
 	// gets no pieces for LeaseTimeout (doubling on consecutive misses, at
-	// most 8 times). Each lease is a watchdog packet with this deadline.
+	// most 8 times). Each lease is a watchdog packet with this deadline,
+	// and the watchdog decides when it has passed (leaseclock.go).
 	LeaseTimeout time.Duration
 	// StatusInterval is how often Status snapshots are refreshed.
 	StatusInterval time.Duration
 	// SocketBuffer, if > 0, sets SO_RCVBUF/SO_SNDBUF on peer connections.
 	SocketBuffer int
-	// Watchdog, if set, records every lease as a packet with a deadline.
+	// Watchdog is the clock of the lease deadlines: every lease is a
+	// packet in it, and a lease is returned once the watchdog reports its
+	// packet overdue. Whoever reads its Alerts hands the LeaseKind ones to
+	// Download.LeaseAlert; the sub-chief also asks it on every
+	// StatusInterval tick, so an alert dropped by a lagging reader delays
+	// a return by one tick at most. nil: the Download starts a private
+	// watchdog and reads its alerts itself.
 	Watchdog *watchdog.Watchdog
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger

@@ -20,9 +20,9 @@
 // runs dry, duplicated across workers in end game only when a holder is
 // known to have started them (balance.go), and returned to the pool
 // when a worker fails, is quarantined (bad pieces) or misses its lease
-// deadline (delivers nothing for LeaseTimeout while holding pieces; it is
-// then benched for a while; the deadline is also a watchdog packet when
-// Config.Watchdog is set, see leaseclock.go). Pieces from remote workers are
+// deadline (delivers nothing for LeaseTimeout while holding pieces, as the
+// watchdog that holds the deadline reports; it is then benched for a
+// while, see leaseclock.go). Pieces from remote workers are
 // re-hashed before they are stored; the first worker's are trusted. Every
 // delivered piece is released back to its worker (Worker.Release) once it
 // is stored or dropped: that is the one back-pressure from a slow disk. Peer

@@ -13,6 +13,7 @@ import (
 
 	"flotilla/internal/bitfield"
 	"flotilla/internal/loop"
+	"flotilla/watchdog"
 )
 
 // ErrClosed is the reason recorded when Close stops a download. Err and
@@ -66,6 +67,12 @@ type Download struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// wd is the lease deadlines' clock (leaseclock.go): Config.Watchdog,
+	// or a private one (ownWD) whose alerts run reads and Close closes.
+	wd     *watchdog.Watchdog
+	ownWD  bool
+	alerts <-chan watchdog.Alert
+
 	fanIn chan slotEvent
 	// The storer goroutine hands pieces to Storage so that a slow disk
 	// throttles the workers (they wait for Release) without ever blocking
@@ -116,11 +123,21 @@ func New(cfg Config, local Worker) (*Download, error) {
 		local.Close()
 		return nil, err
 	}
+	wd, ownWD := cfg.Watchdog, false
+	if wd == nil {
+		var err error
+		if wd, err = privateWatchdog(); err != nil {
+			local.Close()
+			return nil, err
+		}
+		ownWD = true
+	}
 	n := cfg.Info.NumPieces()
 	have := cfg.Storage.Have()
 	hasPiece := bitfield.Bitfield(have).Has
 	d := &Download{
 		cfg: cfg, log: cfg.Log().With("swarm", "subchief"), storage: cfg.Storage, n: n,
+		wd: wd, ownWD: ownWD,
 		fanIn:    make(chan slotEvent, 1),
 		toStore:  make(chan storeReq),
 		storedCh: make(chan storeRes, 1),
@@ -131,6 +148,9 @@ func New(cfg Config, local Worker) (*Download, error) {
 		peers:    newPeerBook(maxKnownPeers),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	if ownWD {
+		d.alerts = wd.Alerts()
+	}
 	d.lb = newLeaseBook(n, hasPiece, uint64(time.Now().UnixNano()))
 	for i := 0; i < n; i++ {
 		if hasPiece(i) {
@@ -230,6 +250,9 @@ func (d *Download) Stats() (uploaded, downloaded, left int64) {
 // not close Storage.
 func (d *Download) Close() error {
 	d.loop.CloseAndWait()
+	if d.ownWD {
+		d.wd.Close()
+	}
 	return nil
 }
 
@@ -273,6 +296,12 @@ func (d *Download) run() {
 			d.pieceWritten(p)
 		case now := <-tick.C:
 			d.tick(now)
+		case _, ok := <-d.alerts: // the private watchdog's (leaseclock.go)
+			if !ok {
+				d.alerts = nil
+				continue
+			}
+			d.checkLeases(time.Now())
 		}
 	}
 }
@@ -293,7 +322,7 @@ func (d *Download) stop(reason error) {
 	}
 	d.wg.Wait()
 	for _, s := range d.slots {
-		s.stopLease(d.cfg.Watchdog)
+		s.stopLease(d.wd)
 	}
 	if !errors.Is(reason, ErrClosed) && !errors.Is(reason, errFinished) {
 		d.err.CompareAndSwap(nil, &reason)
@@ -332,7 +361,7 @@ func (d *Download) handle(se slotEvent) {
 	case EventFailed:
 		d.workerGone(s, ev.Err)
 	}
-	d.syncLeases(time.Now())
+	d.syncLeases()
 }
 
 func (d *Download) workerGone(s *workerSlot, err error) {
@@ -341,7 +370,7 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 	}
 	s.alive = false
 	s.state = WorkerGone
-	s.stopLease(d.cfg.Watchdog)
+	s.stopLease(d.wd)
 	held := d.lb.HeldBy(s.idx, nil)
 	d.lb.Return(s.idx, held)
 	if s.trusted && !d.stopped {
@@ -379,7 +408,7 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 			return false
 		}
 	}
-	s.leaseDelivered(d.cfg.Watchdog)
+	s.leaseDelivered(d.wd)
 	d.log.Debug("piece accepted", "worker", s.w.Name(), "piece", i) // counted by the kill matrix tests
 	others, _ := d.lb.Done(i, s.idx)
 	for _, o := range d.slots {
@@ -415,7 +444,7 @@ func (d *Download) pieceWritten(i int) {
 			s.w.Have([]int{i})
 		}
 	}
-	d.syncLeases(time.Now())
+	d.syncLeases()
 	d.checkComplete()
 }
 
@@ -460,7 +489,7 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 	}
 	s.assignedAt = now
 	s.w.Assign(got)
-	d.syncLease(s, now)
+	d.syncLease(s)
 }
 
 func (d *Download) tick(now time.Time) {
@@ -475,7 +504,7 @@ func (d *Download) tick(now time.Time) {
 			d.fail(fmt.Errorf("swarm: storage: %w", err))
 		}
 		d.rebalance(now, false)
-		d.syncLeases(now)
+		d.syncLeases()
 	}
 	d.publish(now)
 }

@@ -47,7 +47,8 @@ func leaseAlerts(t *testing.T, wd *watchdog.Watchdog) map[string]int {
 // never fails and ignores revocations — misses its lease deadline: its
 // lease returns to the pool, the worker that delivers completes those
 // pieces, and the stalled worker is benched rather than handed them
-// straight back. The watchdog agrees with the sub-chief: it alerts for the
+// straight back. The watchdog decides (nobody routes its alerts here: the
+// sub-chief finds the miss by asking it at a tick): it alerts for the
 // stalled worker's miss and never for the good worker, whose lease
 // outlives LeaseTimeout piece by piece while it keeps delivering (the
 // per-piece deadlines this replaced raised false alerts for exactly that).

@@ -20,10 +20,10 @@ type workerSlot struct {
 	// unreleased counts its EventPiece pieces not yet released (Release):
 	// waiting for the storer or being stored.
 	unreleased int
-	// The lease clock (leaseclock.go): while the worker holds pieces it
-	// must deliver one by due; ticket is the watchdog packet with that
-	// deadline, missed the packet of a missed deadline.
-	due            time.Time
+	// The lease deadline (leaseclock.go): while the worker holds pieces,
+	// ticket is its watchdog packet, due LeaseTimeout after it was given
+	// pieces or last delivered one; missed is the packet of a missed
+	// deadline, until its bench ends or a late delivery fulfils it.
 	ticket, missed watchdog.Ticket
 	// misses counts consecutive missed deadlines; a benched worker (its
 	// lease was returned for a miss) gets no pieces until benchEnd.
