@@ -15,10 +15,10 @@ import (
 // deadline (DESIGN point 2): a tracker's request or scheduled announce
 // (Tracker is set; the tracker is marked slow — not answering — until it
 // answers, and keeps retrying on its own schedule), or a worker's lease
-// (Worker is set: no piece delivered in time; the sub-chief returns the
-// lease to the pool and benches the worker when another worker can take
-// the pieces). A tracker is reported once until it answers again; every
-// missed lease is reported.
+// (Worker is set: no piece delivered in time; the alert goes on to the
+// sub-chief, which returns the lease to the pool and benches the worker
+// when another worker can take the pieces). A tracker is reported once
+// until it answers again; every missed lease is reported.
 type Overdue struct {
 	// Kind is the watchdog packet's kind: tracker.KindConnect,
 	// KindAnnounce, KindScrape or KindSchedule, or swarm.LeaseKind.
@@ -76,8 +76,9 @@ func (j *Job) alert(a watchdog.Alert) {
 }
 
 // overdue acts on an alert on the job's loop: a tracker is marked slow in
-// the tracker health, a missed lease is counted by the node link, and the
-// user hears of it as an Overdue event.
+// the tracker health; a missed lease goes to the sub-chief, which decides
+// whether to return it (swarm.Download.LeaseAlert), and is counted by the
+// node link; the user hears of both as an Overdue event.
 func (j *Job) overdue(a watchdog.Alert, now time.Time) {
 	_, who, _ := packetTorrent(a.Packet.Owner)
 	ev := Overdue{Kind: a.Packet.Kind, Late: a.Late, Waited: a.Packet.Deadline.Sub(a.Packet.Issued) + a.Late}
@@ -88,6 +89,9 @@ func (j *Job) overdue(a watchdog.Alert, now time.Time) {
 			return // reported already, until it answers
 		}
 	case swarm.LeaseKind:
+		if j.dl != nil {
+			j.dl.LeaseAlert(a)
+		}
 		ev.Worker = who
 		ev.Node = j.link != nil && j.link.leaseMissed(who)
 	default:

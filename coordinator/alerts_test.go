@@ -4,10 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/swarm"
+	"flotilla/swarm/swarmtest"
 	"flotilla/tracker"
 	"flotilla/tracker/trackertest"
 	"flotilla/watchdog"
@@ -94,3 +99,119 @@ func TestOverdueRouting(t *testing.T) {
 		t.Errorf("packetTorrent(%q) = %x %q %v", owner(url), ih, who, ok)
 	}
 }
+
+// TestLeaseAlertReachesSubChief: a lease alert from the watchdog goes
+// from the coordinator's loop to the job and on to its sub-chief, which
+// returns the overdue lease to the pool (Revoke with force) and keeps the
+// one that is not overdue. The sub-chief has no status tick within the
+// test, so only the alert can have made it look; the watchdog runs on a
+// fake clock, so only the test makes a lease overdue.
+func TestLeaseAlertReachesSubChief(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 32*16<<10, 16<<10)
+	var clk struct {
+		sync.Mutex
+		t time.Time
+	}
+	clk.t = time.Now()
+	now := func() time.Time { clk.Lock(); defer clk.Unlock(); return clk.t }
+	advance := func(d time.Duration) { clk.Lock(); clk.t = clk.t.Add(d); clk.Unlock() }
+	wcfg := watchdog.DefaultConfig()
+	wcfg.Now = now
+	wd, err := watchdog.New(wcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wd.Close()
+	leased := func(name string) bool {
+		return len(wd.Pending(func(p watchdog.Packet) bool {
+			return p.Kind == swarm.LeaseKind && strings.HasSuffix(p.Owner, " "+name)
+		})) > 0
+	}
+
+	dcfg := swarm.DefaultConfig()
+	dcfg.InfoHash, dcfg.Info, dcfg.Storage, dcfg.Watchdog = tt.InfoHash, tt.Info, swarmtest.NewStorage(tt.Info, nil), wd
+	dcfg.MinLease, dcfg.StatusInterval = 4, time.Hour
+	local, node := newHoldWorker("local"), newHoldWorker("node-a")
+	dl, err := swarm.New(dcfg, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	testenv.WaitFor(t, 10*time.Second, "the local lease packet", func() bool { return leased("local") })
+	advance(dcfg.LeaseTimeout / 2)
+	dl.AddWorker(node)
+	testenv.WaitFor(t, 10*time.Second, "the node's lease packet", func() bool { return leased("node-a") })
+	advance(dcfg.LeaseTimeout / 2) // the local lease's deadline, not the node's
+
+	c := &Coordinator{log: slog.New(slog.DiscardHandler), jobs: map[*Job]struct{}{}}
+	j := &Job{c: c, cfg: JobConfig{Torrent: tt.Torrent}, dl: dl, cmds: make(chan func()), done: make(chan struct{}),
+		health: newTrackerHealth(time.Now(), time.Second, time.Second)}
+	c.jobs[j] = struct{}{}
+	ran := make(chan struct{})
+	go func() { // Job.run's part: the commands the coordinator sends
+		defer close(ran)
+		for {
+			select {
+			case f := <-j.cmds:
+				f()
+			case <-j.done:
+				return
+			}
+		}
+	}()
+	defer func() { close(j.done); <-ran }()
+
+	if err := wd.Check(); err != nil {
+		t.Fatal(err)
+	}
+	var a watchdog.Alert
+	select {
+	case a = <-wd.Alerts():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no lease alert")
+	}
+	if a.Packet.Kind != swarm.LeaseKind || !strings.HasSuffix(a.Packet.Owner, " local") {
+		t.Fatalf("alert for %s %q, want the local lease", a.Packet.Kind, a.Packet.Owner)
+	}
+	c.routeAlert(a) // on Coordinator.run's goroutine in a coordinator
+	select {
+	case <-local.forced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sub-chief did not return the overdue lease on the alert")
+	}
+	select {
+	case p := <-node.forced:
+		t.Fatalf("the node's lease, not overdue, was returned (%v)", p)
+	default:
+	}
+}
+
+// holdWorker is a swarm.Worker that holds its lease and delivers nothing;
+// it reports each forced Revoke (a returned lease) on forced.
+type holdWorker struct {
+	name   string
+	events chan swarm.WorkerEvent
+	forced chan []int
+	once   sync.Once
+}
+
+func newHoldWorker(name string) *holdWorker {
+	return &holdWorker{name: name, events: make(chan swarm.WorkerEvent), forced: make(chan []int, 16)}
+}
+
+func (h *holdWorker) Name() string        { return h.name }
+func (h *holdWorker) Assign(pieces []int) {}
+func (h *holdWorker) Revoke(pieces []int, force bool) {
+	if force {
+		select {
+		case h.forced <- append([]int(nil), pieces...):
+		default:
+		}
+	}
+}
+func (h *holdWorker) Have(pieces []int)                {}
+func (h *holdWorker) AddPeers(addrs []netip.AddrPort)  {}
+func (h *holdWorker) Events() <-chan swarm.WorkerEvent { return h.events }
+func (h *holdWorker) Release(piece int)                {}
+func (h *holdWorker) Status() swarm.WorkerStatus       { return swarm.WorkerStatus{Name: h.name} }
+func (h *holdWorker) Close() error                     { h.once.Do(func() { close(h.events) }); return nil }

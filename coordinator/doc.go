@@ -71,8 +71,13 @@
 // the packet (tracker and lease packets are owned by "<info-hash> <who>").
 // On the job's loop a tracker's late request or schedule marks the
 // tracker slow in the tracker health (it counts as not answering until it
-// answers), a missed lease is counted by the node link, and the user
-// hears of both as an Overdue event — a tracker once until it answers.
+// answers); a missed lease goes to the sub-chief (swarm.Download.LeaseAlert),
+// which returns it to the pool and benches the worker when another worker
+// can take it, and is counted by the node link; the user hears of both as
+// an Overdue event — a tracker once until it answers. The watchdog is the
+// only clock of a lease: the alert wakes the sub-chief, which asks the
+// watchdog which of its leases are overdue (also on every status tick, so
+// an alert the watchdog dropped because this loop lagged is not lost).
 //
 // # Lifecycle
 //
@@ -99,8 +104,7 @@
 // # Not yet
 //
 // Incoming connections are routed by the plaintext handshake only: an
-// encrypted (MSE/PE) one is closed as not BitTorrent. The sub-chief
-// still keeps its own lease clock beside the watchdog's lease packet
-// (swarm's workerSlot.due): the return of a missed lease is decided there,
-// not on the alert.
+// encrypted (MSE/PE) one is closed as not BitTorrent. Requests to swarm
+// nodes (dial and hello, each piece read) are bounded by connection
+// deadlines in package delegate, not by watchdog packets.
 package coordinator
