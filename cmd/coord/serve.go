@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -212,9 +213,12 @@ func serviceConfig(env *cmdEnv, o serveOpts, log *slog.Logger) (service.Config, 
 	if o.maxUpload <= 0 {
 		return cfg, failf(w, "serve", "give a positive number of bytes", "--max-upload %d is not a size", o.maxUpload)
 	}
-	for _, d := range []string{o.state, o.data} {
-		if err := checkWritableDir(d); err != nil {
+	for _, d := range []*string{&cfg.StateDir, &cfg.DataDir} {
+		if err := checkWritableDir(*d); err != nil {
 			return cfg, failf(w, "serve", "choose another directory, or fix its permissions", "%v", err)
+		}
+		if abs, err := filepath.Abs(*d); err == nil {
+			*d = abs // the API reports where a job's data is
 		}
 	}
 	if o.cluster.Enabled() {
