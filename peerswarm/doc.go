@@ -7,13 +7,44 @@
 //
 // # Structure
 //
-// A Swarm has one owner goroutine for all peer state. Each
-// connection has a reader goroutine, which decodes messages and sends
-// them to the owner in batches (one channel operation per read buffer,
-// not per block), and a writer goroutine, which drains an outbound queue
-// the owner appends to without ever blocking and reads upload blocks from
-// Storage itself. SHA-1 runs in a small pool (one goroutine per CPU, at
-// most 4). Piece buffers come from Storage's pool when it has one
+// A Swarm has one owner goroutine (Swarm.run) for all peer state. The
+// state lives in sub-owners, each a plain type with its own fields,
+// called only from run and handed what it needs from the others as
+// arguments (mostly the peer table); none holds the Swarm:
+//
+//   - peerTable (table.go): the connected peers and the admission caps:
+//     admit (makeRoom evicts an idle incoming peer), add, remove, and
+//     send, which never blocks (a full queue marks the table overfull).
+//     What a peer's arrival and departure mean to the others is the
+//     Swarm's register and dropPeer (peer.go).
+//   - requester (requests.go, interest.go): the Picker and every request
+//     we send: fill, received, checkTimeouts, cancelPiece; what each peer
+//     has (availability) and our interest (peerHas, peerBitfield,
+//     pieceDone).
+//   - uploader (upload.go): what we advertise (greet, advertise), who
+//     gets an upload slot (the choker's rounds, maybeUnchoke) and serving
+//     requests (serve, maxOutstanding).
+//   - guard (guard.go): the trust book, the ban list and the distrusted
+//     set it publishes to other goroutines (Banned, Distrusted, the
+//     wire), and departed peers' addresses for blame (sources,
+//     pruneGone). It decides (hashFailed, absolve, ban); the Swarm drops
+//     banned peers (Swarm.ban) and the requester restricts distrusted ones
+//     (setDistrust).
+//   - dialer (candidates.go): the addresses AddPeers gives, their
+//     back-off after failures, and dialMore within the caps.
+//
+// The Swarm itself keeps the swarm.Worker calls and the status snapshot
+// (swarm.go: publish), the message dispatch (messages.go: handleBatch,
+// handleMsg, and gotBlock, which copies fresh blocks into the piece
+// buffers) and the verdict of the SHA-1 pool (verify.go: hashed).
+//
+// Off the owner goroutine runs the wire (wire.go). Each connection has a
+// reader goroutine, which decodes messages and sends them to the owner in
+// batches (one channel operation per read buffer, not per block), and a
+// writer goroutine, which drains an outbound queue the owner appends to
+// without ever blocking and reads upload blocks from Storage itself.
+// SHA-1 runs in a small pool (one goroutine per CPU, at most 4). Piece
+// buffers (buffers.go) come from Storage's pool when it has one
 // (swarm.BufferPool) and are bounded by MaxInFlightBytes, which counts
 // pieces being downloaded, being verified, or delivered and not yet
 // released (swarm.Worker's Release: stored or dropped by the sub-chief).
@@ -52,5 +83,6 @@
 //     consulted on dial and accept.
 //
 // The passive algorithms (Picker, choker, trust book, pipeline depth) have
-// no goroutines and no I/O and are tested alone.
+// no goroutines and no I/O and are tested alone; the sub-owners above
+// drive them.
 package peerswarm

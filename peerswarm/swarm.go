@@ -23,7 +23,9 @@ import (
 // pieces leased to it, verifies them and reports them with their data. It
 // serves uploads of pieces the sub-chief tells it are stored (Have).
 //
-// One goroutine owns all of its state; each connection has a reader
+// One goroutine (run) owns all of its state, kept in sub-owners: the
+// peer table, the requester, the uploader, the guard and the dialer (see
+// the package doc for what each owns). Each connection has a reader
 // goroutine (sending batches of messages to the owner) and a writer
 // goroutine (draining an outbound queue the owner fills without
 // blocking); a small pool verifies SHA-1 off the owner goroutine. What
@@ -51,16 +53,17 @@ type Swarm struct {
 	// nothing can be requested before.
 	firstPeer atomic.Int64
 
-	// Owner state.
-	req       *requester
-	up        *uploader
-	guard     *guard
-	peers     *peerTable
-	dialer    *dialer
-	bufs      pieceBuffers // buffers of the pieces being downloaded (buffers.go)
-	suspects  map[int]suspect
-	verifying int
-	outbox    []swarm.WorkerEvent
+	// Owner state: the sub-owners,
+	peers  *peerTable // connected peers, admission, send (table.go)
+	req    *requester // the Picker and our requests (requests.go, interest.go)
+	up     *uploader  // what we advertise, choking, serving (upload.go)
+	guard  *guard     // trust, bans, departed peers' addresses (guard.go)
+	dialer *dialer    // candidate addresses and dials (candidates.go)
+	// and the pieces on their way from the requester to the sub-chief:
+	bufs      pieceBuffers        // buffers of the pieces being downloaded (buffers.go)
+	suspects  map[int]suspect     // failed pieces kept for blame (verify.go)
+	verifying int                 // pieces in the SHA-1 pool
+	outbox    []swarm.WorkerEvent // events waiting for the sub-chief (Events)
 	delivered int
 	hashFails int
 	// downloaded and wasted are written by the owner goroutine only but
