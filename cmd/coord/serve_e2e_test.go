@@ -290,3 +290,31 @@ func TestServeAPIGuards(t *testing.T) {
 	}
 	s.stop(t)
 }
+
+// TestServeTwoSwarmsAtOnce: two torrents from two swarms (each its own
+// opentracker and aria2c seeder) download at the same time through one
+// daemon, on its one peer listener, both byte-identical.
+func TestServeTwoSwarmsAtOnce(t *testing.T) {
+	a := newSwarmLab(t, lab.PayloadSpec{Name: "a.bin", Seed: 41, Size: 20 << 20}, 1<<18, 1, "--max-upload-limit=4M")
+	b := newSwarmLab(t, lab.PayloadSpec{Name: "b.bin", Seed: 43, Size: 20<<20 + 99}, 1<<18, 1, "--max-upload-limit=4M")
+	s := startServe(t, t.TempDir(), "--max-active", "2", "--seed=false")
+	ja := s.add(t, a.torrent.Path, "")
+	jb := s.add(t, b.torrent.Path, "")
+	testenv.WaitFor(t, time.Minute, "both jobs downloading with pieces done", func() bool {
+		da, db := s.show(t, ja.ID), s.show(t, jb.ID)
+		return da.State == service.StateDownloading && db.State == service.StateDownloading && da.PiecesDone > 0 && db.PiecesDone > 0
+	})
+	for _, c := range []struct {
+		id string
+		l  *swarmLab
+	}{{ja.ID, a}, {jb.ID, b}} {
+		d := s.waitState(t, c.id, 2*time.Minute, service.StateDone, service.StateFailed)
+		if d.State != service.StateDone {
+			t.Fatalf("job %s: %+v\n%s", c.id, d.JobInfo, s.out.String())
+		}
+		if err := c.l.payload.Verify(d.DataDir); err != nil {
+			t.Fatalf("job %s: %v", c.id, err)
+		}
+	}
+	s.stop(t)
+}
