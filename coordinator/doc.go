@@ -82,7 +82,7 @@
 // # Lifecycle
 //
 //	c, err := coordinator.New(cfg)          // listener, watchdog, trackers
-//	job, err := c.OpenJob(jobCfg)           // opens (and may check) the store
+//	job, err := c.OpenJob(jobCfg)           // one per torrent, many at once
 //	err = job.Verify(ctx)                   // optional re-hash
 //	err = job.Start(peers)                  // sub-chief, trackers, Job.run
 //	member, err := c.JoinCluster(clusterCfg) // optional: swarm nodes get work
@@ -104,7 +104,18 @@
 // # Not yet
 //
 // Incoming connections are routed by the plaintext handshake only: an
-// encrypted (MSE/PE) one is closed as not BitTorrent. Requests to swarm
-// nodes (dial and hello, each piece read) are bounded by connection
-// deadlines in package delegate, not by watchdog packets.
+// encrypted (MSE/PE) one is closed as not BitTorrent (aria2c tries one
+// first, then retries in plaintext). The per-address caps on connected
+// peers are each torrent's (peerswarm); the router's bound only pending
+// connections.
+//
+// Each job opens a delegate session of its own to every swarm node, and
+// a node runs one job per session: a node holds as many torrents as it
+// admits sessions (delegate.ServerConfig.MaxSessions, 16 by default;
+// over it a job hears NodeDialFailed and retries after its back-off), and
+// each of its jobs has a local swarm of the node's full MaxPeers, so the
+// slots a node advertises count per torrent, not per node.
+//
+// Requests to swarm nodes (dial and hello, each piece read) are bounded
+// by connection deadlines in package delegate, not by watchdog packets.
 package coordinator
