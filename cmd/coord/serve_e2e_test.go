@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"flotilla/internal/lab"
 	"flotilla/internal/testenv"
+	"flotilla/metainfo"
 	"flotilla/service"
 )
 
@@ -315,6 +318,71 @@ func TestServeTwoSwarmsAtOnce(t *testing.T) {
 		if err := c.l.payload.Verify(d.DataDir); err != nil {
 			t.Fatalf("job %s: %v", c.id, err)
 		}
+	}
+	s.stop(t)
+}
+
+// TestServeCLI: coord add, ls, show, pause, resume and rm drive a real
+// coord serve with the token from the environment.
+func TestServeCLI(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, dir)
+	data := bytes.Repeat([]byte("flotilla"), 1<<14)
+	tb, err := metainfo.Build("cli.bin", []metainfo.File{{Length: int64(len(data))}}, 1<<15,
+		[][]string{{"http://127.0.0.1:1/announce"}}, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpath := filepath.Join(dir, "cli.torrent")
+	if err := os.WriteFile(tpath, tb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	server := strings.TrimSuffix(s.api, "/api/v1")
+	cli := func(wantCode int, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(coordBinary(t), append(args, "--server", server)...)
+		cmd.Env = append(os.Environ(), tokenEnv+"="+serveToken)
+		out, err := cmd.Output()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != wantCode {
+			t.Fatalf("coord %v: exit %d, want %d; stdout:\n%s", args, code, wantCode, out)
+		}
+		return string(out)
+	}
+	id := strings.TrimSpace(cli(0, "add", tpath, "--paused", "--seed-ratio", "5"))
+	if len(id) != 12 {
+		t.Fatalf("coord add printed %q, want the job id", id)
+	}
+	if out := cli(0, "ls"); !strings.Contains(out, id) || !strings.Contains(out, "paused") || !strings.Contains(out, "cli.bin") {
+		t.Fatalf("coord ls:\n%s", out)
+	}
+	var list []service.JobInfo
+	if err := json.Unmarshal([]byte(cli(0, "ls", "--json")), &list); err != nil || len(list) != 1 || list[0].Limits.Ratio != 5 {
+		t.Fatalf("coord ls --json: %+v %v", list, err)
+	}
+	if out := cli(0, "resume", id); !strings.Contains(out, id) {
+		t.Fatalf("coord resume: %s", out)
+	}
+	s.waitState(t, id, 30*time.Second, service.StateDownloading)
+	if out := cli(0, "show", id); !strings.Contains(out, "cli.bin") || !strings.Contains(out, "http://127.0.0.1:1/announce") {
+		t.Fatalf("coord show:\n%s", out)
+	}
+	cli(0, "pause", id)
+	cli(1, "show", "000000000000")
+	cli(0, "rm", "--delete-data", id)
+	if out := cli(0, "ls", "--json"); strings.TrimSpace(out) != "[]" && strings.TrimSpace(out) != "null" {
+		t.Fatalf("after rm: %s", out)
+	}
+	cmd := exec.Command(coordBinary(t), "ls", "--server", server)
+	cmd.Env = append(os.Environ(), tokenEnv+"=wrong")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "token") {
+		t.Fatalf("coord ls with a wrong token: %v\n%s", err, out)
 	}
 	s.stop(t)
 }

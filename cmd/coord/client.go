@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"flotilla/metainfo"
+	"flotilla/service"
+)
+
+// serverEnv names the default --server of the client commands.
+const serverEnv = "FLOTILLA_SERVER"
+
+// clientOpts are the flags every client command (add, ls, show, pause,
+// resume, rm) has.
+type clientOpts struct {
+	server    string
+	tokenFile string
+	json      bool
+}
+
+func (o *clientOpts) register(fs *flag.FlagSet, env *cmdEnv) {
+	def := env.getenv(serverEnv)
+	if def == "" {
+		def = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&o.server, "server", def, "URL of coord serve's API (default: $"+serverEnv+", else http://127.0.0.1:8080)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the API token; default: $"+tokenEnv)
+	fs.BoolVar(&o.json, "json", false, "print the API's JSON instead of a table")
+}
+
+// client returns the API client, reading the token.
+func (o *clientOpts) client(env *cmdEnv, cmd string) (*service.Client, int) {
+	token := env.getenv(tokenEnv)
+	if o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, failf(env.stderr, cmd, "check --token-file", "cannot read the API token: %v", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return &service.Client{Server: o.server, Token: token}, 0
+}
+
+// clientCmd is one run of a client command: its flags and its client.
+type clientCmd struct {
+	name string
+	env  *cmdEnv
+	o    clientOpts
+	c    *service.Client
+	set  map[string]bool // the flags given
+}
+
+// newClientCmd parses a client command's flags (the common ones and those
+// extra adds) and returns the command and its positional arguments; stop
+// is set, with the exit status in code, when the command should return
+// (help printed, a bad flag, an unreadable token).
+func newClientCmd(env *cmdEnv, name, positional, summary string, args []string, extra func(*flag.FlagSet)) (*clientCmd, []string, int, bool) {
+	fs := newFlagSet(name, positional, summary, env)
+	x := &clientCmd{name: name, env: env}
+	x.o.register(fs.FlagSet, env)
+	if extra != nil {
+		extra(fs.FlagSet)
+	}
+	pos, err := fs.parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, nil, 0, true
+	}
+	if err != nil {
+		return nil, nil, 2, true
+	}
+	x.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { x.set[f.Name] = true })
+	c, code := x.o.client(env, name)
+	if code != 0 {
+		return nil, nil, code, true
+	}
+	x.c = c
+	return x, pos, 0, false
+}
+
+// fail prints an API or connection error and returns 1.
+func (x *clientCmd) fail(err error) int {
+	var ae *service.APIError
+	if errors.As(err, &ae) && ae.Status == 401 {
+		return failf(x.env.stderr, x.name, "give the token of coord serve with --token-file or $"+tokenEnv, "%v", err)
+	}
+	return failf(x.env.stderr, x.name, "", "%v", err)
+}
+
+func (x *clientCmd) printJSON(v any) {
+	enc := json.NewEncoder(x.env.stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func runAdd(ctx context.Context, env *cmdEnv, args []string) int {
+	var paused bool
+	var ratio float64
+	var seedTime time.Duration
+	x, pos, code, stop := newClientCmd(env, "add", "TORRENT...",
+		"Adds .torrent files to coord serve and prints each job's id.", args, func(fs *flag.FlagSet) {
+			fs.BoolVar(&paused, "paused", false, "add without starting")
+			fs.Float64Var(&ratio, "seed-ratio", 0, "this job's seed ratio limit (default: the daemon's); 0: none")
+			fs.DurationVar(&seedTime, "seed-time", 0, "this job's seed time limit (default: the daemon's); 0: none")
+		})
+	if stop {
+		return code
+	}
+	if len(pos) == 0 {
+		fmt.Fprintln(env.stderr, "coord add: expected one or more TORRENT files (see --help)")
+		return 2
+	}
+	opts := service.AddOptions{Paused: paused}
+	if x.set["seed-ratio"] || x.set["seed-time"] {
+		opts.Limits = &service.Limits{Seed: true, Ratio: ratio, Time: service.Duration(seedTime)}
+	}
+	code = 0
+	for _, p := range pos {
+		if metainfo.IsMagnet(p) {
+			code = failErr(env.stderr, "add", p, service.ErrMagnet)
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			code = failf(env.stderr, "add", "check the path", "%v", err)
+			continue
+		}
+		in, err := x.c.Add(ctx, b, opts)
+		var ae *service.APIError
+		if errors.As(err, &ae) && ae.Status == 409 {
+			fmt.Fprintf(env.stderr, "coord add: %s is already added\n", p)
+		} else if err != nil {
+			code = x.fail(fmt.Errorf("%s: %w", p, err))
+			continue
+		}
+		if x.o.json {
+			x.printJSON(in)
+		} else {
+			fmt.Fprintln(env.stdout, in.ID)
+		}
+	}
+	return code
+}
+
+func runLs(ctx context.Context, env *cmdEnv, args []string) int {
+	var watch bool
+	var every time.Duration
+	x, pos, code, stop := newClientCmd(env, "ls", "", "Lists coord serve's jobs.", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&watch, "watch", false, "refresh the list in place every --interval until interrupted")
+		fs.DurationVar(&every, "interval", 2*time.Second, "time between refreshes with --watch")
+	})
+	if stop {
+		return code
+	}
+	if len(pos) != 0 {
+		fmt.Fprintln(env.stderr, "coord ls: takes no arguments (see --help)")
+		return 2
+	}
+	for {
+		jobs, err := x.c.List(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0
+			}
+			return x.fail(err)
+		}
+		if watch {
+			fmt.Fprint(env.stdout, "\x1b[H\x1b[2J") // home, clear screen
+		}
+		if x.o.json {
+			x.printJSON(jobs)
+		} else {
+			printJobs(env.stdout, jobs)
+		}
+		if !watch {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(every):
+		}
+	}
+}
+
+func printJobs(w io.Writer, jobs []service.JobInfo) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tDONE\tSIZE\tDOWN\tUP\tRATIO\tPEERS")
+	for _, j := range jobs {
+		state := j.State
+		if j.Error != "" {
+			state += ": " + j.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%s\t%s/s\t%s/s\t%.2f\t%d\n", j.ID, j.Name, state, j.Progress*100,
+			humanBytes(j.Size), humanBytes(int64(j.DownRate)), humanBytes(int64(j.UpRate)), j.Ratio, j.Peers)
+	}
+	tw.Flush()
+}
+
+func runShow(ctx context.Context, env *cmdEnv, args []string) int {
+	x, pos, code, stop := newClientCmd(env, "show", "ID", "Shows one of coord serve's jobs: its status, files, swarms and trackers.", args, nil)
+	if stop {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(env.stderr, "coord show: expected one job ID (see coord ls)")
+		return 2
+	}
+	d, err := x.c.Get(ctx, pos[0])
+	if err != nil {
+		return x.fail(err)
+	}
+	if x.o.json {
+		x.printJSON(d)
+		return 0
+	}
+	printDetail(env.stdout, d)
+	return 0
+}
+
+func printDetail(w io.Writer, d service.JobDetail) {
+	fmt.Fprintf(w, "%s  %s\n", d.ID, d.Name)
+	fmt.Fprintf(w, "  state     %s", d.State)
+	if d.Error != "" {
+		fmt.Fprintf(w, ": %s", d.Error)
+	}
+	if d.Waiting != "" {
+		fmt.Fprintf(w, " (%s)", d.Waiting)
+	}
+	fmt.Fprintf(w, "\n  progress  %.1f%% of %s (%d of %d pieces)\n", d.Progress*100, humanBytes(d.Size), d.PiecesDone, d.Pieces)
+	fmt.Fprintf(w, "  transfer  down %s (%s/s), up %s (%s/s), ratio %.2f, %d peers (%d seeds)\n",
+		humanBytes(d.Downloaded), humanBytes(int64(d.DownRate)), humanBytes(d.Uploaded), humanBytes(int64(d.UpRate)), d.Ratio, d.Peers, d.Seeds)
+	fmt.Fprintf(w, "  seeding   %s", limitsText(d.Limits))
+	fmt.Fprintf(w, "; seeded %s\n  data      %s\n", time.Duration(d.Seeded).Round(time.Second), d.DataDir)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nFILE\tSIZE")
+	for _, f := range d.Files {
+		fmt.Fprintf(tw, "%s\t%s\n", f.Path, humanBytes(f.Length))
+	}
+	if len(d.Workers) > 0 {
+		fmt.Fprintln(tw, "\nSWARM\tSTATE\tPEERS\tDOWN\tRECEIVED\tPIECES\tHASH FAILS")
+		for _, wk := range d.Workers {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s/s\t%s\t%d\t%d\n", wk.Name, wk.State, wk.Peers, humanBytes(int64(wk.DownRate)), humanBytes(wk.Downloaded), wk.Delivered, wk.HashFails)
+		}
+	}
+	fmt.Fprintln(tw, "\nTRACKER\tTIER\tOVERDUE\tLAST ERROR")
+	for _, t := range d.Trackers {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", t.URL, t.Tier, t.Overdue, t.LastError)
+	}
+	tw.Flush()
+}
+
+func limitsText(l service.Limits) string {
+	if !l.Seed {
+		return "off"
+	}
+	var parts []string
+	if l.Ratio > 0 {
+		parts = append(parts, fmt.Sprintf("to ratio %.2f", l.Ratio))
+	}
+	if l.Time > 0 {
+		parts = append(parts, "for "+time.Duration(l.Time).String())
+	}
+	if len(parts) == 0 {
+		return "without limit"
+	}
+	return strings.Join(parts, " or ")
+}
+
+func runPause(ctx context.Context, env *cmdEnv, args []string) int {
+	return runEach(ctx, env, "pause", "Pauses jobs of coord serve: their trackers hear \"stopped\" and they stay stopped until resumed.", args, nil,
+		func(ctx context.Context, c *service.Client, id string) (any, error) { return c.Pause(ctx, id) })
+}
+
+func runResume(ctx context.Context, env *cmdEnv, args []string) int {
+	return runEach(ctx, env, "resume", "Resumes paused jobs of coord serve (and retries failed ones).", args, nil,
+		func(ctx context.Context, c *service.Client, id string) (any, error) { return c.Resume(ctx, id) })
+}
+
+func runRm(ctx context.Context, env *cmdEnv, args []string) int {
+	var del bool
+	return runEach(ctx, env, "rm", "Removes jobs from coord serve; their data stays unless --delete-data.", args,
+		func(fs *flag.FlagSet) { fs.BoolVar(&del, "delete-data", false, "delete the jobs' files too") },
+		func(ctx context.Context, c *service.Client, id string) (any, error) {
+			return map[string]any{"removed": id, "data_deleted": del}, c.Remove(ctx, id, del)
+		})
+}
+
+// runEach applies f to every job ID given and prints the results.
+func runEach(ctx context.Context, env *cmdEnv, name, summary string, args []string, extra func(*flag.FlagSet),
+	f func(context.Context, *service.Client, string) (any, error)) int {
+	x, pos, code, stop := newClientCmd(env, name, "ID...", summary, args, extra)
+	if stop {
+		return code
+	}
+	if len(pos) == 0 {
+		fmt.Fprintf(env.stderr, "coord %s: expected one or more job IDs (see coord ls)\n", name)
+		return 2
+	}
+	for _, id := range pos {
+		res, err := f(ctx, x.c, id)
+		if err != nil {
+			code = x.fail(err)
+			continue
+		}
+		switch {
+		case x.o.json:
+			x.printJSON(res)
+		case name == "rm":
+			fmt.Fprintf(env.stdout, "%s removed\n", id)
+		default:
+			fmt.Fprintf(env.stdout, "%s %s\n", id, res.(service.JobInfo).State)
+		}
+	}
+	return code
+}
