@@ -22,6 +22,7 @@ type job struct {
 	// busy: a start or a close is in flight on a goroutine of its own;
 	// starting tells which.
 	busy, starting bool
+	runSeeds       bool // run was started to keep seeding once complete
 	waiting        string // why a queued job does not start
 	status         swarm.Status
 	seedStart      time.Time // when this run began seeding (zero: not seeding)
@@ -156,6 +157,10 @@ func (s *Service) reconcile() {
 		switch {
 		case j.run != nil && !want:
 			s.startClose(j)
+		case j.run != nil && j.rec.Complete && !j.runSeeds:
+			// Complete, and to seed since its limits changed: restarted
+			// as a seeder.
+			s.startClose(j)
 		case j.run == nil && want && (j.rec.Complete || active < s.cfg.MaxActive):
 			if !j.rec.Complete {
 				active++
@@ -171,6 +176,7 @@ func (s *Service) reconcile() {
 func (s *Service) startOpen(j *job) {
 	j.busy, j.starting, j.waiting = true, true, ""
 	spec := jobSpec{torrent: j.t, dir: s.dataDir(j.rec.ID), tiers: usableTiers(j.t), seed: j.rec.Limits.Seed, peers: s.cfg.Peers}
+	j.runSeeds = spec.seed
 	go func() {
 		var r runner
 		err := os.MkdirAll(spec.dir, 0o755)

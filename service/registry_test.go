@@ -181,3 +181,23 @@ func TestRestartResumesJobs(t *testing.T) {
 		t.Fatal("a done or paused job was started after restart")
 	}
 }
+
+// TestSeedTurnedOnWhileDownloading: a job started without seeding whose
+// limits turn seeding on completes and is restarted as a seeder.
+func TestSeedTurnedOnWhileDownloading(t *testing.T) {
+	eng := newFakeEngine()
+	s := newTestService(t, "", eng)
+	in, _ := s.Add(testTorrent(t, "a.bin", 10_000), AddOptions{Limits: &Limits{Seed: false}})
+	waitState(t, s, in.ID, StateDownloading)
+	first := eng.run("a.bin")
+	if first.spec.seed {
+		t.Fatal("started to seed with seed=false")
+	}
+	s.SetLimits(in.ID, Limits{Seed: true})
+	first.events <- coordinator.Completed{}
+	waitState(t, s, in.ID, StateSeeding)
+	testenv.WaitFor(t, 5*time.Second, "restarted as a seeder", func() bool {
+		r := eng.run("a.bin")
+		return first.isClosed() && r != first && r.spec.seed
+	})
+}
