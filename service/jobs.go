@@ -22,7 +22,7 @@ type job struct {
 	// busy: a start or a close is in flight on a goroutine of its own;
 	// starting tells which.
 	busy, starting bool
-	runSeeds       bool // run was started to keep seeding once complete
+	runSeeds       bool   // run was started to keep seeding once complete
 	waiting        string // why a queued job does not start
 	status         swarm.Status
 	seedStart      time.Time // when this run began seeding (zero: not seeding)
