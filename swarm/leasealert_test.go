@@ -1,6 +1,9 @@
 package swarm
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -253,4 +256,86 @@ func leaseOverdue(wd *watchdog.Watchdog, name string) bool {
 	return len(wd.Pending(func(p watchdog.Packet) bool {
 		return p.Kind == LeaseKind && p.Overdue && strings.HasSuffix(p.Owner, " "+name)
 	})) > 0
+}
+
+// Consecutive misses double the bench, up to LeaseTimeout <<
+// maxBenchShift: each round the stalled worker, back from its bench, is
+// given pieces again, the watchdog's clock passes its deadline, and a
+// fresh worker (whose deadline is later) can take over. The bench is read
+// from the sub-chief's log line, which states it exactly.
+func TestLeaseBenchDoubles(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 256*16<<10, 16<<10)
+	cfg, _ := subChiefConfig(t, tt)
+	cfg.LeaseTimeout = 50 * time.Millisecond
+	wd, clk := newClockWatchdog(t, 16) // alerts unread: the ticks ask
+	cfg.Watchdog = wd
+	logs := &benchLog{}
+	cfg.Logger = slog.New(logs)
+	d := newTestDownload(t, cfg)
+	stalled := newFakeWorker("stalled", tt)
+	stalled.hold, stalled.mute = true, true
+	stalled.start()
+	d.AddWorker(stalled)
+	for k := 1; k <= maxBenchShift+2; k++ {
+		waitFreshLease(t, wd, "stalled")
+		clk.Advance(cfg.LeaseTimeout)
+		spare := newFakeWorker(fmt.Sprintf("spare%d", k), tt)
+		spare.hold = true
+		d.AddWorker(spare.start())
+		testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("miss %d", k), func() bool { return len(logs.benches()) >= k })
+		want := cfg.LeaseTimeout << min(k-1, maxBenchShift)
+		if got := logs.benches()[k-1]; got != want {
+			t.Fatalf("miss %d: benched for %v, want %v (all: %v)", k, got, want, logs.benches())
+		}
+	}
+}
+
+// waitFreshLease waits until the named worker has a lease packet that is
+// not overdue.
+func waitFreshLease(t *testing.T, wd *watchdog.Watchdog, name string) {
+	t.Helper()
+	testenv.WaitFor(t, 10*time.Second, "a fresh lease of "+name, func() bool {
+		return len(wd.Pending(func(p watchdog.Packet) bool {
+			return p.Kind == LeaseKind && !p.Overdue && strings.HasSuffix(p.Owner, " "+name)
+		})) > 0
+	})
+}
+
+// benchLog is a slog.Handler that keeps the bench of every missed lease
+// deadline of the worker "stalled".
+type benchLog struct {
+	mu sync.Mutex
+	b  []time.Duration
+}
+
+func (h *benchLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *benchLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *benchLog) WithGroup(string) slog.Handler            { return h }
+func (h *benchLog) Handle(_ context.Context, r slog.Record) error {
+	if !strings.HasPrefix(r.Message, "lease deadline missed") {
+		return nil
+	}
+	var worker string
+	var bench time.Duration
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "worker":
+			worker = a.Value.String()
+		case "benched":
+			bench = a.Value.Duration()
+		}
+		return true
+	})
+	if worker == "stalled" {
+		h.mu.Lock()
+		h.b = append(h.b, bench)
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+func (h *benchLog) benches() []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]time.Duration(nil), h.b...)
 }
