@@ -155,6 +155,19 @@ func (s *Service) List() ([]JobInfo, error) {
 	return out, err
 }
 
+// details returns every job's detail, oldest first.
+func (s *Service) details() ([]JobDetail, error) {
+	var out []JobDetail
+	err := s.do(func() {
+		for _, j := range s.ordered() {
+			out = append(out, s.detail(j))
+		}
+	})
+	return out, err
+}
+
+func timeSeconds(d Duration) float64 { return time.Duration(d).Seconds() }
+
 // Get returns one job's detail.
 func (s *Service) Get(id string) (JobDetail, error) {
 	var d JobDetail

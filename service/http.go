@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"flotilla/metainfo"
 )
 
@@ -70,12 +72,21 @@ func NewHandler(s *Service, cfg HTTPConfig) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("/", h.guard(api))
+	// A scraper names the pod's address as Host: with a token, /metrics
+	// needs the token alone.
+	prom := promhttp.HandlerFor(NewRegistry(s), promhttp.HandlerOpts{})
+	if cfg.Token != "" {
+		mux.Handle("GET /metrics", h.tokenOnly(prom))
+	} else {
+		mux.Handle("GET /metrics", h.guard(prom))
+	}
 	return mux
 }
 
 // guard refuses requests whose Host is not allowed, then those without
 // the token.
 func (h *apiHandler) guard(next http.Handler) http.Handler {
+	tokenOnly := h.tokenOnly(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if hh, _, err := net.SplitHostPort(host); err == nil {
@@ -86,6 +97,13 @@ func (h *apiHandler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not one this server answers for; use its address, or start coord serve with --allowed-host %s", r.Host, host))
 			return
 		}
+		tokenOnly.ServeHTTP(w, r)
+	})
+}
+
+// tokenOnly refuses requests without the token (if there is one).
+func (h *apiHandler) tokenOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h.cfg.Token != "" {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) != 1 {

@@ -14,6 +14,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"flotilla/coordinator"
+	"flotilla/internal/testenv"
+	"flotilla/swarm"
 )
 
 const testToken = "s3cret-token"
@@ -223,5 +232,83 @@ func TestAPIRefusesOversizedUpload(t *testing.T) {
 	pr.Close()
 	if code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("chunked oversized upload: %d %v", code, m)
+	}
+}
+
+// TestMetrics: /metrics parses with the Prometheus text parser, needs the
+// token but not an allowed Host, and its figures follow a job.
+func TestMetrics(t *testing.T) {
+	srv, s, eng := newTestAPI(t, HTTPConfig{Token: testToken})
+	in, err := s.Add(testTorrent(t, "a.bin", 50_000), AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, in.ID, StateDownloading)
+	eng.run("a.bin").events <- coordinator.Progress{Status: swarm.Status{Pieces: 4, Written: 2, BytesDone: 32 << 10, Downloaded: 40_000,
+		Workers: []swarm.WorkerStatus{{Name: "local", Downloaded: 30_000}, {Name: "node1", Downloaded: 10_000}, {Name: "node1", Downloaded: 5}}}}
+	testenv.WaitFor(t, 5*time.Second, "progress", func() bool { d, _ := s.Get(in.ID); return d.PiecesDone == 2 })
+	scrape := func(host, token string) (int, map[string]*dto.MetricFamily) {
+		req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+		req.Host = host
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return resp.StatusCode, nil
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := parser.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatalf("/metrics does not parse: %v", err)
+		}
+		return 200, fams
+	}
+	if code, _ := scrape("10.1.2.3:8080", ""); code != 401 {
+		t.Fatalf("without the token: %d", code)
+	}
+	code, fams := scrape("10.1.2.3:8080", testToken)
+	if code != 200 {
+		t.Fatalf("scrape: %d", code)
+	}
+	value := func(name string, labels map[string]string) float64 {
+		t.Helper()
+		f := fams[name]
+		if f == nil {
+			t.Fatalf("no %s", name)
+		}
+	metric:
+		for _, m := range f.Metric {
+			for _, lp := range m.Label {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue metric
+				}
+			}
+			if m.Gauge != nil {
+				return m.Gauge.GetValue()
+			}
+			return m.Counter.GetValue()
+		}
+		t.Fatalf("no %s%v", name, labels)
+		return 0
+	}
+	if v := value("flotilla_torrent_pieces_done", map[string]string{"id": in.ID}); v != 2 {
+		t.Fatalf("pieces done %v", v)
+	}
+	if v := value("flotilla_torrent_downloaded_bytes_total", map[string]string{"id": in.ID}); v != 40_000 {
+		t.Fatalf("downloaded %v", v)
+	}
+	if v := value("flotilla_worker_downloaded_bytes_total", map[string]string{"worker": "node1"}); v != 10_005 {
+		t.Fatalf("node1 downloaded %v", v)
+	}
+	if v := value("flotilla_jobs", map[string]string{"state": StateDownloading}); v != 1 {
+		t.Fatalf("downloading jobs %v", v)
+	}
+	if fams["go_goroutines"] == nil || fams["process_resident_memory_bytes"] == nil {
+		t.Fatal("no Go runtime or process metrics")
 	}
 }

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"flotilla/internal/lab"
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
@@ -116,6 +119,35 @@ func (s *serveProc) waitState(t *testing.T, id string, timeout time.Duration, st
 	return d
 }
 
+// metric scrapes /metrics (which must parse) and returns the value of
+// the metric name for job id.
+func (s *serveProc) metric(t *testing.T, name, id string) float64 {
+	t.Helper()
+	req, _ := http.NewRequest("GET", strings.TrimSuffix(s.api, "/api/v1")+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+serveToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	if f := fams[name]; f != nil {
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "id" && l.GetValue() == id {
+					return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("/metrics has no %s for job %s", name, id)
+	return 0
+}
+
 // stop sends SIGTERM and waits for exit 0.
 func (s *serveProc) stop(t *testing.T) {
 	t.Helper()
@@ -210,7 +242,12 @@ func TestServeResumesAfterRestartAndKill(t *testing.T) {
 	if d := s.show(t, in.ID); d.PiecesDone < kept {
 		t.Fatalf("restarted: %d pieces done, %d were kept", d.PiecesDone, kept)
 	}
+	atLeast(s, kept+1)
+	before := s.metric(t, "flotilla_torrent_done_bytes", in.ID)
 	atLeast(s, kept+n/5)
+	if after := s.metric(t, "flotilla_torrent_done_bytes", in.ID); !(after > before && before > 0) {
+		t.Fatalf("/metrics: done bytes %v, then %v while downloading", before, after)
+	}
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	s.wait(t, 10*time.Second)
 	kept = haveCount(t, l.info, dataDir)

@@ -1,0 +1,126 @@
+package service
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics exports the service's figures in Prometheus format. It is a
+// prometheus.Collector: every scrape takes one snapshot of the registry
+// from Service.run (the figures are the owner's, never a second copy).
+type metrics struct {
+	s *Service
+
+	jobs, size, done, pieces, piecesDone        *prometheus.Desc
+	down, up, downRate, upRate, peers, seeds    *prometheus.Desc
+	wDown, wUp, wRate, wPeers, wDelivered       *prometheus.Desc
+	wHashFails, wBanned, tOverdue, tLastOverdue *prometheus.Desc
+}
+
+// NewRegistry returns a Prometheus registry holding the service's metrics
+// and the Go runtime's and process's (memory, CPU, descriptors).
+func NewRegistry(s *Service) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newMetrics(s), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func newMetrics(s *Service) *metrics {
+	job := []string{"id", "name"}
+	worker := []string{"id", "worker"}
+	tracker := []string{"id", "tracker"}
+	d := func(name, help string, labels []string) *prometheus.Desc {
+		return prometheus.NewDesc("flotilla_"+name, help, labels, nil)
+	}
+	return &metrics{s: s,
+		jobs:         d("jobs", "Jobs in each state.", []string{"state"}),
+		size:         d("torrent_size_bytes", "The torrent's length.", job),
+		done:         d("torrent_done_bytes", "Bytes verified and written.", job),
+		pieces:       d("torrent_pieces", "Pieces in the torrent.", job),
+		piecesDone:   d("torrent_pieces_done", "Pieces verified and written.", job),
+		down:         d("torrent_downloaded_bytes_total", "Payload bytes received, over every run of the job.", job),
+		up:           d("torrent_uploaded_bytes_total", "Payload bytes sent, over every run of the job.", job),
+		downRate:     d("torrent_download_rate_bytes", "Payload bytes received per second.", job),
+		upRate:       d("torrent_upload_rate_bytes", "Payload bytes sent per second.", job),
+		peers:        d("torrent_peers", "Connected peers.", job),
+		seeds:        d("torrent_seeds", "Connected peers that have every piece.", job),
+		wDown:        d("worker_downloaded_bytes_total", "Payload bytes a swarm (local, or a swarm node) received in the job's current run.", worker),
+		wUp:          d("worker_uploaded_bytes_total", "Payload bytes a swarm sent in the job's current run.", worker),
+		wRate:        d("worker_download_rate_bytes", "Payload bytes a swarm receives per second.", worker),
+		wPeers:       d("worker_peers", "A swarm's connected peers.", worker),
+		wDelivered:   d("worker_pieces_delivered_total", "Pieces a swarm delivered that the sub-chief accepted, in the job's current run.", worker),
+		wHashFails:   d("worker_hash_fails_total", "Pieces from a swarm that failed verification, in the job's current run.", worker),
+		wBanned:      d("worker_banned_peers", "Peer addresses a swarm banned.", worker),
+		tOverdue:     d("tracker_overdue_total", "A tracker's requests that passed the watchdog's deadline.", tracker),
+		tLastOverdue: d("tracker_last_overdue_seconds", "How long a tracker's newest overdue request had waited.", tracker),
+	}
+}
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	details, err := m.s.details()
+	if err != nil {
+		return // shutting down: an empty scrape
+	}
+	g, c := prometheus.GaugeValue, prometheus.CounterValue
+	emit := func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, t, v, labels...)
+	}
+	states := map[string]int{StateQueued: 0, StateChecking: 0, StateDownloading: 0, StateSeeding: 0, StatePaused: 0, StateDone: 0, StateFailed: 0}
+	for _, d := range details {
+		states[d.State]++
+		id, name := d.ID, d.Name
+		emit(m.size, g, float64(d.Size), id, name)
+		emit(m.done, g, float64(d.BytesDone), id, name)
+		emit(m.pieces, g, float64(d.Pieces), id, name)
+		emit(m.piecesDone, g, float64(d.PiecesDone), id, name)
+		emit(m.down, c, float64(d.Downloaded), id, name)
+		emit(m.up, c, float64(d.Uploaded), id, name)
+		emit(m.downRate, g, d.DownRate, id, name)
+		emit(m.upRate, g, d.UpRate, id, name)
+		emit(m.peers, g, float64(d.Peers), id, name)
+		emit(m.seeds, g, float64(d.Seeds), id, name)
+		for _, w := range mergeWorkers(d.Workers) {
+			emit(m.wDown, c, float64(w.Downloaded), id, w.Name)
+			emit(m.wUp, c, float64(w.Uploaded), id, w.Name)
+			emit(m.wRate, g, w.DownRate, id, w.Name)
+			emit(m.wPeers, g, float64(w.Peers), id, w.Name)
+			emit(m.wDelivered, c, float64(w.Delivered), id, w.Name)
+			emit(m.wHashFails, c, float64(w.HashFails), id, w.Name)
+			emit(m.wBanned, g, float64(w.Banned), id, w.Name)
+		}
+		for _, t := range d.Trackers {
+			emit(m.tOverdue, c, float64(t.Overdue), id, t.URL)
+			emit(m.tLastOverdue, g, timeSeconds(t.LastOverdue), id, t.URL)
+		}
+	}
+	for st, n := range states {
+		emit(m.jobs, g, float64(n), st)
+	}
+}
+
+// mergeWorkers sums the figures of workers that share a name (a swarm
+// node that left and came back is two workers of the sub-chief), since
+// a metric's labels must be unique.
+func mergeWorkers(ws []WorkerInfo) []WorkerInfo {
+	out := make([]WorkerInfo, 0, len(ws))
+	at := map[string]int{}
+	for _, w := range ws {
+		i, ok := at[w.Name]
+		if !ok {
+			at[w.Name] = len(out)
+			out = append(out, w)
+			continue
+		}
+		o := &out[i]
+		o.Downloaded += w.Downloaded
+		o.Uploaded += w.Uploaded
+		o.DownRate += w.DownRate
+		o.Peers += w.Peers
+		o.Delivered += w.Delivered
+		o.HashFails += w.HashFails
+		o.Banned += w.Banned
+	}
+	return out
+}
