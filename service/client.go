@@ -94,6 +94,13 @@ func (c *Client) SetLimits(ctx context.Context, id string, l Limits) (JobInfo, e
 	return in, err
 }
 
+// Nodes returns the cluster's members and what each does.
+func (c *Client) Nodes(ctx context.Context) (Nodes, error) {
+	var n Nodes
+	err := c.call(ctx, "GET", "/api/v1/nodes", "", nil, &n)
+	return n, err
+}
+
 // Remove removes a job, and its data with deleteData.
 func (c *Client) Remove(ctx context.Context, id string, deleteData bool) error {
 	path := "/api/v1/torrents/" + url.PathEscape(id)

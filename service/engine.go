@@ -17,8 +17,8 @@ type engine interface {
 	start(spec jobSpec) (runner, error)
 	// addr is the peer listener's address ("" when there is none).
 	addr() string
-	// clusterName is the name this daemon has in the cluster, "" outside one.
-	clusterName() string
+	// cluster is a snapshot of the cluster; false outside one.
+	cluster() (coordinator.ClusterInfo, bool)
 	close() error
 }
 
@@ -44,7 +44,6 @@ type jobSpec struct {
 // incoming peer connections to them by info-hash.
 type coordEngine struct {
 	c      *coordinator.Coordinator
-	member coordinator.ClusterMember
 	jobCfg coordinator.JobConfig // defaults for every job
 }
 
@@ -59,7 +58,7 @@ func newCoordEngine(ccfg coordinator.Config, cl *coordinator.ClusterConfig, jobC
 	}
 	e := &coordEngine{c: c, jobCfg: jobCfg}
 	if cl != nil {
-		if e.member, err = c.JoinCluster(*cl); err != nil {
+		if _, err = c.JoinCluster(*cl); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -84,8 +83,8 @@ func (e *coordEngine) start(spec jobSpec) (runner, error) {
 	return coordRunner{job}, nil
 }
 
-func (e *coordEngine) addr() string        { return e.c.Addr().String() }
-func (e *coordEngine) clusterName() string { return e.member.Name }
+func (e *coordEngine) addr() string                             { return e.c.Addr().String() }
+func (e *coordEngine) cluster() (coordinator.ClusterInfo, bool) { return e.c.Cluster() }
 
 func (e *coordEngine) close() error {
 	if err := e.c.Close(); err != nil {

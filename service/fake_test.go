@@ -59,9 +59,11 @@ func (e *fakeEngine) startCount(name string) int {
 	return e.starts[name]
 }
 
-func (e *fakeEngine) addr() string        { return "127.0.0.1:6881" }
-func (e *fakeEngine) clusterName() string { return "" }
-func (e *fakeEngine) close() error        { return nil }
+func (e *fakeEngine) addr() string { return "127.0.0.1:6881" }
+func (e *fakeEngine) cluster() (coordinator.ClusterInfo, bool) {
+	return coordinator.ClusterInfo{}, false
+}
+func (e *fakeEngine) close() error { return nil }
 
 func (r *fakeRunner) Events() <-chan coordinator.Event { return r.events }
 func (r *fakeRunner) PiecesComplete() int              { return 0 }

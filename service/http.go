@@ -57,6 +57,7 @@ func NewHandler(s *Service, cfg HTTPConfig) http.Handler {
 	api.HandleFunc("POST /api/v1/torrents/{id}/pause", h.pause)
 	api.HandleFunc("POST /api/v1/torrents/{id}/resume", h.resume)
 	api.HandleFunc("PUT /api/v1/torrents/{id}/limits", h.limits)
+	api.HandleFunc("GET /api/v1/nodes", h.nodes)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s; the endpoints are under /api/v1/ (see docs/api.md)", r.Method, r.URL.Path))
 	})
@@ -66,7 +67,7 @@ func NewHandler(s *Service, cfg HTTPConfig) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !s.Ready() {
-			writeError(w, http.StatusServiceUnavailable, "not ready: starting or shutting down")
+			writeError(w, http.StatusServiceUnavailable, "not ready: starting, shutting down, or the cluster not joined yet")
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
@@ -130,6 +131,15 @@ func (h *apiHandler) list(w http.ResponseWriter, r *http.Request) {
 		jobs = []JobInfo{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"torrents": jobs})
+}
+
+func (h *apiHandler) nodes(w http.ResponseWriter, r *http.Request) {
+	n, err := h.s.Nodes()
+	if err != nil {
+		writeServiceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
 }
 
 func (h *apiHandler) show(w http.ResponseWriter, r *http.Request) {

@@ -112,7 +112,7 @@ func newService(cfg Config, newEngine func() (engine, error)) (*Service, error) 
 
 // Ready reports whether the state is loaded, the listener is up (and the
 // cluster joined, if configured) and the service is not shutting down.
-func (s *Service) Ready() bool { return s.ready.Load() }
+func (s *Service) Ready() bool { return s.ready.Load() && s.clusterReady() }
 
 // PeerAddr is the peer listener's address.
 func (s *Service) PeerAddr() string { return s.eng.addr() }

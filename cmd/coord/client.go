@@ -323,3 +323,41 @@ func runEach(ctx context.Context, env *cmdEnv, name, summary string, args []stri
 	}
 	return code
 }
+
+// nodes prints coord serve's view of the cluster: each member and what it
+// does for the daemon's jobs.
+func (x *clientCmd) nodes(ctx context.Context) int {
+	n, err := x.c.Nodes(ctx)
+	if err != nil {
+		return x.fail(err)
+	}
+	if x.o.json {
+		x.printJSON(n)
+		return 0
+	}
+	w := x.env.stdout
+	if !n.Enabled {
+		fmt.Fprintln(w, "coord serve runs outside a cluster (start it with --cluster-listen to give swarm nodes work)")
+		return 0
+	}
+	if !n.Joined {
+		fmt.Fprintf(w, "not joined yet: %s\n", n.JoinError)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tROLE\tGOSSIP\tSLOTS\tJOB\tSTATE\tPIECES\tRECEIVED\tDOWN")
+	for _, m := range n.Members {
+		name := m.Name
+		if m.Local {
+			name += " (this)"
+		}
+		if len(m.Jobs) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t-\t\t\t\t\n", name, m.Role, m.Addr, m.Slots)
+		}
+		for _, j := range m.Jobs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s/s\n", name, m.Role, m.Addr, m.Slots, j.ID, j.State,
+				j.Delivered, humanBytes(j.Downloaded), humanBytes(int64(j.DownRate)))
+		}
+	}
+	tw.Flush()
+	return 0
+}

@@ -61,17 +61,29 @@ func runKeygen(_ context.Context, env *cmdEnv, args []string) int {
 }
 
 func runNodes(ctx context.Context, env *cmdEnv, args []string) int {
-	fs := newFlagSet("nodes", "--join ADDR", "Joins the cluster briefly and lists its members: name, role, gossip address,\n"+
-		"delegate endpoint, version and capacity. Exits 1 if no member answers within --timeout.", env)
+	fs := newFlagSet("nodes", "--join ADDR | --server URL", "Joins the cluster briefly and lists its members: name, role, gossip address,\n"+
+		"delegate endpoint, version and capacity. Exits 1 if no member answers within --timeout.\n"+
+		"With --server it asks coord serve instead, which also says what each member does for its jobs.", env)
 	var co clusteropt.Options
-	co.Register(fs.FlagSet, "comma-separated HOST[:PORT] of cluster members to ask (required)")
+	co.Register(fs.FlagSet, "comma-separated HOST[:PORT] of cluster members to ask (required without --server)")
 	asJSON := fs.Bool("json", false, "print the members as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to try to join")
+	server := fs.String("server", "", "URL of a coord serve's API to ask instead of joining the cluster")
+	tokenFile := fs.String("token-file", "", "with --server: file holding the API token; default: $"+tokenEnv)
 	if _, err := fs.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *server != "" {
+		x := &clientCmd{name: "nodes", env: env, o: clientOpts{server: *server, tokenFile: *tokenFile, json: *asJSON}}
+		c, code := x.o.client(env, "nodes")
+		if code != 0 {
+			return code
+		}
+		x.c = c
+		return x.nodes(ctx)
 	}
 	if len(co.JoinList()) == 0 {
 		failf(env.stderr, "nodes", "give the address of any member, e.g. --join 10.0.0.1:7946", "--join ADDR is required")
