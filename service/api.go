@@ -20,9 +20,12 @@ type JobInfo struct {
 	Error   string `json:"error,omitempty"`
 	Waiting string `json:"waiting,omitempty"`
 	// Size is the torrent's length; BytesDone what is verified and written.
-	Size       int64     `json:"size"`
-	BytesDone  int64     `json:"bytes_done"`
-	Progress   float64   `json:"progress"` // BytesDone/Size, 0 to 1
+	Size      int64   `json:"size"`
+	BytesDone int64   `json:"bytes_done"`
+	Progress  float64 `json:"progress"` // BytesDone/Size, 0 to 1
+	// ETA is the time left at the current download rate (absent when
+	// not downloading or nothing arrives).
+	ETA        Duration  `json:"eta,omitempty"`
 	Pieces     int       `json:"pieces"`
 	PiecesDone int       `json:"pieces_done"`
 	DownRate   float64   `json:"down_rate"` // bytes/s
@@ -268,6 +271,9 @@ func (s *Service) info(j *job, now time.Time) JobInfo {
 	}
 	if in.Size > 0 {
 		in.Progress = float64(in.BytesDone) / float64(in.Size)
+	}
+	if in.State == StateDownloading && in.DownRate > 0 {
+		in.ETA = Duration(time.Duration(float64(in.Size-in.BytesDone) / in.DownRate * float64(time.Second)).Round(time.Second))
 	}
 	return in
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"flotilla/coordinator"
@@ -309,7 +310,7 @@ func (s *Service) finishRemove(j *job) {
 		err = nil
 	}
 	if j.deleteData {
-		if derr := os.RemoveAll(s.dataDir(j.rec.ID)); err == nil {
+		if derr := s.trash(s.dataDir(j.rec.ID)); err == nil {
 			err = derr
 		}
 	}
@@ -336,4 +337,37 @@ func usableTiers(t *metainfo.Torrent) [][]string {
 		}
 	}
 	return out
+}
+
+// trashPrefix starts the names of data directories being deleted.
+const trashPrefix = ".trash-"
+
+// trash moves dir out of the way at once (a rename in the data root) and
+// deletes it on a goroutine of its own: the loop does not wait for a
+// large tree to go, and a job added again gets a fresh directory.
+func (s *Service) trash(dir string) error {
+	tmp, err := os.MkdirTemp(s.cfg.DataDir, trashPrefix)
+	if err != nil {
+		return err
+	}
+	to := filepath.Join(tmp, "data")
+	if err := os.Rename(dir, to); err != nil {
+		os.Remove(tmp)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	go os.RemoveAll(tmp)
+	return nil
+}
+
+// emptyTrash deletes what a stopped daemon left being deleted.
+func emptyTrash(dataDir string) {
+	ents, _ := os.ReadDir(dataDir)
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), trashPrefix) {
+			go os.RemoveAll(filepath.Join(dataDir, e.Name()))
+		}
+	}
 }

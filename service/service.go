@@ -85,6 +85,7 @@ func newService(cfg Config, newEngine func() (engine, error)) (*Service, error) 
 			return nil, err
 		}
 	}
+	emptyTrash(cfg.DataDir)
 	recs, err := loadState(cfg.StateDir)
 	if err != nil {
 		return nil, err

@@ -194,14 +194,18 @@ func runLs(ctx context.Context, env *cmdEnv, args []string) int {
 
 func printJobs(w io.Writer, jobs []service.JobInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tDONE\tSIZE\tDOWN\tUP\tRATIO\tPEERS")
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tDONE\tSIZE\tDOWN\tUP\tETA\tRATIO\tPEERS")
 	for _, j := range jobs {
 		state := j.State
 		if j.Error != "" {
 			state += ": " + j.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%s\t%s/s\t%s/s\t%.2f\t%d\n", j.ID, j.Name, state, j.Progress*100,
-			humanBytes(j.Size), humanBytes(int64(j.DownRate)), humanBytes(int64(j.UpRate)), j.Ratio, j.Peers)
+		eta := "-"
+		if j.ETA > 0 {
+			eta = time.Duration(j.ETA).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%s\t%s/s\t%s/s\t%s\t%.2f\t%d\n", j.ID, j.Name, state, j.Progress*100,
+			humanBytes(j.Size), humanBytes(int64(j.DownRate)), humanBytes(int64(j.UpRate)), eta, j.Ratio, j.Peers)
 	}
 	tw.Flush()
 }
