@@ -58,7 +58,8 @@ func NewHandler(s *Service, cfg HTTPConfig) http.Handler {
 	api.HandleFunc("POST /api/v1/torrents/{id}/resume", h.resume)
 	api.HandleFunc("PUT /api/v1/torrents/{id}/limits", h.limits)
 	api.HandleFunc("GET /api/v1/nodes", h.nodes)
-	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	api.HandleFunc("GET /api/v1/alerts", h.alerts)
+	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s; the endpoints are under /api/v1/ (see docs/api.md)", r.Method, r.URL.Path))
 	})
 	mux := http.NewServeMux()
@@ -72,7 +73,8 @@ func NewHandler(s *Service, cfg HTTPConfig) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.Handle("/", h.guard(api))
+	mux.Handle("/api/", h.guard(api))
+	mux.Handle("/", h.hostOnly(dashboard()))
 	// A scraper names the pod's address as Host: with a token, /metrics
 	// needs the token alone.
 	prom := promhttp.HandlerFor(NewRegistry(s), promhttp.HandlerOpts{})
@@ -86,8 +88,10 @@ func NewHandler(s *Service, cfg HTTPConfig) http.Handler {
 
 // guard refuses requests whose Host is not allowed, then those without
 // the token.
-func (h *apiHandler) guard(next http.Handler) http.Handler {
-	tokenOnly := h.tokenOnly(next)
+func (h *apiHandler) guard(next http.Handler) http.Handler { return h.hostOnly(h.tokenOnly(next)) }
+
+// hostOnly refuses requests whose Host is not allowed (DNS rebinding).
+func (h *apiHandler) hostOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if hh, _, err := net.SplitHostPort(host); err == nil {
@@ -98,7 +102,7 @@ func (h *apiHandler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not one this server answers for; use its address, or start coord serve with --allowed-host %s", r.Host, host))
 			return
 		}
-		tokenOnly.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -140,6 +144,24 @@ func (h *apiHandler) nodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, n)
+}
+
+func (h *apiHandler) alerts(w http.ResponseWriter, r *http.Request) {
+	var since int64
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("since %q is not an alert number; give the \"next\" of the previous answer, or 0", v))
+			return
+		}
+		since = n
+	}
+	list, next, err := h.s.Alerts(since)
+	if err != nil {
+		writeServiceError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": list, "next": next})
 }
 
 func (h *apiHandler) show(w http.ResponseWriter, r *http.Request) {

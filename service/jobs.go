@@ -262,6 +262,9 @@ func (s *Service) onClosed(res closeResult) {
 
 func (s *Service) onEvent(j *job, ev coordinator.Event) {
 	now := time.Now()
+	if level, msg, ok := alertOf(ev); ok {
+		s.alert(j.rec.ID, level, msg)
+	}
 	switch ev := ev.(type) {
 	case coordinator.Progress:
 		j.status = ev.Status

@@ -44,6 +44,8 @@ type Service struct {
 	stopping  bool
 	lastSave  time.Time
 	saveFails int
+	alerts    []Alert // the newest maxAlerts
+	alertSeq  int64
 }
 
 type startResult struct {
