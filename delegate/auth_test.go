@@ -125,7 +125,7 @@ func TestVersionMismatch(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 100<<10, 16<<10)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			ts := newTestServer(t, tr, tt, func(c *ServerConfig) { c.version, c.minVersion = 4, 3 })
+			ts := newTestServer(t, tr, tt, func(c *ServerConfig) { c.version, c.minVersion = 5, 4 })
 			_, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))
 			if !errors.Is(err, ErrVersion) || errors.Is(err, ErrAuth) {
 				t.Fatalf("%v, want ErrVersion", err)
@@ -137,13 +137,13 @@ func TestVersionMismatch(t *testing.T) {
 			}
 			// A peer that still speaks our version is fine.
 			cfg := testClientConfig(t)
-			cfg.version, cfg.minVersion = 3, 2
+			cfg.version, cfg.minVersion = 4, 2
 			r, err := dial(t, ts, testKey(1), jobSpec(tt), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Version() != 3 {
-				t.Fatalf("negotiated %d, want 3", r.Version())
+			if r.Version() != 4 {
+				t.Fatalf("negotiated %d, want 4", r.Version())
 			}
 		})
 	}

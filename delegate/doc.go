@@ -13,15 +13,22 @@
 // stream (msgpack messages with a one-byte type, see types.go) and data
 // streams of raw piece bytes whose flow control is yamux's stream window.
 //
-// Coordinator side: Dial (or Client over an existing connection) returns a
-// *RemoteSwarm, which satisfies swarm.Worker, so the sub-chief drives it
-// like its local swarm. Its EventPiece events are never marked Verified:
+// Coordinator side: DialSession (or ClientSession over an existing
+// connection) returns a *Session, one per node, which carries many jobs
+// (protocol version 3); its OpenJob returns a *RemoteSwarm, which
+// satisfies swarm.Worker, so the sub-chief drives it like its local
+// swarm. Closing a RemoteSwarm ends its job only (Cancel); a session that
+// drops fails every job on it. Dial (or Client) is a session of one job,
+// closed with it. Its EventPiece events are never marked Verified:
 // a node is trusted for bandwidth, never for data, and the sub-chief
 // re-hashes every piece from a worker it does not trust.
 //
 // Node side: a *Server accepts sessions and, for each job, runs a worker
 // (by default the same peerswarm.Swarm the coordinator runs, restricted
 // to the node's lease) and forwards the coordinator's instructions to it.
+// Its jobs are bounded (MaxJobs in all, MaxJobsPerSession per session;
+// over either a Job is rejected, ErrNodeBusy) and share the node's
+// MaxPeers by division.
 // Its DataDir (nodedisk.go) holds each job's pieces for uploading and the
 // pieces a lost session keeps for the next (kept.go); a full disk fails
 // the job with ErrNodeDiskFull, reported to the coordinator, and what a

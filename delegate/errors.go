@@ -42,6 +42,11 @@ var (
 	// once) or rejects a new one until space is freed; on the coordinator
 	// the session's error (Err, EventFailed, Dial's) matches it too.
 	ErrNodeDiskFull = errors.New("delegate: node disk full")
+	// ErrNodeBusy: the node runs its maximum of jobs (ServerConfig.MaxJobs
+	// in all, MaxJobsPerSession on one session), or speaks a protocol
+	// version that carries one job per session. The job was refused
+	// (ErrJobRejected matches too); the session goes on. Retry later.
+	ErrNodeBusy = errors.New("delegate: node busy with its maximum of jobs")
 	// ErrDataDirInUse: another Server (in this or another process) uses
 	// the same DataDir.
 	ErrDataDirInUse = errors.New("delegate: data directory used by another node")
@@ -53,12 +58,18 @@ var (
 
 // Failure codes carried beside the text in Failed and JobRejected, so that
 // the coordinator can match the cause with errors.Is.
-const codeDiskFull = "disk_full"
+const (
+	codeDiskFull = "disk_full"
+	codeJobs     = "jobs" // JobRejected: the node runs its maximum of jobs (ErrNodeBusy)
+)
 
 // failCode is the code for err ("" if none).
 func failCode(err error) string {
-	if errors.Is(err, ErrNodeDiskFull) {
+	switch {
+	case errors.Is(err, ErrNodeDiskFull):
 		return codeDiskFull
+	case errors.Is(err, ErrNodeBusy):
+		return codeJobs
 	}
 	return ""
 }
@@ -75,8 +86,11 @@ func (e *remoteError) Unwrap() error { return e.cause }
 
 func remoteErr(msg, code string) error {
 	e := &remoteError{msg: msg}
-	if code == codeDiskFull {
+	switch code {
+	case codeDiskFull:
 		e.cause = ErrNodeDiskFull
+	case codeJobs:
+		e.cause = ErrNodeBusy
 	}
 	return e
 }

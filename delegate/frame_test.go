@@ -17,7 +17,7 @@ func sampleMessages() map[MsgType]any {
 		MsgHello:       &helloMsg{Version: 1, MinVersion: 1, Role: RoleNode, Name: "node1", Caps: []string{"x"}, Binding: []byte{1, 2, 3}},
 		MsgJob:         &jobMsg{Job: 7, InfoHash: bytes.Repeat([]byte{9}, 20), Info: []byte("d4:name1:xe"), Trackers: [][]string{{"http://a/announce", "udp://b:1"}, {"http://c"}}, CoordinatorPeer: "127.0.0.1:6881"},
 		MsgJobAccepted: &jobAcceptedMsg{Job: 7, PeerID: []byte("-FL0001-abcdefghijkl"), PeerAddr: "127.0.0.2:6881"},
-		MsgJobRejected: &jobRejectedMsg{Job: 7, Reason: "busy"},
+		MsgJobRejected: &jobRejectedMsg{Job: 7, Reason: "busy", Code: "jobs"},
 		MsgAssign:      &piecesMsg{Job: 7, Pieces: []uint32{0, 1, 200, 70000, 1 << 31}},
 		MsgRevoke:      &revokeMsg{Job: 7, Pieces: []uint32{3}, Force: true},
 		MsgHave:        &piecesMsg{Job: 7, Pieces: []uint32{5}},

@@ -149,7 +149,7 @@ func startStalledPiece(t *testing.T) (srv *Server, dir string, tt *swarmtest.Tor
 	testenv.WaitFor(t, 20*time.Second, "piece 2 started: its first block served, the rest held", func() bool {
 		return g.served.Load() >= 1 && g.held.Load() >= 1
 	})
-	r.sess.Close() // the coordinator is gone: no Stop
+	r.sess.sess.Close() // the coordinator is gone: no Stop
 	// Keeping, or already done with it (it did not wait for piece 2: the
 	// callers' checks fail).
 	testenv.WaitFor(t, 10*time.Second, "the node to notice and start keeping", func() bool {

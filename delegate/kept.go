@@ -256,13 +256,13 @@ func (w *localWorker) Keep(ctx context.Context, grace time.Duration) {
 	})
 }
 
-// keepJob is endJob for a lost session: the worker keeps its pieces if it
-// can.
-func (ns *nodeSession) keepJob() {
-	if ns.job != nil {
-		ns.job.keep = true
+// keepJobs is endJobs for a lost session: each job's worker keeps its
+// pieces if it can.
+func (ns *nodeSession) keepJobs() {
+	for _, j := range ns.jobs {
+		j.keep = true
 	}
-	ns.endJob()
+	ns.endJobs()
 }
 
 // closeWorker closes a job's worker, or has it keep its pieces when the

@@ -33,7 +33,7 @@ func TestNodeKeepsPiecesForNextSession(t *testing.T) {
 	confirmed := []int{0, 1}
 	r1.Have(confirmed)
 	time.Sleep(100 * time.Millisecond) // let Have reach the node
-	r1.sess.Close()
+	r1.sess.sess.Close()
 	r1.Close()
 
 	part, bits := keptPaths(dir, tt.InfoHash)

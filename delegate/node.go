@@ -21,8 +21,9 @@ import (
 )
 
 // nodeSession is the node's end of one session. Its run goroutine reads
-// the control stream and owns the job; a writer goroutine drains the
-// send queue.
+// the control stream and owns the session's jobs (at most
+// MaxJobsPerSession, each also holding one of the server's MaxJobs); a
+// writer goroutine drains the send queue they share.
 type nodeSession struct {
 	srv     *Server
 	log     *slog.Logger
@@ -36,7 +37,7 @@ type nodeSession struct {
 	dead     chan struct{}
 	wg       sync.WaitGroup
 
-	job *nodeJob // owned by run
+	jobs map[uint64]*nodeJob // owned by run
 }
 
 func (ns *nodeSession) run() {
@@ -58,12 +59,12 @@ func (ns *nodeSession) run() {
 		if f := ns.srv.cfg.OnSessionLost; f != nil && !ns.srv.isClosing() {
 			f(ns.peer.Name)
 		}
-		ns.keepJob() // the coordinator may come back for the pieces (kept.go)
+		ns.keepJobs() // the coordinator may come back for the pieces (kept.go)
 	} else {
 		ns.srv.nStops.Add(1)
 		ns.log.Info("session stopped by the coordinator")
 	}
-	ns.endJob()
+	ns.endJobs()
 	ns.fail()
 	ns.wg.Wait()
 }
@@ -156,9 +157,9 @@ func (ns *nodeSession) readLoop() error {
 				}
 			}
 		case *cancelMsg:
-			if ns.jobFor(m.Job) != nil {
+			if j := ns.jobFor(m.Job); j != nil {
 				ns.log.Info("job cancelled", "job", m.Job)
-				ns.endJob()
+				ns.endJob(j)
 			}
 		case *stopMsg:
 			return nil
@@ -171,17 +172,23 @@ func (ns *nodeSession) readLoop() error {
 // jobFor returns the running job with that id; messages for an ended job
 // (in flight when it was cancelled) are ignored.
 func (ns *nodeSession) jobFor(id uint64) *nodeJob {
-	if ns.job != nil && ns.job.job.ID == id {
-		return ns.job
+	if j := ns.jobs[id]; j != nil {
+		return j
 	}
 	ns.log.Debug("message for a job not running", "job", id)
 	return nil
 }
 
-func (ns *nodeSession) endJob() {
-	if ns.job != nil {
-		ns.job.stop()
-		ns.job = nil
+// endJob stops a job and frees its places (MaxJobsPerSession, MaxJobs).
+func (ns *nodeSession) endJob(j *nodeJob) {
+	j.stop()
+	delete(ns.jobs, j.job.ID)
+	ns.q.dropStatus(j.job.ID)
+}
+
+func (ns *nodeSession) endJobs() {
+	for _, j := range ns.jobs {
+		ns.endJob(j)
 	}
 }
 
@@ -197,12 +204,18 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 		ns.send(MsgJobRejected, &jobRejectedMsg{Job: m.Job, Reason: reason, Code: code})
 	}
 	cfg := ns.srv.cfg
-	if ns.job != nil {
-		reject("busy with job %d on this session", ns.job.job.ID)
-		return
-	}
 	if m.Job == 0 || len(m.InfoHash) != 20 {
 		reject("job id 0 or info-hash of %d bytes", len(m.InfoHash))
+		return
+	}
+	if ns.jobs[m.Job] != nil {
+		reject("job id %d already runs on this session", m.Job)
+		return
+	}
+	if len(ns.jobs) >= cfg.MaxJobsPerSession {
+		code = codeJobs
+		reject("node %s runs its maximum of %d jobs for this coordinator (MaxJobsPerSession); retry when one ended",
+			cfg.Name, cfg.MaxJobsPerSession)
 		return
 	}
 	info, err := metainfo.ParseInfo(m.Info)
@@ -227,8 +240,14 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 			ns.log.Warn("bad coordinator peer address", "addr", m.CoordinatorPeer)
 		}
 	}
+	if !ns.srv.takeJob() {
+		code = codeJobs
+		reject("node %s runs its maximum of %d jobs (MaxJobs); retry when one ended", cfg.Name, cfg.MaxJobs)
+		return
+	}
 	w, err := ns.srv.newWorker(job)
 	if err != nil {
+		ns.srv.doneJob()
 		code = failCode(err)
 		reject("worker: %v", err)
 		return
@@ -248,7 +267,7 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 	if cfg.OnJob != nil {
 		j.onStop = cfg.OnJob(JobInfo{Job: job, PeerAddr: addr, AddPeers: w.AddPeers, Stats: j.stats})
 	}
-	ns.job = j
+	ns.jobs[job.ID] = j
 	ns.srv.nJobs.Add(1)
 	ns.srv.nActiveJobs.Add(1)
 	ns.send(MsgJobAccepted, &acc)
@@ -303,6 +322,7 @@ func (j *nodeJob) stop() {
 			j.onStop()
 		}
 		j.ns.srv.nActiveJobs.Add(-1)
+		j.ns.srv.doneJob()
 		j.ns.log.Info("job ended", "job", j.job.ID, "shipped", j.shipped.Load())
 	})
 }
@@ -341,7 +361,7 @@ func (j *nodeJob) release(ev swarm.WorkerEvent) { j.w.Release(ev.Piece) }
 func (j *nodeJob) sendStatus() {
 	f, err := encodeFrame(MsgStatus, newStatusMsg(j.job.ID, j.w.Status()))
 	if err == nil {
-		j.ns.q.setStatus(f)
+		j.ns.q.setStatus(j.job.ID, f)
 	}
 }
 

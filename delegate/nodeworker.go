@@ -90,6 +90,8 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger, k *keepers) (*l
 	sc := cfg.Swarm
 	sc.Info, sc.InfoHash, sc.PeerID, sc.Storage = job.Info, job.InfoHash, job.PeerID, store
 	sc.Listener, sc.ListenAddr, sc.Logger = nil, "", log
+	sc.MaxPeers = jobPeers(cfg)
+	sc.MaxDialing = min(sc.MaxDialing, sc.MaxPeers)
 	if cfg.PeerListen != "" {
 		ln, err := net.Listen("tcp", cfg.PeerListen)
 		if err != nil {
@@ -185,6 +187,10 @@ func (w *localWorker) pump() {
 		}
 	}
 }
+
+// jobPeers is one job's share of the node's peer connections
+// (ServerConfig.MaxJobs).
+func jobPeers(cfg ServerConfig) int { return max(1, cfg.Swarm.MaxPeers/cfg.MaxJobs) }
 
 func allPieceIndices(n int) []int {
 	all := make([]int, n)

@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -122,28 +121,29 @@ type JobSpec struct {
 	CoordinatorPeerAddr string
 }
 
-// RemoteSwarm is the coordinator's end of a session with a swarm node: a
-// swarm.Worker whose work is done by the node's own peer swarm.
+// RemoteSwarm is one job on a session with a swarm node (Session.OpenJob,
+// or Dial for a session of its own): a swarm.Worker whose work is done by
+// the node's own peer swarm.
 //
-// Its methods queue messages for one writer goroutine and never block on
-// the network. Events delivers EventPiece (never Verified: the sub-chief
-// re-hashes every piece from a node), EventRevoked, and one EventFailed
-// when the session drops or the node's worker fails, after which Events is
-// closed. Pieces are read from the node only while fewer than
-// MaxPiecesInFlight are unreleased (Release), so a slow disk at the
-// sub-chief throttles the node.
+// Its methods queue messages for the session's writer goroutine and never
+// block on the network. Events delivers EventPiece (never Verified: the
+// sub-chief re-hashes every piece from a node), EventRevoked, and one
+// EventFailed when the job ends (the node's worker failed, a piece came
+// too slowly, or the session dropped), after which Events is closed.
+// Pieces are read from the node only while fewer than MaxPiecesInFlight
+// are unreleased (Release), so a slow disk at the sub-chief throttles the
+// node.
 type RemoteSwarm struct {
 	cfg      ClientConfig
 	log      *slog.Logger
+	sess     *Session
+	owner    bool // made by Dial or Client: the session is the job's alone
 	name     string
 	jobID    uint64
 	info     *metainfo.Info
-	version  uint16
 	peerID   [20]byte
 	peerAddr string
-	sess     *yamux.Session
-	ctrl     *yamux.Stream
-	q        *sendQueue
+	answer   chan error // the node's answer to the Job (buffered)
 
 	events  chan swarm.WorkerEvent
 	pieceIn chan swarm.WorkerEvent
@@ -154,17 +154,36 @@ type RemoteSwarm struct {
 	ctrlIn     chan swarm.WorkerEvent
 	status     atomic.Pointer[swarm.WorkerStatus]
 
-	failOnce  sync.Once
-	err       error // set before dead is closed
+	mu       sync.Mutex
+	answered bool
+	failed   bool
+	err      error           // set before dead is closed
+	streams  []*yamux.Stream // the job's data streams (at most MaxDataStreams)
+
 	dead      chan struct{}
 	closing   chan struct{}
 	closeOnce sync.Once
-	stopSent  chan struct{}
 	runDone   chan struct{}
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // data stream readers
 }
 
 var _ swarm.Worker = (*RemoteSwarm)(nil)
+
+func newRemoteSwarm(s *Session, id uint64, info *metainfo.Info) *RemoteSwarm {
+	r := &RemoteSwarm{
+		cfg: s.cfg, log: s.log.With("job", id), sess: s, name: s.name, jobID: id, info: info,
+		answer:   make(chan error, 1),
+		events:   make(chan swarm.WorkerEvent),
+		pieceIn:  make(chan swarm.WorkerEvent),
+		released: make(chan struct{}, 1),
+		ctrlIn:   make(chan swarm.WorkerEvent),
+		dead:     make(chan struct{}),
+		closing:  make(chan struct{}),
+		runDone:  make(chan struct{}),
+	}
+	r.status.Store(&swarm.WorkerStatus{Name: s.name, Updated: time.Now()})
+	return r
+}
 
 // Name implements swarm.Worker: the node's name from its hello.
 func (r *RemoteSwarm) Name() string { return r.name }
@@ -173,7 +192,10 @@ func (r *RemoteSwarm) Name() string { return r.name }
 func (r *RemoteSwarm) JobID() uint64 { return r.jobID }
 
 // Version is the negotiated protocol version.
-func (r *RemoteSwarm) Version() uint16 { return r.version }
+func (r *RemoteSwarm) Version() uint16 { return r.sess.version }
+
+// Session is the session the job runs on.
+func (r *RemoteSwarm) Session() *Session { return r.sess }
 
 // PeerID and PeerAddr are the node's BitTorrent identity for this job, as
 // the node reported it (PeerAddr is empty if the node does not listen).
@@ -258,26 +280,19 @@ func (r *RemoteSwarm) send(t MsgType, v any) {
 		return
 	default:
 	}
-	f, err := encodeFrame(t, v)
-	if err != nil {
-		r.log.Error("cannot encode message", "type", t, "err", err)
-		return
-	}
-	r.q.push(f)
+	r.sess.push(t, v)
 }
 
-// Close implements swarm.Worker: it sends Stop (waiting at most
-// StopTimeout), drops the session and waits for every goroutine.
+// Close implements swarm.Worker: the node hears Cancel (the session and
+// its other jobs go on) and Close waits for the job's goroutines. A
+// RemoteSwarm from Dial or Client closes its session too, with Stop
+// (waiting at most StopTimeout).
 func (r *RemoteSwarm) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.closing)
-		t := time.NewTimer(r.cfg.StopTimeout)
-		select {
-		case <-r.stopSent:
-		case <-r.dead:
-		case <-t.C:
+		if r.owner {
+			r.sess.Close()
 		}
-		t.Stop()
 		r.fail(ErrClosed)
 	})
 	<-r.runDone
@@ -285,16 +300,72 @@ func (r *RemoteSwarm) Close() error {
 	return nil
 }
 
-// fail ends the session once; err says why.
+// answerWith records the node's answer to the Job (the first one only).
+func (r *RemoteSwarm) answerWith(err error, peerID []byte, peerAddr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.answered {
+		return
+	}
+	r.answered = true
+	copy(r.peerID[:], peerID)
+	r.peerAddr = peerAddr
+	r.answer <- err
+}
+
+// fail ends the job once; err says why. The session goes on (the node
+// hears Cancel), unless the job owns it.
 func (r *RemoteSwarm) fail(err error) {
-	r.failOnce.Do(func() {
-		r.err = err
-		close(r.dead)
-		r.sess.Close()
-		if !errors.Is(err, ErrClosed) {
-			r.log.Warn("session ended", "err", err)
+	r.mu.Lock()
+	if r.failed {
+		r.mu.Unlock()
+		return
+	}
+	r.failed, r.err = true, err
+	close(r.dead)
+	streams := r.streams
+	r.mu.Unlock()
+	for _, st := range streams {
+		st.Close() // wakes its reader
+	}
+	r.sess.forget(r)
+	if r.owner {
+		r.sess.fail(err)
+	}
+	if !errors.Is(err, ErrClosed) {
+		r.log.Warn("job on swarm node ended", "err", err)
+	}
+}
+
+// addStream gives the job a data stream; false if the job ended, over
+// if it already has MaxDataStreams. The caller then reads it
+// (readData) and calls wg.Done.
+func (r *RemoteSwarm) addStream(st *yamux.Stream) (ok, over bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.failed:
+		return false, false
+	case len(r.streams) >= r.cfg.MaxDataStreams:
+		return false, true
+	}
+	r.streams = append(r.streams, st)
+	r.wg.Add(1)
+	return true, false
+}
+
+// revoked passes the node's Revoked on to Events.
+func (r *RemoteSwarm) revoked(pieces []uint32) {
+	ev := swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: make([]int, 0, len(pieces))}
+	for _, p := range pieces {
+		if int64(p) < int64(r.info.NumPieces()) {
+			ev.Pieces = append(ev.Pieces, int(p))
 		}
-	})
+	}
+	select {
+	case r.ctrlIn <- ev:
+	case <-r.dead:
+	}
 }
 
 func (r *RemoteSwarm) lost(err error) error {
@@ -303,8 +374,5 @@ func (r *RemoteSwarm) lost(err error) error {
 		return ErrClosed
 	default:
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrSessionShutdown) {
-		return fmt.Errorf("%w: %s closed the connection", ErrSessionLost, r.name)
-	}
-	return fmt.Errorf("%w: %w", ErrSessionLost, err)
+	return r.sess.lost(err)
 }

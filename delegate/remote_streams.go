@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -59,92 +58,6 @@ func (r *RemoteSwarm) run() {
 	}
 }
 
-func (r *RemoteSwarm) writeLoop() {
-	defer r.wg.Done()
-	var buf []byte
-	for {
-		stopping := false
-		select {
-		case <-r.q.wake:
-		case <-r.closing:
-			stopping = true
-		case <-r.dead:
-			return
-		}
-		buf = r.q.take(buf[:0])
-		if stopping {
-			f, _ := encodeFrame(MsgStop, &stopMsg{Reason: "closed"})
-			buf = append(buf, f...)
-			r.ctrl.SetWriteDeadline(time.Now().Add(r.cfg.StopTimeout))
-		}
-		if len(buf) > 0 {
-			if _, err := r.ctrl.Write(buf); err != nil {
-				r.fail(r.lost(err))
-				return
-			}
-		}
-		if stopping {
-			close(r.stopSent)
-			return
-		}
-		if cap(buf) > 1<<20 {
-			buf = nil
-		}
-	}
-}
-
-func (r *RemoteSwarm) readControl() {
-	defer r.wg.Done()
-	for {
-		t, body, err := readControlFrame(r.ctrl, fromNode)
-		if err != nil {
-			r.fail(r.lost(err))
-			return
-		}
-		m, err := decodeMessage(t, body)
-		if err != nil {
-			r.fail(r.lost(err))
-			return
-		}
-		switch m := m.(type) {
-		case *statusMsg:
-			if m.Job != r.jobID {
-				continue // a report about a job this session no longer runs
-			}
-			st := m.workerStatus(r.name, time.Now())
-			r.status.Store(&st)
-		case *piecesMsg:
-			if t != MsgRevoked {
-				r.fail(r.lost(fmt.Errorf("%w: %v from a node", ErrProtocol, t)))
-				return
-			}
-			if m.Job != r.jobID {
-				continue
-			}
-			ev := swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: make([]int, 0, len(m.Pieces))}
-			for _, p := range m.Pieces {
-				if int64(p) < int64(r.info.NumPieces()) {
-					ev.Pieces = append(ev.Pieces, int(p))
-				}
-			}
-			select {
-			case r.ctrlIn <- ev:
-			case <-r.dead:
-				return
-			}
-		case *failedMsg:
-			if m.Job != r.jobID {
-				continue
-			}
-			r.fail(fmt.Errorf("%w: %s: %w", ErrRemoteFailed, r.name, remoteErr(m.Err, m.Code)))
-			return
-		default:
-			r.fail(r.lost(fmt.Errorf("%w: %v on the control stream from a node", ErrProtocol, t)))
-			return
-		}
-	}
-}
-
 // pieceStep is how much of a piece is read (and allocated) at a time: a
 // piece's buffer grows with the bytes that arrived, not with the length
 // its header declares.
@@ -190,54 +103,16 @@ func rate(x float64) float64 {
 	return x
 }
 
-func (r *RemoteSwarm) acceptData() {
-	defer r.wg.Done()
-	var open atomic.Int64
+// readData reads a data stream of the job, whose first Piece header h
+// the session read: each header is followed by exactly Length raw bytes.
+// It reads the next piece only after run took the previous one, which is
+// what throttles the node. A header that does not fit the job is a
+// protocol error (the session ends); a piece that does not arrive whole
+// in time ends the job.
+func (r *RemoteSwarm) readData(st *yamux.Stream, h pieceHeader) {
 	for {
-		st, err := r.sess.AcceptStream()
-		if err != nil {
-			r.fail(r.lost(err))
-			return
-		}
-		if open.Load() >= int64(r.cfg.MaxDataStreams) {
-			st.Close()
-			r.fail(r.lost(fmt.Errorf("%w: more than %d data streams open", ErrProtocol, r.cfg.MaxDataStreams)))
-			return
-		}
-		open.Add(1)
-		r.wg.Add(1)
-		go func() {
-			defer open.Add(-1)
-			r.readData(st)
-		}()
-	}
-}
-
-// readData reads pieces from one data stream: a Piece header frame, then
-// exactly Length raw bytes. It reads the next piece only after run took
-// the previous one, which is what throttles the node.
-func (r *RemoteSwarm) readData(st *yamux.Stream) {
-	defer r.wg.Done()
-	defer st.Close()
-	for {
-		t, body, err := readPieceHeader(st)
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				r.fail(r.lost(err))
-			}
-			return
-		}
-		if t != MsgPiece {
-			r.fail(r.lost(fmt.Errorf("%w: %v on a data stream", ErrProtocol, t)))
-			return
-		}
-		var h pieceHeader
-		if err := decodeBody(t, body, &h); err != nil {
-			r.fail(r.lost(err))
-			return
-		}
 		if h.Job != r.jobID || int64(h.Index) >= int64(r.info.NumPieces()) || int64(h.Length) != r.info.PieceLen(int(h.Index)) {
-			r.fail(r.lost(fmt.Errorf("%w: piece header job %d index %d length %d does not fit job %d",
+			r.sess.fail(r.sess.lost(fmt.Errorf("%w: piece header job %d index %d length %d does not fit job %d",
 				ErrProtocol, h.Job, h.Index, h.Length, r.jobID)))
 			return
 		}
@@ -251,6 +126,21 @@ func (r *RemoteSwarm) readData(st *yamux.Stream) {
 		select {
 		case r.pieceIn <- ev:
 		case <-r.dead:
+			return
+		}
+		t, body, err := readPieceHeader(st)
+		switch {
+		case errors.Is(err, io.EOF):
+			return // the node closed the stream
+		case errors.Is(err, ErrProtocol):
+			r.sess.fail(r.sess.lost(err))
+			return
+		case err != nil:
+			r.fail(r.lost(err))
+			return
+		}
+		if err := decodeBody(t, body, &h); err != nil {
+			r.sess.fail(r.sess.lost(err))
 			return
 		}
 	}

@@ -160,7 +160,7 @@ func TestCoordinatorDrop(t *testing.T) {
 	ts := newTestServer(t, transports[1], tt, nil)
 	r := mustDial(t, ts, tt)
 	w := ts.factory.worker(t, 0)
-	r.sess.Close() // no Stop
+	r.sess.sess.Close() // no Stop
 	testenv.WaitFor(t, 5*time.Second, "node ends the job", func() bool { return w.closed.Load() && ts.Stats().ActiveSessions == 0 })
 	if st := ts.Stats(); st.Stops != 0 {
 		t.Fatalf("stats %+v", st)
@@ -243,7 +243,7 @@ func TestOversizedFrameOnSession(t *testing.T) {
 	var hdr [5]byte
 	binary.BigEndian.PutUint32(hdr[:], MaxControlFrame+1)
 	hdr[4] = byte(MsgAssign)
-	r.q.push(hdr[:])
+	r.sess.q.push(hdr[:])
 	testenv.WaitFor(t, 5*time.Second, "node drops the session", func() bool { return w.closed.Load() && ts.Stats().ActiveSessions == 0 })
 	ev := <-r.Events()
 	if ev.Kind != swarm.EventFailed {

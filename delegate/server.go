@@ -74,6 +74,17 @@ type ServerConfig struct {
 	// MaxSessions bounds authenticated sessions at once; a coordinator
 	// over it is told so in the node's hello (ErrRefused).
 	MaxSessions int
+	// MaxJobs bounds the jobs the node runs at once, over all sessions;
+	// MaxJobsPerSession those of one session (one coordinator), so that
+	// one coordinator cannot take every place. A Job over either is
+	// rejected with code "jobs" (the coordinator's ErrNodeBusy: retry
+	// later); the session goes on.
+	//
+	// The node's peer connections are shared by division: each job's
+	// swarm gets Swarm.MaxPeers/MaxJobs of them (at least 1, and
+	// MaxDialing at most that), so the node holds at most Swarm.MaxPeers
+	// peers however many jobs run.
+	MaxJobs, MaxJobsPerSession int
 	// MaxHandshakes bounds connections that have not finished the
 	// handshake, apart from MaxSessions, so that strangers without the
 	// key cannot take the sessions' slots. When it is reached a new
@@ -104,6 +115,8 @@ func DefaultServerConfig() ServerConfig {
 		StatusInterval:     500 * time.Millisecond,
 		HandshakeTimeout:   5 * time.Second,
 		MaxSessions:        16,
+		MaxJobs:            8,
+		MaxJobsPerSession:  8,
 		MaxHandshakes:      16,
 		MaxHandshakesPerIP: 4,
 		DataStreams:        2,
@@ -123,6 +136,8 @@ func (c ServerConfig) Validate() error {
 		return fmt.Errorf("%w: intervals must be positive", ErrConfig)
 	case c.MaxSessions <= 0 || c.DataStreams <= 0 || c.DataStreams > 8:
 		return fmt.Errorf("%w: MaxSessions must be positive, DataStreams in 1..8", ErrConfig)
+	case c.MaxJobs <= 0 || c.MaxJobsPerSession <= 0:
+		return fmt.Errorf("%w: MaxJobs and MaxJobsPerSession must be positive", ErrConfig)
 	case c.MaxHandshakes <= 0 || c.MaxHandshakesPerIP <= 0:
 		return fmt.Errorf("%w: MaxHandshakes and MaxHandshakesPerIP must be positive", ErrConfig)
 	case c.MaxPieceLength <= 0 || c.MaxPieceLength > math.MaxUint32:
@@ -178,12 +193,13 @@ type ServerStats struct {
 	ActiveSessions    int64
 	Stops             int64 // sessions ended by the coordinator's Stop
 	Jobs              int64 // jobs accepted
+	Busy              int64 // jobs rejected because MaxJobs was reached
 	ActiveJobs        int64
 }
 
 // Server is a swarm node's delegate endpoint: it accepts sessions from
-// coordinators, runs one job at a time per session (sessions run
-// concurrently) and streams the job's verified pieces back.
+// coordinators, runs their jobs (many per session, MaxJobs in all) and
+// streams each job's verified pieces back.
 type Server struct {
 	cfg   ServerConfig
 	log   *slog.Logger
@@ -200,6 +216,7 @@ type Server struct {
 	pending  map[net.Conn]pendingConn // connections still in the handshake
 	perIP    map[string]int           // pending handshakes per source address
 	sessions int                      // admitted sessions (MaxSessions)
+	jobs     int                      // jobs running (MaxJobs)
 	seq      uint64
 
 	closing   chan struct{}
@@ -210,7 +227,7 @@ type Server struct {
 	keep    keepers  // torrents whose lost sessions are keeping pieces (kept.go)
 	dataDir *os.File // DataDir, locked while the server runs (nodedisk.go); nil with NewWorker
 
-	nConns, nRefused, nEvicted, nAuth, nHandshake, nSessions, nActive, nStops, nJobs, nActiveJobs atomic.Int64
+	nConns, nRefused, nEvicted, nAuth, nHandshake, nSessions, nActive, nStops, nJobs, nActiveJobs, nBusy atomic.Int64
 }
 
 // everyMinute allows one event a minute (rate-limits log lines a
@@ -297,7 +314,7 @@ func (s *Server) Stats() ServerStats {
 	return ServerStats{Conns: s.nConns.Load(), Refused: s.nRefused.Load(), Evicted: s.nEvicted.Load(), AuthFailures: s.nAuth.Load(),
 		HandshakeFailures: s.nHandshake.Load(), Sessions: s.nSessions.Load(), ActiveSessions: s.nActive.Load(),
 		Stops: s.nStops.Load(),
-		Jobs:  s.nJobs.Load(), ActiveJobs: s.nActiveJobs.Load()}
+		Jobs:  s.nJobs.Load(), ActiveJobs: s.nActiveJobs.Load(), Busy: s.nBusy.Load()}
 }
 
 // Serve accepts connections until Close; it then returns ErrClosed.
@@ -394,6 +411,26 @@ func (s *Server) donePending(c net.Conn) {
 	}
 }
 
+// takeJob takes one of the MaxJobs places for a job; false if none is
+// free.
+func (s *Server) takeJob() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jobs >= s.cfg.MaxJobs {
+		s.nBusy.Add(1)
+		return false
+	}
+	s.jobs++
+	return true
+}
+
+// doneJob frees a job's place.
+func (s *Server) doneJob() {
+	s.mu.Lock()
+	s.jobs--
+	s.mu.Unlock()
+}
+
 // admit takes a session slot for an authenticated coordinator.
 func (s *Server) admit() error {
 	s.mu.Lock()
@@ -462,7 +499,7 @@ func (s *Server) handle(c net.Conn) {
 	s.nActive.Add(1)
 	defer s.nActive.Add(-1)
 	ns := &nodeSession{srv: s, log: log.With("coordinator", peer.Name), sess: sess, peer: peer, version: version,
-		q: newSendQueue(), dead: make(chan struct{})}
+		q: newSendQueue(), dead: make(chan struct{}), jobs: map[uint64]*nodeJob{}}
 	ns.run()
 }
 

@@ -68,12 +68,12 @@ func (y yamuxLogger) Println(v ...any)               { y.l.Debug(fmt.Sprint(v...
 
 // sendQueue is the outbound queue of a control stream: callers append
 // frames without blocking; one writer goroutine drains it. The latest
-// Status frame is kept apart so that a slow link coalesces status updates
-// instead of queueing them.
+// Status frame of each job is kept apart so that a slow link coalesces
+// status updates instead of queueing them.
 type sendQueue struct {
 	mu     sync.Mutex
 	q      [][]byte
-	status []byte
+	status map[uint64][]byte // by job
 	wake   chan struct{}
 }
 
@@ -86,11 +86,21 @@ func (s *sendQueue) push(frames ...[]byte) {
 	s.signal()
 }
 
-func (s *sendQueue) setStatus(f []byte) {
+func (s *sendQueue) setStatus(job uint64, f []byte) {
 	s.mu.Lock()
-	s.status = f
+	if s.status == nil {
+		s.status = map[uint64][]byte{}
+	}
+	s.status[job] = f
 	s.mu.Unlock()
 	s.signal()
+}
+
+// dropStatus forgets an ended job's unsent Status.
+func (s *sendQueue) dropStatus(job uint64) {
+	s.mu.Lock()
+	delete(s.status, job)
+	s.mu.Unlock()
 }
 
 func (s *sendQueue) signal() {
@@ -100,8 +110,8 @@ func (s *sendQueue) signal() {
 	}
 }
 
-// take appends every queued frame to buf (status last) and empties the
-// queue.
+// take appends every queued frame to buf (statuses last) and empties
+// the queue.
 func (s *sendQueue) take(buf []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -110,9 +120,9 @@ func (s *sendQueue) take(buf []byte) []byte {
 		s.q[i] = nil
 	}
 	s.q = s.q[:0]
-	if s.status != nil {
-		buf = append(buf, s.status...)
-		s.status = nil
+	for job, f := range s.status {
+		buf = append(buf, f...)
+		delete(s.status, job)
 	}
 	return buf
 }

@@ -30,7 +30,7 @@ func TestOnSessionLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r1.sess.Close() // the coordinator died
+	r1.sess.sess.Close() // the coordinator died
 	select {
 	case c := <-lost:
 		if want := testClientConfig(t).Name; c != want {

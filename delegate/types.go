@@ -10,7 +10,7 @@ import "fmt"
 // negotiated version (or capability) includes them; see spec.md.
 type MsgType uint8
 
-// Message types (protocol version 1 and 2).
+// Message types (protocol versions 1 to 3).
 const (
 	MsgHello       MsgType = 1  // both ways, once, on the TLS connection before yamux
 	MsgJob         MsgType = 2  // coordinator → node, control stream
@@ -65,9 +65,10 @@ func (t MsgType) String() string {
 
 // Protocol versions this implementation speaks. Version 2 added the
 // coordinator identity; version 1 peers are refused (a version 1 node
-// would obey any holder of the cluster key).
+// would obey any holder of the cluster key). Version 3 carries many jobs
+// per session; with a version 2 peer a session carries one job at a time.
 const (
-	ProtocolVersion    uint16 = 2
+	ProtocolVersion    uint16 = 3
 	MinProtocolVersion uint16 = 2
 )
 

@@ -73,7 +73,7 @@ func (o *nodeOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:0", "BitTorrent peer address of the node's swarms: each job listens on this IP (port 0: a free port per job)")
 	fs.StringVar(&o.data, "data", "", "directory for the pieces of running jobs, one per node (default: a temporary directory, removed on exit); files a killed node left there are removed at start")
 	fs.StringVar(&o.name, "name", "", "this node's name in the cluster (default: hostname@address)")
-	fs.IntVar(&o.slots, "max-peers", 80, "peer connections per job")
+	fs.IntVar(&o.slots, "max-peers", 80, "peer connections of the node, shared by its jobs (each job gets max-peers divided by the node's job cap, 8)")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 }
