@@ -70,12 +70,14 @@ type Coordinator struct {
 	members *membership // nil until JoinCluster
 }
 
-// membership is the cluster as jobs see it: where nodes are and the keys
-// to talk to them.
+// membership is the cluster as jobs see it: where nodes are, the keys to
+// talk to them and the one delegate session per node that every job
+// shares.
 type membership struct {
-	c    *cluster.Cluster
-	key  cluster.Key
-	ckey ed25519.PrivateKey // nil: derived from key
+	c        *cluster.Cluster
+	key      cluster.Key
+	ckey     ed25519.PrivateKey // nil: derived from key
+	sessions *nodeSessions
 }
 
 // New opens the peer listener and starts the watchdog and the tracker
@@ -133,15 +135,17 @@ type ClusterMember struct {
 	Addr netip.AddrPort // gossip address
 }
 
-// JoinCluster starts the cluster membership. From then on every job opens
-// a delegate session to each swarm node that joins and hands the resulting
-// remote swarm to its sub-chief. Errors are wrapped with "cluster: ".
+// JoinCluster starts the cluster membership. From then on every job runs
+// a delegate job on each swarm node that joins, over the one session the
+// Coordinator keeps to that node, and hands the resulting remote swarm to
+// its sub-chief. Errors are wrapped with "cluster: ".
 func (c *Coordinator) JoinCluster(cfg ClusterConfig) (ClusterMember, error) {
 	cl, err := cluster.Start(cfg.Cluster)
 	if err != nil {
 		return ClusterMember{}, fmt.Errorf("cluster: %w", err)
 	}
-	m := &membership{c: cl, key: cfg.Cluster.Key, ckey: cfg.CoordinatorKey}
+	m := &membership{c: cl, key: cfg.Cluster.Key, ckey: cfg.CoordinatorKey,
+		sessions: newNodeSessions(cfg.Cluster.Key, cfg.CoordinatorKey, c.log)}
 	joined := c.do(func() {
 		if c.members != nil {
 			err = errors.New("cluster: already joined")
@@ -180,6 +184,9 @@ func (c *Coordinator) run() {
 			for j := range c.jobs {
 				j.memberEvent(ev)
 			}
+			if (ev.Kind == cluster.EventLeave || ev.Kind == cluster.EventFail) && isNode(ev.Member) {
+				c.members.sessions.drop(ev.Member.Meta.DelegateAddr)
+			}
 		case a := <-c.wd.Alerts():
 			c.routeAlert(a)
 		}
@@ -214,6 +221,7 @@ func (c *Coordinator) Close() error {
 			errs = append(errs, j.Close())
 		}
 		if c.members != nil {
+			c.members.sessions.close()
 			c.members.c.Leave(time.Second)
 			errs = append(errs, c.members.c.Close())
 		}

@@ -9,7 +9,8 @@
 // A Coordinator owns what a process's downloads share: the peer listener
 // with its router, the tracker client with its UDP coordinator
 // (tracker.Client), the watchdog and, after JoinCluster, the cluster
-// membership (cluster.Cluster). Many jobs run on one Coordinator at once,
+// membership (cluster.Cluster) with one delegate session per swarm node
+// (nodeSessions, nodesessions.go), shared by every job. Many jobs run on one Coordinator at once,
 // one per torrent. One goroutine, Coordinator.run, owns the set of jobs
 // and the membership: it hands every membership event to each job and
 // reads the watchdog's alerts. Other goroutines reach that state only by
@@ -17,9 +18,9 @@
 //
 // A Job is one torrent: its store (piecestore.Store), its sub-chief
 // (swarm.Download, which owns the local peer swarm and the remote swarms),
-// its tracker pipelines (tracker.Announcer) and, in a cluster, its
-// sessions to swarm nodes (nodeLink: dialing, back-off, quarantine by
-// node identity). From Start until Close one goroutine, Job.run, owns the
+// its tracker pipelines (tracker.Announcer) and, in a cluster, its work
+// on swarm nodes (nodeLink: a delegate job on each node's shared session,
+// back-off, quarantine by node identity). From Start until Close one goroutine, Job.run, owns the
 // job's state — the tracker health record (trackerHealth, a passive
 // value), the node link and the queue of events not yet read. It polls
 // the sub-chief's status every StatusInterval without blocking, and never
@@ -89,11 +90,11 @@
 //	ev := <-job.Events()                    // ... until Completed or Failed
 //	job.Close(); c.Close()
 //
-// Close stops in reverse: a job's node sessions, its trackers (which hear
+// Close stops in reverse: a job's work on nodes, its trackers (which hear
 // "stopped"), its sub-chief (whose local swarm closes the job's listener,
 // unregistering the torrent) and its store (which flushes and records
-// what is verified); then the membership, the tracker client, the
-// watchdog and the router with the listener.
+// what is verified); then the node sessions, the membership, the
+// tracker client, the watchdog and the router with the listener.
 //
 // # Errors
 //
@@ -109,12 +110,14 @@
 // peers are each torrent's (peerswarm); the router's bound only pending
 // connections.
 //
-// Each job opens a delegate session of its own to every swarm node, and
-// a node runs one job per session: a node holds as many torrents as it
-// admits sessions (delegate.ServerConfig.MaxSessions, 16 by default;
-// over it a job hears NodeDialFailed and retries after its back-off), and
-// each of its jobs has a local swarm of the node's full MaxPeers, so the
-// slots a node advertises count per torrent, not per node.
+// A node holds at most delegate.ServerConfig.MaxJobs torrents at once (8
+// by default, and MaxJobsPerSession of one coordinator): a job over it
+// hears NodeDialFailed (delegate.ErrNodeBusy) and retries after its
+// back-off, which grows to 30 s, so with more active downloads than a
+// node's cap some run without that node until a place frees and their
+// retry comes. A node's MaxPeers is divided among its jobs
+// (MaxPeers/MaxJobs each), not lent to the busiest. An idle session
+// stays open until its node leaves or the Coordinator closes.
 //
 // Requests to swarm nodes (dial and hello, each piece read) are bounded
 // by connection deadlines in package delegate, not by watchdog packets.

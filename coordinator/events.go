@@ -22,8 +22,10 @@ type Completed struct{ Status swarm.Status }
 // example). It is the job's last event; Err is the sub-chief's error.
 type Failed struct{ Err error }
 
-// NodeDialFailed: opening a delegate session to a swarm node failed; it
-// is tried again after a back-off while the node stays a member.
+// NodeDialFailed: opening a delegate session to a swarm node, or the
+// job's work on it, failed (Err matches delegate.ErrNodeBusy when the
+// node runs its maximum of jobs); it is tried again after a back-off
+// while the node stays a member.
 type NodeDialFailed struct {
 	Name, Addr string
 	Err        error

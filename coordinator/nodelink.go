@@ -15,13 +15,16 @@ import (
 	"flotilla/swarm"
 )
 
-// nodeDialTimeout bounds opening one delegate session.
+// nodeDialTimeout bounds opening one delegate session, and a job on it.
 const nodeDialTimeout = 15 * time.Second
 
 // nodeLink is a job's side of the cluster: it follows membership, opens a
-// delegate session to every swarm node that joins (including later
-// joiners and nodes that come back) and hands the resulting remote swarms
-// to the sub-chief. It is driven by the job's loop only; dials run on
+// delegate job on every swarm node that joins (including later joiners
+// and nodes that come back), over the Coordinator's one session to that
+// node (nodeSessions), and hands the resulting remote swarms to the
+// sub-chief. Back-off, quarantine and node identity are the link's, per
+// node: a job refused (the node runs its maximum of jobs, ErrNodeBusy)
+// or a session that dropped is retried after the back-off. It is driven by the job's loop only; dials run on
 // their own goroutines and report back on dialed. What the user should
 // hear of goes out through emit.
 type nodeLink struct {
@@ -171,9 +174,7 @@ func (l *nodeLink) maybeDial(name string, n *remoteNode, now time.Time) {
 		defer l.wg.Done()
 		ctx, cancel := context.WithTimeout(l.ctx, nodeDialTimeout)
 		defer cancel()
-		ccfg := delegate.DefaultClientConfig()
-		ccfg.Logger, ccfg.CoordinatorKey = l.log, l.m.ckey
-		rs, err := delegate.Dial(ctx, addr, l.m.key, l.job, ccfg)
+		rs, err := l.m.sessions.openJob(ctx, addr, l.job)
 		select {
 		case l.dialed <- dialResult{name: name, addr: addr, id: id, rs: rs, err: err}:
 		case <-l.ctx.Done():
@@ -289,9 +290,8 @@ func (l *nodeLink) remove(n *remoteNode) {
 	n.w = nil
 }
 
-// closeAsync closes a session not handed to the sub-chief without holding
-// up the loop (Close waits up to its StopTimeout for the node to hear
-// "stop").
+// closeAsync closes a remote swarm not handed to the sub-chief (its node
+// hears Cancel) without holding up the loop.
 func (l *nodeLink) closeAsync(rs *delegate.RemoteSwarm) {
 	l.wg.Add(1)
 	go func() {
