@@ -2,11 +2,12 @@
 # Installs what the test suite needs from Debian's packages: the C compiler
 # and C library headers (go test -race needs cgo), and the real programs the
 # tests run against: opentracker, aria2 (aria2c), transmission-cli,
-# mktorrent, iproute2 (ip netns, tc). Installs only what is missing; needs
+# mktorrent, iproute2 (ip netns, tc), chromium (the dashboard's browser test,
+# driven by chromedp). Installs only what is missing; needs
 # root (or sudo) only when something is missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 apt_install_missing install-test-deps \
   gcc:gcc /usr/include/stdio.h:libc6-dev \
   opentracker:opentracker aria2c:aria2 transmission-cli:transmission-cli \
-  mktorrent:mktorrent ip:iproute2 tc:iproute2
+  mktorrent:mktorrent ip:iproute2 tc:iproute2 chromium:chromium

@@ -51,7 +51,7 @@ func TestServeClusterTwoTorrents(t *testing.T) {
 	b := newSwarmLab(t, lab.PayloadSpec{Name: "b.bin", Seed: 53, Size: 24<<20 + 5}, 1<<18, 1, "--max-upload-limit=3M")
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "cluster.key")
-	if out, err := exec.Command(coordBinary(t), "keygen").Output(); err != nil {
+	if out, err := runKeygenFile(t); err != nil {
 		t.Fatal(err)
 	} else if err := writeFile0600(keyFile, out); err != nil {
 		t.Fatal(err)
@@ -60,9 +60,8 @@ func TestServeClusterTwoTorrents(t *testing.T) {
 	s := startServe(t, dir, "--max-active", "2", "--seed=true", "--seed-ratio", "0",
 		"--cluster-listen", gossip, "--cluster-key-file", keyFile)
 	for i, ip := range []string{"127.0.0.40", "127.0.0.41"} {
-		cmd := exec.Command(swarmnodeBinary(t), "--join", gossip, "--cluster-listen", ip+":"+strconv.Itoa(testenv.FreePort(t, ip)),
-			"--cluster-key-file", keyFile, "--listen", ip+":0", "--name", fmt.Sprintf("node%d", i+1), "--data", filepath.Join(dir, fmt.Sprintf("node%d", i+1)))
-		startCoordCmd(t, cmd)
+		name := fmt.Sprintf("node%d", i+1)
+		startSwarmNode(t, gossip, keyFile, ip, name, filepath.Join(dir, name))
 	}
 	client := &service.Client{Server: strings.TrimSuffix(s.api, "/api/v1"), Token: serveToken}
 	ctx := context.Background()
@@ -114,3 +113,16 @@ func TestServeClusterTwoTorrents(t *testing.T) {
 }
 
 func writeFile0600(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
+
+// runKeygenFile returns a new cluster key's text, from coord keygen.
+func runKeygenFile(t *testing.T) ([]byte, error) {
+	t.Helper()
+	return exec.Command(coordBinary(t), "keygen").Output()
+}
+
+// startSwarmNode starts a swarm node on ip that joins gossip.
+func startSwarmNode(t *testing.T, gossip, keyFile, ip, name, dataDir string) *coordProc {
+	t.Helper()
+	return startCoordCmd(t, exec.Command(swarmnodeBinary(t), "--join", gossip, "--cluster-listen", ip+":"+strconv.Itoa(testenv.FreePort(t, ip)),
+		"--cluster-key-file", keyFile, "--listen", ip+":0", "--name", name, "--data", dataDir))
+}

@@ -8,6 +8,7 @@ let token = sessionStorage.getItem("flotilla-token") || "";
 let selected = null;        // id of the job shown in detail
 let alertsNext = 0;         // next alert sequence number to fetch
 const history = {};         // job id -> [{t, down, up, workers: {name: down}}]
+const window_ = 120;        // samples the rate chart shows (one a second)
 const colors = ["#2f80d1", "#e08a1e", "#2f9e5b", "#8e44ad", "#c9372c", "#16a2b8", "#7f8c8d", "#d35400"];
 const workerColor = {};
 
@@ -145,7 +146,7 @@ function record(d) {
   const workers = {};
   for (const w of d.workers) workers[w.name] = w.down_rate;
   h.push({ t: Date.now(), down: d.down_rate, up: d.up_rate, workers });
-  if (h.length > 300) h.shift();
+  if (h.length > window_) h.shift();
 }
 
 function drawChart(id) {
@@ -153,7 +154,7 @@ function drawChart(id) {
   g.clearRect(0, 0, c.width, c.height);
   let top = 1;
   for (const p of h) top = Math.max(top, p.down, p.up);
-  const x = (i) => c.width - (h.length - 1 - i) * (c.width / 300);
+  const x = (i) => i * c.width / (window_ - 1);
   const y = (v) => c.height - 4 - (v / top) * (c.height - 20);
   const line = (color, value, width) => {
     g.strokeStyle = color; g.lineWidth = width; g.beginPath();
@@ -173,8 +174,8 @@ function drawChart(id) {
 }
 
 function renderPieces(d) {
-  // Pieces by the swarm that delivered them in this run; those on disk
-  // before it (or whose swarm is gone) in grey-blue.
+  // Pieces by the swarm that delivered them in this run (verified, maybe
+  // not yet written); those on disk before it in blue.
   const map = $("#piecemap");
   map.replaceChildren();
   const total = d.pieces, cells = Math.min(total, 400), per = total / cells;
@@ -186,7 +187,7 @@ function renderPieces(d) {
     const p = Math.floor(c * per);
     const s = el("span");
     if (p < before) { s.className = "have"; s.title = "on disk"; }
-    else if (p - before < owners.length && p < d.pieces_done) { s.style.background = colorOf(owners[p - before]); s.title = owners[p - before]; }
+    else if (p - before < owners.length) { s.style.background = colorOf(owners[p - before]); s.title = owners[p - before]; }
     map.appendChild(s);
   }
 }
