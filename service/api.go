@@ -46,9 +46,12 @@ type JobInfo struct {
 // JobDetail is one job with its files, workers and trackers.
 type JobDetail struct {
 	JobInfo
-	Files    []FileInfo    `json:"files"`
-	Workers  []WorkerInfo  `json:"workers"`
-	Trackers []TrackerInfo `json:"trackers"`
+	// StorageWait is how long this run's sub-chief waited for the disk
+	// (back-pressure from a disk slower than the network).
+	StorageWait Duration      `json:"storage_wait"`
+	Files       []FileInfo    `json:"files"`
+	Workers     []WorkerInfo  `json:"workers"`
+	Trackers    []TrackerInfo `json:"trackers"`
 }
 
 // FileInfo is one file of a torrent.
@@ -279,7 +282,8 @@ func (s *Service) info(j *job, now time.Time) JobInfo {
 }
 
 func (s *Service) detail(j *job) JobDetail {
-	d := JobDetail{JobInfo: s.info(j, time.Now()), Files: []FileInfo{}, Workers: []WorkerInfo{}, Trackers: []TrackerInfo{}}
+	d := JobDetail{JobInfo: s.info(j, time.Now()), StorageWait: Duration(j.status.StorageWait),
+		Files: []FileInfo{}, Workers: []WorkerInfo{}, Trackers: []TrackerInfo{}}
 	info := j.t.Info
 	for i, f := range info.Files {
 		if f.IsPad() {

@@ -13,6 +13,7 @@ type metrics struct {
 
 	jobs, size, done, pieces, piecesDone        *prometheus.Desc
 	down, up, downRate, upRate, peers, seeds    *prometheus.Desc
+	storageWait                                 *prometheus.Desc
 	wDown, wUp, wRate, wPeers, wDelivered       *prometheus.Desc
 	wHashFails, wBanned, tOverdue, tLastOverdue *prometheus.Desc
 }
@@ -44,6 +45,7 @@ func newMetrics(s *Service) *metrics {
 		upRate:       d("torrent_upload_rate_bytes", "Payload bytes sent per second.", job),
 		peers:        d("torrent_peers", "Connected peers.", job),
 		seeds:        d("torrent_seeds", "Connected peers that have every piece.", job),
+		storageWait:  d("torrent_storage_wait_seconds_total", "How long the job's current run waited for the disk (back-pressure).", job),
 		wDown:        d("worker_downloaded_bytes_total", "Payload bytes a swarm (local, or a swarm node) received in the job's current run.", worker),
 		wUp:          d("worker_uploaded_bytes_total", "Payload bytes a swarm sent in the job's current run.", worker),
 		wRate:        d("worker_download_rate_bytes", "Payload bytes a swarm receives per second.", worker),
@@ -81,6 +83,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		emit(m.upRate, g, d.UpRate, id, name)
 		emit(m.peers, g, float64(d.Peers), id, name)
 		emit(m.seeds, g, float64(d.Seeds), id, name)
+		emit(m.storageWait, c, timeSeconds(d.StorageWait), id, name)
 		for _, w := range mergeWorkers(d.Workers) {
 			emit(m.wDown, c, float64(w.Downloaded), id, w.Name)
 			emit(m.wUp, c, float64(w.Uploaded), id, w.Name)

@@ -280,6 +280,36 @@ func limitsText(l service.Limits) string {
 	return strings.Join(parts, " or ")
 }
 
+func runTrackers(ctx context.Context, env *cmdEnv, args []string) int {
+	x, pos, code, stop := newClientCmd(env, "trackers", "ID", "Shows the trackers of one of coord serve's jobs: tier, overdue requests and the newest error.", args, nil)
+	if stop {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(env.stderr, "coord trackers: expected one job ID (see coord ls)")
+		return 2
+	}
+	d, err := x.c.Get(ctx, pos[0])
+	if err != nil {
+		return x.fail(err)
+	}
+	if x.o.json {
+		x.printJSON(d.Trackers)
+		return 0
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TRACKER\tTIER\tUSABLE\tOVERDUE\tLAST OVERDUE\tLAST ERROR")
+	for _, t := range d.Trackers {
+		last := "-"
+		if t.Overdue > 0 {
+			last = time.Duration(t.LastOverdue).String() + " at " + t.OverdueAt.Local().Format(time.TimeOnly)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%v\t%d\t%s\t%s\n", t.URL, t.Tier, t.Usable, t.Overdue, last, t.LastError)
+	}
+	tw.Flush()
+	return 0
+}
+
 func runPause(ctx context.Context, env *cmdEnv, args []string) int {
 	return runEach(ctx, env, "pause", "Pauses jobs of coord serve: their trackers hear \"stopped\" and they stay stopped until resumed.", args, nil,
 		func(ctx context.Context, c *service.Client, id string) (any, error) { return c.Pause(ctx, id) })

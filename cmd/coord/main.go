@@ -60,6 +60,7 @@ func commands() []command {
 		{"pause", "pause jobs of coord serve", runPause},
 		{"resume", "resume jobs of coord serve", runResume},
 		{"rm", "remove jobs from coord serve", runRm},
+		{"trackers", "show the trackers of one of coord serve's jobs", runTrackers},
 		{"announce", "announce to every tracker of a torrent and report what each answered", runAnnounce},
 		{"keygen", "write a new random cluster key to standard output", runKeygen},
 		{"nodes", "list the members of a cluster", runNodes},

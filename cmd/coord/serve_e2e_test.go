@@ -410,6 +410,9 @@ func TestServeCLI(t *testing.T) {
 	if out := cli(0, "show", id); !strings.Contains(out, "cli.bin") || !strings.Contains(out, "http://127.0.0.1:1/announce") {
 		t.Fatalf("coord show:\n%s", out)
 	}
+	if out := cli(0, "trackers", id); !strings.Contains(out, "http://127.0.0.1:1/announce") || !strings.Contains(out, "TIER") {
+		t.Fatalf("coord trackers:\n%s", out)
+	}
 	cli(0, "pause", id)
 	cli(1, "show", "000000000000")
 	cli(0, "rm", "--delete-data", id)
