@@ -75,11 +75,16 @@ type testTorrent struct {
 	dir     string // the downloader's
 }
 
+// loopbackPeers lets every peer of a test, all on 127.0.0.1, connect at
+// once (the router's per-address cap on connections being identified
+// would otherwise evict some, which redial only after a back-off).
+func loopbackPeers(c *Config) { c.Incoming.MaxPendingPerIP = 128 }
+
 // newSeededTorrents makes n small distinct torrents, all seeded by one
 // seeder Coordinator, whose address it returns.
 func newSeededTorrents(t *testing.T, n, pieces int) ([]*testTorrent, netip.AddrPort) {
 	t.Helper()
-	seeder := newTestCoordinator(t)
+	seeder := newTestCoordinator(t, loopbackPeers)
 	out := make([]*testTorrent, n)
 	for i := range out {
 		line := []byte(fmt.Sprintf("torrent %02d of %d, piece data; ", i, n))
@@ -142,7 +147,7 @@ func nodeWorker(j *Job) (swarm.WorkerStatus, bool) {
 func TestNodeSessionCarriesTwentyJobs(t *testing.T) {
 	const n = 20
 	tts, seeder := newSeededTorrents(t, n, 3)
-	c := newTestCoordinator(t)
+	c := newTestCoordinator(t, loopbackPeers)
 	jobs := make([]*Job, n)
 	for i, tt := range tts {
 		jobs[i] = startTestJob(t, c, tt.tor, tt.dir, nil)
