@@ -5,9 +5,13 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/yamux"
 
 	"flotilla/internal/testenv"
 	"flotilla/swarm"
@@ -259,4 +263,69 @@ func TestJobPeers(t *testing.T) {
 			t.Errorf("MaxPeers %d MaxJobs %d: %d per job, want %d", c.peers, c.jobs, got, c.want)
 		}
 	}
+}
+
+// A data stream for a job the coordinator just closed is closed quietly
+// (the node opened it before it heard Cancel); one for a job the session
+// never ran is a protocol error that ends the session.
+func TestDataStreamForEndedJob(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 256<<10, 32<<10)
+	ready, release := make(chan uint64, 1), make(chan struct{})
+	conn, done := rawNode(t, func(sess *yamux.Session, ctrl net.Conn, a *jobMsg) {
+		typ, body, err := readControlFrame(ctrl, fromCoordinator)
+		var b jobMsg
+		if err != nil || typ != MsgJob || decodeBody(typ, body, &b) != nil {
+			t.Errorf("second job: %v %v", typ, err)
+			return
+		}
+		writeFrame(t, ctrl, MsgJobAccepted, &jobAcceptedMsg{Job: b.Job})
+		for { // until A's Cancel
+			typ, body, err := readControlFrame(ctrl, fromCoordinator)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var c cancelMsg
+			if typ == MsgCancel && decodeBody(typ, body, &c) == nil && c.Job == a.Job {
+				break
+			}
+		}
+		st, _ := sess.OpenStream()
+		writeFrame(t, st, MsgPiece, &pieceHeader{Job: a.Job, Index: 0, Length: uint32(tt.Info.PieceLen(0))})
+		st.Write(tt.Piece(0))
+		st2, _ := sess.OpenStream()
+		writeFrame(t, st2, MsgPiece, &pieceHeader{Job: b.Job, Index: 1, Length: uint32(tt.Info.PieceLen(1))})
+		st2.Write(tt.Piece(1))
+		ready <- a.Job ^ b.Job ^ 1 // an id never run
+		<-release
+		st3, _ := sess.OpenStream()
+		writeFrame(t, st3, MsgPiece, &pieceHeader{Job: a.Job ^ b.Job ^ 1, Index: 0, Length: uint32(tt.Info.PieceLen(0))})
+		<-sess.CloseChan()
+	})
+	s, err := ClientSession(context.Background(), conn, testKey(1), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, err := s.OpenJob(context.Background(), jobSpec(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.OpenJob(context.Background(), jobSpec(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a.Close()
+	if err := drain(b, tt, 1, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	never := <-ready
+	close(release)
+	expectEnd(t, b, ErrProtocol)
+	// The session ended for the job never run, not for the closed one.
+	if err := b.Err(); !strings.Contains(err.Error(), fmt.Sprintf("job %d,", never)) {
+		t.Fatalf("session ended with %v, want the data stream for job %d", err, never)
+	}
+	<-done
 }
