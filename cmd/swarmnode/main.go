@@ -63,6 +63,7 @@ type nodeOpts struct {
 	data        string
 	name        string
 	slots       int
+	maxJobs     int
 	verbose     bool
 	showVersion bool
 }
@@ -73,7 +74,8 @@ func (o *nodeOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:0", "BitTorrent peer address of the node's swarms: each job listens on this IP (port 0: a free port per job)")
 	fs.StringVar(&o.data, "data", "", "directory for the pieces of running jobs, one per node (default: a temporary directory, removed on exit); files a killed node left there are removed at start")
 	fs.StringVar(&o.name, "name", "", "this node's name in the cluster (default: hostname@address)")
-	fs.IntVar(&o.slots, "max-peers", 80, "peer connections of the node, shared by its jobs (each job gets max-peers divided by the node's job cap, 8)")
+	fs.IntVar(&o.slots, "max-peers", 80, "peer connections of the node, divided among its jobs (each gets max-peers/max-jobs)")
+	fs.IntVar(&o.maxJobs, "max-jobs", delegate.DefaultServerConfig().MaxJobs, "torrents the node helps with at once, over all coordinators; a coordinator asking for more is told to retry later")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 }
@@ -151,6 +153,10 @@ func parseArgs(args []string, stdout, stderr io.Writer) (o nodeOpts, code int, o
 	}
 	if len(o.co.JoinList()) == 0 {
 		fmt.Fprintln(stderr, "swarmnode: --join ADDR is required: the address of the coordinator or another member")
+		return o, 2, false
+	}
+	if o.slots <= 0 || o.maxJobs <= 0 {
+		fmt.Fprintf(stderr, "swarmnode: --max-peers %d and --max-jobs %d must be positive\n", o.slots, o.maxJobs)
 		return o, 2, false
 	}
 	return o, 0, true
@@ -246,6 +252,7 @@ func (n *node) startServer(tc *tracker.Client) (srv *delegate.Server, serveErr <
 	scfg.CoordinatorPubKey = n.coordPub
 	scfg.PeerListen = net.JoinHostPort(n.peerHost, "0")
 	scfg.Swarm.MaxPeers = n.o.slots
+	scfg.MaxJobs, scfg.MaxJobsPerSession = n.o.maxJobs, n.o.maxJobs
 	scfg.OnJob = func(j delegate.JobInfo) func() { return announceJob(tc, j, n.log, n.stderr) }
 	// A lost session may be a coordinator restarted on the same address:
 	// it does not know this node until a state exchange, so make one now

@@ -42,6 +42,9 @@ func TestUsageAndBadFlags(t *testing.T) {
 	if code, out := runNode("--join", "127.0.0.1:7946", "stray"); code != 2 || !strings.Contains(out, "stray") {
 		t.Errorf("stray argument: %d %q", code, out)
 	}
+	if code, out := runNode("--join", "127.0.0.1:7946", "--max-jobs", "0"); code != 2 || !strings.Contains(out, "--max-jobs 0 must be positive") {
+		t.Errorf("no job allowed: %d %q", code, out)
+	}
 }
 
 type syncBuffer = testenv.SyncBuffer
