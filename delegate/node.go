@@ -218,27 +218,10 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 			cfg.Name, cfg.MaxJobsPerSession)
 		return
 	}
-	info, err := metainfo.ParseInfo(m.Info)
-	if err != nil {
-		reject("info: %v", err)
+	job, reason := ns.parseJob(m)
+	if reason != "" {
+		reject("%s", reason)
 		return
-	}
-	if sum := sha1.Sum(m.Info); string(sum[:]) != string(m.InfoHash) {
-		reject("info does not hash to the info-hash")
-		return
-	}
-	if info.NumPieces() == 0 || info.PieceLength > cfg.MaxPieceLength {
-		reject("piece length %d over %d or no pieces", info.PieceLength, cfg.MaxPieceLength)
-		return
-	}
-	job := Job{ID: m.Job, Info: info, InfoBytes: m.Info, Trackers: m.Trackers, Coordinator: ns.peer.Name, PeerID: tracker.NewPeerID()}
-	copy(job.InfoHash[:], m.InfoHash)
-	if m.CoordinatorPeer != "" {
-		if a, err := netip.ParseAddrPort(m.CoordinatorPeer); err == nil {
-			job.CoordinatorPeer = a
-		} else {
-			ns.log.Warn("bad coordinator peer address", "addr", m.CoordinatorPeer)
-		}
 	}
 	if !ns.srv.takeJob() {
 		code = codeJobs
@@ -271,8 +254,33 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 	ns.srv.nJobs.Add(1)
 	ns.srv.nActiveJobs.Add(1)
 	ns.send(MsgJobAccepted, &acc)
-	ns.log.Info("job started", "job", job.ID, "pieces", info.NumPieces(), "peer_addr", acc.PeerAddr)
+	ns.log.Info("job started", "job", job.ID, "pieces", job.Info.NumPieces(), "peer_addr", acc.PeerAddr)
 	j.start()
+}
+
+// parseJob checks a Job's torrent and makes the job from it; reason says
+// why it cannot run.
+func (ns *nodeSession) parseJob(m *jobMsg) (job Job, reason string) {
+	info, err := metainfo.ParseInfo(m.Info)
+	if err != nil {
+		return job, fmt.Sprintf("info: %v", err)
+	}
+	if sum := sha1.Sum(m.Info); string(sum[:]) != string(m.InfoHash) {
+		return job, "info does not hash to the info-hash"
+	}
+	if limit := ns.srv.cfg.MaxPieceLength; info.NumPieces() == 0 || info.PieceLength > limit {
+		return job, fmt.Sprintf("piece length %d over %d or no pieces", info.PieceLength, limit)
+	}
+	job = Job{ID: m.Job, Info: info, InfoBytes: m.Info, Trackers: m.Trackers, Coordinator: ns.peer.Name, PeerID: tracker.NewPeerID()}
+	copy(job.InfoHash[:], m.InfoHash)
+	if m.CoordinatorPeer != "" {
+		if a, err := netip.ParseAddrPort(m.CoordinatorPeer); err == nil {
+			job.CoordinatorPeer = a
+		} else {
+			ns.log.Warn("bad coordinator peer address", "addr", m.CoordinatorPeer)
+		}
+	}
+	return job, ""
 }
 
 // nodeJob runs one job: a pump goroutine reads the worker's events
