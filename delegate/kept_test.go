@@ -1,6 +1,7 @@
 package delegate
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -96,4 +97,51 @@ func TestNodeKeepsPiecesForNextSession(t *testing.T) {
 	})
 	t.Logf("kept %d of %d pieces across the lost session; shipped %d to the next one (one damaged, dropped); files: %v",
 		len(kept), n, len(got2), filepath.Base(part))
+}
+
+// TestNodeKeepsEveryJobOfLostSession: a session carrying two torrents'
+// jobs dies; the node keeps the pieces of both, each for the next
+// session of its torrent.
+func TestNodeKeepsEveryJobOfLostSession(t *testing.T) {
+	tts := []*swarmtest.Torrent{swarmtest.NewTorrent(t, 1<<20+333, 64<<10), swarmtest.NewTorrent(t, 1<<20+999, 64<<10)}
+	srv, dir := newRealNode(t)
+	s := dialSession(t, srv.Addr().String())
+	for _, tt := range tts {
+		seeder := newSeeder(t, tt)
+		r := openJob(t, s, tt)
+		r.AddPeers([]netip.AddrPort{addrPort(t, seeder.Addr())})
+		r.Assign(allPieces(tt.Info.NumPieces()))
+		collect(t, r, tt, tt.Info.NumPieces(), 30*time.Second)
+	}
+	s.sess.Close() // the coordinator died
+	for _, tt := range tts {
+		_, bits := keptPaths(dir, tt.InfoHash)
+		testenv.WaitFor(t, 15*time.Second, "kept pieces written", func() bool {
+			_, err := os.Stat(bits)
+			return err == nil && srv.Stats().ActiveJobs == 0
+		})
+		b, err := os.ReadFile(bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if have := bitfield.Bitfield(b[len(keptMagic)+20:]); have.Count() != tt.Info.NumPieces() {
+			t.Errorf("kept %d of %d pieces", have.Count(), tt.Info.NumPieces())
+		}
+	}
+	s2 := dialSession(t, srv.Addr().String())
+	for _, tt := range tts {
+		r := openJob(t, s2, tt)
+		collect(t, r, tt, tt.Info.NumPieces(), 10*time.Second) // shipped unasked
+	}
+}
+
+// dialSession dials a Session to a node's address.
+func dialSession(t testing.TB, addr string) *Session {
+	t.Helper()
+	s, err := DialSession(context.Background(), addr, testKey(1), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -186,9 +186,21 @@ func (ns *nodeSession) endJob(j *nodeJob) {
 	ns.q.dropStatus(j.job.ID)
 }
 
+// endJobs ends every job of the session at once: a lost session's jobs
+// each finish their started pieces within the keep grace (kept.go) side
+// by side, not one after another.
 func (ns *nodeSession) endJobs() {
+	var wg sync.WaitGroup
 	for _, j := range ns.jobs {
-		ns.endJob(j)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j.stop()
+		}()
+	}
+	wg.Wait()
+	for _, j := range ns.jobs {
+		ns.endJob(j) // stopped already: frees its places
 	}
 }
 
