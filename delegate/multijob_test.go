@@ -329,3 +329,44 @@ func TestDataStreamForEndedJob(t *testing.T) {
 	}
 	<-done
 }
+
+// Closing a job returns without waiting for the node to close the job's
+// data streams: a node that never reads its control stream again does
+// not hold up the sub-chief that removes it.
+func TestJobCloseDoesNotWaitForNode(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 256<<10, 32<<10)
+	release := make(chan struct{})
+	conn, done := rawNode(t, func(sess *yamux.Session, ctrl net.Conn, a *jobMsg) {
+		st, _ := sess.OpenStream()
+		writeFrame(t, st, MsgPiece, &pieceHeader{Job: a.Job, Index: 0, Length: uint32(tt.Info.PieceLen(0))})
+		st.Write(tt.Piece(0))
+		<-release // keeps the stream open and reads nothing
+	})
+	s, err := ClientSession(context.Background(), conn, testKey(1), testClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, err := s.OpenJob(context.Background(), jobSpec(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := drain(a, tt, 1, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		a.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waits for the node to close the job's data stream")
+	}
+	if s.Err() != nil {
+		t.Fatalf("the session ended: %v", s.Err())
+	}
+	close(release)
+	<-done
+}

@@ -324,9 +324,14 @@ func (r *RemoteSwarm) fail(err error) {
 	r.failed, r.err = true, err
 	close(r.dead)
 	streams := r.streams
+	for _, st := range streams {
+		// Wakes its reader now (Close alone does not stop a read); under
+		// mu, so that readPiece cannot set a later deadline after it.
+		st.SetReadDeadline(time.Unix(1, 0))
+	}
 	r.mu.Unlock()
 	for _, st := range streams {
-		st.Close() // wakes its reader
+		st.Close()
 	}
 	r.sess.forget(r)
 	if r.owner {
@@ -352,6 +357,18 @@ func (r *RemoteSwarm) addStream(st *yamux.Stream) (ok, over bool) {
 	r.streams = append(r.streams, st)
 	r.wg.Add(1)
 	return true, false
+}
+
+// setReadDeadline sets a data stream's read deadline, unless the job
+// ended (fail set one in the past to wake its readers); false then.
+func (r *RemoteSwarm) setReadDeadline(st *yamux.Stream, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failed {
+		return false
+	}
+	st.SetReadDeadline(t)
+	return true
 }
 
 // revoked passes the node's Revoked on to Events.

@@ -68,8 +68,10 @@ const pieceStep = 256 << 10
 func (r *RemoteSwarm) readPiece(st *yamux.Stream, index, n int) ([]byte, error) {
 	start := time.Now()
 	limit := r.cfg.PieceTimeout + time.Duration(float64(n)/float64(r.cfg.MinPieceRate)*float64(time.Second))
-	st.SetReadDeadline(start.Add(limit))
-	defer st.SetReadDeadline(time.Time{})
+	if !r.setReadDeadline(st, start.Add(limit)) {
+		return nil, ErrClosed
+	}
+	defer r.setReadDeadline(st, time.Time{})
 	data := make([]byte, 0, min(n, pieceStep))
 	for len(data) < n {
 		if len(data) == cap(data) {
