@@ -3,11 +3,16 @@
 # and C library headers (go test -race needs cgo), and the real programs the
 # tests run against: opentracker, aria2 (aria2c), transmission-cli,
 # mktorrent, iproute2 (ip netns, tc), chromium (the dashboard's browser test,
-# driven by chromedp). Installs only what is missing; needs
+# driven by chromedp), and what the real-cluster test (scripts/k8s/up.sh)
+# runs Kubernetes on: etcd-server, containerd, runc, the CNI plugins,
+# iptables, conntrack, socat. Installs only what is missing; needs
 # root (or sudo) only when something is missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 apt_install_missing install-test-deps \
   gcc:gcc /usr/include/stdio.h:libc6-dev \
   opentracker:opentracker aria2c:aria2 transmission-cli:transmission-cli \
-  mktorrent:mktorrent ip:iproute2 tc:iproute2 chromium:chromium
+  mktorrent:mktorrent ip:iproute2 tc:iproute2 chromium:chromium \
+  etcd:etcd-server containerd:containerd ctr:containerd runc:runc \
+  /usr/lib/cni/bridge:containernetworking-plugins iptables:iptables \
+  conntrack:conntrack socat:socat
