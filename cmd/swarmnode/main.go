@@ -62,6 +62,7 @@ type nodeOpts struct {
 	listen      string
 	data        string
 	name        string
+	http        string
 	slots       int
 	maxJobs     int
 	verbose     bool
@@ -74,6 +75,7 @@ func (o *nodeOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:0", "BitTorrent peer address of the node's swarms: each job listens on this IP (port 0: a free port per job)")
 	fs.StringVar(&o.data, "data", "", "directory for the pieces of running jobs, one per node (default: a temporary directory, removed on exit); files a killed node left there are removed at start")
 	fs.StringVar(&o.name, "name", "", "this node's name in the cluster (default: hostname@address)")
+	fs.StringVar(&o.http, "http", "", "TCP address serving GET /healthz (alive) and /readyz (ready: the delegate endpoint up and the cluster joined) for probes; default: none")
 	fs.IntVar(&o.slots, "max-peers", 80, "peer connections of the node, divided among its jobs (each gets max-peers/max-jobs)")
 	fs.IntVar(&o.maxJobs, "max-jobs", delegate.DefaultServerConfig().MaxJobs, "torrents the node helps with at once, over all coordinators; a coordinator asking for more is told to retry later")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
@@ -92,6 +94,7 @@ type node struct {
 	log      *slog.Logger // diagnostics (-v)
 	nodeLog  *slog.Logger // the delegate server's: its errors show without -v
 	dataDir  string
+	probes   probes // what --http reports
 	// cl is the membership once joinCluster started it: the delegate
 	// server's OnSessionLost refreshes it.
 	cl atomic.Pointer[cluster.Cluster]
@@ -111,6 +114,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return code
 	}
 	defer cleanup()
+	stopProbes, code := n.startProbes()
+	if code != 0 {
+		return code
+	}
+	defer stopProbes()
 	tc, code := n.trackerClient()
 	if code != 0 {
 		return code
@@ -271,6 +279,7 @@ func (n *node) startServer(tc *tracker.Client) (srv *delegate.Server, serveErr <
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
+	n.probes.delegateUp.Store(true)
 	return srv, errc, 0
 }
 
@@ -301,13 +310,16 @@ func (n *node) serve(ctx context.Context, cl *cluster.Cluster, serveErr <-chan e
 	for {
 		select {
 		case <-ctx.Done():
+			n.probes.stopping.Store(true)
 			fmt.Fprintln(n.stderr, "swarmnode: stopping")
 			cl.Leave(2 * time.Second)
 			return 0
 		case err := <-serveErr:
+			n.probes.delegateUp.Store(false)
 			return n.fail("delegate endpoint stopped: %v", err)
 		case <-joined:
 			joined = nil
+			n.probes.joined.Store(true)
 			fmt.Fprintf(n.stderr, "swarmnode: joined the cluster (%d members)\n", len(cl.Members()))
 		case ev, ok := <-events:
 			if !ok {
