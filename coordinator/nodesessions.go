@@ -151,7 +151,8 @@ func (p *nodeSessions) drop(addr string) {
 	}
 }
 
-// close closes every session and waits for dials in flight.
+// close closes every session and waits for them and for dials in
+// flight.
 func (p *nodeSessions) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -168,8 +169,12 @@ func (p *nodeSessions) close() {
 	}
 	p.mu.Unlock()
 	p.cancel()
-	for _, s := range open {
-		s.Close()
+	for _, s := range open { // side by side: each waits for its node to hang up
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			s.Close()
+		}()
 	}
 	p.wg.Wait()
 }

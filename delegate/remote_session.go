@@ -48,6 +48,7 @@ type Session struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	stopSent  chan struct{}
+	accepting sync.Once // acceptData runs from the first job accepted on
 	wg        sync.WaitGroup
 }
 
@@ -110,10 +111,9 @@ func newSession(ctx context.Context, conn net.Conn, cfg ClientConfig, creds *cre
 		s.name = conn.RemoteAddr().String()
 	}
 	s.log = s.log.With("name", s.name)
-	s.wg.Add(3)
+	s.wg.Add(2)
 	go s.writeLoop()
 	go s.readControl()
-	go s.acceptData()
 	return s, nil
 }
 
@@ -162,26 +162,28 @@ func (s *Session) openJob(ctx context.Context, job JobSpec, owner bool) (*Remote
 	if err := s.register(r); err != nil {
 		return nil, err
 	}
+	go r.run() // events keep their order from the node's first message on
 	s.push(MsgJob, &jobMsg{Job: job.ID, InfoHash: job.InfoHash[:], Info: job.InfoBytes,
 		Trackers: job.Trackers, CoordinatorPeer: job.CoordinatorPeerAddr})
 	t := time.NewTimer(s.cfg.HandshakeTimeout)
 	defer t.Stop()
 	select {
 	case err = <-r.answer:
-	case <-r.dead: // the session ended
-		err = r.err
+	case <-r.dead:
+		select {
+		case err = <-r.answer: // accepted, then the job ended: Events says so
+		default:
+			err = r.err
+		}
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-t.C:
 		err = fmt.Errorf("%w: no answer to the job within %v", ErrSessionLost, s.cfg.HandshakeTimeout)
 	}
 	if err != nil {
-		r.fail(ErrClosed) // the node hears Cancel, should it have accepted meanwhile
-		close(r.runDone)
-		r.wg.Wait()
+		r.Close() // the node hears Cancel, should it have accepted meanwhile
 		return nil, fmt.Errorf("delegate: job on %s: %w", s.name, err)
 	}
-	go r.run()
 	return r, nil
 }
 
@@ -248,16 +250,21 @@ func (s *Session) isClosing() bool {
 	}
 }
 
-// Close sends Stop (waiting at most StopTimeout), which ends every job on
-// the node, drops the session, fails every job still open with ErrClosed
-// and waits for the session's goroutines. The jobs' RemoteSwarms still
-// need their own Close.
+// Close sends Stop, which ends every job on the node, and waits at most
+// StopTimeout for the node to close the connection (closing it first
+// could reset it and lose the Stop); then it drops the session, fails
+// every job still open with ErrClosed and waits for the session's
+// goroutines. The jobs' RemoteSwarms still need their own Close.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		t := time.NewTimer(s.cfg.StopTimeout)
 		select {
-		case <-s.stopSent:
+		case <-s.stopSent: // the Stop is written: wait for the node to hang up
+			select {
+			case <-s.dead:
+			case <-t.C:
+			}
 		case <-s.dead:
 		case <-t.C:
 		}
@@ -364,6 +371,12 @@ func (s *Session) dispatch(t MsgType, m any) error {
 	case *jobAcceptedMsg:
 		if r := s.job(m.Job); r != nil {
 			r.answerWith(nil, m.PeerID, m.PeerAddr)
+			// A node opens data streams only for a job it accepted:
+			// none is read before the first one is.
+			s.accepting.Do(func() {
+				s.wg.Add(1)
+				go s.acceptData()
+			})
 		}
 	case *jobRejectedMsg:
 		if r := s.job(m.Job); r != nil {
