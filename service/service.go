@@ -156,7 +156,11 @@ func (s *Service) run() {
 		case e := <-s.events:
 			if e.j.run == e.r { // a closed run's late events are dropped
 				s.onEvent(e.j, e.ev)
-				s.reconcile()
+				// Progress, every second from every running job, changes
+				// nothing to reconcile unless it ends the job's seeding.
+				if _, progress := e.ev.(coordinator.Progress); !progress || !e.j.wantRunning(time.Now()) {
+					s.reconcile()
+				}
 			}
 		case now := <-tick.C:
 			s.reconcile()
