@@ -43,8 +43,9 @@
 //
 // The package decides no policy: what to lease to whom is the sub-chief's.
 //
-// Concurrency: every long-lived unit (a RemoteSwarm, a node session, a
-// node job) has one goroutine per blocking edge (a writer draining a
-// command queue, a reader per stream) and a close channel plus a done
-// signal; methods that the sub-chief calls never block on the network.
+// Concurrency: every long-lived unit (a coordinator's Session and each
+// RemoteSwarm on it, a node session, a node job) has one goroutine per
+// blocking edge (a writer draining a command queue, a reader per stream)
+// and a close channel plus a done signal; methods that the sub-chief
+// calls never block on the network.
 package delegate
