@@ -160,7 +160,8 @@ func TestSessionCarriesManyJobs(t *testing.T) {
 				r.Close()
 				testenv.WaitFor(t, 5*time.Second, "the node ends the closed job", w.closed.Load)
 			}
-			if st := ts.Stats(); st.ActiveJobs != 10 || st.ActiveSessions != 1 || st.Stops != 0 {
+			testenv.WaitFor(t, 5*time.Second, "the node counts ten jobs", func() bool { return ts.Stats().ActiveJobs == 10 })
+			if st := ts.Stats(); st.ActiveSessions != 1 || st.Stops != 0 {
 				t.Fatalf("stats %+v after closing 10 jobs", st)
 			}
 			for _, r := range rs[10:] {
