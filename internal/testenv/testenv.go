@@ -68,12 +68,19 @@ func RequireRoot(t testing.TB) {
 // the session"), then the condition.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	WaitEvery(t, timeout, 10*time.Millisecond, what, cond)
+}
+
+// WaitEvery is WaitFor polling every interval, for a condition that costs
+// a process or a request to evaluate (kubectl, an API call).
+func WaitEvery(t testing.TB, timeout, interval time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
