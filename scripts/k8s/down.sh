@@ -46,7 +46,7 @@ for cg in $(sed -n 's/^cgroup //p' "$rec"); do
   [ -d "$cg" ] && find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null
 done | sort -u | xargs -r kill -KILL 2>/dev/null
 for p in /proc/[0-9]*; do
-  tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-address $sock " && kill -KILL "${p#/proc/}" 2>/dev/null
+  { tr "\0" " " <"$p/cmdline"; } 2>/dev/null | grep -q -- "-address $sock " && kill -KILL "${p#/proc/}" 2>/dev/null
 done
 
 for d in kube-scheduler kube-controller-manager kube-apiserver containerd etcd; do
