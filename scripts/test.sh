@@ -8,7 +8,10 @@
 #     measurements that take too long for a test but must not rot; they
 #     fail only on an error, never on a figure;
 #   - every fuzz target for FUZZTIME (default 5s) each, at most FUZZBUDGET
-#     (default 10m) in all: scripts/fuzz.sh.
+#     (default 10m) in all: scripts/fuzz.sh;
+#   - the real-cluster test, deploy/k8s/ on a single-node Kubernetes
+#     (scripts/k8s/test.sh; its Kubernetes programs are cached in
+#     ${FLOTILLA_CACHE:-/var/cache/flotilla}/k8s: ~20 min the first time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -38,3 +41,6 @@ for b in "${ci_benchmarks[@]}"; do
 done
 
 FUZZTIME=${FUZZTIME:-5s} FUZZBUDGET=${FUZZBUDGET:-10m} scripts/fuzz.sh
+
+echo "test: the real-cluster test (scripts/k8s/test.sh)" >&2
+scripts/k8s/test.sh
