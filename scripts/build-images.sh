@@ -18,18 +18,21 @@
 #              `ctr -n k8s.io images import` both accept
 #   --docker   with --tar: also build the images in Docker
 #   --max-mb N fail when an image is N MB or more (default 30)
+#   --tag TAG  tag the images TAG alone instead of VERSION and latest (tests
+#              use their own tag, so they never replace an operator's images)
 # It prints each image's size. Environment: GOARCH (default the host's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_go build-images
 
-tar_dir="" use_docker=auto max_mb=30
+tar_dir="" use_docker=auto max_mb=30 only_tag=""
 while [ $# -gt 0 ]; do
   case $1 in
     --tar) tar_dir=${2:?--tar needs a directory}; shift 2 ;;
     --docker) use_docker=yes; shift ;;
     --max-mb) max_mb=${2:?--max-mb needs a number}; shift 2 ;;
+    --tag) only_tag=${2:?--tag needs a tag}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-images: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -76,6 +79,14 @@ if ! [[ $version =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; then
   echo "build-images: coord version printed \"$version\", which is not an image tag" >&2
   exit 1
 fi
+tags=("$version" latest)
+if [ -n "$only_tag" ]; then
+  if ! [[ $only_tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; then
+    echo "build-images: --tag $only_tag is not an image tag" >&2
+    exit 2
+  fi
+  tags=("$only_tag")
+fi
 case $goarch in
   386|amd64|arm|arm64|ppc64le|s390x|riscv64) ;;
   *) echo "build-images: GOARCH $goarch is not an image architecture this script knows" >&2; exit 1 ;;
@@ -117,12 +128,14 @@ WORKDIR /data
 LABEL org.opencontainers.image.title="flotilla-$name" org.opencontainers.image.version="$version"
 ENTRYPOINT ["/usr/local/bin/$name"]
 EOF
-  if ! docker build -q -t "flotilla-$name:$version" -t "flotilla-$name:latest" "$dir" >"$dir/build.log" 2>&1; then
+  local t targs=()
+  for t in "${tags[@]}"; do targs+=(-t "flotilla-$name:$t"); done
+  if ! docker build -q "${targs[@]}" "$dir" >"$dir/build.log" 2>&1; then
     cat "$dir/build.log" >&2
     echo "build-images: docker build of flotilla-$name failed (its output is above)" >&2
     exit 1
   fi
-  image_size_ok "flotilla-$name:$version" "$(docker image inspect --format '{{.Size}}' "flotilla-$name:$version")"
+  image_size_ok "flotilla-$name:${tags[0]}" "$(docker image inspect --format '{{.Size}}' "flotilla-$name:${tags[0]}")"
 }
 
 # tar_image NAME: a docker-archive (docker save layout) of one layer,
@@ -149,13 +162,17 @@ tar_image() {
 EOF
   cfg_id=$(sha256sum "$dir/config.json" | cut -d' ' -f1)
   mv "$dir/config.json" "$out/$cfg_id.json"
-  printf '[{"Config":"%s.json","RepoTags":["flotilla-%s:%s","flotilla-%s:latest"],"Layers":["%s/layer.tar"]}]\n' \
-    "$cfg_id" "$name" "$version" "$name" "$diff_id" >"$out/manifest.json"
-  printf '{"flotilla-%s":{"%s":"%s","latest":"%s"}}\n' "$name" "$version" "$diff_id" "$diff_id" >"$out/repositories"
+  local t repotags="" repos=""
+  for t in "${tags[@]}"; do
+    repotags+="${repotags:+,}\"flotilla-$name:$t\""
+    repos+="${repos:+,}\"$t\":\"$diff_id\""
+  done
+  printf '[{"Config":"%s.json","RepoTags":[%s],"Layers":["%s/layer.tar"]}]\n' "$cfg_id" "$repotags" "$diff_id" >"$out/manifest.json"
+  printf '{"flotilla-%s":{%s}}\n' "$name" "$repos" >"$out/repositories"
   mkdir -p "$tar_dir"
   tar --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 \
     -C "$out" -cf "$tar_dir/flotilla-$name.tar" .
-  image_size_ok "$tar_dir/flotilla-$name.tar (flotilla-$name:$version)" "$(stat -c %s "$tar_dir/flotilla-$name.tar")"
+  image_size_ok "$tar_dir/flotilla-$name.tar (flotilla-$name:${tags[0]})" "$(stat -c %s "$tar_dir/flotilla-$name.tar")"
 }
 
 for name in coord swarmnode; do
