@@ -167,7 +167,9 @@ func serveLogger(w io.Writer, o serveOpts) (*slog.Logger, int) {
 // --insecure-localhost is given for a loopback address.
 func apiToken(env *cmdEnv, o serveOpts) (string, int) {
 	w := env.stderr
-	token := env.getenv(tokenEnv)
+	// Trimmed as a token file is: a Kubernetes Secret made with
+	// --from-file puts the file's newline into the variable.
+	token := strings.TrimSpace(env.getenv(tokenEnv))
 	if o.tokenFile != "" {
 		b, err := os.ReadFile(o.tokenFile)
 		if err != nil {

@@ -47,3 +47,20 @@ func TestServeClearErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestAPITokenFromEnvironmentIsTrimmed: $FLOTILLA_API_TOKEN filled from a
+// Kubernetes Secret made with --from-file ends with the file's newline;
+// the token is what precedes it, as with --api-token-file.
+func TestAPITokenFromEnvironmentIsTrimmed(t *testing.T) {
+	var errb strings.Builder
+	env := &cmdEnv{stderr: &errb, getenv: func(k string) string {
+		if k == tokenEnv {
+			return "t0k\n"
+		}
+		return ""
+	}}
+	token, code := apiToken(env, serveOpts{http: "0.0.0.0:8080"})
+	if code != 0 || token != "t0k" {
+		t.Fatalf("token %q, code %d (%s); want \"t0k\"", token, code, errb.String())
+	}
+}
