@@ -82,7 +82,7 @@ func TestDockerSwarm(t *testing.T) {
 		d.start(fmt.Sprintf("node%d", i), 10+i, runArgs, "flotilla-swarmnode:"+d.id, args...)
 	}
 	base := "http://" + d.ip(10) + ":8080"
-	token := secret["api.token"]
+	token := strings.TrimSpace(secret["api.token"])
 	testenv.WaitFor(t, time.Minute, "the coordinator's /readyz", func() bool { return httpStatus(base+"/readyz") == 200 })
 	for i := 1; i <= 3; i++ {
 		testenv.WaitFor(t, time.Minute, fmt.Sprintf("node%d's /readyz", i), func() bool {
@@ -160,7 +160,9 @@ func TestDockerSwarm(t *testing.T) {
 }
 
 // secret makes the four values of flotilla-keys as docs/kubernetes.md
-// does, with coord keygen run from the coordinator's image.
+// does, with coord keygen run from the coordinator's image. Each value is
+// the whole file, final newline included, as `kubectl create secret
+// --from-file` stores it.
 func (d *dockerLab) secret() map[string]string {
 	d.t.Helper()
 	img := "flotilla-coord:" + d.id
@@ -168,16 +170,16 @@ func (d *dockerLab) secret() map[string]string {
 	os.MkdirAll(keys, 0o777)
 	os.Chmod(keys, 0o777)
 	s := map[string]string{
-		"cluster.key":     strings.TrimSpace(d.docker("run", "--rm", "--read-only", img, "keygen")),
-		"coordinator.pub": strings.TrimSpace(d.docker("run", "--rm", "--read-only", "-v", keys+":/keys", img, "keygen", "--coordinator", "/keys/coordinator.key")),
+		"cluster.key":     d.docker("run", "--rm", "--read-only", img, "keygen"),
+		"coordinator.pub": d.docker("run", "--rm", "--read-only", "-v", keys+":/keys", img, "keygen", "--coordinator", "/keys/coordinator.key"),
 	}
 	priv, err := os.ReadFile(filepath.Join(keys, "coordinator.key"))
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	s["coordinator.key"] = strings.TrimSpace(string(priv))
+	s["coordinator.key"] = string(priv)
 	tok := make([]byte, 24)
 	rand.Read(tok)
-	s["api.token"] = hex.EncodeToString(tok)
+	s["api.token"] = hex.EncodeToString(tok) + "\n"
 	return s
 }
