@@ -66,14 +66,13 @@ func TestCluster(t *testing.T) {
 	c.recordMemory(fig, namespace, "at the end")
 }
 
-// reportFigures logs the measurements and writes them to the artifact
-// directory (FLOTILLA_ARTIFACTS) when there is one.
+// reportFigures logs the measurements and writes them to the test's
+// artifact directory (go test -artifacts keeps it).
 func reportFigures(t *testing.T, fig *figures, began time.Time) {
 	fig.add("whole cluster test", time.Since(began))
 	t.Logf("figures:\n%s", fig)
-	if dir := os.Getenv("FLOTILLA_ARTIFACTS"); dir != "" {
-		os.MkdirAll(dir, 0o755)
-		os.WriteFile(filepath.Join(dir, "k8s-figures.txt"), []byte(fig.String()+"\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "figures.txt"), []byte(fig.String()+"\n"), 0o644); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -208,13 +207,22 @@ func stepCoordKill(t *testing.T, c *cluster, d *deployed, api *service.Client, d
 	w.until(3*time.Minute, "the job to run again", func(j service.JobDetail) bool {
 		return j.State == "downloading" || j.State == "seeding" || j.State == "done"
 	})
-	if w.last.PiecesDone < before {
-		t.Errorf("after the restart the job has %d pieces verified, %d before: verified pieces were lost", w.last.PiecesDone, before)
+	// The pieces the new run started with: verified now, less those its
+	// workers have delivered since it started.
+	w.runDeliv = map[string]int{}
+	w.poll()
+	atStart := w.last.PiecesDone - sumDelivered(w.last.Workers)
+	if atStart < before {
+		t.Errorf("the restarted job began with %d pieces verified, %d before the deletion: verified pieces were lost", atStart, before)
 	}
-	fig.addf("coordinator restart: %d of %d pieces verified before, %d after", before, w.last.Pieces, w.last.PiecesDone)
 	w.complete(10 * time.Minute)
 	verify(t, d, w, dl)
-	fig.addf("coordinator restart: %d bytes downloaded over both runs for %d bytes of payload", w.last.Downloaded, w.last.Size)
+	fetched := sumValues(w.runDeliv)
+	if missing := w.last.Pieces - atStart; fetched > missing {
+		t.Errorf("the restarted job accepted %d pieces but only %d were missing at its start: verified pieces were fetched again", fetched, missing)
+	}
+	fig.addf("coordinator restart: %d of %d pieces verified at the deletion, %d at the new run's start; the new run accepted %d",
+		before, w.last.Pieces, atStart, fetched)
 }
 
 // stepRolling: a rolling update of the node Deployment (an annotation

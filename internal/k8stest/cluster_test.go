@@ -75,15 +75,14 @@ func startCluster(t *testing.T, fig *figures) *cluster {
 	return c
 }
 
-// keepLogs copies the daemons' logs to the test's artifact directory
-// (FLOTILLA_ARTIFACTS, when set), for a failure's post-mortem.
+// keepLogs copies, after a failure, the daemons' logs and the cluster's
+// objects and events to the test's artifact directory (go test -artifacts
+// keeps it).
 func (c *cluster) keepLogs() {
-	out := os.Getenv("FLOTILLA_ARTIFACTS")
-	if out == "" || !c.t.Failed() {
+	if !c.t.Failed() {
 		return
 	}
-	dst := filepath.Join(out, "k8s-logs")
-	os.MkdirAll(dst, 0o755)
+	dst := c.t.ArtifactDir()
 	exec.Command("cp", "-r", filepath.Join(c.dir, "logs"), dst).Run()
 	for _, what := range [][]string{{"get", "all,events", "-A", "-o", "wide"}, {"describe", "pods", "-A"}} {
 		out, _ := c.kubectl(what...)

@@ -19,12 +19,13 @@ type watch struct {
 	last     service.JobDetail
 	answered bool // the API answered the latest poll
 	maxDeliv map[string]int
+	runDeliv map[string]int // every worker's (local too) pieces accepted in this run of the job
 	first    map[string]time.Time
 	states   map[string]bool
 }
 
 func newWatch(t *testing.T, api *service.Client, id string) *watch {
-	return &watch{t: t, api: api, id: id, maxDeliv: map[string]int{}, first: map[string]time.Time{}, states: map[string]bool{}}
+	return &watch{t: t, api: api, id: id, maxDeliv: map[string]int{}, runDeliv: map[string]int{}, first: map[string]time.Time{}, states: map[string]bool{}}
 }
 
 // poll reads the job once.
@@ -36,6 +37,9 @@ func (w *watch) poll() {
 	}
 	w.last = j
 	w.states[j.State] = true
+	for _, wk := range j.Workers {
+		w.runDeliv[wk.Name] = max(w.runDeliv[wk.Name], wk.Delivered)
+	}
 	for name, wk := range nodeWorkers(j) {
 		if wk.Delivered > w.maxDeliv[name] {
 			w.maxDeliv[name] = wk.Delivered
@@ -81,3 +85,19 @@ func (w *watch) atFraction(frac float64) {
 }
 
 func pct(f float64) string { return fmt.Sprintf("%.0f%%", f*100) }
+
+func sumDelivered(ws []service.WorkerInfo) int {
+	n := 0
+	for _, w := range ws {
+		n += w.Delivered
+	}
+	return n
+}
+
+func sumValues(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}

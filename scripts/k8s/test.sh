@@ -3,9 +3,9 @@
 # v1.34.2 started by scripts/k8s/up.sh (internal/k8stest, TestCluster).
 # Needs root. The first run builds the Kubernetes programs (about 15-25
 # minutes on 2 cores; cached in ${FLOTILLA_CACHE:-/var/cache/flotilla}/k8s);
-# later runs take a few minutes. Figures go to the test's log and, with
-# FLOTILLA_ARTIFACTS=DIR, to DIR/k8s-figures.txt (and the cluster's logs
-# to DIR/k8s-logs on a failure).
+# later runs take a few minutes. The figures go to the test's log and to
+# its artifacts, under ${FLOTILLA_ARTIFACTS:-$TMPDIR/flotilla-k8s-artifacts}
+# (figures.txt; after a failure also the daemons' logs, objects and events).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -16,5 +16,8 @@ t0=$SECONDS
 K8S_BIN=$(scripts/k8s/build-binaries.sh)
 echo "k8s-test: Kubernetes programs ready in $((SECONDS - t0)) s ($K8S_BIN)" >&2
 export K8S_BIN FLOTILLA_K8S_TEST=1
-go test -count=1 -v -timeout 45m -run '^TestCluster$' ./internal/k8stest
+out=${FLOTILLA_ARTIFACTS:-${TMPDIR:-/tmp}/flotilla-k8s-artifacts}
+mkdir -p "$out"
+go test -count=1 -v -timeout 45m -artifacts -outputdir "$out" -run '^TestCluster$' ./internal/k8stest
+echo "k8s-test: artifacts in $out" >&2
 echo "k8s-test: done in $((SECONDS - t0)) s" >&2
