@@ -9,7 +9,8 @@
 # How each blocker of these machines is met: ../shared/NOTES-kubernetes.md
 # and docs/kubernetes.md. Everything it starts or makes outside K8S_DIR is
 # listed in K8S_DIR/record.txt; scripts/k8s/down.sh removes exactly that.
-# Prints the kubeconfig's path; `export KUBECONFIG=...` to use kubectl.
+# Prints the kubeconfig's path; `export KUBECONFIG=...` and use
+# K8S_DIR/bin/kubectl (the v1.34.2 kubectl).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -26,7 +27,8 @@ K8S_BIN=${K8S_BIN:-$("$here/build-binaries.sh")}
 NODE_IP=${K8S_NODE_IP:-$(k8s_node_ip)}
 for port in 2379 2380 6443 10250 10256 10257 10259; do
   if ss -Htln "sport = :$port" | grep -q .; then
-    k8s_die "port $port is in use: another cluster runs here? (down.sh with its K8S_DIR stops it)"
+    stale=$(ls -d "${TMPDIR:-/tmp}"/flotilla-k8s*/record.txt /tmp/flotilla-k8s*/record.txt 2>/dev/null | sort -u | sed 's,/record.txt$,,' | paste -sd' ' || true)
+    k8s_die "port $port is in use: another cluster runs here?${stale:+ Clusters left: $stale: stop one with K8S_DIR=DIR scripts/k8s/down.sh}"
   fi
 done
 ip link show "$K8S_BRIDGE" >/dev/null 2>&1 && k8s_die "bridge $K8S_BRIDGE exists: a cluster's leftovers? remove it: ip link del $K8S_BRIDGE"
@@ -63,5 +65,6 @@ wait_for() {
 . "$here/up-control.sh"
 . "$here/up-node.sh"
 . "$here/up-dns.sh"
+mkdir -p "$K8S_DIR/bin" && ln -sf "$K8S_BIN/kubectl" "$K8S_DIR/bin/kubectl"
 k8s_say "cluster up in $((SECONDS - start)) s (node $K8S_NODE at $NODE_IP; logs in $K8S_DIR/logs; stop with scripts/k8s/down.sh)"
 echo "$K8S_DIR/pki/admin.kubeconfig"
