@@ -55,12 +55,18 @@ func alertOf(ev coordinator.Event) (level, msg string, ok bool) {
 	return "", "", false
 }
 
-// alert records an alert (on the loop).
-func (s *Service) alert(job, level, msg string) {
-	s.alertSeq++
-	s.alerts = append(s.alerts, Alert{Seq: s.alertSeq, Time: time.Now().UTC(), Job: job, Level: level, Message: msg})
-	if len(s.alerts) > maxAlerts {
-		s.alerts = s.alerts[len(s.alerts)-maxAlerts:]
+// alertLog keeps the newest maxAlerts alerts; a passive value owned by
+// Service.run.
+type alertLog struct {
+	list []Alert
+	seq  int64 // the newest alert's number
+}
+
+func (l *alertLog) add(job, level, msg string) {
+	l.seq++
+	l.list = append(l.list, Alert{Seq: l.seq, Time: time.Now().UTC(), Job: job, Level: level, Message: msg})
+	if len(l.list) > maxAlerts {
+		l.list = l.list[len(l.list)-maxAlerts:]
 	}
 }
 
@@ -70,12 +76,12 @@ func (s *Service) Alerts(since int64) ([]Alert, int64, error) {
 	var out []Alert
 	var next int64
 	err := s.do(func() {
-		for _, a := range s.alerts {
+		for _, a := range s.alerts.list {
 			if a.Seq > since {
 				out = append(out, a)
 			}
 		}
-		next = s.alertSeq
+		next = s.alerts.seq
 	})
 	if out == nil {
 		out = []Alert{}

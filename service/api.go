@@ -154,7 +154,7 @@ func (s *Service) List() ([]JobInfo, error) {
 	var out []JobInfo
 	err := s.do(func() {
 		now := time.Now()
-		for _, j := range s.ordered() {
+		for _, j := range ordered(s.jobs) {
 			out = append(out, s.info(j, now))
 		}
 	})
@@ -165,7 +165,7 @@ func (s *Service) List() ([]JobInfo, error) {
 func (s *Service) details() ([]JobDetail, error) {
 	var out []JobDetail
 	err := s.do(func() {
-		for _, j := range s.ordered() {
+		for _, j := range ordered(s.jobs) {
 			out = append(out, s.detail(j))
 		}
 	})
@@ -262,7 +262,7 @@ func (s *Service) info(j *job, now time.Time) JobInfo {
 		Size: j.t.Info.Length, BytesDone: r.BytesDone, Pieces: j.t.Info.NumPieces(), PiecesDone: r.PiecesDone,
 		Downloaded: r.Downloaded, Uploaded: r.Uploaded, Ratio: j.ratio(),
 		Added: r.Added, Completed: r.CompletedAt, Seeded: Duration(r.Seeded), Limits: r.Limits,
-		DataDir: s.dataDir(r.ID)}
+		DataDir: s.cfg.jobDir(r.ID)}
 	if in.State == StateQueued {
 		in.Waiting = j.waiting
 	}

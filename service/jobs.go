@@ -119,9 +119,9 @@ func (j *job) snapshot(now time.Time) *record {
 }
 
 // ordered returns the jobs oldest first.
-func (s *Service) ordered() []*job {
-	out := make([]*job, 0, len(s.jobs))
-	for _, j := range s.jobs {
+func ordered(jobs map[string]*job) []*job {
+	out := make([]*job, 0, len(jobs))
+	for _, j := range jobs {
 		out = append(out, j)
 	}
 	sort.Slice(out, func(a, b int) bool {
@@ -146,7 +146,7 @@ func (s *Service) reconcile() {
 			active++
 		}
 	}
-	for _, j := range s.ordered() {
+	for _, j := range ordered(s.jobs) {
 		if j.removing && j.run == nil && !j.busy {
 			s.finishRemove(j)
 			continue
@@ -176,7 +176,7 @@ func (s *Service) reconcile() {
 // startOpen opens and starts the job on a goroutine of its own.
 func (s *Service) startOpen(j *job) {
 	j.busy, j.starting, j.waiting = true, true, ""
-	spec := jobSpec{torrent: j.t, dir: s.dataDir(j.rec.ID), tiers: usableTiers(j.t), seed: j.rec.Limits.Seed, peers: s.cfg.Peers}
+	spec := jobSpec{torrent: j.t, dir: s.cfg.jobDir(j.rec.ID), tiers: usableTiers(j.t), seed: j.rec.Limits.Seed, peers: s.cfg.Peers}
 	j.runSeeds = spec.seed
 	go func() {
 		var r runner
@@ -263,7 +263,7 @@ func (s *Service) onClosed(res closeResult) {
 func (s *Service) onEvent(j *job, ev coordinator.Event) {
 	now := time.Now()
 	if level, msg, ok := alertOf(ev); ok {
-		s.alert(j.rec.ID, level, msg)
+		s.alerts.add(j.rec.ID, level, msg)
 	}
 	switch ev := ev.(type) {
 	case coordinator.Progress:
@@ -313,7 +313,7 @@ func (s *Service) finishRemove(j *job) {
 		err = nil
 	}
 	if j.deleteData {
-		if derr := s.trash(s.dataDir(j.rec.ID)); err == nil {
+		if derr := trash(s.cfg.DataDir, s.cfg.jobDir(j.rec.ID)); err == nil {
 			err = derr
 		}
 	}
@@ -322,7 +322,8 @@ func (s *Service) finishRemove(j *job) {
 	}
 }
 
-func (s *Service) dataDir(id string) string { return filepath.Join(s.cfg.DataDir, id) }
+// jobDir is where job id's data goes.
+func (c *Config) jobDir(id string) string { return filepath.Join(c.DataDir, id) }
 
 // usableTiers returns the torrent's tracker tiers without the URLs that
 // cannot be announced to.
@@ -348,8 +349,8 @@ const trashPrefix = ".trash-"
 // trash moves dir out of the way at once (a rename in the data root) and
 // deletes it on a goroutine of its own: the loop does not wait for a
 // large tree to go, and a job added again gets a fresh directory.
-func (s *Service) trash(dir string) error {
-	tmp, err := os.MkdirTemp(s.cfg.DataDir, trashPrefix)
+func trash(dataDir, dir string) error {
+	tmp, err := os.MkdirTemp(dataDir, trashPrefix)
 	if err != nil {
 		return err
 	}

@@ -44,8 +44,7 @@ type Service struct {
 	stopping  bool
 	lastSave  time.Time
 	saveFails int
-	alerts    []Alert // the newest maxAlerts
-	alertSeq  int64
+	alerts    alertLog
 }
 
 type startResult struct {
@@ -130,7 +129,7 @@ func (s *Service) run() {
 		closing := s.closing
 		if s.stopping {
 			closing = nil
-			if !s.anyBusy() {
+			if !anyBusy(s.jobs) {
 				s.save()
 				return
 			}
@@ -164,7 +163,7 @@ func (s *Service) run() {
 			}
 		case now := <-tick.C:
 			s.reconcile()
-			if now.Sub(s.lastSave) >= s.cfg.SaveEvery && s.anyRunning() {
+			if now.Sub(s.lastSave) >= s.cfg.SaveEvery && anyRunning(s.jobs) {
 				s.save()
 			}
 		}
@@ -206,8 +205,8 @@ func (s *Service) Close() error {
 	return s.closeErr
 }
 
-func (s *Service) anyBusy() bool {
-	for _, j := range s.jobs {
+func anyBusy(jobs map[string]*job) bool {
+	for _, j := range jobs {
 		if j.busy {
 			return true
 		}
@@ -215,8 +214,8 @@ func (s *Service) anyBusy() bool {
 	return false
 }
 
-func (s *Service) anyRunning() bool {
-	for _, j := range s.jobs {
+func anyRunning(jobs map[string]*job) bool {
+	for _, j := range jobs {
 		if j.run != nil {
 			return true
 		}
