@@ -2,7 +2,8 @@
 # Stops the cluster scripts/k8s/up.sh started in K8S_DIR (default
 # /tmp/flotilla-k8s) and removes what it made, using K8S_DIR/record.txt:
 # its daemons by pid, the pods' processes and containerd shims, every mount
-# under K8S_DIR, the pods' network namespaces, the cgroups, the bridge, and
+# under K8S_DIR, the pods' network namespaces and libcni cache entries, the
+# cgroups, the bridge, and
 # the iptables chains that were not there before up.sh (with the rules
 # jumping to them). Docker's containerd, chains and networks are left
 # alone. The daemons' logs stay in K8S_DIR/logs; the rest of K8S_DIR goes.
@@ -30,9 +31,10 @@ pid_of() { sed -n "s/^pid $1 //p" "$rec" | tail -1; }
 for d in kube-proxy kubelet; do p=$(pid_of $d); [ -z "$p" ] || stop_pid "$d" "$p"; done
 
 # The pods' network namespaces, as our containerd knows them, then their tasks.
-netns=()
+netns=() ids=()
 if [ -S "$sock" ] && k8s_ctr version >/dev/null 2>&1; then
   for id in $(k8s_ctr containers ls -q 2>/dev/null); do
+    ids+=("$id")
     while read -r ns; do netns+=("$ns"); done < <(k8s_ctr containers info "$id" 2>/dev/null |
       grep -o '"/var/run/netns/[^"]*"\|"/run/netns/[^"]*"' | tr -d '"' | sort -u)
     k8s_ctr tasks kill -s SIGKILL "$id" >/dev/null 2>&1
@@ -81,6 +83,13 @@ if [ -e "$K8S_DIR/iptables-before.txt" ]; then
 fi
 
 for l in $(sed -n 's/^link //p' "$rec"); do ip link del "$l" 2>/dev/null; done
+# libcni's cache of the pods' results (/var/lib/cni/results/NET-ID-IF).
+for id in "${ids[@]}"; do rm -f /var/lib/cni/results/*-"$id"-*; done
+rm -f /var/lib/kubelet/device-plugins/kubelet.sock /var/lib/kubelet/device-plugins/kubelet_internal_checkpoint
+for d in $(sed -n 's/^made //p' "$rec" | sort -r); do
+  find "$d" -depth -type d -empty -delete 2>/dev/null
+  [ -e "$d" ] && k8s_say "warning: $d (made by this cluster) is not empty; left in place"
+done
 for cg in $(sed -n 's/^cgroup //p' "$rec"); do
   [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
 done

@@ -25,6 +25,12 @@ cat >"$K8S_DIR/cni/net.d/10-flotilla.conflist" <<JSON
 ]}
 JSON
 k8s_record "link $K8S_BRIDGE"
+# Directories made outside K8S_DIR whatever the configuration: libcni's
+# cache (containerd), runc's state and the shims' sockets, kubelet's
+# device-plugin socket. down.sh removes them if this cluster made them.
+for d in /var/lib/cni /run/containerd /var/lib/kubelet; do
+  [ -e "$d" ] || k8s_record "made $d"
+done
 
 ctrd=$K8S_DIR/containerd
 cat >"$ctrd/config.toml" <<TOML
