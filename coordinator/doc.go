@@ -115,8 +115,9 @@
 // hears NodeDialFailed (delegate.ErrNodeBusy) and retries after its
 // back-off, which grows to 30 s, so with more active downloads than a
 // node's cap some run without that node until a place frees and their
-// retry comes. A node's MaxPeers is divided among its jobs
-// (MaxPeers/MaxJobs each), not lent to the busiest. An idle session
+// retry comes. A node's MaxPeers is shared among the jobs running on it
+// (MaxPeers divided by them, re-divided as jobs start and end), so a node
+// with one torrent gives it every peer. An idle session
 // stays open until its node leaves or the Coordinator closes.
 //
 // Requests to swarm nodes (dial and hello, each piece read) are bounded

@@ -28,7 +28,8 @@
 // to the node's lease) and forwards the coordinator's instructions to it.
 // Its jobs are bounded (MaxJobs in all, MaxJobsPerSession per session;
 // over either a Job is rejected, ErrNodeBusy) and share the node's
-// MaxPeers by division.
+// MaxPeers: each job's swarm gets MaxPeers divided by the jobs running,
+// re-divided as jobs start and end (peerbudget.go).
 // Its DataDir (nodedisk.go) holds each job's pieces for uploading and the
 // pieces a lost session keeps for the next (kept.go); a full disk fails
 // the job with ErrNodeDiskFull, reported to the coordinator, and what a

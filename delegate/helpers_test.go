@@ -63,7 +63,12 @@ type fakeWorker struct {
 	closed atomic.Bool
 
 	emitted, released atomic.Int64
+	maxPeers          atomic.Int64 // SetMaxPeers
 }
+
+// SetMaxPeers records the job's share of the node's peers (Status
+// reports it).
+func (w *fakeWorker) SetMaxPeers(n int) { w.maxPeers.Store(int64(n)) }
 
 func newFakeWorker(tt *swarmtest.Torrent, hold bool) *fakeWorker {
 	w := &fakeWorker{tt: tt, events: make(chan swarm.WorkerEvent), hold: hold,
@@ -135,7 +140,8 @@ func (w *fakeWorker) Events() <-chan swarm.WorkerEvent { return w.events }
 func (w *fakeWorker) Status() swarm.WorkerStatus {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return swarm.WorkerStatus{Name: "fake", Delivered: int(w.emitted.Load()), Leased: len(w.queue), Peers: len(w.peers)}
+	return swarm.WorkerStatus{Name: "fake", Delivered: int(w.emitted.Load()), Leased: len(w.queue), Peers: len(w.peers),
+		MaxPeers: int(w.maxPeers.Load())}
 }
 
 func (w *fakeWorker) Assign(pieces []int) {

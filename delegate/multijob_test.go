@@ -255,15 +255,76 @@ func TestVersion2NodeOneJob(t *testing.T) {
 	}
 }
 
-// Each job's swarm gets its share of the node's peers.
+// Each job's swarm gets its share of the node's peers: MaxPeers divided
+// by the jobs running, at least 1.
 func TestJobPeers(t *testing.T) {
-	cfg := DefaultServerConfig()
-	for _, c := range []struct{ peers, jobs, want int }{{80, 8, 10}, {80, 1, 80}, {5, 8, 1}, {81, 8, 10}} {
-		cfg.Swarm.MaxPeers, cfg.MaxJobs = c.peers, c.jobs
-		if got := jobPeers(cfg); got != c.want {
-			t.Errorf("MaxPeers %d MaxJobs %d: %d per job, want %d", c.peers, c.jobs, got, c.want)
+	for _, c := range []struct{ peers, jobs, want int }{{80, 8, 10}, {80, 1, 80}, {80, 2, 40}, {80, 3, 26}, {5, 8, 1}, {80, 0, 80}} {
+		if got := jobPeers(c.peers, c.jobs); got != c.want {
+			t.Errorf("MaxPeers %d, %d jobs: %d per job, want %d", c.peers, c.jobs, got, c.want)
 		}
 	}
+}
+
+// The node's peers follow the jobs running: one job gets the whole
+// MaxPeers, two get half each, and when one ends the other gets the
+// whole budget back.
+func TestPeerBudgetFollowsJobs(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 256<<10, 32<<10)
+	ts := newTestServer(t, transport{name: "mem"}, tt, func(c *ServerConfig) { c.Swarm.MaxPeers = 80 })
+	s := openSession(t, ts)
+	capOf := func(w *fakeWorker) int { return w.Status().MaxPeers }
+
+	a := openJob(t, s, tt)
+	wa := ts.factory.workerFor(t, a.JobID())
+	if got := capOf(wa); got != 80 {
+		t.Fatalf("one job: its swarm's cap is %d, want all 80", got)
+	}
+	b := openJob(t, s, tt)
+	wb := ts.factory.workerFor(t, b.JobID())
+	if ca, cb := capOf(wa), capOf(wb); ca != 40 || cb != 40 {
+		t.Fatalf("two jobs: caps %d and %d, want 40 each", ca, cb)
+	}
+	a.Close()
+	testenv.WaitFor(t, 5*time.Second, "the first job to end on the node", func() bool { return wa.closed.Load() })
+	testenv.WaitFor(t, 5*time.Second, "the remaining job to get every peer", func() bool { return capOf(wb) == 80 })
+	if got := ts.PeerShare(); got != 80 {
+		t.Fatalf("node share %d with one job, want 80", got)
+	}
+}
+
+// The real local swarm of a node's job takes its share: one job has the
+// node's whole MaxPeers, a second halves it.
+func TestPeerBudgetRealSwarm(t *testing.T) {
+	srv, _ := newRealNode(t)
+	tt1 := swarmtest.NewTorrent(t, 256<<10, 32<<10)
+	tt2 := swarmtest.NewTorrent(t, 256<<10+1, 32<<10)
+	caps := func() []int {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		var cs []int
+		for c := range srv.capped {
+			cs = append(cs, c.(*localWorker).Status().MaxPeers)
+		}
+		return cs
+	}
+	all := srv.cfg.Swarm.MaxPeers
+	r1 := mustDialNode(t, srv.Addr().String(), tt1)
+	defer r1.Close()
+	testenv.WaitFor(t, 5*time.Second, "one swarm with every peer", func() bool {
+		cs := caps()
+		return len(cs) == 1 && cs[0] == all
+	})
+	r2 := mustDialNode(t, srv.Addr().String(), tt2)
+	defer r2.Close()
+	testenv.WaitFor(t, 5*time.Second, "two swarms with half each", func() bool {
+		cs := caps()
+		return len(cs) == 2 && cs[0] == all/2 && cs[1] == all/2
+	})
+	r1.Close()
+	testenv.WaitFor(t, 5*time.Second, "the remaining swarm with every peer again", func() bool {
+		cs := caps()
+		return len(cs) == 1 && cs[0] == all
+	})
 }
 
 // A data stream for a job the coordinator just closed is closed quietly

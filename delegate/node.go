@@ -242,7 +242,7 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 	}
 	w, err := ns.srv.newWorker(job)
 	if err != nil {
-		ns.srv.doneJob()
+		ns.srv.doneJob(nil)
 		code = failCode(err)
 		reject("worker: %v", err)
 		return
@@ -263,6 +263,7 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 		j.onStop = cfg.OnJob(JobInfo{Job: job, PeerAddr: addr, AddPeers: w.AddPeers, Stats: j.stats})
 	}
 	ns.jobs[job.ID] = j
+	ns.srv.addCapped(w)
 	ns.srv.nJobs.Add(1)
 	ns.srv.nActiveJobs.Add(1)
 	ns.send(MsgJobAccepted, &acc)
@@ -342,7 +343,7 @@ func (j *nodeJob) stop() {
 			j.onStop()
 		}
 		j.ns.srv.nActiveJobs.Add(-1)
-		j.ns.srv.doneJob()
+		j.ns.srv.doneJob(j.w)
 		j.ns.log.Info("job ended", "job", j.job.ID, "shipped", j.shipped.Load())
 	})
 }

@@ -90,8 +90,8 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger, k *keepers) (*l
 	sc := cfg.Swarm
 	sc.Info, sc.InfoHash, sc.PeerID, sc.Storage = job.Info, job.InfoHash, job.PeerID, store
 	sc.Listener, sc.ListenAddr, sc.Logger = nil, "", log
-	sc.MaxPeers = jobPeers(cfg)
-	sc.MaxDialing = min(sc.MaxDialing, sc.MaxPeers)
+	// sc.MaxPeers is the job's share of the node's peers (Server.newWorker);
+	// it changes as jobs start and end (SetMaxPeers).
 	if cfg.PeerListen != "" {
 		ln, err := net.Listen("tcp", cfg.PeerListen)
 		if err != nil {
@@ -188,10 +188,6 @@ func (w *localWorker) pump() {
 	}
 }
 
-// jobPeers is one job's share of the node's peer connections
-// (ServerConfig.MaxJobs).
-func jobPeers(cfg ServerConfig) int { return max(1, cfg.Swarm.MaxPeers/cfg.MaxJobs) }
-
 func allPieceIndices(n int) []int {
 	all := make([]int, n)
 	for i := range all {
@@ -208,6 +204,10 @@ func (w *localWorker) Events() <-chan swarm.WorkerEvent { return w.events }
 func (w *localWorker) Status() swarm.WorkerStatus       { return w.ls.Status() }
 func (w *localWorker) Revoke(pieces []int, force bool)  { w.ls.Revoke(pieces, force) }
 func (w *localWorker) AddPeers(addrs []netip.AddrPort)  { w.ls.AddPeers(addrs) }
+
+// SetMaxPeers changes the swarm's peer cap (the job's share of the
+// node's peers, peerbudget.go).
+func (w *localWorker) SetMaxPeers(n int) { w.ls.SetMaxPeers(n) }
 
 // Assign implements swarm.Worker.
 func (w *localWorker) Assign(pieces []int) {

@@ -80,10 +80,10 @@ type ServerConfig struct {
 	// rejected with code "jobs" (the coordinator's ErrNodeBusy: retry
 	// later); the session goes on.
 	//
-	// The node's peer connections are shared by division: each job's
-	// swarm gets Swarm.MaxPeers/MaxJobs of them (at least 1, and
-	// MaxDialing at most that), so the node holds at most Swarm.MaxPeers
-	// peers however many jobs run.
+	// The node's peer connections (Swarm.MaxPeers) are shared among the
+	// jobs running: each job's swarm gets Swarm.MaxPeers divided by the
+	// jobs running now (at least 1), re-divided when a job starts or ends
+	// (peerbudget.go). One job has them all.
 	MaxJobs, MaxJobsPerSession int
 	// MaxHandshakes bounds connections that have not finished the
 	// handshake, apart from MaxSessions, so that strangers without the
@@ -217,6 +217,7 @@ type Server struct {
 	perIP    map[string]int           // pending handshakes per source address
 	sessions int                      // admitted sessions (MaxSessions)
 	jobs     int                      // jobs running (MaxJobs)
+	capped   map[peerCapped]struct{}  // running swarms sharing MaxPeers (peerbudget.go)
 	seq      uint64
 
 	closing   chan struct{}
@@ -277,6 +278,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{cfg: cfg, log: logger(cfg.Logger).With("delegate", "server"), creds: creds, ln: cfg.Listener,
 		coordPub: cfg.CoordinatorPubKey,
 		conns:    map[net.Conn]struct{}{}, pending: map[net.Conn]pendingConn{}, perIP: map[string]int{},
+		capped:  map[peerCapped]struct{}{},
 		closing: make(chan struct{})}
 	if s.coordPub == nil {
 		s.coordPub, s.coordDerived = DerivedCoordinatorKey(cfg.Key).Public().(ed25519.PublicKey), true
@@ -421,14 +423,20 @@ func (s *Server) takeJob() bool {
 		return false
 	}
 	s.jobs++
+	s.reshare() // the new job's swarm starts with the new share (newWorker)
 	return true
 }
 
-// doneJob frees a job's place.
-func (s *Server) doneJob() {
+// doneJob frees a job's place; w, its worker if it was started, leaves
+// the peer budget, and the others get its share.
+func (s *Server) doneJob(w swarm.Worker) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := w.(peerCapped); ok {
+		delete(s.capped, c)
+	}
 	s.jobs--
-	s.mu.Unlock()
+	s.reshare()
 }
 
 // admit takes a session slot for an authenticated coordinator.
@@ -542,5 +550,9 @@ func (s *Server) newWorker(job Job) (swarm.Worker, error) {
 	if s.cfg.NewWorker != nil {
 		return s.cfg.NewWorker(job)
 	}
-	return newLocalWorker(s.cfg, job, s.log.With("job", job.ID), &s.keep)
+	cfg := s.cfg
+	s.mu.Lock()
+	cfg.Swarm.MaxPeers = s.peerShare()
+	s.mu.Unlock()
+	return newLocalWorker(cfg, job, s.log.With("job", job.ID), &s.keep)
 }

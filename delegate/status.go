@@ -17,7 +17,7 @@ func newStatusMsg(job uint64, st swarm.WorkerStatus) *statusMsg {
 		DownRate: st.DownRate, UpRate: st.UpRate, Downloaded: st.Downloaded, Uploaded: st.Uploaded,
 		Wasted: st.Wasted, Leased: st.Leased, Active: st.Active, Delivered: st.Delivered,
 		HashFails: st.HashFails, Banned: st.Banned, Outstanding: st.Outstanding, TimedOut: st.TimedOut,
-		Snubbed: st.Snubbed}
+		Snubbed: st.Snubbed, MaxPeers: st.MaxPeers}
 }
 
 // workerStatus is the coordinator's view of a report from node name,
@@ -27,6 +27,6 @@ func (m *statusMsg) workerStatus(name string, updated time.Time) swarm.WorkerSta
 		Name: name, Peers: m.Peers, Seeds: m.Seeds, DownRate: rate(m.DownRate), UpRate: rate(m.UpRate),
 		Downloaded: m.Downloaded, Uploaded: m.Uploaded, Wasted: m.Wasted, Leased: m.Leased,
 		Active: m.Active, Delivered: m.Delivered, HashFails: m.HashFails, Banned: m.Banned,
-		Outstanding: m.Outstanding, TimedOut: m.TimedOut, Snubbed: m.Snubbed, Updated: updated,
+		Outstanding: m.Outstanding, TimedOut: m.TimedOut, Snubbed: m.Snubbed, MaxPeers: m.MaxPeers, Updated: updated,
 	}
 }

@@ -164,6 +164,7 @@ type statusMsg struct {
 	Outstanding int     `msgpack:"outstanding"`
 	TimedOut    int64   `msgpack:"timed_out"`
 	Snubbed     int     `msgpack:"snubbed"`
+	MaxPeers    int     `msgpack:"max_peers,omitempty"` // the job's share of the node's peers; absent from older nodes
 }
 
 type failedMsg struct {

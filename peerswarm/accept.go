@@ -34,6 +34,10 @@ const (
 
 var errEvicted = errors.New("swarm: idle incoming peer evicted for a newcomer")
 
+// errPeerCapLowered: the peer was dropped because the swarm's peer cap
+// was lowered (SetMaxPeers) and it was among the least useful.
+var errPeerCapLowered = errors.New("swarm: peer dropped: the peer cap was lowered")
+
 // maxIncoming is how many of MaxPeers incoming peers may take: three
 // quarters, so that the peers we dial always find room.
 func maxIncoming(maxPeers int) int { return max(1, maxPeers*3/4) }

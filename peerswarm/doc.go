@@ -14,7 +14,9 @@
 //
 //   - peerTable (table.go): the connected peers and the admission caps:
 //     admit (makeRoom evicts an idle incoming peer), add, remove, and
-//     send, which never blocks (a full queue marks the table overfull).
+//     send, which never blocks (a full queue marks the table overfull),
+//     and setMaxPeers (the cap changed while running, Swarm.SetMaxPeers:
+//     lowered, the least useful peers over it are dropped at once).
 //     What a peer's arrival and departure mean to the others is the
 //     Swarm's register and dropPeer (peer.go).
 //   - requester (requests.go, interest.go): the Picker and every request

@@ -229,6 +229,32 @@ func (s *Swarm) Have(pieces []int) {
 	})
 }
 
+// SetMaxPeers changes the swarm's peer cap (swarm.Config.MaxPeers) while
+// it runs; n below 1 counts as 1. The incoming quota (three quarters of
+// the cap) follows. Lowering it drops the peers over the new caps at once,
+// the least useful first (those sending us the least, then those we send
+// the least, then the longest silent): a node sharing its peers among its
+// jobs (package delegate) keeps its total within its budget rather than
+// waiting for peers to leave. Raising it drops nobody; dials and incoming
+// peers fill the room. Status reports the cap in force (MaxPeers) once it
+// applies. Safe from any goroutine; never blocks.
+func (s *Swarm) SetMaxPeers(n int) {
+	n = max(1, n)
+	s.loop.Post(func() {
+		if n == s.peers.maxPeers {
+			return
+		}
+		drop := s.peers.setMaxPeers(n)
+		s.dialer.maxPeers = n
+		for _, p := range drop {
+			s.dropPeer(p, errPeerCapLowered)
+		}
+		now := time.Now()
+		s.dialer.dialMore(now, s.up.seeding(), s.peers)
+		s.publish(now)
+	})
+}
+
 // Close implements swarm.Worker: it closes every connection and waits for all
 // goroutines.
 func (s *Swarm) Close() error {
@@ -342,7 +368,7 @@ func (s *Swarm) tick(now time.Time) {
 
 func (s *Swarm) publish(now time.Time) {
 	st := swarm.WorkerStatus{
-		Name: "local", Downloaded: s.downloaded.Load(), Wasted: s.wasted.Load(),
+		Name: "local", MaxPeers: s.peers.maxPeers, Downloaded: s.downloaded.Load(), Wasted: s.wasted.Load(),
 		DownRate: s.downRate.Rate(), UpRate: s.upRate.Rate(),
 		Delivered: s.delivered, HashFails: s.hashFails, TimedOut: s.req.timedOut, Banned: s.guard.trust.Len(), Updated: now,
 		Active: s.req.picker.ActiveCount() + s.verifying,

@@ -1,8 +1,10 @@
 package peerswarm
 
 import (
+	"cmp"
 	"iter"
 	"net/netip"
+	"slices"
 	"time"
 
 	"flotilla/peerwire"
@@ -148,4 +150,52 @@ func (t *peerTable) send(p *peer, ms ...peerwire.Message) {
 	if !p.h.out.push(ms...) {
 		t.overfull = true
 	}
+}
+
+// setMaxPeers changes the peer cap (and with it the incoming quota,
+// maxIncoming) and returns the peers over the new caps, for the caller to
+// drop: first incoming peers over the incoming quota, then any peers over
+// the total, the least useful of each first (see lessUseful). Raising the
+// cap drops nobody; the dialer and new incoming peers fill the room.
+func (t *peerTable) setMaxPeers(n int) []*peer {
+	t.maxPeers = n
+	var in, all []*peer
+	for p := range t.all() {
+		all = append(all, p)
+		if !p.outgoing {
+			in = append(in, p)
+		}
+	}
+	slices.SortFunc(in, lessUseful)
+	var drop []*peer
+	dropping := map[*peer]bool{}
+	for i := 0; i < len(in)-maxIncoming(n); i++ {
+		drop = append(drop, in[i])
+		dropping[in[i]] = true
+	}
+	slices.SortFunc(all, lessUseful)
+	excess := len(all) - len(drop) - n
+	for _, p := range all {
+		if excess <= 0 {
+			break
+		}
+		if !dropping[p] {
+			drop = append(drop, p)
+			excess--
+		}
+	}
+	return drop
+}
+
+// lessUseful orders peers from the least useful to keep to the most: by
+// what they send us (payload rate), then by what we send them, then the
+// longest silent first.
+func lessUseful(a, b *peer) int {
+	if c := cmp.Compare(a.down.Rate(), b.down.Rate()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.up.Rate(), b.up.Rate()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.h.lastRead.Load(), b.h.lastRead.Load())
 }

@@ -105,6 +105,7 @@ type WorkerStatus struct {
 	// keys quarantine by it; set by Download.Status, "" when it has none.
 	Identity    string
 	Peers       int     // connected peers
+	MaxPeers    int     // the worker's peer cap now (0: it has none or does not say)
 	Seeds       int     // connected peers with every piece
 	DownRate    float64 // payload bytes/s received
 	UpRate      float64 // payload bytes/s sent

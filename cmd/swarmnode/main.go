@@ -76,7 +76,7 @@ func (o *nodeOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.data, "data", "", "directory for the pieces of running jobs, one per node (default: a temporary directory, removed on exit); files a killed node left there are removed at start")
 	fs.StringVar(&o.name, "name", "", "this node's name in the cluster (default: hostname@address)")
 	fs.StringVar(&o.http, "http", "", "TCP address serving GET /healthz (alive) and /readyz (ready: the delegate endpoint up and the cluster joined) for probes; default: none")
-	fs.IntVar(&o.slots, "max-peers", 80, "peer connections of the node, divided among its jobs (each gets max-peers/max-jobs)")
+	fs.IntVar(&o.slots, "max-peers", 80, "peer connections of the node, shared among the jobs running (each gets max-peers divided by the jobs running now; one job gets them all)")
 	fs.IntVar(&o.maxJobs, "max-jobs", delegate.DefaultServerConfig().MaxJobs, "torrents the node helps with at once, over all coordinators; a coordinator asking for more is told to retry later")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
