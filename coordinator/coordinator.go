@@ -67,7 +67,8 @@ type Coordinator struct {
 
 	// Owned by run (and by Close once run has returned).
 	jobs    map[*Job]struct{}
-	members *membership // nil until JoinCluster
+	members *membership   // nil until JoinCluster
+	nodeSrc memberSources // the swarm nodes' addresses, for the router
 }
 
 // membership is the cluster as jobs see it: where nodes are, the keys to
@@ -111,7 +112,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c := &Coordinator{log: log, ln: ln, wd: wd, tc: tc,
 		router: newRouter(ln, cfg.Incoming, swarm.DefaultConfig().SocketBuffer, log),
 		cmds:   make(chan func()), closing: make(chan struct{}), done: make(chan struct{}),
-		jobs: map[*Job]struct{}{}}
+		jobs: map[*Job]struct{}{}, nodeSrc: memberSources{}}
 	go c.run()
 	return c, nil
 }
@@ -181,6 +182,9 @@ func (c *Coordinator) run() {
 		case f := <-c.cmds:
 			f()
 		case ev := <-events:
+			if c.nodeSrc.update(ev) { // before any job dials the node
+				c.router.setMembers(c.nodeSrc.set())
+			}
 			for j := range c.jobs {
 				j.memberEvent(ev)
 			}

@@ -49,7 +49,13 @@
 // cannot keep honest peers out), the time they may take (Timeout), and
 // each job's queue of routed connections not yet accepted (Queue; over
 // it the newcomer is closed). Coordinator.Incoming counts what became of
-// them.
+// them. The addresses of the cluster's swarm nodes (their gossip and
+// delegate addresses, followed from membership: memberSources) get
+// MaxPendingPerMember instead of MaxPendingPerIP (64, not 8), since a node
+// starting many jobs dials us with many swarms at once; MaxPending still
+// bounds all, and at MaxPending a stranger's pending connection is
+// evicted before a member's. Only the cluster key makes a member, so no
+// stranger gets the larger allowance.
 //
 // Identifying the torrent of a connection is the router's alone (the
 // identifier type): an encrypted handshake (MSE/PE) is another

@@ -144,6 +144,7 @@ func nodeWorker(j *Job) (swarm.WorkerStatus, bool) {
 // once on one swarm node over one delegate session. Only the node's jobs
 // get the seeder, once it holds all twenty, so every piece of every
 // torrent comes through that session; all downloads are byte-identical.
+// The node's twenty swarms dialing us at once are all identified.
 func TestNodeSessionCarriesTwentyJobs(t *testing.T) {
 	const n = 20
 	tts, seeder := newSeededTorrents(t, n, 3)
@@ -182,6 +183,11 @@ func TestNodeSessionCarriesTwentyJobs(t *testing.T) {
 	}
 	if st := srv.Stats(); st.Sessions != 1 || st.Jobs != n {
 		t.Errorf("node stats %+v, want one session that carried %d jobs", st, n)
+	}
+	// The node's swarms dialed us at once from one address: a member's,
+	// so none was evicted while pending (MaxPendingPerMember).
+	if st := c.Incoming(); st.Evicted != 0 {
+		t.Errorf("incoming %+v: connections from the node evicted", st)
 	}
 }
 

@@ -28,6 +28,13 @@ type IncomingConfig struct {
 	// MaxPendingPerIP caps one address's (an IPv6 /64's) pending
 	// connections; over it the address's oldest pending one is evicted.
 	MaxPendingPerIP int
+	// MaxPendingPerMember is MaxPendingPerIP for the address of a swarm
+	// node of the cluster (its gossip and delegate addresses): a node
+	// starting many jobs dials us from one address with many swarms at
+	// once. Still bounded, and MaxPending bounds all; when MaxPending is
+	// reached the oldest pending connection not from a member is evicted
+	// first, so strangers cannot push a member's out.
+	MaxPendingPerMember int
 	// Queue caps the connections routed to a job and not yet taken by its
 	// local swarm; over it the newcomer is closed.
 	Queue int
@@ -35,7 +42,7 @@ type IncomingConfig struct {
 
 // DefaultIncomingConfig returns the bounds a Config's zero fields take.
 func DefaultIncomingConfig() IncomingConfig {
-	return IncomingConfig{Timeout: 5 * time.Second, MaxPending: 128, MaxPendingPerIP: 8, Queue: 16}
+	return IncomingConfig{Timeout: 5 * time.Second, MaxPending: 128, MaxPendingPerIP: 8, MaxPendingPerMember: 64, Queue: 16}
 }
 
 // withDefaults fills zero fields from DefaultIncomingConfig.
@@ -49,6 +56,9 @@ func (c IncomingConfig) withDefaults() IncomingConfig {
 	}
 	if c.MaxPendingPerIP <= 0 {
 		c.MaxPendingPerIP = d.MaxPendingPerIP
+	}
+	if c.MaxPendingPerMember <= 0 {
+		c.MaxPendingPerMember = max(c.MaxPendingPerIP, d.MaxPendingPerMember)
 	}
 	if c.Queue <= 0 {
 		c.Queue = d.Queue
@@ -151,6 +161,7 @@ type router struct {
 	routes  map[[20]byte]*jobListener
 	pending map[net.Conn]pendingConn
 	perIP   map[netip.Prefix]int
+	members map[netip.Prefix]bool // sources of the cluster's swarm nodes (MaxPendingPerMember)
 	seq     uint64
 	stats   IncomingStats
 }
@@ -259,7 +270,11 @@ func sourceOf(a net.Addr) netip.Prefix {
 func (r *router) admit(c net.Conn) {
 	r.stats.Accepted++
 	src := sourceOf(c.RemoteAddr())
-	if r.perIP[src] >= r.cfg.MaxPendingPerIP {
+	limit := r.cfg.MaxPendingPerIP
+	if r.members[src] {
+		limit = r.cfg.MaxPendingPerMember
+	}
+	if r.perIP[src] >= limit {
 		r.evictOldest(src, true)
 	}
 	if len(r.pending) >= r.cfg.MaxPending {
@@ -287,13 +302,19 @@ func (r *router) identifyConn(c net.Conn, deadline time.Time) {
 	}
 }
 
-// evictOldest closes the oldest pending connection (of src if sameSrc).
+// evictOldest closes the oldest pending connection of src if sameSrc;
+// otherwise the oldest of all, one not from a member if there is one.
 func (r *router) evictOldest(src netip.Prefix, sameSrc bool) {
 	var oldest net.Conn
 	var best uint64
+	var bestMember bool
 	for c, p := range r.pending {
-		if (!sameSrc || p.src == src) && (oldest == nil || p.seq < best) {
-			oldest, best = c, p.seq
+		if sameSrc && p.src != src {
+			continue
+		}
+		member := !sameSrc && r.members[p.src]
+		if oldest == nil || (bestMember && !member) || (member == bestMember && p.seq < best) {
+			oldest, best, bestMember = c, p.seq, member
 		}
 	}
 	if oldest != nil {
@@ -369,6 +390,12 @@ func (r *router) listen(ih [20]byte) (*jobListener, error) {
 		return nil, errors.New("coordinator: closed")
 	}
 	return l, err
+}
+
+// setMembers replaces the sources of the cluster's swarm nodes
+// (MaxPendingPerMember).
+func (r *router) setMembers(srcs map[netip.Prefix]bool) {
+	r.do(func() { r.members = srcs })
 }
 
 // Stats returns the counters (zero once closed).
