@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -75,6 +76,10 @@ func NewHandler(s *Service, cfg HTTPConfig) http.Handler {
 	})
 	mux.Handle("/api/", h.guard(api))
 	mux.Handle("/", h.hostOnly(dashboard()))
+	// Go's profiles (go tool pprof), behind the token like the API: they
+	// name the daemon's internals.
+	mux.Handle("GET /debug/pprof/", h.guard(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", h.guard(http.HandlerFunc(pprof.Profile)))
 	// A scraper names the pod's address as Host: with a token, /metrics
 	// needs the token alone.
 	prom := promhttp.HandlerFor(NewRegistry(s), promhttp.HandlerOpts{})

@@ -88,6 +88,21 @@ func TestAPIAuth(t *testing.T) {
 	if code, _ := call(t, "GET", srv.URL+"/readyz", "", nil, ""); code != 200 {
 		t.Fatalf("readyz: %d", code)
 	}
+	// Go's profiles need the token.
+	if code, _ := call(t, "GET", srv.URL+"/debug/pprof/goroutine?debug=1", "", nil, ""); code != http.StatusUnauthorized {
+		t.Fatalf("pprof without the token: %d", code)
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/debug/pprof/goroutine?debug=1", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "goroutine profile") {
+		t.Fatalf("pprof with the token: %d %.200s", resp.StatusCode, b)
+	}
 }
 
 func TestAPIRefusesForeignHost(t *testing.T) {
