@@ -1,0 +1,80 @@
+package mse
+
+import "fmt"
+
+// Policy is the --encryption setting: which connections we make and
+// accept.
+type Policy int
+
+const (
+	// Off: plaintext BitTorrent only; an incoming MSE handshake is refused.
+	// It is the zero value, so that a library user opts in.
+	Off Policy = iota
+	// Prefer: outgoing connections start an MSE handshake offering RC4 and
+	// fall back to plaintext if the peer fails or refuses it; incoming
+	// plaintext and MSE (RC4 or plaintext) are both accepted.
+	Prefer
+	// Require: only MSE with RC4, both ways.
+	Require
+)
+
+// ParsePolicy parses "prefer", "require" or "off".
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "prefer":
+		return Prefer, nil
+	case "require":
+		return Require, nil
+	case "off":
+		return Off, nil
+	}
+	return Off, fmt.Errorf("encryption %q: want prefer, require or off", s)
+}
+
+func (p Policy) String() string {
+	switch p {
+	case Off:
+		return "off"
+	case Prefer:
+		return "prefer"
+	case Require:
+		return "require"
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
+// Set and Type make *Policy a flag.Value (and pflag.Value).
+func (p *Policy) Set(s string) error {
+	v, err := ParsePolicy(s)
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+func (p *Policy) Type() string { return "prefer|require|off" }
+
+// AcceptPlain reports whether an incoming plaintext BitTorrent handshake
+// is accepted.
+func (p Policy) AcceptPlain() bool { return p != Require }
+
+// AcceptMethods is what an incoming MSE handshake may select (none: MSE
+// is refused).
+func (p Policy) AcceptMethods() Method {
+	switch p {
+	case Prefer:
+		return RC4 | Plaintext
+	case Require:
+		return RC4
+	}
+	return 0
+}
+
+// Initiate reports whether outgoing connections start with MSE, and
+// Fallback whether a failed MSE attempt is retried in plaintext.
+func (p Policy) Initiate() bool { return p != Off }
+
+// Fallback reports whether an outgoing connection whose MSE handshake
+// failed is redialled in plaintext.
+func (p Policy) Fallback() bool { return p == Prefer }
