@@ -8,8 +8,9 @@ import "flotilla/swarm"
 // event into words for a terminal (or an API) is the follower's business.
 type Event interface{ jobEvent() }
 
-// Progress is the sub-chief's status, taken every StatusInterval. When the
-// follower reads more slowly, only the newest Progress waits for it.
+// Progress is the sub-chief's status, taken every StatusInterval and
+// reported when it changed (sameStatus). When the follower reads more
+// slowly, only the newest Progress waits for it.
 type Progress struct{ Status swarm.Status }
 
 // Completed: every piece is verified and durably written, the trackers

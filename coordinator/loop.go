@@ -2,6 +2,9 @@ package coordinator
 
 import (
 	"errors"
+	"math"
+	"reflect"
+	"slices"
 	"time"
 
 	"flotilla/swarm"
@@ -22,6 +25,7 @@ func (j *Job) run() {
 	tick := time.NewTicker(StatusInterval)
 	defer tick.Stop()
 	complete := j.dl.Complete()
+	var last swarm.Status // the last Progress emitted
 	var updates <-chan tracker.Update
 	if j.ann != nil {
 		updates = j.ann.Updates()
@@ -61,7 +65,10 @@ func (j *Job) run() {
 				j.drain()
 				return
 			}
-			j.emit(Progress{Status: st})
+			if !sameStatus(last, st) {
+				last = st
+				j.emit(Progress{Status: st})
+			}
 			if w, ok := j.trackerWarning(now, st); ok {
 				j.emit(w)
 			}
@@ -73,6 +80,28 @@ func (j *Job) run() {
 			}
 		}
 	}
+}
+
+// sameStatus reports whether b tells nothing a reader of a would not
+// know: a job that seeds without peers emits no Progress at all, so that
+// a thousand of them cost their reader nothing. The snapshots' times are
+// ignored and rates compared to the byte per second (a meter decays
+// towards 0 for long after the last byte).
+func sameStatus(a, b swarm.Status) bool {
+	return reflect.DeepEqual(steady(a), steady(b))
+}
+
+// steady is st without what changes while nothing happens.
+func steady(st swarm.Status) swarm.Status {
+	st.Updated = time.Time{}
+	st.DownRate, st.UpRate = math.Trunc(st.DownRate), math.Trunc(st.UpRate)
+	st.Workers = slices.Clone(st.Workers)
+	for i := range st.Workers {
+		w := &st.Workers[i]
+		w.Updated = time.Time{}
+		w.DownRate, w.UpRate = math.Trunc(w.DownRate), math.Trunc(w.UpRate)
+	}
+	return st
 }
 
 // nextEvent returns the channel to send the oldest queued event on, or a
