@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"flotilla/internal/loop"
 	"flotilla/swarm"
 	"flotilla/tracker"
 )
@@ -15,6 +16,11 @@ import (
 // (reported as Progress) and checks the trackers' health and the nodes.
 const StatusInterval = 250 * time.Millisecond
 
+// IdleStatusInterval replaces StatusInterval once the job seeds without
+// peers (swarm.Config.IdleStatusInterval, which also paces the sub-chief
+// and the local swarm): a peer shows in Progress within two of them.
+const IdleStatusInterval = 2 * time.Second
+
 // run is the coordinator's main loop for one job (DESIGN point 6): it
 // waits for tracker updates, membership changes, finished node dials and
 // the sub-chief's completion, polls the sub-chief's status without
@@ -22,7 +28,7 @@ const StatusInterval = 250 * time.Millisecond
 // one.
 func (j *Job) run() {
 	defer close(j.done)
-	tick := time.NewTicker(StatusInterval)
+	tick := loop.NewPacer(StatusInterval, IdleStatusInterval)
 	defer tick.Stop()
 	complete := j.dl.Complete()
 	var last swarm.Status // the last Progress emitted
@@ -58,7 +64,7 @@ func (j *Job) run() {
 		case <-complete:
 			complete = nil
 			j.completed()
-		case now := <-tick.C:
+		case now := <-tick.C():
 			st := j.dl.Status()
 			if st.Err != nil && !errors.Is(st.Err, swarm.ErrClosed) {
 				j.emit(Failed{Err: st.Err})
@@ -78,7 +84,10 @@ func (j *Job) run() {
 			if j.link != nil && complete != nil {
 				j.link.tick(now, st)
 			}
+			tick.Ticked(complete == nil && st.Peers == 0 && st.DownRate < 1 && st.UpRate < 1)
+			continue
 		}
+		tick.Wake()
 	}
 }
 

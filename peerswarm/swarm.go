@@ -264,7 +264,7 @@ func (s *Swarm) Close() error {
 
 func (s *Swarm) run() {
 	defer s.loop.Stopped()
-	tick := time.NewTicker(s.cfg.StatusInterval)
+	tick := loop.NewPacer(s.cfg.StatusInterval, s.cfg.IdleStatusInterval)
 	defer tick.Stop()
 	for {
 		var evCh chan swarm.WorkerEvent
@@ -290,9 +290,12 @@ func (s *Swarm) run() {
 			if len(s.outbox) == 0 {
 				s.outbox = nil
 			}
-		case now := <-tick.C:
+		case now := <-tick.C():
 			s.tick(now)
+			tick.Ticked(s.idle())
+			continue
 		}
+		tick.Wake()
 		if s.peers.overfull {
 			s.dropOverfull()
 		}
@@ -338,6 +341,14 @@ func releaseBatch(b *connBatch) {
 	b.evs = b.evs[:0]
 	b.h, b.err = nil, nil
 	batchPool.Put(b)
+}
+
+// idle reports whether the swarm has nothing to do until an event comes:
+// it seeds, without peers, pieces being verified, events for the
+// sub-chief or upload to measure.
+func (s *Swarm) idle() bool {
+	return s.up.seeding() && s.peers.n == 0 && s.verifying == 0 && len(s.outbox) == 0 &&
+		s.downRate.Rate() < 1 && s.upRate.Rate() < 1
 }
 
 func (s *Swarm) tick(now time.Time) {

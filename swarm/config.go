@@ -97,6 +97,12 @@ type Config struct {
 	LeaseTimeout time.Duration
 	// StatusInterval is how often Status snapshots are refreshed.
 	StatusInterval time.Duration
+	// IdleStatusInterval replaces StatusInterval while there is nothing
+	// to do (complete, no peer connected): an idle seeding torrent wakes
+	// its loops this rarely. Any event (a peer arriving) brings the
+	// StatusInterval back at once in the worker, within one idle interval
+	// in the sub-chief's Status. Not above StatusInterval: never slower.
+	IdleStatusInterval time.Duration
 	// SocketBuffer, if > 0, sets SO_RCVBUF/SO_SNDBUF on peer connections.
 	SocketBuffer int
 	// Watchdog is the clock of the lease deadlines: every lease is a
@@ -137,6 +143,7 @@ func DefaultConfig() Config {
 		MinLease:           64,
 		LeaseTimeout:       60 * time.Second,
 		StatusInterval:     250 * time.Millisecond,
+		IdleStatusInterval: 2 * time.Second,
 		SocketBuffer:       1 << 20,
 	}
 }

@@ -258,7 +258,7 @@ func (d *Download) Close() error {
 
 func (d *Download) run() {
 	defer d.loop.Stopped()
-	tick := time.NewTicker(d.cfg.StatusInterval)
+	tick := loop.NewPacer(d.cfg.StatusInterval, d.cfg.IdleStatusInterval)
 	defer tick.Stop()
 	now := time.Now()
 	for _, s := range d.slots {
@@ -294,8 +294,10 @@ func (d *Download) run() {
 				continue
 			}
 			d.pieceWritten(p)
-		case now := <-tick.C:
+		case now := <-tick.C():
 			d.tick(now)
+			tick.Ticked(d.idle())
+			continue
 		case _, ok := <-d.alerts: // the private watchdog's (leaseclock.go)
 			if !ok {
 				d.alerts = nil
@@ -303,7 +305,15 @@ func (d *Download) run() {
 			}
 			d.checkLeases(time.Now())
 		}
+		tick.Wake()
 	}
+}
+
+// idle reports whether the last published Status shows nothing to do
+// until an event comes: complete, no peer (on a live worker), no rate.
+func (d *Download) idle() bool {
+	st := d.status.Load()
+	return d.isDone && len(d.pendingStore) == 0 && st.Peers == 0 && st.DownRate < 1 && st.UpRate < 1
 }
 
 // stop closes every worker once (download over, failed or closed).
