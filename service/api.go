@@ -140,6 +140,7 @@ func (s *Service) Add(data []byte, opts AddOptions) (JobInfo, error) {
 			Added: time.Now().UTC(), Paused: opts.Paused, Limits: limits}
 		j := newJob(rec, t)
 		s.jobs[id] = j
+		s.listChanged.Store(true)
 		s.save()
 		info = s.info(j, time.Now())
 	})
@@ -147,18 +148,6 @@ func (s *Service) Add(data []byte, opts AddOptions) (JobInfo, error) {
 		return JobInfo{}, err2
 	}
 	return info, err
-}
-
-// List returns every job, oldest first.
-func (s *Service) List() ([]JobInfo, error) {
-	var out []JobInfo
-	err := s.do(func() {
-		now := time.Now()
-		for _, j := range ordered(s.jobs) {
-			out = append(out, s.info(j, now))
-		}
-	})
-	return out, err
 }
 
 // details returns every job's detail, oldest first.
@@ -210,6 +199,7 @@ func (s *Service) Remove(id string, deleteData bool) error {
 	removed := make(chan error, 1)
 	err := s.withJob(id, func(j *job) error {
 		j.removing = true
+		s.listChanged.Store(true)
 		j.deleteData = j.deleteData || deleteData
 		j.onRemoved = append(j.onRemoved, removed)
 		return nil
@@ -233,6 +223,7 @@ func (s *Service) change(id string, f func(*job) error) (JobInfo, error) {
 		if err := f(j); err != nil {
 			return err
 		}
+		s.listChanged.Store(true)
 		s.save()
 		s.reconcile()
 		info = s.info(j, time.Now())

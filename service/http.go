@@ -131,15 +131,14 @@ func (h *apiHandler) tokenOnly(next http.Handler) http.Handler {
 }
 
 func (h *apiHandler) list(w http.ResponseWriter, r *http.Request) {
-	jobs, err := h.s.List()
+	l, err := h.s.listing()
 	if err != nil {
 		writeServiceError(w, err)
 		return
 	}
-	if jobs == nil {
-		jobs = []JobInfo{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"torrents": jobs})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(l.json())
 }
 
 func (h *apiHandler) nodes(w http.ResponseWriter, r *http.Request) {

@@ -39,6 +39,12 @@ type Service struct {
 	ready    atomic.Bool
 	closeErr error
 
+	// The list's snapshot (listing.go): the loop sets listChanged when
+	// anything but a running job's progress changed, listProgress on
+	// progress; building a snapshot clears both.
+	list                      atomic.Pointer[listSnapshot]
+	listChanged, listProgress atomic.Bool
+
 	// Owned by run.
 	jobs      map[string]*job
 	stopping  bool
@@ -144,21 +150,27 @@ func (s *Service) run() {
 				}
 			}
 		case f := <-s.cmds:
-			f()
+			f() // those that change a job set listChanged
 			s.reconcile()
 		case res := <-s.started:
 			s.onStarted(res)
 			s.reconcile()
+			s.listChanged.Store(true)
 		case res := <-s.closed:
 			s.onClosed(res)
 			s.reconcile()
+			s.listChanged.Store(true)
 		case e := <-s.events:
 			if e.j.run == e.r { // a closed run's late events are dropped
 				s.onEvent(e.j, e.ev)
-				// Progress, every second from every running job, changes
-				// nothing to reconcile unless it ends the job's seeding.
+				// Progress, from every running job whose status changed,
+				// changes nothing to reconcile unless it ends the job's
+				// seeding.
 				if _, progress := e.ev.(coordinator.Progress); !progress || !e.j.wantRunning(time.Now()) {
 					s.reconcile()
+					s.listChanged.Store(true)
+				} else {
+					s.listProgress.Store(true)
 				}
 			}
 		case now := <-tick.C:
