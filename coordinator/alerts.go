@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"flotilla/delegate"
 	"flotilla/swarm"
 	"flotilla/tracker"
 	"flotilla/watchdog"
@@ -17,11 +18,16 @@ import (
 // answers, and keeps retrying on its own schedule), or a worker's lease
 // (Worker is set: no piece delivered in time; the alert goes on to the
 // sub-chief, which returns the lease to the pool and benches the worker
-// when another worker can take the pieces). A tracker is reported once
-// until it answers again; every missed lease is reported.
+// when another worker can take the pieces), or a piece a swarm node was
+// sending (Kind delegate.PieceKind, Worker and Node set: the piece did not
+// arrive whole within delegate.ClientConfig's PieceTimeout plus its length
+// at MinPieceRate; the node's job ends with delegate.ErrTooSlow and its
+// lease returns to the pool). A tracker is reported once until it answers
+// again; every missed lease and piece is reported.
 type Overdue struct {
 	// Kind is the watchdog packet's kind: tracker.KindConnect,
-	// KindAnnounce, KindScrape or KindSchedule, or swarm.LeaseKind.
+	// KindAnnounce, KindScrape or KindSchedule, swarm.LeaseKind, or
+	// delegate.PieceKind.
 	Kind string
 	// Tracker is the tracker's URL, for a tracker packet.
 	Tracker string
@@ -94,6 +100,12 @@ func (j *Job) overdue(a watchdog.Alert, now time.Time) {
 		}
 		ev.Worker = who
 		ev.Node = j.link != nil && j.link.leaseMissed(who)
+	case delegate.PieceKind:
+		// The node's RemoteSwarm asks the watchdog which of its reads are
+		// overdue and ends them: the job on that node fails (ErrTooSlow)
+		// and the sub-chief returns its lease.
+		ev.Worker = who
+		ev.Node = j.link != nil && j.link.pieceLate(who, a)
 	default:
 		j.c.log.Debug("overdue", "kind", a.Packet.Kind, "owner", a.Packet.Owner, "late", a.Late)
 		return

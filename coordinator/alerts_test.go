@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/delegate"
 	"flotilla/internal/testenv"
 	"flotilla/swarm"
 	"flotilla/swarm/swarmtest"
@@ -63,7 +64,8 @@ func TestHungTrackerIsReportedOverdue(t *testing.T) {
 
 // TestOverdueRouting: alerts go to the job whose torrent owns the packet.
 // A tracker is reported once until it answers; every missed lease is
-// reported, the local swarm's as not a node; packets of another torrent
+// reported, the local swarm's as not a node, and so is a piece a node
+// was late with; packets of another torrent
 // or of unknown kinds are not the job's business.
 func TestOverdueRouting(t *testing.T) {
 	tor := newTestTorrent(t, nil)
@@ -80,6 +82,7 @@ func TestOverdueRouting(t *testing.T) {
 	j.overdue(alert(tracker.KindConnect, owner(url)), now) // still slow: not again
 	j.overdue(alert(swarm.LeaseKind, owner("local")), now)
 	j.overdue(alert(swarm.LeaseKind, owner("local")), now)
+	j.overdue(alert(delegate.PieceKind, owner("node-a")), now)
 	j.overdue(alert("other", owner("x")), now)
 	j.health.record(tracker.Update{URL: url, Kind: tracker.UpdateAnnounce}, now) // it answers
 	j.overdue(alert(tracker.KindSchedule, owner(url)), now)
@@ -87,6 +90,7 @@ func TestOverdueRouting(t *testing.T) {
 		Overdue{Kind: tracker.KindAnnounce, Tracker: url, Waited: 3 * time.Second, Late: time.Second},
 		Overdue{Kind: swarm.LeaseKind, Worker: "local", Waited: 3 * time.Second, Late: time.Second},
 		Overdue{Kind: swarm.LeaseKind, Worker: "local", Waited: 3 * time.Second, Late: time.Second},
+		Overdue{Kind: delegate.PieceKind, Worker: "node-a", Waited: 3 * time.Second, Late: time.Second},
 		Overdue{Kind: tracker.KindSchedule, Tracker: url, Waited: 3 * time.Second, Late: time.Second},
 	}
 	if fmt.Sprint(j.queue) != fmt.Sprint(want) {

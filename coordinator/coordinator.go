@@ -146,7 +146,7 @@ func (c *Coordinator) JoinCluster(cfg ClusterConfig) (ClusterMember, error) {
 		return ClusterMember{}, fmt.Errorf("cluster: %w", err)
 	}
 	m := &membership{c: cl, key: cfg.Cluster.Key, ckey: cfg.CoordinatorKey,
-		sessions: newNodeSessions(cfg.Cluster.Key, cfg.CoordinatorKey, c.log)}
+		sessions: newNodeSessions(cfg.Cluster.Key, cfg.CoordinatorKey, c.wd, c.log)}
 	joined := c.do(func() {
 		if c.members != nil {
 			err = errors.New("cluster: already joined")

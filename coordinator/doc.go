@@ -126,6 +126,12 @@
 // with one torrent gives it every peer. An idle session
 // stays open until its node leaves or the Coordinator closes.
 //
-// Requests to swarm nodes (dial and hello, each piece read) are bounded
-// by connection deadlines in package delegate, not by watchdog packets.
+// Piece reads from swarm nodes are watchdog packets
+// (delegate.PieceKind): the Coordinator gives its watchdog to every
+// delegate session (nodeSessions), and routeAlert hands their alerts to
+// the job, which reports Overdue and wakes the node's RemoteSwarm
+// (nodeLink.pieceLate); that ends the overdue read, and the node's job
+// with it. Dialing a node and the hello are still bounded by the dialer's
+// timeout and connection deadlines (delegate.ClientConfig.HandshakeTimeout):
+// they come before there is a job to own a packet.
 package coordinator

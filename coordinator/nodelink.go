@@ -13,6 +13,7 @@ import (
 	"flotilla/delegate"
 	"flotilla/metainfo"
 	"flotilla/swarm"
+	"flotilla/watchdog"
 )
 
 // nodeDialTimeout bounds opening one delegate session, and a job on it.
@@ -194,6 +195,20 @@ func (l *nodeLink) leaseMissed(name string) bool {
 		if n.rs != nil && n.rs.Name() == name {
 			n.missed++
 			l.log.Warn("swarm node missed its lease deadline", "node", name, "misses", n.missed)
+			return true
+		}
+	}
+	return false
+}
+
+// pieceLate hands a watchdog alert for a piece read to the remote swarm
+// of node name, which ends the overdue read, and reports whether that
+// node is one of the link's.
+func (l *nodeLink) pieceLate(name string, a watchdog.Alert) bool {
+	for _, n := range l.nodes {
+		if n.rs != nil && n.rs.Name() == name {
+			n.rs.PieceAlert(a)
+			l.log.Warn("swarm node did not send a piece in time; ending its job", "node", name)
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"flotilla/cluster"
 	"flotilla/delegate"
+	"flotilla/watchdog"
 )
 
 // errSessionsClosed is what a job hears when it asks for a node session
@@ -31,6 +32,7 @@ var errSessionsClosed = errors.New("coordinator: closing, no new node sessions")
 type nodeSessions struct {
 	key  cluster.Key
 	ckey ed25519.PrivateKey // nil: derived from key
+	wd   *watchdog.Watchdog // the Coordinator's: the clock of piece reads (delegate.PieceKind)
 	log  *slog.Logger
 
 	ctx    context.Context // cancelled by close: aborts dials
@@ -49,9 +51,9 @@ type sessionEntry struct {
 	err   error
 }
 
-func newNodeSessions(key cluster.Key, ckey ed25519.PrivateKey, log *slog.Logger) *nodeSessions {
+func newNodeSessions(key cluster.Key, ckey ed25519.PrivateKey, wd *watchdog.Watchdog, log *slog.Logger) *nodeSessions {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &nodeSessions{key: key, ckey: ckey, log: log, ctx: ctx, cancel: cancel, m: map[string]*sessionEntry{}}
+	return &nodeSessions{key: key, ckey: ckey, wd: wd, log: log, ctx: ctx, cancel: cancel, m: map[string]*sessionEntry{}}
 }
 
 // openJob opens job on the session to the node at addr, dialing the
@@ -107,7 +109,7 @@ func (p *nodeSessions) dial(addr string, e *sessionEntry) {
 	ctx, cancel := context.WithTimeout(p.ctx, nodeDialTimeout)
 	defer cancel()
 	ccfg := delegate.DefaultClientConfig()
-	ccfg.Logger, ccfg.CoordinatorKey = p.log, p.ckey
+	ccfg.Logger, ccfg.CoordinatorKey, ccfg.Watchdog = p.log, p.ckey, p.wd
 	s, err := delegate.DialSession(ctx, addr, p.key, ccfg)
 	p.mu.Lock()
 	if err == nil && p.closed {

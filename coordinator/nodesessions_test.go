@@ -148,7 +148,7 @@ func nodeWorker(j *Job) (swarm.WorkerStatus, bool) {
 func TestNodeSessionCarriesTwentyJobs(t *testing.T) {
 	const n = 20
 	tts, seeder := newSeededTorrents(t, n, 3)
-	c := newTestCoordinator(t, loopbackPeers)
+	c := newTestCoordinator(t) // the node's address is a member's: MaxPendingPerMember
 	jobs := make([]*Job, n)
 	for i, tt := range tts {
 		jobs[i] = startTestJob(t, c, tt.tor, tt.dir, nil)

@@ -39,8 +39,9 @@
 // direction and per-type cap are checked from its header, a body's
 // declared container lengths against its size and an element budget, a
 // node's pending handshakes apart from its sessions, and a piece from a
-// node in time (PieceTimeout, MinPieceRate) and in memory (it grows with
-// the bytes that arrived).
+// node in time (PieceTimeout, MinPieceRate: a watchdog packet per piece
+// read, remote_watch.go) and in memory (it grows with the bytes that
+// arrived).
 //
 // The package decides no policy: what to lease to whom is the sub-chief's.
 //

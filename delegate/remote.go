@@ -15,6 +15,7 @@ import (
 
 	"flotilla/metainfo"
 	"flotilla/swarm"
+	"flotilla/watchdog"
 )
 
 // ClientConfig configures the coordinator side of a session. Start from
@@ -43,11 +44,19 @@ type ClientConfig struct {
 	MaxPieceLength int64
 	// PieceTimeout and MinPieceRate bound how long a piece may take from
 	// its header to its last byte: PieceTimeout plus its length at
-	// MinPieceRate (bytes/s). A node slower than that ends its session
+	// MinPieceRate (bytes/s). A node slower than that ends its job
 	// with ErrTooSlow (its lease returns to the pool): a node trickling
-	// bytes would otherwise keep a piece buffer pinned forever.
+	// bytes would otherwise keep a piece buffer pinned forever. The
+	// deadline is a watchdog packet (PieceKind, remote_watch.go).
 	PieceTimeout time.Duration
 	MinPieceRate int64
+	// Watchdog is the clock of piece reads: each is a PieceKind packet
+	// owned by "<info-hash hex> <node name>". Whoever reads its Alerts
+	// must hand the PieceKind ones to the job's RemoteSwarm.PieceAlert
+	// (the coordinator routes them by owner); each job also asks about
+	// its reads every second. Nil: every Session starts a private
+	// watchdog and reads its alerts itself.
+	Watchdog *watchdog.Watchdog
 	// StopTimeout is how long Close waits for the Stop message to be
 	// written before it drops the connection.
 	StopTimeout time.Duration
@@ -157,8 +166,13 @@ type RemoteSwarm struct {
 	mu       sync.Mutex
 	answered bool
 	failed   bool
-	err      error           // set before dead is closed
-	streams  []*yamux.Stream // the job's data streams (at most MaxDataStreams)
+	err      error                             // set before dead is closed
+	streams  []*yamux.Stream                   // the job's data streams (at most MaxDataStreams)
+	reads    map[*yamux.Stream]watchdog.Ticket // piece reads under way (remote_watch.go)
+
+	wd       *watchdog.Watchdog // the session's piece clock
+	pktOwner string             // owner of the job's packets: "<info-hash hex> <node name>"
+	wake     chan struct{}      // PieceAlert: run asks about the reads
 
 	dead      chan struct{}
 	closing   chan struct{}
@@ -169,9 +183,11 @@ type RemoteSwarm struct {
 
 var _ swarm.Worker = (*RemoteSwarm)(nil)
 
-func newRemoteSwarm(s *Session, id uint64, info *metainfo.Info) *RemoteSwarm {
+func newRemoteSwarm(s *Session, id uint64, info *metainfo.Info, infoHash [20]byte) *RemoteSwarm {
 	r := &RemoteSwarm{
 		cfg: s.cfg, log: s.log.With("job", id), sess: s, name: s.name, jobID: id, info: info,
+		reads: map[*yamux.Stream]watchdog.Ticket{}, wd: s.wd, pktOwner: fmt.Sprintf("%x %s", infoHash, s.name),
+		wake:     make(chan struct{}, 1),
 		answer:   make(chan error, 1),
 		events:   make(chan swarm.WorkerEvent),
 		pieceIn:  make(chan swarm.WorkerEvent),
@@ -357,18 +373,6 @@ func (r *RemoteSwarm) addStream(st *yamux.Stream) (ok, over bool) {
 	r.streams = append(r.streams, st)
 	r.wg.Add(1)
 	return true, false
-}
-
-// setReadDeadline sets a data stream's read deadline, unless the job
-// ended (fail set one in the past to wake its readers); false then.
-func (r *RemoteSwarm) setReadDeadline(st *yamux.Stream, t time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.failed {
-		return false
-	}
-	st.SetReadDeadline(t)
-	return true
 }
 
 // revoked passes the node's Revoked on to Events.

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"flotilla/cluster"
+	"flotilla/watchdog"
 )
 
 // Session is the coordinator's end of one delegate session with a swarm
@@ -37,6 +38,7 @@ type Session struct {
 	sess    *yamux.Session
 	ctrl    *yamux.Stream
 	q       *sendQueue
+	wd      *watchdog.Watchdog // piece clock: cfg.Watchdog, or private (remote_watch.go)
 
 	mu      sync.Mutex
 	jobs    map[uint64]*RemoteSwarm // opening and open jobs
@@ -105,12 +107,20 @@ func newSession(ctx context.Context, conn net.Conn, cfg ClientConfig, creds *cre
 		return nil, fmt.Errorf("delegate: session with %s: open control stream: %w", conn.RemoteAddr(), err)
 	}
 	s := &Session{cfg: cfg, log: log, name: peer.Name, version: version, sess: sess, ctrl: ctrl,
-		q: newSendQueue(), jobs: map[uint64]*RemoteSwarm{},
+		q: newSendQueue(), jobs: map[uint64]*RemoteSwarm{}, wd: cfg.Watchdog,
 		dead: make(chan struct{}), closing: make(chan struct{}), stopSent: make(chan struct{})}
 	if s.name == "" {
 		s.name = conn.RemoteAddr().String()
 	}
 	s.log = s.log.With("name", s.name)
+	if s.wd == nil {
+		if s.wd, err = privateWatchdog(); err != nil {
+			sess.Close()
+			return nil, err
+		}
+		s.wg.Add(1)
+		go s.routeAlerts()
+	}
 	s.wg.Add(2)
 	go s.writeLoop()
 	go s.readControl()
@@ -157,7 +167,7 @@ func (s *Session) openJob(ctx context.Context, job JobSpec, owner bool) (*Remote
 	if err != nil {
 		return nil, err
 	}
-	r := newRemoteSwarm(s, job.ID, info)
+	r := newRemoteSwarm(s, job.ID, info, job.InfoHash)
 	r.owner = owner
 	if err := s.register(r); err != nil {
 		return nil, err

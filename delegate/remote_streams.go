@@ -23,6 +23,8 @@ func (r *RemoteSwarm) run() {
 	var outbox []swarm.WorkerEvent
 	dead := r.dead
 	failed := false
+	tick := time.NewTicker(pieceCheckInterval)
+	defer tick.Stop()
 	for {
 		var out chan swarm.WorkerEvent
 		var first swarm.WorkerEvent
@@ -46,6 +48,10 @@ func (r *RemoteSwarm) run() {
 				return
 			}
 		case <-r.released:
+		case <-r.wake: // PieceAlert
+			r.checkReads()
+		case <-tick.C:
+			r.checkReads()
 		case ev := <-pieceIn:
 			outbox = append(outbox, ev)
 			r.unreleased.Add(1)
@@ -64,15 +70,15 @@ func (r *RemoteSwarm) run() {
 const pieceStep = 256 << 10
 
 // readPiece reads the n bytes of piece index that follow its header,
-// within PieceTimeout plus n at MinPieceRate.
-func (r *RemoteSwarm) readPiece(st *yamux.Stream, index, n int) ([]byte, error) {
-	start := time.Now()
+// within PieceTimeout plus n at MinPieceRate: a watchdog packet, whose
+// alert ends the read (remote_watch.go).
+func (r *RemoteSwarm) readPiece(st *yamux.Stream, index, n int) (data []byte, err error) {
 	limit := r.cfg.PieceTimeout + time.Duration(float64(n)/float64(r.cfg.MinPieceRate)*float64(time.Second))
-	if !r.setReadDeadline(st, start.Add(limit)) {
+	if !r.startRead(st, limit) {
 		return nil, ErrClosed
 	}
-	defer r.setReadDeadline(st, time.Time{})
-	data := make([]byte, 0, min(n, pieceStep))
+	defer func() { r.endRead(st, err == nil) }()
+	data = make([]byte, 0, min(n, pieceStep))
 	for len(data) < n {
 		if len(data) == cap(data) {
 			data = slices.Grow(data, min(n-len(data), max(len(data), pieceStep)))
@@ -83,8 +89,8 @@ func (r *RemoteSwarm) readPiece(st *yamux.Stream, index, n int) ([]byte, error) 
 			continue
 		}
 		if errors.Is(err, yamux.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, fmt.Errorf("%w: piece %d: %d of %d bytes after %v (a node must send a piece within %v plus its length at %d KiB/s)",
-				ErrTooSlow, index, len(data), n, time.Since(start).Round(time.Millisecond), r.cfg.PieceTimeout, r.cfg.MinPieceRate>>10)
+			return nil, fmt.Errorf("%w: piece %d: %d of %d bytes when its deadline (%v) passed (a node must send a piece within %v plus its length at %d KiB/s)",
+				ErrTooSlow, index, len(data), n, limit.Round(time.Millisecond), r.cfg.PieceTimeout, r.cfg.MinPieceRate>>10)
 		}
 		if errors.Is(err, io.EOF) {
 			if len(data) == n {
