@@ -127,6 +127,10 @@ func (d *dialer) dialMore(now time.Time, seeding bool, t *peerTable) {
 // finished takes the end of a handshake with a candidate's address: a
 // dial is over, and a failed one backs off (for good if it reached
 // ourselves).
+// reachedBackoff is the back-off step after a failed handshake with a
+// peer whose TCP connect succeeded (30 s for a failed connect).
+const reachedBackoff = 5 * time.Second
+
 func (d *dialer) finished(nc newConn, now time.Time) {
 	c := d.cands[nc.addr]
 	if c == nil {
@@ -137,7 +141,14 @@ func (d *dialer) finished(nc newConn, now time.Time) {
 	}
 	if nc.err != nil {
 		c.fails++
-		c.next = now.Add(time.Duration(min(c.fails, 10)) * 30 * time.Second)
+		// A peer that took the connection is up: it failed the handshake
+		// (busy, or it dropped us) and is worth trying again soon. One
+		// that did not is likely gone.
+		backoff := 30 * time.Second
+		if nc.reached {
+			backoff = reachedBackoff
+		}
+		c.next = now.Add(time.Duration(min(c.fails, 10)) * backoff)
 		if errors.Is(nc.err, ErrOwnPeerID) {
 			c.self = true
 		}

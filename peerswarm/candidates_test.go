@@ -1,6 +1,7 @@
 package peerswarm
 
 import (
+	"io"
 	"net/netip"
 	"testing"
 	"time"
@@ -52,5 +53,23 @@ func TestCandidatesBounded(t *testing.T) {
 	}
 	if !newest {
 		t.Fatal("the newest address was forgotten")
+	}
+}
+
+// A failed handshake with a peer that took the connection (a busy seeder)
+// is retried within reachedBackoff; a failed connect backs off 30 s.
+func TestDialerBacksOffLessAfterReachingThePeer(t *testing.T) {
+	d := newDialer(1, 1, nil, func(netip.AddrPort) {})
+	up, down := netip.MustParseAddrPort("10.0.0.1:6881"), netip.MustParseAddrPort("10.0.0.2:6881")
+	now := time.Now()
+	d.cands[up] = &candidate{dialing: true}
+	d.cands[down] = &candidate{dialing: true}
+	d.finished(newConn{addr: up, err: io.ErrUnexpectedEOF, outgoing: true, reached: true}, now)
+	d.finished(newConn{addr: down, err: io.ErrUnexpectedEOF, outgoing: true}, now)
+	if got := d.cands[up].next.Sub(now); got != reachedBackoff {
+		t.Errorf("after a failed handshake: retry in %v, want %v", got, reachedBackoff)
+	}
+	if got := d.cands[down].next.Sub(now); got != 30*time.Second {
+		t.Errorf("after a failed connect: retry in %v, want 30s", got)
 	}
 }

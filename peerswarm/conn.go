@@ -311,16 +311,20 @@ func (w *wire) dial(addr netip.AddrPort) {
 	c, err := d.DialContext(w.ctx, "tcp", addr.String())
 	w.log.Debug("dialed", "peer", addr, "err", err)
 	var hs peerwire.Handshake
+	reached := err == nil
 	if err == nil {
 		w.tuneConn(c)
-		hs, err = w.handshake(c, true, w.cfg.DialTimeout, 0)
+		// A busy peer (a seeder accepting many torrents' connections)
+		// may answer late: the handshake has HandshakeTimeout, as an
+		// incoming one, not the connect's DialTimeout.
+		hs, err = w.handshake(c, true, w.cfg.HandshakeTimeout, 0)
 		if err != nil {
 			c.Close()
 			c = nil
 		}
 	}
 	select {
-	case w.newConns <- newConn{c: c, addr: addr, hs: hs, err: err, outgoing: true}:
+	case w.newConns <- newConn{c: c, addr: addr, hs: hs, err: err, outgoing: true, reached: reached}:
 	case <-w.closing:
 		if c != nil {
 			c.Close()

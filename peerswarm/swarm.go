@@ -85,6 +85,9 @@ type newConn struct {
 	hs       peerwire.Handshake
 	err      error
 	outgoing bool
+	// reached: an outgoing connection's TCP connect succeeded (the peer is
+	// up; a failure was in the handshake).
+	reached bool
 }
 
 // New validates cfg and starts a local peer swarm for it: the pieces
