@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,15 @@ func TestHungTrackerIsReportedOverdue(t *testing.T) {
 	}
 	if len(silent.Errors) != 1 || silent.Errors[0].URL != tr.URL || !errors.Is(silent.Errors[0].Err, ErrTrackerSlow) {
 		t.Errorf("warning %+v does not name the slow tracker", *silent)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reps, err := j.Trackers(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 1 || reps[0].Overdue < 1 || reps[0].Latency.Answers != 0 || reps[0].PeerList != nil {
+		t.Errorf("reports %+v, want the tracker with an overdue packet and no answer", reps)
 	}
 }
 

@@ -1,9 +1,11 @@
 package coordinator
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,6 +114,28 @@ func TestJobShortOfPeersAsksTrackers(t *testing.T) {
 		if gap := times[i].Sub(times[i-1]); gap < trackerMinInterval {
 			t.Errorf("announce %d came %v after the previous one, under the min interval %v", i, gap, trackerMinInterval)
 		}
+	}
+
+	// The job's tracker report: the announces' figures, their latency as
+	// the watchdog measured it, and the tracker's peer list with the seeder.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reps, err := j.Trackers(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 1 {
+		t.Fatalf("%d tracker reports, want 1", len(reps))
+	}
+	r := reps[0]
+	if r.URL != tr.URL || r.LastAnnounce.IsZero() || r.Interval != time.Hour || r.MinInterval != trackerMinInterval {
+		t.Errorf("report %+v does not show the tracker's announces", r.TrackerStatus)
+	}
+	if r.Latency.Answers < 3 || r.Latency.Max <= 0 || r.Latency.P50 > r.Latency.Max || r.Overdue != 0 {
+		t.Errorf("latency %+v, overdue %d: want >= 3 answers measured, none overdue", r.Latency, r.Overdue)
+	}
+	if r.Peers < 1 || !slices.Contains(r.PeerList, seeder) {
+		t.Errorf("peer list %v (of %d) does not hold the seeder %v", r.PeerList, r.Peers, seeder)
 	}
 }
 

@@ -52,6 +52,7 @@ type trackerHealth struct {
 	slowAt   map[string]time.Time // trackers past a watchdog deadline, until they answer
 	silentAt time.Time            // when the last healthy tracker began to fail (zero: none ever answered)
 	lastWarn time.Time            // last warning reported
+	stats    map[string]*trackerStats
 }
 
 // newTrackerHealth starts following trackers at start: a warning is due
@@ -59,12 +60,15 @@ type trackerHealth struct {
 // every warnEvery.
 func newTrackerHealth(start time.Time, silentAfter, warnEvery time.Duration) *trackerHealth {
 	return &trackerHealth{silentAfter: silentAfter, warnEvery: warnEvery, start: start,
-		ok: make(map[string]bool), errs: make(map[string]error), slowAt: make(map[string]time.Time)}
+		ok: make(map[string]bool), errs: make(map[string]error), slowAt: make(map[string]time.Time),
+		stats: make(map[string]*trackerStats)}
 }
 
-// record takes one update. Scrapes do not count: many trackers that
-// announce well do not scrape.
+// record takes one update. Scrapes count for the tracker's figures
+// (measure), not for its health: many trackers that announce well do not
+// scrape.
 func (h *trackerHealth) record(u tracker.Update, now time.Time) {
+	h.measure(u, now)
 	if u.Kind == tracker.UpdateScrape {
 		return
 	}
@@ -83,11 +87,12 @@ func (h *trackerHealth) record(u tracker.Update, now time.Time) {
 }
 
 // slow records that a request to tracker url (or its scheduled announce)
-// passed its watchdog deadline at now: the tracker counts as not
+// passed its watchdog deadline at now (each one is counted): the tracker counts as not
 // answering, with ErrTrackerSlow as its error unless it has a newer one,
 // until it answers. It reports whether this is news (the tracker was not
 // slow already).
 func (h *trackerHealth) slow(url string, now time.Time) bool {
+	h.stat(url).overdue++
 	if _, already := h.slowAt[url]; already {
 		return false
 	}

@@ -112,3 +112,20 @@ func TestTrackerHealth(t *testing.T) {
 		}
 	})
 }
+
+// TestLatencyRing: the quantiles cover the newest LatencySamples answers;
+// Answers counts them all.
+func TestLatencyRing(t *testing.T) {
+	var r latencyRing
+	if s := r.stats(); s != (LatencyStats{}) {
+		t.Errorf("empty ring: %+v", s)
+	}
+	for i := 1; i <= 100; i++ { // 1..100 ms: the newest 64 are 37..100
+		r.add(time.Duration(i) * time.Millisecond)
+	}
+	s := r.stats()
+	ms := time.Millisecond
+	if s.Answers != 100 || s.Last != 100*ms || s.Max != 100*ms || s.P50 != 69*ms || s.P90 != 94*ms {
+		t.Errorf("stats %+v", s)
+	}
+}

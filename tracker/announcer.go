@@ -534,3 +534,13 @@ func (p *pipeline) notifySubs() {
 		}
 	}
 }
+
+// Peers returns tracker url's current peer list, freshest first (what a
+// PeerWatch on it would read now).
+func (a *Announcer) Peers(ctx context.Context, url string) ([]PeerEntry, error) {
+	p, err := a.pipeline(url)
+	if err != nil {
+		return nil, err
+	}
+	return (&PeerWatch{p: p, url: url}).Peers(ctx)
+}
