@@ -213,6 +213,11 @@ func (c *Coordinator) do(f func()) bool {
 // Incoming reports what became of incoming peer connections.
 func (c *Coordinator) Incoming() IncomingStats { return c.router.Stats() }
 
+// WatchdogStats are the shared watchdog's figures per packet kind
+// (tracker requests and schedules, leases, ...): latency quantiles,
+// pending and overdue packets. Any goroutine.
+func (c *Coordinator) WatchdogStats() []watchdog.KindStats { return c.wd.Stats() }
+
 // Close closes every job still open, leaves the cluster and stops the
 // tracker client, the watchdog and the listener. It returns the first
 // error met.

@@ -81,6 +81,7 @@ type counters struct {
 	directBytes                                   atomic.Int64
 	checked                                       atomic.Int64
 	syncs, records, dropped                       atomic.Int64
+	writeTime, syncTime                           latencyHist
 }
 
 // Stats is a snapshot of the store's counters.
@@ -98,6 +99,10 @@ type Stats struct {
 	CheckedAtOpen  int64 // pieces hashed at Open: existing data without a record, or files changed since it
 	FileOpens      int64 // files opened (a file closed to stay within MaxOpenFiles counts again when reopened)
 	PeakOpenFiles  int   // most descriptors of the torrent's files open at once
+	// WriteLatency is how long each coalesced run took to write (its
+	// pwritev calls); SyncLatency how long each batch's fdatasync (or
+	// syncfs) of the files it touched took: the disk's write latency.
+	WriteLatency, SyncLatency Latency
 }
 
 // Open prepares the torrent's files beneath cfg.Dir (creating missing ones,
@@ -275,6 +280,8 @@ func (s *Store) Stats() Stats {
 		CheckedAtOpen:  s.st.checked.Load(),
 		FileOpens:      opens,
 		PeakOpenFiles:  peak,
+		WriteLatency:   s.st.writeTime.snapshot(),
+		SyncLatency:    s.st.syncTime.snapshot(),
 	}
 }
 

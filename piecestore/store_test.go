@@ -171,6 +171,14 @@ func TestOutOfOrderSubmitsCoalesce(t *testing.T) {
 	if st.BytesWritten != 8*1024 || st.PiecesWritten != 8 {
 		t.Fatalf("stats = %+v", st)
 	}
+	// Each run's write is timed, and each batch's sync (the gate held
+	// the first write back, so that run took a while).
+	if w := st.WriteLatency; w.Count != 2 || w.Sum <= 0 || sumCounts(w) != 2 {
+		t.Errorf("write latency %+v, want the 2 runs", w)
+	}
+	if y := st.SyncLatency; y.Count < 1 || sumCounts(y) != y.Count {
+		t.Errorf("sync latency %+v, want a sync or more", y)
+	}
 	s.Close()
 	checkFiles(t, tt, s.cfg.Dir)
 }
@@ -462,5 +470,23 @@ func TestVerifyPiecesLargerThanReads(t *testing.T) {
 	}
 	if err := s2.Verify(context.Background(), nil); err != nil || !s2.Complete() {
 		t.Fatalf("Verify: %v, complete %v", err, s2.Complete())
+	}
+}
+
+func sumCounts(l Latency) (n int64) {
+	for _, c := range l.Counts {
+		n += c
+	}
+	return n
+}
+
+func TestLatencyBuckets(t *testing.T) {
+	var h latencyHist
+	for _, d := range []time.Duration{0, 100 * time.Microsecond, 101 * time.Microsecond, time.Hour} {
+		h.record(d)
+	}
+	l := h.snapshot()
+	if l.Counts[0] != 2 || l.Counts[1] != 1 || l.Counts[len(LatencyBounds)] != 1 || l.Count != 4 {
+		t.Errorf("buckets %v (count %d)", l.Counts, l.Count)
 	}
 }

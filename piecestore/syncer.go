@@ -1,6 +1,10 @@
 package piecestore
 
-import "flotilla/internal/bitfield"
+import (
+	"time"
+
+	"flotilla/internal/bitfield"
+)
 
 // syncer is the goroutine that makes written pieces durable: for each batch
 // handed over by the writer it fdatasyncs every file the batch touched,
@@ -60,7 +64,10 @@ func (y *syncer) fail(err error) {
 // syncFiles fdatasyncs the given files and refreshes their stamps.
 func (y *syncer) syncFiles(files []int) bool {
 	s := y.s
-	if err := s.syncData(files); err != nil {
+	start := time.Now()
+	err := s.syncData(files)
+	s.st.syncTime.since(start)
+	if err != nil {
 		y.fail(err)
 		return false
 	}

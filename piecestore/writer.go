@@ -202,6 +202,7 @@ func (w *writer) flush() {
 func (w *writer) writeRun(run []pieceReq, size int64) (int64, error) {
 	s := w.s
 	s.st.runs.Add(1)
+	defer s.st.writeTime.since(time.Now())
 	var done int64
 	bi, bo := 0, 0 // cursor: buffer index, offset in it
 	err := s.lay.spans(s.lay.pieceOffset(run[0].piece), size, func(fi int, fileOff, pos, n int64) error {

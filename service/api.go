@@ -86,11 +86,31 @@ type TrackerInfo struct {
 	Usable    bool      `json:"usable"`
 	LastError string    `json:"last_error,omitempty"`
 	ErrorAt   time.Time `json:"last_error_at,omitzero"`
-	// Overdue counts requests that passed the watchdog's deadline;
-	// LastOverdue is how long the newest had waited.
+	// Overdue counts the times the tracker was reported late (once until
+	// it answers again); LastOverdue is how long the newest late request
+	// had waited.
 	Overdue     int       `json:"overdue"`
 	LastOverdue Duration  `json:"last_overdue"`
 	OverdueAt   time.Time `json:"last_overdue_at,omitzero"`
+
+	// The rest is the running job's live report (empty when the job does
+	// not run): the tracker's pipeline, its answers' latency, every one
+	// of its watchdog packets that passed its deadline in this run, the
+	// swarm's size as it last said (absent when unknown) and its
+	// up-to-date peer list, the first MaxTrackerPeers of PeersTotal.
+	Protocol       string          `json:"protocol,omitempty"`
+	Active         bool            `json:"active"`
+	Failures       int             `json:"failures"`
+	LastAnnounce   time.Time       `json:"last_announce,omitzero"`
+	NextAnnounce   time.Time       `json:"next_announce,omitzero"`
+	Interval       Duration        `json:"interval"`
+	MinInterval    Duration        `json:"min_interval"`
+	Seeders        *int64          `json:"seeders,omitempty"`
+	Leechers       *int64          `json:"leechers,omitempty"`
+	Latency        *TrackerLatency `json:"latency,omitempty"`
+	OverduePackets int             `json:"overdue_packets"`
+	PeersTotal     int             `json:"peers_total"`
+	Peers          []string        `json:"peers,omitempty"`
 }
 
 // AddOptions are the choices of an added torrent.
@@ -150,14 +170,25 @@ func (s *Service) Add(data []byte, opts AddOptions) (JobInfo, error) {
 	return info, err
 }
 
-// details returns every job's detail, oldest first.
-func (s *Service) details() ([]JobDetail, error) {
+// details returns every job's detail, oldest first; with maxPeers >= 0
+// the running jobs' trackers report too, with up to maxPeers peers each
+// (addTrackerReports).
+func (s *Service) details(maxPeers int) ([]JobDetail, error) {
 	var out []JobDetail
+	var runs []runner
 	err := s.do(func() {
 		for _, j := range ordered(s.jobs) {
 			out = append(out, s.detail(j))
+			runs = append(runs, j.run)
 		}
 	})
+	if err == nil && maxPeers >= 0 {
+		for i, r := range runs {
+			if r != nil {
+				addTrackerReports(&out[i], r, maxPeers)
+			}
+		}
+	}
 	return out, err
 }
 
@@ -166,7 +197,11 @@ func timeSeconds(d Duration) float64 { return time.Duration(d).Seconds() }
 // Get returns one job's detail.
 func (s *Service) Get(id string) (JobDetail, error) {
 	var d JobDetail
-	err := s.withJob(id, func(j *job) error { d = s.detail(j); return nil })
+	var r runner
+	err := s.withJob(id, func(j *job) error { d, r = s.detail(j), j.run; return nil })
+	if err == nil && r != nil {
+		addTrackerReports(&d, r, MaxTrackerPeers)
+	}
 	return d, err
 }
 

@@ -1,11 +1,13 @@
 package service
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 
 	"flotilla/coordinator"
 	"flotilla/metainfo"
+	"flotilla/watchdog"
 )
 
 // engine runs torrents. The service's loop calls start and a runner's
@@ -19,6 +21,8 @@ type engine interface {
 	addr() string
 	// cluster is a snapshot of the cluster; false outside one.
 	cluster() (coordinator.ClusterInfo, bool)
+	// watchdog is the shared watchdog's figures per packet kind.
+	watchdog() []watchdog.KindStats
 	close() error
 }
 
@@ -29,6 +33,9 @@ type runner interface {
 	// PiecesComplete is how many pieces the job's store records as
 	// complete; it may be called after Close.
 	PiecesComplete() int
+	// Trackers reports the job's trackers (coordinator.Job.Trackers); any
+	// goroutine, while the job runs.
+	Trackers(ctx context.Context, maxPeers int) ([]coordinator.TrackerReport, error)
 }
 
 // jobSpec is what a job needs to start.
@@ -85,6 +92,7 @@ func (e *coordEngine) start(spec jobSpec) (runner, error) {
 
 func (e *coordEngine) addr() string                             { return e.c.Addr().String() }
 func (e *coordEngine) cluster() (coordinator.ClusterInfo, bool) { return e.c.Cluster() }
+func (e *coordEngine) watchdog() []watchdog.KindStats           { return e.c.WatchdogStats() }
 
 func (e *coordEngine) close() error {
 	if err := e.c.Close(); err != nil {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"flotilla/coordinator"
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
+	"flotilla/watchdog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,10 +27,11 @@ type fakeEngine struct {
 }
 
 type fakeRunner struct {
-	spec   jobSpec
-	events chan coordinator.Event
-	mu     sync.Mutex
-	closed bool
+	spec     jobSpec
+	events   chan coordinator.Event
+	mu       sync.Mutex
+	closed   bool
+	trackers []coordinator.TrackerReport
 }
 
 func newFakeEngine() *fakeEngine {
@@ -63,10 +66,17 @@ func (e *fakeEngine) addr() string { return "127.0.0.1:6881" }
 func (e *fakeEngine) cluster() (coordinator.ClusterInfo, bool) {
 	return coordinator.ClusterInfo{}, false
 }
-func (e *fakeEngine) close() error { return nil }
+func (e *fakeEngine) close() error                   { return nil }
+func (e *fakeEngine) watchdog() []watchdog.KindStats { return nil }
 
 func (r *fakeRunner) Events() <-chan coordinator.Event { return r.events }
 func (r *fakeRunner) PiecesComplete() int              { return 0 }
+
+func (r *fakeRunner) Trackers(context.Context, int) ([]coordinator.TrackerReport, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.trackers, nil
+}
 
 func (r *fakeRunner) Close() error {
 	r.mu.Lock()

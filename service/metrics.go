@@ -61,7 +61,7 @@ func newMetrics(s *Service) *metrics {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	details, err := m.s.details()
+	details, err := m.s.details(0)
 	if err != nil {
 		return // shutting down: an empty scrape
 	}

@@ -40,7 +40,7 @@ func (s *Service) Nodes() (Nodes, error) {
 	if !ok {
 		return Nodes{Members: []NodeInfo{}}, nil
 	}
-	details, err := s.details()
+	details, err := s.details(-1)
 	if err != nil {
 		return Nodes{}, err
 	}

@@ -48,10 +48,24 @@ type Status struct {
 	// FirstPeer is our own reaction time, the rest of the start-up waits
 	// on trackers and peers.
 	FirstPeer time.Time
-	Complete  bool
-	Err       error
-	Updated   time.Time
+	// Returned counts the pieces taken back from workers' leases into
+	// the pool, to be leased again (reassigned), by why.
+	Returned LeaseReturns
+	Complete bool
+	Err      error
+	Updated  time.Time
 }
+
+// LeaseReturns counts pieces returned from a worker's lease to the pool.
+type LeaseReturns struct {
+	Missed   int // the worker missed its lease deadline (leaseclock.go)
+	Gone     int // the worker left, failed or lost its session
+	BadPiece int // the worker delivered the piece and it failed the re-hash
+	Revoked  int // the worker gave them back when asked (rebalancing, end game)
+}
+
+// Total is every piece returned.
+func (r LeaseReturns) Total() int { return r.Missed + r.Gone + r.BadPiece + r.Revoked }
 
 // Download is the sub-chief of one torrent download: it leases pieces to
 // its workers (the one given to New, normally the local peer swarm, and
@@ -107,6 +121,7 @@ type Download struct {
 	// quarantined holds the identities of workers caught delivering bad
 	// pieces (subchief_quarantine.go).
 	quarantined map[string]bool
+	returned    LeaseReturns
 }
 
 // New validates cfg and starts the sub-chief with its first worker, local
@@ -365,7 +380,7 @@ func (d *Download) handle(se slotEvent) {
 			s.release(ev.Piece) // dropped
 		}
 	case EventRevoked:
-		d.lb.Return(s.idx, ev.Pieces)
+		d.returned.Revoked += d.lb.Return(s.idx, ev.Pieces)
 		s.answered(d.lb, ev.Pieces)
 		d.rebalance(time.Now(), false)
 	case EventFailed:
@@ -382,7 +397,7 @@ func (d *Download) workerGone(s *workerSlot, err error) {
 	s.state = WorkerGone
 	s.stopLease(d.wd)
 	held := d.lb.HeldBy(s.idx, nil)
-	d.lb.Return(s.idx, held)
+	d.returned.Gone += d.lb.Return(s.idx, held)
 	if s.trusted && !d.stopped {
 		d.fail(fmt.Errorf("swarm: local swarm stopped: %w", err))
 		return
@@ -411,7 +426,7 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 			s.bad++
 			d.log.Warn("worker delivered a bad piece", "worker", s.w.Name(), "piece", i, "bad", s.bad)
 			recycle(d.storage, ev.Data)
-			d.lb.Return(s.idx, []int{i})
+			d.returned.BadPiece += d.lb.Return(s.idx, []int{i})
 			if s.bad >= d.cfg.MaxStrikes {
 				d.quarantine(s) // subchief_quarantine.go
 			}
@@ -522,7 +537,7 @@ func (d *Download) tick(now time.Time) {
 func (d *Download) publish(now time.Time) {
 	st := Status{Pieces: d.n, Written: d.nWritten, Verified: d.nVerified - d.nWritten,
 		BytesDone: d.bytesDone, Length: d.cfg.Info.Length, Complete: d.isDone, Err: d.Err(), Updated: now,
-		StorageWait: d.submitWait}
+		StorageWait: d.submitWait, Returned: d.returned}
 	for i := 0; i < d.n; i++ {
 		if d.lb.IsDone(i) {
 			continue

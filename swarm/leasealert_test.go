@@ -143,6 +143,9 @@ func TestLeaseReturnedWhenItsAlertIsDropped(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "the stalled worker benched", func() bool {
 		return workerStates(d.Status())["stalled"] == WorkerBenched
 	})
+	if r := d.Status().Returned; r.Missed == 0 || r.Total() < r.Missed {
+		t.Errorf("returned %+v, want the missed lease's pieces counted", r)
+	}
 	if n := spare.forcedRevokes(); n != 0 {
 		t.Fatalf("spare worker, not overdue, had its lease returned (%d forced revokes)", n)
 	}

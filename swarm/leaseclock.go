@@ -162,7 +162,7 @@ func (d *Download) checkLeases(now time.Time) {
 		d.wd.Annotate(s.ticket, fmt.Sprintf("missed: %d pieces returned to the pool", len(held)))
 		endPacket(d.wd, &s.missed, false) // an older miss, alerted long ago
 		s.missed, s.ticket = s.ticket, watchdog.Ticket{}
-		d.lb.Return(s.idx, held)
+		d.returned.Missed += d.lb.Return(s.idx, held)
 		s.w.Revoke(held, true)
 		returned = true
 	}

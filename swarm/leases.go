@@ -146,12 +146,14 @@ func popcount(x uint64) int {
 }
 
 // Return gives pieces back from worker w (revoked, worker gone); a piece
-// nobody else holds goes back to the pool.
-func (lb *leaseBook) Return(w int, pieces []int) {
+// nobody else holds goes back to the pool. It reports how many of pieces
+// w held (the others are ignored).
+func (lb *leaseBook) Return(w int, pieces []int) (returned int) {
 	for _, i := range pieces {
 		if i < 0 || i >= len(lb.holders) || lb.holders[i]&(1<<w) == 0 {
 			continue
 		}
+		returned++
 		lb.holders[i] &^= 1 << w
 		lb.started[i] &^= 1 << w
 		lb.held[w]--
@@ -160,6 +162,7 @@ func (lb *leaseBook) Return(w int, pieces []int) {
 			lb.pool = append(lb.pool, i)
 		}
 	}
+	return returned
 }
 
 // HeldBy appends the pieces worker w holds.

@@ -62,6 +62,9 @@ func TestSubChiefQuarantineByIdentity(t *testing.T) {
 	if ws["evil"] != WorkerQuarantined || ws["good"] != WorkerActive {
 		t.Errorf("worker states at completion %v, want evil quarantined, good active", ws)
 	}
+	if r := d.Status().Returned; r.BadPiece == 0 {
+		t.Errorf("returned %+v, want the bad pieces counted", r)
+	}
 	if _, ok := ws["evil-renamed"]; ok {
 		t.Errorf("the refused worker has a row in Status: %v", ws)
 	}
