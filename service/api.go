@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"flotilla/metainfo"
+	"flotilla/piecestore"
 )
 
 // JobInfo is a job as the list shows it.
@@ -52,6 +53,22 @@ type JobDetail struct {
 	Files       []FileInfo    `json:"files"`
 	Workers     []WorkerInfo  `json:"workers"`
 	Trackers    []TrackerInfo `json:"trackers"`
+	// LeaseReturns counts the pieces this run's sub-chief took back from
+	// workers' leases to lease them again, by why.
+	LeaseReturns LeaseReturns `json:"lease_returns"`
+
+	// disk is the running job's store figures (for /metrics; nil when
+	// the job does not run or the detail is for the API).
+	disk *piecestore.Stats
+}
+
+// LeaseReturns counts pieces returned from a worker's lease to the pool
+// (swarm.LeaseReturns).
+type LeaseReturns struct {
+	Missed   int `json:"missed"`    // the worker missed its lease deadline
+	Gone     int `json:"gone"`      // the worker left or failed
+	BadPiece int `json:"bad_piece"` // its piece failed the re-hash
+	Revoked  int `json:"revoked"`   // given back when asked (rebalancing)
 }
 
 // FileInfo is one file of a torrent.
@@ -172,7 +189,7 @@ func (s *Service) Add(data []byte, opts AddOptions) (JobInfo, error) {
 
 // details returns every job's detail, oldest first; with maxPeers >= 0
 // the running jobs' trackers report too, with up to maxPeers peers each
-// (addTrackerReports).
+// (addTrackerReports), and their stores' figures are read.
 func (s *Service) details(maxPeers int) ([]JobDetail, error) {
 	var out []JobDetail
 	var runs []runner
@@ -186,6 +203,8 @@ func (s *Service) details(maxPeers int) ([]JobDetail, error) {
 		for i, r := range runs {
 			if r != nil {
 				addTrackerReports(&out[i], r, maxPeers)
+				st := r.StoreStats()
+				out[i].disk = &st
 			}
 		}
 	}
@@ -323,6 +342,8 @@ func (s *Service) detail(j *job) JobDetail {
 			DownRate: w.DownRate, UpRate: w.UpRate, Downloaded: w.Downloaded, Uploaded: w.Uploaded,
 			Delivered: w.Delivered, Leased: w.Leased, HashFails: w.HashFails, Banned: w.Banned})
 	}
+	r := j.status.Returned
+	d.LeaseReturns = LeaseReturns{Missed: r.Missed, Gone: r.Gone, BadPiece: r.BadPiece, Revoked: r.Revoked}
 	sort.SliceStable(d.Workers, func(a, b int) bool { return d.Workers[a].Name < d.Workers[b].Name })
 	for tier, urls := range j.t.Tiers() {
 		for _, u := range urls {

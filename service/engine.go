@@ -7,6 +7,7 @@ import (
 
 	"flotilla/coordinator"
 	"flotilla/metainfo"
+	"flotilla/piecestore"
 	"flotilla/watchdog"
 )
 
@@ -33,6 +34,8 @@ type runner interface {
 	// PiecesComplete is how many pieces the job's store records as
 	// complete; it may be called after Close.
 	PiecesComplete() int
+	// StoreStats are the job's store figures (piecestore.Stats).
+	StoreStats() piecestore.Stats
 	// Trackers reports the job's trackers (coordinator.Job.Trackers); any
 	// goroutine, while the job runs.
 	Trackers(ctx context.Context, maxPeers int) ([]coordinator.TrackerReport, error)

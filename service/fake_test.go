@@ -13,6 +13,7 @@ import (
 	"flotilla/coordinator"
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
+	"flotilla/piecestore"
 	"flotilla/watchdog"
 )
 
@@ -71,6 +72,7 @@ func (e *fakeEngine) watchdog() []watchdog.KindStats { return nil }
 
 func (r *fakeRunner) Events() <-chan coordinator.Event { return r.events }
 func (r *fakeRunner) PiecesComplete() int              { return 0 }
+func (r *fakeRunner) StoreStats() piecestore.Stats     { return piecestore.Stats{} }
 
 func (r *fakeRunner) Trackers(context.Context, int) ([]coordinator.TrackerReport, error) {
 	r.mu.Lock()

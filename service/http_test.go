@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flotilla/tracker"
 	"fmt"
 	"io"
 	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,9 +262,28 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, s, in.ID, StateDownloading)
-	eng.run("a.bin").events <- coordinator.Progress{Status: swarm.Status{Pieces: 4, Written: 2, BytesDone: 32 << 10, Downloaded: 40_000,
-		Workers: []swarm.WorkerStatus{{Name: "local", Downloaded: 30_000}, {Name: "node1", Downloaded: 10_000}, {Name: "node1", Downloaded: 5}}}}
+	run := eng.run("a.bin")
+	const turl = "http://127.0.0.1:1/announce"
+	run.mu.Lock()
+	run.trackers = []coordinator.TrackerReport{{TrackerStatus: tracker.TrackerStatus{URL: turl, Peers: 3},
+		Seeders: 5, Leechers: -1, Overdue: 2, PeerList: []netip.AddrPort{netip.MustParseAddrPort("10.0.0.1:6881")},
+		Latency: coordinator.LatencyStats{Answers: 4, P50: 20 * time.Millisecond, P90: 60 * time.Millisecond, Max: 80 * time.Millisecond}}}
+	run.mu.Unlock()
+	run.events <- coordinator.Progress{Status: swarm.Status{Pieces: 4, Written: 2, BytesDone: 32 << 10, Downloaded: 40_000,
+		Returned: swarm.LeaseReturns{Missed: 3, Gone: 1},
+		Workers:  []swarm.WorkerStatus{{Name: "local", Downloaded: 30_000}, {Name: "node1", Downloaded: 10_000}, {Name: "node1", Downloaded: 5}}}}
 	testenv.WaitFor(t, 5*time.Second, "progress", func() bool { d, _ := s.Get(in.ID); return d.PiecesDone == 2 })
+	d, err := s.Get(in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ti := d.Trackers[0]; ti.Latency == nil || ti.Latency.Answers != 4 || ti.OverduePackets != 2 || ti.PeersTotal != 3 ||
+		!slices.Equal(ti.Peers, []string{"10.0.0.1:6881"}) || ti.Seeders == nil || *ti.Seeders != 5 || ti.Leechers != nil {
+		t.Errorf("show's tracker %+v does not carry the job's report", ti)
+	}
+	if d.LeaseReturns.Missed != 3 || d.LeaseReturns.Gone != 1 {
+		t.Errorf("lease returns %+v", d.LeaseReturns)
+	}
 	scrape := func(host, token string) (int, map[string]*dto.MetricFamily) {
 		req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
 		req.Host = host
@@ -306,6 +328,9 @@ func TestMetrics(t *testing.T) {
 			if m.Gauge != nil {
 				return m.Gauge.GetValue()
 			}
+			if m.Histogram != nil {
+				return float64(m.Histogram.GetSampleCount())
+			}
 			return m.Counter.GetValue()
 		}
 		t.Fatalf("no %s%v", name, labels)
@@ -322,6 +347,28 @@ func TestMetrics(t *testing.T) {
 	}
 	if v := value("flotilla_jobs", map[string]string{"state": StateDownloading}); v != 1 {
 		t.Fatalf("downloading jobs %v", v)
+	}
+	tr := map[string]string{"id": in.ID, "tracker": turl}
+	if v := value("flotilla_tracker_answers_total", tr); v != 4 {
+		t.Errorf("tracker answers %v", v)
+	}
+	if v := value("flotilla_tracker_latency_seconds", map[string]string{"tracker": turl, "quantile": "0.9"}); v != 0.06 {
+		t.Errorf("tracker p90 %v", v)
+	}
+	if v := value("flotilla_tracker_overdue_packets_total", tr); v != 2 {
+		t.Errorf("tracker overdue packets %v", v)
+	}
+	if v := value("flotilla_tracker_peers", tr); v != 3 {
+		t.Errorf("tracker peers %v", v)
+	}
+	if v := value("flotilla_tracker_swarm_peers", map[string]string{"kind": "seeders"}); v != 5 {
+		t.Errorf("tracker seeders %v", v)
+	}
+	if v := value("flotilla_lease_returned_pieces_total", map[string]string{"reason": "missed"}); v != 3 {
+		t.Errorf("missed lease pieces %v", v)
+	}
+	if v := value("flotilla_disk_write_seconds", map[string]string{"op": "sync"}); v != 0 {
+		t.Errorf("syncs %v from a fake store", v)
 	}
 	if fams["go_goroutines"] == nil || fams["process_resident_memory_bytes"] == nil {
 		t.Fatal("no Go runtime or process metrics")

@@ -1,8 +1,12 @@
 package service
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"flotilla/piecestore"
 )
 
 // metrics exports the service's figures in Prometheus format. It is a
@@ -16,6 +20,10 @@ type metrics struct {
 	storageWait                                 *prometheus.Desc
 	wDown, wUp, wRate, wPeers, wDelivered       *prometheus.Desc
 	wHashFails, wBanned, tOverdue, tLastOverdue *prometheus.Desc
+	leaseReturns, disk                          *prometheus.Desc
+	tLatency, tAnswers, tOverduePackets, tPeers *prometheus.Desc
+	tSwarm                                      *prometheus.Desc
+	wdLatency, wdFulfilled, wdOverdue, wdPend   *prometheus.Desc
 }
 
 // NewRegistry returns a Prometheus registry holding the service's metrics
@@ -55,6 +63,21 @@ func newMetrics(s *Service) *metrics {
 		wBanned:      d("worker_banned_peers", "Peer addresses a swarm banned.", worker),
 		tOverdue:     d("tracker_overdue_total", "A tracker's requests that passed the watchdog's deadline.", tracker),
 		tLastOverdue: d("tracker_last_overdue_seconds", "How long a tracker's newest overdue request had waited.", tracker),
+
+		leaseReturns: d("lease_returned_pieces_total", "Pieces the job's current run took back from a worker's lease to lease them again, by why.", []string{"id", "reason"}),
+		disk: d("disk_write_seconds", "How long the job's current run took to write each run of pieces (op=write) and to fdatasync each batch (op=sync).",
+			[]string{"id", "op"}),
+		tLatency: d("tracker_latency_seconds", "How long a tracker's answers took, as the watchdog measured them, over its newest answers (quantile 1: the slowest).",
+			[]string{"id", "tracker", "quantile"}),
+		tAnswers:        d("tracker_answers_total", "A tracker's answers measured in the job's current run.", tracker),
+		tOverduePackets: d("tracker_overdue_packets_total", "A tracker's watchdog packets (requests, scheduled announces) that passed their deadline in the job's current run.", tracker),
+		tPeers:          d("tracker_peers", "Peers in a tracker's up-to-date peer list.", tracker),
+		tSwarm:          d("tracker_swarm_peers", "Seeders and leechers as a tracker last said.", []string{"id", "tracker", "kind"}),
+		wdLatency: d("watchdog_latency_seconds", "Time from issue to fulfilment of the watchdog's packets, by kind (tracker.announce, lease, ...; quantile 1: the slowest).",
+			[]string{"kind", "quantile"}),
+		wdFulfilled: d("watchdog_fulfilled_total", "Watchdog packets fulfilled, by kind.", []string{"kind"}),
+		wdOverdue:   d("watchdog_overdue_total", "Watchdog packets that passed their deadline, by kind.", []string{"kind"}),
+		wdPend:      d("watchdog_pending", "Watchdog packets pending, by kind.", []string{"kind"}),
 	}
 }
 
@@ -66,7 +89,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		return // shutting down: an empty scrape
 	}
 	g, c := prometheus.GaugeValue, prometheus.CounterValue
-	emit := func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+	var emit emitFunc = func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, t, v, labels...)
 	}
 	states := map[string]int{StateQueued: 0, StateChecking: 0, StateDownloading: 0, StateSeeding: 0, StatePaused: 0, StateDone: 0, StateFailed: 0}
@@ -93,14 +116,68 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			emit(m.wHashFails, c, float64(w.HashFails), id, w.Name)
 			emit(m.wBanned, g, float64(w.Banned), id, w.Name)
 		}
-		for _, t := range d.Trackers {
-			emit(m.tOverdue, c, float64(t.Overdue), id, t.URL)
-			emit(m.tLastOverdue, g, timeSeconds(t.LastOverdue), id, t.URL)
+		m.collectTrackers(emit, d)
+		r := d.LeaseReturns
+		for reason, n := range map[string]int{"missed": r.Missed, "gone": r.Gone, "bad_piece": r.BadPiece, "revoked": r.Revoked} {
+			emit(m.leaseReturns, c, float64(n), id, reason)
+		}
+		if d.disk != nil {
+			ch <- diskHistogram(m.disk, d.disk.WriteLatency, id, "write")
+			ch <- diskHistogram(m.disk, d.disk.SyncLatency, id, "sync")
 		}
 	}
 	for st, n := range states {
 		emit(m.jobs, g, float64(n), st)
 	}
+	for _, k := range m.s.eng.watchdog() {
+		for q, v := range map[string]time.Duration{"0.5": k.Median, "0.99": k.P99, "1": k.Max} {
+			emit(m.wdLatency, g, v.Seconds(), k.Kind, q)
+		}
+		emit(m.wdFulfilled, c, float64(k.Count), k.Kind)
+		emit(m.wdOverdue, c, float64(k.Overdue), k.Kind)
+		emit(m.wdPend, g, float64(k.Pending), k.Kind)
+	}
+}
+
+type emitFunc func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string)
+
+// collectTrackers emits a job's tracker figures: the reports of its
+// events, and while it runs its trackers' live figures.
+func (m *metrics) collectTrackers(emit emitFunc, d JobDetail) {
+	g, c := prometheus.GaugeValue, prometheus.CounterValue
+	for _, t := range d.Trackers {
+		id, u := d.ID, t.URL
+		emit(m.tOverdue, c, float64(t.Overdue), id, u)
+		emit(m.tLastOverdue, g, timeSeconds(t.LastOverdue), id, u)
+		if t.Latency == nil {
+			continue // not running
+		}
+		l := t.Latency
+		for q, v := range map[string]Duration{"0.5": l.P50, "0.9": l.P90, "1": l.Max} {
+			emit(m.tLatency, g, timeSeconds(v), id, u, q)
+		}
+		emit(m.tAnswers, c, float64(l.Answers), id, u)
+		emit(m.tOverduePackets, c, float64(t.OverduePackets), id, u)
+		emit(m.tPeers, g, float64(t.PeersTotal), id, u)
+		if t.Seeders != nil {
+			emit(m.tSwarm, g, float64(*t.Seeders), id, u, "seeders")
+		}
+		if t.Leechers != nil {
+			emit(m.tSwarm, g, float64(*t.Leechers), id, u, "leechers")
+		}
+	}
+}
+
+// diskHistogram is a store's latency histogram in Prometheus' form
+// (cumulative buckets, in seconds).
+func diskHistogram(desc *prometheus.Desc, l piecestore.Latency, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(piecestore.LatencyBounds))
+	var cum uint64
+	for i, b := range piecestore.LatencyBounds {
+		cum += uint64(l.Counts[i])
+		buckets[b.Seconds()] = cum
+	}
+	return prometheus.MustNewConstHistogram(desc, uint64(l.Count), l.Sum.Seconds(), buckets, labels...)
 }
 
 // mergeWorkers sums the figures of workers that share a name (a swarm

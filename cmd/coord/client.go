@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -256,9 +257,13 @@ func printDetail(w io.Writer, d service.JobDetail) {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s/s\t%s\t%d\t%d\n", wk.Name, wk.State, wk.Peers, humanBytes(int64(wk.DownRate)), humanBytes(wk.Downloaded), wk.Delivered, wk.HashFails)
 		}
 	}
-	fmt.Fprintln(tw, "\nTRACKER\tTIER\tOVERDUE\tLAST ERROR")
+	fmt.Fprintln(tw, "\nTRACKER\tTIER\tLATENCY P50\tPEERS\tOVERDUE\tLAST ERROR")
 	for _, t := range d.Trackers {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", t.URL, t.Tier, t.Overdue, t.LastError)
+		lat := "-"
+		if t.Latency != nil && t.Latency.Answers > 0 {
+			lat = time.Duration(t.Latency.P50).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", t.URL, t.Tier, lat, t.PeersTotal, t.Overdue, t.LastError)
 	}
 	tw.Flush()
 }
@@ -281,7 +286,7 @@ func limitsText(l service.Limits) string {
 }
 
 func runTrackers(ctx context.Context, env *cmdEnv, args []string) int {
-	x, pos, code, stop := newClientCmd(env, "trackers", "ID", "Shows the trackers of one of coord serve's jobs: tier, overdue requests and the newest error.", args, nil)
+	x, pos, code, stop := newClientCmd(env, "trackers", "ID", "Shows the trackers of one of coord serve's jobs: tier, announces, answer latency, peers, overdue requests and the newest error.", args, nil)
 	if stop {
 		return code
 	}
@@ -297,17 +302,57 @@ func runTrackers(ctx context.Context, env *cmdEnv, args []string) int {
 		x.printJSON(d.Trackers)
 		return 0
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TRACKER\tTIER\tUSABLE\tOVERDUE\tLAST OVERDUE\tLAST ERROR")
-	for _, t := range d.Trackers {
-		last := "-"
-		if t.Overdue > 0 {
-			last = time.Duration(t.LastOverdue).String() + " at " + t.OverdueAt.Local().Format(time.TimeOnly)
+	printTrackers(env.stdout, d.Trackers)
+	return 0
+}
+
+// trackerPeersShown is how many of a tracker's peers the table lists
+// (--json gives the API's 200).
+const trackerPeersShown = 8
+
+func printTrackers(w io.Writer, ts []service.TrackerInfo) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TRACKER\tTIER\tLAST ANNOUNCE\tNEXT\tLATENCY P50/P90/MAX\tPEERS\tSEEDS/LEECH\tOVERDUE\tLAST ERROR")
+	clock := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%v\t%d\t%s\t%s\n", t.URL, t.Tier, t.Usable, t.Overdue, last, t.LastError)
+		return t.Local().Format(time.TimeOnly)
+	}
+	for _, t := range ts {
+		lat, swarm := "-", "-"
+		if l := t.Latency; l != nil && l.Answers > 0 {
+			r := func(d service.Duration) string { return time.Duration(d).Round(time.Millisecond).String() }
+			lat = r(l.P50) + "/" + r(l.P90) + "/" + r(l.Max)
+		}
+		if t.Seeders != nil || t.Leechers != nil {
+			n := func(p *int64) string {
+				if p == nil {
+					return "?"
+				}
+				return strconv.FormatInt(*p, 10)
+			}
+			swarm = n(t.Seeders) + "/" + n(t.Leechers)
+		}
+		overdue := strconv.Itoa(t.Overdue)
+		if t.OverduePackets > 0 {
+			overdue += fmt.Sprintf(" (%d packets)", t.OverduePackets)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.URL, t.Tier, clock(t.LastAnnounce), clock(t.NextAnnounce),
+			lat, t.PeersTotal, swarm, overdue, t.LastError)
 	}
 	tw.Flush()
-	return 0
+	for _, t := range ts {
+		if len(t.Peers) == 0 {
+			continue
+		}
+		shown := t.Peers[:min(len(t.Peers), trackerPeersShown)]
+		more := ""
+		if t.PeersTotal > len(shown) {
+			more = fmt.Sprintf(" and %d more", t.PeersTotal-len(shown))
+		}
+		fmt.Fprintf(w, "\npeers of %s: %s%s\n", t.URL, strings.Join(shown, " "), more)
+	}
 }
 
 func runPause(ctx context.Context, env *cmdEnv, args []string) int {

@@ -123,6 +123,14 @@ func (s *serveProc) waitState(t *testing.T, id string, timeout time.Duration, st
 // the metric name for job id.
 func (s *serveProc) metric(t *testing.T, name, id string) float64 {
 	t.Helper()
+	return s.metricWith(t, name, map[string]string{"id": id})
+}
+
+// metricWith scrapes /metrics (which must parse) and returns the value of
+// the first sample of name with the labels given (a histogram's: its
+// sample count).
+func (s *serveProc) metricWith(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
 	req, _ := http.NewRequest("GET", strings.TrimSuffix(s.api, "/api/v1")+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+serveToken)
 	resp, err := http.DefaultClient.Do(req)
@@ -136,15 +144,23 @@ func (s *serveProc) metric(t *testing.T, name, id string) float64 {
 		t.Fatalf("/metrics: %v", err)
 	}
 	if f := fams[name]; f != nil {
+	metric:
 		for _, m := range f.Metric {
+			found := 0
 			for _, l := range m.Label {
-				if l.GetName() == "id" && l.GetValue() == id {
-					return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				if v, ok := labels[l.GetName()]; ok {
+					if v != l.GetValue() {
+						continue metric
+					}
+					found++
 				}
+			}
+			if found == len(labels) {
+				return m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}
-	t.Fatalf("/metrics has no %s for job %s", name, id)
+	t.Fatalf("/metrics has no %s%v", name, labels)
 	return 0
 }
 
@@ -250,6 +266,7 @@ func TestServeResumesAfterRestartAndKill(t *testing.T) {
 	testenv.WaitFor(t, time.Minute, "/metrics' done bytes to move while downloading", func() bool {
 		return s.metric(t, "flotilla_torrent_done_bytes", in.ID) > before
 	})
+	checkLiveFigures(t, s, in.ID, l.tracker.HTTPAnnounce)
 	atLeast(s, kept+n/5)
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	s.wait(t, 10*time.Second)
@@ -275,6 +292,34 @@ func TestServeResumesAfterRestartAndKill(t *testing.T) {
 		t.Fatalf("after kill -9 the job received %d bytes; only %d were missing (%d pieces kept)", got, missing, kept)
 	}
 	s.stop(t)
+}
+
+// checkLiveFigures: while job id downloads, its disk writes and syncs are
+// timed in /metrics, its tracker (url) answered with a latency the
+// watchdog measured and gave a peer list, in show and in /metrics.
+func checkLiveFigures(t *testing.T, s *serveProc, id, url string) {
+	t.Helper()
+	for _, op := range []string{"write", "sync"} {
+		if v := s.metricWith(t, "flotilla_disk_write_seconds", map[string]string{"id": id, "op": op}); v <= 0 {
+			t.Errorf("/metrics: %v disk %ss timed while downloading", v, op)
+		}
+	}
+	var ti service.TrackerInfo
+	testenv.WaitFor(t, time.Minute, "the tracker's live report", func() bool {
+		ti = s.show(t, id).Trackers[0]
+		return ti.Latency != nil && ti.Latency.Answers > 0 && len(ti.Peers) > 0
+	})
+	if ti.URL != url || ti.LastAnnounce.IsZero() || ti.Interval <= 0 || ti.PeersTotal < len(ti.Peers) || ti.Latency.Max <= 0 {
+		t.Errorf("show's tracker %+v", ti)
+	}
+	tr := map[string]string{"id": id, "tracker": url}
+	if v := s.metricWith(t, "flotilla_tracker_answers_total", tr); v <= 0 {
+		t.Errorf("/metrics: tracker answers %v", v)
+	}
+	if v := s.metricWith(t, "flotilla_watchdog_fulfilled_total", map[string]string{"kind": "tracker.announce"}); v <= 0 {
+		t.Errorf("/metrics: watchdog fulfilled announces %v", v)
+	}
+	s.metricWith(t, "flotilla_lease_returned_pieces_total", map[string]string{"id": id, "reason": "missed"})
 }
 
 // TestServeAPIGuards: the real daemon refuses a missing or wrong token
