@@ -102,13 +102,12 @@ func New(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	self, saved, _, err := ID{}, []nodeInfo(nil), false, error(nil)
+	var self ID
+	var saved []nodeInfo
 	if cfg.StateFile != "" {
-		var ok bool
-		if self, saved, ok, err = loadState(cfg.StateFile); err != nil {
-			log.Warn("dht: the saved routing table cannot be read; starting afresh", "err", err)
-		} else if !ok {
-			self = ID{}
+		if self, saved, _, err = loadState(cfg.StateFile); err != nil {
+			log.Warn("dht: the saved routing table cannot be read; starting afresh", "file", cfg.StateFile, "err", err)
+			self, saved = ID{}, nil
 		}
 	}
 	if cfg.ID != (ID{}) {
@@ -141,11 +140,13 @@ func New(cfg Config) (*Node, error) {
 	for _, s := range saved {
 		n.table.addUnverified(s)
 	}
+	var names []string
+	n.bootstrap, names = splitBootstrap(cfg.Bootstrap)
 	n.wg.Add(2)
 	go n.read()
 	go n.run()
 	n.wg.Add(1)
-	go n.resolveBootstrap()
+	go n.resolveBootstrap(names)
 	return n, nil
 }
 
@@ -388,22 +389,25 @@ func (n *Node) ping(addr netip.AddrPort) {
 	n.query(addr, "ping", d.done(), func(*msg, error) {})
 }
 
-// resolveBootstrap turns Config.Bootstrap into addresses (names through
-// DNS, which tests never use) and then joins the DHT.
-func (n *Node) resolveBootstrap() {
+// resolveBootstrap resolves the bootstrap names (DNS, which tests never
+// use; literal IP:PORT entries were taken by New) and then joins the DHT.
+func (n *Node) resolveBootstrap(names []string) {
 	defer n.wg.Done()
 	var addrs []netip.AddrPort
-	for _, b := range n.cfg.Bootstrap {
-		if a, err := netip.ParseAddrPort(b); err == nil {
-			addrs = append(addrs, a)
-			continue
-		}
+	for _, b := range names {
 		host, port, err := net.SplitHostPort(b)
 		if err != nil {
 			n.log.Warn("dht: bad bootstrap address; want HOST:PORT", "addr", b)
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		go func() {
+			select {
+			case <-n.loop.Closing():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		cancel()
 		p, perr := net.LookupPort("udp", port)
@@ -416,7 +420,19 @@ func (n *Node) resolveBootstrap() {
 		}
 	}
 	n.loop.Post(func() {
-		n.bootstrap = addrs
+		n.bootstrap = append(n.bootstrap, addrs...)
 		n.startLookup(n.self, false, LookupOptions{}, nil) // join: find our neighbours
 	})
+}
+
+// splitBootstrap separates literal IP:PORT entries from names.
+func splitBootstrap(list []string) (addrs []netip.AddrPort, names []string) {
+	for _, b := range list {
+		if a, err := netip.ParseAddrPort(b); err == nil {
+			addrs = append(addrs, netip.AddrPortFrom(a.Addr().Unmap(), a.Port()))
+		} else {
+			names = append(names, b)
+		}
+	}
+	return addrs, names
 }
