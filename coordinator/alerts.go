@@ -61,6 +61,10 @@ func packetTorrent(owner string) (ih [20]byte, who string, ok bool) {
 // routeAlert hands a watchdog alert to the job whose torrent owns the
 // packet (called on the coordinator's goroutine); others are logged.
 func (c *Coordinator) routeAlert(a watchdog.Alert) {
+	if c.routeDHTAlert(a.Packet.Kind, a.Packet.Owner) {
+		c.dht.QueryAlert(a)
+		return
+	}
 	if ih, _, ok := packetTorrent(a.Packet.Owner); ok {
 		for j := range c.jobs {
 			if j.cfg.Torrent.InfoHash == ih {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"flotilla/cluster"
+	"flotilla/dht"
 	"flotilla/internal/bindaddr"
 	"flotilla/swarm"
 	"flotilla/tracker"
@@ -32,6 +33,9 @@ type Config struct {
 	// Incoming bounds incoming connections until their torrent is known;
 	// zero fields take DefaultIncomingConfig's.
 	Incoming IncomingConfig
+	// DHT, if set, runs a DHT node shared by every job of a public torrent
+	// (dhtsource.go); New sets its Watchdog and Logger on a copy.
+	DHT *dht.Config
 }
 
 // DefaultConfig listens for peers on every address, port 6881.
@@ -58,6 +62,7 @@ type Coordinator struct {
 	router *router
 	wd     *watchdog.Watchdog
 	tc     *tracker.Client
+	dht    *dht.Node // nil without Config.DHT
 
 	cmds      chan func()
 	closing   chan struct{}
@@ -113,6 +118,16 @@ func New(cfg Config) (*Coordinator, error) {
 		router: newRouter(ln, cfg.Incoming, swarm.DefaultConfig().SocketBuffer, log),
 		cmds:   make(chan func()), closing: make(chan struct{}), done: make(chan struct{}),
 		jobs: map[*Job]struct{}{}, nodeSrc: memberSources{}}
+	if cfg.DHT != nil {
+		dcfg := *cfg.DHT
+		dcfg.Watchdog, dcfg.Logger = wd, log
+		if c.dht, err = dht.New(dcfg); err != nil {
+			tc.Close()
+			wd.Close()
+			c.router.close()
+			return nil, err
+		}
+	}
 	go c.run()
 	return c, nil
 }
@@ -233,6 +248,9 @@ func (c *Coordinator) Close() error {
 			c.members.sessions.close()
 			c.members.c.Leave(time.Second)
 			errs = append(errs, c.members.c.Close())
+		}
+		if c.dht != nil {
+			errs = append(errs, c.dht.Close())
 		}
 		errs = append(errs, c.tc.Close(), c.wd.Close())
 		c.router.close() // closes the listener

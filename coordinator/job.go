@@ -106,6 +106,8 @@ type Job struct {
 	peerLists chan peerList // from the tracker peer watches (peersource.go)
 	watches   sync.WaitGroup
 	stopWatch context.CancelFunc // nil without trackers
+	stopDHT   context.CancelFunc // nil without DHT lookups (dhtsource.go)
+	dhtPoke   chan struct{}
 	members   chan cluster.Event
 	closing   chan struct{}
 	done      chan struct{}
@@ -214,6 +216,7 @@ func (j *Job) Start(peers []netip.AddrPort) (err error) {
 	if j.ann != nil {
 		j.watchTrackers()
 	}
+	j.watchDHT()
 	j.demand = newPeerDemand(j.cfg.MaxPeers, j.cfg.MorePeersBelow)
 	j.started = true
 	j.health = newTrackerHealth(time.Now(), j.cfg.TrackerSilentAfter, j.cfg.TrackerWarnEvery)
@@ -264,6 +267,9 @@ func (j *Job) Close() error {
 			<-j.done
 			if j.stopWatch != nil {
 				j.stopWatch()
+			}
+			if j.stopDHT != nil {
+				j.stopDHT()
 			}
 			j.watches.Wait()
 			j.c.do(func() { delete(j.c.jobs, j) })

@@ -78,6 +78,9 @@ func (j *Job) run() {
 			if w, ok := j.trackerWarning(now, st); ok {
 				j.emit(w)
 			}
+			if complete != nil && st.Peers < j.demand.below {
+				j.pokeDHT()
+			}
 			if j.ann != nil && j.demand.short(st.Peers, complete != nil) {
 				j.ann.MorePeers()
 			}

@@ -1,0 +1,89 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"flotilla/dht"
+	"flotilla/internal/testenv"
+)
+
+// testDHTConfig is a loopback DHT node joining through boot.
+func testDHTConfig(boot string) *dht.Config {
+	c := dht.DefaultConfig()
+	c.Listen, c.Bootstrap, c.QueryRate = "127.0.0.1:0", []string{boot}, 0
+	c.QueryTimeout, c.Tick = 500*time.Millisecond, 50*time.Millisecond
+	return &c
+}
+
+// TestJobFindsSeedThroughDHT: no trackers and no peers given; the seed's
+// job announces itself to a local DHT and the downloader's job finds it
+// there and completes.
+func TestJobFindsSeedThroughDHT(t *testing.T) {
+	router, err := dht.New(*testDHTConfig("127.0.0.1:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { router.Close() })
+	boot := router.Addr().String()
+
+	tor := newTestTorrent(t, nil)
+	seedDir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(seedDir, "payload.bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(seedDir, "payload.bin", "payload.bin"), testPayload, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seeder := newTestCoordinator(t, func(c *Config) { c.DHT = testDHTConfig(boot) })
+	seedJob := startTestJob(t, seeder, tor, seedDir, nil, func(c *JobConfig) { c.Seed = true })
+	if ev, ok := nextEvent(t, seedJob, 10*time.Second).(Completed); !ok {
+		t.Fatalf("seed job: %#v, want Completed", ev)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the seed's DHT announce", func() bool {
+		s, err := router.Stats(context.Background())
+		return err == nil && s.Announced > 0
+	})
+
+	dir := t.TempDir()
+	leecher := newTestCoordinator(t, func(c *Config) { c.DHT = testDHTConfig(boot) })
+	job := startTestJob(t, leecher, tor, dir, nil)
+	ev, ok := nextEvent(t, job, 30*time.Second).(Completed)
+	if !ok {
+		t.Fatalf("download: %#v, want Completed", ev)
+	}
+	if err := job.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "payload.bin", "payload.bin"))
+	if err != nil || !bytes.Equal(got, testPayload) {
+		t.Fatalf("downloaded file differs from the payload (err %v)", err)
+	}
+}
+
+// TestPrivateTorrentSkipsDHT: a private=1 torrent's job runs no lookups.
+func TestPrivateTorrentSkipsDHT(t *testing.T) {
+	router, err := dht.New(*testDHTConfig("127.0.0.1:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { router.Close() })
+	c := newTestCoordinator(t, func(c *Config) { c.DHT = testDHTConfig(router.Addr().String()) })
+	tor := newTestTorrent(t, nil)
+	priv := *tor
+	info := *tor.Info
+	info.Private = true
+	priv.Info = &info
+	j := startTestJob(t, c, &priv, t.TempDir(), nil)
+	if j.stopDHT != nil {
+		t.Fatal("a private torrent's job started DHT lookups")
+	}
+	pub := startTestJob(t, newTestCoordinator(t, func(c *Config) { c.DHT = testDHTConfig(router.Addr().String()) }), tor, t.TempDir(), nil)
+	if pub.stopDHT == nil {
+		t.Fatal("a public torrent's job did not start DHT lookups")
+	}
+}
