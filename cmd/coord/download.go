@@ -35,6 +35,7 @@ type transferOpts struct {
 	directIO bool
 	cpuprof  string
 	cluster  clusteropt.Options
+	dht      dhtOpts
 }
 
 func (o *transferOpts) register(fs *flag.FlagSet) {
@@ -49,6 +50,7 @@ func (o *transferOpts) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.sparse, "sparse", false, "create files sparse instead of reserving their space up front (a full disk then shows up mid-download rather than at start)")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a Go CPU profile of the run to this file (for diagnosing performance)")
 	fs.DurationVar(&o.logEvery, "log-interval", 5*time.Second, "time between progress lines when the display is a log")
+	o.dht.register(fs)
 }
 
 func runDownload(ctx context.Context, env *cmdEnv, args []string) int {

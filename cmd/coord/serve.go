@@ -90,6 +90,7 @@ func (o *transferOpts) registerServe(fs *flag.FlagSet) {
 	o.cluster.RegisterCoordinatorKey(fs)
 	fs.BoolVar(&o.directIO, "direct-io", true, "write verified pieces with O_DIRECT where the file system supports it")
 	fs.BoolVar(&o.sparse, "sparse", false, "create files sparse instead of reserving their space up front")
+	o.dht.register(fs)
 }
 
 // serve runs the daemon until ctx is done.
@@ -206,9 +207,12 @@ func serviceConfig(env *cmdEnv, o serveOpts, log *slog.Logger) (service.Config, 
 	cfg.StateDir, cfg.DataDir, cfg.MaxActive, cfg.Logger = o.state, o.data, o.maxActive, log
 	cfg.Limits = service.Limits{Seed: o.seed, Ratio: o.seedRatio, Time: service.Duration(o.seedTime)}
 	cfg.Coordinator.ListenAddr = o.listen
+	var err error
+	if cfg.Coordinator.DHT, err = o.dht.config(filepath.Join(o.state, "dht.json")); err != nil {
+		return cfg, failf(w, "serve", "fix the DHT flags", "%v", err)
+	}
 	cfg.CloseTimeout = o.shutdown
 	cfg.Job.MaxPeers, cfg.Job.Preallocate, cfg.Job.DirectIO = o.maxPeers, !o.sparse, o.directIO
-	var err error
 	if cfg.Peers, err = parsePeers(o.peers); err != nil {
 		return cfg, failf(w, "serve", "give peers as HOST:PORT,HOST:PORT", "--peer: %v", err)
 	}

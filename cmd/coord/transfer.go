@@ -67,7 +67,11 @@ func runTransfer(ctx context.Context, env *cmdEnv, name, path, dir string, seed 
 	// the job (its nodes' sessions, trackers, which hear "stopped", its
 	// sub-chief and its store, which flushes and records), then the
 	// coordinator's shared parts.
-	c, err := coordinator.New(coordinator.Config{ListenAddr: o.listen, Logger: x.log})
+	dcfg, err := o.dht.config("")
+	if err != nil {
+		return failf(x.env.stderr, x.name, "fix the DHT flags", "%v", err)
+	}
+	c, err := coordinator.New(coordinator.Config{ListenAddr: o.listen, Logger: x.log, DHT: dcfg})
 	if err != nil {
 		return x.listenFailed(err)
 	}
@@ -112,7 +116,7 @@ func (x *transferCmd) check() int {
 	// A torrent whose only tracker is unusable is refused, an unusable one
 	// beside others is skipped with a warning.
 	x.tiers = usableTiers(w, x.name, x.t)
-	if len(x.tiers) == 0 && len(x.direct) == 0 {
+	if len(x.tiers) == 0 && len(x.direct) == 0 && !(x.o.dht.on && !x.t.Info.Private) {
 		if len(x.t.Tiers()) == 0 {
 			return failf(w, x.name, "give peers to connect to with --peer HOST:PORT",
 				"%s lists no trackers and no --peer was given: there is nobody to download from", x.path)
@@ -192,6 +196,8 @@ func (x *transferCmd) listenFailed(err error) int {
 		return failf(w, x.name, "choose another with --listen (port 0 picks a free one)", "cannot listen on %s: the port is in use", le.Addr)
 	case errors.As(err, &le):
 		return failf(w, x.name, "choose another address with --listen", "cannot listen on %s: %v", le.Addr, le.Err)
+	case errors.Is(err, syscall.EADDRINUSE): // the DHT's UDP port
+		return failf(w, x.name, "choose another UDP port with --dht-listen, or run without --dht", "%v", err)
 	}
 	return failErr(w, x.name, "", err)
 }
