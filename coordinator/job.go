@@ -150,6 +150,17 @@ func (c *Coordinator) OpenJob(cfg JobConfig) (*Job, error) {
 // complete and how many were hashed at open.
 func (j *Job) StoreStats() piecestore.Stats { return j.store.Stats() }
 
+// PieceSources reports which worker delivered each piece
+// (swarm.Download.PieceSources). Like Trackers, and unlike the other
+// methods, any goroutine may call it while the job runs; before Start it
+// returns ErrJobClosed.
+func (j *Job) PieceSources(ctx context.Context) (swarm.PieceSources, error) {
+	if !j.started {
+		return swarm.PieceSources{}, ErrJobClosed
+	}
+	return j.dl.PieceSources(ctx)
+}
+
 // Verify re-hashes the data on disk (before Start). Its errors are wrapped
 // with "verify: "; it stops early with ctx's error once ctx is done.
 func (j *Job) Verify(ctx context.Context) error {

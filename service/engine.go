@@ -8,6 +8,7 @@ import (
 	"flotilla/coordinator"
 	"flotilla/metainfo"
 	"flotilla/piecestore"
+	"flotilla/swarm"
 	"flotilla/watchdog"
 )
 
@@ -39,6 +40,9 @@ type runner interface {
 	// Trackers reports the job's trackers (coordinator.Job.Trackers); any
 	// goroutine, while the job runs.
 	Trackers(ctx context.Context, maxPeers int) ([]coordinator.TrackerReport, error)
+	// PieceSources reports who delivered each piece
+	// (coordinator.Job.PieceSources); any goroutine, while the job runs.
+	PieceSources(ctx context.Context) (swarm.PieceSources, error)
 }
 
 // jobSpec is what a job needs to start.

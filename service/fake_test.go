@@ -14,6 +14,7 @@ import (
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 	"flotilla/piecestore"
+	"flotilla/swarm"
 	"flotilla/watchdog"
 )
 
@@ -33,6 +34,7 @@ type fakeRunner struct {
 	mu       sync.Mutex
 	closed   bool
 	trackers []coordinator.TrackerReport
+	sources  swarm.PieceSources
 }
 
 func newFakeEngine() *fakeEngine {
@@ -73,6 +75,12 @@ func (e *fakeEngine) watchdog() []watchdog.KindStats { return nil }
 func (r *fakeRunner) Events() <-chan coordinator.Event { return r.events }
 func (r *fakeRunner) PiecesComplete() int              { return 0 }
 func (r *fakeRunner) StoreStats() piecestore.Stats     { return piecestore.Stats{} }
+
+func (r *fakeRunner) PieceSources(context.Context) (swarm.PieceSources, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sources, nil
+}
 
 func (r *fakeRunner) Trackers(context.Context, int) ([]coordinator.TrackerReport, error) {
 	r.mu.Lock()

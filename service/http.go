@@ -54,6 +54,7 @@ func NewHandler(s *Service, cfg HTTPConfig) http.Handler {
 	api.HandleFunc("POST /api/v1/torrents", h.add)
 	api.HandleFunc("GET /api/v1/torrents", h.list)
 	api.HandleFunc("GET /api/v1/torrents/{id}", h.show)
+	api.HandleFunc("GET /api/v1/torrents/{id}/pieces", h.pieces)
 	api.HandleFunc("DELETE /api/v1/torrents/{id}", h.remove)
 	api.HandleFunc("POST /api/v1/torrents/{id}/pause", h.pause)
 	api.HandleFunc("POST /api/v1/torrents/{id}/resume", h.resume)

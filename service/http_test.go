@@ -3,6 +3,7 @@ package service
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"flotilla/tracker"
 	"fmt"
@@ -372,5 +373,37 @@ func TestMetrics(t *testing.T) {
 	}
 	if fams["go_goroutines"] == nil || fams["process_resident_memory_bytes"] == nil {
 		t.Fatal("no Go runtime or process metrics")
+	}
+}
+
+// TestAPIPieces: GET /torrents/{id}/pieces gives the running job's piece
+// sources (a byte per piece, base64) with their names; a job that does
+// not run has none delivered; an unknown id is 404.
+func TestAPIPieces(t *testing.T) {
+	srv, s, eng := newTestAPI(t, HTTPConfig{Token: testToken})
+	in, err := s.Add(testTorrent(t, "a.bin", 50_000), AddOptions{}) // 4 pieces
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, in.ID, StateDownloading)
+	run := eng.run("a.bin")
+	run.mu.Lock()
+	run.sources = swarm.PieceSources{Names: []string{"disk", "local", "node1"}, Pieces: []byte{0, 2, 1, swarm.SourceNone}}
+	run.mu.Unlock()
+	url := srv.URL + "/api/v1/torrents/" + in.ID + "/pieces"
+	code, m := call(t, "GET", url, testToken, nil, "")
+	if code != 200 || m["sources"] != base64.StdEncoding.EncodeToString([]byte{0, 2, 1, 255}) || m["pieces"] != 4.0 ||
+		m["running"] != true || len(m["names"].([]any)) != 3 {
+		t.Fatalf("pieces: %d %v", code, m)
+	}
+	if _, err := s.Pause(in.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, in.ID, StatePaused)
+	if code, m = call(t, "GET", url, testToken, nil, ""); code != 200 || m["sources"] != base64.StdEncoding.EncodeToString([]byte{255, 255, 255, 255}) || m["running"] != false {
+		t.Fatalf("paused job's pieces: %d %v", code, m)
+	}
+	if code, _ = call(t, "GET", srv.URL+"/api/v1/torrents/nope/pieces", testToken, nil, ""); code != 404 {
+		t.Fatalf("unknown id: %d", code)
 	}
 }

@@ -122,6 +122,7 @@ type Download struct {
 	// pieces (subchief_quarantine.go).
 	quarantined map[string]bool
 	returned    LeaseReturns
+	sources     *pieceSources // who delivered each piece (piecesources.go)
 }
 
 // New validates cfg and starts the sub-chief with its first worker, local
@@ -167,6 +168,7 @@ func New(cfg Config, local Worker) (*Download, error) {
 		d.alerts = wd.Alerts()
 	}
 	d.lb = newLeaseBook(n, hasPiece, uint64(time.Now().UnixNano()))
+	d.sources = newPieceSources(n, hasPiece)
 	for i := 0; i < n; i++ {
 		if hasPiece(i) {
 			d.written[i] = true
@@ -443,6 +445,7 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 	}
 	now := time.Now()
 	s.taken++
+	d.sources.set(i, s.w.Name())
 	s.rate.Add(len(ev.Data))
 	d.nVerified++
 	d.pendingStore = append(d.pendingStore, storeReq{s: s, piece: i, data: ev.Data})
