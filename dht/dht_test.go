@@ -287,3 +287,19 @@ func TestPublicBootstrapRefusedInTests(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv6DHT (BEP 32): a DHT on ::1 exchanges "nodes6" and IPv6 peers.
+func TestIPv6DHT(t *testing.T) {
+	nodes := newTestDHTOn(t, 6, "::1")
+	ih := RandomID()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if res, err := nodes[1].GetPeers(ctx, ih, LookupOptions{Announce: true, Port: 7000}); err != nil || res.Announced == 0 {
+		t.Fatalf("announce: %+v %v", res, err)
+	}
+	res, err := nodes[4].GetPeers(ctx, ih, LookupOptions{})
+	want := netip.MustParseAddrPort("[::1]:7000")
+	if err != nil || len(res.Peers) == 0 || res.Peers[0] != want {
+		t.Fatalf("lookup: %+v %v, want %v", res, err, want)
+	}
+}

@@ -2,6 +2,7 @@ package dht
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -38,10 +39,20 @@ func newTestNode(t testing.TB, c Config) *Node {
 // until every node knows at least min(size-1, K) others.
 func newTestDHT(t testing.TB, size int) []*Node {
 	t.Helper()
-	first := newTestNode(t, testConfig())
+	return newTestDHTOn(t, size, "127.0.0.1")
+}
+
+// newTestDHTOn is newTestDHT on another loopback address ("::1").
+func newTestDHTOn(t testing.TB, size int, ip string) []*Node {
+	t.Helper()
+	on := func(c Config) Config {
+		c.Listen = net.JoinHostPort(ip, "0")
+		return c
+	}
+	first := newTestNode(t, on(testConfig(net.JoinHostPort(ip, "9"))))
 	nodes := []*Node{first}
 	for len(nodes) < size {
-		nodes = append(nodes, newTestNode(t, testConfig(first.Addr().String())))
+		nodes = append(nodes, newTestNode(t, on(testConfig(first.Addr().String()))))
 	}
 	want := min(size-1, 8)
 	deadline := time.Now().Add(30 * time.Second)
