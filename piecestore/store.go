@@ -304,12 +304,24 @@ func (s *Store) GetBuffer(p int) []byte {
 // PutBuffer returns a buffer obtained from GetBuffer (e.g. a piece that
 // failed its hash) to the pool. The caller must not use it afterwards.
 func (s *Store) PutBuffer(b []byte) {
-	if int64(cap(b)) != s.lay.pieceLen {
-		return
+	if int64(cap(b)) != s.lay.pieceLen || s.Complete() {
+		return // a complete store needs no more buffers: they go to the GC
 	}
 	select {
 	case s.pool <- b[:0]:
 	default:
+	}
+}
+
+// emptyPool lets the pool's buffers go once the store is complete: a
+// seeding torrent keeps no piece buffers.
+func (s *Store) emptyPool() {
+	for {
+		select {
+		case <-s.pool:
+		default:
+			return
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 )
 
@@ -488,5 +489,21 @@ func TestLatencyBuckets(t *testing.T) {
 	l := h.snapshot()
 	if l.Counts[0] != 2 || l.Counts[1] != 1 || l.Counts[len(LatencyBounds)] != 1 || l.Count != 4 {
 		t.Errorf("buckets %v (count %d)", l.Counts, l.Count)
+	}
+}
+
+// A complete store keeps no piece buffers: its pool empties at completion
+// and buffers put back afterwards are dropped (a seeding torrent's memory).
+func TestCompleteStoreKeepsNoBuffers(t *testing.T) {
+	tt := newTorrent(t, "one", 1024, fileSpec{"", 8 * 1024})
+	s := openStore(t, testConfig(tt, t.TempDir(), nil), nil)
+	for p := range s.NumPieces() {
+		submit(t, s, tt, p)
+	}
+	waitWritten(t, s, s.NumPieces())
+	testenv.WaitFor(t, 10*time.Second, "the pool emptied", func() bool { return s.Complete() && len(s.pool) == 0 })
+	s.PutBuffer(make([]byte, 0, 1024))
+	if n := len(s.pool); n != 0 {
+		t.Fatalf("%d buffers pooled in a complete store", n)
 	}
 }

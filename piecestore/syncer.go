@@ -140,6 +140,9 @@ func (y *syncer) publish(rec bitfield.Bitfield) {
 			s.nHave.Add(-1)
 		}
 	}
+	if s.Complete() {
+		s.emptyPool()
+	}
 }
 
 func (y *syncer) control(c verifyCmd) error {
