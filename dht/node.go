@@ -124,7 +124,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("dht: udp socket: %w", err)
 	}
 	n := &Node{cfg: cfg, log: log, conn: conn, wd: cfg.Watchdog, loop: loop.New(),
-		inbox: make(chan inbound, cfg.Inbox), self: self, table: newTable(self, cfg.K),
+		inbox: make(chan inbound, cfg.Inbox), self: self, table: newTable(self, cfg.K, time.Now()),
 		tokens: newTokens(cfg.TokenRotation, time.Now()), pending: make(map[string]*pending),
 		store: newPeerStore(cfg.PeersPerHash, cfg.MaxPeers, cfg.PeerTTL), saved: time.Now()}
 	n.addr = conn.LocalAddr().(*net.UDPAddr).AddrPort()

@@ -19,8 +19,8 @@ func idAt(self ID, prefix int) ID { return randomInBucket(self, prefix) }
 // newcomer takes its place.
 func TestTableBuckets(t *testing.T) {
 	self := RandomID()
-	tb := newTable(self, 8)
 	now := time.Now()
+	tb := newTable(self, 8, now)
 	for i := range 8 {
 		if p := tb.heard(nodeInfo{ID: idAt(self, 0), Addr: addr(i)}, true, now); p != nil {
 			t.Fatalf("ping asked while the bucket has room")

@@ -29,7 +29,11 @@ type contact struct {
 	lastReply time.Time // last response from it (zero: never answered)
 	lastQuery time.Time // last query from it
 	failures  int       // consecutive queries it did not answer
+	pinged    time.Time // last ping sent by questionable (not again within repingAfter)
 }
+
+// repingAfter spaces the pings of one questionable node.
+const repingAfter = time.Minute
 
 func (c *contact) good(now time.Time) bool {
 	return c.failures == 0 && !c.lastReply.IsZero() &&
@@ -51,8 +55,14 @@ type table struct {
 	byAddr  map[netip.AddrPort]*contact
 }
 
-func newTable(self ID, k int) *table {
-	return &table{self: self, k: k, byAddr: make(map[netip.AddrPort]*contact)}
+// newTable makes an empty table; its buckets count as refreshed at now, so
+// the first refreshes come one interval after the join lookup.
+func newTable(self ID, k int, now time.Time) *table {
+	t := &table{self: self, k: k, byAddr: make(map[netip.AddrPort]*contact)}
+	for i := range t.buckets {
+		t.buckets[i].changed = now
+	}
+	return t
 }
 
 func (t *table) bucketOf(id ID) *bucket { return &t.buckets[commonPrefix(t.self, id)] }
@@ -214,11 +224,16 @@ func (t *table) all() []nodeInfo {
 	return t.closest(t.self, t.len())
 }
 
-// questionable returns nodes to ping: not good and not bad.
+// questionable returns up to n nodes to ping now: not good, not bad, and
+// not pinged within repingAfter.
 func (t *table) questionable(now time.Time, n int) []nodeInfo {
 	var out []nodeInfo
 	for _, c := range t.byAddr {
-		if !c.good(now) && !c.bad() && len(out) < n {
+		if len(out) == n {
+			break
+		}
+		if !c.good(now) && !c.bad() && now.Sub(c.pinged) >= repingAfter {
+			c.pinged = now
 			out = append(out, c.nodeInfo)
 		}
 	}
