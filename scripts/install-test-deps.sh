@@ -2,6 +2,7 @@
 # Installs what the test suite needs from Debian's packages: the C compiler
 # and C library headers (go test -race needs cgo), and the real programs the
 # tests run against: opentracker, aria2 (aria2c), transmission-cli,
+# transmission-daemon (the scale benchmark's comparison),
 # mktorrent, iproute2 (ip netns, tc), chromium (the dashboard's browser test,
 # driven by chromedp), and what the real-cluster test (scripts/k8s/up.sh)
 # runs Kubernetes on: etcd-server, containerd, runc, the CNI plugins,
@@ -12,6 +13,7 @@ set -euo pipefail
 apt_install_missing install-test-deps \
   gcc:gcc /usr/include/stdio.h:libc6-dev \
   opentracker:opentracker aria2c:aria2 transmission-cli:transmission-cli \
+  transmission-daemon:transmission-daemon \
   mktorrent:mktorrent ip:iproute2 tc:iproute2 chromium:chromium \
   etcd:etcd-server containerd:containerd ctr:containerd runc:runc \
   /usr/lib/cni/bridge:containernetworking-plugins iptables:iptables \

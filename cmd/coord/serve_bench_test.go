@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +102,11 @@ func p99(n int, f func()) time.Duration {
 // (default 50): coord serve holds that many seeding torrents, then
 // downloads the active ones at once from an aria2c seeding them all; it
 // reports the daemon's peak RSS, its idle CPU once everything seeds, and
-// the p99 latency of list and show while the downloads run.
+// the p99 latency of list and show while the downloads run. Then it runs
+// transmission-daemon on the same seeding torrents (benchTransmission;
+// FLOTILLA_BENCH_TRANSMISSION=0 leaves it out) and prints both side by
+// side. FLOTILLA_BENCH_OUT=DIR keeps the idle daemon's CPU and heap
+// profiles, goroutines and -v log there.
 func BenchmarkServeManyTorrents(b *testing.B) {
 	testenv.Require(b, "opentracker", "aria2c")
 	seeding, active := 1000, 50
@@ -153,14 +159,22 @@ func BenchmarkServeManyTorrents(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	s := startServeB(b, dir, "--max-active", strconv.Itoa(active), "--seed-ratio", "0", "--direct-io=false")
+	out := os.Getenv("FLOTILLA_BENCH_OUT")
+	extra := []string{"--max-active", strconv.Itoa(active), "--seed-ratio", "0", "--direct-io=false"}
+	if out != "" {
+		extra = append(extra, "-v")
+	}
+	s := startServeB(b, dir, extra...)
 	pid := s.cmd.Process.Pid
 	client := &service.Client{Server: strings.TrimSuffix(s.api, "/api/v1"), Token: serveToken}
 	start := time.Now()
+	var seedIDs []string
 	for _, t := range seeds {
-		if _, err := client.Add(ctx, t.raw, service.AddOptions{}); err != nil {
+		in, err := client.Add(ctx, t.raw, service.AddOptions{})
+		if err != nil {
 			b.Fatal(err)
 		}
+		seedIDs = append(seedIDs, in.ID)
 	}
 	count := func(state string) int {
 		list, err := client.List(ctx)
@@ -176,6 +190,7 @@ func BenchmarkServeManyTorrents(b *testing.B) {
 		return n
 	}
 	testenv.WaitFor(b, 10*time.Minute, "every torrent seeding", func() bool { return count(service.StateSeeding) == seeding })
+	coordFig := transmissionFigures{torrents: seeding, seedingAfter: time.Since(start)}
 	b.Logf("%d torrents seeding %.1f s after the first add; RSS %.0f MiB", seeding, time.Since(start).Seconds(), procStatus(b, pid, "VmRSS")/1024)
 
 	var ids []string
@@ -203,12 +218,55 @@ func BenchmarkServeManyTorrents(b *testing.B) {
 	b.ReportMetric(idle, "idle-CPU-%")
 	b.ReportMetric(float64(listP99.Microseconds())/1000, "list-p99-ms")
 	b.ReportMetric(float64(showP99.Microseconds())/1000, "show-p99-ms")
+	// The same requests once everything seeds, as transmission-daemon's.
+	coordFig.listP99 = p99(200, func() { client.List(ctx) })
+	coordFig.showP99 = p99(200, func() { client.Get(ctx, seedIDs[rand.IntN(len(seedIDs))]) })
+	coordFig.peakRSS, coordFig.idleCPU = peak, idle
+	coordFig.torrents = seeding + active
+	if out != "" {
+		saveProfiles(b, s, out)
+	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
 	case <-time.After(2 * time.Minute):
 		b.Fatalf("coord serve did not stop within 2 minutes of SIGTERM")
 	}
+	if os.Getenv("FLOTILLA_BENCH_TRANSMISSION") == "0" {
+		return
+	}
+	tr := benchTransmission(b, cl, dir, seeds, func(t benchTorrent) string { return filepath.Join(dir, "data", fmt.Sprintf("%x", t.ih[:6])) })
+	b.ReportMetric(tr.peakRSS, "tr-peak-RSS-MiB")
+	b.ReportMetric(tr.idleCPU, "tr-idle-CPU-%")
+	b.ReportMetric(float64(tr.listP99.Microseconds())/1000, "tr-list-p99-ms")
+	b.ReportMetric(float64(tr.showP99.Microseconds())/1000, "tr-show-p99-ms")
+	logSideBySide(b, coordFig, tr)
+}
+
+// saveProfiles writes, under FLOTILLA_BENCH_OUT, the idle daemon's CPU
+// profile (10 s) and heap profile (go tool pprof) and its log so far.
+func saveProfiles(b *testing.B, s *serveProc, out string) {
+	b.Helper()
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	base := strings.TrimSuffix(s.api, "/api/v1")
+	for name, path := range map[string]string{"cpu.pprof": "/debug/pprof/profile?seconds=10", "heap.pprof": "/debug/pprof/heap", "goroutine.txt": "/debug/pprof/goroutine?debug=1"} {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+serveToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("%s: %d %v", path, resp.StatusCode, err)
+		}
+		os.WriteFile(filepath.Join(out, name), body, 0o644)
+	}
+	os.WriteFile(filepath.Join(out, "serve.log"), []byte(s.out.String()), 0o644)
+	b.Logf("profiles and log in %s", out)
 }
 
 // startServeB builds coord and starts coord serve for a benchmark, with
