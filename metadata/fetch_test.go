@@ -1,0 +1,167 @@
+package metadata
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"flotilla/metainfo"
+	"flotilla/peerwire"
+)
+
+// fakeSeed serves info over ut_metadata, advertising size (0: len(info)),
+// and flipping a byte of every piece when lie is set.
+type fakeSeed struct {
+	ln   net.Listener
+	info []byte
+	size int
+	lie  bool
+}
+
+func newFakeSeed(t *testing.T, hash [20]byte, info []byte, size int, lie bool) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fakeSeed{ln: ln, info: info, size: size, lie: lie}
+	if s.size == 0 {
+		s.size = len(info)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.serve(nc, hash)
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+func (s *fakeSeed) serve(nc net.Conn, hash [20]byte) {
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := peerwire.ReadHandshake(nc); err != nil {
+		return
+	}
+	peerwire.WriteHandshake(nc, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: hash})
+	w := peerwire.NewWriter(nc)
+	w.WriteExtHandshake(peerwire.ExtHandshake{M: map[string]int{"ut_metadata": 3}, MetadataSize: s.size})
+	w.Flush()
+	r := peerwire.NewReader(nc, peerwire.Limits{})
+	var theirs uint8
+	for {
+		m, err := r.ReadMessage()
+		if err != nil {
+			return
+		}
+		if m.ID != peerwire.Extended {
+			continue
+		}
+		if m.ExtID == 0 {
+			h, _ := peerwire.ParseExtHandshake(m.ExtPayload)
+			theirs = uint8(h.M["ut_metadata"])
+			continue
+		}
+		req, err := peerwire.ParseMetadataMsg(m.ExtPayload)
+		if err != nil || m.ExtID != 3 {
+			return
+		}
+		lo := req.Piece * peerwire.MetadataPieceSize
+		data := bytes.Clone(s.info[lo:min(lo+peerwire.MetadataPieceSize, len(s.info))])
+		if s.lie {
+			data[0] ^= 0xff
+		}
+		out := peerwire.MetadataMsg{Type: peerwire.MetadataData, Piece: req.Piece, TotalSize: s.size, Data: data}
+		w.WriteExtended(theirs, out.AppendTo(nil))
+		w.Flush()
+	}
+}
+
+// testInfo is a valid info dictionary whose encoding spans several
+// metadata pieces.
+func testInfo(t *testing.T) ([]byte, [20]byte) {
+	t.Helper()
+	const pieces = 2500 // 50 KB of hashes: 4 metadata pieces
+	raw, err := metainfo.Build("data.bin", []metainfo.File{{Length: pieces * 16384}}, 16384, nil,
+		bytes.NewReader(make([]byte, pieces*16384)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := metainfo.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tor.InfoBytes, sha1.Sum(tor.InfoBytes)
+}
+
+func testConfig(peers ...netip.AddrPort) Config {
+	cfg := DefaultConfig()
+	cfg.Peers = peers
+	cfg.PeerTimeout = 5 * time.Second
+	return cfg
+}
+
+func TestFetchFromSeveralPeers(t *testing.T) {
+	info, hash := testInfo(t)
+	var peers []netip.AddrPort
+	for range 3 {
+		peers = append(peers, newFakeSeed(t, hash, info, 0, false))
+	}
+	m := &metainfo.Magnet{InfoHash: hash, Trackers: []string{"http://a.example/announce", "udp://b.example:80"}}
+	tor, err := Fetch(context.Background(), m, testConfig(peers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(tor.InfoBytes, info) || tor.Announce != m.Trackers[0] || len(tor.AnnounceList) != 2 {
+		t.Fatalf("got %+v", tor)
+	}
+	path, err := Save(tor, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := metainfo.Load(path)
+	if err != nil || back.InfoHash != hash {
+		t.Fatalf("saved torrent: %v", err)
+	}
+}
+
+func TestLiarIsDroppedAndHonestPeerCompletes(t *testing.T) {
+	info, hash := testInfo(t)
+	liar := newFakeSeed(t, hash, info, 0, true)
+	honest := newFakeSeed(t, hash, info, 0, false)
+	tor, err := Fetch(context.Background(), &metainfo.Magnet{InfoHash: hash}, testConfig(liar, honest))
+	if err != nil || !bytes.Equal(tor.InfoBytes, info) {
+		t.Fatalf("Fetch = %v", err)
+	}
+	// A liar alone: the fetch fails saying so rather than accepting it.
+	_, err = Fetch(context.Background(), &metainfo.Magnet{InfoHash: hash}, testConfig(liar))
+	if !errors.Is(err, ErrNoMetadata) || !strings.Contains(err.Error(), "1 dropped") {
+		t.Fatalf("Fetch from a liar = %v", err)
+	}
+}
+
+func TestAbsurdMetadataSizeIsRefused(t *testing.T) {
+	info, hash := testInfo(t)
+	huge := newFakeSeed(t, hash, info, 1<<30, false)
+	_, err := Fetch(context.Background(), &metainfo.Magnet{InfoHash: hash}, testConfig(huge))
+	if !errors.Is(err, ErrNoMetadata) {
+		t.Fatalf("Fetch = %v", err)
+	}
+	// With an honest peer beside it the fetch completes.
+	honest := newFakeSeed(t, hash, info, 0, false)
+	if _, err := Fetch(context.Background(), &metainfo.Magnet{InfoHash: hash}, testConfig(huge, honest)); err != nil {
+		t.Fatal(err)
+	}
+}
