@@ -28,6 +28,9 @@ type job struct {
 	status         swarm.Status
 	seedStart      time.Time // when this run began seeding (zero: not seeding)
 	trackers       map[string]*trackerState
+	// lastSources is who delivered each piece in the last run that
+	// ended (the piece map of a job that is not running).
+	lastSources *swarm.PieceSources
 
 	removing   bool
 	deleteData bool
@@ -236,8 +239,9 @@ func (s *Service) startClose(j *job) {
 	r := j.run
 	j.run, j.busy = nil, true
 	go func() {
+		sources := lastSources(r)
 		err := r.Close()
-		s.closed <- closeResult{j: j, err: err, pieces: r.PiecesComplete()}
+		s.closed <- closeResult{j: j, err: err, pieces: r.PiecesComplete(), sources: sources}
 	}()
 }
 
@@ -257,6 +261,9 @@ func (s *Service) onClosed(res closeResult) {
 	}
 	j.status = swarm.Status{}
 	j.setPieces(res.pieces)
+	if res.sources != nil {
+		j.lastSources = res.sources
+	}
 	s.save()
 }
 

@@ -18,8 +18,9 @@ type PieceMap struct {
 	// Sources holds one byte per piece (base64 in JSON): an index into
 	// Names, or 255 for a piece not delivered yet.
 	Sources []byte `json:"sources"`
-	// Running is false when the job does not run: a complete job's pieces
-	// are then all "disk"'s, another's all 255.
+	// Running is false when the job does not run: the map is then its
+	// last run's, as that run ended (or, before any run ended in this
+	// process, all "disk"'s for a complete job, all 255 for another).
 	Running bool `json:"running"`
 }
 
@@ -28,9 +29,10 @@ type PieceMap struct {
 func (s *Service) Pieces(id string) (PieceMap, error) {
 	var r runner
 	var m PieceMap
+	var last *swarm.PieceSources
 	complete := false
 	err := s.withJob(id, func(j *job) error {
-		r, m.Pieces, complete = j.run, j.t.Info.NumPieces(), j.rec.Complete
+		r, m.Pieces, complete, last = j.run, j.t.Info.NumPieces(), j.rec.Complete, j.lastSources
 		return nil
 	})
 	if err != nil {
@@ -43,6 +45,10 @@ func (s *Service) Pieces(id string) (PieceMap, error) {
 			m.Names, m.Sources, m.Running = ps.Names, ps.Pieces, true
 			return m, nil
 		}
+	}
+	if last != nil && len(last.Pieces) == m.Pieces {
+		m.Names, m.Sources = last.Names, last.Pieces
+		return m, nil
 	}
 	m.Names, m.Sources = []string{swarm.SourceDisk}, make([]byte, m.Pieces)
 	if !complete {
@@ -60,4 +66,16 @@ func (h *apiHandler) pieces(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, m)
+}
+
+// lastSources asks a run about to close who delivered each piece; nil if
+// it cannot say.
+func lastSources(r runner) *swarm.PieceSources {
+	ctx, cancel := context.WithTimeout(context.Background(), trackerReportTimeout)
+	defer cancel()
+	ps, err := r.PieceSources(ctx)
+	if err != nil {
+		return nil
+	}
+	return &ps
 }

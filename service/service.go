@@ -11,6 +11,7 @@ import (
 
 	"flotilla/coordinator"
 	"flotilla/metainfo"
+	"flotilla/swarm"
 )
 
 // Errors of the Service's methods, for errors.Is; the HTTP layer turns
@@ -63,6 +64,9 @@ type closeResult struct {
 	j      *job
 	err    error
 	pieces int // the store's complete pieces after Close
+	// sources is who delivered each piece in the closed run (nil if the
+	// run could not say).
+	sources *swarm.PieceSources
 }
 
 type jobEvent struct {

@@ -130,8 +130,73 @@ func TestDashboardInBrowser(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "the page to show both jobs done", func() bool {
 		return strings.Count(text("#torrents tbody"), "done") == 2
 	})
-	shot("done.png")
+	checkPieceMap(t, ctx, s, ja.ID)
+	shot("done.png") // a.bin's detail: its piece map in local's and node1's colours
 	if !strings.Contains(text("#alerts"), "download complete") {
 		t.Errorf("the page's alerts do not show the completions: %q", text("#alerts"))
+	}
+}
+
+// pieceMapColours counts the distinct colours the page's piece map drew,
+// the "not yet" grey aside.
+const pieceMapColours = `(() => {
+	const c = document.querySelector("#piecemap");
+	const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+	const seen = new Set();
+	for (let i = 0; i < d.length; i += 4) {
+		if (d[i+3] === 0 || (d[i] === 0xe3 && d[i+1] === 0xe6 && d[i+2] === 0xea)) continue;
+		seen.add(d[i] + "," + d[i+1] + "," + d[i+2]);
+	}
+	return seen.size;
+})()`
+
+// checkPieceMap: the page's piece map of job id (clicked, done) shows
+// its last run's sources as the API gives them, one colour per swarm: as
+// many colours as swarms delivered pieces, more than one when the swarm
+// node delivered some.
+func checkPieceMap(t *testing.T, ctx context.Context, s *serveProc, id string) {
+	t.Helper()
+	var m service.PieceMap
+	if code := s.do(t, "GET", "/torrents/"+id+"/pieces", nil, &m); code != 200 || len(m.Sources) != m.Pieces {
+		t.Fatalf("pieces: %d %+v", code, m)
+	}
+	used := map[string]int{}
+	for _, k := range m.Sources {
+		if k == 255 {
+			t.Fatalf("a piece of the done job has no source: %+v", m)
+		}
+		used[m.Names[k]]++
+	}
+	t.Logf("pieces of %s by source: %v", id, used)
+	if used["node1"] == 0 {
+		t.Errorf("node1 delivered no piece of %s (%v): the piece map cannot show two swarms", id, used)
+	}
+	row := `#torrents tbody tr[data-id="` + id + `"]`
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector(`+strconv.Quote(row)+`).click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	var sources string
+	var colours int
+	testenv.WaitFor(t, 30*time.Second, "the piece map to draw every source", func() bool {
+		var err error
+		job, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#piecemap").dataset.job || ""`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#piecemap").dataset.sources || ""`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job != id {
+			return false
+		}
+		colours, err = chromedp.Run(ctx, chromedp.Evaluate[int](pieceMapColours))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(strings.Fields(sources)) == len(used) && colours == len(used)
+	})
+	if colours < 2 {
+		t.Errorf("the piece map drew %d colours (sources %q)", colours, sources)
 	}
 }

@@ -173,23 +173,54 @@ function drawChart(id) {
   for (const n of names) legend.appendChild(el("span", "— " + n + " down  ", { style: "color:" + colorOf(n) }));
 }
 
-function renderPieces(d) {
-  // Pieces by the swarm that delivered them in this run (verified, maybe
-  // not yet written); those on disk before it in blue.
-  const map = $("#piecemap");
-  map.replaceChildren();
-  const total = d.pieces, cells = Math.min(total, 400), per = total / cells;
-  const owners = [];
-  let delivered = 0;
-  for (const w of d.workers) { for (let i = 0; i < w.pieces_delivered; i++) owners.push(w.name); delivered += w.pieces_delivered; }
-  const before = Math.max(0, d.pieces_done - delivered);
-  for (let c = 0; c < cells; c++) {
-    const p = Math.floor(c * per);
-    const s = el("span");
-    if (p < before) { s.className = "have"; s.title = "on disk"; }
-    else if (p - before < owners.length) { s.style.background = colorOf(owners[p - before]); s.title = owners[p - before]; }
-    map.appendChild(s);
+const none = "#e3e6ea";   // a piece no swarm delivered yet
+workerColor.disk = "#5b6770"; // pieces on disk when the run began
+
+function renderPieces(id, m) {
+  // One cell per piece (or per group of pieces on a large torrent: the
+  // group's first delivered piece names it), coloured by the swarm that
+  // delivered it (GET /torrents/{id}/pieces: a byte per piece, base64).
+  const c = $("#piecemap"), g = c.getContext("2d");
+  const raw = atob(m.sources || ""), n = raw.length;
+  const cell = n <= 900 ? 10 : n <= 3600 ? 6 : n <= 14400 ? 3 : 2;
+  const cols = Math.floor(c.width / cell), cells = Math.min(n, cols * Math.ceil(6000 / cols)), per = n / Math.max(cells, 1);
+  const rows = Math.max(1, Math.ceil(cells / cols));
+  if (c.height !== rows * cell) c.height = rows * cell;
+  g.clearRect(0, 0, c.width, c.height);
+  const used = new Set();
+  for (let k = 0; k < cells; k++) {
+    let src = 255;
+    for (let i = Math.floor(k * per); i < Math.floor((k + 1) * per) && src === 255; i++) src = raw.charCodeAt(i);
+    const name = src === 255 ? null : m.names[src] || "?";
+    if (name) used.add(name);
+    g.fillStyle = name ? colorOf(name) : none;
+    g.fillRect((k % cols) * cell, Math.floor(k / cols) * cell, cell - 1, cell - 1);
   }
+  c.dataset.sources = [...used].sort().join(" ");
+  c.dataset.job = id;
+  const legend = $("#piecemap-legend");
+  legend.replaceChildren();
+  for (const name of m.names) {
+    if (used.has(name)) legend.appendChild(el("span", "■ " + (name === "disk" ? "on disk before this run" : name) + "  ", { style: "color:" + colorOf(name) }));
+  }
+  legend.appendChild(el("span", "■ not yet" + (m.running ? "" : " (not running: as the last run ended)"), { style: "color:" + none }));
+}
+
+function ms(d) {
+  // "1m2.5s" / "41.2ms" / "512µs" (Go durations) to a short text.
+  return d === undefined ? "-" : d.replace(/(\.\d)\d+/, "$1");
+}
+
+function clock(t) { return t ? new Date(t).toLocaleTimeString() : "-"; }
+
+function trackerRow(t) {
+  const l = t.latency;
+  const lat = l && l.answers > 0 ? ms(l.p50) + " / " + ms(l.p90) + " / " + ms(l.max) : "-";
+  const swarm = t.seeders === undefined && t.leechers === undefined ? "-" : (t.seeders ?? "?") + " / " + (t.leechers ?? "?");
+  const overdue = t.overdue + (t.overdue_packets ? " (" + t.overdue_packets + " packets)" : "");
+  const peers = el("span", t.peers_total || 0, { title: (t.peers || []).join("\n") });
+  const err = el("span", t.last_error || "", { class: "error", title: t.last_error_at ? "at " + clock(t.last_error_at) : "" });
+  return row([t.url, t.tier, clock(t.last_announce), clock(t.next_announce), lat, peers, swarm, overdue, err]);
 }
 
 function renderDetail(d) {
@@ -199,14 +230,13 @@ function renderDetail(d) {
     " pieces; received " + human(d.downloaded) + ", sent " + human(d.uploaded) + "; data in " + d.data_dir;
   record(d);
   drawChart(d.id);
-  renderPieces(d);
   const wb = $("#workers tbody"); wb.replaceChildren();
   for (const w of d.workers) {
     const name = el("span", w.name, { style: "color:" + colorOf(w.name) });
     wb.appendChild(row([name, w.state, w.peers, human(w.down_rate) + "/s", human(w.downloaded), w.pieces_delivered, w.hash_fails, w.banned]));
   }
   const tb = $("#trackers tbody"); tb.replaceChildren();
-  for (const t of d.trackers) tb.appendChild(row([t.url, t.tier, t.overdue, t.last_overdue, t.last_error || ""]));
+  for (const t of d.trackers) tb.appendChild(trackerRow(t));
   const fb = $("#files tbody"); fb.replaceChildren();
   for (const f of d.files) fb.appendChild(row([f.path, human(f.length)]));
 }
@@ -239,8 +269,10 @@ async function refresh() {
   try {
     const list = await call("GET", "/torrents");
     renderTorrents(list.torrents);
-    if (selected && list.torrents.some((j) => j.id === selected)) renderDetail(await call("GET", "/torrents/" + selected));
-    else $("#detail").hidden = true;
+    if (selected && list.torrents.some((j) => j.id === selected)) {
+      renderDetail(await call("GET", "/torrents/" + selected));
+      renderPieces(selected, await call("GET", "/torrents/" + selected + "/pieces"));
+    } else $("#detail").hidden = true;
     renderNodes(await call("GET", "/nodes"));
     const al = await call("GET", "/alerts?since=" + alertsNext);
     renderAlerts(al.alerts);
