@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"flotilla/peerwire"
 )
 
 // Limits on incoming connections. Strangers can open TCP connections
@@ -146,7 +148,11 @@ func (w *wire) acceptLoop(l net.Listener) {
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
-			hs, err := w.handshake(sc, false, w.cfg.HandshakeTimeout, firstByteTimeout)
+			var hs peerwire.Handshake
+			conn, err := w.incomingConn(sc, c, w.cfg.HandshakeTimeout, firstByteTimeout)
+			if err == nil {
+				hs, err = w.handshake(conn, false, w.cfg.HandshakeTimeout, firstByteTimeout)
+			}
 			w.slots.handshakeDone(ip)
 			if err != nil {
 				w.log.Debug("incoming handshake failed", "peer", ap, "err", err)
@@ -154,9 +160,9 @@ func (w *wire) acceptLoop(l net.Listener) {
 				return
 			}
 			select {
-			case w.newConns <- newConn{c: sc, addr: ap, hs: hs}:
+			case w.newConns <- newConn{c: conn, addr: ap, hs: hs}:
 			case <-w.closing:
-				sc.Close()
+				conn.Close()
 			}
 		}()
 	}

@@ -306,9 +306,8 @@ func (w *wire) tuneConn(c net.Conn) {
 // dial connects to addr and hands the connection to the owner.
 func (w *wire) dial(addr netip.AddrPort) {
 	defer w.wg.Done()
-	d := net.Dialer{Timeout: w.cfg.DialTimeout}
 	w.log.Debug("dialing", "peer", addr)
-	c, err := d.DialContext(w.ctx, "tcp", addr.String())
+	c, err := w.dialConn(addr)
 	w.log.Debug("dialed", "peer", addr, "err", err)
 	var hs peerwire.Handshake
 	reached := err == nil

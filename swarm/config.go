@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"errors"
+	"flotilla/peerwire/mse"
 	"fmt"
 	"log/slog"
 	"net"
@@ -58,6 +59,9 @@ type Config struct {
 	Seed bool
 	// UploadSlots is the number of peers unchoked at once.
 	UploadSlots int
+	// Encryption is which connections the local swarm makes and accepts
+	// (MSE/PE); the zero value is mse.Off, plaintext only.
+	Encryption mse.Policy
 	// ChokeInterval is how often upload slots are reassigned.
 	ChokeInterval time.Duration
 	// OptimisticInterval is how long an optimistic unchoke lasts.

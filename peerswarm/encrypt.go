@@ -1,0 +1,111 @@
+package peerswarm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	"flotilla/peerwire"
+	"flotilla/peerwire/mse"
+)
+
+// errPlainRefused closes a plaintext peer under mse.Require, errMSERefused
+// an MSE one under mse.Off.
+var (
+	errPlainRefused = errors.New("swarm: plaintext handshake refused (encryption required)")
+	errMSERefused   = errors.New("swarm: not a plaintext BitTorrent handshake (encryption off)")
+)
+
+// dialConn connects to addr and, per cfg.Encryption, runs the MSE
+// initiator's handshake on it (offering RC4); under mse.Prefer a failed
+// or refused one is redialled in plaintext. The handshake is bounded by
+// DialTimeout and interrupted by Close.
+func (w *wire) dialConn(addr netip.AddrPort) (net.Conn, error) {
+	d := net.Dialer{Timeout: w.cfg.DialTimeout}
+	c, err := d.DialContext(w.ctx, "tcp", addr.String())
+	p := w.cfg.Encryption
+	if err != nil || !p.Initiate() {
+		return c, err
+	}
+	w.tuneConn(c)
+	if !w.trackHandshake(c) {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	mc, err := mse.Initiate(c, w.cfg.InfoHash, mse.RC4, nil, time.Now().Add(w.cfg.DialTimeout))
+	w.untrackHandshake(c)
+	if err == nil {
+		return mc, nil
+	}
+	c.Close()
+	if !p.Fallback() {
+		return nil, fmt.Errorf("encrypted handshake: %w", err)
+	}
+	w.log.Debug("encrypted handshake failed; redialling in plaintext", "peer", addr, "err", err)
+	if c, err = d.DialContext(w.ctx, "tcp", addr.String()); err == nil {
+		w.tuneConn(c)
+	}
+	return c, err
+}
+
+// incomingConn returns the stream of an incoming connection per
+// cfg.Encryption: one the coordinator's router already decrypted (an
+// *mse.Conn) as it is; otherwise the first 20 bytes tell a plaintext
+// handshake (refused under mse.Require) from an MSE initiator, answered
+// for our torrent (refused under mse.Off). The bytes read are replayed.
+// The handshake is bounded by timeout, its first byte by firstByte.
+func (w *wire) incomingConn(c net.Conn, inner net.Conn, timeout, firstByte time.Duration) (net.Conn, error) {
+	p := w.cfg.Encryption
+	if _, ok := inner.(*mse.Conn); ok || p == mse.Off {
+		return c, nil
+	}
+	if !w.trackHandshake(c) {
+		return nil, net.ErrClosed
+	}
+	defer w.untrackHandshake(c)
+	deadline := time.Now().Add(timeout)
+	c.SetReadDeadline(deadline)
+	var r io.Reader = c
+	if firstByte > 0 && firstByte < timeout {
+		c.SetReadDeadline(time.Now().Add(firstByte))
+		r = &firstByteReader{c: c, deadline: deadline}
+	}
+	head := make([]byte, 1+len(peerwire.Pstr))
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, fmt.Errorf("read handshake: %w", err)
+	}
+	replay := &replayConn{Conn: c, head: head}
+	if head[0] == byte(len(peerwire.Pstr)) && string(head[1:]) == peerwire.Pstr {
+		if !p.AcceptPlain() {
+			return nil, errPlainRefused
+		}
+		c.SetReadDeadline(time.Time{})
+		return replay, nil
+	}
+	skey := func(req2 [20]byte) ([20]byte, bool) {
+		return w.cfg.InfoHash, req2 == mse.Req2(w.cfg.InfoHash)
+	}
+	mc, err := mse.Accept(replay, skey, p.AcceptMethods(), deadline)
+	if err != nil {
+		return nil, fmt.Errorf("encrypted handshake: %w", err)
+	}
+	return mc, nil
+}
+
+// replayConn returns head before reading from Conn.
+type replayConn struct {
+	net.Conn
+	head []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
