@@ -3,6 +3,7 @@ package coordinator
 import (
 	"crypto/ed25519"
 	"errors"
+	"flotilla/peerwire/mse"
 	"fmt"
 	"log/slog"
 	"net"
@@ -36,6 +37,9 @@ type Config struct {
 	// DHT, if set, runs a DHT node shared by every job of a public torrent
 	// (dhtsource.go); New sets its Watchdog and Logger on a copy.
 	DHT *dht.Config
+	// Encryption is which peer connections the router and the jobs'
+	// local swarms accept and make (MSE/PE); the zero value is mse.Off.
+	Encryption mse.Policy
 }
 
 // DefaultConfig listens for peers on every address, port 6881.
@@ -60,6 +64,7 @@ type Coordinator struct {
 	log    *slog.Logger
 	ln     net.Listener
 	router *router
+	enc    mse.Policy // Config.Encryption
 	wd     *watchdog.Watchdog
 	tc     *tracker.Client
 	dht    *dht.Node // nil without Config.DHT
@@ -115,7 +120,8 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("trackers: %w", err)
 	}
 	c := &Coordinator{log: log, ln: ln, wd: wd, tc: tc,
-		router: newRouter(ln, cfg.Incoming, swarm.DefaultConfig().SocketBuffer, log),
+		router: newRouter(ln, cfg.Incoming.encrypted(cfg.Encryption), swarm.DefaultConfig().SocketBuffer, log),
+		enc:    cfg.Encryption,
 		cmds:   make(chan func()), closing: make(chan struct{}), done: make(chan struct{}),
 		jobs: map[*Job]struct{}{}, nodeSrc: memberSources{}}
 	if cfg.DHT != nil {

@@ -199,6 +199,7 @@ func (j *Job) Start(peers []netip.AddrPort) (err error) {
 	dcfg.Storage, dcfg.Listener, dcfg.MaxPeers, dcfg.Seed = j.store, ln, j.cfg.MaxPeers, j.cfg.Seed
 	dcfg.Watchdog, dcfg.Logger = j.c.wd, j.c.log
 	dcfg.MaxInFlightBytes = j.cfg.MaxInFlightBytes
+	dcfg.Encryption = j.c.enc
 	local, err := peerswarm.New(dcfg)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"encoding/hex"
 	"errors"
+	"flotilla/peerwire/mse"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +39,8 @@ type IncomingConfig struct {
 	// Queue caps the connections routed to a job and not yet taken by its
 	// local swarm; over it the newcomer is closed.
 	Queue int
+
+	encryption mse.Policy // Config.Encryption (see encrypted)
 }
 
 // DefaultIncomingConfig returns the bounds a Config's zero fields take.
@@ -178,10 +181,11 @@ type identified struct {
 }
 
 func newRouter(ln net.Listener, cfg IncomingConfig, socketBuffer int, log *slog.Logger) *router {
-	r := &router{ln: ln, log: log, cfg: cfg.withDefaults(), identify: identifyPlain, socketBuffer: socketBuffer,
+	r := &router{ln: ln, log: log, cfg: cfg.withDefaults(), socketBuffer: socketBuffer,
 		accepted: make(chan net.Conn), identified: make(chan identified), cmds: make(chan func()),
 		closing: make(chan struct{}), done: make(chan struct{}),
 		routes: map[[20]byte]*jobListener{}, pending: map[net.Conn]pendingConn{}, perIP: map[netip.Prefix]int{}}
+	r.identify = r.identifierFor(r.cfg.encryption)
 	r.wg.Add(1)
 	go r.acceptLoop()
 	go r.run()
