@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"flotilla/peerwire/mse"
 	"fmt"
 	"io"
 	"net"
@@ -24,23 +25,25 @@ const exitInterrupted = 130
 
 // transferOpts are the flags shared by download and seed.
 type transferOpts struct {
-	listen   string
-	maxPeers int
-	peers    string
-	verbose  bool
-	progress string
-	logEvery time.Duration
-	verify   bool
-	sparse   bool
-	directIO bool
-	cpuprof  string
-	cluster  clusteropt.Options
-	dht      dhtOpts
+	listen     string
+	encryption mse.Policy
+	maxPeers   int
+	peers      string
+	verbose    bool
+	progress   string
+	logEvery   time.Duration
+	verify     bool
+	sparse     bool
+	directIO   bool
+	cpuprof    string
+	cluster    clusteropt.Options
+	dht        dhtOpts
 }
 
 func (o *transferOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:6881", "TCP address to accept peer connections on (and whose port is announced); port 0 picks a free one")
 	fs.IntVar(&o.maxPeers, "max-peers", 80, "most peer connections at once")
+	o.registerEncryption(fs)
 	fs.StringVar(&o.peers, "peer", "", "comma-separated HOST:PORT peers to connect to besides those the trackers give")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else a log line every --log-interval), bar, log or none")

@@ -84,6 +84,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) int {
 func (o *transferOpts) registerServe(fs *flag.FlagSet) {
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:6881", "TCP address to accept peer connections on (and whose port is announced); port 0 picks a free one")
 	fs.IntVar(&o.maxPeers, "max-peers", 80, "most peer connections at once, per job")
+	o.registerEncryption(fs)
 	fs.StringVar(&o.peers, "peer", "", "comma-separated HOST:PORT peers every job connects to besides those the trackers give")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics")
 	o.cluster.Register(fs, "comma-separated HOST[:PORT] of cluster members to join (optional: swarm nodes usually join the coordinator)")
@@ -206,7 +207,7 @@ func serviceConfig(env *cmdEnv, o serveOpts, log *slog.Logger) (service.Config, 
 	cfg := service.DefaultConfig()
 	cfg.StateDir, cfg.DataDir, cfg.MaxActive, cfg.Logger = o.state, o.data, o.maxActive, log
 	cfg.Limits = service.Limits{Seed: o.seed, Ratio: o.seedRatio, Time: service.Duration(o.seedTime)}
-	cfg.Coordinator.ListenAddr = o.listen
+	cfg.Coordinator.ListenAddr, cfg.Coordinator.Encryption = o.listen, o.encryption
 	var err error
 	if cfg.Coordinator.DHT, err = o.dht.config(filepath.Join(o.state, "dht.json")); err != nil {
 		return cfg, failf(w, "serve", "fix the DHT flags", "%v", err)

@@ -71,7 +71,7 @@ func runTransfer(ctx context.Context, env *cmdEnv, name, path, dir string, seed 
 	if err != nil {
 		return failf(x.env.stderr, x.name, "fix the DHT flags", "%v", err)
 	}
-	c, err := coordinator.New(coordinator.Config{ListenAddr: o.listen, Logger: x.log, DHT: dcfg})
+	c, err := coordinator.New(coordinator.Config{ListenAddr: o.listen, Logger: x.log, DHT: dcfg, Encryption: o.encryption})
 	if err != nil {
 		return x.listenFailed(err)
 	}

@@ -23,6 +23,8 @@ type netnsLab struct {
 	payload *lab.Payload
 	torrent *lab.Torrent
 	tracker *lab.Opentracker
+	// requireCrypto sets transmission's "encryption" to 2 (required).
+	requireCrypto bool
 }
 
 var subnetSeq = 0
@@ -74,7 +76,8 @@ func (l *netnsLab) startTransmission(t *testing.T, host *lab.Netns, dir string) 
 	os.MkdirAll(cfgDir, 0o755)
 	settings := fmt.Sprintf(`{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false,
  "port-forwarding-enabled": false, "utp-enabled": false, "blocklist-enabled": false,
- "peer-port": %d, "bind-address-ipv4": %q, "preallocation": 0, "message-level": 1}`, port, host.IP())
+ "peer-port": %d, "bind-address-ipv4": %q, "preallocation": 0, "message-level": 1, "encryption": %d}`,
+		port, host.IP(), map[bool]int{false: 1, true: 2}[l.requireCrypto])
 	if err := os.WriteFile(filepath.Join(cfgDir, "settings.json"), []byte(settings), 0o644); err != nil {
 		t.Fatal(err)
 	}

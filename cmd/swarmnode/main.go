@@ -13,6 +13,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"flag"
+	"flotilla/peerwire/mse"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,6 +60,7 @@ Every connection is authenticated and encrypted with the cluster key.`
 // nodeOpts are swarmnode's flags.
 type nodeOpts struct {
 	co          clusteropt.Options
+	encryption  mse.Policy
 	listen      string
 	data        string
 	name        string
@@ -76,6 +78,8 @@ func (o *nodeOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.data, "data", "", "directory for the pieces of running jobs, one per node (default: a temporary directory, removed on exit); files a killed node left there are removed at start")
 	fs.StringVar(&o.name, "name", "", "this node's name in the cluster (default: hostname@address)")
 	fs.StringVar(&o.http, "http", "", "TCP address serving GET /healthz (alive) and /readyz (ready: the delegate endpoint up and the cluster joined) for probes; default: none")
+	o.encryption = mse.Prefer
+	fs.Var(&o.encryption, "encryption", "peer connections of the node's swarms: prefer (start encrypted (MSE/PE), fall back to plaintext; accept both), require (encrypted only, both ways) or off (plaintext only)")
 	fs.IntVar(&o.slots, "max-peers", 80, "peer connections of the node, shared among the jobs running (each gets max-peers divided by the jobs running now; one job gets them all)")
 	fs.IntVar(&o.maxJobs, "max-jobs", delegate.DefaultServerConfig().MaxJobs, "torrents the node helps with at once, over all coordinators; a coordinator asking for more is told to retry later")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
@@ -259,7 +263,7 @@ func (n *node) startServer(tc *tracker.Client) (srv *delegate.Server, serveErr <
 	scfg.Key, scfg.Name, scfg.Listener, scfg.DataDir, scfg.Logger = n.key, n.o.name, dln, n.dataDir, n.nodeLog
 	scfg.CoordinatorPubKey = n.coordPub
 	scfg.PeerListen = net.JoinHostPort(n.peerHost, "0")
-	scfg.Swarm.MaxPeers = n.o.slots
+	scfg.Swarm.MaxPeers, scfg.Swarm.Encryption = n.o.slots, n.o.encryption
 	scfg.MaxJobs, scfg.MaxJobsPerSession = n.o.maxJobs, n.o.maxJobs
 	scfg.OnJob = func(j delegate.JobInfo) func() { return announceJob(tc, j, n.log, n.stderr) }
 	// A lost session may be a coordinator restarted on the same address:

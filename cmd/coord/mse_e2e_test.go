@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"flotilla/internal/lab"
+	"flotilla/internal/testenv"
+)
+
+// aria2RequireCrypto makes aria2c speak MSE with RC4 only, both ways.
+var aria2RequireCrypto = []string{"--bt-require-crypto=true", "--bt-min-crypto-level=arc4"}
+
+// TestDownloadEncryptedFromAria2: coord download --encryption require
+// from aria2c seeders that accept nothing but MSE with RC4.
+func TestDownloadEncryptedFromAria2(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 31, Size: 24<<20 + 777}, 1<<18, 2, aria2RequireCrypto...)
+	out := t.TempDir()
+	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "log",
+		"--encryption", "require")
+	if code := p.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatalf("%v\n%s", err, p.out.String())
+	}
+}
+
+// TestDownloadPreferFromAria2RequireCrypto: the default (prefer) reaches
+// aria2c seeders that require encryption too.
+func TestDownloadPreferFromAria2RequireCrypto(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 32, Size: 8<<20 + 5}, 1<<18, 1, aria2RequireCrypto...)
+	out := t.TempDir()
+	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	if code := p.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSeedEncryptedToAria2: aria2c requiring MSE with RC4 downloads from
+// coord seed --encryption require (the router answers its MSE handshake).
+func TestSeedEncryptedToAria2(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 33, Size: 16<<20 + 999}, 1<<18, 0)
+	seedPort := testenv.FreePort(t, "127.0.0.40")
+	s := startCoord(t, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
+		"--listen", "127.0.0.40:"+strconv.Itoa(seedPort), "--progress", "none", "--encryption", "require")
+	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
+		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
+		return err == nil && sc.Complete >= 1
+	})
+	out := t.TempDir()
+	args := append(lab.Aria2LeechArgs("127.0.0.41", testenv.FreePort(t, "127.0.0.41"), out, l.torrent.Path), aria2RequireCrypto...)
+	leech := exec.Command("aria2c", args...)
+	leech.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	done := make(chan []byte, 1)
+	go func() { b, _ := leech.CombinedOutput(); done <- b }()
+	select {
+	case b := <-done:
+		if err := l.payload.Verify(out); err != nil {
+			t.Fatalf("aria2c's copy: %v\naria2c:\n%s\ncoord:\n%s", err, b, s.out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		leech.Process.Kill()
+		t.Fatalf("aria2c did not finish downloading from coord seed; coord:\n%s", s.out.String())
+	}
+}
+
+// TestDownloadEncryptedFromTransmission: coord download --encryption
+// require from a transmission seeder whose settings require encryption.
+func TestDownloadEncryptedFromTransmission(t *testing.T) {
+	l := newNetnsLab(t, 8<<20+4321)
+	l.requireCrypto = true
+	l.startTransmission(t, l.hosts["seed"], filepath.Dir(l.payload.Path))
+	testenv.WaitFor(t, time.Minute, "transmission registered as a seeder", func() bool {
+		s, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
+		return err == nil && s.Complete >= 1
+	})
+	out := t.TempDir()
+	client := l.hosts["client"]
+	p := l.startCoordOn(t, client, "download", l.torrent.Path, "--out", out,
+		"--listen", client.IP()+":6881", "--progress", "log", "--encryption", "require")
+	if code := p.wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTransmissionDownloadsEncryptedFromCoordSeed: transmission requiring
+// encryption downloads from coord seed --encryption require.
+func TestTransmissionDownloadsEncryptedFromCoordSeed(t *testing.T) {
+	l := newNetnsLab(t, 8<<20+4321)
+	l.requireCrypto = true
+	seed := l.hosts["seed"]
+	s := l.startCoordOn(t, seed, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
+		"--listen", seed.IP()+":6881", "--progress", "none", "--encryption", "require")
+	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
+		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
+		return err == nil && sc.Complete >= 1
+	})
+	out := t.TempDir()
+	tr := l.startTransmission(t, l.hosts["client"], out)
+	testenv.WaitFor(t, 3*time.Minute, "transmission's copy complete and identical", func() bool {
+		if tr.Exited() {
+			t.Fatalf("transmission-cli exited: %s", tr.Tail(2000))
+		}
+		return l.payload.Complete(out) && l.payload.Verify(out) == nil
+	})
+	select {
+	case <-s.done:
+		t.Fatalf("coord seed exited:\n%s", s.out.String())
+	default:
+	}
+}
