@@ -93,7 +93,8 @@ func loadTorrent(w io.Writer, cmd, path string) *metainfo.Torrent {
 	}
 	switch {
 	case metainfo.IsMagnet(path) || errors.Is(err, metainfo.ErrMagnetNotSupported):
-		failf(w, cmd, "give the path of a .torrent file instead", "magnet links are not supported yet")
+		failf(w, cmd, "give the path of the .torrent file (coord download fetches it from a magnet link and saves it beside the data)",
+			"coord %s takes a .torrent file, not a magnet link", cmd)
 	case errors.Is(err, metainfo.ErrV2Only):
 		failf(w, cmd, "use a v1 or hybrid torrent of the same data",
 			"%s is a v2-only (BEP 52) torrent, which is not supported yet", path)

@@ -62,11 +62,11 @@ func TestMessagesSayWhatToDo(t *testing.T) {
 		want string // the whole of stderr
 	}{
 		{"magnet download", []string{"download", magnet, "--out", out()}, 1,
-			"coord download: magnet links are not supported yet; give the path of a .torrent file instead\n"},
+			"coord download: the magnet link names no usable tracker and no peer: there is nobody to fetch the torrent's info from; give peers with --peer HOST:PORT, or use a magnet link with tr= trackers\n"},
 		{"magnet seed", []string{"seed", magnet, "--data", out()}, 1,
-			"coord seed: magnet links are not supported yet; give the path of a .torrent file instead\n"},
+			"coord seed: coord seed takes a .torrent file, not a magnet link; give the path of the .torrent file (coord download fetches it from a magnet link and saves it beside the data)\n"},
 		{"magnet announce", []string{"announce", magnet}, 1,
-			"coord announce: magnet links are not supported yet; give the path of a .torrent file instead\n"},
+			"coord announce: coord announce takes a .torrent file, not a magnet link; give the path of the .torrent file (coord download fetches it from a magnet link and saves it beside the data)\n"},
 		{"v2-only", []string{"download", v2, "--out", out()}, 1,
 			"coord download: " + v2 + " is a v2-only (BEP 52) torrent, which is not supported yet; use a v1 or hybrid torrent of the same data\n"},
 		{"missing torrent", []string{"download", missing, "--out", out()}, 1,

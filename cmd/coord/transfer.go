@@ -45,6 +45,11 @@ type transferCmd struct {
 // returns the exit status.
 func runTransfer(ctx context.Context, env *cmdEnv, name, path, dir string, seed bool, o transferOpts) (code int) {
 	x := &transferCmd{env: env, name: name, path: path, dir: dir, seed: seed, o: o}
+	if name == "download" && metainfo.IsMagnet(path) {
+		if code := x.resolveMagnet(ctx); code != 0 {
+			return code
+		}
+	}
 	if code := x.check(); code != 0 {
 		return code
 	}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"flotilla/metadata"
+	"flotilla/metainfo"
+	"flotilla/tracker"
+)
+
+// resolveMagnet turns a magnet link given to coord download into a
+// .torrent file: it fetches the info dictionary from the magnet's peers
+// (x.pe, --peer and its trackers' peers), saves it beside the data and
+// points x.path at it, so that the rest of the run is a plain download.
+// The magnet's x.pe peers are added to --peer.
+func (x *transferCmd) resolveMagnet(ctx context.Context) int {
+	w := x.env.stderr
+	m, err := metainfo.ParseMagnet(x.path)
+	if err != nil {
+		return failf(w, x.name, "check the magnet link (it needs xt=urn:btih: with a 40-character hex or 32-character base32 info-hash)",
+			"%s", strings.TrimPrefix(err.Error(), "metainfo: "))
+	}
+	direct, err := parsePeers(x.o.peers)
+	if err != nil {
+		return failf(w, x.name, "give peers as HOST:PORT,HOST:PORT", "--peer: %v", err)
+	}
+	cfg := metadata.DefaultConfig()
+	cfg.PeerID = tracker.NewPeerID()
+	cfg.Peers = direct
+	var trackers [][]string
+	for _, tr := range m.Trackers {
+		if metainfo.CheckTrackerURL(tr) == nil {
+			trackers = append(trackers, []string{tr})
+		}
+	}
+	if len(trackers) > 0 {
+		tc, err := tracker.New(tracker.DefaultConfig())
+		if err != nil {
+			return failErr(w, x.name, "trackers", err)
+		}
+		defer tc.Close()
+		params := tracker.AnnounceParams{PeerID: cfg.PeerID, Port: listenPort(x.o.listen), Left: 1, NumWant: 50}
+		cfg.Announce = func(ctx context.Context) []netip.AddrPort {
+			var out []netip.AddrPort
+			for _, r := range tc.ProbeTiers(ctx, m.InfoHash, trackers, params) {
+				if r.Response != nil {
+					for _, p := range r.Response.Peers {
+						out = append(out, p.Addr)
+					}
+				}
+			}
+			return out
+		}
+	}
+	if len(trackers) == 0 && len(m.Peers) == 0 && len(direct) == 0 {
+		return failf(w, x.name, "give peers with --peer HOST:PORT, or use a magnet link with tr= trackers",
+			"the magnet link names no usable tracker and no peer: there is nobody to fetch the torrent's info from")
+	}
+	fmt.Fprintf(w, "coord %s: fetching the torrent's info from peers (magnet %x)\n", x.name, m.InfoHash)
+	t, err := metadata.Fetch(ctx, m, cfg)
+	if err != nil {
+		return failf(w, x.name, "check that the magnet's trackers or peers are reachable and seed this torrent, then run the same command again",
+			"%v", err)
+	}
+	path, err := metadata.Save(t, x.dir)
+	if err != nil {
+		return failf(w, x.name, "choose another directory with --out, or fix its permissions", "%v", err)
+	}
+	fmt.Fprintf(w, "coord %s: got the torrent's info; saved it as %s\n", x.name, path)
+	x.path = path
+	if len(m.Peers) > 0 {
+		x.o.peers = strings.Trim(x.o.peers+","+strings.Join(m.Peers, ","), ",")
+	}
+	return 0
+}
+
+// listenPort is the port of a --listen address, 0 if it has none.
+func listenPort(addr string) uint16 {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.ParseUint(port, 10, 16)
+	return uint16(p)
+}
