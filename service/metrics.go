@@ -24,6 +24,8 @@ type metrics struct {
 	tLatency, tAnswers, tOverduePackets, tPeers *prometheus.Desc
 	tSwarm                                      *prometheus.Desc
 	wdLatency, wdFulfilled, wdOverdue, wdPend   *prometheus.Desc
+	clusterJoined, nodeUp, nodeSlots, nodeJobs  *prometheus.Desc
+	nodeRate, nodeDelivered, nodeStates         *prometheus.Desc
 }
 
 // NewRegistry returns a Prometheus registry holding the service's metrics
@@ -78,6 +80,14 @@ func newMetrics(s *Service) *metrics {
 		wdFulfilled: d("watchdog_fulfilled_total", "Watchdog packets fulfilled, by kind.", []string{"kind"}),
 		wdOverdue:   d("watchdog_overdue_total", "Watchdog packets that passed their deadline, by kind.", []string{"kind"}),
 		wdPend:      d("watchdog_pending", "Watchdog packets pending, by kind.", []string{"kind"}),
+
+		clusterJoined: d("cluster_joined", "1 once the daemon joined its cluster (absent outside one).", nil),
+		nodeUp:        d("node_up", "1 for each cluster member the daemon sees.", []string{"node", "role"}),
+		nodeSlots:     d("node_slots", "The peer slots a cluster member advertises.", []string{"node"}),
+		nodeJobs:      d("node_jobs", "Running jobs a cluster member works for.", []string{"node"}),
+		nodeRate:      d("node_download_rate_bytes", "Payload bytes a cluster member receives per second, over the running jobs.", []string{"node"}),
+		nodeDelivered: d("node_pieces_delivered", "Pieces a cluster member delivered to the running jobs, in their current runs.", []string{"node"}),
+		nodeStates:    d("node_job_states", "A cluster member's running jobs by the sub-chief's view of it (active, benched, gone, quarantined).", []string{"node", "state"}),
 	}
 }
 
@@ -129,6 +139,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for st, n := range states {
 		emit(m.jobs, g, float64(n), st)
 	}
+	m.collectNodes(emit, details)
 	for _, k := range m.s.eng.watchdog() {
 		for q, v := range map[string]time.Duration{"0.5": k.Median, "0.99": k.P99, "1": k.Max} {
 			emit(m.wdLatency, g, v.Seconds(), k.Kind, q)
@@ -203,4 +214,37 @@ func mergeWorkers(ws []WorkerInfo) []WorkerInfo {
 		o.Banned += w.Banned
 	}
 	return out
+}
+
+// collectNodes emits the cluster's members and their figures over the
+// running jobs (nothing outside a cluster).
+func (m *metrics) collectNodes(emit emitFunc, details []JobDetail) {
+	ci, ok := m.s.eng.cluster()
+	if !ok {
+		return
+	}
+	g := prometheus.GaugeValue
+	joined := 0.0
+	if ci.Stats.Joined {
+		joined = 1
+	}
+	emit(m.clusterJoined, g, joined)
+	for _, n := range nodesOf(ci, details).Members {
+		emit(m.nodeUp, g, 1, n.Name, n.Role)
+		emit(m.nodeSlots, g, float64(n.Slots), n.Name)
+		emit(m.nodeJobs, g, float64(len(n.Jobs)), n.Name)
+		var rate float64
+		var delivered int
+		states := map[string]int{}
+		for _, j := range n.Jobs {
+			rate += j.DownRate
+			delivered += j.Delivered
+			states[j.State]++
+		}
+		emit(m.nodeRate, g, rate, n.Name)
+		emit(m.nodeDelivered, g, float64(delivered), n.Name)
+		for st, k := range states {
+			emit(m.nodeStates, g, float64(k), n.Name, st)
+		}
+	}
 }

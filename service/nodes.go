@@ -1,6 +1,10 @@
 package service
 
-import "sort"
+import (
+	"sort"
+
+	"flotilla/coordinator"
+)
 
 // Nodes is the cluster as the daemon sees it, with what each member does
 // for the daemon's jobs.
@@ -44,6 +48,12 @@ func (s *Service) Nodes() (Nodes, error) {
 	if err != nil {
 		return Nodes{}, err
 	}
+	return nodesOf(ci, details), nil
+}
+
+// nodesOf is the cluster ci with what each member does in the jobs'
+// details.
+func nodesOf(ci coordinator.ClusterInfo, details []JobDetail) Nodes {
 	n := Nodes{Enabled: true, Joined: ci.Stats.Joined, Members: []NodeInfo{}}
 	if ci.Stats.JoinErr != nil {
 		n.JoinError = ci.Stats.JoinErr.Error()
@@ -61,7 +71,7 @@ func (s *Service) Nodes() (Nodes, error) {
 		n.Members = append(n.Members, ni)
 	}
 	sort.Slice(n.Members, func(a, b int) bool { return n.Members[a].Name < n.Members[b].Name })
-	return n, nil
+	return n
 }
 
 // clusterReady reports whether the cluster, if configured, was joined.

@@ -74,6 +74,14 @@ func TestServeClusterTwoTorrents(t *testing.T) {
 		t.Fatalf("/readyz in a joined cluster: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	if v := s.metricWith(t, "flotilla_cluster_joined", nil); v != 1 {
+		t.Errorf("/metrics: cluster joined %v", v)
+	}
+	for _, n := range []string{"node1", "node2"} {
+		if v := s.metricWith(t, "flotilla_node_up", map[string]string{"node": n, "role": "swarmnode"}); v != 1 {
+			t.Errorf("/metrics: %s up %v", n, v)
+		}
+	}
 
 	ja, jb := s.add(t, a.torrent.Path, ""), s.add(t, b.torrent.Path, "")
 	sawNodes := map[string]bool{}
@@ -102,6 +110,20 @@ func TestServeClusterTwoTorrents(t *testing.T) {
 		t.Errorf("no swarm node delivered a piece to either job")
 	}
 	t.Logf("swarm nodes that delivered pieces: %v", sawNodes)
+	for _, id := range []string{ja.ID, jb.ID} { // the piece maps name the nodes that delivered
+		var m service.PieceMap
+		if code := s.do(t, "GET", "/torrents/"+id+"/pieces", nil, &m); code != 200 || len(m.Sources) != m.Pieces {
+			t.Fatalf("pieces of %s: %d %+v", id, code, m)
+		}
+		for _, k := range m.Sources {
+			if k != 255 && m.Names[k] != "local" && m.Names[k] != "disk" {
+				delete(sawNodes, m.Names[k])
+			}
+		}
+	}
+	if len(sawNodes) > 0 {
+		t.Errorf("the piece maps do not show the pieces of %v", sawNodes)
+	}
 	out, err := exec.Command(coordBinary(t), "nodes", "--server", client.Server, "--token-file", filepath.Join(dir, "token")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "node1") || !strings.Contains(string(out), "node2") {
 		t.Fatalf("coord nodes --server: %v\n%s", err, out)
