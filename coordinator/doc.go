@@ -58,9 +58,14 @@
 // stranger gets the larger allowance.
 //
 // Identifying the torrent of a connection is the router's alone (the
-// identifier type): an encrypted handshake (MSE/PE) is another
-// identifier, which will need the table's info-hashes to recognise the
-// initiator's obfuscated one, and returns a decrypting connection.
+// identifier type, chosen by Config.Encryption: identifierFor). A
+// connection whose first 20 bytes are the BEP 3 protocol string is
+// plaintext (refused under mse.Require); any other is answered as an MSE
+// initiator (peerwire/mse, refused under mse.Off), its torrent found by
+// HASH('req2', SKEY) among the routes, and the job's swarm gets the
+// decrypting connection with the initial payload (the peer's BitTorrent
+// handshake) replayed first. The identify Timeout bounds the whole MSE
+// handshake too.
 //
 // # Peers
 //
@@ -110,9 +115,7 @@
 //
 // # Not yet
 //
-// Incoming connections are routed by the plaintext handshake only: an
-// encrypted (MSE/PE) one is closed as not BitTorrent (aria2c tries one
-// first, then retries in plaintext). The per-address caps on connected
+// The per-address caps on connected
 // peers are each torrent's (peerswarm); the router's bound only pending
 // connections.
 //
