@@ -28,7 +28,7 @@ var (
 )
 
 // coordBinary builds the coord program once per test binary run.
-func coordBinary(t *testing.T) string {
+func coordBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "coord-e2e-")
@@ -124,14 +124,14 @@ type coordProc struct {
 
 type syncBuffer = testenv.SyncBuffer
 
-func startCoord(t *testing.T, args ...string) *coordProc {
+func startCoord(t testing.TB, args ...string) *coordProc {
 	t.Helper()
 	return startCoordCmd(t, exec.Command(coordBinary(t), args...))
 }
 
 // startCoordCmd starts a prepared coord command (for example one that
 // enters a network namespace) with its output captured.
-func startCoordCmd(t *testing.T, cmd *exec.Cmd) *coordProc {
+func startCoordCmd(t testing.TB, cmd *exec.Cmd) *coordProc {
 	t.Helper()
 	p := &coordProc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -148,7 +148,7 @@ func startCoordCmd(t *testing.T, cmd *exec.Cmd) *coordProc {
 }
 
 // wait waits for the process to exit and returns its exit code.
-func (p *coordProc) wait(t *testing.T, timeout time.Duration) int {
+func (p *coordProc) wait(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.done:
