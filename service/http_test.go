@@ -400,8 +400,12 @@ func TestAPIPieces(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, s, in.ID, StatePaused)
-	// The paused job's map is its last run's, as it ended.
-	if code, m = call(t, "GET", url, testToken, nil, ""); code != 200 || m["sources"] != base64.StdEncoding.EncodeToString([]byte{0, 2, 1, 255}) || m["running"] != false {
+	// The paused job's map, once its run closed, is that run's as it ended.
+	testenv.WaitFor(t, 5*time.Second, "the paused job's last map", func() bool {
+		code, m = call(t, "GET", url, testToken, nil, "")
+		return m["running"] == false && m["sources"] != base64.StdEncoding.EncodeToString([]byte{255, 255, 255, 255})
+	})
+	if code != 200 || m["sources"] != base64.StdEncoding.EncodeToString([]byte{0, 2, 1, 255}) {
 		t.Fatalf("paused job's pieces: %d %v", code, m)
 	}
 	if code, _ = call(t, "GET", srv.URL+"/api/v1/torrents/nope/pieces", testToken, nil, ""); code != 404 {
