@@ -45,6 +45,18 @@ func BenchmarkDHTLookup(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	var all Stats
+	for _, n := range nodes {
+		s, _ := n.Stats(ctx)
+		all.Timeouts += s.Timeouts
+		all.Dropped += s.Dropped
+		all.Busy += s.Busy
+		all.Malformed += s.Malformed
+		all.UnknownTx += s.UnknownTx
+		all.Sent += s.Sent
+		all.Received += s.Received
+	}
+	b.Logf("all nodes: %+v", all)
 	if len(firsts) == 0 {
 		b.Fatal("no lookup found the peer")
 	}

@@ -2,7 +2,9 @@ package dht
 
 import (
 	"context"
+	"log/slog"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -19,6 +21,9 @@ func testConfig(boot ...string) Config {
 	c.QueryTimeout = 500 * time.Millisecond
 	c.Tick = 50 * time.Millisecond
 	c.QueryRate = 0 // every node of a local DHT shares 127.0.0.1
+	if os.Getenv("DHT_DEBUG") != "" {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	if len(boot) == 0 {
 		c.Bootstrap = []string{"127.0.0.1:9"} // nobody: a first node
 	}

@@ -12,6 +12,7 @@ import (
 // or it has sent maxQueries queries. A passive value driven by the Node's
 // loop: next says whom to ask, answered/failed record the outcome.
 type lookup struct {
+	self       ID // never a candidate: others list us among the closest
 	target     ID
 	getPeers   bool
 	k, alpha   int
@@ -42,15 +43,15 @@ type cand struct {
 // maxCands bounds the candidates a lookup keeps.
 func (l *lookup) maxCands() int { return 8 * l.k }
 
-func newLookup(target ID, getPeers bool, k, alpha, maxQueries int) *lookup {
-	return &lookup{target: target, getPeers: getPeers, k: k, alpha: alpha, maxQueries: maxQueries,
+func newLookup(self, target ID, getPeers bool, k, alpha, maxQueries int) *lookup {
+	return &lookup{self: self, target: target, getPeers: getPeers, k: k, alpha: alpha, maxQueries: maxQueries,
 		seen: make(map[netip.AddrPort]bool), peers: make(map[netip.AddrPort]bool)}
 }
 
 // add offers candidates; known says whether their ids are real.
 func (l *lookup) add(ns []nodeInfo, known bool) {
 	for _, n := range ns {
-		if !n.Addr.IsValid() || n.Addr.Port() == 0 || l.seen[n.Addr] {
+		if !n.Addr.IsValid() || n.Addr.Port() == 0 || l.seen[n.Addr] || (known && n.ID == l.self) {
 			continue
 		}
 		l.seen[n.Addr] = true

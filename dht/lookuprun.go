@@ -62,7 +62,7 @@ func (n *Node) GetPeers(ctx context.Context, infoHash ID, opt LookupOptions) (Lo
 // startLookup seeds a lookup with our closest contacts, and with the
 // bootstrap nodes while the table is short of K.
 func (n *Node) startLookup(target ID, getPeers bool, opt LookupOptions, finish func(LookupResult)) {
-	run := &lookupRun{l: newLookup(target, getPeers, n.cfg.K, n.cfg.Alpha, n.cfg.MaxLookupQueries),
+	run := &lookupRun{l: newLookup(n.self, target, getPeers, n.cfg.K, n.cfg.Alpha, n.cfg.MaxLookupQueries),
 		opt: opt, start: time.Now(), finish: finish}
 	run.l.add(n.table.closest(target, n.cfg.K), true)
 	if n.table.len() < n.cfg.K {

@@ -61,6 +61,7 @@ type inbound struct {
 }
 
 type pending struct {
+	method string
 	addr   netip.AddrPort
 	ticket watchdog.Ticket
 	done   func(m *msg, err error) // runs on the loop
@@ -344,7 +345,7 @@ func (n *Node) query(addr netip.AddrPort, method string, args []byte, done func(
 	}
 	n.ostats.sent++
 	tk := n.wd.Issue(QueryKind, OwnerPrefix+hex.EncodeToString(t[:]), n.cfg.QueryTimeout)
-	n.pending[string(t[:])] = &pending{addr: addr, ticket: tk, done: done}
+	n.pending[string(t[:])] = &pending{method: method, addr: addr, ticket: tk, done: done}
 }
 
 // checkOverdue fails the queries whose watchdog packets are overdue: the
@@ -372,6 +373,7 @@ func (n *Node) checkOverdue() {
 		delete(n.pending, k)
 		n.wd.Cancel(p.ticket)
 		n.ostats.timeouts++
+		n.log.Debug("dht: query timed out", "to", p.addr, "method", p.method)
 		n.table.failed(p.addr, now)
 		p.done(nil, errTimeout)
 	}

@@ -73,7 +73,7 @@ func TestTableBuckets(t *testing.T) {
 // sends more than maxQueries, and ends when the k closest answered.
 func TestLookupBounded(t *testing.T) {
 	target := RandomID()
-	l := newLookup(target, true, 8, 3, 20)
+	l := newLookup(RandomID(), target, true, 8, 3, 20)
 	var ns []nodeInfo
 	for i := range 100 {
 		ns = append(ns, nodeInfo{ID: RandomID(), Addr: addr(i)})
