@@ -101,6 +101,16 @@ func New(cfg swarm.Config) (*Swarm, error) {
 	info := cfg.Info
 	n := info.NumPieces()
 	maxActive := int(cfg.MaxInFlightBytes / info.PieceLength)
+	have := bitfield.Bitfield(cfg.Storage.Have())
+	missing := 0
+	for i := range n {
+		if !have.Has(i) {
+			missing++
+		}
+	}
+	// The pieces that can be verified at once: no more than are missing
+	// (a seeder's swarm has none, so neither hash queue nor hashers).
+	hashQueue := min(maxActive, missing) + 1
 	s := &Swarm{
 		cfg:      cfg,
 		info:     info,
@@ -119,8 +129,8 @@ func New(cfg swarm.Config) (*Swarm, error) {
 		closing: s.loop.Closing(), wg: &s.wg,
 		newConns: make(chan newConn),
 		connIn:   make(chan *connBatch, 4),
-		hashIn:   make(chan hashJob, maxActive+1),
-		hashOut:  make(chan hashJob, maxActive+1),
+		hashIn:   make(chan hashJob, hashQueue),
+		hashOut:  make(chan hashJob, hashQueue),
 		hsConns:  map[net.Conn]struct{}{},
 		bans:     s.guard.bans,
 	}
@@ -134,7 +144,6 @@ func New(cfg swarm.Config) (*Swarm, error) {
 	s.req = newRequester(cfg, pk, n, s.log, func() int { return s.verifying + int(s.unreleased.Load()) + len(s.suspects) })
 	s.up = newUploader(cfg.UploadSlots, cfg.MaxUploadQueue, cfg.ChokeInterval,
 		newChoker(cfg.UploadSlots, cfg.OptimisticInterval, s.rng), n)
-	have := bitfield.Bitfield(cfg.Storage.Have())
 	for i := 0; i < n; i++ {
 		if have.Has(i) {
 			pk.SetDone(i)
@@ -158,6 +167,9 @@ func New(cfg swarm.Config) (*Swarm, error) {
 	hashers := cfg.Hashers
 	if hashers == 0 {
 		hashers = min(runtime.NumCPU(), 4)
+	}
+	if missing == 0 {
+		hashers = 0
 	}
 	for range hashers {
 		s.wg.Add(1)
