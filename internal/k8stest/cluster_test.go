@@ -83,7 +83,7 @@ func (c *cluster) keepLogs() {
 		return
 	}
 	dst := c.t.ArtifactDir()
-	exec.Command("cp", "-r", filepath.Join(c.dir, "logs"), dst).Run()
+	exec.Command("cp", "-r", filepath.Join(c.dir, "logs"), filepath.Join(c.dir, "pod-logs"), dst).Run()
 	for _, what := range [][]string{{"get", "all,events", "-A", "-o", "wide"}, {"describe", "pods", "-A"}} {
 		out, _ := c.kubectl(what...)
 		os.WriteFile(filepath.Join(dst, what[0]+".txt"), []byte(out), 0o644)

@@ -21,9 +21,14 @@ type download struct {
 	body    []byte // the .torrent file
 }
 
-// startSwarms starts one opentracker and, for each spec, an aria2c
-// seeder uploading at most rate (aria2c's --max-upload-limit) so that the
-// test's steps happen mid-download.
+// seedersPer is the number of aria2c seeders of each torrent. aria2c
+// unchokes only four peers at once (and one more every 30 s): the
+// coordinator and five nodes need two seeders to be served at once.
+const seedersPer = 2
+
+// startSwarms starts one opentracker and, for each spec, seedersPer
+// aria2c seeders each uploading at most rate (aria2c's
+// --max-upload-limit) so that the test's steps happen mid-download.
 func startSwarms(t *testing.T, ip string, piece int64, rate string, specs ...lab.PayloadSpec) []*download {
 	t.Helper()
 	testenv.Require(t, "opentracker", "aria2c", "mktorrent")
@@ -61,21 +66,23 @@ func startSwarms(t *testing.T, ip string, piece int64, rate string, specs ...lab
 		if err != nil {
 			t.Fatal(err)
 		}
-		port, err := host.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		args := append(lab.Aria2SeedArgs(ip, port, filepath.Dir(p.Path), tor.Path), "--max-upload-limit="+rate)
-		if _, err := lab.StartProc(cl, fmt.Sprintf("seeder%d", i), host.Command(ctx, "aria2c", args...),
-			filepath.Join(dir, fmt.Sprintf("seeder%d.log", i))); err != nil {
-			t.Fatal(err)
+		for k := range seedersPer {
+			port, err := host.FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := append(lab.Aria2SeedArgs(ip, port, filepath.Dir(p.Path), tor.Path), "--max-upload-limit="+rate)
+			name := fmt.Sprintf("seeder%d.%d", i, k)
+			if _, err := lab.StartProc(cl, name, host.Command(ctx, "aria2c", args...), filepath.Join(dir, name+".log")); err != nil {
+				t.Fatal(err)
+			}
 		}
 		ds = append(ds, &download{payload: p, torrent: tor, body: body})
 	}
 	for _, d := range ds {
 		testenv.WaitEvery(t, 2*time.Minute, 100*time.Millisecond, "the seeders to register with the tracker", func() bool {
 			s, err := ot.ScrapeInfo(ctx, d.torrent.InfoHash)
-			return err == nil && s.Complete >= 1
+			return err == nil && s.Complete >= seedersPer
 		})
 	}
 	return ds

@@ -86,14 +86,6 @@ func (w *watch) atFraction(frac float64) {
 
 func pct(f float64) string { return fmt.Sprintf("%.0f%%", f*100) }
 
-func sumDelivered(ws []service.WorkerInfo) int {
-	n := 0
-	for _, w := range ws {
-		n += w.Delivered
-	}
-	return n
-}
-
 func sumValues(m map[string]int) int {
 	n := 0
 	for _, v := range m {
