@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -86,4 +87,29 @@ func TestPrivateTorrentSkipsDHT(t *testing.T) {
 	if pub.stopDHT == nil {
 		t.Fatal("a public torrent's job did not start DHT lookups")
 	}
+}
+
+// TestDHTQueriesOnSharedWatchdog: the DHT node's queries are packets of
+// the coordinator's watchdog, and a query nobody answers times out
+// through the alert the coordinator routes to the node (its own tick is
+// an hour away).
+func TestDHTQueriesOnSharedWatchdog(t *testing.T) {
+	silent, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	cfg := testDHTConfig(silent.LocalAddr().String())
+	cfg.Tick = time.Hour
+	c := newTestCoordinator(t, func(c *Config) { c.DHT = cfg })
+	testenv.WaitFor(t, 20*time.Second, "the join query to time out", func() bool {
+		s, err := c.dht.Stats(context.Background())
+		return err == nil && s.Timeouts > 0
+	})
+	for _, k := range c.wd.Stats() {
+		if k.Kind == dht.QueryKind && k.Overdue > 0 {
+			return
+		}
+	}
+	t.Fatalf("no overdue %q packet in the coordinator's watchdog: %+v", dht.QueryKind, c.wd.Stats())
 }
