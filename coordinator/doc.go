@@ -14,7 +14,11 @@
 // one per torrent. One goroutine, Coordinator.run, owns the set of jobs
 // and the membership: it hands every membership event to each job and
 // reads the watchdog's alerts. Other goroutines reach that state only by
-// sending it a function to run (Coordinator.do).
+// sending it a function to run (Coordinator.do). With Config.DHT it also
+// owns one DHT node (dht.Node, its own goroutines and UDP socket), whose
+// queries are packets of the shared watchdog; each job of a public
+// torrent runs its lookups on a goroutine that feeds the peers found to
+// Job.run as the tracker watches do (dhtsource.go).
 //
 // A Job is one torrent: its store (piecestore.Store), its sub-chief
 // (swarm.Download, which owns the local peer swarm and the remote swarms),
@@ -90,6 +94,8 @@
 // only clock of a lease: the alert wakes the sub-chief, which asks the
 // watchdog which of its leases are overdue (also on every status tick, so
 // an alert the watchdog dropped because this loop lagged is not lost).
+// A DHT query's alert (kind dht.QueryKind) goes to the DHT node, which
+// asks the watchdog in the same way which of its queries are overdue.
 //
 // # Lifecycle
 //
