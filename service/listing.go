@@ -50,27 +50,45 @@ func (s *Service) fresh(l *listSnapshot, now time.Time) bool {
 	return !s.listChanged.Load() && age < listMaxAge && !(s.listProgress.Load() && age >= listProgressAge)
 }
 
-// listing returns a fresh snapshot of the jobs, built on the loop if
-// needed.
+// listing returns a fresh snapshot of the jobs. One that is only old (not
+// changed by a command, a start, a close or a state change) is still
+// served for up to listMaxAge more while the loop builds the next: a
+// request waits for the loop only after a change.
 func (s *Service) listing() (*listSnapshot, error) {
-	if l := s.list.Load(); l != nil && s.fresh(l, time.Now()) {
-		return l, nil
+	now := time.Now()
+	if l := s.list.Load(); l != nil && !s.listChanged.Load() {
+		if s.fresh(l, now) {
+			return l, nil
+		}
+		if now.Sub(l.built) < 2*listMaxAge {
+			select {
+			case s.listWanted <- struct{}{}:
+			default: // asked already
+			}
+			return l, nil
+		}
 	}
 	var l *listSnapshot
-	err := s.do(func() {
-		now := time.Now()
-		if l = s.list.Load(); l != nil && s.fresh(l, now) {
-			return // built for another reader meanwhile
-		}
-		s.listChanged.Store(false)
-		s.listProgress.Store(false)
-		l = &listSnapshot{built: now}
-		for _, j := range ordered(s.jobs) {
-			l.jobs = append(l.jobs, s.info(j, now))
-		}
-		s.list.Store(l)
-	})
+	err := s.do(func() { l = s.buildList() })
 	return l, err
+}
+
+// buildList builds the snapshot, unless a fresh one was built meanwhile,
+// and encodes it off the loop.
+func (s *Service) buildList() *listSnapshot {
+	now := time.Now()
+	if l := s.list.Load(); l != nil && s.fresh(l, now) {
+		return l
+	}
+	s.listChanged.Store(false)
+	s.listProgress.Store(false)
+	l := &listSnapshot{built: now}
+	for _, j := range ordered(s.jobs) {
+		l.jobs = append(l.jobs, s.info(j, now))
+	}
+	s.list.Store(l)
+	go l.json()
+	return l
 }
 
 // List returns every job, oldest first.

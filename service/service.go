@@ -45,6 +45,7 @@ type Service struct {
 	// progress; building a snapshot clears both.
 	list                      atomic.Pointer[listSnapshot]
 	listChanged, listProgress atomic.Bool
+	listWanted                chan struct{} // a reader served an old snapshot: build the next
 
 	// Owned by run.
 	jobs      map[string]*job
@@ -116,7 +117,8 @@ func newService(cfg Config, newEngine func() (engine, error)) (*Service, error) 
 	s := &Service{cfg: cfg, log: log, eng: eng,
 		cmds: make(chan func()), started: make(chan startResult), closed: make(chan closeResult),
 		events: make(chan jobEvent), closing: make(chan struct{}), done: make(chan struct{}),
-		jobs: jobs}
+		listWanted: make(chan struct{}, 1),
+		jobs:       jobs}
 	go s.run()
 	s.ready.Store(true)
 	return s, nil
@@ -177,6 +179,8 @@ func (s *Service) run() {
 					s.listProgress.Store(true)
 				}
 			}
+		case <-s.listWanted:
+			s.buildList()
 		case now := <-tick.C:
 			s.reconcile()
 			if now.Sub(s.lastSave) >= s.cfg.SaveEvery && anyRunning(s.jobs) {
