@@ -81,6 +81,13 @@
 // (tracker.Announcer.MorePeers) once per announce answered; each tracker
 // announces no sooner than its min interval (and its back-off) allow.
 //
+// Job.Trackers reports each tracker for an API: its pipeline's status,
+// the latency of its answers (the durations the watchdog's Fulfil
+// measured, kept per tracker in the tracker health over the newest
+// LatencySamples answers: the watchdog itself keeps histograms per kind,
+// not per owner), its overdue packets and its peer list. The pipelines
+// answer their part; the job's loop copies its own.
+//
 // # Alerts
 //
 // Coordinator.run hands each watchdog alert to the job whose torrent owns

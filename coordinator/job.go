@@ -92,7 +92,8 @@ func (c JobConfig) Validate() error {
 // swarm nodes. OpenJob opens its store, Verify optionally re-hashes it,
 // Start starts downloading; from Start until Close one goroutine (run, the
 // coordinator's main loop for this torrent) owns the job's state and
-// reports on Events. Methods are not for concurrent use, except Events.
+// reports on Events. Methods are not for concurrent use, except Events,
+// Trackers and PieceSources (which the job's own goroutines answer).
 type Job struct {
 	c     *Coordinator
 	cfg   JobConfig

@@ -30,6 +30,11 @@
 // worker, and a worker that joins gets its share of the known ones at
 // once (peerbook.go).
 //
+// Status counts the pieces returned to the pool by why (Returned). Which
+// worker delivered each accepted piece is kept apart from Status, a byte
+// per piece into a table of names (piecesources.go), and read with
+// PieceSources on the sub-chief's loop: Status is copied on every tick.
+//
 // The lease book and the peer book are passive (no goroutines, no I/O)
 // and tested alone.
 package swarm
