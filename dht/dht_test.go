@@ -303,3 +303,23 @@ func TestIPv6DHT(t *testing.T) {
 		t.Fatalf("lookup: %+v %v, want %v", res, err, want)
 	}
 }
+
+// TestDualStackNodeJoinsIPv4DHT: a node on [::] (IPv4 and IPv6 on one
+// socket) works with IPv4 nodes: its IPv4-mapped sources are unmapped.
+func TestDualStackNodeJoinsIPv4DHT(t *testing.T) {
+	nodes := newTestDHT(t, 5)
+	c := testConfig(nodes[0].Addr().String())
+	c.Listen = "[::]:0"
+	dual := newTestNode(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ih := RandomID()
+	if res, err := dual.GetPeers(ctx, ih, LookupOptions{Announce: true, Port: 7100}); err != nil || res.Announced == 0 {
+		t.Fatalf("announce from the dual-stack node: %+v %v", res, err)
+	}
+	res, err := nodes[3].GetPeers(ctx, ih, LookupOptions{})
+	want := netip.MustParseAddrPort("127.0.0.1:7100")
+	if err != nil || len(res.Peers) == 0 || res.Peers[0] != want {
+		t.Fatalf("lookup: %+v %v, want %v", res, err, want)
+	}
+}
