@@ -196,7 +196,7 @@ func (j *Job) Start(peers []netip.AddrPort) (err error) {
 	}()
 	peerID := tracker.NewPeerID()
 	dcfg := swarm.DefaultConfig()
-	dcfg.InfoHash, dcfg.Info, dcfg.PeerID = t.InfoHash, t.Info, peerID
+	dcfg.InfoHash, dcfg.Info, dcfg.InfoBytes, dcfg.PeerID = t.InfoHash, t.Info, t.InfoBytes, peerID
 	dcfg.Storage, dcfg.Listener, dcfg.MaxPeers, dcfg.Seed = j.store, ln, j.cfg.MaxPeers, j.cfg.Seed
 	dcfg.Watchdog, dcfg.Logger = j.c.wd, j.c.log
 	dcfg.MaxInFlightBytes = j.cfg.MaxInFlightBytes

@@ -89,6 +89,7 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger, k *keepers) (*l
 	}
 	sc := cfg.Swarm
 	sc.Info, sc.InfoHash, sc.PeerID, sc.Storage = job.Info, job.InfoHash, job.PeerID, store
+	sc.InfoBytes = job.InfoBytes
 	sc.Listener, sc.ListenAddr, sc.Logger = nil, "", log
 	// sc.MaxPeers is the job's share of the node's peers (Server.newWorker);
 	// it changes as jobs start and end (SetMaxPeers).

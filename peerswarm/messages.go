@@ -81,9 +81,14 @@ func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
 		p.allowFast(m.Index)
 	case peerwire.Extended:
 		if m.ExtID == peerwire.ExtHandshakeID {
-			if h, err := peerwire.ParseExtHandshake(m.ExtPayload); err == nil && h.Reqq > 0 {
-				p.reqq = h.Reqq
+			if h, err := peerwire.ParseExtHandshake(m.ExtPayload); err == nil {
+				if h.Reqq > 0 {
+					p.reqq = h.Reqq
+				}
+				p.utMetadata = uint8(h.M[peerwire.ExtMetadataName])
 			}
+		} else if m.ExtID == ourMetadataID {
+			return s.up.serveMetadata(s.peers, p, m.ExtPayload)
 		}
 	}
 	return nil

@@ -56,9 +56,11 @@ type peer struct {
 	peerChoking, peerInterested bool
 	allowedFast                 map[uint32]bool
 
-	reqs  map[uint64]time.Time // outstanding requests we sent, by block key
-	queue []reqEntry           // the same, in send order (stale entries skipped)
-	reqq  int                  // the peer's request queue limit (BEP 10), 0 unknown
+	reqs       map[uint64]time.Time // outstanding requests we sent, by block key
+	queue      []reqEntry           // the same, in send order (stale entries skipped)
+	reqq       int                  // the peer's request queue limit (BEP 10), 0 unknown
+	utMetadata uint8                // the peer's extended ID for ut_metadata, 0 none
+	metaAsked  int                  // ut_metadata requests answered (metadata.go)
 
 	// Abuse accounting.
 	refused     int // requests received since we last choked it

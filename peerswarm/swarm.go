@@ -144,6 +144,7 @@ func New(cfg swarm.Config) (*Swarm, error) {
 	s.req = newRequester(cfg, pk, n, s.log, func() int { return s.verifying + int(s.unreleased.Load()) + len(s.suspects) })
 	s.up = newUploader(cfg.UploadSlots, cfg.MaxUploadQueue, cfg.ChokeInterval,
 		newChoker(cfg.UploadSlots, cfg.OptimisticInterval, s.rng), n)
+	s.up.infoBytes = cfg.InfoBytes
 	for i := 0; i < n; i++ {
 		if have.Has(i) {
 			pk.SetDone(i)

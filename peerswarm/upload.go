@@ -25,6 +25,7 @@ type uploader struct {
 	numPieces     int
 	advertised    bitfield.Bitfield // pieces stored (bitfield we send)
 	nAdvertised   int
+	infoBytes     []byte // the info dictionary served over ut_metadata (metadata.go), nil none
 }
 
 func newUploader(slots, maxQueue int, chokeInterval time.Duration, ch *choker, numPieces int) *uploader {
@@ -67,11 +68,16 @@ func (u *uploader) greet(t *peerTable, p *peer) {
 	t.send(p, init...)
 }
 
-// extHandshake is our BEP 10 handshake: no extensions, our listening
-// port, our request queue size and client name.
+// extHandshake is our BEP 10 handshake: ut_metadata when we have the
+// info dictionary to give, our listening port, our request queue size
+// and client name.
 func (u *uploader) extHandshake() []byte {
 	h := peerwire.ExtHandshake{V: "Flotilla", Reqq: u.maxQueue}
 	h.P = u.port
+	if u.infoBytes != nil {
+		h.M = map[string]int{peerwire.ExtMetadataName: ourMetadataID}
+		h.MetadataSize = len(u.infoBytes)
+	}
 	return h.Encode()
 }
 

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"crypto/sha1"
 	"errors"
 	"flotilla/peerwire/mse"
 	"fmt"
@@ -35,6 +36,10 @@ type Config struct {
 	// InfoHash and Info describe the torrent.
 	InfoHash [20]byte
 	Info     *metainfo.Info
+	// InfoBytes, if set, is the exact info dictionary (its SHA-1 is
+	// InfoHash): the local swarm serves it to peers fetching metadata for
+	// a magnet link (BEP 9). Nil: it is not offered.
+	InfoBytes []byte
 	// PeerID is our peer id in handshakes.
 	PeerID [20]byte
 	// Storage receives verified pieces and serves uploads.
@@ -161,6 +166,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Info == nil:
 		return bad("Info is nil")
+	case c.InfoBytes != nil && sha1.Sum(c.InfoBytes) != c.InfoHash:
+		return bad("InfoBytes do not hash to InfoHash")
 	case c.Info.NumPieces() == 0 || c.Info.PieceLength <= 0:
 		return bad("torrent has no pieces")
 	case c.Info.PieceLength > 64<<20:

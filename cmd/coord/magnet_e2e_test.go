@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
+	"encoding/hex"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"flotilla/internal/lab"
+	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 )
 
@@ -30,5 +36,39 @@ func TestMagnetFromAria2Seeders(t *testing.T) {
 	}
 	if !strings.Contains(p.out.String(), "got the torrent's info") {
 		t.Fatalf("no message about the metadata:\n%s", p.out.String())
+	}
+}
+
+// TestAria2FetchesMetadataFromCoordSeed: aria2c given only the magnet link
+// (with the tracker) gets the torrent's info from coord seed over
+// ut_metadata, the only peer, then downloads the data from it.
+func TestAria2FetchesMetadataFromCoordSeed(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 17, Size: 4<<20 + 321}, 1<<15, 0)
+	seedPort := testenv.FreePort(t, "127.0.0.40")
+	s := startCoord(t, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
+		"--listen", "127.0.0.40:"+strconv.Itoa(seedPort), "--progress", "none")
+	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
+		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
+		return err == nil && sc.Complete >= 1
+	})
+	out := t.TempDir()
+	args := append(lab.Aria2LeechArgs("127.0.0.41", testenv.FreePort(t, "127.0.0.41"), out, l.info.Magnet().String()),
+		"--bt-save-metadata=true")
+	leech := exec.Command("aria2c", args...)
+	leech.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	done := make(chan []byte, 1)
+	go func() { b, _ := leech.CombinedOutput(); done <- b }()
+	select {
+	case b := <-done:
+		if err := l.payload.Verify(out); err != nil {
+			t.Fatalf("aria2c's copy: %v\naria2c:\n%s\ncoord:\n%s", err, b, s.out.String())
+		}
+		saved, err := metainfo.Load(filepath.Join(out, hex.EncodeToString(l.info.InfoHash[:])+".torrent"))
+		if err != nil || saved.InfoHash != l.info.InfoHash {
+			t.Fatalf("aria2c's saved metadata: %v\naria2c:\n%s", err, b)
+		}
+	case <-time.After(2 * time.Minute):
+		leech.Process.Kill()
+		t.Fatalf("aria2c did not get the magnet from coord seed; coord:\n%s", s.out.String())
 	}
 }
