@@ -243,8 +243,8 @@ func (w *wire) handshake(c net.Conn, outgoing bool, timeout, firstByte time.Dura
 		c.SetReadDeadline(time.Now().Add(firstByte))
 		r = &firstByteReader{c: c, deadline: deadline}
 	}
-	ours := peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: w.cfg.InfoHash, PeerID: w.cfg.PeerID}
-	if outgoing {
+	ours := w.ourHandshake()
+	if outgoing && !sentInPayload(c) {
 		if err := peerwire.WriteHandshake(c, ours); err != nil {
 			return peerwire.Handshake{}, fmt.Errorf("send handshake: %w", err)
 		}
@@ -310,7 +310,7 @@ func (w *wire) dial(addr netip.AddrPort) {
 	c, err := w.dialConn(addr)
 	w.log.Debug("dialed", "peer", addr, "err", err)
 	var hs peerwire.Handshake
-	reached := err == nil
+	reached := err == nil || errors.Is(err, errEncryptedHandshake)
 	if err == nil {
 		w.tuneConn(c)
 		// A busy peer (a seeder accepting many torrents' connections)

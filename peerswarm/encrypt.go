@@ -1,6 +1,7 @@
 package peerswarm
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -15,14 +16,18 @@ import (
 // errPlainRefused closes a plaintext peer under mse.Require, errMSERefused
 // an MSE one under mse.Off.
 var (
-	errPlainRefused = errors.New("swarm: plaintext handshake refused (encryption required)")
-	errMSERefused   = errors.New("swarm: not a plaintext BitTorrent handshake (encryption off)")
+	errEncryptedHandshake = errors.New("encrypted handshake")
+	errPlainRefused       = errors.New("swarm: plaintext handshake refused (encryption required)")
+	errMSERefused         = errors.New("swarm: not a plaintext BitTorrent handshake (encryption off)")
 )
 
 // dialConn connects to addr and, per cfg.Encryption, runs the MSE
-// initiator's handshake on it (offering RC4); under mse.Prefer a failed
-// or refused one is redialled in plaintext. The handshake is bounded by
-// DialTimeout and interrupted by Close.
+// initiator's handshake on it (offering RC4, our BitTorrent handshake in
+// the initial payload, which saves a round trip: see sentInPayload);
+// under mse.Prefer a failed or refused one is redialled in plaintext. The
+// handshake is bounded by HandshakeTimeout (as the BitTorrent one: a busy
+// peer may answer late) and interrupted by Close. A peer that took the
+// connection and failed the handshake is errEncryptedHandshake.
 func (w *wire) dialConn(addr netip.AddrPort) (net.Conn, error) {
 	d := net.Dialer{Timeout: w.cfg.DialTimeout}
 	c, err := d.DialContext(w.ctx, "tcp", addr.String())
@@ -35,14 +40,16 @@ func (w *wire) dialConn(addr netip.AddrPort) (net.Conn, error) {
 		c.Close()
 		return nil, net.ErrClosed
 	}
-	mc, err := mse.Initiate(c, w.cfg.InfoHash, mse.RC4, nil, time.Now().Add(w.cfg.DialTimeout))
+	var ia bytes.Buffer
+	peerwire.WriteHandshake(&ia, w.ourHandshake())
+	mc, err := mse.Initiate(c, w.cfg.InfoHash, mse.RC4, ia.Bytes(), time.Now().Add(w.cfg.HandshakeTimeout))
 	w.untrackHandshake(c)
 	if err == nil {
 		return mc, nil
 	}
 	c.Close()
 	if !p.Fallback() {
-		return nil, fmt.Errorf("encrypted handshake: %w", err)
+		return nil, fmt.Errorf("%w: %w", errEncryptedHandshake, err)
 	}
 	w.log.Debug("encrypted handshake failed; redialling in plaintext", "peer", addr, "err", err)
 	if c, err = d.DialContext(w.ctx, "tcp", addr.String()); err == nil {
@@ -108,4 +115,17 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// ourHandshake is the BitTorrent handshake we send.
+func (w *wire) ourHandshake() peerwire.Handshake {
+	return peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: w.cfg.InfoHash, PeerID: w.cfg.PeerID}
+}
+
+// sentInPayload reports whether our handshake already went on an
+// outgoing connection: in the initial payload of its MSE handshake (an
+// outgoing connection is an *mse.Conn only when dialConn made it).
+func sentInPayload(c net.Conn) bool {
+	_, ok := c.(*mse.Conn)
+	return ok
 }
