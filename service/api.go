@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"flotilla/metainfo"
@@ -200,15 +201,34 @@ func (s *Service) details(maxPeers int) ([]JobDetail, error) {
 		}
 	})
 	if err == nil && maxPeers >= 0 {
-		for i, r := range runs {
-			if r != nil {
-				addTrackerReports(&out[i], r, maxPeers)
-				st := r.StoreStats()
-				out[i].disk = &st
-			}
-		}
+		liveFigures(out, runs, maxPeers)
 	}
 	return out, err
+}
+
+// liveReporters is how many jobs answer details' tracker reports at once.
+const liveReporters = 8
+
+// liveFigures adds the running jobs' tracker reports and store figures to
+// their details, a few jobs at a time: each asks the job's goroutines.
+func liveFigures(out []JobDetail, runs []runner, maxPeers int) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, liveReporters)
+	for i, r := range runs {
+		if r == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			addTrackerReports(&out[i], r, maxPeers)
+			st := r.StoreStats()
+			out[i].disk = &st
+		}()
+	}
+	wg.Wait()
 }
 
 func timeSeconds(d Duration) float64 { return time.Duration(d).Seconds() }

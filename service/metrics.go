@@ -131,7 +131,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range map[string]int{"missed": r.Missed, "gone": r.Gone, "bad_piece": r.BadPiece, "revoked": r.Revoked} {
 			emit(m.leaseReturns, c, float64(n), id, reason)
 		}
-		if d.disk != nil {
+		if d.disk != nil && d.disk.WriteLatency.Count > 0 { // 1000 seeding jobs write nothing: no 40,000 empty buckets
 			ch <- diskHistogram(m.disk, d.disk.WriteLatency, id, "write")
 			ch <- diskHistogram(m.disk, d.disk.SyncLatency, id, "sync")
 		}
