@@ -113,3 +113,48 @@ func TestRouterEncryption(t *testing.T) {
 		t.Fatal("MSE for a torrent not served: handshake succeeded")
 	}
 }
+
+// TestRouterMSEBounds: under prefer a stranger sending garbage (not the
+// protocol string, so taken for an MSE initiator) is closed once the
+// synchronisation window has passed, well before the identify Timeout,
+// and one that stalls mid-handshake is closed at the Timeout; both count
+// as failed.
+func TestRouterMSEBounds(t *testing.T) {
+	ih := [20]byte{0xab, 2}
+	for _, tc := range []struct {
+		name    string
+		send    []byte
+		timeout time.Duration
+	}{
+		{"garbage", bytes.Repeat([]byte{0xAA}, 96+600), time.Minute},
+		{"staller", bytes.Repeat([]byte{0xAA}, 50), 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := newRouter(ln, IncomingConfig{Timeout: tc.timeout}.encrypted(mse.Prefer), 0, slog.New(slog.DiscardHandler))
+			t.Cleanup(r.close)
+			l, err := r.listen(ih)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			c, err := net.Dial("tcp4", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write(tc.send)
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			var ne net.Error
+			if _, err := io.Copy(io.Discard, c); errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("not closed")
+			}
+			if s := r.Stats(); s.Failed != 1 || s.Routed != 0 {
+				t.Fatalf("%+v, want one failed", s)
+			}
+		})
+	}
+}
