@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -148,7 +149,7 @@ func jobID(ih [20]byte) string { return hex.EncodeToString(ih[:6]) }
 // nothing is written; a torrent already there is ErrExists with its info.
 func (s *Service) Add(data []byte, opts AddOptions) (JobInfo, error) {
 	if metainfo.IsMagnet(string(data)) {
-		return JobInfo{}, ErrMagnet
+		return s.addMagnet(strings.TrimSpace(string(data)), opts)
 	}
 	t, err := metainfo.Parse(data)
 	if err != nil {

@@ -187,12 +187,19 @@ func TestAPILifecycle(t *testing.T) {
 	}
 }
 
-func TestAPIMagnetIsNotImplemented(t *testing.T) {
+func TestAPIMagnet(t *testing.T) {
 	srv, _, _ := newTestAPI(t, HTTPConfig{Token: testToken})
+	// Nobody to fetch the info from: refused at once.
 	code, m := call(t, "POST", srv.URL+"/api/v1/torrents", testToken,
 		strings.NewReader("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567"), "text/plain")
-	if code != http.StatusNotImplemented || !strings.Contains(m["error"].(string), "BEP 9") {
+	if code != http.StatusBadRequest || !strings.Contains(m["error"].(string), "nobody to fetch") {
 		t.Fatalf("magnet: %d %v", code, m)
+	}
+	// With a peer (that never answers) it is a job fetching its metadata.
+	code, m = call(t, "POST", srv.URL+"/api/v1/torrents", testToken,
+		strings.NewReader("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&x.pe=127.0.0.1:9"), "text/plain")
+	if code != http.StatusCreated || m["state"] != StateFetchingMetadata {
+		t.Fatalf("magnet with a peer: %d %v", code, m)
 	}
 }
 

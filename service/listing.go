@@ -86,6 +86,9 @@ func (s *Service) buildList() *listSnapshot {
 	for _, j := range ordered(s.jobs) {
 		l.jobs = append(l.jobs, s.info(j, now))
 	}
+	for id, f := range s.fetching {
+		l.jobs = append(l.jobs, f.info(id))
+	}
 	s.list.Store(l)
 	go l.json()
 	return l

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,8 @@ type Service struct {
 	lastSave  time.Time
 	saveFails int
 	alerts    alertLog
+	fetching  map[string]*magnetFetch // magnet links whose info is being fetched (magnet.go)
+	fetches   sync.WaitGroup          // their goroutines, waited for by Close
 }
 
 type startResult struct {
@@ -221,6 +224,7 @@ func (s *Service) Close() error {
 	case <-time.After(s.cfg.CloseTimeout):
 		return fmt.Errorf("jobs did not close within %v; the state file has the figures of the last save", s.cfg.CloseTimeout)
 	}
+	s.fetches.Wait()
 	s.closeErr = s.eng.close()
 	return s.closeErr
 }

@@ -126,11 +126,10 @@ func runAdd(ctx context.Context, env *cmdEnv, args []string) int {
 	}
 	code = 0
 	for _, p := range pos {
-		if metainfo.IsMagnet(p) {
-			code = failErr(env.stderr, "add", p, service.ErrMagnet)
-			continue
+		b, err := []byte(p), error(nil) // a magnet link goes to the service as it is
+		if !metainfo.IsMagnet(p) {
+			b, err = os.ReadFile(p)
 		}
-		b, err := os.ReadFile(p)
 		if err != nil {
 			code = failf(env.stderr, "add", "check the path", "%v", err)
 			continue

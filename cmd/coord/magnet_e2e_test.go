@@ -14,6 +14,7 @@ import (
 	"flotilla/internal/lab"
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
+	"flotilla/service"
 )
 
 // TestMagnetFromAria2Seeders: coord download given only a magnet link
@@ -70,5 +71,30 @@ func TestAria2FetchesMetadataFromCoordSeed(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		leech.Process.Kill()
 		t.Fatalf("aria2c did not get the magnet from coord seed; coord:\n%s", s.out.String())
+	}
+}
+
+// TestServeAcceptsMagnet: coord serve's API takes a magnet link; the job
+// shows "fetching metadata", then downloads like any other.
+func TestServeAcceptsMagnet(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 19, Size: 4<<20 + 55}, 1<<16, 1)
+	s := startServe(t, t.TempDir())
+	var in service.JobInfo
+	if code := s.do(t, "POST", "/torrents?seed=false", []byte(l.info.Magnet().String()), &in); code != 201 ||
+		in.State != service.StateFetchingMetadata {
+		t.Fatalf("add magnet: %d %+v\n%s", code, in, s.out.String())
+	}
+	testenv.WaitFor(t, 2*time.Minute, "the magnet's job done", func() bool {
+		var list struct{ Torrents []service.JobInfo }
+		s.do(t, "GET", "/torrents", nil, &list)
+		for _, j := range list.Torrents {
+			if j.State == service.StateFailed {
+				t.Fatalf("job failed: %+v\n%s", j, s.out.String())
+			}
+		}
+		return len(list.Torrents) == 1 && list.Torrents[0].ID == in.ID && list.Torrents[0].State == service.StateDone
+	})
+	if err := l.payload.Verify(s.show(t, in.ID).DataDir); err != nil {
+		t.Fatal(err)
 	}
 }
