@@ -18,7 +18,7 @@ import (
 
 // runEnv is what a client needs to download once.
 type runEnv struct {
-	Torrent string // .torrent path
+	Torrent string // .torrent path, or the magnet link (--magnet)
 	OutDir  string // fresh, empty; the data lands in OutDir/<name>
 	IP      string // address to listen on
 	Port    int    // free port on IP

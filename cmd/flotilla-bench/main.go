@@ -43,6 +43,7 @@ import (
 
 	"flotilla/internal/cli"
 	"flotilla/internal/lab"
+	"flotilla/metainfo"
 )
 
 type options struct {
@@ -55,6 +56,7 @@ type options struct {
 	install       bool
 	seed          uint64
 	serve         bool
+	magnet        bool // give every client the magnet link instead of the .torrent
 	infoFile      string
 	labKind       string
 	scaling       bool
@@ -122,6 +124,7 @@ func parseFlags(args []string, stdout io.Writer) (options, error) {
 	noInstall := fs.Bool("no-install", false, "do not run scripts/install-reference-clients.sh")
 	fs.Uint64Var(&o.seed, "seed", 1, "payload content seed")
 	fs.StringVar(&o.labKind, "lab", "loopback", "loopback: every host on 127.0.0.x; netns: every host in its own network\nnamespace behind a bridge (root; needed for transmission-cli)")
+	fs.BoolVar(&o.magnet, "magnet", false, "give every client the torrent's magnet link (info-hash and tracker) instead of the .torrent,\nso each run includes fetching the info from the seeders (BEP 9); with --size equal to --piece\nthe time is the time to the first verified piece")
 	fs.BoolVar(&o.serve, "serve", false, "only build the swarm and keep it up until interrupted (for the demo)")
 	fs.StringVar(&o.seedLimit, "seeder-limit", "", "cap each seeder's upload rate (aria2c syntax, e.g. 8M); default: uncapped")
 	fs.StringVar(&o.infoFile, "info-file", "", "with --serve: write the swarm's description here as shell variables")
@@ -286,12 +289,20 @@ func startLab(ctx context.Context, cl *lab.Cleanup, o options, workDir string, l
 // printing a line per run, and returns the results.
 func runAll(ctx context.Context, o options, cs []*client, clientHost lab.Host, sw *lab.Swarm, workDir string, keepRuns bool, stdout io.Writer) ([]result, error) {
 	var results []result
+	src := sw.Torrent.Path
+	if o.magnet {
+		t, err := metainfo.Load(src)
+		if err != nil {
+			return nil, err
+		}
+		src = t.Magnet().String()
+	}
 	for run := 1; run <= o.runs; run++ {
 		for _, c := range cs {
 			if c.Skip != "" {
 				continue
 			}
-			r := runOnce(ctx, c, clientHost, sw, workDir, run, o.timeout, keepRuns)
+			r := runOnce(ctx, c, clientHost, sw, src, workDir, run, o.timeout, keepRuns)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}

@@ -61,8 +61,9 @@ func firstRequest(log string) (d, react time.Duration) {
 }
 
 // runOnce downloads the swarm's torrent once with c into a fresh directory
-// under runDir and measures it. The output is verified against the payload.
-func runOnce(ctx context.Context, c *client, host lab.Host, sw *lab.Swarm, runDir string, run int, timeout time.Duration, keep bool) result {
+// under runDir and measures it. src is what the client is given: the
+// .torrent's path or the magnet link. The output is verified against the payload.
+func runOnce(ctx context.Context, c *client, host lab.Host, sw *lab.Swarm, src, runDir string, run int, timeout time.Duration, keep bool) result {
 	r := result{Client: c.Name, Run: run}
 	// Every client starts from the same disk state: the previous run's
 	// dirty pages and its deleted output (discards) are flushed first, so
@@ -83,7 +84,7 @@ func runOnce(ctx context.Context, c *client, host lab.Host, sw *lab.Swarm, runDi
 		r.Fail = err.Error()
 		return r
 	}
-	args, err := c.Args(runEnv{Torrent: sw.Torrent.Path, OutDir: out, IP: ip, Port: port})
+	args, err := c.Args(runEnv{Torrent: src, OutDir: out, IP: ip, Port: port})
 	if err != nil {
 		r.Fail = err.Error()
 		return r
