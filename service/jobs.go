@@ -314,6 +314,7 @@ func (j *job) tracker(url string) *trackerState {
 // the state directory; its data goes too if asked.
 func (s *Service) finishRemove(j *job) {
 	delete(s.jobs, j.rec.ID)
+	s.listChanged.Store(true) // Remove returns now: the list must not show it
 	s.save()
 	err := os.Remove(torrentPath(s.cfg.StateDir, j.rec.ID))
 	if errors.Is(err, os.ErrNotExist) {

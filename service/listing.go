@@ -14,7 +14,8 @@ import (
 // and a request does not wait for the loop while the snapshot is fresh.
 const (
 	// listProgressAge is how old a snapshot may be while the only changes
-	// since are running jobs' progress.
+	// since are the jobs' own (progress, starts, closes, completions), not
+	// a caller's: a caller sees its own change at once.
 	listProgressAge = 250 * time.Millisecond
 	// listMaxAge is how old a snapshot may be at all (seeding times grow).
 	listMaxAge = time.Second

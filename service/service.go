@@ -41,9 +41,10 @@ type Service struct {
 	ready    atomic.Bool
 	closeErr error
 
-	// The list's snapshot (listing.go): the loop sets listChanged when
-	// anything but a running job's progress changed, listProgress on
-	// progress; building a snapshot clears both.
+	// The list's snapshot (listing.go): a caller's change (add, pause,
+	// resume, limits, remove) sets listChanged, the jobs' own (progress,
+	// starts, closes, completions) set listProgress; building a snapshot
+	// clears both.
 	list                      atomic.Pointer[listSnapshot]
 	listChanged, listProgress atomic.Bool
 	listWanted                chan struct{} // a reader served an old snapshot: build the next
@@ -164,11 +165,11 @@ func (s *Service) run() {
 		case res := <-s.started:
 			s.onStarted(res)
 			s.reconcile()
-			s.listChanged.Store(true)
+			s.listProgress.Store(true)
 		case res := <-s.closed:
 			s.onClosed(res)
 			s.reconcile()
-			s.listChanged.Store(true)
+			s.listProgress.Store(true)
 		case e := <-s.events:
 			if e.j.run == e.r { // a closed run's late events are dropped
 				s.onEvent(e.j, e.ev)
@@ -177,10 +178,8 @@ func (s *Service) run() {
 				// seeding.
 				if _, progress := e.ev.(coordinator.Progress); !progress || !e.j.wantRunning(time.Now()) {
 					s.reconcile()
-					s.listChanged.Store(true)
-				} else {
-					s.listProgress.Store(true)
 				}
+				s.listProgress.Store(true)
 			}
 		case <-s.listWanted:
 			s.buildList()
