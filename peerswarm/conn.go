@@ -303,6 +303,12 @@ func (w *wire) tuneConn(c net.Conn) {
 	}
 }
 
+// outgoingHandshakeWait is how long a peer that accepted our connection
+// has to answer the handshake: three HandshakeTimeouts (30 s by default),
+// for the queue of a busy seeder; a dial slot (MaxDialing) is what it
+// costs meanwhile.
+func outgoingHandshakeWait(handshakeTimeout time.Duration) time.Duration { return 3 * handshakeTimeout }
+
 // dial connects to addr and hands the connection to the owner.
 func (w *wire) dial(addr netip.AddrPort) {
 	defer w.wg.Done()
@@ -313,10 +319,10 @@ func (w *wire) dial(addr netip.AddrPort) {
 	reached := err == nil || errors.Is(err, errEncryptedHandshake)
 	if err == nil {
 		w.tuneConn(c)
-		// A busy peer (a seeder accepting many torrents' connections)
-		// may answer late: the handshake has HandshakeTimeout, as an
-		// incoming one, not the connect's DialTimeout.
-		hs, err = w.handshake(c, true, w.cfg.HandshakeTimeout, 0)
+		// A busy peer (a seeder taking many torrents' connections from
+		// its accept queue a few a second, as aria2c does) answers late:
+		// a peer that took the connection gets outgoingHandshakeWait.
+		hs, err = w.handshake(c, true, outgoingHandshakeWait(w.cfg.HandshakeTimeout), 0)
 		if err != nil {
 			c.Close()
 			c = nil

@@ -328,9 +328,10 @@ func TestServeLargeRequest(t *testing.T) {
 	}
 }
 
-// A dial whose handshake is never answered gives up after DialTimeout and
-// the swarm goes on to other peers: with one dial at a time, the seeder is
-// only reached once the stuck dial has given up.
+// A dial whose handshake is never answered gives up (after
+// outgoingHandshakeWait) and the swarm goes on to other peers: with one
+// dial at a time, the seeder is only reached once the stuck dial has
+// given up.
 func TestDialTimeoutStuckHandshake(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	l := listen(t, "127.0.1.40")
@@ -380,6 +381,7 @@ func TestDialTimeoutStuckHandshake(t *testing.T) {
 	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 26)
 	cfg.DialTimeout = 300 * time.Millisecond
+	cfg.HandshakeTimeout = 100 * time.Millisecond // the stuck dial waits 300 ms
 	cfg.MaxDialing = 1
 	d := newTestDownload(t, cfg)
 	stuck := netip.MustParseAddrPort(l.Addr().String())
