@@ -252,7 +252,10 @@ func (j *Job) Events() <-chan Event { return j.events }
 // attach gives the job the cluster (called on the coordinator's goroutine).
 func (j *Job) attach(m *membership) {
 	t := j.cfg.Torrent
-	f := func() { j.link = newNodeLink(m, t, j.c.Addr(), j.c.log, j.emit) }
+	f := func() {
+		j.link = newNodeLink(m, t, j.c.Addr(), j.c.log, j.emit)
+		j.link.job.Encryption = j.c.enc.String() // the nodes' swarms follow ours
+	}
 	select {
 	case j.cmds <- f:
 	case <-j.done:

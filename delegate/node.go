@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"errors"
+	"flotilla/peerwire/mse"
 	"fmt"
 	"io"
 	"log/slog"
@@ -286,6 +287,13 @@ func (ns *nodeSession) parseJob(m *jobMsg) (job Job, reason string) {
 	}
 	job = Job{ID: m.Job, Info: info, InfoBytes: m.Info, Trackers: m.Trackers, Coordinator: ns.peer.Name, PeerID: tracker.NewPeerID()}
 	copy(job.InfoHash[:], m.InfoHash)
+	if m.Encryption != "" {
+		p, err := mse.ParsePolicy(m.Encryption)
+		if err != nil {
+			return job, err.Error()
+		}
+		job.Encryption = &p
+	}
 	if m.CoordinatorPeer != "" {
 		if a, err := netip.ParseAddrPort(m.CoordinatorPeer); err == nil {
 			job.CoordinatorPeer = a

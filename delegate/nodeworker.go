@@ -91,6 +91,9 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger, k *keepers) (*l
 	sc.Info, sc.InfoHash, sc.PeerID, sc.Storage = job.Info, job.InfoHash, job.PeerID, store
 	sc.InfoBytes = job.InfoBytes
 	sc.Listener, sc.ListenAddr, sc.Logger = nil, "", log
+	if job.Encryption != nil {
+		sc.Encryption = *job.Encryption // the coordinator's setting wins
+	}
 	// sc.MaxPeers is the job's share of the node's peers (Server.newWorker);
 	// it changes as jobs start and end (SetMaxPeers).
 	if cfg.PeerListen != "" {

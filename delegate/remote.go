@@ -128,6 +128,10 @@ type JobSpec struct {
 	// CoordinatorPeerAddr is the coordinator's BitTorrent listen address
 	// ("ip:port"), given to the node as a peer; empty for none.
 	CoordinatorPeerAddr string
+	// Encryption, if set ("prefer", "require" or "off", mse.Policy's
+	// String), is the MSE/PE policy of the node's swarm for this job;
+	// empty leaves the node's own (ServerConfig.Swarm.Encryption).
+	Encryption string
 }
 
 // RemoteSwarm is one job on a session with a swarm node (Session.OpenJob,

@@ -174,7 +174,7 @@ func (s *Session) openJob(ctx context.Context, job JobSpec, owner bool) (*Remote
 	}
 	go r.run() // events keep their order from the node's first message on
 	s.push(MsgJob, &jobMsg{Job: job.ID, InfoHash: job.InfoHash[:], Info: job.InfoBytes,
-		Trackers: job.Trackers, CoordinatorPeer: job.CoordinatorPeerAddr})
+		Trackers: job.Trackers, CoordinatorPeer: job.CoordinatorPeerAddr, Encryption: job.Encryption})
 	t := time.NewTimer(s.cfg.HandshakeTimeout)
 	defer t.Stop()
 	select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"flotilla/peerwire/mse"
 	"fmt"
 	"log/slog"
 	"math"
@@ -168,6 +169,9 @@ type Job struct {
 	Coordinator string
 	// PeerID is the node's BitTorrent peer id for this job.
 	PeerID [20]byte
+	// Encryption is the coordinator's MSE/PE policy for the job's swarm;
+	// nil if it gave none (the node's own applies).
+	Encryption *mse.Policy
 }
 
 // JobInfo is what OnJob gets: the job, and hooks into its worker.

@@ -108,6 +108,7 @@ type jobMsg struct {
 	Info            []byte     `msgpack:"info"`
 	Trackers        [][]string `msgpack:"trackers"`
 	CoordinatorPeer string     `msgpack:"coordinator_peer"`
+	Encryption      string     `msgpack:"encryption,omitempty"` // absent from older coordinators
 }
 
 type jobAcceptedMsg struct {
