@@ -13,7 +13,11 @@ import (
 
 	"flotilla/metainfo"
 	"flotilla/peerwire"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeSeed serves info over ut_metadata, advertising size (0: len(info)),
 // and flipping a byte of every piece when lie is set.
@@ -163,5 +167,23 @@ func TestAbsurdMetadataSizeIsRefused(t *testing.T) {
 	honest := newFakeSeed(t, hash, info, 0, false)
 	if _, err := Fetch(context.Background(), &metainfo.Magnet{InfoHash: hash}, testConfig(huge, honest)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFetchThroughTrackerAndCancel: peers come from Announce; a fetch
+// with nobody answering ends when its context does, leaving no goroutine.
+func TestFetchThroughTrackerAndCancel(t *testing.T) {
+	info, hash := testInfo(t)
+	seed := newFakeSeed(t, hash, info, 0, false)
+	cfg := testConfig()
+	cfg.Announce = func(context.Context) []netip.AddrPort { return []netip.AddrPort{seed} }
+	if tor, err := Fetch(context.Background(), &metainfo.Magnet{InfoHash: hash}, cfg); err != nil || !bytes.Equal(tor.InfoBytes, info) {
+		t.Fatalf("Fetch = %v", err)
+	}
+	cfg.Announce = func(context.Context) []netip.AddrPort { return nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := Fetch(ctx, &metainfo.Magnet{InfoHash: hash}, cfg); !errors.Is(err, ErrNoMetadata) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Fetch with no peer = %v", err)
 	}
 }
