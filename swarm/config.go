@@ -104,6 +104,10 @@ type Config struct {
 	// most 8 times). Each lease is a watchdog packet with this deadline,
 	// and the watchdog decides when it has passed (leaseclock.go).
 	LeaseTimeout time.Duration
+	// PexInterval is the time between two PEX messages (BEP 11) to one
+	// peer; 0 is a minute, as other clients do. A peer's PEX arriving
+	// sooner than three quarters of it after its last is ignored.
+	PexInterval time.Duration
 	// StatusInterval is how often Status snapshots are refreshed.
 	StatusInterval time.Duration
 	// IdleStatusInterval replaces StatusInterval while there is nothing

@@ -196,16 +196,19 @@ func New(cfg Config, local Worker) (*Download, error) {
 // each new one goes to one worker (peerbook.go). It never blocks.
 func (d *Download) AddPeers(addrs []netip.AddrPort) {
 	addrs = append([]netip.AddrPort(nil), addrs...)
-	d.loop.Post(func() {
-		recs := make([]*peerRec, 0, len(addrs))
-		for _, a := range addrs {
-			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-			if a.IsValid() && a.Port() != 0 {
-				recs = append(recs, d.peers.Add(a))
-			}
+	d.loop.Post(func() { d.addPeers(addrs) })
+}
+
+// addPeers is AddPeers on the owner goroutine.
+func (d *Download) addPeers(addrs []netip.AddrPort) {
+	recs := make([]*peerRec, 0, len(addrs))
+	for _, a := range addrs {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if a.IsValid() && a.Port() != 0 {
+			recs = append(recs, d.peers.Add(a))
 		}
-		d.peers.Deal(recs, d.slots)
-	})
+	}
+	d.peers.Deal(recs, d.slots)
 }
 
 // AddWorker adds a worker whose pieces are always re-verified (a remote
@@ -387,6 +390,8 @@ func (d *Download) handle(se slotEvent) {
 		d.rebalance(time.Now(), false)
 	case EventFailed:
 		d.workerGone(s, ev.Err)
+	case EventPeers:
+		d.addPeers(ev.Addrs)
 	}
 	d.syncLeases()
 }

@@ -226,3 +226,28 @@ func TestSubChiefSpreadsPeersAcrossWorkers(t *testing.T) {
 		t.Errorf("dealt %d addresses after the departure, want the %d only it had: %v", len(n), len(orphans), n)
 	}
 }
+
+// TestSubChiefDealsWorkerPeers: peers a worker learned (EventPeers, the
+// local swarm's PEX) are dealt like a tracker's: each to one worker.
+func TestSubChiefDealsWorkerPeers(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
+	cfg, _ := subChiefConfig(t, tt)
+	cfg.LeaseTimeout = time.Minute
+	d := newTestDownload(t, cfg)
+	f := newFakeWorker("node1", tt)
+	f.hold = true
+	d.AddWorker(f.start())
+	barrier(t, d)
+	learned := testAddrs(300, 6)
+	d.loop.Post(func() { d.handle(slotEvent{slot: 1, ev: WorkerEvent{Kind: EventPeers, Addrs: learned}}) })
+	barrier(t, d)
+	holders := map[netip.AddrPort]int{}
+	for _, a := range append(localPeers(t, d), f.peersGot()...) {
+		holders[a]++
+	}
+	for _, a := range learned {
+		if holders[a] != 1 {
+			t.Errorf("%v given to %d workers, want 1", a, holders[a])
+		}
+	}
+}

@@ -83,6 +83,10 @@ const (
 	// EventFailed says the worker stopped for good (Err says why); every
 	// piece it held goes back to the pool.
 	EventFailed
+	// EventPeers carries peer addresses the worker learned (Addrs; the
+	// local peer swarm's PEX): the sub-chief adds them to its peer book
+	// and deals them to its workers like a tracker's.
+	EventPeers
 )
 
 // WorkerEvent is a report from a Worker to the sub-chief.
@@ -93,6 +97,7 @@ type WorkerEvent struct {
 	Verified bool
 	Pieces   []int
 	Err      error
+	Addrs    []netip.AddrPort // EventPeers
 }
 
 // WorkerStatus is a snapshot of one worker.
