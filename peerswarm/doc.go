@@ -32,7 +32,7 @@
 //     pruneGone). It decides (hashFailed, absolve, ban); the Swarm drops
 //     banned peers (Swarm.ban) and the requester restricts distrusted ones
 //     (setDistrust).
-//   - dialer (candidates.go): the addresses AddPeers gives, their
+//   - dialer (candidates.go): the addresses AddPeers and PEX give, their
 //     back-off after failures, and dialMore within the caps.
 //
 // The Swarm itself keeps the swarm.Worker calls and the status snapshot
@@ -83,6 +83,15 @@
 //     trusted again. Protocol violations (oversized messages, bad
 //     bitfields, requests outside the torrent) ban at once. The ban list is
 //     consulted on dial and accept.
+//   - Peer exchange (pex.go, BEP 11): ut_pex is advertised unless the
+//     torrent is private. Each peer that supports it gets, at most once
+//     per PexInterval (a minute; the first soon after its extension
+//     handshake), the reachable peers (dialed by us, or with a listen
+//     port) that joined and left since its last message, at most 50 of
+//     each, never itself. A peer's PEX more often than three quarters of
+//     the interval is ignored; at most 50 addresses a message are taken,
+//     become dial candidates and go to the sub-chief (swarm.EventPeers).
+//     A private torrent neither sends nor takes PEX.
 //
 // The passive algorithms (Picker, choker, trust book, pipeline depth) have
 // no goroutines and no I/O and are tested alone; the sub-owners above

@@ -86,9 +86,12 @@ func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
 					p.reqq = h.Reqq
 				}
 				p.utMetadata = uint8(h.M[peerwire.ExtMetadataName])
+				s.pexHandshake(p, h, time.Now())
 			}
 		} else if m.ExtID == ourMetadataID {
 			return s.up.serveMetadata(s.peers, p, m.ExtPayload)
+		} else if m.ExtID == ourPexID {
+			return s.gotPex(p, m.ExtPayload, time.Now())
 		}
 	}
 	return nil

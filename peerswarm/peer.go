@@ -61,6 +61,13 @@ type peer struct {
 	reqq       int                  // the peer's request queue limit (BEP 10), 0 unknown
 	utMetadata uint8                // the peer's extended ID for ut_metadata, 0 none
 	metaAsked  int                  // ut_metadata requests answered (metadata.go)
+	listenPort uint16               // the port it listens on (BEP 10 "p"), 0 unknown
+
+	// PEX (pex.go).
+	utPex    uint8                   // the peer's extended ID for ut_pex, 0 none
+	pexNext  time.Time               // when our next PEX message to it is due (zero: never)
+	pexHeard time.Time               // when its last PEX message was taken
+	pexTold  map[netip.AddrPort]bool // live peers it was told of
 
 	// Abuse accounting.
 	refused     int // requests received since we last choked it

@@ -145,6 +145,7 @@ func New(cfg swarm.Config) (*Swarm, error) {
 	s.up = newUploader(cfg.UploadSlots, cfg.MaxUploadQueue, cfg.ChokeInterval,
 		newChoker(cfg.UploadSlots, cfg.OptimisticInterval, s.rng), n)
 	s.up.infoBytes = cfg.InfoBytes
+	s.up.pex = s.pexEnabled()
 	for i := 0; i < n; i++ {
 		if have.Has(i) {
 			pk.SetDone(i)
@@ -390,6 +391,7 @@ func (s *Swarm) tick(now time.Time) {
 	s.guard.pruneGone(s.req.picker)
 	s.up.tick(now, s.peers)
 	s.dialer.dialMore(now, s.up.seeding(), s.peers)
+	s.pexTick(now)
 	s.publish(now)
 }
 

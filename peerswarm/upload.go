@@ -26,6 +26,7 @@ type uploader struct {
 	advertised    bitfield.Bitfield // pieces stored (bitfield we send)
 	nAdvertised   int
 	infoBytes     []byte // the info dictionary served over ut_metadata (metadata.go), nil none
+	pex           bool   // advertise ut_pex (pex.go): not for a private torrent
 }
 
 func newUploader(slots, maxQueue int, chokeInterval time.Duration, ch *choker, numPieces int) *uploader {
@@ -77,6 +78,12 @@ func (u *uploader) extHandshake() []byte {
 	if u.infoBytes != nil {
 		h.M = map[string]int{peerwire.ExtMetadataName: ourMetadataID}
 		h.MetadataSize = len(u.infoBytes)
+	}
+	if u.pex {
+		if h.M == nil {
+			h.M = map[string]int{}
+		}
+		h.M[peerwire.ExtPexName] = ourPexID
 	}
 	return h.Encode()
 }
