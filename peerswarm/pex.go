@@ -145,6 +145,7 @@ func (s *Swarm) gotPex(p *peer, payload []byte, now time.Time) error {
 		return nil
 	}
 	p.pexHeard = now
+	s.log.Debug("PEX received", "from", p.addr, "added", len(m.Added), "dropped", len(m.Dropped))
 	self, _ := p.reachable()
 	addrs := make([]netip.AddrPort, 0, len(m.Added))
 	for _, a := range m.Added {
