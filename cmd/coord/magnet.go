@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -17,13 +18,24 @@ import (
 // .torrent file: it fetches the info dictionary from the magnet's peers
 // (x.pe, --peer and its trackers' peers), saves it beside the data and
 // points x.path at it, so that the rest of the run is a plain download.
-// The magnet's x.pe peers are added to --peer.
+// The magnet's x.pe peers are added to --peer. A .torrent of the same
+// info-hash already in the directory (saved by an earlier run) is used as
+// it is.
 func (x *transferCmd) resolveMagnet(ctx context.Context) int {
 	w := x.env.stderr
 	m, err := metainfo.ParseMagnet(x.path)
 	if err != nil {
 		return failf(w, x.name, "check the magnet link (it needs xt=urn:btih: with a 40-character hex or 32-character base32 info-hash)",
 			"%s", strings.TrimPrefix(err.Error(), "metainfo: "))
+	}
+	if len(m.Peers) > 0 {
+		x.o.peers = strings.Trim(x.o.peers+","+strings.Join(m.Peers, ","), ",")
+	}
+	if path := savedTorrent(x.dir, m.InfoHash); path != "" {
+		// A run of the same command before saved it: resume without
+		// asking peers again.
+		x.path = path
+		return 0
 	}
 	direct, err := parsePeers(x.o.peers)
 	if err != nil {
@@ -73,10 +85,19 @@ func (x *transferCmd) resolveMagnet(ctx context.Context) int {
 	}
 	fmt.Fprintf(w, "coord %s: got the torrent's info; saved it as %s\n", x.name, path)
 	x.path = path
-	if len(m.Peers) > 0 {
-		x.o.peers = strings.Trim(x.o.peers+","+strings.Join(m.Peers, ","), ",")
-	}
 	return 0
+}
+
+// savedTorrent is the .torrent of info-hash ih that an earlier run saved
+// in dir, "" if there is none.
+func savedTorrent(dir string, ih [20]byte) string {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.torrent"))
+	for _, p := range paths {
+		if t, err := metainfo.Load(p); err == nil && t.InfoHash == ih {
+			return p
+		}
+	}
+	return ""
 }
 
 // listenPort is the port of a --listen address, 0 if it has none.

@@ -38,6 +38,12 @@ func TestMagnetFromAria2Seeders(t *testing.T) {
 	if !strings.Contains(p.out.String(), "got the torrent's info") {
 		t.Fatalf("no message about the metadata:\n%s", p.out.String())
 	}
+	// The same command again uses the saved .torrent and finds the data done.
+	again := startCoord(t, "download", magnet, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none")
+	if code := again.wait(t, time.Minute); code != 0 || strings.Contains(again.out.String(), "fetching") ||
+		receivedBytes(t, again.out.String()) != 0 {
+		t.Fatalf("second run: exit %d:\n%s", code, again.out.String())
+	}
 }
 
 // TestAria2FetchesMetadataFromCoordSeed: aria2c given only the magnet link
