@@ -40,7 +40,9 @@ func (s *Swarm) pexEnabled() bool { return !s.info.Private }
 func (s *Swarm) pexHandshake(p *peer, h peerwire.ExtHandshake, now time.Time) {
 	p.listenPort = uint16(h.P)
 	id := uint8(h.M[peerwire.ExtPexName])
-	if id != 0 && p.utPex == 0 && s.pexEnabled() {
+	// Once scheduled, a peer's messages keep their pace: repeating its
+	// handshake does not bring the next one forward.
+	if id != 0 && p.pexNext.IsZero() && s.pexEnabled() {
 		p.pexNext = now.Add(s.pexInterval() / 12)
 	}
 	p.utPex = id

@@ -134,3 +134,37 @@ func TestPexReceive(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestPexDiff: what a peer is told: live peers it was not told of, never
+// itself, at most MaxPexPeers, then those that left; nothing twice.
+func TestPexDiff(t *testing.T) {
+	recv := &peer{addr: netip.MustParseAddrPort("10.0.0.1:40000"), listenPort: 6881}
+	live := map[netip.AddrPort]peerwire.PexFlags{
+		netip.MustParseAddrPort("10.0.0.1:6881"): 0, // the receiver itself
+	}
+	for i := range peerwire.MaxPexPeers + 10 {
+		live[netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}), 1)] = peerwire.PexReachable
+	}
+	m, ok := pexDiff(recv, live)
+	if !ok || len(m.Added) != peerwire.MaxPexPeers || len(m.Dropped) != 0 {
+		t.Fatalf("first: %d added, %d dropped", len(m.Added), len(m.Dropped))
+	}
+	m, ok = pexDiff(recv, live)
+	if !ok || len(m.Added) != 10 || len(m.Dropped) != 0 {
+		t.Fatalf("second: %d added, %d dropped", len(m.Added), len(m.Dropped))
+	}
+	for _, p := range m.Added {
+		if p.Addr.Addr() == recv.addr.Addr() {
+			t.Fatalf("told the receiver of itself: %v", p.Addr)
+		}
+	}
+	if _, ok = pexDiff(recv, live); ok {
+		t.Fatal("third: something to say with nothing changed")
+	}
+	gone := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, 0, 3}), 1)
+	delete(live, gone)
+	m, ok = pexDiff(recv, live)
+	if !ok || len(m.Added) != 0 || len(m.Dropped) != 1 || m.Dropped[0] != gone {
+		t.Fatalf("after one left: %+v", m)
+	}
+}

@@ -1,7 +1,8 @@
 // Package peerwire implements the BitTorrent peer wire protocol: the BEP 3
 // handshake and messages, the BEP 6 fast extension (have-all, have-none,
-// reject, allowed-fast, suggest, and the canonical allowed-fast set) and the
-// BEP 10 extension protocol handshake.
+// reject, allowed-fast, suggest, and the canonical allowed-fast set), the
+// BEP 10 extension protocol handshake, and the payloads of two extended
+// messages: BEP 9 ut_metadata (metadata.go) and BEP 11 ut_pex (pex.go).
 //
 // The package is a passive codec: it starts no goroutines, does no I/O other
 // than on the io.Reader/io.Writer it is given, and of the project imports
