@@ -128,3 +128,59 @@ func TestPexFromAria2(t *testing.T) {
 		t.Fatalf("want %q and %q in the log:\n%s", learned, connected, out)
 	}
 }
+
+// TestAria2LearnsFromOurPex: the other direction. aria2c X finds only our
+// swarm B through the tracker; B has no piece but is connected to our
+// seeder C, which nobody announced: X learns C from B's ut_pex and
+// downloads the torrent from it byte-identical.
+func TestAria2LearnsFromOurPex(t *testing.T) {
+	testenv.Require(t, "aria2c", "opentracker")
+	size := 4<<20 + 99
+	tt := swarmtest.NewTorrent(t, size, 256<<10)
+	ot := testenv.StartOpentracker(t, "127.0.0.1", tt.InfoHash)
+	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Length: int64(size)}}, 256<<10, [][]string{{ot.HTTPAnnounce}}, bytesReader(tt.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := metainfo.Parse(raw)
+	if err != nil || tor.InfoHash != tt.InfoHash {
+		t.Fatalf("rebuilt torrent: %v", err)
+	}
+	dir := t.TempDir()
+	torrentPath := filepath.Join(dir, "x.torrent")
+	os.WriteFile(torrentPath, raw, 0o644)
+
+	cCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
+	cCfg.Listener = listen(t, "127.0.0.2")
+	cCfg.Seed = true
+	c := newTestDownload(t, cCfg)
+
+	bCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 2)
+	bCfg.Listener = listen(t, "127.0.0.1") // where the tracker, seeing the announce come from there, says B is
+	bCfg.PexInterval = time.Second
+	b, err := New(bCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	b.AddPeers([]netip.AddrPort{addrOf(t, c)})
+	testenv.WaitFor(t, 10*time.Second, "B connected to C", func() bool { return b.Status().Peers > 0 })
+	announce(t, ot.HTTPAnnounce, tt.InfoHash, netip.MustParseAddrPort(b.Addr().String()).Port())
+
+	out := filepath.Join(dir, "out")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	port := testenv.FreePort(t, "127.0.0.9")
+	cmd := exec.CommandContext(ctx, "aria2c", aria2PexArgs(lab.Aria2LeechArgs("127.0.0.9", port, out, torrentPath))...)
+	cmd.Dir = dir
+	t0 := time.Now()
+	outb, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("aria2c: %v\n%s", err, outb)
+	}
+	t.Logf("aria2c downloaded %d MiB in %v, told only of B", size>>20, time.Since(t0).Round(time.Millisecond))
+	got, err := os.ReadFile(filepath.Join(out, "payload.bin"))
+	if err != nil || string(got) != string(tt.Data) {
+		t.Fatalf("aria2c's copy differs (%v)", err)
+	}
+}
