@@ -22,7 +22,7 @@ var (
 )
 
 // dialConn connects to addr and, per cfg.Encryption, runs the MSE
-// initiator's handshake on it (offering RC4, our BitTorrent handshake in
+// initiator's handshake on it (offering p.Provide(), our BitTorrent handshake in
 // the initial payload, which saves a round trip: see sentInPayload);
 // under mse.Prefer a failed or refused one is redialled in plaintext. The
 // handshake is bounded by HandshakeTimeout (as the BitTorrent one: a busy
@@ -42,7 +42,7 @@ func (w *wire) dialConn(addr netip.AddrPort) (net.Conn, error) {
 	}
 	var ia bytes.Buffer
 	peerwire.WriteHandshake(&ia, w.ourHandshake())
-	mc, err := mse.Initiate(c, w.cfg.InfoHash, mse.RC4, ia.Bytes(), time.Now().Add(w.cfg.HandshakeTimeout))
+	mc, err := mse.Initiate(c, w.cfg.InfoHash, p.Provide(), ia.Bytes(), time.Now().Add(w.cfg.HandshakeTimeout))
 	w.untrackHandshake(c)
 	if err == nil {
 		return mc, nil

@@ -79,7 +79,7 @@ func (o *nodeOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.name, "name", "", "this node's name in the cluster (default: hostname@address)")
 	fs.StringVar(&o.http, "http", "", "TCP address serving GET /healthz (alive) and /readyz (ready: the delegate endpoint up and the cluster joined) for probes; default: none")
 	o.encryption = mse.Prefer
-	fs.Var(&o.encryption, "encryption", "peer connections of the node's swarms: prefer (start encrypted (MSE/PE), fall back to plaintext; accept both), require (encrypted only, both ways) or off (plaintext only)")
+	fs.Var(&o.encryption, "encryption", "peer connections of the node's swarms: prefer (MSE/PE handshake offering RC4 and plaintext, RC4 data only with peers that insist; fall back to plaintext; accept both), require (encrypted only, both ways) or off (plaintext only)")
 	fs.IntVar(&o.slots, "max-peers", 80, "peer connections of the node, shared among the jobs running (each gets max-peers divided by the jobs running now; one job gets them all)")
 	fs.IntVar(&o.maxJobs, "max-jobs", delegate.DefaultServerConfig().MaxJobs, "torrents the node helps with at once, over all coordinators; a coordinator asking for more is told to retry later")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")

@@ -102,9 +102,9 @@ func testHandshake(t *testing.T, provide, allow Method, ia []byte, pad int) {
 	if errA != nil || errB != nil {
 		t.Fatalf("initiator %v, responder %v", errA, errB)
 	}
-	want := RC4
-	if provide&allow&RC4 == 0 {
-		want = Plaintext
+	want := Plaintext
+	if provide&allow&Plaintext == 0 {
+		want = RC4
 	}
 	if ca.Method() != want || cb.Method() != want || cb.InfoHash() != testSKey {
 		t.Fatalf("methods %v %v, want %v; skey %x", ca.Method(), cb.Method(), want, cb.InfoHash())

@@ -19,13 +19,14 @@ type responder struct {
 	rnd   io.Reader
 }
 
-// choose picks RC4 if both sides have it, else plaintext.
+// choose picks plaintext if both sides allow it, else RC4: a side that
+// wants its data encrypted offers (or accepts) RC4 alone.
 func choose(allow, provide Method) (Method, error) {
 	switch both := allow & provide; {
-	case both&RC4 != 0:
-		return RC4, nil
 	case both&Plaintext != 0:
 		return Plaintext, nil
+	case both&RC4 != 0:
+		return RC4, nil
 	}
 	return 0, fmt.Errorf("%w: we accept %v, the peer provides %v", ErrNoMethod, allow, provide)
 }
