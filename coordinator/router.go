@@ -162,6 +162,7 @@ type router struct {
 
 	// Owned by run.
 	routes  map[[20]byte]*jobListener
+	byReq2  map[[20]byte][20]byte // HASH('req2', info-hash) → info-hash of each route (MSE)
 	pending map[net.Conn]pendingConn
 	perIP   map[netip.Prefix]int
 	members map[netip.Prefix]bool // sources of the cluster's swarm nodes (MaxPendingPerMember)
@@ -184,7 +185,7 @@ func newRouter(ln net.Listener, cfg IncomingConfig, socketBuffer int, log *slog.
 	r := &router{ln: ln, log: log, cfg: cfg.withDefaults(), socketBuffer: socketBuffer,
 		accepted: make(chan net.Conn), identified: make(chan identified), cmds: make(chan func()),
 		closing: make(chan struct{}), done: make(chan struct{}),
-		routes: map[[20]byte]*jobListener{}, pending: map[net.Conn]pendingConn{}, perIP: map[netip.Prefix]int{}}
+		routes: map[[20]byte]*jobListener{}, byReq2: map[[20]byte][20]byte{}, pending: map[net.Conn]pendingConn{}, perIP: map[netip.Prefix]int{}}
 	r.identify = r.identifierFor(r.cfg.encryption)
 	r.wg.Add(1)
 	go r.acceptLoop()
@@ -389,6 +390,7 @@ func (r *router) listen(ih [20]byte) (*jobListener, error) {
 			return
 		}
 		r.routes[ih] = l
+		r.byReq2[mse.Req2(ih)] = ih
 	})
 	if !ran {
 		return nil, errors.New("coordinator: closed")
@@ -449,6 +451,7 @@ func (l *jobListener) Close() error {
 		l.r.do(func() {
 			if l.r.routes[l.ih] == l {
 				delete(l.r.routes, l.ih)
+				delete(l.r.byReq2, mse.Req2(l.ih))
 			}
 		})
 		close(l.closed)

@@ -53,16 +53,11 @@ func (r *router) identifierFor(p mse.Policy) identifier {
 	}
 }
 
-// skeyOf finds the routed torrent whose HASH('req2', info-hash) is req2.
-// It runs on the identifying goroutine and asks run for the routes.
+// skeyOf finds the routed torrent whose HASH('req2', info-hash) is req2,
+// in the table kept beside the routes (one lookup, not a hash of every
+// torrent served per connection). It runs on the identifying goroutine
+// and asks run.
 func (r *router) skeyOf(req2 [20]byte) (ih [20]byte, ok bool) {
-	r.do(func() {
-		for h := range r.routes {
-			if mse.Req2(h) == req2 {
-				ih, ok = h, true
-				return
-			}
-		}
-	})
+	r.do(func() { ih, ok = r.byReq2[req2] })
 	return ih, ok
 }
