@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"flotilla/cluster"
 	"flotilla/internal/testenv"
 )
 
@@ -16,31 +15,10 @@ import (
 func TestJoinClusterReachesRunningJob(t *testing.T) {
 	c := newTestCoordinator(t)
 	j := startTestJob(t, c, newTestTorrent(t, nil), t.TempDir(), nil)
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ccfg := cluster.DefaultConfig()
-	ccfg.Name, ccfg.BindAddr, ccfg.Key, ccfg.Profile = "coord", "127.0.0.1:0", key, cluster.ProfileLocal
-	ccfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Slots: 80}
-	me, err := c.JoinCluster(ClusterConfig{Cluster: ccfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if me.Name != "coord" || !me.Addr.IsValid() {
-		t.Fatalf("JoinCluster: %+v", me)
-	}
+	key, join := joinTestCluster(t, c)
 
 	closed := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t, "127.0.0.1")) // nothing listens there
-	ncfg := cluster.DefaultConfig()
-	ncfg.Name, ncfg.BindAddr, ncfg.Key, ncfg.Profile = "node1", "127.0.0.1:0", key, cluster.ProfileLocal
-	ncfg.Join, ncfg.JoinRetry, ncfg.JoinRetryMax = []string{me.Addr.String()}, 50*time.Millisecond, 200*time.Millisecond
-	ncfg.Meta = cluster.Meta{Role: cluster.RoleSwarmNode, DelegateAddr: closed, Slots: 10}
-	node, err := cluster.Start(ncfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
+	startTestMember(t, key, join, closed)
 
 	switch ev := nextEvent(t, j, 20*time.Second).(type) {
 	case NodeDialFailed:

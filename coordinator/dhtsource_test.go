@@ -1,10 +1,8 @@
 package coordinator
 
 import (
-	"bytes"
 	"context"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -33,13 +31,7 @@ func TestJobFindsSeedThroughDHT(t *testing.T) {
 	boot := router.Addr().String()
 
 	tor := newTestTorrent(t, nil)
-	seedDir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(seedDir, "payload.bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(seedDir, "payload.bin", "payload.bin"), testPayload, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	seedDir := testPayloadDir(t)
 	seeder := newTestCoordinator(t, func(c *Config) { c.DHT = testDHTConfig(boot) })
 	seedJob := startTestJob(t, seeder, tor, seedDir, nil, func(c *JobConfig) { c.Seed = true })
 	if ev, ok := nextEvent(t, seedJob, 10*time.Second).(Completed); !ok {
@@ -60,10 +52,7 @@ func TestJobFindsSeedThroughDHT(t *testing.T) {
 	if err := job.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(filepath.Join(dir, "payload.bin", "payload.bin"))
-	if err != nil || !bytes.Equal(got, testPayload) {
-		t.Fatalf("downloaded file differs from the payload (err %v)", err)
-	}
+	checkDownload(t, dir, filepath.Join("payload.bin", "payload.bin"), testPayload)
 }
 
 // TestPrivateTorrentSkipsDHT: a private=1 torrent's job runs no lookups.

@@ -1,11 +1,9 @@
 package coordinator
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,101 +13,17 @@ import (
 	"go.uber.org/goleak"
 
 	"flotilla/internal/testenv"
-	"flotilla/metainfo"
 	"flotilla/tracker/trackertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// testPayload is the data of newTestTorrent's torrent.
-var testPayload = bytes.Repeat([]byte("flotilla"), 40000)
-
-// newTestTorrent returns a one-file torrent of testPayload in 64 KiB
-// pieces announcing to tiers.
-func newTestTorrent(t *testing.T, tiers [][]string) *metainfo.Torrent {
-	t.Helper()
-	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Path: []string{"payload.bin"}, Length: int64(len(testPayload))}},
-		1<<16, tiers, bytes.NewReader(testPayload))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor, err := metainfo.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tor
-}
-
-// newTestCoordinator starts a Coordinator listening on loopback, with
-// opts applied to its config, closed at the end of the test.
-func newTestCoordinator(t *testing.T, opts ...func(*Config)) *Coordinator {
-	t.Helper()
-	cfg := Config{ListenAddr: "127.0.0.1:0"}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return c
-}
-
-// startTestJob opens and starts a job of c for tor into dir, with opts
-// applied to its config.
-func startTestJob(t *testing.T, c *Coordinator, tor *metainfo.Torrent, dir string, peers []netip.AddrPort, opts ...func(*JobConfig)) *Job {
-	t.Helper()
-	cfg := DefaultJobConfig()
-	cfg.Torrent, cfg.Dir, cfg.Tiers, cfg.Preallocate, cfg.DirectIO = tor, dir, tor.Tiers(), false, false
-	for _, o := range opts {
-		o(&cfg)
-	}
-	j, err := c.OpenJob(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	if err := j.Start(peers); err != nil {
-		t.Fatal(err)
-	}
-	return j
-}
-
-// nextEvent waits for a job's next event that is not Progress.
-func nextEvent(t *testing.T, j *Job, timeout time.Duration) Event {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case ev := <-j.Events():
-			if _, ok := ev.(Progress); !ok {
-				return ev
-			}
-		case <-deadline:
-			t.Fatalf("no event in %v", timeout)
-			return nil
-		}
-	}
-}
 
 // TestJobDownloadsFromSeedJob: one coordinator seeds the torrent, another
 // downloads it from the first as a direct peer; the downloader reports
 // Completed with every byte, and the file is the payload.
 func TestJobDownloadsFromSeedJob(t *testing.T) {
 	tor := newTestTorrent(t, nil)
-	seedDir := t.TempDir()
-	// A torrent built from a file list is a directory named after it.
-	if err := os.Mkdir(filepath.Join(seedDir, "payload.bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(seedDir, "payload.bin", "payload.bin"), testPayload, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	seedDir := testPayloadDir(t)
 	seeder := newTestCoordinator(t)
 	seedJob := startTestJob(t, seeder, tor, seedDir, nil, func(c *JobConfig) { c.Seed = true })
 	if ev, ok := nextEvent(t, seedJob, 10*time.Second).(Completed); !ok {
@@ -130,10 +44,7 @@ func TestJobDownloadsFromSeedJob(t *testing.T) {
 	if err := job.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(filepath.Join(dir, "payload.bin", "payload.bin"))
-	if err != nil || !bytes.Equal(got, testPayload) {
-		t.Fatalf("downloaded file differs from the payload (err %v)", err)
-	}
+	checkDownload(t, dir, filepath.Join("payload.bin", "payload.bin"), testPayload)
 }
 
 // TestWarnWhenNoTrackerAnswers: a torrent whose only tracker is a closed

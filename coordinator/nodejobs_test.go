@@ -2,15 +2,12 @@ package coordinator
 
 import (
 	"bytes"
-	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"flotilla/cluster"
 	"flotilla/delegate"
 	"flotilla/internal/testenv"
 )
@@ -37,59 +34,22 @@ func TestNodeHoldsTwoTorrents(t *testing.T) {
 	jobA := startTestJob(t, c, torA, dirA, nil)
 	jobB := startTestJob(t, c, torB, dirB, nil)
 
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ccfg := cluster.DefaultConfig()
-	ccfg.Name, ccfg.BindAddr, ccfg.Key, ccfg.Profile = "coord", "127.0.0.1:0", key, cluster.ProfileLocal
-	ccfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Slots: 80}
-	me, err := c.JoinCluster(ClusterConfig{Cluster: ccfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	// The node's jobs get the seeder only once it holds both (as
 	// swarmnode's tracker announces would give it peers).
 	var mu sync.Mutex
 	var waiting []func([]netip.AddrPort)
-	dln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := delegate.DefaultServerConfig()
-	scfg.Key, scfg.Name, scfg.Listener, scfg.DataDir = key, "node1", dln, t.TempDir()
-	scfg.PeerListen = "127.0.0.1:0"
-	scfg.OnJob = func(j delegate.JobInfo) func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if waiting = append(waiting, j.AddPeers); len(waiting) == 2 {
-			for _, add := range waiting {
-				add([]netip.AddrPort{seederAddr})
+	srv := startTestNode(t, c, func(scfg *delegate.ServerConfig) {
+		scfg.OnJob = func(j delegate.JobInfo) func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if waiting = append(waiting, j.AddPeers); len(waiting) == 2 {
+				for _, add := range waiting {
+					add([]netip.AddrPort{seederAddr})
+				}
 			}
+			return nil
 		}
-		return nil
-	}
-	srv, err := delegate.NewServer(scfg)
-	if err != nil {
-		dln.Close()
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
-	ncfg := cluster.DefaultConfig()
-	ncfg.Name, ncfg.BindAddr, ncfg.Key, ncfg.Profile = "node1", "127.0.0.1:0", key, cluster.ProfileLocal
-	ncfg.Join, ncfg.JoinRetry, ncfg.JoinRetryMax = []string{me.Addr.String()}, 50*time.Millisecond, 200*time.Millisecond
-	ncfg.Meta = cluster.Meta{Role: cluster.RoleSwarmNode, DelegateAddr: dln.Addr().String(), Slots: 10}
-	node, err := cluster.Start(ncfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
-	go func() {
-		for range node.Events() {
-		}
-	}()
+	})
 
 	testenv.WaitFor(t, 30*time.Second, "the node running both jobs at once", func() bool {
 		return srv.Stats().ActiveJobs == 2
@@ -99,29 +59,18 @@ func TestNodeHoldsTwoTorrents(t *testing.T) {
 		if !ok {
 			t.Fatalf("job %s: %#v, want Completed", j.cfg.Torrent.Info.Name, ev)
 		}
-		delivered := 0
 		for _, w := range ev.Status.Workers {
 			t.Logf("job %s worker %s: %d pieces delivered", j.cfg.Torrent.Info.Name, w.Name, w.Delivered)
-			if w.Name == "node1" {
-				delivered = w.Delivered
-			}
 		}
-		if delivered == 0 {
+		if delivered(ev.Status, "node1") == 0 {
 			t.Errorf("job %s: the node delivered no piece", j.cfg.Torrent.Info.Name)
 		}
 		if err := j.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []struct {
-		dir, name string
-		want      []byte
-	}{{dirA, "a", payloadA}, {dirB, "b", payloadB}} {
-		got, err := os.ReadFile(filepath.Join(f.dir, f.name, "data.bin"))
-		if err != nil || !bytes.Equal(got, f.want) {
-			t.Errorf("torrent %s: downloaded file differs from the payload (err %v)", f.name, err)
-		}
-	}
+	checkDownload(t, dirA, filepath.Join("a", "data.bin"), payloadA)
+	checkDownload(t, dirB, filepath.Join("b", "data.bin"), payloadB)
 	if s := srv.Stats(); s.Sessions != 1 || s.Jobs != 2 {
 		t.Errorf("node stats %+v, want one session carrying both jobs", s)
 	}

@@ -1,144 +1,16 @@
 package coordinator
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"flotilla/cluster"
 	"flotilla/delegate"
 	"flotilla/internal/testenv"
-	"flotilla/metainfo"
 	"flotilla/swarm"
 )
-
-// startTestNode joins c to a fresh local cluster and starts a swarm node
-// in it: a real delegate server whose jobs run real local peer swarms.
-// mod adjusts the server's config (OnJob, caps).
-func startTestNode(t *testing.T, c *Coordinator, mod func(*delegate.ServerConfig)) *delegate.Server {
-	t.Helper()
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ccfg := cluster.DefaultConfig()
-	ccfg.Name, ccfg.BindAddr, ccfg.Key, ccfg.Profile = "coord", "127.0.0.1:0", key, cluster.ProfileLocal
-	ccfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Slots: 80}
-	me, err := c.JoinCluster(ClusterConfig{Cluster: ccfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := delegate.DefaultServerConfig()
-	scfg.Key, scfg.Name, scfg.Listener, scfg.DataDir = key, "node1", dln, t.TempDir()
-	scfg.PeerListen = "127.0.0.1:0"
-	if mod != nil {
-		mod(&scfg)
-	}
-	srv, err := delegate.NewServer(scfg)
-	if err != nil {
-		dln.Close()
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
-	ncfg := cluster.DefaultConfig()
-	ncfg.Name, ncfg.BindAddr, ncfg.Key, ncfg.Profile = "node1", "127.0.0.1:0", key, cluster.ProfileLocal
-	ncfg.Join, ncfg.JoinRetry, ncfg.JoinRetryMax = []string{me.Addr.String()}, 50*time.Millisecond, 200*time.Millisecond
-	ncfg.Meta = cluster.Meta{Role: cluster.RoleSwarmNode, DelegateAddr: dln.Addr().String(), Slots: 10}
-	node, err := cluster.Start(ncfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
-	go func() {
-		for range node.Events() {
-		}
-	}()
-	return srv
-}
-
-// testTorrent is a small torrent with its payload, seeded by a seeder.
-type testTorrent struct {
-	tor     *metainfo.Torrent
-	payload []byte
-	dir     string // the downloader's
-}
-
-// loopbackPeers lets every peer of a test, all on 127.0.0.1, connect at
-// once (the router's per-address cap on connections being identified
-// would otherwise evict some, which redial only after a back-off).
-func loopbackPeers(c *Config) { c.Incoming.MaxPendingPerIP = 128 }
-
-// newSeededTorrents makes n small distinct torrents, all seeded by one
-// seeder Coordinator, whose address it returns.
-func newSeededTorrents(t *testing.T, n, pieces int) ([]*testTorrent, netip.AddrPort) {
-	t.Helper()
-	seeder := newTestCoordinator(t, loopbackPeers)
-	out := make([]*testTorrent, n)
-	for i := range out {
-		line := []byte(fmt.Sprintf("torrent %02d of %d, piece data; ", i, n))
-		payload := bytes.Repeat(line, pieces<<16/len(line)+1)[:pieces<<16-1000]
-		name := fmt.Sprintf("t%02d", i)
-		tor, seedDir := newPayloadTorrent(t, name, payload)
-		seedJob(t, seeder, tor, seedDir)
-		out[i] = &testTorrent{tor: tor, payload: payload, dir: t.TempDir()}
-	}
-	return out, seeder.Addr().AddrPort()
-}
-
-// waitCompleted reads j's events until Completed (other events go to
-// seen) and returns how many pieces the node delivered.
-func waitCompleted(t *testing.T, j *Job, timeout time.Duration, seen func(Event)) int {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		switch ev := nextEvent(t, j, time.Until(deadline)).(type) {
-		case Completed:
-			for _, w := range ev.Status.Workers {
-				if w.Name == "node1" {
-					return w.Delivered
-				}
-			}
-			return 0
-		case Failed:
-			t.Fatalf("job %s failed: %v", j.cfg.Torrent.Info.Name, ev.Err)
-		default:
-			if seen != nil {
-				seen(ev)
-			}
-		}
-	}
-}
-
-// checkFile checks a downloaded torrent against its payload.
-func (tt *testTorrent) checkFile(t *testing.T) {
-	t.Helper()
-	got, err := os.ReadFile(filepath.Join(tt.dir, tt.tor.Info.Name, "data.bin"))
-	if err != nil || !bytes.Equal(got, tt.payload) {
-		t.Errorf("torrent %s: downloaded file differs from the payload (err %v)", tt.tor.Info.Name, err)
-	}
-}
-
-// nodeWorker is the node's worker in j's status, if any.
-func nodeWorker(j *Job) (swarm.WorkerStatus, bool) {
-	for _, w := range j.dl.Status().Workers {
-		if w.Name == "node1" {
-			return w, true
-		}
-	}
-	return swarm.WorkerStatus{}, false
-}
 
 // TestNodeSessionCarriesTwentyJobs: twenty jobs of one Coordinator run at
 // once on one swarm node over one delegate session. Only the node's jobs

@@ -3,8 +3,6 @@ package coordinator
 import (
 	"context"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,13 +52,7 @@ func announceTimes(tr *trackertest.HTTPTracker, port int) []time.Time {
 // that announces to no tracker itself, and returns its address.
 func startSeeder(t *testing.T, tor *metainfo.Torrent) netip.AddrPort {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "payload.bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "payload.bin", "payload.bin"), testPayload, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := testPayloadDir(t)
 	c := newTestCoordinator(t)
 	j := startTestJob(t, c, tor, dir, nil, func(c *JobConfig) { c.Seed, c.Tiers = true, nil })
 	if ev, ok := nextEvent(t, j, 10*time.Second).(Completed); !ok {

@@ -19,41 +19,6 @@ import (
 	"flotilla/peerwire"
 )
 
-// newPayloadTorrent returns a one-file torrent named name of payload in
-// 64 KiB pieces, and a directory holding its data, ready to seed.
-func newPayloadTorrent(t *testing.T, name string, payload []byte) (*metainfo.Torrent, string) {
-	t.Helper()
-	raw, err := metainfo.Build(name, []metainfo.File{{Path: []string{"data.bin"}, Length: int64(len(payload))}},
-		1<<16, nil, bytes.NewReader(payload))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor, err := metainfo.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	// A torrent built from a file list is a directory named after it.
-	if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name, "data.bin"), payload, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return tor, dir
-}
-
-// seedJob starts a seeding job of c for tor from dir and waits until it
-// has checked its data.
-func seedJob(t *testing.T, c *Coordinator, tor *metainfo.Torrent, dir string) *Job {
-	t.Helper()
-	j := startTestJob(t, c, tor, dir, nil, func(c *JobConfig) { c.Seed = true })
-	if ev, ok := nextEvent(t, j, 10*time.Second).(Completed); !ok {
-		t.Fatalf("seed job %s: %#v, want Completed", tor.Info.Name, ev)
-	}
-	return j
-}
-
 func hostileTorrent(tor *metainfo.Torrent) hostilepeer.Torrent {
 	return hostilepeer.Torrent{InfoHash: tor.InfoHash, NumPieces: tor.Info.NumPieces(),
 		PieceLength: tor.Info.PieceLength, Length: tor.Info.Length}
