@@ -3,12 +3,11 @@ package dht
 import (
 	"errors"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"flotilla/internal/bencode"
+	"flotilla/internal/fuzzcorpus"
 )
 
 // The seed corpus lives in testdata/fuzz/FuzzDecodeMsg/: seeds named
@@ -46,33 +45,10 @@ func FuzzDecodeMsg(f *testing.F) {
 
 // TestSeedCorpus keeps the committed seeds meaningful.
 func TestSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeMsg")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) < 10 {
-		t.Fatalf("%d seeds, want at least 10", len(entries))
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.SplitN(string(b), "\n", 3)
-		if len(lines) < 2 || lines[0] != "go test fuzz v1" {
-			t.Fatalf("%s: not a corpus file", e.Name())
-		}
-		lit := lines[1]
-		val, err := strconv.Unquote(lit[strings.IndexByte(lit, '(')+1 : len(lit)-1])
-		if err != nil {
-			t.Fatalf("%s: %v", e.Name(), err)
-		}
-		_, err = decodeMsg([]byte(val))
-		if bad := strings.HasPrefix(e.Name(), "bad-"); bad != (err != nil) {
-			t.Errorf("%s: err = %v", e.Name(), err)
-		}
-	}
+	fuzzcorpus.CheckBad(t, "FuzzDecodeMsg", 10, func(b []byte) error {
+		_, err := decodeMsg(b)
+		return err
+	})
 }
 
 // TestEncodeDecode: what we send decodes to what we meant.
@@ -103,10 +79,6 @@ func TestEncodeDecode(t *testing.T) {
 func TestWriteSeedCorpus(t *testing.T) {
 	if os.Getenv("FLOTILLA_GEN_CORPUS") == "" {
 		return
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeMsg")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
 	}
 	id := ID([]byte("abcdefghij0123456789"))
 	q := func(method string, args ...string) string {
@@ -143,9 +115,6 @@ func TestWriteSeedCorpus(t *testing.T) {
 		"bad-deep":          "d1:ad2:idllllllllee" + "eeeeeee1:q4:ping1:t2:aa1:y1:qe",
 	}
 	for name, s := range seeds {
-		body := "go test fuzz v1\n[]byte(" + strconv.Quote(s) + ")\n"
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		fuzzcorpus.Write(t, "FuzzDecodeMsg", name, []byte(s))
 	}
 }

@@ -5,14 +5,13 @@ import (
 	"crypto/sha1"
 	"errors"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 
 	bencode "github.com/jackpal/bencode-go"
+
+	"flotilla/internal/fuzzcorpus"
 )
 
 // The seed corpus lives in testdata/fuzz/<FuzzName>/ (valid single- and
@@ -189,26 +188,9 @@ func FuzzCheckTrackerURL(f *testing.F) {
 // without one.
 func TestSeedCorpus(t *testing.T) {
 	for _, fz := range []string{"FuzzParse", "FuzzParseInfo", "FuzzParseMagnet", "FuzzCheckTrackerURL"} {
-		dir := filepath.Join("testdata", "fuzz", fz)
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			lines := strings.SplitN(string(b), "\n", 3)
-			if len(lines) < 2 || lines[0] != "go test fuzz v1" {
-				t.Fatalf("%s/%s: not a corpus file", fz, e.Name())
-			}
-			lit := lines[1]
-			lit = lit[strings.IndexByte(lit, '(')+1 : len(lit)-1]
-			val, err := strconv.Unquote(lit)
-			if err != nil {
-				t.Fatalf("%s/%s: %v", fz, e.Name(), err)
-			}
+		for _, seed := range fuzzcorpus.Read(t, fz, 1) {
+			val := string(seed.Data)
+			var err error
 			var warnings []error
 			switch fz {
 			case "FuzzParse":
@@ -223,11 +205,11 @@ func TestSeedCorpus(t *testing.T) {
 			default:
 				_, err = ParseMagnet(val)
 			}
-			if bad := strings.HasPrefix(e.Name(), "bad-"); bad != (err != nil) {
-				t.Errorf("%s/%s: err = %v", fz, e.Name(), err)
+			if bad := strings.HasPrefix(seed.Name, "bad-"); bad != (err != nil) {
+				t.Errorf("%s/%s: err = %v", fz, seed.Name, err)
 			}
-			if warn := strings.HasPrefix(e.Name(), "warn-"); warn != (len(warnings) > 0) {
-				t.Errorf("%s/%s: warnings = %v", fz, e.Name(), warnings)
+			if warn := strings.HasPrefix(seed.Name, "warn-"); warn != (len(warnings) > 0) {
+				t.Errorf("%s/%s: warnings = %v", fz, seed.Name, warnings)
 			}
 		}
 	}

@@ -3,11 +3,10 @@ package peerwire
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"flotilla/internal/fuzzcorpus"
 )
 
 func TestMetadataMsgRoundTrip(t *testing.T) {
@@ -78,28 +77,8 @@ func FuzzMetadataMsg(f *testing.F) {
 // TestMetadataSeedCorpus keeps the committed seeds meaningful: a seed named
 // bad-* must be refused, every other one accepted.
 func TestMetadataSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzMetadataMsg")
-	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) == 0 {
-		t.Fatalf("no seeds: %v", err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.SplitN(string(b), "\n", 3)
-		if len(lines) < 2 || lines[0] != "go test fuzz v1" {
-			t.Fatalf("%s: not a corpus file", e.Name())
-		}
-		lit := lines[1]
-		val, err := strconv.Unquote(lit[strings.IndexByte(lit, '(')+1 : len(lit)-1])
-		if err != nil {
-			t.Fatalf("%s: %v", e.Name(), err)
-		}
-		_, err = ParseMetadataMsg([]byte(val))
-		if bad := strings.HasPrefix(e.Name(), "bad-"); bad != (err != nil) {
-			t.Errorf("%s: err = %v", e.Name(), err)
-		}
-	}
+	fuzzcorpus.CheckBad(t, "FuzzMetadataMsg", 1, func(b []byte) error {
+		_, err := ParseMetadataMsg(b)
+		return err
+	})
 }

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strconv"
-	"strings"
 	"testing"
+
+	"flotilla/internal/fuzzcorpus"
 )
 
 func TestPexMsgRoundTrip(t *testing.T) {
@@ -114,28 +112,8 @@ func FuzzPexMsg(f *testing.F) {
 // TestPexSeedCorpus keeps the committed seeds meaningful: a seed named
 // bad-* must be refused, every other one accepted.
 func TestPexSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzPexMsg")
-	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) < 6 {
-		t.Fatalf("want at least 6 seeds: %d, %v", len(entries), err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.SplitN(string(b), "\n", 3)
-		if len(lines) < 2 || lines[0] != "go test fuzz v1" {
-			t.Fatalf("%s: not a corpus file", e.Name())
-		}
-		lit := lines[1]
-		val, err := strconv.Unquote(lit[strings.IndexByte(lit, '(')+1 : len(lit)-1])
-		if err != nil {
-			t.Fatalf("%s: %v", e.Name(), err)
-		}
-		_, err = ParsePexMsg([]byte(val))
-		if bad := strings.HasPrefix(e.Name(), "bad-"); bad != (err != nil) {
-			t.Errorf("%s: err = %v", e.Name(), err)
-		}
-	}
+	fuzzcorpus.CheckBad(t, "FuzzPexMsg", 6, func(b []byte) error {
+		_, err := ParsePexMsg(b)
+		return err
+	})
 }

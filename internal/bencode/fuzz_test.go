@@ -3,8 +3,6 @@ package bencode
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -12,6 +10,8 @@ import (
 	"testing"
 
 	jackpal "github.com/jackpal/bencode-go"
+
+	"flotilla/internal/fuzzcorpus"
 )
 
 // The seed corpus lives in testdata/fuzz/FuzzDecode/: seeds named "bad-*"
@@ -108,31 +108,8 @@ func checkRoundTrip(t *testing.T, v Value, n int, shorter bool) {
 
 // TestSeedCorpus keeps the committed seeds meaningful.
 func TestSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) == 0 {
-		t.Fatal("no seeds")
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.SplitN(string(b), "\n", 3)
-		if len(lines) < 2 || lines[0] != "go test fuzz v1" {
-			t.Fatalf("%s: not a corpus file", e.Name())
-		}
-		lit := lines[1]
-		val, err := strconv.Unquote(lit[strings.IndexByte(lit, '(')+1 : len(lit)-1])
-		if err != nil {
-			t.Fatalf("%s: %v", e.Name(), err)
-		}
-		_, err = Decode([]byte(val), Options{MaxDepth: 8})
-		if bad := strings.HasPrefix(e.Name(), "bad-"); bad != (err != nil) {
-			t.Errorf("%s: err = %v", e.Name(), err)
-		}
-	}
+	fuzzcorpus.CheckBad(t, "FuzzDecode", 1, func(b []byte) error {
+		_, err := Decode(b, Options{MaxDepth: 8})
+		return err
+	})
 }

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"flotilla/internal/fuzzcorpus"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzAccept's generated seeds")
@@ -99,44 +97,18 @@ func seeds(tb testing.TB) []seed {
 // FuzzAccept seeds named "ok-*" must be accepted, "bad-*" refused. With
 // -update-corpus it first rewrites the generated seeds.
 func TestSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzAccept")
 	if *updateCorpus {
-		os.MkdirAll(dir, 0o755)
 		for _, s := range seeds(t) {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(s.data)))
-			if err := os.WriteFile(filepath.Join(dir, s.name), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			fuzzcorpus.Write(t, "FuzzAccept", s.name, s.data)
 		}
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) == 0 {
-		t.Fatal("no seeds")
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.SplitN(string(b), "\n", 3)
-		if len(lines) < 2 || lines[0] != "go test fuzz v1" {
-			t.Fatalf("%s: not a corpus file", e.Name())
-		}
-		lit := lines[1]
-		lit = lit[strings.IndexByte(lit, '(')+1 : len(lit)-1]
-		val, err := strconv.Unquote(lit)
-		if err != nil {
-			t.Fatalf("%s: %v", e.Name(), err)
-		}
-		_, err = acceptBytes([]byte(val))
-		if bad := strings.HasPrefix(e.Name(), "bad-"); bad != (err != nil) {
-			t.Errorf("%s: err = %v", e.Name(), err)
-		}
-		if strings.HasPrefix(e.Name(), "bad-no-method") && !errors.Is(err, ErrNoMethod) {
-			t.Errorf("%s: err = %v, want ErrNoMethod", e.Name(), err)
+	fuzzcorpus.CheckBad(t, "FuzzAccept", 1, func(b []byte) error {
+		_, err := acceptBytes(b)
+		return err
+	})
+	for _, s := range fuzzcorpus.Read(t, "FuzzAccept", 1) {
+		if _, err := acceptBytes(s.Data); strings.HasPrefix(s.Name, "bad-no-method") && !errors.Is(err, ErrNoMethod) {
+			t.Errorf("%s: err = %v, want ErrNoMethod", s.Name, err)
 		}
 	}
 }
