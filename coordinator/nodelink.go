@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -258,6 +259,13 @@ func (l *nodeLink) tick(now time.Time, st swarm.Status) {
 			n.refused = true
 			continue
 		}
+		if n.rs != nil && errors.Is(n.rs.Err(), delegate.ErrNodeLeft) {
+			// Stopped cleanly: it shipped what it finished and leaves the
+			// cluster next; a restarted node is dialed after a pause.
+			l.log.Info("swarm node left cleanly", "node", m.Name)
+			n.rs, n.w = nil, nil
+			n.nextTry = now.Add(leftPause)
+		}
 		if n.rs != nil && n.rs.Err() != nil {
 			l.log.Info("session to swarm node dropped", "node", m.Name, "err", n.rs.Err())
 			n.rs, n.w = nil, nil
@@ -279,6 +287,10 @@ func (l *nodeLink) takeVerdicts(st swarm.Status) {
 		l.emit(NodeQuarantined{Name: w.Name, Identity: w.Identity})
 	}
 }
+
+// leftPause is how long a node that left a job cleanly (it is stopping)
+// is not dialed again while it is still a member.
+const leftPause = 5 * time.Second
 
 // backoff is the wait before dialing a node again after failures in a
 // row: 1 s doubling to 30 s.

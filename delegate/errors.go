@@ -47,6 +47,11 @@ var (
 	// version that carries one job per session. The job was refused
 	// (ErrJobRejected matches too); the session goes on. Retry later.
 	ErrNodeBusy = errors.New("delegate: node busy with its maximum of jobs")
+	// ErrNodeLeft: the node is stopping cleanly (Leaving, Left): it
+	// shipped the pieces it finished and gave back the others; the job
+	// ended without losing any. On a node it is why a Job is rejected
+	// while the node leaves (code "leaving").
+	ErrNodeLeft = errors.New("delegate: node left (stopped cleanly)")
 	// ErrDataDirInUse: another Server (in this or another process) uses
 	// the same DataDir.
 	ErrDataDirInUse = errors.New("delegate: data directory used by another node")
@@ -60,7 +65,8 @@ var (
 // the coordinator can match the cause with errors.Is.
 const (
 	codeDiskFull = "disk_full"
-	codeJobs     = "jobs" // JobRejected: the node runs its maximum of jobs (ErrNodeBusy)
+	codeJobs     = "jobs"    // JobRejected: the node runs its maximum of jobs (ErrNodeBusy)
+	codeLeaving  = "leaving" // JobRejected: the node is stopping (ErrNodeLeft)
 )
 
 // failCode is the code for err ("" if none).
@@ -70,6 +76,8 @@ func failCode(err error) string {
 		return codeDiskFull
 	case errors.Is(err, ErrNodeBusy):
 		return codeJobs
+	case errors.Is(err, ErrNodeLeft):
+		return codeLeaving
 	}
 	return ""
 }
@@ -91,6 +99,8 @@ func remoteErr(msg, code string) error {
 		e.cause = ErrNodeDiskFull
 	case codeJobs:
 		e.cause = ErrNodeBusy
+	case codeLeaving:
+		e.cause = ErrNodeLeft
 	}
 	return e
 }

@@ -72,7 +72,7 @@ func controlCap(t MsgType, s sender) int {
 		if s == fromCoordinator {
 			return MaxControlFrame
 		}
-	case MsgJobAccepted, MsgJobRejected, MsgStatus, MsgRevoked, MsgFailed:
+	case MsgJobAccepted, MsgJobRejected, MsgStatus, MsgRevoked, MsgFailed, MsgLeaving, MsgLeft:
 		if s == fromNode {
 			return MaxControlFrame
 		}

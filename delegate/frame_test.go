@@ -28,6 +28,8 @@ func sampleMessages() map[MsgType]any {
 		MsgRevoked:     &piecesMsg{Job: 7, Pieces: []uint32{}},
 		MsgFailed:      &failedMsg{Job: 7, Err: "disk on fire"},
 		MsgPiece:       &pieceHeader{Job: 7, Index: 42, Length: 1 << 20},
+		MsgLeaving:     &leavingMsg{Job: 7},
+		MsgLeft:        &leftMsg{Job: 7, Pieces: 12},
 	}
 }
 

@@ -135,7 +135,7 @@ func (ns *nodeSession) readLoop() error {
 			}
 			switch t {
 			case MsgAssign:
-				j.w.Assign(j.indices(m.Pieces))
+				j.assign(m.Pieces)
 			case MsgHave:
 				j.w.Have(j.indices(m.Pieces))
 			default:
@@ -225,6 +225,11 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 		reject("job id %d already runs on this session", m.Job)
 		return
 	}
+	if ns.srv.leaving.Load() {
+		code = codeLeaving
+		reject("node %s is stopping", cfg.Name)
+		return
+	}
 	if len(ns.jobs) >= cfg.MaxJobsPerSession {
 		code = codeJobs
 		reject("node %s runs its maximum of %d jobs for this coordinator (MaxJobsPerSession); retry when one ended",
@@ -248,7 +253,7 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 		reject("worker: %v", err)
 		return
 	}
-	j := &nodeJob{ns: ns, job: job, w: w, ship: make(chan swarm.WorkerEvent), quit: make(chan struct{})}
+	j := &nodeJob{ns: ns, job: job, w: w, ship: make(chan swarm.WorkerEvent), quit: make(chan struct{}), leftSent: make(chan struct{})}
 	var addr net.Addr
 	if a, ok := w.(interface{ Addr() net.Addr }); ok {
 		addr = a.Addr()
@@ -265,6 +270,7 @@ func (ns *nodeSession) startJob(m *jobMsg) {
 	}
 	ns.jobs[job.ID] = j
 	ns.srv.addCapped(w)
+	ns.srv.addRunning(j)
 	ns.srv.nJobs.Add(1)
 	ns.srv.nActiveJobs.Add(1)
 	ns.send(MsgJobAccepted, &acc)
@@ -323,14 +329,22 @@ type nodeJob struct {
 	mu      sync.Mutex
 	streams []*yamux.Stream
 
-	stopOnce sync.Once
-	shipped  atomic.Int64 // bytes
-	keep     bool         // the session was lost: keep the pieces (kept.go)
-	failed   atomic.Bool  // the worker failed (reported): nothing to keep
+	stopOnce   sync.Once
+	shipped    atomic.Int64   // bytes
+	nShipped   atomic.Int64   // pieces (Left)
+	nDelivered atomic.Int64   // pieces the worker delivered (LeaveStats)
+	shipWG     sync.WaitGroup // the shippers (finishLeave waits for them)
+	leftSent   chan struct{}  // closed once Left is sent (leave.go)
+
+	leaveMu sync.Mutex
+	leaving bool        // Leaving was sent: Assigns are given back (leave.go)
+	keep    bool        // the session was lost: keep the pieces (kept.go)
+	failed  atomic.Bool // the worker failed (reported): nothing to keep
 }
 
 func (j *nodeJob) start() {
 	j.wg.Add(1 + j.ns.srv.cfg.DataStreams)
+	j.shipWG.Add(j.ns.srv.cfg.DataStreams)
 	go j.pump()
 	for range j.ns.srv.cfg.DataStreams {
 		go j.shipLoop()
@@ -351,6 +365,7 @@ func (j *nodeJob) stop() {
 			j.onStop()
 		}
 		j.ns.srv.nActiveJobs.Add(-1)
+		j.ns.srv.doneRunning(j)
 		j.ns.srv.doneJob(j.w)
 		j.ns.log.Info("job ended", "job", j.job.ID, "shipped", j.shipped.Load())
 	})
@@ -406,6 +421,10 @@ func (j *nodeJob) pump() {
 		evCh, shipCh := events, chan swarm.WorkerEvent(nil)
 		if hasPending {
 			evCh, shipCh = nil, j.ship
+		} else if events == nil && j.isLeaving() {
+			// The leaving worker delivered its last piece.
+			j.finishLeave()
+			return
 		}
 		select {
 		case <-j.quit:
@@ -420,7 +439,7 @@ func (j *nodeJob) pump() {
 			j.sendStatus()
 		case ev, ok := <-evCh:
 			if !ok {
-				if !j.stopped() {
+				if !j.stopped() && !j.isLeaving() {
 					j.ns.send(MsgFailed, &failedMsg{Job: j.job.ID, Err: "worker stopped"})
 				}
 				events = nil
@@ -434,18 +453,9 @@ func (j *nodeJob) pump() {
 					continue
 				}
 				pending, hasPending = ev, true
+				j.nDelivered.Add(1)
 			case swarm.EventRevoked:
-				p := make([]uint32, 0, len(ev.Pieces))
-				for _, i := range ev.Pieces {
-					if i >= 0 && i < j.job.Info.NumPieces() {
-						p = append(p, uint32(i))
-					}
-				}
-				for len(p) > 0 {
-					n := min(len(p), maxListChunk)
-					j.ns.send(MsgRevoked, &piecesMsg{Job: j.job.ID, Pieces: p[:n]})
-					p = p[n:]
-				}
+				j.sendRevoked(ev.Pieces)
 			case swarm.EventFailed:
 				msg := "worker failed"
 				if ev.Err != nil {
@@ -466,6 +476,7 @@ func (j *nodeJob) pump() {
 
 func (j *nodeJob) shipLoop() {
 	defer j.wg.Done()
+	defer j.shipWG.Done()
 	st, err := j.ns.sess.OpenStream()
 	if err != nil {
 		if !j.stopped() {
@@ -487,7 +498,10 @@ func (j *nodeJob) shipLoop() {
 		select {
 		case <-j.quit:
 			return
-		case ev := <-j.ship:
+		case ev, ok := <-j.ship:
+			if !ok { // the job left (leave.go): nothing more to ship
+				return
+			}
 			err := j.shipPiece(st, ev)
 			j.release(ev)
 			if err != nil {
@@ -513,5 +527,6 @@ func (j *nodeJob) shipPiece(st *yamux.Stream, ev swarm.WorkerEvent) error {
 		return err
 	}
 	j.shipped.Add(int64(len(ev.Data)))
+	j.nShipped.Add(1)
 	return nil
 }

@@ -101,7 +101,7 @@ func (c ClientConfig) Validate() error {
 }
 
 func (c ClientConfig) hello() helloMsg {
-	h := helloMsg{Version: c.version, MinVersion: c.minVersion, Role: RoleCoordinator, Name: c.Name, Caps: []string{}}
+	h := helloMsg{Version: c.version, MinVersion: c.minVersion, Role: RoleCoordinator, Name: c.Name, Caps: []string{CapLeave}}
 	if h.Version == 0 {
 		h.Version, h.MinVersion = ProtocolVersion, MinProtocolVersion
 	}
@@ -165,6 +165,7 @@ type RemoteSwarm struct {
 	unreleased atomic.Int64
 	released   chan struct{}
 	ctrlIn     chan swarm.WorkerEvent
+	leftIn     chan uint64 // the node's Left: how many pieces it shipped in all
 	status     atomic.Pointer[swarm.WorkerStatus]
 
 	mu       sync.Mutex
@@ -197,6 +198,7 @@ func newRemoteSwarm(s *Session, id uint64, info *metainfo.Info, infoHash [20]byt
 		pieceIn:  make(chan swarm.WorkerEvent),
 		released: make(chan struct{}, 1),
 		ctrlIn:   make(chan swarm.WorkerEvent),
+		leftIn:   make(chan uint64),
 		dead:     make(chan struct{}),
 		closing:  make(chan struct{}),
 		runDone:  make(chan struct{}),
@@ -357,7 +359,10 @@ func (r *RemoteSwarm) fail(err error) {
 	if r.owner {
 		r.sess.fail(err)
 	}
-	if !errors.Is(err, ErrClosed) {
+	switch {
+	case errors.Is(err, ErrNodeLeft):
+		r.log.Info("swarm node left the job cleanly", "err", err)
+	case !errors.Is(err, ErrClosed):
 		r.log.Warn("job on swarm node ended", "err", err)
 	}
 }
@@ -389,6 +394,24 @@ func (r *RemoteSwarm) revoked(pieces []uint32) {
 	}
 	select {
 	case r.ctrlIn <- ev:
+	case <-r.dead:
+	}
+}
+
+// leaving passes the node's Leaving on to Events (EventLeaving): the
+// sub-chief gives the node no more pieces.
+func (r *RemoteSwarm) leaving() {
+	select {
+	case r.ctrlIn <- swarm.WorkerEvent{Kind: swarm.EventLeaving}:
+	case <-r.dead:
+	}
+}
+
+// left hands the node's Left to run, which ends the job once it has read
+// the pieces the node shipped.
+func (r *RemoteSwarm) left(pieces uint64) {
+	select {
+	case r.leftIn <- pieces:
 	case <-r.dead:
 	}
 }

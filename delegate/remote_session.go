@@ -404,6 +404,14 @@ func (s *Session) dispatch(t MsgType, m any) error {
 		if r := s.job(m.Job); r != nil {
 			r.revoked(m.Pieces)
 		}
+	case *leavingMsg:
+		if r := s.job(m.Job); r != nil {
+			r.leaving()
+		}
+	case *leftMsg:
+		if r := s.job(m.Job); r != nil {
+			r.left(m.Pieces)
+		}
 	case *failedMsg:
 		if r := s.job(m.Job); r != nil {
 			r.fail(fmt.Errorf("%w: %s: %w", ErrRemoteFailed, s.name, remoteErr(m.Err, m.Code)))

@@ -23,6 +23,21 @@ func (r *RemoteSwarm) run() {
 	var outbox []swarm.WorkerEvent
 	dead := r.dead
 	failed := false
+	// After the node's Left: the pieces it shipped in all, the pieces
+	// read so far, and how long the rest may take.
+	var shipped, received uint64
+	var left bool
+	var leftBy time.Time
+	checkLeft := func(now time.Time) {
+		switch {
+		case !left || failed:
+		case received >= shipped:
+			r.fail(fmt.Errorf("%w: %s shipped its %d pieces", ErrNodeLeft, r.name, shipped))
+		case now.After(leftBy):
+			r.fail(fmt.Errorf("%w: %s left, but %d of the %d pieces it shipped did not arrive within %v",
+				ErrNodeLeft, r.name, shipped-received, shipped, r.cfg.PieceTimeout))
+		}
+	}
 	tick := time.NewTicker(pieceCheckInterval)
 	defer tick.Stop()
 	for {
@@ -32,8 +47,9 @@ func (r *RemoteSwarm) run() {
 			out, first = r.events, outbox[0]
 		}
 		var pieceIn, ctrlIn chan swarm.WorkerEvent
+		var leftIn chan uint64
 		if !failed {
-			ctrlIn = r.ctrlIn
+			ctrlIn, leftIn = r.ctrlIn, r.leftIn
 			if r.unreleased.Load() < int64(r.cfg.MaxPiecesInFlight) {
 				pieceIn = r.pieceIn
 			}
@@ -50,11 +66,17 @@ func (r *RemoteSwarm) run() {
 		case <-r.released:
 		case <-r.wake: // PieceAlert
 			r.checkReads()
-		case <-tick.C:
+		case now := <-tick.C:
 			r.checkReads()
+			checkLeft(now)
 		case ev := <-pieceIn:
 			outbox = append(outbox, ev)
 			r.unreleased.Add(1)
+			received++
+			checkLeft(time.Now())
+		case n := <-leftIn:
+			shipped, left, leftBy = n, true, time.Now().Add(r.cfg.PieceTimeout)
+			checkLeft(time.Now())
 		case ev := <-ctrlIn:
 			outbox = append(outbox, ev)
 		case <-dead:

@@ -95,6 +95,10 @@ type ServerConfig struct {
 	// address (an IPv6 /64 counts as one); over it a new connection
 	// evicts that address's oldest.
 	MaxHandshakesPerIP int
+	// LeaveGrace bounds how long a job finishes the pieces it started
+	// when the node leaves cleanly (Leave); what is unfinished then is
+	// given back to the coordinator.
+	LeaveGrace time.Duration
 	// DataStreams is how many data streams a job opens (pieces are
 	// shipped on them in parallel).
 	DataStreams int
@@ -121,6 +125,7 @@ func DefaultServerConfig() ServerConfig {
 		MaxHandshakes:      16,
 		MaxHandshakesPerIP: 4,
 		DataStreams:        2,
+		LeaveGrace:         5 * time.Second,
 		MaxPieceLength:     64 << 20,
 		Session:            DefaultSessionConfig(),
 	}
@@ -133,7 +138,7 @@ func (c ServerConfig) Validate() error {
 		return fmt.Errorf("%w: no cluster key", ErrConfig)
 	case c.NewWorker == nil && c.DataDir == "":
 		return fmt.Errorf("%w: DataDir is required for the default worker", ErrConfig)
-	case c.StatusInterval <= 0 || c.HandshakeTimeout <= 0:
+	case c.StatusInterval <= 0 || c.HandshakeTimeout <= 0 || c.LeaveGrace <= 0:
 		return fmt.Errorf("%w: intervals must be positive", ErrConfig)
 	case c.MaxSessions <= 0 || c.DataStreams <= 0 || c.DataStreams > 8:
 		return fmt.Errorf("%w: MaxSessions must be positive, DataStreams in 1..8", ErrConfig)
@@ -222,6 +227,8 @@ type Server struct {
 	sessions int                      // admitted sessions (MaxSessions)
 	jobs     int                      // jobs running (MaxJobs)
 	capped   map[peerCapped]struct{}  // running swarms sharing MaxPeers (peerbudget.go)
+	running  map[*nodeJob]struct{}    // running jobs (Leave)
+	leaving  atomic.Bool              // Leave was called: new jobs are rejected
 	seq      uint64
 
 	closing   chan struct{}
@@ -282,7 +289,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{cfg: cfg, log: logger(cfg.Logger).With("delegate", "server"), creds: creds, ln: cfg.Listener,
 		coordPub: cfg.CoordinatorPubKey,
 		conns:    map[net.Conn]struct{}{}, pending: map[net.Conn]pendingConn{}, perIP: map[string]int{},
-		capped:  map[peerCapped]struct{}{},
+		capped: map[peerCapped]struct{}{}, running: map[*nodeJob]struct{}{},
 		closing: make(chan struct{})}
 	if s.coordPub == nil {
 		s.coordPub, s.coordDerived = DerivedCoordinatorKey(cfg.Key).Public().(ed25519.PublicKey), true

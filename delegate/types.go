@@ -10,7 +10,8 @@ import "fmt"
 // negotiated version (or capability) includes them; see spec.md.
 type MsgType uint8
 
-// Message types (protocol versions 1 to 3).
+// Message types (protocol versions 1 to 3; Leaving and Left only to a
+// coordinator whose hello lists CapLeave).
 const (
 	MsgHello       MsgType = 1  // both ways, once, on the TLS connection before yamux
 	MsgJob         MsgType = 2  // coordinator → node, control stream
@@ -26,7 +27,14 @@ const (
 	MsgRevoked     MsgType = 12 // node → coordinator, control stream
 	MsgFailed      MsgType = 13 // node → coordinator, control stream
 	MsgPiece       MsgType = 14 // node → coordinator, data stream (header; raw bytes follow)
+	MsgLeaving     MsgType = 15 // node → coordinator, control stream (CapLeave)
+	MsgLeft        MsgType = 16 // node → coordinator, control stream (CapLeave)
 )
+
+// CapLeave, in a coordinator's hello, says it understands Leaving and
+// Left: a node stopping cleanly ships its finished pieces before it goes
+// (spec.md, "Leaving cleanly").
+const CapLeave = "leave"
 
 // String names a message type (never panics).
 func (t MsgType) String() string {
@@ -59,6 +67,10 @@ func (t MsgType) String() string {
 		return "Failed"
 	case MsgPiece:
 		return "Piece"
+	case MsgLeaving:
+		return "Leaving"
+	case MsgLeft:
+		return "Left"
 	}
 	return fmt.Sprintf("MsgType(%d)", uint8(t))
 }
@@ -174,6 +186,19 @@ type failedMsg struct {
 	Code string `msgpack:"code,omitempty"`
 }
 
+// leavingMsg is the body of Leaving: the node is stopping; it takes no
+// more pieces for the job.
+type leavingMsg struct {
+	Job uint64 `msgpack:"job"`
+}
+
+// leftMsg is the body of Left: the node shipped its last piece of the
+// job; Pieces counts every piece it wrote to the job's data streams.
+type leftMsg struct {
+	Job    uint64 `msgpack:"job"`
+	Pieces uint64 `msgpack:"pieces"`
+}
+
 type pieceHeader struct {
 	Job    uint64 `msgpack:"job"`
 	Index  uint32 `msgpack:"index"`
@@ -208,6 +233,10 @@ func newBody(t MsgType) any {
 		return new(failedMsg)
 	case MsgPiece:
 		return new(pieceHeader)
+	case MsgLeaving:
+		return new(leavingMsg)
+	case MsgLeft:
+		return new(leftMsg)
 	}
 	return nil
 }

@@ -151,8 +151,8 @@ func rateShare(s *workerSlot, slots []*workerSlot, left int) int {
 }
 
 // working reports whether the worker takes pieces: alive, not refused,
-// not benched for a missed lease deadline (leaseclock.go).
-func (s *workerSlot) working() bool { return s.alive && s.idx >= 0 && !s.benched }
+// not benched for a missed lease deadline (leaseclock.go), not leaving.
+func (s *workerSlot) working() bool { return s.alive && s.idx >= 0 && !s.benched && !s.leaving }
 
 // stealWait is how long a steal may go unanswered before the pieces the
 // worker still holds count as started.

@@ -392,6 +392,11 @@ func (d *Download) handle(se slotEvent) {
 		d.workerGone(s, ev.Err)
 	case EventPeers:
 		d.addPeers(ev.Addrs)
+	case EventLeaving:
+		if s.alive && !s.trusted {
+			s.leaving = true
+			d.log.Info("worker leaving: no more pieces for it; it ships what it finishes", "worker", s.w.Name(), "holds", d.lb.Held(s.idx))
+		}
 	}
 	d.syncLeases()
 }
@@ -502,7 +507,7 @@ func (d *Download) checkComplete() {
 // downloading (end game across workers); unstarted pieces are stolen
 // instead (rebalance), which costs no bytes.
 func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
-	if !s.alive || d.stopped || s.idx < 0 || s.benched {
+	if !s.working() || d.stopped {
 		return
 	}
 	target := d.target(s)
@@ -568,6 +573,8 @@ func (d *Download) publish(now time.Time) {
 		switch {
 		case s.state != "":
 			ws.State = s.state
+		case s.leaving:
+			ws.State = WorkerLeaving
 		case s.benched:
 			ws.State = WorkerBenched
 		default:

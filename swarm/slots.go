@@ -38,6 +38,8 @@ type workerSlot struct {
 	// assignedAt is when it was last assigned pieces; a probe leaves it
 	// stealWait to start them.
 	assignedAt time.Time
+	// leaving: the worker said EventLeaving; it gets no more pieces.
+	leaving bool
 }
 
 type slotEvent struct {

@@ -87,6 +87,11 @@ const (
 	// local peer swarm's PEX): the sub-chief adds them to its peer book
 	// and deals them to its workers like a tracker's.
 	EventPeers
+	// EventLeaving says the worker is leaving cleanly (its node is being
+	// stopped): the sub-chief gives it no more pieces. The worker gives
+	// back those it will not finish (EventRevoked), delivers those it
+	// finishes, and then ends (EventFailed, or its events close).
+	EventLeaving
 )
 
 // WorkerEvent is a report from a Worker to the sub-chief.
@@ -138,6 +143,7 @@ type WorkerState string
 const (
 	WorkerActive      WorkerState = "active"      // may hold a lease
 	WorkerBenched     WorkerState = "benched"     // missed a lease deadline: no pieces for a while
+	WorkerLeaving     WorkerState = "leaving"     // stopping cleanly: finishes and delivers what it started, gets nothing more
 	WorkerGone        WorkerState = "gone"        // left, failed or lost its session; its lease went back
 	WorkerQuarantined WorkerState = "quarantined" // delivered pieces that failed the re-hash: refused (by Identity) for the rest of the download
 )

@@ -45,6 +45,10 @@ func init() {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // the node is leaving cleanly; a second signal ends it at once
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
@@ -67,6 +71,7 @@ type nodeOpts struct {
 	http        string
 	slots       int
 	maxJobs     int
+	leave       time.Duration
 	verbose     bool
 	showVersion bool
 }
@@ -82,6 +87,7 @@ func (o *nodeOpts) register(fs *flag.FlagSet) {
 	fs.Var(&o.encryption, "encryption", "peer connections of the node's swarms: prefer (MSE/PE handshake offering RC4 and plaintext, RC4 data only with peers that insist; fall back to plaintext; accept both), require (encrypted only, both ways) or off (plaintext only)")
 	fs.IntVar(&o.slots, "max-peers", 80, "peer connections of the node, shared among the jobs running (each gets max-peers divided by the jobs running now; one job gets them all)")
 	fs.IntVar(&o.maxJobs, "max-jobs", delegate.DefaultServerConfig().MaxJobs, "torrents the node helps with at once, over all coordinators; a coordinator asking for more is told to retry later")
+	fs.DurationVar(&o.leave, "leave-timeout", 15*time.Second, "on SIGTERM or Ctrl-C, how long the node may take to leave cleanly: it finishes the pieces it started (for at most 5 s or half of this), ships every finished piece to its coordinators and tells them it is going, so that none is fetched again; a second signal stops it at once")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 }
@@ -138,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return n.fail("%v", err)
 	}
 	defer cl.Close()
-	return n.serve(ctx, cl, serveErr)
+	return n.serve(ctx, cl, srv, serveErr)
 }
 
 // parseArgs parses the command line. When ok is false the run is over:
@@ -165,6 +171,10 @@ func parseArgs(args []string, stdout, stderr io.Writer) (o nodeOpts, code int, o
 	}
 	if len(o.co.JoinList()) == 0 {
 		fmt.Fprintln(stderr, "swarmnode: --join ADDR is required: the address of the coordinator or another member")
+		return o, 2, false
+	}
+	if o.leave <= 0 {
+		fmt.Fprintf(stderr, "swarmnode: --leave-timeout %v must be positive\n", o.leave)
 		return o, 2, false
 	}
 	if o.slots <= 0 || o.maxJobs <= 0 {
@@ -265,6 +275,7 @@ func (n *node) startServer(tc *tracker.Client) (srv *delegate.Server, serveErr <
 	scfg.PeerListen = net.JoinHostPort(n.peerHost, "0")
 	scfg.Swarm.MaxPeers, scfg.Swarm.Encryption = n.o.slots, n.o.encryption
 	scfg.MaxJobs, scfg.MaxJobsPerSession = n.o.maxJobs, n.o.maxJobs
+	scfg.LeaveGrace = min(scfg.LeaveGrace, n.o.leave/2)
 	scfg.OnJob = func(j delegate.JobInfo) func() { return announceJob(tc, j, n.log, n.stderr) }
 	// A lost session may be a coordinator restarted on the same address:
 	// it does not know this node until a state exchange, so make one now
@@ -307,15 +318,17 @@ func (n *node) joinCluster() (*cluster.Cluster, error) {
 }
 
 // serve waits until the node is stopped (exit 0) or its delegate endpoint
-// or membership ends (exit 1), saying when it has joined.
-func (n *node) serve(ctx context.Context, cl *cluster.Cluster, serveErr <-chan error) int {
+// or membership ends (exit 1), saying when it has joined. Stopped, the
+// node leaves cleanly: its jobs ship what they finished (leave) before it
+// leaves the cluster.
+func (n *node) serve(ctx context.Context, cl *cluster.Cluster, srv *delegate.Server, serveErr <-chan error) int {
 	joined := cl.Joined()
 	events := cl.Events()
 	for {
 		select {
 		case <-ctx.Done():
 			n.probes.stopping.Store(true)
-			fmt.Fprintln(n.stderr, "swarmnode: stopping")
+			n.leave(srv)
 			cl.Leave(2 * time.Second)
 			return 0
 		case err := <-serveErr:
@@ -332,6 +345,23 @@ func (n *node) serve(ctx context.Context, cl *cluster.Cluster, serveErr <-chan e
 			n.log.Debug("member", "event", ev.Kind, "name", ev.Member.Name, "role", ev.Member.Meta.Role)
 		}
 	}
+}
+
+// leave ends the node's jobs cleanly (delegate.Server.Leave), within
+// --leave-timeout: each finishes the pieces it started, ships what it holds
+// and tells its coordinator, which takes its lease back at once. The
+// coordinators then stop the sessions when the node leaves the cluster.
+func (n *node) leave(srv *delegate.Server) {
+	fmt.Fprintf(n.stderr, "swarmnode: stopping: finishing and shipping the jobs' pieces (at most %v; a second signal stops at once)\n", n.o.leave)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), n.o.leave)
+	defer cancel()
+	st := srv.Leave(ctx)
+	if st.Jobs == 0 {
+		return
+	}
+	fmt.Fprintf(n.stderr, "swarmnode: left %d of %d jobs cleanly in %v: %d pieces shipped, %d not shipped\n",
+		st.Left, st.Jobs, time.Since(start).Round(time.Millisecond), st.Shipped, st.Unshipped)
 }
 
 // announceJob announces the node to the job's trackers with its own peer
