@@ -176,8 +176,14 @@ func joinTestCluster(t *testing.T, c *Coordinator) (cluster.Key, string) {
 // whose delegate endpoint is delegateAddr, until the end of the test.
 func startTestMember(t *testing.T, key cluster.Key, join, delegateAddr string) {
 	t.Helper()
+	startNamedMember(t, key, join, "node1", delegateAddr)
+}
+
+// startNamedMember is startTestMember for a node called name.
+func startNamedMember(t *testing.T, key cluster.Key, join, name, delegateAddr string) {
+	t.Helper()
 	ncfg := cluster.DefaultConfig()
-	ncfg.Name, ncfg.BindAddr, ncfg.Key, ncfg.Profile = "node1", "127.0.0.1:0", key, cluster.ProfileLocal
+	ncfg.Name, ncfg.BindAddr, ncfg.Key, ncfg.Profile = name, "127.0.0.1:0", key, cluster.ProfileLocal
 	ncfg.Join, ncfg.JoinRetry, ncfg.JoinRetryMax = []string{join}, 50*time.Millisecond, 200*time.Millisecond
 	ncfg.Meta = cluster.Meta{Role: cluster.RoleSwarmNode, DelegateAddr: delegateAddr, Slots: 10}
 	node, err := cluster.Start(ncfg)
@@ -197,12 +203,20 @@ func startTestMember(t *testing.T, key cluster.Key, join, delegateAddr string) {
 func startTestNode(t *testing.T, c *Coordinator, mod func(*delegate.ServerConfig)) *delegate.Server {
 	t.Helper()
 	key, join := joinTestCluster(t, c)
+	return startClusterNode(t, key, join, "node1", mod)
+}
+
+// startClusterNode starts a swarm node called name in the cluster at join
+// (joinTestCluster): a real delegate server whose jobs run real local peer
+// swarms, until the end of the test. mod adjusts the server's config.
+func startClusterNode(t *testing.T, key cluster.Key, join, name string, mod func(*delegate.ServerConfig)) *delegate.Server {
+	t.Helper()
 	dln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	scfg := delegate.DefaultServerConfig()
-	scfg.Key, scfg.Name, scfg.Listener, scfg.DataDir = key, "node1", dln, t.TempDir()
+	scfg.Key, scfg.Name, scfg.Listener, scfg.DataDir = key, name, dln, t.TempDir()
 	scfg.PeerListen = "127.0.0.1:0"
 	if mod != nil {
 		mod(&scfg)
@@ -214,7 +228,7 @@ func startTestNode(t *testing.T, c *Coordinator, mod func(*delegate.ServerConfig
 	}
 	go srv.Serve()
 	t.Cleanup(func() { srv.Close() })
-	startTestMember(t, key, join, dln.Addr().String())
+	startNamedMember(t, key, join, name, dln.Addr().String())
 	return srv
 }
 

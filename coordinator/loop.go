@@ -154,15 +154,20 @@ func (j *Job) drain() {
 	}
 }
 
-// completed tells the trackers, stops the nodes' sessions and reports the
-// final status.
+// completed tells the trackers, stops the nodes' jobs (a seeding job keeps
+// them: each node seeds what it holds until the job is closed) and
+// reports the final status.
 func (j *Job) completed() {
 	if j.ann != nil {
 		j.ann.Completed()
 	}
 	st := j.dl.Status()
 	if j.link != nil {
-		j.link.stopRemotes()
+		if j.cfg.Seed {
+			j.link.keepSeeding()
+		} else {
+			j.link.stopRemotes()
+		}
 	}
 	j.emit(Completed{Status: st})
 }

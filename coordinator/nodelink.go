@@ -310,6 +310,35 @@ func (l *nodeLink) stopRemotes() {
 	}
 }
 
+// keepSeeding keeps the nodes' jobs once a seeding download is complete:
+// the sub-chief keeps their workers (its download goes on, Seed), each
+// node's swarm seeds the pieces it holds (the coordinator's Have for every
+// piece told it they are stored), and close ends them when the job is
+// closed. A node that delivered nothing holds nothing and is let go, and
+// no node is dialed any more.
+func (l *nodeLink) keepSeeding() {
+	l.done = true
+	if l.dl == nil {
+		return // no node ever took part
+	}
+	delivered := map[string]int{}
+	for _, w := range l.dl.Status().Workers {
+		delivered[w.Name] += w.Delivered
+	}
+	kept := 0
+	for _, n := range l.nodes {
+		switch {
+		case n.rs == nil:
+		case delivered[n.rs.Name()] == 0:
+			l.remove(n)
+			n.rs = nil
+		default:
+			kept++
+		}
+	}
+	l.log.Info("download complete; the swarm nodes keep seeding what they hold", "nodes", kept)
+}
+
 // remove has the sub-chief close n's session (it owns it) and take its
 // lease back.
 func (l *nodeLink) remove(n *remoteNode) {

@@ -87,7 +87,7 @@ func newMetrics(s *Service) *metrics {
 		nodeJobs:      d("node_jobs", "Running jobs a cluster member works for.", []string{"node"}),
 		nodeRate:      d("node_download_rate_bytes", "Payload bytes a cluster member receives per second, over the running jobs.", []string{"node"}),
 		nodeDelivered: d("node_pieces_delivered", "Pieces a cluster member delivered to the running jobs, in their current runs.", []string{"node"}),
-		nodeStates:    d("node_job_states", "A cluster member's running jobs by the sub-chief's view of it (active, benched, gone, quarantined).", []string{"node", "state"}),
+		nodeStates:    d("node_job_states", "A cluster member's running jobs by the sub-chief's view of it (active, benched, leaving, gone, quarantined).", []string{"node", "state"}),
 	}
 }
 
