@@ -78,21 +78,8 @@ func TestSeedEncryptedToAria2(t *testing.T) {
 func TestDownloadEncryptedFromTransmission(t *testing.T) {
 	l := newNetnsLab(t, 8<<20+4321)
 	l.requireCrypto = true
-	l.startTransmission(t, l.hosts["seed"], filepath.Dir(l.payload.Path))
-	testenv.WaitFor(t, time.Minute, "transmission registered as a seeder", func() bool {
-		s, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
-		return err == nil && s.Complete >= 1
-	})
-	out := t.TempDir()
-	client := l.hosts["client"]
-	p := l.startCoordOn(t, client, "download", l.torrent.Path, "--out", out,
-		"--listen", client.IP()+":6881", "--progress", "log", "--encryption", "require")
-	if code := p.wait(t, 3*time.Minute); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p.out.String())
-	}
-	if err := l.payload.Verify(out); err != nil {
-		t.Fatal(err)
-	}
+	l.seedWithTransmission(t)
+	l.downloadWithCoord(t, l.torrent.Path, "--progress", "log", "--encryption", "require")
 }
 
 // TestTransmissionDownloadsEncryptedFromCoordSeed: transmission requiring
@@ -100,26 +87,7 @@ func TestDownloadEncryptedFromTransmission(t *testing.T) {
 func TestTransmissionDownloadsEncryptedFromCoordSeed(t *testing.T) {
 	l := newNetnsLab(t, 8<<20+4321)
 	l.requireCrypto = true
-	seed := l.hosts["seed"]
-	s := l.startCoordOn(t, seed, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
-		"--listen", seed.IP()+":6881", "--progress", "none", "--encryption", "require")
-	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
-		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
-		return err == nil && sc.Complete >= 1
-	})
-	out := t.TempDir()
-	tr := l.startTransmission(t, l.hosts["client"], out)
-	testenv.WaitFor(t, 3*time.Minute, "transmission's copy complete and identical", func() bool {
-		if tr.Exited() {
-			t.Fatalf("transmission-cli exited: %s", tr.Tail(2000))
-		}
-		return l.payload.Complete(out) && l.payload.Verify(out) == nil
-	})
-	select {
-	case <-s.done:
-		t.Fatalf("coord seed exited:\n%s", s.out.String())
-	default:
-	}
+	l.downloadWithTransmission(t, l.torrent.Path, l.seedWithCoord(t, "--encryption", "require"))
 }
 
 // BenchmarkMSEDownloadFromAria2 times coord download of 64 MiB from two

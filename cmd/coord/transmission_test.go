@@ -65,8 +65,9 @@ func newNetnsLab(t *testing.T, size int64) *netnsLab {
 }
 
 // startTransmission runs transmission-cli on host with DHT, LPD, PEX, uTP
-// and port forwarding off, downloading (or seeding) into dir.
-func (l *netnsLab) startTransmission(t *testing.T, host *lab.Netns, dir string) *lab.Proc {
+// and port forwarding off, downloading (or seeding) torrent (a file or a
+// magnet link) into dir.
+func (l *netnsLab) startTransmission(t *testing.T, host *lab.Netns, dir, torrent string) *lab.Proc {
 	t.Helper()
 	port, err := host.FreePort()
 	if err != nil {
@@ -82,7 +83,7 @@ func (l *netnsLab) startTransmission(t *testing.T, host *lab.Netns, dir string) 
 		t.Fatal(err)
 	}
 	cmd := host.Command(context.Background(), "transmission-cli", "-g", cfgDir, "-w", dir,
-		"-p", strconv.Itoa(port), "-M", "-D", "-U", l.torrent.Path)
+		"-p", strconv.Itoa(port), "-M", "-D", "-U", torrent)
 	proc, err := lab.StartProc(l.cl, "transmission-"+host.Name, cmd, filepath.Join(t.TempDir(), "transmission.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -96,17 +97,25 @@ func (l *netnsLab) startCoordOn(t *testing.T, host *lab.Netns, args ...string) *
 	return startCoordCmd(t, host.Command(context.Background(), coordBinary(t), args...))
 }
 
-func TestDownloadFromTransmissionSeeder(t *testing.T) {
-	l := newNetnsLab(t, 16<<20+4321)
-	l.startTransmission(t, l.hosts["seed"], filepath.Dir(l.payload.Path))
+// seedWithTransmission starts transmission-cli seeding the payload on the
+// seed host and waits until the tracker counts it as a seeder.
+func (l *netnsLab) seedWithTransmission(t *testing.T) {
+	t.Helper()
+	l.startTransmission(t, l.hosts["seed"], filepath.Dir(l.payload.Path), l.torrent.Path)
 	testenv.WaitFor(t, time.Minute, "transmission registered as a seeder", func() bool {
 		s, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
 		return err == nil && s.Complete >= 1
 	})
+}
+
+// downloadWithCoord runs coord download of torrent (a file or a magnet
+// link) on the client host with the flags extra, and checks its copy.
+func (l *netnsLab) downloadWithCoord(t *testing.T, torrent string, extra ...string) {
+	t.Helper()
 	out := t.TempDir()
 	client := l.hosts["client"]
-	p := l.startCoordOn(t, client, "download", l.torrent.Path, "--out", out,
-		"--listen", client.IP()+":6881", "--progress", "log")
+	args := append([]string{"download", torrent, "--out", out, "--listen", client.IP() + ":6881"}, extra...)
+	p := l.startCoordOn(t, client, args...)
 	if code := p.wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, p.out.String())
 	}
@@ -115,17 +124,28 @@ func TestDownloadFromTransmissionSeeder(t *testing.T) {
 	}
 }
 
-func TestTransmissionDownloadsFromCoordSeed(t *testing.T) {
-	l := newNetnsLab(t, 16<<20+4321)
+// seedWithCoord starts coord seed on the seed host with the flags extra
+// and waits until the tracker counts it as a seeder.
+func (l *netnsLab) seedWithCoord(t *testing.T, extra ...string) *coordProc {
+	t.Helper()
 	seed := l.hosts["seed"]
-	s := l.startCoordOn(t, seed, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
-		"--listen", seed.IP()+":6881", "--progress", "none")
+	args := append([]string{"seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
+		"--listen", seed.IP() + ":6881", "--progress", "none"}, extra...)
+	s := l.startCoordOn(t, seed, args...)
 	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
 		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
 		return err == nil && sc.Complete >= 1
 	})
+	return s
+}
+
+// downloadWithTransmission runs transmission-cli for torrent (a file or a
+// magnet link) on the client host until its copy is complete and
+// identical, and checks that the seeder, coord seed, is still running.
+func (l *netnsLab) downloadWithTransmission(t *testing.T, torrent string, seeder *coordProc) {
+	t.Helper()
 	out := t.TempDir()
-	tr := l.startTransmission(t, l.hosts["client"], out)
+	tr := l.startTransmission(t, l.hosts["client"], out, torrent)
 	testenv.WaitFor(t, 3*time.Minute, "transmission's copy complete and identical", func() bool {
 		if tr.Exited() {
 			t.Fatalf("transmission-cli exited: %s", tr.Tail(2000))
@@ -133,8 +153,19 @@ func TestTransmissionDownloadsFromCoordSeed(t *testing.T) {
 		return l.payload.Complete(out) && l.payload.Verify(out) == nil
 	})
 	select {
-	case <-s.done:
-		t.Fatalf("coord seed exited:\n%s", s.out.String())
+	case <-seeder.done:
+		t.Fatalf("coord seed exited:\n%s", seeder.out.String())
 	default:
 	}
+}
+
+func TestDownloadFromTransmissionSeeder(t *testing.T) {
+	l := newNetnsLab(t, 16<<20+4321)
+	l.seedWithTransmission(t)
+	l.downloadWithCoord(t, l.torrent.Path, "--progress", "log")
+}
+
+func TestTransmissionDownloadsFromCoordSeed(t *testing.T) {
+	l := newNetnsLab(t, 16<<20+4321)
+	l.downloadWithTransmission(t, l.torrent.Path, l.seedWithCoord(t))
 }
