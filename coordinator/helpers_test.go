@@ -179,8 +179,9 @@ func startTestMember(t *testing.T, key cluster.Key, join, delegateAddr string) {
 	startNamedMember(t, key, join, "node1", delegateAddr)
 }
 
-// startNamedMember is startTestMember for a node called name.
-func startNamedMember(t *testing.T, key cluster.Key, join, name, delegateAddr string) {
+// startNamedMember is startTestMember for a node called name; it returns
+// the membership (closed at the end of the test, if not before).
+func startNamedMember(t *testing.T, key cluster.Key, join, name, delegateAddr string) *cluster.Cluster {
 	t.Helper()
 	ncfg := cluster.DefaultConfig()
 	ncfg.Name, ncfg.BindAddr, ncfg.Key, ncfg.Profile = name, "127.0.0.1:0", key, cluster.ProfileLocal
@@ -195,6 +196,7 @@ func startNamedMember(t *testing.T, key cluster.Key, join, name, delegateAddr st
 		for range node.Events() {
 		}
 	}()
+	return node
 }
 
 // startTestNode joins c to a fresh local cluster and starts a swarm node
@@ -210,6 +212,14 @@ func startTestNode(t *testing.T, c *Coordinator, mod func(*delegate.ServerConfig
 // (joinTestCluster): a real delegate server whose jobs run real local peer
 // swarms, until the end of the test. mod adjusts the server's config.
 func startClusterNode(t *testing.T, key cluster.Key, join, name string, mod func(*delegate.ServerConfig)) *delegate.Server {
+	t.Helper()
+	srv, _ := startClusterMember(t, key, join, name, mod)
+	return srv
+}
+
+// startClusterMember is startClusterNode that also returns the node's
+// membership, for a test that stops the node itself.
+func startClusterMember(t *testing.T, key cluster.Key, join, name string, mod func(*delegate.ServerConfig)) (*delegate.Server, *cluster.Cluster) {
 	t.Helper()
 	dln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -228,8 +238,7 @@ func startClusterNode(t *testing.T, key cluster.Key, join, name string, mod func
 	}
 	go srv.Serve()
 	t.Cleanup(func() { srv.Close() })
-	startNamedMember(t, key, join, name, dln.Addr().String())
-	return srv
+	return srv, startNamedMember(t, key, join, name, dln.Addr().String())
 }
 
 // testTorrent is a small torrent with its payload, seeded by a seeder.
