@@ -18,7 +18,11 @@
 // coordinator CPU and an output check), then a failover run timing how long a
 // dead node's lease takes to return to the pool:
 //
-//	sudo go run ./cmd/flotilla-bench --scaling [--size 1GiB] [--rate 100] [--nodes 3] [--seeders 3] [--keep]
+//	sudo go run ./cmd/flotilla-bench --scaling [--scenario ladder,failover] [--size 1GiB] [--rate 100] [--nodes 3] [--seeders 3] [--keep]
+//
+// --scenario picks other scenarios of issue 15 (eight hosts, a small
+// download with the nodes already up, ...); each has its own lab, payload
+// and table (scenarios.go).
 //
 // Missing reference clients are installed by scripts/install-reference-clients.sh
 // (Debian packages, and rain/anacrolix built from the Go module proxy into
@@ -64,6 +68,8 @@ type options struct {
 	nodes         int
 	failoverOnly  bool
 	seedLimit     string
+	scenarios     []string        // --scenario, in order
+	set           map[string]bool // the flags given on the command line
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -131,7 +137,8 @@ func parseFlags(args []string, stdout io.Writer) (options, error) {
 	fs.BoolVar(&o.scaling, "scaling", false, "the cluster scaling benchmark (root): coord alone, then with 1..--nodes swarm nodes,\nevery host's WAN capped at --rate; then a failover run (see scaling.go)")
 	fs.IntVar(&o.rateMbit, "rate", 100, "with --scaling: each host's WAN cap in Mbit/s, both directions")
 	fs.IntVar(&o.nodes, "nodes", 3, "with --scaling: the most swarm nodes added to the coordinator")
-	fs.BoolVar(&o.failoverOnly, "failover-only", false, "with --scaling: only the failover run (needs --nodes >= 2)")
+	fs.BoolVar(&o.failoverOnly, "failover-only", false, "with --scaling: only the failover run (same as --scenario failover)")
+	scen := fs.String("scenario", "ladder,failover", "with --scaling: the scenarios to run, comma-separated, each in its own lab\nwith a table of its own: "+scenarioNames())
 	pos, err := cli.Parse(fs, args, false)
 	if errors.Is(err, flag.ErrHelp) {
 		cli.Help(stdout, "flotilla-bench [FLAGS]", benchSummary, fs)
@@ -157,6 +164,14 @@ func parseFlags(args []string, stdout io.Writer) (options, error) {
 	}
 	if o.scaling && (o.rateMbit < 1 || o.nodes < 1 || o.nodes > 20) {
 		return o, fmt.Errorf("--rate must be >= 1 and --nodes 1..20")
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if o.scenarios, err = parseScenarios(*scen); err != nil {
+		return o, fmt.Errorf("--scenario: %w", err)
+	}
+	if o.failoverOnly {
+		o.scenarios = []string{"failover"}
 	}
 	if o.labKind != "loopback" && o.labKind != "netns" {
 		return o, fmt.Errorf("--lab must be loopback or netns, not %q", o.labKind)

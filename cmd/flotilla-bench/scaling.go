@@ -25,15 +25,34 @@ import (
 // nodes added, then a failover run that measures how long a dead node's
 // lease takes to return to the pool.
 
-// scalingRun is one measured cluster download.
+// scalingRun is one measured cluster download: a row of a scenario's table.
 type scalingRun struct {
-	Hosts    int // coordinator + nodes
+	Label    string // the row's name; "" prints the host count
+	Hosts    int    // coordinator + nodes
 	Wall     time.Duration
 	MBps     float64
+	Bytes    int64         // the payload
 	CPU      time.Duration // the coordinator's user+sys
 	RSSMiB   float64
 	Verified string // "ok" or what is wrong
 	Split    string // pieces per swarm, from the completion summary
+	// Ratio and Target fill the ratio column (the scenario's ratio
+	// header); when Ratio is 0 the table computes the speed-up over the
+	// run with Hosts == 1, against a target of 0.9 x Hosts.
+	Ratio, Target float64
+	// DupBytes is what the cluster fetched twice (end game across nodes),
+	// -1 when the log does not say.
+	DupBytes int64
+	// Breakdown is where the time went, for a run made with it.
+	Breakdown *breakdown
+}
+
+// CPUPerGiB is the coordinator's CPU seconds per GiB of payload.
+func (r scalingRun) CPUPerGiB() float64 {
+	if r.Bytes == 0 {
+		return 0
+	}
+	return r.CPU.Seconds() / (float64(r.Bytes) / (1 << 30))
 }
 
 func scaling(ctx context.Context, cl *lab.Cleanup, o options, root, workDir string, stdout, stderr io.Writer) error {
@@ -54,21 +73,56 @@ func scaling(ctx context.Context, cl *lab.Cleanup, o options, root, workDir stri
 			return fmt.Errorf("go build %s: %v: %s", pkg, err, strings.TrimSpace(string(out)))
 		}
 	}
+	var failed []string
+	for _, name := range o.scenarios {
+		sc := scenarioByName(name)
+		if err := runScenario(ctx, sc, o, coordBin, nodeBin, filepath.Join(workDir, sc.name), logger, stdout); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "scenario %s: %v\n", sc.name, err)
+			failed = append(failed, sc.name)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("scenario(s) %s failed", strings.Join(failed, ", "))
+	}
+	return nil
+}
 
+// runScenario builds sc's lab (its own namespaces, payload and seeders),
+// makes its runs and prints its table.
+func runScenario(ctx context.Context, sc scenario, o options, coordBin, nodeBin, workDir string, logger *slog.Logger, stdout io.Writer) error {
+	cl := &lab.Cleanup{}
+	defer cl.Run()
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return err
+	}
+	nodes, size := o.nodes, o.size
+	if sc.nodes > 0 && !o.set["nodes"] {
+		nodes = sc.nodes
+	}
+	if sc.size > 0 && !o.set["size"] {
+		size = sc.size
+	}
 	hosts := []string{"coord"}
-	for i := range o.nodes {
+	for i := range nodes {
 		hosts = append(hosts, fmt.Sprintf("node%d", i+1))
+	}
+	var rates map[string]int
+	if sc.rates != nil {
+		rates = sc.rates(o, hosts)
 	}
 	start := time.Now()
 	cluster, err := lab.NewCluster(ctx, cl, lab.ClusterConfig{
-		Hosts: hosts, Seeders: o.seeders, WANSubnet: "10.232.1", ClusterSubnet: "10.232.2", RateMbit: o.rateMbit,
+		Hosts: hosts, Seeders: o.seeders, WANSubnet: "10.232.1", ClusterSubnet: "10.232.2", RateMbit: o.rateMbit, HostRateMbit: rates,
 	})
 	if err != nil {
 		return err
 	}
 	cfg := lab.DefaultSwarmConfig()
 	cfg.Dir = filepath.Join(workDir, "lab")
-	cfg.Payload = lab.PayloadSpec{Name: "flotilla-scaling.bin", Seed: o.seed, Size: o.size}
+	cfg.Payload = lab.PayloadSpec{Name: "flotilla-scaling.bin", Seed: o.seed, Size: size}
 	cfg.PieceLength = o.piece
 	cfg.Seeders = o.seeders
 	cfg.Logger = logger
@@ -80,37 +134,37 @@ func scaling(ctx context.Context, cl *lab.Cleanup, o options, root, workDir stri
 	if err != nil {
 		return err
 	}
-	logger.Info("cluster lab up", "hosts", hosts, "seeders", o.seeders, "wan_cap_mbit", o.rateMbit, "took", time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(stdout, "\nscaling: %s payload, %s pieces, %d uncapped aria2c seeders on the WAN; every host's WAN capped at %d Mbit/s (%.1f MB/s) each way; cluster link uncapped\n",
-		human(o.size), human(o.piece), o.seeders, o.rateMbit, float64(o.rateMbit)/8)
-
-	b := &scalingBench{ctx: ctx, o: o, lab: cluster, sw: sw, coordBin: coordBin, nodeBin: nodeBin, keyFile: keyFile, workDir: workDir, stdout: stdout}
-	var runs []scalingRun
-	for n := 0; n <= o.nodes && !o.failoverOnly; n++ {
-		r, err := b.run(n, fmt.Sprintf("hosts%d", n+1))
-		if err != nil {
-			return err
+	logger.Info("cluster lab up", "scenario", sc.name, "hosts", hosts, "seeders", o.seeders, "wan_cap_mbit", o.rateMbit, "took", time.Since(start).Round(time.Millisecond))
+	caps := fmt.Sprintf("every host's WAN capped at %d Mbit/s (%.1f MB/s) each way", o.rateMbit, float64(o.rateMbit)/8)
+	if len(rates) > 0 {
+		var parts []string
+		for _, h := range hosts {
+			parts = append(parts, fmt.Sprintf("%s %d", h, cluster.Hosts[h].RateMbit))
 		}
-		runs = append(runs, r)
-		fmt.Fprintf(stdout, "%d host(s): %7.2f s %8.1f MB/s  coord CPU %5.1f%%  %s  [%s]\n",
-			r.Hosts, r.Wall.Seconds(), r.MBps, 100*r.CPU.Seconds()/r.Wall.Seconds(), r.Verified, r.Split)
+		caps = "WAN caps (Mbit/s, each way): " + strings.Join(parts, ", ")
 	}
+	fmt.Fprintf(stdout, "\nscenario %s: %s\n  %s payload, %s pieces, %d uncapped aria2c seeders on the WAN; %s; cluster link uncapped\n",
+		sc.name, sc.doc, human(size), human(o.piece), o.seeders, caps)
+
+	b := &scalingBench{ctx: ctx, o: o, nodes: nodes, lab: cluster, sw: sw, coordBin: coordBin, nodeBin: nodeBin, keyFile: keyFile, workDir: workDir, stdout: stdout}
+	runs, err := sc.run(b)
 	if len(runs) > 0 {
 		fmt.Fprintln(stdout)
-		printScaling(stdout, runs, o)
+		printScaling(stdout, sc, runs, o)
 	}
-
-	if o.nodes >= 2 {
-		if err := b.failover(); err != nil {
-			fmt.Fprintf(stdout, "failover run: %v\n", err)
+	for _, r := range runs {
+		if r.Breakdown != nil {
+			fmt.Fprintln(stdout)
+			r.Breakdown.print(stdout, r)
 		}
 	}
-	return nil
+	return err
 }
 
 type scalingBench struct {
 	ctx                        context.Context
 	o                          options
+	nodes                      int // the lab's swarm nodes
 	lab                        *lab.ClusterLab
 	sw                         *lab.Swarm
 	coordBin, nodeBin, keyFile string
@@ -118,44 +172,90 @@ type scalingBench struct {
 	stdout                     io.Writer
 }
 
-// start starts the coordinator and n nodes for one run.
-func (b *scalingBench) start(cl *lab.Cleanup, n int, dir string, verbose bool) (*lab.Proc, []*lab.Proc, error) {
+// runSpec says how to make one run.
+type runSpec struct {
+	name  string // the run's directory and the table row's label
+	nodes int    // swarm nodes beside the coordinator
+	// nodesFirst starts the nodes before the coordinator: they wait for
+	// it and must find it as soon as it is up (the wall still starts at
+	// the coordinator's start).
+	nodesFirst bool
+	// breakdown runs with -v logs, a CPU profile of the coordinator and
+	// the WAN links sampled, and reports where the time went.
+	breakdown bool
+}
+
+// start starts the coordinator and n nodes for one run; with nodesFirst the
+// nodes first, then the coordinator once they are up.
+func (b *scalingBench) start(cl *lab.Cleanup, n int, dir string, verbose, nodesFirst bool, coordExtra ...string) (*lab.Proc, []*lab.Proc, error) {
 	coordHost := b.lab.Hosts["coord"]
+	var nodes []*lab.Proc
+	startNodes := func() error {
+		for i := range n {
+			name := fmt.Sprintf("node%d", i+1)
+			p, err := lab.StartNode(b.ctx, cl, b.lab.Hosts[name], lab.NodeSpec{
+				Bin: b.nodeBin, Name: name, Join: fmt.Sprintf("%s:%d", coordHost.ClusterAddr, lab.DefaultGossipPort),
+				KeyFile: b.keyFile, DataDir: filepath.Join(dir, "data-"+name), LogPath: filepath.Join(dir, name+".log"), Verbose: verbose,
+			})
+			if err != nil {
+				return err
+			}
+			nodes = append(nodes, p)
+		}
+		return nil
+	}
+	if nodesFirst {
+		if err := startNodes(); err != nil {
+			return nil, nil, err
+		}
+		// Long enough for every node to be up and retrying its join.
+		time.Sleep(3 * time.Second)
+	}
 	coord, err := lab.StartCoord(b.ctx, cl, coordHost, lab.CoordSpec{
 		Bin: b.coordBin, Torrent: b.sw.Torrent.Path, Out: filepath.Join(dir, "out"), KeyFile: b.keyFile,
-		LogPath: filepath.Join(dir, "coord.log"), Verbose: verbose, LogInterval: 2 * time.Second,
+		LogPath: filepath.Join(dir, "coord.log"), Verbose: verbose, LogInterval: 2 * time.Second, Extra: coordExtra,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	if nodesFirst {
+		return coord, nodes, nil
+	}
 	if _, err := lab.WaitLine(b.ctx, coord, 30*time.Second, func(l string) bool { return strings.HasPrefix(l, "cluster: gossip on") }); err != nil {
 		return nil, nil, fmt.Errorf("coordinator's cluster did not start: %w", err)
 	}
-	var nodes []*lab.Proc
-	for i := range n {
-		name := fmt.Sprintf("node%d", i+1)
-		p, err := lab.StartNode(b.ctx, cl, b.lab.Hosts[name], lab.NodeSpec{
-			Bin: b.nodeBin, Name: name, Join: fmt.Sprintf("%s:%d", coordHost.ClusterAddr, lab.DefaultGossipPort),
-			KeyFile: b.keyFile, DataDir: filepath.Join(dir, "data-"+name), LogPath: filepath.Join(dir, name+".log"), Verbose: verbose,
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		nodes = append(nodes, p)
+	if err := startNodes(); err != nil {
+		return nil, nil, err
 	}
 	return coord, nodes, nil
 }
 
 // run downloads the torrent with the coordinator and n nodes.
 func (b *scalingBench) run(n int, name string) (scalingRun, error) {
-	r := scalingRun{Hosts: n + 1}
-	dir := filepath.Join(b.workDir, name)
+	return b.runSpec(runSpec{name: name, nodes: n})
+}
+
+// runSpec makes the run s.
+func (b *scalingBench) runSpec(s runSpec) (scalingRun, error) {
+	n := s.nodes
+	r := scalingRun{Label: s.name, Hosts: n + 1, Bytes: b.sw.Payload.Total, DupBytes: -1}
+	dir := filepath.Join(b.workDir, s.name)
 	if !b.o.keep {
 		defer os.RemoveAll(dir)
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
 	cl := &lab.Cleanup{}
 	defer cl.Run()
-	coord, nodes, err := b.start(cl, n, dir, false)
+	var extra []string
+	var sampler *wanSampler
+	if s.breakdown {
+		extra = append(extra, "--cpuprofile", filepath.Join(dir, "coord.pprof"))
+		sampler = startWANSampler(b.lab, 100*time.Millisecond)
+		defer sampler.stop()
+	}
+	coord, nodes, err := b.start(cl, n, dir, s.breakdown, s.nodesFirst, extra...)
 	if err != nil {
 		return r, err
 	}
@@ -179,7 +279,16 @@ func (b *scalingBench) run(n int, name string) (scalingRun, error) {
 		r.RSSMiB = float64(ru.Maxrss) / 1024
 	}
 	r.Verified = verifyOutput(b.sw.Payload, filepath.Join(dir, "out"))
-	r.Split = split(coord.ReadLog())
+	log := coord.ReadLog()
+	r.Split = split(log)
+	r.DupBytes = dupBytes(log)
+	if s.breakdown {
+		nodeLogs := map[string]string{}
+		for _, p := range nodes {
+			nodeLogs[p.Name] = p.ReadLog()
+		}
+		r.Breakdown = analyse(b, coord, log, nodeLogs, sampler.stop(), filepath.Join(dir, "coord.pprof"))
+	}
 	return r, nil
 }
 
@@ -245,24 +354,46 @@ func split(log string) string {
 	return strings.Join(parts, ", ") + " pieces"
 }
 
-func printScaling(w io.Writer, runs []scalingRun, o options) {
-	fmt.Fprintf(w, "%-6s %9s %10s %9s %8s %11s %9s  %s\n", "hosts", "wall s", "MB/s", "speed-up", "target", "coord CPU", "coord RSS", "output")
+func printScaling(w io.Writer, sc scenario, runs []scalingRun, o options) {
+	ratioHead := sc.ratio
+	if ratioHead == "" {
+		ratioHead = "speed-up"
+	}
+	fmt.Fprintf(w, "%-10s %5s %8s %8s %9s %7s %10s %9s %8s  %s\n", "run", "hosts", "wall s", "MB/s", ratioHead, "target", "CPU s/GiB", "coord RSS", "dup MiB", "output")
 	var base float64
 	for _, r := range runs {
-		if r.Hosts == 1 {
+		if r.Hosts == 1 && base == 0 {
 			base = r.Wall.Seconds()
 		}
-		speed := "-"
-		if base > 0 {
-			speed = fmt.Sprintf("%.2fx", base/r.Wall.Seconds())
+	}
+	for _, r := range runs {
+		ratio, target := "-", "-"
+		switch {
+		case r.Ratio > 0:
+			ratio, target = fmt.Sprintf("%.2f", r.Ratio), fmt.Sprintf("%.2f", r.Target)
+		case base > 0:
+			ratio, target = fmt.Sprintf("%.2fx", base/r.Wall.Seconds()), fmt.Sprintf("%.1fx", 0.9*float64(r.Hosts))
 		}
-		fmt.Fprintf(w, "%-6d %9.2f %10.1f %9s %7.1fx %10.1f%% %7.0f MiB  %s\n", r.Hosts, r.Wall.Seconds(), r.MBps, speed,
-			0.9*float64(r.Hosts), 100*r.CPU.Seconds()/r.Wall.Seconds(), r.RSSMiB, r.Verified)
+		dup := "-"
+		if r.DupBytes >= 0 {
+			dup = fmt.Sprintf("%.1f", float64(r.DupBytes)/(1<<20))
+		}
+		label := r.Label
+		if label == "" {
+			label = fmt.Sprintf("hosts%d", r.Hosts)
+		}
+		fmt.Fprintf(w, "%-10s %5d %8.2f %8.1f %9s %7s %10.2f %5.0f MiB %8s  %s\n", label, r.Hosts, r.Wall.Seconds(), r.MBps, ratio, target,
+			r.CPUPerGiB(), r.RSSMiB, dup, r.Verified)
 	}
 	fmt.Fprintf(w, "\nwall: coordinator start to exit (includes the nodes' join and session setup); MB/s = payload/wall (1 MB = 1e6 B);\n"+
-		"the WAN cap bounds one host at %.1f MB/s; coord CPU = user+sys of the coordinator process / wall, %% of one core;\n"+
-		"target speed-up = 0.9 x hosts; output = every file's size and SHA-256, and no other file in --out.\n",
+		"the WAN cap bounds one host at %.1f MB/s; CPU s/GiB = user+sys of the coordinator process per GiB of payload;\n"+
+		"dup = bytes the cluster fetched twice (- when the log does not say); output = every file's size and SHA-256, and no other file.\n",
 		float64(o.rateMbit)/8)
+	for _, r := range runs {
+		if r.Split != "" {
+			fmt.Fprintf(w, "  %s: %s\n", r.Label, r.Split)
+		}
+	}
 }
 
 var logTimeRE = regexp.MustCompile(`^time=(\S+)`)
@@ -337,11 +468,11 @@ func (b *scalingBench) failover() error {
 	}
 	cl := &lab.Cleanup{}
 	defer cl.Run()
-	coord, nodes, err := b.start(cl, b.o.nodes, dir, true)
+	coord, nodes, err := b.start(cl, b.nodes, dir, true, false)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b.stdout, "\nfailover (%d hosts, -v logs): node1's host crashed (links down + kill -9) at 25%%, node2 killed (kill -9) at 60%%\n", b.o.nodes+1)
+	fmt.Fprintf(b.stdout, "\nfailover (%d hosts, -v logs): node1's host crashed (links down + kill -9) at 25%%, node2 killed (kill -9) at 60%%\n", b.nodes+1)
 	var deaths []death
 	if _, err := lab.WaitLine(b.ctx, coord, b.o.timeout, lab.AtPercent(25)); err != nil {
 		return err

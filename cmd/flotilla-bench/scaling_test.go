@@ -54,7 +54,7 @@ func TestScalingReport(t *testing.T) {
 		t.Fatalf("logTime = %v, %v", at, ok)
 	}
 	var b bytes.Buffer
-	printScaling(&b, []scalingRun{{Hosts: 1, Wall: 90 * time.Second, Verified: "ok"}, {Hosts: 2, Wall: 45 * time.Second, Verified: "ok"}}, options{rateMbit: 100})
+	printScaling(&b, scenario{}, []scalingRun{{Hosts: 1, Wall: 90 * time.Second, Verified: "ok"}, {Hosts: 2, Wall: 45 * time.Second, Verified: "ok"}}, options{rateMbit: 100})
 	if !strings.Contains(b.String(), "2.00x") {
 		t.Fatalf("table:\n%s", b.String())
 	}
@@ -75,6 +75,44 @@ func TestFailoverLine(t *testing.T) {
 	} {
 		if got := failoverLine(d, c.log); got != c.want {
 			t.Errorf("got  %q\nwant %q", got, c.want)
+		}
+	}
+}
+
+func TestParseScenarios(t *testing.T) {
+	got, err := parseScenarios("eight, small")
+	if err != nil || strings.Join(got, ",") != "eight,small" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "eight,nine"} {
+		if _, err := parseScenarios(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// sumTraces files each sample under the first concern one of its frames
+// matches, whichever frame it is.
+func TestSumTraces(t *testing.T) {
+	out := "File: coord\nType: cpu\nDuration: 1s, Total samples = 60ms\n" +
+		"-----------+-------------------------------------------------------\n" +
+		"      20ms   crypto/sha1.blockSHANI\n             crypto/sha1.Sum\n             flotilla/swarm.(*download).run\n" +
+		"-----------+-------------------------------------------------------\n" +
+		"      30ms   syscall.Syscall6\n             os.(*File).WriteAt\n             flotilla/piecestore.(*Store).write\n" +
+		"-----------+-------------------------------------------------------\n" +
+		"      10ms   runtime.futex\n             runtime.mcall\n" +
+		"-----------+-------------------------------------------------------\n"
+	shares, total := sumTraces(out)
+	if total != 60*time.Millisecond {
+		t.Fatalf("total %v", total)
+	}
+	want := []profileShare{{"disk", 30 * time.Millisecond}, {"hashing", 20 * time.Millisecond}, {"other", 10 * time.Millisecond}}
+	if len(shares) != len(want) {
+		t.Fatalf("shares %v", shares)
+	}
+	for i := range want {
+		if shares[i] != want[i] {
+			t.Errorf("share %d = %v, want %v", i, shares[i], want[i])
 		}
 	}
 }

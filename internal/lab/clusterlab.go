@@ -252,3 +252,40 @@ func (h *ClusterHost) Disconnect(ctx context.Context) error {
 	}
 	return nil
 }
+
+// LinkBytes returns the bytes received and sent so far on the namespace's
+// interface dev (from /proc/thread-self/net/dev read inside it).
+func (n *Netns) LinkBytes(dev string) (rx, tx uint64, err error) {
+	err = n.do(func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/dev")
+		if err != nil {
+			return fmt.Errorf("lab: %s: %w", n.Name, err)
+		}
+		rx, tx, err = ParseNetDev(b, dev)
+		return err
+	})
+	return rx, tx, err
+}
+
+// ParseNetDev returns dev's received and transmitted bytes from the text
+// of /proc/net/dev.
+func ParseNetDev(b []byte, dev string) (rx, tx uint64, err error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) != dev {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 9 {
+			return 0, 0, fmt.Errorf("lab: /proc/net/dev: short line for %s: %q", dev, line)
+		}
+		if rx, err = strconv.ParseUint(f[0], 10, 64); err == nil {
+			tx, err = strconv.ParseUint(f[8], 10, 64)
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("lab: /proc/net/dev: %s: %w", dev, err)
+		}
+		return rx, tx, nil
+	}
+	return 0, 0, fmt.Errorf("lab: /proc/net/dev has no interface %s", dev)
+}

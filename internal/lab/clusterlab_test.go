@@ -175,3 +175,17 @@ func TestClusterLogParsing(t *testing.T) {
 		t.Fatal("a log without completion parsed")
 	}
 }
+
+func TestParseNetDev(t *testing.T) {
+	text := "Inter-|   Receive                                                |  Transmit\n" +
+		" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n" +
+		"    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n" +
+		"  eth0: 1048576    900    0    0    0     0          0         0    20480     300    0    0    0     0       0          0\n"
+	rx, tx, err := lab.ParseNetDev([]byte(text), "eth0")
+	if err != nil || rx != 1048576 || tx != 20480 {
+		t.Fatalf("eth0: %d %d %v", rx, tx, err)
+	}
+	if _, _, err := lab.ParseNetDev([]byte(text), "eth1"); err == nil {
+		t.Fatal("eth1 found in a text without it")
+	}
+}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"flotilla/internal/lab"
+)
+
+// Where the time of a cluster run goes (issue 15): for every host, when
+// its delegate session opened, when its job started on the node, when its
+// WAN link first carried data and when its first piece was accepted, its
+// share of the pieces and how long its WAN sat idle; when 95 % of the
+// pieces were in and how long the last 5 % took; and what the
+// coordinator's CPU went on (its --cpuprofile, by concern).
+
+// wanSample is one reading of a host's WAN counters.
+type wanSample struct {
+	at time.Time
+	rx uint64
+}
+
+// wanSampler reads every cluster host's WAN bytes received at a fixed
+// pace until stopped.
+type wanSampler struct {
+	stopc, done chan struct{}
+	once        sync.Once
+	samples     map[string][]wanSample
+}
+
+func startWANSampler(l *lab.ClusterLab, every time.Duration) *wanSampler {
+	s := &wanSampler{stopc: make(chan struct{}), done: make(chan struct{}), samples: map[string][]wanSample{}}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			for _, h := range l.Order {
+				if rx, _, err := l.Hosts[h].LinkBytes("eth0"); err == nil {
+					s.samples[h] = append(s.samples[h], wanSample{time.Now(), rx})
+				}
+			}
+			select {
+			case <-s.stopc:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// stop ends the sampling (once) and returns the samples.
+func (s *wanSampler) stop() map[string][]wanSample {
+	s.once.Do(func() { close(s.stopc) })
+	<-s.done
+	return s.samples
+}
+
+// hostBreakdown is one host's part of a run; durations count from the
+// coordinator's start, -1 when not seen.
+type hostBreakdown struct {
+	host, worker string // the lab's host and the sub-chief's worker ("local" on coord)
+	session      time.Duration
+	jobStarted   time.Duration
+	firstWAN     time.Duration // first 100 ms with WAN rx above 10 % of the cap
+	firstPiece   time.Duration
+	lastPiece    time.Duration
+	pieces       int
+	wanMiB       float64       // WAN bytes received from the coordinator's start to its exit
+	idle         time.Duration // WAN below 50 % of the cap between its first data and the last piece accepted
+	idleStart    time.Duration // before its first WAN data
+}
+
+// breakdown is where a run's time went.
+type breakdown struct {
+	pieces      int
+	at95, at100 time.Duration // 95 % and all of the pieces accepted
+	hosts       []hostBreakdown
+	profile     []profileShare
+	profTotal   time.Duration
+	note        string
+}
+
+type profileShare struct {
+	what string
+	cpu  time.Duration
+}
+
+var (
+	acceptRE = regexp.MustCompile(`msg="piece accepted".* worker=(\S+)`)
+	sessRE   = regexp.MustCompile(`msg="delegate session open".* node=(\S+)`)
+)
+
+func analyse(b *scalingBench, coord *lab.Proc, log string, nodeLogs map[string]string, samples map[string][]wanSample, prof string) *breakdown {
+	t0, end := coord.Started, coord.Ended()
+	since := func(t time.Time) time.Duration { return t.Sub(t0) }
+	bd := &breakdown{}
+	hosts := map[string]*hostBreakdown{}
+	get := func(worker string) *hostBreakdown {
+		host := worker
+		if worker == "local" {
+			host = "coord"
+		}
+		if h, ok := hosts[host]; ok {
+			return h
+		}
+		h := &hostBreakdown{host: host, worker: worker, session: -1, jobStarted: -1, firstWAN: -1, firstPiece: -1, lastPiece: -1}
+		hosts[host] = h
+		return h
+	}
+	get("local")
+	for name := range nodeLogs {
+		get(name)
+	}
+	var accepts []time.Duration
+	for _, l := range strings.Split(log, "\n") {
+		at, ok := logTime(l)
+		if !ok {
+			continue
+		}
+		if m := acceptRE.FindStringSubmatch(l); m != nil {
+			h := get(m[1])
+			d := since(at)
+			if h.firstPiece < 0 {
+				h.firstPiece = d
+			}
+			h.lastPiece = d
+			h.pieces++
+			accepts = append(accepts, d)
+		} else if m := sessRE.FindStringSubmatch(l); m != nil && get(m[1]).session < 0 {
+			get(m[1]).session = since(at)
+		}
+	}
+	for name, nl := range nodeLogs {
+		for _, l := range strings.Split(nl, "\n") {
+			if strings.Contains(l, `msg="job started"`) {
+				if at, ok := logTime(l); ok {
+					get(name).jobStarted = since(at)
+					break
+				}
+			}
+		}
+	}
+	sort.Slice(accepts, func(i, j int) bool { return accepts[i] < accepts[j] })
+	bd.pieces = len(accepts)
+	if n := len(accepts); n > 0 {
+		bd.at95 = accepts[(95*n+99)/100-1]
+		bd.at100 = accepts[n-1]
+	}
+	for _, h := range hosts {
+		capBps := float64(b.lab.Hosts[h.host].RateMbit) * 1e6 / 8
+		s := samples[h.host]
+		for i := 1; i < len(s); i++ {
+			if s[i].at.Before(t0) || s[i-1].at.After(end) {
+				continue
+			}
+			dt := s[i].at.Sub(s[i-1].at)
+			got := float64(s[i].rx - s[i-1].rx)
+			h.wanMiB += got / (1 << 20)
+			rate := got / dt.Seconds()
+			if capBps <= 0 {
+				continue
+			}
+			if h.firstWAN < 0 {
+				if rate > 0.1*capBps {
+					h.firstWAN = since(s[i-1].at)
+				} else {
+					h.idleStart += dt
+				}
+				continue
+			}
+			if since(s[i].at) <= bd.at100 && rate < 0.5*capBps {
+				h.idle += dt
+			}
+		}
+	}
+	for _, h := range hosts {
+		bd.hosts = append(bd.hosts, *h)
+	}
+	sort.Slice(bd.hosts, func(i, j int) bool {
+		return hostOrder(bd.hosts[i].host) < hostOrder(bd.hosts[j].host)
+	})
+	bd.profile, bd.profTotal, bd.note = profileByConcern(b.coordBin, prof)
+	return bd
+}
+
+func hostOrder(h string) int {
+	if h == "coord" {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimPrefix(h, "node"))
+	return 1 + n
+}
+
+func (bd *breakdown) print(w io.Writer, r scalingRun) {
+	fmt.Fprintf(w, "breakdown of %s (%d hosts, %.2f s; seconds from the coordinator's start; - = not seen):\n", r.Label, r.Hosts, r.Wall.Seconds())
+	fmt.Fprintf(w, "  %-6s %8s %8s %9s %9s %9s %7s %6s %8s %9s %9s\n", "host", "session", "job", "WAN data", "1st piece", "last", "pieces", "share", "WAN MiB", "idle pre", "idle mid")
+	sec := func(d time.Duration) string {
+		if d < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", d.Seconds())
+	}
+	for _, h := range bd.hosts {
+		share := 0.0
+		if bd.pieces > 0 {
+			share = 100 * float64(h.pieces) / float64(bd.pieces)
+		}
+		fmt.Fprintf(w, "  %-6s %8s %8s %9s %9s %9s %7d %5.1f%% %8.1f %9.2f %9.2f\n", h.host, sec(h.session), sec(h.jobStarted), sec(h.firstWAN),
+			sec(h.firstPiece), sec(h.lastPiece), h.pieces, share, h.wanMiB, h.idleStart.Seconds(), h.idle.Seconds())
+	}
+	fmt.Fprintf(w, "  95 %% of the %d pieces accepted at %.2f s, the last at %.2f s: the last 5 %% took %.2f s; exit at %.2f s\n",
+		bd.pieces, bd.at95.Seconds(), bd.at100.Seconds(), (bd.at100 - bd.at95).Seconds(), r.Wall.Seconds())
+	fmt.Fprintf(w, "  (WAN data: first 100 ms above 10 %% of the cap; idle pre: before it; idle mid: below 50 %% of the cap from then to the last piece)\n")
+	if bd.note != "" {
+		fmt.Fprintf(w, "  coordinator CPU profile: %s\n", bd.note)
+		return
+	}
+	var parts []string
+	for _, p := range bd.profile {
+		parts = append(parts, fmt.Sprintf("%s %.2f s (%.0f%%)", p.what, p.cpu.Seconds(), 100*p.cpu.Seconds()/bd.profTotal.Seconds()))
+	}
+	fmt.Fprintf(w, "  coordinator CPU profile, %.2f s sampled: %s\n", bd.profTotal.Seconds(), strings.Join(parts, ", "))
+}
+
+// concerns sorts a CPU sample by the first of these that any frame of its
+// stack matches.
+var concerns = []struct {
+	what string
+	re   *regexp.Regexp
+}{
+	{"hashing", regexp.MustCompile(`^crypto/sha1\.`)},
+	{"encryption", regexp.MustCompile(`^(crypto/(tls|aes|cipher|rc4|chacha|ecdh|ed25519|internal)|golang.org/x/crypto/|flotilla/peerwire/mse)`)},
+	{"disk", regexp.MustCompile(`^flotilla/piecestore\.|^os\.\(\*File\)\.(WriteAt|Write|ReadAt|Sync)`)},
+	{"delegate", regexp.MustCompile(`^(flotilla/delegate\.|github.com/hashicorp/yamux|github.com/vmihailenco/msgpack)`)},
+	{"gossip", regexp.MustCompile(`^(github.com/hashicorp/memberlist|flotilla/cluster\.)`)},
+	{"peer wire", regexp.MustCompile(`^flotilla/(peerswarm|peerwire)\.`)},
+	{"sub-chief", regexp.MustCompile(`^flotilla/swarm\.`)},
+	{"locks", regexp.MustCompile(`^(sync\.\(\*(Mutex|RWMutex)\)|runtime\.lock)`)},
+	{"GC", regexp.MustCompile(`^runtime\.(gcBgMarkWorker|gcDrain|mallocgc|scanobject|bgsweep|bgscavenge)`)},
+}
+
+// profileByConcern sums a CPU profile's samples by concern, with
+// `go tool pprof -traces`.
+func profileByConcern(bin, prof string) ([]profileShare, time.Duration, string) {
+	out, err := exec.Command("go", "tool", "pprof", "-traces", bin, prof).Output()
+	if err != nil {
+		return nil, 0, fmt.Sprintf("go tool pprof -traces %s: %v", prof, err)
+	}
+	shares, total := sumTraces(string(out))
+	return shares, total, ""
+}
+
+// sumTraces sums the output of `go tool pprof -traces` by concern, largest
+// first.
+func sumTraces(out string) ([]profileShare, time.Duration) {
+	sums := map[string]time.Duration{}
+	var total time.Duration
+	var cur time.Duration
+	var frames []string
+	flush := func() {
+		if cur == 0 {
+			return
+		}
+		what := "other"
+	find:
+		for _, c := range concerns {
+			for _, f := range frames {
+				if c.re.MatchString(f) {
+					what = c.what
+					break find
+				}
+			}
+		}
+		sums[what] += cur
+		total += cur
+		cur, frames = 0, frames[:0]
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "-----------+") {
+			flush()
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) == 0 || !strings.HasPrefix(l, " ") {
+			continue // the header
+		}
+		if d, err := time.ParseDuration(f[0]); err == nil && len(f) >= 2 {
+			cur = d
+			frames = append(frames[:0], f[1])
+			continue
+		}
+		frames = append(frames, f[0])
+	}
+	flush()
+	var shares []profileShare
+	for w, d := range sums {
+		shares = append(shares, profileShare{w, d})
+	}
+	sort.Slice(shares, func(i, j int) bool { return shares[i].cpu > shares[j].cpu })
+	return shares, total
+}
+
+// dupRE matches the completion summary's count of bytes fetched twice, if
+// the coordinator prints one.
+var dupRE = regexp.MustCompile(`(?m)duplicated (\d+) bytes`)
+
+// dupBytes returns the bytes the cluster fetched twice, -1 if the log does
+// not say.
+func dupBytes(log string) int64 {
+	m := dupRE.FindStringSubmatch(log)
+	if m == nil {
+		return -1
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}

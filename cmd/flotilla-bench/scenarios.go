@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The scenarios of the scaling benchmark (--scenario, issue 15). Each builds
+// its own cluster lab (its hosts, WAN caps and payload) and prints a table
+// of its own runs. To add one, append to scenarios: say how many nodes the
+// lab holds, the payload size, the caps if not all --rate, the ratio column
+// if not the speed-up over the coordinator alone, and the runs.
+
+// scenario is one --scenario.
+type scenario struct {
+	name, doc string
+	// nodes is the number of swarm nodes in the lab; 0: --nodes. A
+	// --nodes given on the command line wins.
+	nodes int
+	// size is the payload; 0: --size. A --size given wins.
+	size int64
+	// rates, if set, gives per-host WAN caps in Mbit/s (hosts not in the
+	// map get --rate); hosts are "coord", "node1", ...
+	rates func(o options, hosts []string) map[string]int
+	// ratio heads the ratio column when the runs set scalingRun.Ratio
+	// (e.g. "of caps"); "" is the speed-up over the run with one host.
+	ratio string
+	// run makes the runs, in table order. A run that fails may return
+	// the runs made so far with the error.
+	run func(b *scalingBench) ([]scalingRun, error)
+}
+
+var scenarios = []scenario{
+	{
+		name: "ladder",
+		doc:  "the coordinator alone, then with 1..--nodes swarm nodes added",
+		run: func(b *scalingBench) ([]scalingRun, error) {
+			var runs []scalingRun
+			for n := 0; n <= b.nodes; n++ {
+				r, err := b.run(n, fmt.Sprintf("hosts%d", n+1))
+				if err != nil {
+					return runs, err
+				}
+				runs = append(runs, r)
+			}
+			return runs, nil
+		},
+	},
+	{
+		name: "failover",
+		doc:  "every node (at least 2) downloading; node1's host crashes at 25 %, node2 is killed at 60 %",
+		run: func(b *scalingBench) ([]scalingRun, error) {
+			if b.nodes < 2 {
+				return nil, fmt.Errorf("the failover run needs --nodes >= 2")
+			}
+			return nil, b.failover()
+		},
+	},
+	{
+		name:  "eight",
+		doc:   "8 hosts (the coordinator + 7 nodes) against the coordinator alone, with the breakdown",
+		nodes: 7,
+		run: func(b *scalingBench) ([]scalingRun, error) {
+			return b.aloneAndCluster(false)
+		},
+	},
+	{
+		name:  "small",
+		doc:   "a small download on 3 hosts, the nodes up before the coordinator, with the breakdown",
+		nodes: 2,
+		size:  192 << 20,
+		run: func(b *scalingBench) ([]scalingRun, error) {
+			return b.aloneAndCluster(true)
+		},
+	},
+}
+
+// aloneAndCluster runs the coordinator alone, then with every node of the
+// lab (started first if nodesFirst), both with the breakdown.
+func (b *scalingBench) aloneAndCluster(nodesFirst bool) ([]scalingRun, error) {
+	alone, err := b.runSpec(runSpec{name: "alone", breakdown: true})
+	if err != nil {
+		return nil, err
+	}
+	cluster, err := b.runSpec(runSpec{name: fmt.Sprintf("hosts%d", b.nodes+1), nodes: b.nodes, nodesFirst: nodesFirst, breakdown: true})
+	if err != nil {
+		return []scalingRun{alone}, err
+	}
+	return []scalingRun{alone, cluster}, nil
+}
+
+func scenarioByName(name string) scenario {
+	for _, s := range scenarios {
+		if s.name == name {
+			return s
+		}
+	}
+	return scenario{}
+}
+
+func scenarioNames() string {
+	names := make([]string, len(scenarios))
+	for i, s := range scenarios {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseScenarios parses --scenario: known names, comma-separated.
+func parseScenarios(s string) ([]string, error) {
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if scenarioByName(n).name == "" {
+			return nil, fmt.Errorf("unknown scenario %q (known: %s)", n, scenarioNames())
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no scenario given (known: %s)", scenarioNames())
+	}
+	return out, nil
+}
