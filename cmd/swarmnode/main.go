@@ -298,6 +298,13 @@ func (n *node) startServer(tc *tracker.Client) (srv *delegate.Server, serveErr <
 	return srv, errc, 0
 }
 
+// joinRetryMax is the longest wait between two join attempts while no
+// coordinator answers: a node started before its coordinator must find it
+// within a second of its start (issue 15: with 3 s a small download
+// lost up to 3 s of every node's share). An attempt that is refused
+// costs a TCP connect.
+const joinRetryMax = 500 * time.Millisecond
+
 // joinCluster starts the node's membership, advertising its delegate
 // endpoint and slots, and says where it gossips.
 func (n *node) joinCluster() (*cluster.Cluster, error) {
@@ -306,7 +313,7 @@ func (n *node) joinCluster() (*cluster.Cluster, error) {
 	ccfg.Join = n.o.co.JoinList()
 	ccfg.Rejoin = 5 * time.Second
 	ccfg.JoinRetry = 250 * time.Millisecond // also Refresh's pace
-	ccfg.JoinRetryMax = 3 * time.Second     // find a coordinator soon after it starts
+	ccfg.JoinRetryMax = joinRetryMax
 	ccfg.Meta = cluster.Meta{Role: cluster.RoleSwarmNode, DelegateAddr: n.ep.DelegateAdvertise, Version: version, Slots: n.o.slots}
 	cl, err := cluster.Start(ccfg)
 	if err != nil {

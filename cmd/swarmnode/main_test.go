@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -229,3 +231,68 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("bad flag: code %d, %q", code, out)
 	}
 }
+
+// TestNodeFindsLateCoordinator: a node started before its coordinator
+// keeps trying, never waiting more than a second between attempts, and
+// joins once the coordinator is up (issue 15).
+func TestNodeFindsLateCoordinator(t *testing.T) {
+	key, err := cluster.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // the coordinator's address, nobody there yet
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	codeCh := make(chan int, 1)
+	go func() {
+		codeCh <- run(ctx, []string{"--name", "node-early", "--join", addr, "--cluster-listen", "127.0.0.1:0",
+			"--listen", "127.0.0.1:0", "--data", t.TempDir(), "-v"}, &out, &errb,
+			func(k string) string {
+				if k == cluster.KeyEnv {
+					return key.Text()
+				}
+				return ""
+			})
+	}()
+	// Enough failed attempts for the back-off to reach its cap.
+	testenv.WaitFor(t, 20*time.Second, "the node to fail 5 joins", func() bool {
+		return strings.Count(errb.String(), "join failed; will retry") >= 5
+	})
+	cfg := cluster.DefaultConfig()
+	cfg.Name, cfg.BindAddr, cfg.Key, cfg.Profile = "coord", addr, key, cluster.ProfileLocal
+	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: "test"}
+	coord, err := cluster.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coord.Close()
+	testenv.WaitFor(t, 15*time.Second, "the node to join the late coordinator", func() bool {
+		for _, m := range coord.Members() {
+			if m.Name == "node-early" {
+				return true
+			}
+		}
+		return false
+	})
+	waits := retryRE.FindAllStringSubmatch(errb.String(), -1)
+	if len(waits) < 5 {
+		t.Fatalf("%d join retries logged, want 5 or more:\n%s", len(waits), errb.String())
+	}
+	for _, m := range waits {
+		if d, err := time.ParseDuration(m[1]); err != nil || d > time.Second {
+			t.Errorf("the node waited %s between two join attempts; a late coordinator must be found within a second", m[1])
+		}
+	}
+	cancel()
+	if code := <-codeCh; code != 0 {
+		t.Fatalf("swarmnode exited %d:\n%s", code, errb.String())
+	}
+}
+
+var retryRE = regexp.MustCompile(`msg="join failed; will retry".* in=(\S+)`)
