@@ -17,6 +17,7 @@ import (
 	"flotilla/delegate"
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
+	"flotilla/swarm"
 )
 
 func runNode(args ...string) (int, string) {
@@ -296,3 +297,97 @@ func TestNodeFindsLateCoordinator(t *testing.T) {
 }
 
 var retryRE = regexp.MustCompile(`msg="join failed; will retry".* in=(\S+)`)
+
+// Stopping the node (SIGTERM, Ctrl-C: run's context ends) leaves cleanly:
+// the coordinator hears Leaving, gets back the pieces the node had not
+// started, and the job ends with ErrNodeLeft; the node says so and exits
+// 0.
+func TestStopLeavesCleanly(t *testing.T) {
+	key, err := cluster.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.DefaultConfig()
+	cfg.Name, cfg.BindAddr, cfg.Key, cfg.Profile = "coord", "127.0.0.1:0", key, cluster.ProfileLocal
+	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: "test"}
+	seed, err := cluster.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seed.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var out, errb syncBuffer
+	codeCh := make(chan int, 1)
+	go func() {
+		codeCh <- run(ctx, []string{"--name", "node-leave", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
+			"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--leave-timeout", "10s"}, &out, &errb,
+			func(k string) string {
+				if k == cluster.KeyEnv {
+					return key.Text()
+				}
+				return ""
+			})
+	}()
+	var node cluster.Member
+	testenv.WaitFor(t, 15*time.Second, "the node to join", func() bool {
+		for _, m := range seed.Members() {
+			if m.Name == "node-leave" {
+				node = m
+				return true
+			}
+		}
+		return false
+	})
+	data := bytes.Repeat([]byte("flotilla"), 8<<10)
+	raw, err := metainfo.Build("x.bin", []metainfo.File{{Length: int64(len(data))}}, 16<<10, nil, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := metainfo.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := delegate.Dial(context.Background(), node.Meta.DelegateAddr, key,
+		delegate.JobSpec{InfoHash: tor.InfoHash, InfoBytes: tor.InfoBytes}, delegate.DefaultClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	all := make([]int, tor.Info.NumPieces())
+	for i := range all {
+		all[i] = i
+	}
+	rs.Assign(all) // no peer: nothing is started
+	testenv.WaitFor(t, 5*time.Second, "the node to hold the lease", func() bool { return rs.Status().Leased == len(all) })
+	stop()
+	leaving, back := false, map[int]bool{}
+	deadline := time.After(15 * time.Second)
+	for ended := false; !ended; {
+		select {
+		case ev, ok := <-rs.Events():
+			switch {
+			case !ok:
+				ended = true
+			case ev.Kind == swarm.EventLeaving:
+				leaving = true
+			case ev.Kind == swarm.EventRevoked:
+				for _, p := range ev.Pieces {
+					back[p] = true
+				}
+			case ev.Kind == swarm.EventFailed:
+				if !errors.Is(ev.Err, delegate.ErrNodeLeft) {
+					t.Fatalf("job ended with %v, want ErrNodeLeft", ev.Err)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("the job did not end after the node was stopped:\n%s", errb.String())
+		}
+	}
+	if !leaving || len(back) != len(all) {
+		t.Fatalf("leaving %v, %d of %d pieces given back", leaving, len(back), len(all))
+	}
+	if code := <-codeCh; code != 0 || !strings.Contains(errb.String(), "swarmnode: left 1 of 1 jobs cleanly") {
+		t.Fatalf("swarmnode exited %d:\n%s", code, errb.String())
+	}
+}
