@@ -65,6 +65,15 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		name:  "churn",
+		doc:   "8 hosts undisturbed, then again with a node replaced every 4 s (by turns kill -9 and a clean SIGTERM stop; a new node joins on its host)",
+		nodes: 7,
+		ratio: "wall/base",
+		run: func(b *scalingBench) ([]scalingRun, error) {
+			return b.churn()
+		},
+	},
+	{
 		name:  "small",
 		doc:   "a small download on 3 hosts, the nodes up before the coordinator, with the breakdown",
 		nodes: 2,
