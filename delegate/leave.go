@@ -42,9 +42,11 @@ type LeaveStats struct {
 	Jobs int // jobs running when Leave was called
 	Left int // of them, those that sent Left (the others end as before)
 	// Shipped counts the pieces the jobs that left wrote to their data
-	// streams in all (Left's figures); Unshipped the pieces their workers
-	// verified that were not shipped (0 unless ctx ended first).
-	Shipped, Unshipped int64
+	// streams in all (Left's figures), OnLeave those of them written
+	// since Leave was called (finished or waiting to be shipped then);
+	// Unshipped the pieces their workers verified that were not shipped
+	// (0 unless ctx ended first).
+	Shipped, OnLeave, Unshipped int64
 }
 
 // Leave ends the node's jobs cleanly before the node stops: from now on
@@ -69,6 +71,7 @@ func (s *Server) Leave(ctx context.Context) LeaveStats {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			before := j.nShipped.Load()
 			ok := j.leave(ctx, s.cfg.LeaveGrace)
 			shipped := j.nShipped.Load()
 			mu.Lock()
@@ -76,13 +79,14 @@ func (s *Server) Leave(ctx context.Context) LeaveStats {
 			if ok {
 				st.Left++
 				st.Shipped += shipped
+				st.OnLeave += shipped - before
 				st.Unshipped += j.nDelivered.Load() - shipped
 			}
 		}()
 	}
 	wg.Wait()
 	if st.Jobs > 0 {
-		s.log.Info("left", "jobs", st.Jobs, "cleanly", st.Left, "shipped_pieces", st.Shipped, "unshipped", st.Unshipped)
+		s.log.Info("left", "jobs", st.Jobs, "cleanly", st.Left, "shipped_pieces", st.Shipped, "on_leave", st.OnLeave, "unshipped", st.Unshipped)
 	}
 	return st
 }

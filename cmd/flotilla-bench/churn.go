@@ -38,8 +38,8 @@ type churnStats struct {
 	killed, stopped, joined int
 	// From the stopped nodes' own lines ("swarmnode: left ..."): jobs
 	// that left cleanly, of all, and the pieces they shipped and did not.
-	left, leftJobs     int
-	shipped, unshipped int
+	left, leftJobs              int
+	onLeave, shipped, unshipped int
 	// From the coordinator's -v log: pieces the sub-chief took back from
 	// a node that had left cleanly ("gone" after a clean leave: 0 when
 	// every lease came back before), and pieces dropped because they were
@@ -63,9 +63,9 @@ func (b *scalingBench) churn() ([]scalingRun, error) {
 	r.Ratio, r.Target = r.Wall.Seconds()/base.Wall.Seconds(), 1.5
 	fmt.Fprintf(b.stdout, "\nchurn: a node replaced every %v: %d killed (kill -9), %d stopped cleanly (SIGTERM), %d joined\n",
 		churnEvery, st.killed, st.stopped, st.joined)
-	fmt.Fprintf(b.stdout, "  clean stops: %d of %d jobs left cleanly, %d pieces shipped on leaving, %d verified but not shipped;\n"+
+	fmt.Fprintf(b.stdout, "  clean stops: %d of %d jobs left cleanly; they shipped %d pieces while leaving (%d in all), %d verified but not shipped;\n"+
 		"  %d pieces taken back as gone from nodes that left cleanly; %d pieces dropped as verified already (fetched twice, end game included)\n",
-		st.left, st.leftJobs, st.shipped, st.unshipped, st.goneAfterLeave, st.dropped)
+		st.left, st.leftJobs, st.onLeave, st.shipped, st.unshipped, st.goneAfterLeave, st.dropped)
 	fmt.Fprintf(b.stdout, "  wall churn / undisturbed = %.2f (target <= 1.5)\n", r.Ratio)
 	return []scalingRun{base, r}, nil
 }
@@ -158,8 +158,9 @@ loop:
 		if m := leftLineRE.FindStringSubmatch(l); m != nil {
 			st.left += atoi(m[1])
 			st.leftJobs += atoi(m[2])
-			st.shipped += atoi(m[3])
-			st.unshipped += atoi(m[4])
+			st.onLeave += atoi(m[3])
+			st.shipped += atoi(m[4])
+			st.unshipped += atoi(m[5])
 		}
 	}
 	st.goneAfterLeave, st.dropped = churnLog(log)
@@ -170,7 +171,7 @@ loop:
 }
 
 // leftLineRE matches swarmnode's summary of a clean leave.
-var leftLineRE = regexp.MustCompile(`swarmnode: left (\d+) of (\d+) jobs cleanly in \S+: (\d+) pieces shipped, (\d+) not shipped`)
+var leftLineRE = regexp.MustCompile(`swarmnode: left (\d+) of (\d+) jobs cleanly in \S+: (\d+) pieces shipped while leaving \((\d+) in all\), (\d+) verified but not shipped`)
 
 var piecesRE = regexp.MustCompile(` pieces=(\d+)`)
 

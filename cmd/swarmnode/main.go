@@ -367,8 +367,8 @@ func (n *node) leave(srv *delegate.Server) {
 	if st.Jobs == 0 {
 		return
 	}
-	fmt.Fprintf(n.stderr, "swarmnode: left %d of %d jobs cleanly in %v: %d pieces shipped, %d not shipped\n",
-		st.Left, st.Jobs, time.Since(start).Round(time.Millisecond), st.Shipped, st.Unshipped)
+	fmt.Fprintf(n.stderr, "swarmnode: left %d of %d jobs cleanly in %v: %d pieces shipped while leaving (%d in all), %d verified but not shipped\n",
+		st.Left, st.Jobs, time.Since(start).Round(time.Millisecond), st.OnLeave, st.Shipped, st.Unshipped)
 }
 
 // announceJob announces the node to the job's trackers with its own peer
