@@ -251,9 +251,12 @@ func (c *Coordinator) Close() error {
 			errs = append(errs, j.Close())
 		}
 		if c.members != nil {
+			t := time.Now()
 			c.members.sessions.close()
+			sessions := time.Since(t).Round(time.Millisecond)
 			c.members.c.Leave(time.Second)
 			errs = append(errs, c.members.c.Close())
+			c.log.Debug("left the cluster", "sessions", sessions, "leave", time.Since(t).Round(time.Millisecond)-sessions)
 		}
 		if c.dht != nil {
 			errs = append(errs, c.dht.Close())

@@ -290,19 +290,33 @@ func (j *Job) Close() error {
 			j.watches.Wait()
 			j.c.do(func() { delete(j.c.jobs, j) })
 		}
+		// How long each part takes to close is logged: the time from the
+		// last piece to the exit is part of a short download's wall.
+		took := []any{}
+		t := time.Now()
+		lap := func(what string) {
+			now := time.Now()
+			took = append(took, what, now.Sub(t).Round(time.Millisecond))
+			t = now
+		}
 		if j.link != nil {
 			j.link.close()
+			lap("sessions")
 		}
 		if j.ann != nil {
 			errs = append(errs, j.ann.Close())
+			lap("trackers")
 		}
 		if j.dl != nil {
 			errs = append(errs, j.dl.Close())
+			lap("subchief")
 		}
 		if j.ln != nil {
 			j.ln.Close() // normally closed already, by the local swarm
 		}
 		errs = append(errs, j.store.Close())
+		lap("store")
+		j.c.log.Debug("job closed", took...)
 		for _, err := range errs {
 			if err != nil {
 				j.closeErr = err

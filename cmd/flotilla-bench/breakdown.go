@@ -88,6 +88,10 @@ type breakdown struct {
 	profile     []profileShare
 	profTotal   time.Duration
 	note        string
+	// complete is when the sub-chief logged "download complete"; closing
+	// lists what the coordinator's close steps took, as logged.
+	complete time.Duration
+	closing  []string
 }
 
 type profileShare struct {
@@ -96,12 +100,14 @@ type profileShare struct {
 }
 
 var (
+	closeRE  = regexp.MustCompile(`msg="(job closed|left the cluster)" (.*)$`)
 	acceptRE = regexp.MustCompile(`msg="piece accepted".* worker=(\S+)`)
 	sessRE   = regexp.MustCompile(`msg="delegate session open".* node=(\S+)`)
 )
 
-func analyse(b *scalingBench, coord *lab.Proc, log string, nodeLogs map[string]string, samples map[string][]wanSample, prof string) *breakdown {
-	t0, end := coord.Started, coord.Ended()
+// analyse reads a run from t0 to end: the coordinator's -v log, the
+// nodes' -v logs by host, the WAN samples and caps (Mbit/s) by host.
+func analyse(t0, end time.Time, log string, nodeLogs map[string]string, samples map[string][]wanSample, capMbit map[string]int) *breakdown {
 	since := func(t time.Time) time.Duration { return t.Sub(t0) }
 	bd := &breakdown{}
 	hosts := map[string]*hostBreakdown{}
@@ -138,6 +144,10 @@ func analyse(b *scalingBench, coord *lab.Proc, log string, nodeLogs map[string]s
 			accepts = append(accepts, d)
 		} else if m := sessRE.FindStringSubmatch(l); m != nil && get(m[1]).session < 0 {
 			get(m[1]).session = since(at)
+		} else if strings.Contains(l, `msg="download complete"`) {
+			bd.complete = since(at)
+		} else if m := closeRE.FindStringSubmatch(l); m != nil {
+			bd.closing = append(bd.closing, m[1]+": "+m[2])
 		}
 	}
 	for name, nl := range nodeLogs {
@@ -157,7 +167,7 @@ func analyse(b *scalingBench, coord *lab.Proc, log string, nodeLogs map[string]s
 		bd.at100 = accepts[n-1]
 	}
 	for _, h := range hosts {
-		capBps := float64(b.lab.Hosts[h.host].RateMbit) * 1e6 / 8
+		capBps := float64(capMbit[h.host]) * 1e6 / 8
 		s := samples[h.host]
 		for i := 1; i < len(s); i++ {
 			if s[i].at.Before(t0) || s[i-1].at.After(end) {
@@ -189,7 +199,6 @@ func analyse(b *scalingBench, coord *lab.Proc, log string, nodeLogs map[string]s
 	sort.Slice(bd.hosts, func(i, j int) bool {
 		return hostOrder(bd.hosts[i].host) < hostOrder(bd.hosts[j].host)
 	})
-	bd.profile, bd.profTotal, bd.note = profileByConcern(b.coordBin, prof)
 	return bd
 }
 
@@ -221,6 +230,7 @@ func (bd *breakdown) print(w io.Writer, r scalingRun) {
 	fmt.Fprintf(w, "  95 %% of the %d pieces accepted at %.2f s, the last at %.2f s: the last 5 %% took %.2f s; exit at %.2f s\n",
 		bd.pieces, bd.at95.Seconds(), bd.at100.Seconds(), (bd.at100 - bd.at95).Seconds(), r.Wall.Seconds())
 	fmt.Fprintf(w, "  (WAN data: first 100 ms above 10 %% of the cap; idle pre: before it; idle mid: below 50 %% of the cap from then to the last piece)\n")
+	fmt.Fprintf(w, "  complete (written) at %.2f s, exit at %.2f s; closing: %s\n", bd.complete.Seconds(), r.Wall.Seconds(), strings.Join(bd.closing, "; "))
 	if bd.note != "" {
 		fmt.Fprintf(w, "  coordinator CPU profile: %s\n", bd.note)
 		return

@@ -287,7 +287,12 @@ func (b *scalingBench) runSpec(s runSpec) (scalingRun, error) {
 		for _, p := range nodes {
 			nodeLogs[p.Name] = p.ReadLog()
 		}
-		r.Breakdown = analyse(b, coord, log, nodeLogs, sampler.stop(), filepath.Join(dir, "coord.pprof"))
+		caps := map[string]int{}
+		for h, ch := range b.lab.Hosts {
+			caps[h] = ch.RateMbit
+		}
+		r.Breakdown = analyse(coord.Started, coord.Ended(), log, nodeLogs, sampler.stop(), caps)
+		r.Breakdown.profile, r.Breakdown.profTotal, r.Breakdown.note = profileByConcern(b.coordBin, filepath.Join(dir, "coord.pprof"))
 	}
 	return r, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +115,50 @@ func TestSumTraces(t *testing.T) {
 		if shares[i] != want[i] {
 			t.Errorf("share %d = %v, want %v", i, shares[i], want[i])
 		}
+	}
+}
+
+// analyse finds each host's first and last piece, share, session and job
+// start, the 95 % mark and the WAN's idle time from the logs and samples.
+func TestAnalyse(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) string { return t0.Add(time.Duration(ms) * time.Millisecond).Format(time.RFC3339Nano) }
+	var log strings.Builder
+	log.WriteString("time=" + at(500) + ` level=INFO msg="delegate session open" node=node1 addr=x` + "\n")
+	for i := range 20 {
+		w := "local"
+		if i%2 == 1 {
+			w = "node1"
+		}
+		log.WriteString("time=" + at(1000+100*i) + ` level=DEBUG msg="piece accepted" swarm=subchief worker=` + w + " piece=" + strconv.Itoa(i) + "\n")
+	}
+	log.WriteString("time=" + at(3000) + ` level=INFO msg="download complete"` + "\n")
+	log.WriteString("time=" + at(3100) + ` level=DEBUG msg="left the cluster" sessions=1ms leave=800ms` + "\n")
+	nodeLogs := map[string]string{"node1": "time=" + at(600) + ` level=INFO msg="job started" job=1` + "\n"}
+	// node1's WAN: idle for 1 s, then at the cap (12.5 MB/s at 100 Mbit/s) until 3 s.
+	var samples []wanSample
+	var rx uint64
+	for ms := 0; ms <= 4000; ms += 100 {
+		if ms > 1000 && ms <= 3000 {
+			rx += 1250000
+		}
+		samples = append(samples, wanSample{t0.Add(time.Duration(ms) * time.Millisecond), rx})
+	}
+	bd := analyse(t0, t0.Add(4*time.Second), log.String(), nodeLogs, map[string][]wanSample{"node1": samples}, map[string]int{"coord": 100, "node1": 100})
+	if bd.pieces != 20 || bd.at95 != 2800*time.Millisecond || bd.at100 != 2900*time.Millisecond || bd.complete != 3*time.Second {
+		t.Fatalf("pieces %d, 95 %% at %v, last at %v, complete at %v", bd.pieces, bd.at95, bd.at100, bd.complete)
+	}
+	if len(bd.hosts) != 2 || bd.hosts[0].host != "coord" || bd.hosts[1].host != "node1" {
+		t.Fatalf("hosts %+v", bd.hosts)
+	}
+	n := bd.hosts[1]
+	if n.pieces != 10 || n.session != 500*time.Millisecond || n.jobStarted != 600*time.Millisecond || n.firstPiece != 1100*time.Millisecond {
+		t.Errorf("node1 %+v", n)
+	}
+	if n.firstWAN != time.Second || n.idleStart != time.Second || n.idle != 0 {
+		t.Errorf("node1 WAN: first data at %v, idle before %v, idle after %v", n.firstWAN, n.idleStart, n.idle)
+	}
+	if len(bd.closing) != 1 || bd.closing[0] != "left the cluster: sessions=1ms leave=800ms" {
+		t.Errorf("closing %q", bd.closing)
 	}
 }
