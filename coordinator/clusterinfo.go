@@ -9,6 +9,9 @@ type ClusterInfo struct {
 	// Stats are the membership's figures: whether the first join has
 	// reached another member, and the latest join error.
 	Stats cluster.Stats
+	// Sessions are the delegate sessions to swarm nodes by delegate
+	// address (Member.Meta.DelegateAddr); a node without one is absent.
+	Sessions map[string]SessionState
 }
 
 // Cluster returns a snapshot of the cluster; ok is false before
@@ -18,5 +21,5 @@ func (c *Coordinator) Cluster() (info ClusterInfo, ok bool) {
 	if !c.do(func() { m = c.members }) || m == nil {
 		return ClusterInfo{}, false
 	}
-	return ClusterInfo{Members: m.c.Members(), Stats: m.c.Stats()}, true
+	return ClusterInfo{Members: m.c.Members(), Stats: m.c.Stats(), Sessions: m.sessions.states()}, true
 }

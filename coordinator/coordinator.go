@@ -209,8 +209,12 @@ func (c *Coordinator) run() {
 			for j := range c.jobs {
 				j.memberEvent(ev)
 			}
-			if (ev.Kind == cluster.EventLeave || ev.Kind == cluster.EventFail) && isNode(ev.Member) {
+			switch {
+			case !isNode(ev.Member):
+			case ev.Kind == cluster.EventLeave || ev.Kind == cluster.EventFail:
 				c.members.sessions.drop(ev.Member.Meta.DelegateAddr)
+			default: // joined or updated: have its session ready before a job needs it
+				c.members.sessions.warm(ev.Member.Meta.DelegateAddr)
 			}
 		case a := <-c.wd.Alerts():
 			c.routeAlert(a)

@@ -24,11 +24,14 @@ var errSessionsClosed = errors.New("coordinator: closing, no new node sessions")
 // uses which node, when and how often (back-off, quarantine) stays each
 // job's nodeLink's.
 //
-// A session is dialed by the first job that needs it; jobs asking while
-// it is being dialed wait for that dial. A session that ended is dialed
-// anew by the next job that asks. Sessions stay open while idle and are
-// closed when their node leaves the cluster (drop) or the Coordinator
-// closes.
+// A session is dialed as soon as its node joins the cluster (warm), so
+// that a node is usable before any job needs it and a new job starts on
+// it without a handshake, or by the first job that needs it; jobs asking
+// while it is being dialed wait for that dial. A session that ended is
+// dialed anew by the next job that asks. Sessions stay open while idle
+// (yamux keep-alive pings, delegate.SessionConfig.KeepAliveInterval)
+// and are closed when their node leaves the cluster (drop) or the
+// Coordinator closes.
 type nodeSessions struct {
 	key  cluster.Key
 	ckey ed25519.PrivateKey // nil: derived from key
@@ -41,6 +44,7 @@ type nodeSessions struct {
 
 	mu     sync.Mutex
 	m      map[string]*sessionEntry // by delegate address
+	failed map[string]error         // by delegate address: the last dial's error, until one succeeds
 	closed bool
 }
 
@@ -53,7 +57,8 @@ type sessionEntry struct {
 
 func newNodeSessions(key cluster.Key, ckey ed25519.PrivateKey, wd *watchdog.Watchdog, log *slog.Logger) *nodeSessions {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &nodeSessions{key: key, ckey: ckey, wd: wd, log: log, ctx: ctx, cancel: cancel, m: map[string]*sessionEntry{}}
+	return &nodeSessions{key: key, ckey: ckey, wd: wd, log: log, ctx: ctx, cancel: cancel,
+		m: map[string]*sessionEntry{}, failed: map[string]error{}}
 }
 
 // openJob opens job on the session to the node at addr, dialing the
@@ -67,6 +72,16 @@ func (p *nodeSessions) openJob(ctx context.Context, addr string, job delegate.Jo
 	return s.OpenJob(ctx, job)
 }
 
+// warm starts dialing the session to addr unless it is open or being
+// dialed; it does not wait.
+func (p *nodeSessions) warm(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.entryLocked(addr)
+	}
+}
+
 // session returns the live session to addr, waiting for a dial in flight
 // or starting one.
 func (p *nodeSessions) session(ctx context.Context, addr string) (*delegate.Session, error) {
@@ -75,6 +90,22 @@ func (p *nodeSessions) session(ctx context.Context, addr string) (*delegate.Sess
 		p.mu.Unlock()
 		return nil, errSessionsClosed
 	}
+	e := p.entryLocked(addr)
+	p.mu.Unlock()
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e.s, nil
+}
+
+// entryLocked returns addr's entry that is open or being dialed, starting
+// a dial if there is none. p.mu is held.
+func (p *nodeSessions) entryLocked(addr string) *sessionEntry {
 	e := p.m[addr]
 	if e != nil {
 		select {
@@ -91,16 +122,7 @@ func (p *nodeSessions) session(ctx context.Context, addr string) (*delegate.Sess
 		p.wg.Add(1)
 		go p.dial(addr, e)
 	}
-	p.mu.Unlock()
-	select {
-	case <-e.ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if e.err != nil {
-		return nil, e.err
-	}
-	return e.s, nil
+	return e
 }
 
 // dial opens the session of e, bounded by nodeDialTimeout whoever waits.
@@ -120,6 +142,11 @@ func (p *nodeSessions) dial(addr string, e *sessionEntry) {
 	if err != nil && p.m[addr] == e {
 		delete(p.m, addr)
 	}
+	if err != nil && !errors.Is(err, errSessionsClosed) {
+		p.failed[addr] = err
+	} else {
+		delete(p.failed, addr)
+	}
 	close(e.ready)
 	p.mu.Unlock()
 	if err == nil {
@@ -131,6 +158,7 @@ func (p *nodeSessions) dial(addr string, e *sessionEntry) {
 // hears Stop, and every job still on it fails. It does not wait.
 func (p *nodeSessions) drop(addr string) {
 	p.mu.Lock()
+	delete(p.failed, addr)
 	e := p.m[addr]
 	var s *delegate.Session
 	if e != nil {
@@ -179,6 +207,48 @@ func (p *nodeSessions) close() {
 		}()
 	}
 	p.wg.Wait()
+}
+
+// SessionState is the state of the Coordinator's delegate session to a
+// swarm node.
+type SessionState struct {
+	// State is SessionOpen, SessionDialing or SessionFailed.
+	State string
+	// Err is the last dial's error (SessionFailed).
+	Err error
+}
+
+// Session states.
+const (
+	SessionOpen    = "open"    // handshake done, the node can take jobs now
+	SessionDialing = "dialing" // being dialed
+	SessionFailed  = "failed"  // the last dial failed (Err); the next job that needs it dials again
+)
+
+// states is the state of every session by delegate address; an address
+// without a session, a dial or a failure is absent.
+func (p *nodeSessions) states() map[string]SessionState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]SessionState, len(p.m)+len(p.failed))
+	for addr, err := range p.failed {
+		out[addr] = SessionState{State: SessionFailed, Err: err}
+	}
+	for addr, e := range p.m {
+		select {
+		case <-e.ready:
+			if e.err == nil {
+				if err := e.s.Err(); err != nil {
+					out[addr] = SessionState{State: SessionFailed, Err: err}
+				} else {
+					out[addr] = SessionState{State: SessionOpen}
+				}
+			}
+		default:
+			out[addr] = SessionState{State: SessionDialing}
+		}
+	}
+	return out
 }
 
 // count is how many sessions are open (tests).

@@ -178,3 +178,42 @@ func TestNodeSessionKilled(t *testing.T) {
 		tts[i].checkFile(t)
 	}
 }
+
+// TestNodeSessionWarm: a swarm node that joins is dialed at once, with no
+// job asking for it, so it is usable (its session open) before any
+// torrent needs it; the first job then runs on that session without
+// dialing another.
+func TestNodeSessionWarm(t *testing.T) {
+	c := newTestCoordinator(t)
+	srv := startTestNode(t, c, nil)
+	var addr string
+	testenv.WaitFor(t, 30*time.Second, "the node's session open without a job", func() bool {
+		ci, ok := c.Cluster()
+		if !ok {
+			return false
+		}
+		for _, m := range ci.Members {
+			if m.Name == "node1" {
+				addr = m.Meta.DelegateAddr
+				return ci.Sessions[addr].State == SessionOpen
+			}
+		}
+		return false
+	})
+	testenv.WaitFor(t, 10*time.Second, "the node counting the session", func() bool { return srv.Stats().Sessions == 1 })
+	if st := srv.Stats(); st.Jobs != 0 {
+		t.Fatalf("node stats %+v, want no job", st)
+	}
+	tts, seeder := newSeededTorrents(t, 1, 2)
+	j := startTestJob(t, c, tts[0].tor, tts[0].dir, []netip.AddrPort{seeder})
+	waitCompleted(t, j, 60*time.Second, nil)
+	tts[0].checkFile(t)
+	if st := srv.Stats(); st.Sessions != 1 {
+		t.Errorf("node stats %+v: the job dialed a session of its own", st)
+	}
+	srv.Close()
+	testenv.WaitFor(t, 30*time.Second, "the closed node's session no longer open", func() bool {
+		ci, _ := c.Cluster()
+		return ci.Sessions[addr].State != SessionOpen
+	})
+}

@@ -27,6 +27,10 @@ type NodeInfo struct {
 	Slots    int    `json:"slots"`
 	Delegate string `json:"delegate_addr,omitempty"`
 	Local    bool   `json:"local,omitempty"` // this daemon
+	// Session is the daemon's delegate session to a swarm node: "open"
+	// (usable: it can take jobs at once), "dialing", "failed: <error>", or
+	// empty for a member without one (the daemon, another coordinator).
+	Session string `json:"session,omitempty"`
 	// Jobs are the running jobs this member works for, with its figures
 	// in each (a swarm node's worker in the job's sub-chief).
 	Jobs []NodeJob `json:"jobs"`
@@ -61,6 +65,12 @@ func nodesOf(ci coordinator.ClusterInfo, details []JobDetail) Nodes {
 	for _, m := range ci.Members {
 		ni := NodeInfo{Name: m.Name, Addr: m.Addr.String(), Role: string(m.Meta.Role), Version: m.Meta.Version,
 			Slots: m.Meta.Slots, Delegate: m.Meta.DelegateAddr, Local: m.Local, Jobs: []NodeJob{}}
+		if st, ok := ci.Sessions[m.Meta.DelegateAddr]; ok && !m.Local && m.Meta.DelegateAddr != "" {
+			ni.Session = st.State
+			if st.Err != nil {
+				ni.Session += ": " + st.Err.Error()
+			}
+		}
 		for _, d := range details {
 			for _, w := range mergeWorkers(d.Workers) {
 				if w.Name == m.Name {

@@ -422,17 +422,21 @@ func (x *clientCmd) nodes(ctx context.Context) int {
 		fmt.Fprintf(w, "not joined yet: %s\n", n.JoinError)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tGOSSIP\tSLOTS\tJOB\tSTATE\tPIECES\tRECEIVED\tDOWN")
+	fmt.Fprintln(tw, "NAME\tROLE\tGOSSIP\tSLOTS\tSESSION\tJOB\tSTATE\tPIECES\tRECEIVED\tDOWN")
 	for _, m := range n.Members {
 		name := m.Name
 		if m.Local {
 			name += " (this)"
 		}
+		session := m.Session
+		if session == "" {
+			session = "-"
+		}
 		if len(m.Jobs) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t-\t\t\t\t\n", name, m.Role, m.Addr, m.Slots)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t-\t\t\t\t\n", name, m.Role, m.Addr, m.Slots, session)
 		}
 		for _, j := range m.Jobs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s/s\n", name, m.Role, m.Addr, m.Slots, j.ID, j.State,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s/s\n", name, m.Role, m.Addr, m.Slots, session, j.ID, j.State,
 				j.Delivered, humanBytes(j.Downloaded), humanBytes(int64(j.DownRate)))
 		}
 	}
