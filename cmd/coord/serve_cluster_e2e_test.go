@@ -27,7 +27,7 @@ var (
 
 // swarmnodeBinary builds cmd/swarmnode once per test binary run, beside
 // the coord binary.
-func swarmnodeBinary(t *testing.T) string {
+func swarmnodeBinary(t testing.TB) string {
 	t.Helper()
 	coord := coordBinary(t)
 	nodeBuildOnce.Do(func() {
