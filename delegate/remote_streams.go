@@ -100,6 +100,9 @@ func (r *RemoteSwarm) readPiece(st *yamux.Stream, index, n int) (data []byte, er
 		return nil, ErrClosed
 	}
 	defer func() { r.endRead(st, err == nil) }()
+	if pool := r.pool.Load(); pool != nil {
+		return r.readPooled(st, *pool, index, n, limit)
+	}
 	data = make([]byte, 0, min(n, pieceStep))
 	for len(data) < n {
 		if len(data) == cap(data) {
@@ -110,19 +113,52 @@ func (r *RemoteSwarm) readPiece(st *yamux.Stream, index, n int) (data []byte, er
 		if err == nil {
 			continue
 		}
-		if errors.Is(err, yamux.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, fmt.Errorf("%w: piece %d: %d of %d bytes when its deadline (%v) passed (a node must send a piece within %v plus its length at %d KiB/s)",
-				ErrTooSlow, index, len(data), n, limit.Round(time.Millisecond), r.cfg.PieceTimeout, r.cfg.MinPieceRate>>10)
+		if len(data) == n && errors.Is(err, io.EOF) {
+			break
 		}
-		if errors.Is(err, io.EOF) {
-			if len(data) == n {
-				break
-			}
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
+		return nil, r.readErr(err, index, len(data), n, limit)
 	}
 	return data, nil
+}
+
+// readPooled is readPiece with a buffer from pool, taken once the piece's
+// first byte arrived (a header alone pins no buffer; one that trickles
+// pins at most one buffer per data stream until its deadline). On error
+// the buffer goes back to the pool.
+func (r *RemoteSwarm) readPooled(st *yamux.Stream, pool swarm.BufferPool, index, n int, limit time.Duration) ([]byte, error) {
+	var first [1]byte
+	got, err := st.Read(first[:])
+	for got == 0 && err == nil {
+		got, err = st.Read(first[:])
+	}
+	if got == 0 {
+		return nil, r.readErr(err, index, 0, n, limit)
+	}
+	data := pool.GetBuffer(index)
+	if len(data) != n {
+		// Not the store's piece length (cannot happen: the header was
+		// checked against the same torrent): allocate.
+		pool.PutBuffer(data)
+		data = make([]byte, n)
+	}
+	data[0] = first[0]
+	if k, err := io.ReadFull(st, data[1:]); err != nil {
+		pool.PutBuffer(data)
+		return nil, r.readErr(err, index, 1+k, n, limit)
+	}
+	return data, nil
+}
+
+// readErr says why a piece's read failed after got of its n bytes.
+func (r *RemoteSwarm) readErr(err error, index, got, n int, limit time.Duration) error {
+	if errors.Is(err, yamux.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: piece %d: %d of %d bytes when its deadline (%v) passed (a node must send a piece within %v plus its length at %d KiB/s)",
+			ErrTooSlow, index, got, n, limit.Round(time.Millisecond), r.cfg.PieceTimeout, r.cfg.MinPieceRate>>10)
+	}
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // rate sanitizes a reported rate (NaN, infinite or negative: 0).

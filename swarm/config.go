@@ -214,3 +214,13 @@ type BufferPool interface {
 	GetBuffer(piece int) []byte
 	PutBuffer(b []byte)
 }
+
+// BufferUser is a Worker that can take its piece buffers from Storage's
+// BufferPool (a remote swarm reading pieces from its node): AddWorker
+// hands it the pool when Storage keeps one. Every buffer it delivers in
+// an EventPiece comes back to the pool when the piece is stored or
+// dropped. UseBuffers is called once, before the worker's first Assign,
+// and must be safe for concurrent use with the worker's goroutines.
+type BufferUser interface {
+	UseBuffers(BufferPool)
+}

@@ -228,6 +228,11 @@ func (d *Download) AddWorker(w Worker) {
 		if s.idx < 0 {
 			return
 		}
+		if bu, ok := w.(BufferUser); ok {
+			if bp, ok := d.storage.(BufferPool); ok {
+				bu.UseBuffers(bp)
+			}
+		}
 		d.refill(s, time.Now(), true)
 		d.peers.Join(s, d.slots, d.cfg.MaxPeers)
 	})

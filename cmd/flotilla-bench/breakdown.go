@@ -248,7 +248,7 @@ var concerns = []struct {
 	what string
 	re   *regexp.Regexp
 }{
-	{"hashing", regexp.MustCompile(`^crypto/sha1\.`)},
+	{"hashing", regexp.MustCompile(`^crypto/(internal/fips140/)?sha1\.`)},
 	{"encryption", regexp.MustCompile(`^(crypto/(tls|aes|cipher|rc4|chacha|ecdh|ed25519|internal)|golang.org/x/crypto/|flotilla/peerwire/mse)`)},
 	{"disk", regexp.MustCompile(`^flotilla/piecestore\.|^os\.\(\*File\)\.(WriteAt|Write|ReadAt|Sync)`)},
 	{"delegate", regexp.MustCompile(`^(flotilla/delegate\.|github.com/hashicorp/yamux|github.com/vmihailenco/msgpack)`)},
