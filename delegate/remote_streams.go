@@ -24,7 +24,8 @@ func (r *RemoteSwarm) run() {
 	dead := r.dead
 	failed := false
 	// After the node's Left: the pieces it shipped in all, the pieces
-	// read so far, and how long the rest may take.
+	// read so far, and until when the next one may take (PieceTimeout
+	// after Left or the last piece).
 	var shipped, received uint64
 	var left bool
 	var leftBy time.Time
@@ -34,7 +35,7 @@ func (r *RemoteSwarm) run() {
 		case received >= shipped:
 			r.fail(fmt.Errorf("%w: %s shipped its %d pieces", ErrNodeLeft, r.name, shipped))
 		case now.After(leftBy):
-			r.fail(fmt.Errorf("%w: %s left, but %d of the %d pieces it shipped did not arrive within %v",
+			r.fail(fmt.Errorf("%w: %s left, but %d of the %d pieces it shipped did not arrive (none for %v)",
 				ErrNodeLeft, r.name, shipped-received, shipped, r.cfg.PieceTimeout))
 		}
 	}
@@ -73,6 +74,9 @@ func (r *RemoteSwarm) run() {
 			outbox = append(outbox, ev)
 			r.unreleased.Add(1)
 			received++
+			if left {
+				leftBy = time.Now().Add(r.cfg.PieceTimeout) // a deadline on progress, not on the sub-chief's pace
+			}
 			checkLeft(time.Now())
 		case n := <-leftIn:
 			shipped, left, leftBy = n, true, time.Now().Add(r.cfg.PieceTimeout)
