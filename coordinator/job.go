@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"flotilla/cluster"
 	"flotilla/metainfo"
 	"flotilla/peerswarm"
+	"flotilla/peerwire"
 	"flotilla/piecestore"
 	"flotilla/swarm"
 	"flotilla/tracker"
@@ -50,6 +52,12 @@ type JobConfig struct {
 	// TrackerSilentAfter and TrackerWarnEvery time the TrackersSilent
 	// event (see TrackersSilent and the Default timings).
 	TrackerSilentAfter, TrackerWarnEvery time.Duration
+	// Handover are peer connections for the local swarm to adopt at Start
+	// (a magnet's metadata fetch: metadata.FetchKeep), so that the
+	// download starts on them instead of dialing the same peers again.
+	// The job owns them from OpenJob on: Start hands them on, Close (or a
+	// failed OpenJob or Start) closes them.
+	Handover []peerwire.Handover
 }
 
 // DefaultJobConfig returns the defaults of coord download, without a
@@ -129,6 +137,7 @@ type Job struct {
 // errors are returned as they are (piecestore's kinds, for errors.Is).
 func (c *Coordinator) OpenJob(cfg JobConfig) (*Job, error) {
 	if err := cfg.Validate(); err != nil {
+		closeHandover(cfg.Handover)
 		return nil, err
 	}
 	t := cfg.Torrent
@@ -139,12 +148,21 @@ func (c *Coordinator) OpenJob(cfg JobConfig) (*Job, error) {
 	scfg.CheckProgress = cfg.CheckProgress
 	store, err := piecestore.Open(scfg)
 	if err != nil {
+		closeHandover(cfg.Handover)
 		return nil, err
 	}
+	cfg.Handover = slices.Clone(cfg.Handover)
 	return &Job{c: c, cfg: cfg, store: store,
 		events: make(chan Event), cmds: make(chan func()), members: make(chan cluster.Event),
 		peerLists: make(chan peerList),
 		closing:   make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// closeHandover closes connections no swarm adopted.
+func closeHandover(hs []peerwire.Handover) {
+	for _, h := range hs {
+		h.Conn.Close()
+	}
 }
 
 // StoreStats are the store's figures, such as how many pieces were
@@ -208,6 +226,8 @@ func (j *Job) Start(peers []netip.AddrPort) (err error) {
 	if j.dl, err = swarm.New(dcfg, local); err != nil {
 		return err
 	}
+	local.Adopt(j.cfg.Handover)
+	j.cfg.Handover = nil
 	if len(j.cfg.Tiers) > 0 {
 		port, key, dl := uint16(j.c.Addr().Port), tracker.NewKey(), j.dl
 		j.ann, err = j.c.tc.AddTorrent(tracker.TorrentConfig{
@@ -277,6 +297,8 @@ func (j *Job) memberEvent(ev cluster.Event) {
 // first error met.
 func (j *Job) Close() error {
 	j.closeOnce.Do(func() {
+		closeHandover(j.cfg.Handover) // not started: nobody took them
+		j.cfg.Handover = nil
 		var errs []error
 		if j.started {
 			close(j.closing)

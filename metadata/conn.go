@@ -13,8 +13,16 @@ import (
 )
 
 // ourMetadataID is the extended message ID we ask peers to use for
-// ut_metadata messages sent to us.
-const ourMetadataID = 1
+// ut_metadata messages sent to us: the one the download's swarm
+// (peerswarm) gives ut_metadata too, so that a reply still on its way
+// when a connection is handed over (FetchKeep) reaches the swarm as the
+// ut_metadata data it ignores, not as another extension's message.
+const ourMetadataID = 2
+
+// maxTape bounds what a connection records of the peer's messages for
+// its handover (its bitfield, haves, extension handshake): a peer that
+// sends more is not handed over.
+const maxTape = 256 << 10
 
 var errNoMetadata = errors.New("peer does not offer ut_metadata")
 
@@ -29,6 +37,14 @@ type conn struct {
 	asked  map[int]bool
 	solo   [][]byte // the peer's own copy, after a failed shared assembly
 	closed bool
+
+	// For the handover (FetchKeep). The reader and the writer goroutines
+	// own theirs, fast, tape and r until they end.
+	theirs peerwire.Handshake
+	tape   []byte        // the peer's messages the download's swarm must see, re-encoded
+	full   bool          // the tape overflowed: not handed over
+	keep   chan struct{} // closed by the fetcher: stop and hand the connection over
+	wdone  chan struct{} // closed when the writer goroutine ended
 }
 
 // event is what a connection reports to the fetcher.
@@ -37,6 +53,8 @@ type event struct {
 	typ int // evReady, evMsg, evGone
 	msg peerwire.MetadataMsg
 	err error
+	// kept, with evGone: the connection, handed over (FetchKeep).
+	kept *peerwire.Handover
 }
 
 const (
@@ -48,7 +66,8 @@ const (
 // dialPeer connects to addr, exchanges handshakes and reports evReady (or
 // evGone) on events, then reads until the connection fails.
 func (f *fetcher) dialPeer(ctx context.Context, addr netip.AddrPort) {
-	c := &conn{addr: addr, reqs: make(chan int, maxAsk), asked: map[int]bool{}}
+	c := &conn{addr: addr, reqs: make(chan int, maxAsk), asked: map[int]bool{},
+		keep: make(chan struct{}), wdone: make(chan struct{})}
 	report := func(e event) bool {
 		e.c = c
 		select {
@@ -67,16 +86,61 @@ func (f *fetcher) dialPeer(ctx context.Context, addr netip.AddrPort) {
 	c.nc = nc
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
-	defer nc.Close()
 	r, err := f.greet(c)
-	if err == nil {
-		if !report(event{typ: evReady}) {
+	if err != nil {
+		nc.Close()
+		report(event{typ: evGone, err: err})
+		return
+	}
+	if !report(event{typ: evReady}) {
+		nc.Close()
+		return
+	}
+	go f.writeLoop(ctx, c)
+	err = f.readLoop(c, r, report)
+	if err == errKept {
+		<-c.wdone // keep stops it too: nothing else writes on nc from here
+		if h, herr := c.handover(r); herr != nil {
+			err = herr
+		} else if stop() { // ctx did not close the connection meanwhile
+			if !report(event{typ: evGone, kept: h}) {
+				nc.Close()
+			}
 			return
 		}
-		go f.writeLoop(ctx, c)
-		err = f.readLoop(c, r, report)
 	}
+	nc.Close()
 	report(event{typ: evGone, err: err})
+}
+
+// errKept ends a reader stopped for the handover.
+var errKept = errors.New("connection kept for the download")
+
+// handover is c for the download's swarm: the peer's messages we
+// recorded and those read but not decoded come first on its Conn.
+func (c *conn) handover(r *peerwire.Reader) (*peerwire.Handover, error) {
+	if c.full {
+		return nil, errors.New("peer sent too much to hand the connection over")
+	}
+	rest, err := r.Detach()
+	if err != nil {
+		return nil, err
+	}
+	c.nc.SetDeadline(time.Time{})
+	return &peerwire.Handover{Conn: &peerwire.PrefixConn{Conn: c.nc, Head: append(c.tape, rest...)},
+		Addr: c.addr, Outgoing: true, Theirs: c.theirs, Greeted: true}, nil
+}
+
+// record keeps a copy of m for the handover, within maxTape.
+func (c *conn) record(m peerwire.Message) {
+	if m.KeepAlive || c.full {
+		return
+	}
+	if len(c.tape) > maxTape {
+		c.full, c.tape = true, nil
+		return
+	}
+	c.tape = peerwire.AppendMessage(c.tape, m)
 }
 
 // greet exchanges the BEP 3 and BEP 10 handshakes and reads until the
@@ -97,6 +161,7 @@ func (f *fetcher) greet(c *conn) (*peerwire.Reader, error) {
 	if !their.SupportsExtensions() {
 		return nil, errNoMetadata
 	}
+	c.theirs = their
 	w := peerwire.NewWriter(c.nc)
 	w.WriteExtHandshake(peerwire.ExtHandshake{M: map[string]int{peerwire.ExtMetadataName: ourMetadataID}, V: "Flotilla"})
 	if their.SupportsFast() {
@@ -111,6 +176,7 @@ func (f *fetcher) greet(c *conn) (*peerwire.Reader, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.record(m)
 		if m.KeepAlive || m.ID != peerwire.Extended || m.ExtID != peerwire.ExtHandshakeID {
 			continue
 		}
@@ -128,15 +194,28 @@ func (f *fetcher) greet(c *conn) (*peerwire.Reader, error) {
 }
 
 // readLoop passes the peer's ut_metadata messages to the fetcher until
-// the connection fails.
+// the connection fails, or returns errKept once the fetcher asked for the
+// connection (keep) and interrupted the read; the peer's other messages
+// are recorded for the handover.
 func (f *fetcher) readLoop(c *conn, r *peerwire.Reader, report func(event) bool) error {
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(f.cfg.PeerTimeout))
+		select {
+		case <-c.keep:
+			return errKept
+		default:
+		}
 		m, err := r.ReadMessage()
 		if err != nil {
+			select {
+			case <-c.keep:
+				return errKept
+			default:
+			}
 			return err
 		}
 		if m.KeepAlive || m.ID != peerwire.Extended || m.ExtID != ourMetadataID {
+			c.record(m)
 			continue
 		}
 		mm, err := peerwire.ParseMetadataMsg(m.ExtPayload)
@@ -144,7 +223,8 @@ func (f *fetcher) readLoop(c *conn, r *peerwire.Reader, report func(event) bool)
 			return err
 		}
 		if mm.Type == peerwire.MetadataRequest {
-			continue // we have nothing to give; the writer is busy with ours
+			c.record(m) // the download's swarm answers it
+			continue    // we have nothing to give; the writer is busy with ours
 		}
 		mm.Data = bytes.Clone(mm.Data)
 		if !report(event{typ: evMsg, msg: mm}) {
@@ -156,11 +236,14 @@ func (f *fetcher) readLoop(c *conn, r *peerwire.Reader, report func(event) bool)
 // writeLoop sends the requests the fetcher queues, until ctx ends or the
 // fetcher closes reqs.
 func (f *fetcher) writeLoop(ctx context.Context, c *conn) {
+	defer close(c.wdone)
 	w := peerwire.NewWriter(c.nc)
 	w.SetWriteTimeout(f.cfg.PeerTimeout)
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-c.keep:
 			return
 		case p, ok := <-c.reqs:
 			if !ok {

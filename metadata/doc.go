@@ -14,4 +14,13 @@
 // A bad piece cannot be told from a good one until the whole is hashed, so
 // when the assembly from several peers fails its hash, each peer is asked
 // for a complete copy of its own and a peer whose copy fails is dropped.
+//
+// FetchKeep does the same and then hands the connections over instead of
+// closing them (peerwire.Handover, for peerswarm.Swarm.Adopt): each
+// reader is interrupted by a read deadline at once, the bytes its Reader
+// buffered are kept (peerwire.Reader.Detach), and the peer's messages
+// that came during the fetch (its bitfield, haves, extension handshake,
+// at most 256 KiB) are replayed first on the handed-over connection. The
+// download then starts without a second dial, handshake and choke round
+// per peer: the seeders' slow handshake answer is paid once.
 package metadata

@@ -80,6 +80,9 @@ type fetcher struct {
 	size   int      // the metadata_size of the shared assembly, 0 before the first peer
 	pieces [][]byte // the shared assembly
 	solo   bool     // the shared assembly failed: every peer gives its own copy
+
+	keep bool                // FetchKeep: hand the connections over at the end
+	kept []peerwire.Handover // what collect gathered
 }
 
 // Fetch gets the info dictionary for m from peers and returns the torrent,
@@ -87,11 +90,26 @@ type fetcher struct {
 // gives up with ErrNoMetadata when no peer is left to try and none is
 // expected from the trackers (Config.Announce nil), or when ctx ends.
 func Fetch(ctx context.Context, m *metainfo.Magnet, cfg Config) (*metainfo.Torrent, error) {
+	t, _, err := fetch(ctx, m, cfg, false)
+	return t, err
+}
+
+// FetchKeep is Fetch, and then returns the connections of the peers that
+// took part (handshakes done, our extension handshake and HaveNone sent)
+// instead of closing them, for the download's swarm to adopt: the peer's
+// messages that came meanwhile (bitfield, haves, extension handshake) are
+// replayed first on each Conn. The caller owns them and must close those
+// it does not hand on.
+func FetchKeep(ctx context.Context, m *metainfo.Magnet, cfg Config) (*metainfo.Torrent, []peerwire.Handover, error) {
+	return fetch(ctx, m, cfg, true)
+}
+
+func fetch(ctx context.Context, m *metainfo.Magnet, cfg Config, keep bool) (*metainfo.Torrent, []peerwire.Handover, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f := &fetcher{cfg: cfg, hash: m.InfoHash, events: make(chan event), tried: map[netip.AddrPort]bool{},
-		peers: map[*conn]bool{}, log: cfg.Logger}
+		peers: map[*conn]bool{}, log: cfg.Logger, keep: keep}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -114,9 +132,52 @@ func Fetch(ctx context.Context, m *metainfo.Magnet, cfg Config) (*metainfo.Torre
 	}
 	info, err := f.run(ctx, &wg, found)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return torrentOf(info, m)
+	t, err := torrentOf(info, m)
+	if err != nil {
+		closeAll(f.kept)
+		return nil, nil, err
+	}
+	return t, f.kept, nil
+}
+
+// closeAll closes handed-over connections nobody took.
+func closeAll(hs []peerwire.Handover) {
+	for _, h := range hs {
+		h.Conn.Close()
+	}
+}
+
+// collect stops every connected peer's reader and writer and gathers its
+// connection for the handover (f.kept); the others end with ctx.
+func (f *fetcher) collect(ctx context.Context) {
+	waiting := map[*conn]bool{}
+	for c := range f.peers {
+		close(c.keep)
+		c.nc.SetReadDeadline(time.Now()) // interrupts its reader
+		waiting[c] = true
+	}
+	for len(waiting) > 0 {
+		select {
+		case <-ctx.Done():
+			return // the rest close themselves
+		case e := <-f.events:
+			if e.typ != evGone || !waiting[e.c] {
+				if e.typ == evGone {
+					f.running--
+				}
+				continue
+			}
+			f.running--
+			delete(waiting, e.c)
+			if e.kept != nil {
+				f.kept = append(f.kept, *e.kept)
+			} else {
+				f.log.Debug("metadata: connection not handed over", "peer", e.c.addr, "err", e.err)
+			}
+		}
+	}
 }
 
 func (f *fetcher) add(ap netip.AddrPort) {
@@ -166,6 +227,9 @@ func (f *fetcher) run(ctx context.Context, wg *sync.WaitGroup, found <-chan []ne
 			}
 		case e := <-f.events:
 			if info := f.handle(e); info != nil {
+				if f.keep {
+					f.collect(ctx)
+				}
 				return info, nil
 			}
 		}

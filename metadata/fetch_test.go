@@ -26,6 +26,9 @@ type fakeSeed struct {
 	info []byte
 	size int
 	lie  bool
+	// first are sent before the extension handshake (as libtorrent sends
+	// its bitfield); Interested is answered with Unchoke.
+	first []peerwire.Message
 }
 
 func newFakeSeed(t *testing.T, hash [20]byte, info []byte, size int, lie bool) netip.AddrPort {
@@ -61,6 +64,9 @@ func (s *fakeSeed) serve(nc net.Conn, hash [20]byte) {
 	}
 	peerwire.WriteHandshake(nc, peerwire.Handshake{Reserved: peerwire.DefaultReserved(), InfoHash: hash})
 	w := peerwire.NewWriter(nc)
+	for _, m := range s.first {
+		w.WriteMessage(m)
+	}
 	w.WriteExtHandshake(peerwire.ExtHandshake{M: map[string]int{"ut_metadata": 3}, MetadataSize: s.size})
 	w.Flush()
 	r := peerwire.NewReader(nc, peerwire.Limits{})
@@ -69,6 +75,10 @@ func (s *fakeSeed) serve(nc net.Conn, hash [20]byte) {
 		m, err := r.ReadMessage()
 		if err != nil {
 			return
+		}
+		if m.ID == peerwire.Interested {
+			w.WriteSimple(peerwire.Unchoke)
+			w.Flush()
 		}
 		if m.ID != peerwire.Extended {
 			continue
@@ -186,4 +196,84 @@ func TestFetchThroughTrackerAndCancel(t *testing.T) {
 	if _, err := Fetch(ctx, &metainfo.Magnet{InfoHash: hash}, cfg); !errors.Is(err, ErrNoMetadata) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Fetch with no peer = %v", err)
 	}
+}
+
+// TestFetchKeepHandsConnectionsOver: FetchKeep returns the peers'
+// connections open, with what each peer sent during the fetch (its
+// bitfield, a have, its extension handshake) first on the stream, and
+// the connection still carries messages both ways.
+func TestFetchKeepHandsConnectionsOver(t *testing.T) {
+	info, hash := testInfo(t)
+	first := []peerwire.Message{{ID: peerwire.BitfieldMsg, Bitfield: []byte{0xff, 0x80}}, {ID: peerwire.Have, Index: 7}}
+	var peers []netip.AddrPort
+	for range 2 {
+		s := newFakeSeedWith(t, hash, info, first)
+		peers = append(peers, s)
+	}
+	tor, hs, err := FetchKeep(context.Background(), &metainfo.Magnet{InfoHash: hash}, testConfig(peers...))
+	if err != nil || !bytes.Equal(tor.InfoBytes, info) {
+		t.Fatalf("FetchKeep = %v", err)
+	}
+	if len(hs) == 0 {
+		t.Fatal("no connection handed over")
+	}
+	for _, h := range hs {
+		defer h.Conn.Close()
+		if !h.Outgoing || !h.Greeted || h.Theirs.InfoHash != hash || !h.Theirs.SupportsExtensions() {
+			t.Fatalf("handover %+v", h)
+		}
+		h.Conn.SetDeadline(time.Now().Add(5 * time.Second))
+		r := peerwire.NewReader(h.Conn, peerwire.Limits{MaxMessage: 1 << 20})
+		var got []string
+		for len(got) < 3 {
+			m, err := r.ReadMessage()
+			if err != nil {
+				t.Fatalf("reading the handed-over connection: %v (got %v)", err, got)
+			}
+			if m.ID == peerwire.Extended && m.ExtID == ourMetadataID {
+				continue // a late reply: the swarm's ut_metadata ID, ignored there
+			}
+			got = append(got, m.ID.String())
+		}
+		if want := []string{peerwire.BitfieldMsg.String(), peerwire.Have.String(), peerwire.Extended.String()}; strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("replayed %v, want %v", got, want)
+		}
+		w := peerwire.NewWriter(h.Conn)
+		if err := w.WriteSimple(peerwire.Interested); err != nil || w.Flush() != nil {
+			t.Fatalf("write on the handed-over connection: %v", err)
+		}
+		for {
+			m, err := r.ReadMessage()
+			if err != nil {
+				t.Fatalf("no unchoke after interested: %v", err)
+			}
+			if m.ID == peerwire.Unchoke {
+				break
+			}
+		}
+	}
+}
+
+// newFakeSeedWith is newFakeSeed sending first before its extension
+// handshake.
+func newFakeSeedWith(t *testing.T, hash [20]byte, info []byte, first []peerwire.Message) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fakeSeed{ln: ln, info: info, size: len(info), first: first}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.serve(nc, hash)
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
 }

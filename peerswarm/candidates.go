@@ -2,6 +2,8 @@ package peerswarm
 
 import (
 	"errors"
+
+	"flotilla/peerwire"
 	"net/netip"
 	"slices"
 	"time"
@@ -15,6 +17,11 @@ type candidate struct {
 	next    time.Time
 	self    bool
 	added   time.Time // last heard of (AddPeers)
+	// plainFirst: first heard of through PEX, without the "prefers
+	// encryption" flag (BEP 11 0x01): under mse.Prefer it is dialed with
+	// a plaintext handshake first (saving the MSE round trip and key
+	// exchange), then with MSE if that fails. Others start with MSE.
+	plainFirst bool
 }
 
 // maxCandidates bounds the addresses a swarm remembers to dial; beyond it
@@ -30,11 +37,11 @@ const maxCandidates = 4096
 type dialer struct {
 	maxDialing, maxPeers int
 	cands                map[netip.AddrPort]*candidate
-	bans                 *addrSet             // the guard's ban list
-	dial                 func(netip.AddrPort) // starts a dial goroutine
+	bans                 *addrSet                                // the guard's ban list
+	dial                 func(a netip.AddrPort, plainFirst bool) // starts a dial goroutine
 }
 
-func newDialer(maxDialing, maxPeers int, bans *addrSet, dial func(netip.AddrPort)) *dialer {
+func newDialer(maxDialing, maxPeers int, bans *addrSet, dial func(netip.AddrPort, bool)) *dialer {
 	return &dialer{maxDialing: maxDialing, maxPeers: maxPeers, cands: map[netip.AddrPort]*candidate{}, bans: bans, dial: dial}
 }
 
@@ -55,17 +62,36 @@ func (s *Swarm) AddPeers(addrs []netip.AddrPort) {
 // maxCandidates.
 func (d *dialer) add(addrs []netip.AddrPort, now time.Time, t *peerTable) {
 	for _, a := range addrs {
-		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		if !a.IsValid() || a.Port() == 0 {
-			continue
-		}
-		c := d.cands[a]
-		if c == nil {
-			c = &candidate{}
-			d.cands[a] = c
-		}
-		c.added = now
+		d.addOne(a, false, now)
 	}
+	d.trim(t)
+}
+
+// addPex makes peers learned through PEX candidates: plainFirst unless
+// the peer prefers encryption. An address keeps what it was first heard
+// of as: the sub-chief deals the peers PEX taught back to every worker,
+// this one included (AddPeers).
+func (d *dialer) addPex(ps []peerwire.PexPeer, now time.Time, t *peerTable) {
+	for _, p := range ps {
+		d.addOne(p.Addr, p.Flags&peerwire.PexPrefersEncryption == 0, now)
+	}
+	d.trim(t)
+}
+
+func (d *dialer) addOne(a netip.AddrPort, plainFirst bool, now time.Time) {
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	if !a.IsValid() || a.Port() == 0 {
+		return
+	}
+	c := d.cands[a]
+	if c == nil {
+		c = &candidate{plainFirst: plainFirst}
+		d.cands[a] = c
+	}
+	c.added = now
+}
+
+func (d *dialer) trim(t *peerTable) {
 	if len(d.cands) > maxCandidates {
 		d.prune(maxCandidates*3/4, t)
 	}
@@ -120,7 +146,7 @@ func (d *dialer) dialMore(now time.Time, seeding bool, t *peerTable) {
 		}
 		c.dialing = true
 		dialing++
-		d.dial(a)
+		d.dial(a, c.plainFirst)
 	}
 }
 

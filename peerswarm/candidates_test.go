@@ -59,7 +59,7 @@ func TestCandidatesBounded(t *testing.T) {
 // A failed handshake with a peer that took the connection (a busy seeder)
 // is retried within reachedBackoff; a failed connect backs off 30 s.
 func TestDialerBacksOffLessAfterReachingThePeer(t *testing.T) {
-	d := newDialer(1, 1, nil, func(netip.AddrPort) {})
+	d := newDialer(1, 1, nil, func(netip.AddrPort, bool) {})
 	up, down := netip.MustParseAddrPort("10.0.0.1:6881"), netip.MustParseAddrPort("10.0.0.2:6881")
 	now := time.Now()
 	d.cands[up] = &candidate{dialing: true}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"flotilla/peerwire"
+	"flotilla/peerwire/mse"
 )
 
 // Errors that close a connection before it is registered.
@@ -309,24 +310,25 @@ func (w *wire) tuneConn(c net.Conn) {
 // costs meanwhile.
 func outgoingHandshakeWait(handshakeTimeout time.Duration) time.Duration { return 3 * handshakeTimeout }
 
-// dial connects to addr and hands the connection to the owner.
-func (w *wire) dial(addr netip.AddrPort) {
+// dial connects to addr and hands the connection to the owner. With
+// plainFirst (a PEX peer that does not prefer encryption) under
+// mse.Prefer the plaintext handshake is tried first, and MSE after it
+// failed.
+func (w *wire) dial(addr netip.AddrPort, plainFirst bool) {
 	defer w.wg.Done()
-	w.log.Debug("dialing", "peer", addr)
-	c, err := w.dialConn(addr)
-	w.log.Debug("dialed", "peer", addr, "err", err)
+	w.log.Debug("dialing", "peer", addr, "plaintext first", plainFirst)
+	var c net.Conn
 	var hs peerwire.Handshake
-	reached := err == nil || errors.Is(err, errEncryptedHandshake)
-	if err == nil {
-		w.tuneConn(c)
-		// A busy peer (a seeder taking many torrents' connections from
-		// its accept queue a few a second, as aria2c does) answers late:
-		// a peer that took the connection gets outgoingHandshakeWait.
-		hs, err = w.handshake(c, true, outgoingHandshakeWait(w.cfg.HandshakeTimeout), 0)
-		if err != nil {
-			c.Close()
-			c = nil
+	var err error
+	reached := false
+	if plainFirst && w.cfg.Encryption == mse.Prefer {
+		c, hs, reached, err = w.dialHandshake(addr, w.dialPlain)
+		if err != nil && reached && w.ctx.Err() == nil {
+			w.log.Debug("plaintext handshake failed; dialling with MSE", "peer", addr, "err", err)
+			c, hs, reached, err = w.dialHandshake(addr, w.dialConn)
 		}
+	} else {
+		c, hs, reached, err = w.dialHandshake(addr, w.dialConn)
 	}
 	select {
 	case w.newConns <- newConn{c: c, addr: addr, hs: hs, err: err, outgoing: true, reached: reached}:
@@ -335,6 +337,35 @@ func (w *wire) dial(addr netip.AddrPort) {
 			c.Close()
 		}
 	}
+}
+
+// dialHandshake connects to addr with connect (dialConn or dialPlain)
+// and runs the BitTorrent handshake; reached says the peer took the TCP
+// connection.
+func (w *wire) dialHandshake(addr netip.AddrPort, connect func(netip.AddrPort) (net.Conn, error)) (net.Conn, peerwire.Handshake, bool, error) {
+	c, err := connect(addr)
+	w.log.Debug("dialed", "peer", addr, "err", err)
+	var hs peerwire.Handshake
+	reached := err == nil || errors.Is(err, errEncryptedHandshake)
+	if err != nil {
+		return nil, hs, reached, err
+	}
+	w.tuneConn(c)
+	// A busy peer (a seeder taking many torrents' connections from
+	// its accept queue a few a second, as aria2c does) answers late:
+	// a peer that took the connection gets outgoingHandshakeWait.
+	hs, err = w.handshake(c, true, outgoingHandshakeWait(w.cfg.HandshakeTimeout), 0)
+	if err != nil {
+		c.Close()
+		return nil, hs, reached, err
+	}
+	return c, hs, reached, nil
+}
+
+// dialPlain connects to addr without MSE.
+func (w *wire) dialPlain(addr netip.AddrPort) (net.Conn, error) {
+	d := net.Dialer{Timeout: w.cfg.DialTimeout}
+	return d.DialContext(w.ctx, "tcp", addr.String())
 }
 
 // readLoop decodes messages and sends them to the owner in batches: a

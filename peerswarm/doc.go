@@ -91,7 +91,12 @@
 //     each, never itself. A peer's PEX more often than three quarters of
 //     the interval is ignored; at most 50 addresses a message are taken,
 //     become dial candidates and go to the sub-chief (swarm.EventPeers).
-//     A private torrent neither sends nor takes PEX.
+//     A private torrent neither sends nor takes PEX. Flags: a seed (0x02)
+//     is not taken while we seed; a peer that prefers encryption (0x01)
+//     is dialed with MSE first, other PEX peers in plaintext first (then
+//     MSE) under mse.Prefer; we flag RC4 connections 0x01.
+//   - Adoption (adopt.go): connections a magnet's metadata fetch set up
+//     (peerwire.Handover) join as if dialed by us, already greeted.
 //
 // The passive algorithms (Picker, choker, trust book, pipeline depth) have
 // no goroutines and no I/O and are tested alone; the sub-owners above

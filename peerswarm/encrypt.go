@@ -129,3 +129,12 @@ func sentInPayload(c net.Conn) bool {
 	_, ok := c.(*mse.Conn)
 	return ok
 }
+
+// isRC4 reports whether c's stream is RC4-encrypted (MSE).
+func isRC4(c net.Conn) bool {
+	if sc, ok := c.(*slotConn); ok {
+		c = sc.Conn
+	}
+	mc, ok := c.(*mse.Conn)
+	return ok && mc.Method() == mse.RC4
+}

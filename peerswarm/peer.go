@@ -46,6 +46,8 @@ type peer struct {
 	fast     bool
 	ext      bool
 	outgoing bool
+	// encrypted: the connection runs RC4 (MSE); told in PEX as 0x01.
+	encrypted bool
 
 	bf      bitfield.Bitfield
 	haveAll bool
@@ -117,7 +119,7 @@ func (s *Swarm) register(nc newConn) {
 	if s.guard.distrusted(nc.addr.Addr()) {
 		s.req.picker.Distrust(p.key)
 	}
-	s.up.greet(s.peers, p)
+	s.up.greet(s.peers, p, nc.greeted)
 	if s.firstPeer.Load() == 0 {
 		s.firstPeer.Store(time.Now().UnixNano())
 	}

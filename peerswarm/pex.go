@@ -20,6 +20,13 @@ import (
 // message: they become dial candidates (the dialer's book is bounded) and
 // go to the sub-chief (swarm.EventPeers), which deals them to its workers.
 // A private torrent (BEP 27) neither advertises nor accepts PEX.
+//
+// Flags: we send 0x10 (reachable) for peers we dialed, 0x02 (seed) for
+// seeds and 0x01 (prefers encryption) for peers on an RC4 connection. Of
+// those we receive, a seed's (0x02) is ignored while we seed (seed to
+// seed has nothing to trade); a peer without 0x01 is dialed with a
+// plaintext handshake first under mse.Prefer, one with it with MSE first
+// (dialer.addPex).
 
 // ourPexID is the extended message ID peers use for ut_pex messages to us.
 const ourPexID = 1
@@ -92,6 +99,9 @@ func (s *Swarm) pexLive() map[netip.AddrPort]peerwire.PexFlags {
 		if q.outgoing {
 			f |= peerwire.PexReachable
 		}
+		if q.encrypted {
+			f |= peerwire.PexPrefersEncryption
+		}
 		if q.isSeed(s.info.NumPieces()) {
 			f |= peerwire.PexSeed
 		}
@@ -149,17 +159,24 @@ func (s *Swarm) gotPex(p *peer, payload []byte, now time.Time) error {
 	p.pexHeard = now
 	s.log.Debug("PEX received", "from", p.addr, "added", len(m.Added), "dropped", len(m.Dropped))
 	self, _ := p.reachable()
+	seeding := s.up.seeding()
 	addrs := make([]netip.AddrPort, 0, len(m.Added))
+	added := make([]peerwire.PexPeer, 0, len(m.Added))
 	for _, a := range m.Added {
-		if a.Addr != self && a.Addr != p.addr && !s.guard.bans.has(a.Addr.Addr()) {
-			addrs = append(addrs, a.Addr)
+		if a.Addr == self || a.Addr == p.addr || s.guard.bans.has(a.Addr.Addr()) {
+			continue
 		}
+		if seeding && a.Flags&peerwire.PexSeed != 0 {
+			continue // seed to seed: nothing to trade
+		}
+		addrs = append(addrs, a.Addr)
+		added = append(added, a)
 	}
 	if len(addrs) == 0 {
 		return nil
 	}
 	s.log.Debug("peers learned by PEX", "from", p.addr, "n", len(addrs))
-	s.dialer.add(addrs, now, s.peers)
+	s.dialer.addPex(added, now, s.peers)
 	s.dialer.dialMore(now, s.up.seeding(), s.peers)
 	s.outbox = append(s.outbox, swarm.WorkerEvent{Kind: swarm.EventPeers, Addrs: addrs})
 	return nil

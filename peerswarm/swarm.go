@@ -88,6 +88,9 @@ type newConn struct {
 	// reached: an outgoing connection's TCP connect succeeded (the peer is
 	// up; a failure was in the handshake).
 	reached bool
+	// greeted: handed over (Adopt) with our extension handshake and
+	// HaveNone already sent.
+	greeted bool
 }
 
 // New validates cfg and starts a local peer swarm for it: the pieces
@@ -134,9 +137,9 @@ func New(cfg swarm.Config) (*Swarm, error) {
 		hsConns:  map[net.Conn]struct{}{},
 		bans:     s.guard.bans,
 	}
-	s.dialer = newDialer(cfg.MaxDialing, cfg.MaxPeers, s.guard.bans, func(a netip.AddrPort) {
+	s.dialer = newDialer(cfg.MaxDialing, cfg.MaxPeers, s.guard.bans, func(a netip.AddrPort, plainFirst bool) {
 		s.wg.Add(1)
-		go s.wire.dial(a)
+		go s.wire.dial(a, plainFirst)
 	})
 	pk := newPicker(pickerGeometry{NumPieces: n, PieceLength: info.PieceLength, TotalLength: info.Length,
 		BlockSize: peerwire.BlockSize}, s.rng)

@@ -114,6 +114,7 @@ func (t *peerTable) add(nc newConn) *peer {
 	p := &peer{
 		h: h, key: key, addr: nc.addr, id: nc.hs.PeerID,
 		fast: nc.hs.SupportsFast(), ext: nc.hs.SupportsExtensions(), outgoing: nc.outgoing,
+		encrypted: isRC4(nc.c),
 		amChoking: true, peerChoking: true,
 		reqs:      map[uint64]time.Time{},
 		lastBlock: time.Now(),

@@ -52,13 +52,22 @@ func (u *uploader) advertise(i int, t *peerTable) {
 	}
 }
 
-// greet sends a new peer our extension handshake and what we have.
-func (u *uploader) greet(t *peerTable, p *peer) {
+// greet sends a new peer our extension handshake and what we have. A
+// peer greeted already (a handed-over connection, Adopt) was told we have
+// nothing (HaveNone, or no bitfield): it hears of what we have as haves,
+// since a second bitfield, HaveAll or HaveNone breaks BEP 6.
+func (u *uploader) greet(t *peerTable, p *peer, greeted bool) {
 	var init []peerwire.Message
 	if p.ext {
 		init = append(init, peerwire.Message{ID: peerwire.Extended, ExtID: peerwire.ExtHandshakeID, ExtPayload: u.extHandshake()})
 	}
 	switch {
+	case greeted:
+		for i := range u.numPieces {
+			if u.advertised.Has(i) {
+				init = append(init, peerwire.Message{ID: peerwire.Have, Index: uint32(i)})
+			}
+		}
 	case p.fast && u.seeding():
 		init = append(init, peerwire.Message{ID: peerwire.HaveAll})
 	case p.fast && u.nAdvertised == 0:

@@ -24,6 +24,7 @@ type Reader struct {
 	lim     Limits
 	pending int    // bytes of the previous message still to Discard
 	big     []byte // reused buffer for messages larger than the bufio buffer
+	lost    bool   // a read of a message larger than the buffer failed midway (Detach)
 }
 
 // NewReader returns a Reader with a DefaultReadBufferSize buffer. r should be
@@ -49,6 +50,7 @@ func NewReaderSize(r io.Reader, lim Limits, size int) *Reader {
 func (r *Reader) Reset(src io.Reader) {
 	r.br.Reset(src)
 	r.pending = 0
+	r.lost = false
 }
 
 // Limits returns the Reader's current limits.
@@ -114,6 +116,7 @@ func (r *Reader) ReadMessage() (Message, error) {
 		}
 		p = r.big[:n]
 		if _, err := io.ReadFull(r.br, p); err != nil {
+			r.lost = true
 			return Message{}, readErr(err, true)
 		}
 	}

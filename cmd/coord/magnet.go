@@ -18,6 +18,8 @@ import (
 // .torrent file: it fetches the info dictionary from the magnet's peers
 // (x.pe, --peer and its trackers' peers), saves it beside the data and
 // points x.path at it, so that the rest of the run is a plain download.
+// The peers' connections stay open for the download (x.handover): it
+// neither reconnects nor waits for their choke rounds again.
 // The magnet's x.pe peers are added to --peer. A .torrent of the same
 // info-hash already in the directory (saved by an earlier run) is used as
 // it is.
@@ -74,7 +76,8 @@ func (x *transferCmd) resolveMagnet(ctx context.Context) int {
 			"the magnet link names no usable tracker and no peer: there is nobody to fetch the torrent's info from")
 	}
 	fmt.Fprintf(w, "coord %s: fetching the torrent's info from peers (magnet %x)\n", x.name, m.InfoHash)
-	t, err := metadata.Fetch(ctx, m, cfg)
+	t, conns, err := metadata.FetchKeep(ctx, m, cfg)
+	x.handover = conns // the download starts on them (see openJob)
 	if err != nil {
 		return failf(w, x.name, "check that the magnet's trackers or peers are reachable and seed this torrent, then run the same command again",
 			"%v", err)

@@ -17,6 +17,7 @@ import (
 	"flotilla/delegate"
 	"flotilla/internal/clusteropt"
 	"flotilla/metainfo"
+	"flotilla/peerwire"
 	"flotilla/piecestore"
 	"flotilla/swarm"
 )
@@ -39,12 +40,21 @@ type transferCmd struct {
 	key    cluster.Key      // with --cluster-*
 	prog   *progress
 	log    *slog.Logger
+	// handover: the connections of a magnet's metadata fetch, for the
+	// job to adopt (coordinator.JobConfig.Handover); closed if no job
+	// takes them.
+	handover []peerwire.Handover
 }
 
 // runTransfer downloads (or seeds) the torrent at path into dir and
 // returns the exit status.
 func runTransfer(ctx context.Context, env *cmdEnv, name, path, dir string, seed bool, o transferOpts) (code int) {
 	x := &transferCmd{env: env, name: name, path: path, dir: dir, seed: seed, o: o}
+	defer func() {
+		for _, h := range x.handover {
+			h.Conn.Close()
+		}
+	}()
 	if name == "download" && metainfo.IsMagnet(path) {
 		if code := x.resolveMagnet(ctx); code != 0 {
 			return code
@@ -217,6 +227,7 @@ func (x *transferCmd) openJob(ctx context.Context, c *coordinator.Coordinator) (
 	cfg.Preallocate, cfg.DirectIO = !x.o.sparse, x.o.directIO
 	cfg.MaxInFlightBytes, cfg.WriteBudget = pieceMemory(info.PieceLength, x.env.getenv("GOMEMLIMIT") == "")
 	cfg.CheckProgress = checkProgress(x.prog, x.dir)
+	cfg.Handover, x.handover = x.handover, nil // the job owns them now
 	opened := time.Now()
 	job, err := c.OpenJob(cfg)
 	if err != nil {
