@@ -20,6 +20,9 @@ const (
 	// MaxControlFrame caps a control-stream frame (type + body) other
 	// than a Job.
 	MaxControlFrame = 256 << 10
+	// MaxPeersFrame caps a Peers frame: MaxPeersPerMsg addresses of at
+	// most 47 bytes ("[IPv6]:port") and the msgpack around them.
+	MaxPeersFrame = 16 << 10
 	// MaxJobFrame caps a Job frame: its info dictionary holds 20 bytes
 	// per piece (32 MiB allows about 1.6 million pieces).
 	MaxJobFrame = 32 << 20
@@ -75,6 +78,10 @@ func controlCap(t MsgType, s sender) int {
 	case MsgJobAccepted, MsgJobRejected, MsgStatus, MsgRevoked, MsgFailed, MsgLeaving, MsgLeft:
 		if s == fromNode {
 			return MaxControlFrame
+		}
+	case MsgPeers:
+		if s == fromNode {
+			return MaxPeersFrame
 		}
 	}
 	return 0

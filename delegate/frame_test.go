@@ -22,6 +22,7 @@ func sampleMessages() map[MsgType]any {
 		MsgRevoke:      &revokeMsg{Job: 7, Pieces: []uint32{3}, Force: true},
 		MsgHave:        &piecesMsg{Job: 7, Pieces: []uint32{5}},
 		MsgAddPeers:    &addPeersMsg{Job: 7, Addrs: []string{"10.0.0.1:1", "[::1]:2"}},
+		MsgPeers:       &addPeersMsg{Job: 7, Addrs: []string{"10.0.0.3:6881", "[2001:db8::1]:51413"}},
 		MsgCancel:      &cancelMsg{Job: 7},
 		MsgStop:        &stopMsg{Reason: "done"},
 		MsgStatus:      &statusMsg{Job: 7, Peers: 3, Seeds: 1, DownRate: 1.5e6, UpRate: 2, Downloaded: 1 << 40, Uploaded: 5, Wasted: 6, Leased: 7, Active: 8, Delivered: 9, HashFails: 10, Banned: 11, Outstanding: 12, TimedOut: 13, Snubbed: 14},

@@ -37,7 +37,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(byte(typ), fr[5:])
 	}
 	for _, b := range hostileBodies() {
-		for _, typ := range []MsgType{MsgJob, MsgAssign, MsgAddPeers, MsgStatus, MsgHello} {
+		for _, typ := range []MsgType{MsgJob, MsgAssign, MsgAddPeers, MsgPeers, MsgStatus, MsgHello} {
 			f.Add(byte(typ), b)
 		}
 	}
@@ -82,7 +82,7 @@ func seedCorpus(t *testing.T) map[string]string {
 		out[filepath.Join("FuzzDecode", "seed-"+typ.String())] = fmt.Sprintf("go test fuzz v1\nbyte(%q)\n[]byte(%q)\n", byte(typ), fr[5:])
 	}
 	for name, b := range hostileBodies() {
-		for _, typ := range []MsgType{MsgJob, MsgAssign, MsgAddPeers, MsgStatus, MsgHello} {
+		for _, typ := range []MsgType{MsgJob, MsgAssign, MsgAddPeers, MsgPeers, MsgStatus, MsgHello} {
 			out[filepath.Join("FuzzDecode", "hostile-"+name+"-"+typ.String())] = fmt.Sprintf("go test fuzz v1\nbyte(%q)\n[]byte(%q)\n", byte(typ), b)
 		}
 		out[filepath.Join("FuzzReadFrame", "hostile-"+name)] = fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", rawFrame(MsgStatus, b))

@@ -416,6 +416,8 @@ func (j *nodeJob) pump() {
 	events := j.w.Events()
 	var pending swarm.WorkerEvent
 	hasPending := false
+	var peers peerBatch // learned through PEX, for a coordinator that takes them (peers.go)
+	forward := takesPeers(j.ns.peer) && !j.job.Info.Private
 	j.sendStatus()
 	for {
 		evCh, shipCh := events, chan swarm.WorkerEvent(nil)
@@ -437,6 +439,9 @@ func (j *nodeJob) pump() {
 			pending = swarm.WorkerEvent{}
 		case <-tick.C:
 			j.sendStatus()
+			if m, ok := peers.take(j.job.ID, time.Now()); ok {
+				j.ns.send(MsgPeers, m)
+			}
 		case ev, ok := <-evCh:
 			if !ok {
 				if !j.stopped() && !j.isLeaving() {
@@ -446,6 +451,10 @@ func (j *nodeJob) pump() {
 				continue
 			}
 			switch ev.Kind {
+			case swarm.EventPeers:
+				if forward {
+					peers.add(ev.Addrs)
+				}
 			case swarm.EventPiece:
 				if ev.Piece < 0 || ev.Piece >= j.job.Info.NumPieces() || int64(len(ev.Data)) != j.job.Info.PieceLen(ev.Piece) {
 					j.ns.log.Error("worker delivered a malformed piece; dropped", "piece", ev.Piece, "len", len(ev.Data))

@@ -101,7 +101,7 @@ func (c ClientConfig) Validate() error {
 }
 
 func (c ClientConfig) hello() helloMsg {
-	h := helloMsg{Version: c.version, MinVersion: c.minVersion, Role: RoleCoordinator, Name: c.Name, Caps: []string{CapLeave}}
+	h := helloMsg{Version: c.version, MinVersion: c.minVersion, Role: RoleCoordinator, Name: c.Name, Caps: []string{CapLeave, CapPeers}}
 	if h.Version == 0 {
 		h.Version, h.MinVersion = ProtocolVersion, MinProtocolVersion
 	}
@@ -147,16 +147,19 @@ type JobSpec struct {
 // are unreleased (Release), so a slow disk at the sub-chief throttles the
 // node.
 type RemoteSwarm struct {
-	cfg      ClientConfig
-	log      *slog.Logger
-	sess     *Session
-	owner    bool // made by Dial or Client: the session is the job's alone
-	name     string
-	jobID    uint64
-	info     *metainfo.Info
-	peerID   [20]byte
-	peerAddr string
-	answer   chan error // the node's answer to the Job (buffered)
+	// peersHeard is when the node's last Peers message was taken (owned
+	// by the session's control reader; peers.go).
+	peersHeard time.Time
+	cfg        ClientConfig
+	log        *slog.Logger
+	sess       *Session
+	owner      bool // made by Dial or Client: the session is the job's alone
+	name       string
+	jobID      uint64
+	info       *metainfo.Info
+	peerID     [20]byte
+	peerAddr   string
+	answer     chan error // the node's answer to the Job (buffered)
 
 	events  chan swarm.WorkerEvent
 	pieceIn chan swarm.WorkerEvent

@@ -412,6 +412,13 @@ func (s *Session) dispatch(t MsgType, m any) error {
 		if r := s.job(m.Job); r != nil {
 			r.left(m.Pieces)
 		}
+	case *addPeersMsg:
+		if t != MsgPeers {
+			return fmt.Errorf("%w: %v from a node", ErrProtocol, t)
+		}
+		if r := s.job(m.Job); r != nil {
+			r.learned(m, time.Now())
+		}
 	case *failedMsg:
 		if r := s.job(m.Job); r != nil {
 			r.fail(fmt.Errorf("%w: %s: %w", ErrRemoteFailed, s.name, remoteErr(m.Err, m.Code)))

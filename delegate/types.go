@@ -29,7 +29,13 @@ const (
 	MsgPiece       MsgType = 14 // node → coordinator, data stream (header; raw bytes follow)
 	MsgLeaving     MsgType = 15 // node → coordinator, control stream (CapLeave)
 	MsgLeft        MsgType = 16 // node → coordinator, control stream (CapLeave)
+	MsgPeers       MsgType = 17 // node → coordinator, control stream (CapPeers)
 )
+
+// CapPeers, in a coordinator's hello caps, says it takes Peers messages:
+// peers a node's swarm learned (through PEX) for the coordinator's
+// sub-chief.
+const CapPeers = "peers"
 
 // CapLeave, in a coordinator's hello, says it understands Leaving and
 // Left: a node stopping cleanly ships its finished pieces before it goes
@@ -71,6 +77,8 @@ func (t MsgType) String() string {
 		return "Leaving"
 	case MsgLeft:
 		return "Left"
+	case MsgPeers:
+		return "Peers"
 	}
 	return fmt.Sprintf("MsgType(%d)", uint8(t))
 }
@@ -221,7 +229,7 @@ func newBody(t MsgType) any {
 		return new(piecesMsg)
 	case MsgRevoke:
 		return new(revokeMsg)
-	case MsgAddPeers:
+	case MsgAddPeers, MsgPeers:
 		return new(addPeersMsg)
 	case MsgCancel:
 		return new(cancelMsg)
