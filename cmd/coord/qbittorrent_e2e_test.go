@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,7 +24,25 @@ import (
 // there).
 func startQbittorrent(t *testing.T, cl *lab.Cleanup, ip string, port int, torrentPath, dataDir string) {
 	t.Helper()
+	startQbittorrentWith(t, cl, ip, port, torrentPath, dataDir, false)
+}
+
+// qbtEncryptionRequire is qBittorrent's "Require encryption"
+// (Session\Encryption in its config, "encryption" in its Web API's
+// preferences: 0 allow, 1 require, 2 disable): libtorrent then takes and
+// makes only encrypted connections (RC4, forced).
+const qbtEncryptionRequire = 1
+
+// startQbittorrentWith is startQbittorrent, with encryption required
+// when requireCrypto is set (checked through the Web API before the
+// torrent is added).
+func startQbittorrentWith(t *testing.T, cl *lab.Cleanup, ip string, port int, torrentPath, dataDir string, requireCrypto bool) {
+	t.Helper()
 	testenv.Require(t, "qbittorrent-nox")
+	encryption := 0
+	if requireCrypto {
+		encryption = qbtEncryptionRequire
+	}
 	profile := t.TempDir()
 	webPort := testenv.FreePort(t, "127.0.0.1")
 	conf := fmt.Sprintf(`[LegalNotice]
@@ -35,6 +55,7 @@ Session\DHTEnabled=false
 Session\LSDEnabled=false
 Session\PeXEnabled=false
 Session\AddTrackersEnabled=false
+Session\Encryption=%d
 
 [Preferences]
 Connection\PortRangeMin=%d
@@ -43,7 +64,7 @@ WebUI\Port=%d
 WebUI\LocalHostAuth=false
 WebUI\CSRFProtection=false
 WebUI\HostHeaderValidation=false
-`, port, ip, port, webPort)
+`, port, ip, encryption, port, webPort)
 	cfgDir := filepath.Join(profile, "qBittorrent", "config")
 	os.MkdirAll(cfgDir, 0o755)
 	if err := os.WriteFile(filepath.Join(cfgDir, "qBittorrent.conf"), []byte(conf), 0o644); err != nil {
@@ -61,6 +82,9 @@ WebUI\HostHeaderValidation=false
 		}
 		return err == nil && resp.StatusCode == 200
 	})
+	if got := qbtPreference(t, api, "encryption"); got != float64(encryption) {
+		t.Fatalf("qbittorrent-nox's encryption preference is %v, want %d", got, encryption)
+	}
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	fw, _ := mw.CreateFormFile("torrents", filepath.Base(torrentPath))
@@ -102,4 +126,76 @@ func TestMagnetFromQbittorrent(t *testing.T) {
 	if err := l.payload.Verify(out); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// qbtPreference reads one of qbittorrent-nox's preferences.
+func qbtPreference(t *testing.T, api, name string) any {
+	t.Helper()
+	resp, err := http.Get(api + "/app/preferences")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var prefs map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&prefs); err != nil {
+		t.Fatalf("qbittorrent preferences: %v", err)
+	}
+	return prefs[name]
+}
+
+// TestDownloadEncryptedFromQbittorrent: coord download --encryption
+// require from a qbittorrent-nox seeder that requires encryption.
+func TestDownloadEncryptedFromQbittorrent(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 41, Size: 6<<20 + 321}, 1<<18, 0)
+	cl := &lab.Cleanup{}
+	t.Cleanup(cl.Run)
+	h := lab.Loopback("127.0.0.62")
+	port, err := h.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startQbittorrentWith(t, cl, h.IP(), port, l.torrent.Path, filepath.Dir(l.payload.Path), true)
+	testenv.WaitFor(t, time.Minute, "qbittorrent registered as a seeder", func() bool {
+		s, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
+		return err == nil && s.Complete >= 1
+	})
+	out := t.TempDir()
+	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.63:0", "--progress", "log",
+		"--encryption", "require")
+	if code := p.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+	if err := l.payload.Verify(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQbittorrentDownloadsEncryptedFromCoordSeed: qbittorrent-nox
+// requiring encryption downloads from coord seed --encryption require.
+func TestQbittorrentDownloadsEncryptedFromCoordSeed(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 42, Size: 6<<20 + 654}, 1<<18, 0)
+	seedPort := testenv.FreePort(t, "127.0.0.64")
+	s := startCoord(t, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
+		"--listen", "127.0.0.64:"+strconv.Itoa(seedPort), "--progress", "none", "--encryption", "require")
+	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
+		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
+		return err == nil && sc.Complete >= 1
+	})
+	cl := &lab.Cleanup{}
+	t.Cleanup(cl.Run)
+	h := lab.Loopback("127.0.0.65")
+	port, err := h.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	startQbittorrentWith(t, cl, h.IP(), port, l.torrent.Path, out, true)
+	testenv.WaitFor(t, 2*time.Minute, "qbittorrent's copy complete and identical", func() bool {
+		select {
+		case <-s.done:
+			t.Fatalf("coord seed exited:\n%s", s.out.String())
+		default:
+		}
+		return l.payload.Complete(out) && l.payload.Verify(out) == nil
+	})
 }
