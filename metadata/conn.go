@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"flotilla/peerwire"
+	"flotilla/peerwire/mse"
 )
 
 // ourMetadataID is the extended message ID we ask peers to use for
@@ -40,11 +41,12 @@ type conn struct {
 
 	// For the handover (FetchKeep). The reader and the writer goroutines
 	// own theirs, fast, tape and r until they end.
-	theirs peerwire.Handshake
-	tape   []byte        // the peer's messages the download's swarm must see, re-encoded
-	full   bool          // the tape overflowed: not handed over
-	keep   chan struct{} // closed by the fetcher: stop and hand the connection over
-	wdone  chan struct{} // closed when the writer goroutine ended
+	theirs    peerwire.Handshake
+	encrypted bool          // the stream runs RC4 (MSE)
+	tape      []byte        // the peer's messages the download's swarm must see, re-encoded
+	full      bool          // the tape overflowed: not handed over
+	keep      chan struct{} // closed by the fetcher: stop and hand the connection over
+	wdone     chan struct{} // closed when the writer goroutine ended
 }
 
 // event is what a connection reports to the fetcher.
@@ -77,21 +79,13 @@ func (f *fetcher) dialPeer(ctx context.Context, addr netip.AddrPort) {
 			return false
 		}
 	}
-	d := net.Dialer{Timeout: f.cfg.DialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr.String())
+	r, stop, err := f.connect(ctx, c)
 	if err != nil {
 		report(event{typ: evGone, err: err})
 		return
 	}
-	c.nc = nc
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	nc := c.nc
 	defer stop()
-	r, err := f.greet(c)
-	if err != nil {
-		nc.Close()
-		report(event{typ: evGone, err: err})
-		return
-	}
 	if !report(event{typ: evReady}) {
 		nc.Close()
 		return
@@ -113,6 +107,53 @@ func (f *fetcher) dialPeer(ctx context.Context, addr netip.AddrPort) {
 	report(event{typ: evGone, err: err})
 }
 
+// errWrongHash: the peer answered for another torrent.
+var errWrongHash = errors.New("peer answered for another info-hash")
+
+// connect dials c.addr and greets the peer per Config.Encryption: off,
+// in plaintext; require, with MSE (RC4); prefer, in plaintext first (as
+// fast as it gets: no key exchange, no extra round trip) and with MSE
+// when a peer that took the connection dropped the plaintext handshake
+// (one that requires encryption). The connection is closed when ctx
+// ends, until stop is called.
+func (f *fetcher) connect(ctx context.Context, c *conn) (r *peerwire.Reader, stop func() bool, err error) {
+	modes := []bool{false} // encrypted?
+	switch f.cfg.Encryption {
+	case mse.Require:
+		modes = []bool{true}
+	case mse.Prefer:
+		modes = []bool{false, true}
+	}
+	for _, enc := range modes {
+		d := net.Dialer{Timeout: f.cfg.DialTimeout}
+		nc, derr := d.DialContext(ctx, "tcp", c.addr.String())
+		if derr != nil {
+			return nil, nil, derr // unreachable: no second try
+		}
+		stop = context.AfterFunc(ctx, func() { nc.Close() })
+		c.nc, c.encrypted = nc, false
+		if enc {
+			mc, merr := mse.Initiate(nc, f.hash, f.cfg.Encryption.Provide(), nil, time.Now().Add(f.cfg.PeerTimeout))
+			if merr != nil {
+				stop()
+				nc.Close()
+				err = fmt.Errorf("encrypted handshake: %w", merr)
+				continue
+			}
+			c.nc, c.encrypted = mc, mc.Method() == mse.RC4
+		}
+		if r, err = f.greet(c); err == nil {
+			return r, stop, nil
+		}
+		stop()
+		nc.Close()
+		if errors.Is(err, errNoMetadata) || errors.Is(err, errWrongHash) {
+			break
+		}
+	}
+	return nil, nil, err
+}
+
 // errKept ends a reader stopped for the handover.
 var errKept = errors.New("connection kept for the download")
 
@@ -128,7 +169,7 @@ func (c *conn) handover(r *peerwire.Reader) (*peerwire.Handover, error) {
 	}
 	c.nc.SetDeadline(time.Time{})
 	return &peerwire.Handover{Conn: &peerwire.PrefixConn{Conn: c.nc, Head: append(c.tape, rest...)},
-		Addr: c.addr, Outgoing: true, Theirs: c.theirs, Greeted: true}, nil
+		Addr: c.addr, Outgoing: true, Encrypted: c.encrypted, Theirs: c.theirs, Greeted: true}, nil
 }
 
 // record keeps a copy of m for the handover, within maxTape.
@@ -156,7 +197,7 @@ func (f *fetcher) greet(c *conn) (*peerwire.Reader, error) {
 		return nil, err
 	}
 	if their.InfoHash != f.hash {
-		return nil, fmt.Errorf("peer answered for info-hash %x", their.InfoHash)
+		return nil, fmt.Errorf("%w: %x", errWrongHash, their.InfoHash)
 	}
 	if !their.SupportsExtensions() {
 		return nil, errNoMetadata

@@ -12,6 +12,7 @@ import (
 
 	"flotilla/metainfo"
 	"flotilla/peerwire"
+	"flotilla/peerwire/mse"
 )
 
 // maxAsk is how many pieces one peer is asked for at a time.
@@ -42,6 +43,10 @@ type Config struct {
 	MaxSize int
 	// MaxConns is how many peers are dialed or connected at once.
 	MaxConns int
+	// Encryption is how peers are dialed: mse.Off (the zero value) in
+	// plaintext, mse.Require with MSE/PE (RC4) only, mse.Prefer in
+	// plaintext first and with MSE when the peer drops that (see connect).
+	Encryption mse.Policy
 	// DialTimeout bounds a TCP connect; PeerTimeout a peer's silence.
 	DialTimeout, PeerTimeout time.Duration
 	// Logger receives diagnostics; nil discards them.

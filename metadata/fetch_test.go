@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"flotilla/metainfo"
 	"flotilla/peerwire"
+	"flotilla/peerwire/mse"
 
 	"go.uber.org/goleak"
 )
@@ -29,6 +31,9 @@ type fakeSeed struct {
 	// first are sent before the extension handshake (as libtorrent sends
 	// its bitfield); Interested is answered with Unchoke.
 	first []peerwire.Message
+	// encrypted: only MSE with RC4 is accepted (as a client requiring
+	// encryption).
+	encrypted bool
 }
 
 func newFakeSeed(t *testing.T, hash [20]byte, info []byte, size int, lie bool) netip.AddrPort {
@@ -59,6 +64,20 @@ func newFakeSeed(t *testing.T, hash [20]byte, info []byte, size int, lie bool) n
 func (s *fakeSeed) serve(nc net.Conn, hash [20]byte) {
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if s.encrypted {
+		// A plaintext handshake is refused at once, as libtorrent and
+		// Transmission do when they require encryption.
+		head := make([]byte, 20)
+		if _, err := io.ReadFull(nc, head); err != nil || string(head[1:]) == peerwire.Pstr {
+			return
+		}
+		skey := func(req2 [20]byte) ([20]byte, bool) { return hash, req2 == mse.Req2(hash) }
+		mc, err := mse.Accept(&peerwire.PrefixConn{Conn: nc, Head: head}, skey, mse.RC4, time.Now().Add(10*time.Second))
+		if err != nil {
+			return
+		}
+		nc = mc
+	}
 	if _, err := peerwire.ReadHandshake(nc); err != nil {
 		return
 	}
@@ -276,4 +295,50 @@ func newFakeSeedWith(t *testing.T, hash [20]byte, info []byte, first []peerwire.
 		}
 	}()
 	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// TestFetchFromPeerRequiringEncryption: a peer that takes only MSE with
+// RC4 gives the info under Require, and under Prefer after its plaintext
+// handshake failed; the handed-over connection says it is encrypted.
+// Off (plaintext only) cannot reach it.
+func TestFetchFromPeerRequiringEncryption(t *testing.T) {
+	info, hash := testInfo(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fakeSeed{ln: ln, info: info, size: len(info), encrypted: true}
+	done := make(chan struct{})
+	defer func() { ln.Close(); <-done }()
+	go func() {
+		defer close(done)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(nc, hash)
+		}
+	}()
+	seed := netip.MustParseAddrPort(ln.Addr().String())
+	for _, p := range []mse.Policy{mse.Require, mse.Prefer, mse.Off} {
+		cfg := testConfig(seed)
+		cfg.Encryption = p
+		tor, hs, err := FetchKeep(context.Background(), &metainfo.Magnet{InfoHash: hash}, cfg)
+		for _, h := range hs {
+			h.Conn.Close()
+		}
+		if p == mse.Off {
+			if err == nil {
+				t.Fatal("a plaintext-only fetch got the info from a peer requiring encryption")
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(tor.InfoBytes, info) {
+			t.Fatalf("%v: FetchKeep = %v", p, err)
+		}
+		if len(hs) != 1 || !hs[0].Encrypted {
+			t.Fatalf("%v: handed over %+v", p, hs)
+		}
+	}
 }

@@ -135,6 +135,9 @@ func isRC4(c net.Conn) bool {
 	if sc, ok := c.(*slotConn); ok {
 		c = sc.Conn
 	}
+	if pc, ok := c.(*peerwire.PrefixConn); ok { // adopted (Adopt)
+		c = pc.Conn
+	}
 	mc, ok := c.(*mse.Conn)
 	return ok && mc.Method() == mse.RC4
 }

@@ -46,6 +46,7 @@ func (x *transferCmd) resolveMagnet(ctx context.Context) int {
 	cfg := metadata.DefaultConfig()
 	cfg.PeerID = tracker.NewPeerID()
 	cfg.Peers = direct
+	cfg.Encryption = x.o.encryption
 	var trackers [][]string
 	for _, tr := range m.Trackers {
 		if metainfo.CheckTrackerURL(tr) == nil {

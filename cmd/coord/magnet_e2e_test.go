@@ -46,6 +46,25 @@ func TestMagnetFromAria2Seeders(t *testing.T) {
 	}
 }
 
+// TestMagnetFromAria2RequireCrypto: a magnet download reaches aria2c
+// seeders that take nothing but MSE with RC4, with --encryption require
+// and with the default (prefer: plaintext first, then MSE, for the
+// metadata; the download goes on over the same connections).
+func TestMagnetFromAria2RequireCrypto(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 17, Size: 4<<20 + 99}, 1<<16, 2, aria2RequireCrypto...)
+	for _, enc := range []string{"require", "prefer"} {
+		out := t.TempDir()
+		p := startCoord(t, "download", l.info.Magnet().String(), "--out", out, "--listen", "127.0.0.1:0",
+			"--progress", "none", "--encryption", enc)
+		if code := p.wait(t, 2*time.Minute); code != 0 {
+			t.Fatalf("--encryption %s: exit %d:\n%s", enc, code, p.out.String())
+		}
+		if err := l.payload.Verify(out); err != nil {
+			t.Fatalf("--encryption %s: %v\n%s", enc, err, p.out.String())
+		}
+	}
+}
+
 // TestAria2FetchesMetadataFromCoordSeed: aria2c given only the magnet link
 // (with the tracker) gets the torrent's info from coord seed over
 // ut_metadata, the only peer, then downloads the data from it.
