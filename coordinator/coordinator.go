@@ -243,6 +243,14 @@ func (c *Coordinator) Incoming() IncomingStats { return c.router.Stats() }
 // pending and overdue packets. Any goroutine.
 func (c *Coordinator) WatchdogStats() []watchdog.KindStats { return c.wd.Stats() }
 
+// leaveTimeout bounds the coordinator's goodbye to the cluster. By then
+// its nodes have heard Stop on their sessions; the goodbye only spares
+// them a failure detection. Its intent is queued first and goes out at the
+// next gossip round (every 200 ms on a LAN), which this leaves time for;
+// waiting until the leave itself was retransmitted to every node took
+// 0.7 s, 10 % of a 192 MiB download on 3 hosts (issue 15).
+const leaveTimeout = 300 * time.Millisecond
+
 // Close closes every job still open, leaves the cluster and stops the
 // tracker client, the watchdog and the listener. It returns the first
 // error met.
@@ -258,7 +266,7 @@ func (c *Coordinator) Close() error {
 			t := time.Now()
 			c.members.sessions.close()
 			sessions := time.Since(t).Round(time.Millisecond)
-			c.members.c.Leave(time.Second)
+			c.members.c.Leave(leaveTimeout)
 			errs = append(errs, c.members.c.Close())
 			c.log.Debug("left the cluster", "sessions", sessions, "leave", time.Since(t).Round(time.Millisecond)-sessions)
 		}
