@@ -249,8 +249,9 @@ var concerns = []struct {
 	re   *regexp.Regexp
 }{
 	{"hashing", regexp.MustCompile(`^crypto/(internal/fips140/)?sha1\.`)},
-	{"encryption", regexp.MustCompile(`^(crypto/(tls|aes|cipher|rc4|chacha|ecdh|ed25519|internal)|golang.org/x/crypto/|flotilla/peerwire/mse)`)},
+	{"encryption", regexp.MustCompile(`^(crypto/(tls|aes|cipher|rc4|ecdh|ed25519)\.|crypto/internal/fips140/(aes|ecdh|ed25519|edwards25519|nistec|bigmod)|golang.org/x/crypto/)`)},
 	{"disk", regexp.MustCompile(`^flotilla/piecestore\.|^os\.\(\*File\)\.(WriteAt|Write|ReadAt|Sync)`)},
+	{"socket I/O", regexp.MustCompile(`^(internal/runtime/syscall|syscall\.|internal/poll\.)`)},
 	{"delegate", regexp.MustCompile(`^(flotilla/delegate\.|github.com/hashicorp/yamux|github.com/vmihailenco/msgpack)`)},
 	{"gossip", regexp.MustCompile(`^(github.com/hashicorp/memberlist|flotilla/cluster\.)`)},
 	{"peer wire", regexp.MustCompile(`^flotilla/(peerswarm|peerwire)\.`)},
