@@ -46,7 +46,12 @@ type conn struct {
 	tape      []byte        // the peer's messages the download's swarm must see, re-encoded
 	full      bool          // the tape overflowed: not handed over
 	keep      chan struct{} // closed by the fetcher: stop and hand the connection over
-	wdone     chan struct{} // closed when the writer goroutine ended
+	// interest asks the writer to send Interested: the peer has pieces
+	// (FetchKeep), so that its unchoke is under way when the download
+	// adopts the connection. wanted: asked already (reader-owned).
+	interest chan struct{}
+	wanted   bool
+	wdone    chan struct{} // closed when the writer goroutine ended
 }
 
 // event is what a connection reports to the fetcher.
@@ -69,7 +74,7 @@ const (
 // evGone) on events, then reads until the connection fails.
 func (f *fetcher) dialPeer(ctx context.Context, addr netip.AddrPort) {
 	c := &conn{addr: addr, reqs: make(chan int, maxAsk), asked: map[int]bool{},
-		keep: make(chan struct{}), wdone: make(chan struct{})}
+		keep: make(chan struct{}), wdone: make(chan struct{}), interest: make(chan struct{}, 1)}
 	report := func(e event) bool {
 		e.c = c
 		select {
@@ -172,10 +177,16 @@ func (c *conn) handover(r *peerwire.Reader) (*peerwire.Handover, error) {
 		Addr: c.addr, Outgoing: true, Encrypted: c.encrypted, Theirs: c.theirs, Greeted: true}, nil
 }
 
-// record keeps a copy of m for the handover, within maxTape.
-func (c *conn) record(m peerwire.Message) {
+// record keeps a copy of m for the handover, within maxTape; the first
+// message saying the peer has pieces gets our Interested sent (keep:
+// FetchKeep only, since a plain Fetch downloads nothing).
+func (c *conn) record(m peerwire.Message, keep bool) {
 	if m.KeepAlive || c.full {
 		return
+	}
+	if keep && !c.wanted && hasPieces(m) {
+		c.wanted = true
+		c.interest <- struct{}{} // never blocks: sent once into a buffer of one
 	}
 	if len(c.tape) > maxTape {
 		c.full, c.tape = true, nil
@@ -217,7 +228,7 @@ func (f *fetcher) greet(c *conn) (*peerwire.Reader, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.record(m)
+		c.record(m, f.keep)
 		if m.KeepAlive || m.ID != peerwire.Extended || m.ExtID != peerwire.ExtHandshakeID {
 			continue
 		}
@@ -256,7 +267,7 @@ func (f *fetcher) readLoop(c *conn, r *peerwire.Reader, report func(event) bool)
 			return err
 		}
 		if m.KeepAlive || m.ID != peerwire.Extended || m.ExtID != ourMetadataID {
-			c.record(m)
+			c.record(m, f.keep)
 			continue
 		}
 		mm, err := peerwire.ParseMetadataMsg(m.ExtPayload)
@@ -264,8 +275,8 @@ func (f *fetcher) readLoop(c *conn, r *peerwire.Reader, report func(event) bool)
 			return err
 		}
 		if mm.Type == peerwire.MetadataRequest {
-			c.record(m) // the download's swarm answers it
-			continue    // we have nothing to give; the writer is busy with ours
+			c.record(m, f.keep) // the download's swarm answers it
+			continue            // we have nothing to give; the writer is busy with ours
 		}
 		mm.Data = bytes.Clone(mm.Data)
 		if !report(event{typ: evMsg, msg: mm}) {
@@ -286,6 +297,11 @@ func (f *fetcher) writeLoop(ctx context.Context, c *conn) {
 			return
 		case <-c.keep:
 			return
+		case <-c.interest:
+			if w.WriteSimple(peerwire.Interested) != nil || w.Flush() != nil {
+				c.nc.Close()
+				return
+			}
 		case p, ok := <-c.reqs:
 			if !ok {
 				return
@@ -297,4 +313,19 @@ func (f *fetcher) writeLoop(ctx context.Context, c *conn) {
 			}
 		}
 	}
+}
+
+// hasPieces reports whether m says the peer has at least one piece.
+func hasPieces(m peerwire.Message) bool {
+	switch m.ID {
+	case peerwire.HaveAll, peerwire.Have:
+		return true
+	case peerwire.BitfieldMsg:
+		for _, b := range m.Bitfield {
+			if b != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -25,7 +25,9 @@ type Handover struct {
 	// Theirs is the peer's BitTorrent handshake.
 	Theirs Handshake
 	// Greeted: our extension handshake was sent and, if the peer speaks
-	// the fast extension, HaveNone; the new owner must not send a
+	// the fast extension, HaveNone (and perhaps Interested, to a peer
+	// that has pieces, so that its unchoke is under way); the new owner
+	// must not send a
 	// bitfield, HaveAll or HaveNone again (BEP 6 allows one, first), and
 	// may send its own extension handshake (BEP 10 allows it again).
 	Greeted bool
