@@ -83,6 +83,13 @@ func newRealNode(t testing.TB) (*Server, string) {
 // newRealNodeAt is newRealNode with its data directory and logger given.
 func newRealNodeAt(t testing.TB, dir string, log *slog.Logger) *Server {
 	t.Helper()
+	return newRealNodeWith(t, dir, log, nil)
+}
+
+// newRealNodeWith is newRealNodeAt with its configuration changed by mod
+// (nil: none).
+func newRealNodeWith(t testing.TB, dir string, log *slog.Logger, mod func(*ServerConfig)) *Server {
+	t.Helper()
 	cfg := DefaultServerConfig()
 	cfg.Key = testKey(1)
 	cfg.Name = "node1"
@@ -92,6 +99,9 @@ func newRealNodeAt(t testing.TB, dir string, log *slog.Logger) *Server {
 	cfg.Swarm.StatusInterval = 50 * time.Millisecond
 	cfg.Logger = log
 	cfg.ListenAddr = "127.0.0.1:0"
+	if mod != nil {
+		mod(&cfg)
+	}
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,9 @@ type JobDetail struct {
 	// LeaseReturns counts the pieces this run's sub-chief took back from
 	// workers' leases to lease them again, by why.
 	LeaseReturns LeaseReturns `json:"lease_returns"`
+	// EndGame is what this run's end game across swarms cost: pieces
+	// leased to a second swarm while another was fetching them.
+	EndGame EndGame `json:"end_game"`
 
 	// disk is the running job's store figures (for /metrics; nil when
 	// the job does not run or the detail is for the API).
@@ -71,6 +74,14 @@ type LeaseReturns struct {
 	Gone     int `json:"gone"`      // the worker left or failed
 	BadPiece int `json:"bad_piece"` // its piece failed the re-hash
 	Revoked  int `json:"revoked"`   // given back when asked (rebalancing)
+}
+
+// EndGame counts the end game across swarms (swarm.EndGame).
+type EndGame struct {
+	Duplicated      int   `json:"duplicated"`       // extra copies of pieces leased
+	DuplicatedBytes int64 `json:"duplicated_bytes"` // their length: at most this was fetched twice
+	Cancelled       int   `json:"cancelled"`        // copies dropped because another arrived first
+	Twice           int   `json:"twice"`            // copies delivered after another was accepted
 }
 
 // FileInfo is one file of a torrent.
@@ -365,6 +376,8 @@ func (s *Service) detail(j *job) JobDetail {
 	}
 	r := j.status.Returned
 	d.LeaseReturns = LeaseReturns{Missed: r.Missed, Gone: r.Gone, BadPiece: r.BadPiece, Revoked: r.Revoked}
+	eg := j.status.EndGame
+	d.EndGame = EndGame{Duplicated: eg.Duplicated, DuplicatedBytes: eg.DuplicatedBytes, Cancelled: eg.Cancelled, Twice: eg.Twice}
 	sort.SliceStable(d.Workers, func(a, b int) bool { return d.Workers[a].Name < d.Workers[b].Name })
 	for tier, urls := range j.t.Tiers() {
 		for _, u := range urls {

@@ -279,6 +279,7 @@ func TestMetrics(t *testing.T) {
 	run.mu.Unlock()
 	run.events <- coordinator.Progress{Status: swarm.Status{Pieces: 4, Written: 2, BytesDone: 32 << 10, Downloaded: 40_000,
 		Returned: swarm.LeaseReturns{Missed: 3, Gone: 1},
+		EndGame:  swarm.EndGame{Duplicated: 2, DuplicatedBytes: 2 << 20, Cancelled: 2},
 		Workers:  []swarm.WorkerStatus{{Name: "local", Downloaded: 30_000}, {Name: "node1", Downloaded: 10_000}, {Name: "node1", Downloaded: 5}}}}
 	testenv.WaitFor(t, 5*time.Second, "progress", func() bool { d, _ := s.Get(in.ID); return d.PiecesDone == 2 })
 	d, err := s.Get(in.ID)
@@ -374,6 +375,9 @@ func TestMetrics(t *testing.T) {
 	}
 	if v := value("flotilla_lease_returned_pieces_total", map[string]string{"reason": "missed"}); v != 3 {
 		t.Errorf("missed lease pieces %v", v)
+	}
+	if v := value("flotilla_endgame_duplicated_bytes_total", map[string]string{"id": in.ID}); v != 2<<20 {
+		t.Errorf("end game duplicated bytes %v", v)
 	}
 	if f := fams["flotilla_disk_write_seconds"]; f != nil {
 		t.Errorf("disk latency of a store that wrote nothing: %v", f)

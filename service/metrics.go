@@ -20,7 +20,7 @@ type metrics struct {
 	storageWait                                 *prometheus.Desc
 	wDown, wUp, wRate, wPeers, wDelivered       *prometheus.Desc
 	wHashFails, wBanned, tOverdue, tLastOverdue *prometheus.Desc
-	leaseReturns, disk                          *prometheus.Desc
+	leaseReturns, disk, dupBytes                *prometheus.Desc
 	tLatency, tAnswers, tOverduePackets, tPeers *prometheus.Desc
 	tSwarm                                      *prometheus.Desc
 	wdLatency, wdFulfilled, wdOverdue, wdPend   *prometheus.Desc
@@ -67,6 +67,7 @@ func newMetrics(s *Service) *metrics {
 		tLastOverdue: d("tracker_last_overdue_seconds", "How long a tracker's newest overdue request had waited.", tracker),
 
 		leaseReturns: d("lease_returned_pieces_total", "Pieces the job's current run took back from a worker's lease to lease them again, by why.", []string{"id", "reason"}),
+		dupBytes:     d("endgame_duplicated_bytes_total", "Length of the pieces the job's current run leased to a second swarm while another was fetching them (end game across swarms): at most this was fetched twice.", []string{"id"}),
 		disk: d("disk_write_seconds", "How long the job's current run took to write each run of pieces (op=write) and to fdatasync each batch (op=sync).",
 			[]string{"id", "op"}),
 		tLatency: d("tracker_latency_seconds", "How long a tracker's answers took, as the watchdog measured them, over its newest answers (quantile 1: the slowest).",
@@ -131,6 +132,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range map[string]int{"missed": r.Missed, "gone": r.Gone, "bad_piece": r.BadPiece, "revoked": r.Revoked} {
 			emit(m.leaseReturns, c, float64(n), id, reason)
 		}
+		emit(m.dupBytes, c, float64(d.EndGame.DuplicatedBytes), id)
 		if d.disk != nil && d.disk.WriteLatency.Count > 0 { // 1000 seeding jobs write nothing: no 40,000 empty buckets
 			ch <- diskHistogram(m.disk, d.disk.WriteLatency, id, "write")
 			ch <- diskHistogram(m.disk, d.disk.SyncLatency, id, "sync")

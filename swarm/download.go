@@ -51,6 +51,9 @@ type Status struct {
 	// Returned counts the pieces taken back from workers' leases into
 	// the pool, to be leased again (reassigned), by why.
 	Returned LeaseReturns
+	// EndGame counts the end game across workers: pieces leased to a
+	// second worker while another was downloading them (balance.go).
+	EndGame  EndGame
 	Complete bool
 	Err      error
 	Updated  time.Time
@@ -62,6 +65,26 @@ type LeaseReturns struct {
 	Gone     int // the worker left, failed or lost its session
 	BadPiece int // the worker delivered the piece and it failed the re-hash
 	Revoked  int // the worker gave them back when asked (rebalancing, end game)
+}
+
+// EndGame counts the end game across workers. A duplicated piece is leased
+// to a second worker while its first holder is known to be downloading it;
+// whichever copy arrives first is kept and the other holder is told to
+// drop the piece (Revoke with force), which cancels its requests.
+type EndGame struct {
+	// Duplicated is how many extra copies were leased, and
+	// DuplicatedBytes their length: at most this much was fetched twice
+	// (a cancelled copy is usually only part fetched).
+	Duplicated      int
+	DuplicatedBytes int64
+	// Cancelled counts the copies revoked because another copy arrived
+	// first.
+	Cancelled int
+	// Twice counts the copies that arrived after another copy was
+	// accepted (dropped: fetched twice in full), and TwiceBytes their
+	// length.
+	Twice      int
+	TwiceBytes int64
 }
 
 // Total is every piece returned.
@@ -122,6 +145,7 @@ type Download struct {
 	// pieces (subchief_quarantine.go).
 	quarantined map[string]bool
 	returned    LeaseReturns
+	endGame     EndGame
 	sources     *pieceSources // who delivered each piece (piecesources.go)
 }
 
@@ -432,6 +456,8 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 	i := ev.Piece
 	if i < 0 || i >= d.n || d.stopped || d.lb.IsDone(i) {
 		if i >= 0 && i < d.n && !d.stopped {
+			d.endGame.Twice++
+			d.endGame.TwiceBytes += d.cfg.Info.PieceLen(i)
 			// Counted by the cluster fault tests (internal/clustertest).
 			d.log.Debug("piece dropped: verified already", "worker", s.w.Name(), "piece", i)
 		}
@@ -455,6 +481,8 @@ func (d *Download) gotPiece(s *workerSlot, ev WorkerEvent) bool {
 	others, _ := d.lb.Done(i, s.idx)
 	for _, o := range d.slots {
 		if o.idx >= 0 && o.alive && others&(1<<o.idx) != 0 {
+			d.endGame.Cancelled++
+			d.log.Debug("end game: copy cancelled", "worker", o.w.Name(), "piece", i, "arrived from", s.w.Name())
 			o.w.Revoke([]int{i}, true)
 		}
 	}
@@ -523,6 +551,10 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 	got := d.lb.Take(s.idx, target-held, nil)
 	if low := lowWater(target); len(got) == 0 && held < low && d.lb.PoolEmpty() {
 		got = d.lb.DuplicateStarted(s.idx, low-held, maxLeaseHolders, nil)
+		for _, i := range got {
+			d.endGame.Duplicated++
+			d.endGame.DuplicatedBytes += d.cfg.Info.PieceLen(i)
+		}
 		if len(got) > 0 {
 			d.log.Debug("end game: duplicating started pieces", "worker", s.w.Name(), "pieces", len(got), "left", d.lb.Left())
 		}
@@ -555,7 +587,7 @@ func (d *Download) tick(now time.Time) {
 func (d *Download) publish(now time.Time) {
 	st := Status{Pieces: d.n, Written: d.nWritten, Verified: d.nVerified - d.nWritten,
 		BytesDone: d.bytesDone, Length: d.cfg.Info.Length, Complete: d.isDone, Err: d.Err(), Updated: now,
-		StorageWait: d.submitWait, Returned: d.returned}
+		StorageWait: d.submitWait, Returned: d.returned, EndGame: d.endGame}
 	for i := 0; i < d.n; i++ {
 		if d.lb.IsDone(i) {
 			continue

@@ -143,6 +143,20 @@ func printWorkers(w io.Writer, st swarm.Status) {
 	for _, wk := range st.Workers {
 		fmt.Fprintf(w, "  %-24s %5d pieces  %s received  %d hash failures\n", wk.Name, wk.Delivered, humanBytes(wk.Downloaded), wk.HashFails)
 	}
+	printEndGame(w, st)
+}
+
+// printEndGame says what the end game across swarms cost: the pieces
+// leased to a second swarm while another was fetching them (at most their
+// bytes were fetched twice), and what became of the copies.
+func printEndGame(w io.Writer, st swarm.Status) {
+	eg := st.EndGame
+	pct := 0.0
+	if st.Length > 0 {
+		pct = 100 * float64(eg.DuplicatedBytes) / float64(st.Length)
+	}
+	fmt.Fprintf(w, "  end game: %d pieces duplicated (%d bytes, %.2f%% of the size), %d copies cancelled, %d delivered twice\n",
+		eg.Duplicated, eg.DuplicatedBytes, pct, eg.Cancelled, eg.Twice)
 }
 
 func parsePeers(s string) ([]netip.AddrPort, error) {

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"flotilla/internal/lab"
 	"flotilla/metainfo"
 	"flotilla/swarm"
 )
@@ -469,4 +470,26 @@ func primedUpdate(p *progress, st swarm.Status) {
 	p.now = func() time.Time { return now }
 	p.est.samples = []etaSample{{at: now.Add(-10 * time.Second), recv: st.Downloaded - int64(st.DownRate*10)}}
 	p.update(st)
+}
+
+// TestCompletionSummary: with several swarms the summary gives each
+// one's pieces and the end game's cost, in the form the benchmarks parse
+// (internal/lab).
+func TestCompletionSummary(t *testing.T) {
+	st := clusterStatus()
+	st.EndGame = swarm.EndGame{Duplicated: 3, DuplicatedBytes: 3 << 20, Cancelled: 2, Twice: 1}
+	var b bytes.Buffer
+	printWorkers(&b, st)
+	log := "downloaded x\n" + b.String()
+	c, err := lab.Contributions(log)
+	if err != nil || len(c) != len(st.Workers) {
+		t.Fatalf("Contributions = %+v, %v of\n%s", c, err, log)
+	}
+	eg, err := lab.EndGameOf(log)
+	if err != nil || eg != (lab.EndGame{Duplicated: 3, DuplicatedBytes: 3 << 20, Cancelled: 2, Twice: 1}) {
+		t.Fatalf("EndGameOf = %+v, %v of\n%s", eg, err, log)
+	}
+	if !strings.Contains(log, "0.11% of the size") {
+		t.Fatalf("summary does not give the share of the size:\n%s", log)
+	}
 }

@@ -174,6 +174,13 @@ func TestClusterLogParsing(t *testing.T) {
 	if _, err := lab.Contributions("  local  1 pieces  1 B received  0 hash failures\n"); err == nil {
 		t.Fatal("a log without completion parsed")
 	}
+	eg, err := lab.EndGameOf(log + "  end game: 3 pieces duplicated (3145728 bytes, 4.69% of the size), 2 copies cancelled, 1 delivered twice\n")
+	if err != nil || eg != (lab.EndGame{Duplicated: 3, DuplicatedBytes: 3 << 20, Cancelled: 2, Twice: 1}) {
+		t.Fatalf("EndGameOf = %+v, %v", eg, err)
+	}
+	if _, err := lab.EndGameOf(log); err == nil {
+		t.Fatal("a log without an end game line parsed")
+	}
 }
 
 func TestParseNetDev(t *testing.T) {

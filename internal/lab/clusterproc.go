@@ -229,6 +229,33 @@ func Contributions(log string) (map[string]Contribution, error) {
 	return out, nil
 }
 
+// EndGame is the completion summary's end game line: what the end game
+// across swarms cost (swarm.EndGame).
+type EndGame struct {
+	Duplicated      int   // pieces leased to a second swarm
+	DuplicatedBytes int64 // their length
+	Cancelled       int   // copies dropped because the other arrived first
+	Twice           int   // copies delivered after the other was accepted
+}
+
+var endGameRE = regexp.MustCompile(`^  end game: (\d+) pieces duplicated \((\d+) bytes, [0-9.]+% of the size\), (\d+) copies cancelled, (\d+) delivered twice$`)
+
+// EndGameOf parses the end game line that `coord download` prints at
+// completion when more than one swarm took part.
+func EndGameOf(log string) (EndGame, error) {
+	for _, l := range strings.Split(log, "\n") {
+		if m := endGameRE.FindStringSubmatch(l); m != nil {
+			var eg EndGame
+			eg.Duplicated, _ = strconv.Atoi(m[1])
+			eg.DuplicatedBytes, _ = strconv.ParseInt(m[2], 10, 64)
+			eg.Cancelled, _ = strconv.Atoi(m[3])
+			eg.Twice, _ = strconv.Atoi(m[4])
+			return eg, nil
+		}
+	}
+	return EndGame{}, fmt.Errorf("lab: no \"end game: ...\" line in the coordinator's log")
+}
+
 // ReadLog returns p's whole log.
 func (p *Proc) ReadLog() string {
 	b, _ := os.ReadFile(p.LogPath)
