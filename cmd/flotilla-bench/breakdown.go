@@ -324,20 +324,13 @@ func sumTraces(out string) ([]profileShare, time.Duration) {
 	return shares, total
 }
 
-// dupRE matches the completion summary's count of bytes fetched twice, if
-// the coordinator prints one.
-var dupRE = regexp.MustCompile(`(?m)duplicated (\d+) bytes`)
-
-// dupBytes returns the bytes the cluster fetched twice, -1 if the log does
-// not say.
+// dupBytes returns the length of the pieces the end game leased to a
+// second swarm (the completion summary's end game line: at most this was
+// fetched twice), -1 if the log does not say.
 func dupBytes(log string) int64 {
-	m := dupRE.FindStringSubmatch(log)
-	if m == nil {
-		return -1
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
+	eg, err := lab.EndGameOf(log)
 	if err != nil {
 		return -1
 	}
-	return n
+	return eg.DuplicatedBytes
 }

@@ -43,6 +43,9 @@ type scalingRun struct {
 	// DupBytes is what the cluster fetched twice (end game across nodes),
 	// -1 when the log does not say.
 	DupBytes int64
+	// EndGame is the completion summary's end game line, nil when the
+	// log has none.
+	EndGame *lab.EndGame
 	// Breakdown is where the time went, for a run made with it.
 	Breakdown *breakdown
 }
@@ -282,6 +285,9 @@ func (b *scalingBench) runSpec(s runSpec) (scalingRun, error) {
 	log := coord.ReadLog()
 	r.Split = split(log)
 	r.DupBytes = dupBytes(log)
+	if eg, err := lab.EndGameOf(log); err == nil {
+		r.EndGame = &eg
+	}
 	if s.breakdown {
 		nodeLogs := map[string]string{}
 		for _, p := range nodes {
@@ -392,7 +398,8 @@ func printScaling(w io.Writer, sc scenario, runs []scalingRun, o options) {
 	}
 	fmt.Fprintf(w, "\nwall: coordinator start to exit (includes the nodes' join and session setup); MB/s = payload/wall (1 MB = 1e6 B);\n"+
 		"the WAN cap bounds one host at %.1f MB/s; CPU s/GiB = user+sys of the coordinator process per GiB of payload;\n"+
-		"dup = bytes the cluster fetched twice (- when the log does not say); output = every file's size and SHA-256, and no other file.\n",
+		"dup = the pieces the end game leased to a second swarm while another was fetching them, at most what was fetched twice\n"+
+		"(- when the log does not say); output = every file's size and SHA-256, and no other file.\n",
 		float64(o.rateMbit)/8)
 	for _, r := range runs {
 		if r.Split != "" {

@@ -74,6 +74,23 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		name:  "uneven",
+		doc:   "3 hosts on uneven links (the coordinator 100 Mbit/s, the nodes 20 and 50; any --rate is ignored), run 3 times, each against the sum of the caps",
+		nodes: 2,
+		size:  384 << 20,
+		rates: func(o options, hosts []string) map[string]int {
+			m := map[string]int{}
+			for i, h := range hosts {
+				m[h] = []int{100, 20, 50}[min(i, 2)]
+			}
+			return m
+		},
+		ratio: "of caps",
+		run: func(b *scalingBench) ([]scalingRun, error) {
+			return b.uneven(3)
+		},
+	},
+	{
 		name:  "small",
 		doc:   "a small download on 3 hosts, the nodes up before the coordinator, with the breakdown",
 		nodes: 2,
