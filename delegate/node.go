@@ -64,6 +64,10 @@ func (ns *nodeSession) run() {
 	} else {
 		ns.srv.nStops.Add(1)
 		ns.log.Info("session stopped by the coordinator")
+		// Hang up first: the coordinator waits for it to exit, and
+		// wants nothing the jobs could still send (issue 15: stopping
+		// 7 nodes' jobs first kept it waiting 0.47 s).
+		ns.fail()
 	}
 	ns.endJobs()
 	ns.fail()
