@@ -12,8 +12,11 @@ import (
 // dry steals: the pieces a worker has not started are asked back (Revoke
 // without force, which costs no bytes), and what it keeps is marked
 // started. Only started pieces are duplicated (end game across workers),
-// by at most maxLeaseHolders workers: duplicating leases wholesale made
-// several workers fetch the same unstarted pieces.
+// by at most maxLeaseHolders workers (duplicating leases wholesale made
+// several workers fetch the same unstarted pieces), except that a worker
+// left with nothing joins, one piece at a time, a started piece whose
+// holders are all slower than it: a slow node's last pieces then do not
+// hold up the end while a faster swarm idles.
 
 // rebalance refills every worker (those running dry first) and, once the
 // pool is empty and a worker runs dry, steals unstarted pieces back from
@@ -103,6 +106,19 @@ func (d *Download) stealAsk(s *workerSlot, now time.Time, probe bool) []int {
 		return unknown[keep:]
 	}
 	return nil
+}
+
+// slowerThan is the mask of the workers whose measured rate is below
+// s's (s without a rate sample is faster than nobody).
+func slowerThan(s *workerSlot, slots []*workerSlot) uint64 {
+	r := s.rate.Rate()
+	var m uint64
+	for _, o := range slots {
+		if o != s && o.idx >= 0 && o.alive && o.rate.Rate() < r {
+			m |= 1 << o.idx
+		}
+	}
+	return m
 }
 
 // maxLeaseHolders bounds how many workers download one piece at once in

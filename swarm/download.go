@@ -551,6 +551,12 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 	got := d.lb.Take(s.idx, target-held, nil)
 	if low := lowWater(target); len(got) == 0 && held < low && d.lb.PoolEmpty() {
 		got = d.lb.DuplicateStarted(s.idx, low-held, maxLeaseHolders, nil)
+		if len(got) == 0 && held == 0 {
+			// Idle, and every started piece has its holders: join one
+			// that only slower workers are fetching (the slow node's
+			// last piece), one at a time.
+			got = d.lb.DuplicateFromSlower(s.idx, 1, slowerThan(s, d.slots), nil)
+		}
 		for _, i := range got {
 			d.endGame.Duplicated++
 			d.endGame.DuplicatedBytes += d.cfg.Info.PieceLen(i)

@@ -125,6 +125,41 @@ func (lb *leaseBook) duplicate(w, n, maxHolders int, onlyStarted bool, dst []int
 	return dst
 }
 
+// DuplicateFromSlower gives worker w up to n started pieces (some holder
+// is known to have started them) whose every holder is in the mask
+// slower, preferring pieces with the fewest holders: at the very end of a
+// download a fast worker with nothing to do joins pieces that only slower
+// workers are fetching, whatever their number of holders.
+func (lb *leaseBook) DuplicateFromSlower(w, n int, slower uint64, dst []int) []int {
+	for want := 1; want < maxWorkers && n > 0; want++ {
+		more := false
+		for i, h := range lb.holders {
+			if n == 0 {
+				break
+			}
+			if lb.done[i] || h == 0 || h&(1<<w) != 0 || h&^slower != 0 || lb.started[i]&h == 0 {
+				continue
+			}
+			c := popcount(h)
+			if c > want {
+				more = true
+				continue
+			}
+			if c < want {
+				continue
+			}
+			lb.holders[i] |= 1 << w
+			lb.held[w]++
+			dst = append(dst, i)
+			n--
+		}
+		if !more {
+			break
+		}
+	}
+	return dst
+}
+
 // MarkStarted records that worker w is downloading piece i (it kept the
 // piece when asked for its unstarted ones).
 func (lb *leaseBook) MarkStarted(w, i int) {

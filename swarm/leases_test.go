@@ -53,3 +53,40 @@ func TestLeaseTarget(t *testing.T) {
 		t.Fatal(n)
 	}
 }
+
+// An idle fast worker joins only started pieces whose every holder is
+// slower, the fewest holders first, whatever their number.
+func TestLeaseBookDuplicateFromSlower(t *testing.T) {
+	lb := newLeaseBook(4, func(int) bool { return false }, 1)
+	p := lb.Take(0, 1, nil)[0] // slow worker 0
+	q := lb.Take(1, 1, nil)[0] // fast worker 1
+	r := lb.Take(0, 1, nil)[0]
+	lb.Duplicate(2, 1, nil) // worker 2 (slow too) holds a copy of one of them
+	if got := lb.DuplicateFromSlower(3, 4, 1<<0|1<<2, nil); len(got) != 0 {
+		t.Fatalf("unstarted pieces duplicated: %v", got)
+	}
+	for _, i := range []int{p, q, r} {
+		for w := range 3 {
+			lb.MarkStarted(w, i)
+		}
+	}
+	got := lb.DuplicateFromSlower(3, 4, 1<<0|1<<2, nil)
+	if slices.Contains(got, q) || len(got) != 2 || !slices.Contains(got, p) || !slices.Contains(got, r) {
+		t.Fatalf("joined %v; want %d and %d (held by slower workers only), not %d (held by a faster one)", got, p, r, q)
+	}
+	// The fewest holders first.
+	lb2 := newLeaseBook(3, func(int) bool { return false }, 1)
+	a := lb2.Take(0, 1, nil)[0]
+	b := lb2.Take(0, 1, nil)[0]
+	lb2.Duplicate(1, 1, nil)
+	two := a
+	if !lb2.Holds(1, a) {
+		two = b
+	}
+	one := a + b - two
+	lb2.MarkStarted(0, a)
+	lb2.MarkStarted(0, b)
+	if got := lb2.DuplicateFromSlower(2, 1, 1<<0|1<<1, nil); len(got) != 1 || got[0] != one {
+		t.Fatalf("joined %v; want %d (one holder) before %d (two)", got, one, two)
+	}
+}
