@@ -397,21 +397,24 @@ func TestSubChiefBoundedWasteAcrossWorkers(t *testing.T) {
 	if !bytes.Equal(st.Bytes(), tt.Data) {
 		t.Fatal("data differs")
 	}
-	fetched, slowest := 0, 0
+	fetched, slowest, slowAssigned, slowRevokes := 0, 0, 0, 0
 	for k, f := range fs {
-		_, dl, _, _ := f.counts()
+		as, dl, _, rv := f.counts()
 		fetched += dl
 		if k == len(fs)-1 {
-			slowest = dl
+			slowest, slowAssigned, slowRevokes = dl, as, rv
 		}
 	}
-	t.Logf("fetched %d pieces for %d in %v (slowest worker %d)", fetched, n, took, slowest)
+	t.Logf("fetched %d pieces for %d in %v (slowest worker: %d assigned, %d delivered, %d revokes)", fetched, n, took, slowAssigned, slowest, slowRevokes)
 	if waste := fetched - n; waste < 0 || waste > n*3/100+maxLeaseHolders {
 		t.Fatalf("workers fetched %d pieces for a %d-piece torrent: %d wasted", fetched, n, waste)
 	}
-	// The fastest worker alone fetches a piece per millisecond or so: the
-	// tail must not wait for the slowest (40 ms/piece) worker's lease.
-	if took > 3*time.Second {
-		t.Fatalf("download took %v", took)
+	// The tail must not wait for the slowest (40 ms/piece) worker's lease:
+	// its unstarted pieces are revoked for whoever runs dry, so it delivers
+	// about its share of the speed (under 2 %: 4 to 6 pieces), far from an
+	// equal quarter. Counted in pieces and revokes, not time, so that a
+	// loaded machine cannot fail it.
+	if slowRevokes == 0 || slowest >= n/4 {
+		t.Fatalf("the slowest worker (40 ms a piece) delivered %d of %d pieces with %d revokes: its lease was not moved to the faster ones", slowest, n, slowRevokes)
 	}
 }
