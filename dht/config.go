@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +20,17 @@ var DefaultBootstrap = []string{"router.bittorrent.com:6881", "dht.transmissionb
 // ErrConfig is wrapped by Config.Validate and New for a bad Config.
 var ErrConfig = errors.New("dht: invalid config")
 
-// ErrPublicInTest is returned by New when a test binary would reach the
-// public DHT: tests must pass their own Config.Bootstrap.
-var ErrPublicInTest = errors.New("dht: a test would use the public bootstrap routers; give Config.Bootstrap loopback addresses")
+// ErrPublicInTest is returned by New when a test binary, or a program a
+// test started (EnvNoPublic), would reach the public DHT: tests must pass
+// their own Config.Bootstrap (coord: --dht-bootstrap) or turn the DHT off.
+var ErrPublicInTest = errors.New("dht: a test would use the public bootstrap routers; give a local bootstrap list (--dht-bootstrap IP:PORT) or turn the DHT off (--dht=false)")
+
+// EnvNoPublic is the environment variable that extends the test guard to
+// programs a test starts: when it is set (to anything), New refuses the
+// public routers and any bootstrap entry that is not a literal IP:PORT,
+// as it does inside a test binary. internal/testenv sets it in every test
+// binary that uses it, so the coord processes tests spawn inherit it.
+const EnvNoPublic = "FLOTILLA_DHT_NO_PUBLIC"
 
 // QueryKind is the watchdog kind of KRPC query packets. Their owner is
 // OwnerPrefix followed by the transaction id in hex, so that whoever reads
@@ -37,6 +46,10 @@ type Config struct {
 	// Listen is the UDP address to bind ("0.0.0.0:6881", "[::]:6881",
 	// "127.0.0.1:0").
 	Listen string
+	// ListenFallback, if set, is bound instead when Listen's port is
+	// already in use (another coord on the host): "0.0.0.0:0" for any
+	// port. Empty: a busy Listen fails New.
+	ListenFallback string
 	// Bootstrap are HOST:PORT addresses of nodes to join through. Empty
 	// means DefaultBootstrap, which is refused under go test.
 	Bootstrap []string
@@ -126,7 +139,7 @@ func (c Config) bootstrapList() ([]string, error) {
 	if len(list) == 0 {
 		list = DefaultBootstrap
 	}
-	if testing.Testing() {
+	if testing.Testing() || os.Getenv(EnvNoPublic) != "" {
 		for _, b := range list {
 			for _, p := range DefaultBootstrap {
 				if strings.EqualFold(b, p) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -321,5 +322,62 @@ func TestDualStackNodeJoinsIPv4DHT(t *testing.T) {
 	want := netip.MustParseAddrPort("127.0.0.1:7100")
 	if err != nil || len(res.Peers) == 0 || res.Peers[0] != want {
 		t.Fatalf("lookup: %+v %v, want %v", res, err, want)
+	}
+}
+
+// TestStatsCountQueries: a lookup with an announce shows in the figures
+// /metrics exports: queries by method, peers found, announces made.
+func TestStatsCountQueries(t *testing.T) {
+	nodes := newTestDHT(t, 10)
+	ih := RandomID()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if res, err := nodes[2].GetPeers(ctx, ih, LookupOptions{Announce: true, Port: 7000}); err != nil || res.Announced == 0 {
+		t.Fatalf("announce: %+v %v", res, err)
+	}
+	res, err := nodes[6].GetPeers(ctx, ih, LookupOptions{})
+	if err != nil || len(res.Peers) == 0 {
+		t.Fatalf("lookup: %+v %v", res, err)
+	}
+	a, _ := nodes[2].Stats(ctx)
+	b, _ := nodes[6].Stats(ctx)
+	if q := a.Queries["announce_peer"]; q.Sent == 0 || q.Answered == 0 || a.AnnouncesMade != int64(q.Answered) {
+		t.Errorf("announcer: announce_peer %+v, announces made %d", q, a.AnnouncesMade)
+	}
+	if q := b.Queries["get_peers"]; q.Sent < int64(res.Queries) || q.Answered == 0 || b.PeersFound < int64(len(res.Peers)) || b.Lookups == 0 {
+		t.Errorf("looker: get_peers %+v, peers found %d, lookups %d; lookup %+v", q, b.PeersFound, b.Lookups, res)
+	}
+	if b.Sent == 0 || b.Received == 0 || b.Nodes == 0 {
+		t.Errorf("looker: %+v", b)
+	}
+}
+
+// TestListenFallback: a node whose port is taken binds the fallback
+// address instead, and without one says the port is in use.
+func TestListenFallback(t *testing.T) {
+	busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	c := testConfig()
+	c.Listen = busy.LocalAddr().String()
+	if n, err := New(c); err == nil {
+		n.Close()
+		t.Fatal("a busy port without a fallback was bound")
+	}
+	c.ListenFallback = "127.0.0.1:0"
+	n := newTestNode(t, c)
+	if n.Addr().Port() == busy.LocalAddr().(*net.UDPAddr).AddrPort().Port() || n.Addr().Port() == 0 {
+		t.Fatalf("bound %v", n.Addr())
+	}
+}
+
+// TestTestenvSetsNoPublic: internal/testenv (imported by this package's
+// interop test) marks the environment with EnvNoPublic, so the programs
+// tests start inherit the guard.
+func TestTestenvSetsNoPublic(t *testing.T) {
+	if os.Getenv(EnvNoPublic) == "" {
+		t.Fatalf("%s is not set in a test binary that imports internal/testenv", EnvNoPublic)
 	}
 }

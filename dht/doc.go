@@ -48,7 +48,9 @@
 // # Tests never reach the public DHT
 //
 // With an empty Config.Bootstrap a Node joins through DefaultBootstrap,
-// the public routers; inside a test binary (testing.Testing) New refuses
-// them, and any bootstrap entry that is not a literal IP:PORT, with
-// ErrPublicInTest.
+// the public routers; inside a test binary (testing.Testing), and in any
+// program whose environment has EnvNoPublic (internal/testenv sets it in
+// every test binary, so the coord processes tests start inherit it), New
+// refuses them, and any bootstrap entry that is not a literal IP:PORT,
+// with ErrPublicInTest.
 package dht

@@ -24,12 +24,14 @@ func (n *Node) handle(in inbound) {
 		delete(n.pending, string(in.m.T))
 		n.wd.Fulfil(p.ticket)
 		if in.m.Y == 'e' {
+			n.ostats.method(p.method).Errors++
 			p.done(nil, &KRPCError{Code: in.m.ErrCode, Msg: in.m.ErrMsg})
 			return
 		}
 		if q := n.table.heard(nodeInfo{ID: in.m.ID, Addr: in.from}, true, time.Now()); q != nil {
 			n.ping(q.Addr)
 		}
+		n.ostats.method(p.method).Answered++
 		p.done(&in.m, nil)
 	}
 }

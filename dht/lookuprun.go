@@ -64,6 +64,7 @@ func (n *Node) GetPeers(ctx context.Context, infoHash ID, opt LookupOptions) (Lo
 func (n *Node) startLookup(target ID, getPeers bool, opt LookupOptions, finish func(LookupResult)) {
 	run := &lookupRun{l: newLookup(n.self, target, getPeers, n.cfg.K, n.cfg.Alpha, n.cfg.MaxLookupQueries),
 		opt: opt, start: time.Now(), finish: finish}
+	n.ostats.lookups++
 	run.l.add(n.table.closest(target, n.cfg.K), true)
 	if n.table.len() < n.cfg.K {
 		boot := make([]nodeInfo, 0, len(n.bootstrap))
@@ -101,6 +102,7 @@ func (n *Node) step(run *lookupRun) {
 				run.res.Responded++
 				if fresh := run.l.answered(addr, m); len(fresh) > 0 {
 					run.res.Peers = append(run.res.Peers, fresh...)
+					n.ostats.peersFound += int64(len(fresh))
 					if run.opt.OnPeers != nil {
 						run.opt.OnPeers(fresh)
 					}
@@ -139,6 +141,7 @@ func (n *Node) finishLookup(run *lookupRun) {
 		n.query(c.Addr, "announce_peer", d.done(), func(_ *msg, err error) {
 			if err == nil {
 				run.res.Announced++
+				n.ostats.announcesMade++
 			}
 			if run.annLeft--; run.annLeft == 0 {
 				n.report(run)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"flotilla/internal/loop"
@@ -69,6 +70,29 @@ type pending struct {
 
 type ownerStats struct {
 	sent, timeouts, unknownTx, busy, badToken, announced int64
+	lookups, peersFound, announcesMade                   int64
+	queries                                              map[string]*QueryCounts // by method; only the four we send
+}
+
+// QueryCounts are the KRPC queries of one method that a Node sent and what
+// became of them.
+type QueryCounts struct {
+	Sent     int64 // queries sent
+	Answered int64 // answered with a response
+	Errors   int64 // answered with a KRPC error
+	TimedOut int64 // not answered within Config.QueryTimeout
+}
+
+func (o *ownerStats) method(m string) *QueryCounts {
+	c := o.queries[m]
+	if c == nil {
+		if o.queries == nil {
+			o.queries = make(map[string]*QueryCounts)
+		}
+		c = &QueryCounts{}
+		o.queries[m] = c
+	}
+	return c
 }
 
 // Stats are a Node's figures, a snapshot taken by its loop.
@@ -85,7 +109,13 @@ type Stats struct {
 	UnknownTx   int64 // answers matching no pending query (late, forged)
 	Busy        int64 // queries not sent because MaxPending were pending
 	BadToken    int64 // announce_peer refused for a bad token
-	Announced   int64 // announce_peer accepted
+	Announced   int64 // announce_peer from others accepted
+	// Queries are the queries we sent, by method ("ping", "find_node",
+	// "get_peers", "announce_peer").
+	Queries       map[string]QueryCounts
+	Lookups       int64 // get_peers and find_node lookups run
+	PeersFound    int64 // peers our get_peers lookups found (new to each lookup)
+	AnnouncesMade int64 // our announce_peer queries other nodes accepted
 }
 
 // New opens the socket, reads the saved routing table and joins the DHT
@@ -121,6 +151,13 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("dht: listen address %q: %w", cfg.Listen, err)
 	}
 	conn, err := net.ListenUDP("udp", ua)
+	if errors.Is(err, syscall.EADDRINUSE) && cfg.ListenFallback != "" {
+		log.Info("dht: the DHT port is in use; using another", "listen", cfg.Listen, "instead", cfg.ListenFallback)
+		if ua, err = net.ResolveUDPAddr("udp", cfg.ListenFallback); err != nil {
+			return nil, fmt.Errorf("dht: fallback listen address %q: %w", cfg.ListenFallback, err)
+		}
+		conn, err = net.ListenUDP("udp", ua)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dht: udp socket: %w", err)
 	}
@@ -224,7 +261,12 @@ func (n *Node) Stats(ctx context.Context) (Stats, error) {
 	err := n.call(ctx, func() {
 		o := n.ostats
 		s = Stats{Nodes: n.table.len(), Pending: len(n.pending), Peers: n.store.len(), Sent: o.sent,
-			Timeouts: o.timeouts, UnknownTx: o.unknownTx, Busy: o.busy, BadToken: o.badToken, Announced: o.announced}
+			Timeouts: o.timeouts, UnknownTx: o.unknownTx, Busy: o.busy, BadToken: o.badToken, Announced: o.announced,
+			Lookups: o.lookups, PeersFound: o.peersFound, AnnouncesMade: o.announcesMade,
+			Queries: make(map[string]QueryCounts, len(o.queries))}
+		for m, c := range o.queries {
+			s.Queries[m] = *c
+		}
 	})
 	s.Received, s.Malformed, s.RateLimited, s.Dropped = n.received.Load(), n.malformed.Load(), n.rateLimited.Load(), n.dropped.Load()
 	return s, err
@@ -344,6 +386,7 @@ func (n *Node) query(addr netip.AddrPort, method string, args []byte, done func(
 		return
 	}
 	n.ostats.sent++
+	n.ostats.method(method).Sent++
 	tk := n.wd.Issue(QueryKind, OwnerPrefix+hex.EncodeToString(t[:]), n.cfg.QueryTimeout)
 	n.pending[string(t[:])] = &pending{method: method, addr: addr, ticket: tk, done: done}
 }
@@ -373,6 +416,7 @@ func (n *Node) checkOverdue() {
 		delete(n.pending, k)
 		n.wd.Cancel(p.ticket)
 		n.ostats.timeouts++
+		n.ostats.method(p.method).TimedOut++
 		n.log.Debug("dht: query timed out", "to", p.addr, "method", p.method)
 		n.table.failed(p.addr, now)
 		p.done(nil, errTimeout)

@@ -21,6 +21,20 @@ import (
 	"flotilla/internal/lab"
 )
 
+// dhtNoPublic is dht.EnvNoPublic (this package cannot import dht, whose
+// tests import this one; dht's TestTestenvSetsNoPublic checks the name).
+const dhtNoPublic = "FLOTILLA_DHT_NO_PUBLIC"
+
+// Every test binary that uses testenv marks its environment so that the
+// programs its tests start (coord, as a separate process, where the dht
+// package's testing.Testing guard cannot see a test) refuse the public
+// DHT routers too: a test must pass --dht-bootstrap or --dht=false.
+func init() {
+	if testing.Testing() {
+		os.Setenv(dhtNoPublic, "1")
+	}
+}
+
 // InCI reports whether the tests run under CI (environment CI=true or 1).
 func InCI() bool {
 	v := os.Getenv("CI")
