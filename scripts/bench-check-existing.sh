@@ -45,7 +45,7 @@ seconds() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
 echo "bench-check-existing: $gib GiB, $([ "$cold" = 1 ] && echo cold || echo warm) cache"
 prepare
 start=$(date +%s.%N)
-"$work/coord" download "$work/t.torrent" --out "$work/data" --listen 127.0.0.1:0 --progress none >"$work/coord.log" 2>&1 ||
+"$work/coord" download "$work/t.torrent" --dht=false --out "$work/data" --listen 127.0.0.1:0 --progress none >"$work/coord.log" 2>&1 ||
   { echo "bench-check-existing: coord failed:" >&2; tail -5 "$work/coord.log" >&2; exit 1; }
 end=$(date +%s.%N)
 grep -q "received 0 bytes" "$work/coord.log" || { echo "bench-check-existing: coord downloaded data:" >&2; cat "$work/coord.log" >&2; exit 1; }

@@ -79,7 +79,7 @@ run() {
 }
 
 echo "bench-many-files: $files files, ulimit -n $limit"
-run coord "$work/coord" download "$work/t.torrent" --out "$work/coord-out" --listen 127.0.0.30:0 --progress none
+run coord "$work/coord" download "$work/t.torrent" --dht=false --out "$work/coord-out" --listen 127.0.0.30:0 --progress none
 run aria2c aria2c "${aria2_common[@]}" --interface=127.0.0.31 --listen-port=$((port + 2)) --dir="$work/aria2-out" \
   --seed-time=0 --bt-stop-timeout=0 "$work/t.torrent"
 for out in coord-out aria2-out; do

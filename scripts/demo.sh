@@ -60,9 +60,10 @@ for n in 1 2; do
   node_pids+=($!)
   echo "demo: swarm node node$n on $ip (log: $work/node$n.log)"
 done
-echo "demo: coord download $TORRENT --out $work/out --listen $coord_ip:6881 --cluster-listen $coord_ip:7946 --cluster-key-file cluster.key --coordinator-key-file coordinator.key"
+# --dht=false: the demo is offline; its swarm is found through the local tracker.
+echo "demo: coord download $TORRENT --dht=false --out $work/out --listen $coord_ip:6881 --cluster-listen $coord_ip:7946 --cluster-key-file cluster.key --coordinator-key-file coordinator.key"
 echo
-"$work/bin/coord" download "$TORRENT" --out "$work/out" --listen "$coord_ip:6881" \
+"$work/bin/coord" download "$TORRENT" --dht=false --out "$work/out" --listen "$coord_ip:6881" \
   --cluster-listen "$coord_ip:7946" --cluster-key-file "$work/cluster.key" --coordinator-key-file "$work/coordinator.key"
 echo
 echo "demo: checking the download against the payload's SHA-256"

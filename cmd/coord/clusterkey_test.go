@@ -53,7 +53,7 @@ func TestClusterKeyFromEnvironment(t *testing.T) {
 	defer cancel()
 	codeCh := make(chan int, 1)
 	go func() {
-		codeCh <- run(ctx, env, []string{"download", torrent, "--out", filepath.Join(t.TempDir(), "out"),
+		codeCh <- run(ctx, env, []string{"download", "--dht=false", torrent, "--out", filepath.Join(t.TempDir(), "out"),
 			"--listen", "127.0.0.1:0", "--cluster-listen", "127.0.0.1:0", "--progress", "none"})
 	}()
 	testenv.WaitFor(t, 10*time.Second, "the coordinator's cluster to start", func() bool {

@@ -53,7 +53,7 @@ func (o *transferOpts) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.sparse, "sparse", false, "create files sparse instead of reserving their space up front (a full disk then shows up mid-download rather than at start)")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a Go CPU profile of the run to this file (for diagnosing performance)")
 	fs.DurationVar(&o.logEvery, "log-interval", 5*time.Second, "time between progress lines when the display is a log")
-	o.dht.register(fs)
+	o.dht.register(fs, "$XDG_CACHE_HOME/flotilla/dht.json or ~/.cache/flotilla/dht.json")
 }
 
 func runDownload(ctx context.Context, env *cmdEnv, args []string) int {

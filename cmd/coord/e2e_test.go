@@ -126,7 +126,7 @@ type syncBuffer = testenv.SyncBuffer
 
 func startCoord(t testing.TB, args ...string) *coordProc {
 	t.Helper()
-	return startCoordCmd(t, exec.Command(coordBinary(t), args...))
+	return startCoordCmd(t, exec.Command(coordBinary(t), noDHT(args)...))
 }
 
 // startCoordCmd starts a prepared coord command (for example one that

@@ -155,7 +155,7 @@ func TestInterruptMessages(t *testing.T) {
 		env := &cmdEnv{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
 		codec := make(chan int, 1)
 		go func() {
-			codec <- run(ctx, env, append(c.args, "--listen", "127.0.0.1:0", "--progress", "none"))
+			codec <- run(ctx, env, append(noDHT(c.args), "--listen", "127.0.0.1:0", "--progress", "none"))
 		}()
 		testenv.WaitFor(t, 20*time.Second, "an announce", func() bool { return tr.Announces() > before })
 		cancel()

@@ -79,7 +79,7 @@ func TestManyFilesUnderUlimit(t *testing.T) {
 	l := newSwarmLab(t, spec, 1<<15, 1)
 	out := t.TempDir()
 	p := startCoordCmd(t, exec.Command("sh", "-c", `ulimit -n 256 && exec "$@"`, "sh",
-		coordBinary(t), "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "log"))
+		coordBinary(t), "download", "--dht=false", l.torrent.Path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "log"))
 	if code := p.wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("exit %d under ulimit -n 256:\n%s", code, p.out.String())
 	}
@@ -117,7 +117,7 @@ func TestHugeTorrentRefusedCleanly(t *testing.T) {
 	env := &cmdEnv{stdout: &o, stderr: &e, getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	code = run(ctx, env, []string{"download", path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none", "--sparse"})
+	code = run(ctx, env, []string{"download", "--dht=false", path, "--out", out, "--listen", "127.0.0.1:0", "--progress", "none", "--sparse"})
 	if !strings.Contains(e.String(), "coord download: warning: the torrent needs 16.0 TiB more under "+out) {
 		t.Fatalf("--sparse: exit %d, no warning:\n%s", code, e.String())
 	}

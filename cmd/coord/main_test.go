@@ -17,12 +17,25 @@ import (
 )
 
 // runCoord runs a command line in-process and returns exit code and output.
+// The DHT is off unless the command line turns it on (noDHT).
 func runCoord(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	env := &cmdEnv{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
-	code = run(context.Background(), env, args)
+	code = run(context.Background(), env, noDHT(args))
 	return code, out.String(), errb.String()
+}
+
+// noDHT turns the DHT off for the commands that run one (download, seed,
+// serve): tests never join the public DHT (the dht package refuses to, so
+// a test that forgot would fail). "--dht=false" goes right after the
+// command, so a test that passes --dht (with its own --dht-bootstrap)
+// later on the line overrides it.
+func noDHT(args []string) []string {
+	if len(args) == 0 || (args[0] != "download" && args[0] != "seed" && args[0] != "serve") {
+		return args
+	}
+	return append([]string{args[0], "--dht=false"}, args[1:]...)
 }
 
 // writeTorrent builds a small single-file torrent with the given tiers and

@@ -24,7 +24,7 @@ func runCoordEnv(t *testing.T, envVars map[string]string, args ...string) (code 
 	t.Helper()
 	var out, errb bytes.Buffer
 	env := &cmdEnv{stdout: &out, stderr: &errb, getenv: func(k string) string { return envVars[k] }}
-	code = run(context.Background(), env, args)
+	code = run(context.Background(), env, noDHT(args))
 	return code, out.String(), errb.String()
 }
 

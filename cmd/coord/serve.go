@@ -91,7 +91,7 @@ func (o *transferOpts) registerServe(fs *flag.FlagSet) {
 	o.cluster.RegisterCoordinatorKey(fs)
 	fs.BoolVar(&o.directIO, "direct-io", true, "write verified pieces with O_DIRECT where the file system supports it")
 	fs.BoolVar(&o.sparse, "sparse", false, "create files sparse instead of reserving their space up front")
-	o.dht.register(fs)
+	o.dht.register(fs, "STATE/dht.json")
 }
 
 // serve runs the daemon until ctx is done.

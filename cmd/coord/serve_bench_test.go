@@ -300,7 +300,7 @@ func startServeB(b *testing.B, dir string, extra ...string) *serveProc {
 	}
 	args := append([]string{"serve", "--state", filepath.Join(dir, "state"), "--data", filepath.Join(dir, "data"),
 		"--http", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--api-token-file", tokenFile}, extra...)
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, noDHT(args)...)
 	p := &coordProc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

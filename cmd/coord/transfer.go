@@ -82,7 +82,7 @@ func runTransfer(ctx context.Context, env *cmdEnv, name, path, dir string, seed 
 	// the job (its nodes' sessions, trackers, which hear "stopped", its
 	// sub-chief and its store, which flushes and records), then the
 	// coordinator's shared parts.
-	dcfg, err := o.dht.config("")
+	dcfg, err := o.dht.config(userDHTState(x.env.getenv))
 	if err != nil {
 		return failf(x.env.stderr, x.name, "fix the DHT flags", "%v", err)
 	}
@@ -212,7 +212,7 @@ func (x *transferCmd) listenFailed(err error) int {
 	case errors.As(err, &le):
 		return failf(w, x.name, "choose another address with --listen", "cannot listen on %s: %v", le.Addr, le.Err)
 	case errors.Is(err, syscall.EADDRINUSE): // the DHT's UDP port
-		return failf(w, x.name, "choose another UDP port with --dht-listen, or run without --dht", "%v", err)
+		return failf(w, x.name, "choose another UDP port with --dht-listen, or turn the DHT off with --dht=false", "%v", err)
 	}
 	return failErr(w, x.name, "", err)
 }

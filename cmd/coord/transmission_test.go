@@ -94,7 +94,7 @@ func (l *netnsLab) startTransmission(t *testing.T, host *lab.Netns, dir, torrent
 // startCoordOn runs coord inside host's namespace.
 func (l *netnsLab) startCoordOn(t *testing.T, host *lab.Netns, args ...string) *coordProc {
 	t.Helper()
-	return startCoordCmd(t, host.Command(context.Background(), coordBinary(t), args...))
+	return startCoordCmd(t, host.Command(context.Background(), coordBinary(t), noDHT(args)...))
 }
 
 // seedWithTransmission starts transmission-cli seeding the payload on the

@@ -149,7 +149,7 @@ func coordClient(ctx context.Context, root, tmpBin string) *client {
 	c.Path = bin
 	c.Version = firstLine(exec.Command(bin, "version")) + ", checkout " + gitRevision(root)
 	c.Args = func(e runEnv) ([]string, error) {
-		return []string{"download", "--out", e.OutDir, "--listen", fmt.Sprintf("%s:%d", e.IP, e.Port), e.Torrent}, nil
+		return []string{"download", "--dht=false", "--out", e.OutDir, "--listen", fmt.Sprintf("%s:%d", e.IP, e.Port), e.Torrent}, nil
 	}
 	return c
 }

@@ -42,7 +42,9 @@ type CoordSpec struct {
 // StartCoord starts the coordinator with --progress log on h: the peer
 // listener on h's WAN address, gossip and delegate on its cluster address.
 func StartCoord(ctx context.Context, cl *Cleanup, h *ClusterHost, s CoordSpec) (*Proc, error) {
-	args := []string{"download", s.Torrent, "--out", s.Out,
+	// The lab's swarm is found through its tracker, never the DHT (Extra
+	// may turn it on with a --dht-bootstrap inside the lab).
+	args := []string{"download", s.Torrent, "--out", s.Out, "--dht=false",
 		"--listen", net.JoinHostPort(h.Addr, strconv.Itoa(orDefault(s.PeerPort, 6881))),
 		"--cluster-listen", net.JoinHostPort(h.ClusterAddr, strconv.Itoa(orDefault(s.GossipPort, DefaultGossipPort))),
 		"--cluster-key-file", s.KeyFile,
