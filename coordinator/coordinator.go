@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"flotilla/peerwire/mse"
@@ -242,6 +243,18 @@ func (c *Coordinator) Incoming() IncomingStats { return c.router.Stats() }
 // (tracker requests and schedules, leases, ...): latency quantiles,
 // pending and overdue packets. Any goroutine.
 func (c *Coordinator) WatchdogStats() []watchdog.KindStats { return c.wd.Stats() }
+
+// DHTStats are the DHT node's figures (dht.Stats: routing table, queries
+// by method, packets); false without Config.DHT or once the node is
+// closed. It waits for the node's loop at most until ctx ends. Any
+// goroutine.
+func (c *Coordinator) DHTStats(ctx context.Context) (dht.Stats, bool) {
+	if c.dht == nil {
+		return dht.Stats{}, false
+	}
+	s, err := c.dht.Stats(ctx)
+	return s, err == nil
+}
 
 // leaveTimeout bounds the coordinator's goodbye to the cluster. By then
 // its nodes have heard Stop on their sessions; the goodbye only spares

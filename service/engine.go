@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"flotilla/coordinator"
+	"flotilla/dht"
 	"flotilla/metainfo"
 	"flotilla/piecestore"
 	"flotilla/swarm"
@@ -25,6 +27,8 @@ type engine interface {
 	cluster() (coordinator.ClusterInfo, bool)
 	// watchdog is the shared watchdog's figures per packet kind.
 	watchdog() []watchdog.KindStats
+	// dht is the DHT node's figures; false without a DHT.
+	dht() (dht.Stats, bool)
 	close() error
 }
 
@@ -100,6 +104,12 @@ func (e *coordEngine) start(spec jobSpec) (runner, error) {
 func (e *coordEngine) addr() string                             { return e.c.Addr().String() }
 func (e *coordEngine) cluster() (coordinator.ClusterInfo, bool) { return e.c.Cluster() }
 func (e *coordEngine) watchdog() []watchdog.KindStats           { return e.c.WatchdogStats() }
+
+func (e *coordEngine) dht() (dht.Stats, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return e.c.DHTStats(ctx)
+}
 
 func (e *coordEngine) close() error {
 	if err := e.c.Close(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"flotilla/coordinator"
+	"flotilla/dht"
 	"flotilla/internal/testenv"
 	"flotilla/metainfo"
 	"flotilla/piecestore"
@@ -26,6 +27,8 @@ type fakeEngine struct {
 	runs    map[string]*fakeRunner // by torrent name, the newest run
 	starts  map[string]int
 	failing error // start's error while not nil
+	// dhtStats are the DHT's figures; a DHT is on when Sent > 0.
+	dhtStats dht.Stats
 }
 
 type fakeRunner struct {
@@ -71,6 +74,12 @@ func (e *fakeEngine) cluster() (coordinator.ClusterInfo, bool) {
 }
 func (e *fakeEngine) close() error                   { return nil }
 func (e *fakeEngine) watchdog() []watchdog.KindStats { return nil }
+
+func (e *fakeEngine) dht() (dht.Stats, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.dhtStats, e.dhtStats.Sent > 0
+}
 
 func (r *fakeRunner) Events() <-chan coordinator.Event { return r.events }
 func (r *fakeRunner) PiecesComplete() int              { return 0 }

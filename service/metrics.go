@@ -26,6 +26,9 @@ type metrics struct {
 	wdLatency, wdFulfilled, wdOverdue, wdPend   *prometheus.Desc
 	clusterJoined, nodeUp, nodeSlots, nodeJobs  *prometheus.Desc
 	nodeRate, nodeDelivered, nodeStates         *prometheus.Desc
+	dhtNodes, dhtPending, dhtStored, dhtQueries *prometheus.Desc
+	dhtLookups, dhtPeersFound, dhtAnnounces     *prometheus.Desc
+	dhtPackets, dhtDropped                      *prometheus.Desc
 }
 
 // NewRegistry returns a Prometheus registry holding the service's metrics
@@ -89,6 +92,19 @@ func newMetrics(s *Service) *metrics {
 		nodeRate:      d("node_download_rate_bytes", "Payload bytes a cluster member receives per second, over the running jobs.", []string{"node"}),
 		nodeDelivered: d("node_pieces_delivered", "Pieces a cluster member delivered to the running jobs, in their current runs.", []string{"node"}),
 		nodeStates:    d("node_job_states", "A cluster member's running jobs by the sub-chief's view of it (active, benched, leaving, gone, quarantined).", []string{"node", "state"}),
+
+		dhtNodes:   d("dht_nodes", "Contacts in the DHT node's routing table.", nil),
+		dhtPending: d("dht_pending_queries", "KRPC queries the DHT node sent that await an answer.", nil),
+		dhtStored:  d("dht_stored_peers", "Peers other nodes announced to ours, kept for get_peers.", nil),
+		dhtQueries: d("dht_queries_total", "KRPC queries the DHT node sent, by method (ping, find_node, get_peers, announce_peer) and result (sent, answered, error: a KRPC error answer, timeout).",
+			[]string{"method", "result"}),
+		dhtLookups:    d("dht_lookups_total", "Iterative lookups (get_peers for a torrent, find_node to join and refresh) the DHT node ran.", nil),
+		dhtPeersFound: d("dht_peers_found_total", "Peers the DHT node's get_peers lookups found (counted once per lookup).", nil),
+		dhtAnnounces: d("dht_announces_total", "announce_peer accepted: by other nodes from ours (direction=sent), by ours from others (direction=received).",
+			[]string{"direction"}),
+		dhtPackets: d("dht_packets_total", "UDP datagrams the DHT node received (direction=in) and sent (direction=out).", []string{"direction"}),
+		dhtDropped: d("dht_dropped_packets_total", "Datagrams the DHT node dropped, by reason: malformed, rate_limited (per-IP query limit), inbox_full, unknown_tx (an answer to no pending query), bad_token (announce_peer refused).",
+			[]string{"reason"}),
 	}
 }
 
@@ -142,6 +158,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		emit(m.jobs, g, float64(n), st)
 	}
 	m.collectNodes(emit, details)
+	m.collectDHT(emit)
 	for _, k := range m.s.eng.watchdog() {
 		for q, v := range map[string]time.Duration{"0.5": k.Median, "0.99": k.P99, "1": k.Max} {
 			emit(m.wdLatency, g, v.Seconds(), k.Kind, q)
@@ -248,5 +265,33 @@ func (m *metrics) collectNodes(emit emitFunc, details []JobDetail) {
 		for st, k := range states {
 			emit(m.nodeStates, g, float64(k), n.Name, st)
 		}
+	}
+}
+
+// collectDHT emits the DHT node's figures (nothing without a DHT).
+func (m *metrics) collectDHT(emit emitFunc) {
+	s, ok := m.s.eng.dht()
+	if !ok {
+		return
+	}
+	g, c := prometheus.GaugeValue, prometheus.CounterValue
+	emit(m.dhtNodes, g, float64(s.Nodes))
+	emit(m.dhtPending, g, float64(s.Pending))
+	emit(m.dhtStored, g, float64(s.Peers))
+	for _, method := range []string{"ping", "find_node", "get_peers", "announce_peer"} {
+		q := s.Queries[method] // zero when none was sent: every series exists from the start
+		for result, v := range map[string]int64{"sent": q.Sent, "answered": q.Answered, "error": q.Errors, "timeout": q.TimedOut} {
+			emit(m.dhtQueries, c, float64(v), method, result)
+		}
+	}
+	emit(m.dhtLookups, c, float64(s.Lookups))
+	emit(m.dhtPeersFound, c, float64(s.PeersFound))
+	emit(m.dhtAnnounces, c, float64(s.AnnouncesMade), "sent")
+	emit(m.dhtAnnounces, c, float64(s.Announced), "received")
+	emit(m.dhtPackets, c, float64(s.Received), "in")
+	emit(m.dhtPackets, c, float64(s.Sent), "out")
+	for reason, v := range map[string]int64{"malformed": s.Malformed, "rate_limited": s.RateLimited, "inbox_full": s.Dropped,
+		"unknown_tx": s.UnknownTx, "bad_token": s.BadToken} {
+		emit(m.dhtDropped, c, float64(v), reason)
 	}
 }
