@@ -2,6 +2,7 @@ package service
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -250,6 +251,15 @@ func (s *Service) Get(id string) (JobDetail, error) {
 	var d JobDetail
 	var r runner
 	err := s.withJob(id, func(j *job) error { d, r = s.detail(j), j.run; return nil })
+	if errors.Is(err, ErrNotFound) {
+		if derr := s.do(func() {
+			if f, ok := s.fetching[id]; ok {
+				d, err = JobDetail{JobInfo: f.info()}, nil
+			}
+		}); derr != nil {
+			return d, derr
+		}
+	}
 	if err == nil && r != nil {
 		addTrackerReports(&d, r, MaxTrackerPeers)
 	}
@@ -283,6 +293,10 @@ func (s *Service) SetLimits(id string, l Limits) (JobInfo, error) {
 // It returns once the job is closed and removed.
 func (s *Service) Remove(id string, deleteData bool) error {
 	removed := make(chan error, 1)
+	var fetch bool
+	if err := s.do(func() { fetch = s.removeFetch(id) }); err != nil || fetch {
+		return err // a magnet link being fetched: its fetch ends, nothing is on disk yet
+	}
 	err := s.withJob(id, func(j *job) error {
 		j.removing = true
 		s.listChanged.Store(true)

@@ -5,7 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"flotilla/tracker"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -25,8 +25,10 @@ import (
 	"github.com/prometheus/common/model"
 
 	"flotilla/coordinator"
+	"flotilla/dht"
 	"flotilla/internal/testenv"
 	"flotilla/swarm"
+	"flotilla/tracker"
 )
 
 const testToken = "s3cret-token"
@@ -314,6 +316,13 @@ func TestMetrics(t *testing.T) {
 		}
 		return 200, fams
 	}
+	if _, fams := scrape("10.1.2.3:8080", testToken); fams["flotilla_dht_nodes"] != nil {
+		t.Error("DHT metrics without a DHT")
+	}
+	eng.mu.Lock()
+	eng.dhtStats = dht.Stats{Nodes: 37, Sent: 120, Received: 110, Lookups: 4, PeersFound: 9, AnnouncesMade: 6, Announced: 2, Malformed: 1,
+		Queries: map[string]dht.QueryCounts{"get_peers": {Sent: 40, Answered: 31, TimedOut: 8, Errors: 1}}}
+	eng.mu.Unlock()
 	if code, _ := scrape("10.1.2.3:8080", ""); code != 401 {
 		t.Fatalf("without the token: %d", code)
 	}
@@ -379,6 +388,28 @@ func TestMetrics(t *testing.T) {
 	if v := value("flotilla_endgame_duplicated_bytes_total", map[string]string{"id": in.ID}); v != 2<<20 {
 		t.Errorf("end game duplicated bytes %v", v)
 	}
+	for name, want := range map[string]float64{"flotilla_dht_nodes": 37, "flotilla_dht_lookups_total": 4, "flotilla_dht_peers_found_total": 9} {
+		if v := value(name, nil); v != want {
+			t.Errorf("%s %v, want %v", name, v, want)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"flotilla_dht_queries_total", map[string]string{"method": "get_peers", "result": "timeout"}, 8},
+		{"flotilla_dht_queries_total", map[string]string{"method": "get_peers", "result": "answered"}, 31},
+		{"flotilla_dht_queries_total", map[string]string{"method": "ping", "result": "sent"}, 0},
+		{"flotilla_dht_announces_total", map[string]string{"direction": "sent"}, 6},
+		{"flotilla_dht_packets_total", map[string]string{"direction": "out"}, 120},
+		{"flotilla_dht_packets_total", map[string]string{"direction": "in"}, 110},
+		{"flotilla_dht_dropped_packets_total", map[string]string{"reason": "malformed"}, 1},
+	} {
+		if v := value(c.name, c.labels); v != c.want {
+			t.Errorf("%s%v %v, want %v", c.name, c.labels, v, c.want)
+		}
+	}
 	if f := fams["flotilla_disk_write_seconds"]; f != nil {
 		t.Errorf("disk latency of a store that wrote nothing: %v", f)
 	}
@@ -421,5 +452,79 @@ func TestAPIPieces(t *testing.T) {
 	}
 	if code, _ = call(t, "GET", srv.URL+"/api/v1/torrents/nope/pieces", testToken, nil, ""); code != 404 {
 		t.Fatalf("unknown id: %d", code)
+	}
+}
+
+// TestMagnetFetchSurvivesRestart: a magnet link whose info is being
+// fetched is in the state file: GET shows it "fetching metadata" (not
+// 404), a restart resumes the fetch (its peer is dialled again), and
+// Remove forgets it for good.
+func TestMagnetFetchSurvivesRestart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dials := make(chan struct{}, 64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // never answers: the fetch goes on until the service closes
+			select {
+			case dials <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	waitDial := func(what string) {
+		t.Helper()
+		select {
+		case <-dials:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: the magnet's peer was never dialled", what)
+		}
+	}
+	dir := t.TempDir()
+	const hash = "0123456789abcdef0123456789abcdef01234567"
+	s1 := newTestService(t, dir, newFakeEngine())
+	in, err := s1.Add([]byte("magnet:?xt=urn:btih:"+hash+"&dn=later.bin&x.pe="+ln.Addr().String()), AddOptions{Paused: true})
+	if err != nil || in.State != StateFetchingMetadata {
+		t.Fatalf("add: %+v %v", in, err)
+	}
+	waitDial("first run")
+	if d, err := s1.Get(in.ID); err != nil || d.State != StateFetchingMetadata || d.Name != "later.bin" || d.InfoHash != hash {
+		t.Fatalf("get: %+v %v", d, err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for len(dials) > 0 { // the first run's
+		<-dials
+	}
+	if b, err := os.ReadFile(jobsPath(dir + "/state")); err != nil || !strings.Contains(string(b), hash) || !strings.Contains(string(b), `"paused": true`) {
+		t.Fatalf("the state file does not keep the magnet: %v\n%s", err, b)
+	}
+
+	s2 := newTestService(t, dir, newFakeEngine())
+	if d, err := s2.Get(in.ID); err != nil || d.State != StateFetchingMetadata {
+		t.Fatalf("after a restart: %+v %v", d, err)
+	}
+	waitDial("after a restart")
+	if l, _ := s2.List(); len(l) != 1 || l[0].ID != in.ID {
+		t.Fatalf("list: %+v", l)
+	}
+	if err := s2.Remove(in.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Get(in.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after remove: %v", err)
+	}
+	s2.Close()
+	s3 := newTestService(t, dir, newFakeEngine())
+	if l, _ := s3.List(); len(l) != 0 {
+		t.Fatalf("a removed magnet came back: %+v", l)
 	}
 }

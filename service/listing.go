@@ -87,8 +87,8 @@ func (s *Service) buildList() *listSnapshot {
 	for _, j := range ordered(s.jobs) {
 		l.jobs = append(l.jobs, s.info(j, now))
 	}
-	for id, f := range s.fetching {
-		l.jobs = append(l.jobs, f.info(id))
+	for _, f := range s.fetching {
+		l.jobs = append(l.jobs, f.info())
 	}
 	s.list.Store(l)
 	go l.json()

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -17,18 +18,48 @@ import (
 // arrives.
 const StateFetchingMetadata = "fetching metadata"
 
-// magnetFetch is a magnet link being resolved; owned by the loop.
+// magnetFetch is a magnet link being resolved; owned by the loop. It is
+// kept in the state file (magnetRecord) from the moment it is added, so
+// that a restart resumes the fetch.
 type magnetFetch struct {
-	m   *metainfo.Magnet
-	err string // why the fetch failed, "" while it runs
+	m      *metainfo.Magnet
+	rec    magnetRecord
+	cancel context.CancelFunc // ends the fetch (Remove); nil while none runs
 }
 
-func (f *magnetFetch) info(id string) JobInfo {
+// magnetRecord is a magnet link as the state file keeps it.
+type magnetRecord struct {
+	ID     string    `json:"id"`
+	URI    string    `json:"uri"`
+	Added  time.Time `json:"added"`
+	Paused bool      `json:"paused,omitempty"`
+	Limits *Limits   `json:"limits,omitempty"`
+	// Error is why the fetch failed ("" while it runs).
+	Error string `json:"error,omitempty"`
+}
+
+func (f *magnetFetch) info() JobInfo {
 	st := StateFetchingMetadata
-	if f.err != "" {
+	if f.rec.Error != "" {
 		st = StateFailed
 	}
-	return JobInfo{ID: id, Name: f.m.Name, InfoHash: hex.EncodeToString(f.m.InfoHash[:]), State: st, Error: f.err}
+	return JobInfo{ID: f.rec.ID, Name: f.m.Name, InfoHash: hex.EncodeToString(f.m.InfoHash[:]), State: st,
+		Error: f.rec.Error, Added: f.rec.Added}
+}
+
+func (f *magnetFetch) opts() AddOptions {
+	return AddOptions{Paused: f.rec.Paused, Limits: f.rec.Limits}
+}
+
+// trackers are the magnet's usable tracker URLs, one tier each.
+func (f *magnetFetch) trackers() [][]string {
+	var out [][]string
+	for _, tr := range f.m.Trackers {
+		if metainfo.CheckTrackerURL(tr) == nil {
+			out = append(out, []string{tr})
+		}
+	}
+	return out
 }
 
 // addMagnet starts fetching a magnet link's torrent; the job shows as
@@ -39,35 +70,32 @@ func (s *Service) addMagnet(uri string, opts AddOptions) (JobInfo, error) {
 	if err != nil {
 		return JobInfo{}, fmt.Errorf("%w: %v", ErrBadTorrent, err)
 	}
-	var trackers [][]string
-	for _, tr := range m.Trackers {
-		if metainfo.CheckTrackerURL(tr) == nil {
-			trackers = append(trackers, []string{tr})
+	if opts.Limits != nil {
+		if err := opts.Limits.Validate(); err != nil {
+			return JobInfo{}, err
 		}
 	}
-	if len(trackers) == 0 && len(m.Peers) == 0 && len(s.cfg.Peers) == 0 {
+	id := jobID(m.InfoHash)
+	f := &magnetFetch{m: m, rec: magnetRecord{ID: id, URI: uri, Added: time.Now().UTC(), Paused: opts.Paused, Limits: opts.Limits}}
+	if len(f.trackers()) == 0 && len(m.Peers) == 0 && len(s.cfg.Peers) == 0 {
 		return JobInfo{}, fmt.Errorf("%w: the magnet link names no usable tracker and no peer (x.pe), so there is nobody to fetch its info from", ErrBadTorrent)
 	}
-	id := jobID(m.InfoHash)
-	f := &magnetFetch{m: m}
 	var info JobInfo
 	err2 := s.do(func() {
 		if j, ok := s.jobs[id]; ok {
 			info, err = s.info(j, time.Now()), ErrExists
 			return
 		}
-		if old, ok := s.fetching[id]; ok && old.err == "" {
-			info, err = old.info(id), ErrExists
+		if old, ok := s.fetching[id]; ok && old.rec.Error == "" {
+			info, err = old.info(), ErrExists
 			return
 		}
-		if s.fetching == nil {
-			s.fetching = map[string]*magnetFetch{}
+		if old, ok := s.fetching[id]; ok && old.cancel != nil {
+			old.cancel()
 		}
-		s.fetching[id] = f
-		s.listChanged.Store(true)
-		info = f.info(id)
-		s.fetches.Add(1)
-		go s.fetchMagnet(id, f, trackers, opts)
+		s.startFetch(f)
+		s.save() // a restart resumes the fetch
+		info = f.info()
 	})
 	if err2 != nil {
 		return JobInfo{}, err2
@@ -75,11 +103,44 @@ func (s *Service) addMagnet(uri string, opts AddOptions) (JobInfo, error) {
 	return info, err
 }
 
-// fetchMagnet runs off the loop: it fetches the info, then adds the
-// torrent (or records the failure) through the loop.
-func (s *Service) fetchMagnet(id string, f *magnetFetch, trackers [][]string, opts AddOptions) {
-	defer s.fetches.Done()
+// startFetch registers f and starts its fetch; on the loop.
+func (s *Service) startFetch(f *magnetFetch) {
+	if s.fetching == nil {
+		s.fetching = map[string]*magnetFetch{}
+	}
+	s.fetching[f.rec.ID] = f
+	s.listChanged.Store(true)
+	if f.rec.Error != "" {
+		return // failed before a restart: shown as failed until removed or added again
+	}
 	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	s.fetches.Add(1)
+	go s.fetchMagnet(ctx, f)
+}
+
+// removeFetch forgets a magnet link being fetched (Remove); on the loop.
+func (s *Service) removeFetch(id string) bool {
+	f, ok := s.fetching[id]
+	if !ok {
+		return false
+	}
+	if f.cancel != nil {
+		f.cancel()
+	}
+	delete(s.fetching, id)
+	s.listChanged.Store(true)
+	s.save()
+	return true
+}
+
+// fetchMagnet runs off the loop: it fetches the info, then adds the
+// torrent (or records the failure) through the loop. A fetch ended by
+// the service's shutdown stays "fetching metadata" in the state file and
+// resumes at the next start; one ended by Remove is forgotten.
+func (s *Service) fetchMagnet(ctx context.Context, f *magnetFetch) {
+	defer s.fetches.Done()
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
@@ -90,7 +151,7 @@ func (s *Service) fetchMagnet(id string, f *magnetFetch, trackers [][]string, op
 	}()
 	cfg := metadata.DefaultConfig()
 	cfg.PeerID, cfg.Peers, cfg.Logger = tracker.NewPeerID(), s.cfg.Peers, s.log
-	if len(trackers) > 0 {
+	if trackers := f.trackers(); len(trackers) > 0 {
 		tc, err := tracker.New(tracker.DefaultConfig())
 		if err == nil {
 			defer tc.Close()
@@ -109,15 +170,28 @@ func (s *Service) fetchMagnet(id string, f *magnetFetch, trackers [][]string, op
 		}
 	}
 	t, err := metadata.Fetch(ctx, f.m, cfg)
+	if ctx.Err() != nil {
+		return // shutdown (resumes at the next start) or Remove
+	}
 	if err == nil {
-		_, err = s.Add(t.Encode(), opts)
+		if _, err = s.Add(t.Encode(), f.opts()); errors.Is(err, ErrExists) {
+			err = nil // added meanwhile as a .torrent
+		}
+	}
+	if errors.Is(err, ErrClosed) {
+		return
 	}
 	s.do(func() {
+		if s.fetching[f.rec.ID] != f {
+			return // removed, or added again, meanwhile
+		}
+		f.cancel = nil
 		if err != nil {
-			f.err = err.Error()
+			f.rec.Error = err.Error()
 		} else {
-			delete(s.fetching, id)
+			delete(s.fetching, f.rec.ID)
 		}
 		s.listChanged.Store(true)
+		s.save()
 	})
 }

@@ -102,12 +102,12 @@ func newService(cfg Config, newEngine func() (engine, error)) (*Service, error) 
 		}
 	}
 	emptyTrash(cfg.DataDir)
-	recs, err := loadState(cfg.StateDir)
+	sf, err := loadState(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
 	jobs := map[string]*job{}
-	for _, rec := range recs {
+	for _, rec := range sf.Jobs {
 		t, err := metainfo.Load(torrentPath(cfg.StateDir, rec.ID))
 		if err != nil {
 			return nil, fmt.Errorf("job %s (%s): %w; remove its entry from %s to start without it", rec.ID, rec.Name, err, jobsPath(cfg.StateDir))
@@ -123,6 +123,15 @@ func newService(cfg Config, newEngine func() (engine, error)) (*Service, error) 
 		events: make(chan jobEvent), closing: make(chan struct{}), done: make(chan struct{}),
 		listWanted: make(chan struct{}, 1),
 		jobs:       jobs}
+	for _, mr := range sf.Magnets {
+		m, err := metainfo.ParseMagnet(mr.URI)
+		if err != nil {
+			return nil, fmt.Errorf("magnet %s: %w; remove its entry from %s to start without it", mr.ID, err, jobsPath(cfg.StateDir))
+		}
+		if _, done := jobs[mr.ID]; !done { // its info arrived before the last save
+			s.startFetch(&magnetFetch{m: m, rec: mr})
+		}
+	}
 	go s.run()
 	s.ready.Store(true)
 	return s, nil
@@ -255,8 +264,12 @@ func (s *Service) save() {
 			recs = append(recs, j.snapshot(time.Now()))
 		}
 	}
+	magnets := make([]magnetRecord, 0, len(s.fetching))
+	for _, f := range s.fetching {
+		magnets = append(magnets, f.rec)
+	}
 	s.lastSave = time.Now()
-	if err := saveState(s.cfg.StateDir, recs); err != nil {
+	if err := saveState(s.cfg.StateDir, recs, magnets); err != nil {
 		s.saveFails++
 		s.log.Error("cannot write the state file", "path", jobsPath(s.cfg.StateDir), "err", err)
 	}

@@ -82,6 +82,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 type stateFile struct {
 	Version int       `json:"version"`
 	Jobs    []*record `json:"jobs"`
+	// Magnets are the magnet links whose info is being fetched (or whose
+	// fetch failed), resumed at start (magnet.go).
+	Magnets []magnetRecord `json:"magnets,omitempty"`
 }
 
 const stateVersion = 1
@@ -93,28 +96,29 @@ func torrentPath(stateDir, id string) string {
 }
 
 // loadState reads jobs.json; a missing file is an empty registry.
-func loadState(stateDir string) ([]*record, error) {
+func loadState(stateDir string) (stateFile, error) {
+	var sf stateFile
 	b, err := os.ReadFile(jobsPath(stateDir))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return sf, nil
 	}
 	if err != nil {
-		return nil, err
+		return sf, err
 	}
-	var sf stateFile
 	if err := json.Unmarshal(b, &sf); err != nil {
-		return nil, fmt.Errorf("%s is damaged (%v); move it away to start with no jobs", jobsPath(stateDir), err)
+		return sf, fmt.Errorf("%s is damaged (%v); move it away to start with no jobs", jobsPath(stateDir), err)
 	}
 	if sf.Version != stateVersion {
-		return nil, fmt.Errorf("%s has version %d, this coord reads %d", jobsPath(stateDir), sf.Version, stateVersion)
+		return sf, fmt.Errorf("%s has version %d, this coord reads %d", jobsPath(stateDir), sf.Version, stateVersion)
 	}
-	return sf.Jobs, nil
+	return sf, nil
 }
 
 // saveState writes every record to jobs.json atomically, oldest first.
-func saveState(stateDir string, recs []*record) error {
+func saveState(stateDir string, recs []*record, magnets []magnetRecord) error {
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Added.Before(recs[j].Added) })
-	b, err := json.MarshalIndent(stateFile{Version: stateVersion, Jobs: recs}, "", "  ")
+	sort.Slice(magnets, func(i, j int) bool { return magnets[i].Added.Before(magnets[j].Added) })
+	b, err := json.MarshalIndent(stateFile{Version: stateVersion, Jobs: recs, Magnets: magnets}, "", "  ")
 	if err != nil {
 		return err
 	}
