@@ -23,7 +23,8 @@ import (
 // seeded by transmission and by aria2c whose DHT nodes join a local DHT
 // of ten of our nodes, is downloaded by coord download, whose only way to
 // its peers is that DHT (--dht-bootstrap; no tracker, no --peer): thirteen
-// DHT nodes of three implementations.
+// DHT nodes of three implementations. Then the same from its magnet link,
+// whose info too comes from peers only the DHT knows.
 //
 // Every program runs in a network namespace with no route out:
 // transmission bootstraps from its dht.bootstrap file, and when its table
@@ -168,6 +169,19 @@ func TestDownloadFoundOnlyThroughLocalDHT(t *testing.T) {
 		t.Fatalf("coord download: exit %d\n%s", code, proc.out.String())
 	}
 	if err := p.Verify(out); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same through a magnet link: the info, too, comes from peers
+	// only the DHT knows.
+	out2 := filepath.Join(dir, "out-magnet")
+	proc = startCoordCmd(t, ch.Command(ctx, coordBinary(t), "download", tor.Magnet().String(), "--out", out2,
+		"--listen", ch.IP()+":6882", "--dht", "--dht-bootstrap", nodes[8].Addr().String(),
+		"--dht-listen", ch.IP()+":6882", "--dht-state", "none", "--progress", "log"))
+	if code := proc.wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("coord download of the magnet: exit %d\n%s", code, proc.out.String())
+	}
+	if err := p.Verify(out2); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(trLog); testing.Verbose() {

@@ -62,7 +62,7 @@ func TestMessagesSayWhatToDo(t *testing.T) {
 		want string // the whole of stderr
 	}{
 		{"magnet download", []string{"download", magnet, "--out", out()}, 1,
-			"coord download: the magnet link names no usable tracker and no peer: there is nobody to fetch the torrent's info from; give peers with --peer HOST:PORT, or use a magnet link with tr= trackers\n"},
+			"coord download: the magnet link names no usable tracker and no peer, and the DHT is off: there is nobody to fetch the torrent's info from; give peers with --peer HOST:PORT, use a magnet link with tr= trackers, or leave the DHT on\n"},
 		{"magnet seed", []string{"seed", magnet, "--data", out()}, 1,
 			"coord seed: coord seed takes a .torrent file, not a magnet link; give the path of the .torrent file (coord download fetches it from a magnet link and saves it beside the data)\n"},
 		{"magnet announce", []string{"announce", magnet}, 1,

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"flotilla/dht"
 	"flotilla/metadata"
 	"flotilla/metainfo"
 	"flotilla/tracker"
@@ -16,7 +17,7 @@ import (
 
 // resolveMagnet turns a magnet link given to coord download into a
 // .torrent file: it fetches the info dictionary from the magnet's peers
-// (x.pe, --peer and its trackers' peers), saves it beside the data and
+// (x.pe, --peer, its trackers' peers and the DHT's), saves it beside the data and
 // points x.path at it, so that the rest of the run is a plain download.
 // The peers' connections stay open for the download (x.handover): it
 // neither reconnects nor waits for their choke rounds again.
@@ -53,6 +54,7 @@ func (x *transferCmd) resolveMagnet(ctx context.Context) int {
 			trackers = append(trackers, []string{tr})
 		}
 	}
+	var sources []func(context.Context) []netip.AddrPort // where Announce finds peers
 	if len(trackers) > 0 {
 		tc, err := tracker.New(tracker.DefaultConfig())
 		if err != nil {
@@ -60,7 +62,7 @@ func (x *transferCmd) resolveMagnet(ctx context.Context) int {
 		}
 		defer tc.Close()
 		params := tracker.AnnounceParams{PeerID: cfg.PeerID, Port: listenPort(x.o.listen), Left: 1, NumWant: 50}
-		cfg.Announce = func(ctx context.Context) []netip.AddrPort {
+		sources = append(sources, func(ctx context.Context) []netip.AddrPort {
 			var out []netip.AddrPort
 			for _, r := range tc.ProbeTiers(ctx, m.InfoHash, trackers, params) {
 				if r.Response != nil {
@@ -70,11 +72,39 @@ func (x *transferCmd) resolveMagnet(ctx context.Context) int {
 				}
 			}
 			return out
+		})
+	}
+	// The DHT finds peers too, as for any public torrent (whether the
+	// torrent is private is in the info, which is what we lack). Its node
+	// lives until the info arrives; the download's own node then takes
+	// the port and the saved routing table.
+	dcfg, err := x.o.dht.config(userDHTState(x.env.getenv))
+	if err != nil {
+		return failf(w, x.name, "fix the DHT flags", "%v", err)
+	}
+	if dcfg != nil {
+		node, err := dht.New(*dcfg)
+		if err != nil {
+			return x.listenFailed(err)
+		}
+		defer node.Close()
+		sources = append(sources, func(ctx context.Context) []netip.AddrPort {
+			res, _ := node.GetPeers(ctx, dht.ID(m.InfoHash), dht.LookupOptions{})
+			return res.Peers
+		})
+	}
+	if len(sources) > 0 {
+		cfg.Announce = func(ctx context.Context) []netip.AddrPort {
+			var out []netip.AddrPort
+			for _, find := range sources {
+				out = append(out, find(ctx)...)
+			}
+			return out
 		}
 	}
-	if len(trackers) == 0 && len(m.Peers) == 0 && len(direct) == 0 {
-		return failf(w, x.name, "give peers with --peer HOST:PORT, or use a magnet link with tr= trackers",
-			"the magnet link names no usable tracker and no peer: there is nobody to fetch the torrent's info from")
+	if len(sources) == 0 && len(m.Peers) == 0 && len(direct) == 0 {
+		return failf(w, x.name, "give peers with --peer HOST:PORT, use a magnet link with tr= trackers, or leave the DHT on",
+			"the magnet link names no usable tracker and no peer, and the DHT is off: there is nobody to fetch the torrent's info from")
 	}
 	fmt.Fprintf(w, "coord %s: fetching the torrent's info from peers (magnet %x)\n", x.name, m.InfoHash)
 	t, conns, err := metadata.FetchKeep(ctx, m, cfg)
