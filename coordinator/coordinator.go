@@ -256,6 +256,18 @@ func (c *Coordinator) DHTStats(ctx context.Context) (dht.Stats, bool) {
 	return s, err == nil
 }
 
+// DHTPeers looks up peers for an info-hash in the DHT (a get_peers
+// lookup, no announce), for a magnet link whose info is being fetched;
+// false without Config.DHT. Any goroutine; it returns when the lookup
+// ends or ctx does.
+func (c *Coordinator) DHTPeers(ctx context.Context, infoHash [20]byte) ([]netip.AddrPort, bool) {
+	if c.dht == nil {
+		return nil, false
+	}
+	res, err := c.dht.GetPeers(ctx, dht.ID(infoHash), dht.LookupOptions{})
+	return res.Peers, err == nil
+}
+
 // leaveTimeout bounds the coordinator's goodbye to the cluster. By then
 // its nodes have heard Stop on their sessions; the goodbye only spares
 // them a failure detection. Its intent is queued first and goes out at the

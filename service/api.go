@@ -167,8 +167,8 @@ func (s *Service) Add(data []byte, opts AddOptions) (JobInfo, error) {
 	if err != nil {
 		return JobInfo{}, fmt.Errorf("%w: %v", ErrBadTorrent, err)
 	}
-	if len(usableTiers(t)) == 0 && len(s.cfg.Peers) == 0 {
-		return JobInfo{}, fmt.Errorf("%w: it lists no usable tracker (http, https or udp), so there is nobody to download from", ErrBadTorrent)
+	if _, dhtOn := s.eng.dht(); len(usableTiers(t)) == 0 && len(s.cfg.Peers) == 0 && (!dhtOn || t.Info.Private) {
+		return JobInfo{}, fmt.Errorf("%w: it lists no usable tracker (http, https or udp), and the DHT is off (or the torrent is private), so there is nobody to download from", ErrBadTorrent)
 	}
 	limits := s.cfg.Limits
 	if opts.Limits != nil {

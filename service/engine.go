@@ -29,6 +29,9 @@ type engine interface {
 	watchdog() []watchdog.KindStats
 	// dht is the DHT node's figures; false without a DHT.
 	dht() (dht.Stats, bool)
+	// dhtPeers looks up peers for an info-hash in the DHT; false
+	// without a DHT.
+	dhtPeers(ctx context.Context, infoHash [20]byte) ([]netip.AddrPort, bool)
 	close() error
 }
 
@@ -104,6 +107,10 @@ func (e *coordEngine) start(spec jobSpec) (runner, error) {
 func (e *coordEngine) addr() string                             { return e.c.Addr().String() }
 func (e *coordEngine) cluster() (coordinator.ClusterInfo, bool) { return e.c.Cluster() }
 func (e *coordEngine) watchdog() []watchdog.KindStats           { return e.c.WatchdogStats() }
+
+func (e *coordEngine) dhtPeers(ctx context.Context, ih [20]byte) ([]netip.AddrPort, bool) {
+	return e.c.DHTPeers(ctx, ih)
+}
 
 func (e *coordEngine) dht() (dht.Stats, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -74,6 +75,11 @@ func (e *fakeEngine) cluster() (coordinator.ClusterInfo, bool) {
 }
 func (e *fakeEngine) close() error                   { return nil }
 func (e *fakeEngine) watchdog() []watchdog.KindStats { return nil }
+
+func (e *fakeEngine) dhtPeers(context.Context, [20]byte) ([]netip.AddrPort, bool) {
+	_, on := e.dht()
+	return nil, on
+}
 
 func (e *fakeEngine) dht() (dht.Stats, bool) {
 	e.mu.Lock()

@@ -27,6 +27,7 @@ import (
 	"flotilla/coordinator"
 	"flotilla/dht"
 	"flotilla/internal/testenv"
+	"flotilla/metainfo"
 	"flotilla/swarm"
 	"flotilla/tracker"
 )
@@ -526,5 +527,44 @@ func TestMagnetFetchSurvivesRestart(t *testing.T) {
 	s3 := newTestService(t, dir, newFakeEngine())
 	if l, _ := s3.List(); len(l) != 0 {
 		t.Fatalf("a removed magnet came back: %+v", l)
+	}
+}
+
+// TestDHTFindsPeersForTrackerless: with the DHT on, a magnet link without
+// tracker or peer is fetched (its peers come from the DHT) and a torrent
+// without a tracker is added, unless it is private.
+func TestDHTFindsPeersForTrackerless(t *testing.T) {
+	eng := newFakeEngine()
+	eng.dhtStats.Sent = 1
+	s := newTestService(t, "", eng)
+	in, err := s.Add([]byte("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567"), AddOptions{})
+	if err != nil || in.State != StateFetchingMetadata {
+		t.Fatalf("trackerless magnet: %+v %v", in, err)
+	}
+	build := func(private bool) []byte {
+		var b bytes.Buffer
+		raw, err := metainfo.Build("free.bin", []metainfo.File{{Length: 1000}}, 16<<10, nil, bytes.NewReader(make([]byte, 1000)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !private {
+			return raw
+		}
+		// "7:privatei1e" added to the info dictionary, after "pieces"
+		// (keys sorted), whose one piece's hash is 20 bytes
+		i := bytes.Index(raw, []byte("6:pieces20:")) + len("6:pieces20:") + 20
+		b.Write(raw[:i])
+		b.WriteString("7:privatei1e")
+		b.Write(raw[i:])
+		return b.Bytes()
+	}
+	if _, err := s.Add(build(false), AddOptions{Paused: true}); err != nil {
+		t.Fatalf("trackerless torrent with the DHT on: %v", err)
+	}
+	if t2, err := metainfo.Parse(build(true)); err != nil || !t2.Info.Private {
+		t.Fatalf("the private torrent: %v", err)
+	}
+	if _, err := s.Add(build(true), AddOptions{Paused: true}); !errors.Is(err, ErrBadTorrent) || !strings.Contains(err.Error(), "private") {
+		t.Fatalf("private trackerless torrent: %v, want ErrBadTorrent", err)
 	}
 }

@@ -77,8 +77,8 @@ func (s *Service) addMagnet(uri string, opts AddOptions) (JobInfo, error) {
 	}
 	id := jobID(m.InfoHash)
 	f := &magnetFetch{m: m, rec: magnetRecord{ID: id, URI: uri, Added: time.Now().UTC(), Paused: opts.Paused, Limits: opts.Limits}}
-	if len(f.trackers()) == 0 && len(m.Peers) == 0 && len(s.cfg.Peers) == 0 {
-		return JobInfo{}, fmt.Errorf("%w: the magnet link names no usable tracker and no peer (x.pe), so there is nobody to fetch its info from", ErrBadTorrent)
+	if _, dhtOn := s.eng.dht(); len(f.trackers()) == 0 && len(m.Peers) == 0 && len(s.cfg.Peers) == 0 && !dhtOn {
+		return JobInfo{}, fmt.Errorf("%w: the magnet link names no usable tracker and no peer (x.pe), and the DHT is off, so there is nobody to fetch its info from", ErrBadTorrent)
 	}
 	var info JobInfo
 	err2 := s.do(func() {
@@ -151,23 +151,19 @@ func (s *Service) fetchMagnet(ctx context.Context, f *magnetFetch) {
 	}()
 	cfg := metadata.DefaultConfig()
 	cfg.PeerID, cfg.Peers, cfg.Logger = tracker.NewPeerID(), s.cfg.Peers, s.log
-	if trackers := f.trackers(); len(trackers) > 0 {
-		tc, err := tracker.New(tracker.DefaultConfig())
-		if err == nil {
+	var tc *tracker.Client
+	trackers := f.trackers()
+	if len(trackers) > 0 {
+		var err error
+		if tc, err = tracker.New(tracker.DefaultConfig()); err == nil {
 			defer tc.Close()
-			params := tracker.AnnounceParams{PeerID: cfg.PeerID, Left: 1, NumWant: 50}
-			cfg.Announce = func(ctx context.Context) []netip.AddrPort {
-				var out []netip.AddrPort
-				for _, r := range tc.ProbeTiers(ctx, f.m.InfoHash, trackers, params) {
-					if r.Response != nil {
-						for _, p := range r.Response.Peers {
-							out = append(out, p.Addr)
-						}
-					}
-				}
-				return out
-			}
 		}
+	}
+	params := tracker.AnnounceParams{PeerID: cfg.PeerID, Left: 1, NumWant: 50}
+	if _, dhtOn := s.eng.dht(); tc == nil && !dhtOn {
+		cfg.Announce = nil // only the magnet's and --peer's peers: the fetch ends when they fail
+	} else {
+		cfg.Announce = s.magnetPeers(f, tc, trackers, params)
 	}
 	t, err := metadata.Fetch(ctx, f.m, cfg)
 	if ctx.Err() != nil {
@@ -194,4 +190,24 @@ func (s *Service) fetchMagnet(ctx context.Context, f *magnetFetch) {
 		s.listChanged.Store(true)
 		s.save()
 	})
+}
+
+// magnetPeers is a magnet fetch's source of peers: its trackers' (tc nil
+// without any) and the DHT's (a magnet's info cannot say whether the
+// torrent is private).
+func (s *Service) magnetPeers(f *magnetFetch, tc *tracker.Client, trackers [][]string, params tracker.AnnounceParams) func(context.Context) []netip.AddrPort {
+	return func(ctx context.Context) []netip.AddrPort {
+		var out []netip.AddrPort
+		if tc != nil {
+			for _, r := range tc.ProbeTiers(ctx, f.m.InfoHash, trackers, params) {
+				if r.Response != nil {
+					for _, p := range r.Response.Peers {
+						out = append(out, p.Addr)
+					}
+				}
+			}
+		}
+		peers, _ := s.eng.dhtPeers(ctx, f.m.InfoHash)
+		return append(out, peers...)
+	}
 }
