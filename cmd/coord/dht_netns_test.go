@@ -85,13 +85,17 @@ func TestDownloadFoundOnlyThroughLocalDHT(t *testing.T) {
 		t.Cleanup(func() { n.Close() })
 		nodes = append(nodes, n)
 	}
-	testenv.WaitFor(t, time.Minute, "our ten nodes to know one another", func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "our ten nodes to know one another", func() bool {
+		ok := true
 		for _, n := range nodes {
-			if s, err := n.Stats(ctx); err != nil || s.Nodes < 5 {
-				return false
+			if s, err := n.Stats(ctx); err == nil && s.Nodes < 5 {
+				// a node joins through one find_node lookup; another
+				// lookup (for a random id) meets the nodes that joined later
+				n.GetPeers(ctx, dht.RandomID(), dht.LookupOptions{})
+				ok = false
 			}
 		}
-		return true
+		return ok
 	})
 
 	// transmission seeding, its DHT bootstrapped from three of our nodes.
