@@ -62,7 +62,7 @@ func startManyNodesServe(tb testing.TB, netns string, gossipPort int, gid uint32
 		port = testenv.FreePort(tb, "127.0.0.1")
 	}
 	m.gossip = "127.0.0.1:" + strconv.Itoa(port)
-	cmd := m.command(coordBinary(tb), "serve", "--state", filepath.Join(dir, "state"),
+	cmd := m.command(coordBinary(tb), "serve", "--dht=false", "--state", filepath.Join(dir, "state"),
 		"--data", filepath.Join(dir, "data"), "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0",
 		"--api-token-file", m.tokenFile, "--cluster-listen", m.gossip, "--cluster-key-file", m.keyFile)
 	if gid != 0 {
