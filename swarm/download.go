@@ -139,8 +139,11 @@ type Download struct {
 	// submitWait is the time spent blocked handing pieces to Storage.
 	submitWait   time.Duration
 	pendingStore []storeReq // verified pieces waiting for the storer
-	isDone       bool
-	stopped      bool
+	// storing counts the pieces handed to the storer and not yet answered
+	// (stored): their release is still owed to their workers.
+	storing int
+	isDone  bool
+	stopped bool
 	// quarantined holds the identities of workers caught delivering bad
 	// pieces (subchief_quarantine.go).
 	quarantined map[string]bool
@@ -327,6 +330,7 @@ func (d *Download) run() {
 		case toStore <- next:
 			d.pendingStore[0] = storeReq{}
 			d.pendingStore = d.pendingStore[1:]
+			d.storing++
 		case r := <-d.storedCh:
 			d.stored(r)
 		case <-d.loop.Closing():
@@ -519,8 +523,14 @@ func (d *Download) pieceWritten(i int) {
 	d.checkComplete()
 }
 
+// checkComplete declares the download complete once every piece is
+// written and every piece handed to the storer is settled (released to its
+// worker). Storage reports a piece on Written from inside Submit, before
+// the storer's answer reaches the loop: completing on Written alone closed
+// the workers with that piece unreleased, and the storer, seeing stopCh
+// closed, could drop its answer, so the piece was never released.
 func (d *Download) checkComplete() {
-	if d.isDone || d.nWritten < d.n {
+	if d.isDone || d.nWritten < d.n || d.storing > 0 || len(d.pendingStore) > 0 {
 		return
 	}
 	d.isDone = true

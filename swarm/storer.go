@@ -44,8 +44,10 @@ func storePieces(ctx context.Context, st Storage, in <-chan storeReq, out chan<-
 	}
 }
 
-// stored settles a piece the storer handed to Storage.
+// stored settles a piece the storer handed to Storage; the download
+// completes only once the last of them is settled (checkComplete).
 func (d *Download) stored(r storeRes) {
+	d.storing--
 	d.submitWait += r.took
 	r.s.release(r.piece)
 	if r.err != nil {
@@ -56,6 +58,7 @@ func (d *Download) stored(r storeRes) {
 		return
 	}
 	d.refill(r.s, time.Now(), false)
+	d.checkComplete()
 }
 
 // recycle gives a piece buffer that will not be stored back to the
