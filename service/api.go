@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"flotilla/metainfo"
+	"flotilla/peerwire"
 	"flotilla/piecestore"
 )
 
@@ -163,16 +164,27 @@ func (s *Service) Add(data []byte, opts AddOptions) (JobInfo, error) {
 	if metainfo.IsMagnet(string(data)) {
 		return s.addMagnet(strings.TrimSpace(string(data)), opts)
 	}
+	return s.addTorrent(data, opts, nil)
+}
+
+// addTorrent is Add for a torrent file; handover are a magnet's fetch
+// connections for the job to start on (addTorrent owns them: the loop
+// hands them to the job's start, or closes them if the job does not
+// start at once: queued, paused, already there, or the service closing).
+func (s *Service) addTorrent(data []byte, opts AddOptions, handover []peerwire.Handover) (JobInfo, error) {
 	t, err := metainfo.Parse(data)
 	if err != nil {
+		closeHandover(handover)
 		return JobInfo{}, fmt.Errorf("%w: %v", ErrBadTorrent, err)
 	}
 	if _, dhtOn := s.eng.dht(); len(usableTiers(t)) == 0 && len(s.cfg.Peers) == 0 && (!dhtOn || t.Info.Private) {
+		closeHandover(handover)
 		return JobInfo{}, fmt.Errorf("%w: it lists no usable tracker (http, https or udp), and the DHT is off (or the torrent is private), so there is nobody to download from", ErrBadTorrent)
 	}
 	limits := s.cfg.Limits
 	if opts.Limits != nil {
 		if err := opts.Limits.Validate(); err != nil {
+			closeHandover(handover)
 			return JobInfo{}, err
 		}
 		limits = *opts.Limits
@@ -190,11 +202,13 @@ func (s *Service) Add(data []byte, opts AddOptions) (JobInfo, error) {
 		rec := &record{ID: id, InfoHash: hex.EncodeToString(t.InfoHash[:]), Name: t.Info.Name,
 			Added: time.Now().UTC(), Paused: opts.Paused, Limits: limits}
 		j := newJob(rec, t)
+		j.handover, handover = handover, nil // reconcile, next on the loop, starts on them or closes them
 		s.jobs[id] = j
 		s.listChanged.Store(true)
 		s.save()
 		info = s.info(j, time.Now())
 	})
+	closeHandover(handover) // nil when the job took them
 	if err2 != nil {
 		return JobInfo{}, err2
 	}

@@ -9,6 +9,7 @@ import (
 	"flotilla/coordinator"
 	"flotilla/dht"
 	"flotilla/metainfo"
+	"flotilla/peerwire"
 	"flotilla/piecestore"
 	"flotilla/swarm"
 	"flotilla/watchdog"
@@ -59,6 +60,10 @@ type jobSpec struct {
 	tiers   [][]string
 	seed    bool
 	peers   []netip.AddrPort
+	// handover are a magnet fetch's connections for the job to start on
+	// (coordinator.JobConfig.Handover); start owns them, and closes them
+	// if it fails.
+	handover []peerwire.Handover
 }
 
 // coordEngine runs jobs on one coordinator.Coordinator, which routes
@@ -90,6 +95,7 @@ func newCoordEngine(ccfg coordinator.Config, cl *coordinator.ClusterConfig, jobC
 func (e *coordEngine) start(spec jobSpec) (runner, error) {
 	cfg := e.jobCfg
 	cfg.Torrent, cfg.Dir, cfg.Tiers, cfg.Seed = spec.torrent, spec.dir, spec.tiers, spec.seed
+	cfg.Handover = spec.handover // OpenJob closes them if it fails, job.Close if Start does
 	pl := spec.torrent.Info.PieceLength
 	cfg.MaxInFlightBytes = max(cfg.MaxInFlightBytes, 4*pl)
 	cfg.WriteBudget = max(cfg.WriteBudget, 2*pl)

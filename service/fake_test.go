@@ -49,6 +49,7 @@ func (e *fakeEngine) start(spec jobSpec) (runner, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.failing != nil {
+		closeHandover(spec.handover) // start owns them
 		return nil, e.failing
 	}
 	r := &fakeRunner{spec: spec, events: make(chan coordinator.Event, 16)}
@@ -106,6 +107,9 @@ func (r *fakeRunner) Trackers(context.Context, int) ([]coordinator.TrackerReport
 func (r *fakeRunner) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.closed {
+		closeHandover(r.spec.handover) // as the job's swarm closes what it adopted
+	}
 	r.closed = true
 	return nil
 }

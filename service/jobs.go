@@ -10,6 +10,7 @@ import (
 
 	"flotilla/coordinator"
 	"flotilla/metainfo"
+	"flotilla/peerwire"
 	"flotilla/swarm"
 )
 
@@ -31,6 +32,11 @@ type job struct {
 	// lastSources is who delivered each piece in the last run that
 	// ended (the piece map of a job that is not running).
 	lastSources *swarm.PieceSources
+	// handover are the connections of the magnet fetch that added the
+	// job, for its first start; the reconcile that follows the add
+	// gives them to startOpen or closes them (a queued or paused job
+	// would leave the peers waiting on an idle connection).
+	handover []peerwire.Handover
 
 	removing   bool
 	deleteData bool
@@ -139,6 +145,7 @@ func ordered(jobs map[string]*job) []*job {
 // reconcile starts the jobs that should run and closes those that should
 // not, oldest first; downloads take one of MaxActive slots.
 func (s *Service) reconcile() {
+	defer s.dropHandovers()
 	if s.stopping {
 		return
 	}
@@ -176,16 +183,31 @@ func (s *Service) reconcile() {
 	}
 }
 
+// dropHandovers closes the fetch connections of jobs that did not start
+// at once (see job.handover).
+func (s *Service) dropHandovers() {
+	for _, j := range s.jobs {
+		if j.handover != nil {
+			closeHandover(j.handover)
+			j.handover = nil
+		}
+	}
+}
+
 // startOpen opens and starts the job on a goroutine of its own.
 func (s *Service) startOpen(j *job) {
 	j.busy, j.starting, j.waiting = true, true, ""
-	spec := jobSpec{torrent: j.t, dir: s.cfg.jobDir(j.rec.ID), tiers: usableTiers(j.t), seed: j.rec.Limits.Seed, peers: s.cfg.Peers}
+	spec := jobSpec{torrent: j.t, dir: s.cfg.jobDir(j.rec.ID), tiers: usableTiers(j.t), seed: j.rec.Limits.Seed, peers: s.cfg.Peers,
+		handover: j.handover}
+	j.handover = nil // the engine's start owns them
 	j.runSeeds = spec.seed
 	go func() {
 		var r runner
 		err := os.MkdirAll(spec.dir, 0o755)
 		if err == nil {
 			r, err = s.eng.start(spec)
+		} else {
+			closeHandover(spec.handover)
 		}
 		s.started <- startResult{j: j, r: r, err: err}
 	}()

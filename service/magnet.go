@@ -10,6 +10,7 @@ import (
 
 	"flotilla/metadata"
 	"flotilla/metainfo"
+	"flotilla/peerwire"
 	"flotilla/tracker"
 )
 
@@ -165,14 +166,21 @@ func (s *Service) fetchMagnet(ctx context.Context, f *magnetFetch) {
 	} else {
 		cfg.Announce = s.magnetPeers(f, tc, trackers, params)
 	}
-	t, err := metadata.Fetch(ctx, f.m, cfg)
+	// The peers' connections stay open for the job (FetchKeep): it
+	// starts on them instead of reconnecting and waiting for their
+	// handshakes again. addTorrent owns them from the call on; they are
+	// closed if the job does not start at once.
+	t, conns, err := metadata.FetchKeep(ctx, f.m, cfg)
 	if ctx.Err() != nil {
+		closeHandover(conns)
 		return // shutdown (resumes at the next start) or Remove
 	}
 	if err == nil {
-		if _, err = s.Add(t.Encode(), f.opts()); errors.Is(err, ErrExists) {
+		if _, err = s.addTorrent(t.Encode(), f.opts(), conns); errors.Is(err, ErrExists) {
 			err = nil // added meanwhile as a .torrent
 		}
+	} else {
+		closeHandover(conns)
 	}
 	if errors.Is(err, ErrClosed) {
 		return
@@ -209,5 +217,12 @@ func (s *Service) magnetPeers(f *magnetFetch, tc *tracker.Client, trackers [][]s
 		}
 		peers, _ := s.eng.dhtPeers(ctx, f.m.InfoHash)
 		return append(out, peers...)
+	}
+}
+
+// closeHandover closes a metadata fetch's connections that no job took.
+func closeHandover(hs []peerwire.Handover) {
+	for _, h := range hs {
+		h.Conn.Close()
 	}
 }
