@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -151,6 +152,9 @@ type AddOptions struct {
 	Paused bool
 	// Limits, if not nil, replace the service's default seeding limits.
 	Limits *Limits
+	// Peers ("ip:port") are the torrent's own peers besides the service's
+	// --peer, tried with its trackers' and the DHT's: a magnet's x.pe.
+	Peers []string
 }
 
 // jobID is the short, stable id of a torrent: 12 hex digits of its
@@ -177,9 +181,15 @@ func (s *Service) addTorrent(data []byte, opts AddOptions, handover []peerwire.H
 		closeHandover(handover)
 		return JobInfo{}, fmt.Errorf("%w: %v", ErrBadTorrent, err)
 	}
-	if _, dhtOn := s.eng.dht(); len(usableTiers(t)) == 0 && len(s.cfg.Peers) == 0 && (!dhtOn || t.Info.Private) {
+	var own []string
+	for _, p := range opts.Peers {
+		if _, err := netip.ParseAddrPort(p); err == nil {
+			own = append(own, p)
+		}
+	}
+	if _, dhtOn := s.eng.dht(); len(usableTiers(t)) == 0 && len(s.cfg.Peers) == 0 && len(own) == 0 && (!dhtOn || t.Info.Private) {
 		closeHandover(handover)
-		return JobInfo{}, fmt.Errorf("%w: it lists no usable tracker (http, https or udp), and the DHT is off (or the torrent is private), so there is nobody to download from", ErrBadTorrent)
+		return JobInfo{}, fmt.Errorf("%w: it lists no usable tracker (http, https or udp), no peer was given, and the DHT is off (or the torrent is private), so there is nobody to download from: add a tracker or peers (--peer, or x.pe in a magnet), or start coord serve with the DHT", ErrBadTorrent)
 	}
 	limits := s.cfg.Limits
 	if opts.Limits != nil {
@@ -200,7 +210,7 @@ func (s *Service) addTorrent(data []byte, opts AddOptions, handover []peerwire.H
 			return
 		}
 		rec := &record{ID: id, InfoHash: hex.EncodeToString(t.InfoHash[:]), Name: t.Info.Name,
-			Added: time.Now().UTC(), Paused: opts.Paused, Limits: limits}
+			Added: time.Now().UTC(), Paused: opts.Paused, Limits: limits, Peers: own}
 		j := newJob(rec, t)
 		j.handover, handover = handover, nil // reconcile, next on the loop, starts on them or closes them
 		s.jobs[id] = j

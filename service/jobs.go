@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -197,8 +198,8 @@ func (s *Service) dropHandovers() {
 // startOpen opens and starts the job on a goroutine of its own.
 func (s *Service) startOpen(j *job) {
 	j.busy, j.starting, j.waiting = true, true, ""
-	spec := jobSpec{torrent: j.t, dir: s.cfg.jobDir(j.rec.ID), tiers: usableTiers(j.t), seed: j.rec.Limits.Seed, peers: s.cfg.Peers,
-		handover: j.handover}
+	spec := jobSpec{torrent: j.t, dir: s.cfg.jobDir(j.rec.ID), tiers: usableTiers(j.t), seed: j.rec.Limits.Seed,
+		peers: append(slices.Clip(s.cfg.Peers), j.rec.peers()...), handover: j.handover}
 	j.handover = nil // the engine's start owns them
 	j.runSeeds = spec.seed
 	go func() {

@@ -49,7 +49,7 @@ func (f *magnetFetch) info() JobInfo {
 }
 
 func (f *magnetFetch) opts() AddOptions {
-	return AddOptions{Paused: f.rec.Paused, Limits: f.rec.Limits}
+	return AddOptions{Paused: f.rec.Paused, Limits: f.rec.Limits, Peers: f.m.Peers}
 }
 
 // trackers are the magnet's usable tracker URLs, one tier each.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -166,5 +167,34 @@ func TestMagnetQueuedClosesFetchConnections(t *testing.T) {
 	})
 	if eng.run("waits.bin") != nil {
 		t.Fatal("the queued job started")
+	}
+}
+
+// TestMagnetPeersStayWithTheJob: a magnet whose only source is its x.pe
+// peer (no tracker, no --peer, DHT off) becomes a job that downloads from
+// that peer, and keeps it across a restart (the record's peers), instead
+// of failing with "nobody to download from" once its info has arrived.
+func TestMagnetPeersStayWithTheJob(t *testing.T) {
+	tor := magnetTorrent(t, "xpe.bin")
+	seed := newMetaSeed(t, tor)
+	dir := t.TempDir()
+	eng := newFakeEngine()
+	s := newTestService(t, dir, eng)
+	m := metainfo.Magnet{InfoHash: tor.InfoHash, Peers: []string{seed.addr.String()}}
+	in, err := s.Add([]byte(m.String()), AddOptions{})
+	if err != nil || in.State != StateFetchingMetadata {
+		t.Fatalf("add: %+v %v", in, err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the magnet's job started", func() bool { return eng.run("xpe.bin") != nil })
+	if p := eng.run("xpe.bin").spec.peers; !slices.Contains(p, seed.addr) {
+		t.Fatalf("the job started with peers %v, want the magnet's x.pe %v", p, seed.addr)
+	}
+	s.Close()
+
+	eng2 := newFakeEngine()
+	newTestService(t, dir, eng2)
+	testenv.WaitFor(t, 20*time.Second, "the job started again after the restart", func() bool { return eng2.run("xpe.bin") != nil })
+	if p := eng2.run("xpe.bin").spec.peers; !slices.Contains(p, seed.addr) {
+		t.Fatalf("after the restart the job started with peers %v, want the magnet's x.pe %v", p, seed.addr)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -35,6 +36,20 @@ type record struct {
 	// BytesDone and PiecesDone are what the store held when last seen.
 	BytesDone  int64 `json:"bytes_done"`
 	PiecesDone int   `json:"pieces_done"`
+	// Peers are the job's own peers besides the service's --peer: a
+	// magnet's x.pe ("ip:port"), which may be the only source it has.
+	Peers []string `json:"peers,omitempty"`
+}
+
+// peers are the record's own peers that parse as ip:port.
+func (r *record) peers() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, p := range r.Peers {
+		if ap, err := netip.ParseAddrPort(p); err == nil {
+			out = append(out, ap)
+		}
+	}
+	return out
 }
 
 // Limits say how long a completed job seeds.
