@@ -559,7 +559,7 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 		return
 	}
 	got := d.lb.Take(s.idx, target-held, nil)
-	if low := lowWater(target); len(got) == 0 && held < low && d.lb.PoolEmpty() {
+	if low := lowWater(target); len(got) == 0 && held < low && d.lb.PoolEmpty() && !d.awaitSteal() {
 		got = d.lb.DuplicateStarted(s.idx, low-held, maxLeaseHolders, nil)
 		if len(got) == 0 && held == 0 {
 			// Idle, and every started piece has its holders: join one

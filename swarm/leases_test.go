@@ -90,3 +90,30 @@ func TestLeaseBookDuplicateFromSlower(t *testing.T) {
 		t.Fatalf("joined %v; want %d (one holder) before %d (two)", got, one, two)
 	}
 }
+
+// A worker running dry waits for a pending steal's pieces rather than
+// duplicating a started piece, except near the end, where an answer that
+// gives nothing back would hold the end game up by stealWait.
+func TestAwaitSteal(t *testing.T) {
+	lb := newLeaseBook(100, func(int) bool { return false }, 1)
+	a, b := &workerSlot{idx: 0, alive: true}, &workerSlot{idx: 1, alive: true}
+	d := &Download{lb: lb, slots: []*workerSlot{a, b}}
+	if d.awaitSteal() {
+		t.Fatal("waits with no steal pending")
+	}
+	b.ask = []int{3, 4}
+	if !d.awaitSteal() {
+		t.Fatal("duplicates while a steal's pieces are on their way back")
+	}
+	b.alive = false
+	if d.awaitSteal() {
+		t.Fatal("waits on a gone worker's steal")
+	}
+	b.alive = true
+	for i := 0; lb.Left() > 4*len(d.slots); i++ {
+		lb.Done(i, -1)
+	}
+	if d.awaitSteal() {
+		t.Fatalf("waits with %d pieces left", lb.Left())
+	}
+}
