@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"flotilla/internal/atomicfile"
 	"flotilla/metainfo"
 )
 
@@ -37,19 +38,7 @@ func Save(t *metainfo.Torrent, dir string) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(dir, filepath.Base(t.Info.Name)+".torrent")
-	tmp, err := os.CreateTemp(dir, ".magnet-*.torrent")
-	if err != nil {
-		return "", err
-	}
-	_, err = tmp.Write(t.Encode())
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteFile(path, t.Encode()); err != nil {
 		return "", fmt.Errorf("metadata: saving the .torrent: %w", err)
 	}
 	return path, nil

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"flotilla/internal/atomicfile"
 	"flotilla/metainfo"
 	"flotilla/peerwire"
 	"flotilla/piecestore"
@@ -206,7 +207,7 @@ func (s *Service) addTorrent(data []byte, opts AddOptions, handover []peerwire.H
 			info, err = s.info(j, time.Now()), ErrExists
 			return
 		}
-		if err = writeAtomic(torrentPath(s.cfg.StateDir, id), data); err != nil {
+		if err = atomicfile.WriteFile(torrentPath(s.cfg.StateDir, id), data); err != nil {
 			return
 		}
 		rec := &record{ID: id, InfoHash: hex.EncodeToString(t.InfoHash[:]), Name: t.Info.Name,

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"flotilla/internal/atomicfile"
 )
 
 // record is a job as the state file keeps it: what was asked for and the
@@ -137,41 +139,5 @@ func saveState(stateDir string, recs []*record, magnets []magnetRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(jobsPath(stateDir), append(b, '\n'))
-}
-
-// writeAtomic replaces path with data so that a crash leaves either the
-// old file or the new one: a temporary file beside it, fsync, rename,
-// fsync of the directory.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(jobsPath(stateDir), append(b, '\n'))
 }
