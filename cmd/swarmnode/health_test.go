@@ -56,28 +56,12 @@ func TestProbesOfARunningNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := cluster.DefaultConfig()
-	cfg.Name, cfg.BindAddr, cfg.Key, cfg.Profile = "coord", "127.0.0.1:0", key, cluster.ProfileLocal
-	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: "test"}
-	seed, err := cluster.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seed.Close()
+	seed := startCoordinatorMember(t, key, "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuffer
-	codeCh := make(chan int, 1)
-	go func() {
-		codeCh <- run(ctx, []string{"--name", "node-probes", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
-			"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--http", "127.0.0.1:0"}, &out, &errb,
-			func(k string) string {
-				if k == cluster.KeyEnv {
-					return key.Text()
-				}
-				return ""
-			})
-	}()
+	p := startNode(ctx, key, "--name", "node-probes", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
+		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--http", "127.0.0.1:0")
+	codeCh, errb := p.code, &p.errb
 	addrRE := regexp.MustCompile(`probes on http://(\S+)/healthz`)
 	var base string
 	testenv.WaitFor(t, 15*time.Second, "the node to say where its probes are", func() bool {

@@ -16,7 +16,6 @@ import (
 	"flotilla/cluster"
 	"flotilla/delegate"
 	"flotilla/internal/testenv"
-	"flotilla/metainfo"
 	"flotilla/swarm"
 )
 
@@ -79,44 +78,13 @@ func TestClusterKeyFromEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := cluster.DefaultConfig()
-	cfg.Name, cfg.BindAddr, cfg.Key, cfg.Profile = "coord", "127.0.0.1:0", key, cluster.ProfileLocal
-	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: "test"}
-	seed, err := cluster.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seed.Close()
-
+	seed := startCoordinatorMember(t, key, "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuffer
-	codeCh := make(chan int, 1)
-	go func() {
-		codeCh <- run(ctx, []string{"--name", "node-env", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
-			"--listen", "127.0.0.1:0", "--max-peers", "21", "--data", t.TempDir()}, &out, &errb,
-			func(k string) string {
-				if k == cluster.KeyEnv {
-					return key.Text()
-				}
-				return ""
-			})
-	}()
-	var node cluster.Member
-	testenv.WaitFor(t, 15*time.Second, "the node to join with the key from the environment", func() bool {
-		select {
-		case code := <-codeCh:
-			t.Fatalf("swarmnode exited %d:\n%s", code, errb.String())
-		default:
-		}
-		for _, m := range seed.Members() {
-			if m.Name == "node-env" {
-				node = m
-				return true
-			}
-		}
-		return false
-	})
+	p := startNode(ctx, key, "--name", "node-env", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
+		"--listen", "127.0.0.1:0", "--max-peers", "21", "--data", t.TempDir())
+	codeCh, errb := p.code, &p.errb
+	node := p.waitMember(t, seed, "node-env", "the node to join with the key from the environment")
 	if node.Meta.Role != cluster.RoleSwarmNode || node.Meta.DelegateAddr == "" || node.Meta.Slots != 21 || node.Meta.Version != version {
 		t.Errorf("the node advertises %+v", node.Meta)
 	}
@@ -153,50 +121,17 @@ func TestCoordinatorPubKey(t *testing.T) {
 	if err := os.WriteFile(pubFile, []byte(delegate.CoordinatorPubKeyText(coord.Public().(ed25519.PublicKey))+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := cluster.DefaultConfig()
-	cfg.Name, cfg.BindAddr, cfg.Key, cfg.Profile = "coord", "127.0.0.1:0", key, cluster.ProfileLocal
-	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: "test"}
-	seed, err := cluster.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seed.Close()
+	seed := startCoordinatorMember(t, key, "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuffer
-	codeCh := make(chan int, 1)
-	go func() {
-		codeCh <- run(ctx, []string{"--name", "node-pub", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
-			"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--coordinator-pubkey-file", pubFile}, &out, &errb,
-			func(k string) string {
-				if k == cluster.KeyEnv {
-					return key.Text()
-				}
-				return ""
-			})
-	}()
-	var node cluster.Member
-	testenv.WaitFor(t, 15*time.Second, "the node to join", func() bool {
-		for _, m := range seed.Members() {
-			if m.Name == "node-pub" {
-				node = m
-				return true
-			}
-		}
-		return false
-	})
+	p := startNode(ctx, key, "--name", "node-pub", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
+		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--coordinator-pubkey-file", pubFile)
+	codeCh, errb := p.code, &p.errb
+	node := p.waitMember(t, seed, "node-pub", "the node to join")
 	if strings.Contains(errb.String(), "warning: no coordinator public key") {
 		t.Errorf("warned about a missing coordinator key that was given:\n%s", errb.String())
 	}
-	data := bytes.Repeat([]byte("flotilla"), 8<<10)
-	raw, err := metainfo.Build("x.bin", []metainfo.File{{Length: int64(len(data))}}, 16<<10, nil, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor, err := metainfo.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tor := smallTorrent(t)
 	job := delegate.JobSpec{InfoHash: tor.InfoHash, InfoBytes: tor.InfoBytes}
 	impostor := delegate.DefaultClientConfig() // cluster key only
 	if _, err := delegate.Dial(ctx, node.Meta.DelegateAddr, key, job, impostor); !errors.Is(err, delegate.ErrNotCoordinator) {
@@ -249,38 +184,15 @@ func TestNodeFindsLateCoordinator(t *testing.T) {
 	ln.Close() // the coordinator's address, nobody there yet
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuffer
-	codeCh := make(chan int, 1)
-	go func() {
-		codeCh <- run(ctx, []string{"--name", "node-early", "--join", addr, "--cluster-listen", "127.0.0.1:0",
-			"--listen", "127.0.0.1:0", "--data", t.TempDir(), "-v"}, &out, &errb,
-			func(k string) string {
-				if k == cluster.KeyEnv {
-					return key.Text()
-				}
-				return ""
-			})
-	}()
+	p := startNode(ctx, key, "--name", "node-early", "--join", addr, "--cluster-listen", "127.0.0.1:0",
+		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "-v")
+	codeCh, errb := p.code, &p.errb
 	// Enough failed attempts for the back-off to reach its cap.
 	testenv.WaitFor(t, 20*time.Second, "the node to fail 5 joins", func() bool {
 		return strings.Count(errb.String(), "join failed; will retry") >= 5
 	})
-	cfg := cluster.DefaultConfig()
-	cfg.Name, cfg.BindAddr, cfg.Key, cfg.Profile = "coord", addr, key, cluster.ProfileLocal
-	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: "test"}
-	coord, err := cluster.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer coord.Close()
-	testenv.WaitFor(t, 15*time.Second, "the node to join the late coordinator", func() bool {
-		for _, m := range coord.Members() {
-			if m.Name == "node-early" {
-				return true
-			}
-		}
-		return false
-	})
+	coord := startCoordinatorMember(t, key, addr)
+	p.waitMember(t, coord, "node-early", "the node to join the late coordinator")
 	waits := retryRE.FindAllStringSubmatch(errb.String(), -1)
 	if len(waits) < 5 {
 		t.Fatalf("%d join retries logged, want 5 or more:\n%s", len(waits), errb.String())
@@ -307,47 +219,14 @@ func TestStopLeavesCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := cluster.DefaultConfig()
-	cfg.Name, cfg.BindAddr, cfg.Key, cfg.Profile = "coord", "127.0.0.1:0", key, cluster.ProfileLocal
-	cfg.Meta = cluster.Meta{Role: cluster.RoleCoordinator, Version: "test"}
-	seed, err := cluster.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seed.Close()
+	seed := startCoordinatorMember(t, key, "127.0.0.1:0")
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var out, errb syncBuffer
-	codeCh := make(chan int, 1)
-	go func() {
-		codeCh <- run(ctx, []string{"--name", "node-leave", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
-			"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--leave-timeout", "10s"}, &out, &errb,
-			func(k string) string {
-				if k == cluster.KeyEnv {
-					return key.Text()
-				}
-				return ""
-			})
-	}()
-	var node cluster.Member
-	testenv.WaitFor(t, 15*time.Second, "the node to join", func() bool {
-		for _, m := range seed.Members() {
-			if m.Name == "node-leave" {
-				node = m
-				return true
-			}
-		}
-		return false
-	})
-	data := bytes.Repeat([]byte("flotilla"), 8<<10)
-	raw, err := metainfo.Build("x.bin", []metainfo.File{{Length: int64(len(data))}}, 16<<10, nil, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor, err := metainfo.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := startNode(ctx, key, "--name", "node-leave", "--join", seed.Addr().String(), "--cluster-listen", "127.0.0.1:0",
+		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--leave-timeout", "10s")
+	codeCh, errb := p.code, &p.errb
+	node := p.waitMember(t, seed, "node-leave", "the node to join")
+	tor := smallTorrent(t)
 	rs, err := delegate.Dial(context.Background(), node.Meta.DelegateAddr, key,
 		delegate.JobSpec{InfoHash: tor.InfoHash, InfoBytes: tor.InfoBytes}, delegate.DefaultClientConfig())
 	if err != nil {
