@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"flotilla/internal/testenv"
+	"flotilla/metainfo"
 	"flotilla/peerwire"
 	"flotilla/swarm"
 	"flotilla/swarm/swarmtest"
@@ -137,3 +140,49 @@ func newTestSeeder(t testing.TB, tt *swarmtest.Torrent, id byte) *testDownload {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// trackedTorrent is a one-file torrent (payload.bin, 256 KiB pieces)
+// announcing to an opentracker of its own, for the interop tests.
+type trackedTorrent struct {
+	tt   *swarmtest.Torrent
+	ot   *testenv.Opentracker
+	raw  []byte
+	tor  *metainfo.Torrent
+	dir  string // the test's directory
+	path string // dir/x.torrent
+}
+
+// newTrackedTorrent builds a size-byte torrent on a fresh opentracker and
+// writes it to dir/x.torrent.
+func newTrackedTorrent(t *testing.T, size int) *trackedTorrent {
+	t.Helper()
+	tt := swarmtest.NewTorrent(t, size, 256<<10)
+	ot := testenv.StartOpentracker(t, "127.0.0.1", tt.InfoHash)
+	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Length: int64(size)}}, 256<<10, [][]string{{ot.HTTPAnnounce}}, bytesReader(tt.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := metainfo.Parse(raw)
+	if err != nil || tor.InfoHash != tt.InfoHash {
+		t.Fatalf("rebuilt torrent: %v (hash changed: %v)", err, err == nil && tor.InfoHash != tt.InfoHash)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.torrent")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &trackedTorrent{tt: tt, ot: ot, raw: raw, tor: tor, dir: dir, path: path}
+}
+
+// seedDir writes the payload to dir/seed, for a seeder to serve.
+func (x *trackedTorrent) seedDir(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join(x.dir, "seed")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "payload.bin"), x.tt.Data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

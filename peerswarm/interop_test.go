@@ -121,24 +121,9 @@ func announce(t testing.TB, tracker string, ih [20]byte, port uint16) {
 func TestAria2DownloadsFromUs(t *testing.T) {
 	testenv.Require(t, "aria2c", "opentracker")
 	size := 24<<20 + 777
-	tt := swarmtest.NewTorrent(t, size, 256<<10)
-	ot := testenv.StartOpentracker(t, "127.0.0.1", tt.InfoHash)
-	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Length: int64(size)}}, 256<<10, [][]string{{ot.HTTPAnnounce}}, bytesReader(tt.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor, err := metainfo.Parse(raw)
-	if err != nil || tor.InfoHash != tt.InfoHash {
-		t.Fatalf("rebuilt torrent: %v (hash changed: %v)", err, tor.InfoHash != tt.InfoHash)
-	}
-	dir := t.TempDir()
-	seedDir := filepath.Join(dir, "seed")
-	os.MkdirAll(seedDir, 0o755)
-	if err := os.WriteFile(filepath.Join(seedDir, "payload.bin"), tt.Data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	torrentPath := filepath.Join(dir, "x.torrent")
-	os.WriteFile(torrentPath, raw, 0o644)
+	x := newTrackedTorrent(t, size)
+	tt, ot, tor, dir, torrentPath := x.tt, x.ot, x.tor, x.dir, x.path
+	seedDir := x.seedDir(t)
 
 	st := openStore(t, seedDir, tor)
 	defer st.Close()

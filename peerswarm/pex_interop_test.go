@@ -17,7 +17,6 @@ import (
 
 	"flotilla/internal/lab"
 	"flotilla/internal/testenv"
-	"flotilla/metainfo"
 	"flotilla/swarm"
 	"flotilla/swarm/swarmtest"
 )
@@ -42,24 +41,9 @@ func aria2PexArgs(args []string, extra ...string) []string {
 func TestPexFromAria2(t *testing.T) {
 	testenv.Require(t, "aria2c", "opentracker")
 	size := 8<<20 + 333
-	tt := swarmtest.NewTorrent(t, size, 256<<10)
-	ot := testenv.StartOpentracker(t, "127.0.0.1", tt.InfoHash)
-	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Length: int64(size)}}, 256<<10, [][]string{{ot.HTTPAnnounce}}, bytesReader(tt.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor, err := metainfo.Parse(raw)
-	if err != nil || tor.InfoHash != tt.InfoHash {
-		t.Fatalf("rebuilt torrent: %v (hash changed: %v)", err, tor.InfoHash != tt.InfoHash)
-	}
-	dir := t.TempDir()
-	seedDir, aDir := filepath.Join(dir, "seed"), filepath.Join(dir, "a")
-	os.MkdirAll(seedDir, 0o755)
-	if err := os.WriteFile(filepath.Join(seedDir, "payload.bin"), tt.Data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	torrentPath := filepath.Join(dir, "x.torrent")
-	os.WriteFile(torrentPath, raw, 0o644)
+	x := newTrackedTorrent(t, size)
+	tt, ot, tor, dir, torrentPath := x.tt, x.ot, x.tor, x.dir, x.path
+	seedDir, aDir := x.seedDir(t), filepath.Join(x.dir, "a")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var procs []*exec.Cmd
@@ -136,19 +120,8 @@ func TestPexFromAria2(t *testing.T) {
 func TestAria2LearnsFromOurPex(t *testing.T) {
 	testenv.Require(t, "aria2c", "opentracker")
 	size := 4<<20 + 99
-	tt := swarmtest.NewTorrent(t, size, 256<<10)
-	ot := testenv.StartOpentracker(t, "127.0.0.1", tt.InfoHash)
-	raw, err := metainfo.Build("payload.bin", []metainfo.File{{Length: int64(size)}}, 256<<10, [][]string{{ot.HTTPAnnounce}}, bytesReader(tt.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor, err := metainfo.Parse(raw)
-	if err != nil || tor.InfoHash != tt.InfoHash {
-		t.Fatalf("rebuilt torrent: %v", err)
-	}
-	dir := t.TempDir()
-	torrentPath := filepath.Join(dir, "x.torrent")
-	os.WriteFile(torrentPath, raw, 0o644)
+	x := newTrackedTorrent(t, size)
+	tt, ot, dir, torrentPath := x.tt, x.ot, x.dir, x.path
 
 	cCfg := testConfig(tt, swarmtest.NewStorage(tt.Info, tt.Data), 1)
 	cCfg.Listener = listen(t, "127.0.0.2")
