@@ -310,17 +310,33 @@ func receivedBytes(t *testing.T, out string) int64 {
 	return n
 }
 
+// seedWithCoord starts coord seed of the lab's payload listening on ip
+// (a free port), with the flags extra, and waits until the tracker counts
+// it as a seeder.
+func (l *swarmLab) seedWithCoord(t *testing.T, ip string, extra ...string) *coordProc {
+	t.Helper()
+	args := append([]string{"seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
+		"--listen", ip + ":" + strconv.Itoa(testenv.FreePort(t, ip)), "--progress", "none"}, extra...)
+	s := startCoord(t, args...)
+	l.waitSeeder(t, "coord seed", 30*time.Second)
+	return s
+}
+
+// waitSeeder waits up to within until the tracker counts a seeder (who)
+// of the lab's torrent.
+func (l *swarmLab) waitSeeder(t *testing.T, who string, within time.Duration) {
+	t.Helper()
+	testenv.WaitFor(t, within, who+" registered as a seeder", func() bool {
+		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
+		return err == nil && sc.Complete >= 1
+	})
+}
+
 func sha1Sum(b []byte) [20]byte { return sha1.Sum(b) }
 
 func TestSeedToAria2(t *testing.T) {
 	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 11, Size: 24<<20 + 999}, 1<<18, 0)
-	seedPort := testenv.FreePort(t, "127.0.0.30")
-	s := startCoord(t, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
-		"--listen", "127.0.0.30:"+strconv.Itoa(seedPort), "--progress", "none")
-	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
-		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
-		return err == nil && sc.Complete >= 1
-	})
+	s := l.seedWithCoord(t, "127.0.0.30")
 	out := t.TempDir()
 	leech := exec.Command("aria2c", lab.Aria2LeechArgs("127.0.0.31", testenv.FreePort(t, "127.0.0.31"), out, l.torrent.Path)...)
 	leech.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,13 +68,7 @@ func TestMagnetFromAria2RequireCrypto(t *testing.T) {
 // ut_metadata, the only peer, then downloads the data from it.
 func TestAria2FetchesMetadataFromCoordSeed(t *testing.T) {
 	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 17, Size: 4<<20 + 321}, 1<<15, 0)
-	seedPort := testenv.FreePort(t, "127.0.0.40")
-	s := startCoord(t, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
-		"--listen", "127.0.0.40:"+strconv.Itoa(seedPort), "--progress", "none")
-	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
-		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
-		return err == nil && sc.Complete >= 1
-	})
+	s := l.seedWithCoord(t, "127.0.0.40")
 	out := t.TempDir()
 	args := append(lab.Aria2LeechArgs("127.0.0.41", testenv.FreePort(t, "127.0.0.41"), out, l.info.Magnet().String()),
 		"--bt-save-metadata=true")

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -49,13 +47,7 @@ func TestDownloadPreferFromAria2RequireCrypto(t *testing.T) {
 // coord seed --encryption require (the router answers its MSE handshake).
 func TestSeedEncryptedToAria2(t *testing.T) {
 	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 33, Size: 16<<20 + 999}, 1<<18, 0)
-	seedPort := testenv.FreePort(t, "127.0.0.40")
-	s := startCoord(t, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
-		"--listen", "127.0.0.40:"+strconv.Itoa(seedPort), "--progress", "none", "--encryption", "require")
-	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
-		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
-		return err == nil && sc.Complete >= 1
-	})
+	s := l.seedWithCoord(t, "127.0.0.40", "--encryption", "require")
 	out := t.TempDir()
 	args := append(lab.Aria2LeechArgs("127.0.0.41", testenv.FreePort(t, "127.0.0.41"), out, l.torrent.Path), aria2RequireCrypto...)
 	leech := exec.Command("aria2c", args...)

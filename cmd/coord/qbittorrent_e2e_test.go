@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"mime/multipart"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -114,10 +112,7 @@ func TestMagnetFromQbittorrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	startQbittorrent(t, cl, h.IP(), port, l.torrent.Path, filepath.Dir(l.payload.Path))
-	testenv.WaitFor(t, time.Minute, "qbittorrent registered as a seeder", func() bool {
-		s, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
-		return err == nil && s.Complete >= 1
-	})
+	l.waitSeeder(t, "qbittorrent", time.Minute)
 	out := t.TempDir()
 	p := startCoord(t, "download", l.info.Magnet().String(), "--out", out, "--listen", "127.0.0.61:0", "--progress", "none")
 	if code := p.wait(t, 2*time.Minute); code != 0 {
@@ -155,10 +150,7 @@ func TestDownloadEncryptedFromQbittorrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	startQbittorrentWith(t, cl, h.IP(), port, l.torrent.Path, filepath.Dir(l.payload.Path), true)
-	testenv.WaitFor(t, time.Minute, "qbittorrent registered as a seeder", func() bool {
-		s, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
-		return err == nil && s.Complete >= 1
-	})
+	l.waitSeeder(t, "qbittorrent", time.Minute)
 	out := t.TempDir()
 	p := startCoord(t, "download", l.torrent.Path, "--out", out, "--listen", "127.0.0.63:0", "--progress", "log",
 		"--encryption", "require")
@@ -174,13 +166,7 @@ func TestDownloadEncryptedFromQbittorrent(t *testing.T) {
 // requiring encryption downloads from coord seed --encryption require.
 func TestQbittorrentDownloadsEncryptedFromCoordSeed(t *testing.T) {
 	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 42, Size: 6<<20 + 654}, 1<<18, 0)
-	seedPort := testenv.FreePort(t, "127.0.0.64")
-	s := startCoord(t, "seed", l.torrent.Path, "--data", filepath.Dir(l.payload.Path),
-		"--listen", "127.0.0.64:"+strconv.Itoa(seedPort), "--progress", "none", "--encryption", "require")
-	testenv.WaitFor(t, 30*time.Second, "coord seed registered as a seeder", func() bool {
-		sc, err := l.tracker.ScrapeInfo(context.Background(), l.torrent.InfoHash)
-		return err == nil && sc.Complete >= 1
-	})
+	s := l.seedWithCoord(t, "127.0.0.64", "--encryption", "require")
 	cl := &lab.Cleanup{}
 	t.Cleanup(cl.Run)
 	h := lab.Loopback("127.0.0.65")
