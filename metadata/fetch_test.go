@@ -24,7 +24,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // fakeSeed serves info over ut_metadata, advertising size (0: len(info)),
 // and flipping a byte of every piece when lie is set.
 type fakeSeed struct {
-	ln   net.Listener
 	info []byte
 	size int
 	lie  bool
@@ -38,13 +37,20 @@ type fakeSeed struct {
 
 func newFakeSeed(t *testing.T, hash [20]byte, info []byte, size int, lie bool) netip.AddrPort {
 	t.Helper()
+	s := &fakeSeed{info: info, size: size, lie: lie}
+	if s.size == 0 {
+		s.size = len(info)
+	}
+	return s.listen(t, hash, false)
+}
+
+// listen serves s on a loopback port until the test ends, one connection
+// at a time or, with concurrent, each on a goroutine of its own.
+func (s *fakeSeed) listen(t *testing.T, hash [20]byte, concurrent bool) netip.AddrPort {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
-	}
-	s := &fakeSeed{ln: ln, info: info, size: size, lie: lie}
-	if s.size == 0 {
-		s.size = len(info)
 	}
 	done := make(chan struct{})
 	t.Cleanup(func() { ln.Close(); <-done })
@@ -55,7 +61,11 @@ func newFakeSeed(t *testing.T, hash [20]byte, info []byte, size int, lie bool) n
 			if err != nil {
 				return
 			}
-			s.serve(nc, hash)
+			if concurrent {
+				go s.serve(nc, hash)
+			} else {
+				s.serve(nc, hash)
+			}
 		}
 	}()
 	return netip.MustParseAddrPort(ln.Addr().String())
@@ -277,24 +287,8 @@ func TestFetchKeepHandsConnectionsOver(t *testing.T) {
 // handshake.
 func newFakeSeedWith(t *testing.T, hash [20]byte, info []byte, first []peerwire.Message) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &fakeSeed{ln: ln, info: info, size: len(info), first: first}
-	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
-	go func() {
-		defer close(done)
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.serve(nc, hash)
-		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
+	s := &fakeSeed{info: info, size: len(info), first: first}
+	return s.listen(t, hash, false)
 }
 
 // TestFetchFromPeerRequiringEncryption: a peer that takes only MSE with
@@ -303,24 +297,7 @@ func newFakeSeedWith(t *testing.T, hash [20]byte, info []byte, first []peerwire.
 // Off (plaintext only) cannot reach it.
 func TestFetchFromPeerRequiringEncryption(t *testing.T) {
 	info, hash := testInfo(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &fakeSeed{ln: ln, info: info, size: len(info), encrypted: true}
-	done := make(chan struct{})
-	defer func() { ln.Close(); <-done }()
-	go func() {
-		defer close(done)
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(nc, hash)
-		}
-	}()
-	seed := netip.MustParseAddrPort(ln.Addr().String())
+	seed := (&fakeSeed{info: info, size: len(info), encrypted: true}).listen(t, hash, true)
 	for _, p := range []mse.Policy{mse.Require, mse.Prefer, mse.Off} {
 		cfg := testConfig(seed)
 		cfg.Encryption = p
