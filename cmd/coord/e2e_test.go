@@ -332,13 +332,12 @@ func (l *swarmLab) waitSeeder(t *testing.T, who string, within time.Duration) {
 	})
 }
 
-func sha1Sum(b []byte) [20]byte { return sha1.Sum(b) }
-
-func TestSeedToAria2(t *testing.T) {
-	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 11, Size: 24<<20 + 999}, 1<<18, 0)
-	s := l.seedWithCoord(t, "127.0.0.30")
-	out := t.TempDir()
-	leech := exec.Command("aria2c", lab.Aria2LeechArgs("127.0.0.31", testenv.FreePort(t, "127.0.0.31"), out, l.torrent.Path)...)
+// aria2LeechFrom runs aria2c with args (writing to out) against coord
+// seed s, waits up to two minutes and checks aria2c's copy; it returns
+// aria2c's output.
+func (l *swarmLab) aria2LeechFrom(t *testing.T, s *coordProc, out string, args []string) []byte {
+	t.Helper()
+	leech := exec.Command("aria2c", args...)
 	leech.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	done := make(chan []byte, 1)
 	go func() { b, _ := leech.CombinedOutput(); done <- b }()
@@ -347,10 +346,21 @@ func TestSeedToAria2(t *testing.T) {
 		if err := l.payload.Verify(out); err != nil {
 			t.Fatalf("aria2c's copy: %v\naria2c:\n%s\ncoord:\n%s", err, b, s.out.String())
 		}
+		return b
 	case <-time.After(2 * time.Minute):
 		leech.Process.Kill()
 		t.Fatalf("aria2c did not finish downloading from coord seed; coord:\n%s", s.out.String())
 	}
+	return nil
+}
+
+func sha1Sum(b []byte) [20]byte { return sha1.Sum(b) }
+
+func TestSeedToAria2(t *testing.T) {
+	l := newSwarmLab(t, lab.PayloadSpec{Name: "payload.bin", Seed: 11, Size: 24<<20 + 999}, 1<<18, 0)
+	s := l.seedWithCoord(t, "127.0.0.30")
+	out := t.TempDir()
+	l.aria2LeechFrom(t, s, out, lab.Aria2LeechArgs("127.0.0.31", testenv.FreePort(t, "127.0.0.31"), out, l.torrent.Path))
 	select {
 	case <-s.done:
 		t.Fatalf("coord seed exited while seeding:\n%s", s.out.String())

@@ -2,10 +2,8 @@ package main
 
 import (
 	"encoding/hex"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,22 +70,10 @@ func TestAria2FetchesMetadataFromCoordSeed(t *testing.T) {
 	out := t.TempDir()
 	args := append(lab.Aria2LeechArgs("127.0.0.41", testenv.FreePort(t, "127.0.0.41"), out, l.info.Magnet().String()),
 		"--bt-save-metadata=true")
-	leech := exec.Command("aria2c", args...)
-	leech.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	done := make(chan []byte, 1)
-	go func() { b, _ := leech.CombinedOutput(); done <- b }()
-	select {
-	case b := <-done:
-		if err := l.payload.Verify(out); err != nil {
-			t.Fatalf("aria2c's copy: %v\naria2c:\n%s\ncoord:\n%s", err, b, s.out.String())
-		}
-		saved, err := metainfo.Load(filepath.Join(out, hex.EncodeToString(l.info.InfoHash[:])+".torrent"))
-		if err != nil || saved.InfoHash != l.info.InfoHash {
-			t.Fatalf("aria2c's saved metadata: %v\naria2c:\n%s", err, b)
-		}
-	case <-time.After(2 * time.Minute):
-		leech.Process.Kill()
-		t.Fatalf("aria2c did not get the magnet from coord seed; coord:\n%s", s.out.String())
+	b := l.aria2LeechFrom(t, s, out, args)
+	saved, err := metainfo.Load(filepath.Join(out, hex.EncodeToString(l.info.InfoHash[:])+".torrent"))
+	if err != nil || saved.InfoHash != l.info.InfoHash {
+		t.Fatalf("aria2c's saved metadata: %v\naria2c:\n%s", err, b)
 	}
 }
 

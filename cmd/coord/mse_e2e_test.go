@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os/exec"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,19 +48,7 @@ func TestSeedEncryptedToAria2(t *testing.T) {
 	s := l.seedWithCoord(t, "127.0.0.40", "--encryption", "require")
 	out := t.TempDir()
 	args := append(lab.Aria2LeechArgs("127.0.0.41", testenv.FreePort(t, "127.0.0.41"), out, l.torrent.Path), aria2RequireCrypto...)
-	leech := exec.Command("aria2c", args...)
-	leech.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	done := make(chan []byte, 1)
-	go func() { b, _ := leech.CombinedOutput(); done <- b }()
-	select {
-	case b := <-done:
-		if err := l.payload.Verify(out); err != nil {
-			t.Fatalf("aria2c's copy: %v\naria2c:\n%s\ncoord:\n%s", err, b, s.out.String())
-		}
-	case <-time.After(2 * time.Minute):
-		leech.Process.Kill()
-		t.Fatalf("aria2c did not finish downloading from coord seed; coord:\n%s", s.out.String())
-	}
+	l.aria2LeechFrom(t, s, out, args)
 }
 
 // TestDownloadEncryptedFromTransmission: coord download --encryption
