@@ -17,22 +17,8 @@ import (
 // newNamedRealNode is newRealNode with a name of its own.
 func newNamedRealNode(t testing.TB, name string) *Server {
 	t.Helper()
-	cfg := DefaultServerConfig()
-	cfg.Key, cfg.Name, cfg.DataDir = testKey(1), name, t.TempDir()
-	cfg.PeerListen, cfg.ListenAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.StatusInterval, cfg.Swarm.StatusInterval = 50*time.Millisecond, 50*time.Millisecond
-	cfg.Logger = swarmtest.Logger(t, slog.LevelWarn).With("node", name)
-	srv, err := NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
-	return srv
+	return newRealNodeWith(t, t.TempDir(), swarmtest.Logger(t, slog.LevelWarn).With("node", name),
+		func(c *ServerConfig) { c.Name = name })
 }
 
 func workerStatus(st swarm.Status, name string) (swarm.WorkerStatus, bool) {
