@@ -76,16 +76,9 @@ func (p Policy) AcceptMethods() Method {
 	return 0
 }
 
-// Provide is what an outgoing MSE handshake offers (crypto_provide).
-func (p Policy) Provide() Method {
-	switch p {
-	case Prefer:
-		return RC4 | Plaintext
-	case Require:
-		return RC4
-	}
-	return 0
-}
+// Provide is what an outgoing MSE handshake offers (crypto_provide): what
+// the policy would accept from an incoming one.
+func (p Policy) Provide() Method { return p.AcceptMethods() }
 
 // Initiate reports whether outgoing connections start with MSE, and
 // Fallback whether a failed MSE attempt is retried in plaintext.
