@@ -144,16 +144,7 @@ loop:
 	if err := coord.Err(); err != nil {
 		return r, st, fmt.Errorf("churn: coordinator: %v; log ends: %s", err, coord.Tail(600))
 	}
-	r.Wall = coord.Ended().Sub(coord.Started)
-	r.MBps = float64(b.sw.Payload.Total) / 1e6 / r.Wall.Seconds()
-	if ru, ok := coord.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		r.RSSMiB = float64(ru.Maxrss) / 1024
-	}
-	r.Verified = verifyOutput(b.sw.Payload, filepath.Join(dir, "out"))
-	log := coord.ReadLog()
-	r.Split = split(log)
-	r.DupBytes = dupBytes(log)
+	log := r.measure(coord, b.sw.Payload, filepath.Join(dir, "out"))
 	for _, l := range stoppedLogs {
 		if m := leftLineRE.FindStringSubmatch(l); m != nil {
 			st.left += atoi(m[1])

@@ -275,19 +275,7 @@ func (b *scalingBench) runSpec(s runSpec) (scalingRun, error) {
 	if err := coord.Err(); err != nil {
 		return r, fmt.Errorf("%d hosts: coordinator: %v; log ends: %s", n+1, err, coord.Tail(600))
 	}
-	r.Wall = coord.Ended().Sub(coord.Started)
-	r.MBps = float64(b.sw.Payload.Total) / 1e6 / r.Wall.Seconds()
-	if ru, ok := coord.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		r.RSSMiB = float64(ru.Maxrss) / 1024
-	}
-	r.Verified = verifyOutput(b.sw.Payload, filepath.Join(dir, "out"))
-	log := coord.ReadLog()
-	r.Split = split(log)
-	r.DupBytes = dupBytes(log)
-	if eg, err := lab.EndGameOf(log); err == nil {
-		r.EndGame = &eg
-	}
+	log := r.measure(coord, b.sw.Payload, filepath.Join(dir, "out"))
 	if s.breakdown {
 		nodeLogs := map[string]string{}
 		for _, p := range nodes {
@@ -301,6 +289,26 @@ func (b *scalingBench) runSpec(s runSpec) (scalingRun, error) {
 		r.Breakdown.profile, r.Breakdown.profTotal, r.Breakdown.note = profileByConcern(b.coordBin, filepath.Join(dir, "coord.pprof"))
 	}
 	return r, nil
+}
+
+// measure fills r from the coordinator's finished run (wall, MB/s, CPU,
+// RSS, the output in out checked against p, the split and the end game
+// from its log) and returns the log.
+func (r *scalingRun) measure(coord *lab.Proc, p *lab.Payload, out string) string {
+	r.Wall = coord.Ended().Sub(coord.Started)
+	r.MBps = float64(p.Total) / 1e6 / r.Wall.Seconds()
+	if ru, ok := coord.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		r.RSSMiB = float64(ru.Maxrss) / 1024
+	}
+	r.Verified = verifyOutput(p, out)
+	log := coord.ReadLog()
+	r.Split = split(log)
+	r.DupBytes = dupBytes(log)
+	if eg, err := lab.EndGameOf(log); err == nil {
+		r.EndGame = &eg
+	}
+	return log
 }
 
 // verifyOutput checks every payload file's size and SHA-256 and that the
