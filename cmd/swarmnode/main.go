@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -74,6 +75,7 @@ type nodeOpts struct {
 	leave       time.Duration
 	verbose     bool
 	showVersion bool
+	cpuprof     string
 }
 
 func (o *nodeOpts) register(fs *flag.FlagSet) {
@@ -89,6 +91,7 @@ func (o *nodeOpts) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxJobs, "max-jobs", delegate.DefaultServerConfig().MaxJobs, "torrents the node helps with at once, over all coordinators; a coordinator asking for more is told to retry later")
 	fs.DurationVar(&o.leave, "leave-timeout", 15*time.Second, "on SIGTERM or Ctrl-C, how long the node may take to leave cleanly: it finishes the pieces it started (for at most 5 s or half of this), ships every finished piece to its coordinators and tells them it is going, so that none is fetched again; a second signal stops it at once")
 	fs.BoolVar(&o.verbose, "v", false, "log diagnostics to stderr")
+	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write a Go CPU profile of the node's run to this file, complete when it exits (for diagnosing performance)")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 }
 
@@ -119,6 +122,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if code := n.configure(getenv); code != 0 {
 		return code
 	}
+	stopProfile, code := n.startProfile()
+	if code != 0 {
+		return code
+	}
+	defer stopProfile()
 	cleanup, code := n.makeDataDir()
 	if code != 0 {
 		return code
@@ -182,6 +190,23 @@ func parseArgs(args []string, stdout, stderr io.Writer) (o nodeOpts, code int, o
 		return o, 2, false
 	}
 	return o, 0, true
+}
+
+// startProfile starts --cpuprofile, if given.
+func (n *node) startProfile() (stop func(), code int) {
+	if n.o.cpuprof == "" {
+		return func() {}, 0
+	}
+	f, err := os.Create(n.o.cpuprof)
+	if err == nil {
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return nil, n.fail("--cpuprofile: %v; give a writable path", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, 0
 }
 
 // fail prints "swarmnode: WHAT" and returns exit status 1.
@@ -396,25 +421,63 @@ func announceJob(tc *tracker.Client, j delegate.JobInfo, log *slog.Logger, stder
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		for {
-			select {
-			case <-done:
-				return
-			case u := <-ann.Updates():
-				if u.Response == nil {
-					continue
-				}
-				addrs := make([]netip.AddrPort, 0, len(u.Response.Peers))
-				for _, p := range u.Response.Peers {
-					addrs = append(addrs, p.Addr)
-				}
-				j.AddPeers(addrs)
-			}
-		}
+		relayPeers(done, ann.Updates(), j.AddPeers, ownPeersHold)
 	}()
 	return func() {
 		close(done)
 		<-stopped
 		ann.Close()
+	}
+}
+
+// ownPeersHold is how long after a job starts the peers the node's own
+// announces return wait before the node dials them, so that it dials first
+// the peers its coordinator dealt it (DESIGN: the sub-chief spreads peers
+// across swarms so that nodes do not all crowd the same peers). Were every
+// host to dial every peer its tracker names at once, each peer would see
+// the whole cluster arrive in the same order: an aria2c seeder accepts three
+// connections a second and unchokes three or four peers, so at 8 hosts the
+// nodes that joined last got their first data 2-3 s after the first ones
+// (issue 15). The coordinator deals a joining node its share of the peers
+// it knows, and new ones as they come, so a second costs nothing when it
+// knows them; when it knows none, it is the price of its silence.
+const ownPeersHold = time.Second
+
+// maxHeldPeers bounds the addresses held during ownPeersHold (a tracker
+// sends at most a few hundred per answer, and few answers come that soon).
+const maxHeldPeers = 1024
+
+// relayPeers gives add the peers of each announce answer from updates until
+// done is closed; answers that come within hold of the start are kept (at
+// most maxHeldPeers addresses) and given together once hold has passed.
+func relayPeers(done <-chan struct{}, updates <-chan tracker.Update, add func([]netip.AddrPort), hold time.Duration) {
+	release := time.NewTimer(hold)
+	defer release.Stop()
+	holding := true
+	var held []netip.AddrPort
+	for {
+		select {
+		case <-done:
+			return
+		case <-release.C:
+			holding = false
+			if len(held) > 0 {
+				add(held)
+				held = nil
+			}
+		case u := <-updates:
+			if u.Response == nil {
+				continue
+			}
+			addrs := make([]netip.AddrPort, 0, len(u.Response.Peers))
+			for _, p := range u.Response.Peers {
+				addrs = append(addrs, p.Addr)
+			}
+			if !holding {
+				add(addrs)
+				continue
+			}
+			held = append(held, addrs[:min(len(addrs), maxHeldPeers-len(held))]...)
+		}
 	}
 }
