@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"flotilla/internal/memlimit"
 	"flotilla/metainfo"
 	"flotilla/swarm"
 	"flotilla/watchdog"
@@ -176,9 +177,15 @@ type RemoteSwarm struct {
 	mu       sync.Mutex
 	answered bool
 	failed   bool
-	err      error                             // set before dead is closed
-	streams  []*yamux.Stream                   // the job's data streams (at most MaxDataStreams)
-	reads    map[*yamux.Stream]watchdog.Ticket // piece reads under way (remote_watch.go)
+	// memRelease gives back what the job reserved of the process's soft
+	// memory limit (internal/memlimit): its pieces in flight, and per data
+	// stream a half-read piece and the stream's receive window. memDone:
+	// given back (run ended); no more is reserved.
+	memRelease []func()
+	memDone    bool
+	err        error                             // set before dead is closed
+	streams    []*yamux.Stream                   // the job's data streams (at most MaxDataStreams)
+	reads      map[*yamux.Stream]watchdog.Ticket // piece reads under way (remote_watch.go)
 
 	wd       *watchdog.Watchdog // the session's piece clock
 	pktOwner string             // owner of the job's packets: "<info-hash hex> <node name>"
@@ -398,7 +405,29 @@ func (r *RemoteSwarm) addStream(st *yamux.Stream) (ok, over bool) {
 	}
 	r.streams = append(r.streams, st)
 	r.wg.Add(1)
+	if !r.memDone {
+		r.memRelease = append(r.memRelease, memlimit.Reserve(r.info.PieceLength+int64(r.cfg.Session.StreamWindow)))
+	}
 	return true, false
+}
+
+// reserveMemory reserves the job's pieces in flight in the process's soft
+// memory limit, until releaseMemory (at the end of run).
+func (r *RemoteSwarm) reserveMemory() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.memRelease = append(r.memRelease, memlimit.Reserve(int64(r.cfg.MaxPiecesInFlight)*r.info.PieceLength))
+}
+
+// releaseMemory gives back every reservation of the job.
+func (r *RemoteSwarm) releaseMemory() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.memDone = true
+	for _, rel := range r.memRelease {
+		rel()
+	}
+	r.memRelease = nil
 }
 
 // revoked passes the node's Revoked on to Events.

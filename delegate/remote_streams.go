@@ -20,6 +20,8 @@ import (
 func (r *RemoteSwarm) run() {
 	defer close(r.runDone)
 	defer close(r.events)
+	r.reserveMemory()
+	defer r.releaseMemory()
 	var outbox []swarm.WorkerEvent
 	dead := r.dead
 	failed := false

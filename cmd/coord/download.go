@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -224,12 +223,10 @@ const pieceBufferMemory = 24 << 20
 
 // pieceMemory splits pieceBufferMemory for a torrent's piece length; with
 // pieces too large for it to hold six (four in flight, two queued) it
-// grants those six and, if setLimit, raises the soft memory limit to match.
-func pieceMemory(pieceLen int64, setLimit bool) (inFlight, writeBudget int64) {
+// grants those six, and over is what they take beyond pieceBufferMemory,
+// to be added to the soft memory limit (memlimit.Reserve).
+func pieceMemory(pieceLen int64) (inFlight, writeBudget, over int64) {
 	inFlight = max(pieceBufferMemory*2/3, 4*pieceLen)
 	writeBudget = max(pieceBufferMemory/3, 2*pieceLen)
-	if over := inFlight + writeBudget - pieceBufferMemory; over > 0 && setLimit {
-		debug.SetMemoryLimit(softMemoryLimit + over)
-	}
-	return inFlight, writeBudget
+	return inFlight, writeBudget, max(0, inFlight+writeBudget-pieceBufferMemory)
 }

@@ -14,13 +14,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"flotilla/internal/cli"
+	"flotilla/internal/memlimit"
 )
 
 // version is the build's version (cli.Version: module version or VCS
@@ -69,8 +69,9 @@ func commands() []command {
 }
 
 // softMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT
-// is set; coord download raises it for torrents whose pieces are too large
-// for pieceBufferMemory.
+// is set; it is raised (internal/memlimit) for torrents whose pieces are
+// too large for pieceBufferMemory and, while they run, by each swarm
+// node's job (its pieces in flight and stream windows).
 const softMemoryLimit = 48 << 20
 
 func main() {
@@ -79,7 +80,7 @@ func main() {
 	// collector from letting the heap drift far above what is live. An
 	// explicit GOMEMLIMIT wins.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(softMemoryLimit)
+		memlimit.Set(softMemoryLimit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, stderrIsTTY: isTerminal(os.Stderr), getenv: os.Getenv, started: started}

@@ -11,11 +11,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"flotilla/coordinator"
+	"flotilla/internal/memlimit"
 	"flotilla/metainfo"
 	"flotilla/service"
 )
@@ -110,7 +110,7 @@ func serve(ctx context.Context, env *cmdEnv, o serveOpts) int {
 		return code
 	}
 	if env.getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(serveMemoryLimit)
+		memlimit.Set(serveMemoryLimit)
 	}
 	// The API's address is taken first: a port in use fails before any
 	// job starts.

@@ -16,6 +16,7 @@ import (
 	"flotilla/coordinator"
 	"flotilla/delegate"
 	"flotilla/internal/clusteropt"
+	"flotilla/internal/memlimit"
 	"flotilla/metainfo"
 	"flotilla/peerwire"
 	"flotilla/piecestore"
@@ -225,7 +226,9 @@ func (x *transferCmd) openJob(ctx context.Context, c *coordinator.Coordinator) (
 	cfg := coordinator.DefaultJobConfig()
 	cfg.Torrent, cfg.Dir, cfg.Tiers, cfg.Seed, cfg.MaxPeers = x.t, x.dir, x.tiers, x.seed, x.o.maxPeers
 	cfg.Preallocate, cfg.DirectIO = !x.o.sparse, x.o.directIO
-	cfg.MaxInFlightBytes, cfg.WriteBudget = pieceMemory(info.PieceLength, x.env.getenv("GOMEMLIMIT") == "")
+	var over int64
+	cfg.MaxInFlightBytes, cfg.WriteBudget, over = pieceMemory(info.PieceLength)
+	memlimit.Reserve(over) // for the life of the process
 	cfg.CheckProgress = checkProgress(x.prog, x.dir)
 	cfg.Handover, x.handover = x.handover, nil // the job owns them now
 	opened := time.Now()
