@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"flotilla/internal/directio"
 )
 
 // dioSupported reports whether the file system holding dir does direct
@@ -22,7 +24,7 @@ func dioSupported(t *testing.T, dir string) bool {
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	dfd, _ := openDirect(int(f.Fd()))
+	dfd, _ := directio.Open(int(f.Fd()))
 	if dfd < 0 {
 		return false
 	}

@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"flotilla/internal/directio"
 )
 
 // Descriptor budget: by default a quarter of the process's RLIMIT_NOFILE
@@ -106,7 +108,7 @@ func (c *fdCache) acquire(fi int, direct bool, o openOpts) (fd, dfd int, created
 	if direct && e.dfd < 0 && f.dioAlign != 0 {
 		c.makeRoom(1)
 		var a int64
-		e.dfd, a = openDirect(e.fd)
+		e.dfd, a = directio.Open(e.fd)
 		if f.dioAlign < 0 {
 			f.dioAlign = a
 		}

@@ -214,27 +214,3 @@ func sizeFile(fd int, cur, length int64, prealloc bool) error {
 	}
 	return unix.Ftruncate(fd, length)
 }
-
-// openDirect returns a write-only O_DIRECT descriptor of the file open as
-// fd and the alignment its writes need, or -1 when the file system cannot
-// do direct I/O (statx reports no alignment, or the open is refused). The
-// file is reopened through /proc/self/fd, so it is the same inode fd names:
-// no path is walked again.
-func openDirect(fd int) (int, int64) {
-	var st unix.Statx_t
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &st); err != nil ||
-		st.Mask&unix.STATX_DIOALIGN == 0 || st.Dio_mem_align == 0 || st.Dio_offset_align == 0 {
-		return -1, 0
-	}
-	// Page alignment at least: a direct write then never shares a page
-	// with the buffered writes of a run's head or tail.
-	align := max(int64(st.Dio_mem_align), int64(st.Dio_offset_align), int64(os.Getpagesize()))
-	if align&(align-1) != 0 {
-		return -1, 0
-	}
-	dfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, 0
-	}
-	return dfd, align
-}

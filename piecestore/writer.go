@@ -5,11 +5,11 @@ import (
 	"io"
 	"slices"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"flotilla/internal/bitfield"
+	"flotilla/internal/directio"
 )
 
 const (
@@ -255,7 +255,7 @@ func (w *writer) writeFile(f *fileEntry, fd, dfd int, iovs [][]byte, off, n int6
 	headIovs, rest := splitIovs(iovs, head)
 	midIovs, tailIovs := splitIovs(rest, mid)
 	for _, b := range midIovs {
-		if int64(len(b))%a != 0 || int64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))%a != 0 {
+		if !directio.Aligned(b, 0, a) {
 			return w.pwritevAll(f, fd, iovs, off)
 		}
 	}
