@@ -147,6 +147,7 @@ func (s *nodeStore) keep(ih [20]byte) (int, error) {
 	}
 	dir := filepath.Dir(s.path)
 	part, bitsPath := keptPaths(dir, ih)
+	s.closeDirect() // the Sync below covers what went through it too
 	err := s.f.Sync()
 	if cerr := s.f.Close(); err == nil {
 		err = cerr

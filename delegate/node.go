@@ -517,6 +517,11 @@ func (j *nodeJob) shipLoop() {
 			}
 			err := j.shipPiece(st, ev)
 			j.release(ev)
+			if bp, ok := j.w.(swarm.BufferPool); ok && err == nil {
+				// Written to the session (yamux wrote it out before
+				// Write returned): the buffer is free.
+				bp.PutBuffer(ev.Data)
+			}
 			if err != nil {
 				if !j.stopped() {
 					j.ns.log.Warn("data stream write failed", "err", err)

@@ -238,6 +238,9 @@ type Server struct {
 	authLog everyMinute
 	keep    keepers  // torrents whose lost sessions are keeping pieces (kept.go)
 	dataDir *os.File // DataDir, locked while the server runs (nodedisk.go); nil with NewWorker
+	// removals are the ended jobs' files being removed (nodeStore.Close),
+	// which Close waits for.
+	removals sync.WaitGroup
 
 	nConns, nRefused, nEvicted, nAuth, nHandshake, nSessions, nActive, nStops, nJobs, nActiveJobs, nBusy atomic.Int64
 }
@@ -547,6 +550,7 @@ func (s *Server) Close() error {
 		}
 	})
 	s.wg.Wait()
+	s.removals.Wait()
 	s.mu.Lock()
 	if s.dataDir != nil {
 		s.dataDir.Close() // unlocks it
@@ -565,5 +569,5 @@ func (s *Server) newWorker(job Job) (swarm.Worker, error) {
 	s.mu.Lock()
 	cfg.Swarm.MaxPeers = s.peerShare()
 	s.mu.Unlock()
-	return newLocalWorker(cfg, job, s.log.With("job", job.ID), &s.keep)
+	return newLocalWorker(cfg, job, s.log.With("job", job.ID), &s.keep, &s.removals)
 }
