@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"os/exec"
 	"regexp"
 	"sort"
@@ -88,6 +89,11 @@ type breakdown struct {
 	profile     []profileShare
 	profTotal   time.Duration
 	note        string
+	// The nodes' CPU (user+sys, all of them) and their CPU profiles, merged.
+	nodeCPU       time.Duration
+	nodeProfile   []profileShare
+	nodeProfTotal time.Duration
+	nodeNote      string
 	// complete is when the sub-chief logged "download complete"; closing
 	// lists what the coordinator's close steps took, as logged.
 	complete time.Duration
@@ -231,15 +237,46 @@ func (bd *breakdown) print(w io.Writer, r scalingRun) {
 		bd.pieces, bd.at95.Seconds(), bd.at100.Seconds(), (bd.at100 - bd.at95).Seconds(), r.Wall.Seconds())
 	fmt.Fprintf(w, "  (WAN data: first 100 ms above 10 %% of the cap; idle pre: before it; idle mid: below 50 %% of the cap from then to the last piece)\n")
 	fmt.Fprintf(w, "  complete (written) at %.2f s, exit at %.2f s; closing: %s\n", bd.complete.Seconds(), r.Wall.Seconds(), strings.Join(bd.closing, "; "))
-	if bd.note != "" {
-		fmt.Fprintf(w, "  coordinator CPU profile: %s\n", bd.note)
+	printProfile(w, "coordinator CPU profile", bd.profile, bd.profTotal, bd.note)
+	nodes := 0
+	for _, h := range bd.hosts {
+		if h.host != "coord" {
+			nodes++
+		}
+	}
+	if nodes == 0 {
+		return
+	}
+	fmt.Fprintf(w, "  the %d nodes' CPU: %.2f s in all (user+sys), %.2f s per GiB they delivered\n", nodes, bd.nodeCPU.Seconds(), bd.nodeCPU.Seconds()/nodeGiB(*bd, r))
+	printProfile(w, "nodes' CPU profile (merged)", bd.nodeProfile, bd.nodeProfTotal, bd.nodeNote)
+}
+
+// nodeGiB is the GiB of the payload the nodes delivered (their share of
+// the pieces).
+func nodeGiB(bd breakdown, r scalingRun) float64 {
+	pieces := 0
+	for _, h := range bd.hosts {
+		if h.host != "coord" {
+			pieces += h.pieces
+		}
+	}
+	if bd.pieces == 0 || pieces == 0 {
+		return math.NaN()
+	}
+	return float64(r.Bytes) * float64(pieces) / float64(bd.pieces) / (1 << 30)
+}
+
+// printProfile prints a CPU profile's shares by concern on one line.
+func printProfile(w io.Writer, title string, shares []profileShare, total time.Duration, note string) {
+	if note != "" {
+		fmt.Fprintf(w, "  %s: %s\n", title, note)
 		return
 	}
 	var parts []string
-	for _, p := range bd.profile {
-		parts = append(parts, fmt.Sprintf("%s %.2f s (%.0f%%)", p.what, p.cpu.Seconds(), 100*p.cpu.Seconds()/bd.profTotal.Seconds()))
+	for _, p := range shares {
+		parts = append(parts, fmt.Sprintf("%s %.2f s (%.0f%%)", p.what, p.cpu.Seconds(), 100*p.cpu.Seconds()/total.Seconds()))
 	}
-	fmt.Fprintf(w, "  coordinator CPU profile, %.2f s sampled: %s\n", bd.profTotal.Seconds(), strings.Join(parts, ", "))
+	fmt.Fprintf(w, "  %s, %.2f s sampled: %s\n", title, total.Seconds(), strings.Join(parts, ", "))
 }
 
 // concerns sorts a CPU sample by the first of these that any frame of its
@@ -262,10 +299,10 @@ var concerns = []struct {
 
 // profileByConcern sums a CPU profile's samples by concern, with
 // `go tool pprof -traces`.
-func profileByConcern(bin, prof string) ([]profileShare, time.Duration, string) {
-	out, err := exec.Command("go", "tool", "pprof", "-traces", bin, prof).Output()
+func profileByConcern(bin string, profs ...string) ([]profileShare, time.Duration, string) {
+	out, err := exec.Command("go", append([]string{"tool", "pprof", "-traces", bin}, profs...)...).Output()
 	if err != nil {
-		return nil, 0, fmt.Sprintf("go tool pprof -traces %s: %v", prof, err)
+		return nil, 0, fmt.Sprintf("go tool pprof -traces %s: %v", strings.Join(profs, " "), err)
 	}
 	shares, total := sumTraces(string(out))
 	return shares, total, ""

@@ -199,6 +199,7 @@ func (b *scalingBench) start(cl *lab.Cleanup, n int, dir string, verbose, nodesF
 			p, err := lab.StartNode(b.ctx, cl, b.lab.Hosts[name], lab.NodeSpec{
 				Bin: b.nodeBin, Name: name, Join: fmt.Sprintf("%s:%d", coordHost.ClusterAddr, lab.DefaultGossipPort),
 				KeyFile: b.keyFile, DataDir: filepath.Join(dir, "data-"+name), LogPath: filepath.Join(dir, name+".log"), Verbose: verbose,
+				Extra: nodeExtra(verbose, dir, name),
 			})
 			if err != nil {
 				return err
@@ -236,6 +237,15 @@ func (b *scalingBench) start(cl *lab.Cleanup, n int, dir string, verbose, nodesF
 // run downloads the torrent with the coordinator and n nodes.
 func (b *scalingBench) run(n int, name string) (scalingRun, error) {
 	return b.runSpec(runSpec{name: name, nodes: n})
+}
+
+// nodeExtra is a node's extra flags: with the breakdown, a CPU profile
+// beside its log.
+func nodeExtra(breakdown bool, dir, name string) []string {
+	if !breakdown {
+		return nil
+	}
+	return []string{"--cpuprofile", filepath.Join(dir, name+".pprof")}
 }
 
 // runSpec makes the run s.
@@ -287,6 +297,16 @@ func (b *scalingBench) runSpec(s runSpec) (scalingRun, error) {
 		}
 		r.Breakdown = analyse(coord.Started, coord.Ended(), log, nodeLogs, sampler.stop(), caps)
 		r.Breakdown.profile, r.Breakdown.profTotal, r.Breakdown.note = profileByConcern(b.coordBin, filepath.Join(dir, "coord.pprof"))
+		var profs []string
+		for _, p := range nodes {
+			if ru, ok := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && p.Exited() {
+				r.Breakdown.nodeCPU += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			}
+			profs = append(profs, filepath.Join(dir, p.Name+".pprof"))
+		}
+		if len(nodes) > 0 {
+			r.Breakdown.nodeProfile, r.Breakdown.nodeProfTotal, r.Breakdown.nodeNote = profileByConcern(b.nodeBin, profs...)
+		}
 	}
 	return r, nil
 }
