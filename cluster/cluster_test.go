@@ -170,6 +170,10 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	goodCfg.Join = []string{seed.Addr().String()}
 	good := startMember(t, goodCfg)
 	rs.wait(t, 10*time.Second, EventJoin, good.LocalName())
+	// The seed's join event can come before good's own view is complete.
+	testenv.WaitFor(t, 5*time.Second, "seed and good to see each other", func() bool {
+		return sees(seed, metas(seed, good)) && sees(good, metas(seed, good))
+	})
 
 	testenv.WaitFor(t, 5*time.Second, "the intruder's join to fail", func() bool { return errors.Is(bad.JoinErr(), ErrJoin) })
 	never(t, 3*time.Second, "the intruder got in", func() bool {

@@ -270,9 +270,8 @@ func (c *Coordinator) DHTPeers(ctx context.Context, infoHash [20]byte) ([]netip.
 
 // leaveTimeout bounds the coordinator's goodbye to the cluster, which
 // only spares the nodes a failure detection (they hear Stop on their
-// sessions). Its intent, then the leave itself, each go out in a gossip
-// round or two (every 50 ms, package cluster): 0.13-0.16 s at 3 and 8
-// hosts. Unbounded, the goodbye once took 0.7 s, 10 % of a 192 MiB
+// sessions). Its intent, then the leave itself, each go out in two gossip
+// rounds (every 20 ms, package cluster). Unbounded, the goodbye once took 0.7 s, 10 % of a 192 MiB
 // download on 3 hosts (issue 15).
 const leaveTimeout = 300 * time.Millisecond
 
