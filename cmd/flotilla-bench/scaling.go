@@ -179,9 +179,12 @@ type scalingBench struct {
 type runSpec struct {
 	name  string // the run's directory and the table row's label
 	nodes int    // swarm nodes beside the coordinator
-	// nodesFirst starts the nodes before the coordinator: they wait for
-	// it and must find it as soon as it is up (the wall still starts at
-	// the coordinator's start).
+	// nodesFirst starts the nodes before the coordinator, which is
+	// given their addresses (--join): a download started on a cluster
+	// whose nodes are up, so that they are members as soon as it is (the
+	// wall still starts at the coordinator's start). Nodes left to find a
+	// coordinator that starts later retry every 0.25-0.5 s
+	// (TestNodeFindsLateCoordinator).
 	nodesFirst bool
 	// breakdown runs with -v logs, a CPU profile of the coordinator and
 	// the WAN links sampled, and reports where the time went.
@@ -214,6 +217,14 @@ func (b *scalingBench) start(cl *lab.Cleanup, n int, dir string, verbose, nodesF
 		}
 		// Long enough for every node to be up and retrying its join.
 		time.Sleep(3 * time.Second)
+		var join []string
+		for i := range n {
+			join = append(join, fmt.Sprintf("%s:%d", b.lab.Hosts[fmt.Sprintf("node%d", i+1)].ClusterAddr, lab.DefaultGossipPort))
+		}
+		coordExtra = append(coordExtra, "--join", strings.Join(join, ","))
+	}
+	if _, err := alignToSeederTick(b.sw, b.lab); err != nil {
+		fmt.Fprintf(b.stdout, "  (this run starts unaligned with the seeders' tick: %v)\n", err)
 	}
 	coord, err := lab.StartCoord(b.ctx, cl, coordHost, lab.CoordSpec{
 		Bin: b.coordBin, Torrent: b.sw.Torrent.Path, Out: filepath.Join(dir, "out"), KeyFile: b.keyFile,
