@@ -271,8 +271,8 @@ func (c *Coordinator) DHTPeers(ctx context.Context, infoHash [20]byte) ([]netip.
 // leaveTimeout bounds the coordinator's goodbye to the cluster, which
 // only spares the nodes a failure detection (they hear Stop on their
 // sessions). Its intent, then the leave itself, each go out in two gossip
-// rounds (every 20 ms, package cluster). Unbounded, the goodbye once took 0.7 s, 10 % of a 192 MiB
-// download on 3 hosts (issue 15).
+// rounds (every 20 ms, package cluster). Unbounded, the goodbye once took
+// 0.7 s, 10 % of a 192 MiB download on 3 hosts (issue 15).
 const leaveTimeout = 300 * time.Millisecond
 
 // Close closes every job still open, leaves the cluster and stops the

@@ -177,15 +177,15 @@ type RemoteSwarm struct {
 	mu       sync.Mutex
 	answered bool
 	failed   bool
+	err      error                             // set before dead is closed
+	streams  []*yamux.Stream                   // the job's data streams (at most MaxDataStreams)
+	reads    map[*yamux.Stream]watchdog.Ticket // piece reads under way (remote_watch.go)
 	// memRelease gives back what the job reserved of the process's soft
 	// memory limit (internal/memlimit): its pieces in flight, and per data
 	// stream a half-read piece and the stream's receive window. memDone:
 	// given back (run ended); no more is reserved.
 	memRelease []func()
 	memDone    bool
-	err        error                             // set before dead is closed
-	streams    []*yamux.Stream                   // the job's data streams (at most MaxDataStreams)
-	reads      map[*yamux.Stream]watchdog.Ticket // piece reads under way (remote_watch.go)
 
 	wd       *watchdog.Watchdog // the session's piece clock
 	pktOwner string             // owner of the job's packets: "<info-hash hex> <node name>"

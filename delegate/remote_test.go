@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"flotilla/internal/memlimit"
 	"flotilla/internal/testenv"
 	"flotilla/swarm"
 	"flotilla/swarm/swarmtest"
@@ -376,4 +377,26 @@ func TestPooledPieces(t *testing.T) {
 	if pool.gets != n {
 		t.Fatalf("%d buffers taken from the pool for %d pieces", pool.gets, n)
 	}
+}
+
+// TestRemoteSwarmReservesMemory: while a node's job runs at the
+// coordinator, the process's soft memory limit (internal/memlimit) holds
+// its pieces in flight and its data streams' windows; the job's end gives
+// them back. (Not parallel: it reads the process-wide limit.)
+func TestRemoteSwarmReservesMemory(t *testing.T) {
+	const base = 1 << 30
+	memlimit.Set(base)
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	ts := newTestServer(t, transports[0], tt, nil)
+	r := mustDial(t, ts, tt)
+	cfg := testClientConfig(t)
+	perStream := tt.Info.PieceLength + int64(cfg.Session.StreamWindow)
+	least := int64(cfg.MaxPiecesInFlight)*tt.Info.PieceLength + perStream // one data stream at least
+	r.Assign(allPieces(tt.Info.NumPieces()))
+	collect(t, r, tt, 1, 10*time.Second)
+	if got := memlimit.Limit() - base; got < least {
+		t.Fatalf("reserved %d bytes while the job runs, want at least %d (pieces in flight and a data stream)", got, least)
+	}
+	r.Close()
+	testenv.WaitFor(t, 10*time.Second, "the job's reservation to be given back", func() bool { return memlimit.Limit() == base })
 }
