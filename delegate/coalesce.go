@@ -70,8 +70,15 @@ func (c *coalescer) flushLocked() error {
 	return err
 }
 
+// Close sends what was gathered (a closing alert) unless a write is under
+// way, then closes the connection. crypto/tls closes the connection at
+// once when Close is called during a Write (to break it): waiting for the
+// writer's lock there would wait for the very write the close must break.
 func (c *coalescer) Close() error {
-	c.flush()
+	if c.mu.TryLock() {
+		c.flushLocked()
+		c.mu.Unlock()
+	}
 	return c.Conn.Close()
 }
 

@@ -93,3 +93,36 @@ func TestSessionCoalescesRecords(t *testing.T) {
 		t.Fatal("a small write was held back")
 	}
 }
+
+// TestCoalescerCloseBreaksABlockedWrite: a write blocked on a peer that
+// reads nothing holds the coalescer; Close must still close the
+// connection (and so end the write), as crypto/tls expects of the
+// connection it closes during a Write.
+func TestCoalescerCloseBreaksABlockedWrite(t *testing.T) {
+	c1, c2 := net.Pipe() // c2 never reads: a write on c1 blocks
+	defer c2.Close()
+	c := &coalescer{Conn: c1}
+	c.start()
+	c.Write(make([]byte, 1000))
+	done := make(chan error, 1)
+	go func() { done <- c.flush() }()
+	time.Sleep(50 * time.Millisecond) // the flush is blocked in the pipe
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the blocked write")
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the blocked write succeeded on a closed connection")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocked write did not end when the connection closed")
+	}
+}
