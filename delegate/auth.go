@@ -139,7 +139,7 @@ func (c *credentials) tlsConfig(server bool) *tls.Config {
 // conn. It returns the TLS connection, the peer's hello and the negotiated
 // version. The deadline of ctx (and timeout) bounds everything; nothing
 // the peer sends is decoded before TLS succeeded.
-func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bool, local helloMsg, timeout time.Duration, hooks handshakeHooks) (net.Conn, helloMsg, uint16, error) {
+func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bool, local helloMsg, timeout time.Duration, hooks handshakeHooks) (*tls.Conn, helloMsg, uint16, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if dl, ok := ctx.Deadline(); ok {
@@ -148,12 +148,11 @@ func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bo
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	cc := &coalescer{Conn: conn}
 	var tc *tls.Conn
 	if server {
-		tc = tls.Server(cc, creds.tlsConfig(true))
+		tc = tls.Server(conn, creds.tlsConfig(true))
 	} else {
-		tc = tls.Client(cc, creds.tlsConfig(false))
+		tc = tls.Client(conn, creds.tlsConfig(false))
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, helloMsg{}, 0, classifyTLS(ctx, err, server)
@@ -218,8 +217,7 @@ func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bo
 		return nil, helloMsg{}, 0, verdict
 	}
 	conn.SetDeadline(time.Time{})
-	cc.start()
-	return tlsFlusher{tc, cc}, peer, v, nil
+	return tc, peer, v, nil
 }
 
 // checkHello checks the peer's hello: bound to this TLS session, the
