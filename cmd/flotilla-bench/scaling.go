@@ -329,7 +329,10 @@ func (b *scalingBench) runSpec(s runSpec) (scalingRun, error) {
 		r.Breakdown.profile, r.Breakdown.profTotal, r.Breakdown.note = profileByConcern(b.coordBin, filepath.Join(dir, "coord.pprof"))
 		var profs []string
 		for _, p := range nodes {
-			if ru, ok := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && p.Exited() {
+			if !p.Exited() || p.Cmd.ProcessState == nil {
+				continue // not waited for: no rusage, and its profile is incomplete
+			}
+			if ru, ok := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 				r.Breakdown.nodeCPU += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 			}
 			profs = append(profs, filepath.Join(dir, p.Name+".pprof"))
