@@ -39,7 +39,12 @@ func TestCluster(t *testing.T) {
 	const mib = 1 << 20
 	ds := startSwarms(t, c.nodeIP, 1<<18, "1M",
 		lab.PayloadSpec{Name: "first.bin", Seed: 101, Size: 48*mib + 17},
-		lab.PayloadSpec{Name: "scale.bin", Seed: 103, Size: 128 * mib},
+		// The scale step's new nodes get a piece only once a seeder
+		// unchokes them, which the incumbents' faster downloads put off
+		// to an optimistic unchoke (every 10-30 s): 96 s of download
+		// gives them several rounds (at 64 s, one of the two new nodes
+		// once ended with no piece).
+		lab.PayloadSpec{Name: "scale.bin", Seed: 103, Size: 192 * mib},
 		lab.PayloadSpec{Name: "nodekill.bin", Seed: 107, Size: 64*mib + 3},
 		lab.PayloadSpec{Name: "coordkill.bin", Seed: 109, Size: 64 * mib},
 		lab.PayloadSpec{Name: "rolling.bin", Seed: 113, Size: 80*mib + 5},
