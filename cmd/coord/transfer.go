@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"syscall"
 	"time"
 
 	"flotilla/cluster"
 	"flotilla/coordinator"
 	"flotilla/delegate"
+	"flotilla/internal/cli"
 	"flotilla/internal/clusteropt"
 	"flotilla/internal/memlimit"
 	"flotilla/metainfo"
@@ -188,19 +187,11 @@ func (x *transferCmd) checkCluster() int {
 
 // startProfile starts --cpuprofile, if given.
 func (x *transferCmd) startProfile() (stop func(), code int) {
-	if x.o.cpuprof == "" {
-		return func() {}, 0
-	}
-	f, err := os.Create(x.o.cpuprof)
-	if err == nil {
-		if err = pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-		}
-	}
+	stop, err := cli.StartCPUProfile(x.o.cpuprof)
 	if err != nil {
 		return nil, failf(x.env.stderr, x.name, "give a writable path to --cpuprofile", "--cpuprofile: %v", err)
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, 0
+	return stop, 0
 }
 
 // listenFailed says why coordinator.New failed.

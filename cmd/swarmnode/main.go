@@ -21,7 +21,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -194,19 +193,11 @@ func parseArgs(args []string, stdout, stderr io.Writer) (o nodeOpts, code int, o
 
 // startProfile starts --cpuprofile, if given.
 func (n *node) startProfile() (stop func(), code int) {
-	if n.o.cpuprof == "" {
-		return func() {}, 0
-	}
-	f, err := os.Create(n.o.cpuprof)
-	if err == nil {
-		if err = pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-		}
-	}
+	stop, err := cli.StartCPUProfile(n.o.cpuprof)
 	if err != nil {
 		return nil, n.fail("--cpuprofile: %v; give a writable path", err)
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, 0
+	return stop, 0
 }
 
 // fail prints "swarmnode: WHAT" and returns exit status 1.

@@ -12,7 +12,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 )
 
@@ -120,4 +122,22 @@ func versionOf(bi *debug.BuildInfo) string {
 		rev += "+dirty"
 	}
 	return rev
+}
+
+// StartCPUProfile starts a Go CPU profile written to path (a command's
+// --cpuprofile); stop ends it and closes the file. An empty path profiles
+// nothing.
+func StartCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
