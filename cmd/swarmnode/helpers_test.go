@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"testing"
 	"time"
 
 	"flotilla/cluster"
 	"flotilla/internal/testenv"
-	"flotilla/metainfo"
 )
 
 // startCoordinatorMember starts a cluster member in the coordinator's role
@@ -68,19 +66,4 @@ func (p *nodeProc) waitMember(t *testing.T, c *cluster.Cluster, name, what strin
 		return false
 	})
 	return node
-}
-
-// smallTorrent is a 64 KiB single-file torrent of 16 KiB pieces.
-func smallTorrent(t *testing.T) *metainfo.Torrent {
-	t.Helper()
-	data := bytes.Repeat([]byte("flotilla"), 8<<10)
-	raw, err := metainfo.Build("x.bin", []metainfo.File{{Length: int64(len(data))}}, 16<<10, nil, bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tor, err := metainfo.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tor
 }

@@ -17,6 +17,7 @@ import (
 	"flotilla/delegate"
 	"flotilla/internal/testenv"
 	"flotilla/swarm"
+	"flotilla/swarm/swarmtest"
 )
 
 func runNode(args ...string) (int, string) {
@@ -131,7 +132,7 @@ func TestCoordinatorPubKey(t *testing.T) {
 	if strings.Contains(errb.String(), "warning: no coordinator public key") {
 		t.Errorf("warned about a missing coordinator key that was given:\n%s", errb.String())
 	}
-	tor := smallTorrent(t)
+	tor := swarmtest.NewTorrent(t, 64<<10, 16<<10) // 4 pieces; the content does not matter
 	job := delegate.JobSpec{InfoHash: tor.InfoHash, InfoBytes: tor.InfoBytes}
 	impostor := delegate.DefaultClientConfig() // cluster key only
 	if _, err := delegate.Dial(ctx, node.Meta.DelegateAddr, key, job, impostor); !errors.Is(err, delegate.ErrNotCoordinator) {
@@ -226,7 +227,7 @@ func TestStopLeavesCleanly(t *testing.T) {
 		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--leave-timeout", "10s")
 	codeCh, errb := p.code, &p.errb
 	node := p.waitMember(t, seed, "node-leave", "the node to join")
-	tor := smallTorrent(t)
+	tor := swarmtest.NewTorrent(t, 64<<10, 16<<10) // 4 pieces; the content does not matter
 	rs, err := delegate.Dial(context.Background(), node.Meta.DelegateAddr, key,
 		delegate.JobSpec{InfoHash: tor.InfoHash, InfoBytes: tor.InfoBytes}, delegate.DefaultClientConfig())
 	if err != nil {
