@@ -188,6 +188,15 @@ func (d *dialer) connected(a netip.AddrPort) {
 	}
 }
 
+// duplicate takes a dial refused because the peer was already connected
+// (under another address): it is not dialed again for reachedBackoff
+// even if that connection ends meanwhile.
+func (d *dialer) duplicate(a netip.AddrPort, now time.Time) {
+	if c := d.cands[a]; c != nil {
+		c.next = now.Add(reachedBackoff)
+	}
+}
+
 // left keeps a candidate that just left from being dialed again at once.
 func (d *dialer) left(a netip.AddrPort, now time.Time) {
 	if c := d.cands[a]; c != nil {

@@ -112,6 +112,9 @@ func (s *Swarm) register(nc newConn) {
 	if err := s.admit(nc); err != nil {
 		s.log.Debug("connection refused", "peer", nc.addr, "err", err)
 		nc.c.Close()
+		if errors.Is(err, errDuplicatePeer) && nc.outgoing {
+			s.sameListener(nc)
+		}
 		return
 	}
 	s.dialer.connected(nc.addr)
@@ -127,6 +130,21 @@ func (s *Swarm) register(nc newConn) {
 	s.wg.Add(2)
 	go s.wire.readLoop(p.h)
 	go s.wire.writeLoop(p.h)
+}
+
+// sameListener takes a dial that reached a peer already connected to us
+// (it dialed us first, from another port): the address we dialed is
+// where it listens, so it is not dialed again while that connection
+// lasts (before, a tracker's address for a peer that had dialed us was
+// redialed at every dial round, each a TCP and BitTorrent handshake the
+// peer refused), and not at once after it either (dialer.duplicate).
+func (s *Swarm) sameListener(nc newConn) {
+	s.dialer.duplicate(nc.addr, time.Now())
+	p := s.peers.duplicateOf(nc)
+	if p == nil || p.outgoing || p.listenPort != 0 || p.addr.Addr() != nc.addr.Addr() {
+		return
+	}
+	p.listenPort = nc.addr.Port()
 }
 
 // admit says why a new connection is refused (banned, a duplicate, over
@@ -164,7 +182,11 @@ func (s *Swarm) dropPeer(p *peer, err error) {
 	s.req.peerLeft(p, banned)
 	p.h.close()
 	s.uploadedOld += p.h.uploaded.Load()
-	s.dialer.left(p.addr, time.Now())
+	now := time.Now()
+	s.dialer.left(p.addr, now)
+	if r, ok := p.reachable(); ok && r != p.addr {
+		s.dialer.left(r, now)
+	}
 	s.req.fillAll(s.peers)
 }
 

@@ -45,7 +45,9 @@ func (s *Swarm) pexEnabled() bool { return !s.info.Private }
 // pexHandshake takes what a peer's extension handshake says about PEX:
 // its ut_pex ID and listen port; the first message to it is due soon.
 func (s *Swarm) pexHandshake(p *peer, h peerwire.ExtHandshake, now time.Time) {
-	p.listenPort = uint16(h.P)
+	if h.P != 0 { // a later handshake without "p" does not unsay it
+		p.listenPort = uint16(h.P)
+	}
 	id := uint8(h.M[peerwire.ExtPexName])
 	// Once scheduled, a peer's messages keep their pace: repeating its
 	// handshake does not bring the next one forward.

@@ -48,13 +48,30 @@ func (t *peerTable) all() iter.Seq[*peer] {
 	}
 }
 
+// connectedTo reports whether a peer at a is connected: where we dialed
+// it, where it came from, or, for a peer that dialed us, the address it
+// listens on (BEP 10 "p", or the dial it made a duplicate of).
 func (t *peerTable) connectedTo(a netip.AddrPort) bool {
 	for p := range t.all() {
 		if p.addr == a {
 			return true
 		}
+		if r, ok := p.reachable(); ok && r == a {
+			return true
+		}
 	}
 	return false
+}
+
+// duplicateOf returns the connected peer an outgoing connection to nc
+// duplicates (same peer ID), or nil.
+func (t *peerTable) duplicateOf(nc newConn) *peer {
+	for p := range t.all() {
+		if p.id == nc.hs.PeerID {
+			return p
+		}
+	}
+	return nil
 }
 
 // admit says why a new connection may not join (a duplicate, over the
