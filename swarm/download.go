@@ -567,6 +567,21 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 			// last piece), one at a time.
 			got = d.lb.DuplicateFromSlower(s.idx, 1, slowerThan(s, d.slots), nil)
 		}
+		if len(got) == 0 && held == 0 && d.lb.Left() <= d.workingCount() {
+			// The last pieces, no more of them than workers: an idle
+			// worker joins one that a single worker holds, started or
+			// not. A steal would cost no bytes but a round trip, and
+			// the pieces a worker kept count as started only after it
+			// answered (or stealWait): in the 8-host run six workers
+			// idled 0.4 s while one fetched its last two pieces, and an
+			// idle worker's decaying rate made none of them faster than
+			// it (DuplicateFromSlower). At most one piece per worker,
+			// cancelled when the other copy arrives.
+			got = d.lb.DuplicateStarted(s.idx, 1, maxLeaseHolders, nil)
+			if len(got) == 0 {
+				got = d.lb.DuplicateHeld(s.idx, 1, maxLeaseHolders, nil)
+			}
+		}
 		for _, i := range got {
 			d.endGame.Duplicated++
 			d.endGame.DuplicatedBytes += d.cfg.Info.PieceLen(i)
@@ -581,6 +596,17 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 	s.assignedAt = now
 	s.w.Assign(got)
 	d.syncLease(s)
+}
+
+// workingCount is the number of workers taking pieces (workerSlot.working).
+func (d *Download) workingCount() int {
+	n := 0
+	for _, s := range d.slots {
+		if s.working() {
+			n++
+		}
+	}
+	return n
 }
 
 func (d *Download) tick(now time.Time) {

@@ -91,6 +91,13 @@ func (lb *leaseBook) DuplicateStarted(w, n, maxHolders int, dst []int) []int {
 	return lb.duplicate(w, n, maxHolders, true, dst)
 }
 
+// DuplicateHeld is DuplicateStarted without the started condition: any
+// piece held by fewer than maxHolders workers (the last pieces, when a
+// steal's round trip would cost more than a duplicate's bytes).
+func (lb *leaseBook) DuplicateHeld(w, n, maxHolders int, dst []int) []int {
+	return lb.duplicate(w, n, maxHolders, false, dst)
+}
+
 func (lb *leaseBook) duplicate(w, n, maxHolders int, onlyStarted bool, dst []int) []int {
 	for want := 1; want < maxHolders+1 && want <= maxWorkers && n > 0; want++ {
 		found := false

@@ -418,3 +418,35 @@ func TestSubChiefBoundedWasteAcrossWorkers(t *testing.T) {
 		t.Fatalf("the slowest worker (40 ms a piece) delivered %d of %d pieces with %d revokes: its lease was not moved to the faster ones", slowest, n, slowRevokes)
 	}
 }
+
+// The last pieces, no more of them than workers, held by workers that
+// neither deliver them nor give them back (a local swarm and a node still
+// fetching them): an idle worker joins them at once, one at a time,
+// instead of waiting stealWait (8 s here) for the steal to count them as
+// started.
+func TestSubChiefIdleWorkersJoinLastPieces(t *testing.T) {
+	const n = 3
+	tt := swarmtest.NewTorrent(t, n*16<<10, 16<<10)
+	cfg, st := subChiefConfig(t, tt)
+	cfg.StatusInterval, cfg.IdleStatusInterval = 4*time.Second, 4*time.Second // stealWait 8 s
+	cfg.LeaseTimeout = time.Minute
+	d := newTestDownload(t, cfg)
+	slow := newFakeWorker("slow", tt)
+	slow.hold, slow.mute = true, true
+	slow.start()
+	d.AddWorker(slow)
+	testenv.WaitFor(t, 10*time.Second, "the slow worker leased", func() bool { a, _, _, _ := slow.counts(); return a > 0 })
+	fast := newFakeWorker("fast", tt).start()
+	d.AddWorker(fast)
+	waitComplete(t, d, 5*time.Second)
+	if !bytes.Equal(st.Bytes(), tt.Data) {
+		t.Fatal("data differs")
+	}
+	if _, dl, _, _ := fast.counts(); dl != n {
+		t.Fatalf("the fast worker delivered %d of %d pieces", dl, n)
+	}
+	barrier(t, d)
+	if eg := d.Status().EndGame; eg.Duplicated == 0 || eg.Duplicated > n {
+		t.Fatalf("end game duplicated %d pieces, want 1..%d", eg.Duplicated, n)
+	}
+}
