@@ -102,6 +102,7 @@ func runTransfer(ctx context.Context, env *cmdEnv, name, path, dir string, seed 
 		return code
 	}
 	code = x.follow(ctx, job)
+	c.Leave() // the goodbye overlaps the job's close (deferred above)
 	x.prog.finish()
 	return code
 }
