@@ -275,6 +275,7 @@ func (j *Job) attach(m *membership) {
 	f := func() {
 		j.link = newNodeLink(m, t, j.c.Addr(), j.c.log, j.emit)
 		j.link.job.Encryption = j.c.enc.String() // the nodes' swarms follow ours
+		j.link.expect = j.dl.ExpectWorkers
 	}
 	select {
 	case j.cmds <- f:

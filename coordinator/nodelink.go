@@ -47,6 +47,11 @@ type nodeLink struct {
 	// sub-chief quarantined: never dialed again in this job, whatever name
 	// they come back under.
 	quarantined map[string]bool
+	// expect tells the sub-chief how many sessions are being opened
+	// (swarm.Download.ExpectWorkers), so that the first nodes to join do
+	// not take most of the known peers; nil in tests without one.
+	expect   func(int)
+	expected int // the figure last told
 }
 
 type remoteNode struct {
@@ -147,6 +152,7 @@ func (l *nodeLink) memberEvent(ev cluster.Event) {
 	case cluster.EventLeave, cluster.EventFail:
 		n := l.nodes[m.Name]
 		delete(l.nodes, m.Name)
+		l.tellExpected()
 		if n != nil && n.rs != nil {
 			l.log.Info("swarm node gone; its lease returns to the pool", "node", m.Name, "event", ev.Kind)
 			l.remove(n) // the sub-chief sees its events end and takes the lease back
@@ -170,6 +176,7 @@ func (l *nodeLink) maybeDial(name string, n *remoteNode, now time.Time) {
 		return
 	}
 	n.dialing = true
+	l.tellExpected()
 	addr, id := n.addr, n.id
 	l.wg.Add(1)
 	go func() {
@@ -185,6 +192,21 @@ func (l *nodeLink) maybeDial(name string, n *remoteNode, now time.Time) {
 			}
 		}
 	}()
+}
+
+// tellExpected tells the sub-chief how many sessions are being opened,
+// when that changed.
+func (l *nodeLink) tellExpected() {
+	n := 0
+	for _, nd := range l.nodes {
+		if nd.dialing {
+			n++
+		}
+	}
+	if n != l.expected && l.expect != nil {
+		l.expected = n
+		l.expect(n)
+	}
 }
 
 // leaseMissed records a watchdog alert for the lease of worker name, and
@@ -222,6 +244,7 @@ func (l *nodeLink) dialDone(r dialResult, dl *swarm.Download) {
 	if n != nil {
 		n.dialing = false
 	}
+	l.tellExpected() // before AddWorker: the sub-chief counts the node once
 	if r.err != nil {
 		if n != nil {
 			n.failures++

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -82,5 +83,24 @@ func TestNodeLinkReportsQuarantine(t *testing.T) {
 	}
 	if other.dialing || other.failures != 1 || time.Until(other.nextTry) <= 0 {
 		t.Errorf("after a failed dial: %+v, want a back-off", *other)
+	}
+}
+
+// The link tells the sub-chief how many sessions it is opening whenever
+// that changes (a dial starts, ends, or its node leaves), and only then.
+func TestNodeLinkTellsExpectedSessions(t *testing.T) {
+	var told []int
+	l := &nodeLink{nodes: map[string]*remoteNode{}, expect: func(n int) { told = append(told, n) }}
+	l.nodes["a"] = &remoteNode{dialing: true}
+	l.tellExpected()
+	l.nodes["b"] = &remoteNode{dialing: true}
+	l.tellExpected()
+	l.tellExpected() // unchanged: not told again
+	l.nodes["a"].dialing = false
+	l.tellExpected()
+	delete(l.nodes, "b")
+	l.tellExpected()
+	if want := []int{1, 2, 1, 0}; !slices.Equal(told, want) {
+		t.Fatalf("told %v, want %v", told, want)
 	}
 }

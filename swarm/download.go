@@ -136,6 +136,9 @@ type Download struct {
 	nVerified int // verified (submitted) pieces, written or not
 	bytesDone int64
 	peers     *peerBook // addresses from the trackers (peerbook.go)
+	// expected is how many workers are being started and not yet added
+	// (ExpectWorkers): a joining worker's share of the peers counts them.
+	expected int
 	// submitWait is the time spent blocked handing pieces to Storage.
 	submitWait   time.Duration
 	pendingStore []storeReq // verified pieces waiting for the storer
@@ -261,8 +264,21 @@ func (d *Download) AddWorker(w Worker) {
 			}
 		}
 		d.refill(s, time.Now(), true)
-		d.peers.Join(s, d.slots, d.cfg.MaxPeers)
+		d.peers.Join(s, d.slots, d.cfg.MaxPeers, d.expected)
 	})
+}
+
+// ExpectWorkers says that n workers are being started and will be added
+// soon (a coordinator opening sessions to the swarm nodes it knows; n
+// replaces the previous figure). A worker that joins meanwhile gets its
+// share of the known peers counted over the workers alive and those
+// expected: before, the first of eight nodes to join a swarm of 8 seeders
+// got 5 of the 9 addresses known, the last 2 that the others were
+// already dialing, and as an aria2c seeder takes three connections a
+// second, that node got its first block a second after the others. It
+// never blocks.
+func (d *Download) ExpectWorkers(n int) {
+	d.loop.Post(func() { d.expected = max(n, 0) })
 }
 
 // RemoveWorker closes a worker added with AddWorker (its node left the

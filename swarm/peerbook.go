@@ -15,7 +15,8 @@ import (
 //     already has is not sent again (a tracker repeats most of its list at
 //     every announce, and a worker keeps the addresses it was given).
 //   - A worker that joins gets its share of the book at once —
-//     ceil(known/alive) addresses, at most MaxPeers, freshest first,
+//     ceil(known/(alive+expected)) addresses (expected: the workers
+//     being started, Download.ExpectWorkers), at most MaxPeers, freshest first,
 //     preferring those no live worker has, then those the fewest have —
 //     instead of waiting for the next announce with no peers. These are
 //     the only addresses given to more than one worker.
@@ -145,12 +146,13 @@ func (b *peerBook) Deal(recs []*peerRec, slots []*workerSlot) {
 }
 
 // Join gives a worker that just joined its share of the book, at most
-// maxPeers addresses.
-func (b *peerBook) Join(s *workerSlot, slots []*workerSlot, maxPeers int) {
+// maxPeers addresses: the book over the workers alive and the expected
+// ones still to come (Download.ExpectWorkers).
+func (b *peerBook) Join(s *workerSlot, slots []*workerSlot, maxPeers, expected int) {
 	if !s.alive || b.Len() == 0 {
 		return
 	}
-	alive := popcount(liveMask(slots))
+	alive := popcount(liveMask(slots)) + expected
 	share := min(maxPeers, (b.Len()+alive-1)/alive)
 	recs := b.Pick(share, liveMask(slots)&^(1<<s.idx), nil)
 	addrs := make([]netip.AddrPort, 0, len(recs))

@@ -251,3 +251,48 @@ func TestSubChiefDealsWorkerPeers(t *testing.T) {
 		}
 	}
 }
+
+// Workers that join one by one while the sub-chief expects them (a
+// coordinator opening sessions to seven swarm nodes it knows) each get
+// their share counted over all eight: two of the 9 addresses known (8
+// seeders and the coordinator's own), spread evenly, instead of 5 for
+// the first and 2 already much dialed for the last. An aria2c seeder
+// accepts three connections a second: no seeder is then dialed more
+// than that at the start.
+func TestSubChiefJoinShareCountsExpectedWorkers(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
+	cfg, _ := subChiefConfig(t, tt)
+	cfg.LeaseTimeout = time.Minute
+	d := newTestDownload(t, cfg)
+	known := testAddrs(1, 9)
+	d.AddPeers(known)
+	barrier(t, d)
+	holders := map[netip.AddrPort]int{}
+	for _, a := range localPeers(t, d) {
+		holders[a]++
+	}
+	const nodes = 7
+	d.ExpectWorkers(nodes)
+	for k := range nodes {
+		f := newFakeWorker(fmt.Sprintf("node%d", k+1), tt)
+		f.hold = true
+		f.start()
+		d.ExpectWorkers(nodes - k - 1) // as the coordinator's link does, before adding it
+		d.AddWorker(f)
+		barrier(t, d)
+		got := f.peersGot()
+		if len(got) != 2 {
+			t.Errorf("%s got %d addresses, want ceil(9/8) = 2: %v", f.name, len(got), got)
+		}
+		for _, a := range got {
+			holders[a]++
+		}
+	}
+	lo, hi := nodes+1, 0
+	for _, a := range known {
+		lo, hi = min(lo, holders[a]), max(hi, holders[a])
+	}
+	if hi-lo > 1 || hi > 3 {
+		t.Errorf("addresses held by %d to %d workers, want an even spread of at most 3: %v", lo, hi, holders)
+	}
+}
