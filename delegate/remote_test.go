@@ -381,8 +381,8 @@ func TestPooledPieces(t *testing.T) {
 
 // TestRemoteSwarmReservesMemory: while a node's job runs at the
 // coordinator, the process's soft memory limit (internal/memlimit) holds
-// its pieces in flight and its data streams' windows; the job's end gives
-// them back. (Not parallel: it reads the process-wide limit.)
+// its pieces in flight and its data streams' windows, and half as much
+// again for the collector; the job's end gives them back. (Not parallel: it reads the process-wide limit.)
 func TestRemoteSwarmReservesMemory(t *testing.T) {
 	const base = 1 << 30
 	memlimit.Set(base)
@@ -392,6 +392,7 @@ func TestRemoteSwarmReservesMemory(t *testing.T) {
 	cfg := testClientConfig(t)
 	perStream := tt.Info.PieceLength + int64(cfg.Session.StreamWindow)
 	least := int64(cfg.MaxPiecesInFlight)*tt.Info.PieceLength + perStream // one data stream at least
+	least += least / 2                                                    // and the collector's room
 	r.Assign(allPieces(tt.Info.NumPieces()))
 	collect(t, r, tt, 1, 10*time.Second)
 	if got := memlimit.Limit() - base; got < least {
