@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"flotilla/internal/testenv"
 	"flotilla/swarm/swarmtest"
 	"flotilla/watchdog"
 )
@@ -60,11 +59,7 @@ func TestSubChiefStalledWorkerMissesLeaseDeadline(t *testing.T) {
 	wd := newTestWatchdog(t)
 	cfg.Watchdog = wd
 	d := newTestDownload(t, cfg)
-	stalled := newFakeWorker("stalled", tt)
-	stalled.hold, stalled.mute = true, true
-	stalled.start()
-	d.AddWorker(stalled)
-	testenv.WaitFor(t, 10*time.Second, "stalled worker leased", func() bool { a, _, _, _ := stalled.counts(); return a > 0 })
+	stalled := addStalledWorker(t, d, tt, "stalled")
 	// The good worker needs ~n*5 ms for the pool: it cannot run dry (and
 	// start stealing or duplicating) before the stalled worker's deadline.
 	good := newFakeWorker("good", tt)

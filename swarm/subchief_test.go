@@ -234,6 +234,19 @@ func (f *fakeWorker) counts() (assigned, delivered, have, revokes int) {
 	return len(f.assigned), len(f.delivered), len(f.have), f.revokes
 }
 
+// addStalledWorker adds a worker that holds its lease and answers no
+// revocation (a node stuck, or still fetching its pieces), and waits until
+// it has been leased pieces.
+func addStalledWorker(t *testing.T, d *testDownload, tt *swarmtest.Torrent, name string) *fakeWorker {
+	t.Helper()
+	f := newFakeWorker(name, tt)
+	f.hold, f.mute = true, true
+	f.start()
+	d.AddWorker(f)
+	testenv.WaitFor(t, 10*time.Second, name+" leased", func() bool { a, _, _, _ := f.counts(); return a > 0 })
+	return f
+}
+
 func subChiefConfig(t *testing.T, tt *swarmtest.Torrent) (Config, *swarmtest.Storage) {
 	st := swarmtest.NewStorage(tt.Info, nil)
 	cfg := testConfig(tt, st, 9)
@@ -431,11 +444,7 @@ func TestSubChiefIdleWorkersJoinLastPieces(t *testing.T) {
 	cfg.StatusInterval, cfg.IdleStatusInterval = 4*time.Second, 4*time.Second // stealWait 8 s
 	cfg.LeaseTimeout = time.Minute
 	d := newTestDownload(t, cfg)
-	slow := newFakeWorker("slow", tt)
-	slow.hold, slow.mute = true, true
-	slow.start()
-	d.AddWorker(slow)
-	testenv.WaitFor(t, 10*time.Second, "the slow worker leased", func() bool { a, _, _, _ := slow.counts(); return a > 0 })
+	addStalledWorker(t, d, tt, "slow")
 	fast := newFakeWorker("fast", tt).start()
 	d.AddWorker(fast)
 	waitComplete(t, d, 5*time.Second)
