@@ -68,3 +68,40 @@ func TestNodeStoreDirectWrites(t *testing.T) {
 		}
 	}
 }
+
+// Once the coordinator has stored every piece (a finished job the node
+// keeps seeding; the node holds only some of them), the store's buffer
+// pool is emptied and stays empty: the buffers go to the collector
+// instead of being held while it seeds.
+func TestNodeStorePoolEmptiedWhenAllStored(t *testing.T) {
+	const pl = 64 << 10
+	tt := swarmtest.NewTorrent(t, 4*pl, pl)
+	s, err := openNodeStore(t.TempDir(), Job{ID: 1, Info: tt.Info, InfoHash: tt.InfoHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.pool = make(chan []byte, 4)
+	for p := range 4 {
+		s.PutBuffer(s.GetBuffer(p))
+		s.PutBuffer(make([]byte, pl))
+	}
+	if len(s.pool) == 0 {
+		t.Fatal("the pool kept no buffer")
+	}
+	s.coordinatorStored([]int{0, 1, 2})
+	if len(s.pool) == 0 {
+		t.Fatal("the pool was emptied before every piece was stored")
+	}
+	s.coordinatorStored([]int{3})
+	if n := len(s.pool); n != 0 {
+		t.Fatalf("%d buffers pooled once every piece was stored, want 0", n)
+	}
+	s.PutBuffer(make([]byte, pl))
+	if n := len(s.pool); n != 0 {
+		t.Fatalf("a buffer given back after that was pooled (%d), want it dropped", n)
+	}
+	if b := s.GetBuffer(1); len(b) != pl {
+		t.Fatalf("GetBuffer after the pool was emptied: %d bytes, want %d", len(b), pl)
+	}
+}

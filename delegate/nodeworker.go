@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -254,6 +255,7 @@ func (w *localWorker) inFlight() int {
 
 // Have passes on the pieces the node holds and revokes the others.
 func (w *localWorker) Have(pieces []int) {
+	w.store.coordinatorStored(pieces)
 	var held, other []int
 	for _, p := range pieces {
 		if w.store.has(p) {
@@ -327,7 +329,8 @@ type nodeStore struct {
 
 	mu        sync.RWMutex
 	have      bitfield.Bitfield
-	confirmed bitfield.Bitfield // pieces the coordinator said it stored (Have)
+	confirmed bitfield.Bitfield // pieces held here the coordinator said it stored (Have)
+	stored    bitfield.Bitfield // every piece the coordinator said it stored
 	err       error
 
 	// pool recycles piece buffers (swarm.BufferPool): the swarm takes
@@ -336,8 +339,11 @@ type nodeStore struct {
 	// page-faulted in block by block and left to the collector: at 8
 	// hosts, a third of a node's CPU (issue 15). Sized in newLocalWorker
 	// to what the swarm may hold (MaxInFlightBytes) plus the pieces being
-	// shipped.
-	pool chan []byte
+	// shipped. Emptied for good once the coordinator has stored every
+	// piece (poolOff): a node seeding a finished job (--seed) downloads
+	// nothing more and need not hold a swarm's worth of buffers.
+	pool    chan []byte
+	poolOff atomic.Bool
 }
 
 var errNotHeld = errors.New("delegate: piece not held by this node")
@@ -352,7 +358,7 @@ func openNodeStore(dir string, job Job) (*nodeStore, error) {
 		return nil, fmt.Errorf("delegate: job data file: %w", err)
 	}
 	n := job.Info.NumPieces()
-	s := &nodeStore{info: job.Info, path: path, f: f, dfd: -1, have: bitfield.New(n), confirmed: bitfield.New(n)}
+	s := &nodeStore{info: job.Info, path: path, f: f, dfd: -1, have: bitfield.New(n), confirmed: bitfield.New(n), stored: bitfield.New(n)}
 	s.openDirect()
 	return s, nil
 }
@@ -416,12 +422,26 @@ func (s *nodeStore) GetBuffer(p int) []byte {
 // PutBuffer implements swarm.BufferPool: b, which nobody uses any more,
 // goes back to the pool if there is room.
 func (s *nodeStore) PutBuffer(b []byte) {
-	if int64(cap(b)) != s.info.PieceLength {
+	if int64(cap(b)) != s.info.PieceLength || s.poolOff.Load() {
 		return
 	}
 	select {
 	case s.pool <- b[:0]:
+		if s.poolOff.Load() { // emptied meanwhile (confirm): take it out again
+			s.drainPool()
+		}
 	default:
+	}
+}
+
+// drainPool drops every buffer in the pool.
+func (s *nodeStore) drainPool() {
+	for {
+		select {
+		case <-s.pool:
+		default:
+			return
+		}
 	}
 }
 
@@ -462,13 +482,30 @@ func (s *nodeStore) setHave(p int) {
 	s.mu.Unlock()
 }
 
-// confirm records pieces the coordinator stored: they need not be kept.
+// confirm records pieces held here that the coordinator stored: they
+// need not be kept.
 func (s *nodeStore) confirm(ps []int) {
 	s.mu.Lock()
 	for _, p := range ps {
 		s.confirmed.Set(p)
 	}
 	s.mu.Unlock()
+}
+
+// coordinatorStored records pieces the coordinator stored, held here or
+// not; once it has them all, the buffer pool is emptied for good.
+func (s *nodeStore) coordinatorStored(ps []int) {
+	s.mu.Lock()
+	for _, p := range ps {
+		if p >= 0 && p < s.info.NumPieces() {
+			s.stored.Set(p)
+		}
+	}
+	all := s.stored.Count() == s.info.NumPieces()
+	s.mu.Unlock()
+	if all && !s.poolOff.Swap(true) {
+		s.drainPool()
+	}
 }
 
 // Have implements swarm.Storage: nothing at the start of a job.
