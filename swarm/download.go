@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -595,7 +596,10 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 			// cancelled when the other copy arrives.
 			got = d.lb.DuplicateStarted(s.idx, 1, maxLeaseHolders, nil)
 			if len(got) == 0 {
-				got = d.lb.DuplicateHeld(s.idx, 1, maxLeaseHolders, nil)
+				// Not a piece a pending steal asked back: it returns to
+				// the pool within a round trip, and a copy then would
+				// have nothing to cancel.
+				got = d.lb.DuplicateHeld(s.idx, 1, maxLeaseHolders, d.askedBack, nil)
 			}
 		}
 		for _, i := range got {
@@ -612,6 +616,16 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 	s.assignedAt = now
 	s.w.Assign(got)
 	d.syncLease(s)
+}
+
+// askedBack reports whether piece i is in a pending steal (workerSlot.ask).
+func (d *Download) askedBack(i int) bool {
+	for _, s := range d.slots {
+		if s.alive && slices.Contains(s.ask, i) {
+			return true
+		}
+	}
+	return false
 }
 
 // workingCount is the number of workers taking pieces (workerSlot.working).
