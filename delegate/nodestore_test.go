@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"flotilla/internal/bufpool"
 	"flotilla/internal/directio"
 	"flotilla/swarm/swarmtest"
 )
@@ -22,7 +23,7 @@ func TestNodeStoreDirectWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.pool = make(chan []byte, 2)
+	s.pool = bufpool.New(tt.Info.PieceLength, 2)
 	direct := s.dfd >= 0
 	if !direct {
 		t.Logf("the file system of %s does no direct I/O: checking the buffered path only", dir)
@@ -81,24 +82,24 @@ func TestNodeStorePoolEmptiedWhenAllStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.pool = make(chan []byte, 4)
+	s.pool = bufpool.New(pl, 4)
 	for p := range 4 {
 		s.PutBuffer(s.GetBuffer(p))
 		s.PutBuffer(make([]byte, pl))
 	}
-	if len(s.pool) == 0 {
+	if s.pool.Len() == 0 {
 		t.Fatal("the pool kept no buffer")
 	}
 	s.coordinatorStored([]int{0, 1, 2})
-	if len(s.pool) == 0 {
+	if s.pool.Len() == 0 {
 		t.Fatal("the pool was emptied before every piece was stored")
 	}
 	s.coordinatorStored([]int{3})
-	if n := len(s.pool); n != 0 {
+	if n := s.pool.Len(); n != 0 {
 		t.Fatalf("%d buffers pooled once every piece was stored, want 0", n)
 	}
 	s.PutBuffer(make([]byte, pl))
-	if n := len(s.pool); n != 0 {
+	if n := s.pool.Len(); n != 0 {
 		t.Fatalf("a buffer given back after that was pooled (%d), want it dropped", n)
 	}
 	if b := s.GetBuffer(1); len(b) != pl {

@@ -12,12 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"flotilla/internal/bitfield"
+	"flotilla/internal/bufpool"
 	"flotilla/internal/directio"
 	"flotilla/metainfo"
 	"flotilla/peerswarm"
@@ -97,7 +97,7 @@ func newLocalWorker(cfg ServerConfig, job Job, log *slog.Logger, k *keepers, rem
 	}
 	sc := cfg.Swarm
 	sc.Info, sc.InfoHash, sc.PeerID, sc.Storage = job.Info, job.InfoHash, job.PeerID, store
-	store.pool = make(chan []byte, sc.MaxInFlightBytes/job.Info.PieceLength+int64(cfg.DataStreams)+1)
+	store.pool = bufpool.New(job.Info.PieceLength, int(sc.MaxInFlightBytes/job.Info.PieceLength)+cfg.DataStreams+1)
 	sc.InfoBytes = job.InfoBytes
 	sc.Listener, sc.ListenAddr, sc.Logger = nil, "", log
 	if job.Encryption != nil {
@@ -339,11 +339,10 @@ type nodeStore struct {
 	// page-faulted in block by block and left to the collector: at 8
 	// hosts, a third of a node's CPU (issue 15). Sized in newLocalWorker
 	// to what the swarm may hold (MaxInFlightBytes) plus the pieces being
-	// shipped. Emptied for good once the coordinator has stored every
-	// piece (poolOff): a node seeding a finished job (--seed) downloads
-	// nothing more and need not hold a swarm's worth of buffers.
-	pool    chan []byte
-	poolOff atomic.Bool
+	// shipped. Switched off once the coordinator has stored every piece:
+	// a node seeding a finished job (--seed) downloads nothing more and
+	// need not hold a swarm's worth of buffers.
+	pool *bufpool.Pool
 }
 
 var errNotHeld = errors.New("delegate: piece not held by this node")
@@ -358,7 +357,8 @@ func openNodeStore(dir string, job Job) (*nodeStore, error) {
 		return nil, fmt.Errorf("delegate: job data file: %w", err)
 	}
 	n := job.Info.NumPieces()
-	s := &nodeStore{info: job.Info, path: path, f: f, dfd: -1, have: bitfield.New(n), confirmed: bitfield.New(n), stored: bitfield.New(n)}
+	s := &nodeStore{info: job.Info, path: path, f: f, dfd: -1, have: bitfield.New(n), confirmed: bitfield.New(n), stored: bitfield.New(n),
+		pool: bufpool.New(job.Info.PieceLength, 0)} // newLocalWorker sizes it
 	s.openDirect()
 	return s, nil
 }
@@ -409,41 +409,11 @@ func (s *nodeStore) writePiece(data []byte, off int64) error {
 
 // GetBuffer implements swarm.BufferPool: a buffer of piece p's length
 // from the pool, or a new one.
-func (s *nodeStore) GetBuffer(p int) []byte {
-	n := s.info.PieceLen(p)
-	select {
-	case b := <-s.pool:
-		return b[:n]
-	default:
-		return make([]byte, n, s.info.PieceLength)
-	}
-}
+func (s *nodeStore) GetBuffer(p int) []byte { return s.pool.Get(int(s.info.PieceLen(p))) }
 
 // PutBuffer implements swarm.BufferPool: b, which nobody uses any more,
 // goes back to the pool if there is room.
-func (s *nodeStore) PutBuffer(b []byte) {
-	if int64(cap(b)) != s.info.PieceLength || s.poolOff.Load() {
-		return
-	}
-	select {
-	case s.pool <- b[:0]:
-		if s.poolOff.Load() { // emptied meanwhile (confirm): take it out again
-			s.drainPool()
-		}
-	default:
-	}
-}
-
-// drainPool drops every buffer in the pool.
-func (s *nodeStore) drainPool() {
-	for {
-		select {
-		case <-s.pool:
-		default:
-			return
-		}
-	}
-}
+func (s *nodeStore) PutBuffer(b []byte) { s.pool.Put(b) }
 
 func (s *nodeStore) has(p int) bool {
 	if p < 0 || p >= s.info.NumPieces() {
@@ -503,8 +473,8 @@ func (s *nodeStore) coordinatorStored(ps []int) {
 	}
 	all := s.stored.Count() == s.info.NumPieces()
 	s.mu.Unlock()
-	if all && !s.poolOff.Swap(true) {
-		s.drainPool()
+	if all {
+		s.pool.Off()
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"flotilla/internal/bitfield"
+	"flotilla/internal/bufpool"
 )
 
 // hooks are the system calls the I/O goroutines make, replaceable by tests
@@ -55,7 +56,7 @@ type Store struct {
 	syncCh      chan *syncBatch // writer -> syncer
 	ctlCh       chan verifyCmd  // Verify -> syncer
 	written     chan int
-	pool        chan []byte
+	pool        *bufpool.Pool
 
 	fdMu      sync.RWMutex // readers hold R while using the cache
 	fdsClosed bool
@@ -151,7 +152,7 @@ func open(cfg Config, h hooks) (*Store, error) {
 		submitCh:    make(chan pieceReq, slots),
 		syncCh:      make(chan *syncBatch),
 		ctlCh:       make(chan verifyCmd),
-		pool:        make(chan []byte, slots),
+		pool:        bufpool.New(lay.pieceLen, slots),
 		closing:     make(chan struct{}),
 		killed:      make(chan struct{}),
 		writerDone:  make(chan struct{}),
@@ -293,36 +294,16 @@ func (s *Store) GetBuffer(p int) []byte {
 	if n == 0 {
 		return nil
 	}
-	select {
-	case b := <-s.pool:
-		return b[:n]
-	default:
-		return make([]byte, n, s.lay.pieceLen)
-	}
+	return s.pool.Get(int(n))
 }
 
 // PutBuffer returns a buffer obtained from GetBuffer (e.g. a piece that
 // failed its hash) to the pool. The caller must not use it afterwards.
 func (s *Store) PutBuffer(b []byte) {
-	if int64(cap(b)) != s.lay.pieceLen || s.Complete() {
+	if s.Complete() {
 		return // a complete store needs no more buffers: they go to the GC
 	}
-	select {
-	case s.pool <- b[:0]:
-	default:
-	}
-}
-
-// emptyPool lets the pool's buffers go once the store is complete: a
-// seeding torrent keeps no piece buffers.
-func (s *Store) emptyPool() {
-	for {
-		select {
-		case <-s.pool:
-		default:
-			return
-		}
-	}
+	s.pool.Put(b)
 }
 
 // Submit queues piece p's data, already SHA-1 verified by the caller, for

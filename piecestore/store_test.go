@@ -501,9 +501,9 @@ func TestCompleteStoreKeepsNoBuffers(t *testing.T) {
 		submit(t, s, tt, p)
 	}
 	waitWritten(t, s, s.NumPieces())
-	testenv.WaitFor(t, 10*time.Second, "the pool emptied", func() bool { return s.Complete() && len(s.pool) == 0 })
+	testenv.WaitFor(t, 10*time.Second, "the pool emptied", func() bool { return s.Complete() && s.pool.Len() == 0 })
 	s.PutBuffer(make([]byte, 0, 1024))
-	if n := len(s.pool); n != 0 {
+	if n := s.pool.Len(); n != 0 {
 		t.Fatalf("%d buffers pooled in a complete store", n)
 	}
 }

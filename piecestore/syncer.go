@@ -141,7 +141,7 @@ func (y *syncer) publish(rec bitfield.Bitfield) {
 		}
 	}
 	if s.Complete() {
-		s.emptyPool()
+		s.pool.Drain() // a seeding torrent keeps no piece buffers
 	}
 }
 
