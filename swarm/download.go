@@ -593,14 +593,12 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 			// idled 0.4 s while one fetched its last two pieces, and an
 			// idle worker's decaying rate made none of them faster than
 			// it (DuplicateFromSlower). At most one piece per worker,
-			// cancelled when the other copy arrives.
-			got = d.lb.DuplicateStarted(s.idx, 1, maxLeaseHolders, nil)
-			if len(got) == 0 {
-				// Not a piece a pending steal asked back: it returns to
-				// the pool within a round trip, and a copy then would
-				// have nothing to cancel.
-				got = d.lb.DuplicateHeld(s.idx, 1, maxLeaseHolders, d.askedBack, nil)
-			}
+			// cancelled when the other copy arrives. (Started pieces
+			// with a single holder were taken above: these are not.)
+			// Not a piece a pending steal asked back: it returns to the
+			// pool within a round trip, and a copy then would have
+			// nothing to cancel.
+			got = d.lb.DuplicateHeld(s.idx, 1, maxLeaseHolders, d.askedBack, nil)
 		}
 		for _, i := range got {
 			d.endGame.Duplicated++
