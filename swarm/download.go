@@ -69,7 +69,8 @@ type LeaseReturns struct {
 }
 
 // EndGame counts the end game across workers. A duplicated piece is leased
-// to a second worker while its first holder is known to be downloading it;
+// to a second worker while its first holder is known to be downloading it
+// (or, among the last pieces, merely holds it);
 // whichever copy arrives first is kept and the other holder is told to
 // drop the piece (Revoke with force), which cancels its requests.
 type EndGame struct {
@@ -79,7 +80,9 @@ type EndGame struct {
 	Duplicated      int
 	DuplicatedBytes int64
 	// Cancelled counts the copies revoked because another copy arrived
-	// first.
+	// first, and those a worker gave back (a steal) while another worker
+	// held the piece too (an unstarted last piece duplicated to an idle
+	// worker, refill).
 	Cancelled int
 	// Twice counts the copies that arrived after another copy was
 	// accepted (dropped: fetched twice in full), and TwiceBytes their
@@ -435,6 +438,7 @@ func (d *Download) handle(se slotEvent) {
 			s.release(ev.Piece) // dropped
 		}
 	case EventRevoked:
+		d.endGame.Cancelled += d.lb.Shared(s.idx, ev.Pieces)
 		d.returned.Revoked += d.lb.Return(s.idx, ev.Pieces)
 		s.answered(d.lb, ev.Pieces)
 		d.rebalance(time.Now(), false)

@@ -208,6 +208,17 @@ func (lb *leaseBook) Return(w int, pieces []int) (returned int) {
 	return returned
 }
 
+// Shared counts the pieces of pieces that worker w holds, not done, that
+// another worker holds too.
+func (lb *leaseBook) Shared(w int, pieces []int) (n int) {
+	for _, i := range pieces {
+		if i >= 0 && i < len(lb.holders) && !lb.done[i] && lb.holders[i]&(1<<w) != 0 && lb.holders[i]&^(1<<w) != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // HeldBy appends the pieces worker w holds.
 func (lb *leaseBook) HeldBy(w int, dst []int) []int {
 	for i, h := range lb.holders {

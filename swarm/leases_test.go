@@ -117,3 +117,26 @@ func TestAwaitSteal(t *testing.T) {
 		t.Fatalf("waits with %d pieces left", lb.Left())
 	}
 }
+
+// DuplicateHeld takes unstarted pieces too, but not those skip names;
+// Shared counts the pieces a worker gives back that another worker holds
+// (a duplicate's copy dropped: counted as cancelled by the sub-chief).
+func TestLeaseBookDuplicateHeldAndShared(t *testing.T) {
+	lb := newLeaseBook(3, func(int) bool { return false }, 1)
+	p := lb.Take(0, 1, nil)[0]
+	q := lb.Take(0, 1, nil)[0]
+	if got := lb.DuplicateStarted(1, 2, maxLeaseHolders, nil); len(got) != 0 {
+		t.Fatalf("DuplicateStarted took unstarted pieces %v", got)
+	}
+	got := lb.DuplicateHeld(1, 2, maxLeaseHolders, func(i int) bool { return i == q }, nil)
+	if !slices.Equal(got, []int{p}) {
+		t.Fatalf("DuplicateHeld took %v, want [%d] (%d is skipped)", got, p, q)
+	}
+	if n := lb.Shared(0, []int{p, q}); n != 1 {
+		t.Fatalf("Shared = %d, want 1 (only %d has another holder)", n, p)
+	}
+	lb.Done(p, 1)
+	if n := lb.Shared(0, []int{p, q}); n != 0 {
+		t.Fatalf("Shared = %d after %d was done, want 0", n, p)
+	}
+}
