@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"flotilla/internal/lowwater"
 	"flotilla/peerwire"
 )
 
@@ -97,6 +98,9 @@ type slotConn struct {
 	slots *ipSlots
 	ip    netip.Addr
 }
+
+// SetReadLowWater passes a low-water mark to Conn (lowwater.Setter).
+func (c *slotConn) SetReadLowWater(n int) error { return lowwater.Set(c.Conn, n) }
 
 func (c *slotConn) Close() error {
 	c.once.Do(func() { c.slots.closed(c.ip) })

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"flotilla/internal/lowwater"
 	"flotilla/peerwire"
 	"flotilla/peerwire/mse"
 )
@@ -377,6 +378,7 @@ func (w *wire) readLoop(h *connHandle) {
 	lim := peerwire.DefaultLimits(w.info.NumPieces(), w.info.PieceLength, w.info.Length)
 	lim.MaxMessage = maxExtMessage
 	r := peerwire.NewReaderSize(h.c, lim, 128<<10)
+	r.SetLowWater(func(n int) error { return lowwater.Set(h.c, n) })
 	var lastDeadline time.Time
 	b := batchPool.Get().(*connBatch)
 	b.h = h

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"flotilla/internal/lowwater"
 	"flotilla/peerwire"
 	"flotilla/peerwire/mse"
 )
@@ -106,6 +107,12 @@ func (w *wire) incomingConn(c net.Conn, inner net.Conn, timeout, firstByte time.
 type replayConn struct {
 	net.Conn
 	head []byte
+}
+
+// SetReadLowWater passes a low-water mark to Conn, less the bytes of head
+// still to read (lowwater.Setter).
+func (c *replayConn) SetReadLowWater(n int) error {
+	return lowwater.Set(c.Conn, n-len(c.head))
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+
+	"flotilla/internal/lowwater"
 )
 
 // Handover is a peer connection passed from one owner to another with
@@ -42,8 +44,10 @@ var ErrNotDetachable = errors.New("peerwire: reader lost its position in the str
 // It is meant for a Reader whose last ReadMessage was interrupted (a read
 // deadline in the past) while waiting at or inside a message that fits
 // its buffer: the Reader only peeks until a whole message is buffered, so
-// nothing was lost. After Detach the Reader must not be used.
+// nothing was lost. A low-water mark it set is lowered to 1 for the new
+// reader. After Detach the Reader must not be used.
 func (r *Reader) Detach() ([]byte, error) {
+	r.mark(1)
 	if r.lost {
 		return nil, ErrNotDetachable
 	}
@@ -61,6 +65,12 @@ func (r *Reader) Detach() ([]byte, error) {
 type PrefixConn struct {
 	net.Conn
 	Head []byte
+}
+
+// SetReadLowWater passes a low-water mark to Conn, less the bytes of Head
+// still to read (lowwater.Setter).
+func (c *PrefixConn) SetReadLowWater(n int) error {
+	return lowwater.Set(c.Conn, n-len(c.Head))
 }
 
 // Read implements net.Conn.

@@ -22,9 +22,11 @@ const maxRetainedBuffer = 256 * 1024
 type Reader struct {
 	br      *bufio.Reader
 	lim     Limits
-	pending int    // bytes of the previous message still to Discard
-	big     []byte // reused buffer for messages larger than the bufio buffer
-	lost    bool   // a read of a message larger than the buffer failed midway (Detach)
+	pending int               // bytes of the previous message still to Discard
+	big     []byte            // reused buffer for messages larger than the bufio buffer
+	lost    bool              // a read of a message larger than the buffer failed midway (Detach)
+	low     func(n int) error // SetLowWater's mark setter, nil without one
+	lowAt   int               // the mark last set (0: not known)
 }
 
 // NewReader returns a Reader with a DefaultReadBufferSize buffer. r should be
@@ -46,11 +48,51 @@ func NewReaderSize(r io.Reader, lim Limits, size int) *Reader {
 // Reset makes r read from src as if it were new (with its current limits),
 // discarding any buffered data, pending position and error state but
 // keeping its buffers, so a Reader can be reused without allocating (a
-// fuzz loop, a pool of connections).
+// fuzz loop, a pool of connections). The low-water setter, which was the
+// old source's, is dropped.
 func (r *Reader) Reset(src io.Reader) {
 	r.br.Reset(src)
 	r.pending = 0
 	r.lost = false
+	r.low = nil
+}
+
+// lowWaterMin is the least remainder of a message worth a low-water
+// mark: below it the rest is read as it comes.
+const lowWaterMin = 2 << 10
+
+// SetLowWater gives the Reader a way to tell its source how many bytes the
+// next read should wait for (lowwater.Set on the connection): while it
+// waits for the rest of a message whose length it has read, the mark is
+// that rest, lowered after every read that returned part of it, so a
+// 16 KiB block wakes the reader once or twice rather than once per
+// packet; before a message's header it is 1. set must mark only the
+// source's own unread bytes (the Reader passes the bytes the stream owes
+// it, less what it has buffered). An error from set stops the marks.
+func (r *Reader) SetLowWater(set func(n int) error) {
+	r.low = set
+	r.lowAt = 0
+}
+
+// mark sets the low-water mark to n, or to 1 below lowWaterMin.
+func (r *Reader) mark(n int) {
+	if r.low == nil {
+		return
+	}
+	if n < lowWaterMin {
+		n = 1
+	}
+	if n == r.lowAt {
+		return
+	}
+	if err := r.low(n); err != nil {
+		if n > 1 {
+			r.low(1) // never leave a mark the stream may not fill
+		}
+		r.low = nil
+		return
+	}
+	r.lowAt = n
 }
 
 // Limits returns the Reader's current limits.
@@ -81,6 +123,9 @@ func (r *Reader) ReadMessage() (Message, error) {
 			return Message{}, readErr(err, true)
 		}
 	}
+	if r.br.Buffered() < 5 {
+		r.mark(1)
+	}
 	hdr, err := r.br.Peek(4)
 	if err != nil {
 		return Message{}, readErr(err, len(hdr) > 0)
@@ -102,6 +147,17 @@ func (r *Reader) ReadMessage() (Message, error) {
 	var p []byte
 	total := 4 + int(length)
 	if total <= r.br.Size() {
+		if r.low != nil {
+			// One read at a time, each with the mark at what is
+			// still owed: a read returns what is queued below the
+			// mark, and the mark must then come down with it.
+			for b := r.br.Buffered(); b < total; b = r.br.Buffered() {
+				r.mark(total - b)
+				if _, err := r.br.Peek(b + 1); err != nil {
+					return Message{}, readErr(err, true)
+				}
+			}
+		}
 		buf, err := r.br.Peek(total)
 		if err != nil {
 			return Message{}, readErr(err, true)
@@ -109,6 +165,7 @@ func (r *Reader) ReadMessage() (Message, error) {
 		p = buf[5:]
 		r.pending = total
 	} else {
+		r.mark(1)
 		r.br.Discard(5)
 		n := int(length) - 1
 		if cap(r.big) < n {

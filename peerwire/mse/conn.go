@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"flotilla/internal/lowwater"
 )
 
 // Conn is a connection after an MSE handshake. Read returns first the
@@ -36,6 +38,13 @@ func (c *Conn) Method() Method { return c.method }
 
 // InfoHash is the SKEY of the handshake: the torrent the connection is for.
 func (c *Conn) InfoHash() [20]byte { return c.skey }
+
+// SetReadLowWater passes a low-water mark to the connection under c, less
+// the bytes c holds from the handshake (lowwater.Setter): the stream's
+// bytes are the socket's one for one.
+func (c *Conn) SetReadLowWater(n int) error {
+	return lowwater.Set(c.Conn, n-len(c.plain)-len(c.head))
+}
 
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(c.plain) > 0 {
