@@ -149,10 +149,11 @@ func handshake(ctx context.Context, conn net.Conn, creds *credentials, server bo
 	defer stop()
 
 	var tc *tls.Conn
+	raw := &batchConn{Conn: conn} // batchRecords gathers a Write's records
 	if server {
-		tc = tls.Server(conn, creds.tlsConfig(true))
+		tc = tls.Server(raw, creds.tlsConfig(true))
 	} else {
-		tc = tls.Client(conn, creds.tlsConfig(false))
+		tc = tls.Client(raw, creds.tlsConfig(false))
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, helloMsg{}, 0, classifyTLS(ctx, err, server)

@@ -97,7 +97,7 @@ func newSession(ctx context.Context, conn net.Conn, cfg ClientConfig, creds *cre
 	if err != nil {
 		return nil, fmt.Errorf("delegate: session with %s: %w", conn.RemoteAddr(), err)
 	}
-	sess, err := yamux.Client(tc, cfg.Session.yamux(log))
+	sess, err := yamux.Client(batchRecords(tc), cfg.Session.yamux(log))
 	if err != nil {
 		return nil, fmt.Errorf("delegate: yamux: %w", err)
 	}

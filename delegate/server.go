@@ -512,7 +512,7 @@ func (s *Server) handle(c net.Conn) {
 		}
 		return
 	}
-	sess, err := yamux.Server(tc, s.cfg.Session.yamux(log))
+	sess, err := yamux.Server(batchRecords(tc), s.cfg.Session.yamux(log))
 	if err != nil {
 		log.Error("yamux", "err", err)
 		return
