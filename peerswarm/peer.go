@@ -83,7 +83,8 @@ type peer struct {
 	lastPayload time.Time
 	waitSince   time.Time // first request sent since the last block received (zero: none)
 	snubbed     bool
-	wanted      int // pieces it has that we lack
+	nudged      time.Time // when nudgeIfChoked last told it we are interested
+	wanted      int       // pieces it has that we lack
 	hasFn       func(int) bool
 }
 

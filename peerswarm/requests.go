@@ -28,6 +28,12 @@ type requester struct {
 	targetLatency               time.Duration
 	startPipe, minPipe, maxPipe int
 	requestTimeout, snubTimeout time.Duration
+	// chokedNudge and the time since which every peer we are interested
+	// in chokes us (zero: someone unchokes us); nudges counts the peers
+	// told again (interest.go).
+	chokedNudge time.Duration
+	chokedSince time.Time
+	nudges      int64
 	// held counts the pieces whose buffers are out of the picker's hands
 	// (verifying, delivered and not released, kept as suspects): they count
 	// against MaxInFlightBytes (Picker.Held).
@@ -44,7 +50,7 @@ type requester struct {
 func newRequester(cfg swarm.Config, pk *Picker, numPieces int, log *slog.Logger, held func() int) *requester {
 	return &requester{picker: pk, numPieces: numPieces, log: log, held: held,
 		targetLatency: cfg.TargetLatency, startPipe: cfg.StartPipeline, minPipe: cfg.MinPipeline, maxPipe: cfg.MaxPipeline,
-		requestTimeout: cfg.RequestTimeout, snubTimeout: cfg.SnubTimeout}
+		requestTimeout: cfg.RequestTimeout, snubTimeout: cfg.SnubTimeout, chokedNudge: cfg.ChokedNudge}
 }
 
 func (r *requester) fillAll(t *peerTable) {

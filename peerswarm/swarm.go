@@ -388,6 +388,7 @@ func (s *Swarm) tick(now time.Time) {
 			p.up.Tick(now)
 		}
 		s.req.fillAll(s.peers)
+		s.req.nudgeIfChoked(now, s.peers)
 	}
 	s.req.checkTimeouts(now, s.peers)
 	s.dropOverfull() // also catches queues filled outside send
