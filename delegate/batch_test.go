@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+
+	"flotilla/internal/testenv"
 )
 
 // countConn counts the writes that reach the socket.
@@ -28,24 +30,7 @@ func TestRecordConnWritesEachWriteAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-accepted
-	if b == nil {
-		t.Fatal("accept failed")
-	}
+	a, b := testenv.TCPPair(t)
 	cc := &countConn{Conn: a}
 	client := tls.Client(&batchConn{Conn: cc}, creds.tlsConfig(false))
 	server := tls.Server(b, creds.tlsConfig(true))

@@ -88,17 +88,18 @@ func (r *requester) setInterested(t *peerTable, p *peer, v bool) {
 	t.send(p, peerwire.Message{ID: id})
 }
 
-// nudgeIfChoked tells again, at most once per two chokedNudges a peer,
-// every peer we are interested in that we are, once all of them have
-// choked us for chokedNudge: not interested, then interested. aria2c, a
-// common seeder, reassigns its slots only every 10 s and when a choked
-// peer declares interest, ranking first the peers it unchoked last that
-// still have requests queued; every host of a cluster is interested in
-// every seeder, and a host that lost its slots at every seeder in the
-// first rounds sat idle until the next periodic one (2 of 24 runs of 8
-// hosts: one host idle 11-12 s of 13). Telling it again puts the host in
-// the draw for a seeder's optimistic slot. To a client whose choker does
-// not look at interest changes, the two messages change nothing.
+// nudgeIfChoked: once every peer we are interested in has choked us for
+// chokedNudge, it tells each of them again that we are interested (not
+// interested, then interested), at most once per two chokedNudges a
+// peer. aria2c, a common seeder, reassigns its slots only every 10 s and
+// when a choked peer declares interest, ranking first the peers it
+// unchoked last that still have requests queued; every host of a cluster
+// is interested in every seeder, and a host that lost its slots at every
+// seeder in the first rounds sat idle until the next periodic one (2 of
+// 24 runs of 8 hosts: one host idle 11-12 s of 13). Telling it again puts
+// the host in the draw for a seeder's optimistic slot. To a client whose
+// choker does not look at interest changes, the two messages change
+// nothing.
 func (r *requester) nudgeIfChoked(now time.Time, t *peerTable) {
 	if r.chokedNudge <= 0 {
 		return

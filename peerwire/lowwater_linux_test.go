@@ -10,32 +10,14 @@ import (
 	"time"
 
 	"flotilla/internal/lowwater"
+	"flotilla/internal/testenv"
 	"flotilla/peerwire"
 	"flotilla/peerwire/mse"
 )
 
 // lowWaterPair returns the two ends of a loopback TCP connection.
 func lowWaterPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		ch <- c
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-ch
-	if b == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
+	a, b := testenv.TCPPair(t)
 	return a, b
 }
 

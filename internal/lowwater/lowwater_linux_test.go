@@ -8,36 +8,11 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"flotilla/internal/testenv"
 )
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type res struct {
-		c   *net.TCPConn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.AcceptTCP()
-		ch <- res{c, err}
-	}()
-	c, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() { c.Close(); r.c.Close() })
-	return c, r.c
-}
+func tcpPair(t *testing.T) (client, server *net.TCPConn) { return testenv.TCPPair(t) }
 
 // readAsync reads once from c into a buffer of n bytes.
 func readAsync(c net.Conn, n int) <-chan []byte {

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,6 +127,34 @@ func FreePort(t testing.TB, ip string) int {
 		t.Fatal(err)
 	}
 	return port
+}
+
+// TCPPair returns the two ends of a loopback TCP connection, closed in
+// t.Cleanup (a net.Pipe deadlocks where both sides write before they
+// read, and has no socket options).
+func TCPPair(t testing.TB) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan *net.TCPConn, 1)
+	go func() {
+		c, _ := ln.AcceptTCP()
+		acc <- c
+	}()
+	client, err = net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-acc
+	if server == nil {
+		client.Close()
+		t.Fatal("loopback accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
 }
 
 // Opentracker is a running opentracker process.
