@@ -150,15 +150,10 @@ func (b netnsBuilder) link(ns, dev, addr, sw, br, port string, rateMbit int) err
 	if rateMbit <= 0 {
 		return nil
 	}
-	r := strconv.Itoa(rateMbit) + "mbit"
 	// Egress of the host's end is its upload, egress of the switch's end
-	// its download. A burst of a few packets keeps htb accurate at high
-	// rates without letting whole pieces through uncapped.
+	// its download.
 	for _, end := range [][2]string{{ns, dev}, {sw, port}} {
-		if err := b.run("tc", "-n", end[0], "qdisc", "add", "dev", end[1], "root", "handle", "1:", "htb", "default", "10"); err != nil {
-			return err
-		}
-		if err := b.run("tc", "-n", end[0], "class", "add", "dev", end[1], "parent", "1:", "classid", "1:10", "htb", "rate", r, "ceil", r); err != nil {
+		if err := shape(b.run, end[0], end[1], rateMbit); err != nil {
 			return err
 		}
 	}
