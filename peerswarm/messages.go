@@ -40,6 +40,7 @@ func (s *Swarm) handleMsg(p *peer, ev *connEvent) error {
 	switch m.ID {
 	case peerwire.Choke:
 		s.req.chokedBy(p)
+		s.log.Debug("choked by peer", "peer", p.addr)
 	case peerwire.Unchoke:
 		p.peerChoking = false
 		p.waitSince = time.Time{}

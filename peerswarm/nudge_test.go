@@ -11,6 +11,7 @@ import (
 	"flotilla/internal/bitfield"
 	"flotilla/internal/testenv"
 	"flotilla/peerwire"
+	"flotilla/swarm"
 	"flotilla/swarm/swarmtest"
 )
 
@@ -29,9 +30,13 @@ const (
 // startRoundSeeder is a seeder that unchokes as mode says and serves the
 // requests of a peer it unchoked; seen counts the interest it was told.
 func startRoundSeeder(t *testing.T, ip string, tt *swarmtest.Torrent, mode int, seen *interestCounts) *hostilePeer {
-	n := tt.Info.NumPieces()
+	return startRoundPeer(t, ip, tt, bitfield.Full(tt.Info.NumPieces()), mode, seen)
+}
+
+// startRoundPeer is startRoundSeeder holding only the pieces in has.
+func startRoundPeer(t *testing.T, ip string, tt *swarmtest.Torrent, has bitfield.Bitfield, mode int, seen *interestCounts) *hostilePeer {
 	return startHostile(t, ip, tt, func(c net.Conn, r *peerwire.Reader) {
-		b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: bitfield.Full(n)})
+		b := peerwire.AppendMessage(nil, peerwire.Message{ID: peerwire.BitfieldMsg, Bitfield: has})
 		choked := mode != unchokeAtOnce
 		if !choked {
 			b = peerwire.AppendMessage(b, peerwire.Message{ID: peerwire.Unchoke})
@@ -142,5 +147,62 @@ func TestNoNudgeWhileAPeerUnchokesUs(t *testing.T) {
 	}
 	if got := seen.interested.Load(); got != 1 {
 		t.Fatalf("the choking peer was told we are interested %d times, want once", got)
+	}
+}
+
+// TestNudgeCountsOnlyPeersHoldingTheLease: a swarm leased half the pieces
+// (a cluster node's) is unchoked by a peer that holds only the other half
+// (another host of the cluster) and choked by the seeder. The seeder is
+// told again that we are interested and serves the lease; the other peer,
+// which has nothing of the lease, is not.
+func TestNudgeCountsOnlyPeersHoldingTheLease(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	n := tt.Info.NumPieces()
+	lease, other := make([]int, 0, n/2), bitfield.New(n)
+	for i := range n {
+		if i < n/2 {
+			lease = append(lease, i)
+		} else {
+			other.Set(i)
+		}
+	}
+	var seen, host interestCounts
+	seeder := startRoundSeeder(t, "127.0.0.6", tt, unchokeOnRetell, &seen)
+	sibling := startRoundPeer(t, "127.0.0.7", tt, other, unchokeAtOnce, &host)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 3)
+	cfg.ChokedNudge = 200 * time.Millisecond
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	got := make(chan int, n)
+	go func() {
+		for ev := range s.Events() {
+			if ev.Kind == swarm.EventPiece && ev.Verified {
+				got <- ev.Piece
+			}
+		}
+	}()
+	s.Assign(lease)
+	s.AddPeers([]netip.AddrPort{sibling.addr(t), seeder.addr(t)})
+	deadline := time.After(20 * time.Second)
+	for done := map[int]bool{}; len(done) < len(lease); {
+		select {
+		case i := <-got:
+			if i >= n/2 {
+				t.Fatalf("piece %d, outside the lease, was fetched", i)
+			}
+			done[i] = true
+		case <-deadline:
+			t.Fatalf("%d of %d leased pieces after 20 s; the seeder was told interested %d times, not interested %d",
+				len(done), len(lease), seen.interested.Load(), seen.notInterested.Load())
+		}
+	}
+	if seen.notInterested.Load() < 1 || seen.interested.Load() < 2 {
+		t.Fatalf("the seeder saw %d interested and %d not interested, want interest told again", seen.interested.Load(), seen.notInterested.Load())
+	}
+	if got := host.notInterested.Load(); got > 0 {
+		t.Fatalf("the peer holding nothing of the lease was told not interested %d times", got)
 	}
 }

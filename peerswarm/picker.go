@@ -290,6 +290,21 @@ func (p *Picker) take(ap *activePiece, k peerKey, n int, dst []Block) ([]Block, 
 	return dst, n
 }
 
+// Serves reports whether a peer holding the pieces has says yes to could
+// give us part of the lease now: a leased piece we neither hold nor are
+// verifying. It stops at the first such piece.
+func (p *Picker) Serves(has func(int) bool) bool {
+	if p.nIdle == 0 && len(p.list) == 0 {
+		return false
+	}
+	for i, st := range p.state {
+		if p.leased[i] && (st == pieceMissing || st == pieceActive) && has(i) {
+			return true
+		}
+	}
+	return false
+}
+
 // rarest returns the leased missing piece the peer has with the lowest
 // availability, ties broken at random, or -1. The scan starts at a random
 // piece and stops early at a piece no other connected peer announced
