@@ -37,7 +37,11 @@ type Config struct {
 	// one piece at a time.
 	WriteBudget int64
 	// SyncBytes: written data is synced and recorded once this many bytes
-	// are pending. 0 means default.
+	// are pending. 0 means default: 16 MiB. A download's last pieces wait
+	// for the sync of everything written since the previous one, and an
+	// fdatasync costs about what it flushes (here, after O_DIRECT writes:
+	// 1 MiB 1-2 ms, 8 MiB 7-8 ms, 64 MiB 44-52 ms); pieces written while a
+	// sync runs join the next batch, so a slow disk still gets large ones.
 	SyncBytes int64
 	// SyncInterval: ... or this long after the first pending write,
 	// whichever comes first. 0 means default.
@@ -63,7 +67,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		WriteBudget:  16 << 20,
-		SyncBytes:    64 << 20,
+		SyncBytes:    16 << 20,
 		SyncInterval: time.Second,
 	}
 }
