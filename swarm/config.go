@@ -74,9 +74,9 @@ type Config struct {
 	// SnubTimeout marks a peer snubbed when it unchoked us, has requests
 	// outstanding and sent no block for this long.
 	SnubTimeout time.Duration
-	// ChokedNudge: choked by every peer it is interested in for this
-	// long, the download tells each of them again that it is interested
-	// (not interested, then interested), at most once per two
+	// ChokedNudge: choked by every peer holding a piece of its lease for
+	// this long, the download tells each of them again that it is
+	// interested (not interested, then interested), at most once per two
 	// ChokedNudges a peer. A seeder that reassigns its slots when a choked
 	// peer declares interest, as aria2c does, gives the nudged peer a new
 	// chance instead of its next periodic round (10 s); other clients
@@ -152,7 +152,7 @@ func DefaultConfig() Config {
 		ChokeInterval:      10 * time.Second,
 		OptimisticInterval: 30 * time.Second,
 		SnubTimeout:        60 * time.Second,
-		ChokedNudge:        2 * time.Second,
+		ChokedNudge:        time.Second,
 		RequestTimeout:     30 * time.Second,
 		TargetLatency:      500 * time.Millisecond,
 		MinPipeline:        4,
