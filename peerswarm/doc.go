@@ -71,8 +71,8 @@
 //     unchoked us and leaves our requests unanswered for SnubTimeout is
 //     snubbed (one request at a time, no regular upload slot). Choked by
 //     every peer holding a piece of our lease for ChokedNudge, we tell
-//     each of them again that we are interested (interest.go: aria2c seeders
-//     hold a choke round when a choked peer does).
+//     each of them again that we are interested (interest.go: aria2c
+//     seeders hold a choke round when a choked peer does).
 //   - Choking: UploadSlots-1 slots to the fastest uploaders to us plus one
 //     optimistic unchoke rotated every OptimisticInterval while
 //     downloading; round-robin while seeding; a newly interested peer gets

@@ -89,8 +89,8 @@ func (r *requester) setInterested(t *peerTable, p *peer, v bool) {
 }
 
 // nudgeIfChoked: once every peer holding a piece of our lease has choked
-// us for chokedNudge, it tells each of them again that we are interested (not
-// interested, then interested), at most once per two chokedNudges a
+// us for chokedNudge, it tells each of them again that we are interested
+// (not interested, then interested), at most once per two chokedNudges a
 // peer. aria2c, a common seeder, reassigns its slots only every 10 s and
 // when a choked peer declares interest, ranking first the peers it
 // unchoked last that still have requests queued; every host of a cluster
@@ -108,7 +108,7 @@ func (r *requester) nudgeIfChoked(now time.Time, t *peerTable) {
 	// interested in the cluster's other hosts, which hold pieces it lacks
 	// and unchoke it, but none of those pieces is its to fetch; counting
 	// them kept a node choked by every seeder from ever telling them
-	// again (3 of 7 8-host runs: one node idle 10 s of 13).
+	// again (2 of 5 8-host runs: one node idle 10 s of 13).
 	serving := func(p *peer) bool { return p.amInterested && r.picker.Serves(p.has) }
 	wanting := 0
 	for p := range t.all() {

@@ -290,9 +290,9 @@ func (p *Picker) take(ap *activePiece, k peerKey, n int, dst []Block) ([]Block, 
 	return dst, n
 }
 
-// Serves reports whether a peer holding the pieces has says yes to could
-// give us part of the lease now: a leased piece we neither hold nor are
-// verifying. It stops at the first such piece.
+// Serves reports whether a peer that holds piece i when has(i) could give
+// us part of the lease now: it holds a leased piece we neither have nor
+// are verifying. It stops at the first such piece.
 func (p *Picker) Serves(has func(int) bool) bool {
 	if p.nIdle == 0 && len(p.list) == 0 {
 		return false
