@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -101,7 +103,14 @@ func TestEndGameCancelsNodeCopy(t *testing.T) {
 	cfg := swarmConfig(t, tt, st, 2)
 	cfg.MinLease = 4
 	cfg.LeaseTimeout = time.Minute // the node is slow, not stalled: no lease deadline
-	coord := newDownload(t, cfg)   // its local swarm has no peer yet
+	// Seeding keeps the node's job after completion. Without it the job
+	// ends as the last piece is verified, and when that piece is the
+	// duplicated one its revocation races the job's end: the node closes
+	// its peers (which drops their requests as well) and may never write
+	// the Cancels this test looks for on the wire (a CI failure: "timed
+	// out waiting for the node to cancel its requests").
+	cfg.Seed = true
+	coord := newDownload(t, cfg) // its local swarm has no peer yet
 
 	r := mustDialNode(t, srv.Addr().String(), tt)
 	staller := newStallingSeeder(t, r.PeerAddr(), tt)
@@ -139,10 +148,23 @@ func TestEndGameCancelsNodeCopy(t *testing.T) {
 	}
 	// Every block the node asked its stalling peer for is cancelled: it
 	// stopped fetching the pieces whose other copy arrived.
-	testenv.WaitFor(t, 10*time.Second, "the node to cancel its requests", func() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
 		_, open := staller.pieces()
-		return len(open) == 0
-	})
+		if len(open) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			closed := false
+			select {
+			case <-staller.done:
+				closed = true
+			default:
+			}
+			t.Fatalf("after 10 s the node still has requests open for pieces %v (connection closed: %v); end game %+v", slices.Sorted(maps.Keys(open)), closed, eg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	req, _ := staller.pieces()
 	if len(req) > eg.Duplicated {
 		t.Fatalf("the node started %d pieces, %d were duplicated", len(req), eg.Duplicated)
