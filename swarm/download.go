@@ -438,6 +438,7 @@ func (d *Download) handle(se slotEvent) {
 			s.release(ev.Piece) // dropped
 		}
 	case EventRevoked:
+		d.log.Debug("pieces given back", "worker", s.w.Name(), "pieces", len(ev.Pieces), "asked", len(s.ask), "left", d.lb.Left())
 		d.endGame.Cancelled += d.lb.Shared(s.idx, ev.Pieces)
 		d.returned.Revoked += d.lb.Return(s.idx, ev.Pieces)
 		s.answered(d.lb, ev.Pieces)
@@ -616,6 +617,7 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 		return
 	}
 	s.assignedAt = now
+	d.log.Debug("lease assigned", "worker", s.w.Name(), "pieces", len(got), "held", d.lb.Held(s.idx), "left", d.lb.Left())
 	s.w.Assign(got)
 	d.syncLease(s)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"os/exec"
 	"regexp"
 	"sort"
@@ -64,6 +65,28 @@ func (s *wanSampler) stop() map[string][]wanSample {
 	s.once.Do(func() { close(s.stopc) })
 	<-s.done
 	return s.samples
+}
+
+// writeWANSamples writes the samples (with --keep) as tab-separated lines
+// of host, seconds from start and bytes received, for a closer look at
+// a run than the breakdown gives. A failure to write is reported, not
+// fatal: the run itself stands.
+func writeWANSamples(path string, start time.Time, samples map[string][]wanSample) {
+	var b strings.Builder
+	b.WriteString("host\tt_s\trx_bytes\n")
+	hosts := make([]string, 0, len(samples))
+	for h := range samples {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, h := range hosts {
+		for _, s := range samples[h] {
+			fmt.Fprintf(&b, "%s\t%.3f\t%d\n", h, s.at.Sub(start).Seconds(), s.rx)
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "flotilla-bench: the WAN samples were not kept: %v\n", err)
+	}
 }
 
 // hostBreakdown is one host's part of a run; durations count from the

@@ -325,7 +325,11 @@ func (b *scalingBench) runSpec(s runSpec) (scalingRun, error) {
 		for h, ch := range b.lab.Hosts {
 			caps[h] = ch.RateMbit
 		}
-		r.Breakdown = analyse(coord.Started, coord.Ended(), log, nodeLogs, sampler.stop(), caps)
+		samples := sampler.stop()
+		if b.o.keep {
+			writeWANSamples(filepath.Join(dir, "wan.tsv"), coord.Started, samples)
+		}
+		r.Breakdown = analyse(coord.Started, coord.Ended(), log, nodeLogs, samples, caps)
 		r.Breakdown.profile, r.Breakdown.profTotal, r.Breakdown.note = profileByConcern(b.coordBin, filepath.Join(dir, "coord.pprof"))
 		var profs []string
 		for _, p := range nodes {
