@@ -81,32 +81,31 @@ func (lb *leaseBook) Take(w, n int, dst []int) []int {
 // Duplicate gives worker w up to n pieces already held by others (end game
 // across workers), preferring pieces with the fewest holders.
 func (lb *leaseBook) Duplicate(w, n int, dst []int) []int {
-	return lb.duplicate(w, n, maxWorkers, false, nil, dst)
+	return lb.duplicate(w, n, maxWorkers, false, dst)
 }
 
 // DuplicateStarted is Duplicate restricted to pieces some holder is known
 // to have started (MarkStarted) and held by fewer than maxHolders workers:
 // a piece nobody has started is cheaper to steal than to duplicate.
 func (lb *leaseBook) DuplicateStarted(w, n, maxHolders int, dst []int) []int {
-	return lb.duplicate(w, n, maxHolders, true, nil, dst)
+	return lb.duplicate(w, n, maxHolders, true, dst)
 }
 
 // DuplicateHeld is DuplicateStarted without the started condition: any
-// piece held by fewer than maxHolders workers, except those skip names
-// (the last pieces, when a steal's round trip would cost more than a
-// duplicate's bytes; skip: the pieces a pending steal may bring back).
-func (lb *leaseBook) DuplicateHeld(w, n, maxHolders int, skip func(int) bool, dst []int) []int {
-	return lb.duplicate(w, n, maxHolders, false, skip, dst)
+// piece held by fewer than maxHolders workers (the last pieces, when a
+// steal's round trip would cost more than a duplicate's bytes).
+func (lb *leaseBook) DuplicateHeld(w, n, maxHolders int, dst []int) []int {
+	return lb.duplicate(w, n, maxHolders, false, dst)
 }
 
-func (lb *leaseBook) duplicate(w, n, maxHolders int, onlyStarted bool, skip func(int) bool, dst []int) []int {
+func (lb *leaseBook) duplicate(w, n, maxHolders int, onlyStarted bool, dst []int) []int {
 	for want := 1; want < maxHolders+1 && want <= maxWorkers && n > 0; want++ {
 		found := false
 		for i, h := range lb.holders {
 			if n == 0 {
 				break
 			}
-			if lb.done[i] || h == 0 || h&(1<<w) != 0 || (onlyStarted && lb.started[i]&h == 0) || (skip != nil && skip(i)) {
+			if lb.done[i] || h == 0 || h&(1<<w) != 0 || (onlyStarted && lb.started[i]&h == 0) {
 				continue
 			}
 			c := popcount(h)

@@ -1,8 +1,12 @@
 package swarm
 
 import (
+	"log/slog"
 	"slices"
 	"testing"
+	"time"
+
+	"flotilla/swarm/swarmtest"
 )
 
 func TestLeaseBook(t *testing.T) {
@@ -118,25 +122,62 @@ func TestAwaitSteal(t *testing.T) {
 	}
 }
 
-// DuplicateHeld takes unstarted pieces too, but not those skip names;
+// DuplicateHeld takes unstarted pieces too, one holder's before two's;
 // Shared counts the pieces a worker gives back that another worker holds
 // (a duplicate's copy dropped: counted as cancelled by the sub-chief).
 func TestLeaseBookDuplicateHeldAndShared(t *testing.T) {
 	lb := newLeaseBook(3, func(int) bool { return false }, 1)
 	p := lb.Take(0, 1, nil)[0]
 	q := lb.Take(0, 1, nil)[0]
-	if got := lb.DuplicateStarted(1, 2, maxLeaseHolders, nil); len(got) != 0 {
+	r := lb.Take(2, 1, nil)[0]
+	if got := lb.DuplicateStarted(1, 3, maxLeaseHolders, nil); len(got) != 0 {
 		t.Fatalf("DuplicateStarted took unstarted pieces %v", got)
 	}
-	got := lb.DuplicateHeld(1, 2, maxLeaseHolders, func(i int) bool { return i == q }, nil)
-	if !slices.Equal(got, []int{p}) {
-		t.Fatalf("DuplicateHeld took %v, want [%d] (%d is skipped)", got, p, q)
+	got := lb.DuplicateHeld(1, 3, maxLeaseHolders, nil)
+	if slices.Sort(got); !slices.Equal(got, slices.Sorted(slices.Values([]int{p, q, r}))) {
+		t.Fatalf("DuplicateHeld took %v, want %d, %d and %d", got, p, q, r)
 	}
-	if n := lb.Shared(0, []int{p, q}); n != 1 {
-		t.Fatalf("Shared = %d, want 1 (only %d has another holder)", n, p)
+	if got := lb.DuplicateHeld(3, 3, maxLeaseHolders, nil); len(got) != 0 {
+		t.Fatalf("DuplicateHeld took %v from pieces with %d holders each", got, maxLeaseHolders)
+	}
+	if n := lb.Shared(0, []int{p, q}); n != 2 {
+		t.Fatalf("Shared = %d, want 2 (worker 1 holds both)", n)
 	}
 	lb.Done(p, 1)
-	if n := lb.Shared(0, []int{p, q}); n != 0 {
-		t.Fatalf("Shared = %d after %d was done, want 0", n, p)
+	if n := lb.Shared(0, []int{p, q}); n != 1 {
+		t.Fatalf("Shared = %d after %d was done, want 1", n, p)
+	}
+}
+
+// At the very end (no more pieces left than workers), an idle worker joins
+// a piece another worker holds even while a steal has asked that piece
+// back and is unanswered: a worker that has started every piece asked
+// sends no answer, and skipping its pieces until stealWait left the last
+// piece of an 8-host run with its only holder, 0.14 s after the one
+// before it, while seven links idled. If the holder does give the piece
+// back, the copy is simply the only one.
+func TestIdleWorkerJoinsPieceAskedBack(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 2*16<<10, 16<<10)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 9)
+	lb := newLeaseBook(2, func(int) bool { return false }, 1)
+	a := &workerSlot{w: newFakeWorker("a", tt), idx: 0, alive: true}
+	b := &workerSlot{w: newFakeWorker("b", tt), idx: 1, alive: true}
+	d := &Download{cfg: cfg, log: swarmtest.Logger(t, slog.LevelWarn), n: 2, lb: lb, slots: []*workerSlot{a, b}, wd: newTestWatchdog(t)}
+	held := lb.Take(a.idx, 2, nil)
+	now := time.Now()
+	a.ask, a.askAt = slices.Clone(held), now // asked back, unanswered
+	d.refill(b, now, false)
+	got := lb.HeldBy(b.idx, nil)
+	if len(got) != 1 || !slices.Contains(held, got[0]) {
+		t.Fatalf("the idle worker holds %v; want one of %v, which a pending steal asked back", got, held)
+	}
+	if eg := d.endGame; eg.Duplicated != 1 {
+		t.Fatalf("end game %+v; want the copy counted", eg)
+	}
+	// The holder gives it back after all: the copy is the only one, not
+	// back in the pool.
+	lb.Return(a.idx, got)
+	if !lb.PoolEmpty() || lb.Held(b.idx) != 1 {
+		t.Fatalf("pool empty %v, the copy's holder holds %d: the piece given back should stay with it", lb.PoolEmpty(), lb.Held(b.idx))
 	}
 }
