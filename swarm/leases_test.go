@@ -122,7 +122,7 @@ func TestAwaitSteal(t *testing.T) {
 	}
 }
 
-// DuplicateHeld takes unstarted pieces too, one holder's before two's;
+// DuplicateHeld takes unstarted pieces too, up to maxLeaseHolders a piece;
 // Shared counts the pieces a worker gives back that another worker holds
 // (a duplicate's copy dropped: counted as cancelled by the sub-chief).
 func TestLeaseBookDuplicateHeldAndShared(t *testing.T) {
