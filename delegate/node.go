@@ -371,7 +371,8 @@ func (j *nodeJob) stop() {
 		j.ns.srv.nActiveJobs.Add(-1)
 		j.ns.srv.doneRunning(j)
 		j.ns.srv.doneJob(j.w)
-		j.ns.log.Info("job ended", "job", j.job.ID, "shipped", j.shipped.Load())
+		st := j.w.Status() // its last snapshot: what the job cost the node's WAN
+		j.ns.log.Info("job ended", "job", j.job.ID, "shipped", j.shipped.Load(), "downloaded", st.Downloaded, "wasted", st.Wasted)
 	})
 }
 
