@@ -28,12 +28,12 @@ type requester struct {
 	targetLatency               time.Duration
 	startPipe, minPipe, maxPipe int
 	requestTimeout, snubTimeout time.Duration
-	// chokedNudge and the time since which every peer we are interested
-	// in chokes us (zero: someone unchokes us); nudges counts the peers
-	// told again (interest.go).
+	// chokedNudge and the time since which every peer holding a piece of
+	// the lease chokes us (zero: one of them unchokes us); nudgeBuf holds
+	// those peers during a check (interest.go).
 	chokedNudge time.Duration
 	chokedSince time.Time
-	nudges      int64
+	nudgeBuf    []*peer
 	// held counts the pieces whose buffers are out of the picker's hands
 	// (verifying, delivered and not released, kept as suspects): they count
 	// against MaxInFlightBytes (Picker.Held).

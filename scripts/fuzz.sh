@@ -87,7 +87,7 @@ for t in "${targets[@]}"; do
   echo "== $t ($this)"
   log=$(mktemp)
   corpus="$dir/testdata/fuzz/$name"
-  before=$(ls "$corpus" 2>/dev/null | sort || true)
+  before=$(ls "$corpus" 2>/dev/null || true)
   set +e
   # PIPESTATUS is read right after the pipeline: with pipefail, a
   # "|| true" behind it ran true whenever go test failed, and every
@@ -98,7 +98,7 @@ for t in "${targets[@]}"; do
   rc=${status[0]}
   execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true) # none when it failed at once
   tail -1 < <(grep '^fuzz: elapsed' "$log") || true
-  after=$(ls "$corpus" 2>/dev/null | sort || true)
+  after=$(ls "$corpus" 2>/dev/null || true)
   if [ "$rc" -eq 0 ]; then
     result=ok
   elif [ "$before" = "$after" ] && grep -qx '    context deadline exceeded' "$log" && ! grep -q -e '^panic' -e 'Failing input written' -e '--- FAIL: .*/' "$log"; then
