@@ -51,6 +51,7 @@ type fakeWorker struct {
 	haves    []int
 	peers    []netip.AddrPort
 	revokes  [][]int
+	started  map[int]bool // pieces a Revoke without force keeps (Kept)
 	hold     bool
 	corrupt  bool    // flip a byte in every piece (and still claim Verified)
 	rate     float64 // bytes/s it "downloads" at (0: memory speed)
@@ -152,7 +153,8 @@ func (w *fakeWorker) Assign(pieces []int) {
 	w.poke()
 }
 
-// Revoke gives back the requested pieces not yet emitted.
+// Revoke gives back the requested pieces not yet emitted, except, without
+// force, those marked started (reported as Kept).
 func (w *fakeWorker) Revoke(pieces []int, force bool) {
 	w.mu.Lock()
 	w.revokes = append(w.revokes, pieces)
@@ -160,17 +162,21 @@ func (w *fakeWorker) Revoke(pieces []int, force bool) {
 	for _, p := range pieces {
 		want[p] = true
 	}
-	var got []int
-	kept := w.queue[:0]
+	var got, started []int
+	queue := w.queue[:0]
 	for _, p := range w.queue {
-		if want[p] {
+		switch {
+		case want[p] && !force && w.started[p]:
+			started = append(started, p)
+			queue = append(queue, p)
+		case want[p]:
 			got = append(got, p)
-		} else {
-			kept = append(kept, p)
+		default:
+			queue = append(queue, p)
 		}
 	}
-	w.queue = kept
-	w.outbox = append(w.outbox, swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: got})
+	w.queue = queue
+	w.outbox = append(w.outbox, swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: got, Kept: started})
 	w.mu.Unlock()
 	w.poke()
 }

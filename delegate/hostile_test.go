@@ -187,6 +187,7 @@ func TestScriptedNodeGood(t *testing.T) {
 	release := make(chan struct{})
 	conn, done := rawNode(t, func(sess *yamux.Session, ctrl net.Conn, job *jobMsg) {
 		writeFrame(t, ctrl, MsgRevoked, &piecesMsg{Job: job.Job, Pieces: []uint32{2, 99999, 3}})
+		writeFrame(t, ctrl, MsgRevoked, &piecesMsg{Job: job.Job, Kept: []uint32{99999, 4}})
 		writeFrame(t, ctrl, MsgStatus, &statusMsg{Job: job.Job + 1, Peers: 77}) // other job: ignored
 		st, _ := sess.OpenStream()
 		writeFrame(t, st, MsgPiece, &pieceHeader{Job: job.Job, Index: 5, Length: 64 << 10})
@@ -198,8 +199,11 @@ func TestScriptedNodeGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := <-r.Events()
-	if ev.Kind != swarm.EventRevoked || !slices.Equal(ev.Pieces, []int{2, 3}) {
+	if ev.Kind != swarm.EventRevoked || !slices.Equal(ev.Pieces, []int{2, 3}) || len(ev.Kept) != 0 {
 		t.Fatalf("%+v", ev)
+	}
+	if ev = <-r.Events(); ev.Kind != swarm.EventRevoked || len(ev.Pieces) != 0 || !slices.Equal(ev.Kept, []int{4}) {
+		t.Fatalf("an answer giving nothing back: %+v; want Kept [4]", ev)
 	}
 	got, _ := collect(t, r, tt, 1, 5*time.Second)
 	if !got[5] || r.Status().Peers != 0 {

@@ -147,25 +147,33 @@ func (j *nodeJob) assign(pieces []uint32) {
 	j.leaveMu.Lock()
 	defer j.leaveMu.Unlock()
 	if j.leaving {
-		j.sendRevoked(j.indices(pieces))
+		j.sendRevoked(j.indices(pieces), nil)
 		return
 	}
 	j.w.Assign(j.indices(pieces))
 }
 
-// sendRevoked tells the coordinator which pieces the job gave back.
-func (j *nodeJob) sendRevoked(pieces []int) {
+// sendRevoked tells the coordinator which pieces the job gave back and
+// which of those asked it keeps (started). An answer with neither is not
+// sent: it answers nothing the coordinator could match.
+func (j *nodeJob) sendRevoked(pieces, kept []int) {
+	p, k := j.wireIndices(pieces), j.wireIndices(kept)
+	for len(p) > 0 || len(k) > 0 {
+		n, m := min(len(p), maxListChunk), min(len(k), maxListChunk)
+		j.ns.send(MsgRevoked, &piecesMsg{Job: j.job.ID, Pieces: p[:n], Kept: k[:m]})
+		p, k = p[n:], k[m:]
+	}
+}
+
+// wireIndices is the pieces within the torrent, as sent.
+func (j *nodeJob) wireIndices(pieces []int) []uint32 {
 	p := make([]uint32, 0, len(pieces))
 	for _, i := range pieces {
 		if i >= 0 && i < j.job.Info.NumPieces() {
 			p = append(p, uint32(i))
 		}
 	}
-	for len(p) > 0 {
-		n := min(len(p), maxListChunk)
-		j.ns.send(MsgRevoked, &piecesMsg{Job: j.job.ID, Pieces: p[:n]})
-		p = p[n:]
-	}
+	return p
 }
 
 // finishLeave runs on the pump once a leaving job's worker closed its

@@ -469,7 +469,7 @@ func (j *nodeJob) pump() {
 				pending, hasPending = ev, true
 				j.nDelivered.Add(1)
 			case swarm.EventRevoked:
-				j.sendRevoked(ev.Pieces)
+				j.sendRevoked(ev.Pieces, ev.Kept)
 			case swarm.EventFailed:
 				msg := "worker failed"
 				if ev.Err != nil {

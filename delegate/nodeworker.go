@@ -167,17 +167,17 @@ func (w *localWorker) pump() {
 			}
 		case swarm.EventRevoked:
 			w.mu.Lock()
-			kept := ev.Pieces[:0:0]
+			back := ev.Pieces[:0:0]
 			for _, p := range ev.Pieces {
 				if !w.dropped[p] {
-					kept = append(kept, p)
+					back = append(back, p)
 				}
 			}
 			w.mu.Unlock()
-			if len(kept) == 0 && len(ev.Pieces) > 0 {
-				continue
+			if len(back) == 0 && len(ev.Pieces) > 0 && len(ev.Kept) == 0 {
+				continue // the answer to our own revocation (Have)
 			}
-			ev.Pieces = kept
+			ev.Pieces = back
 		}
 		select {
 		case w.events <- ev:

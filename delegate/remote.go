@@ -440,17 +440,24 @@ func (r *RemoteSwarm) releaseMemory() {
 }
 
 // revoked passes the node's Revoked on to Events.
-func (r *RemoteSwarm) revoked(pieces []uint32) {
-	ev := swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: make([]int, 0, len(pieces))}
-	for _, p := range pieces {
-		if int64(p) < int64(r.info.NumPieces()) {
-			ev.Pieces = append(ev.Pieces, int(p))
-		}
-	}
+func (r *RemoteSwarm) revoked(pieces, kept []uint32) {
+	ev := swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: r.pieceIndices(pieces), Kept: r.pieceIndices(kept)}
 	select {
 	case r.ctrlIn <- ev:
 	case <-r.dead:
 	}
+}
+
+// pieceIndices is the indices within the torrent (a node's list may name
+// others: they are ignored).
+func (r *RemoteSwarm) pieceIndices(pieces []uint32) []int {
+	out := make([]int, 0, len(pieces))
+	for _, p := range pieces {
+		if int64(p) < int64(r.info.NumPieces()) {
+			out = append(out, int(p))
+		}
+	}
+	return out
 }
 
 // leaving passes the node's Leaving on to Events (EventLeaving): the

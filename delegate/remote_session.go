@@ -402,7 +402,7 @@ func (s *Session) dispatch(t MsgType, m any) error {
 			return fmt.Errorf("%w: %v from a node", ErrProtocol, t)
 		}
 		if r := s.job(m.Job); r != nil {
-			r.revoked(m.Pieces)
+			r.revoked(m.Pieces, m.Kept)
 		}
 	case *leavingMsg:
 		if r := s.job(m.Job); r != nil {

@@ -205,6 +205,48 @@ func TestRevokeRoundTrip(t *testing.T) {
 	}
 }
 
+// A Revoke without force that gets nothing back is still answered: the
+// node names the pieces it keeps, having started them (Kept), so the
+// coordinator need not wait to copy them to an idle swarm.
+func TestRevokeAnswersKeptPieces(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			f := &fakeFactory{tt: tt, hold: true}
+			ts := newTestServerWith(t, tr, f, nil)
+			r := mustDial(t, ts, tt)
+			w := f.worker(t, 0)
+			w.mu.Lock()
+			w.started = map[int]bool{4: true, 5: true}
+			w.mu.Unlock()
+			r.Assign(allPieces(10))
+			r.Revoke([]int{4, 5}, false)
+			select {
+			case ev := <-r.Events():
+				if ev.Kind != swarm.EventRevoked || len(ev.Pieces) != 0 || !slices.Equal(ev.Kept, []int{4, 5}) {
+					t.Fatalf("event %+v; want nothing given back, Kept [4 5]", ev)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no answer to a Revoke that gets nothing back")
+			}
+			r.Revoke([]int{4, 6}, false)
+			select {
+			case ev := <-r.Events():
+				if ev.Kind != swarm.EventRevoked || !slices.Equal(ev.Pieces, []int{6}) || !slices.Equal(ev.Kept, []int{4}) {
+					t.Fatalf("event %+v; want 6 given back, Kept [4]", ev)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no EventRevoked")
+			}
+			w.resume()
+			got, _ := collect(t, r, tt, 9, 5*time.Second)
+			if !got[4] || !got[5] || got[6] {
+				t.Fatalf("delivered %v; want the kept pieces 4 and 5, not 6", got)
+			}
+		})
+	}
+}
+
 func TestRemoteWorkerFailed(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	ts := newTestServer(t, transports[0], tt, nil)

@@ -143,10 +143,14 @@ type jobRejectedMsg struct {
 	Code   string `msgpack:"code,omitempty"`
 }
 
-// piecesMsg is the body of Assign, Have and Revoked.
+// piecesMsg is the body of Assign, Have and Revoked. Kept is only in
+// Revoked: the pieces of the Revoke the node keeps, having started them
+// (absent from nodes before it, which send no Revoked when nothing is
+// given back).
 type piecesMsg struct {
 	Job    uint64   `msgpack:"job"`
 	Pieces []uint32 `msgpack:"pieces"`
+	Kept   []uint32 `msgpack:"kept,omitempty"`
 }
 
 type revokeMsg struct {

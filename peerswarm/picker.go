@@ -132,11 +132,12 @@ func (p *Picker) Lease(pieces []int) {
 func (p *Picker) Leased(i int) bool { return p.leased[i] }
 
 // Revoke removes pieces from the lease and returns those actually taken
-// back. Without force, pieces with download progress stay (they are nearly
-// free to finish); with force they are abandoned and the caller cancels
-// their outstanding requests.
-func (p *Picker) Revoke(pieces []int, force bool) []int {
-	var out []int
+// back (out) and those of pieces it keeps in the lease (kept). Without
+// force, pieces with download progress stay (they are nearly free to
+// finish); with force they are abandoned and the caller cancels their
+// outstanding requests. A piece being verified always stays: the hash
+// result settles it.
+func (p *Picker) Revoke(pieces []int, force bool) (out, kept []int) {
 	for _, i := range pieces {
 		if i < 0 || i >= len(p.state) || !p.leased[i] {
 			continue
@@ -146,17 +147,19 @@ func (p *Picker) Revoke(pieces []int, force bool) []int {
 			p.nIdle--
 		case pieceActive:
 			if !force {
+				kept = append(kept, i)
 				continue
 			}
 			p.dropActive(i) // back to missing, counted idle
 			p.nIdle--
 		case pieceVerifying:
-			continue // the hash result will settle it
+			kept = append(kept, i)
+			continue
 		}
 		p.leased[i] = false
 		out = append(out, i)
 	}
-	return out
+	return out, kept
 }
 
 func (p *Picker) dropActive(i int) {

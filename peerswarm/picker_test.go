@@ -154,13 +154,13 @@ func TestPickerLeaseRevokeAvailability(t *testing.T) {
 		t.Fatalf("picked outside lease: %v", got)
 	}
 	other := 3 - got[0].Piece
-	rv := p.Revoke([]int{1, 2, 5}, false)
-	if !slices.Equal(rv, []int{other}) {
-		t.Fatalf("revoked %v, want [%d] (active piece kept)", rv, other)
+	rv, kept := p.Revoke([]int{1, 2, 5}, false)
+	if !slices.Equal(rv, []int{other}) || !slices.Equal(kept, []int{got[0].Piece}) {
+		t.Fatalf("revoked %v kept %v, want [%d] and [%d] (active piece kept, 5 not leased)", rv, kept, other, got[0].Piece)
 	}
-	rv = p.Revoke([]int{got[0].Piece}, true)
-	if len(rv) != 1 || p.ActiveCount() != 0 {
-		t.Fatalf("forced revoke %v active %d", rv, p.ActiveCount())
+	rv, kept = p.Revoke([]int{got[0].Piece}, true)
+	if len(rv) != 1 || len(kept) != 0 || p.ActiveCount() != 0 {
+		t.Fatalf("forced revoke %v kept %v active %d", rv, kept, p.ActiveCount())
 	}
 	bf := []byte{0xFF}
 	p.avail.Bitfield(bf)

@@ -229,13 +229,13 @@ func (s *Swarm) Assign(pieces []int) {
 func (s *Swarm) Revoke(pieces []int, force bool) {
 	pieces = append([]int(nil), pieces...)
 	s.loop.Post(func() {
-		got := s.req.picker.Revoke(pieces, force)
+		got, kept := s.req.picker.Revoke(pieces, force)
 		if force {
 			for _, i := range got {
 				s.abandon(i)
 			}
 		}
-		s.outbox = append(s.outbox, swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: got})
+		s.outbox = append(s.outbox, swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: got, Kept: kept})
 	})
 }
 

@@ -171,26 +171,28 @@ func rateShare(s *workerSlot, slots []*workerSlot, left int) int {
 func (s *workerSlot) working() bool { return s.alive && s.idx >= 0 && !s.benched && !s.leaving }
 
 // stealWait is how long a steal may go unanswered before the pieces the
-// worker still holds count as started.
+// worker still holds count as started: a worker answers every Revoke,
+// naming what it keeps (WorkerEvent.Kept), but a node before that field
+// sends nothing when it gives nothing back, and an answer may be lost
+// with its session.
 func stealWait(cfg Config) time.Duration {
 	return max(2*cfg.StatusInterval, 200*time.Millisecond)
 }
 
 // answered settles a pending steal when a revocation answers it (it names
-// one of the asked pieces): what the worker kept, it has started.
-func (s *workerSlot) answered(lb *leaseBook, back []int) {
-	if len(s.ask) == 0 || len(back) == 0 {
+// one of the asked pieces, given back or kept): what the worker kept, it
+// has started. An answer that gives nothing back names the pieces kept
+// (WorkerEvent.Kept), so the idle workers may copy them at once instead
+// of waiting out stealWait.
+func (s *workerSlot) answered(lb *leaseBook, back, kept []int) {
+	if len(s.ask) == 0 {
 		return
 	}
-	hit := false
-	for _, i := range back {
+	for _, i := range slices.Concat(back, kept) {
 		if slices.Contains(s.ask, i) {
-			hit = true
-			break
+			s.settleAsk(lb)
+			return
 		}
-	}
-	if hit {
-		s.settleAsk(lb)
 	}
 }
 
@@ -210,8 +212,9 @@ func (s *workerSlot) settleAsk(lb *leaseBook) {
 // back return to the pool within a round trip. In the 8-host run the
 // coordinator's swarm duplicated 12 started pieces with 701 left (12 MiB
 // of its WAN) while the steal that refilled the pool was in flight. Near
-// the end (a few pieces per worker left) duplication goes on at once: an
-// answer that gives nothing back settles a steal only after stealWait.
+// the end (a few pieces per worker left) duplication goes on at once: a
+// steal is still answered a round trip later, or by an older node that
+// gives nothing back only after stealWait.
 func (d *Download) awaitSteal() bool {
 	if d.lb.Left() <= 4*len(d.slots) {
 		return false

@@ -440,7 +440,7 @@ func (d *Download) handle(se slotEvent) {
 		d.log.Debug("pieces given back", "worker", s.w.Name(), "pieces", len(ev.Pieces), "asked", len(s.ask), "left", d.lb.Left())
 		d.endGame.Cancelled += d.lb.Shared(s.idx, ev.Pieces)
 		d.returned.Revoked += d.lb.Return(s.idx, ev.Pieces)
-		s.answered(d.lb, ev.Pieces)
+		s.answered(d.lb, ev.Pieces, ev.Kept)
 		d.rebalance(time.Now(), false)
 	case EventFailed:
 		d.workerGone(s, ev.Err)
@@ -599,9 +599,10 @@ func (d *Download) refill(s *workerSlot, now time.Time, force bool) {
 			// it (DuplicateFromSlower). At most one piece per worker,
 			// cancelled when the other copy arrives. (Started pieces
 			// with a single holder were taken above: these are not.)
-			// Pieces a pending steal asked back too: a worker that has
-			// started every piece asked sends no answer, and waiting
-			// out stealWait (500 ms) for it left the last piece of an
+			// Pieces a pending steal asked back too: the answer takes a
+			// round trip (and a node before WorkerEvent.Kept sends none
+			// when it has started every piece asked), and waiting out
+			// stealWait (500 ms) for it left the last piece of an
 			// 8-host run with its only holder, 0.14 s after the one
 			// before it, seven links idle. If the holder does give it
 			// back, this copy is simply the only one.

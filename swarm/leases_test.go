@@ -181,3 +181,42 @@ func TestIdleWorkerJoinsPieceAskedBack(t *testing.T) {
 		t.Fatalf("pool empty %v, the copy's holder holds %d: the piece given back should stay with it", lb.PoolEmpty(), lb.Held(b.idx))
 	}
 }
+
+// TestStealAnsweredWithKeptPieces: a worker that gives nothing back but
+// names the pieces it keeps (started) settles the steal at once, and an
+// idle worker copies them then, not a stealWait later.
+func TestStealAnsweredWithKeptPieces(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 6*16<<10, 16<<10)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 9)
+	lb := newLeaseBook(6, func(int) bool { return false }, 1)
+	a := &workerSlot{w: newFakeWorker("a", tt), idx: 0, alive: true}
+	b := &workerSlot{w: newFakeWorker("b", tt), idx: 1, alive: true}
+	d := &Download{cfg: cfg, log: swarmtest.Logger(t, slog.LevelWarn), n: 6, lb: lb, slots: []*workerSlot{a, b}, wd: newTestWatchdog(t)}
+	held := lb.Take(a.idx, 6, nil)
+	now := time.Now()
+	a.ask, a.askAt = slices.Clone(held), now
+	d.refill(b, now, false)
+	if n := lb.Held(b.idx); n != 0 {
+		t.Fatalf("before the answer the idle worker holds %d pieces; want none (more pieces left than workers, none known started)", n)
+	}
+	d.handle(slotEvent{slot: a.idx, ev: WorkerEvent{Kind: EventRevoked, Kept: held[:4]}})
+	if len(a.ask) != 0 {
+		t.Fatalf("steal still pending (%v) after an answer naming kept pieces", a.ask)
+	}
+	got := lb.HeldBy(b.idx, nil)
+	if len(got) == 0 {
+		t.Fatal("the idle worker got no copy of the pieces the answer said were started")
+	}
+	for _, i := range got {
+		if !lb.Holds(a.idx, i) {
+			t.Fatalf("the idle worker got piece %d, which the holder does not hold", i)
+		}
+	}
+	// An answer that names none of the asked pieces answers another
+	// Revoke: the steal stays pending.
+	a.ask, a.askAt = []int{held[5]}, now
+	d.handle(slotEvent{slot: a.idx, ev: WorkerEvent{Kind: EventRevoked}})
+	if len(a.ask) != 1 {
+		t.Fatalf("an empty answer settled the steal: ask %v", a.ask)
+	}
+}

@@ -48,8 +48,9 @@ type Worker interface {
 	// Assign adds pieces to the worker's lease.
 	Assign(pieces []int)
 	// Revoke asks the worker to give pieces back. Without force it keeps
-	// pieces it has partly downloaded. It answers with an EventRevoked
-	// listing the pieces actually given back.
+	// pieces it has partly downloaded. It answers with one EventRevoked
+	// listing the pieces actually given back and those it keeps (Kept),
+	// even when both are empty.
 	Revoke(pieces []int, force bool)
 	// Have tells the worker that pieces are verified and durably stored:
 	// it stops downloading them and may advertise and upload them.
@@ -101,8 +102,12 @@ type WorkerEvent struct {
 	Data     []byte
 	Verified bool
 	Pieces   []int
-	Err      error
-	Addrs    []netip.AddrPort // EventPeers
+	// Kept lists, in an EventRevoked, the pieces of the Revoke the worker
+	// keeps because it has started them (without force), so that an
+	// answer giving nothing back still says what the worker is fetching.
+	Kept  []int
+	Err   error
+	Addrs []netip.AddrPort // EventPeers
 }
 
 // WorkerStatus is a snapshot of one worker.
