@@ -16,7 +16,10 @@ import (
 //     every announce, and a worker keeps the addresses it was given).
 //   - A worker that joins gets its share of the book at once —
 //     ceil(known/(alive+expected)) addresses (expected: the workers
-//     being started, Download.ExpectWorkers), at most MaxPeers, freshest first,
+//     being started, Download.ExpectWorkers), raised towards
+//     minPeerShare with addresses fewer than maxJoinHolders workers
+//     have when that leaves the expected workers their share of those,
+//     at most MaxPeers, freshest first,
 //     preferring those no live worker has, then those the fewest have —
 //     instead of waiting for the next announce with no peers. These are
 //     the only addresses given to more than one worker.
@@ -27,6 +30,20 @@ import (
 
 // maxKnownPeers bounds the sub-chief's peer book.
 const maxKnownPeers = 2048
+
+// minPeerShare is the fewest addresses a joining worker is given when the
+// book has enough not yet crowded (held by fewer than maxJoinHolders
+// workers). A swarm with one or two peers idles whenever one chokes it:
+// with 3 seeders and 3 hosts (4 addresses known, the coordinator's own
+// among them) a node's share was 2, the coordinator and one seeder, and
+// it idled 0.3 s when that seeder choked it, until its own announce's
+// peers came a second after the start. The cap on holders keeps 8 hosts
+// over 8 seeders at three connections per seeder at most (an aria2c
+// seeder accepts three a second).
+const (
+	minPeerShare   = 3
+	maxJoinHolders = 3
+)
 
 // peerBook is a bounded record of peer addresses, freshest first, and of
 // the worker slots each was given to. Passive: the sub-chief owns it.
@@ -145,6 +162,21 @@ func (b *peerBook) Deal(recs []*peerRec, slots []*workerSlot) {
 	}
 }
 
+// spare is how many addresses beyond its share of them a joining worker
+// may take, up to minPeerShare: connections to addresses held by fewer
+// than maxJoinHolders of the workers in live, less the share of them
+// this worker and the expected ones take.
+func (b *peerBook) spare(live uint64, share, expected int) int {
+	if share >= minPeerShare {
+		return 0
+	}
+	room := 0
+	for e := b.ll.Front(); e != nil; e = e.Next() {
+		room += max(0, maxJoinHolders-popcount(e.Value.(*peerRec).given&live))
+	}
+	return max(0, min(minPeerShare-share, room-share*(expected+1)))
+}
+
 // Join gives a worker that just joined its share of the book, at most
 // maxPeers addresses: the book over the workers alive and the expected
 // ones still to come (Download.ExpectWorkers).
@@ -153,8 +185,15 @@ func (b *peerBook) Join(s *workerSlot, slots []*workerSlot, maxPeers, expected i
 		return
 	}
 	alive := popcount(liveMask(slots)) + expected
+	others := liveMask(slots) &^ (1 << s.idx)
 	share := min(maxPeers, (b.Len()+alive-1)/alive)
-	recs := b.Pick(share, liveMask(slots)&^(1<<s.idx), nil)
+	recs := b.Pick(min(maxPeers, share+b.spare(others, share, expected)), others, nil)
+	for k := share; k < len(recs); k++ { // beyond the share: only uncrowded ones
+		if popcount(recs[k].given&others) >= maxJoinHolders {
+			recs = recs[:k] // Pick orders by holders: the rest are as crowded
+			break
+		}
+	}
 	addrs := make([]netip.AddrPort, 0, len(recs))
 	for _, r := range recs {
 		r.given |= 1 << s.idx

@@ -254,11 +254,12 @@ func TestSubChiefDealsWorkerPeers(t *testing.T) {
 
 // Workers that join one by one while the sub-chief expects them (a
 // coordinator opening sessions to seven swarm nodes it knows) each get
-// their share counted over all eight: two of the 9 addresses known (8
-// seeders and the coordinator's own), spread evenly, instead of 5 for
-// the first and 2 already much dialed for the last. An aria2c seeder
-// accepts three connections a second: no seeder is then dialed more
-// than that at the start.
+// their share counted over all eight: of the 9 addresses known (8
+// seeders and the coordinator's own) ceil(9/8) = 2, raised to
+// minPeerShare (3) while addresses held by fewer than three workers are
+// left, spread evenly, instead of 5 for the first and the most dialed
+// ones for the last. An aria2c seeder accepts three connections a
+// second: no seeder is then dialed more than that at the start.
 func TestSubChiefJoinShareCountsExpectedWorkers(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
 	cfg, _ := subChiefConfig(t, tt)
@@ -281,8 +282,8 @@ func TestSubChiefJoinShareCountsExpectedWorkers(t *testing.T) {
 		d.AddWorker(f)
 		barrier(t, d)
 		got := f.peersGot()
-		if len(got) != 2 {
-			t.Errorf("%s got %d addresses, want ceil(9/8) = 2: %v", f.name, len(got), got)
+		if len(got) < 2 || len(got) > minPeerShare {
+			t.Errorf("%s got %d addresses, want ceil(9/8) = 2 raised to at most %d: %v", f.name, len(got), minPeerShare, got)
 		}
 		for _, a := range got {
 			holders[a]++
@@ -294,5 +295,45 @@ func TestSubChiefJoinShareCountsExpectedWorkers(t *testing.T) {
 	}
 	if hi-lo > 1 || hi > 3 {
 		t.Errorf("addresses held by %d to %d workers, want an even spread of at most 3: %v", lo, hi, holders)
+	}
+}
+
+// With few addresses known each worker still gets minPeerShare of them
+// when no address is crowded: 3 seeders and the coordinator's own address
+// for 3 hosts gave each node 2 (one of them the coordinator, with nothing
+// to give at the start), and a node whose one seeder choked it idled.
+func TestSubChiefJoinShareFloor(t *testing.T) {
+	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
+	cfg, _ := subChiefConfig(t, tt)
+	cfg.LeaseTimeout = time.Minute
+	d := newTestDownload(t, cfg)
+	known := testAddrs(1, 4)
+	d.AddPeers(known)
+	barrier(t, d)
+	holders := map[netip.AddrPort]int{}
+	for _, a := range localPeers(t, d) {
+		holders[a]++
+	}
+	const nodes = 2
+	d.ExpectWorkers(nodes)
+	for k := range nodes {
+		f := newFakeWorker(fmt.Sprintf("node%d", k+1), tt)
+		f.hold = true
+		f.start()
+		d.ExpectWorkers(nodes - k - 1)
+		d.AddWorker(f)
+		barrier(t, d)
+		got := f.peersGot()
+		if len(got) != minPeerShare {
+			t.Errorf("%s got %d addresses, want %d (ceil(4/3) = 2 raised to minPeerShare): %v", f.name, len(got), minPeerShare, got)
+		}
+		for _, a := range got {
+			holders[a]++
+		}
+	}
+	for _, a := range known {
+		if holders[a] > maxJoinHolders {
+			t.Errorf("%v held by %d workers, want at most %d: %v", a, holders[a], maxJoinHolders, holders)
+		}
 	}
 }
