@@ -187,7 +187,8 @@ func (p *Picker) dropActive(i int) {
 // requested by k. has reports whether the peer may serve a piece (its
 // bitfield, restricted to allowed-fast pieces while it chokes us).
 // Partially downloaded pieces come first, then the rarest leased piece
-// (random tie-break); in end game, blocks already requested from others.
+// (random tie-break); in end game, blocks already requested from others,
+// the most recently requested first.
 func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block {
 	if n <= 0 {
 		return dst
@@ -224,12 +225,16 @@ func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block
 	if n == 0 || !p.EndGame() {
 		return dst
 	}
-	// 3. End game: duplicate outstanding blocks.
-	for _, ap := range p.list {
+	// 3. End game: duplicate outstanding blocks, the last requested first.
+	// Another peer sends its requests in order: the head of its queue is
+	// already on the wire, where a copy only wastes bytes, while the tail
+	// it reaches last, after our cancel (sent when this copy arrives).
+	for j := len(p.list) - 1; j >= 0; j-- {
+		ap := p.list[j]
 		if ap.owner != owner || !has(ap.index) || p.state[ap.index] != pieceActive {
 			continue
 		}
-		for b := range ap.blocks {
+		for b := len(ap.blocks) - 1; b >= 0; b-- {
 			bs := &ap.blocks[b]
 			if bs.received || int(bs.nreq) >= maxDup || bs.requestedBy(k) {
 				continue

@@ -125,6 +125,20 @@ func TestPickerEndGameAndCancel(t *testing.T) {
 	}
 }
 
+// End game copies the blocks another peer will send last (the tail of its
+// request queue), not those already on their way.
+func TestPickerEndGameCopiesTailFirst(t *testing.T) {
+	p := testPicker(2, 64<<10, 128<<10)
+	a := p.Pick(1, hasAll, 8, nil)
+	if len(a) != 8 || !p.EndGame() {
+		t.Fatalf("peer 1 got %v, end game %v", a, p.EndGame())
+	}
+	b := p.Pick(2, hasAll, 3, nil)
+	if want := []Block{a[7], a[6], a[5]}; !slices.Equal(b, want) {
+		t.Fatalf("end game copies %v; want the last requested first %v", b, want)
+	}
+}
+
 func TestPickerUnrequestAndPeerLeft(t *testing.T) {
 	p := testPicker(1, 64<<10, 64<<10)
 	a := p.Pick(1, hasAll, 4, nil)
