@@ -158,8 +158,9 @@ func (j *nodeJob) assign(pieces []uint32) {
 // sent: it answers nothing the coordinator could match.
 func (j *nodeJob) sendRevoked(pieces, kept []int) {
 	p, k := j.wireIndices(pieces), j.wireIndices(kept)
-	for len(p) > 0 || len(k) > 0 {
-		n, m := min(len(p), maxListChunk), min(len(k), maxListChunk)
+	for len(p) > 0 || len(k) > 0 { // at most maxListChunk indices a message
+		n := min(len(p), maxListChunk)
+		m := min(len(k), maxListChunk-n)
 		j.ns.send(MsgRevoked, &piecesMsg{Job: j.job.ID, Pieces: p[:n], Kept: k[:m]})
 		p, k = p[n:], k[m:]
 	}

@@ -132,11 +132,11 @@ func (p *Picker) Lease(pieces []int) {
 func (p *Picker) Leased(i int) bool { return p.leased[i] }
 
 // Revoke removes pieces from the lease and returns those actually taken
-// back (out) and those of pieces it keeps in the lease (kept). Without
-// force, pieces with download progress stay (they are nearly free to
-// finish); with force they are abandoned and the caller cancels their
-// outstanding requests. A piece being verified always stays: the hash
-// result settles it.
+// back (out) and, without force, those it keeps in the lease because they
+// are started (kept). Without force, pieces with download progress stay
+// (they are nearly free to finish); with force they are abandoned and the
+// caller cancels their outstanding requests. A piece being verified
+// always stays, unreported under force: the hash result settles it.
 func (p *Picker) Revoke(pieces []int, force bool) (out, kept []int) {
 	for _, i := range pieces {
 		if i < 0 || i >= len(p.state) || !p.leased[i] {
@@ -153,7 +153,9 @@ func (p *Picker) Revoke(pieces []int, force bool) (out, kept []int) {
 			p.dropActive(i) // back to missing, counted idle
 			p.nIdle--
 		case pieceVerifying:
-			kept = append(kept, i)
+			if !force {
+				kept = append(kept, i)
+			}
 			continue
 		}
 		p.leased[i] = false
@@ -187,8 +189,9 @@ func (p *Picker) dropActive(i int) {
 // requested by k. has reports whether the peer may serve a piece (its
 // bitfield, restricted to allowed-fast pieces while it chokes us).
 // Partially downloaded pieces come first, then the rarest leased piece
-// (random tie-break); in end game, blocks already requested from others,
-// the most recently requested first.
+// (random tie-break); in end game, blocks already requested from others:
+// those of the most recently started piece first, its last blocks first
+// (a peer's stuck old blocks are left to the request timeout).
 func (p *Picker) Pick(k peerKey, has func(int) bool, n int, dst []Block) []Block {
 	if n <= 0 {
 		return dst

@@ -125,6 +125,24 @@ func TestPickerEndGameAndCancel(t *testing.T) {
 	}
 }
 
+// A piece being verified stays in the lease: reported kept without force,
+// not reported with force (the hash result settles it).
+func TestPickerRevokeVerifyingPiece(t *testing.T) {
+	p := testPicker(1, 32<<10, 32<<10)
+	for _, b := range p.Pick(1, hasAll, 2, nil) {
+		p.Received(1, b, nil)
+	}
+	if p.State(0) != pieceVerifying {
+		t.Fatalf("state %v, want verifying", p.State(0))
+	}
+	if out, kept := p.Revoke([]int{0}, false); len(out) != 0 || !slices.Equal(kept, []int{0}) {
+		t.Fatalf("revoke without force: out %v kept %v, want none and [0]", out, kept)
+	}
+	if out, kept := p.Revoke([]int{0}, true); len(out) != 0 || len(kept) != 0 {
+		t.Fatalf("forced revoke: out %v kept %v, want neither", out, kept)
+	}
+}
+
 // End game copies the blocks another peer will send last (the tail of its
 // request queue), not those already on their way.
 func TestPickerEndGameCopiesTailFirst(t *testing.T) {

@@ -171,10 +171,10 @@ func rateShare(s *workerSlot, slots []*workerSlot, left int) int {
 func (s *workerSlot) working() bool { return s.alive && s.idx >= 0 && !s.benched && !s.leaving }
 
 // stealWait is how long a steal may go unanswered before the pieces the
-// worker still holds count as started: a worker answers every Revoke,
-// naming what it keeps (WorkerEvent.Kept), but a node before that field
-// sends nothing when it gives nothing back, and an answer may be lost
-// with its session.
+// worker still holds count as started: a worker's answer names what it
+// keeps (WorkerEvent.Kept), but a node sends none when every asked piece
+// is already delivered (and a node before Kept none when it gives
+// nothing back), and an answer may be lost with its session.
 func stealWait(cfg Config) time.Duration {
 	return max(2*cfg.StatusInterval, 200*time.Millisecond)
 }

@@ -97,7 +97,8 @@ func TestLeaseBookDuplicateFromSlower(t *testing.T) {
 
 // A worker running dry waits for a pending steal's pieces rather than
 // duplicating a started piece, except near the end, where an answer that
-// gives nothing back would hold the end game up by stealWait.
+// never comes (a node before WorkerEvent.Kept gives nothing back) would
+// hold the end game up by stealWait.
 func TestAwaitSteal(t *testing.T) {
 	lb := newLeaseBook(100, func(int) bool { return false }, 1)
 	a, b := &workerSlot{idx: 0, alive: true}, &workerSlot{idx: 1, alive: true}
@@ -151,10 +152,10 @@ func TestLeaseBookDuplicateHeldAndShared(t *testing.T) {
 
 // At the very end (no more pieces left than workers), an idle worker joins
 // a piece another worker holds even while a steal has asked that piece
-// back and is unanswered: a worker that has started every piece asked
-// sends no answer, and skipping its pieces until stealWait left the last
-// piece of an 8-host run with its only holder, 0.14 s after the one
-// before it, while seven links idled. If the holder does give the piece
+// back and is unanswered (the answer takes a round trip; a node before
+// WorkerEvent.Kept sends none), and skipping its pieces until stealWait
+// left the last piece of an 8-host run with its only holder, 0.14 s
+// after the one before it, while seven links idled. If the holder does give the piece
 // back, the copy is simply the only one.
 func TestIdleWorkerJoinsPieceAskedBack(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 2*16<<10, 16<<10)

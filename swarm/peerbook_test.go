@@ -261,40 +261,20 @@ func TestSubChiefDealsWorkerPeers(t *testing.T) {
 // ones for the last. An aria2c seeder accepts three connections a
 // second: no seeder is then dialed more than that at the start.
 func TestSubChiefJoinShareCountsExpectedWorkers(t *testing.T) {
-	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
-	cfg, _ := subChiefConfig(t, tt)
-	cfg.LeaseTimeout = time.Minute
-	d := newTestDownload(t, cfg)
 	known := testAddrs(1, 9)
-	d.AddPeers(known)
-	barrier(t, d)
-	holders := map[netip.AddrPort]int{}
-	for _, a := range localPeers(t, d) {
-		holders[a]++
-	}
 	const nodes = 7
-	d.ExpectWorkers(nodes)
-	for k := range nodes {
-		f := newFakeWorker(fmt.Sprintf("node%d", k+1), tt)
-		f.hold = true
-		f.start()
-		d.ExpectWorkers(nodes - k - 1) // as the coordinator's link does, before adding it
-		d.AddWorker(f)
-		barrier(t, d)
-		got := f.peersGot()
-		if len(got) < 2 || len(got) > minPeerShare {
-			t.Errorf("%s got %d addresses, want ceil(9/8) = 2 raised to at most %d: %v", f.name, len(got), minPeerShare, got)
-		}
-		for _, a := range got {
-			holders[a]++
+	holders, got := joinOneByOne(t, known, nodes)
+	for k, g := range got {
+		if len(g) < 2 || len(g) > minPeerShare {
+			t.Errorf("node%d got %d addresses, want ceil(9/8) = 2 raised to at most %d: %v", k+1, len(g), minPeerShare, g)
 		}
 	}
 	lo, hi := nodes+1, 0
 	for _, a := range known {
 		lo, hi = min(lo, holders[a]), max(hi, holders[a])
 	}
-	if hi-lo > 1 || hi > 3 {
-		t.Errorf("addresses held by %d to %d workers, want an even spread of at most 3: %v", lo, hi, holders)
+	if hi-lo > 1 || hi > maxJoinHolders {
+		t.Errorf("addresses held by %d to %d workers, want an even spread of at most %d: %v", lo, hi, maxJoinHolders, holders)
 	}
 }
 
@@ -303,32 +283,11 @@ func TestSubChiefJoinShareCountsExpectedWorkers(t *testing.T) {
 // for 3 hosts gave each node 2 (one of them the coordinator, with nothing
 // to give at the start), and a node whose one seeder choked it idled.
 func TestSubChiefJoinShareFloor(t *testing.T) {
-	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
-	cfg, _ := subChiefConfig(t, tt)
-	cfg.LeaseTimeout = time.Minute
-	d := newTestDownload(t, cfg)
 	known := testAddrs(1, 4)
-	d.AddPeers(known)
-	barrier(t, d)
-	holders := map[netip.AddrPort]int{}
-	for _, a := range localPeers(t, d) {
-		holders[a]++
-	}
-	const nodes = 2
-	d.ExpectWorkers(nodes)
-	for k := range nodes {
-		f := newFakeWorker(fmt.Sprintf("node%d", k+1), tt)
-		f.hold = true
-		f.start()
-		d.ExpectWorkers(nodes - k - 1)
-		d.AddWorker(f)
-		barrier(t, d)
-		got := f.peersGot()
-		if len(got) != minPeerShare {
-			t.Errorf("%s got %d addresses, want %d (ceil(4/3) = 2 raised to minPeerShare): %v", f.name, len(got), minPeerShare, got)
-		}
-		for _, a := range got {
-			holders[a]++
+	holders, got := joinOneByOne(t, known, 2)
+	for k, g := range got {
+		if len(g) != minPeerShare {
+			t.Errorf("node%d got %d addresses, want %d (ceil(4/3) = 2 raised to minPeerShare): %v", k+1, len(g), minPeerShare, g)
 		}
 	}
 	for _, a := range known {
@@ -336,4 +295,38 @@ func TestSubChiefJoinShareFloor(t *testing.T) {
 			t.Errorf("%v held by %d workers, want at most %d: %v", a, holders[a], maxJoinHolders, holders)
 		}
 	}
+}
+
+// joinOneByOne gives a sub-chief the known addresses (its local worker
+// takes them all), then adds nodes workers one by one while it expects
+// the rest, as the coordinator's link does. It returns how many workers
+// hold each address and what each node got.
+func joinOneByOne(t *testing.T, known []netip.AddrPort, nodes int) (map[netip.AddrPort]int, [][]netip.AddrPort) {
+	t.Helper()
+	tt := swarmtest.NewTorrent(t, 64*16<<10, 16<<10)
+	cfg, _ := subChiefConfig(t, tt)
+	cfg.LeaseTimeout = time.Minute
+	d := newTestDownload(t, cfg)
+	d.AddPeers(known)
+	barrier(t, d)
+	holders := map[netip.AddrPort]int{}
+	for _, a := range localPeers(t, d) {
+		holders[a]++
+	}
+	var got [][]netip.AddrPort
+	d.ExpectWorkers(nodes)
+	for k := range nodes {
+		f := newFakeWorker(fmt.Sprintf("node%d", k+1), tt)
+		f.hold = true
+		f.start()
+		d.ExpectWorkers(nodes - k - 1) // before adding it
+		d.AddWorker(f)
+		barrier(t, d)
+		g := f.peersGot()
+		got = append(got, g)
+		for _, a := range g {
+			holders[a]++
+		}
+	}
+	return holders, got
 }

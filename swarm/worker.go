@@ -48,9 +48,11 @@ type Worker interface {
 	// Assign adds pieces to the worker's lease.
 	Assign(pieces []int)
 	// Revoke asks the worker to give pieces back. Without force it keeps
-	// pieces it has partly downloaded. It answers with one EventRevoked
-	// listing the pieces actually given back and those it keeps (Kept),
-	// even when both are empty.
+	// pieces it has partly downloaded. It answers with an EventRevoked
+	// listing the pieces actually given back and, without force, those it
+	// keeps (Kept). A remote worker sends no answer that would list
+	// neither (a node before Kept: none when nothing is given back) and
+	// may answer a long list in parts.
 	Revoke(pieces []int, force bool)
 	// Have tells the worker that pieces are verified and durably stored:
 	// it stops downloading them and may advertise and upload them.
