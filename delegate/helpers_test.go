@@ -385,6 +385,17 @@ func dial(t testing.TB, ts *testServer, key cluster.Key, job JobSpec, cfg Client
 
 // mustDial runs Client over a fresh connection to ts with the cluster key
 // and tt's job, failing the test on error.
+// mustDialHolding starts a node over tr whose fake worker holds every
+// piece it is assigned until resumed, and dials it: the job's RemoteSwarm
+// and the worker behind it.
+func mustDialHolding(t *testing.T, tr transport, tt *swarmtest.Torrent) (*RemoteSwarm, *fakeWorker) {
+	t.Helper()
+	f := &fakeFactory{tt: tt, hold: true}
+	ts := newTestServerWith(t, tr, f, nil)
+	r := mustDial(t, ts, tt)
+	return r, f.worker(t, 0)
+}
+
 func mustDial(t testing.TB, ts *testServer, tt *swarmtest.Torrent) *RemoteSwarm {
 	t.Helper()
 	r, err := dial(t, ts, testKey(1), jobSpec(tt), testClientConfig(t))

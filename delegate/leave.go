@@ -157,24 +157,14 @@ func (j *nodeJob) assign(pieces []uint32) {
 // which of those asked it keeps (started). An answer with neither is not
 // sent: it answers nothing the coordinator could match.
 func (j *nodeJob) sendRevoked(pieces, kept []int) {
-	p, k := j.wireIndices(pieces), j.wireIndices(kept)
+	n := j.job.Info.NumPieces()
+	p, k := toWire(pieces, n), toWire(kept, n)
 	for len(p) > 0 || len(k) > 0 { // at most maxListChunk indices a message
 		n := min(len(p), maxListChunk)
 		m := min(len(k), maxListChunk-n)
 		j.ns.send(MsgRevoked, &piecesMsg{Job: j.job.ID, Pieces: p[:n], Kept: k[:m]})
 		p, k = p[n:], k[m:]
 	}
-}
-
-// wireIndices is the pieces within the torrent, as sent.
-func (j *nodeJob) wireIndices(pieces []int) []uint32 {
-	p := make([]uint32, 0, len(pieces))
-	for _, i := range pieces {
-		if i >= 0 && i < j.job.Info.NumPieces() {
-			p = append(p, uint32(i))
-		}
-	}
-	return p
 }
 
 // finishLeave runs on the pump once a leaving job's worker closed its

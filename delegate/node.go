@@ -385,16 +385,7 @@ func (j *nodeJob) stopped() bool {
 	}
 }
 
-func (j *nodeJob) indices(p []uint32) []int {
-	n := j.job.Info.NumPieces()
-	out := make([]int, 0, len(p))
-	for _, i := range p {
-		if int64(i) < int64(n) {
-			out = append(out, int(i))
-		}
-	}
-	return out
-}
+func (j *nodeJob) indices(p []uint32) []int { return fromWire(p, j.job.Info.NumPieces()) }
 
 func (j *nodeJob) stats() (uploaded, downloaded, left int64) {
 	st := j.w.Status()

@@ -25,10 +25,7 @@ func TestNodePeersReachCoordinator(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			f := &fakeFactory{tt: tt, hold: true}
-			ts := newTestServerWith(t, tr, f, nil)
-			r := mustDial(t, ts, tt)
-			w := f.worker(t, 0)
+			r, w := mustDialHolding(t, tr, tt)
 			var many []netip.AddrPort
 			for i := range MaxPeersPerMsg + 50 {
 				many = append(many, netip.MustParseAddrPort(fmt.Sprintf("10.1.%d.%d:6881", i/250, i%250+1)))

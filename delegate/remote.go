@@ -301,12 +301,7 @@ func (r *RemoteSwarm) AddPeers(addrs []netip.AddrPort) {
 }
 
 func (r *RemoteSwarm) sendPieces(t MsgType, pieces []int, force bool) {
-	idx := make([]uint32, 0, len(pieces))
-	for _, p := range pieces {
-		if p >= 0 && p < r.info.NumPieces() {
-			idx = append(idx, uint32(p))
-		}
-	}
+	idx := toWire(pieces, r.info.NumPieces())
 	for len(idx) > 0 {
 		n := min(len(idx), maxListChunk)
 		if t == MsgRevoke {
@@ -441,23 +436,12 @@ func (r *RemoteSwarm) releaseMemory() {
 
 // revoked passes the node's Revoked on to Events.
 func (r *RemoteSwarm) revoked(pieces, kept []uint32) {
-	ev := swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: r.pieceIndices(pieces), Kept: r.pieceIndices(kept)}
+	n := r.info.NumPieces()
+	ev := swarm.WorkerEvent{Kind: swarm.EventRevoked, Pieces: fromWire(pieces, n), Kept: fromWire(kept, n)}
 	select {
 	case r.ctrlIn <- ev:
 	case <-r.dead:
 	}
-}
-
-// pieceIndices is the indices within the torrent (a node's list may name
-// others: they are ignored).
-func (r *RemoteSwarm) pieceIndices(pieces []uint32) []int {
-	out := make([]int, 0, len(pieces))
-	for _, p := range pieces {
-		if int64(p) < int64(r.info.NumPieces()) {
-			out = append(out, int(p))
-		}
-	}
-	return out
 }
 
 // leaving passes the node's Leaving on to Events (EventLeaving): the

@@ -176,10 +176,7 @@ func TestRevokeRoundTrip(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			f := &fakeFactory{tt: tt, hold: true}
-			ts := newTestServerWith(t, tr, f, nil)
-			r := mustDial(t, ts, tt)
-			w := f.worker(t, 0)
+			r, w := mustDialHolding(t, tr, tt)
 			r.Assign(allPieces(10))
 			r.Revoke([]int{1, 2, 3, 99}, true)
 			select {
@@ -212,10 +209,7 @@ func TestRevokeAnswersKeptPieces(t *testing.T) {
 	tt := swarmtest.NewTorrent(t, 1<<20, 64<<10)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			f := &fakeFactory{tt: tt, hold: true}
-			ts := newTestServerWith(t, tr, f, nil)
-			r := mustDial(t, ts, tt)
-			w := f.worker(t, 0)
+			r, w := mustDialHolding(t, tr, tt)
 			w.mu.Lock()
 			w.started = map[int]bool{4: true, 5: true}
 			w.mu.Unlock()

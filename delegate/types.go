@@ -153,6 +153,30 @@ type piecesMsg struct {
 	Kept   []uint32 `msgpack:"kept,omitempty"`
 }
 
+// toWire is the piece indices within a torrent of n pieces, as a list
+// is sent; others are left out.
+func toWire(pieces []int, n int) []uint32 {
+	out := make([]uint32, 0, len(pieces))
+	for _, i := range pieces {
+		if i >= 0 && i < n {
+			out = append(out, uint32(i))
+		}
+	}
+	return out
+}
+
+// fromWire is the piece indices of a received list within a torrent of n
+// pieces; a peer's list may name others, which are ignored.
+func fromWire(p []uint32, n int) []int {
+	out := make([]int, 0, len(p))
+	for _, i := range p {
+		if int64(i) < int64(n) {
+			out = append(out, int(i))
+		}
+	}
+	return out
+}
+
 type revokeMsg struct {
 	Job    uint64   `msgpack:"job"`
 	Pieces []uint32 `msgpack:"pieces"`

@@ -185,14 +185,9 @@ func stealWait(cfg Config) time.Duration {
 // (WorkerEvent.Kept), so the idle workers may copy them at once instead
 // of waiting out stealWait.
 func (s *workerSlot) answered(lb *leaseBook, back, kept []int) {
-	if len(s.ask) == 0 {
-		return
-	}
-	for _, i := range slices.Concat(back, kept) {
-		if slices.Contains(s.ask, i) {
-			s.settleAsk(lb)
-			return
-		}
+	asked := func(i int) bool { return slices.Contains(s.ask, i) }
+	if len(s.ask) > 0 && (slices.ContainsFunc(back, asked) || slices.ContainsFunc(kept, asked)) {
+		s.settleAsk(lb)
 	}
 }
 

@@ -155,19 +155,12 @@ func TestLeaseBookDuplicateHeldAndShared(t *testing.T) {
 // back and is unanswered (the answer takes a round trip; a node before
 // WorkerEvent.Kept sends none), and skipping its pieces until stealWait
 // left the last piece of an 8-host run with its only holder, 0.14 s
-// after the one before it, while seven links idled. If the holder does give the piece
-// back, the copy is simply the only one.
+// after the one before it, while seven links idled. If the holder does
+// give the piece back, the copy is simply the only one.
 func TestIdleWorkerJoinsPieceAskedBack(t *testing.T) {
-	tt := swarmtest.NewTorrent(t, 2*16<<10, 16<<10)
-	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 9)
-	lb := newLeaseBook(2, func(int) bool { return false }, 1)
-	a := &workerSlot{w: newFakeWorker("a", tt), idx: 0, alive: true}
-	b := &workerSlot{w: newFakeWorker("b", tt), idx: 1, alive: true}
-	d := &Download{cfg: cfg, log: swarmtest.Logger(t, slog.LevelWarn), n: 2, lb: lb, slots: []*workerSlot{a, b}, wd: newTestWatchdog(t)}
-	held := lb.Take(a.idx, 2, nil)
-	now := time.Now()
-	a.ask, a.askAt = slices.Clone(held), now // asked back, unanswered
-	d.refill(b, now, false)
+	d, a, b, held := stealPending(t, 2)
+	lb := d.lb
+	d.refill(b, a.askAt, false)
 	got := lb.HeldBy(b.idx, nil)
 	if len(got) != 1 || !slices.Contains(held, got[0]) {
 		t.Fatalf("the idle worker holds %v; want one of %v, which a pending steal asked back", got, held)
@@ -187,15 +180,8 @@ func TestIdleWorkerJoinsPieceAskedBack(t *testing.T) {
 // names the pieces it keeps (started) settles the steal at once, and an
 // idle worker copies them then, not a stealWait later.
 func TestStealAnsweredWithKeptPieces(t *testing.T) {
-	tt := swarmtest.NewTorrent(t, 6*16<<10, 16<<10)
-	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 9)
-	lb := newLeaseBook(6, func(int) bool { return false }, 1)
-	a := &workerSlot{w: newFakeWorker("a", tt), idx: 0, alive: true}
-	b := &workerSlot{w: newFakeWorker("b", tt), idx: 1, alive: true}
-	d := &Download{cfg: cfg, log: swarmtest.Logger(t, slog.LevelWarn), n: 6, lb: lb, slots: []*workerSlot{a, b}, wd: newTestWatchdog(t)}
-	held := lb.Take(a.idx, 6, nil)
-	now := time.Now()
-	a.ask, a.askAt = slices.Clone(held), now
+	d, a, b, held := stealPending(t, 6)
+	lb, now := d.lb, a.askAt
 	d.refill(b, now, false)
 	if n := lb.Held(b.idx); n != 0 {
 		t.Fatalf("before the answer the idle worker holds %d pieces; want none (more pieces left than workers, none known started)", n)
@@ -220,4 +206,19 @@ func TestStealAnsweredWithKeptPieces(t *testing.T) {
 	if len(a.ask) != 1 {
 		t.Fatalf("an empty answer settled the steal: ask %v", a.ask)
 	}
+}
+
+// stealPending is a sub-chief of n pieces with two workers: a holds every
+// piece, all of them asked back by a steal not yet answered, and b holds
+// none.
+func stealPending(t *testing.T, n int) (d *Download, a, b *workerSlot, held []int) {
+	tt := swarmtest.NewTorrent(t, n*16<<10, 16<<10)
+	cfg := testConfig(tt, swarmtest.NewStorage(tt.Info, nil), 9)
+	lb := newLeaseBook(n, func(int) bool { return false }, 1)
+	a = &workerSlot{w: newFakeWorker("a", tt), idx: 0, alive: true}
+	b = &workerSlot{w: newFakeWorker("b", tt), idx: 1, alive: true}
+	d = &Download{cfg: cfg, log: swarmtest.Logger(t, slog.LevelWarn), n: n, lb: lb, slots: []*workerSlot{a, b}, wd: newTestWatchdog(t)}
+	held = lb.Take(a.idx, n, nil)
+	a.ask, a.askAt = slices.Clone(held), time.Now()
+	return d, a, b, held
 }
